@@ -1,0 +1,126 @@
+"""The ``cosim`` command line.
+
+Exit codes: 0 done; 2 bad input, reported as ONE line ``error: <file>: <field>: <what>`` with no
+traceback; 1 internal failure (traceback only with ``--debug``); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+import cosim
+from cosim.errors import InputError, MissingDependencyError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="cosim: SUMO mobility + SimPy radio + federated fine-tuning, on one simulated clock.",
+)
+
+T = TypeVar("T")
+
+ScenarioArg = Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a scenario value: dotted.key=value (repeatable)."),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cosim {cosim.__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """cosim: SUMO mobility + SimPy radio + federated fine-tuning, on one simulated clock."""
+
+
+def _guarded(debug: bool, work: Callable[[], T]) -> T:
+    """Run a command body and map failures to exit codes and one-line messages."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return work()
+    except InputError as exc:
+        typer.echo(exc.line(), err=True)
+        raise typer.Exit(2) from None
+    except MissingDependencyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: internal: {type(exc).__name__}: {exc}"
+                   + ("" if debug else " (run with --debug for the traceback)"), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def validate(scenario: ScenarioArg, set_: SetOpt = None, debug: DebugOpt = False) -> None:
+    """Check a scenario file and print what it would run."""
+    from cosim.runner import layer_status
+    from cosim.scenario_loader import load_scenario
+
+    def work() -> None:
+        sc = load_scenario(scenario, set_ or [])
+        layers = ", ".join(f"{k}: {v}" for k, v in layer_status(sc).items())
+        typer.echo(f"ok: {scenario}: {sc.name}, seed {sc.seed}, {sc.duration_s:g} s; {layers}")
+
+    _guarded(debug, work)
+
+
+@app.command()
+def run(
+    scenario: ScenarioArg,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>-<time>).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the scenario's seed.")] = None,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run a scenario and write its traces (Parquet) and run.json."""
+    from cosim.runner import layer_status, run_scenario
+    from cosim.scenario_loader import load_scenario
+
+    def work() -> None:
+        sc = load_scenario(scenario, set_ or [], seed=seed)
+        if not quiet:
+            for layer, state in layer_status(sc).items():
+                typer.echo(f"{layer:>9}: {state}", err=True)
+        result = run_scenario(sc, source=scenario, out=out, quiet=quiet)
+        s = result.info.get("summary", {}).get("mobility", {})
+        typer.echo(f"{result.status}: {result.run_dir} ({result.info['wall_time_s']:.1f} s wall, "
+                   f"{s.get('vehicles_seen', 0)} vehicles, peak {s.get('peak_vehicles', 0)})")
+
+    _guarded(debug, work)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Turn a scenario's mobility section into SUMO inputs: a built network and routed demand.
+
+Networks come from plain XML via netconvert or from netgenerate; demand from randomTrips.py,
+optionally with parking stops, routed by duarouter. Everything is cached by content, so the
+same scenario and seed reuse the same files (and give the same vehicles).
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cosim.cache import cached_folder, content_key
+from cosim.errors import InputError
+from cosim.mobility.sumo_tools import SumoToolError, binary, run_tool, sumo_version, tool
+from cosim.scenario import MobilityConfig, ParkingDemand, RandomTripsDemand, Scenario
+
+
+@dataclass(frozen=True)
+class SumoInputs:
+    """What SUMO is started with: a config file, or a network plus route and additional files."""
+
+    net: Path | None
+    sumocfg: Path | None = None
+    routes: list[Path] = field(default_factory=list)
+    additional: list[Path] = field(default_factory=list)
+
+
+def prepare_inputs(scenario: Scenario, source: Path | None = None) -> SumoInputs:
+    """Build (or fetch from the cache) everything SUMO needs for this scenario."""
+    m = scenario.mobility
+    if m.sumocfg:
+        return SumoInputs(net=None, sumocfg=m.sumocfg, routes=m.routes, additional=m.additional)
+    net = m.net or build_network(m, source)
+    routes, additional = list(m.routes), list(m.additional)
+    if m.demand is not None:
+        end = m.demand.end_s or (m.warmup_s + scenario.duration_s)
+        demand_routes, demand_adds = build_demand(net, m.demand, scenario.seed, end, source)
+        routes.append(demand_routes)
+        additional.extend(demand_adds)
+    return SumoInputs(net=net, routes=routes, additional=additional)
+
+
+def build_network(m: MobilityConfig, source: Path | None = None) -> Path:
+    """A ``.net.xml`` built with netconvert (plain XML) or netgenerate, cached by content."""
+    if m.plain is not None:
+        plain = m.plain
+        cmd_tail = ["--offset.disable-normalization", "true", *plain.netconvert_options]
+        key = content_key(["netconvert", sumo_version(), plain.nodes, plain.edges, *cmd_tail])
+
+        def build(folder: Path) -> None:
+            cmd = [binary("netconvert"), "--node-files", str(plain.nodes),
+                   "--edge-files", str(plain.edges), "-o", str(folder / "net.net.xml"),
+                   *cmd_tail]
+            _run_as_input(cmd, folder / "netconvert.log", source,
+                          "mobility.plain", f"netconvert could not build {plain.edges.name}")
+    else:
+        args = list(m.netgenerate or [])
+        key = content_key(["netgenerate", sumo_version(), *args])
+
+        def build(folder: Path) -> None:
+            cmd = [binary("netgenerate"), *args, "-o", str(folder / "net.net.xml")]
+            _run_as_input(cmd, folder / "netgenerate.log", source, "mobility.netgenerate",
+                          "netgenerate failed")
+    return cached_folder("networks", key, build) / "net.net.xml"
+
+
+def build_demand(
+    net: Path, demand: RandomTripsDemand, seed: int, end_s: float, source: Path | None = None
+) -> tuple[Path, list[Path]]:
+    """Routed trips (and parking areas) for one seed, cached by net, demand settings and seed."""
+    settings = json.dumps(demand.model_dump(mode="json"), sort_keys=True)
+    key = content_key(["demand", sumo_version(), net, settings, str(seed), repr(end_s)])
+
+    def build(folder: Path) -> None:
+        trips = folder / "trips.xml"
+        periods = demand.period_s if isinstance(demand.period_s, list) else [demand.period_s]
+        cmd = [
+            tool("randomTrips.py"), "-n", str(net), "-o", str(trips), "--seed", str(seed),
+            "-b", repr(demand.begin_s), "-e", repr(end_s), "-p", *map(repr, periods),
+            "--fringe-factor", repr(demand.fringe_factor),
+            "--min-distance", repr(demand.min_distance_m),
+            "--vehicle-class", "passenger", "--prefix", "veh",
+            "--trip-attributes", 'departLane="best" departSpeed="max"',
+            "--no-validate", *demand.random_trips_options,
+        ]
+        _run_as_input(cmd, folder / "randomTrips.log", source, "mobility.demand",
+                      "randomTrips failed")
+        additional: list[Path] = []
+        if demand.parking is not None:
+            parking = folder / "parking.add.xml"
+            area_ids = write_parking_areas(net, demand.parking, seed, parking)
+            add_parking_stops(trips, area_ids, demand.parking, seed)
+            additional.append(parking)
+        cmd = [binary("duarouter"), "-n", str(net), "--route-files", str(trips),
+               "-o", str(folder / "routes.rou.xml"), "--ignore-errors", "true",
+               "--no-step-log", "true", "--seed", str(seed)]
+        for add in additional:
+            cmd += ["--additional-files", str(add)]
+        _run_as_input(cmd, folder / "duarouter.log", source, "mobility.demand",
+                      "duarouter failed")
+
+    folder = cached_folder("demand", key, build)
+    adds = [folder / "parking.add.xml"] if demand.parking is not None else []
+    return folder / "routes.rou.xml", adds
+
+
+def write_parking_areas(net_file: Path, parking: ParkingDemand, seed: int, out: Path) -> list[str]:
+    """Place on-street parking areas on long inner edges; return their ids."""
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_file))
+    eligible = sorted(
+        (e for e in net.getEdges()
+         if e.allows("passenger") and not e.is_fringe() and e.getFunction() == ""
+         and e.getLanes()[0].getLength() >= parking.min_edge_length_m),
+        key=lambda e: e.getID(),
+    )
+    if not eligible:
+        raise InputError(None, "mobility.demand.parking",
+                         f"no edge of {net_file.name} is at least "
+                         f"{parking.min_edge_length_m} m long to hold a parking area")
+    rng = np.random.default_rng([seed, 1])
+    chosen = rng.choice(len(eligible), size=min(parking.areas, len(eligible)), replace=False)
+    ids = []
+    with open(out, "w", encoding="utf-8") as f:
+        f.write('<?xml version="1.0" encoding="UTF-8"?>\n<additional>\n')
+        for idx in sorted(chosen):
+            lane = eligible[idx].getLanes()[0]
+            length = lane.getLength()
+            start, end = 5.0, length - 5.0
+            capacity = max(1, int((end - start) // 7.5))
+            pid = f"pa_{eligible[idx].getID()}"
+            ids.append(pid)
+            f.write(f'    <parkingArea id="{pid}" lane="{lane.getID()}" startPos="{start:.2f}" '
+                    f'endPos="{end:.2f}" roadsideCapacity="{capacity}"/>\n')
+        f.write("</additional>\n")
+    return ids
+
+
+def add_parking_stops(trips: Path, area_ids: list[str], parking: ParkingDemand, seed: int) -> None:
+    """Give a share of the trips a parking stop on the way (duarouter routes through it)."""
+    tree = ET.parse(trips)
+    rng = np.random.default_rng([seed, 2])
+    lo, hi = parking.duration_s
+    for trip in tree.getroot().iter("trip"):
+        if rng.random() < parking.share:
+            area = area_ids[int(rng.integers(len(area_ids)))]
+            duration = float(rng.uniform(lo, hi))
+            ET.SubElement(trip, "stop", parkingArea=area, duration=f"{duration:.0f}")
+    tree.write(trips, encoding="UTF-8", xml_declaration=True)
+
+
+def _run_as_input(cmd: list[str], log: Path, source: Path | None, field_name: str,
+                  what: str) -> None:
+    """Run a build tool; its failure is a problem of the user's inputs (exit code 2)."""
+    try:
+        run_tool(cmd, log)
+    except SumoToolError as exc:
+        raise InputError(source, field_name, f"{what}: {exc}") from None

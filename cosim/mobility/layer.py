@@ -1,0 +1,123 @@
+"""The mobility layer: a SimPy process that steps SUMO and publishes every vehicle's state.
+
+The layer keeps one step of look-ahead: at engine time t it holds the states at the last SUMO step
+(``current``) and at the next one (``upcoming``), so that a faster process (the radio, every
+100 ms) can interpolate positions at any time in between, whatever order SimPy runs them in.
+Engine time 0 is the end of the SUMO warm-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from cosim.engine import Engine, until
+from cosim.errors import InputError
+from cosim.mobility.geo import xy_to_lonlat
+from cosim.mobility.session import SumoSession, VehicleStates
+from cosim.scenario import Scenario
+
+MOBILITY_SCHEMA = pa.schema([
+    ("t", pa.float64()),
+    ("vehicle", pa.string()),
+    ("x", pa.float64()),
+    ("y", pa.float64()),
+    ("lon", pa.float64()),
+    ("lat", pa.float64()),
+    ("speed", pa.float64()),
+    ("heading", pa.float64()),
+    ("edge", pa.string()),
+    ("parked", pa.bool_()),
+])
+
+
+def steps_per(period_s: float, step_s: float, field: str, source: Any = None) -> int:
+    """How many SUMO steps make one period; the period must be a whole number of steps."""
+    ratio = period_s / step_s
+    n = round(ratio)
+    if n < 1 or not math.isclose(ratio, n, rel_tol=0, abs_tol=1e-9):
+        raise InputError(source, field,
+                         f"must be a whole multiple of mobility.step_length_s ({step_s} s)")
+    return n
+
+
+class MobilityLayer:
+    """Steps SUMO on the engine clock, records the mobility trace, notifies listeners."""
+
+    name = "mobility"
+
+    def __init__(self, session: SumoSession, scenario: Scenario, source: Any = None):
+        self.session = session
+        self.step_s = scenario.mobility.step_length_s
+        self.warmup_s = scenario.mobility.warmup_s
+        self.geo = scenario.mobility.geo_origin
+        self.sample_every = steps_per(scenario.output.mobility_period_s, self.step_s,
+                                      "output.mobility_period_s", source)
+        self.listeners: list[Callable[[VehicleStates], None]] = []
+        self.current: VehicleStates | None = None
+        self.upcoming: VehicleStates | None = None
+        self._offset = 0.0
+        self._seen: set[str] = set()
+        self._parked_seen: set[str] = set()
+        self._peak = 0
+
+    def attach(self, engine: Engine) -> None:
+        self.table = engine.traces.table("mobility", MOBILITY_SCHEMA)
+        self._warm_up()
+        self.current = self._engine_time(self.session.read())
+        self.upcoming = self._engine_time(self.session.step())
+        engine.env.process(self._drive(engine))
+
+    def _warm_up(self) -> None:
+        steps = round(self.warmup_s / self.step_s)
+        for _ in range(steps):
+            self.session.advance()
+        self._offset = self.session.time()
+
+    def _engine_time(self, states: VehicleStates) -> VehicleStates:
+        return dataclasses.replace(states, t=round(states.t - self._offset, 9))
+
+    def _drive(self, engine: Engine):
+        k = 0
+        while True:
+            self._publish(self.current, record=k % self.sample_every == 0)
+            k += 1
+            yield until(engine.env, k * self.step_s)
+            self.current = self.upcoming
+            self.upcoming = self._engine_time(self.session.step())
+
+    def _publish(self, states: VehicleStates, record: bool) -> None:
+        self._seen.update(states.entered)
+        if states.parked.any():
+            self._parked_seen.update(states.ids[states.parked])
+        self._peak = max(self._peak, len(states))
+        if record:
+            self._record(states)
+        for listener in self.listeners:
+            listener(states)
+
+    def _record(self, s: VehicleStates) -> None:
+        n = len(s)
+        if self.geo is not None:
+            lon, lat = xy_to_lonlat(s.x, s.y, self.geo.lat, self.geo.lon)
+        else:
+            lon = lat = pa.nulls(n, pa.float64())
+        self.table.append({
+            "t": np.full(n, s.t), "vehicle": s.ids, "x": s.x, "y": s.y, "lon": lon, "lat": lat,
+            "speed": s.speed, "heading": s.heading, "edge": s.edge, "parked": s.parked,
+        })
+
+    def progress_fields(self) -> dict[str, str]:
+        n = len(self.current) if self.current is not None else 0
+        parked = int(self.current.parked.sum()) if self.current is not None else 0
+        return {"vehicles": f"{n} ({parked} parked)"}
+
+    def summary(self) -> dict[str, Any]:
+        return {"vehicles_seen": len(self._seen), "vehicles_parked": len(self._parked_seen),
+                "peak_vehicles": self._peak, "warmup_s": self.warmup_s,
+                "step_length_s": self.step_s, "backend": type(self.session).__name__}

@@ -1,0 +1,242 @@
+"""One interface over libsumo (in-process), TraCI (socket) and sumo-gui.
+
+A session advances SUMO one step at a time and returns every vehicle's state as numpy arrays.
+Reads use what measures fastest per backend: libsumo's direct per-vehicle getters (no socket, so
+each call costs ~1-2 us) and, over a TraCI socket, variable subscriptions (one message a step
+instead of one round trip per vehicle and variable). SUMO is always closed: use ``open_session``
+as a context manager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cosim.errors import InputError, MissingDependencyError
+from cosim.mobility.build import SumoInputs
+from cosim.mobility.sumo_tools import binary
+
+# TraCI variable ids (traci.constants), used for subscriptions.
+_VAR_POSITION, _VAR_SPEED, _VAR_ANGLE, _VAR_ROAD_ID, _VAR_STOPSTATE = 0x42, 0x40, 0x43, 0x50, 0xB5
+_SUBSCRIBED = (_VAR_POSITION, _VAR_SPEED, _VAR_ANGLE, _VAR_ROAD_ID, _VAR_STOPSTATE)
+_STOP_PARKING = 2  # bit of getStopState: the vehicle is parked (off the lane)
+
+
+@dataclass(frozen=True)
+class VehicleStates:
+    """Every vehicle in the network at time ``t`` (SUMO time), as aligned arrays."""
+
+    t: float
+    ids: np.ndarray  # str (object)
+    x: np.ndarray  # m
+    y: np.ndarray  # m
+    speed: np.ndarray  # m/s
+    heading: np.ndarray  # degrees, 0 = north, clockwise (SUMO's angle)
+    edge: np.ndarray  # str (object); ":..." while on a junction
+    parked: np.ndarray  # bool
+    entered: tuple[str, ...]  # ids new since the previous step
+    left: tuple[str, ...]  # ids gone since the previous step
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class SumoLaunch:
+    """Everything needed to start SUMO for one run."""
+
+    inputs: SumoInputs
+    backend: str  # libsumo | traci | gui
+    step_length_s: float
+    seed: int
+    extra_options: tuple[str, ...] = ()
+    log_file: Path | None = None
+
+    def command(self, executable: str) -> list[str]:
+        cmd = [executable]
+        if self.inputs.sumocfg:
+            cmd += ["-c", str(self.inputs.sumocfg)]
+        if self.inputs.net:
+            cmd += ["-n", str(self.inputs.net)]
+        if self.inputs.routes:
+            cmd += ["-r", ",".join(str(p) for p in self.inputs.routes)]
+        if self.inputs.additional:
+            cmd += ["-a", ",".join(str(p) for p in self.inputs.additional)]
+        cmd += ["--step-length", repr(self.step_length_s), "--seed", str(self.seed),
+                "--no-step-log", "true", "--duration-log.disable", "true",
+                "--no-warnings", "true"]
+        if self.log_file:
+            cmd += ["--log", str(self.log_file)]
+        return cmd + list(self.extra_options)
+
+
+class SumoSession:
+    """Base: a running SUMO that steps and reports vehicle states."""
+
+    def __init__(self, launch: SumoLaunch):
+        self.launch = launch
+        self._previous: set[str] = set()
+
+    def time(self) -> float:
+        raise NotImplementedError
+
+    def step(self) -> VehicleStates:
+        """Advance one step and return the new states."""
+        self.advance()
+        return self.read()
+
+    def read(self) -> VehicleStates:
+        ids, x, y, speed, heading, edge, stop = self._read_all()
+        current = set(ids)
+        entered = tuple(i for i in ids if i not in self._previous)
+        left = tuple(sorted(self._previous - current))
+        self._previous = current
+        return VehicleStates(
+            t=self.time(), ids=np.array(ids, dtype=object), x=x, y=y, speed=speed,
+            heading=heading, edge=np.array(edge, dtype=object),
+            parked=(stop & _STOP_PARKING) != 0, entered=entered, left=left,
+        )
+
+    def advance(self) -> None:
+        raise NotImplementedError
+
+    def _read_all(self) -> tuple:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class LibsumoSession(SumoSession):
+    """SUMO inside this process: the fastest path (one simulation per process)."""
+
+    def __init__(self, launch: SumoLaunch):
+        super().__init__(launch)
+        try:
+            import libsumo
+        except ImportError:
+            raise MissingDependencyError("libsumo is missing: pip install libsumo") from None
+        self._sumo = libsumo
+        if libsumo.simulation.isLoaded():
+            raise RuntimeError("a libsumo simulation is already running in this process")
+        _start_or_input_error(lambda: libsumo.start(launch.command(binary("sumo"))), launch)
+
+    def time(self) -> float:
+        return self._sumo.simulation.getTime()
+
+    def advance(self) -> None:
+        self._sumo.simulationStep()
+
+    def _read_all(self) -> tuple:
+        v = self._sumo.vehicle
+        ids = v.getIDList()
+        n = len(ids)
+        xy = np.fromiter(itertools.chain.from_iterable(map(v.getPosition, ids)), float, 2 * n)
+        speed = np.fromiter(map(v.getSpeed, ids), float, n)
+        heading = np.fromiter(map(v.getAngle, ids), float, n)
+        edge = list(map(v.getRoadID, ids))
+        stop = np.fromiter(map(v.getStopState, ids), np.int64, n)
+        return list(ids), xy[0::2].copy(), xy[1::2].copy(), speed, heading, edge, stop
+
+    def close(self) -> None:
+        if self._sumo.simulation.isLoaded():
+            self._sumo.close()
+
+
+class TraciSession(SumoSession):
+    """SUMO (or sumo-gui) as a separate process driven over a TraCI socket."""
+
+    _labels = itertools.count()
+
+    def __init__(self, launch: SumoLaunch, gui: bool = False):
+        super().__init__(launch)
+        try:
+            import traci
+        except ImportError:
+            raise MissingDependencyError("traci is missing: pip install traci") from None
+        self._traci = traci
+        self._label = f"cosim-{next(self._labels)}"
+        exe = binary("sumo-gui" if gui else "sumo")
+        cmd = launch.command(exe) + (["--start", "true", "--quit-on-end", "true"] if gui else [])
+        self._conn = None
+
+        def start() -> None:
+            # traci prints " Retrying in 1 seconds" while SUMO opens its port; keep stdout clean.
+            with contextlib.redirect_stdout(io.StringIO()):
+                traci.start(cmd, label=self._label, stdout=subprocess.DEVNULL)
+
+        _start_or_input_error(start, launch)
+        self._conn = traci.getConnection(self._label)
+        self._subscribed: set[str] = set()
+
+    def time(self) -> float:
+        return self._conn.simulation.getTime()
+
+    def advance(self) -> None:
+        self._conn.simulationStep()
+
+    def _read_all(self) -> tuple:
+        v = self._conn.vehicle
+        ids = v.getIDList()
+        new = [i for i in ids if i not in self._subscribed]
+        for vid in new:
+            v.subscribe(vid, _SUBSCRIBED)
+        self._subscribed = set(ids)
+        results = v.getAllSubscriptionResults()
+        n = len(ids)
+        rows = [results[i] for i in ids]
+        xy = np.fromiter(itertools.chain.from_iterable(r[_VAR_POSITION] for r in rows), float,
+                         2 * n)
+        speed = np.fromiter((r[_VAR_SPEED] for r in rows), float, n)
+        heading = np.fromiter((r[_VAR_ANGLE] for r in rows), float, n)
+        edge = [r[_VAR_ROAD_ID] for r in rows]
+        stop = np.fromiter((r[_VAR_STOPSTATE] for r in rows), np.int64, n)
+        return list(ids), xy[0::2].copy(), xy[1::2].copy(), speed, heading, edge, stop
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+def _start_or_input_error(start, launch: SumoLaunch) -> None:
+    """Start SUMO; a refusal to load the scenario's files is bad input (exit 2), not a crash."""
+    try:
+        start()
+    except Exception as exc:  # libsumo.TraCIException / traci.FatalTraCIError
+        target = launch.inputs.sumocfg or launch.inputs.net
+        detail = _first_error_line(launch.log_file) or str(exc).strip().splitlines()[0]
+        raise InputError(target, "mobility", f"SUMO could not load the scenario: {detail}") \
+            from None
+
+
+def _first_error_line(log: Path | None) -> str | None:
+    if log is None or not log.exists():
+        return None
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("Error"):
+            return line
+    return None
+
+
+@contextlib.contextmanager
+def open_session(launch: SumoLaunch) -> Iterator[SumoSession]:
+    """Start SUMO with the launch's backend and close it however the block ends."""
+    if launch.backend == "libsumo":
+        session: SumoSession = LibsumoSession(launch)
+    elif launch.backend in ("traci", "gui"):
+        session = TraciSession(launch, gui=launch.backend == "gui")
+    else:
+        raise ValueError(f"unknown backend {launch.backend!r}")
+    try:
+        yield session
+    finally:
+        session.close()

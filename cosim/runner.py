@@ -1,0 +1,152 @@
+"""Run one scenario: prepare inputs, create the run folder, drive the layers, write run.json.
+
+run.json is written when the run starts (status ``running``) and rewritten when it ends, whether
+it completes, fails or is interrupted; trace files of a run that did not complete are renamed
+``*.incomplete.parquet`` so they never look complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import cosim
+from cosim.engine import Engine, Layer
+from cosim.errors import InputError
+from cosim.mobility.build import prepare_inputs
+from cosim.mobility.layer import MobilityLayer
+from cosim.mobility.session import SumoLaunch, open_session
+from cosim.mobility.sumo_tools import sumo_version
+from cosim.progress import RunProgress
+from cosim.scenario import Scenario
+from cosim.traces import TraceSet
+
+LayerFactory = Callable[[Engine], Layer]
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def default_run_dir(scenario: Scenario) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = scenario.output.root / f"{scenario.name}-{stamp}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def prepare_run_dir(run_dir: Path, source: Path | None) -> Path:
+    """Create the run folder; reuse it only if it is empty or an earlier cosim run folder."""
+    if run_dir.exists():
+        if not run_dir.is_dir():
+            raise InputError(None, "--out", f"{run_dir} exists and is not a folder")
+        entries = list(run_dir.iterdir())
+        if entries and not (run_dir / "run.json").exists():
+            raise InputError(None, "--out", f"{run_dir} is not empty and not a cosim run folder")
+        for entry in entries:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def versions() -> dict[str, str]:
+    out = {"cosim": cosim.__version__, "sumo": sumo_version(),
+           "python": platform.python_version()}
+    for dist in ("simpy", "numpy", "pyarrow", "pydantic", "libsumo", "traci"):
+        try:
+            out[dist] = version(dist)
+        except Exception:  # not installed: nothing to record
+            continue
+    return out
+
+
+def layer_status(scenario: Scenario) -> dict[str, str]:
+    """Which layers this run drives (said by the CLI and recorded in run.json)."""
+    return {
+        "mobility": f"SUMO via {scenario.mobility.backend}",
+        "radio": "not available in this cosim version yet",
+        "learning": ("disabled (learning.enabled: false)" if scenario.learning is not None
+                     else "not available in this cosim version yet"),
+    }
+
+
+def run_scenario(
+    scenario: Scenario,
+    source: Path | None = None,
+    out: Path | None = None,
+    quiet: bool = False,
+    extra_layers: Iterable[LayerFactory] = (),
+) -> RunResult:
+    """Run the scenario to its duration; always leaves a run.json that says how it ended."""
+    inputs = prepare_inputs(scenario, source)  # bad inputs fail here, before any folder exists
+    run_dir = prepare_run_dir(out or default_run_dir(scenario), source)
+    started = dt.datetime.now(dt.timezone.utc)
+    info: dict[str, Any] = {
+        "status": "running", "scenario_file": str(source) if source else None,
+        "scenario": scenario.model_dump(mode="json"), "seed": scenario.seed,
+        "versions": versions(), "layers": layer_status(scenario),
+        "started_at": started.isoformat(timespec="seconds"),
+        "inputs": {"net": str(inputs.net) if inputs.net else None,
+                   "sumocfg": str(inputs.sumocfg) if inputs.sumocfg else None,
+                   "routes": [str(p) for p in inputs.routes],
+                   "additional": [str(p) for p in inputs.additional]},
+    }
+    _write_run_json(run_dir, info)
+    traces = TraceSet(run_dir, scenario.output.row_group_rows)
+    wall0 = time.perf_counter()
+    engine: Engine | None = None
+    status = "failed"
+    try:
+        launch = SumoLaunch(
+            inputs=inputs, backend=scenario.mobility.backend,
+            step_length_s=scenario.mobility.step_length_s, seed=scenario.seed,
+            extra_options=tuple(scenario.mobility.sumo_options), log_file=run_dir / "sumo.log",
+        )
+        with open_session(launch) as session:
+            engine = Engine(scenario, traces)
+            engine.add_layer(MobilityLayer(session, scenario, source))
+            for factory in extra_layers:
+                engine.add_layer(factory(engine))
+            tick_s = max(scenario.mobility.step_length_s, scenario.duration_s / 1000)
+            with RunProgress(scenario.duration_s, engine.progress_fields, quiet) as progress:
+                engine.run(progress.tick, tick_s)
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except Exception as exc:
+        info["error"] = exc.line() if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        info["status"] = status
+        info["traces"] = traces.close(complete=status == "complete")
+        info["wall_time_s"] = round(time.perf_counter() - wall0, 3)
+        info["sim_time_s"] = engine.env.now if engine is not None else 0.0
+        info["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        if engine is not None:
+            info["summary"] = engine.summary()
+        _write_run_json(run_dir, info)
+    return RunResult(run_dir, status, info)
+
+
+def _write_run_json(run_dir: Path, info: dict[str, Any]) -> None:
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.replace(run_dir / "run.json")

@@ -1,0 +1,146 @@
+"""Read a scenario YAML, apply ``--set`` overrides, validate, and turn every problem into one line.
+
+The error line names the file and the dotted field, e.g.
+``error: scenarios/x.yaml: mobilty: unknown key (did you mean 'mobility'?)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from cosim.errors import InputError
+from cosim.scenario import Scenario
+
+
+def load_scenario(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None
+) -> Scenario:
+    """Load and validate a scenario; raise InputError (one clear line) on any bad input."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
+    raw.setdefault("name", path.stem)
+    for item in overrides:
+        apply_override(raw, item, path)
+    if seed is not None:
+        raw["seed"] = seed
+    try:
+        return Scenario.model_validate(raw, context={"base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        raise _as_input_error(exc, path) from None
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """Parse a YAML file that must hold a mapping at the top."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(path, None, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, None, "is a folder, not a scenario file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, None, f"cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(path, None, f"not valid YAML: {where}{problem}") from None
+    if not isinstance(data, dict):
+        raise InputError(path, None, "a scenario must be a YAML mapping of sections")
+    return data
+
+
+def apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
+    """Apply one ``dotted.key=value`` override; the value is parsed as YAML (1, true, [a, b])."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise InputError(path, "--set", f"expected dotted.key=value, got {item!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    parts = key.strip().split(".")
+    node: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = _get_child(node, part)
+        if child is None:
+            child = {}
+            _set_child(node, part, child, path, ".".join(parts[: depth + 1]))
+        elif not isinstance(child, dict | list):
+            where = ".".join(parts[: depth + 1])
+            raise InputError(path, where, f"is a value, cannot set {key} inside it")
+        node = child
+    _set_child(node, parts[-1], value, path, key)
+
+
+def _get_child(node: Any, part: str) -> Any:
+    if isinstance(node, list):
+        idx = int(part) if part.lstrip("-").isdigit() else None
+        return node[idx] if idx is not None and -len(node) <= idx < len(node) else None
+    return node.get(part)
+
+
+def _set_child(node: Any, part: str, value: Any, path: Path, where: str) -> None:
+    if isinstance(node, list):
+        if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+            raise InputError(path, where, f"no list item {part}")
+        node[int(part)] = value
+    else:
+        node[part] = value
+
+
+def _as_input_error(exc: ValidationError, path: Path) -> InputError:
+    err = exc.errors()[0]
+    loc = [p for p in err["loc"] if not isinstance(p, str) or not p.startswith("function-")]
+    field = ".".join(str(p) for p in loc) or None
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+        allowed = _fields_at(Scenario, loc[:-1])
+        match = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+        if match:
+            message += f" (did you mean {match[0]!r}?)"
+        elif allowed:
+            message += f" (allowed: {', '.join(allowed)})"
+        return InputError(path, field, message)
+    message = err["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if err["type"] not in ("value_error", "missing") and "input" in err:
+        shown = repr(err["input"])
+        message += f" (got {shown[:60]})"
+    return InputError(path, field, message)
+
+
+def _fields_at(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    """Field names of the model found at ``loc`` inside ``model`` (for did-you-mean)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        cls = _model_in(current)
+        if cls is None or part not in cls.model_fields:
+            return []
+        current = cls.model_fields[part].annotation
+    cls = _model_in(current)
+    return list(cls.model_fields) if cls else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel class inside an annotation such as ``X | None`` or ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list, tuple, typing.Annotated):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
