@@ -94,7 +94,8 @@ def validate(scenario: ScenarioArg, set_: SetOpt = None, debug: DebugOpt = False
 @app.command()
 def run(
     scenario: ScenarioArg,
-    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>-<time>).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>-<time>).")]
+    = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the scenario's seed.")] = None,
     set_: SetOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,

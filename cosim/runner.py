@@ -121,7 +121,7 @@ def run_scenario(
         )
         with open_session(launch) as session:
             engine = Engine(scenario, traces)
-            engine.add_layer(MobilityLayer(session, scenario, source))
+            engine.add_layer(MobilityLayer(session, scenario))
             for factory in extra_layers:
                 engine.add_layer(factory(engine))
             tick_s = max(scenario.mobility.step_length_s, scenario.duration_s / 1000)

@@ -177,6 +177,16 @@ class Scenario(StrictModel):
             )
         return v
 
+    @model_validator(mode="after")
+    def _whole_steps(self) -> Scenario:
+        ratio = self.output.mobility_period_s / self.mobility.step_length_s
+        if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-9:
+            raise ValueError(
+                f"output.mobility_period_s ({self.output.mobility_period_s} s) must be a whole "
+                f"multiple of mobility.step_length_s ({self.mobility.step_length_s} s)"
+            )
+        return self
+
     @property
     def learning_enabled(self) -> bool:
         return self.learning is not None and self.learning.enabled

@@ -98,7 +98,9 @@ def _set_child(node: Any, part: str, value: Any, path: Path, where: str) -> None
 
 
 def _as_input_error(exc: ValidationError, path: Path) -> InputError:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # An unknown key (often a typo) explains the "missing" errors that come with it: report it.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [p for p in err["loc"] if not isinstance(p, str) or not p.startswith("function-")]
     field = ".".join(str(p) for p in loc) or None
     if err["type"] == "extra_forbidden":

@@ -9,7 +9,6 @@ Engine time 0 is the end of the SUMO warm-up.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 
 from cosim.engine import Engine, until
-from cosim.errors import InputError
 from cosim.mobility.geo import xy_to_lonlat
 from cosim.mobility.session import SumoSession, VehicleStates
 from cosim.scenario import Scenario
@@ -36,28 +34,18 @@ MOBILITY_SCHEMA = pa.schema([
 ])
 
 
-def steps_per(period_s: float, step_s: float, field: str, source: Any = None) -> int:
-    """How many SUMO steps make one period; the period must be a whole number of steps."""
-    ratio = period_s / step_s
-    n = round(ratio)
-    if n < 1 or not math.isclose(ratio, n, rel_tol=0, abs_tol=1e-9):
-        raise InputError(source, field,
-                         f"must be a whole multiple of mobility.step_length_s ({step_s} s)")
-    return n
-
-
 class MobilityLayer:
     """Steps SUMO on the engine clock, records the mobility trace, notifies listeners."""
 
     name = "mobility"
 
-    def __init__(self, session: SumoSession, scenario: Scenario, source: Any = None):
+    def __init__(self, session: SumoSession, scenario: Scenario):
         self.session = session
         self.step_s = scenario.mobility.step_length_s
         self.warmup_s = scenario.mobility.warmup_s
         self.geo = scenario.mobility.geo_origin
-        self.sample_every = steps_per(scenario.output.mobility_period_s, self.step_s,
-                                      "output.mobility_period_s", source)
+        # The scenario guarantees the sampling period is a whole number of steps.
+        self.sample_every = round(scenario.output.mobility_period_s / self.step_s)
         self.listeners: list[Callable[[VehicleStates], None]] = []
         self.current: VehicleStates | None = None
         self.upcoming: VehicleStates | None = None
