@@ -1,0 +1,1 @@
+"""Analysis: reports and policy comparison, computed from traces alone."""

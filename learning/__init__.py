@@ -1,0 +1,1 @@
+"""Learning: the multi-modal multi-task CLIP model, PEFT modules and the federated trainer."""
