@@ -23,10 +23,25 @@ class Layer(Protocol):
     def attach(self, engine: Engine) -> None: ...
 
 
-def until(env: simpy.Environment, t: float) -> simpy.Timeout:
+class _UrgentTimeout(simpy.events.Event):
+    """A timeout processed before ordinary events of the same instant (SimPy's URGENT)."""
+
+    def __init__(self, env: simpy.Environment, delay: float):
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        env.schedule(self, simpy.events.URGENT, delay)
+
+
+def until(env: simpy.Environment, t: float, urgent: bool = False) -> simpy.Event:
     """A timeout that fires at absolute time ``t`` (periodic processes use k * period so that
-    float steps never accumulate drift)."""
-    return env.timeout(max(0.0, t - env.now))
+    float steps never accumulate drift).
+
+    ``urgent``: the world-state layers (mobility, then radio) wake up before every ordinary
+    process at the same instant, so that learning processes always see the state of ``t``.
+    """
+    delay = max(0.0, t - env.now)
+    return _UrgentTimeout(env, delay) if urgent else env.timeout(delay)
 
 
 class Engine:
@@ -63,6 +78,9 @@ class Engine:
         if on_tick is not None:
             self.env.process(self._ticker(on_tick, tick_s))
         self.env.run(until=self.scenario.duration_s)
+        for layer in self.layers.values():
+            if hasattr(layer, "finish"):
+                layer.finish()
         if on_tick is not None:
             on_tick(self.scenario.duration_s)
 

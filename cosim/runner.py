@@ -21,7 +21,7 @@ from typing import Any
 import cosim
 from cosim.engine import Engine, Layer
 from cosim.errors import InputError
-from cosim.mobility.build import prepare_inputs
+from cosim.mobility.build import network_file, prepare_inputs
 from cosim.mobility.layer import MobilityLayer
 from cosim.mobility.session import SumoLaunch, open_session
 from cosim.mobility.sumo_tools import sumo_version
@@ -81,7 +81,8 @@ def layer_status(scenario: Scenario) -> dict[str, str]:
     """Which layers this run drives (said by the CLI and recorded in run.json)."""
     return {
         "mobility": f"SUMO via {scenario.mobility.backend}",
-        "radio": "not available in this cosim version yet",
+        "radio": ("SimPy radio (3GPP TR 38.901)" if scenario.radio is not None
+                  else "not configured (no radio section)"),
         "learning": ("disabled (learning.enabled: false)" if scenario.learning is not None
                      else "not available in this cosim version yet"),
     }
@@ -122,6 +123,10 @@ def run_scenario(
         with open_session(launch) as session:
             engine = Engine(scenario, traces)
             engine.add_layer(MobilityLayer(session, scenario))
+            if scenario.radio is not None:
+                from cosim.radio.layer import RadioLayer
+
+                engine.add_layer(RadioLayer(scenario, network_file(inputs), source))
             for factory in extra_layers:
                 engine.add_layer(factory(engine))
             tick_s = max(scenario.mobility.step_length_s, scenario.duration_s / 1000)

@@ -30,6 +30,18 @@ class SumoInputs:
     additional: list[Path] = field(default_factory=list)
 
 
+def network_file(inputs: SumoInputs) -> Path | None:
+    """The ``.net.xml`` SUMO runs on (read from the sumocfg when the scenario gives one)."""
+    if inputs.net is not None or inputs.sumocfg is None:
+        return inputs.net
+    root = ET.parse(inputs.sumocfg).getroot()
+    for element in root.iter("net-file"):
+        value = element.get("value", "").split(",")[0].strip()
+        if value:
+            return (inputs.sumocfg.parent / value).resolve()
+    return None
+
+
 def prepare_inputs(scenario: Scenario, source: Path | None = None) -> SumoInputs:
     """Build (or fetch from the cache) everything SUMO needs for this scenario."""
     m = scenario.mobility

@@ -75,7 +75,7 @@ class MobilityLayer:
         while True:
             self._publish(self.current, record=k % self.sample_every == 0)
             k += 1
-            yield until(engine.env, k * self.step_s)
+            yield until(engine.env, k * self.step_s, urgent=True)
             self.current = self.upcoming
             self.upcoming = self._engine_time(self.session.step())
 

@@ -1,0 +1,141 @@
+"""Cells as aligned numpy arrays, from an explicit list or from layout generators.
+
+Generators: macro sites on a hexagonal lattice (inter-site distance, rings around a centre), and
+small cells on the network's most central intersections (networkx betweenness or degree on the
+SUMO street graph), kept a minimum distance apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cosim.scenario import CellConfig, CellGenerators, CellTemplate, RadioConfig
+
+
+@dataclass(frozen=True)
+class Cells:
+    """All cells of a run; index i of every array is cell i (the integer id used in traces)."""
+
+    ids: tuple[str, ...]
+    kind: tuple[str, ...]
+    scenario: tuple[str, ...]
+    x: np.ndarray
+    y: np.ndarray
+    height_m: np.ndarray
+    tx_power_dbm: np.ndarray
+    antenna_gain_dbi: np.ndarray
+    carrier_ghz: np.ndarray
+    bandwidth_hz: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def cochannel_group(self) -> np.ndarray:
+        """Cells on the same carrier interfere with each other: one group index per carrier."""
+        _, group = np.unique(self.carrier_ghz, return_inverse=True)
+        return group
+
+    @classmethod
+    def from_configs(cls, configs: list[CellConfig]) -> Cells:
+        def arr(name: str) -> np.ndarray:
+            return np.array([getattr(c, name) for c in configs], dtype=float)
+
+        return cls(
+            ids=tuple(c.id for c in configs), kind=tuple(c.kind for c in configs),
+            scenario=tuple(c.scenario for c in configs), x=arr("x"), y=arr("y"),
+            height_m=arr("height_m"), tx_power_dbm=arr("tx_power_dbm"),
+            antenna_gain_dbi=arr("antenna_gain_dbi"), carrier_ghz=arr("carrier_ghz"),
+            bandwidth_hz=arr("bandwidth_mhz") * 1e6,
+        )
+
+
+def build_cells(radio: RadioConfig, net_file: Path | None) -> Cells:
+    """The scenario's cells: its list, or the generators' output plus any extra cells."""
+    if isinstance(radio.cells, list):
+        return Cells.from_configs(radio.cells)
+    return Cells.from_configs(generate_cells(radio.cells, net_file))
+
+
+def generate_cells(gen: CellGenerators, net_file: Path | None) -> list[CellConfig]:
+    configs: list[CellConfig] = []
+    if gen.hex is not None or gen.intersections is not None:
+        if net_file is None:
+            raise ValueError("cell generators need the SUMO network file")
+        import sumolib
+
+        net = sumolib.net.readNet(str(net_file))
+    if gen.hex is not None:
+        (xmin, ymin), (xmax, ymax) = _bounds(net)
+        center = gen.hex.center or ((xmin + xmax) / 2, (ymin + ymax) / 2)
+        for i, (x, y) in enumerate(hex_sites(center, gen.hex.isd_m, gen.hex.rings)):
+            configs.append(_cell(gen.hex, f"{gen.hex.id_prefix}{i}", x, y))
+    if gen.intersections is not None:
+        spec = gen.intersections
+        sites = central_intersections(net, spec.count, spec.rank_by, spec.min_spacing_m)
+        for i, (x, y) in enumerate(sites):
+            configs.append(_cell(spec, f"{spec.id_prefix}{i}", x, y))
+    configs.extend(gen.extra)
+    ids = [c.id for c in configs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("generated cell ids collide with listed ones; change id_prefix")
+    return configs
+
+
+def _cell(template: CellTemplate, cell_id: str, x: float, y: float) -> CellConfig:
+    fields = {k: getattr(template, k) for k in CellTemplate.model_fields}
+    return CellConfig(id=cell_id, x=round(x, 2), y=round(y, 2), **fields)
+
+
+def _bounds(net) -> tuple[tuple[float, float], tuple[float, float]]:
+    xmin, ymin, xmax, ymax = net.getBoundary()
+    return (xmin, ymin), (xmax, ymax)
+
+
+def hex_sites(center: tuple[float, float], isd_m: float, rings: int) -> list[tuple[float, float]]:
+    """Site positions of a hexagonal lattice: the centre, then ring by ring (axial coordinates)."""
+    cx, cy = center
+    sites = []
+    for ring in range(rings + 1):
+        ring_sites = []
+        for q in range(-ring, ring + 1):
+            for r in range(-ring, ring + 1):
+                if max(abs(q), abs(r), abs(q + r)) != ring:
+                    continue
+                x = cx + isd_m * (q + r / 2.0)
+                y = cy + isd_m * (r * math.sqrt(3.0) / 2.0)
+                ring_sites.append((math.atan2(y - cy, x - cx), x, y))
+        sites.extend((x, y) for _, x, y in sorted(ring_sites))
+    return sites
+
+
+def central_intersections(net, count: int, rank_by: str, min_spacing_m: float
+                          ) -> list[tuple[float, float]]:
+    """The ``count`` most central junctions of the street graph, greedily kept apart."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    for edge in net.getEdges():
+        if edge.getFunction() == "internal":
+            continue
+        graph.add_edge(edge.getFromNode().getID(), edge.getToNode().getID(), length=edge.getLength())
+    if rank_by == "degree":
+        score = {n: graph.in_degree(n) + graph.out_degree(n) for n in graph}
+    else:
+        score = nx.betweenness_centrality(graph, weight="length")
+    ranked = sorted(graph.nodes, key=lambda n: (-score[n], n))
+    chosen: list[tuple[float, float]] = []
+    for node_id in ranked:
+        node = net.getNode(node_id)
+        if node.getType() == "dead_end" or len(node.getIncoming()) + len(node.getOutgoing()) < 3:
+            continue
+        x, y = node.getCoord()
+        if all(math.hypot(x - cx, y - cy) >= min_spacing_m for cx, cy in chosen):
+            chosen.append((x, y))
+        if len(chosen) == count:
+            break
+    return chosen

@@ -1,0 +1,363 @@
+"""The radio layer: one SimPy process that turns vehicle positions into links.
+
+Every radio step (default 100 ms) it evaluates all vehicles x all cells, runs the handoff / radio
+link failure state machine, serves the active transfers and accumulates link windows. Work is
+batched per SUMO step: at each SUMO step the positions of its K radio steps are interpolated and
+the received powers of all K steps are computed in one numpy pass; the state machine then walks
+the K steps one at a time, on the engine clock.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from cosim.radio.cells import Cells, build_cells
+from cosim.radio.channel import Channel
+from cosim.radio.handoff import (
+    STATE_FIELDS,
+    BlockChannel,
+    BlockLinks,
+    LinkEvent,
+    LinkStateMachine,
+    rank_two,
+)
+from cosim.radio.transfers import Transfers
+from cosim.radio.windows import WINDOW_FIELDS, LinkWindows
+
+from cosim.engine import Engine, until
+from cosim.errors import InputError
+from cosim.scenario import Scenario
+
+RADIO_SCHEMA = pa.schema([
+    ("t", pa.float64()), ("vehicle", pa.string()), ("serving_cell", pa.int32()),
+    ("rsrp_dbm", pa.float32()), ("sinr_db", pa.float32()), ("rate_bps", pa.float64()),
+    ("ul_rate_bps", pa.float64()),
+])
+HANDOFF_SCHEMA = pa.schema([
+    ("t", pa.float64()), ("vehicle", pa.string()), ("from_cell", pa.int32()),
+    ("to_cell", pa.int32()), ("kind", pa.string()), ("interruption_s", pa.float64()),
+    ("ping_pong", pa.bool_()),
+])
+WINDOW_SCHEMA = pa.schema([
+    ("vehicle", pa.string()), ("cell", pa.int32()), ("start", pa.float64()), ("end", pa.float64()),
+    ("duration_s", pa.float64()), ("mean_rate_bps", pa.float64()), ("min_rate_bps", pa.float64()),
+    ("censored", pa.bool_()),
+])
+CELL_SCHEMA = pa.schema([
+    ("cell", pa.int32()), ("id", pa.string()), ("kind", pa.string()), ("scenario", pa.string()),
+    ("x", pa.float64()), ("y", pa.float64()), ("height_m", pa.float64()),
+    ("tx_power_dbm", pa.float64()), ("antenna_gain_dbi", pa.float64()),
+    ("carrier_ghz", pa.float64()), ("bandwidth_mhz", pa.float64()),
+])
+_FIELDS = {**STATE_FIELDS, **WINDOW_FIELDS}
+
+
+class SlotStore:
+    """Per-vehicle state in slot-indexed arrays; a vehicle keeps its slot while in the network."""
+
+    def __init__(self, n_cells: int):
+        self.n_cells = n_cells
+        self.slot_of: dict[str, int] = {}
+        self.free: list[int] = []
+        self.capacity = 0
+        self.arrays: dict[str, np.ndarray] = {}
+        self.filtered = np.zeros((0, n_cells), dtype=np.float32)
+        self._grow(64)
+
+    def _grow(self, capacity: int) -> None:
+        for name, (dtype, fill) in _FIELDS.items():
+            new = np.full(capacity, fill, dtype=dtype)
+            if name in self.arrays:
+                new[: self.capacity] = self.arrays[name]
+            self.arrays[name] = new
+        filtered = np.zeros((capacity, self.n_cells), dtype=np.float32)
+        filtered[: self.capacity] = self.filtered
+        self.filtered = filtered
+        self.free.extend(range(capacity - 1, self.capacity - 1, -1))
+        self.capacity = capacity
+
+    def add(self, vehicle: str, now: float) -> int:
+        if not self.free:
+            self._grow(2 * self.capacity)
+        slot = self.free.pop()
+        self.slot_of[vehicle] = slot
+        for name, (_, fill) in _FIELDS.items():
+            self.arrays[name][slot] = fill
+        self.arrays["reattach_at"][slot] = now
+        self.arrays["detached_since"][slot] = now
+        return slot
+
+    def remove(self, vehicle: str) -> None:
+        self.free.append(self.slot_of.pop(vehicle))
+
+    def gather(self, slots: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: arr[slots] for name, arr in self.arrays.items()}
+
+    def scatter(self, slots: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        for name, arr in self.arrays.items():
+            arr[slots] = state[name]
+
+
+class RadioLayer:
+    """Coverage, SINR, handoffs, rates, transfers and link windows on the engine clock."""
+
+    name = "radio"
+
+    def __init__(self, scenario: Scenario, net_file: Path | None, source: Any = None):
+        self.cfg = scenario.radio
+        self.scenario = scenario
+        try:
+            self.cells: Cells = build_cells(self.cfg, net_file)
+        except ValueError as exc:
+            raise InputError(source, "radio.cells", str(exc)) from None
+        self.step_s = self.cfg.step_s
+        self.k_per_block = round(scenario.mobility.step_length_s / self.step_s)
+        self.trace_every = round(self.cfg.trace_period_s / self.step_s)
+        self.rng = np.random.default_rng([scenario.seed, 3])
+        self.channel = Channel(self.cells, self.cfg.channel, self.rng)
+        self.fsm = LinkStateMachine(self.cfg.handoff, self.cells.cochannel_group, self.channel.noise_mw)
+        self.store = SlotStore(len(self.cells))
+        self.windows = LinkWindows()
+        self.counts = {"handoff": 0, "rlf": 0, "attach": 0, "detach": 0, "ping_pong": 0}
+        n_groups = int(self.cells.cochannel_group.max()) + 1
+        self._group_onehot = np.zeros((len(self.cells), n_groups))
+        self._group_onehot[np.arange(len(self.cells)), self.cells.cochannel_group] = 1.0
+        rate = self.cfg.rate
+        self._dir_bandwidth = np.stack([self.cells.bandwidth_hz * rate.downlink.resource_share,
+                                        self.cells.bandwidth_hz * rate.uplink.resource_share])
+        self._ul_offset_db = (rate.ue_tx_power_dbm - self.cells.tx_power_dbm
+                              - self.channel.noise_dbm - rate.uplink_interference_margin_db)
+        self._block_ids = np.array([], dtype=object)
+        self._slots = np.array([], dtype=np.int64)
+        self._state: dict[str, np.ndarray] = self.store.gather(self._slots)
+        self._row_of: dict[str, int] = {}
+        self._filtered_last = np.zeros((0, len(self.cells)), dtype=np.float32)
+        self.block_t0 = 0.0
+        self.block_serving = np.full((self.k_per_block, 0), -1, dtype=np.int32)
+        self.block_avail = np.zeros((self.k_per_block, 0))
+        self.block_rate = np.zeros((2, self.k_per_block, 0))
+        self._fail_at = np.zeros(0)
+        self._events: dict[str, list] = {key: [] for key in HANDOFF_SCHEMA.names}
+
+    # ---- wiring -------------------------------------------------------------------------
+    def attach(self, engine: Engine) -> None:
+        self.env = engine.env
+        self.mobility = engine.layer("mobility")
+        self.transfers = Transfers(engine.env, self)
+        engine.traces.table("cells", CELL_SCHEMA).append(self._cell_rows())
+        self.radio_table = engine.traces.table("radio", RADIO_SCHEMA)
+        self.handoff_table = engine.traces.table("handoffs", HANDOFF_SCHEMA)
+        self.window_table = engine.traces.table("link_windows", WINDOW_SCHEMA)
+        engine.env.process(self._run())
+
+    def transfer(self, vehicle: str, nbytes: int, direction: str, timeout_s: float | None = None):
+        """SimPy process moving ``nbytes`` to ("down") or from ("up") ``vehicle``."""
+        return self.transfers.transfer(vehicle, nbytes, direction, timeout_s)
+
+    def _cell_rows(self) -> dict[str, Any]:
+        c = self.cells
+        return {"cell": np.arange(len(c)), "id": list(c.ids), "kind": list(c.kind),
+                "scenario": list(c.scenario), "x": c.x, "y": c.y, "height_m": c.height_m,
+                "tx_power_dbm": c.tx_power_dbm, "antenna_gain_dbi": c.antenna_gain_dbi,
+                "carrier_ghz": c.carrier_ghz, "bandwidth_mhz": c.bandwidth_hz / 1e6}
+
+    # ---- the process ----------------------------------------------------------------------
+    def _run(self):
+        block = 0
+        block_s = self.step_s * self.k_per_block
+        while True:
+            t0 = round(block * block_s, 9)
+            self.transfers.settle(t0)  # up to here with the previous block's rates
+            self._begin_block(t0, block * self.k_per_block)
+            self.transfers.reschedule()
+            block += 1
+            yield until(self.env, block * block_s, urgent=True)
+
+    def _begin_block(self, t0: float, first_step: int) -> None:
+        cur, up = self.mobility.current, self.mobility.upcoming
+        self.store.scatter(self._slots, self._state)
+        self.store.filtered[self._slots] = self._filtered_last
+        self._events = {key: [] for key in HANDOFF_SCHEMA.names}
+        for vehicle in cur.left:
+            self._vehicle_left(vehicle, t0)
+        new = [v for v in cur.entered if v not in self.store.slot_of]
+        for v in new:
+            self.store.add(v, t0)
+        ids = cur.ids
+        slots = np.array([self.store.slot_of[v] for v in ids], dtype=np.int64)
+        self._block_ids, self._slots = ids, slots
+        self._row_of = dict(zip(ids, range(len(ids)), strict=True))
+        n, K, C = len(ids), self.k_per_block, len(self.cells)
+        is_new = np.zeros(n, dtype=bool)
+        if new:
+            is_new[[self._row_of[v] for v in new]] = True
+        self.channel.add_vehicles(slots[is_new], cur.x[is_new], cur.y[is_new])
+        self.channel.move(slots[~is_new], cur.x[~is_new], cur.y[~is_new])
+        # Positions at the block's radio steps, interpolated toward the next SUMO step.
+        x1, y1 = cur.x.copy(), cur.y.copy()
+        up_row = dict(zip(up.ids, range(len(up.ids)), strict=True))
+        nxt = np.array([up_row.get(v, -1) for v in ids], dtype=np.int64)
+        stay = nxt >= 0
+        x1[stay], y1[stay] = up.x[nxt[stay]], up.y[nxt[stay]]
+        frac = (np.arange(K) / K)[:, None]
+        rsrp = self.channel.rsrp_dbm(slots, cur.x + frac * (x1 - cur.x), cur.y + frac * (y1 - cur.y))
+        # L3 filter F = (1 - a) F + a M, started from the first measurement of a new vehicle;
+        # a is given per measurement period and applied per radio step with the same memory.
+        ho = self.cfg.handoff
+        a = np.float32(1 - (1 - ho.l3_filter_a) ** (self.step_s / ho.measurement_period_s))
+        prev = self.store.filtered[slots]
+        prev[is_new] = rsrp[0, is_new]
+        filtered = np.empty_like(rsrp)
+        for k in range(K):
+            prev = (1 - a) * prev + a * rsrp[k]
+            filtered[k] = prev
+        self._filtered_last = filtered[-1]
+        self._state = self.store.gather(slots)
+        self.fsm.activity = self._activity(self._state["serving"])
+        received = self.channel.received_mw(rsrp)
+        weighted = received.reshape(K * n, C) * self.fsm.activity
+        cochannel = (weighted @ self._group_onehot).reshape(K, n, self._group_onehot.shape[1])
+        channel = BlockChannel(filtered, received, cochannel, *rank_two(filtered))
+        links = self.fsm.run_block(self._state, channel, t0, self.step_s)
+        rates = self._rates(links, channel)
+        self._account(links, rates)
+        self._record(links, rates, rsrp, first_step)
+        self.block_t0, self.block_serving, self.block_avail = t0, links.serving, links.avail_from
+        self.block_rate = rates
+        self._fail_at = np.full(n, np.inf)
+        for k, e in reversed(links.events):
+            if e.kind == "rlf":
+                self._fail_at[e.row] = round(t0 + k * self.step_s, 9)
+        self._flush()
+
+    def _activity(self, serving: np.ndarray) -> np.ndarray:
+        icfg = self.cfg.interference
+        if icfg.activity == "fixed":
+            return np.full(len(self.cells), icfg.fixed_activity)
+        load = np.bincount(serving[serving >= 0], minlength=len(self.cells))
+        return np.clip(load / icfg.full_load_vehicles, icfg.min_activity, 1.0)
+
+    def _rates(self, links: BlockLinks, channel: BlockChannel) -> np.ndarray:
+        """Single-user rate (bit/s) down and up for each radio step: (2, K, N)."""
+        cfg = self.cfg.rate
+        on = links.serving >= 0
+        s = np.where(on, links.serving, 0)
+        sinr = 10 ** (np.where(on, links.sinr_db, -99.0) / 10)
+        se_dl = np.minimum(cfg.efficiency * np.log2(1 + sinr), cfg.max_spectral_efficiency)
+        K, n = s.shape
+        rx = channel.received_mw[np.arange(K)[:, None], np.arange(n)[None, :], s]
+        snr_ul = 10 ** ((10 * np.log10(rx) + self._ul_offset_db[s]) / 10)
+        se_ul = np.minimum(cfg.efficiency * np.log2(1 + snr_ul), cfg.max_spectral_efficiency)
+        rates = np.stack([se_dl * self._dir_bandwidth[0, s], se_ul * self._dir_bandwidth[1, s]])
+        return np.where(on, rates, 0.0)
+
+    def _account(self, links: BlockLinks, rates: np.ndarray) -> None:
+        """Link windows and the handoff trace for the block's events, step by step."""
+        by_step: dict[int, list[LinkEvent]] = {}
+        for k, e in links.events:
+            by_step.setdefault(k, []).append(e)
+        ids = self._block_ids
+        for k in range(links.serving.shape[0]):
+            tau = round(links.t0 + k * self.step_s, 9)
+            if k in by_step:
+                self.windows.apply(self._state, by_step[k], ids, tau)
+                for e in by_step[k]:
+                    self._add_event(tau, ids[e.row], e)
+            self.windows.accumulate(self._state, links.serving[k], rates[0, k])
+
+    def _add_event(self, tau: float, vehicle: str, e: LinkEvent) -> None:
+        self.counts[e.kind] += 1
+        self.counts["ping_pong"] += e.ping_pong
+        for key, value in (("t", tau), ("vehicle", vehicle), ("from_cell", e.from_cell),
+                           ("to_cell", e.to_cell), ("kind", e.kind),
+                           ("interruption_s", e.interruption_s), ("ping_pong", e.ping_pong)):
+            self._events[key].append(value)
+
+    def _record(self, links: BlockLinks, rates: np.ndarray, rsrp: np.ndarray, first_step: int) -> None:
+        n = len(self._block_ids)
+        for k in range(links.serving.shape[0]):
+            if (first_step + k) % self.trace_every or n == 0:
+                continue
+            s = links.serving[k]
+            on = s >= 0
+            rsrp_s = np.where(on, rsrp[k, np.arange(n), np.where(on, s, 0)], np.nan)
+            self.radio_table.append({
+                "t": np.full(n, round(links.t0 + k * self.step_s, 9)), "vehicle": self._block_ids,
+                "serving_cell": s, "rsrp_dbm": pa.array(rsrp_s, pa.float32(), from_pandas=True),
+                "sinr_db": pa.array(links.sinr_db[k], pa.float32(), from_pandas=True),
+                "rate_bps": rates[0, k], "ul_rate_bps": rates[1, k],
+            })
+
+    def _vehicle_left(self, vehicle: str, tau: float) -> None:
+        slot = self.store.slot_of[vehicle]
+        st = {name: arr[[slot]] for name, arr in self.store.arrays.items()}
+        event = LinkEvent(0, "detach", int(st["serving"][0]), -1, 0.0, False)
+        self.windows.apply(st, [event], np.array([vehicle], dtype=object), tau)
+        self._add_event(tau, vehicle, event)
+        self.transfers.fail_vehicle(vehicle, "left_network")
+        self.store.remove(vehicle)
+
+    def _flush(self) -> None:
+        if self._events["t"]:
+            self.handoff_table.append(self._events)
+        rows = self.windows.drain()
+        if rows:
+            cols = list(zip(*rows, strict=True))
+            self.window_table.append({
+                "vehicle": cols[0], "cell": cols[1], "start": cols[2], "end": cols[3],
+                "duration_s": np.array(cols[3]) - np.array(cols[2]), "mean_rate_bps": cols[4],
+                "min_rate_bps": cols[5], "censored": cols[6],
+            })
+
+    def finish(self) -> None:
+        """The run ended: settle transfers and close the windows still open (censored)."""
+        self.transfers.settle(self.env.now)
+        serving = self.block_serving[-1] if self.block_serving.size else np.zeros(0, np.int32)
+        self.windows.close_all(self._state, serving, self._block_ids, self.env.now)
+        self._flush()
+
+    # ---- what transfers and schedulers read ------------------------------------------------
+    @property
+    def n_cells(self) -> int:
+        return len(self.cells)
+
+    def link_rows(self, vehicles: list[str]) -> np.ndarray:
+        return np.array([self._row_of.get(v, -1) for v in vehicles], dtype=np.int64)
+
+    def failure_times(self, rows: np.ndarray) -> np.ndarray:
+        return np.where(rows >= 0, self._fail_at[np.maximum(rows, 0)], np.inf)
+
+    def _step_now(self) -> int:
+        K = self.block_serving.shape[0]
+        return min(K - 1, max(0, int((self.env.now - self.block_t0) / self.step_s + 1e-9)))
+
+    def serving_cell(self, vehicle: str) -> int:
+        """The vehicle's serving cell now (-1: not connected or not in the network)."""
+        row = self._row_of.get(vehicle)
+        return -1 if row is None else int(self.block_serving[self._step_now(), row])
+
+    def rate_bps(self, vehicle: str, direction: str = "up") -> float:
+        """The vehicle's single-user rate now (what it would get alone in its cell)."""
+        row = self._row_of.get(vehicle)
+        if row is None:
+            return 0.0
+        return float(self.block_rate[0 if direction == "down" else 1, self._step_now(), row])
+
+    def progress_fields(self) -> dict[str, str]:
+        connected = int((self.block_serving[self._step_now()] >= 0).sum()) if self.block_serving.size else 0
+        return {"connected": str(connected), "handoffs": str(self.counts["handoff"])}
+
+    def summary(self) -> dict[str, Any]:
+        durations = np.array(self.windows.connected_durations)
+        return {
+            "cells": len(self.cells), "handoffs": self.counts["handoff"], "rlfs": self.counts["rlf"],
+            "attaches": self.counts["attach"], "detaches": self.counts["detach"],
+            "ping_pongs": self.counts["ping_pong"],
+            "completed_link_windows": len(durations),
+            "median_link_window_s": float(np.median(durations)) if len(durations) else None,
+            "transfers_completed": self.transfers.completed,
+            "transfers_failed": dict(self.transfers.failed),
+        }
