@@ -100,8 +100,10 @@ def _set_child(node: Any, part: str, value: Any, path: Path, where: str) -> None
 def _as_input_error(exc: ValidationError, path: Path) -> InputError:
     errors = exc.errors()
     # An unknown key (often a typo) explains the "missing" errors that come with it: report it.
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = [p for p in err["loc"] if not isinstance(p, str) or not p.startswith("function-")]
+    # Otherwise the deepest location is the most specific (a union reports every member).
+    err = next((e for e in errors if e["type"] == "extra_forbidden"),
+               max(errors, key=lambda e: len(_field_path(e["loc"]))))
+    loc = _field_path(err["loc"])
     field = ".".join(str(p) for p in loc) or None
     if err["type"] == "extra_forbidden":
         message = "unknown key"
@@ -119,6 +121,12 @@ def _as_input_error(exc: ValidationError, path: Path) -> InputError:
         shown = repr(err["input"])
         message += f" (got {shown[:60]})"
     return InputError(path, field, message)
+
+
+def _field_path(loc: tuple) -> list:
+    """The location without pydantic's union-member and validator tags (``list[CellConfig]``)."""
+    return [p for p in loc if not isinstance(p, str)
+            or not (p.startswith("function-") or "[" in p or p[:1].isupper())]
 
 
 def _fields_at(model: type[BaseModel], loc: list[Any]) -> list[str]:

@@ -11,6 +11,8 @@ interpolated positions, for a whole block of radio steps at once.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import ndtr
+
 from cosim.radio.cells import Cells
 from cosim.radio.pathloss import (
     LOS_DCOR_M,
@@ -22,8 +24,6 @@ from cosim.radio.pathloss import (
     path_loss_db,
     thermal_noise_dbm,
 )
-from scipy.special import ndtr
-
 from cosim.scenario import ChannelConfig
 
 

@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from cosim.engine import Engine, until
+from cosim.errors import InputError
 from cosim.radio.cells import Cells, build_cells
 from cosim.radio.channel import Channel
 from cosim.radio.handoff import (
@@ -26,9 +29,6 @@ from cosim.radio.handoff import (
 )
 from cosim.radio.transfers import Transfers
 from cosim.radio.windows import WINDOW_FIELDS, LinkWindows
-
-from cosim.engine import Engine, until
-from cosim.errors import InputError
 from cosim.scenario import Scenario
 
 RADIO_SCHEMA = pa.schema([

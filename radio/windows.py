@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+
 from cosim.radio.handoff import LinkEvent
 
 WINDOW_FIELDS: dict[str, tuple[type, float]] = {
