@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,21 +54,19 @@ class Cells:
         )
 
 
-def build_cells(radio: RadioConfig, net_file: Path | None) -> Cells:
-    """The scenario's cells: its list, or the generators' output plus any extra cells."""
+def build_cells(radio: RadioConfig, net: Any | None) -> Cells:
+    """The scenario's cells: its list, or the generators' output plus any extra cells.
+
+    ``net``: the SUMO network as read by sumolib (needed by the generators only)."""
     if isinstance(radio.cells, list):
         return Cells.from_configs(radio.cells)
-    return Cells.from_configs(generate_cells(radio.cells, net_file))
+    return Cells.from_configs(generate_cells(radio.cells, net))
 
 
-def generate_cells(gen: CellGenerators, net_file: Path | None) -> list[CellConfig]:
+def generate_cells(gen: CellGenerators, net: Any | None) -> list[CellConfig]:
     configs: list[CellConfig] = []
-    if gen.hex is not None or gen.intersections is not None:
-        if net_file is None:
-            raise ValueError("cell generators need the SUMO network file")
-        import sumolib
-
-        net = sumolib.net.readNet(str(net_file))
+    if (gen.hex is not None or gen.intersections is not None) and net is None:
+        raise ValueError("cell generators need the SUMO network file")
     if gen.hex is not None:
         (xmin, ymin), (xmax, ymax) = _bounds(net)
         center = gen.hex.center or ((xmin + xmax) / 2, (ymin + ymax) / 2)

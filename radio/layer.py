@@ -9,6 +9,7 @@ the K steps one at a time, on the engine clock.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +110,10 @@ class RadioLayer:
     def __init__(self, scenario: Scenario, net_file: Path | None, source: Any = None):
         self.cfg = scenario.radio
         self.scenario = scenario
+        net = _read_network(net_file)
+        self.bounds = net.getBoundary() if net is not None else (-math.inf, -math.inf, math.inf, math.inf)
         try:
-            self.cells: Cells = build_cells(self.cfg, net_file)
+            self.cells: Cells = build_cells(self.cfg, net)
         except ValueError as exc:
             raise InputError(source, "radio.cells", str(exc)) from None
         self.step_s = self.cfg.step_s
@@ -346,6 +349,35 @@ class RadioLayer:
             return 0.0
         return float(self.block_rate[0 if direction == "down" else 1, self._step_now(), row])
 
+    def connected_since(self, vehicle: str) -> float | None:
+        """Start of the vehicle's current connected window, None if it is not connected now."""
+        if self.serving_cell(vehicle) < 0:
+            return None
+        start = float(self._state["win_start"][self._row_of[vehicle]])
+        # The block is decided ahead: a window that opens later in it is not the current one.
+        return start if start <= self.env.now else self.env.now
+
+    def completed_windows(self) -> list[tuple[float, float]]:
+        """(end, duration) of every completed connected window so far (filter by end <= now)."""
+        return list(zip(self.windows.connected_ends, self.windows.connected_durations, strict=True))
+
+    def history_predictor(self, prior_s: float = 120.0):
+        """A HistoryPredictor on this run's live state."""
+        from cosim.radio.prediction import HistoryPredictor
+
+        mobility = self.mobility
+
+        def kinematics(vehicle: str):
+            cur = mobility.current
+            rows = np.flatnonzero(cur.ids == vehicle)
+            if not len(rows):
+                return None
+            r = rows[0]
+            return float(cur.x[r]), float(cur.y[r]), float(cur.speed[r]), float(cur.heading[r])
+
+        return HistoryPredictor(self.completed_windows, self.connected_since, kinematics,
+                                self.bounds, prior_s)
+
     def progress_fields(self) -> dict[str, str]:
         connected = int((self.block_serving[self._step_now()] >= 0).sum()) if self.block_serving.size else 0
         return {"connected": str(connected), "handoffs": str(self.counts["handoff"])}
@@ -361,3 +393,12 @@ class RadioLayer:
             "transfers_completed": self.transfers.completed,
             "transfers_failed": dict(self.transfers.failed),
         }
+
+
+def _read_network(net_file: Path | None):
+    """The SUMO network via sumolib (cell generators and the network's bounds need it)."""
+    if net_file is None:
+        return None
+    import sumolib
+
+    return sumolib.net.readNet(str(net_file))

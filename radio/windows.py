@@ -33,6 +33,7 @@ class LinkWindows:
         self.closed: list[tuple[str, int, float, float, float, float, bool]] = []
         self.durations_by_cell: dict[int, list[float]] = defaultdict(list)  # completed dwells
         self.connected_durations: list[float] = []  # completed connected windows
+        self.connected_ends: list[float] = []  # their end times (a block is decided ahead)
 
     def apply(self, st: dict[str, np.ndarray], events: list[LinkEvent], ids: np.ndarray,
               tau: float) -> None:
@@ -84,6 +85,7 @@ class LinkWindows:
                    censored)
         if not censored:
             self.connected_durations.append(tau - start)
+            self.connected_ends.append(float(tau))
         st["win_start"][r] = np.nan
 
     def _emit(self, vehicle, cell, start, end, total, n, low, censored) -> None:

@@ -175,11 +175,13 @@ def test_bad_radio_input_is_one_line(override, field):
 
 
 def test_hex_and_intersection_generators(sf_downtown):
+    import sumolib
+
     from cosim.mobility.build import network_file, prepare_inputs
     from cosim.radio.cells import build_cells
 
     sc = load_scenario(sf_downtown)
-    cells = build_cells(sc.radio, network_file(prepare_inputs(sc)))
+    cells = build_cells(sc.radio, sumolib.net.readNet(str(network_file(prepare_inputs(sc)))))
     kinds = list(cells.kind)
     assert kinds.count("macro") == 7 and kinds.count("small") == 12
     macro = np.flatnonzero(np.array(kinds) == "macro")

@@ -1,0 +1,112 @@
+"""Link-window predictors: how much longer will a vehicle stay connected?
+
+Schedulers use them to decide whether a client can finish its download-train-upload in time.
+- ``OraclePredictor`` reads the recorded future (``link_windows.parquet`` of a run of the same
+  scenario and seed, which is identical by determinism): an upper bound on what prediction can do.
+- ``HistoryPredictor`` uses only what a server could know at decision time: how long completed
+  connected windows lasted (mean residual life given the time already connected) and the
+  vehicle's position, speed and heading (time until it drives out of the network's bounds).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow.parquet as pq
+
+
+class LinkWindowPredictor(Protocol):
+    def remaining_s(self, vehicle: str, now: float) -> float:
+        """Predicted seconds until the vehicle's current connected window ends (0: not connected)."""
+        ...
+
+
+class OraclePredictor:
+    """The true remaining window, from a recorded ``link_windows`` table."""
+
+    def __init__(self, windows_file: Path):
+        table = pq.read_table(windows_file, columns=["vehicle", "cell", "start", "end"])
+        df = table.to_pydict()
+        per_vehicle: dict[str, list[tuple[float, float]]] = {}
+        for vehicle, cell, start, end in zip(df["vehicle"], df["cell"], df["start"], df["end"],
+                                             strict=True):
+            if cell == -1:
+                per_vehicle.setdefault(vehicle, []).append((start, end))
+        self._starts = {v: [s for s, _ in sorted(w)] for v, w in per_vehicle.items()}
+        self._ends = {v: [e for _, e in sorted(w)] for v, w in per_vehicle.items()}
+
+    def remaining_s(self, vehicle: str, now: float) -> float:
+        starts = self._starts.get(vehicle)
+        if not starts:
+            return 0.0
+        i = bisect.bisect_right(starts, now + 1e-9) - 1
+        if i < 0 or self._ends[vehicle][i] <= now:
+            return 0.0
+        return self._ends[vehicle][i] - now
+
+
+class HistoryPredictor:
+    """min(mean residual life of past connected windows, time to leave the network's bounds).
+
+    ``completed`` returns (end time, duration) of the connected windows completed so far; only
+    those that ended by ``now`` are used. ``prior_s`` is the mean window assumed before any has
+    completed (a model parameter, reported with the predictions).
+    """
+
+    def __init__(self, completed: Callable[[], list[tuple[float, float]]],
+                 connected_since: Callable[[str], float | None],
+                 kinematics: Callable[[str], tuple[float, float, float, float] | None],
+                 bounds: tuple[float, float, float, float], prior_s: float = 120.0):
+        self.completed = completed
+        self.connected_since = connected_since
+        self.kinematics = kinematics  # x, y, speed (m/s), heading (deg, 0 = north, clockwise)
+        self.bounds = bounds  # xmin, ymin, xmax, ymax
+        self.prior_s = prior_s
+
+    def remaining_s(self, vehicle: str, now: float) -> float:
+        since = self.connected_since(vehicle)
+        if since is None:
+            return 0.0
+        elapsed = max(0.0, now - since)
+        durations = np.array([d for end, d in self.completed() if end <= now])
+        return min(mean_residual_life(durations, elapsed, self.prior_s),
+                   self._time_to_exit(vehicle))
+
+    def _time_to_exit(self, vehicle: str) -> float:
+        state = self.kinematics(vehicle)
+        if state is None:
+            return 0.0
+        x, y, speed, heading = state
+        if speed < 0.5:
+            return math.inf
+        return distance_to_exit(x, y, heading, self.bounds) / speed
+
+
+def mean_residual_life(durations: np.ndarray, elapsed: float, prior_s: float) -> float:
+    """E[D - a | D > a] from observed durations D; the prior mean when none outlasted a."""
+    longer = durations[durations > elapsed]
+    if len(longer) == 0:
+        return prior_s
+    return float(longer.mean() - elapsed)
+
+
+def distance_to_exit(x: float, y: float, heading_deg: float,
+                     bounds: tuple[float, float, float, float]) -> float:
+    """Straight-line distance along the heading to the edge of the bounding box."""
+    xmin, ymin, xmax, ymax = bounds
+    dx, dy = math.sin(math.radians(heading_deg)), math.cos(math.radians(heading_deg))
+    limits = []
+    if dx > 1e-9:
+        limits.append((xmax - x) / dx)
+    elif dx < -1e-9:
+        limits.append((xmin - x) / dx)
+    if dy > 1e-9:
+        limits.append((ymax - y) / dy)
+    elif dy < -1e-9:
+        limits.append((ymin - y) / dy)
+    return max(0.0, min(limits)) if limits else math.inf
