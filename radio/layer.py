@@ -183,7 +183,6 @@ class RadioLayer:
         cur, up = self.mobility.current, self.mobility.upcoming
         self.store.scatter(self._slots, self._state)
         self.store.filtered[self._slots] = self._filtered_last
-        self._events = {key: [] for key in HANDOFF_SCHEMA.names}
         for vehicle in cur.left:
             self._vehicle_left(vehicle, t0)
         new = [v for v in cur.entered if v not in self.store.slot_of]
@@ -306,6 +305,7 @@ class RadioLayer:
     def _flush(self) -> None:
         if self._events["t"]:
             self.handoff_table.append(self._events)
+            self._events = {key: [] for key in HANDOFF_SCHEMA.names}
         rows = self.windows.drain()
         if rows:
             cols = list(zip(*rows, strict=True))

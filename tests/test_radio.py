@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -100,6 +101,11 @@ def test_link_windows_partition_connected_time_exactly(tmp_path):
         assert (g.start.values[1:] >= g.end.values[:-1] - 1e-9).all()
     h = pd.read_parquet(run / "handoffs.parquet")
     assert (h.kind == "handoff").sum() > 0 and (h.kind == "attach").sum() > 10
+    assert not h.duplicated().any()
+    summary = json.loads((run / "run.json").read_text())["summary"]["radio"]
+    assert summary["handoffs"] == (h.kind == "handoff").sum()
+    assert summary["attaches"] == (h.kind == "attach").sum()
+    assert summary["completed_link_windows"] == ((windows.cell == -1) & ~windows.censored).sum()
     cells = pd.read_parquet(run / "cells.parquet")
     assert list(cells.id) == ["west", "east", "rsu-center"]
 
