@@ -10,7 +10,6 @@ plus the read strategies that lost (libsumo subscriptions) and SUMO stepping alo
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 from pathlib import Path
 
@@ -19,14 +18,10 @@ import numpy as np
 from cosim.mobility.build import prepare_inputs
 from cosim.mobility.session import (
     _SUBSCRIBED,
-    _VAR_ANGLE,
-    _VAR_POSITION,
-    _VAR_ROAD_ID,
-    _VAR_SPEED,
-    _VAR_STOPSTATE,
     LibsumoSession,
     SumoLaunch,
     TraciSession,
+    pack_subscriptions,
 )
 from cosim.scenario_loader import load_scenario
 
@@ -45,13 +40,7 @@ class LibsumoSubscriptionSession(LibsumoSession):
             if vid not in self._subscribed:
                 v.subscribe(vid, _SUBSCRIBED)
         self._subscribed = set(ids)
-        results = v.getAllSubscriptionResults()
-        n = len(ids)
-        rows = [results[i] for i in ids]
-        xy = np.fromiter(itertools.chain.from_iterable(r[_VAR_POSITION] for r in rows), float, 2 * n)
-        return (list(ids), xy[0::2], xy[1::2], np.fromiter((r[_VAR_SPEED] for r in rows), float, n),
-                np.fromiter((r[_VAR_ANGLE] for r in rows), float, n), [r[_VAR_ROAD_ID] for r in rows],
-                np.fromiter((r[_VAR_STOPSTATE] for r in rows), np.int64, n))
+        return pack_subscriptions(ids, v.getAllSubscriptionResults())
 
 
 class StepOnlySession(LibsumoSession):

@@ -77,6 +77,22 @@ class SumoLaunch:
         return cmd + list(self.extra_options)
 
 
+def pack_states(ids, positions, speeds, angles, roads, stop_states) -> tuple:
+    """Per-vehicle readings (iterables in the order of ``ids``) as the session's arrays."""
+    n = len(ids)
+    xy = np.fromiter(itertools.chain.from_iterable(positions), float, 2 * n)
+    return (list(ids), xy[0::2].copy(), xy[1::2].copy(), np.fromiter(speeds, float, n),
+            np.fromiter(angles, float, n), list(roads), np.fromiter(stop_states, np.int64, n))
+
+
+def pack_subscriptions(ids, results: dict) -> tuple:
+    """Variable-subscription results ({id: {var: value}}) as the session's arrays."""
+    rows = [results[i] for i in ids]
+    return pack_states(ids, (r[_VAR_POSITION] for r in rows), (r[_VAR_SPEED] for r in rows),
+                       (r[_VAR_ANGLE] for r in rows), (r[_VAR_ROAD_ID] for r in rows),
+                       (r[_VAR_STOPSTATE] for r in rows))
+
+
 class SumoSession:
     """Base: a running SUMO that steps and reports vehicle states."""
 
@@ -137,13 +153,8 @@ class LibsumoSession(SumoSession):
     def _read_all(self) -> tuple:
         v = self._sumo.vehicle
         ids = v.getIDList()
-        n = len(ids)
-        xy = np.fromiter(itertools.chain.from_iterable(map(v.getPosition, ids)), float, 2 * n)
-        speed = np.fromiter(map(v.getSpeed, ids), float, n)
-        heading = np.fromiter(map(v.getAngle, ids), float, n)
-        edge = list(map(v.getRoadID, ids))
-        stop = np.fromiter(map(v.getStopState, ids), np.int64, n)
-        return list(ids), xy[0::2].copy(), xy[1::2].copy(), speed, heading, edge, stop
+        return pack_states(ids, map(v.getPosition, ids), map(v.getSpeed, ids),
+                           map(v.getAngle, ids), map(v.getRoadID, ids), map(v.getStopState, ids))
 
     def close(self) -> None:
         if self._sumo.simulation.isLoaded():
@@ -189,16 +200,7 @@ class TraciSession(SumoSession):
         for vid in new:
             v.subscribe(vid, _SUBSCRIBED)
         self._subscribed = set(ids)
-        results = v.getAllSubscriptionResults()
-        n = len(ids)
-        rows = [results[i] for i in ids]
-        xy = np.fromiter(itertools.chain.from_iterable(r[_VAR_POSITION] for r in rows), float,
-                         2 * n)
-        speed = np.fromiter((r[_VAR_SPEED] for r in rows), float, n)
-        heading = np.fromiter((r[_VAR_ANGLE] for r in rows), float, n)
-        edge = [r[_VAR_ROAD_ID] for r in rows]
-        stop = np.fromiter((r[_VAR_STOPSTATE] for r in rows), np.int64, n)
-        return list(ids), xy[0::2].copy(), xy[1::2].copy(), speed, heading, edge, stop
+        return pack_subscriptions(ids, v.getAllSubscriptionResults())
 
     def close(self) -> None:
         if self._conn is not None:
