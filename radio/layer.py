@@ -357,6 +357,24 @@ class RadioLayer:
         # The block is decided ahead: a window that opens later in it is not the current one.
         return start if start <= self.env.now else self.env.now
 
+    def open_window(self, vehicle: str) -> dict[str, float] | None:
+        """The vehicle's connected window so far: start, elapsed seconds, serving cell and the
+        mean single-user downlink rate up to the end of the current radio step; None if not
+        connected now."""
+        start = self.connected_since(vehicle)
+        if start is None:
+            return None
+        row = self._row_of[vehicle]
+        k = self._step_now()
+        # The window accumulators hold the whole block; take back the steps still to come.
+        later = slice(k + 1, None)
+        still_on = self.block_serving[later, row] >= 0
+        total = self._state["win_sum"][row] - float(self.block_rate[0, later, row][still_on].sum())
+        steps = int(self._state["win_n"][row]) - int(still_on.sum())
+        return {"start": start, "elapsed_s": self.env.now - start,
+                "serving_cell": int(self.block_serving[k, row]),
+                "mean_rate_bps": total / steps if steps > 0 else 0.0}
+
     def completed_windows(self) -> list[tuple[float, float]]:
         """(end, duration) of every completed connected window so far (filter by end <= now)."""
         return list(zip(self.windows.connected_ends, self.windows.connected_durations, strict=True))

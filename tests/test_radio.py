@@ -46,9 +46,32 @@ def _straight_road(tmp_path: Path) -> Path:
     return path
 
 
+class _Probe:
+    """Asks the radio for the vehicle's open window at a time inside a SUMO step."""
+
+    name = "probe"
+
+    def __init__(self, engine):
+        self.seen = {}
+
+    def attach(self, engine):
+        def probe():
+            yield engine.env.timeout(30.45)
+            self.seen = engine.layer("radio").open_window("v0")
+
+        engine.env.process(probe())
+
+
 def test_straight_drive_between_two_cells(tmp_path):
     path = _straight_road(tmp_path)
-    result = run_scenario(load_scenario(path), source=path, out=tmp_path / "run", quiet=True)
+    probe = {}
+
+    def factory(engine):
+        probe["p"] = _Probe(engine)
+        return probe["p"]
+
+    result = run_scenario(load_scenario(path), source=path, out=tmp_path / "run", quiet=True,
+                          extra_layers=[factory])
     assert result.status == "complete"
     h = pd.read_parquet(tmp_path / "run" / "handoffs.parquet")
     assert list(h.kind) == ["attach", "handoff", "detach"]
@@ -73,6 +96,10 @@ def test_straight_drive_between_two_cells(tmp_path):
     assert cells.duration_s.sum() == pytest.approx(any_w.duration_s.iloc[0])
     assert cells.start.iloc[1] == pytest.approx(ho.t) == pytest.approx(cells.end.iloc[0])
     r = pd.read_parquet(tmp_path / "run" / "radio.parquet")
+    window = probe["p"].seen
+    so_far = r[(r.t >= window["start"] - 1e-9) & (r.t <= 30.4 + 1e-9)]
+    assert window["elapsed_s"] == pytest.approx(30.45 - window["start"])
+    assert window["mean_rate_bps"] == pytest.approx(so_far.rate_bps.mean(), rel=1e-9)
     # co-channel neighbour: 0 dB at the midpoint, -3 dB at the A3 point, then better again
     assert r.sinr_db.min() > -3.5 and (r.rate_bps > 0).all()
 
@@ -131,6 +158,8 @@ class _Uploader:
     def attach(self, engine):
         radio = engine.layer("radio")
         env = engine.env
+        self.windows = []
+        predictor = radio.history_predictor()
 
         def one(vehicle):
             self.results.append((yield radio.transfer(vehicle, 2_000_000, "up", timeout_s=30)))
@@ -140,6 +169,8 @@ class _Uploader:
                 yield env.timeout(5.0)
                 for vehicle in engine.layer("mobility").current.ids[:6]:
                     env.process(one(str(vehicle)))
+                    window = radio.open_window(str(vehicle))
+                    self.windows.append((env.now, window, predictor.remaining_s(str(vehicle), env.now)))
 
         env.process(rounds())
 
@@ -164,6 +195,11 @@ def test_transfers_through_the_live_radio(tmp_path):
         assert r.bytes_moved == pytest.approx(2_000_000)
     for r in results:
         assert r.reason in (None, "left_network", "radio_link_failure", "out_of_coverage", "timeout")
+    live = [(t, w, p) for t, w, p in holder["u"].windows if w is not None]
+    assert len(live) > 10
+    for t, w, remaining in live:
+        assert w["start"] <= t and w["elapsed_s"] == pytest.approx(t - w["start"])
+        assert w["mean_rate_bps"] > 0 and remaining >= 0
 
 
 @pytest.mark.parametrize("override, field", [
