@@ -267,10 +267,77 @@ class RadioConfig(StrictModel):
         return self
 
 
+TASKS = ("seg3d", "det3d", "pan2d", "det2d")
+MODALITIES = ("image", "lidar", "text")
+
+
+def _resolve_checkpoint(value: str | None, info: ValidationInfo) -> Path | None:
+    """A local weights file; a bare name such as ``openai`` is a hub tag, which cannot be used."""
+    if value is None:
+        return None
+    text = str(value)
+    if "/" not in text and "." not in text:
+        raise ValueError(
+            f"{text!r} is an open_clip hub tag and nothing is downloaded here: fetch the weights "
+            "on a machine with internet (open_clip.create_model(name, pretrained=tag) caches them) "
+            "and set this to the local .bin/.pt/.safetensors file"
+        )
+    return _resolve_input_file(Path(text), info)
+
+
+class PeftConfig(StrictModel):
+    """Which parameter-efficient modules each tower gets, and their sizes."""
+
+    method: Literal["adapter", "lora", "prompt", "moe_adapter"] = "adapter"
+    branches: list[Literal["image", "lidar", "text"]] = Field(
+        default_factory=lambda: ["image", "lidar", "text"])
+    last_blocks: PositiveInt = 2  # PEFT in the upper blocks (the authors' choice)
+    bottleneck: PositiveInt = 32
+    scale: float = 0.1
+    lora_rank: PositiveInt = 4
+    lora_alpha: PositiveFloat = 8.0
+    prompt_tokens: PositiveInt = 8
+    experts: PositiveInt = 4
+    top_k: PositiveInt = 1
+    balance_weight: NonNegativeFloat = 0.01
+
+    @model_validator(mode="after")
+    def _top_k(self) -> PeftConfig:
+        if self.top_k > self.experts:
+            raise ValueError("top_k must not exceed experts")
+        return self
+
+
+class ModelConfig(StrictModel):
+    """The multi-modal multi-task CLIP model every client fine-tunes."""
+
+    name: str = "cosim-tiny"  # an open_clip configuration
+    checkpoint: Annotated[str | None, AfterValidator(_resolve_checkpoint)] = None
+    peft: PeftConfig = Field(default_factory=PeftConfig)
+    task_adapter: bool = True  # the shared task adapter of FedAdapt
+    task_adapter_bottleneck: PositiveInt = 64
+    classifier: Literal["linear", "text"] = "linear"  # "text": cosine with class prompts
+    tasks: list[Literal["seg3d", "det3d", "pan2d", "det2d"]] = Field(
+        default_factory=lambda: list(TASKS))
+    head_channels: PositiveInt = 64
+    bev_range_m: PositiveFloat = 40.0  # the 3D detection grid covers +-range around the ego car
+
+
+class BalancingConfig(StrictModel):
+    """How per-task gradients of the shared modules are combined."""
+
+    method: Literal["sum", "gradnorm", "cagrad"] = "sum"
+    gradnorm_alpha: NonNegativeFloat = 1.5
+    gradnorm_lr: PositiveFloat = 0.025
+    cagrad_c: NonNegativeFloat = 0.4
+
+
 class LearningConfig(StrictModel):
-    """The federated trainer (arrives with the learning issues); only disabling it works yet."""
+    """The federated trainer (arrives with the engine issue); only disabling it works yet."""
 
     enabled: bool = True
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    balancing: BalancingConfig = Field(default_factory=BalancingConfig)
 
     @field_validator("enabled")
     @classmethod

@@ -1,0 +1,60 @@
+"""The frozen CLIP backbone from open_clip: a configuration by name, weights from a local file.
+
+Nothing is downloaded. ``checkpoint`` is a local state dict / safetensors file or None (random
+initialisation); a hub tag such as ``openai`` is refused with a message that says which file to
+fetch elsewhere and where to point the scenario. cosim's own tiny configurations (CPU default,
+tests) are registered with open_clip on import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from cosim.errors import InputError, MissingDependencyError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+TINY = "cosim-tiny"
+
+
+def _open_clip():
+    try:
+        import open_clip
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"open_clip could not be imported ({exc}); install the learning stack with "
+            "'pip install torch torchvision open_clip_torch' (a matching torch/torchvision pair)"
+        ) from None
+    for config in sorted(CONFIG_DIR.glob("*.json")):
+        if config.stem not in open_clip.list_models():
+            open_clip.add_model_config(config)
+    return open_clip
+
+
+def model_names() -> list[str]:
+    return list(_open_clip().list_models())
+
+
+def load_clip(name: str, checkpoint: Path | None, field: str = "learning.model") -> torch.nn.Module:
+    """An open_clip CLIP model by configuration name, weights from ``checkpoint`` or random."""
+    open_clip = _open_clip()
+    if name not in open_clip.list_models():
+        raise InputError(None, f"{field}.name", f"unknown open_clip configuration {name!r}")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        hint = (f"; {str(checkpoint)!r} looks like a hub tag: download the {name} weights "
+                f"({', '.join(tags) or 'a checkpoint'}) on a machine with internet and set "
+                f"{field}.checkpoint to the local file") if str(checkpoint) in tags else ""
+        raise InputError(None, f"{field}.checkpoint", f"no such file: {checkpoint}{hint}")
+    model = open_clip.create_model(name, pretrained=str(checkpoint) if checkpoint else None,
+                                   device="cpu")
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def tokenizer(name: str):
+    """The model's tokenizer (works offline)."""
+    return _open_clip().get_tokenizer(name)

@@ -1,0 +1,228 @@
+"""The multi-modal multi-task model every client fine-tunes (paper, section VI-B).
+
+- Image tower: open_clip's vision transformer. LiDAR tower: a second vision transformer with the
+  image tower's architecture, initialised from its weights, fed a range-image pseudo-image
+  ([range / 75 m, intensity, elongation / 1.5]) through a 3x3 conv + BatchNorm stem that starts as
+  the identity. Text tower: open_clip's text transformer, fed "augmented text" built from the
+  scene. All three towers are frozen.
+- PEFT modules on the upper blocks of each tower (``peft``), the shared task adapter between the
+  fused features and the heads (``task_adapter``), and one head per task (``heads``): these are
+  the only trainable parameters, and each is a named *module* that a client uploads and the
+  server averages.
+- Fusion per task, from the modalities the paper gives it: 3D tasks average the image and LiDAR
+  token grids, 2D tasks use the image grid; the text embedding is added to every token.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from cosim.learning import peft as P
+from cosim.learning.backbone import load_clip, tokenizer
+from cosim.learning.classes import CLASSES, TASK_MODALITIES
+from cosim.learning.heads import DenseHead
+from cosim.scenario import ModelConfig
+
+
+class LidarStem(nn.Module):
+    """3x3 conv + BatchNorm on the range pseudo-image, initialised close to the identity."""
+
+    def __init__(self, channels: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(channels)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            for c in range(channels):
+                self.conv.weight[c, c, 1, 1] = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x))
+
+
+class M3TModel(nn.Module):
+    """CLIP towers (frozen) + PEFT modules + shared task adapter + task heads."""
+
+    def __init__(self, cfg: ModelConfig, clip: nn.Module | None = None):
+        super().__init__()
+        self.cfg = cfg
+        clip = clip if clip is not None else load_clip(cfg.name, cfg.checkpoint)
+        self.image_tower = clip.visual
+        self.lidar_tower = copy.deepcopy(clip.visual)
+        self.text_tower = _TextTower(clip)
+        for tower in (self.image_tower, self.lidar_tower):
+            tower.output_tokens = True
+        for p in self.backbone_parameters():
+            p.requires_grad_(False)
+        self.tokenize = tokenizer(cfg.name)
+        self.embed_dim = int(clip.visual.output_dim)
+        self.grid = self.image_tower.grid_size[0]
+        self.image_size = self.image_tower.image_size[0]
+        class_embeddings = self._class_embeddings() if cfg.classifier == "text" else {}
+        self.peft = nn.ModuleDict({"lidar": nn.ModuleDict({"stem": LidarStem()})})
+        self._aux_modules: list[nn.Module] = []
+        self._attach_peft()
+        self.task_adapter = (P.BottleneckAdapter(self.embed_dim, cfg.task_adapter_bottleneck, 1.0)
+                             if cfg.task_adapter else None)
+        self.heads = nn.ModuleDict({
+            t: DenseHead(t, self.embed_dim, self.grid, cfg.head_channels, cfg.classifier,
+                         class_embeddings.get(t))
+            for t in cfg.tasks
+        })
+
+    # ---- structure ------------------------------------------------------------------------
+    def backbone_parameters(self):
+        for tower in (self.image_tower, self.lidar_tower, self.text_tower):
+            for name, p in tower.named_parameters():
+                if "parametrizations" in name and not name.endswith(".original"):
+                    continue
+                yield p
+
+    def train(self, mode: bool = True) -> M3TModel:
+        super().train(mode)
+        for tower in (self.image_tower, self.lidar_tower, self.text_tower):
+            tower.eval()  # frozen: no dropout, no statistics updates
+        return self
+
+    def _attach_peft(self) -> None:
+        cfg = self.cfg.peft
+        towers = {"image": self.image_tower.transformer, "lidar": self.lidar_tower.transformer,
+                  "text": self.text_tower.transformer}
+        for branch in cfg.branches:
+            transformer = towers[branch]
+            blocks = list(transformer.resblocks)
+            width = transformer.width
+            group = self.peft[branch] if branch in self.peft else nn.ModuleDict()
+            self.peft[branch] = group
+            if cfg.method == "prompt":
+                if branch == "text":
+                    continue  # prompts would break the causal mask and the EOT pooling
+                group["prompt"] = P.PromptTokens(cfg.prompt_tokens, width)
+                P.attach_prompts(transformer, group["prompt"])
+                continue
+            for i in range(len(blocks) - min(cfg.last_blocks, len(blocks)), len(blocks)):
+                if cfg.method == "adapter":
+                    module = P.BottleneckAdapter(width, cfg.bottleneck, cfg.scale)
+                    P.attach_block_adapter(blocks[i], module)
+                elif cfg.method == "moe_adapter":
+                    module = P.MoEAdapter(width, cfg.bottleneck, cfg.scale, cfg.experts, cfg.top_k)
+                    P.attach_block_adapter(blocks[i], module)
+                    self._aux_modules.append(module)
+                else:  # lora
+                    module = nn.ModuleDict(P.attach_lora(blocks[i].attn, cfg.lora_rank,
+                                                         cfg.lora_alpha))
+                group[f"block{i}"] = module
+
+    @torch.no_grad()
+    def _class_embeddings(self) -> dict[str, torch.Tensor]:
+        """Frozen text embeddings of "a photo of a {class}" (before any PEFT is attached)."""
+        out = {}
+        for task in self.cfg.tasks:
+            tokens = self.tokenize([f"a photo of a {c}" for c in CLASSES[task]])
+            out[task] = self.text_tower(tokens)
+        return out
+
+    # ---- forward ---------------------------------------------------------------------------
+    def encode(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Token grids (B, P, E) per available modality and the text embedding (B, E)."""
+        feats: dict[str, torch.Tensor] = {}
+        if "image" in batch:
+            feats["image"] = self._tokens(self.image_tower, batch["image"])
+        if "lidar" in batch:
+            feats["lidar"] = self._tokens(self.lidar_tower, self.peft["lidar"]["stem"](batch["lidar"]))
+        if "text" in batch:
+            device = next(self.parameters()).device
+            feats["text"] = self.text_tower(self.tokenize(list(batch["text"])).to(device))
+        return feats
+
+    def _tokens(self, tower: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        _, tokens = tower(x)
+        return tokens @ tower.proj if tower.proj is not None else tokens
+
+    def fuse(self, feats: dict[str, torch.Tensor], task: str) -> torch.Tensor:
+        grids = [feats[m] for m in TASK_MODALITIES[task] if m in ("image", "lidar") and m in feats]
+        if not grids:
+            raise ValueError(f"task {task} needs one of image/lidar input")
+        fused = torch.stack(grids).mean(0)
+        if "text" in feats:
+            fused = fused + feats["text"].unsqueeze(1)
+        if self.task_adapter is not None:
+            fused = fused + self.task_adapter(fused)
+        return fused
+
+    def forward(self, batch: dict, tasks: list[str] | None = None) -> dict[str, dict]:
+        feats = self.encode(batch)
+        return {t: self.heads[t](self.fuse(feats, t)) for t in (tasks or list(self.heads))}
+
+    def aux_loss(self) -> torch.Tensor:
+        """Load-balancing loss of the MoE adapters in the last forward (0 otherwise)."""
+        if not self._aux_modules:
+            return torch.zeros(())
+        return self.cfg.peft.balance_weight * sum(m.aux_loss for m in self._aux_modules)
+
+    # ---- modules: what a client trains, uploads, and the server averages --------------------
+    def module_names(self) -> list[str]:
+        names = [f"peft.{branch}.{key}" for branch, group in self.peft.items() for key in group]
+        if self.task_adapter is not None:
+            names.append("task_adapter")
+        return names + [f"heads.{t}" for t in self.heads]
+
+    def modules_for(self, tasks: list[str], modalities: list[str]) -> list[str]:
+        """The modules a client with these tasks and modalities trains (others get no gradient)."""
+        used = {m for t in tasks for m in TASK_MODALITIES[t] if m in modalities}
+        names = [n for n in self.module_names()
+                 if (n.startswith("peft.") and n.split(".")[1] in used)
+                 or (n == "task_adapter")
+                 or (n.startswith("heads.") and n.split(".")[1] in tasks)]
+        return names
+
+    def get_module(self, name: str) -> nn.Module:
+        return self.get_submodule(name)
+
+    def export_modules(self, names: list[str]) -> dict[str, torch.Tensor]:
+        """State-dict subset of the named modules (what is uploaded), detached copies."""
+        out = {}
+        for name in names:
+            for key, value in self.get_module(name).state_dict().items():
+                out[f"{name}.{key}"] = value.detach().clone()
+        return out
+
+    def import_modules(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a state-dict subset produced by ``export_modules``."""
+        grouped: dict[str, dict[str, torch.Tensor]] = {}
+        names = sorted(self.module_names(), key=len, reverse=True)
+        for key, value in state.items():
+            name = next((n for n in names if key.startswith(n + ".")), None)
+            if name is None:
+                raise KeyError(f"{key} belongs to no trainable module")
+            grouped.setdefault(name, {})[key[len(name) + 1:]] = value
+        for name, sub in grouped.items():
+            self.get_module(name).load_state_dict(sub)
+
+    def trainable_parameters(self, names: list[str]) -> list[nn.Parameter]:
+        return [p for n in names for p in self.get_module(n).parameters()]
+
+
+def state_bytes(state: dict[str, torch.Tensor]) -> int:
+    """Bytes a state-dict subset takes on the air (raw tensor data)."""
+    return sum(v.numel() * v.element_size() for v in state.values())
+
+
+class _TextTower(nn.Module):
+    """open_clip's text path as one module: tokens -> projected, pooled embedding."""
+
+    def __init__(self, clip: nn.Module):
+        super().__init__()
+        self.token_embedding = clip.token_embedding
+        self.positional_embedding = clip.positional_embedding
+        self.transformer = clip.transformer
+        self.ln_final = clip.ln_final
+        self.text_projection = clip.text_projection
+        self.register_buffer("attn_mask", clip.attn_mask, persistent=False)
+        self._encode = clip.encode_text
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self._encode(tokens)

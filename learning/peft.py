@@ -1,0 +1,126 @@
+"""Parameter-efficient fine-tuning modules and how they attach to a frozen open_clip tower.
+
+Every module lives in the model's ``peft`` ModuleDict under a stable name; the tower holds only
+hooks (adapters, MoE adapters, prompts) or a parametrization (LoRA) that *refers* to it. So the
+backbone's modules stay intact, and the state-dict subset that a client uploads is exactly the
+``peft.*`` (plus task adapter and heads) entries.
+
+- Bottleneck adapter (Houlsby-style, after a block): x + s * up(GELU(down(x))), up zero-initialised.
+- Mixture-of-experts adapter: E bottleneck experts, top-k softmax gating per token, with the
+  Switch-Transformer load-balancing loss kept in ``aux_loss``.
+- LoRA on the attention projections: W + (alpha / r) * B A, B zero-initialised.
+- Prompt tuning: n learnable tokens inserted after the class token, removed after the tower.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+
+class BottleneckAdapter(nn.Module):
+    """A residual bottleneck; returns the delta to add to the block output."""
+
+    def __init__(self, width: int, bottleneck: int, scale: float):
+        super().__init__()
+        self.down = nn.Linear(width, bottleneck)
+        self.up = nn.Linear(bottleneck, width)
+        self.scale = scale
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.up(F.gelu(self.down(x)))
+
+
+class MoEAdapter(nn.Module):
+    """Top-k gated bottleneck experts; ``aux_loss`` is the load-balancing loss of the last call."""
+
+    def __init__(self, width: int, bottleneck: int, scale: float, experts: int, top_k: int):
+        super().__init__()
+        self.gate = nn.Linear(width, experts)
+        self.down = nn.Parameter(torch.empty(experts, width, bottleneck))
+        self.down_bias = nn.Parameter(torch.zeros(experts, bottleneck))
+        self.up = nn.Parameter(torch.zeros(experts, bottleneck, width))
+        self.up_bias = nn.Parameter(torch.zeros(experts, width))
+        nn.init.kaiming_uniform_(self.down.view(-1, bottleneck).T, a=math.sqrt(5))
+        self.scale, self.top_k, self.experts = scale, top_k, experts
+        self.aux_loss = torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = self.gate(x).softmax(dim=-1)  # (..., E)
+        top_p, top_i = probs.topk(self.top_k, dim=-1)
+        weights = torch.zeros_like(probs).scatter(-1, top_i, top_p / top_p.sum(-1, keepdim=True))
+        hidden = F.gelu(torch.einsum("...w,ewb->...eb", x, self.down) + self.down_bias)
+        out = torch.einsum("...eb,ebw->...ew", hidden, self.up) + self.up_bias
+        # Switch load balancing: E * sum_e (share of tokens routed to e) * (mean gate prob of e)
+        routed = F.one_hot(top_i[..., 0], self.experts).float().reshape(-1, self.experts).mean(0)
+        self.aux_loss = self.experts * (routed * probs.reshape(-1, self.experts).mean(0)).sum()
+        return self.scale * (weights.unsqueeze(-1) * out).sum(dim=-2)
+
+
+class LoRA(nn.Module):
+    """Low-rank update of one weight matrix (out x in)."""
+
+    def __init__(self, out_features: int, in_features: int, rank: int, alpha: float):
+        super().__init__()
+        self.a = nn.Parameter(torch.empty(rank, in_features))
+        self.b = nn.Parameter(torch.zeros(out_features, rank))
+        nn.init.kaiming_uniform_(self.a, a=math.sqrt(5))
+        self.scaling = alpha / rank
+
+    def delta(self) -> torch.Tensor:
+        return self.scaling * self.b @ self.a
+
+
+class _LoRAParametrization(nn.Module):
+    """W -> W + delta, with the LoRA module held by reference (it lives in ``peft``)."""
+
+    def __init__(self, lora: LoRA):
+        super().__init__()
+        object.__setattr__(self, "lora", lora)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight + self.lora.delta().to(weight.dtype)
+
+
+class PromptTokens(nn.Module):
+    """Learnable tokens inserted after the class token of a vision tower."""
+
+    def __init__(self, n_tokens: int, width: int):
+        super().__init__()
+        self.tokens = nn.Parameter(torch.randn(n_tokens, width) * 0.02)
+
+
+def attach_block_adapter(block: nn.Module, adapter: nn.Module) -> torch.utils.hooks.RemovableHandle:
+    """Add ``adapter(output)`` to a transformer block's output."""
+    return block.register_forward_hook(lambda _m, _args, out: out + adapter(out))
+
+
+def attach_lora(attn: nn.MultiheadAttention, rank: int, alpha: float) -> dict[str, LoRA]:
+    """LoRA on the fused q/k/v input projection and the output projection of an attention."""
+    width = attn.embed_dim
+    loras = {"qkv": LoRA(3 * width, width, rank, alpha), "out": LoRA(width, width, rank, alpha)}
+    parametrize.register_parametrization(attn, "in_proj_weight", _LoRAParametrization(loras["qkv"]))
+    parametrize.register_parametrization(attn.out_proj, "weight", _LoRAParametrization(loras["out"]))
+    return loras
+
+
+def attach_prompts(transformer: nn.Module, prompts: PromptTokens) -> list:
+    """Insert prompt tokens after the class token on the way in, drop them on the way out."""
+    n = prompts.tokens.shape[0]
+
+    def before(_m, args, kwargs):
+        x = args[0]
+        p = prompts.tokens.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+        return (torch.cat([x[:, :1], p, x[:, 1:]], dim=1), *args[1:]), kwargs
+
+    def after(_m, _args, out):
+        return torch.cat([out[:, :1], out[:, 1 + n:]], dim=1)
+
+    return [transformer.register_forward_pre_hook(before, with_kwargs=True),
+            transformer.register_forward_hook(after)]
