@@ -332,12 +332,26 @@ class BalancingConfig(StrictModel):
     cagrad_c: NonNegativeFloat = 0.4
 
 
+class LocalTrainingConfig(StrictModel):
+    """One client's local update: epochs over its data with a fresh optimiser."""
+
+    epochs: PositiveInt = 1
+    batch_size: PositiveInt = 8
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
+    bf16: bool = False  # autocast on CUDA only
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
 class LearningConfig(StrictModel):
     """The federated trainer (arrives with the engine issue); only disabling it works yet."""
 
     enabled: bool = True
     model: ModelConfig = Field(default_factory=ModelConfig)
     balancing: BalancingConfig = Field(default_factory=BalancingConfig)
+    local: LocalTrainingConfig = Field(default_factory=LocalTrainingConfig)
 
     @field_validator("enabled")
     @classmethod

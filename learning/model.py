@@ -157,6 +157,10 @@ class M3TModel(nn.Module):
         feats = self.encode(batch)
         return {t: self.heads[t](self.fuse(feats, t)) for t in (tasks or list(self.heads))}
 
+    @property
+    def has_aux_loss(self) -> bool:
+        return bool(self._aux_modules)
+
     def aux_loss(self) -> torch.Tensor:
         """Load-balancing loss of the MoE adapters in the last forward (0 otherwise)."""
         if not self._aux_modules:

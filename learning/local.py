@@ -1,0 +1,251 @@
+"""The unit the federated engine calls: a client's local update, and evaluation of a model.
+
+``local_update(model, global_modules, client, ...)`` loads the global modules into the shared model
+(one frozen backbone serves every client), trains only the modules the client's tasks and
+modalities reach for E epochs with a fresh optimiser, and returns those modules plus stats:
+samples per task, losses, and the FLOPs per sample of a training step, which is what the
+simulation turns into compute time (not this machine's wall clock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from cosim.learning.balancing import GradientBalancer
+from cosim.learning.classes import CLASSES
+from cosim.learning.codec import (
+    PAN2D_THINGS,
+    GreedyTracker,
+    decode_boxes_2d,
+    decode_boxes_3d,
+    decode_panoptic,
+)
+from cosim.learning.losses import task_loss
+from cosim.learning.metrics import MeanAP2D, MeanAP3D, MeanIoU, SegmentationTrackingQuality
+from cosim.learning.model import M3TModel
+from cosim.scenario import BalancingConfig, LocalTrainingConfig
+
+Batch = tuple[dict, dict]  # (inputs, targets per task)
+
+
+class ClientData(Protocol):
+    """A client's local data: which tasks and modalities it has, and its batches."""
+
+    tasks: list[str]
+    modalities: list[str]
+
+    def __len__(self) -> int: ...
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]: ...
+
+
+@dataclass
+class TensorClientData:
+    """Client data held as tensors (inputs and dense targets with a leading sample axis)."""
+
+    inputs: dict
+    targets: dict[str, dict[str, torch.Tensor]]
+    tasks: list[str]
+    modalities: list[str]
+
+    def __len__(self) -> int:
+        return len(self.inputs["text"]) if "text" in self.inputs else \
+            next(iter(self.inputs.values())).shape[0]
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        order = torch.randperm(len(self), generator=generator)
+        for start in range(0, len(self), batch_size):
+            idx = order[start: start + batch_size]
+            inputs = {k: _take(v, idx) for k, v in self.inputs.items() if k in self.modalities}
+            targets = {t: {k: v[idx] for k, v in self.targets[t].items()} for t in self.tasks}
+            yield inputs, targets
+
+
+@dataclass
+class LocalStats:
+    samples_per_task: dict[str, int]
+    first_epoch_loss: dict[str, float]
+    last_epoch_loss: dict[str, float]
+    flops_per_sample: float
+    modules: list[str]
+    steps: int
+    task_weights: dict[str, float] = field(default_factory=dict)
+
+
+def pick_device(choice: str = "auto") -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], client: ClientData,
+                 cfg: LocalTrainingConfig, balancing: BalancingConfig, seed: int = 0
+                 ) -> tuple[dict[str, torch.Tensor], LocalStats]:
+    """Train the client's modules from the global ones; return the trained modules and stats."""
+    device = next(model.parameters()).device
+    torch.manual_seed(seed)
+    model.import_modules(global_modules)
+    names = [n for n in model.modules_for(client.tasks, client.modalities)
+             if any(k.startswith(n + ".") for k in global_modules)]
+    params = model.trainable_parameters(names)
+    shared = [p for n in names if not n.startswith("heads.") for p in model.get_module(n).parameters()]
+    optimizer = _optimizer(cfg, params)
+    balancer = GradientBalancer(balancing, client.tasks)
+    model.train()
+    generator = torch.Generator().manual_seed(seed)
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    steps, weights = 0, {}
+    flops_per_sample = 0.0
+    for epoch in range(cfg.epochs):
+        sums: dict[str, float] = dict.fromkeys(client.tasks, 0.0)
+        count = 0
+        for inputs, targets in client.batches(cfg.batch_size, generator):
+            inputs, targets = _to(inputs, device), _to(targets, device)
+            counter = FlopCounterMode(display=False) if steps == 0 else contextlib.nullcontext()
+            with counter:
+                with _autocast(cfg, device):
+                    out = model(inputs, tasks=client.tasks)
+                    losses = {t: task_loss(t, out[t], targets[t]) for t in client.tasks}
+                optimizer.zero_grad(set_to_none=True)
+                weights = balancer.backward(losses, shared, model.aux_loss() if model.has_aux_loss else None)
+            if steps == 0:
+                flops_per_sample = counter.get_total_flops() / _batch_len(inputs)
+            optimizer.step()
+            steps += 1
+            n = _batch_len(inputs)
+            count += n
+            for t, v in losses.items():
+                sums[t] += v.item() * n
+        means = {t: s / max(count, 1) for t, s in sums.items()}
+        if epoch == 0:
+            first = means
+        last = means
+    modules = model.export_modules(names)
+    n = len(client)
+    stats = LocalStats(dict.fromkeys(client.tasks, n), first, last, flops_per_sample, names, steps,
+                       weights)
+    return modules, stats
+
+
+@torch.no_grad()
+def evaluate(model: M3TModel, modules: dict[str, torch.Tensor], batches: list[Batch],
+             tasks: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Metrics per task on held-out batches (frames of a sequence in order, for tracking).
+
+    Targets carry, besides the dense maps: det2d ``boxes``/``box_labels`` (lists per sample);
+    det3d ``boxes``/``box_labels``/``points`` (points inside each box); pan2d ``instance`` ids
+    consistent over the frames of a sequence, and inputs carry ``sequence`` ids per sample.
+    """
+    device = next(model.parameters()).device
+    model.import_modules(modules)
+    model.eval()
+    tasks = tasks or list(model.heads)
+    evaluators = {t: _EVALUATORS[t](model) for t in tasks}
+    for inputs, targets in batches:
+        out = model(_to({k: v for k, v in inputs.items() if k != "sequence"}, device), tasks=tasks)
+        for t in tasks:
+            o = {k: v.float().cpu() for k, v in out[t].items()}
+            for i in range(o["scores"].shape[0]):
+                evaluators[t].update(o["scores"][i], o["reg"][i], targets[t], i, inputs)
+    return {t: e.compute() for t, e in evaluators.items()}
+
+
+class _Seg3dEval:
+    def __init__(self, model: M3TModel):
+        self.metric = MeanIoU(len(CLASSES["seg3d"]))
+
+    def update(self, scores, reg, target, i, inputs) -> None:
+        self.metric.update(scores.argmax(0), target["labels"][i])
+
+    def compute(self) -> dict[str, float]:
+        return {"mIoU": self.metric.compute()}
+
+
+class _Det2dEval:
+    def __init__(self, model: M3TModel):
+        self.metric, self.image_size = MeanAP2D(), model.image_size
+
+    def update(self, scores, reg, target, i, inputs) -> None:
+        truth = {"boxes": torch.as_tensor(target["boxes"][i]).float().reshape(-1, 4),
+                 "labels": torch.as_tensor(target["box_labels"][i]).long()}
+        self.metric.update([decode_boxes_2d(scores, reg, self.image_size)], [truth])
+
+    def compute(self) -> dict[str, float]:
+        return {"mAP50": self.metric.compute()}
+
+
+class _Det3dEval:
+    def __init__(self, model: M3TModel):
+        self.metric, self.range_m = MeanAP3D(len(CLASSES["det3d"])), model.cfg.bev_range_m
+
+    def update(self, scores, reg, target, i, inputs) -> None:
+        pred = decode_boxes_3d(scores, reg, self.range_m)
+        self.metric.update(pred["boxes"].numpy(), pred["scores"].numpy(), pred["labels"].numpy(),
+                           target["boxes"][i], target["box_labels"][i], target["points"][i])
+
+    def compute(self) -> dict[str, float]:
+        return self.metric.compute()
+
+
+class _Pan2dEval:
+    """Decodes panoptic maps, tracks instances across a sequence's frames, scores wSTQ."""
+
+    def __init__(self, model: M3TModel):
+        self.metric = SegmentationTrackingQuality(len(CLASSES["pan2d"]), PAN2D_THINGS)
+        self.tracker, self.sequence = GreedyTracker(), object()
+
+    def update(self, scores, reg, target, i, inputs) -> None:
+        sequence = inputs.get("sequence", [None] * (i + 1))[i]
+        if sequence != self.sequence:
+            self.tracker, self.sequence = GreedyTracker(), sequence
+            self.metric.new_sequence()
+        semantic, instance = decode_panoptic(scores, reg)
+        self.metric.update(semantic, self.tracker(semantic, instance), target["labels"][i],
+                           target["instance"][i])
+
+    def compute(self) -> dict[str, float]:
+        out = self.metric.compute()
+        return {"wSTQ": out["STQ"], "SQ": out["SQ"], "AQ": out["AQ"]}
+
+
+_EVALUATORS = {"seg3d": _Seg3dEval, "det2d": _Det2dEval, "det3d": _Det3dEval, "pan2d": _Pan2dEval}
+
+
+def _optimizer(cfg: LocalTrainingConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _autocast(cfg: LocalTrainingConfig, device: torch.device):
+    if cfg.bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _take(value, idx: torch.Tensor):
+    if isinstance(value, torch.Tensor):
+        return value[idx]
+    return [value[i] for i in idx.tolist()]
+
+
+def _to(tree, device: torch.device):
+    if isinstance(tree, torch.Tensor):
+        return tree.to(device)
+    if isinstance(tree, dict):
+        return {k: _to(v, device) for k, v in tree.items()}
+    return tree
+
+
+def _batch_len(inputs: dict) -> int:
+    if "text" in inputs:
+        return len(inputs["text"])
+    return next(iter(inputs.values())).shape[0]
