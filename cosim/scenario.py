@@ -271,10 +271,14 @@ TASKS = ("seg3d", "det3d", "pan2d", "det2d")
 MODALITIES = ("image", "lidar", "text")
 
 
-def _resolve_checkpoint(value: str | None, info: ValidationInfo) -> Path | None:
-    """A local weights file; a bare name such as ``openai`` is a hub tag, which cannot be used."""
-    if value is None:
-        return None
+SYNTHETIC_CHECKPOINT = "synthetic"
+
+
+def _resolve_checkpoint(value: str | None, info: ValidationInfo) -> Path | str | None:
+    """A local weights file, or ``synthetic`` (cosim's own pre-training, built once and cached);
+    any other bare name such as ``openai`` is a hub tag, which cannot be used here."""
+    if value is None or value == SYNTHETIC_CHECKPOINT:
+        return value
     text = str(value)
     if "/" not in text and "." not in text:
         raise ValueError(

@@ -36,9 +36,15 @@ def model_names() -> list[str]:
     return list(_open_clip().list_models())
 
 
-def load_clip(name: str, checkpoint: Path | None, field: str = "learning.model") -> torch.nn.Module:
-    """An open_clip CLIP model by configuration name, weights from ``checkpoint`` or random."""
+def load_clip(name: str, checkpoint: Path | str | None, field: str = "learning.model"
+              ) -> torch.nn.Module:
+    """An open_clip CLIP model by configuration name, weights from ``checkpoint`` or random;
+    ``"synthetic"``: cosim's synthetic pre-training of this configuration (cached)."""
     open_clip = _open_clip()
+    if checkpoint == "synthetic":
+        from cosim.learning.pretrain import PretrainConfig, ensure_pretrained
+
+        checkpoint = ensure_pretrained(PretrainConfig(model=name))
     if name not in open_clip.list_models():
         raise InputError(None, f"{field}.name", f"unknown open_clip configuration {name!r}")
     if checkpoint is not None and not Path(checkpoint).is_file():

@@ -1,0 +1,1 @@
+"""Data: procedural scenes, their camera/LiDAR rendering, Waymo-layout readers and partitions."""

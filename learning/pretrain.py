@@ -1,0 +1,122 @@
+"""Foundation pre-training of the tiny backbone: CLIP's contrastive loss on image-caption pairs
+rendered from synthetic street scenes that no client holds.
+
+This stands in for the centrally pre-trained foundation model of the paper, which cannot be
+downloaded here. The result is an ordinary open_clip state dict, loadable with
+``open_clip.create_model(name, pretrained=path)``; ``checkpoint: synthetic`` in a scenario builds
+it once (deterministically) into the cache and reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cosim.cache import cached_folder, content_key
+from cosim.learning.backbone import _open_clip, tokenizer
+from cosim.learning.data.render import caption, render_camera
+from cosim.learning.data.scene import make_segment
+
+# Scene seeds of pre-training live far from the seeds the client data generator uses.
+PRETRAIN_SEED_BASE = 1_000_000_000
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    model: str = "cosim-tiny"
+    segments: int = 96
+    frames_per_segment: int = 6
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+
+    def key(self) -> str:
+        return content_key(["pretrain-v1", json.dumps(self.__dict__, sort_keys=True)])
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> CLIP-normalised float (N, 3, H, W)."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def synthetic_pairs(segments: int, frames: int, size: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Images and captions of ``frames`` evenly spaced frames of ``segments`` scenes."""
+    images, captions = [], []
+    rng = np.random.default_rng(seed)
+    for s in range(segments):
+        seg = make_segment(f"pretrain-{seed}-{s}", PRETRAIN_SEED_BASE + seed * 100_000 + s, frames=200)
+        for k in np.linspace(0, 199, frames).astype(int):
+            frame = render_camera(seg, int(k), size, size, rng)
+            images.append(frame.image)
+            captions.append(caption(seg, frame))
+    return np.stack(images), captions
+
+
+def retrieval_accuracy(model, images: torch.Tensor, captions: list[str], tok) -> float:
+    """Image -> text top-1 over the set, correct when the retrieved caption reads the same."""
+    with torch.no_grad():
+        img = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
+        txt = torch.nn.functional.normalize(model.encode_text(tok(captions)), dim=-1)
+        best = (img @ txt.T).argmax(dim=1).tolist()
+    return float(np.mean([captions[j] == captions[i] for i, j in enumerate(best)]))
+
+
+def pretrain(cfg: PretrainConfig, out: Path, progress=None) -> dict:
+    """Train and write the checkpoint to ``out``; return before/after retrieval accuracy."""
+    open_clip = _open_clip()
+    torch.manual_seed(cfg.seed)
+    model = open_clip.create_model(cfg.model, pretrained=None, device="cpu")
+    size = model.visual.image_size[0]
+    tok = tokenizer(cfg.model)
+    images, captions = synthetic_pairs(cfg.segments, cfg.frames_per_segment, size, cfg.seed)
+    held = np.random.default_rng(cfg.seed).permutation(len(captions))
+    n_eval = min(128, len(captions) // 5)
+    eval_idx, train_idx = held[:n_eval], held[n_eval:]
+    x_all, t_all = to_tensor(images), tok(captions)
+    x_eval, c_eval = x_all[eval_idx], [captions[i] for i in eval_idx]
+    model.eval()
+    before = retrieval_accuracy(model, x_eval, c_eval, tok)
+    loss_fn = open_clip.ClipLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    losses = []
+    for step in range(cfg.steps):
+        idx = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)[: cfg.batch_size]]
+        img_f, txt_f, scale = model(x_all[idx], t_all[idx])
+        loss = loss_fn(img_f, txt_f, scale)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if progress is not None:
+            progress(step + 1, cfg.steps, loss.item())
+    model.eval()
+    after = retrieval_accuracy(model, x_eval, c_eval, tok)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out)
+    return {"retrieval_before": before, "retrieval_after": after, "first_loss": losses[0],
+            "last_loss": float(np.mean(losses[-10:])), "pairs": len(captions), "steps": cfg.steps}
+
+
+def ensure_pretrained(cfg: PretrainConfig | None = None) -> Path:
+    """The cached checkpoint for ``cfg`` (default configuration), pre-training it if missing."""
+    cfg = cfg or PretrainConfig()
+
+    def build(folder: Path) -> None:
+        report = pretrain(cfg, folder / "model.pt")
+        (folder / "report.json").write_text(json.dumps(report, indent=2))
+
+    return cached_folder("pretrained", cfg.key(), build) / "model.pt"
