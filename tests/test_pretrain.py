@@ -55,3 +55,18 @@ def test_pretraining_learns_retrieval_and_writes_a_loadable_checkpoint(tmp_path)
     a, b = torch.load(tmp_path / "a.pt"), torch.load(tmp_path / "b.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)  # deterministic
     assert all(torch.equal(a[k], v) for k, v in model.state_dict().items())
+
+
+def test_synthetic_checkpoint_is_built_once_then_reused():
+    import time
+
+    from cosim.learning.pretrain import ensure_pretrained
+
+    cfg = PretrainConfig(segments=4, frames_per_segment=3, steps=3, batch_size=8, seed=9)
+    first = ensure_pretrained(cfg)
+    mtime = first.stat().st_mtime_ns
+    t0 = time.perf_counter()
+    again = ensure_pretrained(cfg)
+    assert again == first and again.stat().st_mtime_ns == mtime
+    assert time.perf_counter() - t0 < 1.0  # read from the cache, not trained again
+    assert (first.parent / "report.json").exists()
