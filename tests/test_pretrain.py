@@ -58,15 +58,11 @@ def test_pretraining_learns_retrieval_and_writes_a_loadable_checkpoint(tmp_path)
 
 
 def test_synthetic_checkpoint_is_built_once_then_reused():
-    import time
-
     from cosim.learning.pretrain import ensure_pretrained
 
     cfg = PretrainConfig(segments=4, frames_per_segment=3, steps=3, batch_size=8, seed=9)
     first = ensure_pretrained(cfg)
     mtime = first.stat().st_mtime_ns
-    t0 = time.perf_counter()
     again = ensure_pretrained(cfg)
-    assert again == first and again.stat().st_mtime_ns == mtime
-    assert time.perf_counter() - t0 < 1.0  # read from the cache, not trained again
+    assert again == first and again.stat().st_mtime_ns == mtime  # reused, not trained again
     assert (first.parent / "report.json").exists()
