@@ -151,6 +151,49 @@ def pretrain(
     _guarded(debug, work)
 
 
+data_app = typer.Typer(help="Datasets: synthetic Waymo-layout segments, checks.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the v2 layout into.")],
+    segments: Annotated[int, typer.Option("--segments", min=1)] = 20,
+    frames: Annotated[int, typer.Option("--frames", min=1)] = 40,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Write synthetic segments in the Waymo perception v2 layout."""
+
+    def work() -> None:
+        import time
+
+        from cosim.learning.data.synth import SynthConfig, generate
+
+        t0 = time.perf_counter()
+        names = generate(out, SynthConfig(segments=segments, frames=frames, seed=seed))
+        typer.echo(f"wrote {len(names)} segments x {frames} frames to {out} "
+                   f"in {time.perf_counter() - t0:.1f} s")
+
+    _guarded(debug, work)
+
+
+@data_app.command("check")
+def data_check(
+    root: Annotated[Path, typer.Argument(help="A Waymo v2 folder (one sub-folder per component).")],
+    debug: DebugOpt = False,
+) -> None:
+    """Read every component of every segment; exit 2 naming the first bad file."""
+
+    def work() -> None:
+        from cosim.learning.data.waymo_v2 import check
+
+        segments, frames = check(root)
+        typer.echo(f"ok: {root}: {segments} segments, {frames} frames")
+
+    _guarded(debug, work)
+
+
 def _stderr_console():
     from rich.console import Console
 

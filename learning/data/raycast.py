@@ -8,12 +8,13 @@ GROUND = -2  # hit code of the ground plane; -1 = nothing (sky / out of range)
 
 
 def cast(origin: np.ndarray, dirs: np.ndarray, boxes: np.ndarray, max_range: float,
-         chunk: int = 8192) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest hit of each ray.
 
     origin (3,), dirs (N, 3) unit vectors, boxes (M, 7) = x, y, z-bottom, length, width, height,
     yaw. Returns distance (N,) (inf: no hit), what was hit (N,) (box index, GROUND or -1) and the
-    surface normal (N, 3) in the ego frame.
+    surface normal (N, 3) in the ego frame. Rays are processed in azimuth sectors, each tested
+    only against the boxes its cone of directions can reach.
     """
     n = len(dirs)
     dist = np.full(n, np.inf)
@@ -24,17 +25,20 @@ def cast(origin: np.ndarray, dirs: np.ndarray, boxes: np.ndarray, max_range: flo
     on_ground = t_ground < max_range
     dist[on_ground], hit[on_ground] = t_ground[on_ground], GROUND
     normal[on_ground] = (0.0, 0.0, 1.0)
-    boxes = _reachable(origin, dirs, boxes, max_range)
-    if len(boxes):
-        boxes, index = boxes
-        for start in range(0, n, chunk):
-            sl = slice(start, start + chunk)
-            t, idx, nrm = _boxes(origin, dirs[sl], boxes, max_range)
-            idx = np.where(idx >= 0, index[np.maximum(idx, 0)], -1)
-            closer = t < dist[sl]
-            dist[sl] = np.where(closer, t, dist[sl])
-            hit[sl] = np.where(closer, idx, hit[sl])
-            normal[sl] = np.where(closer[:, None], nrm, normal[sl])
+    if len(boxes) == 0:
+        return dist, hit, normal
+    order = np.argsort(np.arctan2(dirs[:, 1], dirs[:, 0]), kind="stable")
+    for start in range(0, n, chunk):
+        sl = order[start: start + chunk]
+        reachable = _reachable(origin, dirs[sl], boxes, max_range)
+        if not reachable:
+            continue
+        sub, index = reachable
+        t, idx, nrm = _boxes(origin, dirs[sl], sub, max_range)
+        closer = t < dist[sl]
+        dist[sl] = np.where(closer, t, dist[sl])
+        hit[sl] = np.where(closer, np.where(idx >= 0, index[np.maximum(idx, 0)], -1), hit[sl])
+        normal[sl] = np.where(closer[:, None], nrm, normal[sl])
     return dist, hit, normal
 
 
