@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationInfo,
@@ -349,6 +350,40 @@ class LocalTrainingConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+def _resolve_input_dir(value: Path, info: ValidationInfo) -> Path:
+    base = Path((info.context or {}).get("base_dir", "."))
+    path = (value if value.is_absolute() else base / value).resolve()
+    if not path.is_dir():
+        raise ValueError(f"folder not found: {path}")
+    return path
+
+
+InputDir = Annotated[Path, AfterValidator(_resolve_input_dir)]
+
+
+class SyntheticDataConfig(StrictModel):
+    """Synthetic segments in the Waymo v2 layout, generated once per setting and cached."""
+
+    segments: PositiveInt = 24
+    frames: PositiveInt = 40
+    seed: int = Field(0, ge=0)
+
+
+class DataConfig(StrictModel):
+    """Where client data comes from and how it is split among clients."""
+
+    root: InputDir | None = None  # a Waymo perception v2 folder; none: synthetic data
+    synthetic: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
+    partition: Literal["segment", "dirichlet"] = "segment"  # one segment per client (paper)
+    dirichlet_alpha: PositiveFloat = 0.5  # over cities, for partition: dirichlet
+    clients: PositiveInt = 20
+    heldout_segments: NonNegativeInt = 4  # never given to a client; global evaluation
+    frame_stride: PositiveInt = 1
+    no_lidar_share: float = Field(0.0, ge=0.0, le=1.0)  # clients without a LiDAR
+    camera_tasks_only_share: float = Field(0.0, ge=0.0, le=1.0)  # clients with 2D tasks only
+    cache_frames: NonNegativeInt = 4096  # decoded samples kept in memory
+
+
 class LearningConfig(StrictModel):
     """The federated trainer (arrives with the engine issue); only disabling it works yet."""
 
@@ -356,6 +391,7 @@ class LearningConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     balancing: BalancingConfig = Field(default_factory=BalancingConfig)
     local: LocalTrainingConfig = Field(default_factory=LocalTrainingConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
 
     @field_validator("enabled")
     @classmethod

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from cosim.errors import InputError, MissingDependencyError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # the normalisation CLIP towers expect
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TINY = "cosim-tiny"
 
 
@@ -64,3 +67,11 @@ def load_clip(name: str, checkpoint: Path | str | None, field: str = "learning.m
 def tokenizer(name: str):
     """The model's tokenizer (works offline)."""
     return _open_clip().get_tokenizer(name)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> CLIP-normalised float (N, 3, H, W)."""
+    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float() / 255.0  # PIL arrays are read-only
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (x - mean) / std

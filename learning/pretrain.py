@@ -17,14 +17,12 @@ import numpy as np
 import torch
 
 from cosim.cache import cached_folder, content_key
-from cosim.learning.backbone import _open_clip, tokenizer
+from cosim.learning.backbone import _open_clip, to_tensor, tokenizer
 from cosim.learning.data.render import caption, render_camera
 from cosim.learning.data.scene import make_segment
 
 # Scene seeds of pre-training live far from the seeds the client data generator uses.
 PRETRAIN_SEED_BASE = 1_000_000_000
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass(frozen=True)
@@ -39,14 +37,6 @@ class PretrainConfig:
 
     def key(self) -> str:
         return content_key(["pretrain-v1", json.dumps(self.__dict__, sort_keys=True)])
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> CLIP-normalised float (N, 3, H, W)."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
 
 
 def synthetic_pairs(segments: int, frames: int, size: int, seed: int) -> tuple[np.ndarray, list[str]]:

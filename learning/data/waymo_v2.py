@@ -70,6 +70,15 @@ class WaymoV2Dataset:
     def segment(self, name: str) -> SegmentReader:
         return SegmentReader(self.root, name)
 
+    def describe(self) -> tuple[dict[str, list[int]], dict[str, str]]:
+        """Frame timestamps and location of every segment (what partitions are made from)."""
+        frames, city = {}, {}
+        for name in self.segments():
+            reader = self.segment(name)
+            frames[name] = reader.timestamps
+            city[name] = reader._stats(reader.timestamps[0])[0]
+        return frames, city
+
 
 class SegmentReader:
     def __init__(self, root: Path, name: str):

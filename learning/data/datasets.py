@@ -1,0 +1,81 @@
+"""Client datasets: a torch Dataset per client over its frames, with a cache of built samples so
+that repeated local updates (one per round) do not decode JPEGs and range images again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cosim.cache import cached_folder, content_key
+from cosim.learning.data.partition import ClientShard, FrameRef
+from cosim.learning.data.samples import Geometry, build_sample, collate
+from cosim.learning.data.synth import SynthConfig, generate
+from cosim.learning.data.waymo_v2 import SegmentReader, WaymoV2Dataset
+from cosim.scenario import DataConfig
+
+
+class SampleCache:
+    """Built samples by frame, least recently used dropped first; shared by all clients."""
+
+    def __init__(self, dataset: WaymoV2Dataset, geometry: Geometry, capacity: int):
+        self.dataset, self.geometry, self.capacity = dataset, geometry, capacity
+        self._readers: dict[str, SegmentReader] = {}
+        self._items: OrderedDict[FrameRef, tuple[dict, dict]] = OrderedDict()
+        self.decoded = 0
+
+    def get(self, ref: FrameRef) -> tuple[dict, dict]:
+        if ref in self._items:
+            self._items.move_to_end(ref)
+            return self._items[ref]
+        segment, ts = ref
+        reader = self._readers.setdefault(segment, self.dataset.segment(segment))
+        sample = build_sample(reader.frame(ts), self.geometry)
+        self.decoded += 1
+        if self.capacity:
+            self._items[ref] = sample
+            if len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return sample
+
+
+class ClientDataset(Dataset):
+    """One client's frames; a sample carries only its modalities and tasks."""
+
+    def __init__(self, shard: ClientShard, cache: SampleCache):
+        self.shard, self.cache = shard, cache
+        self.tasks, self.modalities = list(shard.tasks), list(shard.modalities)
+
+    def __len__(self) -> int:
+        return len(self.shard.frames)
+
+    def __getitem__(self, i: int) -> tuple[dict, dict]:
+        inputs, targets = self.cache.get(self.shard.frames[i])
+        keep = {k: v for k, v in inputs.items() if k in self.modalities or k == "sequence"}
+        return keep, {t: targets[t] for t in self.tasks}
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[dict, dict]]:
+        """Shuffled batches (the ``ClientData`` protocol of ``local_update``)."""
+        loader = DataLoader(self, batch_size=batch_size, shuffle=True, generator=generator,
+                            collate_fn=collate)
+        for inputs, targets in loader:
+            inputs.pop("sequence", None)
+            yield inputs, targets
+
+    def ordered_batches(self, batch_size: int) -> list[tuple[dict, dict]]:
+        """Frames in order (tracking needs sequences in order), for evaluation."""
+        return list(DataLoader(self, batch_size=batch_size, shuffle=False, collate_fn=collate))
+
+
+def dataset_root(cfg: DataConfig) -> Path:
+    """The Waymo v2 folder to read: the scenario's, or the cached synthetic one (built once)."""
+    if cfg.root is not None:
+        return cfg.root
+    synth = SynthConfig(segments=cfg.synthetic.segments, frames=cfg.synthetic.frames,
+                        seed=cfg.synthetic.seed)
+    key = content_key(["synth-v1", repr(synth)])
+    return cached_folder("data", key, lambda folder: generate(folder, synth))
