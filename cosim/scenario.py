@@ -372,7 +372,8 @@ class SyntheticDataConfig(StrictModel):
 class DataConfig(StrictModel):
     """Where client data comes from and how it is split among clients."""
 
-    root: InputDir | None = None  # a Waymo perception v2 folder; none: synthetic data
+    root: InputDir | None = None  # a Waymo folder; none: synthetic data (generated, cached)
+    format: Literal["v2", "v1"] = "v2"  # v2: Parquet components; v1: *.tfrecord segments
     synthetic: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
     partition: Literal["segment", "dirichlet"] = "segment"  # one segment per client (paper)
     dirichlet_alpha: PositiveFloat = 0.5  # over cities, for partition: dirichlet

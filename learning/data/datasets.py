@@ -71,6 +71,15 @@ class ClientDataset(Dataset):
         return list(DataLoader(self, batch_size=batch_size, shuffle=False, collate_fn=collate))
 
 
+def open_dataset(cfg: DataConfig):
+    """The scenario's dataset reader (v2 Parquet components or v1 TFRecords)."""
+    if cfg.root is not None and cfg.format == "v1":
+        from cosim.learning.data.waymo_v1 import WaymoV1Dataset
+
+        return WaymoV1Dataset(cfg.root)
+    return WaymoV2Dataset(dataset_root(cfg))
+
+
 def dataset_root(cfg: DataConfig) -> Path:
     """The Waymo v2 folder to read: the scenario's, or the cached synthetic one (built once)."""
     if cfg.root is not None:
