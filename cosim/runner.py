@@ -83,8 +83,9 @@ def layer_status(scenario: Scenario) -> dict[str, str]:
         "mobility": f"SUMO via {scenario.mobility.backend}",
         "radio": ("SimPy radio (3GPP TR 38.901)" if scenario.radio is not None
                   else "not configured (no radio section)"),
-        "learning": ("disabled (learning.enabled: false)" if scenario.learning is not None
-                     else "not available in this cosim version yet"),
+        "learning": ("federated trainer" if scenario.learning_enabled
+                     else "disabled (learning.enabled: false)" if scenario.learning is not None
+                     else "not configured (no learning section)"),
     }
 
 
@@ -127,6 +128,10 @@ def run_scenario(
                 from cosim.radio.layer import RadioLayer
 
                 engine.add_layer(RadioLayer(scenario, network_file(inputs), source))
+            if scenario.learning_enabled:
+                from cosim.learning.federated.server import FederatedLayer
+
+                engine.add_layer(FederatedLayer(scenario, source))
             for factory in extra_layers:
                 engine.add_layer(factory(engine))
             tick_s = max(scenario.mobility.step_length_s, scenario.duration_s / 1000)

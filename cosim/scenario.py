@@ -8,7 +8,7 @@ bring but that is not supported yet is an error rather than silently ignored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -20,7 +20,6 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationInfo,
-    field_validator,
     model_validator,
 )
 
@@ -386,23 +385,13 @@ class DataConfig(StrictModel):
 
 
 class LearningConfig(StrictModel):
-    """The federated trainer (arrives with the engine issue); only disabling it works yet."""
+    """The federated trainer: the model, its data, local training and gradient balancing."""
 
     enabled: bool = True
     model: ModelConfig = Field(default_factory=ModelConfig)
     balancing: BalancingConfig = Field(default_factory=BalancingConfig)
     local: LocalTrainingConfig = Field(default_factory=LocalTrainingConfig)
     data: DataConfig = Field(default_factory=DataConfig)
-
-    @field_validator("enabled")
-    @classmethod
-    def _only_disabled(cls, v: bool) -> bool:
-        if v:
-            raise ValueError(
-                "the federated trainer is not part of this cosim version yet; "
-                "set learning.enabled: false"
-            )
-        return v
 
 
 class OutputConfig(StrictModel):
@@ -413,11 +402,45 @@ class OutputConfig(StrictModel):
     row_group_rows: PositiveInt = 65536
 
 
-_NOT_YET = {
-    "clients": "the federated engine",
-    "scheduling": "the federated engine",
-    "aggregation": "the federated engine",
-}
+class DeviceProfile(StrictModel):
+    """A vehicle's onboard computer: how fast it trains, driving and parked."""
+
+    name: str = "onboard"
+    flops: PositiveFloat = 4e12  # peak FLOP/s of the onboard accelerator
+    efficiency: float = Field(0.3, gt=0.0, le=1.0)  # achieved share of peak on training
+    driving_share: float = Field(0.25, ge=0.0, le=1.0)  # left for training while driving
+    parked_share: float = Field(1.0, ge=0.0, le=1.0)  # left for training while parked
+    weight: PositiveFloat = 1.0  # relative frequency among client vehicles
+
+
+class ClientsConfig(StrictModel):
+    """Which SUMO vehicles are federated clients, and their devices."""
+
+    count: PositiveInt = 20  # = the data partitions
+    vehicle_type: str | None = None  # only vehicles of this SUMO vType
+    share: float = Field(1.0, gt=0.0, le=1.0)  # of eligible entering vehicles, seeded draw
+    rebind: bool = True  # a partition whose vehicle left waits for the next eligible vehicle
+    profiles: list[DeviceProfile] = Field(default_factory=lambda: [DeviceProfile()])
+
+
+class SchedulingConfig(StrictModel):
+    """Who is picked at the start of a round."""
+
+    policy: str = "availability_aware"  # a registered name or a dotted path module:Class
+    per_round: PositiveInt = 10
+    predictor: Literal["history", "oracle"] = "history"
+
+
+class AggregationConfig(StrictModel):
+    """How completed updates become the next global model."""
+
+    method: Literal["sync"] = "sync"
+    round_deadline_s: PositiveFloat = 120.0
+    min_round_gap_s: NonNegativeFloat = 0.0  # pause between rounds
+    eval_every_rounds: PositiveInt = 1
+    max_rounds: PositiveInt | None = None
+
+
 
 
 class Scenario(StrictModel):
@@ -428,21 +451,11 @@ class Scenario(StrictModel):
     duration_s: PositiveFloat
     mobility: MobilityConfig
     radio: RadioConfig | None = None
-    clients: Any = None
+    clients: ClientsConfig = Field(default_factory=ClientsConfig)
     learning: LearningConfig | None = None
-    scheduling: Any = None
-    aggregation: Any = None
+    scheduling: SchedulingConfig = Field(default_factory=SchedulingConfig)
+    aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
-
-    @field_validator("clients", "scheduling", "aggregation", mode="before")
-    @classmethod
-    def _unsupported(cls, v: Any, info: ValidationInfo) -> Any:
-        if v is not None:
-            raise ValueError(
-                f"section not supported by this cosim version yet (it arrives with "
-                f"{_NOT_YET[info.field_name]}); remove it"
-            )
-        return v
 
     @model_validator(mode="after")
     def _whole_steps(self) -> Scenario:
@@ -455,6 +468,8 @@ class Scenario(StrictModel):
                 f"output.mobility_period_s ({self.output.mobility_period_s} s) must be a whole "
                 f"multiple of mobility.step_length_s ({step} s)"
             )
+        if self.learning_enabled and self.radio is None:
+            raise ValueError("learning needs a radio section: connectivity decides who completes")
         if self.radio is not None and not _whole_multiple(step, self.radio.step_s):
             raise ValueError(
                 f"mobility.step_length_s ({step} s) must be a whole multiple of radio.step_s "

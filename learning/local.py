@@ -107,7 +107,7 @@ def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], clien
         sums: dict[str, float] = dict.fromkeys(client.tasks, 0.0)
         count = 0
         for inputs, targets in client.batches(cfg.batch_size, generator):
-            inputs, targets = _to(inputs, device), _to(targets, device)
+            inputs, targets = to_device(inputs, device), to_device(targets, device)
             counter = FlopCounterMode(display=False) if steps == 0 else contextlib.nullcontext()
             with counter:
                 with _autocast(cfg, device):
@@ -149,7 +149,7 @@ def evaluate(model: M3TModel, modules: dict[str, torch.Tensor], batches: list[Ba
     tasks = tasks or list(model.heads)
     evaluators = {t: _EVALUATORS[t](model) for t in tasks}
     for inputs, targets in batches:
-        out = model(_to({k: v for k, v in inputs.items() if k != "sequence"}, device), tasks=tasks)
+        out = model(to_device({k: v for k, v in inputs.items() if k != "sequence"}, device), tasks=tasks)
         for t in tasks:
             o = {k: v.float().cpu() for k, v in out[t].items()}
             for i in range(o["scores"].shape[0]):
@@ -237,11 +237,11 @@ def _take(value, idx: torch.Tensor):
     return [value[i] for i in idx.tolist()]
 
 
-def _to(tree, device: torch.device):
+def to_device(tree, device: torch.device):
     if isinstance(tree, torch.Tensor):
         return tree.to(device)
     if isinstance(tree, dict):
-        return {k: _to(v, device) for k, v in tree.items()}
+        return {k: to_device(v, device) for k, v in tree.items()}
     return tree
 
 

@@ -76,18 +76,21 @@ def test_top_level_must_be_a_mapping(tmp_path):
     assert "mapping" in line
 
 
-def test_unsupported_section_is_an_error_not_ignored(grid_small):
-    line = _one_error_line(runner.invoke(app, ["validate", str(grid_small), "--set", "scheduling.policy=x"]))
-    assert ": scheduling: " in line and "not supported" in line
+def test_unknown_aggregation_method_is_an_error(grid_small):
+    line = _one_error_line(runner.invoke(
+        app, ["validate", str(grid_small), "--set", "aggregation.method=magic"]))
+    assert "aggregation.method" in line
 
 
-def test_learning_can_only_be_disabled_for_now(grid_small):
+def test_learning_states_and_its_need_for_radio(grid_small):
     ok = runner.invoke(app, ["validate", str(grid_small), "--set", "learning.enabled=false"])
     assert ok.exit_code == 0, ok.output
     assert "learning: disabled" in ok.stdout
-    result = runner.invoke(app, ["validate", str(grid_small), "--set", "learning.enabled=true"])
-    line = _one_error_line(result)
-    assert "learning.enabled" in line
+    ok = runner.invoke(app, ["validate", str(grid_small), "--set", "learning.enabled=true"])
+    assert ok.exit_code == 0 and "learning: federated trainer" in ok.stdout
+    result = runner.invoke(app, ["validate", str(grid_small), "--set", "learning.enabled=true",
+                                 "--set", "radio=null"])
+    assert "needs a radio section" in _one_error_line(result)
 
 
 def test_sampling_period_must_be_whole_steps(grid_small):

@@ -100,6 +100,10 @@ class MobilityLayer:
             "speed": s.speed, "heading": s.heading, "edge": s.edge, "parked": s.parked,
         })
 
+    def vehicle_type(self, vehicle: str) -> str:
+        """The SUMO vType of a vehicle in the network."""
+        return self.session.vehicle_type(vehicle)
+
     def progress_fields(self) -> dict[str, str]:
         n = len(self.current) if self.current is not None else 0
         parked = int(self.current.parked.sum()) if self.current is not None else 0

@@ -156,6 +156,9 @@ class LibsumoSession(SumoSession):
         return pack_states(ids, map(v.getPosition, ids), map(v.getSpeed, ids),
                            map(v.getAngle, ids), map(v.getRoadID, ids), map(v.getStopState, ids))
 
+    def vehicle_type(self, vehicle: str) -> str:
+        return self._sumo.vehicle.getTypeID(vehicle)
+
     def close(self) -> None:
         if self._sumo.simulation.isLoaded():
             self._sumo.close()
@@ -201,6 +204,9 @@ class TraciSession(SumoSession):
             v.subscribe(vid, _SUBSCRIBED)
         self._subscribed = set(ids)
         return pack_subscriptions(ids, v.getAllSubscriptionResults())
+
+    def vehicle_type(self, vehicle: str) -> str:
+        return self._conn.vehicle.getTypeID(vehicle)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -1,0 +1,1 @@
+"""The federated engine: clients on vehicles, scheduling policies, rounds and aggregation."""

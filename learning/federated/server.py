@@ -1,0 +1,243 @@
+"""The federated layer: rounds on the engine clock, in which connectivity decides who completes.
+
+A round (synchronous, FedAvg with a deadline): the policy picks clients from what the server can
+see; each picked client downloads its global modules (bytes through the radio's transfer
+process), computes for samples x epochs x FLOPs per sample / its device's available FLOP/s, and
+uploads its modules. A client that loses its link, leaves the network, has none, or misses the
+deadline is recorded as failed with the reason and time. Only completed updates are trained for
+real (``local_update``), in the order they reached the server, and averaged module by module.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from cosim.engine import Engine
+from cosim.learning.data.datasets import ClientDataset, SampleCache, open_dataset
+from cosim.learning.data.partition import ClientShard, partition
+from cosim.learning.data.samples import Geometry
+from cosim.learning.federated.aggregation import fedavg
+from cosim.learning.federated.clients import Client, ClientRegistry, available_flops
+from cosim.learning.federated.policies import Candidate, ServerView, make_policy
+from cosim.learning.local import evaluate, local_update, pick_device, to_device
+from cosim.learning.losses import task_loss
+from cosim.learning.model import M3TModel, state_bytes
+from cosim.scenario import TASKS, Scenario
+
+PARTICIPATION_SCHEMA = pa.schema([
+    ("round", pa.int32()), ("client", pa.int32()), ("vehicle", pa.string()),
+    ("selected_at", pa.float64()), ("outcome", pa.string()), ("reason", pa.string()),
+    ("t_download_end", pa.float64()), ("t_compute_end", pa.float64()),
+    ("t_upload_end", pa.float64()), ("bytes_down", pa.int64()), ("bytes_up", pa.int64()),
+    ("staleness", pa.int32()), ("model_version", pa.int32()),
+])
+METRICS_SCHEMA = pa.schema([
+    ("round", pa.int32()), ("sim_time_s", pa.float64()), ("wall_time_s", pa.float64()),
+    ("task", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
+])
+
+
+@dataclass
+class Attempt:
+    """One client's round, as the participation trace records it."""
+
+    round: int
+    client: int
+    vehicle: str
+    selected_at: float
+    model_version: int
+    outcome: str = "failed"
+    reason: str | None = None
+    t_download_end: float | None = None
+    t_compute_end: float | None = None
+    t_upload_end: float | None = None
+    bytes_down: int = 0
+    bytes_up: int = 0
+    names: list[str] = field(default_factory=list)
+
+
+class FederatedLayer:
+    name = "learning"
+
+    def __init__(self, scenario: Scenario, source: Any = None):
+        self.sc = scenario
+        cfg = scenario.learning
+        torch.manual_seed(scenario.seed)
+        self.device = pick_device(cfg.local.device)
+        self.model = M3TModel(cfg.model).to(self.device)
+        self.geometry = Geometry(self.model.image_size, 4 * self.model.grid, cfg.model.bev_range_m)
+        dataset = open_dataset(cfg.data)
+        frames, city = dataset.describe()
+        self.partition = partition(frames, city, cfg.data, scenario.seed)
+        self.cache = SampleCache(dataset, self.geometry, cfg.data.cache_frames)
+        self.datasets = [ClientDataset(s, self.cache) for s in self.partition.clients]
+        heldout = ClientShard(-1, self.partition.heldout, tuple(TASKS), ("image", "lidar", "text"))
+        self.eval_batches = ClientDataset(heldout, self.cache).ordered_batches(8)
+        self.policy = make_policy(scenario.scheduling.policy, scenario.seed)
+        self.global_state = self.model.export_modules(self.model.module_names())
+        self.version = 0
+        self.round = 0
+        self._flops: dict[tuple, float] = {}
+        self._last_metric = ""
+        self._wall0 = time.perf_counter()
+        self.participants = 0
+
+    # ---- wiring ----------------------------------------------------------------------------
+    def attach(self, engine: Engine) -> None:
+        self.env = engine.env
+        self.mobility = engine.layer("mobility")
+        self.radio = engine.layer("radio")
+        self.registry = ClientRegistry(self.sc.clients, list(self.partition.clients), self.sc.seed,
+                                       self.mobility.vehicle_type)
+        self.mobility.listeners.append(
+            lambda states: self.registry.update(states.entered, states.left, states.t))
+        self.predictor = self.radio.history_predictor()
+        self.participation = engine.traces.table("participation", PARTICIPATION_SCHEMA)
+        self.metrics = engine.traces.table("metrics", METRICS_SCHEMA)
+        engine.env.process(self._rounds())
+
+    # ---- the server ---------------------------------------------------------------------------
+    def _rounds(self):
+        agg = self.sc.aggregation
+        self._evaluate()
+        while agg.max_rounds is None or self.round < agg.max_rounds:
+            candidates = self._candidates()
+            view = ServerView(self.env.now, self.round + 1, agg.round_deadline_s)
+            chosen = self.policy.select(view, candidates, self.sc.scheduling.per_round)
+            if not chosen:
+                yield self.env.timeout(5.0)  # nobody to pick: look again shortly
+                continue
+            self.round += 1
+            deadline = self.env.now + agg.round_deadline_s
+            attempts: list[Attempt] = []
+            procs = [self.env.process(self._client_round(self.registry.clients[c], deadline, attempts))
+                     for c in chosen]
+            self.participants = len(procs)
+            yield self.env.all_of(procs)
+            done = sorted((a for a in attempts if a.outcome == "completed"),
+                          key=lambda a: a.t_upload_end)
+            updates = []
+            learning = self.sc.learning
+            for a in done:  # trained for real, in the order the updates reached the server
+                data = self.datasets[a.client]
+                modules, _ = local_update(self.model, self.global_state, data, learning.local,
+                                          learning.balancing, seed=self.sc.seed * 100_003 + self.round)
+                updates.append((modules, float(len(data) * self.sc.learning.local.epochs)))
+                self.registry.clients[a.client].rounds_completed += 1
+            if updates:
+                self.global_state = fedavg(self.global_state, updates)
+                self.version += 1
+            self._record(attempts)
+            if self.round % agg.eval_every_rounds == 0:
+                self._evaluate()
+            if agg.min_round_gap_s:
+                yield self.env.timeout(agg.min_round_gap_s)
+
+    def _client_round(self, client: Client, deadline: float, out: list[Attempt]):
+        vehicle = client.vehicle
+        a = Attempt(self.round, client.index, vehicle, self.env.now, self.version)
+        out.append(a)
+        client.rounds_selected += 1
+        data = self.datasets[client.index]
+        a.names = self.model.modules_for(data.tasks, data.modalities)
+        size = state_bytes({k: v for k, v in self.global_state.items()
+                            if any(k.startswith(n + ".") for n in a.names)})
+        a.bytes_down = size
+        res = yield self.radio.transfer(vehicle, size, "down", timeout_s=deadline - self.env.now)
+        if not res.ok:
+            a.reason = "deadline" if res.reason == "timeout" else res.reason
+            return
+        a.t_download_end = self.env.now
+        compute_s = self._compute_s(client, data)
+        if self.env.now + compute_s > deadline:
+            yield self.env.timeout(deadline - self.env.now)
+            a.reason = "deadline"
+            return
+        yield self.env.timeout(compute_s)
+        if client.vehicle != vehicle:
+            a.reason = "left_network"
+            return
+        a.t_compute_end = self.env.now
+        a.bytes_up = size
+        res = yield self.radio.transfer(vehicle, size, "up", timeout_s=max(deadline - self.env.now, 1e-9))
+        if not res.ok:
+            a.reason = "deadline" if res.reason == "timeout" else res.reason
+            return
+        a.outcome, a.t_upload_end = "completed", self.env.now
+
+    # ---- what the server can see -------------------------------------------------------------
+    def _candidates(self) -> list[Candidate]:
+        cur = self.mobility.current
+        parked = dict(zip(cur.ids, cur.parked, strict=True))
+        out = []
+        for c in self.registry.present():
+            data = self.datasets[c.index]
+            names = self.model.modules_for(data.tasks, data.modalities)
+            size = state_bytes({k: v for k, v in self.global_state.items()
+                                if any(k.startswith(n + ".") for n in names)})
+            out.append(Candidate(
+                c.index, c.vehicle, self.radio.serving_cell(c.vehicle) >= 0,
+                self.radio.serving_cell(c.vehicle), self.radio.rate_bps(c.vehicle, "down"),
+                self.radio.rate_bps(c.vehicle, "up"), self.predictor.remaining_s(c.vehicle, self.env.now),
+                size, size, self._compute_s(c, data), tuple(data.tasks), tuple(data.modalities),
+                len(data), bool(parked.get(c.vehicle, False)), c.rounds_selected, c.rounds_completed))
+        return out
+
+    def _compute_s(self, client: Client, data: ClientDataset) -> float:
+        parked = bool(self.mobility.current.parked[self.mobility.current.ids == client.vehicle].any())
+        flops = self._flops_per_sample(data)
+        local = self.sc.learning.local
+        return len(data) * local.epochs * flops / available_flops(client.profile, parked)
+
+    def _flops_per_sample(self, data: ClientDataset) -> float:
+        """FLOPs of one training step per sample, measured once per task/modality mix."""
+        key = (tuple(data.tasks), tuple(data.modalities))
+        if key not in self._flops:
+            inputs, targets = next(data.batches(min(4, len(data)), torch.Generator().manual_seed(0)))
+            with FlopCounterMode(display=False) as counter:
+                out = self.model(to_device(inputs, self.device), tasks=data.tasks)
+                loss = sum(task_loss(t, out[t], to_device(targets[t], self.device)) for t in data.tasks)
+                loss.backward()
+            self.model.zero_grad(set_to_none=True)
+            self._flops[key] = counter.get_total_flops() / len(inputs["text"])
+        return self._flops[key]
+
+    # ---- traces --------------------------------------------------------------------------------
+    def _record(self, attempts: list[Attempt]) -> None:
+        def col(name):
+            return [getattr(a, name) for a in attempts]
+
+        self.participation.append({
+            "round": col("round"), "client": col("client"), "vehicle": col("vehicle"),
+            "selected_at": col("selected_at"), "outcome": col("outcome"), "reason": col("reason"),
+            "t_download_end": col("t_download_end"), "t_compute_end": col("t_compute_end"),
+            "t_upload_end": col("t_upload_end"), "bytes_down": col("bytes_down"),
+            "bytes_up": col("bytes_up"), "staleness": [0] * len(attempts),
+            "model_version": col("model_version"),
+        })
+
+    def _evaluate(self) -> None:
+        results = evaluate(self.model, self.global_state, self.eval_batches)
+        rows = [(t, m, v) for t, metrics in results.items() for m, v in metrics.items()]
+        wall = time.perf_counter() - self._wall0
+        self.metrics.append({"round": [self.round] * len(rows), "sim_time_s": [self.env.now] * len(rows),
+                             "wall_time_s": [wall] * len(rows), "task": [r[0] for r in rows],
+                             "metric": [r[1] for r in rows], "value": [float(r[2]) for r in rows]})
+        head = {"seg3d": "mIoU", "det2d": "mAP50"}
+        self._last_metric = " ".join(f"{t} {results[t][m]:.3f}" for t, m in head.items() if t in results)
+
+    def progress_fields(self) -> dict[str, str]:
+        return {"round": str(self.round), "participants": str(self.participants),
+                "eval": self._last_metric}
+
+    def summary(self) -> dict[str, Any]:
+        return {"rounds": self.round, "model_version": self.version,
+                "clients_present": len(self.registry.present()),
+                "samples_decoded": self.cache.decoded}
+
