@@ -1,0 +1,190 @@
+"""The federated engine: policies, module FedAvg, and rounds decided by a scripted radio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import simpy
+import torch
+
+from cosim.learning.federated.aggregation import fedavg
+from cosim.learning.federated.policies import (
+    AllConnected,
+    AvailabilityAware,
+    Candidate,
+    RandomPolicy,
+    RateAware,
+    ServerView,
+    make_policy,
+)
+from cosim.radio.transfers import Transfers
+
+
+def _cand(client, connected=True, dl=80e6, ul=20e6, window=100.0, size=1_000_000, compute=1.0):
+    return Candidate(client, f"v{client}", connected, 0 if connected else -1, dl, ul, window, size,
+                     size, compute, ("seg3d",), ("image", "lidar", "text"), 10, False, 0, 0)
+
+
+VIEW = ServerView(now=0.0, round=1, deadline_s=30.0)
+
+
+def test_all_connected_and_random():
+    cands = [_cand(0), _cand(1, connected=False), _cand(2), _cand(3)]
+    assert AllConnected().select(VIEW, cands, 1) == [0, 2, 3]
+    a = RandomPolicy(seed=3).select(VIEW, cands, 2)
+    assert len(a) == 2 and set(a) <= {0, 2, 3} and RandomPolicy(seed=3).select(VIEW, cands, 2) == a
+
+
+def test_availability_aware_ranks_by_margin_and_drops_the_hopeless():
+    # est completion: 8e6/80e6 + 1 + 8e6/20e6 = 1.5 s
+    cands = [_cand(0, window=10.0), _cand(1, window=50.0), _cand(2, window=1.0),  # 2: too short
+             _cand(3, connected=False, window=99.0), _cand(4, window=30.0, compute=40.0)]  # 4: > deadline
+    assert AvailabilityAware().select(VIEW, cands, 5) == [1, 0]
+    assert AvailabilityAware().select(VIEW, cands, 1) == [1]
+
+
+def test_rate_aware_uses_the_bottleneck_rate():
+    cands = [_cand(0, dl=100e6, ul=5e6), _cand(1, dl=30e6, ul=20e6), _cand(2, dl=50e6, ul=50e6)]
+    assert RateAware().select(VIEW, cands, 2) == [2, 1]
+
+
+class OnlyEven:
+    def select(self, view, candidates, k):
+        return [c.client for c in candidates if c.client % 2 == 0][:k]
+
+
+def test_user_policy_by_dotted_path_and_unknown_names():
+    from cosim.errors import InputError
+
+    assert make_policy("test_federated:OnlyEven", 0).select(VIEW, [_cand(0), _cand(1)], 5) == [0]
+    with pytest.raises(InputError, match="unknown policy"):
+        make_policy("best", 0)
+
+
+def test_fedavg_is_module_level_and_weighted():
+    g = {"a.w": torch.zeros(2), "b.w": torch.ones(2), "b.n": torch.tensor(4)}
+    u1 = {"a.w": torch.tensor([1.0, 1.0]), "b.w": torch.tensor([3.0, 3.0]), "b.n": torch.tensor(6)}
+    u2 = {"a.w": torch.tensor([4.0, 4.0])}  # a client that did not train module b
+    out = fedavg(g, [(u1, 1.0), (u2, 3.0)])
+    assert torch.allclose(out["a.w"], torch.tensor([13 / 4, 13 / 4]))
+    assert torch.allclose(out["b.w"], torch.tensor([3.0, 3.0]))  # only u1 trained b
+    assert out["b.n"].dtype == torch.int64 and int(out["b.n"]) == 6
+    assert fedavg(g, []) == g
+
+
+# ---- a round decided by a scripted radio ------------------------------------------------------
+
+class _ScriptedRadio:
+    """Scripted links for vehicles v0..v2. The update is ~2.7 MB: v1 (8 Mbit/s) downloads until
+    ~2.7 s, uploads from ~2.7 s and loses coverage at 4.0 s, mid-upload; v2 is so slow that it
+    cannot finish before the 10 s deadline."""
+
+    step_s, block_t0, n_cells = 0.1, 0.0, 3
+
+    def __init__(self, env):
+        k = 3000
+        self.rows = {"v0": 0, "v1": 1, "v2": 2}
+        self.block_serving = np.tile(np.arange(3, dtype=np.int32), (k, 1))  # a cell each: no sharing
+        self.block_avail = (np.arange(k) * self.step_s)[:, None] + np.zeros((1, 3))
+        self.block_rate = np.full((2, k, 3), 80e6)
+        self.block_rate[:, :, 1] = 8e6
+        self.block_rate[:, :, 2] = 0.5e6
+        self.block_serving[40:, 1] = -1
+        self.fail_at = np.array([np.inf, 4.0, np.inf])
+        self.transfers = Transfers(env, self)
+
+    name = "radio"
+
+    def attach(self, engine):
+        pass
+
+    def link_rows(self, vehicles):
+        return np.array([self.rows.get(v, -1) for v in vehicles], dtype=np.int64)
+
+    def failure_times(self, rows):
+        return np.where(rows >= 0, self.fail_at[np.maximum(rows, 0)], np.inf)
+
+    def transfer(self, vehicle, nbytes, direction, timeout_s=None):
+        return self.transfers.transfer(vehicle, nbytes, direction, timeout_s)
+
+    def serving_cell(self, vehicle):
+        k = min(int(self.transfers.env.now / self.step_s), len(self.block_serving) - 1)
+        return int(self.block_serving[k, self.rows[vehicle]])
+
+    def rate_bps(self, vehicle, direction):
+        return float(self.block_rate[0, 0, self.rows[vehicle]])
+
+    def history_predictor(self):
+        class Forever:
+            def remaining_s(self, vehicle, now):
+                return 1e9
+
+        return Forever()
+
+
+class _StillMobility:
+    name = "mobility"
+
+    def __init__(self):
+        from cosim.mobility.session import VehicleStates
+
+        ids = np.array(["v0", "v1", "v2"], dtype=object)
+        z = np.zeros(3)
+        self.current = VehicleStates(0.0, ids, z, z, z, z, ids, np.zeros(3, bool), tuple(ids), ())
+        self.listeners = []
+
+    def attach(self, engine):
+        pass
+
+    def vehicle_type(self, vehicle):
+        return "DEFAULT_VEHTYPE"
+
+
+@pytest.fixture(scope="module")
+def tiny_scenario(tmp_path_factory):
+    from pathlib import Path
+
+    from cosim.scenario_loader import load_scenario
+
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    return load_scenario(path, [
+        "learning.enabled=true", "clients.count=3", "scheduling.policy=all_connected",
+        "aggregation.round_deadline_s=10", "aggregation.max_rounds=1",
+        "learning.data.synthetic.segments=5", "learning.data.synthetic.frames=2",
+        "learning.data.clients=3", "learning.data.heldout_segments=2", "learning.local.batch_size=2",
+    ])
+
+
+def test_a_client_losing_coverage_mid_upload_is_not_aggregated(tiny_scenario, tmp_path):
+    from cosim.engine import Engine
+    from cosim.learning.federated.server import FederatedLayer
+    from cosim.traces import TraceSet
+
+    traces = TraceSet(tmp_path, 1000)
+    engine = Engine(tiny_scenario, traces)
+    engine.add_layer(_StillMobility())
+    engine.add_layer(_ScriptedRadio(engine.env))
+    layer = FederatedLayer(tiny_scenario)
+    before = {k: v.clone() for k, v in layer.global_state.items()}
+    engine.add_layer(layer)
+    layer.registry.update(["v0", "v1", "v2"], [], 0.0)
+    engine.env.run(until=20)
+    traces.close(complete=True)
+    p = pq.read_table(tmp_path / "participation.parquet").to_pandas().set_index("vehicle")
+    assert p.loc["v0", "outcome"] == "completed"
+    assert (p.loc["v1", "outcome"], p.loc["v1", "reason"]) == ("failed", "radio_link_failure")
+    assert not np.isnan(p.loc["v1", "t_compute_end"]) and np.isnan(p.loc["v1", "t_upload_end"])
+    assert (p.loc["v2", "outcome"], p.loc["v2", "reason"]) == ("failed", "deadline")
+    # the global model moved by exactly v0's update: FedAvg over one completed client
+    v0 = int(p.loc["v0", "client"])
+    from cosim.learning.local import local_update
+
+    layer.model.import_modules(before)
+    solo, _ = local_update(layer.model, before, layer.datasets[v0], tiny_scenario.learning.local,
+                           tiny_scenario.learning.balancing, seed=tiny_scenario.seed * 100_003 + 1)
+    for key, value in solo.items():
+        assert torch.allclose(layer.global_state[key].float(), value.float(), atol=1e-6), key
+    untouched = [k for k in before if not any(k == s for s in solo)]
+    assert all(torch.equal(before[k], layer.global_state[k]) for k in untouched)
+    assert simpy  # the engine clock is SimPy's
