@@ -85,9 +85,12 @@ def pick_device(choice: str = "auto") -> torch.device:
 
 
 def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], client: ClientData,
-                 cfg: LocalTrainingConfig, balancing: BalancingConfig, seed: int = 0
-                 ) -> tuple[dict[str, torch.Tensor], LocalStats]:
-    """Train the client's modules from the global ones; return the trained modules and stats."""
+                 cfg: LocalTrainingConfig, balancing: BalancingConfig, seed: int = 0,
+                 count_flops: bool = True) -> tuple[dict[str, torch.Tensor], LocalStats]:
+    """Train the client's modules from the global ones; return the trained modules and stats.
+
+    ``count_flops`` measures the first step's FLOPs (slow: every op goes through a Python
+    counter); a caller that already knows them per task mix turns it off."""
     device = next(model.parameters()).device
     torch.manual_seed(seed)
     model.import_modules(global_modules)
@@ -108,14 +111,15 @@ def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], clien
         count = 0
         for inputs, targets in client.batches(cfg.batch_size, generator):
             inputs, targets = to_device(inputs, device), to_device(targets, device)
-            counter = FlopCounterMode(display=False) if steps == 0 else contextlib.nullcontext()
+            counting = count_flops and steps == 0
+            counter = FlopCounterMode(display=False) if counting else contextlib.nullcontext()
             with counter:
                 with _autocast(cfg, device):
                     out = model(inputs, tasks=client.tasks)
                     losses = {t: task_loss(t, out[t], targets[t]) for t in client.tasks}
                 optimizer.zero_grad(set_to_none=True)
                 weights = balancer.backward(losses, shared, model.aux_loss() if model.has_aux_loss else None)
-            if steps == 0:
+            if counting:
                 flops_per_sample = counter.get_total_flops() / _batch_len(inputs)
             optimizer.step()
             steps += 1
