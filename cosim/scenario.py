@@ -434,11 +434,17 @@ class SchedulingConfig(StrictModel):
 class AggregationConfig(StrictModel):
     """How completed updates become the next global model."""
 
-    method: Literal["sync"] = "sync"
-    round_deadline_s: PositiveFloat = 120.0
+    method: Literal["sync", "fedasync", "fedbuff"] = "sync"
+    round_deadline_s: PositiveFloat = 120.0  # sync: the round; async: each client's budget
     min_round_gap_s: NonNegativeFloat = 0.0  # pause between rounds
-    eval_every_rounds: PositiveInt = 1
-    max_rounds: PositiveInt | None = None
+    eval_every_rounds: PositiveInt = 1  # async: every this many model versions
+    max_rounds: PositiveInt | None = None  # async: model versions
+    async_alpha: float = Field(0.6, gt=0.0, le=1.0)  # fedasync mixing weight
+    staleness: Literal["constant", "polynomial", "hinge"] = "polynomial"
+    staleness_a: NonNegativeFloat = 0.5
+    staleness_b: NonNegativeFloat = 4.0  # hinge: no discount up to this staleness
+    buffer_size: PositiveInt = 5  # fedbuff: arrivals per aggregation
+    server_lr: PositiveFloat = 1.0  # fedbuff
 
 
 

@@ -189,3 +189,37 @@ def test_a_client_losing_coverage_mid_upload_is_not_aggregated(tiny_scenario, tm
     untouched = [k for k in before if not any(k == s for s in solo)]
     assert all(torch.equal(before[k], layer.global_state[k]) for k in untouched)
     assert simpy  # the engine clock is SimPy's
+
+
+def test_staleness_weights():
+    from cosim.learning.federated.aggregation import staleness_weight
+
+    assert staleness_weight("constant", 7, 0.5, 4) == 1.0
+    assert staleness_weight("polynomial", 3, 0.5, 4) == pytest.approx(4 ** -0.5)
+    assert staleness_weight("hinge", 4, 0.5, 4) == 1.0
+    assert staleness_weight("hinge", 6, 0.5, 4) == pytest.approx(1 / (0.5 * 2 + 1))
+
+
+def test_fedasync_mixes_with_the_staleness_weight():
+    from cosim.learning.federated.aggregation import mix, staleness_weight
+
+    g = {"m.w": torch.tensor([1.0, 2.0]), "n.w": torch.tensor([5.0])}
+    client = {"m.w": torch.tensor([3.0, 6.0])}
+    alpha = 0.6 * staleness_weight("polynomial", 3, 0.5, 4)  # = 0.3
+    out = mix(g, client, alpha)
+    assert torch.allclose(out["m.w"], torch.tensor([1.0 + 0.3 * 2.0, 2.0 + 0.3 * 4.0]))
+    assert torch.equal(out["n.w"], g["n.w"])  # a module the client did not send
+
+
+def test_fedbuff_applies_the_mean_weighted_delta_after_k_arrivals():
+    from cosim.learning.federated.aggregation import FedBuffer
+
+    start = {"m.w": torch.tensor([0.0])}
+    buf = FedBuffer(size=2, server_lr=0.5)
+    buf.add(start, {"m.w": torch.tensor([2.0])}, weight=1.0)
+    assert not buf.full()
+    buf.add(start, {"m.w": torch.tensor([4.0])}, weight=0.5)
+    assert buf.full()
+    out = buf.apply({"m.w": torch.tensor([10.0])})
+    # mean of weighted deltas: (1 * 2 + 0.5 * 4) / 2 = 2; times server lr 0.5 -> +1
+    assert torch.allclose(out["m.w"], torch.tensor([11.0])) and not buf.deltas

@@ -25,3 +25,54 @@ def fedavg(global_state: dict[str, torch.Tensor],
         ref = global_state.get(key, next(s[key] for s, _ in updates if key in s))
         out[key] = mean.round().to(ref.dtype) if not ref.is_floating_point() else mean.to(ref.dtype)
     return out
+
+
+def staleness_weight(kind: str, staleness: int, a: float, b: float) -> float:
+    """s(tau) of FedAsync (Xie et al., 2019): constant, polynomial (1 + tau)^-a, or hinge
+    (1 up to b, then 1 / (a (tau - b) + 1))."""
+    if kind == "constant":
+        return 1.0
+    if kind == "polynomial":
+        return float((1.0 + staleness) ** (-a))
+    return 1.0 if staleness <= b else 1.0 / (a * (staleness - b) + 1.0)
+
+
+def mix(global_state: dict[str, torch.Tensor], client_state: dict[str, torch.Tensor],
+        weight: float) -> dict[str, torch.Tensor]:
+    """FedAsync's update: w <- (1 - weight) w + weight w_client, for the modules the client sent."""
+    out = dict(global_state)
+    for key, value in client_state.items():
+        g = global_state[key]
+        mixed = (1.0 - weight) * g.double() + weight * value.double()
+        out[key] = mixed.to(g.dtype) if g.is_floating_point() else mixed.round().to(g.dtype)
+    return out
+
+
+class FedBuffer:
+    """FedBuff (Nguyen et al., 2022): collect K staleness-weighted deltas (client - the version it
+    started from), then apply their mean, scaled by the server learning rate."""
+
+    def __init__(self, size: int, server_lr: float):
+        self.size, self.server_lr = size, server_lr
+        self.deltas: list[tuple[dict[str, torch.Tensor], float]] = []
+
+    def add(self, start: dict[str, torch.Tensor], client: dict[str, torch.Tensor], weight: float) -> None:
+        self.deltas.append(({k: v.double() - start[k].double() for k, v in client.items()}, weight))
+
+    def full(self) -> bool:
+        return len(self.deltas) >= self.size
+
+    def apply(self, global_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
+        for delta, weight in self.deltas:
+            for key, value in delta.items():
+                sums[key] = sums.get(key, 0.0) + weight * value
+                counts[key] = counts.get(key, 0) + 1
+        out = dict(global_state)
+        for key, total in sums.items():
+            g = global_state[key]
+            new = g.double() + self.server_lr * total / counts[key]
+            out[key] = new.to(g.dtype) if g.is_floating_point() else new.round().to(g.dtype)
+        self.deltas = []
+        return out

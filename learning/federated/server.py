@@ -22,7 +22,7 @@ from cosim.engine import Engine
 from cosim.learning.data.datasets import ClientDataset, SampleCache, open_dataset
 from cosim.learning.data.partition import ClientShard, partition
 from cosim.learning.data.samples import Geometry
-from cosim.learning.federated.aggregation import fedavg
+from cosim.learning.federated.aggregation import FedBuffer, fedavg, mix, staleness_weight
 from cosim.learning.federated.clients import Client, ClientRegistry, available_flops
 from cosim.learning.federated.policies import Candidate, ServerView, make_policy
 from cosim.learning.local import evaluate, local_update, pick_device, to_device
@@ -59,6 +59,7 @@ class Attempt:
     t_upload_end: float | None = None
     bytes_down: int = 0
     bytes_up: int = 0
+    staleness: int = 0
     names: list[str] = field(default_factory=list)
 
 
@@ -100,7 +101,8 @@ class FederatedLayer:
         self.predictor = self.radio.history_predictor()
         self.participation = engine.traces.table("participation", PARTICIPATION_SCHEMA)
         self.metrics = engine.traces.table("metrics", METRICS_SCHEMA)
-        engine.env.process(self._rounds())
+        rounds = self._rounds if self.sc.aggregation.method == "sync" else self._async_rounds
+        engine.env.process(rounds())
 
     # ---- the server ---------------------------------------------------------------------------
     def _rounds(self):
@@ -115,11 +117,11 @@ class FederatedLayer:
                 continue
             self.round += 1
             deadline = self.env.now + agg.round_deadline_s
-            attempts: list[Attempt] = []
-            procs = [self.env.process(self._client_round(self.registry.clients[c], deadline, attempts))
+            procs = [self.env.process(self._client_round(self.registry.clients[c], deadline))
                      for c in chosen]
             self.participants = len(procs)
             yield self.env.all_of(procs)
+            attempts = [p.value for p in procs]
             done = sorted((a for a in attempts if a.outcome == "completed"),
                           key=lambda a: a.t_upload_end)
             updates = []
@@ -140,11 +142,70 @@ class FederatedLayer:
             if agg.min_round_gap_s:
                 yield self.env.timeout(agg.min_round_gap_s)
 
-    def _client_round(self, client: Client, deadline: float, out: list[Attempt]):
+    def _async_rounds(self):
+        """FedAsync / FedBuff: keep ``per_round`` clients busy; each arrival is trained from the
+        model version it downloaded and folded in with its staleness weight."""
+        agg = self.sc.aggregation
+        buffer = FedBuffer(agg.buffer_size, agg.server_lr) if agg.method == "fedbuff" else None
+        versions = {0: self.global_state}  # model versions still in use by clients in flight
+        in_flight: dict[int, Any] = {}  # client -> its process
+        started: dict[int, int] = {}  # client -> the version it downloaded
+        self._evaluate()
+        while agg.max_rounds is None or self.version < agg.max_rounds:
+            free = self.sc.scheduling.per_round - len(in_flight)
+            if free > 0:
+                candidates = [c for c in self._candidates() if c.client not in in_flight]
+                view = ServerView(self.env.now, self.version + 1, agg.round_deadline_s)
+                for c in self.policy.select(view, candidates, free)[:free]:
+                    client = self.registry.clients[c]
+                    versions.setdefault(self.version, self.global_state)
+                    started[c] = self.version
+                    in_flight[c] = self.env.process(
+                        self._client_round(client, self.env.now + agg.round_deadline_s))
+            self.participants = len(in_flight)
+            if not in_flight:
+                yield self.env.timeout(5.0)
+                continue
+            yield self.env.any_of(list(in_flight.values()))
+            for c in [c for c, p in in_flight.items() if p.triggered]:
+                a = in_flight.pop(c).value
+                started.pop(c)
+                a.staleness = self.version - a.model_version
+                if a.outcome == "completed":
+                    self._fold_in(a, versions[a.model_version], buffer)
+                self._record([a])
+            keep = set(started.values()) | {self.version}
+            for v in [v for v in versions if v not in keep]:
+                del versions[v]
+
+    def _fold_in(self, a: Attempt, start: dict, buffer) -> None:
+        agg, learning = self.sc.aggregation, self.sc.learning
+        data = self.datasets[a.client]
+        modules, _ = local_update(self.model, start, data, learning.local, learning.balancing,
+                                  seed=self.sc.seed * 100_003 + self.version, count_flops=False)
+        self.registry.clients[a.client].rounds_completed += 1
+        weight = staleness_weight(agg.staleness, a.staleness, agg.staleness_a, agg.staleness_b)
+        if buffer is None:
+            self.global_state = mix(self.global_state, modules, agg.async_alpha * weight)
+        else:
+            buffer.add(start, modules, weight)
+            if not buffer.full():
+                return
+            self.global_state = buffer.apply(self.global_state)
+        self.version += 1
+        self.round = self.version
+        if self.version % agg.eval_every_rounds == 0:
+            self._evaluate()
+
+    def _client_round(self, client: Client, deadline: float):
+        """Download, compute, upload; the process's value is the Attempt."""
         vehicle = client.vehicle
         a = Attempt(self.round, client.index, vehicle, self.env.now, self.version)
-        out.append(a)
         client.rounds_selected += 1
+        yield from self._timeline(client, vehicle, deadline, a)
+        return a
+
+    def _timeline(self, client: Client, vehicle: str, deadline: float, a: Attempt):
         data = self.datasets[client.index]
         a.names = self.model.modules_for(data.tasks, data.modalities)
         size = state_bytes({k: v for k, v in self.global_state.items()
@@ -219,7 +280,7 @@ class FederatedLayer:
             "selected_at": col("selected_at"), "outcome": col("outcome"), "reason": col("reason"),
             "t_download_end": col("t_download_end"), "t_compute_end": col("t_compute_end"),
             "t_upload_end": col("t_upload_end"), "bytes_down": col("bytes_down"),
-            "bytes_up": col("bytes_up"), "staleness": [0] * len(attempts),
+            "bytes_up": col("bytes_up"), "staleness": col("staleness"),
             "model_version": col("model_version"),
         })
 
