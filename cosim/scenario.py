@@ -429,6 +429,15 @@ class SchedulingConfig(StrictModel):
     policy: str = "availability_aware"  # a registered name or a dotted path module:Class
     per_round: PositiveInt = 10
     predictor: Literal["history", "oracle"] = "history"
+    # oracle: link_windows.parquet of a run of the same scenario and seed (identical connectivity)
+    oracle_windows: InputFile | None = None
+
+    @model_validator(mode="after")
+    def _oracle_needs_windows(self) -> SchedulingConfig:
+        if (self.policy == "oracle" or self.predictor == "oracle") and self.oracle_windows is None:
+            raise ValueError("the oracle needs oracle_windows: the link_windows.parquet of a run of "
+                             "this scenario and seed (run it once with another policy)")
+        return self
 
 
 class AggregationConfig(StrictModel):

@@ -223,3 +223,47 @@ def test_fedbuff_applies_the_mean_weighted_delta_after_k_arrivals():
     out = buf.apply({"m.w": torch.tensor([10.0])})
     # mean of weighted deltas: (1 * 2 + 0.5 * 4) / 2 = 2; times server lr 0.5 -> +1
     assert torch.allclose(out["m.w"], torch.tensor([11.0])) and not buf.deltas
+
+
+def test_deadline_aware_stops_adding_when_sharing_would_sink_the_round():
+    from cosim.learning.federated.policies import DeadlineAware
+
+    # each alone needs 8 * 1e7 / 8e6 * 2 + 1 = 21 s; two in one cell need 41 s > 30 s deadline
+    same_cell = [_cand(i, dl=8e6, ul=8e6, size=10_000_000) for i in range(3)]
+    assert DeadlineAware().select(VIEW, same_cell, 3) == [0]
+    other = Candidate(9, "v9", True, 1, 8e6, 8e6, 100.0, 10_000_000, 10_000_000, 1.0, ("det2d",),
+                      ("image", "text"), 10, False, 0, 0)
+    assert DeadlineAware().select(VIEW, [*same_cell, other], 3) == [0, 9]
+
+
+def test_modality_task_aware_covers_tasks_and_modalities_first():
+    from cosim.learning.federated.policies import ModalityTaskAware
+
+    a = _cand(0, window=500.0)  # seg3d with lidar, the largest margin
+    b = _cand(1, window=400.0)
+    c = Candidate(2, "v2", True, 0, 80e6, 20e6, 50.0, 1_000_000, 1_000_000, 1.0, ("det2d", "pan2d"),
+                  ("image", "text"), 10, False, 0, 0)
+    assert ModalityTaskAware().select(VIEW, [a, b, c], 2) == [0, 2]
+
+
+def test_oort_explores_then_exploits_loss_and_speed():
+    from cosim.learning.federated.policies import Oort
+
+    seen = [Candidate(i, f"v{i}", True, 0, 80e6, 20e6, 100.0, 1_000_000, 1_000_000, 1.0, ("seg3d",),
+                      ("image",), 10, False, 3, 3, last_loss=loss, last_round=2)
+            for i, loss in enumerate([0.5, 2.0, 1.0])]
+    fresh = _cand(7)
+    picked = Oort(seed=0, epsilon=0.5).select(ServerView(10.0, 5, 30.0), [*seen, fresh], 2)
+    assert picked == [7, 1]  # one exploration slot, then the highest-loss known client
+    slow = Candidate(8, "v8", True, 0, 1e5, 1e5, 1000.0, 1_000_000, 1_000_000, 1.0, ("seg3d",),
+                     ("image",), 10, False, 3, 3, last_loss=3.0, last_round=2)
+    assert Oort(seed=0, epsilon=0.0).select(ServerView(10.0, 5, 30.0), [*seen, slow], 1) == [1]
+
+
+def test_oracle_needs_a_recorded_run(tmp_path):
+    from pydantic import ValidationError
+
+    from cosim.scenario import SchedulingConfig
+
+    with pytest.raises(ValidationError, match="oracle_windows"):
+        SchedulingConfig(policy="oracle")

@@ -28,6 +28,8 @@ class Client:
     rounds_selected: int = 0
     rounds_completed: int = 0
     ever_bound: bool = False
+    last_loss: float | None = None
+    last_round: int = 0
 
 
 class ClientRegistry:

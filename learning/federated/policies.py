@@ -34,6 +34,8 @@ class Candidate:
     parked: bool
     rounds_selected: int
     rounds_completed: int
+    last_loss: float | None = None  # reported by the client after its last completed update
+    last_round: int = 0  # the round it last took part in
 
     @property
     def est_completion_s(self) -> float:
@@ -92,15 +94,105 @@ class RateAware:
         return [c.client for c in ranked[:k]]
 
 
+def _feasible(view: ServerView, c: Candidate, need: float) -> bool:
+    return c.connected and need <= view.deadline_s and c.predicted_window_s >= need
+
+
+def _shared_need(c: Candidate, cell_count: int) -> float:
+    """Completion estimate when ``cell_count`` picked clients share the cell equally."""
+    if c.dl_rate_bps <= 0 or c.ul_rate_bps <= 0:
+        return float("inf")
+    n = max(cell_count, 1)
+    return 8 * c.bytes_down * n / c.dl_rate_bps + c.compute_s + 8 * c.bytes_up * n / c.ul_rate_bps
+
+
+class DeadlineAware:
+    """Greedy: add clients (fastest first) while the number expected to finish before the
+    deadline, with the picked clients sharing their cells, goes up."""
+
+    def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]:
+        pool = sorted((c for c in candidates if c.connected), key=lambda c: (c.est_completion_s, c.client))
+        chosen: list[Candidate] = []
+        best = 0
+        for c in pool:
+            trial = [*chosen, c]
+            cells = {}
+            for x in trial:
+                cells[x.serving_cell] = cells.get(x.serving_cell, 0) + 1
+            done = sum(_feasible(view, x, _shared_need(x, cells[x.serving_cell])) for x in trial)
+            if done > best:
+                chosen, best = trial, done
+            if len(chosen) == k:
+                break
+        return [c.client for c in chosen]
+
+
+class ModalityTaskAware:
+    """Cover every task and modality among feasible clients first, then fill by margin."""
+
+    def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]:
+        feasible = [c for c in candidates if _feasible(view, c, c.est_completion_s)]
+        margin = {c.client: c.predicted_window_s - c.est_completion_s for c in feasible}
+        chosen: list[Candidate] = []
+        covered: set[str] = set()
+        while len(chosen) < k:
+            rest = [c for c in feasible if c not in chosen]
+            if not rest:
+                break
+            best = max(rest, key=lambda c, seen=frozenset(covered): (
+                len((set(c.tasks) | set(c.modalities)) - seen), margin[c.client], -c.client))
+            chosen.append(best)
+            covered |= set(best.tasks) | set(best.modalities)
+        return [c.client for c in chosen]
+
+
+class Oort:
+    """Oort (Lai et al., OSDI 2021): statistical utility |B| sqrt(mean loss^2) with a staleness
+    bonus, times (T / t)^alpha for clients slower than the preferred duration T (the deadline);
+    a share epsilon of the slots explores clients never picked."""
+
+    def __init__(self, seed: int = 0, epsilon: float = 0.2, alpha: float = 2.0):
+        self.rng = np.random.default_rng([seed, 37])
+        self.epsilon, self.alpha = epsilon, alpha
+
+    def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]:
+        pool = [c for c in candidates if c.connected]
+        fresh = [c for c in pool if c.rounds_selected == 0]
+        known = [c for c in pool if c.rounds_selected > 0]
+        explore = min(len(fresh), max(1, round(self.epsilon * k)) if fresh else 0, k)
+        picked = []
+        if explore:
+            picked = [fresh[i].client for i in sorted(self.rng.choice(len(fresh), explore, replace=False))]
+
+        def utility(c: Candidate) -> float:
+            loss = c.last_loss if c.last_loss is not None else 1.0
+            stat = c.samples * abs(loss) + np.sqrt(0.1 * np.log(max(view.round, 2)) / max(c.last_round, 1))
+            t = c.est_completion_s
+            slow = (view.deadline_s / t) ** self.alpha if t > view.deadline_s else 1.0
+            return float(stat * slow)
+
+        ranked = sorted(known + [c for c in fresh if c.client not in picked],
+                        key=lambda c: (-utility(c), c.client))
+        picked += [c.client for c in ranked[: k - len(picked)]]
+        return picked
+
+
+class Oracle(AvailabilityAware):
+    """Availability-aware with the true future link windows (an upper bound): the layer feeds it
+    the oracle predictor, read from a recorded run of the same scenario and seed."""
+
+
 REGISTRY = {"all_connected": AllConnected, "random": RandomPolicy,
-            "availability_aware": AvailabilityAware, "rate_aware": RateAware}
+            "availability_aware": AvailabilityAware, "rate_aware": RateAware,
+            "deadline_aware": DeadlineAware, "modality_task_aware": ModalityTaskAware, "oort": Oort,
+            "oracle": Oracle}
 
 
 def make_policy(name: str, seed: int):
     """A registered policy by name, or ``module:Class`` from the user's code."""
     if name in REGISTRY:
         cls = REGISTRY[name]
-        return cls(seed) if cls is RandomPolicy else cls()
+        return cls(seed) if cls in (RandomPolicy, Oort) else cls()
     if ":" in name:
         module, _, attr = name.partition(":")
         try:

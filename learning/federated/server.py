@@ -98,7 +98,13 @@ class FederatedLayer:
                                        self.mobility.vehicle_type)
         self.mobility.listeners.append(
             lambda states: self.registry.update(states.entered, states.left, states.t))
-        self.predictor = self.radio.history_predictor()
+        sched = self.sc.scheduling
+        if sched.policy == "oracle" or sched.predictor == "oracle":
+            from cosim.radio.prediction import OraclePredictor
+
+            self.predictor = OraclePredictor(sched.oracle_windows)
+        else:
+            self.predictor = self.radio.history_predictor()
         self.participation = engine.traces.table("participation", PARTICIPATION_SCHEMA)
         self.metrics = engine.traces.table("metrics", METRICS_SCHEMA)
         rounds = self._rounds if self.sc.aggregation.method == "sync" else self._async_rounds
@@ -128,11 +134,11 @@ class FederatedLayer:
             learning = self.sc.learning
             for a in done:  # trained for real, in the order the updates reached the server
                 data = self.datasets[a.client]
-                modules, _ = local_update(self.model, self.global_state, data, learning.local,
-                                          learning.balancing, seed=self.sc.seed * 100_003 + self.round,
-                                          count_flops=False)  # measured once per task mix
+                modules, stats = local_update(self.model, self.global_state, data, learning.local,
+                                              learning.balancing, seed=self.sc.seed * 100_003 + self.round,
+                                              count_flops=False)  # measured once per task mix
                 updates.append((modules, float(len(data) * self.sc.learning.local.epochs)))
-                self.registry.clients[a.client].rounds_completed += 1
+                self._reported(a, stats)
             if updates:
                 self.global_state = fedavg(self.global_state, updates)
                 self.version += 1
@@ -181,9 +187,9 @@ class FederatedLayer:
     def _fold_in(self, a: Attempt, start: dict, buffer) -> None:
         agg, learning = self.sc.aggregation, self.sc.learning
         data = self.datasets[a.client]
-        modules, _ = local_update(self.model, start, data, learning.local, learning.balancing,
-                                  seed=self.sc.seed * 100_003 + self.version, count_flops=False)
-        self.registry.clients[a.client].rounds_completed += 1
+        modules, stats = local_update(self.model, start, data, learning.local, learning.balancing,
+                                      seed=self.sc.seed * 100_003 + self.version, count_flops=False)
+        self._reported(a, stats)
         weight = staleness_weight(agg.staleness, a.staleness, agg.staleness_a, agg.staleness_b)
         if buffer is None:
             self.global_state = mix(self.global_state, modules, agg.async_alpha * weight)
@@ -196,6 +202,13 @@ class FederatedLayer:
         self.round = self.version
         if self.version % agg.eval_every_rounds == 0:
             self._evaluate()
+
+    def _reported(self, a: Attempt, stats) -> None:
+        """What a completed client reports with its update (Oort uses the loss)."""
+        client = self.registry.clients[a.client]
+        client.rounds_completed += 1
+        client.last_round = a.round
+        client.last_loss = float(sum(stats.last_epoch_loss.values()) / max(len(stats.last_epoch_loss), 1))
 
     def _client_round(self, client: Client, deadline: float):
         """Download, compute, upload; the process's value is the Attempt."""
@@ -248,7 +261,8 @@ class FederatedLayer:
                 self.radio.serving_cell(c.vehicle), self.radio.rate_bps(c.vehicle, "down"),
                 self.radio.rate_bps(c.vehicle, "up"), self.predictor.remaining_s(c.vehicle, self.env.now),
                 size, size, self._compute_s(c, data), tuple(data.tasks), tuple(data.modalities),
-                len(data), bool(parked.get(c.vehicle, False)), c.rounds_selected, c.rounds_completed))
+                len(data), bool(parked.get(c.vehicle, False)), c.rounds_selected, c.rounds_completed,
+                c.last_loss, c.last_round))
         return out
 
     def _compute_s(self, client: Client, data: ClientDataset) -> float:
