@@ -443,7 +443,7 @@ class SchedulingConfig(StrictModel):
 class AggregationConfig(StrictModel):
     """How completed updates become the next global model."""
 
-    method: Literal["sync", "fedasync", "fedbuff"] = "sync"
+    method: Literal["sync", "fedasync", "fedbuff", "hierarchical"] = "sync"
     round_deadline_s: PositiveFloat = 120.0  # sync: the round; async: each client's budget
     min_round_gap_s: NonNegativeFloat = 0.0  # pause between rounds
     eval_every_rounds: PositiveInt = 1  # async: every this many model versions
@@ -454,6 +454,11 @@ class AggregationConfig(StrictModel):
     staleness_b: NonNegativeFloat = 4.0  # hinge: no discount up to this staleness
     buffer_size: PositiveInt = 5  # fedbuff: arrivals per aggregation
     server_lr: PositiveFloat = 1.0  # fedbuff
+    edge_period_s: PositiveFloat = 60.0  # hierarchical: an edge round at every cell
+    cloud_every: PositiveInt = 3  # hierarchical: cloud aggregation every this many edge rounds
+    macro_to_cloud_ms: NonNegativeFloat = 10.0
+    small_to_macro_ms: NonNegativeFloat = 2.0
+    backhaul_gbps: PositiveFloat = 1.0
 
 
 

@@ -290,3 +290,36 @@ def test_participation_is_identical_for_the_same_seed(tmp_path):
     ma = pq.read_table(tmp_path / "a" / "metrics.parquet").drop(["wall_time_s"])
     mb = pq.read_table(tmp_path / "b" / "metrics.parquet").drop(["wall_time_s"])
     assert ma.equals(mb)  # learning itself is deterministic on CPU (wall time aside)
+
+
+def test_hierarchical_two_level_average_equals_flat_fedavg():
+    from cosim.learning.federated.aggregation import cloud_average, samples_per_key
+
+    g = torch.Generator().manual_seed(0)
+    glob = {"a.w": torch.zeros(3), "b.w": torch.zeros(2)}
+
+    def update(with_b: bool):
+        u = {"a.w": torch.randn(3, generator=g)}
+        if with_b:
+            u["b.w"] = torch.randn(2, generator=g)
+        return u
+
+    cells = {0: [(update(True), 10.0), (update(False), 30.0)],
+             1: [(update(True), 5.0)],
+             2: [(update(False), 20.0), (update(True), 15.0), (update(True), 1.0)]}
+    edges = [(fedavg(glob, ups), samples_per_key(ups)) for ups in cells.values()]
+    two_level = cloud_average(glob, edges)
+    flat = fedavg(glob, [u for ups in cells.values() for u in ups])
+    for key in glob:
+        assert torch.allclose(two_level[key], flat[key], atol=1e-6), key
+
+
+def test_backhaul_latency_follows_the_graph():
+    from cosim.learning.federated.backhaul import backhaul_graph, edge_to_cloud_s
+
+    kind = ("macro", "macro", "small")
+    x, y = np.array([0.0, 1000.0, 900.0]), np.array([0.0, 0.0, 0.0])
+    g = backhaul_graph(kind, x, y, macro_to_cloud_ms=10.0, small_to_macro_ms=2.0)
+    assert edge_to_cloud_s(g, 0, 0, 1e9) == pytest.approx(0.010)
+    # the small cell hangs off macro 1 (nearest), then the cloud; plus 1 MB at 1 Gbit/s
+    assert edge_to_cloud_s(g, 2, 1_000_000, 1e9) == pytest.approx(0.012 + 0.008)

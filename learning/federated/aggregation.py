@@ -76,3 +76,34 @@ class FedBuffer:
             out[key] = new.to(g.dtype) if g.is_floating_point() else new.round().to(g.dtype)
         self.deltas = []
         return out
+
+
+def cloud_average(global_state: dict[str, torch.Tensor],
+                  edges: list[tuple[dict[str, torch.Tensor], dict[str, float]]]) -> dict[str, torch.Tensor]:
+    """Cloud step of hierarchical FL: average edge models, each module weighted by the samples
+    behind it at that edge (``edges``: (edge state, {key: samples})). With every client's update
+    in some edge, this equals flat FedAvg over all clients."""
+    sums: dict[str, torch.Tensor] = {}
+    weights: dict[str, float] = {}
+    for state, samples in edges:
+        for key, weight in samples.items():
+            if weight <= 0:
+                continue
+            acc = state[key].double() * weight
+            sums[key] = sums[key] + acc if key in sums else acc
+            weights[key] = weights.get(key, 0.0) + weight
+    out = dict(global_state)
+    for key, total in sums.items():
+        ref = global_state[key]
+        mean = total / weights[key]
+        out[key] = mean.to(ref.dtype) if ref.is_floating_point() else mean.round().to(ref.dtype)
+    return out
+
+
+def samples_per_key(updates: list[tuple[dict[str, torch.Tensor], float]]) -> dict[str, float]:
+    """Total weight behind each key of a set of updates (what an edge reports to the cloud)."""
+    out: dict[str, float] = {}
+    for state, weight in updates:
+        for key in state:
+            out[key] = out.get(key, 0.0) + weight
+    return out

@@ -22,7 +22,15 @@ from cosim.engine import Engine
 from cosim.learning.data.datasets import ClientDataset, SampleCache, open_dataset
 from cosim.learning.data.partition import ClientShard, partition
 from cosim.learning.data.samples import Geometry
-from cosim.learning.federated.aggregation import FedBuffer, fedavg, mix, staleness_weight
+from cosim.learning.federated.aggregation import (
+    FedBuffer,
+    cloud_average,
+    fedavg,
+    mix,
+    samples_per_key,
+    staleness_weight,
+)
+from cosim.learning.federated.backhaul import backhaul_graph, edge_to_cloud_s
 from cosim.learning.federated.clients import Client, ClientRegistry, available_flops
 from cosim.learning.federated.policies import Candidate, ServerView, make_policy
 from cosim.learning.local import evaluate, local_update, pick_device, to_device
@@ -107,7 +115,9 @@ class FederatedLayer:
             self.predictor = self.radio.history_predictor()
         self.participation = engine.traces.table("participation", PARTICIPATION_SCHEMA)
         self.metrics = engine.traces.table("metrics", METRICS_SCHEMA)
-        rounds = self._rounds if self.sc.aggregation.method == "sync" else self._async_rounds
+        method = self.sc.aggregation.method
+        rounds = {"sync": self._rounds, "hierarchical": self._hierarchical_rounds}.get(
+            method, self._async_rounds)
         engine.env.process(rounds())
 
     # ---- the server ---------------------------------------------------------------------------
@@ -147,6 +157,65 @@ class FederatedLayer:
                 self._evaluate()
             if agg.min_round_gap_s:
                 yield self.env.timeout(agg.min_round_gap_s)
+
+    def _hierarchical_rounds(self):
+        """Edge rounds at every cell (clients picked among those the cell serves, FedAvg into the
+        cell's edge model), and a cloud average of the edge models every ``cloud_every`` edge
+        rounds, after the backhaul has carried them (networkx shortest-path latency + bytes)."""
+        agg = self.sc.aggregation
+        cells = self.radio.cells
+        graph = backhaul_graph(cells.kind, cells.x, cells.y, agg.macro_to_cloud_ms, agg.small_to_macro_ms)
+        edge_state: dict[int, dict] = {}
+        edge_samples: dict[int, dict[str, float]] = {}
+        edge_rounds = 0
+        self._evaluate()
+        while agg.max_rounds is None or self.version < agg.max_rounds:
+            deadline = self.env.now + agg.edge_period_s
+            by_cell: dict[int, list[Candidate]] = {}
+            for c in self._candidates():
+                if c.connected:
+                    by_cell.setdefault(c.serving_cell, []).append(c)
+            self.round += 1
+            view = ServerView(self.env.now, self.round, agg.edge_period_s)
+            cell_of: dict[int, int] = {}
+            for cell, cands in sorted(by_cell.items()):
+                for client in self.policy.select(view, cands, self.sc.scheduling.per_round):
+                    cell_of[client] = cell
+            procs = [self.env.process(self._client_round(self.registry.clients[c], deadline))
+                     for c in sorted(cell_of)]
+            self.participants = len(procs)
+            yield self.env.all_of(procs)
+            attempts = [p.value for p in procs]
+            learning = self.sc.learning
+            done = sorted((a for a in attempts if a.outcome == "completed"), key=lambda a: a.t_upload_end)
+            per_cell: dict[int, list] = {}
+            for a in done:  # each edge trains its clients from its own model, in arrival order
+                cell = cell_of[a.client]
+                start = edge_state.get(cell, self.global_state)
+                data = self.datasets[a.client]
+                modules, stats = local_update(self.model, start, data, learning.local, learning.balancing,
+                                              seed=self.sc.seed * 100_003 + self.round, count_flops=False)
+                self._reported(a, stats)
+                per_cell.setdefault(cell, []).append((modules, float(len(data) * learning.local.epochs)))
+            for cell, updates in per_cell.items():
+                edge_state[cell] = fedavg(edge_state.get(cell, self.global_state), updates)
+                samples = edge_samples.setdefault(cell, {})
+                for key, weight in samples_per_key(updates).items():
+                    samples[key] = samples.get(key, 0.0) + weight
+            self._record(attempts)
+            yield self.env.timeout(max(0.0, deadline - self.env.now))
+            edge_rounds += 1
+            if edge_rounds % agg.cloud_every or not edge_state:
+                continue
+            size = state_bytes(self.global_state)
+            delay = max(edge_to_cloud_s(graph, c, size, agg.backhaul_gbps * 1e9) for c in edge_state)
+            yield self.env.timeout(delay)
+            self.global_state = cloud_average(self.global_state,
+                                              [(edge_state[c], edge_samples[c]) for c in sorted(edge_state)])
+            edge_state, edge_samples = {}, {}
+            self.version += 1
+            if self.version % agg.eval_every_rounds == 0:
+                self._evaluate()
 
     def _async_rounds(self):
         """FedAsync / FedBuff: keep ``per_round`` clients busy; each arrival is trained from the
