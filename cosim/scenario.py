@@ -418,6 +418,7 @@ class ClientsConfig(StrictModel):
 
     count: PositiveInt = 20  # = the data partitions
     vehicle_type: str | None = None  # only vehicles of this SUMO vType
+    vehicles: list[str] | None = None  # only these SUMO vehicle ids
     share: float = Field(1.0, gt=0.0, le=1.0)  # of eligible entering vehicles, seeded draw
     rebind: bool = True  # a partition whose vehicle left waits for the next eligible vehicle
     profiles: list[DeviceProfile] = Field(default_factory=lambda: [DeviceProfile()])
@@ -447,6 +448,7 @@ class AggregationConfig(StrictModel):
     round_deadline_s: PositiveFloat = 120.0  # sync: the round; async: each client's budget
     min_round_gap_s: NonNegativeFloat = 0.0  # pause between rounds
     eval_every_rounds: PositiveInt = 1  # async: every this many model versions
+    eval_every_s: PositiveFloat | None = None  # also evaluate at least this often (simulated)
     max_rounds: PositiveInt | None = None  # async: model versions
     async_alpha: float = Field(0.6, gt=0.0, le=1.0)  # fedasync mixing weight
     staleness: Literal["constant", "polynomial", "hinge"] = "polynomial"

@@ -323,3 +323,18 @@ def test_backhaul_latency_follows_the_graph():
     assert edge_to_cloud_s(g, 0, 0, 1e9) == pytest.approx(0.010)
     # the small cell hangs off macro 1 (nearest), then the cloud; plus 1 MB at 1 Gbit/s
     assert edge_to_cloud_s(g, 2, 1_000_000, 1e9) == pytest.approx(0.012 + 0.008)
+
+
+def test_clients_bind_to_listed_vehicles_and_rebind_after_they_leave():
+    from cosim.learning.data.partition import ClientShard
+    from cosim.learning.federated.clients import ClientRegistry
+    from cosim.scenario import ClientsConfig
+
+    shards = [ClientShard(i, (), ("seg3d",), ("image",)) for i in range(2)]
+    reg = ClientRegistry(ClientsConfig(count=2, vehicles=["a", "b", "c"]), shards, seed=0)
+    reg.update(["x", "a", "b", "c"], [], 0.0)
+    assert [c.vehicle for c in reg.clients] == ["a", "b"]  # x is not listed; c finds no partition
+    reg.update([], ["a"], 5.0)
+    assert reg.clients[0].vehicle is None and len(reg.present()) == 1
+    reg.update(["c"], [], 6.0)
+    assert reg.clients[0].vehicle == "c" and reg.clients[0].bound_at == 6.0

@@ -65,6 +65,8 @@ class ClientRegistry:
             self.by_vehicle[vehicle] = client
 
     def _eligible(self, vehicle: str) -> bool:
+        if self.cfg.vehicles is not None and vehicle not in self.cfg.vehicles:
+            return False
         if self.cfg.vehicle_type is not None and self.vehicle_type is not None \
                 and self.vehicle_type(vehicle) != self.cfg.vehicle_type:
             return False

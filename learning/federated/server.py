@@ -94,6 +94,7 @@ class FederatedLayer:
         self.round = 0
         self._flops: dict[tuple, float] = {}
         self._last_metric = ""
+        self._last_eval_t = 0.0
         self._wall0 = time.perf_counter()
         self.participants = 0
 
@@ -119,6 +120,8 @@ class FederatedLayer:
         rounds = {"sync": self._rounds, "hierarchical": self._hierarchical_rounds}.get(
             method, self._async_rounds)
         engine.env.process(rounds())
+        if self.sc.aggregation.eval_every_s:
+            engine.env.process(self._periodic_evaluation(self.sc.aggregation.eval_every_s))
 
     # ---- the server ---------------------------------------------------------------------------
     def _rounds(self):
@@ -367,7 +370,15 @@ class FederatedLayer:
             "model_version": col("model_version"),
         })
 
+    def _periodic_evaluation(self, period: float):
+        """Evaluate every ``period`` simulated seconds unless a round just did."""
+        while True:
+            yield self.env.timeout(period)
+            if self.env.now - self._last_eval_t >= period - 1e-9:
+                self._evaluate()
+
     def _evaluate(self) -> None:
+        self._last_eval_t = self.env.now
         results = evaluate(self.model, self.global_state, self.eval_batches)
         rows = [(t, m, v) for t, metrics in results.items() for m, v in metrics.items()]
         wall = time.perf_counter() - self._wall0
