@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -191,8 +192,12 @@ class _Det3dEval:
 
     def update(self, scores, reg, target, i, inputs) -> None:
         pred = decode_boxes_3d(scores, reg, self.range_m)
+        # Only ground truth inside the BEV grid counts: the head cannot see beyond its range.
+        boxes = np.asarray(target["boxes"][i], float).reshape(-1, 7)
+        inside = (np.abs(boxes[:, 0]) < self.range_m) & (np.abs(boxes[:, 1]) < self.range_m)
         self.metric.update(pred["boxes"].numpy(), pred["scores"].numpy(), pred["labels"].numpy(),
-                           target["boxes"][i], target["box_labels"][i], target["points"][i])
+                           boxes[inside], np.asarray(target["box_labels"][i])[inside],
+                           np.asarray(target["points"][i])[inside])
 
     def compute(self) -> dict[str, float]:
         return self.metric.compute()
