@@ -8,6 +8,8 @@ tests) are registered with open_clip on import.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +58,26 @@ def load_clip(name: str, checkpoint: Path | str | None, field: str = "learning.m
                 f"({', '.join(tags) or 'a checkpoint'}) on a machine with internet and set "
                 f"{field}.checkpoint to the local file") if str(checkpoint) in tags else ""
         raise InputError(None, f"{field}.checkpoint", f"no such file: {checkpoint}{hint}")
-    model = open_clip.create_model(name, pretrained=str(checkpoint) if checkpoint else None,
-                                   device="cpu")
+    with quiet_random_init():
+        model = open_clip.create_model(name, pretrained=str(checkpoint) if checkpoint else None,
+                                       device="cpu")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+@contextlib.contextmanager
+def quiet_random_init():
+    """open_clip logs a root-logger warning for every model built without weights; in cosim that
+    is deliberate (pre-training starts from random, weights come in through load_clip)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def tokenizer(name: str):

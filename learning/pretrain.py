@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from cosim.cache import cached_folder, content_key
-from cosim.learning.backbone import _open_clip, to_tensor, tokenizer
+from cosim.learning.backbone import _open_clip, quiet_random_init, to_tensor, tokenizer
 from cosim.learning.data.render import caption, render_camera
 from cosim.learning.data.scene import make_segment
 
@@ -65,7 +65,8 @@ def pretrain(cfg: PretrainConfig, out: Path, progress=None) -> dict:
     """Train and write the checkpoint to ``out``; return before/after retrieval accuracy."""
     open_clip = _open_clip()
     torch.manual_seed(cfg.seed)
-    model = open_clip.create_model(cfg.model, pretrained=None, device="cpu")
+    with quiet_random_init():
+        model = open_clip.create_model(cfg.model, pretrained=None, device="cpu")
     size = model.visual.image_size[0]
     tok = tokenizer(cfg.model)
     images, captions = synthetic_pairs(cfg.segments, cfg.frames_per_segment, size, cfg.seed)
