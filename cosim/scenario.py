@@ -20,6 +20,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -424,6 +425,10 @@ class ClientsConfig(StrictModel):
     profiles: list[DeviceProfile] = Field(default_factory=lambda: [DeviceProfile()])
 
 
+POLICIES = ("all_connected", "random", "availability_aware", "rate_aware", "deadline_aware",
+            "modality_task_aware", "oort", "oracle")
+
+
 class SchedulingConfig(StrictModel):
     """Who is picked at the start of a round."""
 
@@ -432,6 +437,13 @@ class SchedulingConfig(StrictModel):
     predictor: Literal["history", "oracle"] = "history"
     # oracle: link_windows.parquet of a run of the same scenario and seed (identical connectivity)
     oracle_windows: InputFile | None = None
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, v: str) -> str:
+        if v not in POLICIES and ":" not in v:
+            raise ValueError(f"unknown policy {v!r} (known: {', '.join(POLICIES)}; or module:Class)")
+        return v
 
     @model_validator(mode="after")
     def _oracle_needs_windows(self) -> SchedulingConfig:

@@ -338,3 +338,24 @@ def test_clients_bind_to_listed_vehicles_and_rebind_after_they_leave():
     assert reg.clients[0].vehicle is None and len(reg.present()) == 1
     reg.update(["c"], [], 6.0)
     assert reg.clients[0].vehicle == "c" and reg.clients[0].bound_at == 6.0
+
+
+def test_schema_and_registry_name_the_same_policies():
+    from cosim.learning.federated.policies import REGISTRY
+    from cosim.scenario import POLICIES
+
+    assert set(POLICIES) == set(REGISTRY)
+
+
+def test_unknown_policy_is_one_line_at_validation(tmp_path):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    result = CliRunner().invoke(app, ["run", str(path), "--set", "scheduling.policy=best",
+                                      "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "scheduling.policy" in result.stderr
+    assert not (tmp_path / "r").exists()
