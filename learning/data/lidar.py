@@ -18,9 +18,9 @@ from cosim.learning.data.scene import (
     KINDS,
     LANE_MARKER,
     ROAD,
-    ROAD_HALF_WIDTH,
     SIDEWALK,
     Segment,
+    ground_surfaces,
 )
 
 LIDAR_HEIGHT_M = 1.8
@@ -91,11 +91,7 @@ def render_lidar(seg: Segment, k: int, rows: int, cols: int, rng: np.random.Gene
             instance[m] = ids[hit[m]]
     ground = hit == GROUND
     point = origin + dirs * np.where(valid, dist, 0.0)[:, None]
-    x_world = point[:, 0] + seg.ego_speed * k / seg.hz
-    y_abs = np.abs(point[:, 1])
-    lane = ground & (y_abs < 0.12) & ((x_world % 6.0) < 3.0)
-    road = ground & (y_abs < ROAD_HALF_WIDTH) & ~lane
-    side = ground & ~(lane | road)
+    lane, road, side = ground_surfaces(seg, k, point, ground)
     for mask, cls, intensity in ((road, ROAD[0], 0.1), (lane, LANE_MARKER[0], 0.8),
                                  (side, SIDEWALK[0], 0.15)):
         semantic[mask], rng_img[mask, 1] = cls, intensity

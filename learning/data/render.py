@@ -19,11 +19,11 @@ from cosim.learning.data.scene import (
     KINDS,
     LANE_MARKER,
     ROAD,
-    ROAD_HALF_WIDTH,
     SIDEWALK,
     SIDEWALK_OUTER,
     SKY,
     Segment,
+    ground_surfaces,
 )
 
 CAMERA_HEIGHT_M = 1.6
@@ -85,12 +85,9 @@ def render_camera(seg: Segment, k: int, width: int, height: int, rng: np.random.
         if KINDS[name][2] >= 0:  # things carry instance ids
             instance[m] = ids[hit[m]]
     ground = hit == GROUND
-    y_abs = np.abs(point[:, 1])
-    x_world = point[:, 0] + seg.ego_speed * k / seg.hz
-    lane = ground & (np.abs(point[:, 1]) < 0.12) & ((x_world % 6.0) < 3.0)
-    road = ground & (y_abs < ROAD_HALF_WIDTH) & ~lane
-    side = ground & (y_abs >= ROAD_HALF_WIDTH) & (y_abs < SIDEWALK_OUTER)
-    rest = ground & ~(lane | road | side)
+    lane, road, ground_side = ground_surfaces(seg, k, point, ground)
+    side = ground_side & (np.abs(point[:, 1]) < SIDEWALK_OUTER)  # beyond it: bare ground
+    rest = ground_side & ~side
     for mask, cls, rgb in ((road, ROAD[1], (0.25, 0.25, 0.27)), (lane, LANE_MARKER[1], (0.9, 0.9, 0.85)),
                            (side, SIDEWALK[1], (0.6, 0.58, 0.55)), (rest, SIDEWALK[1], (0.5, 0.48, 0.42))):
         semantic[mask], colour[mask] = cls, rgb

@@ -137,3 +137,15 @@ def _box(rng: np.random.Generator, kind: str, x: float, y: float, yaw: float) ->
     (length, width, height), jitter = SIZES[kind]
     scale = 1 + rng.uniform(-jitter, jitter, 3)
     return (x, y, 0.0, length * scale[0], width * scale[1], height * scale[2], yaw)
+
+
+def ground_surfaces(seg: Segment, k: int, points: np.ndarray, ground: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks of ground hits on lane markers (dashed centre line), road, and sidewalk or beyond,
+    for hit points (N, 3) in the ego frame of frame k."""
+    y_abs = np.abs(points[:, 1])
+    x_world = points[:, 0] + seg.ego_speed * k / seg.hz
+    lane = ground & (y_abs < 0.12) & ((x_world % 6.0) < 3.0)
+    road = ground & (y_abs < ROAD_HALF_WIDTH) & ~lane
+    side = ground & ~(lane | road)
+    return lane, road, side
