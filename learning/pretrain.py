@@ -19,7 +19,7 @@ import torch
 from cosim.cache import cached_folder, content_key
 from cosim.learning.backbone import _open_clip, quiet_random_init, to_tensor, tokenizer
 from cosim.learning.data.render import caption, render_camera
-from cosim.learning.data.scene import make_segment
+from cosim.learning.data.scene import GENERATOR_VERSION, make_segment
 
 # Scene seeds of pre-training live far from the seeds the client data generator uses.
 PRETRAIN_SEED_BASE = 1_000_000_000
@@ -36,7 +36,8 @@ class PretrainConfig:
     seed: int = 0
 
     def key(self) -> str:
-        return content_key(["pretrain-v1", json.dumps(self.__dict__, sort_keys=True)])
+        return content_key(["pretrain", str(GENERATOR_VERSION),
+                            json.dumps(self.__dict__, sort_keys=True)])
 
 
 def synthetic_pairs(segments: int, frames: int, size: int, seed: int) -> tuple[np.ndarray, list[str]]:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from cosim.cache import cached_folder, content_key
 from cosim.learning.data.partition import ClientShard, FrameRef
 from cosim.learning.data.samples import Geometry, build_sample, collate
+from cosim.learning.data.scene import GENERATOR_VERSION
 from cosim.learning.data.synth import SynthConfig, generate
 from cosim.learning.data.waymo_v2 import SegmentReader, WaymoV2Dataset
 from cosim.scenario import DataConfig
@@ -86,5 +87,5 @@ def dataset_root(cfg: DataConfig) -> Path:
         return cfg.root
     synth = SynthConfig(segments=cfg.synthetic.segments, frames=cfg.synthetic.frames,
                         seed=cfg.synthetic.seed)
-    key = content_key(["synth-v1", repr(synth)])
+    key = content_key(["synth", str(GENERATOR_VERSION), repr(synth)])
     return cached_folder("data", key, lambda folder: generate(folder, synth))

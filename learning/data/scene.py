@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Bump when what a seed generates changes: the version is part of every cache key built from
+# scenes (synthetic datasets, the synthetic pre-training), so stale caches are never reused.
+GENERATOR_VERSION = 2
+
 CITIES = ("San Francisco", "Phoenix", "Mountain View", "Los Angeles", "Detroit", "Seattle")
 WEATHER = ("sunny", "cloudy", "rainy", "foggy")
 TIMES = ("day", "dusk", "night")
@@ -109,11 +113,13 @@ def make_segment(name: str, seed: int, frames: int = 40, style: SegmentStyle | N
         side = rng.choice([1, -1])
         static.append(_box(rng, "sign", rng.uniform(0, length_m), side * (ROAD_HALF_WIDTH + 0.4), 0.0))
         static_kind.append(KIND_NAMES.index("sign"))
+    # Road users where the sensors see them (the TOP LiDAR reaches 75 m), as many as the
+    # class mix gives for the whole street.
     agents, agent_kind, speed = [], [], []
     lanes = (-3.5, -1.75, 1.75, 3.5)
     for kind in ("car", "pedestrian", "cyclist"):
         for _ in range(rng.poisson(style.class_mix[kind] * length_m / 100)):
-            x = rng.uniform(-10, length_m)
+            x = rng.uniform(-30.0, 75.0)
             if kind == "car":
                 y = lanes[rng.integers(len(lanes))]
                 yaw, v = (0.0, rng.uniform(3, 14)) if y > 0 else (np.pi, rng.uniform(3, 14))
