@@ -293,8 +293,7 @@ class FederatedLayer:
     def _timeline(self, client: Client, vehicle: str, deadline: float, a: Attempt):
         data = self.datasets[client.index]
         a.names = self.model.modules_for(data.tasks, data.modalities)
-        size = state_bytes({k: v for k, v in self.global_state.items()
-                            if any(k.startswith(n + ".") for n in a.names)})
+        size = self._bytes_of(a.names)
         a.bytes_down = size
         res = yield self.radio.transfer(vehicle, size, "down", timeout_s=deadline - self.env.now)
         if not res.ok:
@@ -326,8 +325,7 @@ class FederatedLayer:
         for c in self.registry.present():
             data = self.datasets[c.index]
             names = self.model.modules_for(data.tasks, data.modalities)
-            size = state_bytes({k: v for k, v in self.global_state.items()
-                                if any(k.startswith(n + ".") for n in names)})
+            size = self._bytes_of(names)
             out.append(Candidate(
                 c.index, c.vehicle, self.radio.serving_cell(c.vehicle) >= 0,
                 self.radio.serving_cell(c.vehicle), self.radio.rate_bps(c.vehicle, "down"),
@@ -336,6 +334,11 @@ class FederatedLayer:
                 len(data), bool(parked.get(c.vehicle, False)), c.rounds_selected, c.rounds_completed,
                 c.last_loss, c.last_round))
         return out
+
+    def _bytes_of(self, names: list[str]) -> int:
+        """Bytes of the named global modules: what a client downloads and uploads."""
+        return state_bytes({k: v for k, v in self.global_state.items()
+                            if any(k.startswith(n + ".") for n in names)})
 
     def _compute_s(self, client: Client, data: ClientDataset) -> float:
         parked = bool(self.mobility.current.parked[self.mobility.current.ids == client.vehicle].any())
