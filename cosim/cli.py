@@ -102,15 +102,18 @@ def run(
     debug: DebugOpt = False,
 ) -> None:
     """Run a scenario and write its traces (Parquet) and run.json."""
-    from cosim.runner import layer_status, run_scenario
+    from cosim.runner import run_scenario
     from cosim.scenario_loader import load_scenario
 
     def work() -> None:
         sc = load_scenario(scenario, set_ or [], seed=seed)
-        if not quiet:
-            for layer, state in layer_status(sc).items():
+
+        def announce(layers: dict[str, str]) -> None:
+            for layer, state in layers.items():
                 typer.echo(f"{layer:>9}: {state}", err=True)
-        result = run_scenario(sc, source=scenario, out=out, quiet=quiet)
+
+        result = run_scenario(sc, source=scenario, out=out, quiet=quiet,
+                              announce=None if quiet else announce)
         s = result.info.get("summary", {}).get("mobility", {})
         typer.echo(f"{result.status}: {result.run_dir} ({result.info['wall_time_s']:.1f} s wall, "
                    f"{s.get('vehicles_seen', 0)} vehicles, peak {s.get('peak_vehicles', 0)})")

@@ -7,8 +7,10 @@ it completes, fails or is interrupted; trace files of a run that did not complet
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import math
 import platform
 import shutil
 import time
@@ -23,6 +25,7 @@ from cosim.engine import Engine, Layer
 from cosim.errors import InputError
 from cosim.mobility.build import network_file, prepare_inputs
 from cosim.mobility.layer import MobilityLayer
+from cosim.mobility.replay import ReplaySession
 from cosim.mobility.session import SumoLaunch, open_session
 from cosim.mobility.sumo_tools import sumo_version
 from cosim.progress import RunProgress
@@ -79,8 +82,9 @@ def versions() -> dict[str, str]:
 
 def layer_status(scenario: Scenario) -> dict[str, str]:
     """Which layers this run drives (said by the CLI and recorded in run.json)."""
+    replay = scenario.mobility.replay
     return {
-        "mobility": f"SUMO via {scenario.mobility.backend}",
+        "mobility": f"replay of {replay}" if replay else f"SUMO via {scenario.mobility.backend}",
         "radio": ("SimPy radio (3GPP TR 38.901)" if scenario.radio is not None
                   else "not configured (no radio section)"),
         "learning": ("federated trainer" if scenario.learning_enabled
@@ -95,9 +99,15 @@ def run_scenario(
     out: Path | None = None,
     quiet: bool = False,
     extra_layers: Iterable[LayerFactory] = (),
+    announce: Callable[[dict[str, str]], None] | None = None,
 ) -> RunResult:
-    """Run the scenario to its duration; always leaves a run.json that says how it ended."""
+    """Run the scenario to its duration; always leaves a run.json that says how it ended.
+
+    ``announce`` hears which layers run once the inputs are known to be good."""
     inputs = prepare_inputs(scenario, source)  # bad inputs fail here, before any folder exists
+    replay = _replay_session(scenario)
+    if announce is not None:
+        announce(layer_status(scenario))
     run_dir = prepare_run_dir(out or default_run_dir(scenario), source)
     started = dt.datetime.now(dt.timezone.utc)
     info: dict[str, Any] = {
@@ -121,7 +131,9 @@ def run_scenario(
             step_length_s=scenario.mobility.step_length_s, seed=scenario.seed,
             extra_options=tuple(scenario.mobility.sumo_options), log_file=run_dir / "sumo.log",
         )
-        with open_session(launch) as session:
+        session_context = (contextlib.nullcontext(replay) if replay is not None
+                           else open_session(launch))
+        with session_context as session:
             engine = Engine(scenario, traces)
             engine.add_layer(MobilityLayer(session, scenario))
             if scenario.radio is not None:
@@ -154,6 +166,20 @@ def run_scenario(
             info["summary"] = engine.summary()
         _write_run_json(run_dir, info)
     return RunResult(run_dir, status, info)
+
+
+def _replay_session(scenario: Scenario) -> ReplaySession | None:
+    """The recorded trace the scenario replays, checked to cover the whole run."""
+    m = scenario.mobility
+    if m.replay is None:
+        return None
+    replay = ReplaySession(m.replay, m.step_length_s)
+    needed = math.ceil(scenario.duration_s / m.step_length_s - 1e-9) * m.step_length_s
+    if replay.end_s < needed - 1e-6:
+        raise InputError(m.replay, "mobility.replay",
+                         f"the trace ends at {replay.end_s:g} s; the scenario needs {needed:g} s "
+                         "(shorten duration_s)")
+    return replay
 
 
 def _write_run_json(run_dir: Path, info: dict[str, Any]) -> None:

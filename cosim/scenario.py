@@ -49,6 +49,20 @@ InputFile = Annotated[Path, AfterValidator(_resolve_input_file)]
 """A file the scenario reads; relative to the YAML file's folder; must exist."""
 
 
+def _resolve_trace(value: Path, info: ValidationInfo) -> Path:
+    base = Path((info.context or {}).get("base_dir", "."))
+    path = (value if value.is_absolute() else base / value).resolve()
+    if path.is_dir():
+        path = path / "mobility.parquet"
+    if not path.is_file():
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
+TraceFile = Annotated[Path, AfterValidator(_resolve_trace)]
+"""A recorded mobility trace: a run folder or its mobility.parquet."""
+
+
 class PlainNetwork(StrictModel):
     """A network written as plain SUMO XML and built (cached) with netconvert."""
 
@@ -113,6 +127,9 @@ class MobilityConfig(StrictModel):
     demand: RandomTripsDemand | None = None
     geo_origin: GeoOrigin | None = None
     sumo_options: list[str] = Field(default_factory=list)
+    # A recorded run's mobility trace drives the radio and learning instead of SUMO; the network
+    # is still read (cell placement, plots); demand and warm-up are not used.
+    replay: TraceFile | None = None
 
     @model_validator(mode="after")
     def _one_network(self) -> MobilityConfig:
@@ -122,7 +139,7 @@ class MobilityConfig(StrictModel):
                 "give exactly one network source of sumocfg, net, plain, netgenerate"
                 + (f" (got {', '.join(given)})" if given else "")
             )
-        if not self.sumocfg and not self.routes and self.demand is None:
+        if not self.sumocfg and not self.routes and self.demand is None and self.replay is None:
             raise ValueError("no traffic: give routes or demand (or a sumocfg that has them)")
         return self
 

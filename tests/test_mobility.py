@@ -27,9 +27,10 @@ def test_vehicles_move_enter_and_leave(grid_small, tmp_path):
     assert result.status == "complete"
     table = pq.read_table(tmp_path / "run" / "mobility.parquet")
     assert table.column_names == ["t", "vehicle", "x", "y", "lon", "lat", "speed", "heading",
-                                  "edge", "parked"]
+                                  "edge", "parked", "type"]
     df = table.to_pandas()
-    assert df.t.min() >= 0 and df.t.max() == 119  # empty at t=0 (no warm-up)
+    assert df.t.min() >= 0 and df.t.max() == 120  # empty at t=0 (no warm-up); 120: the end
+    assert set(df.type) == {"veh_passenger"}
     first_seen = df.groupby("vehicle").t.min()
     last_seen = df.groupby("vehicle").t.max()
     assert (first_seen > 0).sum() >= 5, "vehicles enter during the run"
@@ -92,7 +93,8 @@ def test_short_steps_are_supported(grid_small, tmp_path):
 def test_warmup_shifts_the_clock(grid_small, tmp_path):
     _run(grid_small, tmp_path / "r", "mobility.warmup_s=30", "duration_s=10")
     table = pq.read_table(tmp_path / "r" / "mobility.parquet")
-    assert pc.min(table.column("t")).as_py() == 0 and pc.max(table.column("t")).as_py() == 9
+    # 0 .. 10 s: the state at the end is recorded too (the radio interpolated towards it)
+    assert pc.min(table.column("t")).as_py() == 0 and pc.max(table.column("t")).as_py() == 10
     assert table.num_rows > 10, "vehicles inserted during warm-up are there at t=0"
 
 

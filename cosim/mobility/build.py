@@ -49,7 +49,7 @@ def prepare_inputs(scenario: Scenario, source: Path | None = None) -> SumoInputs
         return SumoInputs(net=None, sumocfg=m.sumocfg, routes=m.routes, additional=m.additional)
     net = m.net or build_network(m, source)
     routes, additional = list(m.routes), list(m.additional)
-    if m.demand is not None:
+    if m.demand is not None and m.replay is None:  # a replay needs the network, not traffic
         end = m.demand.end_s or (m.warmup_s + scenario.duration_s)
         demand_routes, demand_adds = build_demand(net, m.demand, scenario.seed, end, source)
         routes.append(demand_routes)

@@ -31,6 +31,7 @@ MOBILITY_SCHEMA = pa.schema([
     ("heading", pa.float64()),
     ("edge", pa.string()),
     ("parked", pa.bool_()),
+    ("type", pa.string()),  # SUMO vType
 ])
 
 
@@ -42,7 +43,8 @@ class MobilityLayer:
     def __init__(self, session: SumoSession, scenario: Scenario):
         self.session = session
         self.step_s = scenario.mobility.step_length_s
-        self.warmup_s = scenario.mobility.warmup_s
+        # a replayed trace starts where the live run's warm-up ended
+        self.warmup_s = 0.0 if scenario.mobility.replay else scenario.mobility.warmup_s
         self.geo = scenario.mobility.geo_origin
         # The scenario guarantees the sampling period is a whole number of steps.
         self.sample_every = round(scenario.output.mobility_period_s / self.step_s)
@@ -53,6 +55,7 @@ class MobilityLayer:
         self._seen: set[str] = set()
         self._parked_seen: set[str] = set()
         self._peak = 0
+        self._types: dict[str, str] = {}
 
     def attach(self, engine: Engine) -> None:
         self.table = engine.traces.table("mobility", MOBILITY_SCHEMA)
@@ -68,6 +71,9 @@ class MobilityLayer:
         self._offset = self.session.time()
 
     def _engine_time(self, states: VehicleStates) -> VehicleStates:
+        # ask a vehicle's type as soon as SUMO reports it: it may be gone a step later
+        for vehicle in states.entered:
+            self._types[vehicle] = self.session.vehicle_type(vehicle)
         return dataclasses.replace(states, t=round(states.t - self._offset, 9))
 
     def _drive(self, engine: Engine):
@@ -98,11 +104,19 @@ class MobilityLayer:
         self.table.append({
             "t": np.full(n, s.t), "vehicle": s.ids, "x": s.x, "y": s.y, "lon": lon, "lat": lat,
             "speed": s.speed, "heading": s.heading, "edge": s.edge, "parked": s.parked,
+            "type": [self._types[v] for v in s.ids],
         })
+
+    def finish(self) -> None:
+        """Record the look-ahead state too: the radio interpolated towards it in the last step,
+        so a replay of the trace needs it."""
+        k = round(self.upcoming.t / self.step_s)
+        if k % self.sample_every == 0:
+            self._record(self.upcoming)
 
     def vehicle_type(self, vehicle: str) -> str:
         """The SUMO vType of a vehicle in the network."""
-        return self.session.vehicle_type(vehicle)
+        return self._types.get(vehicle) or self.session.vehicle_type(vehicle)
 
     def progress_fields(self) -> dict[str, str]:
         n = len(self.current) if self.current is not None else 0

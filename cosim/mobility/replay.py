@@ -1,0 +1,130 @@
+"""Replay a recorded mobility trace in place of SUMO.
+
+A run's ``mobility.parquet`` holds every vehicle's state at every recorded time. When it was
+recorded every SUMO step (``output.mobility_period_s`` equal to ``mobility.step_length_s``), it
+holds everything the radio and learning layers read from SUMO, so replaying it gives them the same
+inputs as the live run — which is how ``cosim compare`` shows every policy the same connectivity
+without running SUMO once per policy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cosim.errors import InputError
+from cosim.mobility.session import VehicleStates
+
+FIELD = "mobility.replay"
+_COLUMNS = ("t", "vehicle", "x", "y", "speed", "heading", "edge", "parked", "type")
+
+
+def replay_file(path: Path) -> Path:
+    """A run folder stands for its ``mobility.parquet``."""
+    return path / "mobility.parquet" if path.is_dir() else path
+
+
+class ReplaySession:
+    """The SUMO session interface (``read``, ``step``, ``advance``, ``time``) over a trace."""
+
+    def __init__(self, path: Path, step_length_s: float):
+        self.path = replay_file(path)
+        table = _read_trace(self.path)
+        t = table.column("t").to_numpy()
+        if len(t) == 0:
+            raise InputError(self.path, FIELD, "the trace holds no vehicles")
+        if np.any(np.diff(t) < 0):
+            raise InputError(self.path, FIELD, "rows are not in time order")
+        times, starts = np.unique(t, return_index=True)
+        period = _recorded_period(self.path, times)
+        if period is not None and abs(period - step_length_s) > 1e-6:
+            raise InputError(self.path, FIELD,
+                             f"recorded every {period:g} s; replay needs every SUMO step "
+                             f"({step_length_s:g} s): record with output.mobility_period_s equal "
+                             "to mobility.step_length_s")
+        self.step_s = step_length_s
+        self._times, self._bounds = times, np.append(starts, len(t))
+        self._ids = table.column("vehicle").to_numpy(zero_copy_only=False).astype(object)
+        self._x = table.column("x").to_numpy()
+        self._y = table.column("y").to_numpy()
+        self._speed = table.column("speed").to_numpy()
+        self._heading = table.column("heading").to_numpy()
+        self._edge = table.column("edge").to_numpy(zero_copy_only=False).astype(object)
+        self._parked = table.column("parked").to_numpy(zero_copy_only=False).astype(bool)
+        types = table.column("type").to_numpy(zero_copy_only=False)
+        self._types = dict(zip(self._ids, types, strict=True))
+        self._now = 0.0  # engine time: the live run recorded from the end of its warm-up
+        self._previous: set[str] = set()
+
+    @property
+    def end_s(self) -> float:
+        return float(self._times[-1])
+
+    def time(self) -> float:
+        return self._now
+
+    def advance(self) -> None:
+        self._now = round(self._now + self.step_s, 9)
+
+    def step(self) -> VehicleStates:
+        self.advance()
+        return self.read()
+
+    def read(self) -> VehicleStates:
+        k = int(np.searchsorted(self._times, self._now - 1e-9))
+        if k < len(self._times) and abs(self._times[k] - self._now) < 1e-6:
+            rows = slice(self._bounds[k], self._bounds[k + 1])
+        elif self._now > self._times[-1] + 1e-6:
+            raise InputError(self.path, FIELD, f"the trace ends at {self.end_s:g} s; the scenario "
+                             f"needs {self._now:g} s (shorten duration_s)")
+        else:
+            rows = slice(0, 0)  # a step with no vehicle in the network
+        ids = self._ids[rows]
+        current = set(ids)
+        entered = tuple(i for i in ids if i not in self._previous)
+        left = tuple(sorted(self._previous - current))
+        self._previous = current
+        return VehicleStates(t=self._now, ids=ids, x=self._x[rows], y=self._y[rows],
+                             speed=self._speed[rows], heading=self._heading[rows],
+                             edge=self._edge[rows], parked=self._parked[rows], entered=entered,
+                             left=left)
+
+    def vehicle_type(self, vehicle: str) -> str:
+        return str(self._types[vehicle])
+
+    def close(self) -> None:
+        """Nothing to release: the trace is in memory."""
+
+
+def _recorded_period(path: Path, times: np.ndarray) -> float | None:
+    """The sampling period: from the run's run.json when there is one, else the smallest gap
+    (a step with no vehicle leaves no row, so gaps may be longer than the period)."""
+    run_json = path.parent / "run.json"
+    if run_json.is_file():
+        try:
+            output = json.loads(run_json.read_text(encoding="utf-8"))["scenario"]["output"]
+            return float(output["mobility_period_s"])
+        except (ValueError, KeyError, TypeError):
+            pass  # not a cosim run.json: judge by the trace itself
+    gaps = np.diff(times)
+    return float(gaps.min()) if len(gaps) else None
+
+
+def _read_trace(path: Path) -> pa.Table:
+    if not path.is_file():
+        raise InputError(path, FIELD, "file not found")
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(path, FIELD, f"not a readable Parquet file: {exc}") from None
+    missing = [c for c in _COLUMNS if c not in schema.names]
+    if missing:
+        raise InputError(path, FIELD, f"not a cosim mobility trace (no column {missing[0]!r})")
+    try:
+        return pq.read_table(path, columns=list(_COLUMNS))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(path, FIELD, f"not a readable Parquet file: {exc}") from None
