@@ -121,6 +121,72 @@ def run(
     _guarded(debug, work)
 
 
+def _csv(value: str, what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise InputError(None, what, "give at least one, comma-separated")
+    return items
+
+
+def _targets(items: list[str] | None) -> dict[str, float]:
+    from cosim.analysis.summary import HEADLINE
+
+    out = {}
+    for item in items or []:
+        task, _, value = item.partition("=")
+        if task not in HEADLINE:
+            raise InputError(None, "--target", f"unknown task {task!r} (known: {', '.join(HEADLINE)})")
+        try:
+            out[task] = float(value)
+        except ValueError:
+            raise InputError(None, "--target", f"{item!r} is not task=number") from None
+    return out
+
+
+@app.command()
+def compare(
+    scenario: ScenarioArg,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the runs and the summary.")],
+    policies: Annotated[str, typer.Option("--policies", help="Comma-separated scheduling policies.")]
+    = "availability_aware,random",
+    aggregations: Annotated[str, typer.Option("--aggregations", help="Comma-separated aggregations.")]
+    = "sync",
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0",
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Runs in parallel (processes).")] = 1,
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", help="task=value: report the simulated time to reach it (repeatable; default "
+        "80% of the best final value of any run).")] = None,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run policies x aggregations x seeds on the same recorded connectivity; summarise."""
+
+    def work() -> None:
+        from rich.progress import Progress
+
+        from cosim.compare import CompareGrid, check_grid, run_compare
+        from cosim.compare_table import print_summary
+
+        try:
+            seed_list = tuple(int(s) for s in _csv(seeds, "--seeds"))
+        except ValueError:
+            raise InputError(None, "--seeds", f"{seeds!r} is not comma-separated integers") from None
+        grid = CompareGrid(tuple(_csv(policies, "--policies")),
+                           tuple(_csv(aggregations, "--aggregations")), seed_list)
+        targets = _targets(target)
+        check_grid(scenario, grid, set_ or [])
+        total = len(grid.seeds) * (1 + len(grid.policies) * len(grid.aggregations))
+        with Progress(disable=quiet, console=_stderr_console()) as bar:
+            task = bar.add_task("compare: runs", total=total)
+            summary = run_compare(scenario, grid, out, set_ or [], jobs, targets,
+                                  on_done=lambda _: bar.advance(task))
+        print_summary(summary)
+        typer.echo(f"summary: {out / 'summary.parquet'} and {out / 'summary.csv'}")
+
+    _guarded(debug, work)
+
+
 @app.command()
 def pretrain(
     out: Annotated[Path, typer.Option("--out", help="Checkpoint file to write (open_clip state dict).")],

@@ -14,6 +14,9 @@ class InputError(Exception):
         self.message = message
         super().__init__(self.line())
 
+    def __reduce__(self):  # crosses process boundaries (cosim compare's workers) intact
+        return (InputError, (self.file, self.field, self.message))
+
     def line(self) -> str:
         parts = ["error"]
         if self.file:

@@ -1,0 +1,95 @@
+"""One row per run: what a paper's results table reports about a federated run.
+
+Read from the run's traces (participation, metrics) and run.json, never from memory, so a summary
+can be recomputed from any finished run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from cosim.errors import InputError
+
+# The metric each task is judged by (the paper's choices; det3d: Waymo's mAPH).
+HEADLINE = {"seg3d": "mIoU", "det3d": "mAPH", "pan2d": "wSTQ", "det2d": "mAP50"}
+DROP_REASONS = ("left_network", "radio_link_failure", "out_of_coverage", "deadline")
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    if not path.is_file():
+        raise InputError(run_dir, None, "not a cosim run folder (no run.json)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(path, None, f"not valid JSON: {exc}") from None
+
+
+def headline_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per task: (rounds, simulated times, values) of its headline metric, in time order."""
+    path = run_dir / "metrics.parquet"
+    if not path.is_file():
+        return {}
+    table = pq.read_table(path).to_pandas()
+    curves = {}
+    for task, metric in HEADLINE.items():
+        rows = table[(table.task == task) & (table.metric == metric)].sort_values("sim_time_s",
+                                                                              kind="stable")
+        if len(rows):
+            curves[task] = (rows["round"].to_numpy(), rows.sim_time_s.to_numpy(),
+                            rows.value.to_numpy())
+    return curves
+
+
+def time_to_target(times: np.ndarray, values: np.ndarray, target: float) -> float:
+    """First simulated time the metric reaches the target; NaN if it never does."""
+    hit = np.flatnonzero(values >= target)
+    return float(times[hit[0]]) if len(hit) else math.nan
+
+
+def summarise_run(run_dir: Path, targets: dict[str, float] | None = None) -> dict[str, Any]:
+    """The run's row: final metrics, time to each target, participation, drops, bytes."""
+    info = read_run_json(run_dir)
+    sc = info["scenario"]
+    row: dict[str, Any] = {
+        "policy": sc["scheduling"]["policy"], "aggregation": sc["aggregation"]["method"],
+        "seed": info["seed"], "status": info["status"], "run_dir": str(run_dir),
+        "sim_time_s": info.get("sim_time_s", math.nan),
+        "wall_time_s": info.get("wall_time_s", math.nan),
+        "rounds": info.get("summary", {}).get("learning", {}).get("rounds", 0),
+    }
+    curves = headline_curves(run_dir)
+    for task in HEADLINE:
+        _, times, values = curves.get(task, (None, np.array([]), np.array([])))
+        row[f"initial_{task}"] = float(values[0]) if len(values) else math.nan
+        row[f"final_{task}"] = float(values[-1]) if len(values) else math.nan
+        target = (targets or {}).get(task)
+        row[f"time_to_target_{task}_s"] = (time_to_target(times, values, target)
+                                           if target is not None and len(values) else math.nan)
+    row.update(_participation(run_dir, sc["clients"]["count"]))
+    return row
+
+
+def _participation(run_dir: Path, clients: int) -> dict[str, Any]:
+    path = run_dir / "participation.parquet"
+    out: dict[str, Any] = {"attempts": 0, "completed": 0}
+    if not path.is_file():
+        return out | {"completion_rate": math.nan, "participation_rate": math.nan,
+                      **{f"dropped_{r}": 0 for r in DROP_REASONS}, "bytes_up": 0,
+                      "bytes_down": 0, "mean_staleness": math.nan}
+    p = pq.read_table(path).to_pandas()
+    done = p[p.outcome == "completed"]
+    out["attempts"], out["completed"] = len(p), len(done)
+    out["completion_rate"] = len(done) / len(p) if len(p) else math.nan
+    out["participation_rate"] = done.client.nunique() / clients if clients else math.nan
+    for reason in DROP_REASONS:
+        out[f"dropped_{reason}"] = int((p.reason == reason).sum())
+    out["bytes_up"], out["bytes_down"] = int(p.bytes_up.sum()), int(p.bytes_down.sum())
+    out["mean_staleness"] = float(done.staleness.mean()) if len(done) else math.nan
+    return out

@@ -1,0 +1,199 @@
+"""Run a grid of scheduling policies x aggregations x seeds on one scenario, side by side.
+
+For each seed the mobility (and the radio, when configured) is run once and recorded; every cell of
+the grid then replays that recording, so every policy sees the same vehicles and the same
+connectivity. That is checked, not assumed: each run's radio tables must be byte-identical to the
+recording's, and their digest goes into the summary.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cosim.errors import InputError
+from cosim.scenario_loader import load_scenario
+
+CONNECTIVITY_TABLES = ("cells", "radio", "handoffs", "link_windows")
+
+
+@dataclass(frozen=True)
+class CompareJob:
+    """One run of the grid, in terms a worker process can rebuild the scenario from."""
+
+    scenario: str
+    overrides: tuple[str, ...]
+    out: str
+    threads: int
+
+
+@dataclass(frozen=True)
+class CompareGrid:
+    policies: tuple[str, ...]
+    aggregations: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+
+def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: list[str],
+                jobs: int, targets: dict[str, float] | None = None,
+                on_done: Callable[[str], None] | None = None) -> pa.Table:
+    """Record once per seed, replay for every (policy, aggregation); write the summary tables."""
+    base = check_grid(scenario_path, grid, overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    step = base.mobility.step_length_s
+    record = [CompareJob(str(scenario_path), (*overrides, f"seed={s}", "learning.enabled=false",
+                                              f"output.mobility_period_s={step}"),
+                         str(out / "recordings" / f"seed-{s}"), threads) for s in grid.seeds]
+    _run_jobs(record, jobs, on_done)
+    runs: list[tuple[str, str, int, CompareJob]] = []
+    for s in grid.seeds:
+        recording = out / "recordings" / f"seed-{s}"
+        for policy in grid.policies:
+            for aggregation in grid.aggregations:
+                cell = _cell(policy, aggregation, recording)
+                name = f"{policy}-{aggregation}-seed{s}"
+                runs.append((policy, aggregation, s, CompareJob(
+                    str(scenario_path), (*overrides, f"seed={s}", *cell,
+                                         f"output.mobility_period_s={step}"),
+                    str(out / "runs" / name), threads)))
+    _run_jobs([r[3] for r in runs], jobs, on_done)
+    targets = _default_targets([Path(r[3].out) for r in runs], targets)
+    summary = _summarise(out, runs, grid, targets)
+    pq.write_table(summary, out / "summary.parquet")
+    summary.to_pandas().to_csv(out / "summary.csv", index=False)
+    (out / "compare.json").write_text(json.dumps({
+        "scenario": str(scenario_path), "overrides": overrides, "policies": grid.policies,
+        "aggregations": grid.aggregations, "seeds": grid.seeds,
+        "targets": targets,
+        "connectivity_identical_per_seed": True,
+    }, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def check_grid(scenario_path: Path, grid: CompareGrid, overrides: list[str]):
+    """Every cell's scenario is valid (InputError otherwise), before any run starts."""
+    base = load_scenario(scenario_path, overrides)
+    if not base.learning_enabled:
+        raise InputError(scenario_path, "learning", "compare needs learning enabled (policies "
+                         "and aggregations have nothing to act on)")
+    for policy in grid.policies:  # the oracle's windows come from the recording: not yet
+        chosen = [] if policy == "oracle" else [f"scheduling.policy={policy}"]
+        for aggregation in grid.aggregations:
+            load_scenario(scenario_path, [*overrides, *chosen, f"aggregation.method={aggregation}"])
+    return base
+
+
+def _cell(policy: str, aggregation: str, recording: Path) -> list[str]:
+    cell = [f"scheduling.policy={policy}", f"aggregation.method={aggregation}",
+            f"mobility.replay={recording}"]
+    if policy == "oracle":  # the oracle knows the recorded future link windows
+        cell.append(f"scheduling.oracle_windows={recording / 'link_windows.parquet'}")
+    return cell
+
+
+def _run_jobs(jobs_: list[CompareJob], jobs: int, on_done: Callable[[str], None] | None) -> None:
+    if jobs <= 1:
+        for job in jobs_:
+            _run_one(job)
+            if on_done:
+                on_done(job.out)
+        return
+    context = multiprocessing.get_context("spawn")  # libsumo and torch want a fresh process
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(_run_one, job): job for job in jobs_}
+        for future in cf.as_completed(futures):
+            future.result()  # re-raise a worker's error here
+            if on_done:
+                on_done(futures[future].out)
+
+
+def _run_one(job: CompareJob) -> str:
+    """A worker: one quiet run of the scenario with the job's overrides."""
+    try:
+        import torch
+
+        torch.set_num_threads(job.threads)
+    except ImportError:  # learning disabled and torch absent: nothing to limit
+        pass
+    from cosim.runner import run_scenario
+
+    path = Path(job.scenario)
+    scenario = load_scenario(path, list(job.overrides))
+    result = run_scenario(scenario, source=path, out=Path(job.out), quiet=True)
+    if result.status != "complete":
+        raise RuntimeError(f"run {job.out} ended {result.status}")
+    return job.out
+
+
+def connectivity_digest(run_dir: Path) -> str:
+    """One hash over the run's radio tables (cells, radio, handoffs, link windows)."""
+    h = hashlib.sha256()
+    for name in CONNECTIVITY_TABLES:
+        path = run_dir / f"{name}.parquet"
+        if path.is_file():
+            h.update(name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _summarise(out: Path, runs: list, grid: CompareGrid, targets: dict[str, float]) -> pa.Table:
+    from cosim.analysis.summary import summarise_run
+
+    rows = []
+    for policy, aggregation, seed, job in runs:
+        run_dir = Path(job.out)
+        row = summarise_run(run_dir, targets)
+        row["policy"], row["aggregation"], row["seed"] = policy, aggregation, seed
+        row["connectivity_digest"] = connectivity_digest(run_dir)
+        recorded = connectivity_digest(out / "recordings" / f"seed-{seed}")
+        if row["connectivity_digest"] != recorded:
+            raise RuntimeError(f"{run_dir}: connectivity differs from the seed's recording "
+                               f"({row['connectivity_digest']} != {recorded}): replay is broken")
+        rows.append(row)
+    rows.sort(key=lambda r: (grid.policies.index(r["policy"]),
+                             grid.aggregations.index(r["aggregation"]), r["seed"]))
+    return pa.Table.from_pylist(rows)
+
+
+def _default_targets(run_dirs: list[Path], targets: dict[str, float] | None
+                            ) -> dict[str, float]:
+    """Given targets, or by default 80% of the best final value any run reached, per task."""
+    from cosim.analysis.summary import HEADLINE, headline_curves
+
+    if targets:
+        return dict(targets)
+    best: dict[str, float] = {}
+    for run_dir in run_dirs:
+        for task, (_, _, values) in headline_curves(run_dir).items():
+            if len(values) and np.isfinite(values[-1]):
+                best[task] = max(best.get(task, -math.inf), float(values[-1]))
+    return {t: 0.8 * best[t] for t in HEADLINE if t in best and best[t] > 0}
+
+
+def mean_std_table(summary: pa.Table) -> list[dict[str, Any]]:
+    """Mean and standard deviation over seeds per (policy, aggregation), for the printed table."""
+    df = summary.to_pandas()
+    numeric = [c for c in df.columns if c not in ("policy", "aggregation", "seed", "status",
+                                                  "run_dir", "connectivity_digest")]
+    grouped = df.groupby(["policy", "aggregation"], sort=False)[numeric]
+    mean, std = grouped.mean(), grouped.std(ddof=0)
+    rows = []
+    for key in mean.index:
+        row: dict[str, Any] = {"policy": key[0], "aggregation": key[1]}
+        for c in numeric:
+            row[c] = (float(mean.loc[key, c]), float(std.loc[key, c]))
+        rows.append(row)
+    return rows

@@ -1,0 +1,40 @@
+"""The compare summary as a terminal table: mean ± std over seeds per policy and aggregation."""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table
+
+from cosim.analysis.summary import HEADLINE
+from cosim.compare import mean_std_table
+
+
+def _pm(pair: tuple[float, float], scale: float = 1.0, digits: int = 3) -> str:
+    mean, std = pair
+    if not math.isfinite(mean):
+        return "-"
+    text = f"{mean * scale:.{digits}f}"
+    return text + (f" ± {std * scale:.{digits}f}" if math.isfinite(std) and std > 0 else "")
+
+
+def print_summary(summary: pa.Table, console: Console | None = None) -> None:
+    rows = mean_std_table(summary)
+    n_seeds = len(set(summary.column("seed").to_pylist()))
+    table = Table(title=f"cosim compare (mean ± std over {n_seeds} seed{'s' * (n_seeds > 1)})")
+    for name in ("policy", "aggregation", *(f"{t}\n{m}" for t, m in HEADLINE.items()),
+                 "completed", "clients\ntaking part", "drops", "MB up", "stale-\nness", "wall s"):
+        table.add_column(name, justify="left" if name in ("policy", "aggregation") else "right")
+    for r in rows:
+        drops = sum(r[c][0] for c in r if c.startswith("dropped_"))
+        table.add_row(
+            r["policy"], r["aggregation"], *(_pm(r[f"final_{t}"]) for t in HEADLINE),
+            _pm(r["completion_rate"], 100, 0) + " %", _pm(r["participation_rate"], 100, 0) + " %",
+            f"{drops:.0f}", _pm(r["bytes_up"], 1e-6, 1), _pm(r["mean_staleness"], 1, 2),
+            _pm(r["wall_time_s"], 1, 0))
+    if console is None:  # a pipe gets 80 columns by default: too narrow for the table
+        console = Console()
+        console = Console(width=max(console.width, 160))
+    console.print(table)
