@@ -188,6 +188,27 @@ def compare(
 
 
 @app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.", show_default=False)],
+    fmt: Annotated[str, typer.Option("--format", help="csv, parquet or json (JSON Lines).")]
+    = "csv",
+    out: Annotated[Path | None, typer.Option("--out", help="Folder (default RUN_DIR/export-FORMAT).")]
+    = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Export a run's trace tables (with run.json and the column types in schema.json)."""
+
+    def work() -> None:
+        from cosim.analysis.export import export_run
+
+        files = export_run(run_dir, fmt, out or run_dir / f"export-{fmt}")
+        for path in files:
+            typer.echo(str(path))
+
+    _guarded(debug, work)
+
+
+@app.command()
 def pretrain(
     out: Annotated[Path, typer.Option("--out", help="Checkpoint file to write (open_clip state dict).")],
     model: Annotated[str, typer.Option("--model", help="open_clip configuration.")] = "cosim-tiny",
