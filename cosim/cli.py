@@ -188,6 +188,22 @@ def compare(
 
 
 @app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="A run folder or a compare folder.", show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", help="Folder (default PATH/report).")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Write report.html (figures embedded, viewable offline) and the figures as PNGs."""
+
+    def work() -> None:
+        from cosim.analysis.report import write_report
+
+        typer.echo(str(write_report(path, out)))
+
+    _guarded(debug, work)
+
+
+@app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.", show_default=False)],
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet or json (JSON Lines).")]

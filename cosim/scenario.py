@@ -384,6 +384,7 @@ class SyntheticDataConfig(StrictModel):
     segments: PositiveInt = 24
     frames: PositiveInt = 40
     seed: int = Field(0, ge=0)
+    hz: PositiveFloat = 2.0  # frame rate: 40 frames at 2 Hz span a Waymo segment's 20 s
 
 
 class DataConfig(StrictModel):

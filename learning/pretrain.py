@@ -45,8 +45,8 @@ def synthetic_pairs(segments: int, frames: int, size: int, seed: int) -> tuple[n
     images, captions = [], []
     rng = np.random.default_rng(seed)
     for s in range(segments):
-        seg = make_segment(f"pretrain-{seed}-{s}", PRETRAIN_SEED_BASE + seed * 100_000 + s, frames=200)
-        for k in np.linspace(0, 199, frames).astype(int):
+        seg = make_segment(f"pretrain-{seed}-{s}", PRETRAIN_SEED_BASE + seed * 100_000 + s, frames=40)
+        for k in np.linspace(0, 39, frames).astype(int):
             frame = render_camera(seg, int(k), size, size, rng)
             images.append(frame.image)
             captions.append(caption(seg, frame))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from cosim.cli import app
@@ -20,12 +22,19 @@ def _sets(overrides: list[str]) -> list[str]:
     return [a for o in overrides for a in ("--set", o)]
 
 
-def test_compare_two_policies_two_seeds(grid_small, tmp_path):
-    out = tmp_path / "cmp"
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    grid_small = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    out = tmp_path_factory.mktemp("compare") / "cmp"
     result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(out), "--policies",
                                       "availability_aware,random", "--seeds", "0,1", "--jobs", "2",
                                       "-q", *_sets(LEARNING)])
     assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_compare_two_policies_two_seeds(compared):
+    out, result = compared
     summary = pq.read_table(out / "summary.parquet").to_pandas()
     assert len(summary) == 4
     assert list(zip(summary.policy, summary.seed, strict=True)) == [
@@ -60,3 +69,37 @@ def test_compare_rejects_bad_grids(grid_small, tmp_path):
     result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(tmp_path / "c")])
     assert result.exit_code == 2 and "learning" in result.stderr
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("which", ["compare", "run"])
+def test_report_renders_plots_that_are_not_blank(compared, tmp_path, which):
+    from matplotlib.image import imread
+
+    out, _ = compared
+    source = out if which == "compare" else out / "runs" / "random-sync-seed1"
+    result = CliRunner().invoke(app, ["report", str(source), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 6
+    assert "http://" not in page and "https://" not in page  # viewable offline
+    pngs = sorted((tmp_path / "r" / "figures").glob("*.png"))
+    assert {p.stem for p in pngs} == {"metric_vs_time", "participation", "link_windows",
+                                      "handoff_map", "staleness", "bytes"}
+    for png in pngs:
+        pixels = imread(png)[..., :3]
+        assert pixels.std() > 0.05, f"{png.name} is blank"
+        assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20, f"{png.name} is nearly blank"
+
+
+def test_report_of_a_radio_only_run_says_what_is_missing(grid_small, tmp_path):
+    from cosim.runner import run_scenario
+    from cosim.scenario_loader import load_scenario
+
+    run_scenario(load_scenario(grid_small, ["duration_s=30"]), source=grid_small,
+                 out=tmp_path / "run", quiet=True)
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "run" / "report" / "report.html").read_text()
+    assert page.count("data:image/png") == 2 and "No data in these runs" in page
+    bad = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert bad.exit_code == 2 and "run folder" in bad.stderr

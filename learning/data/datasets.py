@@ -86,6 +86,6 @@ def dataset_root(cfg: DataConfig) -> Path:
     if cfg.root is not None:
         return cfg.root
     synth = SynthConfig(segments=cfg.synthetic.segments, frames=cfg.synthetic.frames,
-                        seed=cfg.synthetic.seed)
+                        seed=cfg.synthetic.seed, hz=cfg.synthetic.hz)
     key = content_key(["synth", str(GENERATOR_VERSION), repr(synth)])
     return cached_folder("data", key, lambda folder: generate(folder, synth))

@@ -1,6 +1,7 @@
 """Procedural street scenes: a straight street with buildings, sidewalks and moving road users.
 
-A segment is one 20 s clip (10 Hz) of an ego car driving down a street. Its *style* (city,
+A segment is a clip of an ego car driving down a street (like a Waymo segment: 20 s, here at
+2 Hz by default, as a client keeping every 5th of Waymo's 10 Hz frames). Its *style* (city,
 weather, time of day, class mix) makes clients non-IID, as Waymo segments from different cities
 and conditions are. Everything is an oriented 3D box (x, y, z-bottom, length, width, height, yaw)
 in the ego frame (x forward, y left, z up), so cameras and LiDAR ray-cast the same geometry and
@@ -15,7 +16,7 @@ import numpy as np
 
 # Bump when what a seed generates changes: the version is part of every cache key built from
 # scenes (synthetic datasets, the synthetic pre-training), so stale caches are never reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 CITIES = ("San Francisco", "Phoenix", "Mountain View", "Los Angeles", "Detroit", "Seattle")
 WEATHER = ("sunny", "cloudy", "rainy", "foggy")
@@ -66,7 +67,7 @@ class Segment:
     agent_speed: np.ndarray  # (A,) m/s along each agent's heading
     ego_speed: float
     frames: int
-    hz: float = 10.0
+    hz: float = 2.0
 
     def frame(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes, kinds and instance ids (stable over frames; 0 = none) in the ego frame."""
@@ -89,10 +90,13 @@ def random_style(rng: np.random.Generator) -> SegmentStyle:
 
 
 def make_segment(name: str, seed: int, frames: int = 40, style: SegmentStyle | None = None,
-                 length_m: float = 160.0) -> Segment:
+                 hz: float = 2.0) -> Segment:
     """A deterministic segment from a seed (and an optional fixed style)."""
     rng = np.random.default_rng(seed)
     style = style or random_style(rng)
+    ego_speed = float(rng.uniform(0, 12))
+    travel = ego_speed * (frames - 1) / hz
+    length_m = max(160.0, travel + 110.0)  # buildings wherever the ego car and sensors get
     static, static_kind = [], []
     for side in (1, -1):  # buildings along both sides, with gaps
         x = -30.0
@@ -113,13 +117,14 @@ def make_segment(name: str, seed: int, frames: int = 40, style: SegmentStyle | N
         side = rng.choice([1, -1])
         static.append(_box(rng, "sign", rng.uniform(0, length_m), side * (ROAD_HALF_WIDTH + 0.4), 0.0))
         static_kind.append(KIND_NAMES.index("sign"))
-    # Road users where the sensors see them (the TOP LiDAR reaches 75 m), as many as the
-    # class mix gives for the whole street.
+    # Road users along the stretch the sensors sweep during the clip (the TOP LiDAR reaches
+    # 75 m ahead), as dense as the class mix says.
     agents, agent_kind, speed = [], [], []
     lanes = (-3.5, -1.75, 1.75, 3.5)
+    swept = travel + 105.0
     for kind in ("car", "pedestrian", "cyclist"):
-        for _ in range(rng.poisson(style.class_mix[kind] * length_m / 100)):
-            x = rng.uniform(-30.0, 75.0)
+        for _ in range(rng.poisson(style.class_mix[kind] * swept / 100)):
+            x = rng.uniform(-30.0, travel + 75.0)
             if kind == "car":
                 y = lanes[rng.integers(len(lanes))]
                 yaw, v = (0.0, rng.uniform(3, 14)) if y > 0 else (np.pi, rng.uniform(3, 14))
@@ -135,7 +140,7 @@ def make_segment(name: str, seed: int, frames: int = 40, style: SegmentStyle | N
     return Segment(
         name, style, np.array(static, float).reshape(-1, 7), np.array(static_kind, int),
         np.array(agents, float).reshape(-1, 7), np.array(agent_kind, int),
-        np.array(speed, float), float(rng.uniform(0, 12)), frames,
+        np.array(speed, float), ego_speed, frames, hz,
     )
 
 

@@ -36,6 +36,7 @@ class SynthConfig:
     segments: int = 20
     frames: int = 40
     seed: int = 0
+    hz: float = 2.0  # frames per second: 40 frames span a Waymo segment's 20 s
     camera_size: tuple[int, int] = (128, 96)  # width, height
     lidar_size: tuple[int, int] = (64, 512)  # beams, columns
     jpeg_quality: int = 95
@@ -64,13 +65,13 @@ def generate(root: Path, cfg: SynthConfig, workers: int | None = None) -> list[s
 
 def write_segment(root: Path, cfg: SynthConfig, index: int) -> str:
     name = segment_name(cfg.seed, index)
-    seg = make_segment(name, seed=cfg.seed * 1_000_003 + index, frames=cfg.frames)
+    seg = make_segment(name, seed=cfg.seed * 1_000_003 + index, frames=cfg.frames, hz=cfg.hz)
     rng = np.random.default_rng([cfg.seed, index, 7])
     width, height = cfg.camera_size
     rows, cols = cfg.lidar_size
     tables: dict[str, list[dict]] = {c: [] for c in W.COMPONENTS}
     for k in range(cfg.frames):
-        ts = T0_MICROS + k * 100_000
+        ts = T0_MICROS + round(k * 1e6 / cfg.hz)
         cam = render_camera(seg, k, width, height, rng)
         lid = render_lidar(seg, k, rows, cols, rng)
         boxes, kinds, ids = seg.frame(k)

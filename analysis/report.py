@@ -1,0 +1,82 @@
+"""`cosim report`: one self-contained HTML file (PNG figures embedded) plus the PNGs on their own.
+
+The HTML has no external references, so it opens offline and can be mailed or archived with the
+paper's artefacts.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from cosim.analysis.plots import FIGURES
+from cosim.analysis.runs import ReportSource, open_source
+from cosim.analysis.summary import HEADLINE, summarise_run
+
+DPI = 110
+
+
+def write_report(path: Path, out: Path | None = None) -> Path:
+    """Render every figure the runs have data for; return the HTML file."""
+    src = open_source(path)
+    out = out or path / "report"
+    figures_dir = out / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for key, (title, make) in FIGURES.items():
+        fig = make(src)
+        if fig is None:
+            sections.append(f"<h2>{html.escape(title)}</h2><p class='none'>No data in these runs "
+                            "(learning or radio not configured).</p>")
+            continue
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=DPI)
+        plt.close(fig)
+        png = buffer.getvalue()
+        (figures_dir / f"{key}.png").write_bytes(png)
+        data = base64.b64encode(png).decode("ascii")
+        sections.append(f"<h2>{html.escape(title)}</h2>"
+                        f"<img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+    page = _page(src, _summary_table(src), sections)
+    target = out / "report.html"
+    target.write_text(page, encoding="utf-8")
+    return target
+
+
+def _summary_table(src: ReportSource) -> str:
+    rows = [summarise_run(run.path) | {"label": run.label} for run in src.runs]
+    df = pd.DataFrame(rows)
+    columns = {"label": "policy / aggregation", "seed": "seed", "rounds": "rounds",
+               **{f"final_{t}": f"{t} {m}" for t, m in HEADLINE.items()},
+               "completion_rate": "completed", "participation_rate": "clients taking part",
+               "bytes_up": "MB up", "mean_staleness": "staleness", "wall_time_s": "wall s"}
+    df = df[[c for c in columns if c in df]].rename(columns=columns)
+    if "MB up" in df:
+        df["MB up"] = df["MB up"] / 1e6
+    return df.to_html(index=False, float_format=lambda v: "-" if math.isnan(v) else f"{v:.3f}",
+                      border=0, classes="summary")
+
+
+def _page(src: ReportSource, summary: str, sections: list[str]) -> str:
+    first = src.runs[0].info
+    scenario = first["scenario"]
+    what = ("compare of " + ", ".join(dict.fromkeys(r.label for r in src.runs))
+            if src.kind == "compare" else f"run {src.root.name}")
+    facts = (f"scenario <b>{html.escape(scenario['name'])}</b>, {scenario['duration_s']:g} s "
+             f"simulated; seeds {sorted({r.seed for r in src.runs})}; cosim "
+             f"{html.escape(first['versions'].get('cosim', '?'))}, SUMO "
+             f"{html.escape(str(first['versions'].get('sumo', '?')))}")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "img{max-width:100%;border:1px solid #ddd}table.summary{border-collapse:collapse;"
+             "font-size:13px}table.summary td,table.summary th{padding:3px 8px;"
+             "border-bottom:1px solid #eee;text-align:right}p.none{color:#888}")
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<title>cosim report: {html.escape(what)}</title><style>{style}</style></head><body>"
+            f"<h1>cosim report</h1><p>{html.escape(what)}</p><p>{facts}</p>"
+            f"<h2>Summary</h2>{summary}{''.join(sections)}</body></html>\n")
