@@ -403,6 +403,17 @@ class DataConfig(StrictModel):
     cache_frames: NonNegativeInt = 4096  # decoded samples kept in memory
 
 
+class EvaluationConfig(StrictModel):
+    """How the global model is scored on held-out data."""
+
+    # 2D boxes lower than this share of the image height are "don't care" (neither missed nor
+    # matched), as KITTI's minimum heights: at the tiny model's 64-px input they are 1-3 px.
+    det2d_min_height: float = Field(0.0625, ge=0.0, lt=1.0)
+    # 3D detection also gets nuScenes-style AP by BEV centre distance at these thresholds.
+    det3d_center_thresholds_m: list[PositiveFloat] = Field(
+        default_factory=lambda: [0.5, 1.0, 2.0, 4.0], min_length=1)
+
+
 class LearningConfig(StrictModel):
     """The federated trainer: the model, its data, local training and gradient balancing."""
 
@@ -411,6 +422,7 @@ class LearningConfig(StrictModel):
     balancing: BalancingConfig = Field(default_factory=BalancingConfig)
     local: LocalTrainingConfig = Field(default_factory=LocalTrainingConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
 
 class OutputConfig(StrictModel):

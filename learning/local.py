@@ -30,7 +30,7 @@ from cosim.learning.codec import (
 from cosim.learning.losses import task_loss
 from cosim.learning.metrics import MeanAP2D, MeanAP3D, MeanIoU, SegmentationTrackingQuality
 from cosim.learning.model import M3TModel
-from cosim.scenario import BalancingConfig, LocalTrainingConfig
+from cosim.scenario import BalancingConfig, EvaluationConfig, LocalTrainingConfig
 
 Batch = tuple[dict, dict]  # (inputs, targets per task)
 
@@ -141,7 +141,8 @@ def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], clien
 
 @torch.no_grad()
 def evaluate(model: M3TModel, modules: dict[str, torch.Tensor], batches: list[Batch],
-             tasks: list[str] | None = None) -> dict[str, dict[str, float]]:
+             tasks: list[str] | None = None, settings: EvaluationConfig | None = None
+             ) -> dict[str, dict[str, float]]:
     """Metrics per task on held-out batches (frames of a sequence in order, for tracking).
 
     Targets carry, besides the dense maps: det2d ``boxes``/``box_labels`` (lists per sample);
@@ -152,7 +153,8 @@ def evaluate(model: M3TModel, modules: dict[str, torch.Tensor], batches: list[Ba
     model.import_modules(modules)
     model.eval()
     tasks = tasks or list(model.heads)
-    evaluators = {t: _EVALUATORS[t](model) for t in tasks}
+    settings = settings or EvaluationConfig()
+    evaluators = {t: _EVALUATORS[t](model, settings) for t in tasks}
     for inputs, targets in batches:
         out = model(to_device({k: v for k, v in inputs.items() if k != "sequence"}, device), tasks=tasks)
         for t in tasks:
@@ -163,7 +165,7 @@ def evaluate(model: M3TModel, modules: dict[str, torch.Tensor], batches: list[Ba
 
 
 class _Seg3dEval:
-    def __init__(self, model: M3TModel):
+    def __init__(self, model: M3TModel, settings: EvaluationConfig):
         self.metric = MeanIoU(len(CLASSES["seg3d"]))
 
     def update(self, scores, reg, target, i, inputs) -> None:
@@ -174,12 +176,14 @@ class _Seg3dEval:
 
 
 class _Det2dEval:
-    def __init__(self, model: M3TModel):
+    def __init__(self, model: M3TModel, settings: EvaluationConfig):
         self.metric, self.image_size = MeanAP2D(), model.image_size
+        self.min_height_px = settings.det2d_min_height * model.image_size
 
     def update(self, scores, reg, target, i, inputs) -> None:
-        truth = {"boxes": torch.as_tensor(target["boxes"][i]).float().reshape(-1, 4),
-                 "labels": torch.as_tensor(target["box_labels"][i]).long()}
+        boxes = torch.as_tensor(target["boxes"][i]).float().reshape(-1, 4)
+        truth = {"boxes": boxes, "labels": torch.as_tensor(target["box_labels"][i]).long(),
+                 "iscrowd": (boxes[:, 3] - boxes[:, 1] < self.min_height_px).long()}
         self.metric.update([decode_boxes_2d(scores, reg, self.image_size)], [truth])
 
     def compute(self) -> dict[str, float]:
@@ -187,8 +191,10 @@ class _Det2dEval:
 
 
 class _Det3dEval:
-    def __init__(self, model: M3TModel):
-        self.metric, self.range_m = MeanAP3D(len(CLASSES["det3d"])), model.cfg.bev_range_m
+    def __init__(self, model: M3TModel, settings: EvaluationConfig):
+        self.metric = MeanAP3D(len(CLASSES["det3d"]),
+                               center_thresholds_m=tuple(settings.det3d_center_thresholds_m))
+        self.range_m = model.cfg.bev_range_m
 
     def update(self, scores, reg, target, i, inputs) -> None:
         pred = decode_boxes_3d(scores, reg, self.range_m)
@@ -206,7 +212,7 @@ class _Det3dEval:
 class _Pan2dEval:
     """Decodes panoptic maps, tracks instances across a sequence's frames, scores wSTQ."""
 
-    def __init__(self, model: M3TModel):
+    def __init__(self, model: M3TModel, settings: EvaluationConfig):
         self.metric = SegmentationTrackingQuality(len(CLASSES["pan2d"]), PAN2D_THINGS)
         self.tracker, self.sequence = GreedyTracker(), object()
 

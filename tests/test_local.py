@@ -136,7 +136,7 @@ def test_evaluate_returns_every_tasks_metric(model):
     out = evaluate(copy.deepcopy(model), model.export_modules(model.module_names()), [(inputs, targets)])
     assert set(out) == {"seg3d", "det3d", "pan2d", "det2d"}
     assert set(out["seg3d"]) == {"mIoU"} and set(out["det2d"]) == {"mAP50"}
-    assert set(out["det3d"]) == {"mAP", "mAPH"} and "wSTQ" in out["pan2d"]
+    assert set(out["det3d"]) == {"mAP", "mAPH", "mAP_center"} and "wSTQ" in out["pan2d"]
     for values in out.values():
         for v in values.values():
             assert math.isnan(v) or 0.0 <= v <= 1.0

@@ -100,3 +100,36 @@ def test_weighted_stq_discounts_shared_pixels():
     # |g| = 1.5; id 1: overlap 1, IoU 1/1.5; id 2: overlap .5, IoU .5/1.5
     aq = (1 * (1 / 1.5) + 0.5 * (0.5 / 1.5)) / 1.5
     assert stq.compute()["AQ"] == pytest.approx(aq)
+
+
+def test_map_3d_by_centre_distance():
+    m = MeanAP3D(num_classes=1, center_thresholds_m=(0.5, 1.0, 2.0, 4.0))
+    gt = np.array([[0, 0, 0, 4, 2, 1.5, 0.0]])
+    pred = np.array([[1.5, 0, 0, 4, 2, 1.5, 0.0]])  # 1.5 m off: a hit at 2 and 4 m only
+    m.update(pred, [0.9], [0], gt, [0], gt_points=[12])
+    out = m.compute()
+    assert out["mAP_center"] == pytest.approx(0.5)
+    assert out["mAP"] == pytest.approx(0.0)  # IoU 2.5 / 5.5 < 0.7
+
+
+def test_small_2d_boxes_are_dont_care():
+    from types import SimpleNamespace
+
+    from cosim.learning.local import _Det2dEval
+    from cosim.scenario import EvaluationConfig
+
+    scores = torch.full((4, 32, 32), -10.0)
+    scores[0, 10, 10] = 5.0
+    reg = torch.zeros(4, 32, 32)
+    reg[:2, 10, 10] = 0.5
+    reg[2:, 10, 10] = math.log(4.0)  # 4 cells of 2 px: an 8 x 8 px box centred at (21, 21)
+    target = {"boxes": [np.array([[17.0, 17, 25, 25], [50, 50, 51, 52]])],
+              "box_labels": [np.array([0, 0])]}
+    model = SimpleNamespace(image_size=64)
+    results = {}
+    for min_height in (0.0625, 0.0):
+        ev = _Det2dEval(model, EvaluationConfig(det2d_min_height=min_height))
+        ev.update(scores, reg, target, 0, {})
+        results[min_height] = ev.compute()["mAP50"]
+    assert results[0.0625] == pytest.approx(1.0)  # the 2-px-tall box is don't care
+    assert results[0.0] == pytest.approx(51 / 101)  # all count: recall 1/2 (COCO 101 points)

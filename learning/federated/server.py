@@ -382,7 +382,8 @@ class FederatedLayer:
 
     def _evaluate(self) -> None:
         self._last_eval_t = self.env.now
-        results = evaluate(self.model, self.global_state, self.eval_batches)
+        results = evaluate(self.model, self.global_state, self.eval_batches,
+                           settings=self.sc.learning.evaluation)
         rows = [(t, m, v) for t, metrics in results.items() for m, v in metrics.items()]
         wall = time.perf_counter() - self._wall0
         self.metrics.append({"round": [self.round] * len(rows), "sim_time_s": [self.env.now] * len(rows),
