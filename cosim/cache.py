@@ -6,6 +6,7 @@ a temporary folder and renamed into place, so an interrupted build never looks f
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -38,22 +39,25 @@ def content_key(parts: Iterable[str | bytes | Path]) -> str:
 
 
 def cached_folder(kind: str, key: str, build: Callable[[Path], None]) -> Path:
-    """Return the cache folder for (kind, key), calling ``build(tmp_folder)`` if it is missing."""
+    """Return the cache folder for (kind, key), calling ``build(tmp_folder)`` if it is missing.
+
+    Processes that want the same entry at once (``cosim compare --jobs``) take turns on a lock
+    file: one builds, the others find it complete."""
     final = cache_root() / kind / key
     if (final / ".complete").exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=final.parent))
-    try:
-        build(tmp)
-        (tmp / ".complete").touch()
-        if final.exists():  # an incomplete leftover of an earlier interrupted build
-            shutil.rmtree(final, ignore_errors=True)
+    with open(final.parent / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / ".complete").exists():  # built by another process while we waited
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=final.parent))
         try:
+            build(tmp)
+            (tmp / ".complete").touch()
+            if final.exists():  # an incomplete leftover of an earlier interrupted build
+                shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
-        except OSError:  # another process finished first
-            if not (final / ".complete").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -26,7 +26,8 @@ def print_summary(summary: pa.Table, console: Console | None = None) -> None:
     table = Table(title=f"cosim compare (mean ± std over {n_seeds} seed{'s' * (n_seeds > 1)})")
     for name in ("policy", "aggregation", *(f"{t}\n{m}" for t, m in HEADLINE.items()),
                  "completed", "clients\ntaking part", "drops", "MB up", "stale-\nness", "wall s"):
-        table.add_column(name, justify="left" if name in ("policy", "aggregation") else "right")
+        table.add_column(name, justify="left" if name in ("policy", "aggregation") else "right",
+                         no_wrap=True)
     for r in rows:
         drops = sum(r[c][0] for c in r if c.startswith("dropped_"))
         table.add_row(
@@ -36,5 +37,5 @@ def print_summary(summary: pa.Table, console: Console | None = None) -> None:
             _pm(r["wall_time_s"], 1, 0))
     if console is None:  # a pipe gets 80 columns by default: too narrow for the table
         console = Console()
-        console = Console(width=max(console.width, 160))
+        console = Console(width=max(console.width, 200))
     console.print(table)

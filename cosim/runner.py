@@ -106,6 +106,10 @@ def run_scenario(
     ``announce`` hears which layers run once the inputs are known to be good."""
     inputs = prepare_inputs(scenario, source)  # bad inputs fail here, before any folder exists
     replay = _replay_session(scenario)
+    if scenario.learning_enabled and scenario.learning.init_modules is not None:
+        from cosim.learning.module_file import load_module_file
+
+        load_module_file(scenario.learning.init_modules)  # a bad file is input, caught up front
     if announce is not None:
         announce(layer_status(scenario))
     run_dir = prepare_run_dir(out or default_run_dir(scenario), source)

@@ -412,6 +412,7 @@ class EvaluationConfig(StrictModel):
     # 3D detection also gets nuScenes-style AP by BEV centre distance at these thresholds.
     det3d_center_thresholds_m: list[PositiveFloat] = Field(
         default_factory=lambda: [0.5, 1.0, 2.0, 4.0], min_length=1)
+    tasks: list[Literal["seg3d", "det3d", "pan2d", "det2d"]] | None = None  # none: every task
 
 
 class LearningConfig(StrictModel):
@@ -423,6 +424,22 @@ class LearningConfig(StrictModel):
     local: LocalTrainingConfig = Field(default_factory=LocalTrainingConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    # The starting global model: a run's global_modules.pt. Modules the model lacks are skipped
+    # (a shared task adapter, for a model without one); modules the file lacks keep their seeded
+    # initialisation (the head of a task that arrives).
+    init_modules: InputFile | None = None
+    # Modules clients neither train nor upload (e.g. heads.seg3d): they still run forward, so
+    # their tasks' losses keep shaping the shared modules.
+    frozen_modules: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _frozen_are_modules(self) -> LearningConfig:
+        known = ("task_adapter", *(f"heads.{t}" for t in TASKS))
+        for name in self.frozen_modules:
+            if name not in known and not name.startswith("peft."):
+                raise ValueError(f"frozen_modules: unknown module {name!r} (task_adapter, "
+                                 "heads.<task> or peft.<branch>.<module>)")
+        return self
 
 
 class OutputConfig(StrictModel):
@@ -453,6 +470,9 @@ class ClientsConfig(StrictModel):
     share: float = Field(1.0, gt=0.0, le=1.0)  # of eligible entering vehicles, seeded draw
     rebind: bool = True  # a partition whose vehicle left waits for the next eligible vehicle
     profiles: list[DeviceProfile] = Field(default_factory=lambda: [DeviceProfile()])
+    # Every client always present and every selected client completes: no radio in the way (the
+    # paper's own setting), to set against connectivity-gated rounds.
+    ideal_connectivity: bool = False
 
 
 POLICIES = ("all_connected", "random", "availability_aware", "rate_aware", "deadline_aware",
@@ -532,8 +552,13 @@ class Scenario(StrictModel):
                 f"output.mobility_period_s ({self.output.mobility_period_s} s) must be a whole "
                 f"multiple of mobility.step_length_s ({step} s)"
             )
-        if self.learning_enabled and self.radio is None:
-            raise ValueError("learning needs a radio section: connectivity decides who completes")
+        if self.learning_enabled and self.radio is None and not self.clients.ideal_connectivity:
+            raise ValueError("learning needs a radio section: connectivity decides who completes "
+                             "(or clients.ideal_connectivity: true)")
+        if (self.learning_enabled and self.clients.ideal_connectivity
+                and self.aggregation.method == "hierarchical"):
+            raise ValueError("aggregation.method: hierarchical needs cells, which ideal "
+                             "connectivity does without")
         if self.radio is not None and not _whole_multiple(step, self.radio.step_s):
             raise ValueError(
                 f"mobility.step_length_s ({step} s) must be a whole multiple of radio.step_s "

@@ -10,7 +10,7 @@ simulation turns into compute time (not this machine's wall clock).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -87,21 +87,37 @@ def pick_device(choice: str = "auto") -> torch.device:
 
 def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], client: ClientData,
                  cfg: LocalTrainingConfig, balancing: BalancingConfig, seed: int = 0,
-                 count_flops: bool = True) -> tuple[dict[str, torch.Tensor], LocalStats]:
+                 count_flops: bool = True, frozen: Collection[str] = ()
+                 ) -> tuple[dict[str, torch.Tensor], LocalStats]:
     """Train the client's modules from the global ones; return the trained modules and stats.
 
     ``count_flops`` measures the first step's FLOPs (slow: every op goes through a Python
-    counter); a caller that already knows them per task mix turns it off."""
+    counter); a caller that already knows them per task mix turns it off. ``frozen`` modules
+    (e.g. the heads of tasks already learnt) run forward, so their tasks' losses still shape the
+    shared modules, but are neither trained nor returned."""
     device = next(model.parameters()).device
     torch.manual_seed(seed)
     model.import_modules(global_modules)
-    names = [n for n in model.modules_for(client.tasks, client.modalities)
+    names = [n for n in trainable_modules(model, client.tasks, client.modalities, frozen)
              if any(k.startswith(n + ".") for k in global_modules)]
     params = model.trainable_parameters(names)
     shared = [p for n in names if not n.startswith("heads.") for p in model.get_module(n).parameters()]
     optimizer = _optimizer(cfg, params)
     balancer = GradientBalancer(balancing, client.tasks)
     model.train()
+    fixed = [model.get_module(n) for n in frozen if n in model.module_names()]
+    for module in fixed:  # no gradients, no statistics updates (BatchNorm) in what stays fixed
+        module.eval().requires_grad_(False)
+    try:
+        return _train(model, client, cfg, balancer, optimizer, names, shared, seed, count_flops,
+                      device)
+    finally:
+        for module in fixed:
+            module.requires_grad_(True)
+
+
+def _train(model, client, cfg, balancer, optimizer, names, shared, seed, count_flops, device
+           ) -> tuple[dict[str, torch.Tensor], LocalStats]:
     generator = torch.Generator().manual_seed(seed)
     first: dict[str, float] = {}
     last: dict[str, float] = {}
@@ -137,6 +153,12 @@ def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], clien
     stats = LocalStats(dict.fromkeys(client.tasks, n), first, last, flops_per_sample, names, steps,
                        weights)
     return modules, stats
+
+
+def trainable_modules(model: M3TModel, tasks: list[str], modalities: list[str],
+                      frozen: Collection[str] = ()) -> list[str]:
+    """What a client with these tasks and modalities trains and uploads."""
+    return [n for n in model.modules_for(tasks, modalities) if n not in frozen]
 
 
 @torch.no_grad()

@@ -64,6 +64,13 @@ class ClientRegistry:
             client.profile = self.cfg.profiles[pick]
             self.by_vehicle[vehicle] = client
 
+    def bind_all(self) -> None:
+        """Ideal connectivity: every partition always present, on a vehicle of its own name."""
+        for client in self.clients:
+            client.vehicle, client.bound_at, client.ever_bound = f"client{client.index}", 0.0, True
+            pick = int(self.rng.choice(len(self.cfg.profiles), p=self._profile_p))
+            client.profile = self.cfg.profiles[pick]
+
     def _eligible(self, vehicle: str) -> bool:
         if self.cfg.vehicles is not None and vehicle not in self.cfg.vehicles:
             return False

@@ -10,6 +10,8 @@ real (``local_update``), in the order they reached the server, and averaged modu
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cosim.engine import Engine
+from cosim.errors import InputError
 from cosim.learning.data.datasets import ClientDataset, SampleCache, open_dataset
 from cosim.learning.data.partition import ClientShard, partition
 from cosim.learning.data.samples import Geometry
@@ -33,9 +36,10 @@ from cosim.learning.federated.aggregation import (
 from cosim.learning.federated.backhaul import backhaul_graph, edge_to_cloud_s
 from cosim.learning.federated.clients import Client, ClientRegistry, available_flops
 from cosim.learning.federated.policies import Candidate, ServerView, make_policy
-from cosim.learning.local import evaluate, local_update, pick_device, to_device
+from cosim.learning.local import evaluate, local_update, pick_device, to_device, trainable_modules
 from cosim.learning.losses import task_loss
 from cosim.learning.model import M3TModel, state_bytes
+from cosim.learning.module_file import load_module_file
 from cosim.scenario import TASKS, Scenario
 
 PARTICIPATION_SCHEMA = pa.schema([
@@ -85,11 +89,17 @@ class FederatedLayer:
         frames, city = dataset.describe()
         self.partition = partition(frames, city, cfg.data, scenario.seed)
         self.cache = SampleCache(dataset, self.geometry, cfg.data.cache_frames)
-        self.datasets = [ClientDataset(s, self.cache) for s in self.partition.clients]
-        heldout = ClientShard(-1, self.partition.heldout, tuple(TASKS), ("image", "lidar", "text"))
+        tasks = tuple(t for t in TASKS if t in cfg.model.tasks)  # a client trains what the model has
+        self.datasets = [ClientDataset(dataclasses.replace(s, tasks=tuple(t for t in s.tasks if t in tasks)),
+                                       self.cache) for s in self.partition.clients]
+        heldout = ClientShard(-1, self.partition.heldout, tasks, ("image", "lidar", "text"))
         self.eval_batches = ClientDataset(heldout, self.cache).ordered_batches(8)
         self.policy = make_policy(scenario.scheduling.policy, scenario.seed)
         self.global_state = self.model.export_modules(self.model.module_names())
+        self.frozen = tuple(cfg.frozen_modules)
+        self.init_skipped: list[str] = []
+        if cfg.init_modules is not None:
+            self.init_skipped = self._load_init(cfg.init_modules)
         self.version = 0
         self.round = 0
         self._flops: dict[tuple, float] = {}
@@ -98,17 +108,41 @@ class FederatedLayer:
         self._wall0 = time.perf_counter()
         self.participants = 0
 
+    def _load_init(self, path) -> list[str]:
+        """Start from a saved global model; return the saved modules this model has no place for."""
+        saved = load_module_file(path)
+        known = [k for k in saved if k in self.global_state]
+        for key in known:
+            if saved[key].shape != self.global_state[key].shape:
+                raise InputError(path, "learning.init_modules",
+                                 f"{key} has shape {tuple(saved[key].shape)}, the model "
+                                 f"{tuple(self.global_state[key].shape)} (another model config?)")
+            self.global_state[key] = saved[key].to(self.global_state[key].dtype)
+        if not known:
+            raise InputError(path, "learning.init_modules", "holds none of this model's modules")
+        depth = {"heads": 2, "peft": 3}  # heads.<task>, peft.<branch>.<module>, task_adapter
+        return sorted({".".join(k.split(".")[:depth.get(k.split(".")[0], 1)])
+                       for k in saved if k not in self.global_state})
+
     # ---- wiring ----------------------------------------------------------------------------
     def attach(self, engine: Engine) -> None:
         self.env = engine.env
         self.mobility = engine.layer("mobility")
-        self.radio = engine.layer("radio")
+        self.ideal = self.sc.clients.ideal_connectivity
+        self.radio = None if self.ideal else engine.layer("radio")
         self.registry = ClientRegistry(self.sc.clients, list(self.partition.clients), self.sc.seed,
                                        self.mobility.vehicle_type)
-        self.mobility.listeners.append(
-            lambda states: self.registry.update(states.entered, states.left, states.t))
+        self.run_dir = engine.traces.folder
         sched = self.sc.scheduling
-        if sched.policy == "oracle" or sched.predictor == "oracle":
+        if self.ideal:  # every client present, nothing between it and the server
+            self.registry.bind_all()
+            self.predictor = None
+        else:
+            self.mobility.listeners.append(
+                lambda states: self.registry.update(states.entered, states.left, states.t))
+        if self.ideal:
+            pass  # nothing to predict: every window is endless
+        elif sched.policy == "oracle" or sched.predictor == "oracle":
             from cosim.radio.prediction import OraclePredictor
 
             self.predictor = OraclePredictor(sched.oracle_windows)
@@ -149,7 +183,8 @@ class FederatedLayer:
                 data = self.datasets[a.client]
                 modules, stats = local_update(self.model, self.global_state, data, learning.local,
                                               learning.balancing, seed=self.sc.seed * 100_003 + self.round,
-                                              count_flops=False)  # measured once per task mix
+                                              count_flops=False,  # measured once per task mix
+                                              frozen=self.frozen)
                 updates.append((modules, float(len(data) * self.sc.learning.local.epochs)))
                 self._reported(a, stats)
             if updates:
@@ -197,7 +232,8 @@ class FederatedLayer:
                 start = edge_state.get(cell, self.global_state)
                 data = self.datasets[a.client]
                 modules, stats = local_update(self.model, start, data, learning.local, learning.balancing,
-                                              seed=self.sc.seed * 100_003 + self.round, count_flops=False)
+                                              seed=self.sc.seed * 100_003 + self.round, count_flops=False,
+                                              frozen=self.frozen)
                 self._reported(a, stats)
                 per_cell.setdefault(cell, []).append((modules, float(len(data) * learning.local.epochs)))
             for cell, updates in per_cell.items():
@@ -260,7 +296,8 @@ class FederatedLayer:
         agg, learning = self.sc.aggregation, self.sc.learning
         data = self.datasets[a.client]
         modules, stats = local_update(self.model, start, data, learning.local, learning.balancing,
-                                      seed=self.sc.seed * 100_003 + self.version, count_flops=False)
+                                      seed=self.sc.seed * 100_003 + self.version, count_flops=False,
+                                      frozen=self.frozen)
         self._reported(a, stats)
         weight = staleness_weight(agg.staleness, a.staleness, agg.staleness_a, agg.staleness_b)
         if buffer is None:
@@ -292,9 +329,15 @@ class FederatedLayer:
 
     def _timeline(self, client: Client, vehicle: str, deadline: float, a: Attempt):
         data = self.datasets[client.index]
-        a.names = self.model.modules_for(data.tasks, data.modalities)
+        a.names = trainable_modules(self.model, data.tasks, data.modalities, self.frozen)
         size = self._bytes_of(a.names)
         a.bytes_down = size
+        if self.ideal:  # no air in between: only the computation takes time
+            a.t_download_end = self.env.now
+            yield self.env.timeout(self._compute_s(client, data))
+            a.t_compute_end = a.t_upload_end = self.env.now
+            a.bytes_up, a.outcome = size, "completed"
+            return
         res = yield self.radio.transfer(vehicle, size, "down", timeout_s=deadline - self.env.now)
         if not res.ok:
             a.reason = "deadline" if res.reason == "timeout" else res.reason
@@ -324,8 +367,16 @@ class FederatedLayer:
         out = []
         for c in self.registry.present():
             data = self.datasets[c.index]
-            names = self.model.modules_for(data.tasks, data.modalities)
+            if not data.tasks:
+                continue  # holds none of the model's tasks: nothing to train
+            names = trainable_modules(self.model, data.tasks, data.modalities, self.frozen)
             size = self._bytes_of(names)
+            if self.ideal:
+                out.append(Candidate(
+                    c.index, c.vehicle, True, 0, math.inf, math.inf, math.inf, size, size,
+                    self._compute_s(c, data), tuple(data.tasks), tuple(data.modalities), len(data),
+                    False, c.rounds_selected, c.rounds_completed, c.last_loss, c.last_round))
+                continue
             out.append(Candidate(
                 c.index, c.vehicle, self.radio.serving_cell(c.vehicle) >= 0,
                 self.radio.serving_cell(c.vehicle), self.radio.rate_bps(c.vehicle, "down"),
@@ -382,8 +433,10 @@ class FederatedLayer:
 
     def _evaluate(self) -> None:
         self._last_eval_t = self.env.now
-        results = evaluate(self.model, self.global_state, self.eval_batches,
-                           settings=self.sc.learning.evaluation)
+        settings = self.sc.learning.evaluation
+        tasks = [t for t in (settings.tasks or self.model.heads) if t in self.model.heads]
+        results = evaluate(self.model, self.global_state, self.eval_batches, tasks=tasks,
+                           settings=settings)
         rows = [(t, m, v) for t, metrics in results.items() for m, v in metrics.items()]
         wall = time.perf_counter() - self._wall0
         self.metrics.append({"round": [self.round] * len(rows), "sim_time_s": [self.env.now] * len(rows),
@@ -396,8 +449,13 @@ class FederatedLayer:
         return {"round": str(self.round), "participants": str(self.participants),
                 "eval": self._last_metric}
 
+    def finish(self) -> None:
+        """Keep the final global model: a later run can start from it (learning.init_modules)."""
+        torch.save(self.global_state, self.run_dir / "global_modules.pt")
+
     def summary(self) -> dict[str, Any]:
         return {"rounds": self.round, "model_version": self.version,
+                "init_modules_skipped": self.init_skipped,
                 "clients_present": len(self.registry.present()),
                 "samples_decoded": self.cache.decoded}
 
