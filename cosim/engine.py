@@ -82,7 +82,13 @@ class Engine:
             if hasattr(layer, "finish"):
                 layer.finish()
         if on_tick is not None:
-            on_tick(self.scenario.duration_s)
+            on_tick(self.env.now)
+
+    def stop(self) -> None:
+        """End the run now, before the duration (a layer whose work is done asks for it)."""
+        event = self.env.event()
+        event.callbacks.append(simpy.core.StopSimulation.callback)
+        event.succeed()
 
     def _ticker(self, on_tick: Callable[[float], None], tick_s: float):
         k = 0

@@ -512,6 +512,7 @@ class AggregationConfig(StrictModel):
     eval_every_rounds: PositiveInt = 1  # async: every this many model versions
     eval_every_s: PositiveFloat | None = None  # also evaluate at least this often (simulated)
     max_rounds: PositiveInt | None = None  # async: model versions
+    end_run_at_max_rounds: bool = True  # the run ends when max_rounds are done
     async_alpha: float = Field(0.6, gt=0.0, le=1.0)  # fedasync mixing weight
     staleness: Literal["constant", "polynomial", "hinge"] = "polynomial"
     staleness_a: NonNegativeFloat = 0.5

@@ -3,6 +3,7 @@ modules, evaluation of chosen tasks, and ideal connectivity."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -40,6 +41,8 @@ def test_ideal_connectivity_completes_every_selected_client(three_task_run):
     assert len(p) == 2 * 3 and (p.outcome == "completed").all()
     assert (p.t_download_end == p.selected_at).all()  # nothing on the air
     assert (p.vehicle.str.startswith("client")).all()
+    info = json.loads((three_task_run / "run.json").read_text())
+    assert info["status"] == "complete" and info["sim_time_s"] < 40  # ends at max_rounds
     state = torch.load(three_task_run / "global_modules.pt", weights_only=True)
     assert any(k.startswith("heads.pan2d.") for k in state)
     assert not any(k.startswith("heads.det2d.") for k in state)

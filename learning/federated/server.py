@@ -127,6 +127,7 @@ class FederatedLayer:
     # ---- wiring ----------------------------------------------------------------------------
     def attach(self, engine: Engine) -> None:
         self.env = engine.env
+        self.engine = engine
         self.mobility = engine.layer("mobility")
         self.ideal = self.sc.clients.ideal_connectivity
         self.radio = None if self.ideal else engine.layer("radio")
@@ -153,11 +154,17 @@ class FederatedLayer:
         method = self.sc.aggregation.method
         rounds = {"sync": self._rounds, "hierarchical": self._hierarchical_rounds}.get(
             method, self._async_rounds)
-        engine.env.process(rounds())
+        engine.env.process(self._until_done(rounds()))
         if self.sc.aggregation.eval_every_s:
             engine.env.process(self._periodic_evaluation(self.sc.aggregation.eval_every_s))
 
     # ---- the server ---------------------------------------------------------------------------
+    def _until_done(self, rounds):
+        """Run the server; end the run when max_rounds are done (unless told not to)."""
+        yield from rounds
+        if self.sc.aggregation.end_run_at_max_rounds:
+            self.engine.stop()
+
     def _rounds(self):
         agg = self.sc.aggregation
         self._evaluate()
