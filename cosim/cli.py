@@ -188,6 +188,41 @@ def compare(
 
 
 @app.command()
+def onboarding(
+    scenario: ScenarioArg,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the runs, figure and table.")],
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0",
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Runs in parallel (processes).")] = 2,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """The paper's task-onboarding study: Fig. 4 (gated and ideal connectivity) and its table."""
+
+    def work() -> None:
+        from rich.progress import Progress
+
+        from cosim.analysis.onboarding import write_outputs
+        from cosim.onboarding import job_count, plan, run_onboarding
+
+        try:
+            seed_list = tuple(int(s) for s in _csv(seeds, "--seeds"))
+        except ValueError:
+            raise InputError(None, "--seeds", f"{seeds!r} is not comma-separated integers") from None
+        cfg, _, _ = plan(scenario, set_ or [], seed_list)
+        with Progress(disable=quiet, console=_stderr_console()) as bar:
+            task = bar.add_task("onboarding: runs", total=job_count(cfg, seed_list))
+            runs = run_onboarding(scenario, out, set_ or [], seed_list, jobs,
+                                  on_done=lambda _: bar.advance(task))
+        table = write_outputs(runs, out, cfg.arriving_tasks, cfg.methods, cfg.connectivity)
+        typer.echo((out / "table.md").read_text(encoding="utf-8"))
+        typer.echo(f"figures: {', '.join(str(out / f'fig4_{c}.png') for c in cfg.connectivity)}; "
+                   f"table: {out / 'table.csv'} ({len(table)} rows)")
+
+    _guarded(debug, work)
+
+
+@app.command()
 def report(
     path: Annotated[Path, typer.Argument(help="A run folder or a compare folder.", show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", help="Folder (default PATH/report).")] = None,

@@ -30,13 +30,14 @@ CONNECTIVITY_TABLES = ("cells", "radio", "handoffs", "link_windows")
 
 
 @dataclass(frozen=True)
-class CompareJob:
+class RunJob:
     """One run of the grid, in terms a worker process can rebuild the scenario from."""
 
     scenario: str
     overrides: tuple[str, ...]
     out: str
     threads: int
+    reuse: bool = False  # keep an earlier complete run in ``out`` instead of running again
 
 
 @dataclass(frozen=True)
@@ -54,22 +55,20 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     step = base.mobility.step_length_s
-    record = [CompareJob(str(scenario_path), (*overrides, f"seed={s}", "learning.enabled=false",
-                                              f"output.mobility_period_s={step}"),
-                         str(out / "recordings" / f"seed-{s}"), threads) for s in grid.seeds]
-    _run_jobs(record, jobs, on_done)
-    runs: list[tuple[str, str, int, CompareJob]] = []
+    run_jobs(recording_jobs(scenario_path, overrides, grid.seeds, out, threads, step), jobs,
+             on_done)
+    runs: list[tuple[str, str, int, RunJob]] = []
     for s in grid.seeds:
         recording = out / "recordings" / f"seed-{s}"
         for policy in grid.policies:
             for aggregation in grid.aggregations:
                 cell = _cell(policy, aggregation, recording)
                 name = f"{policy}-{aggregation}-seed{s}"
-                runs.append((policy, aggregation, s, CompareJob(
+                runs.append((policy, aggregation, s, RunJob(
                     str(scenario_path), (*overrides, f"seed={s}", *cell,
                                          f"output.mobility_period_s={step}"),
                     str(out / "runs" / name), threads)))
-    _run_jobs([r[3] for r in runs], jobs, on_done)
+    run_jobs([r[3] for r in runs], jobs, on_done)
     targets = _default_targets([Path(r[3].out) for r in runs], targets)
     summary = _summarise(out, runs, grid, targets)
     pq.write_table(summary, out / "summary.parquet")
@@ -104,23 +103,31 @@ def _cell(policy: str, aggregation: str, recording: Path) -> list[str]:
     return cell
 
 
-def _run_jobs(jobs_: list[CompareJob], jobs: int, on_done: Callable[[str], None] | None) -> None:
+def recording_jobs(scenario_path: Path, overrides: list[str], seeds, out: Path, threads: int,
+                   step_s: float) -> list[RunJob]:
+    """Per seed, the mobility (and radio) recorded every step, for the runs to replay."""
+    return [RunJob(str(scenario_path), (*overrides, f"seed={s}", "learning.enabled=false",
+                                        f"output.mobility_period_s={step_s}"),
+                   str(out / "recordings" / f"seed-{s}"), threads) for s in seeds]
+
+
+def run_jobs(jobs_: list[RunJob], jobs: int, on_done: Callable[[str], None] | None) -> None:
     if jobs <= 1:
         for job in jobs_:
-            _run_one(job)
+            run_one(job)
             if on_done:
                 on_done(job.out)
         return
     context = multiprocessing.get_context("spawn")  # libsumo and torch want a fresh process
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_run_one, job): job for job in jobs_}
+        futures = {pool.submit(run_one, job): job for job in jobs_}
         for future in cf.as_completed(futures):
             future.result()  # re-raise a worker's error here
             if on_done:
                 on_done(futures[future].out)
 
 
-def _run_one(job: CompareJob) -> str:
+def run_one(job: RunJob) -> str:
     """A worker: one quiet run of the scenario with the job's overrides."""
     try:
         import torch
@@ -130,12 +137,21 @@ def _run_one(job: CompareJob) -> str:
         pass
     from cosim.runner import run_scenario
 
+    if job.reuse and _complete(Path(job.out)):
+        return job.out
     path = Path(job.scenario)
     scenario = load_scenario(path, list(job.overrides))
     result = run_scenario(scenario, source=path, out=Path(job.out), quiet=True)
     if result.status != "complete":
         raise RuntimeError(f"run {job.out} ended {result.status}")
     return job.out
+
+
+def _complete(run_dir: Path) -> bool:
+    try:
+        return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["status"] == "complete"
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def connectivity_digest(run_dir: Path) -> str:

@@ -528,6 +528,24 @@ class AggregationConfig(StrictModel):
 
 
 
+ONBOARDING_METHODS = ("FedAdapt", "NTA", "NTA+GR", "NTA+CA", "FedAdapt_no_CA",
+                      "FedAdapt_no_CA+GR")
+
+
+class OnboardingConfig(StrictModel):
+    """The paper's task-onboarding study (``cosim onboarding``): one task arrives after the
+    other three were learnt; methods differ in the shared task adapter and gradient balancing."""
+
+    arriving_tasks: list[Literal["seg3d", "det3d", "pan2d", "det2d"]] = Field(
+        default_factory=lambda: list(TASKS), min_length=1)
+    methods: list[Literal[ONBOARDING_METHODS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(ONBOARDING_METHODS), min_length=1)
+    pretrain_rounds: PositiveInt = 12  # FedAvg rounds on the three other tasks
+    rounds: PositiveInt = 8  # onboarding rounds per method
+    connectivity: list[Literal["gated", "ideal"]] = Field(
+        default_factory=lambda: ["gated", "ideal"], min_length=1)
+
+
 class Scenario(StrictModel):
     """One experiment: what moves, what connects, what learns, and where the traces go."""
 
@@ -541,6 +559,7 @@ class Scenario(StrictModel):
     scheduling: SchedulingConfig = Field(default_factory=SchedulingConfig)
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    onboarding: OnboardingConfig | None = None  # read by cosim onboarding only
 
     @model_validator(mode="after")
     def _whole_steps(self) -> Scenario:

@@ -1,0 +1,129 @@
+"""The paper's task-onboarding study (section VI), run inside cosim with real connectivity.
+
+For each arriving task, the three other tasks are first learnt with FedAvg (ideal connectivity,
+every client every round) and that global model is saved once; every method then starts from it:
+the arriving task's head from scratch, the modality adapters (and, where the method has it, the
+shared task adapter) fine-tuned, the three learnt heads frozen but still in the loss (their
+gradients are what GradNorm and CAGrad balance against the new task's). Each method runs with
+connectivity-gated rounds (the scenario's radio, scheduling and deadline, replaying the seed's
+recorded mobility) and with ideal connectivity (every client completes every round: the paper's
+own setting).
+
+NTA methods build the model without the shared task adapter and start from the same saved model
+without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cosim.compare import RunJob, recording_jobs, run_jobs
+from cosim.errors import InputError
+from cosim.scenario import TASKS, OnboardingConfig
+from cosim.scenario_loader import load_scenario
+
+# method -> (shared task adapter, gradient balancing)
+METHODS = {
+    "FedAdapt": (True, "cagrad"),
+    "NTA": (False, "sum"),
+    "NTA+GR": (False, "gradnorm"),
+    "NTA+CA": (False, "cagrad"),
+    "FedAdapt_no_CA": (True, "sum"),
+    "FedAdapt_no_CA+GR": (True, "gradnorm"),
+}
+
+
+@dataclass(frozen=True)
+class OnboardingRun:
+    task: str
+    method: str
+    connectivity: str
+    seed: int
+    path: Path
+
+
+def plan(scenario_path: Path, overrides: list[str], seeds: tuple[int, ...]
+         ) -> tuple[OnboardingConfig, int, float]:
+    """Validate the scenario for onboarding; its onboarding settings, client count and step."""
+    sc = load_scenario(scenario_path, overrides)
+    if not sc.learning_enabled:
+        raise InputError(scenario_path, "learning", "onboarding needs learning enabled")
+    if sc.radio is None and "gated" in (sc.onboarding or OnboardingConfig()).connectivity:
+        raise InputError(scenario_path, "radio", "connectivity-gated rounds need a radio section")
+    if not seeds:
+        raise InputError(None, "--seeds", "give at least one seed")
+    return sc.onboarding or OnboardingConfig(), sc.clients.count, sc.mobility.step_length_s
+
+
+def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: tuple[int, ...],
+                   jobs: int, on_done: Callable[[str], None] | None = None
+                   ) -> list[OnboardingRun]:
+    """Record, pre-train once per (seed, arriving task), onboard every method; return the runs."""
+    cfg, clients, step = plan(scenario_path, overrides, seeds)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    path = str(scenario_path)
+    recordings = recording_jobs(scenario_path, overrides, seeds, out, threads, step)
+    run_jobs([RunJob(j.scenario, j.overrides, j.out, j.threads, reuse=True) for j in recordings],
+             jobs, on_done)
+    ideal = ["clients.ideal_connectivity=true", "radio=null", "scheduling.policy=all_connected",
+             f"scheduling.per_round={clients}"]
+
+    def common(seed: int) -> list[str]:
+        return [*overrides, f"seed={seed}", f"output.mobility_period_s={step}",
+                f"mobility.replay={out / 'recordings' / f'seed-{seed}'}",
+                "aggregation.method=sync", "learning.init_modules=null"]
+
+    pretrain = []
+    for seed in seeds:
+        for task in cfg.arriving_tasks:
+            others = [t for t in TASKS if t != task]
+            pretrain.append(RunJob(path, (
+                *common(seed), *ideal, f"learning.model.tasks=[{','.join(others)}]",
+                "learning.model.task_adapter=true", "learning.balancing.method=sum",
+                "learning.frozen_modules=[]", f"learning.evaluation.tasks=[{','.join(others)}]",
+                f"aggregation.max_rounds={cfg.pretrain_rounds}",
+                f"aggregation.eval_every_rounds={cfg.pretrain_rounds}"),
+                str(_pretrained_dir(out, seed, task)), threads, reuse=True))
+    run_jobs(pretrain, jobs, on_done)
+
+    runs, onboard = [], []
+    for seed in seeds:
+        for task in cfg.arriving_tasks:
+            frozen = ",".join(f"heads.{t}" for t in TASKS if t != task)
+            start = _pretrained_dir(out, seed, task) / "global_modules.pt"
+            for method in cfg.methods:
+                adapter, balancing = METHODS[method]
+                for connectivity in cfg.connectivity:
+                    run = OnboardingRun(task, method, connectivity, seed,
+                                        out / "runs" / f"{task}-{method}-{connectivity}-seed{seed}")
+                    runs.append(run)
+                    onboard.append(RunJob(path, (
+                        *common(seed), *(ideal if connectivity == "ideal" else []),
+                        f"learning.init_modules={start}", f"learning.frozen_modules=[{frozen}]",
+                        f"learning.model.task_adapter={str(adapter).lower()}",
+                        f"learning.balancing.method={balancing}",
+                        f"learning.evaluation.tasks=[{task}]",
+                        f"aggregation.max_rounds={cfg.rounds}", "aggregation.eval_every_rounds=1"),
+                        str(run.path), threads, reuse=True))
+    run_jobs(onboard, jobs, on_done)
+    (out / "onboarding.json").write_text(json.dumps({
+        "scenario": path, "overrides": overrides, "seeds": list(seeds),
+        "onboarding": cfg.model_dump(mode="json"),
+        "runs": [{"task": r.task, "method": r.method, "connectivity": r.connectivity,
+                  "seed": r.seed, "path": str(r.path)} for r in runs],
+    }, indent=2) + "\n", encoding="utf-8")
+    return runs
+
+
+def job_count(cfg: OnboardingConfig, seeds: tuple[int, ...]) -> int:
+    per_seed = 1 + len(cfg.arriving_tasks) * (1 + len(cfg.methods) * len(cfg.connectivity))
+    return len(seeds) * per_seed
+
+
+def _pretrained_dir(out: Path, seed: int, task: str) -> Path:
+    return out / "pretrained" / f"{task}-arrives-seed{seed}"

@@ -1,0 +1,64 @@
+"""cosim onboarding on grid_small: pre-trained once per arriving task, every method from it,
+gated and ideal connectivity, a figure and a table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from typer.testing import CliRunner
+
+from cosim.cli import app
+
+GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+SETS = ["duration_s=60", "learning.enabled=true", "clients.count=3", "scheduling.per_round=2",
+        "aggregation.round_deadline_s=10", "learning.data.synthetic.segments=5",
+        "learning.data.synthetic.frames=2", "learning.data.clients=3",
+        "learning.data.heldout_segments=2", "learning.local.batch_size=2",
+        "onboarding.arriving_tasks=[det2d]", "onboarding.methods=[FedAdapt,NTA+CA]",
+        "onboarding.rounds=2", "onboarding.pretrain_rounds=2"]
+
+
+def test_onboarding_study_end_to_end(tmp_path):
+    from matplotlib.image import imread
+
+    out = tmp_path / "onb"
+    args = ["onboarding", str(GRID), "--out", str(out), "--jobs", "2", "-q"]
+    result = CliRunner().invoke(app, [*args, *sum((["--set", s] for s in SETS), [])])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "table.csv")
+    assert len(table) == 2 * 2  # methods x connectivity
+    assert set(table.method) == {"FedAdapt", "NTA+CA"} and set(table.connectivity) == {"gated", "ideal"}
+    assert "| gated | det2d (mAP50) | FedAdapt |" in result.output
+    for conn in ("gated", "ideal"):
+        assert imread(out / f"fig4_{conn}.png")[..., :3].std() > 0.05
+    pretrained = list((out / "pretrained").iterdir())
+    assert [p.name for p in pretrained] == ["det2d-arrives-seed0"]  # once, for every method
+    start = torch.load(pretrained[0] / "global_modules.pt", weights_only=True)
+    assert not any(k.startswith("heads.det2d.") for k in start)
+    info = json.loads((out / "onboarding.json").read_text())
+    assert len(info["runs"]) == 4
+    for run in info["runs"]:
+        run_info = json.loads((Path(run["path"]) / "run.json").read_text())
+        learning = run_info["scenario"]["learning"]
+        assert learning["init_modules"] == str(pretrained[0] / "global_modules.pt")
+        assert learning["model"]["task_adapter"] == (run["method"] == "FedAdapt")
+        assert learning["balancing"]["method"] == "cagrad"
+        assert run_info["scenario"]["clients"]["ideal_connectivity"] == (run["connectivity"] == "ideal")
+        final = torch.load(Path(run["path"]) / "global_modules.pt", weights_only=True)
+        for key in (k for k in start if k.startswith("heads.seg3d.")):
+            assert torch.equal(final[key], start[key])  # learnt tasks stay frozen
+        metrics = pd.read_parquet(Path(run["path"]) / "metrics.parquet")
+        assert set(metrics.task) == {"det2d"} and sorted(set(metrics["round"])) == [0, 1, 2]
+    gated = [r for r in info["runs"] if r["connectivity"] == "gated"]
+    handoffs = {(Path(r["path"]) / "handoffs.parquet").read_bytes() for r in gated}
+    assert len(handoffs) == 1  # every gated method saw the same connectivity
+    assert np.isfinite(table.final_mean).all()
+
+
+def test_onboarding_needs_learning(tmp_path):
+    result = CliRunner().invoke(app, ["onboarding", str(GRID), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "learning" in result.stderr
