@@ -137,18 +137,16 @@ class FederatedLayer:
         sched = self.sc.scheduling
         if self.ideal:  # every client present, nothing between it and the server
             self.registry.bind_all()
-            self.predictor = None
+            self.predictor = None  # nothing to predict: every window is endless
         else:
             self.mobility.listeners.append(
                 lambda states: self.registry.update(states.entered, states.left, states.t))
-        if self.ideal:
-            pass  # nothing to predict: every window is endless
-        elif sched.policy == "oracle" or sched.predictor == "oracle":
-            from cosim.radio.prediction import OraclePredictor
+            if sched.policy == "oracle" or sched.predictor == "oracle":
+                from cosim.radio.prediction import OraclePredictor
 
-            self.predictor = OraclePredictor(sched.oracle_windows)
-        else:
-            self.predictor = self.radio.history_predictor()
+                self.predictor = OraclePredictor(sched.oracle_windows)
+            else:
+                self.predictor = self.radio.history_predictor()
         self.participation = engine.traces.table("participation", PARTICIPATION_SCHEMA)
         self.metrics = engine.traces.table("metrics", METRICS_SCHEMA)
         method = self.sc.aggregation.method
