@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from cosim.cli import app
 
-LEARNING = ["duration_s=40", "learning.enabled=true", "clients.count=3", "scheduling.per_round=2",
+# max_rounds: the runs still span the whole recording (connectivity must equal it)
+LEARNING = ["duration_s=40", "aggregation.max_rounds=3", "learning.enabled=true",
+            "clients.count=3", "scheduling.per_round=2",
             "aggregation.round_deadline_s=10", "learning.data.synthetic.segments=5",
             "learning.data.synthetic.frames=2", "learning.data.clients=3",
             "learning.data.heldout_segments=2", "learning.local.batch_size=2"]
@@ -40,6 +42,7 @@ def test_compare_two_policies_two_seeds(compared):
     assert list(zip(summary.policy, summary.seed, strict=True)) == [
         ("availability_aware", 0), ("availability_aware", 1), ("random", 0), ("random", 1)]
     assert (summary.aggregation == "sync").all() and (summary.status == "complete").all()
+    assert summary.rounds.le(3).all() and (summary.sim_time_s == 40).all()
     # the same connectivity for every policy of a seed, different between seeds
     per_seed = summary.groupby("seed").connectivity_digest.nunique()
     assert (per_seed == 1).all()
