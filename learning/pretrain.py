@@ -108,7 +108,10 @@ def ensure_pretrained(cfg: PretrainConfig | None = None) -> Path:
     cfg = cfg or PretrainConfig()
 
     def build(folder: Path) -> None:
-        report = pretrain(cfg, folder / "model.pt")
+        # the caller's random state is left as it was: a run that had to pre-train first must
+        # initialise its own modules exactly as a run that found the checkpoint cached
+        with torch.random.fork_rng(devices=[]):
+            report = pretrain(cfg, folder / "model.pt")
         (folder / "report.json").write_text(json.dumps(report, indent=2))
 
     return cached_folder("pretrained", cfg.key(), build) / "model.pt"
