@@ -128,6 +128,13 @@ def _csv(value: str, what: str) -> list[str]:
     return items
 
 
+def _seeds(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in _csv(value, "--seeds"))
+    except ValueError:
+        raise InputError(None, "--seeds", f"{value!r} is not comma-separated integers") from None
+
+
 def _targets(items: list[str] | None) -> dict[str, float]:
     from cosim.analysis.summary import HEADLINE
 
@@ -168,10 +175,7 @@ def compare(
         from cosim.compare import CompareGrid, check_grid, run_compare
         from cosim.compare_table import print_summary
 
-        try:
-            seed_list = tuple(int(s) for s in _csv(seeds, "--seeds"))
-        except ValueError:
-            raise InputError(None, "--seeds", f"{seeds!r} is not comma-separated integers") from None
+        seed_list = _seeds(seeds)
         grid = CompareGrid(tuple(_csv(policies, "--policies")),
                            tuple(_csv(aggregations, "--aggregations")), seed_list)
         targets = _targets(target)
@@ -205,10 +209,7 @@ def onboarding(
         from cosim.analysis.onboarding import write_outputs
         from cosim.onboarding import job_count, plan, run_onboarding
 
-        try:
-            seed_list = tuple(int(s) for s in _csv(seeds, "--seeds"))
-        except ValueError:
-            raise InputError(None, "--seeds", f"{seeds!r} is not comma-separated integers") from None
+        seed_list = _seeds(seeds)
         cfg, _, _ = plan(scenario, set_ or [], seed_list)
         with Progress(disable=quiet, console=_stderr_console()) as bar:
             task = bar.add_task("onboarding: runs", total=job_count(cfg, seed_list))
