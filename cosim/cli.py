@@ -6,6 +6,7 @@ traceback; 1 internal failure (traceback only with ``--debug``); 130 interrupted
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import traceback
@@ -136,7 +137,7 @@ def _seeds(value: str) -> tuple[int, ...]:
 
 
 def _targets(items: list[str] | None) -> dict[str, float]:
-    from cosim.analysis.summary import HEADLINE
+    from cosim.names import HEADLINE
 
     out = {}
     for item in items or []:
@@ -186,6 +187,9 @@ def compare(
             summary = run_compare(scenario, grid, out, set_ or [], jobs, targets,
                                   on_done=lambda _: bar.advance(task))
         print_summary(summary)
+        left = json.loads((out / "compare.json").read_text())["settings_left_out"]
+        for method, keys in left.items():
+            typer.echo(f"note: {method} runs leave out {', '.join(keys)} (settings of another method)")
         typer.echo(f"summary: {out / 'summary.parquet'} and {out / 'summary.csv'}")
 
     _guarded(debug, work)

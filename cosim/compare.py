@@ -24,9 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cosim.errors import InputError
-from cosim.scenario_loader import load_scenario
-
-CONNECTIVITY_TABLES = ("cells", "radio", "handoffs", "link_windows")
+from cosim.names import HEADLINE, compare_run_dir, recording_dir
+from cosim.scenario import METHOD_CONFIGS
+from cosim.scenario_loader import apply_override, load_scenario, read_yaml_mapping
+from cosim.trace_schemas import CONNECTIVITY_TABLES
 
 
 @dataclass(frozen=True)
@@ -57,17 +58,17 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
     step = base.mobility.step_length_s
     run_jobs(recording_jobs(scenario_path, overrides, grid.seeds, out, threads, step), jobs,
              on_done)
+    sections = {a: aggregation_section(scenario_path, overrides, a) for a in grid.aggregations}
     runs: list[tuple[str, str, int, RunJob]] = []
     for s in grid.seeds:
-        recording = out / "recordings" / f"seed-{s}"
+        recording = recording_dir(out, s)
         for policy in grid.policies:
             for aggregation in grid.aggregations:
-                cell = _cell(policy, aggregation, recording)
-                name = f"{policy}-{aggregation}-seed{s}"
+                cell = _cell(policy, sections[aggregation][0], recording)
                 runs.append((policy, aggregation, s, RunJob(
                     str(scenario_path), (*overrides, f"seed={s}", *cell,
                                          f"output.mobility_period_s={step}"),
-                    str(out / "runs" / name), threads)))
+                    str(compare_run_dir(out, policy, aggregation, s)), threads)))
     run_jobs([r[3] for r in runs], jobs, on_done)
     targets = _default_targets([Path(r[3].out) for r in runs], targets)
     summary = _summarise(out, runs, grid, targets)
@@ -77,6 +78,7 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
         "scenario": str(scenario_path), "overrides": overrides, "policies": grid.policies,
         "aggregations": grid.aggregations, "seeds": grid.seeds,
         "targets": targets,
+        "settings_left_out": {a: left for a, (_, left) in sections.items() if left},
         "connectivity_identical_per_seed": True,
     }, indent=2) + "\n", encoding="utf-8")
     return summary
@@ -91,13 +93,32 @@ def check_grid(scenario_path: Path, grid: CompareGrid, overrides: list[str]):
     for policy in grid.policies:  # the oracle's windows come from the recording: not yet
         chosen = [] if policy == "oracle" else [f"scheduling.policy={policy}"]
         for aggregation in grid.aggregations:
-            load_scenario(scenario_path, [*overrides, *chosen, f"aggregation.method={aggregation}"])
+            section, _ = aggregation_section(scenario_path, overrides, aggregation)
+            load_scenario(scenario_path, [*overrides, *chosen, section])
     return base
 
 
-def _cell(policy: str, aggregation: str, recording: Path) -> list[str]:
+def aggregation_section(scenario_path: Path, overrides: list[str], method: str
+                        ) -> tuple[str, list[str]]:
+    """The override that switches the scenario's aggregation to ``method``, keeping the settings
+    that method has; and the settings it leaves out (another method's, said in compare.json)."""
+    raw = read_yaml_mapping(scenario_path)
+    for item in overrides:
+        apply_override(raw, item, scenario_path)
+    section = raw.get("aggregation") or {}
+    if not isinstance(section, dict):
+        return f"aggregation.method={method}", []  # validation names what is wrong
+    config = METHOD_CONFIGS.get(method)
+    fields = config.model_fields if config is not None else {}
+    kept = {k: v for k, v in section.items() if k in fields or config is None}
+    left = sorted(k for k in section if k not in kept)
+    kept["method"] = method
+    return "aggregation=" + json.dumps(kept), left
+
+
+def _cell(policy: str, aggregation_override: str, recording: Path) -> list[str]:
     # every run spans the recording's whole duration, so its radio tables can equal the recording's
-    cell = [f"scheduling.policy={policy}", f"aggregation.method={aggregation}",
+    cell = [f"scheduling.policy={policy}", aggregation_override,
             f"mobility.replay={recording}", "aggregation.end_run_at_max_rounds=false"]
     if policy == "oracle":  # the oracle knows the recorded future link windows
         cell.append(f"scheduling.oracle_windows={recording / 'link_windows.parquet'}")
@@ -109,7 +130,7 @@ def recording_jobs(scenario_path: Path, overrides: list[str], seeds, out: Path, 
     """Per seed, the mobility (and radio) recorded every step, for the runs to replay."""
     return [RunJob(str(scenario_path), (*overrides, f"seed={s}", "learning.enabled=false",
                                         f"output.mobility_period_s={step_s}"),
-                   str(out / "recordings" / f"seed-{s}"), threads) for s in seeds]
+                   str(recording_dir(out, s)), threads) for s in seeds]
 
 
 def run_jobs(jobs_: list[RunJob], jobs: int, on_done: Callable[[str], None] | None) -> None:
@@ -175,7 +196,7 @@ def _summarise(out: Path, runs: list, grid: CompareGrid, targets: dict[str, floa
         row = summarise_run(run_dir, targets)
         row["policy"], row["aggregation"], row["seed"] = policy, aggregation, seed
         row["connectivity_digest"] = connectivity_digest(run_dir)
-        recorded = connectivity_digest(out / "recordings" / f"seed-{seed}")
+        recorded = connectivity_digest(recording_dir(out, seed))
         if row["connectivity_digest"] != recorded:
             raise RuntimeError(f"{run_dir}: connectivity differs from the seed's recording "
                                f"({row['connectivity_digest']} != {recorded}): replay is broken")
@@ -188,7 +209,7 @@ def _summarise(out: Path, runs: list, grid: CompareGrid, targets: dict[str, floa
 def _default_targets(run_dirs: list[Path], targets: dict[str, float] | None
                             ) -> dict[str, float]:
     """Given targets, or by default 80% of the best final value any run reached, per task."""
-    from cosim.analysis.summary import HEADLINE, headline_curves
+    from cosim.analysis.summary import headline_curves
 
     if targets:
         return dict(targets)

@@ -8,8 +8,8 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
-from cosim.analysis.summary import HEADLINE
 from cosim.compare import mean_std_table
+from cosim.names import HEADLINE
 
 
 def _pm(pair: tuple[float, float], scale: float = 1.0, digits: int = 3) -> str:

@@ -21,9 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cosim.compare import RunJob, recording_jobs, run_jobs
+from cosim.compare import RunJob, aggregation_section, recording_jobs, run_jobs
 from cosim.errors import InputError
-from cosim.scenario import TASKS, OnboardingConfig
+from cosim.names import (
+    TASKS,
+    onboarding_pretrained_dir,
+    onboarding_run_dir,
+    recording_dir,
+)
+from cosim.scenario import OnboardingConfig
 from cosim.scenario_loader import load_scenario
 
 # method -> (shared task adapter, gradient balancing)
@@ -73,10 +79,12 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
     ideal = ["clients.ideal_connectivity=true", "radio=null", "scheduling.policy=all_connected",
              f"scheduling.per_round={clients}"]
 
+    sync, left_out = aggregation_section(scenario_path, overrides, "sync")  # the paper's rounds
+
     def common(seed: int) -> list[str]:
         return [*overrides, f"seed={seed}", f"output.mobility_period_s={step}",
-                f"mobility.replay={out / 'recordings' / f'seed-{seed}'}",
-                "aggregation.method=sync", "learning.init_modules=null"]
+                f"mobility.replay={recording_dir(out, seed)}",
+                sync, "learning.init_modules=null"]
 
     pretrain = []
     for seed in seeds:
@@ -88,19 +96,19 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
                 "learning.frozen_modules=[]", f"learning.evaluation.tasks=[{','.join(others)}]",
                 f"aggregation.max_rounds={cfg.pretrain_rounds}",
                 f"aggregation.eval_every_rounds={cfg.pretrain_rounds}"),
-                str(_pretrained_dir(out, seed, task)), threads, reuse=True))
+                str(onboarding_pretrained_dir(out, seed, task)), threads, reuse=True))
     run_jobs(pretrain, jobs, on_done)
 
     runs, onboard = [], []
     for seed in seeds:
         for task in cfg.arriving_tasks:
             frozen = ",".join(f"heads.{t}" for t in TASKS if t != task)
-            start = _pretrained_dir(out, seed, task) / "global_modules.pt"
+            start = onboarding_pretrained_dir(out, seed, task) / "global_modules.pt"
             for method in cfg.methods:
                 adapter, balancing = METHODS[method]
                 for connectivity in cfg.connectivity:
                     run = OnboardingRun(task, method, connectivity, seed,
-                                        out / "runs" / f"{task}-{method}-{connectivity}-seed{seed}")
+                                        onboarding_run_dir(out, task, method, connectivity, seed))
                     runs.append(run)
                     onboard.append(RunJob(path, (
                         *common(seed), *(ideal if connectivity == "ideal" else []),
@@ -114,6 +122,7 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
     (out / "onboarding.json").write_text(json.dumps({
         "scenario": path, "overrides": overrides, "seeds": list(seeds),
         "onboarding": cfg.model_dump(mode="json"),
+        "aggregation_settings_left_out": left_out,
         "runs": [{"task": r.task, "method": r.method, "connectivity": r.connectivity,
                   "seed": r.seed, "path": str(r.path)} for r in runs],
     }, indent=2) + "\n", encoding="utf-8")
@@ -124,6 +133,3 @@ def job_count(cfg: OnboardingConfig, seeds: tuple[int, ...]) -> int:
     per_seed = 1 + len(cfg.arriving_tasks) * (1 + len(cfg.methods) * len(cfg.connectivity))
     return len(seeds) * per_seed
 
-
-def _pretrained_dir(out: Path, seed: int, task: str) -> Path:
-    return out / "pretrained" / f"{task}-arrives-seed{seed}"

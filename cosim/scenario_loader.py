@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 
 from cosim.errors import InputError
 from cosim.scenario import Scenario
@@ -105,10 +105,19 @@ def _as_input_error(exc: ValidationError, path: Path) -> InputError:
                max(errors, key=lambda e: len(_field_path(e["loc"]))))
     loc = _field_path(err["loc"])
     field = ".".join(str(p) for p in loc) or None
+    if err["type"] == "union_tag_invalid":  # a discriminated union: the tag names the variant
+        tag, known = err["ctx"]["tag"], err["ctx"]["expected_tags"]
+        return InputError(path, f"{field}.method",
+                          f"unknown method {tag!r} (known: {known.replace(chr(39), '')})")
     if err["type"] == "extra_forbidden":
+        owner, allowed, variants = _fields_at(Scenario, list(err["loc"][:-1]))
+        key = str(loc[-1])
+        elsewhere = [tag for tag, fields in variants.items() if key in fields]
+        if owner is not None and elsewhere:
+            return InputError(path, field, f"not a setting of {owner!r} (it belongs to "
+                              f"{', '.join(elsewhere)}); give that method, or leave the key out")
         message = "unknown key"
-        allowed = _fields_at(Scenario, loc[:-1])
-        match = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+        match = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         if match:
             message += f" (did you mean {match[0]!r}?)"
         elif allowed:
@@ -124,23 +133,55 @@ def _as_input_error(exc: ValidationError, path: Path) -> InputError:
 
 
 def _field_path(loc: tuple) -> list:
-    """The location without pydantic's union-member and validator tags (``list[CellConfig]``)."""
-    return [p for p in loc if not isinstance(p, str)
-            or not (p.startswith("function-") or "[" in p or p[:1].isupper())]
-
-
-def _fields_at(model: type[BaseModel], loc: list[Any]) -> list[str]:
-    """Field names of the model found at ``loc`` inside ``model`` (for did-you-mean)."""
-    current: Any = model
+    """The location as the user wrote it: without pydantic's union-member and validator tags
+    (``list[CellConfig]``, ``function-after[...]``) and without a discriminated union's tag."""
+    out: list = []
+    current: Any = Scenario
     for part in loc:
+        variants = _variants(current)
+        if variants and part in variants:  # the tag pydantic puts after a discriminated field
+            current = variants[part]
+            continue
+        if isinstance(part, str) and (part.startswith("function-") or "[" in part or part[:1].isupper()):
+            continue
+        out.append(part)
+        cls = _model_in(current)
+        current = cls.model_fields[part].annotation if cls is not None and isinstance(part, str) \
+            and part in cls.model_fields else current if isinstance(part, int) else None
+    return out
+
+
+def _fields_at(model: type[BaseModel], loc: list[Any]) -> tuple[str | None, list[str], dict[str, list[str]]]:
+    """At ``loc`` inside ``model``: the discriminated variant's tag (or None), the field names
+    there (for did-you-mean), and every variant's field names (a key may belong to another)."""
+    current: Any = model
+    tag: str | None = None
+    variants: dict[str, Any] = {}
+    for part in loc:
+        options = _variants(current)
+        if options and part in options:
+            tag, variants, current = part, options, options[part]
+            continue
         if isinstance(part, int):
             continue
         cls = _model_in(current)
         if cls is None or part not in cls.model_fields:
-            return []
-        current = cls.model_fields[part].annotation
+            return None, [], {}
+        current, tag, variants = cls.model_fields[part].annotation, None, {}
     cls = _model_in(current)
-    return list(cls.model_fields) if cls else []
+    return (tag, list(cls.model_fields) if cls else [],
+            {t: list(c.model_fields) for t, c in variants.items() if t != tag})
+
+
+def _variants(annotation: Any) -> dict[str, type[BaseModel]]:
+    """Tag -> model of a discriminated union (members ``Annotated[Model, Tag(...)]``), else {}."""
+    out = {}
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for member in typing.get_args(annotation):
+            if typing.get_origin(member) is typing.Annotated:
+                model, *meta = typing.get_args(member)
+                out.update({m.tag: model for m in meta if isinstance(m, Tag)})
+    return out
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cosim.analysis.summary import HEADLINE, headline_curves  # noqa: E402
+from cosim.analysis.summary import headline_curves  # noqa: E402
+from cosim.names import HEADLINE  # noqa: E402
 
 CONNECTIVITY_TITLE = {"gated": "connectivity-gated rounds (sf_downtown radio)",
                       "ideal": "ideal connectivity (every client, every round)"}

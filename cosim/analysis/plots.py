@@ -15,10 +15,21 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cosim.analysis.runs import ReportSource, RunRef, table  # noqa: E402
-from cosim.analysis.summary import DROP_REASONS, HEADLINE, headline_curves  # noqa: E402
+from cosim.analysis.summary import headline_curves  # noqa: E402
+from cosim.names import (  # noqa: E402
+    COMPLETED,
+    DEADLINE,
+    DROP_REASONS,
+    FAILED,
+    HEADLINE,
+    LEFT_NETWORK,
+    OUT_OF_COVERAGE,
+    RADIO_LINK_FAILURE,
+)
+from cosim.trace_schemas import CELLS, HANDOFFS, LINK_WINDOWS, MOBILITY, PARTICIPATION  # noqa: E402
 
-OUTCOME_COLOURS = {"completed": "#2a9d8f", "left_network": "#e76f51", "radio_link_failure": "#9b2226",
-                   "out_of_coverage": "#f4a261", "deadline": "#6c757d"}
+OUTCOME_COLOURS = {COMPLETED: "#2a9d8f", LEFT_NETWORK: "#e76f51", RADIO_LINK_FAILURE: "#9b2226",
+                   OUT_OF_COVERAGE: "#f4a261", DEADLINE: "#6c757d"}
 
 
 def _colours(labels: list[str]) -> dict[str, tuple]:
@@ -58,16 +69,16 @@ def participation_per_round(src: ReportSource) -> Figure | None:
     firsts: dict[str, RunRef] = {}
     for run in src.runs:
         firsts.setdefault(run.label, run)
-    frames = {label: table(run, "participation") for label, run in firsts.items()}
+    frames = {label: table(run, PARTICIPATION) for label, run in firsts.items()}
     frames = {k: v for k, v in frames.items() if v is not None and len(v)}
     if not frames:
         return None
     fig, axes = plt.subplots(len(frames), 1, figsize=(10, 2.4 * len(frames) + 0.6), squeeze=False)
     for ax, (label, p) in zip(axes[:, 0], frames.items(), strict=True):
-        outcome = p.reason.where(p.outcome != "completed", "completed").fillna("failed")
+        outcome = p.reason.where(p.outcome != COMPLETED, COMPLETED).fillna(FAILED)
         counts = pd.crosstab(p["round"], outcome)
         bottom = np.zeros(len(counts))
-        for name in ("completed", *DROP_REASONS):
+        for name in (COMPLETED, *DROP_REASONS):
             if name in counts:
                 ax.bar(counts.index, counts[name], bottom=bottom, width=0.9, label=name,
                        color=OUTCOME_COLOURS[name])
@@ -84,7 +95,7 @@ def participation_per_round(src: ReportSource) -> Figure | None:
 
 def link_window_durations(src: ReportSource) -> Figure | None:
     """How long a vehicle stays connected (any cell) and stays on one cell."""
-    frames = [(run, table(run, "link_windows")) for run in src.connectivity]
+    frames = [(run, table(run, LINK_WINDOWS)) for run in src.connectivity]
     frames = [(r, w) for r, w in frames if w is not None and len(w)]
     if not frames:
         return None
@@ -111,7 +122,7 @@ def link_window_durations(src: ReportSource) -> Figure | None:
 def handoff_map(src: ReportSource) -> Figure | None:
     """Where handoffs happen, over the SUMO street network, with the cells."""
     run = src.connectivity[0]
-    handoffs, mobility, cells = (table(run, n) for n in ("handoffs", "mobility", "cells"))
+    handoffs, mobility, cells = (table(run, n) for n in (HANDOFFS, MOBILITY, CELLS))
     if handoffs is None or mobility is None or cells is None:
         return None
     fig, ax = plt.subplots(figsize=(8, 8))
@@ -167,9 +178,9 @@ def staleness_histogram(src: ReportSource) -> Figure | None:
     """Staleness of the updates that were aggregated (0 for synchronous rounds)."""
     rows = []
     for run in src.runs:
-        p = table(run, "participation")
+        p = table(run, PARTICIPATION)
         if p is not None and len(p):
-            done = p[p.outcome == "completed"]
+            done = p[p.outcome == COMPLETED]
             rows.append((run.label, done.staleness.to_numpy()))
     if not rows:
         return None
@@ -196,7 +207,7 @@ def bytes_over_the_air(src: ReportSource) -> Figure | None:
     """Cumulative model bytes downloaded and uploaded against simulated time."""
     curves = []
     for run in src.runs:
-        p = table(run, "participation")
+        p = table(run, PARTICIPATION)
         if p is not None and len(p):
             curves.append((run, p))
     if not curves:
@@ -225,8 +236,8 @@ def bytes_over_the_air(src: ReportSource) -> Figure | None:
 
 FIGURES = {
     "metric_vs_time": ("Metric vs simulated time", metric_vs_time),
-    "participation": ("Participation and drop reasons per round", participation_per_round),
-    "link_windows": ("Link-window durations", link_window_durations),
+    PARTICIPATION: ("Participation and drop reasons per round", participation_per_round),
+    LINK_WINDOWS: ("Link-window durations", link_window_durations),
     "handoff_map": ("Handoff locations over the street network", handoff_map),
     "staleness": ("Staleness of aggregated updates", staleness_histogram),
     "bytes": ("Bytes over the air", bytes_over_the_air),

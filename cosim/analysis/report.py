@@ -17,7 +17,8 @@ import pandas as pd
 
 from cosim.analysis.plots import FIGURES
 from cosim.analysis.runs import ReportSource, open_source
-from cosim.analysis.summary import HEADLINE, summarise_run
+from cosim.analysis.summary import summarise_run
+from cosim.names import HEADLINE
 
 DPI = 110
 

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from cosim.analysis.summary import read_run_json
 from cosim.errors import InputError
+from cosim.names import compare_run_dir, recording_dir
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,9 @@ def open_source(path: Path) -> ReportSource:
         for policy in spec["policies"]:
             for aggregation in spec["aggregations"]:
                 for seed in spec["seeds"]:
-                    run = path / "runs" / f"{policy}-{aggregation}-seed{seed}"
+                    run = compare_run_dir(path, policy, aggregation, seed)
                     runs.append(RunRef(run, f"{policy} / {aggregation}", seed, read_run_json(run)))
-        recordings = [path / "recordings" / f"seed-{s}" for s in spec["seeds"]]
+        recordings = [recording_dir(path, s) for s in spec["seeds"]]
         connectivity = [RunRef(r, f"seed {s}", s, read_run_json(r))
                         for r, s in zip(recordings, spec["seeds"], strict=True)]
         return ReportSource("compare", path, runs, connectivity)

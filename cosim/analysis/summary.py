@@ -15,11 +15,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from cosim.errors import InputError
-
-# The metric each task is judged by. det3d: centre-distance AP, not Waymo's IoU-matched mAPH
-# (also in metrics.parquet): the tiny model's 2.5 m BEV cells cannot reach IoU 0.7 on a car.
-HEADLINE = {"seg3d": "mIoU", "det3d": "mAP_center", "pan2d": "wSTQ", "det2d": "mAP50"}
-DROP_REASONS = ("left_network", "radio_link_failure", "out_of_coverage", "deadline")
+from cosim.names import COMPLETED, DROP_REASONS, HEADLINE
+from cosim.trace_schemas import METRICS, PARTICIPATION
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
@@ -34,7 +31,7 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
 
 def headline_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per task: (rounds, simulated times, values) of its headline metric, in time order."""
-    path = run_dir / "metrics.parquet"
+    path = run_dir / f"{METRICS}.parquet"
     if not path.is_file():
         return {}
     table = pq.read_table(path).to_pandas()
@@ -78,14 +75,14 @@ def summarise_run(run_dir: Path, targets: dict[str, float] | None = None) -> dic
 
 
 def _participation(run_dir: Path, clients: int) -> dict[str, Any]:
-    path = run_dir / "participation.parquet"
+    path = run_dir / f"{PARTICIPATION}.parquet"
     out: dict[str, Any] = {"attempts": 0, "completed": 0}
     if not path.is_file():
         return out | {"completion_rate": math.nan, "participation_rate": math.nan,
                       **{f"dropped_{r}": 0 for r in DROP_REASONS}, "bytes_up": 0,
                       "bytes_down": 0, "mean_staleness": math.nan}
     p = pq.read_table(path).to_pandas()
-    done = p[p.outcome == "completed"]
+    done = p[p.outcome == COMPLETED]
     out["attempts"], out["completed"] = len(p), len(done)
     out["completion_rate"] = len(done) / len(p) if len(p) else math.nan
     out["participation_rate"] = done.client.nunique() / clients if clients else math.nan

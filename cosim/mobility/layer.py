@@ -19,20 +19,7 @@ from cosim.engine import Engine, until
 from cosim.mobility.geo import xy_to_lonlat
 from cosim.mobility.session import SumoSession, VehicleStates
 from cosim.scenario import Scenario
-
-MOBILITY_SCHEMA = pa.schema([
-    ("t", pa.float64()),
-    ("vehicle", pa.string()),
-    ("x", pa.float64()),
-    ("y", pa.float64()),
-    ("lon", pa.float64()),
-    ("lat", pa.float64()),
-    ("speed", pa.float64()),
-    ("heading", pa.float64()),
-    ("edge", pa.string()),
-    ("parked", pa.bool_()),
-    ("type", pa.string()),  # SUMO vType
-])
+from cosim.trace_schemas import MOBILITY, MOBILITY_SCHEMA
 
 
 class MobilityLayer:
@@ -58,7 +45,7 @@ class MobilityLayer:
         self._types: dict[str, str] = {}
 
     def attach(self, engine: Engine) -> None:
-        self.table = engine.traces.table("mobility", MOBILITY_SCHEMA)
+        self.table = engine.traces.table(MOBILITY, MOBILITY_SCHEMA)
         self._warm_up()
         self.current = self._engine_time(self.session.read())
         self.upcoming = self._engine_time(self.session.step())

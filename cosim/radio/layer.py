@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from cosim.engine import Engine, until
 from cosim.errors import InputError
+from cosim.names import LEFT_NETWORK
 from cosim.radio.cells import Cells, build_cells
 from cosim.radio.channel import Channel
 from cosim.radio.handoff import (
@@ -31,28 +32,17 @@ from cosim.radio.handoff import (
 from cosim.radio.transfers import Transfers
 from cosim.radio.windows import WINDOW_FIELDS, LinkWindows
 from cosim.scenario import Scenario
+from cosim.trace_schemas import (
+    CELL_SCHEMA,
+    CELLS,
+    HANDOFF_SCHEMA,
+    HANDOFFS,
+    LINK_WINDOWS,
+    RADIO,
+    RADIO_SCHEMA,
+    WINDOW_SCHEMA,
+)
 
-RADIO_SCHEMA = pa.schema([
-    ("t", pa.float64()), ("vehicle", pa.string()), ("serving_cell", pa.int32()),
-    ("rsrp_dbm", pa.float32()), ("sinr_db", pa.float32()), ("rate_bps", pa.float64()),
-    ("ul_rate_bps", pa.float64()),
-])
-HANDOFF_SCHEMA = pa.schema([
-    ("t", pa.float64()), ("vehicle", pa.string()), ("from_cell", pa.int32()),
-    ("to_cell", pa.int32()), ("kind", pa.string()), ("interruption_s", pa.float64()),
-    ("ping_pong", pa.bool_()),
-])
-WINDOW_SCHEMA = pa.schema([
-    ("vehicle", pa.string()), ("cell", pa.int32()), ("start", pa.float64()), ("end", pa.float64()),
-    ("duration_s", pa.float64()), ("mean_rate_bps", pa.float64()), ("min_rate_bps", pa.float64()),
-    ("censored", pa.bool_()),
-])
-CELL_SCHEMA = pa.schema([
-    ("cell", pa.int32()), ("id", pa.string()), ("kind", pa.string()), ("scenario", pa.string()),
-    ("x", pa.float64()), ("y", pa.float64()), ("height_m", pa.float64()),
-    ("tx_power_dbm", pa.float64()), ("antenna_gain_dbi", pa.float64()),
-    ("carrier_ghz", pa.float64()), ("bandwidth_mhz", pa.float64()),
-])
 _FIELDS = {**STATE_FIELDS, **WINDOW_FIELDS}
 
 
@@ -150,10 +140,10 @@ class RadioLayer:
         self.env = engine.env
         self.mobility = engine.layer("mobility")
         self.transfers = Transfers(engine.env, self)
-        engine.traces.table("cells", CELL_SCHEMA).append(self._cell_rows())
-        self.radio_table = engine.traces.table("radio", RADIO_SCHEMA)
-        self.handoff_table = engine.traces.table("handoffs", HANDOFF_SCHEMA)
-        self.window_table = engine.traces.table("link_windows", WINDOW_SCHEMA)
+        engine.traces.table(CELLS, CELL_SCHEMA).append(self._cell_rows())
+        self.radio_table = engine.traces.table(RADIO, RADIO_SCHEMA)
+        self.handoff_table = engine.traces.table(HANDOFFS, HANDOFF_SCHEMA)
+        self.window_table = engine.traces.table(LINK_WINDOWS, WINDOW_SCHEMA)
         engine.env.process(self._run())
 
     def transfer(self, vehicle: str, nbytes: int, direction: str, timeout_s: float | None = None):
@@ -299,7 +289,7 @@ class RadioLayer:
         event = LinkEvent(0, "detach", int(st["serving"][0]), -1, 0.0, False)
         self.windows.apply(st, [event], np.array([vehicle], dtype=object), tau)
         self._add_event(tau, vehicle, event)
-        self.transfers.fail_vehicle(vehicle, "left_network")
+        self.transfers.fail_vehicle(vehicle, LEFT_NETWORK)
         self.store.remove(vehicle)
 
     def _flush(self) -> None:

@@ -21,6 +21,8 @@ from typing import Protocol
 import numpy as np
 import simpy
 
+from cosim.names import LEFT_NETWORK, OUT_OF_COVERAGE, RADIO_LINK_FAILURE, TRANSFER_TIMEOUT
+
 DIRECTIONS = ("down", "up")
 
 
@@ -94,10 +96,10 @@ class Transfers:
         tr = _Active(vehicle, direction, nbytes, now, self.env.event())
         row = int(self.link.link_rows([vehicle])[0])
         if row < 0:
-            return self._result(tr, False, "left_network", now)
+            return self._result(tr, False, LEFT_NETWORK, now)
         k = self._step_index(now)
         if self.link.block_serving[k, row] < 0:
-            return self._result(tr, False, "out_of_coverage", now)
+            return self._result(tr, False, OUT_OF_COVERAGE, now)
         if nbytes == 0:
             return self._result(tr, True, None, now)
         self.settle(now)
@@ -109,7 +111,7 @@ class Transfers:
         yield self.env.any_of(waits)
         if not tr.done.triggered:
             self.settle(self.env.now)
-            self._end(tr, False, "timeout")
+            self._end(tr, False, TRANSFER_TIMEOUT)
             self.reschedule()
         return tr.done.value
 
@@ -154,7 +156,7 @@ class Transfers:
             if tr.bits_left <= 1e-6 * max(1.0, 8.0 * tr.nbytes):
                 self._end(tr, True, None)
             elif t_fail <= now + 1e-9:
-                self._end(tr, False, "radio_link_failure")
+                self._end(tr, False, RADIO_LINK_FAILURE)
         self.reschedule()
 
     def _step_index(self, t: float) -> int:

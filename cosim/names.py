@@ -1,0 +1,70 @@
+"""Names every layer shares, defined once: tasks and modalities, how a client's round ends, and
+the folder layout of ``cosim compare`` and ``cosim onboarding``.
+
+This module imports nothing heavy, so the scenario, the producers of traces and ``analysis/`` can
+all read it. A task's learning side (classes, head, targets, loss, decoder, evaluator) lives in
+``cosim/learning/tasks/<task>.py``; what others must know of it without torch is here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MODALITIES = ("image", "lidar", "text")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the scenario, the data partition and the analysis know of a task."""
+
+    modalities: tuple[str, ...]  # the inputs its fused features come from (paper, section VI-A)
+    headline: str  # the metric it is judged by (compare, report, onboarding)
+    higher_is_better: bool = True
+
+
+# In this order: the order of a client's task losses (their sum, GradNorm and CAGrad follow it).
+TASK_INFO = {
+    "seg3d": TaskInfo(("image", "lidar", "text"), "mIoU"),
+    # centre-distance AP, not Waymo's IoU-matched mAPH (also in metrics.parquet): the tiny
+    # model's 2.5 m BEV cells cannot reach IoU 0.7 on a car.
+    "det3d": TaskInfo(("image", "lidar", "text"), "mAP_center"),
+    "pan2d": TaskInfo(("image", "text"), "wSTQ"),
+    "det2d": TaskInfo(("image", "text"), "mAP50"),
+}
+TASKS = tuple(TASK_INFO)
+HEADLINE = {task: info.headline for task, info in TASK_INFO.items()}
+# Tasks a camera-only client can hold (no LiDAR among their modalities).
+CAMERA_TASKS = tuple(t for t, info in TASK_INFO.items() if "lidar" not in info.modalities)
+
+# How a client's round ends (participation.outcome / participation.reason).
+COMPLETED = "completed"
+FAILED = "failed"
+LEFT_NETWORK = "left_network"  # its vehicle left the SUMO network
+RADIO_LINK_FAILURE = "radio_link_failure"  # its link failed mid-transfer (T310 expired)
+OUT_OF_COVERAGE = "out_of_coverage"  # no link when a transfer had to start
+DEADLINE = "deadline"  # the round's (or its budget's) deadline came first
+DROP_REASONS = (LEFT_NETWORK, RADIO_LINK_FAILURE, OUT_OF_COVERAGE, DEADLINE)
+# A transfer that runs past its timeout ends with this reason; the client's round says DEADLINE.
+TRANSFER_TIMEOUT = "timeout"
+
+
+# ---- folder layouts ---------------------------------------------------------------------------
+def recording_dir(out: Path, seed: int) -> Path:
+    """Where compare and onboarding record a seed's mobility and radio once."""
+    return out / "recordings" / f"seed-{seed}"
+
+
+def compare_run_dir(out: Path, policy: str, aggregation: str, seed: int) -> Path:
+    """One run of a compare grid."""
+    return out / "runs" / f"{policy}-{aggregation}-seed{seed}"
+
+
+def onboarding_run_dir(out: Path, task: str, method: str, connectivity: str, seed: int) -> Path:
+    """One run of the onboarding study."""
+    return out / "runs" / f"{task}-{method}-{connectivity}-seed{seed}"
+
+
+def onboarding_pretrained_dir(out: Path, seed: int, task: str) -> Path:
+    """The run that pre-trains the three other tasks before ``task`` arrives."""
+    return out / "pretrained" / f"{task}-arrives-seed{seed}"

@@ -1,0 +1,69 @@
+"""The scenario: one validated pydantic object read by the CLI, the engine and the report.
+
+Defaults live here and nowhere else, one module per section. Unknown keys are rejected (with a
+did-you-mean), relative input paths are resolved against the YAML file's folder, and a section
+that a later layer will bring but that is not supported yet is an error rather than silently
+ignored.
+"""
+
+from cosim.names import MODALITIES, TASKS
+from cosim.scenario.aggregation import (
+    AGGREGATIONS,
+    METHOD_CONFIGS,
+    AggregationBase,
+    AggregationConfig,
+    FedAsyncConfig,
+    FedBuffConfig,
+    HierarchicalConfig,
+    SyncConfig,
+)
+from cosim.scenario.base import InputDir, InputFile, StrictModel, TraceFile, whole_multiple
+from cosim.scenario.clients import ClientsConfig, DeviceProfile
+from cosim.scenario.experiment import Scenario
+from cosim.scenario.learning import (
+    SYNTHETIC_CHECKPOINT,
+    BalancingConfig,
+    DataConfig,
+    EvaluationConfig,
+    LearningConfig,
+    LocalTrainingConfig,
+    ModelConfig,
+    PeftConfig,
+    SyntheticDataConfig,
+)
+from cosim.scenario.mobility import (
+    GeoOrigin,
+    MobilityConfig,
+    ParkingDemand,
+    PlainNetwork,
+    RandomTripsDemand,
+)
+from cosim.scenario.onboarding import ONBOARDING_METHODS, OnboardingConfig
+from cosim.scenario.output import OutputConfig
+from cosim.scenario.radio import (
+    CellConfig,
+    CellGenerators,
+    CellTemplate,
+    ChannelConfig,
+    HandoffConfig,
+    HexLayout,
+    InterferenceConfig,
+    IntersectionLayout,
+    LinkDirection,
+    RadioConfig,
+    RateConfig,
+)
+from cosim.scenario.scheduling import SchedulingConfig
+
+__all__ = [
+    "AGGREGATIONS", "METHOD_CONFIGS", "MODALITIES", "ONBOARDING_METHODS", "SYNTHETIC_CHECKPOINT",
+    "TASKS", "AggregationBase", "AggregationConfig", "BalancingConfig", "CellConfig",
+    "CellGenerators", "CellTemplate", "ChannelConfig", "ClientsConfig", "DataConfig",
+    "DeviceProfile", "EvaluationConfig", "FedAsyncConfig", "FedBuffConfig", "GeoOrigin",
+    "HandoffConfig", "HexLayout", "HierarchicalConfig", "InputDir", "InputFile",
+    "InterferenceConfig", "IntersectionLayout", "LearningConfig", "LinkDirection",
+    "LocalTrainingConfig", "MobilityConfig", "ModelConfig", "OnboardingConfig", "OutputConfig",
+    "ParkingDemand", "PeftConfig", "PlainNetwork", "RadioConfig", "RandomTripsDemand",
+    "RateConfig", "Scenario", "SchedulingConfig", "StrictModel", "SyncConfig",
+    "SyntheticDataConfig", "TraceFile", "whole_multiple",
+]

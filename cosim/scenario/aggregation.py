@@ -1,0 +1,97 @@
+"""The aggregation section: one configuration per method, told apart by ``method``.
+
+Each method reads only its own settings, so a setting of another method is an error, not silently
+ignored. Without ``method`` the section is synchronous FedAvg. A strategy in
+``cosim/learning/federated/strategies/`` names the configuration it runs (its ``config`` class).
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    Discriminator,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    Tag,
+)
+
+from cosim.scenario.base import StrictModel
+
+
+class AggregationBase(StrictModel):
+    """Settings every method has: when to evaluate and when the server is done."""
+
+    eval_every_rounds: PositiveInt = 1  # async and hierarchical: every this many model versions
+    eval_every_s: PositiveFloat | None = None  # also evaluate at least this often (simulated)
+    max_rounds: PositiveInt | None = None  # async and hierarchical: model versions
+    end_run_at_max_rounds: bool = True  # the run ends when max_rounds are done
+
+
+class StalenessSettings(StrictModel):
+    """s(tau) of FedAsync (Xie et al., 2019), used by both asynchronous methods."""
+
+    staleness: Literal["constant", "polynomial", "hinge"] = "polynomial"
+    staleness_a: NonNegativeFloat = 0.5
+    staleness_b: NonNegativeFloat = 4.0  # hinge: no discount up to this staleness
+
+
+class SyncConfig(AggregationBase):
+    """Synchronous FedAvg: a round with a deadline, module-level weighted average."""
+
+    method: Literal["sync"] = "sync"
+    round_deadline_s: PositiveFloat = 120.0
+    min_round_gap_s: NonNegativeFloat = 0.0  # pause between rounds
+
+
+class FedAsyncConfig(AggregationBase, StalenessSettings):
+    """FedAsync: every arrival is mixed in with its staleness weight."""
+
+    method: Literal["fedasync"]
+    round_deadline_s: PositiveFloat = 120.0  # each client's budget
+    async_alpha: float = Field(0.6, gt=0.0, le=1.0)  # mixing weight
+
+
+class FedBuffConfig(AggregationBase, StalenessSettings):
+    """FedBuff: staleness-weighted deltas applied every ``buffer_size`` arrivals."""
+
+    method: Literal["fedbuff"]
+    round_deadline_s: PositiveFloat = 120.0  # each client's budget
+    buffer_size: PositiveInt = 5  # arrivals per aggregation
+    server_lr: PositiveFloat = 1.0
+
+
+class HierarchicalConfig(AggregationBase):
+    """Edge FedAvg at every cell each period; cloud average every ``cloud_every`` edge rounds."""
+
+    method: Literal["hierarchical"]
+    edge_period_s: PositiveFloat = 60.0  # an edge round at every cell
+    cloud_every: PositiveInt = 3  # cloud aggregation every this many edge rounds
+    macro_to_cloud_ms: NonNegativeFloat = 10.0
+    small_to_macro_ms: NonNegativeFloat = 2.0
+    backhaul_gbps: PositiveFloat = 1.0
+
+
+def _method(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("method", "sync")
+    return getattr(value, "method", None)
+
+
+def _method_name(config: type[AggregationBase]) -> str:
+    return typing.get_args(config.model_fields["method"].annotation)[0]
+
+
+# To add a method: its configuration class above, and here.
+METHOD_CONFIGS = {_method_name(c): c
+                  for c in (SyncConfig, FedAsyncConfig, FedBuffConfig, HierarchicalConfig)}
+AGGREGATIONS = tuple(METHOD_CONFIGS)
+
+AggregationConfig = Annotated[
+    Union[tuple(Annotated[c, Tag(m)] for m, c in METHOD_CONFIGS.items())],  # noqa: UP007
+    Discriminator(_method),
+]
+"""One of the method configurations, chosen by ``method`` (default ``sync``)."""

@@ -1,0 +1,64 @@
+"""The whole scenario: one experiment, its sections, and the checks that span sections."""
+
+from __future__ import annotations
+
+from pydantic import (
+    Field,
+    PositiveFloat,
+    model_validator,
+)
+
+from cosim.scenario.aggregation import AggregationConfig, SyncConfig
+from cosim.scenario.base import StrictModel, whole_multiple
+from cosim.scenario.clients import ClientsConfig
+from cosim.scenario.learning import LearningConfig
+from cosim.scenario.mobility import MobilityConfig
+from cosim.scenario.onboarding import OnboardingConfig
+from cosim.scenario.output import OutputConfig
+from cosim.scenario.radio import RadioConfig
+from cosim.scenario.scheduling import SchedulingConfig
+
+
+class Scenario(StrictModel):
+    """One experiment: what moves, what connects, what learns, and where the traces go."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(0, ge=0)
+    duration_s: PositiveFloat
+    mobility: MobilityConfig
+    radio: RadioConfig | None = None
+    clients: ClientsConfig = Field(default_factory=ClientsConfig)
+    learning: LearningConfig | None = None
+    scheduling: SchedulingConfig = Field(default_factory=SchedulingConfig)
+    aggregation: AggregationConfig = Field(default_factory=SyncConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    onboarding: OnboardingConfig | None = None  # read by cosim onboarding only
+
+    @model_validator(mode="after")
+    def _whole_steps(self) -> Scenario:
+        step = self.mobility.step_length_s
+        if not whole_multiple(self.duration_s, step):
+            raise ValueError(f"duration_s ({self.duration_s} s) must be a whole multiple of "
+                             f"mobility.step_length_s ({step} s)")
+        if not whole_multiple(self.output.mobility_period_s, step):
+            raise ValueError(
+                f"output.mobility_period_s ({self.output.mobility_period_s} s) must be a whole "
+                f"multiple of mobility.step_length_s ({step} s)"
+            )
+        if self.learning_enabled and self.radio is None and not self.clients.ideal_connectivity:
+            raise ValueError("learning needs a radio section: connectivity decides who completes "
+                             "(or clients.ideal_connectivity: true)")
+        if (self.learning_enabled and self.clients.ideal_connectivity
+                and self.aggregation.method == "hierarchical"):
+            raise ValueError("aggregation.method: hierarchical needs cells, which ideal "
+                             "connectivity does without")
+        if self.radio is not None and not whole_multiple(step, self.radio.step_s):
+            raise ValueError(
+                f"mobility.step_length_s ({step} s) must be a whole multiple of radio.step_s "
+                f"({self.radio.step_s} s): the radio runs between SUMO steps"
+            )
+        return self
+
+    @property
+    def learning_enabled(self) -> bool:
+        return self.learning is not None and self.learning.enabled

@@ -1,0 +1,163 @@
+"""The learning section: the model, its PEFT modules, local training, data and evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationInfo,
+    model_validator,
+)
+
+from cosim.names import TASKS
+from cosim.scenario.base import InputDir, InputFile, StrictModel, resolve_input_file
+
+SYNTHETIC_CHECKPOINT = "synthetic"
+
+
+def _resolve_checkpoint(value: str | None, info: ValidationInfo) -> Path | str | None:
+    """A local weights file, or ``synthetic`` (cosim's own pre-training, built once and cached);
+    any other bare name such as ``openai`` is a hub tag, which cannot be used here."""
+    if value is None or value == SYNTHETIC_CHECKPOINT:
+        return value
+    text = str(value)
+    if "/" not in text and "." not in text:
+        raise ValueError(
+            f"{text!r} is an open_clip hub tag and nothing is downloaded here: fetch the weights "
+            "on a machine with internet (open_clip.create_model(name, pretrained=tag) caches them) "
+            "and set this to the local .bin/.pt/.safetensors file"
+        )
+    return resolve_input_file(Path(text), info)
+
+
+class PeftConfig(StrictModel):
+    """Which parameter-efficient modules each tower gets, and their sizes."""
+
+    method: Literal["adapter", "lora", "prompt", "moe_adapter"] = "adapter"
+    branches: list[Literal["image", "lidar", "text"]] = Field(
+        default_factory=lambda: ["image", "lidar", "text"])
+    last_blocks: PositiveInt = 2  # PEFT in the upper blocks (the authors' choice)
+    bottleneck: PositiveInt = 32
+    scale: float = 0.1
+    lora_rank: PositiveInt = 4
+    lora_alpha: PositiveFloat = 8.0
+    prompt_tokens: PositiveInt = 8
+    experts: PositiveInt = 4
+    top_k: PositiveInt = 1
+    balance_weight: NonNegativeFloat = 0.01
+
+    @model_validator(mode="after")
+    def _top_k(self) -> PeftConfig:
+        if self.top_k > self.experts:
+            raise ValueError("top_k must not exceed experts")
+        return self
+
+
+class ModelConfig(StrictModel):
+    """The multi-modal multi-task CLIP model every client fine-tunes."""
+
+    name: str = "cosim-tiny"  # an open_clip configuration
+    checkpoint: Annotated[str | None, AfterValidator(_resolve_checkpoint)] = None
+    peft: PeftConfig = Field(default_factory=PeftConfig)
+    task_adapter: bool = True  # the shared task adapter of FedAdapt
+    task_adapter_bottleneck: PositiveInt = 64
+    classifier: Literal["linear", "text"] = "linear"  # "text": cosine with class prompts
+    tasks: list[Literal[TASKS]] = Field(
+        default_factory=lambda: list(TASKS))
+    head_channels: PositiveInt = 64
+    bev_range_m: PositiveFloat = 40.0  # the 3D detection grid covers +-range around the ego car
+
+
+class BalancingConfig(StrictModel):
+    """How per-task gradients of the shared modules are combined."""
+
+    method: Literal["sum", "gradnorm", "cagrad"] = "sum"
+    gradnorm_alpha: NonNegativeFloat = 1.5
+    gradnorm_lr: PositiveFloat = 0.025
+    cagrad_c: NonNegativeFloat = 0.4
+
+
+class LocalTrainingConfig(StrictModel):
+    """One client's local update: epochs over its data with a fresh optimiser."""
+
+    epochs: PositiveInt = 1
+    batch_size: PositiveInt = 8
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
+    bf16: bool = False  # autocast on CUDA only
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class SyntheticDataConfig(StrictModel):
+    """Synthetic segments in the Waymo v2 layout, generated once per setting and cached."""
+
+    segments: PositiveInt = 24
+    frames: PositiveInt = 40
+    seed: int = Field(0, ge=0)
+    hz: PositiveFloat = 2.0  # frame rate: 40 frames at 2 Hz span a Waymo segment's 20 s
+
+
+class DataConfig(StrictModel):
+    """Where client data comes from and how it is split among clients."""
+
+    root: InputDir | None = None  # a Waymo folder; none: synthetic data (generated, cached)
+    format: Literal["v2", "v1"] = "v2"  # v2: Parquet components; v1: *.tfrecord segments
+    synthetic: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
+    partition: Literal["segment", "dirichlet"] = "segment"  # one segment per client (paper)
+    dirichlet_alpha: PositiveFloat = 0.5  # over cities, for partition: dirichlet
+    clients: PositiveInt = 20
+    heldout_segments: NonNegativeInt = 4  # never given to a client; global evaluation
+    frame_stride: PositiveInt = 1
+    no_lidar_share: float = Field(0.0, ge=0.0, le=1.0)  # clients without a LiDAR
+    camera_tasks_only_share: float = Field(0.0, ge=0.0, le=1.0)  # clients with 2D tasks only
+    cache_frames: NonNegativeInt = 4096  # decoded samples kept in memory
+
+
+class EvaluationConfig(StrictModel):
+    """How the global model is scored on held-out data."""
+
+    # 2D boxes lower than this share of the image height are "don't care" (neither missed nor
+    # matched), as KITTI's minimum heights: at the tiny model's 64-px input they are 1-3 px.
+    det2d_min_height: float = Field(0.0625, ge=0.0, lt=1.0)
+    # 3D detection also gets nuScenes-style AP by BEV centre distance at these thresholds.
+    det3d_center_thresholds_m: list[PositiveFloat] = Field(
+        default_factory=lambda: [0.5, 1.0, 2.0, 4.0], min_length=1)
+    tasks: list[Literal[TASKS]] | None = None  # none: every task
+
+
+class LearningConfig(StrictModel):
+    """The federated trainer: the model, its data, local training and gradient balancing."""
+
+    enabled: bool = True
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    balancing: BalancingConfig = Field(default_factory=BalancingConfig)
+    local: LocalTrainingConfig = Field(default_factory=LocalTrainingConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    # The starting global model: a run's global_modules.pt. Modules the model lacks are skipped
+    # (a shared task adapter, for a model without one); modules the file lacks keep their seeded
+    # initialisation (the head of a task that arrives).
+    init_modules: InputFile | None = None
+    # Modules clients neither train nor upload (e.g. heads.seg3d): they still run forward, so
+    # their tasks' losses keep shaping the shared modules.
+    frozen_modules: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _frozen_are_modules(self) -> LearningConfig:
+        known = ("task_adapter", *(f"heads.{t}" for t in TASKS))
+        for name in self.frozen_modules:
+            if name not in known and not name.startswith("peft."):
+                raise ValueError(f"frozen_modules: unknown module {name!r} (task_adapter, "
+                                 "heads.<task> or peft.<branch>.<module>)")
+        return self
+
+

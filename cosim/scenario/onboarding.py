@@ -1,0 +1,32 @@
+"""The onboarding section, read by ``cosim onboarding`` only."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+    PositiveInt,
+)
+
+from cosim.names import TASKS
+from cosim.scenario.base import StrictModel
+
+ONBOARDING_METHODS = ("FedAdapt", "NTA", "NTA+GR", "NTA+CA", "FedAdapt_no_CA",
+                      "FedAdapt_no_CA+GR")
+
+
+class OnboardingConfig(StrictModel):
+    """The paper's task-onboarding study (``cosim onboarding``): one task arrives after the
+    other three were learnt; methods differ in the shared task adapter and gradient balancing."""
+
+    arriving_tasks: list[Literal[TASKS]] = Field(
+        default_factory=lambda: list(TASKS), min_length=1)
+    methods: list[Literal[ONBOARDING_METHODS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(ONBOARDING_METHODS), min_length=1)
+    pretrain_rounds: PositiveInt = 12  # FedAvg rounds on the three other tasks
+    rounds: PositiveInt = 8  # onboarding rounds per method
+    connectivity: list[Literal["gated", "ideal"]] = Field(
+        default_factory=lambda: ["gated", "ideal"], min_length=1)
+
+

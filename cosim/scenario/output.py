@@ -1,0 +1,22 @@
+"""The output section: where traces go and how densely they are sampled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import (
+    PositiveFloat,
+    PositiveInt,
+)
+
+from cosim.scenario.base import StrictModel
+
+
+class OutputConfig(StrictModel):
+    """Where traces go and how densely they are sampled."""
+
+    root: Path = Path("runs")  # relative to the working directory: runs/<name>-<timestamp>
+    mobility_period_s: PositiveFloat = 1.0
+    row_group_rows: PositiveInt = 65536
+
+

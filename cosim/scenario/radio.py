@@ -1,0 +1,158 @@
+"""The radio section: cells, channel, handoff, rates and interference."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
+
+from cosim.scenario.base import StrictModel, whole_multiple
+
+
+class CellTemplate(StrictModel):
+    """Radio parameters shared by a cell and by the cells a layout generator places."""
+
+    height_m: PositiveFloat = 25.0
+    kind: Literal["macro", "small", "rsu"] = "macro"
+    tx_power_dbm: float = 46.0
+    antenna_gain_dbi: float = 8.0
+    carrier_ghz: float = Field(3.5, ge=0.5, le=100.0)  # 38.901's validity range
+    bandwidth_mhz: PositiveFloat = 40.0
+    scenario: Literal["uma", "umi"] = "uma"
+
+
+class CellConfig(CellTemplate):
+    """One base station / small cell / RSU at a position in the network's frame (metres)."""
+
+    id: str = Field(min_length=1)
+    x: float
+    y: float
+
+
+class HexLayout(CellTemplate):
+    """Macro sites on a hexagonal lattice: a centre site and ``rings`` rings around it."""
+
+    isd_m: PositiveFloat = 500.0
+    rings: int = Field(1, ge=0, le=6)
+    center: tuple[float, float] | None = None  # default: the centre of the network
+    id_prefix: str = "macro"
+    antenna_gain_dbi: float = 17.0  # a sector panel's peak gain, applied in every direction
+
+
+class IntersectionLayout(CellTemplate):
+    """Small cells on the network's most central intersections (networkx), spaced apart."""
+
+    count: PositiveInt = 12
+    rank_by: Literal["betweenness", "degree"] = "betweenness"
+    min_spacing_m: NonNegativeFloat = 200.0
+    id_prefix: str = "small"
+    height_m: PositiveFloat = 10.0
+    kind: Literal["macro", "small", "rsu"] = "small"
+    tx_power_dbm: float = 30.0
+    antenna_gain_dbi: float = 5.0
+    carrier_ghz: float = Field(3.7, ge=0.5, le=100.0)
+    bandwidth_mhz: PositiveFloat = 20.0
+    scenario: Literal["uma", "umi"] = "umi"
+
+
+class CellGenerators(StrictModel):
+    """Cells placed by generators instead of (or as well as) listed one by one."""
+
+    hex: HexLayout | None = None
+    intersections: IntersectionLayout | None = None
+    extra: list[CellConfig] = Field(default_factory=list)
+
+
+class ChannelConfig(StrictModel):
+    """Large-scale channel: 3GPP TR 38.901 path loss, LOS, shadowing, vehicle penetration."""
+
+    model: Literal["38.901", "free_space", "log_distance"] = "38.901"
+    los: Literal["stochastic", "always", "never"] = "stochastic"
+    shadowing: bool = True
+    # Shadow-fading correlation between sites, as in TR 36.814 Table A.2.1.1.2-3 (0.5).
+    shadow_site_correlation: float = Field(0.5, ge=0.0, le=1.0)
+    penetration_mean_db: NonNegativeFloat = 9.0  # 38.901 7.4.3.2: N(9, 5^2) dB
+    penetration_std_db: NonNegativeFloat = 5.0
+    log_distance_exponent: PositiveFloat = 3.5
+    ue_height_m: PositiveFloat = 1.5
+    noise_figure_db: NonNegativeFloat = 9.0
+    subcarrier_khz: PositiveFloat = 30.0
+
+
+class HandoffConfig(StrictModel):
+    """A3 handoff with L3 filtering and time-to-trigger; radio link failure via Qout and T310."""
+
+    a3_offset_db: float = 3.0
+    hysteresis_db: NonNegativeFloat = 0.0
+    ttt_s: NonNegativeFloat = 0.256
+    l3_filter_a: float = Field(0.5, gt=0.0, le=1.0)  # per measurement period (k = 4)
+    measurement_period_s: PositiveFloat = 0.2  # RSRP measurement period (TS 38.133, FR1)
+    interruption_s: NonNegativeFloat = 0.05
+    qout_db: float = -8.0
+    qin_db: float = -6.0
+    t310_s: NonNegativeFloat = 1.0
+    reestablish_s: NonNegativeFloat = 0.5
+    ping_pong_s: PositiveFloat = 1.0
+
+
+class LinkDirection(StrictModel):
+    """One direction of the link: its share of the cell's time-frequency resources."""
+
+    resource_share: float = Field(gt=0.0, le=1.0)
+
+
+class RateConfig(StrictModel):
+    """Rate = efficiency * B * log2(1 + SINR), capped at the peak spectral efficiency."""
+
+    efficiency: float = Field(0.75, gt=0.0, le=1.0)
+    max_spectral_efficiency: PositiveFloat = 7.4  # bit/s/Hz: 256-QAM, one layer
+    sharing: Literal["equal"] = "equal"
+    downlink: LinkDirection = Field(default_factory=lambda: LinkDirection(resource_share=0.8))
+    uplink: LinkDirection = Field(default_factory=lambda: LinkDirection(resource_share=0.2))
+    ue_tx_power_dbm: float = 23.0
+    uplink_interference_margin_db: NonNegativeFloat = 3.0
+
+
+class InterferenceConfig(StrictModel):
+    """How busy co-channel cells are: fixed, or growing with the vehicles they serve."""
+
+    activity: Literal["load", "fixed"] = "load"
+    fixed_activity: float = Field(1.0, ge=0.0, le=1.0)
+    min_activity: float = Field(0.2, ge=0.0, le=1.0)
+    full_load_vehicles: PositiveInt = 10
+
+
+class RadioConfig(StrictModel):
+    """The radio layer: cells, channel, handoff, rates and how often it runs."""
+
+    step_s: PositiveFloat = 0.1
+    cells: list[CellConfig] | CellGenerators
+    channel: ChannelConfig = Field(default_factory=ChannelConfig)
+    handoff: HandoffConfig = Field(default_factory=HandoffConfig)
+    rate: RateConfig = Field(default_factory=RateConfig)
+    interference: InterferenceConfig = Field(default_factory=InterferenceConfig)
+    trace_period_s: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _cells_given(self) -> RadioConfig:
+        if isinstance(self.cells, list):
+            ids = [c.id for c in self.cells]
+        else:
+            if self.cells.hex is None and self.cells.intersections is None and not self.cells.extra:
+                raise ValueError("cells: give a list of cells or at least one generator")
+            ids = [c.id for c in self.cells.extra]
+        if isinstance(self.cells, list) and not self.cells:
+            raise ValueError("cells: the list is empty")
+        if len(set(ids)) != len(ids):
+            raise ValueError("cells: cell ids must be unique")
+        if not whole_multiple(self.trace_period_s, self.step_s):
+            raise ValueError(f"trace_period_s must be a whole multiple of step_s ({self.step_s} s)")
+        return self
+
+

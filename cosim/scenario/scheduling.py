@@ -1,0 +1,42 @@
+"""The scheduling section: who is picked at the start of a round."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+from cosim.scenario.base import InputFile, StrictModel
+
+
+class SchedulingConfig(StrictModel):
+    """Who is picked at the start of a round."""
+
+    policy: str = "availability_aware"  # a registered name or a dotted path module:Class
+    per_round: PositiveInt = 10
+    predictor: Literal["history", "oracle"] = "history"
+    # oracle: link_windows.parquet of a run of the same scenario and seed (identical connectivity)
+    oracle_windows: InputFile | None = None
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, v: str) -> str:
+        # the policy registry is the one list of names (numpy only: cheap to import)
+        from cosim.learning.federated.policies import REGISTRY
+
+        if v not in REGISTRY and ":" not in v:
+            raise ValueError(f"unknown policy {v!r} (known: {', '.join(REGISTRY)}; or module:Class)")
+        return v
+
+    @model_validator(mode="after")
+    def _oracle_needs_windows(self) -> SchedulingConfig:
+        if (self.policy == "oracle" or self.predictor == "oracle") and self.oracle_windows is None:
+            raise ValueError("the oracle needs oracle_windows: the link_windows.parquet of a run of "
+                             "this scenario and seed (run it once with another policy)")
+        return self
+
+

@@ -1,0 +1,68 @@
+"""Every Parquet trace a run writes: its table name and Arrow schema, defined once.
+
+The layers that write a table and ``analysis/`` that reads it both import it from here.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+MOBILITY = "mobility"
+CELLS = "cells"
+RADIO = "radio"
+HANDOFFS = "handoffs"
+LINK_WINDOWS = "link_windows"
+PARTICIPATION = "participation"
+METRICS = "metrics"
+
+MOBILITY_SCHEMA = pa.schema([
+    ("t", pa.float64()),
+    ("vehicle", pa.string()),
+    ("x", pa.float64()),
+    ("y", pa.float64()),
+    ("lon", pa.float64()),
+    ("lat", pa.float64()),
+    ("speed", pa.float64()),
+    ("heading", pa.float64()),
+    ("edge", pa.string()),
+    ("parked", pa.bool_()),
+    ("type", pa.string()),  # SUMO vType
+])
+CELL_SCHEMA = pa.schema([
+    ("cell", pa.int32()), ("id", pa.string()), ("kind", pa.string()), ("scenario", pa.string()),
+    ("x", pa.float64()), ("y", pa.float64()), ("height_m", pa.float64()),
+    ("tx_power_dbm", pa.float64()), ("antenna_gain_dbi", pa.float64()),
+    ("carrier_ghz", pa.float64()), ("bandwidth_mhz", pa.float64()),
+])
+RADIO_SCHEMA = pa.schema([
+    ("t", pa.float64()), ("vehicle", pa.string()), ("serving_cell", pa.int32()),
+    ("rsrp_dbm", pa.float32()), ("sinr_db", pa.float32()), ("rate_bps", pa.float64()),
+    ("ul_rate_bps", pa.float64()),
+])
+HANDOFF_SCHEMA = pa.schema([
+    ("t", pa.float64()), ("vehicle", pa.string()), ("from_cell", pa.int32()),
+    ("to_cell", pa.int32()), ("kind", pa.string()), ("interruption_s", pa.float64()),
+    ("ping_pong", pa.bool_()),
+])
+WINDOW_SCHEMA = pa.schema([
+    ("vehicle", pa.string()), ("cell", pa.int32()), ("start", pa.float64()), ("end", pa.float64()),
+    ("duration_s", pa.float64()), ("mean_rate_bps", pa.float64()), ("min_rate_bps", pa.float64()),
+    ("censored", pa.bool_()),
+])
+PARTICIPATION_SCHEMA = pa.schema([
+    ("round", pa.int32()), ("client", pa.int32()), ("vehicle", pa.string()),
+    ("selected_at", pa.float64()), ("outcome", pa.string()), ("reason", pa.string()),
+    ("t_download_end", pa.float64()), ("t_compute_end", pa.float64()),
+    ("t_upload_end", pa.float64()), ("bytes_down", pa.int64()), ("bytes_up", pa.int64()),
+    ("staleness", pa.int32()), ("model_version", pa.int32()),
+])
+METRICS_SCHEMA = pa.schema([
+    ("round", pa.int32()), ("sim_time_s", pa.float64()), ("wall_time_s", pa.float64()),
+    ("task", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
+])
+
+SCHEMAS = {MOBILITY: MOBILITY_SCHEMA, CELLS: CELL_SCHEMA, RADIO: RADIO_SCHEMA,
+           HANDOFFS: HANDOFF_SCHEMA, LINK_WINDOWS: WINDOW_SCHEMA,
+           PARTICIPATION: PARTICIPATION_SCHEMA, METRICS: METRICS_SCHEMA}
+# The tables that describe connectivity: equal for every policy that replays one recording.
+CONNECTIVITY_TABLES = (CELLS, RADIO, HANDOFFS, LINK_WINDOWS)
