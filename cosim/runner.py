@@ -139,15 +139,20 @@ def run_scenario(
                            else open_session(launch))
         with session_context as session:
             engine = Engine(scenario, traces)
-            engine.add_layer(MobilityLayer(session, scenario))
+            mobility = MobilityLayer(session, scenario)
+            engine.add_layer(mobility)
+            radio = None
             if scenario.radio is not None:
                 from cosim.radio.layer import RadioLayer
 
-                engine.add_layer(RadioLayer(scenario, network_file(inputs), source))
+                radio = RadioLayer(scenario, network_file(inputs), source)
+                engine.add_layer(radio)
             if scenario.learning_enabled:
                 from cosim.learning.federated.server import FederatedLayer
+                from cosim.learning.federated.wiring import learning_ports
 
-                engine.add_layer(FederatedLayer(scenario, source))
+                ports = learning_ports(scenario, engine.env, mobility, radio)
+                engine.add_layer(FederatedLayer(scenario, ports))
             for factory in extra_layers:
                 engine.add_layer(factory(engine))
             tick_s = max(scenario.mobility.step_length_s, scenario.duration_s / 1000)

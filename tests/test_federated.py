@@ -131,10 +131,15 @@ class _StillMobility:
         ids = np.array(["v0", "v1", "v2"], dtype=object)
         z = np.zeros(3)
         self.current = VehicleStates(0.0, ids, z, z, z, z, ids, np.zeros(3, bool), tuple(ids), ())
-        self.listeners = []
 
     def attach(self, engine):
         pass
+
+    def subscribe(self, listener):
+        pass  # the test binds the clients itself
+
+    def is_parked(self, vehicle):
+        return False
 
     def vehicle_type(self, vehicle):
         return "DEFAULT_VEHTYPE"
@@ -158,13 +163,15 @@ def tiny_scenario(tmp_path_factory):
 def test_a_client_losing_coverage_mid_upload_is_not_aggregated(tiny_scenario, tmp_path):
     from cosim.engine import Engine
     from cosim.learning.federated.server import FederatedLayer
+    from cosim.learning.federated.wiring import learning_ports
     from cosim.traces import TraceSet
 
     traces = TraceSet(tmp_path, 1000)
     engine = Engine(tiny_scenario, traces)
-    engine.add_layer(_StillMobility())
-    engine.add_layer(_ScriptedRadio(engine.env))
-    layer = FederatedLayer(tiny_scenario)
+    mobility, radio = _StillMobility(), _ScriptedRadio(engine.env)
+    engine.add_layer(mobility)
+    engine.add_layer(radio)
+    layer = FederatedLayer(tiny_scenario, learning_ports(tiny_scenario, engine.env, mobility, radio))
     before = {k: v.clone() for k, v in layer.global_state.items()}
     engine.add_layer(layer)
     layer.registry.update(["v0", "v1", "v2"], [], 0.0)

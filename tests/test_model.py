@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from cosim.learning.classes import CLASSES, IGNORE_INDEX
-from cosim.learning.losses import task_loss
+from cosim.learning.classes import IGNORE_INDEX
 from cosim.learning.model import M3TModel, state_bytes
+from cosim.learning.tasks import SPECS, task_loss
 from cosim.scenario import ModelConfig
 
 torch.manual_seed(0)
@@ -64,9 +64,9 @@ def test_every_head_and_branch_has_the_right_shape(tiny_clip):
     out = model(_batch())
     regression = {"seg3d": 0, "det3d": 8, "pan2d": 3, "det2d": 4}
     for task, o in out.items():
-        assert o["scores"].shape == (2, len(CLASSES[task]), 32, 32)
+        assert o["scores"].shape == (2, len(SPECS[task].classes), 32, 32)
         assert o["reg"].shape == (2, regression[task], 32, 32)
-    assert len(CLASSES["seg3d"]) == 23 and len(CLASSES["pan2d"]) == 28
+    assert len(SPECS["seg3d"].classes) == 23 and len(SPECS["pan2d"].classes) == 28
 
 
 @pytest.mark.parametrize("method", ["adapter", "lora", "prompt", "moe_adapter"])

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from cosim.learning.data.datasets import ClientDataset, SampleCache
+from cosim.learning.data.grid import Geometry
 from cosim.learning.data.partition import partition
-from cosim.learning.data.samples import Geometry
 from cosim.learning.data.synth import SynthConfig, generate
 from cosim.learning.data.waymo_v2 import WaymoV2Dataset
 from cosim.scenario import DataConfig

@@ -19,11 +19,4 @@ PAN2D = (
 )
 # 2D and 3D object detection: Waymo box types.
 DETECTION = ("vehicle", "pedestrian", "cyclist", "sign")
-
-CLASSES = {"seg3d": SEG3D, "det3d": DETECTION, "pan2d": PAN2D, "det2d": DETECTION}
-# Regression channels of each head (see heads.py for their meaning).
-REGRESSION = {"seg3d": 0, "det3d": 8, "pan2d": 3, "det2d": 4}
-# The modalities each task's fused features come from (paper, section VI-A).
-TASK_MODALITIES = {"seg3d": ("image", "lidar", "text"), "det3d": ("image", "lidar", "text"),
-                   "pan2d": ("image", "text"), "det2d": ("image", "text")}
 IGNORE_INDEX = 255

@@ -1,16 +1,11 @@
 """Task heads: fused tokens -> a dense map through two transposed convolutions (as in the paper).
 
 Each head reshapes the (B, P, E) token grid to (B, E, g, g) and upsamples it 4x with two stride-2
-transposed convolutions. Output channels per task:
-- seg3d: 23 class logits per range-image cell (per LiDAR point via the point's cell).
-- det3d: bird's-eye-view grid around the ego car (a learned token-mixing layer maps the
-  range-view token grid to BEV first): 4 class centre heatmaps, then 8 regression channels
-  (dx, dy cell offset, z, log l, log w, log h, sin yaw, cos yaw).
-- pan2d: 28 semantic logits, then 3 channels (instance centre heatmap, dy, dx offset to centre).
-- det2d: 4 class centre heatmaps, then 4 regression channels (dx, dy offset, log w, log h).
-Class scores come from a 1x1 linear classifier, or (``classifier: text``) from the cosine
-similarity of the features with the frozen text embeddings of "a photo of a {class}", scaled by a
-learnable temperature.
+transposed convolutions. Output channels: the task's class scores, then its regression channels
+(``cosim/learning/tasks/<task>.py`` says what they mean); a bird's-eye-view task (det3d) maps the
+range-view token grid to BEV first with a learned token-mixing layer. Class scores come from a
+1x1 linear classifier, or (``classifier: text``) from the cosine similarity of the features with
+the frozen text embeddings of "a photo of a {class}", scaled by a learnable temperature.
 """
 
 from __future__ import annotations
@@ -21,16 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cosim.learning.classes import CLASSES, REGRESSION
+from cosim.learning.tasks.spec import TaskSpec
 
 
 class DenseHead(nn.Module):
-    def __init__(self, task: str, embed_dim: int, grid: int, channels: int, classifier: str,
+    def __init__(self, spec: TaskSpec, embed_dim: int, grid: int, channels: int, classifier: str,
                  class_embeddings: torch.Tensor | None = None):
         super().__init__()
-        self.task, self.grid = task, grid
-        self.n_classes, self.n_reg = len(CLASSES[task]), REGRESSION[task]
-        self.view_mixing = nn.Linear(grid * grid, grid * grid) if task == "det3d" else None
+        self.task, self.grid = spec.name, grid
+        self.n_classes, self.n_reg = len(spec.classes), spec.regression
+        self.view_mixing = nn.Linear(grid * grid, grid * grid) if spec.bev else None
         self.classifier = classifier
         feat = embed_dim if classifier == "text" else self.n_classes
         self.up1 = nn.ConvTranspose2d(embed_dim, channels, 4, stride=2, padding=1)
@@ -43,7 +38,7 @@ class DenseHead(nn.Module):
             self.register_buffer("class_embeddings", F.normalize(class_embeddings, dim=-1),
                                  persistent=False)
             self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
-        elif task in ("det3d", "det2d"):  # heatmap prior of CenterNet: p = 0.1 at start
+        elif spec.heatmap_prior:  # CenterNet: p = 0.1 at start
             with torch.no_grad():
                 self.up2.bias[: self.n_classes].fill_(-2.19)
 

@@ -14,22 +14,12 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cosim.learning.balancing import GradientBalancer
-from cosim.learning.classes import CLASSES
-from cosim.learning.codec import (
-    PAN2D_THINGS,
-    GreedyTracker,
-    decode_boxes_2d,
-    decode_boxes_3d,
-    decode_panoptic,
-)
-from cosim.learning.losses import task_loss
-from cosim.learning.metrics import MeanAP2D, MeanAP3D, MeanIoU, SegmentationTrackingQuality
 from cosim.learning.model import M3TModel
+from cosim.learning.tasks import SPECS, task_loss
 from cosim.scenario import BalancingConfig, EvaluationConfig, LocalTrainingConfig
 
 Batch = tuple[dict, dict]  # (inputs, targets per task)
@@ -176,7 +166,7 @@ def evaluate(model: M3TModel, modules: dict[str, torch.Tensor], batches: list[Ba
     model.eval()
     tasks = tasks or list(model.heads)
     settings = settings or EvaluationConfig()
-    evaluators = {t: _EVALUATORS[t](model, settings) for t in tasks}
+    evaluators = {t: SPECS[t].evaluator(model, settings) for t in tasks}
     for inputs, targets in batches:
         out = model(to_device({k: v for k, v in inputs.items() if k != "sequence"}, device), tasks=tasks)
         for t in tasks:
@@ -184,75 +174,6 @@ def evaluate(model: M3TModel, modules: dict[str, torch.Tensor], batches: list[Ba
             for i in range(o["scores"].shape[0]):
                 evaluators[t].update(o["scores"][i], o["reg"][i], targets[t], i, inputs)
     return {t: e.compute() for t, e in evaluators.items()}
-
-
-class _Seg3dEval:
-    def __init__(self, model: M3TModel, settings: EvaluationConfig):
-        self.metric = MeanIoU(len(CLASSES["seg3d"]))
-
-    def update(self, scores, reg, target, i, inputs) -> None:
-        self.metric.update(scores.argmax(0), target["labels"][i])
-
-    def compute(self) -> dict[str, float]:
-        return {"mIoU": self.metric.compute()}
-
-
-class _Det2dEval:
-    def __init__(self, model: M3TModel, settings: EvaluationConfig):
-        self.metric, self.image_size = MeanAP2D(), model.image_size
-        self.min_height_px = settings.det2d_min_height * model.image_size
-
-    def update(self, scores, reg, target, i, inputs) -> None:
-        boxes = torch.as_tensor(target["boxes"][i]).float().reshape(-1, 4)
-        truth = {"boxes": boxes, "labels": torch.as_tensor(target["box_labels"][i]).long(),
-                 "iscrowd": (boxes[:, 3] - boxes[:, 1] < self.min_height_px).long()}
-        self.metric.update([decode_boxes_2d(scores, reg, self.image_size)], [truth])
-
-    def compute(self) -> dict[str, float]:
-        return {"mAP50": self.metric.compute()}
-
-
-class _Det3dEval:
-    def __init__(self, model: M3TModel, settings: EvaluationConfig):
-        self.metric = MeanAP3D(len(CLASSES["det3d"]),
-                               center_thresholds_m=tuple(settings.det3d_center_thresholds_m))
-        self.range_m = model.cfg.bev_range_m
-
-    def update(self, scores, reg, target, i, inputs) -> None:
-        pred = decode_boxes_3d(scores, reg, self.range_m)
-        # Only ground truth inside the BEV grid counts: the head cannot see beyond its range.
-        boxes = np.asarray(target["boxes"][i], float).reshape(-1, 7)
-        inside = (np.abs(boxes[:, 0]) < self.range_m) & (np.abs(boxes[:, 1]) < self.range_m)
-        self.metric.update(pred["boxes"].numpy(), pred["scores"].numpy(), pred["labels"].numpy(),
-                           boxes[inside], np.asarray(target["box_labels"][i])[inside],
-                           np.asarray(target["points"][i])[inside])
-
-    def compute(self) -> dict[str, float]:
-        return self.metric.compute()
-
-
-class _Pan2dEval:
-    """Decodes panoptic maps, tracks instances across a sequence's frames, scores wSTQ."""
-
-    def __init__(self, model: M3TModel, settings: EvaluationConfig):
-        self.metric = SegmentationTrackingQuality(len(CLASSES["pan2d"]), PAN2D_THINGS)
-        self.tracker, self.sequence = GreedyTracker(), object()
-
-    def update(self, scores, reg, target, i, inputs) -> None:
-        sequence = inputs.get("sequence", [None] * (i + 1))[i]
-        if sequence != self.sequence:
-            self.tracker, self.sequence = GreedyTracker(), sequence
-            self.metric.new_sequence()
-        semantic, instance = decode_panoptic(scores, reg)
-        self.metric.update(semantic, self.tracker(semantic, instance), target["labels"][i],
-                           target["instance"][i])
-
-    def compute(self) -> dict[str, float]:
-        out = self.metric.compute()
-        return {"wSTQ": out["STQ"], "SQ": out["SQ"], "AQ": out["AQ"]}
-
-
-_EVALUATORS = {"seg3d": _Seg3dEval, "det2d": _Det2dEval, "det3d": _Det3dEval, "pan2d": _Pan2dEval}
 
 
 def _optimizer(cfg: LocalTrainingConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:

@@ -1,4 +1,5 @@
-"""Task losses on dense head outputs (targets at the heads' output resolution).
+"""Loss building blocks on dense head outputs (targets at the heads' output resolution); each
+task's loss (``cosim/learning/tasks``) is made of them.
 
 Targets per task (B = batch, H x W = head output size):
 - seg3d: ``labels`` (B, H, W) int64, 255 = no point / ignored.
@@ -12,8 +13,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-from cosim.learning.classes import IGNORE_INDEX
 
 
 def centernet_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -30,18 +29,3 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     m = mask.unsqueeze(1).float()
     return (F.l1_loss(pred * m, target * m, reduction="sum")
             / (m.sum() * pred.shape[1]).clamp(min=1.0))
-
-
-def task_loss(task: str, out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
-              ) -> torch.Tensor:
-    if task == "seg3d":
-        return F.cross_entropy(out["scores"], target["labels"], ignore_index=IGNORE_INDEX)
-    if task in ("det3d", "det2d"):
-        return (centernet_focal_loss(out["scores"], target["heatmap"])
-                + masked_l1(out["reg"], target["reg"], target["mask"]))
-    if task == "pan2d":
-        semantic = F.cross_entropy(out["scores"], target["labels"], ignore_index=IGNORE_INDEX)
-        center = F.mse_loss(out["reg"][:, :1].sigmoid(), target["center"])
-        offset = masked_l1(out["reg"][:, 1:], target["offset"], target["offset_mask"])
-        return semantic + 10.0 * center + offset
-    raise ValueError(f"unknown task {task!r}")

@@ -22,8 +22,9 @@ from torch import nn
 
 from cosim.learning import peft as P
 from cosim.learning.backbone import load_clip, tokenizer
-from cosim.learning.classes import CLASSES, TASK_MODALITIES
 from cosim.learning.heads import DenseHead
+from cosim.learning.tasks import SPECS
+from cosim.names import TASK_INFO
 from cosim.scenario import ModelConfig
 
 
@@ -68,7 +69,7 @@ class M3TModel(nn.Module):
         self.task_adapter = (P.BottleneckAdapter(self.embed_dim, cfg.task_adapter_bottleneck, 1.0)
                              if cfg.task_adapter else None)
         self.heads = nn.ModuleDict({
-            t: DenseHead(t, self.embed_dim, self.grid, cfg.head_channels, cfg.classifier,
+            t: DenseHead(SPECS[t], self.embed_dim, self.grid, cfg.head_channels, cfg.classifier,
                          class_embeddings.get(t))
             for t in cfg.tasks
         })
@@ -121,7 +122,7 @@ class M3TModel(nn.Module):
         """Frozen text embeddings of "a photo of a {class}" (before any PEFT is attached)."""
         out = {}
         for task in self.cfg.tasks:
-            tokens = self.tokenize([f"a photo of a {c}" for c in CLASSES[task]])
+            tokens = self.tokenize([f"a photo of a {c}" for c in SPECS[task].classes])
             out[task] = self.text_tower(tokens)
         return out
 
@@ -143,7 +144,7 @@ class M3TModel(nn.Module):
         return tokens @ tower.proj if tower.proj is not None else tokens
 
     def fuse(self, feats: dict[str, torch.Tensor], task: str) -> torch.Tensor:
-        grids = [feats[m] for m in TASK_MODALITIES[task] if m in ("image", "lidar") and m in feats]
+        grids = [feats[m] for m in TASK_INFO[task].modalities if m in ("image", "lidar") and m in feats]
         if not grids:
             raise ValueError(f"task {task} needs one of image/lidar input")
         fused = torch.stack(grids).mean(0)
@@ -176,7 +177,7 @@ class M3TModel(nn.Module):
 
     def modules_for(self, tasks: list[str], modalities: list[str]) -> list[str]:
         """The modules a client with these tasks and modalities trains (others get no gradient)."""
-        used = {m for t in tasks for m in TASK_MODALITIES[t] if m in modalities}
+        used = {m for t in tasks for m in TASK_INFO[t].modalities if m in modalities}
         names = [n for n in self.module_names()
                  if (n.startswith("peft.") and n.split(".")[1] in used)
                  or (n == "task_adapter")

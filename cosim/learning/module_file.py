@@ -24,3 +24,20 @@ def load_module_file(path: Path) -> dict[str, torch.Tensor]:
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in saved.items()):
         raise InputError(path, FIELD, "not a state dict of module tensors")
     return saved
+
+
+def apply_init_modules(path: Path, global_state: dict[str, torch.Tensor]) -> list[str]:
+    """Start from a saved global model: overwrite ``global_state``'s modules with the file's;
+    return the saved modules this model has no place for (a task adapter a model lacks)."""
+    saved = load_module_file(path)
+    known = [k for k in saved if k in global_state]
+    for key in known:
+        if saved[key].shape != global_state[key].shape:
+            raise InputError(path, FIELD, f"{key} has shape {tuple(saved[key].shape)}, the model "
+                             f"{tuple(global_state[key].shape)} (another model config?)")
+        global_state[key] = saved[key].to(global_state[key].dtype)
+    if not known:
+        raise InputError(path, FIELD, "holds none of this model's modules")
+    depth = {"heads": 2, "peft": 3}  # heads.<task>, peft.<branch>.<module>, task_adapter
+    return sorted({".".join(k.split(".")[:depth.get(k.split(".")[0], 1)])
+                   for k in saved if k not in global_state})

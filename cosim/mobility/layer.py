@@ -101,6 +101,14 @@ class MobilityLayer:
         if k % self.sample_every == 0:
             self._record(self.upcoming)
 
+    def subscribe(self, listener: Callable[[VehicleStates], None]) -> None:
+        """Hear every step's states (who entered and left among them)."""
+        self.listeners.append(listener)
+
+    def is_parked(self, vehicle: str) -> bool:
+        """Whether the vehicle is parked at the last step (False if it is not in the network)."""
+        return bool(self.current.parked[self.current.ids == vehicle].any())
+
     def vehicle_type(self, vehicle: str) -> str:
         """The SUMO vType of a vehicle in the network."""
         return self._types.get(vehicle) or self.session.vehicle_type(vehicle)

@@ -81,12 +81,13 @@ def _method(value: Any) -> str | None:
     return getattr(value, "method", None)
 
 
-def _method_name(config: type[AggregationBase]) -> str:
+def method_name(config: type[AggregationBase]) -> str:
+    """The ``method`` value that selects this configuration."""
     return typing.get_args(config.model_fields["method"].annotation)[0]
 
 
 # To add a method: its configuration class above, and here.
-METHOD_CONFIGS = {_method_name(c): c
+METHOD_CONFIGS = {method_name(c): c
                   for c in (SyncConfig, FedAsyncConfig, FedBuffConfig, HierarchicalConfig)}
 AGGREGATIONS = tuple(METHOD_CONFIGS)
 

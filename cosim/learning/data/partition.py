@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from cosim.errors import InputError
-from cosim.scenario import TASKS, DataConfig
+from cosim.names import CAMERA_TASKS, TASKS
+from cosim.scenario import DataConfig
 
 FrameRef = tuple[str, int]  # (segment, timestamp)
-TASKS_2D = ("pan2d", "det2d")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def partition(segments: dict[str, list[int]], city: dict[str, str], cfg: DataCon
     clients = []
     for i, frames in enumerate(shards):
         camera_only = i in no_lidar or i in only_2d
-        tasks = TASKS_2D if camera_only else TASKS
+        tasks = CAMERA_TASKS if camera_only else TASKS
         modalities = ("image", "text") if i in no_lidar else ("image", "lidar", "text")
         clients.append(ClientShard(i, tuple(frames), tuple(tasks), modalities))
     heldout = tuple(f for name in heldout_names for f in frames_of(name))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cosim.learning.data.partition import ClientShard
+from cosim.ports import MobilityPort
 from cosim.scenario import ClientsConfig, DeviceProfile
 
 
@@ -81,6 +82,23 @@ class ClientRegistry:
 
     def present(self) -> list[Client]:
         return [c for c in self.clients if c.vehicle is not None]
+
+
+class FollowVehicles:
+    """Partitions ride vehicles: bound as eligible vehicles enter, unbound as they leave."""
+
+    def __init__(self, mobility: MobilityPort):
+        self.mobility = mobility
+
+    def bind(self, registry: ClientRegistry) -> None:
+        self.mobility.subscribe(lambda states: registry.update(states.entered, states.left, states.t))
+
+
+class EveryClientPresent:
+    """Ideal connectivity: every partition is a client from the start, on a vehicle of its own."""
+
+    def bind(self, registry: ClientRegistry) -> None:
+        registry.bind_all()
 
 
 def available_flops(profile: DeviceProfile, parked: bool) -> float:

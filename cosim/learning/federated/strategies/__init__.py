@@ -1,0 +1,23 @@
+"""Aggregation strategies, one small class per method, found by the name of their configuration.
+
+A strategy module in this folder registers itself with ``@register``; ``make_strategy`` finds
+every module here, so adding a method is its configuration in ``cosim/scenario/aggregation.py``
+and its module here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from cosim.learning.federated.strategies.base import REGISTRY, ServerHost, Strategy, register
+from cosim.scenario import AggregationBase
+
+__all__ = ["REGISTRY", "ServerHost", "Strategy", "make_strategy", "register"]
+
+
+def make_strategy(config: AggregationBase, host: ServerHost) -> Strategy:
+    """The strategy that runs this aggregation configuration."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return REGISTRY[config.method](config, host)

@@ -1,0 +1,54 @@
+"""Synchronous FedAvg with a deadline: a round starts the picked clients together and ends when
+all of them have completed or failed; completed updates are trained in the order they reached the
+server and averaged module by module."""
+
+from __future__ import annotations
+
+from cosim.learning.federated.aggregation import fedavg
+from cosim.learning.federated.policies import ServerView
+from cosim.learning.federated.strategies.base import Strategy, register
+from cosim.learning.federated.timeline import Attempt
+from cosim.learning.federated.training import State
+from cosim.scenario import SyncConfig
+
+
+@register
+class FedAvg(Strategy):
+    config = SyncConfig
+    cfg: SyncConfig
+
+    def __init__(self, cfg: SyncConfig, host):
+        super().__init__(cfg, host)
+        self.arrived: list[tuple[Attempt, State]] = []
+
+    def done(self) -> bool:
+        return self.cfg.max_rounds is not None and self.host.round >= self.cfg.max_rounds
+
+    def select(self) -> None:
+        host = self.host
+        view = ServerView(host.env.now, host.round + 1, self.cfg.round_deadline_s)
+        chosen = host.policy.select(view, host.candidates(), host.per_round)
+        if not chosen:
+            return
+        host.round += 1
+        deadline = host.env.now + self.cfg.round_deadline_s
+        for client in chosen:
+            host.launch(client, deadline, host.global_state)
+
+    def on_arrival(self, attempt: Attempt, start: State) -> None:
+        self.arrived.append((attempt, start))
+
+    def aggregate(self):
+        host, arrived = self.host, self.arrived
+        self.arrived = []
+        done = sorted((x for x in arrived if x[0].completed), key=lambda x: x[0].t_upload_end)
+        seed = self.train_seed(host.round)
+        updates = host.train(done, seed)
+        if updates:
+            host.global_state = fedavg(host.global_state, [(u.modules, u.weight) for u in updates])
+            host.version += 1
+        host.record([a for a, _ in arrived])
+        if host.round % self.cfg.eval_every_rounds == 0:
+            host.evaluate()
+        if self.cfg.min_round_gap_s:
+            yield host.env.timeout(self.cfg.min_round_gap_s)

@@ -1,0 +1,83 @@
+"""A selected client's round on the simulated clock: download its modules, compute, upload them.
+
+The radio port decides how long the transfers take and whether they complete; the device profile
+decides the compute time. The round ends completed, or failed with the reason and the time it got
+to (a transfer that timed out is the round's deadline). An ``Attempt`` is one row of the
+participation trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import simpy
+
+from cosim.learning.federated.clients import Client
+from cosim.names import COMPLETED, DEADLINE, FAILED, LEFT_NETWORK, TRANSFER_TIMEOUT
+from cosim.ports import RadioPort
+from cosim.trace_schemas import PARTICIPATION_SCHEMA
+
+
+@dataclass
+class Attempt:
+    """One client's round, as the participation trace records it (its columns, by name)."""
+
+    round: int
+    client: int
+    vehicle: str
+    selected_at: float
+    model_version: int
+    outcome: str = FAILED
+    reason: str | None = None
+    t_download_end: float | None = None
+    t_compute_end: float | None = None
+    t_upload_end: float | None = None
+    bytes_down: int = 0
+    bytes_up: int = 0
+    staleness: int = 0
+
+    @property
+    def completed(self) -> bool:
+        return self.outcome == COMPLETED
+
+
+def participation_rows(attempts: list[Attempt]) -> dict[str, list]:
+    """The attempts as columns of the participation table."""
+    return {name: [getattr(a, name) for a in attempts] for name in PARTICIPATION_SCHEMA.names}
+
+
+def client_round(env: simpy.Environment, radio: RadioPort, client: Client, attempt: Attempt,
+                 nbytes: int, compute_s: Callable[[], float], deadline: float):
+    """SimPy process: download, compute, upload; its value is the filled-in ``attempt``.
+
+    ``compute_s`` is asked once the download is done (whether the vehicle is parked then decides
+    how much of its device it lends)."""
+    vehicle, a = client.vehicle, attempt
+    a.bytes_down = nbytes
+    res = yield radio.transfer(vehicle, nbytes, "down", timeout_s=deadline - env.now)
+    if not res.ok:
+        a.reason = _reason(res.reason)
+        return a
+    a.t_download_end = env.now
+    seconds = compute_s()
+    if env.now + seconds > deadline:
+        yield env.timeout(deadline - env.now)
+        a.reason = DEADLINE
+        return a
+    yield env.timeout(seconds)
+    if client.vehicle != vehicle:
+        a.reason = LEFT_NETWORK
+        return a
+    a.t_compute_end = env.now
+    a.bytes_up = nbytes
+    res = yield radio.transfer(vehicle, nbytes, "up", timeout_s=max(deadline - env.now, 1e-9))
+    if not res.ok:
+        a.reason = _reason(res.reason)
+        return a
+    a.outcome, a.t_upload_end = COMPLETED, env.now
+    return a
+
+
+def _reason(transfer_reason: str | None) -> str | None:
+    return DEADLINE if transfer_reason == TRANSFER_TIMEOUT else transfer_reason

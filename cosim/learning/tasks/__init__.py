@@ -1,0 +1,22 @@
+"""The task registry: one spec per task in ``cosim/learning/tasks/<task>.py``, for every task
+named in ``cosim.names.TASK_INFO``. Adding a task is its entry there and its file here (whose
+targets read labels the data readers already give)."""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+from cosim.learning.tasks.spec import TaskEvaluator, TaskSpec
+from cosim.names import TASKS
+
+SPECS: dict[str, TaskSpec] = {name: importlib.import_module(f"{__name__}.{name}").SPEC for name in TASKS}
+
+__all__ = ["SPECS", "TaskEvaluator", "TaskSpec", "task_loss"]
+
+
+def task_loss(task: str, out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
+    if task not in SPECS:
+        raise ValueError(f"unknown task {task!r}")
+    return SPECS[task].loss(out, target)

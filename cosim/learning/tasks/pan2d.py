@@ -1,0 +1,51 @@
+"""2D video panoptic segmentation: semantic logits, an instance-centre heatmap and offsets to the
+centre (Panoptic-DeepLab), instances tracked across a sequence's frames; STQ."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from cosim.learning.classes import IGNORE_INDEX, PAN2D
+from cosim.learning.codec import PAN2D_THINGS, GreedyTracker, decode_panoptic, encode_panoptic
+from cosim.learning.data.grid import nearest
+from cosim.learning.losses import masked_l1
+from cosim.learning.metrics import SegmentationTrackingQuality
+from cosim.learning.tasks.spec import TaskSpec
+
+
+def targets(frame, geo) -> dict:
+    instance = nearest(frame.instance, geo.grid)
+    out = encode_panoptic(nearest(frame.semantic, geo.grid), instance)
+    out["instance"] = instance
+    return out
+
+
+def loss(out, target):
+    semantic = F.cross_entropy(out["scores"], target["labels"], ignore_index=IGNORE_INDEX)
+    center = F.mse_loss(out["reg"][:, :1].sigmoid(), target["center"])
+    offset = masked_l1(out["reg"][:, 1:], target["offset"], target["offset_mask"])
+    return semantic + 10.0 * center + offset
+
+
+class Evaluator:
+    """Decodes panoptic maps, tracks instances across a sequence's frames, scores wSTQ."""
+
+    def __init__(self, model, settings):
+        self.metric = SegmentationTrackingQuality(len(PAN2D), PAN2D_THINGS)
+        self.tracker, self.sequence = GreedyTracker(), object()
+
+    def update(self, scores, reg, target, i, inputs) -> None:
+        sequence = inputs.get("sequence", [None] * (i + 1))[i]
+        if sequence != self.sequence:
+            self.tracker, self.sequence = GreedyTracker(), sequence
+            self.metric.new_sequence()
+        semantic, instance = decode_panoptic(scores, reg)
+        self.metric.update(semantic, self.tracker(semantic, instance), target["labels"][i],
+                           target["instance"][i])
+
+    def compute(self) -> dict[str, float]:
+        out = self.metric.compute()
+        return {"wSTQ": out["STQ"], "SQ": out["SQ"], "AQ": out["AQ"]}
+
+
+SPEC = TaskSpec("pan2d", PAN2D, regression=3, targets=targets, loss=loss, evaluator=Evaluator)
