@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from cosim.learning import peft as P
-from cosim.learning.backbone import load_clip, tokenizer
+from cosim.learning.backbone import load_clip
 from cosim.learning.heads import DenseHead
+from cosim.learning.openclip import tokenizer
 from cosim.learning.tasks import SPECS
 from cosim.names import TASK_INFO
 from cosim.scenario import ModelConfig
@@ -93,29 +94,12 @@ class M3TModel(nn.Module):
         towers = {"image": self.image_tower.transformer, "lidar": self.lidar_tower.transformer,
                   "text": self.text_tower.transformer}
         for branch in cfg.branches:
-            transformer = towers[branch]
-            blocks = list(transformer.resblocks)
-            width = transformer.width
             group = self.peft[branch] if branch in self.peft else nn.ModuleDict()
             self.peft[branch] = group
-            if cfg.method == "prompt":
-                if branch == "text":
-                    continue  # prompts would break the causal mask and the EOT pooling
-                group["prompt"] = P.PromptTokens(cfg.prompt_tokens, width)
-                P.attach_prompts(transformer, group["prompt"])
-                continue
-            for i in range(len(blocks) - min(cfg.last_blocks, len(blocks)), len(blocks)):
-                if cfg.method == "adapter":
-                    module = P.BottleneckAdapter(width, cfg.bottleneck, cfg.scale)
-                    P.attach_block_adapter(blocks[i], module)
-                elif cfg.method == "moe_adapter":
-                    module = P.MoEAdapter(width, cfg.bottleneck, cfg.scale, cfg.experts, cfg.top_k)
-                    P.attach_block_adapter(blocks[i], module)
+            for name, module in P.METHODS[cfg.method](towers[branch], branch, cfg).items():
+                group[name] = module
+                if hasattr(module, "aux_loss"):
                     self._aux_modules.append(module)
-                else:  # lora
-                    module = nn.ModuleDict(P.attach_lora(blocks[i].attn, cfg.lora_rank,
-                                                         cfg.lora_alpha))
-                group[f"block{i}"] = module
 
     @torch.no_grad()
     def _class_embeddings(self) -> dict[str, torch.Tensor]:

@@ -10,6 +10,11 @@ backbone's modules stay intact, and the state-dict subset that a client uploads 
   Switch-Transformer load-balancing loss kept in ``aux_loss``.
 - LoRA on the attention projections: W + (alpha / r) * B A, B zero-initialised.
 - Prompt tuning: n learnable tokens inserted after the class token, removed after the tower.
+
+``METHODS`` maps ``learning.model.peft.method`` to the function that attaches that method's
+modules to one tower and returns them by name. A module with an ``aux_loss`` attribute adds it to
+the training loss. Adding a method: its modules and attach function here, its name and settings in
+``cosim/scenario/learning.py`` (``PeftConfig``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
+
+from cosim.scenario import PeftConfig
 
 
 class BottleneckAdapter(nn.Module):
@@ -124,3 +131,43 @@ def attach_prompts(transformer: nn.Module, prompts: PromptTokens) -> list:
 
     return [transformer.register_forward_pre_hook(before, with_kwargs=True),
             transformer.register_forward_hook(after)]
+
+
+def upper_blocks(transformer: nn.Module, last_blocks: int) -> list[int]:
+    """Indices of the tower's last ``last_blocks`` blocks (where PEFT goes, the authors' choice)."""
+    n = len(transformer.resblocks)
+    return list(range(n - min(last_blocks, n), n))
+
+
+def adapters(transformer: nn.Module, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
+    out: dict[str, nn.Module] = {}
+    for i in upper_blocks(transformer, cfg.last_blocks):
+        out[f"block{i}"] = module = BottleneckAdapter(transformer.width, cfg.bottleneck, cfg.scale)
+        attach_block_adapter(transformer.resblocks[i], module)
+    return out
+
+
+def moe_adapters(transformer: nn.Module, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
+    out: dict[str, nn.Module] = {}
+    for i in upper_blocks(transformer, cfg.last_blocks):
+        out[f"block{i}"] = module = MoEAdapter(transformer.width, cfg.bottleneck, cfg.scale,
+                                               cfg.experts, cfg.top_k)
+        attach_block_adapter(transformer.resblocks[i], module)
+    return out
+
+
+def loras(transformer: nn.Module, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
+    return {f"block{i}": nn.ModuleDict(attach_lora(transformer.resblocks[i].attn, cfg.lora_rank,
+                                                   cfg.lora_alpha))
+            for i in upper_blocks(transformer, cfg.last_blocks)}
+
+
+def prompts(transformer: nn.Module, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
+    if branch == "text":
+        return {}  # prompts would break the causal mask and the EOT pooling
+    tokens = PromptTokens(cfg.prompt_tokens, transformer.width)
+    attach_prompts(transformer, tokens)
+    return {"prompt": tokens}
+
+
+METHODS = {"adapter": adapters, "lora": loras, "prompt": prompts, "moe_adapter": moe_adapters}

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from cosim.cache import cached_folder, content_key
-from cosim.learning.backbone import _open_clip, quiet_random_init, to_tensor, tokenizer
 from cosim.learning.data.render import caption, render_camera
 from cosim.learning.data.scene import GENERATOR_VERSION, make_segment
+from cosim.learning.openclip import open_clip_module, quiet_random_init, to_tensor, tokenizer
 
 # Scene seeds of pre-training live far from the seeds the client data generator uses.
 PRETRAIN_SEED_BASE = 1_000_000_000
@@ -64,7 +64,7 @@ def retrieval_accuracy(model, images: torch.Tensor, captions: list[str], tok) ->
 
 def pretrain(cfg: PretrainConfig, out: Path, progress=None) -> dict:
     """Train and write the checkpoint to ``out``; return before/after retrieval accuracy."""
-    open_clip = _open_clip()
+    open_clip = open_clip_module()
     torch.manual_seed(cfg.seed)
     with quiet_random_init():
         model = open_clip.create_model(cfg.model, pretrained=None, device="cpu")

@@ -22,15 +22,16 @@ from cosim.names import LEFT_NETWORK
 from cosim.radio.cells import Cells, build_cells
 from cosim.radio.channel import Channel
 from cosim.radio.handoff import (
-    STATE_FIELDS,
     BlockChannel,
     BlockLinks,
     LinkEvent,
     LinkStateMachine,
     rank_two,
 )
+from cosim.radio.rates import LinkRates, cell_activity
+from cosim.radio.slots import SlotStore
 from cosim.radio.transfers import Transfers
-from cosim.radio.windows import WINDOW_FIELDS, LinkWindows
+from cosim.radio.windows import LinkWindows
 from cosim.scenario import Scenario
 from cosim.trace_schemas import (
     CELL_SCHEMA,
@@ -42,54 +43,6 @@ from cosim.trace_schemas import (
     RADIO_SCHEMA,
     WINDOW_SCHEMA,
 )
-
-_FIELDS = {**STATE_FIELDS, **WINDOW_FIELDS}
-
-
-class SlotStore:
-    """Per-vehicle state in slot-indexed arrays; a vehicle keeps its slot while in the network."""
-
-    def __init__(self, n_cells: int):
-        self.n_cells = n_cells
-        self.slot_of: dict[str, int] = {}
-        self.free: list[int] = []
-        self.capacity = 0
-        self.arrays: dict[str, np.ndarray] = {}
-        self.filtered = np.zeros((0, n_cells), dtype=np.float32)
-        self._grow(64)
-
-    def _grow(self, capacity: int) -> None:
-        for name, (dtype, fill) in _FIELDS.items():
-            new = np.full(capacity, fill, dtype=dtype)
-            if name in self.arrays:
-                new[: self.capacity] = self.arrays[name]
-            self.arrays[name] = new
-        filtered = np.zeros((capacity, self.n_cells), dtype=np.float32)
-        filtered[: self.capacity] = self.filtered
-        self.filtered = filtered
-        self.free.extend(range(capacity - 1, self.capacity - 1, -1))
-        self.capacity = capacity
-
-    def add(self, vehicle: str, now: float) -> int:
-        if not self.free:
-            self._grow(2 * self.capacity)
-        slot = self.free.pop()
-        self.slot_of[vehicle] = slot
-        for name, (_, fill) in _FIELDS.items():
-            self.arrays[name][slot] = fill
-        self.arrays["reattach_at"][slot] = now
-        self.arrays["detached_since"][slot] = now
-        return slot
-
-    def remove(self, vehicle: str) -> None:
-        self.free.append(self.slot_of.pop(vehicle))
-
-    def gather(self, slots: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: arr[slots] for name, arr in self.arrays.items()}
-
-    def scatter(self, slots: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        for name, arr in self.arrays.items():
-            arr[slots] = state[name]
 
 
 class RadioLayer:
@@ -118,11 +71,7 @@ class RadioLayer:
         n_groups = int(self.cells.cochannel_group.max()) + 1
         self._group_onehot = np.zeros((len(self.cells), n_groups))
         self._group_onehot[np.arange(len(self.cells)), self.cells.cochannel_group] = 1.0
-        rate = self.cfg.rate
-        self._dir_bandwidth = np.stack([self.cells.bandwidth_hz * rate.downlink.resource_share,
-                                        self.cells.bandwidth_hz * rate.uplink.resource_share])
-        self._ul_offset_db = (rate.ue_tx_power_dbm - self.cells.tx_power_dbm
-                              - self.channel.noise_dbm - rate.uplink_interference_margin_db)
+        self.rates = LinkRates(self.cfg.rate, self.cells, self.channel.noise_dbm)
         self._block_ids = np.array([], dtype=object)
         self._slots = np.array([], dtype=np.int64)
         self._state: dict[str, np.ndarray] = self.store.gather(self._slots)
@@ -208,13 +157,13 @@ class RadioLayer:
             filtered[k] = prev
         self._filtered_last = filtered[-1]
         self._state = self.store.gather(slots)
-        self.fsm.activity = self._activity(self._state["serving"])
+        self.fsm.activity = cell_activity(self.cfg.interference, self._state["serving"], len(self.cells))
         received = self.channel.received_mw(rsrp)
         weighted = received.reshape(K * n, C) * self.fsm.activity
         cochannel = (weighted @ self._group_onehot).reshape(K, n, self._group_onehot.shape[1])
         channel = BlockChannel(filtered, received, cochannel, *rank_two(filtered))
         links = self.fsm.run_block(self._state, channel, t0, self.step_s)
-        rates = self._rates(links, channel)
+        rates = self.rates(links, channel)
         self._account(links, rates)
         self._record(links, rates, rsrp, first_step)
         self.block_t0, self.block_serving, self.block_avail = t0, links.serving, links.avail_from
@@ -224,27 +173,6 @@ class RadioLayer:
             if e.kind == "rlf":
                 self._fail_at[e.row] = round(t0 + k * self.step_s, 9)
         self._flush()
-
-    def _activity(self, serving: np.ndarray) -> np.ndarray:
-        icfg = self.cfg.interference
-        if icfg.activity == "fixed":
-            return np.full(len(self.cells), icfg.fixed_activity)
-        load = np.bincount(serving[serving >= 0], minlength=len(self.cells))
-        return np.clip(load / icfg.full_load_vehicles, icfg.min_activity, 1.0)
-
-    def _rates(self, links: BlockLinks, channel: BlockChannel) -> np.ndarray:
-        """Single-user rate (bit/s) down and up for each radio step: (2, K, N)."""
-        cfg = self.cfg.rate
-        on = links.serving >= 0
-        s = np.where(on, links.serving, 0)
-        sinr = 10 ** (np.where(on, links.sinr_db, -99.0) / 10)
-        se_dl = np.minimum(cfg.efficiency * np.log2(1 + sinr), cfg.max_spectral_efficiency)
-        K, n = s.shape
-        rx = channel.received_mw[np.arange(K)[:, None], np.arange(n)[None, :], s]
-        snr_ul = 10 ** ((10 * np.log10(rx) + self._ul_offset_db[s]) / 10)
-        se_ul = np.minimum(cfg.efficiency * np.log2(1 + snr_ul), cfg.max_spectral_efficiency)
-        rates = np.stack([se_dl * self._dir_bandwidth[0, s], se_ul * self._dir_bandwidth[1, s]])
-        return np.where(on, rates, 0.0)
 
     def _account(self, links: BlockLinks, rates: np.ndarray) -> None:
         """Link windows and the handoff trace for the block's events, step by step."""

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cosim.learning.backbone import to_tensor
 from cosim.learning.data.grid import Geometry
 from cosim.learning.data.waymo_v2 import Frame
+from cosim.learning.openclip import to_tensor
 from cosim.learning.tasks import SPECS
 
 RANGE_SCALE_M = 75.0
