@@ -29,3 +29,9 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     m = mask.unsqueeze(1).float()
     return (F.l1_loss(pred * m, target * m, reduction="sum")
             / (m.sum() * pred.shape[1]).clamp(min=1.0))
+
+
+def centernet_loss(out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
+    """CenterNet detection: focal loss on the centre heatmaps plus L1 on the regression at centres."""
+    return (centernet_focal_loss(out["scores"], target["heatmap"])
+            + masked_l1(out["reg"], target["reg"], target["mask"]))

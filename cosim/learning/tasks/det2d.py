@@ -8,7 +8,7 @@ import torch
 
 from cosim.learning.classes import DETECTION
 from cosim.learning.codec import decode_boxes_2d, encode_boxes_2d
-from cosim.learning.losses import centernet_focal_loss, masked_l1
+from cosim.learning.losses import centernet_loss
 from cosim.learning.metrics import MeanAP2D
 from cosim.learning.tasks.spec import TaskSpec
 
@@ -20,11 +20,6 @@ def targets(frame, geo) -> dict:
     out = encode_boxes_2d(boxes, frame.camera_box_labels, len(DETECTION), geo.grid, s)
     out.update(boxes=boxes, box_labels=frame.camera_box_labels)
     return out
-
-
-def loss(out, target):
-    return (centernet_focal_loss(out["scores"], target["heatmap"])
-            + masked_l1(out["reg"], target["reg"], target["mask"]))
 
 
 class Evaluator:
@@ -42,5 +37,5 @@ class Evaluator:
         return {"mAP50": self.metric.compute()}
 
 
-SPEC = TaskSpec("det2d", DETECTION, regression=4, targets=targets, loss=loss, evaluator=Evaluator,
+SPEC = TaskSpec("det2d", DETECTION, regression=4, targets=targets, loss=centernet_loss, evaluator=Evaluator,
                 heatmap_prior=True)

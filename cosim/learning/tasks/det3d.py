@@ -8,7 +8,7 @@ import numpy as np
 
 from cosim.learning.classes import DETECTION
 from cosim.learning.codec import decode_boxes_3d, encode_boxes_3d
-from cosim.learning.losses import centernet_focal_loss, masked_l1
+from cosim.learning.losses import centernet_loss
 from cosim.learning.metrics import MeanAP3D
 from cosim.learning.tasks.spec import TaskSpec
 
@@ -19,11 +19,6 @@ def targets(frame, geo) -> dict:
     out.update(boxes=frame.lidar_boxes, box_labels=frame.lidar_box_labels,
                points=frame.lidar_box_points)
     return out
-
-
-def loss(out, target):
-    return (centernet_focal_loss(out["scores"], target["heatmap"])
-            + masked_l1(out["reg"], target["reg"], target["mask"]))
 
 
 class Evaluator:
@@ -45,5 +40,5 @@ class Evaluator:
         return self.metric.compute()
 
 
-SPEC = TaskSpec("det3d", DETECTION, regression=8, targets=targets, loss=loss, evaluator=Evaluator,
+SPEC = TaskSpec("det3d", DETECTION, regression=8, targets=targets, loss=centernet_loss, evaluator=Evaluator,
                 bev=True, heatmap_prior=True)

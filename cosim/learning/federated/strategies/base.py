@@ -86,6 +86,25 @@ class Strategy:
         return self.host.seed * 100_003 + counter
 
 
+class RoundStrategy(Strategy):
+    """A strategy whose clients' rounds end together (synchronous FedAvg, hierarchical): arrivals
+    are collected, and the completed ones trained at the round's end, in the order they reached
+    the server."""
+
+    def __init__(self, cfg: AggregationBase, host: ServerHost):
+        super().__init__(cfg, host)
+        self.arrived: list[tuple[Attempt, State]] = []
+
+    def on_arrival(self, attempt: Attempt, start: State) -> None:
+        self.arrived.append((attempt, start))
+
+    def train_round(self) -> tuple[list[Attempt], list[TrainedUpdate]]:
+        """The round's attempts (in launch order), and its completed updates trained."""
+        arrived, self.arrived = self.arrived, []
+        done = sorted((x for x in arrived if x[0].completed), key=lambda x: x[0].t_upload_end)
+        return [a for a, _ in arrived], self.host.train(done, self.train_seed(self.host.round))
+
+
 REGISTRY: dict[str, type[Strategy]] = {}
 
 

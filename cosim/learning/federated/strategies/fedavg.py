@@ -6,20 +6,14 @@ from __future__ import annotations
 
 from cosim.learning.federated.aggregation import fedavg
 from cosim.learning.federated.policies import ServerView
-from cosim.learning.federated.strategies.base import Strategy, register
-from cosim.learning.federated.timeline import Attempt
-from cosim.learning.federated.training import State
+from cosim.learning.federated.strategies.base import RoundStrategy, register
 from cosim.scenario import SyncConfig
 
 
 @register
-class FedAvg(Strategy):
+class FedAvg(RoundStrategy):
     config = SyncConfig
     cfg: SyncConfig
-
-    def __init__(self, cfg: SyncConfig, host):
-        super().__init__(cfg, host)
-        self.arrived: list[tuple[Attempt, State]] = []
 
     def done(self) -> bool:
         return self.cfg.max_rounds is not None and self.host.round >= self.cfg.max_rounds
@@ -35,19 +29,13 @@ class FedAvg(Strategy):
         for client in chosen:
             host.launch(client, deadline, host.global_state)
 
-    def on_arrival(self, attempt: Attempt, start: State) -> None:
-        self.arrived.append((attempt, start))
-
     def aggregate(self):
-        host, arrived = self.host, self.arrived
-        self.arrived = []
-        done = sorted((x for x in arrived if x[0].completed), key=lambda x: x[0].t_upload_end)
-        seed = self.train_seed(host.round)
-        updates = host.train(done, seed)
+        host = self.host
+        attempts, updates = self.train_round()
         if updates:
             host.global_state = fedavg(host.global_state, [(u.modules, u.weight) for u in updates])
             host.version += 1
-        host.record([a for a, _ in arrived])
+        host.record(attempts)
         if host.round % self.cfg.eval_every_rounds == 0:
             host.evaluate()
         if self.cfg.min_round_gap_s:

@@ -8,15 +8,14 @@ from __future__ import annotations
 from cosim.learning.federated.aggregation import cloud_average, fedavg, samples_per_key
 from cosim.learning.federated.backhaul import backhaul_graph, edge_to_cloud_s
 from cosim.learning.federated.policies import Candidate, ServerView
-from cosim.learning.federated.strategies.base import Strategy, register
-from cosim.learning.federated.timeline import Attempt
+from cosim.learning.federated.strategies.base import RoundStrategy, register
 from cosim.learning.federated.training import State
 from cosim.learning.model import state_bytes
 from cosim.scenario import HierarchicalConfig
 
 
 @register
-class Hierarchical(Strategy):
+class Hierarchical(RoundStrategy):
     config = HierarchicalConfig
     cfg: HierarchicalConfig
     idle_s = None  # an edge round lasts its period whether or not anyone takes part
@@ -31,7 +30,6 @@ class Hierarchical(Strategy):
         self.edge_rounds = 0
         self.cell_of: dict[int, int] = {}
         self.deadline = 0.0
-        self.arrived: list[tuple[Attempt, State]] = []
 
     def done(self) -> bool:
         return self.cfg.max_rounds is not None and self.host.version >= self.cfg.max_rounds
@@ -53,23 +51,18 @@ class Hierarchical(Strategy):
             start = self.edge_state.get(self.cell_of[client], host.global_state)
             host.launch(client, self.deadline, start)
 
-    def on_arrival(self, attempt: Attempt, start: State) -> None:
-        self.arrived.append((attempt, start))
-
     def aggregate(self):
-        host, arrived = self.host, self.arrived
-        self.arrived = []
-        done = sorted((x for x in arrived if x[0].completed), key=lambda x: x[0].t_upload_end)
-        seed = self.train_seed(host.round)
+        host = self.host
+        attempts, updates = self.train_round()
         per_cell: dict[int, list] = {}
-        for u in host.train(done, seed):
+        for u in updates:
             per_cell.setdefault(self.cell_of[u.client], []).append((u.modules, u.weight))
         for cell, updates in per_cell.items():
             self.edge_state[cell] = fedavg(self.edge_state.get(cell, host.global_state), updates)
             samples = self.edge_samples.setdefault(cell, {})
             for key, weight in samples_per_key(updates).items():
                 samples[key] = samples.get(key, 0.0) + weight
-        host.record([a for a, _ in arrived])
+        host.record(attempts)
         yield host.env.timeout(max(0.0, self.deadline - host.env.now))
         self.edge_rounds += 1
         if self.edge_rounds % self.cfg.cloud_every or not self.edge_state:

@@ -1,0 +1,42 @@
+"""Each extension point has one registry, and what the scenario accepts is what the registry has."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+from cosim.learning import peft
+from cosim.learning.federated.strategies import REGISTRY as STRATEGIES
+from cosim.learning.federated.strategies import make_strategy
+from cosim.learning.tasks import SPECS
+from cosim.names import HEADLINE, TASK_INFO, TASKS
+from cosim.scenario import METHOD_CONFIGS, PeftConfig
+
+
+def test_every_task_has_one_spec_and_one_headline():
+    assert tuple(SPECS) == TASKS == tuple(TASK_INFO) == tuple(HEADLINE)
+    for name, spec in SPECS.items():
+        assert spec.name == name and spec.modalities == TASK_INFO[name].modalities
+        assert len(spec.classes) > 1 and spec.regression >= 0
+
+
+def test_every_peft_method_the_scenario_accepts_is_registered():
+    accepted = typing.get_args(PeftConfig.model_fields["method"].annotation)
+    assert set(accepted) == set(peft.METHODS)
+
+
+class _Cells:
+    kind, x, y = ("macro",), [0.0], [0.0]
+
+
+class _Host:
+    radio = type("Radio", (), {"cells": _Cells()})()
+
+
+@pytest.mark.parametrize("method", list(METHOD_CONFIGS))
+def test_every_aggregation_method_has_its_strategy(method):
+    config = METHOD_CONFIGS[method].model_validate({"method": method})
+    strategy = make_strategy(config, _Host())
+    assert type(strategy) is STRATEGIES[method] and strategy.config is METHOD_CONFIGS[method]
+    assert set(STRATEGIES) == set(METHOD_CONFIGS)
