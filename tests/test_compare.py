@@ -78,16 +78,19 @@ def test_compare_rejects_bad_grids(grid_small, tmp_path):
 def test_report_renders_plots_that_are_not_blank(compared, tmp_path, which):
     from matplotlib.image import imread
 
+    from cosim.analysis.plots import FIGURES
+    from cosim.analysis.radio_plots import RADIO_FIGURES
+
     out, _ = compared
     source = out if which == "compare" else out / "runs" / "random-sync-seed1"
     result = CliRunner().invoke(app, ["report", str(source), "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r" / "report.html").read_text()
-    assert page.count("src='data:image/png;base64,") == 6
+    assert page.count("src='data:image/png;base64,") == len(FIGURES) + len(RADIO_FIGURES)
     assert "http://" not in page and "https://" not in page  # viewable offline
     pngs = sorted((tmp_path / "r" / "figures").glob("*.png"))
     assert {p.stem for p in pngs} == {"metric_vs_time", "participation", "link_windows",
-                                      "handoff_map", "staleness", "bytes"}
+                                      "handoff_map", "staleness", "bytes", *RADIO_FIGURES}
     for png in pngs:
         pixels = imread(png)[..., :3]
         assert pixels.std() > 0.05, f"{png.name} is blank"
@@ -95,6 +98,7 @@ def test_report_renders_plots_that_are_not_blank(compared, tmp_path, which):
 
 
 def test_report_of_a_radio_only_run_says_what_is_missing(grid_small, tmp_path):
+    from cosim.analysis.radio_plots import RADIO_FIGURES
     from cosim.runner import run_scenario
     from cosim.scenario_loader import load_scenario
 
@@ -103,7 +107,8 @@ def test_report_of_a_radio_only_run_says_what_is_missing(grid_small, tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "run" / "report" / "report.html").read_text()
-    assert page.count("data:image/png") == 2 and "No data in these runs" in page
+    # the connectivity figures (link windows, handoff map and the radio ones), not the learning ones
+    assert page.count("data:image/png") == 2 + len(RADIO_FIGURES) and "No data in these runs" in page
     bad = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert bad.exit_code == 2 and "run folder" in bad.stderr
 

@@ -225,10 +225,17 @@ def test_hex_and_intersection_generators(sf_downtown):
     sc = load_scenario(sf_downtown)
     cells = build_cells(sc.radio, sumolib.net.readNet(str(network_file(prepare_inputs(sc)))))
     kinds = list(cells.kind)
-    assert kinds.count("macro") == 7 and kinds.count("small") == 12
+    assert kinds.count("macro") == 21 and kinds.count("small") == 12  # 7 sites x 3 sectors
     macro = np.flatnonzero(np.array(kinds) == "macro")
-    d = np.hypot(cells.x[macro][1:] - cells.x[macro][0], cells.y[macro][1:] - cells.y[macro][0])
-    assert np.allclose(d, 500.0)  # a ring at the inter-site distance
+    sites = np.unique(np.stack([cells.x[macro], cells.y[macro]], axis=1), axis=0)
+    assert len(sites) == 7
+    centre = sites[np.argmin(np.hypot(*(sites - sites.mean(0)).T))]
+    d = np.hypot(*(sites - centre).T)
+    assert np.allclose(np.sort(d)[1:], 500.0)  # a ring at the inter-site distance
+    for site in sites:  # three sectors per site, boresights 120 degrees apart
+        at = macro[(cells.x[macro] == site[0]) & (cells.y[macro] == site[1])]
+        assert sorted(cells.azimuth_deg[at]) == [60.0, 180.0, 300.0]
+    assert np.isnan(cells.azimuth_deg[np.array(kinds) == "small"]).all()  # small cells: omni
     small = np.flatnonzero(np.array(kinds) == "small")
     xy = np.stack([cells.x[small], cells.y[small]], axis=1)
     gaps = [math.dist(p, q) for i, p in enumerate(xy) for q in xy[i + 1:]]

@@ -152,6 +152,7 @@ def handoff_map(src: ReportSource) -> Figure | None:
 
 
 def _draw_network(ax, net_file: Path) -> bool:
+    """The streets on one axes or on each of several (the net file is read once)."""
     if not net_file.is_file():
         return False
     import sumolib
@@ -159,8 +160,9 @@ def _draw_network(ax, net_file: Path) -> bool:
 
     net = sumolib.net.readNet(str(net_file))
     lines = [edge.getShape() for edge in net.getEdges() if edge.getFunction() != "internal"]
-    ax.add_collection(LineCollection(lines, colors="#adb5bd", linewidths=0.8, zorder=0))
-    ax.autoscale()
+    for one in np.ravel(ax):
+        one.add_collection(LineCollection(lines, colors="#adb5bd", linewidths=0.8, zorder=0))
+        one.autoscale()
     return True
 
 

@@ -16,11 +16,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from cosim.analysis.plots import FIGURES
+from cosim.analysis.radio_plots import RADIO_FIGURES, radio_table
 from cosim.analysis.runs import ReportSource, open_source
 from cosim.analysis.summary import summarise_run
 from cosim.names import HEADLINE
 
 DPI = 110
+# the learning figures, then the radio ones (after the radio statistics table)
+ALL_FIGURES = {**FIGURES, **RADIO_FIGURES}
 
 
 def write_report(path: Path, out: Path | None = None) -> Path:
@@ -30,7 +33,9 @@ def write_report(path: Path, out: Path | None = None) -> Path:
     figures_dir = out / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     sections = []
-    for key, (title, make) in FIGURES.items():
+    for key, (title, make) in ALL_FIGURES.items():
+        if key == next(iter(RADIO_FIGURES)):
+            sections.append(_radio_section(src))
         fig = make(src)
         if fig is None:
             sections.append(f"<h2>{html.escape(title)}</h2><p class='none'>No data in these runs "
@@ -64,6 +69,12 @@ def _summary_table(src: ReportSource) -> str:
                       border=0, classes="summary")
 
 
+def _radio_section(src: ReportSource) -> str:
+    """run.json's summary.radio (per seed for a compare); older runs hold fewer keys or none."""
+    stats = radio_table(src)
+    return "<h2>Radio statistics</h2>" + (stats or "<p class='none'>No radio statistics in run.json.</p>")
+
+
 def _page(src: ReportSource, summary: str, sections: list[str]) -> str:
     first = src.runs[0].info
     scenario = first["scenario"]
@@ -76,7 +87,8 @@ def _page(src: ReportSource, summary: str, sections: list[str]) -> str:
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
              "img{max-width:100%;border:1px solid #ddd}table.summary{border-collapse:collapse;"
              "font-size:13px}table.summary td,table.summary th{padding:3px 8px;"
-             "border-bottom:1px solid #eee;text-align:right}p.none{color:#888}")
+             "border-bottom:1px solid #eee;text-align:right}table.radio th.stat{text-align:left;"
+             "font-weight:normal}p.none{color:#888}")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
             f"<title>cosim report: {html.escape(what)}</title><style>{style}</style></head><body>"
             f"<h1>cosim report</h1><p>{html.escape(what)}</p><p>{facts}</p>"

@@ -1,6 +1,7 @@
 """Cells as aligned numpy arrays, from an explicit list or from layout generators.
 
-Generators: macro sites on a hexagonal lattice (inter-site distance, rings around a centre), and
+Generators: macro sites on a hexagonal lattice (inter-site distance, rings around a centre; three
+sector cells per site, or one omnidirectional cell), and
 small cells on the network's most central intersections (networkx betweenness or degree on the
 SUMO street graph), kept a minimum distance apart.
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from cosim.radio.antenna import THREE_SECTOR_BEARINGS_DEG
 from cosim.scenario import CellConfig, CellGenerators, CellTemplate, RadioConfig
 
 
@@ -30,6 +32,8 @@ class Cells:
     antenna_gain_dbi: np.ndarray
     carrier_ghz: np.ndarray
     bandwidth_hz: np.ndarray
+    azimuth_deg: np.ndarray  # boresight bearing of a sector antenna; NaN: omnidirectional
+    downtilt_deg: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -51,6 +55,8 @@ class Cells:
             height_m=arr("height_m"), tx_power_dbm=arr("tx_power_dbm"),
             antenna_gain_dbi=arr("antenna_gain_dbi"), carrier_ghz=arr("carrier_ghz"),
             bandwidth_hz=arr("bandwidth_mhz") * 1e6,
+            azimuth_deg=np.array([np.nan if c.azimuth_deg is None else c.azimuth_deg for c in configs]),
+            downtilt_deg=arr("downtilt_deg"),
         )
 
 
@@ -71,7 +77,11 @@ def generate_cells(gen: CellGenerators, net: Any | None) -> list[CellConfig]:
         (xmin, ymin), (xmax, ymax) = _bounds(net)
         center = gen.hex.center or ((xmin + xmax) / 2, (ymin + ymax) / 2)
         for i, (x, y) in enumerate(hex_sites(center, gen.hex.isd_m, gen.hex.rings)):
-            configs.append(_cell(gen.hex, f"{gen.hex.id_prefix}{i}", x, y))
+            if gen.hex.sectors == 1:
+                configs.append(_cell(gen.hex, f"{gen.hex.id_prefix}{i}", x, y))
+                continue
+            for k, bearing in enumerate(THREE_SECTOR_BEARINGS_DEG):
+                configs.append(_cell(gen.hex, f"{gen.hex.id_prefix}{i}-s{k}", x, y, azimuth_deg=bearing))
     if gen.intersections is not None:
         spec = gen.intersections
         sites = central_intersections(net, spec.count, spec.rank_by, spec.min_spacing_m)
@@ -84,8 +94,8 @@ def generate_cells(gen: CellGenerators, net: Any | None) -> list[CellConfig]:
     return configs
 
 
-def _cell(template: CellTemplate, cell_id: str, x: float, y: float) -> CellConfig:
-    fields = {k: getattr(template, k) for k in CellTemplate.model_fields}
+def _cell(template: CellTemplate, cell_id: str, x: float, y: float, **override: Any) -> CellConfig:
+    fields = {k: getattr(template, k) for k in CellTemplate.model_fields} | override
     return CellConfig(id=cell_id, x=round(x, 2), y=round(y, 2), **fields)
 
 

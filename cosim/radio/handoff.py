@@ -1,33 +1,48 @@
-"""Cell selection, A3 handoff and radio link failure, vectorised over vehicles, one radio step at
-a time.
+"""Cell selection, handoff and radio link failure for every vehicle, a SUMO step's radio steps at
+a time, compiled with numba (one loop over steps, vehicles and cells instead of numpy calls per
+radio step).
 
-Per vehicle: initial attach to the strongest cell (by L3-filtered RSRP) whose SINR reaches Qin;
-A3 event when a neighbour's filtered RSRP exceeds the serving cell's by offset + hysteresis for
-time-to-trigger, then a handoff with an interruption during which no byte moves; radio link
-failure when SINR stays below Qout for T310, then re-establishment after a delay (to the strongest
-cell, if it reaches Qin). Ping-pong: a handoff back to the cell left less than ``ping_pong_s`` ago.
+Per vehicle and radio step:
+- L3 filter of each cell's RSRP, F = (1 - a) F + a M (TS 38.331 5.5.3.2).
+- Measurement events per neighbour cell, each with its own time-to-trigger (TS 38.331 5.5.4):
+  A3 for a cell on the serving carrier (Mn - Hys > Mp + Off), and for a cell on another carrier
+  A5 (Mp + Hys < Thresh1 and Mn - Hys > Thresh2); with ``inter_frequency: a4``, a small cell or
+  RSU on another carrier is entered by A4 instead (Mn - Hys > Thresh: offload whenever it is good
+  enough), and the way back to a macro stays A5 (leave when the small cell is weak). When any neighbour's
+  condition has held for TTT, the vehicle hands over to the strongest such neighbour, with an
+  interruption during which no byte moves.
+- Radio link failure when the serving SINR stays below Qout for T310 (stopped once above Qin),
+  then re-establishment after a delay to the strongest cell if its SINR reaches Qin; initial
+  attach the same way.
+- SINR is capped at the receiver's limit (``max_sinr_db``) for what is reported and used for
+  rates; Qout/Qin lie far below it.
+Ping-pong: a handoff back to the cell left less than ``ping_pong_s`` ago.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from cosim.scenario import HandoffConfig
 
 EPS = 1e-9
+EVENT_KINDS = ("handoff", "rlf", "attach", "detach")
 
-# Per-vehicle state kept between radio steps (slot-indexed store, gathered per block).
-STATE_FIELDS: dict[str, tuple[type, float]] = {
-    "serving": (np.int32, -1),
-    "interrupt_until": (np.float64, -np.inf),
-    "ttt_since": (np.float64, np.nan),
-    "t310_since": (np.float64, np.nan),
-    "reattach_at": (np.float64, 0.0),
-    "detached_since": (np.float64, 0.0),
-    "last_ho_t": (np.float64, -np.inf),
-    "last_ho_from": (np.int32, -1),
+# Per-vehicle state kept between SUMO steps (slot-indexed store, gathered per block):
+# name -> (dtype, fill, one value per cell).
+STATE_FIELDS: dict[str, tuple[type, float, bool]] = {
+    "serving": (np.int32, -1, False),
+    "interrupt_until": (np.float64, -np.inf, False),
+    "t310_since": (np.float64, np.nan, False),
+    "reattach_at": (np.float64, 0.0, False),
+    "detached_since": (np.float64, 0.0, False),
+    "last_ho_t": (np.float64, -np.inf, False),
+    "last_ho_from": (np.int32, -1, False),
+    "filtered": (np.float32, 0.0, True),  # L3-filtered RSRP (dBm), per cell
+    "ttt_since": (np.float64, np.nan, True),  # when each neighbour's entering condition began
 }
 
 
@@ -41,32 +56,7 @@ class LinkEvent:
     to_cell: int
     interruption_s: float
     ping_pong: bool
-
-
-@dataclass
-class BlockChannel:
-    """What the channel gives the state machine for the K radio steps of one SUMO step."""
-
-    filtered: np.ndarray  # (K, N, C) L3-filtered RSRP, dB
-    received_mw: np.ndarray  # (K, N, C) total received power
-    cochannel_mw: np.ndarray  # (K, N, G) activity-weighted received power per co-channel group
-    best: np.ndarray  # (K, N) strongest cell by filtered RSRP
-    best_db: np.ndarray
-    second: np.ndarray  # (K, N) second strongest
-    second_db: np.ndarray
-
-
-def rank_two(filtered: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Strongest and second strongest cell along the last axis, with their values."""
-    best = filtered.argmax(axis=-1)
-    best_db = np.take_along_axis(filtered, best[..., None], -1)[..., 0]
-    if filtered.shape[-1] == 1:
-        return best, best_db, best, np.full_like(best_db, -np.inf)
-    masked = filtered.copy()
-    np.put_along_axis(masked, best[..., None], -np.inf, -1)
-    second = masked.argmax(axis=-1)
-    second_db = np.take_along_axis(masked, second[..., None], -1)[..., 0]
-    return best, best_db, second, second_db
+    return_s: float = np.inf  # a handoff back to the cell left this long ago (A -> B -> A)
 
 
 @dataclass
@@ -76,103 +66,163 @@ class BlockLinks:
     t0: float
     serving: np.ndarray  # (K, N) serving cell, -1 if none
     avail_from: np.ndarray  # (K, N) time from which data can move within the step
-    sinr_db: np.ndarray  # (K, N) downlink SINR of the serving cell (NaN if none)
+    sinr_db: np.ndarray  # (K, N) downlink SINR of the serving cell, capped (NaN if none)
     events: list[tuple[int, LinkEvent]]  # (radio step k, event), in time order
 
 
 class LinkStateMachine:
-    """Advances every vehicle's link state by one radio step."""
+    """Advances every vehicle's link state through a block of radio steps."""
 
-    def __init__(self, cfg: HandoffConfig, group: np.ndarray, noise_mw: np.ndarray):
+    def __init__(self, cfg: HandoffConfig, group: np.ndarray, carrier: np.ndarray,
+                 noise_mw: np.ndarray, max_sinr_db: float, step_s: float,
+                 offload: np.ndarray | None = None):
         self.cfg = cfg
-        self.group = group  # co-channel group of each cell
-        self.noise_mw = noise_mw
+        # cells entered by A4 when inter_frequency is "a4" (small cells, RSUs)
+        self.a4_target = np.zeros(len(group), bool) if offload is None else np.asarray(offload, bool)
+        if cfg.inter_frequency != "a4":
+            self.a4_target[:] = False
+        self.group = np.ascontiguousarray(group, dtype=np.int64)  # co-channel group of each cell
+        _, self.carrier = np.unique(carrier, return_inverse=True)  # same carrier: intra-frequency
+        self.noise_mw = np.ascontiguousarray(noise_mw, dtype=np.float64)
         self.activity = np.ones(len(group))
+        # L3 filter: a is given per measurement period and applied per radio step, same memory.
+        a = 1 - (1 - cfg.l3_filter_a) ** (step_s / cfg.measurement_period_s)
+        self.params = np.array([
+            cfg.a3_offset_db, cfg.hysteresis_db, cfg.ttt_s, cfg.interruption_s, cfg.qout_db,
+            cfg.qin_db, cfg.t310_s, cfg.reestablish_s, cfg.ping_pong_s,
+            0.0 if cfg.inter_frequency == "a4" else 1.0, cfg.a4_threshold_dbm, cfg.a5_threshold1_dbm,
+            cfg.a5_threshold2_dbm, max_sinr_db, a, step_s], dtype=np.float64)
 
-    def sinr(self, ch: BlockChannel, k: int, rows: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """Linear SINR of ``cells`` (one per row) at radio step k."""
-        signal = ch.received_mw[k, rows, cells].astype(np.float64)
-        total = ch.cochannel_mw[k, rows, self.group[cells]]
-        interference = np.maximum(total - self.activity[cells] * signal, 0.0)
-        return signal / (interference + self.noise_mw[cells])
+    def run_block(self, st: dict[str, np.ndarray], rsrp_dbm: np.ndarray, received_mw: np.ndarray,
+                  is_new: np.ndarray, t0: float) -> BlockLinks:
+        """Advance ``st`` (block-local state arrays, updated in place) through the K radio steps
+        of a block, given each step's RSRP per RE (K, N, C) and total received power (mW).
+        The link state does not depend on transfers, so a whole SUMO step is decided at once."""
+        K, n, _ = rsrp_dbm.shape
+        st["filtered"][is_new] = rsrp_dbm[0, is_new]  # the filter starts from the first measurement
+        out_serving = np.empty((K, n), dtype=np.int32)
+        out_avail = np.empty((K, n))
+        out_sinr = np.empty((K, n))
+        cap = 2 * K * n + 1
+        ev = np.empty((cap, 5), dtype=np.int64)  # k, row, kind, from, to
+        ev_f = np.empty((cap, 2))  # interruption, return time
+        count = _run_block(
+            np.ascontiguousarray(rsrp_dbm, dtype=np.float32), np.ascontiguousarray(received_mw, np.float64),
+            t0, self.params, self.group, self.carrier, self.a4_target, self.noise_mw,
+            self.activity.astype(np.float64),
+            st["serving"], st["interrupt_until"], st["t310_since"], st["reattach_at"],
+            st["detached_since"], st["last_ho_t"], st["last_ho_from"], st["filtered"], st["ttt_since"],
+            out_serving, out_avail, out_sinr, ev, ev_f)
+        ping_s = self.cfg.ping_pong_s
+        events = [(int(k), LinkEvent(int(r), EVENT_KINDS[kind], int(a), int(b), float(i),
+                                     bool(kind == 0 and ret < ping_s - EPS), float(ret)))
+                  for (k, r, kind, a, b), (i, ret) in zip(ev[:count], ev_f[:count], strict=True)]
+        return BlockLinks(t0, out_serving, out_avail, out_sinr, events)
 
-    def run_block(self, st: dict[str, np.ndarray], ch: BlockChannel, t0: float, step_s: float
-                  ) -> BlockLinks:
-        """Advance ``st`` through the K radio steps of a block. The link state does not depend
-        on transfers, so a whole SUMO step is decided at once and read out by time later."""
-        K, n = ch.filtered.shape[:2]
-        serving = np.empty((K, n), dtype=np.int32)
-        avail = np.empty((K, n))
-        sinr = np.empty((K, n))
-        events: list[tuple[int, LinkEvent]] = []
-        for k in range(K):
-            tau = round(t0 + k * step_s, 9)
-            step_events, sinr[k] = self.step(st, ch, k, tau)
-            events.extend((k, e) for e in step_events)
-            serving[k] = st["serving"]
-            avail[k] = np.maximum(tau, st["interrupt_until"])
-        return BlockLinks(t0, serving, avail, sinr, events)
 
-    def step(self, st: dict[str, np.ndarray], ch: BlockChannel, k: int, tau: float
-             ) -> tuple[list[LinkEvent], np.ndarray]:
-        """Update ``st`` (block-local state arrays) at time ``tau``; return events and SINR (dB)."""
-        cfg = self.cfg
-        events: list[LinkEvent] = []
-        n = len(st["serving"])
-        rows = np.arange(n)
-        s = st["serving"]
+@numba.njit(cache=True)
+def _sinr(mw, k, r, cell, group, activity, noise):
+    """Linear SINR of ``cell`` for vehicle r at step k: co-channel cells interfere with their
+    activity (the share of their resources in use)."""
+    signal = mw[k, r, cell]
+    total = 0.0
+    for c in range(mw.shape[2]):
+        if group[c] == group[cell] and c != cell:
+            total += activity[c] * mw[k, r, c]
+    return signal / (total + noise[cell])
 
-        # A3: the best neighbour beats the serving cell by offset + hysteresis for TTT.
-        attached = s >= 0
-        s_safe = np.where(attached, s, 0)
-        f_serv = ch.filtered[k, rows, s_safe]
-        on_best = ch.best[k] == s
-        cand = np.where(on_best, ch.second[k], ch.best[k])
-        cand_db = np.where(on_best, ch.second_db[k], ch.best_db[k])
-        free = attached & (tau >= st["interrupt_until"] - EPS)
-        a3 = free & (cand_db > f_serv + cfg.a3_offset_db + cfg.hysteresis_db)
-        ttt = st["ttt_since"]
-        ttt[:] = np.where(a3, np.where(np.isnan(ttt), tau, ttt), np.nan)
-        fire = a3 & (tau - ttt >= cfg.ttt_s - EPS)
-        for r in np.flatnonzero(fire):
-            src, dst = int(s[r]), int(cand[r])
-            ping = dst == st["last_ho_from"][r] and tau - st["last_ho_t"][r] < cfg.ping_pong_s - EPS
-            events.append(LinkEvent(int(r), "handoff", src, dst, cfg.interruption_s, bool(ping)))
-            s[r] = dst
-            st["interrupt_until"][r] = tau + cfg.interruption_s
-            st["last_ho_t"][r], st["last_ho_from"][r] = tau, src
-            ttt[r] = np.nan
-            st["t310_since"][r] = np.nan
 
-        # Radio link failure: SINR below Qout for T310 (stopped once above Qin).
-        attached = s >= 0
-        s_safe = np.where(attached, s, 0)
-        sinr_db = 10 * np.log10(self.sinr(ch, k, rows, s_safe))
-        t310 = st["t310_since"]
-        low = attached & (sinr_db < cfg.qout_db)
-        t310[:] = np.where(low, np.where(np.isnan(t310), tau, t310),
-                           np.where(attached & (sinr_db <= cfg.qin_db), t310, np.nan))
-        rlf = attached & (tau - t310 >= cfg.t310_s - EPS)
-        for r in np.flatnonzero(rlf):
-            events.append(LinkEvent(int(r), "rlf", int(s[r]), -1, 0.0, False))
-            s[r] = -1
-            st["detached_since"][r] = tau
-            st["reattach_at"][r] = tau + cfg.reestablish_s
-            t310[r] = np.nan
-            ttt[r] = np.nan
-
-        # (Re-)attach: detached vehicles whose wait is over join the strongest cell if it reaches Qin.
-        want = np.flatnonzero((s < 0) & (tau >= st["reattach_at"] - EPS))
-        if len(want):
-            target = ch.best[k, want]
-            ok = 10 * np.log10(self.sinr(ch, k, want, target)) >= cfg.qin_db
-            for r, c in zip(want[ok], target[ok], strict=True):
-                events.append(LinkEvent(int(r), "attach", -1, int(c),
-                                        float(tau - st["detached_since"][r]), False))
-                s[r] = c
-                st["interrupt_until"][r] = tau
-            attached = s >= 0
-            s_safe = np.where(attached, s, 0)
-            sinr_db = 10 * np.log10(self.sinr(ch, k, rows, s_safe))
-        sinr_db = np.where(s >= 0, sinr_db, np.nan)
-        return events, sinr_db
+@numba.njit(cache=True)
+def _run_block(rsrp, mw, t0, p, group, carrier, a4_target, noise, activity, serving, interrupt_until,
+               t310_since, reattach_at, detached_since, last_ho_t, last_ho_from, filtered, ttt,
+               out_serving, out_avail, out_sinr, ev, ev_f):  # pragma: no cover - compiled
+    a3_off, hys, ttt_s, interruption, qout, qin = p[0], p[1], p[2], p[3], p[4], p[5]
+    t310_s, reestablish, a4_thr = p[6], p[7], p[10]  # p[8]: ping-pong, p[9]: event, in Python
+    a5_thr1, a5_thr2, max_sinr, a, step = p[11], p[12], p[13], p[14], p[15]
+    K, n, C = rsrp.shape
+    count = 0
+    for k in range(K):
+        tau = round(t0 + k * step, 9)
+        for r in range(n):
+            for c in range(C):
+                filtered[r, c] = (1 - a) * filtered[r, c] + a * rsrp[k, r, c]
+            s = serving[r]
+            # Handoff: every neighbour's event condition, each with its own time-to-trigger.
+            if s >= 0 and tau >= interrupt_until[r] - EPS:
+                fs = filtered[r, s]
+                target, target_db = -1, -np.inf
+                for c in range(C):
+                    if c == s:
+                        ttt[r, c] = np.nan
+                        continue
+                    fc = filtered[r, c]
+                    if carrier[c] == carrier[s]:
+                        cond = fc - hys > fs + a3_off
+                    elif a4_target[c]:
+                        cond = fc - hys > a4_thr
+                    else:
+                        cond = fs + hys < a5_thr1 and fc - hys > a5_thr2
+                    if not cond:
+                        ttt[r, c] = np.nan
+                        continue
+                    if np.isnan(ttt[r, c]):
+                        ttt[r, c] = tau
+                    if tau - ttt[r, c] >= ttt_s - EPS and fc > target_db:
+                        target, target_db = c, fc
+                if target >= 0:
+                    back = target == last_ho_from[r]
+                    ev[count, 0], ev[count, 1], ev[count, 2] = k, r, 0
+                    ev[count, 3], ev[count, 4] = s, target
+                    ev_f[count, 0] = interruption
+                    ev_f[count, 1] = tau - last_ho_t[r] if back else np.inf
+                    count += 1
+                    last_ho_t[r], last_ho_from[r] = tau, s
+                    s = target
+                    interrupt_until[r] = tau + interruption
+                    t310_since[r] = np.nan
+                    for c in range(C):
+                        ttt[r, c] = np.nan
+            else:
+                for c in range(C):
+                    ttt[r, c] = np.nan
+            # Radio link failure: SINR below Qout for T310 (the timer stops above Qin).
+            sinr_db = np.nan
+            if s >= 0:
+                sinr_db = 10 * np.log10(_sinr(mw, k, r, s, group, activity, noise))
+                if sinr_db < qout:
+                    if np.isnan(t310_since[r]):
+                        t310_since[r] = tau
+                elif sinr_db > qin:
+                    t310_since[r] = np.nan
+                if tau - t310_since[r] >= t310_s - EPS:
+                    ev[count, 0], ev[count, 1], ev[count, 2] = k, r, 1
+                    ev[count, 3], ev[count, 4] = s, -1
+                    ev_f[count, 0], ev_f[count, 1] = 0.0, np.inf
+                    count += 1
+                    s = -1
+                    detached_since[r] = tau
+                    reattach_at[r] = tau + reestablish
+                    t310_since[r] = np.nan
+                    sinr_db = np.nan
+                    for c in range(C):
+                        ttt[r, c] = np.nan
+            # (Re-)attach: once the wait is over, to the strongest cell if it reaches Qin.
+            if s < 0 and tau >= reattach_at[r] - EPS:
+                best, best_db = 0, filtered[r, 0]
+                for c in range(1, C):
+                    if filtered[r, c] > best_db:
+                        best, best_db = c, filtered[r, c]
+                x = 10 * np.log10(_sinr(mw, k, r, best, group, activity, noise))
+                if x >= qin:
+                    ev[count, 0], ev[count, 1], ev[count, 2] = k, r, 2
+                    ev[count, 3], ev[count, 4] = -1, best
+                    ev_f[count, 0], ev_f[count, 1] = tau - detached_since[r], np.inf
+                    count += 1
+                    s = best
+                    interrupt_until[r] = tau
+                    sinr_db = x
+            serving[r] = s
+            out_serving[k, r] = s
+            out_avail[k, r] = max(tau, interrupt_until[r])
+            out_sinr[k, r] = min(sinr_db, max_sinr) if s >= 0 else np.nan
+    return count

@@ -21,15 +21,10 @@ from cosim.errors import InputError
 from cosim.names import LEFT_NETWORK
 from cosim.radio.cells import Cells, build_cells
 from cosim.radio.channel import Channel
-from cosim.radio.handoff import (
-    BlockChannel,
-    BlockLinks,
-    LinkEvent,
-    LinkStateMachine,
-    rank_two,
-)
+from cosim.radio.handoff import BlockLinks, LinkEvent, LinkStateMachine
 from cosim.radio.rates import LinkRates, cell_activity
 from cosim.radio.slots import SlotStore
+from cosim.radio.stats import RadioStats
 from cosim.radio.transfers import Transfers
 from cosim.radio.windows import LinkWindows
 from cosim.scenario import Scenario
@@ -59,24 +54,29 @@ class RadioLayer:
             self.cells: Cells = build_cells(self.cfg, net)
         except ValueError as exc:
             raise InputError(source, "radio.cells", str(exc)) from None
+        # The channel's fields cover the network (or, without one, the cells and 1.5 km around).
+        area = self.bounds if net is not None else (
+            self.cells.x.min() - 1500, self.cells.y.min() - 1500,
+            self.cells.x.max() + 1500, self.cells.y.max() + 1500)
         self.step_s = self.cfg.step_s
         self.k_per_block = round(scenario.mobility.step_length_s / self.step_s)
         self.trace_every = round(self.cfg.trace_period_s / self.step_s)
         self.rng = np.random.default_rng([scenario.seed, 3])
-        self.channel = Channel(self.cells, self.cfg.channel, self.rng)
-        self.fsm = LinkStateMachine(self.cfg.handoff, self.cells.cochannel_group, self.channel.noise_mw)
+        try:
+            self.channel = Channel(self.cells, self.cfg.channel, self.rng, area, net)
+        except ValueError as exc:
+            raise InputError(source, "radio.channel", str(exc)) from None
+        self.fsm = LinkStateMachine(self.cfg.handoff, self.cells.cochannel_group, self.cells.carrier_ghz,
+                                    self.channel.noise_mw, self.cfg.channel.max_sinr_db, self.step_s,
+                                    offload=np.array([k != "macro" for k in self.cells.kind]))
         self.store = SlotStore(len(self.cells))
         self.windows = LinkWindows()
-        self.counts = {"handoff": 0, "rlf": 0, "attach": 0, "detach": 0, "ping_pong": 0}
-        n_groups = int(self.cells.cochannel_group.max()) + 1
-        self._group_onehot = np.zeros((len(self.cells), n_groups))
-        self._group_onehot[np.arange(len(self.cells)), self.cells.cochannel_group] = 1.0
+        self.stats = RadioStats()
         self.rates = LinkRates(self.cfg.rate, self.cells, self.channel.noise_dbm)
         self._block_ids = np.array([], dtype=object)
         self._slots = np.array([], dtype=np.int64)
         self._state: dict[str, np.ndarray] = self.store.gather(self._slots)
         self._row_of: dict[str, int] = {}
-        self._filtered_last = np.zeros((0, len(self.cells)), dtype=np.float32)
         self.block_t0 = 0.0
         self.block_serving = np.full((self.k_per_block, 0), -1, dtype=np.int32)
         self.block_avail = np.zeros((self.k_per_block, 0))
@@ -104,7 +104,8 @@ class RadioLayer:
         return {"cell": np.arange(len(c)), "id": list(c.ids), "kind": list(c.kind),
                 "scenario": list(c.scenario), "x": c.x, "y": c.y, "height_m": c.height_m,
                 "tx_power_dbm": c.tx_power_dbm, "antenna_gain_dbi": c.antenna_gain_dbi,
-                "carrier_ghz": c.carrier_ghz, "bandwidth_mhz": c.bandwidth_hz / 1e6}
+                "carrier_ghz": c.carrier_ghz, "bandwidth_mhz": c.bandwidth_hz / 1e6,
+                "azimuth_deg": c.azimuth_deg, "downtilt_deg": c.downtilt_deg}
 
     # ---- the process ----------------------------------------------------------------------
     def _run(self):
@@ -121,7 +122,6 @@ class RadioLayer:
     def _begin_block(self, t0: float, first_step: int) -> None:
         cur, up = self.mobility.current, self.mobility.upcoming
         self.store.scatter(self._slots, self._state)
-        self.store.filtered[self._slots] = self._filtered_last
         for vehicle in cur.left:
             self._vehicle_left(vehicle, t0)
         new = [v for v in cur.entered if v not in self.store.slot_of]
@@ -131,39 +131,23 @@ class RadioLayer:
         slots = np.array([self.store.slot_of[v] for v in ids], dtype=np.int64)
         self._block_ids, self._slots = ids, slots
         self._row_of = dict(zip(ids, range(len(ids)), strict=True))
-        n, K, C = len(ids), self.k_per_block, len(self.cells)
+        n = len(ids)
         is_new = np.zeros(n, dtype=bool)
         if new:
             is_new[[self._row_of[v] for v in new]] = True
-        self.channel.add_vehicles(slots[is_new], cur.x[is_new], cur.y[is_new])
-        self.channel.move(slots[~is_new], cur.x[~is_new], cur.y[~is_new])
-        # Positions at the block's radio steps, interpolated toward the next SUMO step.
+            self.channel.add_vehicles(slots[is_new])
+        # Where each vehicle is at the next SUMO step (it stays put if it leaves before).
         x1, y1 = cur.x.copy(), cur.y.copy()
         up_row = dict(zip(up.ids, range(len(up.ids)), strict=True))
         nxt = np.array([up_row.get(v, -1) for v in ids], dtype=np.int64)
         stay = nxt >= 0
         x1[stay], y1[stay] = up.x[nxt[stay]], up.y[nxt[stay]]
-        frac = (np.arange(K) / K)[:, None]
-        rsrp = self.channel.rsrp_dbm(slots, cur.x + frac * (x1 - cur.x), cur.y + frac * (y1 - cur.y))
-        # L3 filter F = (1 - a) F + a M, started from the first measurement of a new vehicle;
-        # a is given per measurement period and applied per radio step with the same memory.
-        ho = self.cfg.handoff
-        a = np.float32(1 - (1 - ho.l3_filter_a) ** (self.step_s / ho.measurement_period_s))
-        prev = self.store.filtered[slots]
-        prev[is_new] = rsrp[0, is_new]
-        filtered = np.empty_like(rsrp)
-        for k in range(K):
-            prev = (1 - a) * prev + a * rsrp[k]
-            filtered[k] = prev
-        self._filtered_last = filtered[-1]
+        self.stats.motion(np.hypot(x1 - cur.x, y1 - cur.y), cur.speed, self.step_s * self.k_per_block)
+        rsrp, received = self._block_channel(slots, cur.x, cur.y, x1, y1)
         self._state = self.store.gather(slots)
         self.fsm.activity = cell_activity(self.cfg.interference, self._state["serving"], len(self.cells))
-        received = self.channel.received_mw(rsrp)
-        weighted = received.reshape(K * n, C) * self.fsm.activity
-        cochannel = (weighted @ self._group_onehot).reshape(K, n, self._group_onehot.shape[1])
-        channel = BlockChannel(filtered, received, cochannel, *rank_two(filtered))
-        links = self.fsm.run_block(self._state, channel, t0, self.step_s)
-        rates = self.rates(links, channel)
+        links = self.fsm.run_block(self._state, rsrp, received, is_new, t0)
+        rates = self.rates(links, received)
         self._account(links, rates)
         self._record(links, rates, rsrp, first_step)
         self.block_t0, self.block_serving, self.block_avail = t0, links.serving, links.avail_from
@@ -173,6 +157,31 @@ class RadioLayer:
             if e.kind == "rlf":
                 self._fail_at[e.row] = round(t0 + k * self.step_s, 9)
         self._flush()
+
+    def _block_channel(self, slots: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray,
+                       y1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """RSRP per RE (dBm) and total received power (mW) at the block's K radio steps: (K, N, C).
+
+        ``sumo_steps``: the channel is evaluated where the vehicles are at this SUMO step and the
+        next, and RSRP is interpolated linearly in dB between them (received power geometrically);
+        ``radio_steps``: evaluated at every radio step, at positions interpolated linearly."""
+        K = self.k_per_block
+        if self.cfg.evaluate_at == "radio_steps":
+            frac = (np.arange(K) / K)[:, None]
+            xs, ys = x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)
+            rsrp = self.channel.rsrp_dbm(np.tile(slots, K), xs.ravel(), ys.ravel())
+            rsrp = rsrp.reshape(K, len(slots), -1)
+            return rsrp, self.channel.received_mw(rsrp)
+        start = self.channel.rsrp_dbm(slots, x0, y0)
+        end = self.channel.rsrp_dbm(slots, x1, y1)
+        frac = (np.arange(K, dtype=np.float32) / K)[:, None, None]
+        rsrp = start + frac * (end - start)
+        step = np.power(np.float32(10.0), (end - start) * np.float32(0.1 / K))
+        received = np.empty_like(rsrp)
+        received[0] = self.channel.received_mw(start)
+        for k in range(1, K):
+            np.multiply(received[k - 1], step, out=received[k])
+        return rsrp, received
 
     def _account(self, links: BlockLinks, rates: np.ndarray) -> None:
         """Link windows and the handoff trace for the block's events, step by step."""
@@ -189,8 +198,7 @@ class RadioLayer:
             self.windows.accumulate(self._state, links.serving[k], rates[0, k])
 
     def _add_event(self, tau: float, vehicle: str, e: LinkEvent) -> None:
-        self.counts[e.kind] += 1
-        self.counts["ping_pong"] += e.ping_pong
+        self.stats.event(e)
         for key, value in (("t", tau), ("vehicle", vehicle), ("from_cell", e.from_cell),
                            ("to_cell", e.to_cell), ("kind", e.kind),
                            ("interruption_s", e.interruption_s), ("ping_pong", e.ping_pong)):
@@ -210,6 +218,7 @@ class RadioLayer:
                 "sinr_db": pa.array(links.sinr_db[k], pa.float32(), from_pandas=True),
                 "rate_bps": rates[0, k], "ul_rate_bps": rates[1, k],
             })
+            self.stats.sinr(links.sinr_db[k])
 
     def _vehicle_left(self, vehicle: str, tau: float) -> None:
         slot = self.store.slot_of[vehicle]
@@ -316,14 +325,13 @@ class RadioLayer:
 
     def progress_fields(self) -> dict[str, str]:
         connected = int((self.block_serving[self._step_now()] >= 0).sum()) if self.block_serving.size else 0
-        return {"connected": str(connected), "handoffs": str(self.counts["handoff"])}
+        return {"connected": str(connected), "handoffs": str(self.stats.counts["handoff"])}
 
     def summary(self) -> dict[str, Any]:
         durations = np.array(self.windows.connected_durations)
+        stays = [d for cell in self.windows.durations_by_cell.values() for d in cell]
         return {
-            "cells": len(self.cells), "handoffs": self.counts["handoff"], "rlfs": self.counts["rlf"],
-            "attaches": self.counts["attach"], "detaches": self.counts["detach"],
-            "ping_pongs": self.counts["ping_pong"],
+            "cells": len(self.cells), **self.stats.summary(stays, self.env.now),
             "completed_link_windows": len(durations),
             "median_link_window_s": float(np.median(durations)) if len(durations) else None,
             "transfers_completed": self.transfers.completed,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from cosim.radio.cells import Cells
-from cosim.radio.handoff import BlockChannel, BlockLinks
+from cosim.radio.handoff import BlockLinks
 from cosim.scenario import InterferenceConfig, RateConfig
 
 
@@ -30,15 +30,15 @@ class LinkRates:
         self.ul_offset_db = (cfg.ue_tx_power_dbm - cells.tx_power_dbm - noise_dbm
                              - cfg.uplink_interference_margin_db)
 
-    def __call__(self, links: BlockLinks, channel: BlockChannel) -> np.ndarray:
+    def __call__(self, links: BlockLinks, received_mw: np.ndarray) -> np.ndarray:
         """Single-user rate (bit/s) down and up for each radio step: (2, K, N)."""
         cfg = self.cfg
         on = links.serving >= 0
         s = np.where(on, links.serving, 0)
-        sinr = 10 ** (np.where(on, links.sinr_db, -99.0) / 10)
+        sinr = 10 ** (np.where(on, links.sinr_db, -99.0) / 10)  # capped at the receiver's limit
         se_dl = np.minimum(cfg.efficiency * np.log2(1 + sinr), cfg.max_spectral_efficiency)
         K, n = s.shape
-        rx = channel.received_mw[np.arange(K)[:, None], np.arange(n)[None, :], s]
+        rx = received_mw[np.arange(K)[:, None], np.arange(n)[None, :], s]
         snr_ul = 10 ** ((10 * np.log10(rx) + self.ul_offset_db[s]) / 10)
         se_ul = np.minimum(cfg.efficiency * np.log2(1 + snr_ul), cfg.max_spectral_efficiency)
         rates = np.stack([se_dl * self.bandwidth[0, s], se_ul * self.bandwidth[1, s]])

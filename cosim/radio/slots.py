@@ -8,7 +8,9 @@ import numpy as np
 from cosim.radio.handoff import STATE_FIELDS
 from cosim.radio.windows import WINDOW_FIELDS
 
-_FIELDS = {**STATE_FIELDS, **WINDOW_FIELDS}
+# name -> (dtype, fill, one value per cell)
+FIELDS: dict[str, tuple[type, float, bool]] = {
+    **STATE_FIELDS, **{name: (dtype, fill, False) for name, (dtype, fill) in WINDOW_FIELDS.items()}}
 
 
 class SlotStore:
@@ -20,18 +22,14 @@ class SlotStore:
         self.free: list[int] = []
         self.capacity = 0
         self.arrays: dict[str, np.ndarray] = {}
-        self.filtered = np.zeros((0, n_cells), dtype=np.float32)
         self._grow(64)
 
     def _grow(self, capacity: int) -> None:
-        for name, (dtype, fill) in _FIELDS.items():
-            new = np.full(capacity, fill, dtype=dtype)
+        for name, (dtype, fill, per_cell) in FIELDS.items():
+            new = np.full((capacity, self.n_cells) if per_cell else capacity, fill, dtype=dtype)
             if name in self.arrays:
                 new[: self.capacity] = self.arrays[name]
             self.arrays[name] = new
-        filtered = np.zeros((capacity, self.n_cells), dtype=np.float32)
-        filtered[: self.capacity] = self.filtered
-        self.filtered = filtered
         self.free.extend(range(capacity - 1, self.capacity - 1, -1))
         self.capacity = capacity
 
@@ -40,7 +38,7 @@ class SlotStore:
             self._grow(2 * self.capacity)
         slot = self.free.pop()
         self.slot_of[vehicle] = slot
-        for name, (_, fill) in _FIELDS.items():
+        for name, (_, fill, _) in FIELDS.items():
             self.arrays[name][slot] = fill
         self.arrays["reattach_at"][slot] = now
         self.arrays["detached_since"][slot] = now

@@ -12,7 +12,7 @@ from pydantic import (
     model_validator,
 )
 
-from cosim.scenario.base import StrictModel, whole_multiple
+from cosim.scenario.base import InputFile, StrictModel, whole_multiple
 
 
 class CellTemplate(StrictModel):
@@ -25,6 +25,10 @@ class CellTemplate(StrictModel):
     carrier_ghz: float = Field(3.5, ge=0.5, le=100.0)  # 38.901's validity range
     bandwidth_mhz: PositiveFloat = 40.0
     scenario: Literal["uma", "umi"] = "uma"
+    # The antenna's boresight as a compass bearing (degrees clockwise from north, +y); none: an
+    # omnidirectional antenna. A sector antenna has the 38.901 element pattern (Table 7.3-1).
+    azimuth_deg: float | None = Field(None, ge=0.0, lt=360.0)
+    downtilt_deg: float = Field(0.0, ge=-30.0, le=60.0)  # electrical, positive towards the ground
 
 
 class CellConfig(CellTemplate):
@@ -42,7 +46,17 @@ class HexLayout(CellTemplate):
     rings: int = Field(1, ge=0, le=6)
     center: tuple[float, float] | None = None  # default: the centre of the network
     id_prefix: str = "macro"
-    antenna_gain_dbi: float = 17.0  # a sector panel's peak gain, applied in every direction
+    # Three sectors per site (38.901 Fig. 7.8-1), each a cell with the Table 7.3-1 pattern around
+    # its boresight; 1: one omnidirectional cell per site.
+    sectors: Literal[1, 3] = 3
+    antenna_gain_dbi: float = 17.0  # a sector panel's gain on boresight
+    downtilt_deg: float = Field(12.0, ge=-30.0, le=60.0)  # 38.901 Table 7.8-1: theta_etilt = 102 deg
+
+    @model_validator(mode="after")
+    def _bearings_from_sectors(self) -> HexLayout:
+        if self.azimuth_deg is not None:
+            raise ValueError("azimuth_deg: the layout sets each sector's bearing (sectors: 1 or 3)")
+        return self
 
 
 class IntersectionLayout(CellTemplate):
@@ -73,7 +87,13 @@ class ChannelConfig(StrictModel):
     """Large-scale channel: 3GPP TR 38.901 path loss, LOS, shadowing, vehicle penetration."""
 
     model: Literal["38.901", "free_space", "log_distance"] = "38.901"
-    los: Literal["stochastic", "always", "never"] = "stochastic"
+    # stochastic: 38.901's LOS probability, drawn from a spatially consistent field per cell
+    # (same position, same LOS); geometry: the line to the cell is blocked by buildings (the blocks
+    # between the network's streets, or the polygons of ``buildings``); always / never.
+    los: Literal["stochastic", "geometry", "always", "never"] = "stochastic"
+    buildings: InputFile | None = None  # a SUMO .poly.xml; none: blocks between the streets
+    building_types: list[str] = Field(default_factory=lambda: ["building"])
+    sidewalk_m: NonNegativeFloat = 3.0  # street width beyond the lanes, for blocks between streets
     shadowing: bool = True
     # Shadow-fading correlation between sites, as in TR 36.814 Table A.2.1.1.2-3 (0.5).
     shadow_site_correlation: float = Field(0.5, ge=0.0, le=1.0)
@@ -83,14 +103,23 @@ class ChannelConfig(StrictModel):
     ue_height_m: PositiveFloat = 1.5
     noise_figure_db: NonNegativeFloat = 9.0
     subcarrier_khz: PositiveFloat = 30.0
+    # The receiver's own limit (EVM, phase noise, ADC): no SINR above this reaches the decoder.
+    max_sinr_db: float = 30.0
 
 
 class HandoffConfig(StrictModel):
-    """A3 handoff with L3 filtering and time-to-trigger; radio link failure via Qout and T310."""
+    """Handoff per TS 38.331 measurement events on L3-filtered RSRP, each neighbour with its own
+    time-to-trigger: A3 to a cell on the serving carrier (neighbour better than serving by the
+    offset), A4 or A5 to a cell on another carrier (thresholds in dBm of RSRP per resource
+    element); radio link failure via Qout and T310."""
 
     a3_offset_db: float = 3.0
     hysteresis_db: NonNegativeFloat = 0.0
     ttt_s: NonNegativeFloat = 0.256
+    inter_frequency: Literal["a4", "a5"] = "a5"
+    a4_threshold_dbm: float = -100.0  # A4: neighbour above this
+    a5_threshold1_dbm: float = -105.0  # A5: serving below this ...
+    a5_threshold2_dbm: float = -100.0  # ... and neighbour above this
     l3_filter_a: float = Field(0.5, gt=0.0, le=1.0)  # per measurement period (k = 4)
     measurement_period_s: PositiveFloat = 0.2  # RSRP measurement period (TS 38.133, FR1)
     interruption_s: NonNegativeFloat = 0.05
@@ -132,6 +161,10 @@ class RadioConfig(StrictModel):
     """The radio layer: cells, channel, handoff, rates and how often it runs."""
 
     step_s: PositiveFloat = 0.1
+    # sumo_steps: the channel is evaluated where vehicles are at each SUMO step and RSRP is
+    # interpolated in dB over the radio steps between (fast); radio_steps: evaluated at every
+    # radio step at interpolated positions (exact, ~K times the channel work).
+    evaluate_at: Literal["sumo_steps", "radio_steps"] = "sumo_steps"
     cells: list[CellConfig] | CellGenerators
     channel: ChannelConfig = Field(default_factory=ChannelConfig)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
