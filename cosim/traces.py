@@ -36,7 +36,7 @@ class TraceTable:
     def append(self, columns: Mapping[str, Sequence | np.ndarray]) -> None:
         """Add rows given as one array (or list) per column, all of one length."""
         batch = pa.RecordBatch.from_arrays(
-            [pa.array(columns[f.name], type=f.type) for f in self.schema], schema=self.schema
+            [pa.array(_convertible(columns[f.name]), type=f.type) for f in self.schema], schema=self.schema
         )
         if batch.num_rows == 0:
             return
@@ -69,6 +69,14 @@ class TraceTable:
     def path(self, complete: bool) -> Path:
         suffix = ".parquet" if complete else ".incomplete.parquet"
         return self.folder / f"{self.name}{suffix}"
+
+
+def _convertible(values: Sequence | np.ndarray) -> Sequence | np.ndarray:
+    """Arrow converts a list of Python strings ~10x faster than an object ndarray of them (same
+    result)."""
+    if isinstance(values, np.ndarray) and values.dtype == object:
+        return values.tolist()
+    return values
 
 
 class TraceSet:

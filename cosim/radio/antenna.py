@@ -39,10 +39,12 @@ def attenuation_db(dx: np.ndarray, dy: np.ndarray, d2d: np.ndarray, height_diff_
                    azimuth_deg: np.ndarray, downtilt_deg: np.ndarray) -> np.ndarray:
     """Attenuation (dB, <= 0) of each cell's antenna toward a vehicle at (dx, dy) from the cell;
     cells whose azimuth is NaN are omnidirectional (0 dB). Arrays broadcast over (..., C)."""
-    sectored = ~np.isnan(azimuth_deg)
-    if not sectored.any():
-        return np.zeros(np.broadcast_shapes(dx.shape, azimuth_deg.shape), dtype=dx.dtype)
-    phi = (bearing_deg(dx, dy) - np.nan_to_num(azimuth_deg) + 180.0) % 360.0 - 180.0
-    theta = 90.0 + np.degrees(np.arctan2(height_diff_m, d2d))
-    out = element_attenuation_db(phi, theta, np.nan_to_num(downtilt_deg))
-    return np.where(sectored, out, 0.0).astype(dx.dtype, copy=False)
+    out = np.zeros(np.broadcast_shapes(dx.shape, azimuth_deg.shape), dtype=dx.dtype)
+    sectored = np.flatnonzero(~np.isnan(azimuth_deg))
+    if not len(sectored):
+        return out
+    dx, dy, d2d = (np.broadcast_to(a, out.shape)[..., sectored] for a in (dx, dy, d2d))
+    phi = (bearing_deg(dx, dy) - azimuth_deg[sectored] + 180.0) % 360.0 - 180.0
+    theta = 90.0 + np.degrees(np.arctan2(np.broadcast_to(height_diff_m, out.shape[-1:])[sectored], d2d))
+    out[..., sectored] = element_attenuation_db(phi, theta, downtilt_deg[sectored])
+    return out

@@ -143,8 +143,8 @@ class RadioLayer:
         stay = nxt >= 0
         x1[stay], y1[stay] = up.x[nxt[stay]], up.y[nxt[stay]]
         self.stats.motion(np.hypot(x1 - cur.x, y1 - cur.y), cur.speed, self.step_s * self.k_per_block)
-        rsrp, received = self._block_channel(slots, cur.x, cur.y, x1, y1)
         self._state = self.store.gather(slots)
+        rsrp, received = self._block_channel(slots, cur.x, cur.y, x1, y1)
         self.fsm.activity = cell_activity(self.cfg.interference, self._state["serving"], len(self.cells))
         links = self.fsm.run_block(self._state, rsrp, received, is_new, t0)
         rates = self.rates(links, received)
@@ -172,8 +172,12 @@ class RadioLayer:
             rsrp = self.channel.rsrp_dbm(np.tile(slots, K), xs.ravel(), ys.ravel())
             rsrp = rsrp.reshape(K, len(slots), -1)
             return rsrp, self.channel.received_mw(rsrp)
-        start = self.channel.rsrp_dbm(slots, x0, y0)
+        start = self._state["rsrp_next"]
+        unknown = np.isnan(start[:, 0])
+        if unknown.any():
+            start[unknown] = self.channel.rsrp_dbm(slots[unknown], x0[unknown], y0[unknown])
         end = self.channel.rsrp_dbm(slots, x1, y1)
+        self._state["rsrp_next"] = end
         frac = (np.arange(K, dtype=np.float32) / K)[:, None, None]
         rsrp = start + frac * (end - start)
         step = np.power(np.float32(10.0), (end - start) * np.float32(0.1 / K))

@@ -10,7 +10,11 @@ from cosim.radio.windows import WINDOW_FIELDS
 
 # name -> (dtype, fill, one value per cell)
 FIELDS: dict[str, tuple[type, float, bool]] = {
-    **STATE_FIELDS, **{name: (dtype, fill, False) for name, (dtype, fill) in WINDOW_FIELDS.items()}}
+    **STATE_FIELDS, **{name: (dtype, fill, False) for name, (dtype, fill) in WINDOW_FIELDS.items()},
+    # the channel where the vehicle will be at the next SUMO step (NaN: not known yet): the next
+    # block starts there, so it is evaluated once
+    "rsrp_next": (np.float32, np.nan, True),
+}
 
 
 class SlotStore:
