@@ -26,6 +26,7 @@ import functools
 import math
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 import scipy.fft
 from scipy.special import ndtr
@@ -110,31 +111,57 @@ class GaussianField2D:
     def nbytes(self) -> int:
         return self.grid.nbytes
 
-    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Field value(s) at positions ``x, y`` (equal shapes, metres), float32."""
-        x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        shape = x.shape
+    def weights(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bilinear interpolation at positions (flattened): each position's lower-left node (flat
+        index) and the weights of its four nodes (00, 10, 01, 11), divided by the interpolant's
+        exact standard deviation there."""
         x0, y0, x1, y1 = self.bounds
-        tx = (np.clip(x.ravel(), x0, x1) - x0) / self.spacing
-        ty = (np.clip(y.ravel(), y0, y1) - y0) / self.spacing
+        tx = (np.clip(np.asarray(x, dtype=np.float64).ravel(), x0, x1) - x0) / self.spacing
+        ty = (np.clip(np.asarray(y, dtype=np.float64).ravel(), y0, y1) - y0) / self.spacing
         ix = np.minimum(tx.astype(np.intp), self.nx - 2)
         iy = np.minimum(ty.astype(np.intp), self.ny - 2)
         u = (tx - ix).astype(np.float32)
         v = (ty - iy).astype(np.float32)
-        flat = self.grid.reshape(self.ny * self.nx, -1)
-        i00 = iy * self.nx + ix
-        g00, g10 = flat[i00], flat[i00 + 1]
-        g01, g11 = flat[i00 + self.nx], flat[i00 + self.nx + 1]
         u1, v1 = 1 - u, 1 - v
         ax, bx = u1 * u1 + u * u, 2 * u * u1  # ax + bx = 1
         ay, by = v1 * v1 + v * v, 2 * v * v1
         var = ax * ay + np.float32(self._c1) * (bx * ay + ax * by) + np.float32(self._c2) * bx * by
-        wy0, wy1 = (v1 / np.sqrt(var))[:, None], (v / np.sqrt(var))[:, None]
-        out = (u1[:, None] * g00 + u[:, None] * g10) * wy0 + (u1[:, None] * g01 + u[:, None] * g11) * wy1
+        wy0, wy1 = v1 / np.sqrt(var), v / np.sqrt(var)
+        return iy * self.nx + ix, np.stack([u1 * wy0, u * wy0, u1 * wy1, u * wy1], axis=1)
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Field value(s) at positions ``x, y`` (equal shapes, metres), float32."""
+        shape = np.shape(x)
+        i00, w = self.weights(x, y)
+        flat = self.grid.reshape(self.ny * self.nx, -1)
+        out = np.empty((len(i00), flat.shape[1]), dtype=np.float32)
+        _interpolate(flat, i00, w, self.nx, out)
         if self.layers is None:
             return out.reshape(shape)
         return out.reshape(*shape, self.layers)
+
+
+@numba.njit(cache=True)
+def _interpolate(flat, i00, w, nx, out):  # pragma: no cover - compiled
+    for i in range(len(i00)):
+        a, b, c, d = i00[i], i00[i] + 1, i00[i] + nx, i00[i] + nx + 1
+        for j in range(flat.shape[1]):
+            out[i, j] = (w[i, 0] * flat[a, j] + w[i, 1] * flat[b, j] + w[i, 2] * flat[c, j]
+                         + w[i, 3] * flat[d, j])
+
+
+@numba.njit(cache=True)
+def _interpolate_either(flat_a, i_a, w_a, nx_a, flat_b, i_b, w_b, nx_b, take_a, out):  # pragma: no cover
+    """out[i, j]: field a where take_a[i, j], else field b (one of the two evaluated per element)."""
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            if take_a[i, j]:
+                flat, i00, w, nx = flat_a, i_a, w_a, nx_a
+            else:
+                flat, i00, w, nx = flat_b, i_b, w_b, nx_b
+            k = i00[i]
+            out[i, j] = (w[i, 0] * flat[k, j] + w[i, 1] * flat[k + 1, j] + w[i, 2] * flat[k + nx, j]
+                         + w[i, 3] * flat[k + nx + 1, j])
 
 
 class CellFields:
@@ -188,6 +215,11 @@ class CellFields:
         each cell as the boolean ``los`` (N, C) says."""
         out = np.empty((len(x), self.n_cells), dtype=np.float32)
         for s, g in self.groups.items():
-            out[:, g] = np.where(los[:, g], self.shadow_fields[s, True](x, y),
-                                 self.shadow_fields[s, False](x, y))
+            a, b = self.shadow_fields[s, True], self.shadow_fields[s, False]
+            (i_a, w_a), (i_b, w_b) = a.weights(x, y), b.weights(x, y)
+            part = np.empty((len(x), len(g)), dtype=np.float32)
+            _interpolate_either(a.grid.reshape(a.ny * a.nx, -1), i_a, w_a, a.nx,
+                                b.grid.reshape(b.ny * b.nx, -1), i_b, w_b, b.nx,
+                                np.ascontiguousarray(los[:, g]), part)
+            out[:, g] = part
         return out
