@@ -8,12 +8,14 @@ SUMO street graph), kept a minimum distance apart.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from cosim.cache import cached_folder, content_key
 from cosim.radio.antenna import THREE_SECTOR_BEARINGS_DEG
 from cosim.scenario import CellConfig, CellGenerators, CellTemplate, RadioConfig
 
@@ -123,7 +125,20 @@ def hex_sites(center: tuple[float, float], isd_m: float, rings: int) -> list[tup
 
 def central_intersections(net, count: int, rank_by: str, min_spacing_m: float
                           ) -> list[tuple[float, float]]:
-    """The ``count`` most central junctions of the street graph, greedily kept apart."""
+    """The ``count`` most central junctions of the street graph, greedily kept apart; cached per
+    network and settings (betweenness takes seconds on a city grid)."""
+    edges = sorted(f"{e.getID()} {e.getFromNode().getID()} {e.getToNode().getID()} {e.getLength()!r} "
+                   f"{e.getFunction()}" for e in net.getEdges())
+    nodes = sorted(f"{n.getID()} {n.getCoord()!r} {n.getType()}" for n in net.getNodes())
+    key = content_key(["intersections-v1", rank_by, str(count), repr(min_spacing_m), "\n".join(edges),
+                       "\n".join(nodes)])
+    folder = cached_folder("intersections", key, lambda tmp: (tmp / "sites.json").write_text(
+        json.dumps(_central_intersections(net, count, rank_by, min_spacing_m))))
+    return [tuple(site) for site in json.loads((folder / "sites.json").read_text())]
+
+
+def _central_intersections(net, count: int, rank_by: str, min_spacing_m: float
+                           ) -> list[tuple[float, float]]:
     import networkx as nx
 
     graph = nx.DiGraph()
