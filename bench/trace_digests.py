@@ -111,8 +111,12 @@ def main() -> None:
     parser.add_argument("file", type=Path)
     parser.add_argument("--only", nargs="*", help="case names (default: all)")
     args = parser.parse_args()
-    chosen = {k: v for k, v in cases().items() if not args.only or k in args.only}
     recorded = json.loads(args.file.read_text()) if args.file.is_file() else {}
+    chosen = {k: v for k, v in cases().items() if not args.only or k in args.only}
+    if args.verb == "check" and not args.only:  # what the file holds (cases added later are new)
+        for name in sorted(set(chosen) - set(recorded)):
+            print(f"{name}: not in {args.file}, skipped")
+        chosen = {k: v for k, v in chosen.items() if k in recorded}
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (scenario, overrides) in chosen.items():

@@ -130,3 +130,17 @@ def test_console_script_exit_code_and_single_line(tmp_path):
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("cosim ")
+
+
+def test_another_methods_setting_is_named_and_compare_leaves_it_out():
+    from cosim.compare import aggregation_section
+
+    sf = Path(__file__).resolve().parent.parent / "scenarios" / "sf_downtown.yaml"  # sync, min_round_gap_s
+    with pytest.raises(InputError, match="min_round_gap_s: not a setting of 'fedbuff'.*belongs to sync"):
+        load_scenario(sf, ["aggregation.method=fedbuff"])
+    override, left = aggregation_section(sf, ["aggregation.round_deadline_s=90"], "fedbuff")
+    assert left == ["min_round_gap_s"]
+    agg = load_scenario(sf, [override]).aggregation
+    assert (agg.method, agg.round_deadline_s, agg.eval_every_rounds) == ("fedbuff", 90, 5)
+    override, left = aggregation_section(sf, [], "sync")
+    assert left == [] and load_scenario(sf, [override]).aggregation.min_round_gap_s == 20
