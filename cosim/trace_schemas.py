@@ -33,7 +33,7 @@ CELL_SCHEMA = pa.schema([
     ("x", pa.float64()), ("y", pa.float64()), ("height_m", pa.float64()),
     ("tx_power_dbm", pa.float64()), ("antenna_gain_dbi", pa.float64()),
     ("carrier_ghz", pa.float64()), ("bandwidth_mhz", pa.float64()),
-    ("azimuth_deg", pa.float64()), ("downtilt_deg", pa.float64()),  # NaN azimuth: omnidirectional
+    ("azimuth_deg", pa.float64()), ("downtilt_deg", pa.float64()),  # null azimuth: omnidirectional
 ])
 RADIO_SCHEMA = pa.schema([
     ("t", pa.float64()), ("vehicle", pa.string()), ("serving_cell", pa.int32()),

@@ -115,7 +115,7 @@ def test_map_3d_by_centre_distance():
 def test_small_2d_boxes_are_dont_care():
     from types import SimpleNamespace
 
-    from cosim.learning.local import _Det2dEval
+    from cosim.learning.tasks import SPECS
     from cosim.scenario import EvaluationConfig
 
     scores = torch.full((4, 32, 32), -10.0)
@@ -128,7 +128,7 @@ def test_small_2d_boxes_are_dont_care():
     model = SimpleNamespace(image_size=64)
     results = {}
     for min_height in (0.0625, 0.0):
-        ev = _Det2dEval(model, EvaluationConfig(det2d_min_height=min_height))
+        ev = SPECS["det2d"].evaluator(model, EvaluationConfig(det2d_min_height=min_height))
         ev.update(scores, reg, target, 0, {})
         results[min_height] = ev.compute()["mAP50"]
     assert results[0.0625] == pytest.approx(1.0)  # the 2-px-tall box is don't care

@@ -105,7 +105,8 @@ class RadioLayer:
                 "scenario": list(c.scenario), "x": c.x, "y": c.y, "height_m": c.height_m,
                 "tx_power_dbm": c.tx_power_dbm, "antenna_gain_dbi": c.antenna_gain_dbi,
                 "carrier_ghz": c.carrier_ghz, "bandwidth_mhz": c.bandwidth_hz / 1e6,
-                "azimuth_deg": c.azimuth_deg, "downtilt_deg": c.downtilt_deg}
+                "azimuth_deg": pa.array(c.azimuth_deg, pa.float64(), from_pandas=True),  # null: omni
+                "downtilt_deg": c.downtilt_deg}
 
     # ---- the process ----------------------------------------------------------------------
     def _run(self):
