@@ -174,10 +174,11 @@ class RadioLayer:
             rsrp = rsrp.reshape(K, len(slots), -1)
             return rsrp, self.channel.received_mw(rsrp)
         start = self._state["rsrp_next"]
-        unknown = np.isnan(start[:, 0])
-        if unknown.any():
-            start[unknown] = self.channel.rsrp_dbm(slots[unknown], x0[unknown], y0[unknown])
-        end = self.channel.rsrp_dbm(slots, x1, y1)
+        unknown = np.flatnonzero(np.isnan(start[:, 0]))  # vehicles new in this block
+        both = self.channel.rsrp_dbm(np.concatenate([slots, slots[unknown]]),
+                                     np.concatenate([x1, x0[unknown]]), np.concatenate([y1, y0[unknown]]))
+        end = both[: len(slots)]
+        start[unknown] = both[len(slots):]
         self._state["rsrp_next"] = end
         frac = (np.arange(K, dtype=np.float32) / K)[:, None, None]
         rsrp = start + frac * (end - start)
