@@ -75,8 +75,9 @@ class RadioStats:
         if not total:
             return {f"p{q}": None for q in qs}
         cdf = np.cumsum(self.sinr_counts) / total
-        return {f"p{q}": round(SINR_MIN_DB + (int(np.searchsorted(cdf, q / 100)) + 0.5) * SINR_BIN_DB, 2)
-                for q in qs}
+        # the bin's centre, never above the largest sample (the receiver cap sits in the top bin)
+        return {f"p{q}": round(min(SINR_MIN_DB + (int(np.searchsorted(cdf, q / 100)) + 0.5) * SINR_BIN_DB,
+                                   self.sinr_max), 2) for q in qs}
 
 
 def _quantiles(x: np.ndarray, qs: tuple[int, ...]) -> dict[str, float | None]:
