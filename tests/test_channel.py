@@ -78,3 +78,38 @@ def test_straight_road_through_hex_layout_gives_the_geometric_handover_count(off
     nearest = np.argmin(np.hypot(x[:, None] - cells.x, y[:, None] - cells.y), axis=1)
     entered = nearest[1:][np.diff(nearest) != 0]
     assert [e.to_cell for e in handoffs] == entered.tolist()
+
+
+@pytest.mark.parametrize("los", ["always", "never", "stochastic"])
+def test_the_compiled_channel_computes_the_reference_formulas(los):
+    """Channel.rsrp_dbm (compiled) = EIRP + sector attenuation - 38.901 path loss - shadowing -
+    penetration, each from the pure reference functions."""
+    from cosim.radio.antenna import attenuation_db
+    from cosim.radio.pathloss import path_loss_db
+
+    configs = [CellConfig(id=f"m{i}", x=x, y=y, scenario="uma", antenna_gain_dbi=17, azimuth_deg=az,
+                          downtilt_deg=12)
+               for i, ((x, y), az) in enumerate(zip(hex_sites((0.0, 0.0), 500.0, 1),
+                                                    [60.0, 180.0, 300.0, 0.0, 90.0, 200.0, 330.0],
+                                                    strict=True))]
+    configs += [CellConfig(id="s0", x=120.0, y=-80.0, scenario="umi", height_m=10, carrier_ghz=3.7,
+                           bandwidth_mhz=20, tx_power_dbm=30, antenna_gain_dbi=5)]  # omni
+    cells = Cells.from_configs(configs)
+    cfg = ChannelConfig(los=los)
+    channel = Channel(cells, cfg, np.random.default_rng(3), BOUNDS)
+    channel.add_vehicles(np.arange(40))
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1000, 1000, 40).astype(np.float32)
+    y = rng.uniform(-1000, 1000, 40).astype(np.float32)
+    x[0], y[0] = cells.x[0] + 3.0, cells.y[0]  # closer than 10 m: evaluated at 10 m
+    got = channel.rsrp_dbm(np.arange(40), x, y)
+    dx, dy = x[:, None] - cells.x, y[:, None] - cells.y
+    d2d = np.hypot(dx, dy)
+    state = channel.los(x, y, d2d.astype(np.float32))
+    loss = np.empty_like(d2d)
+    for scen, g in channel.groups.items():
+        loss[:, g] = path_loss_db(scen, state[:, g], d2d[:, g], cells.carrier_ghz[g], cells.height_m[g], 1.5)
+    shadow = np.where(state, channel.sigma_los, channel.sigma_nlos) * channel.fields.shadow_z(x, y, state)
+    gain = attenuation_db(dx, dy, d2d, cells.height_m - 1.5, cells.azimuth_deg, cells.downtilt_deg)
+    want = channel.eirp_re_dbm + gain - loss - shadow - channel.penetration_db[:40, None]
+    assert np.abs(got - want).max() < 2e-3  # float32 vs float64 arithmetic

@@ -20,12 +20,12 @@ import numpy as np
 
 from cosim.radio.antenna import attenuation_db
 from cosim.radio.cells import Cells
+from cosim.radio.fast_channel import CellGeometry
 from cosim.radio.pathloss import (
     SHADOW_SIGMA_DB,
     free_space_db,
     log_distance_db,
     los_probability,
-    path_loss_db,
     thermal_noise_dbm,
 )
 from cosim.scenario import ChannelConfig
@@ -61,6 +61,9 @@ class Channel:
         if cfg.model == "38.901" and cfg.los == "geometry":
             self.street_los = _street_los(cfg, cells, bounds, net)
         self.penetration_db = np.zeros(64, dtype=dtype)
+        self.geometry = CellGeometry(cells.scenario, cells.x, cells.y, cells.height_m, cells.carrier_ghz,
+                                     cells.azimuth_deg, cells.downtilt_deg, self.eirp_re_dbm,
+                                     cfg.ue_height_m)
 
     def add_vehicles(self, slots: np.ndarray) -> None:
         """Draw the penetration loss of vehicles that just entered (their car body)."""
@@ -97,15 +100,11 @@ class Channel:
         dx = x[:, None] - cells.x.astype(dt)
         dy = y[:, None] - cells.y.astype(dt)
         d2d = np.sqrt(dx * dx + dy * dy)
-        if cfg.model == "38.901":
+        if cfg.model == "38.901":  # one compiled pass (fast_channel), same formulas as pathloss.py
             los = self.los(x, y, d2d)
-            loss = np.empty(d2d.shape, dtype=dt)
-            for scen, g in self.groups.items():
-                loss[:, g] = path_loss_db(scen, los[:, g], d2d[:, g], cells.carrier_ghz[g].astype(dt),
-                                          cells.height_m[g].astype(dt), dt(cfg.ue_height_m))
-            if cfg.shadowing:
-                sigma = np.where(los, self.sigma_los, self.sigma_nlos)
-                loss += sigma * self.fields.shadow_z(x, y, los)
+            shadow = (np.where(los, self.sigma_los, self.sigma_nlos) * self.fields.shadow_z(x, y, los)
+                      if cfg.shadowing else np.zeros(los.shape, dtype=np.float32))
+            return self.geometry.rsrp(x, y, los, shadow, self.penetration_db[slots])
         else:
             d3d = np.sqrt(d2d * d2d + self.height_diff * self.height_diff)
             fc = cells.carrier_ghz.astype(dt)
