@@ -78,7 +78,7 @@ class LinkStateMachine:
                  offload: np.ndarray | None = None):
         self.cfg = cfg
         # cells entered by A4 when inter_frequency is "a4" (small cells, RSUs)
-        self.a4_target = np.zeros(len(group), bool) if offload is None else np.asarray(offload, bool)
+        self.a4_target = np.zeros(len(group), bool) if offload is None else np.array(offload, bool)
         if cfg.inter_frequency != "a4":
             self.a4_target[:] = False
         self.group = np.ascontiguousarray(group, dtype=np.int64)  # co-channel group of each cell
