@@ -89,8 +89,7 @@ class LinkStateMachine:
         a = 1 - (1 - cfg.l3_filter_a) ** (step_s / cfg.measurement_period_s)
         self.params = np.array([
             cfg.a3_offset_db, cfg.hysteresis_db, cfg.ttt_s, cfg.interruption_s, cfg.qout_db,
-            cfg.qin_db, cfg.t310_s, cfg.reestablish_s, cfg.ping_pong_s,
-            0.0 if cfg.inter_frequency == "a4" else 1.0, cfg.a4_threshold_dbm, cfg.a5_threshold1_dbm,
+            cfg.qin_db, cfg.t310_s, cfg.reestablish_s, cfg.a4_threshold_dbm, cfg.a5_threshold1_dbm,
             cfg.a5_threshold2_dbm, max_sinr_db, a, step_s], dtype=np.float64)
 
     def run_block(self, st: dict[str, np.ndarray], rsrp_dbm: np.ndarray, received_mw: np.ndarray,
@@ -137,8 +136,8 @@ def _run_block(rsrp, mw, t0, p, group, carrier, a4_target, noise, activity, serv
                t310_since, reattach_at, detached_since, last_ho_t, last_ho_from, filtered, ttt,
                out_serving, out_avail, out_sinr, ev, ev_f):  # pragma: no cover - compiled
     a3_off, hys, ttt_s, interruption, qout, qin = p[0], p[1], p[2], p[3], p[4], p[5]
-    t310_s, reestablish, a4_thr = p[6], p[7], p[10]  # p[8]: ping-pong, p[9]: event, in Python
-    a5_thr1, a5_thr2, max_sinr, a, step = p[11], p[12], p[13], p[14], p[15]
+    t310_s, reestablish, a4_thr = p[6], p[7], p[8]
+    a5_thr1, a5_thr2, max_sinr, a, step = p[9], p[10], p[11], p[12], p[13]
     K, n, C = rsrp.shape
     count = 0
     for k in range(K):
