@@ -134,18 +134,20 @@ def run_scenario(
             inputs=inputs, backend=scenario.mobility.backend,
             step_length_s=scenario.mobility.step_length_s, seed=scenario.seed,
             extra_options=tuple(scenario.mobility.sumo_options), log_file=run_dir / "sumo.log",
+            pipeline=scenario.mobility.pipeline,
         )
         session_context = (contextlib.nullcontext(replay) if replay is not None
                            else open_session(launch))
         with session_context as session:
             engine = Engine(scenario, traces)
-            mobility = MobilityLayer(session, scenario)
-            engine.add_layer(mobility)
+            mobility = MobilityLayer(session, scenario)  # SUMO's warm-up starts
             radio = None
             if scenario.radio is not None:
                 from cosim.radio.layer import RadioLayer
 
                 radio = RadioLayer(scenario, network_file(inputs), source)
+            engine.add_layer(mobility)
+            if radio is not None:
                 engine.add_layer(radio)
             if scenario.learning_enabled:
                 from cosim.learning.federated.server import FederatedLayer

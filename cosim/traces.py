@@ -7,6 +7,7 @@ readable but never looking complete. Settings are fixed so that the same rows gi
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,27 +31,31 @@ class TraceTable:
             self._partial, schema, compression="zstd", compression_level=3,
             use_dictionary=True, write_statistics=True,
         )
-        self._chunks: list[pa.RecordBatch] = []
+        self._chunks: list[dict] = []
         self._buffered = 0
 
-    def append(self, columns: Mapping[str, Sequence | np.ndarray]) -> None:
-        """Add rows given as one array (or list) per column, all of one length."""
-        batch = pa.RecordBatch.from_arrays(
-            [pa.array(_convertible(columns[f.name]), type=f.type) for f in self.schema], schema=self.schema
-        )
-        if batch.num_rows == 0:
+    def append(self, columns: Mapping[str, Sequence | np.ndarray | pa.Array]) -> None:
+        """Add rows given as one array (or list) per column, all of one length.
+
+        The rows are kept as given (numpy arrays copied) and converted to Arrow once per row group:
+        a run appends a few hundred rows at a time, and converting each append costs more than
+        the rows. Row groups end where they would if every append were converted on its own."""
+        chunk = {f.name: _snapshot(columns[f.name]) for f in self.schema}
+        rows = len(chunk[self.schema[0].name])
+        if rows == 0:
             return
-        self._chunks.append(batch)
-        self._buffered += batch.num_rows
+        self._chunks.append(chunk)
+        self._buffered += rows
         if self._buffered >= self.row_group_rows:
             self.flush()
 
     def flush(self) -> None:
         if not self._chunks:
             return
-        table = pa.Table.from_batches(self._chunks, schema=self.schema)
-        self._writer.write_table(table, row_group_size=self.row_group_rows)
-        self.rows_written += table.num_rows
+        batch = pa.RecordBatch.from_arrays(
+            [_column([c[f.name] for c in self._chunks], f.type) for f in self.schema], schema=self.schema)
+        self._writer.write_table(pa.Table.from_batches([batch]), row_group_size=self.row_group_rows)
+        self.rows_written += batch.num_rows
         self._chunks, self._buffered = [], 0
 
     def close(self, complete: bool) -> Path:
@@ -71,12 +76,24 @@ class TraceTable:
         return self.folder / f"{self.name}{suffix}"
 
 
-def _convertible(values: Sequence | np.ndarray) -> Sequence | np.ndarray:
-    """Arrow converts a list of Python strings ~10x faster than an object ndarray of them (same
-    result)."""
-    if isinstance(values, np.ndarray) and values.dtype == object:
-        return values.tolist()
-    return values
+def _snapshot(values: Sequence | np.ndarray | pa.Array) -> list | np.ndarray | pa.Array:
+    """The values as they are now: the caller may reuse its arrays after ``append``. Arrow
+    converts a list of Python strings ~10x faster than an object ndarray of them (same result)."""
+    if isinstance(values, pa.Array):
+        return values
+    if isinstance(values, np.ndarray):
+        return values.tolist() if values.dtype == object else values.copy()
+    return list(values)
+
+
+def _column(parts: list, type_: pa.DataType) -> pa.Array:
+    """One column of a row group from its appended parts."""
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return pa.array(np.concatenate(parts), type=type_)
+    if all(isinstance(p, list) for p in parts):
+        return pa.array(list(itertools.chain.from_iterable(parts)), type=type_)
+    arrays = [p if isinstance(p, pa.Array) else pa.array(p, type=type_) for p in parts]
+    return pa.concat_arrays([a if a.type == type_ else a.cast(type_) for a in arrays])
 
 
 class TraceSet:

@@ -4,6 +4,7 @@ runs are deterministic; SUMO never outlives a failed run."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -64,13 +65,43 @@ def test_entered_and_left_are_reported_per_step(grid_small):
     assert len(entered) > 10 and len(left) > 3
 
 
-def test_libsumo_and_traci_give_the_same_positions(grid_small, tmp_path):
-    _run(grid_small, tmp_path / "lib", "mobility.backend=libsumo")
+def test_libsumo_pipelined_in_process_and_traci_give_the_same_positions(grid_small, tmp_path):
+    _run(grid_small, tmp_path / "pipe", "mobility.backend=libsumo", "mobility.pipeline=true")
+    _run(grid_small, tmp_path / "lib", "mobility.backend=libsumo", "mobility.pipeline=false")
     _run(grid_small, tmp_path / "traci", "mobility.backend=traci")
     a = pq.read_table(tmp_path / "lib" / "mobility.parquet")
-    b = pq.read_table(tmp_path / "traci" / "mobility.parquet")
     assert a.num_rows > 500
-    assert a.equals(b)
+    assert a.equals(pq.read_table(tmp_path / "traci" / "mobility.parquet"))
+    assert (tmp_path / "pipe" / "mobility.parquet").read_bytes() == \
+        (tmp_path / "lib" / "mobility.parquet").read_bytes()
+
+
+def test_the_pipelined_session_streams_what_libsumo_reads_in_process(grid_small):
+    """Warm-up, time, first read and every step, with the vTypes of entering vehicles."""
+    from cosim.mobility.pipeline import PipelinedLibsumoSession
+    from cosim.mobility.session import LibsumoSession
+
+    sc = load_scenario(grid_small)
+    launch = SumoLaunch(prepare_inputs(sc), "libsumo", 1.0, sc.seed)
+
+    def trajectory(session):
+        for _ in range(7):
+            session.advance()
+        got = [session.time(), session.read()]
+        got += [session.step() for _ in range(60)]
+        types = {v: session.vehicle_type(v) for s in got[1:] for v in s.entered}
+        session.close()
+        return got, types
+
+    (t_a, *a), types_a = trajectory(LibsumoSession(launch))
+    pipelined = PipelinedLibsumoSession(launch)
+    (t_b, *b), types_b = trajectory(pipelined)
+    assert t_a == t_b == 7.0 and types_a == types_b and len(types_a) > 5
+    for sa, sb in zip(a, b, strict=True):
+        assert sa.t == sb.t and sa.entered == sb.entered and sa.left == sb.left
+        for name in ("ids", "x", "y", "speed", "heading", "edge", "parked"):
+            assert np.array_equal(getattr(sa, name), getattr(sb, name)), name
+    assert not pipelined._child.is_alive() and pipelined._child.exitcode == 0, "SUMO closed itself"
 
 
 def test_same_seed_gives_byte_identical_traces(grid_small, tmp_path):
@@ -137,6 +168,7 @@ def test_no_sumo_left_after_an_exception(grid_small, tmp_path, backend):
         _run(grid_small, tmp_path / "r", f"mobility.backend={backend}", extra_layers=[_Boom])
     assert not libsumo.simulation.isLoaded()
     assert _sumo_children() == []
+    assert multiprocessing.active_children() == [], "no pipelined SUMO child left"
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert info["status"] == "failed" and "boom" in info["error"]
     assert info["traces"]["mobility"] == "mobility.incomplete.parquet"
@@ -177,3 +209,17 @@ def test_sf_downtown_acceptance(sf_downtown, tmp_path):
     assert len(pc.unique(table.column("vehicle"))) >= 100
     assert pc.any(table.column("parked")).as_py()
     assert json.loads((tmp_path / "x" / "run.json").read_text())["status"] == "complete"
+
+
+def test_a_network_that_crashes_sumo_is_bad_input(tmp_path):
+    """SUMO itself segfaults on some malformed XML; in its own process that is a one-line input
+    error naming the file, not a crash of cosim."""
+    from cosim.errors import InputError
+
+    (tmp_path / "bad.net.xml").write_text("<net><edge id='e'></net>")
+    (tmp_path / "r.rou.xml").write_text("<routes/>")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: bad\nduration_s: 10\nmobility: {net: bad.net.xml, routes: [r.rou.xml]}\n")
+    with pytest.raises(InputError, match=r"bad\.net\.xml: mobility: SUMO crashed while loading"):
+        _run(path, tmp_path / "out")
+    assert multiprocessing.active_children() == []

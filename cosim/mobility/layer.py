@@ -43,19 +43,19 @@ class MobilityLayer:
         self._parked_seen: set[str] = set()
         self._peak = 0
         self._types: dict[str, str] = {}
+        self._warm_up()
 
     def attach(self, engine: Engine) -> None:
         self.table = engine.traces.table(MOBILITY, MOBILITY_SCHEMA)
-        self._warm_up()
+        self._offset = self.session.time()
         self.current = self._engine_time(self.session.read())
         self.upcoming = self._engine_time(self.session.step())
         engine.env.process(self._drive(engine))
 
     def _warm_up(self) -> None:
-        steps = round(self.warmup_s / self.step_s)
-        for _ in range(steps):
+        """Step SUMO through the warm-up (a pipelined session does it while the run sets up)."""
+        for _ in range(round(self.warmup_s / self.step_s)):
             self.session.advance()
-        self._offset = self.session.time()
 
     def _engine_time(self, states: VehicleStates) -> VehicleStates:
         # ask a vehicle's type as soon as SUMO reports it: it may be gone a step later

@@ -58,6 +58,7 @@ class SumoLaunch:
     seed: int
     extra_options: tuple[str, ...] = ()
     log_file: Path | None = None
+    pipeline: bool = False  # libsumo only: SUMO in a child process, stepping ahead
 
     def command(self, executable: str) -> list[str]:
         cmd = [executable]
@@ -238,8 +239,12 @@ def _first_error_line(log: Path | None) -> str | None:
 @contextlib.contextmanager
 def open_session(launch: SumoLaunch) -> Iterator[SumoSession]:
     """Start SUMO with the launch's backend and close it however the block ends."""
-    if launch.backend == "libsumo":
-        session: SumoSession = LibsumoSession(launch)
+    if launch.backend == "libsumo" and launch.pipeline:
+        from cosim.mobility.pipeline import PipelinedLibsumoSession
+
+        session: SumoSession = PipelinedLibsumoSession(launch)
+    elif launch.backend == "libsumo":
+        session = LibsumoSession(launch)
     elif launch.backend in ("traci", "gui"):
         session = TraciSession(launch, gui=launch.backend == "gui")
     else:

@@ -111,57 +111,75 @@ class GaussianField2D:
     def nbytes(self) -> int:
         return self.grid.nbytes
 
-    def weights(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Bilinear interpolation at positions (flattened): each position's lower-left node (flat
-        index) and the weights of its four nodes (00, 10, 01, 11), divided by the interpolant's
-        exact standard deviation there."""
-        x0, y0, x1, y1 = self.bounds
-        tx = (np.clip(np.asarray(x, dtype=np.float64).ravel(), x0, x1) - x0) / self.spacing
-        ty = (np.clip(np.asarray(y, dtype=np.float64).ravel(), y0, y1) - y0) / self.spacing
-        ix = np.minimum(tx.astype(np.intp), self.nx - 2)
-        iy = np.minimum(ty.astype(np.intp), self.ny - 2)
-        u = (tx - ix).astype(np.float32)
-        v = (ty - iy).astype(np.float32)
-        u1, v1 = 1 - u, 1 - v
-        ax, bx = u1 * u1 + u * u, 2 * u * u1  # ax + bx = 1
-        ay, by = v1 * v1 + v * v, 2 * v * v1
-        var = ax * ay + np.float32(self._c1) * (bx * ay + ax * by) + np.float32(self._c2) * bx * by
-        wy0, wy1 = v1 / np.sqrt(var), v / np.sqrt(var)
-        return iy * self.nx + ix, np.stack([u1 * wy0, u * wy0, u1 * wy1, u * wy1], axis=1)
+    @property
+    def geometry(self) -> np.ndarray:
+        """What the compiled interpolation needs: bounds, spacing, node counts, node covariances."""
+        return np.array([*self.bounds, self.spacing, self.nx, self.ny, self._c1, self._c2])
+
+    @property
+    def nodes(self) -> np.ndarray:
+        """The grid as (nodes, layers), float32."""
+        return self.grid.reshape(self.ny * self.nx, -1)
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Field value(s) at positions ``x, y`` (equal shapes, metres), float32."""
         shape = np.shape(x)
-        i00, w = self.weights(x, y)
-        flat = self.grid.reshape(self.ny * self.nx, -1)
-        out = np.empty((len(i00), flat.shape[1]), dtype=np.float32)
-        _interpolate(flat, i00, w, self.nx, out)
+        xs = np.asarray(x, dtype=np.float64).ravel()
+        ys = np.asarray(y, dtype=np.float64).ravel()
+        flat = self.nodes
+        out = np.empty((len(xs), flat.shape[1]), dtype=np.float32)
+        _interpolate(flat, self.geometry, xs, ys, out)
         if self.layers is None:
             return out.reshape(shape)
         return out.reshape(*shape, self.layers)
 
 
+@numba.njit(cache=True, inline="always")
+def _node_weights(x, y, geo):  # pragma: no cover - compiled
+    """Bilinear interpolation at (x, y): the lower-left node (flat index) and the weights of the
+    four nodes (00, 10, 01, 11), divided by the interpolant's exact standard deviation there.
+    float32 arithmetic, operation by operation as numpy would do it on float32 arrays."""
+    x0, y0, x1, y1, h = geo[0], geo[1], geo[2], geo[3], geo[4]
+    nx, ny = int(geo[5]), int(geo[6])
+    c1, c2 = np.float32(geo[7]), np.float32(geo[8])
+    tx = (min(max(x, x0), x1) - x0) / h
+    ty = (min(max(y, y0), y1) - y0) / h
+    ix = min(int(tx), nx - 2)
+    iy = min(int(ty), ny - 2)
+    one, two = np.float32(1.0), np.float32(2.0)
+    u = np.float32(tx - ix)
+    v = np.float32(ty - iy)
+    u1, v1 = one - u, one - v
+    ax, bx = u1 * u1 + u * u, two * u * u1  # ax + bx = 1
+    ay, by = v1 * v1 + v * v, two * v * v1
+    var = ax * ay + c1 * (bx * ay + ax * by) + c2 * bx * by
+    sd = np.sqrt(var)
+    wy0, wy1 = v1 / sd, v / sd
+    return iy * nx + ix, nx, u1 * wy0, u * wy0, u1 * wy1, u * wy1
+
+
 @numba.njit(cache=True)
-def _interpolate(flat, i00, w, nx, out):  # pragma: no cover - compiled
-    for i in range(len(i00)):
-        a, b, c, d = i00[i], i00[i] + 1, i00[i] + nx, i00[i] + nx + 1
+def _interpolate(flat, geo, xs, ys, out):  # pragma: no cover - compiled
+    for i in range(len(xs)):
+        a, nx, w0, w1, w2, w3 = _node_weights(xs[i], ys[i], geo)
         for j in range(flat.shape[1]):
-            out[i, j] = (w[i, 0] * flat[a, j] + w[i, 1] * flat[b, j] + w[i, 2] * flat[c, j]
-                         + w[i, 3] * flat[d, j])
+            out[i, j] = (w0 * flat[a, j] + w1 * flat[a + 1, j] + w2 * flat[a + nx, j]
+                         + w3 * flat[a + nx + 1, j])
 
 
 @numba.njit(cache=True)
-def _interpolate_either(flat_a, i_a, w_a, nx_a, flat_b, i_b, w_b, nx_b, take_a, out):  # pragma: no cover
+def _interpolate_either(flat_a, geo_a, flat_b, geo_b, xs, ys, take_a, out):  # pragma: no cover
     """out[i, j]: field a where take_a[i, j], else field b (one of the two evaluated per element)."""
     for i in range(out.shape[0]):
+        ka, nxa, a0, a1, a2, a3 = _node_weights(xs[i], ys[i], geo_a)
+        kb, nxb, b0, b1, b2, b3 = _node_weights(xs[i], ys[i], geo_b)
         for j in range(out.shape[1]):
             if take_a[i, j]:
-                flat, i00, w, nx = flat_a, i_a, w_a, nx_a
+                out[i, j] = (a0 * flat_a[ka, j] + a1 * flat_a[ka + 1, j] + a2 * flat_a[ka + nxa, j]
+                             + a3 * flat_a[ka + nxa + 1, j])
             else:
-                flat, i00, w, nx = flat_b, i_b, w_b, nx_b
-            k = i00[i]
-            out[i, j] = (w[i, 0] * flat[k, j] + w[i, 1] * flat[k + 1, j] + w[i, 2] * flat[k + nx, j]
-                         + w[i, 3] * flat[k + nx + 1, j])
+                out[i, j] = (b0 * flat_b[kb, j] + b1 * flat_b[kb + 1, j] + b2 * flat_b[kb + nxb, j]
+                             + b3 * flat_b[kb + nxb + 1, j])
 
 
 class CellFields:
@@ -216,10 +234,9 @@ class CellFields:
         out = np.empty((len(x), self.n_cells), dtype=np.float32)
         for s, g in self.groups.items():
             a, b = self.shadow_fields[s, True], self.shadow_fields[s, False]
-            (i_a, w_a), (i_b, w_b) = a.weights(x, y), b.weights(x, y)
             part = np.empty((len(x), len(g)), dtype=np.float32)
-            _interpolate_either(a.grid.reshape(a.ny * a.nx, -1), i_a, w_a, a.nx,
-                                b.grid.reshape(b.ny * b.nx, -1), i_b, w_b, b.nx,
+            _interpolate_either(a.nodes, a.geometry, b.nodes, b.geometry,
+                                np.asarray(x, np.float64), np.asarray(y, np.float64),
                                 np.ascontiguousarray(los[:, g]), part)
             out[:, g] = part
         return out

@@ -195,13 +195,15 @@ class RadioLayer:
         for k, e in links.events:
             by_step.setdefault(k, []).append(e)
         ids = self._block_ids
-        for k in range(links.serving.shape[0]):
+        done = 0  # steps accumulated so far; a step's events come before its rates
+        for k in sorted(by_step):
+            self.windows.accumulate(self._state, links.serving[done:k], rates[0, done:k])
+            done = k
             tau = round(links.t0 + k * self.step_s, 9)
-            if k in by_step:
-                self.windows.apply(self._state, by_step[k], ids, tau)
-                for e in by_step[k]:
-                    self._add_event(tau, ids[e.row], e)
-            self.windows.accumulate(self._state, links.serving[k], rates[0, k])
+            self.windows.apply(self._state, by_step[k], ids, tau)
+            for e in by_step[k]:
+                self._add_event(tau, ids[e.row], e)
+        self.windows.accumulate(self._state, links.serving[done:], rates[0, done:])
 
     def _add_event(self, tau: float, vehicle: str, e: LinkEvent) -> None:
         self.stats.event(e)

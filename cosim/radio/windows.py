@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numba
 import numpy as np
 
 from cosim.radio.handoff import LinkEvent
@@ -52,13 +53,11 @@ class LinkWindows:
                 self._open_cell(st, r, tau)
 
     def accumulate(self, st: dict[str, np.ndarray], serving: np.ndarray, rate_bps: np.ndarray) -> None:
-        """Add one radio step's rates to the open windows of the vehicles attached in it."""
-        on = serving >= 0
-        r = np.where(on, rate_bps, 0.0)
-        for prefix in ("win", "cell"):
-            st[f"{prefix}_sum"] += r
-            st[f"{prefix}_n"] += on
-            st[f"{prefix}_min"] = np.where(on, np.minimum(st[f"{prefix}_min"], r), st[f"{prefix}_min"])
+        """Add radio steps' rates (steps x vehicles) to the open windows of the vehicles attached
+        in each, step after step."""
+        if len(serving):
+            _accumulate(serving, rate_bps, st["win_sum"], st["win_n"], st["win_min"], st["cell_sum"],
+                        st["cell_n"], st["cell_min"])
 
     def close_all(self, st: dict[str, np.ndarray], serving: np.ndarray, ids: np.ndarray,
                   tau: float) -> None:
@@ -96,3 +95,17 @@ class LinkWindows:
     def drain(self) -> list[tuple]:
         rows, self.closed = self.closed, []
         return rows
+
+
+@numba.njit(cache=True)
+def _accumulate(serving, rate, win_sum, win_n, win_min, cell_sum, cell_n, cell_min):  # pragma: no cover
+    for k in range(serving.shape[0]):
+        for r in range(serving.shape[1]):
+            if serving[k, r] >= 0:
+                x = rate[k, r]
+                win_sum[r] += x
+                win_n[r] += 1
+                win_min[r] = min(win_min[r], x)
+                cell_sum[r] += x
+                cell_n[r] += 1
+                cell_min[r] = min(cell_min[r], x)

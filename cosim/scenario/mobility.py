@@ -68,6 +68,9 @@ class MobilityConfig(StrictModel):
     """Where vehicles come from: a SUMO network, its demand, and how SUMO is driven."""
 
     backend: Literal["libsumo", "traci", "gui"] = "libsumo"
+    # libsumo in a child process stepping ahead while this one runs the radio and learning (two
+    # cores overlap; the states are identical). false: libsumo inside this process.
+    pipeline: bool = True
     step_length_s: PositiveFloat = 1.0
     warmup_s: NonNegativeFloat = 0.0
     sumocfg: InputFile | None = None

@@ -1,0 +1,157 @@
+"""libsumo in a child process that steps ahead of the co-simulation.
+
+SUMO's step and the per-vehicle reads cost about as much as the radio's work on a SUMO step, and
+they do not depend on it: mobility is not steered by the radio or the learning. So the child
+steps SUMO and sends each step's ``VehicleStates`` (with the vTypes of the vehicles that entered)
+while this process runs the radio on the previous ones: the two overlap on two cores. The pipe
+is the only buffer: when this process falls behind, the child blocks in ``send`` once the pipe is
+full (a few steps ahead), so memory stays bounded. SUMO is the same deterministic program fed the
+same commands, so the states are identical to the in-process session's.
+
+Protocol (parent -> child): ("advance", n) steps n times without reading; ("time",) and
+("read",) answer once; ("stream",) answers the current states, then steps and sends forever.
+Child -> parent: ("ok", value) or ("error", exception).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from multiprocessing.connection import Connection
+from typing import Any
+
+from cosim.errors import InputError
+from cosim.mobility.session import LibsumoSession, SumoLaunch, SumoSession, VehicleStates
+
+
+class ChildEnded(RuntimeError):
+    """The SUMO child process ended without a word (it crashed)."""
+
+    def __init__(self, how: str):
+        self.how = how
+        super().__init__(f"the SUMO child process ended unexpectedly ({how}); see the run's sumo.log")
+
+
+class PipelinedLibsumoSession(SumoSession):
+    """A SumoSession whose libsumo runs in a child process, a few steps ahead."""
+
+    def __init__(self, launch: SumoLaunch):
+        super().__init__(launch)
+        context = multiprocessing.get_context("spawn")  # a fresh process: no inherited threads
+        self._conn, child_end = context.Pipe(duplex=True)
+        self._child = context.Process(target=_serve, args=(launch, child_end), daemon=True,
+                                      name="cosim-sumo")
+        self._child.start()
+        child_end.close()
+        self._types: dict[str, str] = {}
+        self._streaming = False
+        self._t = float("nan")
+        self._started = False  # the child's first answer (SUMO loaded, or why not) is still due:
+        # this process goes on setting up the run meanwhile, and reads it before the next answer.
+
+    def time(self) -> float:
+        if self._streaming:
+            return self._t
+        self._send(("time",))
+        return self._answer()
+
+    def advance(self) -> None:
+        if self._streaming:
+            raise RuntimeError("a streaming SUMO session only steps with step()")
+        self._send(("advance", 1))  # no answer: the child works while this process goes on
+
+    def read(self) -> VehicleStates:
+        if self._streaming:
+            raise RuntimeError("a streaming SUMO session reads with step()")
+        self._send(("stream",))
+        self._streaming = True
+        return self._receive()
+
+    def step(self) -> VehicleStates:
+        if not self._streaming:
+            self._send(("advance", 1))
+            return self.read()
+        return self._receive()
+
+    def vehicle_type(self, vehicle: str) -> str:
+        try:
+            return self._types[vehicle]
+        except KeyError:
+            raise KeyError(f"vehicle {vehicle!r} was never reported by SUMO") from None
+
+    def close(self) -> None:
+        """Closing the pipe ends the child's next send; it then closes SUMO (outputs flushed)."""
+        self._conn.close()
+        self._child.join(timeout=30)
+        if self._child.is_alive():
+            self._child.terminate()
+            self._child.join(timeout=10)
+
+    def _send(self, command: tuple) -> None:
+        try:
+            self._conn.send(command)
+        except (BrokenPipeError, ConnectionResetError):  # the child has ended: its last answer (or its exit) says why
+            self._answer()
+            raise ChildEnded("its pipe is closed") from None
+
+    def _receive(self) -> VehicleStates:
+        states, types = self._answer()
+        self._types.update(types)
+        self._t = states.t
+        return states
+
+    def _answer(self) -> Any:
+        if not self._started:
+            self._started = True
+            try:
+                self._answer()  # SUMO started (or the error that stopped it, raised here)
+            except ChildEnded as ended:  # SUMO itself crashes on some malformed files
+                target = self.launch.inputs.sumocfg or self.launch.inputs.net
+                raise InputError(target, "mobility", f"SUMO crashed while loading the scenario "
+                                 f"({ended.how}); check the network and route files") from None
+        try:
+            kind, value = self._conn.recv()
+        except (EOFError, ConnectionResetError):
+            self._child.join(timeout=10)
+            code = self._child.exitcode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            raise ChildEnded(how) from None
+        if kind == "error":
+            raise value
+        return value
+
+
+def _serve(launch: SumoLaunch, conn: Connection) -> None:  # pragma: no cover - child process
+    """The child: run the parent's commands on an in-process libsumo session."""
+    try:
+        session = LibsumoSession(launch)
+    except Exception as exc:
+        conn.send(("error", exc))
+        return
+    conn.send(("ok", None))
+    try:
+        while True:
+            command = conn.recv()
+            if command[0] == "advance":
+                for _ in range(command[1]):
+                    session.advance()
+            elif command[0] == "time":
+                conn.send(("ok", session.time()))
+            elif command[0] == "stream":
+                states = session.read()
+                while True:
+                    conn.send(("ok", (states, _types(session, states))))
+                    session.advance()
+                    states = session.read()
+    except (EOFError, BrokenPipeError, ConnectionResetError):  # the parent closed: run over
+        pass
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            conn.send(("error", RuntimeError(f"SUMO failed: {exc}")))
+    finally:
+        session.close()
+
+
+def _types(session: LibsumoSession, states: VehicleStates) -> dict[str, str]:
+    """vTypes of the vehicles that just entered: asked now, as a vehicle may be gone a step later."""
+    return {vehicle: session.vehicle_type(vehicle) for vehicle in states.entered}
