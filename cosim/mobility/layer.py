@@ -12,11 +12,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-
 from cosim.engine import Engine, until
-from cosim.mobility.geo import xy_to_lonlat
+from cosim.mobility.records import mobility_batch
 from cosim.mobility.session import SumoSession, VehicleStates
 from cosim.scenario import Scenario
 from cosim.trace_schemas import MOBILITY, MOBILITY_SCHEMA
@@ -44,6 +41,8 @@ class MobilityLayer:
         self._peak = 0
         self._types: dict[str, str] = {}
         self._warm_up()
+        geo = (self.geo.lat, self.geo.lon) if self.geo is not None else None
+        session.prepare_records(geo, self.sample_every)
 
     def attach(self, engine: Engine) -> None:
         self.table = engine.traces.table(MOBILITY, MOBILITY_SCHEMA)
@@ -83,16 +82,11 @@ class MobilityLayer:
             listener(states)
 
     def _record(self, s: VehicleStates) -> None:
-        n = len(s)
-        if self.geo is not None:
-            lon, lat = xy_to_lonlat(s.x, s.y, self.geo.lat, self.geo.lon)
-        else:
-            lon = lat = pa.nulls(n, pa.float64())
-        self.table.append({
-            "t": np.full(n, s.t), "vehicle": s.ids, "x": s.x, "y": s.y, "lon": lon, "lat": lat,
-            "speed": s.speed, "heading": s.heading, "edge": s.edge, "parked": s.parked,
-            "type": [self._types[v] for v in s.ids],
-        })
+        if s.record is not None:  # the session built the rows
+            self.table.append(s.record)
+            return
+        geo = (self.geo.lat, self.geo.lon) if self.geo is not None else None
+        self.table.append(mobility_batch(s, self._types, geo))
 
     def finish(self) -> None:
         """Record the look-ahead state too: the radio interpolated towards it in the last step,

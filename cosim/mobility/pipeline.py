@@ -16,11 +16,14 @@ Child -> parent: ("ok", value) or ("error", exception).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import itertools
 import multiprocessing
 from multiprocessing.connection import Connection
 from typing import Any
 
 from cosim.errors import InputError
+from cosim.mobility.records import mobility_batch
 from cosim.mobility.session import LibsumoSession, SumoLaunch, SumoSession, VehicleStates
 
 
@@ -60,6 +63,10 @@ class PipelinedLibsumoSession(SumoSession):
             raise RuntimeError("a streaming SUMO session only steps with step()")
         self._send(("advance", 1))  # no answer: the child works while this process goes on
 
+    def prepare_records(self, geo: tuple[float, float] | None, every: int) -> None:
+        """The child builds the mobility trace's rows too: it has time to spare."""
+        self._send(("records", geo, every))
+
     def read(self) -> VehicleStates:
         if self._streaming:
             raise RuntimeError("a streaming SUMO session reads with step()")
@@ -90,8 +97,8 @@ class PipelinedLibsumoSession(SumoSession):
     def _send(self, command: tuple) -> None:
         try:
             self._conn.send(command)
-        except (BrokenPipeError, ConnectionResetError):  # the child has ended: its last answer (or its exit) says why
-            self._answer()
+        except (BrokenPipeError, ConnectionResetError):
+            self._answer()  # the child has ended: its last answer (or its exit) says why
             raise ChildEnded("its pipe is closed") from None
 
     def _receive(self) -> VehicleStates:
@@ -129,6 +136,7 @@ def _serve(launch: SumoLaunch, conn: Connection) -> None:  # pragma: no cover - 
         conn.send(("error", exc))
         return
     conn.send(("ok", None))
+    plan = None  # (geo, every): build the mobility trace's rows of every every-th streamed step
     try:
         while True:
             command = conn.recv()
@@ -137,12 +145,10 @@ def _serve(launch: SumoLaunch, conn: Connection) -> None:  # pragma: no cover - 
                     session.advance()
             elif command[0] == "time":
                 conn.send(("ok", session.time()))
+            elif command[0] == "records":
+                plan = command[1:]
             elif command[0] == "stream":
-                states = session.read()
-                while True:
-                    conn.send(("ok", (states, _types(session, states))))
-                    session.advance()
-                    states = session.read()
+                _stream(session, conn, plan)
     except (EOFError, BrokenPipeError, ConnectionResetError):  # the parent closed: run over
         pass
     except Exception as exc:
@@ -150,6 +156,24 @@ def _serve(launch: SumoLaunch, conn: Connection) -> None:  # pragma: no cover - 
             conn.send(("error", RuntimeError(f"SUMO failed: {exc}")))
     finally:
         session.close()
+
+
+def _stream(session: LibsumoSession, conn: Connection, plan: tuple | None) -> None:  # pragma: no cover
+    """Send the current states, then step and send for ever (until the pipe closes)."""
+    offset = session.time()  # engine time 0: where the stream starts (after the warm-up)
+    all_types: dict[str, str] = {}
+    states = session.read()
+    for i in itertools.count():
+        types = _types(session, states)
+        if plan is not None and i % plan[1] == 0:
+            all_types.update(types)
+            shifted = dataclasses.replace(states, t=round(states.t - offset, 9))
+            states = dataclasses.replace(states, record=mobility_batch(shifted, all_types, plan[0]))
+        elif plan is not None:
+            all_types.update(types)
+        conn.send(("ok", (states, types)))
+        session.advance()
+        states = session.read()
 
 
 def _types(session: LibsumoSession, states: VehicleStates) -> dict[str, str]:

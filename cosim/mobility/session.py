@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,8 @@ class VehicleStates:
     parked: np.ndarray  # bool
     entered: tuple[str, ...]  # ids new since the previous step
     left: tuple[str, ...]  # ids gone since the previous step
+    # this step's mobility-trace rows, when the session prepared them (``prepare_records``)
+    record: Any = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -123,6 +126,11 @@ class SumoSession:
 
     def advance(self) -> None:
         raise NotImplementedError
+
+    def prepare_records(self, geo: tuple[float, float] | None, every: int) -> None:
+        """Offer to build the mobility trace's rows (``VehicleStates.record``) of every
+        ``every``-th streamed step, from the first ``read`` on; a session that does not leaves
+        ``record`` None and the mobility layer builds them."""
 
     def _read_all(self) -> tuple:
         raise NotImplementedError

@@ -106,7 +106,7 @@ class LinkStateMachine:
         ev = np.empty((cap, 5), dtype=np.int64)  # k, row, kind, from, to
         ev_f = np.empty((cap, 2))  # interruption, return time
         count = _run_block(
-            np.ascontiguousarray(rsrp_dbm, dtype=np.float32), np.ascontiguousarray(received_mw, np.float64),
+            np.ascontiguousarray(rsrp_dbm, dtype=np.float32), np.ascontiguousarray(received_mw),
             t0, self.params, self.group, self.carrier, self.a4_target, self.noise_mw,
             self.activity.astype(np.float64),
             st["serving"], st["interrupt_until"], st["t310_since"], st["reattach_at"],

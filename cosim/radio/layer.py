@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import pyarrow as pa
 
@@ -180,13 +181,12 @@ class RadioLayer:
         end = both[: len(slots)]
         start[unknown] = both[len(slots):]
         self._state["rsrp_next"] = end
-        frac = (np.arange(K, dtype=np.float32) / K)[:, None, None]
-        rsrp = start + frac * (end - start)
-        step = np.power(np.float32(10.0), (end - start) * np.float32(0.1 / K))
+        frac = np.arange(K, dtype=np.float32) / K
+        diff = end - start
+        step = np.power(np.float32(10.0), diff * np.float32(0.1 / K))
+        rsrp = np.empty((K, *start.shape), dtype=np.float32)
         received = np.empty_like(rsrp)
-        received[0] = self.channel.received_mw(start)
-        for k in range(1, K):
-            np.multiply(received[k - 1], step, out=received[k])
+        _interpolate_block(start, diff, frac, self.channel.received_mw(start), step, rsrp, received)
         return rsrp, received
 
     def _account(self, links: BlockLinks, rates: np.ndarray) -> None:
@@ -354,3 +354,14 @@ def _read_network(net_file: Path | None):
     import sumolib
 
     return sumolib.net.readNet(str(net_file))
+
+
+@numba.njit(cache=True)
+def _interpolate_block(start, diff, frac, received0, step, rsrp, received):  # pragma: no cover
+    """RSRP in dB linear between the block's ends (start + frac_k diff, as numpy would in
+    float32), and received power geometric: each step's the last one's times ``step``."""
+    for k in range(frac.shape[0]):
+        for i in range(start.shape[0]):
+            for c in range(start.shape[1]):
+                rsrp[k, i, c] = start[i, c] + frac[k] * diff[i, c]
+                received[k, i, c] = received0[i, c] if k == 0 else received[k - 1, i, c] * step[i, c]
