@@ -53,8 +53,7 @@ class MobilityLayer:
 
     def _warm_up(self) -> None:
         """Step SUMO through the warm-up (a pipelined session does it while the run sets up)."""
-        for _ in range(round(self.warmup_s / self.step_s)):
-            self.session.advance()
+        self.session.warm_up(round(self.warmup_s / self.step_s))
 
     def _engine_time(self, states: VehicleStates) -> VehicleStates:
         # ask a vehicle's type as soon as SUMO reports it: it may be gone a step later

@@ -2,15 +2,17 @@
 
 SUMO's step and the per-vehicle reads cost about as much as the radio's work on a SUMO step, and
 they do not depend on it: mobility is not steered by the radio or the learning. So the child
-steps SUMO and sends each step's ``VehicleStates`` (with the vTypes of the vehicles that entered)
-while this process runs the radio on the previous ones: the two overlap on two cores. The pipe
-is the only buffer: when this process falls behind, the child blocks in ``send`` once the pipe is
-full (a few steps ahead), so memory stays bounded. SUMO is the same deterministic program fed the
-same commands, so the states are identical to the in-process session's.
+steps SUMO and sends each step's ``VehicleStates`` (with the vTypes of the vehicles that entered,
+and the mobility trace's rows when asked) while this process runs the radio on the previous ones:
+the two overlap on two cores. The socket is the only buffer: when this process falls behind, the
+child blocks in ``send`` once it is full (a few steps ahead), so memory stays bounded. SUMO is the
+same deterministic program fed the same commands, so the states are identical to the in-process
+session's.
 
-Protocol (parent -> child): ("advance", n) steps n times without reading; ("time",) and
-("read",) answer once; ("stream",) answers the current states, then steps and sends forever.
-Child -> parent: ("ok", value) or ("error", exception).
+Protocol (parent -> child): the SumoLaunch; then ("advance", n) steps n times without reading;
+("time",) answers once; ("records", geo, every) asks for the mobility trace's rows; ("stream",)
+answers the current states, then steps and sends for ever. Child -> parent: ("ok", value) or
+("error", exception); the first "ok" says the child runs, the second that SUMO loaded.
 """
 
 from __future__ import annotations
@@ -18,13 +20,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import multiprocessing
+import os
+import socket
+import subprocess
+import sys
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
+import cosim
 from cosim.errors import InputError
 from cosim.mobility.records import mobility_batch
 from cosim.mobility.session import LibsumoSession, SumoLaunch, SumoSession, VehicleStates
+from cosim.trace_schemas import MOBILITY_SCHEMA
 
 
 class ChildEnded(RuntimeError):
@@ -40,12 +50,19 @@ class PipelinedLibsumoSession(SumoSession):
 
     def __init__(self, launch: SumoLaunch):
         super().__init__(launch)
-        context = multiprocessing.get_context("spawn")  # a fresh process: no inherited threads
-        self._conn, child_end = context.Pipe(duplex=True)
-        self._child = context.Process(target=_serve, args=(launch, child_end), daemon=True,
-                                      name="cosim-sumo")
-        self._child.start()
-        child_end.close()
+        # A plain child interpreter (not multiprocessing's spawn, which re-runs the caller's
+        # __main__: a script without a main guard, or stdin, would break), importing this very
+        # cosim, talking pickles over a socket pair.
+        ours, theirs = socket.socketpair()
+        package_root = str(Path(cosim.__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "cosim.mobility.pipeline", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        self._conn.send(launch)
         self._types: dict[str, str] = {}
         self._streaming = False
         self._t = float("nan")
@@ -59,9 +76,12 @@ class PipelinedLibsumoSession(SumoSession):
         return self._answer()
 
     def advance(self) -> None:
+        self.warm_up(1)
+
+    def warm_up(self, steps: int) -> None:
         if self._streaming:
             raise RuntimeError("a streaming SUMO session only steps with step()")
-        self._send(("advance", 1))  # no answer: the child works while this process goes on
+        self._send(("advance", steps))  # no answer: the child works while this process goes on
 
     def prepare_records(self, geo: tuple[float, float] | None, every: int) -> None:
         """The child builds the mobility trace's rows too: it has time to spare."""
@@ -87,12 +107,13 @@ class PipelinedLibsumoSession(SumoSession):
             raise KeyError(f"vehicle {vehicle!r} was never reported by SUMO") from None
 
     def close(self) -> None:
-        """Closing the pipe ends the child's next send; it then closes SUMO (outputs flushed)."""
+        """Closing the socket ends the child's next send; it then closes SUMO (outputs flushed)."""
         self._conn.close()
-        self._child.join(timeout=30)
-        if self._child.is_alive():
-            self._child.terminate()
-            self._child.join(timeout=10)
+        try:
+            self._child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            self._child.wait()
 
     def _send(self, command: tuple) -> None:
         try:
@@ -103,6 +124,9 @@ class PipelinedLibsumoSession(SumoSession):
 
     def _receive(self) -> VehicleStates:
         states, types = self._answer()
+        if states.record is not None:  # Arrow IPC bytes: far cheaper to read than a pickled batch
+            record = pa.ipc.read_record_batch(pa.py_buffer(states.record), MOBILITY_SCHEMA)
+            states = dataclasses.replace(states, record=record)
         self._types.update(types)
         self._t = states.t
         return states
@@ -110,26 +134,34 @@ class PipelinedLibsumoSession(SumoSession):
     def _answer(self) -> Any:
         if not self._started:
             self._started = True
+            self._message()  # the child runs and is about to load SUMO
             try:
-                self._answer()  # SUMO started (or the error that stopped it, raised here)
+                self._message()  # SUMO loaded (or the error that stopped it, raised here)
             except ChildEnded as ended:  # SUMO itself crashes on some malformed files
                 target = self.launch.inputs.sumocfg or self.launch.inputs.net
                 raise InputError(target, "mobility", f"SUMO crashed while loading the scenario "
                                  f"({ended.how}); check the network and route files") from None
+        return self._message()
+
+    def _message(self) -> Any:
         try:
             kind, value = self._conn.recv()
-        except (EOFError, ConnectionResetError):
-            self._child.join(timeout=10)
-            code = self._child.exitcode
-            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            raise ChildEnded(how) from None
+        except (EOFError, OSError):
+            try:
+                code = self._child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                code = None
+            raise ChildEnded(f"signal {-code}" if code is not None and code < 0
+                             else f"exit code {code}") from None
         if kind == "error":
             raise value
         return value
 
 
-def _serve(launch: SumoLaunch, conn: Connection) -> None:  # pragma: no cover - child process
+def _serve(conn: Connection) -> None:  # pragma: no cover - child process
     """The child: run the parent's commands on an in-process libsumo session."""
+    launch = conn.recv()
+    conn.send(("ok", None))  # running; SUMO loads next
     try:
         session = LibsumoSession(launch)
     except Exception as exc:
@@ -168,7 +200,8 @@ def _stream(session: LibsumoSession, conn: Connection, plan: tuple | None) -> No
         if plan is not None and i % plan[1] == 0:
             all_types.update(types)
             shifted = dataclasses.replace(states, t=round(states.t - offset, 9))
-            states = dataclasses.replace(states, record=mobility_batch(shifted, all_types, plan[0]))
+            batch = mobility_batch(shifted, all_types, plan[0])
+            states = dataclasses.replace(states, record=batch.serialize().to_pybytes())  # Arrow IPC
         elif plan is not None:
             all_types.update(types)
         conn.send(("ok", (states, types)))
@@ -179,3 +212,7 @@ def _stream(session: LibsumoSession, conn: Connection, plan: tuple | None) -> No
 def _types(session: LibsumoSession, states: VehicleStates) -> dict[str, str]:
     """vTypes of the vehicles that just entered: asked now, as a vehicle may be gone a step later."""
     return {vehicle: session.vehicle_type(vehicle) for vehicle in states.entered}
+
+
+if __name__ == "__main__":  # pragma: no cover - the child process
+    _serve(Connection(int(sys.argv[1])))

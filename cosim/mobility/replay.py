@@ -70,6 +70,13 @@ class ReplaySession:
     def advance(self) -> None:
         self._now = round(self._now + self.step_s, 9)
 
+    def warm_up(self, steps: int) -> None:
+        for _ in range(steps):
+            self.advance()
+
+    def prepare_records(self, geo: tuple[float, float] | None, every: int) -> None:
+        """The mobility layer builds the rows (a replay has nothing to overlap)."""
+
     def step(self) -> VehicleStates:
         self.advance()
         return self.read()

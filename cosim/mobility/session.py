@@ -127,6 +127,11 @@ class SumoSession:
     def advance(self) -> None:
         raise NotImplementedError
 
+    def warm_up(self, steps: int) -> None:
+        """Advance ``steps`` steps without reading (a pipelined session returns at once)."""
+        for _ in range(steps):
+            self.advance()
+
     def prepare_records(self, geo: tuple[float, float] | None, every: int) -> None:
         """Offer to build the mobility trace's rows (``VehicleStates.record``) of every
         ``every``-th streamed step, from the first ``read`` on; a session that does not leaves
@@ -149,6 +154,9 @@ class LibsumoSession(SumoSession):
         except ImportError:
             raise MissingDependencyError("libsumo is missing: pip install libsumo") from None
         self._sumo = libsumo
+        from libsumo import _libsumo
+
+        self._raw = _libsumo
         if libsumo.simulation.isLoaded():
             raise RuntimeError("a libsumo simulation is already running in this process")
         _start_or_input_error(lambda: libsumo.start(launch.command(binary("sumo"))), launch)
@@ -160,10 +168,13 @@ class LibsumoSession(SumoSession):
         self._sumo.simulationStep()
 
     def _read_all(self) -> tuple:
-        v = self._sumo.vehicle
-        ids = v.getIDList()
-        return pack_states(ids, map(v.getPosition, ids), map(v.getSpeed, ids),
-                           map(v.getAngle, ids), map(v.getRoadID, ids), map(v.getStopState, ids))
+        # the compiled getters themselves: libsumo's Python wrappers only forward to them, and
+        # at ~300 vehicles x 5 reads a step the forwarding alone costs ~20 % of the reads
+        raw = self._raw
+        ids = raw.vehicle_getIDList()
+        return pack_states(ids, map(raw.vehicle_getPosition, ids), map(raw.vehicle_getSpeed, ids),
+                           map(raw.vehicle_getAngle, ids), map(raw.vehicle_getRoadID, ids),
+                           map(raw.vehicle_getStopState, ids))
 
     def vehicle_type(self, vehicle: str) -> str:
         return self._sumo.vehicle.getTypeID(vehicle)
