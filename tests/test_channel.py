@@ -105,7 +105,7 @@ def test_the_compiled_channel_computes_the_reference_formulas(los):
     got = channel.rsrp_dbm(np.arange(40), x, y)
     dx, dy = x[:, None] - cells.x, y[:, None] - cells.y
     d2d = np.hypot(dx, dy)
-    state = channel.los(x, y, d2d.astype(np.float32))
+    state = channel.los(x, y)
     loss = np.empty_like(d2d)
     for scen, g in channel.groups.items():
         loss[:, g] = path_loss_db(scen, state[:, g], d2d[:, g], cells.carrier_ghz[g], cells.height_m[g], 1.5)

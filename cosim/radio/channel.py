@@ -76,16 +76,24 @@ class Channel:
         pen = self.rng.normal(self.cfg.penetration_mean_db, self.cfg.penetration_std_db, len(slots))
         self.penetration_db[slots] = np.maximum(pen, 0.0)  # a car body does not amplify
 
-    def los(self, x: np.ndarray, y: np.ndarray, d2d: np.ndarray) -> np.ndarray:
+    def _distances(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """dx, dy and 2-D distance (N, C) from every cell to positions (N,), in the channel's dtype."""
+        dt = self.dtype
+        dx = x[:, None] - self.cells.x.astype(dt)
+        dy = y[:, None] - self.cells.y.astype(dt)
+        return dx, dy, np.sqrt(dx * dx + dy * dy)
+
+    def los(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """LOS state (N, C) of every cell at positions (N,)."""
         cfg = self.cfg
-        shape = d2d.shape
+        shape = (len(x), len(self.cells))
         if cfg.model != "38.901" or cfg.los == "always":
             return np.ones(shape, dtype=bool)
         if cfg.los == "never":
             return np.zeros(shape, dtype=bool)
         if cfg.los == "geometry":
             return self.street_los.los(x, y)
+        d2d = self._distances(x, y)[2]
         p_los = np.empty(shape, dtype=self.dtype)
         for scen, g in self.groups.items():
             p_los[:, g] = los_probability(scen, d2d[:, g], cfg.ue_height_m)
@@ -97,15 +105,13 @@ class Channel:
         cells, cfg, dt = self.cells, self.cfg, self.dtype
         x = np.asarray(x, dtype=dt)
         y = np.asarray(y, dtype=dt)
-        dx = x[:, None] - cells.x.astype(dt)
-        dy = y[:, None] - cells.y.astype(dt)
-        d2d = np.sqrt(dx * dx + dy * dy)
         if cfg.model == "38.901":  # one compiled pass (fast_channel), same formulas as pathloss.py
-            los = self.los(x, y, d2d)
-            shadow = (np.where(los, self.sigma_los, self.sigma_nlos) * self.fields.shadow_z(x, y, los)
+            los = self.los(x, y)
+            shadow = (self.fields.shadow_db(x, y, los, self.sigma_los, self.sigma_nlos)
                       if cfg.shadowing else np.zeros(los.shape, dtype=np.float32))
             return self.geometry.rsrp(x, y, los, shadow, self.penetration_db[slots])
         else:
+            dx, dy, d2d = self._distances(x, y)
             d3d = np.sqrt(d2d * d2d + self.height_diff * self.height_diff)
             fc = cells.carrier_ghz.astype(dt)
             loss = (free_space_db(d3d, fc) if cfg.model == "free_space"

@@ -168,18 +168,20 @@ def _interpolate(flat, geo, xs, ys, out):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _interpolate_either(flat_a, geo_a, flat_b, geo_b, xs, ys, take_a, out):  # pragma: no cover
-    """out[i, j]: field a where take_a[i, j], else field b (one of the two evaluated per element)."""
+def _interpolate_either(flat_a, geo_a, flat_b, geo_b, xs, ys, take_a, scale_a, scale_b,
+                        out):  # pragma: no cover - compiled
+    """out[i, j]: scale_a[j] x field a where take_a[i, j], else scale_b[j] x field b (one of the
+    two evaluated per element)."""
     for i in range(out.shape[0]):
         ka, nxa, a0, a1, a2, a3 = _node_weights(xs[i], ys[i], geo_a)
         kb, nxb, b0, b1, b2, b3 = _node_weights(xs[i], ys[i], geo_b)
         for j in range(out.shape[1]):
             if take_a[i, j]:
-                out[i, j] = (a0 * flat_a[ka, j] + a1 * flat_a[ka + 1, j] + a2 * flat_a[ka + nxa, j]
-                             + a3 * flat_a[ka + nxa + 1, j])
+                out[i, j] = scale_a[j] * (a0 * flat_a[ka, j] + a1 * flat_a[ka + 1, j]
+                                          + a2 * flat_a[ka + nxa, j] + a3 * flat_a[ka + nxa + 1, j])
             else:
-                out[i, j] = (b0 * flat_b[kb, j] + b1 * flat_b[kb + 1, j] + b2 * flat_b[kb + nxb, j]
-                             + b3 * flat_b[kb + nxb + 1, j])
+                out[i, j] = scale_b[j] * (b0 * flat_b[kb, j] + b1 * flat_b[kb + 1, j]
+                                          + b2 * flat_b[kb + nxb, j] + b3 * flat_b[kb + nxb + 1, j])
 
 
 class CellFields:
@@ -231,12 +233,21 @@ class CellFields:
     def shadow_z(self, x: np.ndarray, y: np.ndarray, los: np.ndarray) -> np.ndarray:
         """Unit-normal shadowing (N, C) at positions ``x, y`` (N,): the LOS or the NLOS field of
         each cell as the boolean ``los`` (N, C) says."""
+        ones = np.ones(self.n_cells, dtype=np.float32)
+        return self.shadow_db(x, y, los, ones, ones)
+
+    def shadow_db(self, x: np.ndarray, y: np.ndarray, los: np.ndarray, sigma_los: np.ndarray,
+                  sigma_nlos: np.ndarray) -> np.ndarray:
+        """Shadow fading (N, C): ``shadow_z`` times each cell's sigma (C,) for the LOS state,
+        in float32 as numpy would multiply them."""
         out = np.empty((len(x), self.n_cells), dtype=np.float32)
         for s, g in self.groups.items():
             a, b = self.shadow_fields[s, True], self.shadow_fields[s, False]
             part = np.empty((len(x), len(g)), dtype=np.float32)
             _interpolate_either(a.nodes, a.geometry, b.nodes, b.geometry,
                                 np.asarray(x, np.float64), np.asarray(y, np.float64),
-                                np.ascontiguousarray(los[:, g]), part)
+                                np.ascontiguousarray(los[:, g]),
+                                np.ascontiguousarray(sigma_los[g], np.float32),
+                                np.ascontiguousarray(sigma_nlos[g], np.float32), part)
             out[:, g] = part
         return out

@@ -9,6 +9,7 @@ the K steps one at a time, on the engine clock.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -129,19 +130,18 @@ class RadioLayer:
         new = [v for v in cur.entered if v not in self.store.slot_of]
         for v in new:
             self.store.add(v, t0)
-        ids = cur.ids
-        slots = np.array([self.store.slot_of[v] for v in ids], dtype=np.int64)
+        ids, names, n = cur.ids, cur.ids.tolist(), len(cur.ids)  # a list iterates faster
+        slots = np.fromiter(map(self.store.slot_of.__getitem__, names), np.int64, n)
         self._block_ids, self._slots = ids, slots
-        self._row_of = dict(zip(ids, range(len(ids)), strict=True))
-        n = len(ids)
+        self._row_of = dict(zip(names, range(n), strict=True))
         is_new = np.zeros(n, dtype=bool)
         if new:
             is_new[[self._row_of[v] for v in new]] = True
             self.channel.add_vehicles(slots[is_new])
         # Where each vehicle is at the next SUMO step (it stays put if it leaves before).
         x1, y1 = cur.x.copy(), cur.y.copy()
-        up_row = dict(zip(up.ids, range(len(up.ids)), strict=True))
-        nxt = np.array([up_row.get(v, -1) for v in ids], dtype=np.int64)
+        up_row = dict(zip(up.ids.tolist(), range(len(up.ids)), strict=True))
+        nxt = np.fromiter(map(up_row.get, names, itertools.repeat(-1)), np.int64, n)
         stay = nxt >= 0
         x1[stay], y1[stay] = up.x[nxt[stay]], up.y[nxt[stay]]
         self.stats.motion(np.hypot(x1 - cur.x, y1 - cur.y), cur.speed, self.step_s * self.k_per_block)
