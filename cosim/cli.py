@@ -187,7 +187,10 @@ def compare(
             summary = run_compare(scenario, grid, out, set_ or [], jobs, targets,
                                   on_done=lambda _: bar.advance(task))
         print_summary(summary)
-        left = json.loads((out / "compare.json").read_text())["settings_left_out"]
+        info = json.loads((out / "compare.json").read_text())
+        if info["warning"]:
+            typer.echo(f"warning: {info['warning']}", err=True)
+        left = info["settings_left_out"]
         for method, keys in left.items():
             typer.echo(f"note: {method} runs leave out {', '.join(keys)} (settings of another method)")
         typer.echo(f"summary: {out / 'summary.parquet'} and {out / 'summary.csv'}")

@@ -80,8 +80,25 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
         "targets": targets,
         "settings_left_out": {a: left for a, (_, left) in sections.items() if left},
         "connectivity_identical_per_seed": True,
+        "warning": separation_warning(summary),
     }, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+SEPARATION_COMPLETION = 0.99
+
+
+def separation_warning(summary: pa.Table) -> str | None:
+    """A warning when every policy completes nearly every client round it starts: the scenario's
+    connectivity then decides nothing, and policies can only differ by whom they pick."""
+    rows = mean_std_table(summary)
+    if not rows or any(r["completion_rate"][0] < SEPARATION_COMPLETION for r in rows):
+        return None
+    low = min(r["completion_rate"][0] for r in rows)
+    return (f"every policy completes >= {SEPARATION_COMPLETION:.0%} of its client rounds (lowest "
+            f"{low:.1%}): this scenario's connectivity cannot separate the policies; shorten "
+            "aggregation.round_deadline_s, raise the model's cost (learning.deployed_model) or the "
+            "cells' load (radio.background)")
 
 
 def check_grid(scenario_path: Path, grid: CompareGrid, overrides: list[str]):

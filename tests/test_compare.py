@@ -131,3 +131,16 @@ def test_readme_trace_loading_snippets_run(compared):
     assert scope["per_vehicle"].height > 0
     assert len(scope["dwell"]) > 0 and "median_s" in scope["dwell"]
     assert "drops" in scope
+
+
+def test_compare_warns_when_every_policy_completes_nearly_everything():
+    import pyarrow as pa
+
+    from cosim.compare import separation_warning
+
+    def summary(rates):
+        return pa.table({"policy": ["random", "random", "oracle", "oracle"],
+                         "aggregation": ["sync"] * 4, "seed": [0, 1, 0, 1], "completion_rate": rates})
+
+    assert "cannot separate the policies" in separation_warning(summary([0.995, 1.0, 1.0, 0.99]))
+    assert separation_warning(summary([0.97, 1.0, 1.0, 1.0])) is None  # random's mean is 98.5 %

@@ -89,6 +89,7 @@ class _ScriptedRadio:
         self.block_rate = np.full((2, k, 3), 80e6)
         self.block_rate[:, :, 1] = 8e6
         self.block_rate[:, :, 2] = 0.5e6
+        self.background_users = np.zeros((2, 3), dtype=np.int64)
         self.block_serving[40:, 1] = -1
         self.fail_at = np.array([np.inf, 4.0, np.inf])
         self.transfers = Transfers(env, self)

@@ -24,6 +24,7 @@ class ScriptedLink:
         self.block_serving = np.zeros((k_steps, n), dtype=np.int32)
         self.block_avail = (np.arange(k_steps) * DT)[:, None] + np.zeros((1, n))
         self.block_rate = np.full((2, k_steps, n), RATE)
+        self.background_users = np.zeros((2, n_cells), dtype=np.int64)
         self.fail_at = np.full(n, np.inf)
 
     def link_rows(self, vehicles):
@@ -149,3 +150,17 @@ def test_no_link_and_unknown_vehicle_and_timeout():
     assert r_timeout.reason == "timeout" and r_timeout.t_end == pytest.approx(1.5)
     assert r_timeout.bytes_moved == pytest.approx(1.5 * RATE / 8)
     assert transfers.active == []
+
+
+def test_background_users_take_their_equal_share_of_the_cell():
+    """Two clients and three background users in one cell's uplink: each client gets a fifth of
+    the single-user rate, so 1 Mbit takes 5x as long as alone."""
+    env = simpy.Environment()
+    link = ScriptedLink(["a", "b"])
+    link.background_users[1, 0] = 3
+    transfers = Transfers(env, link)
+    procs = [transfers.transfer(v, 125_000, "up") for v in ("a", "b")]
+    env.run()
+    alone = 8 * 125_000 / RATE
+    for p in procs:
+        assert p.value.ok and p.value.t_end == pytest.approx(5 * alone)

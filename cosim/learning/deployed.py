@@ -52,7 +52,7 @@ def _trainable(model: M3TModel, names: Sequence[str]) -> Iterator[None]:
 
 
 def training_flops_per_sample(model: M3TModel, tasks: Sequence[str], modalities: Sequence[str],
-                              batch: int = 2) -> float:
+                              batch: int = 2, names: Sequence[str] | None = None) -> float:
     """FLOPs of one training step (forward of the client's tasks, backward into its modules) per
     sample. The loss is the sum of the heads' outputs: the task losses' own FLOPs are negligible
     next to the towers', and any loss back-propagates through the same graph."""
@@ -65,7 +65,8 @@ def training_flops_per_sample(model: M3TModel, tasks: Sequence[str], modalities:
         inputs["lidar"] = torch.zeros(batch, 3, s, s, device=device)
     if "text" in modalities:
         inputs["text"] = ["a photo of a street"] * batch
-    names = model.modules_for(list(tasks), list(modalities))
+    if names is None:
+        names = model.modules_for(list(tasks), list(modalities))
     model.train()
     with _trainable(model, names), FlopCounterMode(display=False) as counter:
         out = model(inputs, tasks=list(tasks))

@@ -21,6 +21,7 @@ import pyarrow as pa
 from cosim.engine import Engine, until
 from cosim.errors import InputError
 from cosim.names import LEFT_NETWORK
+from cosim.radio.background import BackgroundLoad
 from cosim.radio.cells import Cells, build_cells
 from cosim.radio.channel import Channel
 from cosim.radio.handoff import BlockLinks, LinkEvent, LinkStateMachine
@@ -75,6 +76,11 @@ class RadioLayer:
         self.windows = LinkWindows()
         self.stats = RadioStats()
         self.rates = LinkRates(self.cfg.rate, self.cells, self.channel.noise_dbm)
+        self.background = (BackgroundLoad(self.cfg.background, len(self.cells),
+                                          np.random.default_rng([scenario.seed, 5]))
+                           if self.cfg.background is not None else None)
+        self.background_users = (self.background.users if self.background is not None
+                                 else np.zeros((2, len(self.cells)), dtype=np.int64))
         self._block_ids = np.array([], dtype=object)
         self._slots = np.array([], dtype=np.int64)
         self._state: dict[str, np.ndarray] = self.store.gather(self._slots)
@@ -117,6 +123,9 @@ class RadioLayer:
         while True:
             t0 = round(block * block_s, 9)
             self.transfers.settle(t0)  # up to here with the previous block's rates
+            if self.background is not None and block > 0:
+                self.background.advance(block_s)
+                self.background_users = self.background.users
             self._begin_block(t0, block * self.k_per_block)
             self.transfers.reschedule()
             block += 1
@@ -147,7 +156,8 @@ class RadioLayer:
         self.stats.motion(np.hypot(x1 - cur.x, y1 - cur.y), cur.speed, self.step_s * self.k_per_block)
         self._state = self.store.gather(slots)
         rsrp, received = self._block_channel(slots, cur.x, cur.y, x1, y1)
-        self.fsm.activity = cell_activity(self.cfg.interference, self._state["serving"], len(self.cells))
+        self.fsm.activity = cell_activity(self.cfg.interference, self._state["serving"], len(self.cells),
+                                          self.background_users[0] if self.background is not None else None)
         links = self.fsm.run_block(self._state, rsrp, received, is_new, t0)
         rates = self.rates(links, received)
         self._account(links, rates)
@@ -342,6 +352,7 @@ class RadioLayer:
             "cells": len(self.cells), **self.stats.summary(stays, self.env.now),
             "completed_link_windows": len(durations),
             "median_link_window_s": float(np.median(durations)) if len(durations) else None,
+            "background": self.background.summary() if self.background is not None else None,
             "transfers_completed": self.transfers.completed,
             "transfers_failed": dict(self.transfers.failed),
         }

@@ -10,12 +10,15 @@ from cosim.radio.handoff import BlockLinks
 from cosim.scenario import InterferenceConfig, RateConfig
 
 
-def cell_activity(cfg: InterferenceConfig, serving: np.ndarray, n_cells: int) -> np.ndarray:
+def cell_activity(cfg: InterferenceConfig, serving: np.ndarray, n_cells: int,
+                  background: np.ndarray | None = None) -> np.ndarray:
     """How busy each cell is (the share of its power that interferes): fixed, or growing with
-    the vehicles it serves."""
+    the vehicles it serves (and its active background users, when there are any)."""
     if cfg.activity == "fixed":
         return np.full(n_cells, cfg.fixed_activity)
     load = np.bincount(serving[serving >= 0], minlength=n_cells)
+    if background is not None:
+        load = load + background
     return np.clip(load / cfg.full_load_vehicles, cfg.min_activity, 1.0)
 
 

@@ -61,6 +61,7 @@ class LinkView(Protocol):
     block_serving: np.ndarray  # (K, N)
     block_avail: np.ndarray  # (K, N)
     block_rate: np.ndarray  # (2, K, N) single-user rate, down / up (bit/s)
+    background_users: np.ndarray  # (2, C) non-FL users sharing each cell, down / up
     n_cells: int
 
     def link_rows(self, vehicles: list[str]) -> np.ndarray: ...  # -1 if not in the network
@@ -177,7 +178,9 @@ class Transfers:
         on = serving >= 0
         key = np.arange(K)[None, :] * (2 * lk.n_cells) + serving * 2 + dirs[:, None]
         counts = np.bincount(key[on], minlength=K * 2 * lk.n_cells)
-        share = np.where(on, alone / np.maximum(counts[np.where(on, key, 0)], 1), 0.0)
+        # the cell's resources go equally to its transfers and its background users
+        users = counts[np.where(on, key, 0)] + lk.background_users[dirs[:, None], np.maximum(serving, 0)]
+        share = np.where(on, alone / np.maximum(users, 1), 0.0)
         starts = lk.block_t0 + np.arange(K) * lk.step_s
         return share, avail, starts
 

@@ -24,6 +24,7 @@ from cosim.scenario.learning import (
     SYNTHETIC_CHECKPOINT,
     BalancingConfig,
     DataConfig,
+    DeployedModelConfig,
     EvaluationConfig,
     LearningConfig,
     LocalTrainingConfig,
@@ -41,6 +42,7 @@ from cosim.scenario.mobility import (
 from cosim.scenario.onboarding import ONBOARDING_METHODS, OnboardingConfig
 from cosim.scenario.output import OutputConfig
 from cosim.scenario.radio import (
+    BackgroundLoadConfig,
     CellConfig,
     CellGenerators,
     CellTemplate,
@@ -57,9 +59,10 @@ from cosim.scenario.scheduling import SchedulingConfig
 
 __all__ = [
     "AGGREGATIONS", "METHOD_CONFIGS", "MODALITIES", "ONBOARDING_METHODS", "SYNTHETIC_CHECKPOINT",
-    "TASKS", "AggregationBase", "AggregationConfig", "BalancingConfig", "CellConfig",
+    "TASKS", "AggregationBase", "AggregationConfig", "BackgroundLoadConfig", "BalancingConfig", "CellConfig",
     "CellGenerators", "CellTemplate", "ChannelConfig", "ClientsConfig", "DataConfig",
-    "DeviceProfile", "EvaluationConfig", "FedAsyncConfig", "FedBuffConfig", "GeoOrigin",
+    "DeployedModelConfig", "DeviceProfile", "EvaluationConfig", "FedAsyncConfig", "FedBuffConfig",
+    "GeoOrigin",
     "HandoffConfig", "HexLayout", "HierarchicalConfig", "InputDir", "InputFile",
     "InterferenceConfig", "IntersectionLayout", "LearningConfig", "LinkDirection",
     "LocalTrainingConfig", "MobilityConfig", "ModelConfig", "OnboardingConfig", "OutputConfig",

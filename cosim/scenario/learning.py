@@ -134,11 +134,27 @@ class EvaluationConfig(StrictModel):
     tasks: list[Literal[TASKS]] | None = None  # none: every task
 
 
+class DeployedModelConfig(StrictModel):
+    """The model the fleet would run: a round's system cost (FLOPs of local training, bytes on
+    the air) is this model's, built with the trained model's PEFT method, branches and heads on
+    another open_clip configuration and counted on the meta device; the trained model (a small
+    surrogate on a CPU) gives the learning."""
+
+    name: str = "ViT-B-16"  # open_clip configuration (its own image size: 224 px for ViT-B-16)
+    # Frames per second of driving its clients train on: a client's data spans
+    # (frames x frame_stride / the data's rate) seconds of driving, every frame of which counts.
+    frame_hz: PositiveFloat = 10.0  # Waymo's perception segments: 20 s at ~10 Hz
+
+
 class LearningConfig(StrictModel):
     """The federated trainer: the model, its data, local training and gradient balancing."""
 
     enabled: bool = True
     model: ModelConfig = Field(default_factory=ModelConfig)
+    deployed_model: DeployedModelConfig | None = None  # none: the trained model's own cost
+    # Uploaded modules: fp32 as trained, fp16, or int8 (the update from the downloaded state,
+    # per-tensor symmetric scale); the values the server aggregates and the bytes both change.
+    compression: Literal["none", "fp16", "int8"] = "none"
     balancing: BalancingConfig = Field(default_factory=BalancingConfig)
     local: LocalTrainingConfig = Field(default_factory=LocalTrainingConfig)
     data: DataConfig = Field(default_factory=DataConfig)

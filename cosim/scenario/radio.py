@@ -157,6 +157,15 @@ class InterferenceConfig(StrictModel):
     full_load_vehicles: PositiveInt = 10
 
 
+class BackgroundLoadConfig(StrictModel):
+    """Non-FL users active in every cell (M/M/inf per cell and direction): they share the cell's
+    resources with the clients' transfers and add to its interference activity."""
+
+    mean_users_down: NonNegativeFloat = 4.0
+    mean_users_up: NonNegativeFloat = 2.0
+    holding_s: PositiveFloat = 30.0  # mean time a background user stays active
+
+
 class RadioConfig(StrictModel):
     """The radio layer: cells, channel, handoff, rates and how often it runs."""
 
@@ -170,6 +179,7 @@ class RadioConfig(StrictModel):
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
     rate: RateConfig = Field(default_factory=RateConfig)
     interference: InterferenceConfig = Field(default_factory=InterferenceConfig)
+    background: BackgroundLoadConfig | None = None  # none: the clients have the cells to themselves
     trace_period_s: PositiveFloat = 1.0
 
     @model_validator(mode="after")

@@ -1,6 +1,12 @@
 """What a client's round costs in simulated terms: bytes of its modules on the air, and seconds
-of compute on its vehicle's device (FLOPs per sample, measured once per task/modality mix, over
-the FLOP/s its device lends to training now)."""
+of compute on its vehicle's device (FLOPs per sample times samples, over the FLOP/s its device
+lends to training now).
+
+Without ``learning.deployed_model`` both are the trained model's own (FLOPs measured once per
+task/modality mix on a real batch). With it, both are the deployed model's, counted on the meta
+device (``cosim.learning.deployed``), and a local epoch covers every frame the client's stretch of
+driving holds at the deployed frame rate; the trained model still does the learning.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,10 @@ from cosim.learning.local import to_device, trainable_modules
 from cosim.learning.model import M3TModel, state_bytes
 from cosim.learning.tasks import task_loss
 from cosim.ports import MobilityPort
-from cosim.scenario import LocalTrainingConfig
+from cosim.scenario import LearningConfig
+
+WAYMO_HZ = 10.0  # Waymo's perception segments: camera and LiDAR frames at ~10 Hz
+COMPRESSED_BYTES_PER_VALUE = {"none": None, "fp16": 2, "int8": 1}
 
 
 def module_bytes(state: dict[str, torch.Tensor], names: list[str]) -> int:
@@ -21,33 +30,95 @@ def module_bytes(state: dict[str, torch.Tensor], names: list[str]) -> int:
     return state_bytes({k: v for k, v in state.items() if any(k.startswith(n + ".") for n in names)})
 
 
-class ComputeCost:
-    """Seconds a client's local update takes on its device."""
+def data_rate_hz(cfg: LearningConfig) -> float:
+    """Frames per second of driving in the client data (before ``frame_stride``)."""
+    return cfg.data.synthetic.hz if cfg.data.root is None else WAYMO_HZ
 
-    def __init__(self, model: M3TModel, local: LocalTrainingConfig, mobility: MobilityPort,
+
+class ComputeCost:
+    """Seconds a client's local update takes on its device, and bytes its modules take."""
+
+    def __init__(self, model: M3TModel, cfg: LearningConfig, mobility: MobilityPort,
                  frozen: tuple[str, ...]):
-        self.model, self.local, self.mobility, self.frozen = model, local, mobility, frozen
+        self.model, self.local, self.mobility, self.frozen = model, cfg.local, mobility, frozen
+        self.compression = cfg.compression
         self.device = next(model.parameters()).device
         self._flops: dict[tuple, float] = {}
+        self._bytes: dict[tuple, int] = {}
+        self.deployed = None
+        if cfg.deployed_model is not None:
+            from cosim.learning.deployed import meta_model
 
+            self.deployed = meta_model(cfg.model.model_copy(update={"name": cfg.deployed_model.name}))
+            self._frames_per_frame = (cfg.deployed_model.frame_hz * cfg.data.frame_stride
+                                      / data_rate_hz(cfg))
+
+    # ---- what a client trains -------------------------------------------------------------------
     def modules(self, data: ClientDataset) -> list[str]:
-        """What a client with this data trains and uploads."""
+        """What a client with this data trains and uploads (trained model's names)."""
         return trainable_modules(self.model, data.tasks, data.modalities, self.frozen)
 
+    def _costed_model(self) -> M3TModel:
+        return self.deployed if self.deployed is not None else self.model
+
+    # ---- bytes ----------------------------------------------------------------------------------
+    def bytes(self, data: ClientDataset, direction: str) -> int:
+        """Bytes down (the global modules, as stored) or up (compressed as configured)."""
+        key = (tuple(data.tasks), tuple(data.modalities), direction)
+        if key not in self._bytes:
+            self._bytes[key] = self._count_bytes(data, direction)
+        return self._bytes[key]
+
+    def _count_bytes(self, data: ClientDataset, direction: str) -> int:
+        model = self._costed_model()
+        names = trainable_modules(model, data.tasks, data.modalities, self.frozen)
+        state = model.export_modules(names)
+        raw = state_bytes(state)
+        per_value = COMPRESSED_BYTES_PER_VALUE[self.compression]
+        if direction == "down" or per_value is None:
+            return raw
+        floats = [v for v in state.values() if v.is_floating_point()]
+        scales = 4 * len(floats) if self.compression == "int8" else 0  # one fp32 scale per tensor
+        return raw - sum(v.numel() * (v.element_size() - per_value) for v in floats) + scales
+
+    # ---- seconds --------------------------------------------------------------------------------
+    def samples(self, data: ClientDataset) -> float:
+        """Samples one local update trains on (deployed: every frame at its frame rate)."""
+        n = len(data) * self.local.epochs
+        return n * self._frames_per_frame if self.deployed is not None else float(n)
+
     def seconds(self, client: Client, data: ClientDataset) -> float:
-        flops = self.flops_per_sample(data)
         parked = self.mobility.is_parked(client.vehicle)
-        return len(data) * self.local.epochs * flops / available_flops(client.profile, parked)
+        return self.samples(data) * self.flops_per_sample(data) / available_flops(client.profile, parked)
 
     def flops_per_sample(self, data: ClientDataset) -> float:
-        """FLOPs of one training step per sample, measured once per task/modality mix."""
+        """FLOPs of one training step per sample, counted once per task/modality mix."""
         key = (tuple(data.tasks), tuple(data.modalities))
         if key not in self._flops:
-            inputs, targets = next(data.batches(min(4, len(data)), torch.Generator().manual_seed(0)))
-            with FlopCounterMode(display=False) as counter:
-                out = self.model(to_device(inputs, self.device), tasks=data.tasks)
-                loss = sum(task_loss(t, out[t], to_device(targets[t], self.device)) for t in data.tasks)
-                loss.backward()
-            self.model.zero_grad(set_to_none=True)
-            self._flops[key] = counter.get_total_flops() / len(inputs["text"])
+            self._flops[key] = (self._deployed_flops(data) if self.deployed is not None
+                                else self._trained_flops(data))
         return self._flops[key]
+
+    def _deployed_flops(self, data: ClientDataset) -> float:
+        from cosim.learning.deployed import training_flops_per_sample
+
+        names = trainable_modules(self.deployed, data.tasks, data.modalities, self.frozen)
+        return training_flops_per_sample(self.deployed, data.tasks, data.modalities, names=names)
+
+    def _trained_flops(self, data: ClientDataset) -> float:
+        inputs, targets = next(data.batches(min(4, len(data)), torch.Generator().manual_seed(0)))
+        with FlopCounterMode(display=False) as counter:
+            out = self.model(to_device(inputs, self.device), tasks=data.tasks)
+            loss = sum(task_loss(t, out[t], to_device(targets[t], self.device)) for t in data.tasks)
+            loss.backward()
+        self.model.zero_grad(set_to_none=True)
+        return counter.get_total_flops() / len(inputs["text"])
+
+    def summary(self) -> dict:
+        """What run.json says about the cost model."""
+        model = self._costed_model()
+        return {"costed_model": model.cfg.name, "trained_model": self.model.cfg.name,
+                "deployed": self.deployed is not None, "compression": self.compression,
+                "flops_per_sample": {"+".join(k[0]) + "|" + "+".join(k[1]): v
+                                     for k, v in sorted(self._flops.items())},
+                "all_module_bytes": state_bytes(model.export_modules(model.module_names()))}

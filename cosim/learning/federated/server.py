@@ -23,7 +23,8 @@ from cosim.learning.data.datasets import ClientDataset, SampleCache, open_datase
 from cosim.learning.data.grid import Geometry
 from cosim.learning.data.partition import ClientShard, partition
 from cosim.learning.federated.clients import ClientRegistry
-from cosim.learning.federated.cost import ComputeCost, module_bytes
+from cosim.learning.federated.compression import compress
+from cosim.learning.federated.cost import ComputeCost
 from cosim.learning.federated.evaluation import GlobalEvaluation
 from cosim.learning.federated.policies import Candidate, make_policy
 from cosim.learning.federated.strategies import make_strategy
@@ -74,7 +75,7 @@ class FederatedLayer:
         if cfg.init_modules is not None:
             self.init_skipped = apply_init_modules(cfg.init_modules, self.global_state)
         self.trainer = LocalTrainer(self.model, self.datasets, cfg.local, cfg.balancing, frozen)
-        self.cost = ComputeCost(self.model, cfg.local, ports.mobility, frozen)
+        self.cost = ComputeCost(self.model, cfg, ports.mobility, frozen)
         self.mobility, self.radio, self.predictor = ports.mobility, ports.radio, ports.predictor
         self.version = 0
         self.round = 0
@@ -126,14 +127,14 @@ class FederatedLayer:
             data = self.datasets[c.index]
             if not data.tasks:
                 continue  # holds none of the model's tasks: nothing to train
-            size = module_bytes(self.global_state, self.cost.modules(data))
             cell = self.radio.serving_cell(c.vehicle)
             out.append(Candidate(
                 client=c.index, vehicle=c.vehicle, connected=cell >= 0, serving_cell=cell,
                 dl_rate_bps=self.radio.rate_bps(c.vehicle, "down"),
                 ul_rate_bps=self.radio.rate_bps(c.vehicle, "up"),
                 predicted_window_s=self.predictor.remaining_s(c.vehicle, now),
-                bytes_down=size, bytes_up=size, compute_s=self.cost.seconds(c, data),
+                bytes_down=self.cost.bytes(data, "down"), bytes_up=self.cost.bytes(data, "up"),
+                compute_s=self.cost.seconds(c, data),
                 tasks=tuple(data.tasks), modalities=tuple(data.modalities), samples=len(data),
                 parked=self.mobility.is_parked(c.vehicle), rounds_selected=c.rounds_selected,
                 rounds_completed=c.rounds_completed, last_loss=c.last_loss, last_round=c.last_round))
@@ -144,7 +145,7 @@ class FederatedLayer:
         client, data = self.registry.clients[index], self.datasets[index]
         attempt = Attempt(self.round, index, client.vehicle, self.env.now, self.version)
         client.rounds_selected += 1
-        nbytes = module_bytes(self.global_state, self.cost.modules(data))
+        nbytes = (self.cost.bytes(data, "down"), self.cost.bytes(data, "up"))
         process = self.env.process(client_round(self.env, self.radio, client, attempt, nbytes,
                                                 lambda: self.cost.seconds(client, data), deadline))
         self.in_flight[index] = Flight(process, start)
@@ -152,7 +153,8 @@ class FederatedLayer:
     def train(self, arrivals: list[tuple[Attempt, State]], seed: int) -> list[TrainedUpdate]:
         """Train completed updates (in the order given) and take what their clients report."""
         updates = self.trainer.train([TrainJob(a.client, start, seed) for a, start in arrivals])
-        for (attempt, _), update in zip(arrivals, updates, strict=True):
+        for (attempt, start), update in zip(arrivals, updates, strict=True):
+            update.modules = compress(update.modules, start, self.sc.learning.compression)
             client = self.registry.clients[attempt.client]  # Oort uses the loss it reports
             client.rounds_completed += 1
             client.last_round = attempt.round
@@ -183,7 +185,7 @@ class FederatedLayer:
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
 
     def summary(self) -> dict[str, Any]:
-        return {"rounds": self.round, "model_version": self.version,
+        return {"rounds": self.round, "model_version": self.version, "cost": self.cost.summary(),
                 "init_modules_skipped": self.init_skipped,
                 "clients_present": len(self.registry.present()),
                 "samples_decoded": self.cache.decoded}

@@ -48,14 +48,15 @@ def participation_rows(attempts: list[Attempt]) -> dict[str, list]:
 
 
 def client_round(env: simpy.Environment, radio: RadioPort, client: Client, attempt: Attempt,
-                 nbytes: int, compute_s: Callable[[], float], deadline: float):
+                 nbytes: tuple[int, int], compute_s: Callable[[], float], deadline: float):
     """SimPy process: download, compute, upload; its value is the filled-in ``attempt``.
+    ``nbytes``: (down, up).
 
     ``compute_s`` is asked once the download is done (whether the vehicle is parked then decides
     how much of its device it lends)."""
     vehicle, a = client.vehicle, attempt
-    a.bytes_down = nbytes
-    res = yield radio.transfer(vehicle, nbytes, "down", timeout_s=deadline - env.now)
+    a.bytes_down = nbytes[0]
+    res = yield radio.transfer(vehicle, a.bytes_down, "down", timeout_s=deadline - env.now)
     if not res.ok:
         a.reason = _reason(res.reason)
         return a
@@ -70,8 +71,8 @@ def client_round(env: simpy.Environment, radio: RadioPort, client: Client, attem
         a.reason = LEFT_NETWORK
         return a
     a.t_compute_end = env.now
-    a.bytes_up = nbytes
-    res = yield radio.transfer(vehicle, nbytes, "up", timeout_s=max(deadline - env.now, 1e-9))
+    a.bytes_up = nbytes[1]  # recorded once the upload starts
+    res = yield radio.transfer(vehicle, a.bytes_up, "up", timeout_s=max(deadline - env.now, 1e-9))
     if not res.ok:
         a.reason = _reason(res.reason)
         return a
