@@ -88,6 +88,7 @@ def test_report_renders_plots_that_are_not_blank(compared, tmp_path, which):
     page = (tmp_path / "r" / "report.html").read_text()
     assert page.count("src='data:image/png;base64,") == len(FIGURES) + len(RADIO_FIGURES)
     assert "http://" not in page and "https://" not in page  # viewable offline
+    assert "round costs: the trained <b>cosim-tiny</b>" in page  # no deployed_model here
     pngs = sorted((tmp_path / "r" / "figures").glob("*.png"))
     assert {p.stem for p in pngs} == {"metric_vs_time", "participation", "link_windows",
                                       "handoff_map", "staleness", "bytes", *RADIO_FIGURES}

@@ -75,6 +75,21 @@ def _radio_section(src: ReportSource) -> str:
     return "<h2>Radio statistics</h2>" + (stats or "<p class='none'>No radio statistics in run.json.</p>")
 
 
+def _cost_line(info: dict) -> str:
+    """Which model the round costs are those of, and which model learned (run.json)."""
+    cost = ((info.get("summary") or {}).get("learning") or {}).get("cost")
+    if not cost:
+        return ""
+    flops = ", ".join(f"{v / 1e9:.1f} GFLOPs ({html.escape(k.split('|')[1])})"
+                      for k, v in cost["flops_per_sample"].items())
+    costed = (f"the deployed <b>{html.escape(cost['costed_model'])}</b> (learning: "
+              f"{html.escape(cost['trained_model'])})" if cost["deployed"]
+              else f"the trained <b>{html.escape(cost['costed_model'])}</b>")
+    return (f"<br>round costs: {costed}; per training sample {flops or '-'}; all modules "
+            f"{cost['all_module_bytes'] / 1e6:.1f} MB; uplink compression "
+            f"{html.escape(cost['compression'])}")
+
+
 def _page(src: ReportSource, summary: str, sections: list[str]) -> str:
     first = src.runs[0].info
     scenario = first["scenario"]
@@ -84,6 +99,7 @@ def _page(src: ReportSource, summary: str, sections: list[str]) -> str:
              f"simulated; seeds {sorted({r.seed for r in src.runs})}; cosim "
              f"{html.escape(first['versions'].get('cosim', '?'))}, SUMO "
              f"{html.escape(str(first['versions'].get('sumo', '?')))}")
+    facts += _cost_line(first)
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
              "img{max-width:100%;border:1px solid #ddd}table.summary{border-collapse:collapse;"
              "font-size:13px}table.summary td,table.summary th{padding:3px 8px;"
