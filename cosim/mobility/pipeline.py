@@ -197,13 +197,12 @@ def _stream(session: LibsumoSession, conn: Connection, plan: tuple | None) -> No
     states = session.read()
     for i in itertools.count():
         types = _types(session, states)
-        if plan is not None and i % plan[1] == 0:
+        if plan is not None:
             all_types.update(types)
-            shifted = dataclasses.replace(states, t=round(states.t - offset, 9))
-            batch = mobility_batch(shifted, all_types, plan[0])
-            states = dataclasses.replace(states, record=batch.serialize().to_pybytes())  # Arrow IPC
-        elif plan is not None:
-            all_types.update(types)
+            if i % plan[1] == 0:
+                shifted = dataclasses.replace(states, t=round(states.t - offset, 9))
+                batch = mobility_batch(shifted, all_types, plan[0])
+                states = dataclasses.replace(states, record=batch.serialize().to_pybytes())  # Arrow IPC
         conn.send(("ok", (states, types)))
         session.advance()
         states = session.read()

@@ -50,7 +50,7 @@ class ComputeCost:
             from cosim.learning.deployed import meta_model
 
             self.deployed = meta_model(cfg.model.model_copy(update={"name": cfg.deployed_model.name}))
-            self._frames_per_frame = (cfg.deployed_model.frame_hz * cfg.data.frame_stride
+            self._deployed_samples_per_sample = (cfg.deployed_model.frame_hz * cfg.data.frame_stride
                                       / data_rate_hz(cfg))
 
     # ---- what a client trains -------------------------------------------------------------------
@@ -85,7 +85,7 @@ class ComputeCost:
     def samples(self, data: ClientDataset) -> float:
         """Samples one local update trains on (deployed: every frame at its frame rate)."""
         n = len(data) * self.local.epochs
-        return n * self._frames_per_frame if self.deployed is not None else float(n)
+        return n * self._deployed_samples_per_sample if self.deployed is not None else float(n)
 
     def seconds(self, client: Client, data: ClientDataset) -> float:
         parked = self.mobility.is_parked(client.vehicle)
