@@ -106,7 +106,8 @@ def check_grid(scenario_path: Path, grid: CompareGrid, overrides: list[str]):
     base = load_scenario(scenario_path, overrides)
     if not base.learning_enabled:
         raise InputError(scenario_path, "learning", "compare needs learning enabled (policies "
-                         "and aggregations have nothing to act on)")
+                         "and aggregations have nothing to act on): add a learning section, or "
+                         "--set learning.enabled=true to use the defaults")
     for policy in grid.policies:  # the oracle's windows come from the recording: not yet
         chosen = [] if policy == "oracle" else [f"scheduling.policy={policy}"]
         for aggregation in grid.aggregations:

@@ -70,7 +70,7 @@ def test_compare_rejects_bad_grids(grid_small, tmp_path):
         assert result.exit_code == 2, result.output
         assert result.stderr.strip().startswith("error: ") and "\n" not in result.stderr.strip()
     result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(tmp_path / "c")])
-    assert result.exit_code == 2 and "learning" in result.stderr
+    assert result.exit_code == 2 and "--set learning.enabled=true" in result.stderr
     assert not (tmp_path / "c").exists()
 
 
