@@ -69,7 +69,8 @@ def test_compare_rejects_bad_grids(grid_small, tmp_path):
                                           str(tmp_path / "c"), *args, *_sets(LEARNING)])
         assert result.exit_code == 2, result.output
         assert result.stderr.strip().startswith("error: ") and "\n" not in result.stderr.strip()
-    result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(tmp_path / "c")])
+    result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(tmp_path / "c"),
+                                      "--set", "learning=null"])
     assert result.exit_code == 2 and "--set learning.enabled=true" in result.stderr
     assert not (tmp_path / "c").exists()
 
@@ -103,7 +104,7 @@ def test_report_of_a_radio_only_run_says_what_is_missing(grid_small, tmp_path):
     from cosim.runner import run_scenario
     from cosim.scenario_loader import load_scenario
 
-    run_scenario(load_scenario(grid_small, ["duration_s=30"]), source=grid_small,
+    run_scenario(load_scenario(grid_small, ["duration_s=30", "learning=null"]), source=grid_small,
                  out=tmp_path / "run", quiet=True)
     result = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output

@@ -19,7 +19,9 @@ from cosim.scenario_loader import load_scenario
 
 
 def _run(path: Path, out: Path, *overrides: str, **kw):
-    return run_scenario(load_scenario(path, list(overrides)), source=path, out=out, quiet=True, **kw)
+    """grid_small without its learning section: these tests are about mobility."""
+    sc = load_scenario(path, ["learning=null", *overrides])
+    return run_scenario(sc, source=path, out=out, quiet=True, **kw)
 
 
 def test_vehicles_move_enter_and_leave(grid_small, tmp_path):

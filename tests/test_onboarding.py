@@ -60,5 +60,6 @@ def test_onboarding_study_end_to_end(tmp_path):
 
 
 def test_onboarding_needs_learning(tmp_path):
-    result = CliRunner().invoke(app, ["onboarding", str(GRID), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(app, ["onboarding", str(GRID), "--out", str(tmp_path / "o"),
+                                      "--set", "learning=null"])
     assert result.exit_code == 2 and "learning" in result.stderr

@@ -106,7 +106,7 @@ def test_straight_drive_between_two_cells(tmp_path):
 
 def _grid_with_radio(tmp_path: Path, name: str, *overrides: str):
     path = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
-    sc = load_scenario(path, ["radio.trace_period_s=0.1", *overrides])
+    sc = load_scenario(path, ["learning=null", "radio.trace_period_s=0.1", *overrides])
     return run_scenario(sc, source=path, out=tmp_path / name, quiet=True)
 
 
@@ -183,7 +183,7 @@ def test_transfers_through_the_live_radio(tmp_path):
         return holder["u"]
 
     path = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
-    run_scenario(load_scenario(path), source=path, out=tmp_path / "u", quiet=True,
+    run_scenario(load_scenario(path, ["learning=null"]), source=path, out=tmp_path / "u", quiet=True,
                  extra_layers=[factory])
     results = holder["u"].results
     assert len(results) > 20

@@ -14,7 +14,9 @@ from cosim.scenario_loader import load_scenario
 
 
 def _run(path: Path, out: Path, *overrides: str):
-    return run_scenario(load_scenario(path, list(overrides)), source=path, out=out, quiet=True)
+    """grid_small without its learning section: replay is about mobility and radio."""
+    sc = load_scenario(path, ["learning=null", *overrides])
+    return run_scenario(sc, source=path, out=out, quiet=True)
 
 
 def test_replay_equals_live(grid_small, tmp_path):
@@ -35,6 +37,7 @@ def test_replay_equals_live(grid_small, tmp_path):
 def test_replay_of_a_sparse_trace_is_refused(grid_small, tmp_path):
     _run(grid_small, tmp_path / "live", "output.mobility_period_s=2", "duration_s=30")
     result = CliRunner().invoke(app, ["run", str(grid_small), "--out", str(tmp_path / "r"),
+                                      "--set", "learning=null",
                                       "--set", f"mobility.replay={tmp_path / 'live'}",
                                       "--set", "duration_s=30"])
     assert result.exit_code == 2, result.output
@@ -54,6 +57,7 @@ def test_bad_replay_input_is_one_line(grid_small, tmp_path, problem):
     elif problem == "not_a_trace":
         pq.write_table(pq.read_table(_any_parquet(grid_small, tmp_path)).select([0]), trace)
     result = CliRunner().invoke(app, ["run", str(grid_small), "--out", str(tmp_path / "r"),
+                                      "--set", "learning=null",
                                       "--set", f"mobility.replay={trace}"])
     assert result.exit_code == 2, result.output
     line = result.stderr.strip()
