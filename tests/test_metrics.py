@@ -133,3 +133,38 @@ def test_small_2d_boxes_are_dont_care():
         results[min_height] = ev.compute()["mAP50"]
     assert results[0.0625] == pytest.approx(1.0)  # the 2-px-tall box is don't care
     assert results[0.0] == pytest.approx(51 / 101)  # all count: recall 1/2 (COCO 101 points)
+
+
+def test_map_2d_equals_pycocotools_where_recall_hits_exact_fractions():
+    """pycocotools' own COCOeval on the same boxes is the reference. Ten ground-truth boxes: the
+    three best-scored detections hit (recall exactly 0.3 at precision 1), five misses follow, then
+    the other seven hit. COCO reads precision at the 101 recall thresholds np.linspace(0, 1, 101);
+    a float32 copy of them puts 0.3 at 0.30000001, past recall 0.3, and loses precision 1 there."""
+    pytest.importorskip("pycocotools", reason="pycocotools is in the dev extra")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = np.array([[40.0 * i, 0, 40.0 * i + 30, 30] for i in range(10)])
+    misses = np.array([[40.0 * i, 200, 40.0 * i + 30, 230] for i in range(5)])
+    det = np.vstack([gt[:3], misses, gt[3:]])
+    scores = np.linspace(0.95, 0.1, len(det))
+    coco = COCO()
+    coco.dataset = {"images": [{"id": 0, "width": 500, "height": 500}], "categories": [{"id": 0}],
+                    "annotations": [{"id": k + 1, "image_id": 0, "category_id": 0, "iscrowd": 0,
+                                     "bbox": [b[0], b[1], 30.0, 30.0], "area": 900.0}
+                                    for k, b in enumerate(gt)]}
+    coco.createIndex()
+    found = coco.loadRes([{"image_id": 0, "category_id": 0, "score": float(s),
+                           "bbox": [b[0], b[1], 30.0, 30.0]} for b, s in zip(det, scores, strict=True)])
+    ev = COCOeval(coco, found, "bbox")
+    ev.params.iouThrs = np.array([0.5])
+    ev.evaluate()
+    ev.accumulate()
+    reference = float(ev.eval["precision"][0, :, 0, 0, -1].mean())  # IoU 0.5, all areas, 100 dets
+    m = MeanAP2D()
+    m.update([{"boxes": torch.tensor(det), "scores": torch.tensor(scores),
+               "labels": torch.zeros(len(det), dtype=torch.long)}],
+             [{"boxes": torch.tensor(gt), "labels": torch.zeros(10, dtype=torch.long)}])
+    assert m.compute() == pytest.approx(reference, abs=1e-7)  # torchmetrics returns float32
+    float32_bins = np.linspace(0, 1, 101).astype(np.float32).astype(np.float64)
+    assert (float32_bins > np.linspace(0, 1, 101))[30], "0.3 rounds up in float32: the case bites"
