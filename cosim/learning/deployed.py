@@ -22,8 +22,6 @@ from cosim.learning.model import M3TModel, state_bytes
 from cosim.learning.openclip import open_clip_module, quiet_random_init
 from cosim.scenario import ModelConfig
 
-MODALITIES = ("image", "lidar", "text")
-
 
 def meta_model(cfg: ModelConfig) -> M3TModel:
     """``cfg``'s model (open_clip configuration ``cfg.name``) with every tensor on the meta device."""

@@ -41,8 +41,8 @@ class MobilityLayer:
         self._peak = 0
         self._types: dict[str, str] = {}
         self._warm_up()
-        geo = (self.geo.lat, self.geo.lon) if self.geo is not None else None
-        session.prepare_records(geo, self.sample_every)
+        self._geo_point = (self.geo.lat, self.geo.lon) if self.geo is not None else None
+        session.prepare_records(self._geo_point, self.sample_every)
 
     def attach(self, engine: Engine) -> None:
         self.table = engine.traces.table(MOBILITY, MOBILITY_SCHEMA)
@@ -84,8 +84,7 @@ class MobilityLayer:
         if s.record is not None:  # the session built the rows
             self.table.append(s.record)
             return
-        geo = (self.geo.lat, self.geo.lon) if self.geo is not None else None
-        self.table.append(mobility_batch(s, self._types, geo))
+        self.table.append(mobility_batch(s, self._types, self._geo_point))
 
     def finish(self) -> None:
         """Record the look-ahead state too: the radio interpolated towards it in the last step,

@@ -9,6 +9,8 @@ import torch
 
 State = dict[str, torch.Tensor]
 METHODS = ("none", "fp16", "int8")
+BYTES_PER_VALUE = {"fp16": 2, "int8": 1}  # on the air, for a floating-point tensor's values
+SCALE_BYTES = {"int8": 4}  # plus one float32 scale per tensor
 
 
 def compress(modules: State, start: State, method: str) -> State:

@@ -15,6 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cosim.learning.data.datasets import ClientDataset
 from cosim.learning.federated.clients import Client, available_flops
+from cosim.learning.federated.compression import BYTES_PER_VALUE, SCALE_BYTES
 from cosim.learning.local import to_device, trainable_modules
 from cosim.learning.model import M3TModel, state_bytes
 from cosim.learning.tasks import task_loss
@@ -22,7 +23,6 @@ from cosim.ports import MobilityPort
 from cosim.scenario import LearningConfig
 
 WAYMO_HZ = 10.0  # Waymo's perception segments: camera and LiDAR frames at ~10 Hz
-COMPRESSED_BYTES_PER_VALUE = {"none": None, "fp16": 2, "int8": 1}
 
 
 def module_bytes(state: dict[str, torch.Tensor], names: list[str]) -> int:
@@ -50,8 +50,8 @@ class ComputeCost:
             from cosim.learning.deployed import meta_model
 
             self.deployed = meta_model(cfg.model.model_copy(update={"name": cfg.deployed_model.name}))
-            self._deployed_samples_per_sample = (cfg.deployed_model.frame_hz * cfg.data.frame_stride
-                                      / data_rate_hz(cfg))
+            self._deployed_samples_per_sample = (
+                cfg.deployed_model.frame_hz * cfg.data.frame_stride / data_rate_hz(cfg))
 
     # ---- what a client trains -------------------------------------------------------------------
     def modules(self, data: ClientDataset) -> list[str]:
@@ -74,11 +74,11 @@ class ComputeCost:
         names = trainable_modules(model, data.tasks, data.modalities, self.frozen)
         state = model.export_modules(names)
         raw = state_bytes(state)
-        per_value = COMPRESSED_BYTES_PER_VALUE[self.compression]
-        if direction == "down" or per_value is None:
+        if direction == "down" or self.compression == "none":
             return raw
+        per_value = BYTES_PER_VALUE[self.compression]
         floats = [v for v in state.values() if v.is_floating_point()]
-        scales = 4 * len(floats) if self.compression == "int8" else 0  # one fp32 scale per tensor
+        scales = SCALE_BYTES.get(self.compression, 0) * len(floats)
         return raw - sum(v.numel() * (v.element_size() - per_value) for v in floats) + scales
 
     # ---- seconds --------------------------------------------------------------------------------
