@@ -21,6 +21,7 @@ def client_data(model: M3TModel, n: int) -> TensorClientData:
     g = torch.Generator().manual_seed(0)
     s, grid = model.image_size, 4 * model.grid
     inputs = {"image": torch.randn(n, 3, s, s, generator=g), "lidar": torch.randn(n, 3, s, s, generator=g),
+              "lidar_bev": torch.randn(n, 3, s, s, generator=g),
               "text": ["a rainy dusk street in Seattle with 3 cars"] * n}
     heat = torch.zeros(n, 4, grid, grid)
     heat[:, 0, grid // 2, grid // 2] = 1.0

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MODALITIES = ("image", "lidar", "text")
+# A sample's input tensors and the modality each comes from (a client without LiDAR has neither
+# of its views).
+INPUT_MODALITY = {"image": "image", "lidar": "lidar", "lidar_bev": "lidar", "text": "text"}
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ TASK_INFO = {
     # centre-distance AP, not Waymo's IoU-matched mAPH (also in metrics.parquet): the tiny
     # model's 2.5 m BEV cells cannot reach IoU 0.7 on a car.
     "det3d": TaskInfo(("image", "lidar", "text"), "mAP_center"),
-    "pan2d": TaskInfo(("image", "text"), "wSTQ"),
+    "pan2d": TaskInfo(("image", "text"), "STQ"),
     "det2d": TaskInfo(("image", "text"), "mAP50"),
 }
 TASKS = tuple(TASK_INFO)
@@ -65,6 +68,8 @@ def onboarding_run_dir(out: Path, task: str, method: str, connectivity: str, see
     return out / "runs" / f"{task}-{method}-{connectivity}-seed{seed}"
 
 
-def onboarding_pretrained_dir(out: Path, seed: int, task: str) -> Path:
-    """The run that pre-trains the three other tasks before ``task`` arrives."""
-    return out / "pretrained" / f"{task}-arrives-seed{seed}"
+def onboarding_pretrained_dir(out: Path, seed: int, task: str, task_adapter: bool = True) -> Path:
+    """The run that pre-trains the three other tasks before ``task`` arrives, with or without
+    the shared task adapter (the architecture of the methods that start from it)."""
+    variant = "" if task_adapter else "-nta"
+    return out / "pretrained" / f"{task}-arrives-seed{seed}{variant}"

@@ -9,8 +9,9 @@ connectivity-gated rounds (the scenario's radio, scheduling and deadline, replay
 recorded mobility) and with ideal connectivity (every client completes every round: the paper's
 own setting).
 
-NTA methods build the model without the shared task adapter and start from the same saved model
-without it.
+NTA methods build the model without the shared task adapter, so they start from a model
+pre-trained without it (the same rounds, data and seed): a model pre-trained with the adapter
+and then stripped of it would have heads fitted to features the adapter had changed.
 """
 
 from __future__ import annotations
@@ -86,26 +87,29 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
                 f"mobility.replay={recording_dir(out, seed)}",
                 sync, "learning.init_modules=null"]
 
+    adapters = sorted({METHODS[m][0] for m in cfg.methods}, reverse=True)
     pretrain = []
     for seed in seeds:
         for task in cfg.arriving_tasks:
             others = [t for t in TASKS if t != task]
-            pretrain.append(RunJob(path, (
-                *common(seed), *ideal, f"learning.model.tasks=[{','.join(others)}]",
-                "learning.model.task_adapter=true", "learning.balancing.method=sum",
-                "learning.frozen_modules=[]", f"learning.evaluation.tasks=[{','.join(others)}]",
-                f"aggregation.max_rounds={cfg.pretrain_rounds}",
-                f"aggregation.eval_every_rounds={cfg.pretrain_rounds}"),
-                str(onboarding_pretrained_dir(out, seed, task)), threads, reuse=True))
+            for adapter in adapters:
+                pretrain.append(RunJob(path, (
+                    *common(seed), *ideal, f"learning.model.tasks=[{','.join(others)}]",
+                    f"learning.model.task_adapter={str(adapter).lower()}",
+                    "learning.balancing.method=sum",
+                    "learning.frozen_modules=[]", f"learning.evaluation.tasks=[{','.join(others)}]",
+                    f"aggregation.max_rounds={cfg.pretrain_rounds}",
+                    f"aggregation.eval_every_rounds={cfg.pretrain_rounds}"),
+                    str(onboarding_pretrained_dir(out, seed, task, adapter)), threads, reuse=True))
     run_jobs(pretrain, jobs, on_done)
 
     runs, onboard = [], []
     for seed in seeds:
         for task in cfg.arriving_tasks:
             frozen = ",".join(f"heads.{t}" for t in TASKS if t != task)
-            start = onboarding_pretrained_dir(out, seed, task) / "global_modules.pt"
             for method in cfg.methods:
                 adapter, balancing = METHODS[method]
+                start = onboarding_pretrained_dir(out, seed, task, adapter) / "global_modules.pt"
                 for connectivity in cfg.connectivity:
                     run = OnboardingRun(task, method, connectivity, seed,
                                         onboarding_run_dir(out, task, method, connectivity, seed))
@@ -130,6 +134,7 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
 
 
 def job_count(cfg: OnboardingConfig, seeds: tuple[int, ...]) -> int:
-    per_seed = 1 + len(cfg.arriving_tasks) * (1 + len(cfg.methods) * len(cfg.connectivity))
+    architectures = len({METHODS[m][0] for m in cfg.methods})
+    per_seed = 1 + len(cfg.arriving_tasks) * (architectures + len(cfg.methods) * len(cfg.connectivity))
     return len(seeds) * per_seed
 

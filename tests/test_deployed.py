@@ -53,8 +53,10 @@ def test_training_step_flops_cover_the_towers_and_grow_with_modalities(vit_b16):
                                         ["image", "lidar", "text"])
     camera = training_flops_per_sample(vit_b16, ["pan2d", "det2d"], ["image", "text"])
     per_tower = 2 * VIT_B16_GMACS * 1e9
-    # image + LiDAR towers forward, text tower, the upper blocks' backward, heads
-    assert 2 * per_tower < all_mod < 4 * per_tower
+    # forward: the image tower, the LiDAR tower on its two views, the text tower, heads;
+    # backward: the image tower's upper blocks, and all of the LiDAR tower on both views (its
+    # stems, at the bottom, are trained)
+    assert 4 * per_tower < all_mod < 6 * per_tower
     assert per_tower < camera < 2 * per_tower
 
 

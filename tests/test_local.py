@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from cosim.learning.balancing import GradientBalancer
 from cosim.learning.codec import (
     decode_boxes_2d,
     decode_boxes_3d,
@@ -17,6 +18,7 @@ from cosim.learning.codec import (
     encode_boxes_3d,
     encode_panoptic,
 )
+from cosim.learning.federated.training import LocalTrainer, TrainJob
 from cosim.learning.local import TensorClientData, evaluate, local_update
 from cosim.learning.model import M3TModel
 from cosim.scenario import BalancingConfig, LocalTrainingConfig, ModelConfig
@@ -32,6 +34,7 @@ def _client(n=6, tasks=("seg3d", "det3d", "pan2d", "det2d"), modalities=("image"
     g = torch.Generator().manual_seed(3)
     inputs = {"image": torch.randn(n, 3, 64, 64, generator=g),
               "lidar": torch.randn(n, 3, 64, 64, generator=g),
+              "lidar_bev": torch.randn(n, 3, 64, 64, generator=g),
               "text": [f"scene {i} in Phoenix at noon" for i in range(n)]}
     labels = torch.full((n, 32, 32), 18, dtype=torch.long)
     labels[:, 20:] = 22
@@ -89,6 +92,40 @@ def test_a_camera_only_client_uploads_no_lidar_or_3d_modules(model):
     assert any(k.startswith("heads.det2d") for k in modules)
 
 
+def test_gradnorm_state_carries_over_a_clients_updates(model):
+    g = model.export_modules(model.module_names())
+    cfg, gradnorm = LocalTrainingConfig(batch_size=3), BalancingConfig(method="gradnorm")
+    client = _client()
+    balancer = GradientBalancer(gradnorm, client.tasks)
+    _, first = local_update(model, g, client, cfg, gradnorm, seed=0, count_flops=False,
+                            balancer=balancer)
+    initial, after_first = balancer.initial_losses.clone(), balancer.weights.clone()
+    assert not torch.isnan(initial).any() and not torch.equal(after_first, torch.ones(4).double())
+    _, second = local_update(model, g, client, cfg, gradnorm, seed=1, count_flops=False,
+                             balancer=balancer)
+    assert torch.equal(balancer.initial_losses, initial)  # L_i(0) is the client's first loss
+    # the next update starts where the last left off (weights used at its first step)
+    assert not torch.equal(balancer.weights, after_first)
+    assert balancer.weights.sum().item() == pytest.approx(4.0)
+    assert list(second.task_weights.values()) != [1.0] * 4
+    with pytest.raises(ValueError, match="cannot weigh"):
+        local_update(model, g, client, cfg, gradnorm, balancer=GradientBalancer(gradnorm, ["seg3d"]))
+
+
+def test_local_trainer_keeps_one_balancer_per_client(model):
+    clients = [_client(), _client(tasks=("pan2d", "det2d"), modalities=("image", "text"))]
+    trainer = LocalTrainer(model, clients, LocalTrainingConfig(batch_size=3),
+                           BalancingConfig(method="gradnorm"), frozen=())
+    g = model.export_modules(model.module_names())
+    trainer.train([TrainJob(0, g, 0), TrainJob(1, g, 0)])
+    first = {c: trainer.balancer(c) for c in (0, 1)}
+    weights = first[0].weights.clone()
+    trainer.train([TrainJob(0, g, 1)])
+    assert trainer.balancer(0) is first[0] and trainer.balancer(1) is first[1]
+    assert first[1].tasks == ["pan2d", "det2d"]
+    assert not torch.equal(first[0].weights, weights)
+
+
 def _logit(p: torch.Tensor) -> torch.Tensor:
     p = p.clamp(1e-4, 1 - 1e-4)
     return torch.log(p / (1 - p))
@@ -136,7 +173,7 @@ def test_evaluate_returns_every_tasks_metric(model):
     out = evaluate(copy.deepcopy(model), model.export_modules(model.module_names()), [(inputs, targets)])
     assert set(out) == {"seg3d", "det3d", "pan2d", "det2d"}
     assert set(out["seg3d"]) == {"mIoU"} and set(out["det2d"]) == {"mAP50"}
-    assert set(out["det3d"]) == {"mAP", "mAPH", "mAP_center"} and "wSTQ" in out["pan2d"]
+    assert set(out["det3d"]) == {"mAP", "mAPH", "mAP_center"} and "STQ" in out["pan2d"]
     for values in out.values():
         for v in values.values():
             assert math.isnan(v) or 0.0 <= v <= 1.0

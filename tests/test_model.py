@@ -33,6 +33,7 @@ def _batch(b: int = 2) -> dict:
     g = torch.Generator().manual_seed(1)
     return {"image": torch.randn(b, 3, 64, 64, generator=g),
             "lidar": torch.randn(b, 3, 64, 64, generator=g),
+            "lidar_bev": torch.randn(b, 3, 64, 64, generator=g),
             "text": ["a sunny afternoon in San Francisco"] * b}
 
 
@@ -67,6 +68,24 @@ def test_every_head_and_branch_has_the_right_shape(tiny_clip):
         assert o["scores"].shape == (2, len(SPECS[task].classes), 32, 32)
         assert o["reg"].shape == (2, regression[task], 32, 32)
     assert len(SPECS["seg3d"].classes) == 23 and len(SPECS["pan2d"].classes) == 28
+
+
+def test_each_task_decodes_its_own_view(tiny_clip):
+    """det3d's grid is the LiDAR BEV, seg3d's the range view, the 2D tasks' the image: changing
+    one view's input moves the tasks on it and leaves the others as they were."""
+    model = _model(tiny_clip).eval()
+    batch = _batch()
+    with torch.no_grad():
+        before = model(batch)
+        bev = dict(batch, lidar_bev=batch["lidar_bev"] + 1.0)
+        after = model(bev)
+    assert not torch.allclose(after["det3d"]["scores"], before["det3d"]["scores"])
+    for task in ("seg3d", "pan2d", "det2d"):
+        assert torch.equal(after[task]["scores"], before[task]["scores"]), task
+    with torch.no_grad():  # the image reaches the 3D tasks only as a global context vector
+        shifted = dict(batch, image=batch["image"].roll(3, dims=-1))
+        moved = model(shifted)
+    assert not torch.allclose(moved["pan2d"]["scores"], before["pan2d"]["scores"])
 
 
 @pytest.mark.parametrize("method", ["adapter", "lora", "prompt", "moe_adapter"])

@@ -35,16 +35,23 @@ def test_onboarding_study_end_to_end(tmp_path):
     assert "| gated | det2d (mAP50) | FedAdapt |" in result.output
     for conn in ("gated", "ideal"):
         assert imread(out / f"fig4_{conn}.png")[..., :3].std() > 0.05
-    pretrained = list((out / "pretrained").iterdir())
-    assert [p.name for p in pretrained] == ["det2d-arrives-seed0"]  # once, for every method
-    start = torch.load(pretrained[0] / "global_modules.pt", weights_only=True)
-    assert not any(k.startswith("heads.det2d.") for k in start)
+    # once per architecture: FedAdapt's (with the task adapter), NTA's (without)
+    pretrained = {p.name: p for p in (out / "pretrained").iterdir()}
+    assert sorted(pretrained) == ["det2d-arrives-seed0", "det2d-arrives-seed0-nta"]
+    starts = {name: torch.load(p / "global_modules.pt", weights_only=True)
+              for name, p in pretrained.items()}
+    assert any(k.startswith("task_adapter.") for k in starts["det2d-arrives-seed0"])
+    assert not any(k.startswith("task_adapter.") for k in starts["det2d-arrives-seed0-nta"])
+    for start in starts.values():
+        assert not any(k.startswith("heads.det2d.") for k in start)
     info = json.loads((out / "onboarding.json").read_text())
     assert len(info["runs"]) == 4
     for run in info["runs"]:
         run_info = json.loads((Path(run["path"]) / "run.json").read_text())
         learning = run_info["scenario"]["learning"]
-        assert learning["init_modules"] == str(pretrained[0] / "global_modules.pt")
+        name = "det2d-arrives-seed0" + ("" if run["method"] == "FedAdapt" else "-nta")
+        start = starts[name]
+        assert learning["init_modules"] == str(pretrained[name] / "global_modules.pt")
         assert learning["model"]["task_adapter"] == (run["method"] == "FedAdapt")
         assert learning["balancing"]["method"] == "cagrad"
         assert run_info["scenario"]["clients"]["ideal_connectivity"] == (run["connectivity"] == "ideal")

@@ -60,6 +60,7 @@ def _summary_table(src: ReportSource) -> str:
     df = pd.DataFrame(rows)
     columns = {"label": "policy / aggregation", "seed": "seed", "rounds": "rounds",
                **{f"final_{t}": f"{t} {m}" for t, m in HEADLINE.items()},
+               **{f"lookup_{t}": f"{t} lookup baseline" for t in HEADLINE},
                "completion_rate": "completed", "participation_rate": "clients taking part",
                "bytes_up": "MB up", "mean_staleness": "staleness", "wall_time_s": "wall s"}
     df = df[[c for c in columns if c in df]].rename(columns=columns)

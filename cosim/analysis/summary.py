@@ -70,6 +70,9 @@ def summarise_run(run_dir: Path, targets: dict[str, float] | None = None) -> dic
         target = (targets or {}).get(task)
         row[f"time_to_target_{task}_s"] = (time_to_target(times, values, target)
                                            if target is not None and len(values) else math.nan)
+    lookup = info.get("summary", {}).get("learning", {}).get("lookup_baseline") or {}
+    for task, metric in HEADLINE.items():
+        row[f"lookup_{task}"] = float(lookup.get(task, {}).get(metric, math.nan))
     row.update(_participation(run_dir, sc["clients"]["count"]))
     return row
 

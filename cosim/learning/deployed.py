@@ -59,8 +59,9 @@ def training_flops_per_sample(model: M3TModel, tasks: Sequence[str], modalities:
     inputs: dict = {}
     if "image" in modalities:
         inputs["image"] = torch.zeros(batch, 3, s, s, device=device)
-    if "lidar" in modalities:
+    if "lidar" in modalities:  # both views of the sweep
         inputs["lidar"] = torch.zeros(batch, 3, s, s, device=device)
+        inputs["lidar_bev"] = torch.zeros(batch, 3, s, s, device=device)
     if "text" in modalities:
         inputs["text"] = ["a photo of a street"] * batch
     if names is None:

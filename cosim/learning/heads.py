@@ -2,8 +2,8 @@
 
 Each head reshapes the (B, P, E) token grid to (B, E, g, g) and upsamples it 4x with two stride-2
 transposed convolutions. Output channels: the task's class scores, then its regression channels
-(``cosim/learning/tasks/<task>.py`` says what they mean); a bird's-eye-view task (det3d) maps the
-range-view token grid to BEV first with a learned token-mixing layer. Class scores come from a
+(``cosim/learning/tasks/<task>.py`` says what they mean); det3d's tokens come from the LiDAR's
+bird's-eye-view pseudo-image, so its grid is already the BEV grid. Class scores come from a
 1x1 linear classifier, or (``classifier: text``) from the cosine similarity of the features with
 the frozen text embeddings of "a photo of a {class}", scaled by a learnable temperature.
 """
@@ -25,7 +25,6 @@ class DenseHead(nn.Module):
         super().__init__()
         self.task, self.grid = spec.name, grid
         self.n_classes, self.n_reg = len(spec.classes), spec.regression
-        self.view_mixing = nn.Linear(grid * grid, grid * grid) if spec.bev else None
         self.classifier = classifier
         feat = embed_dim if classifier == "text" else self.n_classes
         self.up1 = nn.ConvTranspose2d(embed_dim, channels, 4, stride=2, padding=1)
@@ -49,8 +48,6 @@ class DenseHead(nn.Module):
     def forward(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         b, p, e = tokens.shape
         x = tokens.transpose(1, 2)  # (B, E, P)
-        if self.view_mixing is not None:
-            x = self.view_mixing(x)
         x = x.reshape(b, e, self.grid, self.grid)
         x = self.up2(F.relu(self.norm(self.up1(x))))
         if self.classifier == "text":

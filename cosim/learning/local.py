@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cosim.learning.balancing import GradientBalancer
 from cosim.learning.model import M3TModel
 from cosim.learning.tasks import SPECS, task_loss
+from cosim.names import INPUT_MODALITY
 from cosim.scenario import BalancingConfig, EvaluationConfig, LocalTrainingConfig
 
 Batch = tuple[dict, dict]  # (inputs, targets per task)
@@ -53,7 +54,8 @@ class TensorClientData:
         order = torch.randperm(len(self), generator=generator)
         for start in range(0, len(self), batch_size):
             idx = order[start: start + batch_size]
-            inputs = {k: _take(v, idx) for k, v in self.inputs.items() if k in self.modalities}
+            inputs = {k: _take(v, idx) for k, v in self.inputs.items()
+                      if INPUT_MODALITY.get(k) in self.modalities}
             targets = {t: {k: v[idx] for k, v in self.targets[t].items()} for t in self.tasks}
             yield inputs, targets
 
@@ -77,14 +79,17 @@ def pick_device(choice: str = "auto") -> torch.device:
 
 def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], client: ClientData,
                  cfg: LocalTrainingConfig, balancing: BalancingConfig, seed: int = 0,
-                 count_flops: bool = True, frozen: Collection[str] = ()
+                 count_flops: bool = True, frozen: Collection[str] = (),
+                 balancer: GradientBalancer | None = None
                  ) -> tuple[dict[str, torch.Tensor], LocalStats]:
     """Train the client's modules from the global ones; return the trained modules and stats.
 
     ``count_flops`` measures the first step's FLOPs (slow: every op goes through a Python
     counter); a caller that already knows them per task mix turns it off. ``frozen`` modules
     (e.g. the heads of tasks already learnt) run forward, so their tasks' losses still shape the
-    shared modules, but are neither trained nor returned."""
+    shared modules, but are neither trained nor returned. ``balancer`` carries the client's
+    balancing state (GradNorm's task weights and initial losses) across its updates; without one,
+    a fresh balancer starts from equal weights."""
     device = next(model.parameters()).device
     torch.manual_seed(seed)
     model.import_modules(global_modules)
@@ -93,7 +98,10 @@ def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], clien
     params = model.trainable_parameters(names)
     shared = [p for n in names if not n.startswith("heads.") for p in model.get_module(n).parameters()]
     optimizer = _optimizer(cfg, params)
-    balancer = GradientBalancer(balancing, client.tasks)
+    if balancer is None:
+        balancer = GradientBalancer(balancing, client.tasks)
+    elif not set(client.tasks) <= set(balancer.tasks):
+        raise ValueError(f"balancer for {balancer.tasks} cannot weigh tasks {client.tasks}")
     model.train()
     fixed = [model.get_module(n) for n in frozen if n in model.module_names()]
     for module in fixed:  # no gradients, no statistics updates (BatchNorm) in what stays fixed

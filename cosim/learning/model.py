@@ -1,16 +1,20 @@
 """The multi-modal multi-task model every client fine-tunes (paper, section VI-B).
 
 - Image tower: open_clip's vision transformer. LiDAR tower: a second vision transformer with the
-  image tower's architecture, initialised from its weights, fed a range-image pseudo-image
-  ([range / 75 m, intensity, elongation / 1.5]) through a 3x3 conv + BatchNorm stem that starts as
-  the identity. Text tower: open_clip's text transformer, fed "augmented text" built from the
-  scene. All three towers are frozen.
+  image tower's architecture, initialised from its weights, fed two pseudo-images of the sweep
+  (``data/samples.py``), each through its own 3x3 conv + BatchNorm stem that starts as the
+  identity: the range view and a bird's-eye view (BEV) over the det3d grid. Text tower:
+  open_clip's text transformer, fed "augmented text" built from the scene. All three towers are
+  frozen.
 - PEFT modules on the upper blocks of each tower (``peft``), the shared task adapter between the
   fused features and the heads (``task_adapter``), and one head per task (``heads``): these are
   the only trainable parameters, and each is a named *module* that a client uploads and the
   server averages.
-- Fusion per task, from the modalities the paper gives it: 3D tasks average the image and LiDAR
-  token grids, 2D tasks use the image grid; the text embedding is added to every token.
+- Fusion per task, from the modalities the paper gives it. A task's token grid is the view its
+  output lives in: det3d the LiDAR BEV grid, seg3d the range-view grid, the 2D tasks the image
+  grid. The task's other modalities add a global context vector to every token (the mean of the
+  other view's tokens, the text embedding): a camera token and a LiDAR token at the same grid
+  position see different places, so averaging the grids, as before, mixed unrelated features.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from cosim.learning.openclip import tokenizer
 from cosim.learning.tasks import SPECS
 from cosim.names import TASK_INFO
 from cosim.scenario import ModelConfig
+
+# The input view whose token grid a task's head decodes (its output's geometry).
+_TASK_VIEW = {"seg3d": "lidar", "det3d": "lidar_bev", "pan2d": "image", "det2d": "image"}
 
 
 class LidarStem(nn.Module):
@@ -64,7 +71,8 @@ class M3TModel(nn.Module):
         self.grid = self.image_tower.grid_size[0]
         self.image_size = self.image_tower.image_size[0]
         class_embeddings = self._class_embeddings() if cfg.classifier == "text" else {}
-        self.peft = nn.ModuleDict({"lidar": nn.ModuleDict({"stem": LidarStem()})})
+        self.peft = nn.ModuleDict({"lidar": nn.ModuleDict({"stem": LidarStem(),
+                                                           "bev_stem": LidarStem()})})
         self._aux_modules: list[nn.Module] = []
         self._attach_peft()
         self.task_adapter = (P.BottleneckAdapter(self.embed_dim, cfg.task_adapter_bottleneck, 1.0)
@@ -116,8 +124,12 @@ class M3TModel(nn.Module):
         feats: dict[str, torch.Tensor] = {}
         if "image" in batch:
             feats["image"] = self._tokens(self.image_tower, batch["image"])
-        if "lidar" in batch:
-            feats["lidar"] = self._tokens(self.lidar_tower, self.peft["lidar"]["stem"](batch["lidar"]))
+        views = [(k, stem) for k, stem in (("lidar", "stem"), ("lidar_bev", "bev_stem")) if k in batch]
+        if views:  # both views in one pass through the tower
+            x = torch.cat([self.peft["lidar"][stem](batch[k]) for k, stem in views])
+            for (k, _), tokens in zip(views, self._tokens(self.lidar_tower, x).chunk(len(views)),
+                                      strict=True):
+                feats[k] = tokens
         if "text" in batch:
             device = next(self.parameters()).device
             feats["text"] = self.text_tower(self.tokenize(list(batch["text"])).to(device))
@@ -128,17 +140,22 @@ class M3TModel(nn.Module):
         return tokens @ tower.proj if tower.proj is not None else tokens
 
     def fuse(self, feats: dict[str, torch.Tensor], task: str) -> torch.Tensor:
-        grids = [feats[m] for m in TASK_INFO[task].modalities if m in ("image", "lidar") and m in feats]
-        if not grids:
-            raise ValueError(f"task {task} needs one of image/lidar input")
-        fused = torch.stack(grids).mean(0)
-        if "text" in feats:
-            fused = fused + feats["text"].unsqueeze(1)
+        grid = _TASK_VIEW[task]
+        if grid not in feats:
+            raise ValueError(f"task {task} needs its {grid} input")
+        fused = feats[grid]
+        for m in TASK_INFO[task].modalities:
+            if m == "text" and "text" in feats:
+                fused = fused + feats["text"].unsqueeze(1)
+            elif m in ("image", "lidar") and m != grid and m in feats:
+                fused = fused + feats[m].mean(1, keepdim=True)
         if self.task_adapter is not None:
             fused = fused + self.task_adapter(fused)
         return fused
 
     def forward(self, batch: dict, tasks: list[str] | None = None) -> dict[str, dict]:
+        for module in self._aux_modules:  # a tower this batch does not run adds no aux loss
+            module.aux_loss = torch.zeros(())
         feats = self.encode(batch)
         return {t: self.heads[t](self.fuse(feats, t)) for t in (tasks or list(self.heads))}
 

@@ -6,8 +6,8 @@ backbone's modules stay intact, and the state-dict subset that a client uploads 
 ``peft.*`` (plus task adapter and heads) entries.
 
 - Bottleneck adapter (Houlsby-style, after a block): x + s * up(GELU(down(x))), up zero-initialised.
-- Mixture-of-experts adapter: E bottleneck experts, top-k softmax gating per token, with the
-  Switch-Transformer load-balancing loss kept in ``aux_loss``.
+- Mixture-of-experts adapter: E bottleneck experts, top-k softmax gating per token (top-1 scaled
+  by the router probability, as in Switch), with the Switch load-balancing loss in ``aux_loss``.
 - LoRA on the attention projections: W + (alpha / r) * B A, B zero-initialised.
 - Prompt tuning: n learnable tokens inserted after the class token, removed after the tower.
 
@@ -45,7 +45,10 @@ class BottleneckAdapter(nn.Module):
 
 
 class MoEAdapter(nn.Module):
-    """Top-k gated bottleneck experts; ``aux_loss`` is the load-balancing loss of the last call."""
+    """Top-k gated bottleneck experts; ``aux_loss`` is the load-balancing loss of the last call.
+
+    k = 1 is Switch routing (Fedus et al., 2021): output p_i(x) E_i(x). k > 1 renormalises the
+    top-k probabilities to sum to 1."""
 
     def __init__(self, width: int, bottleneck: int, scale: float, experts: int, top_k: int):
         super().__init__()
@@ -61,7 +64,10 @@ class MoEAdapter(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = self.gate(x).softmax(dim=-1)  # (..., E)
         top_p, top_i = probs.topk(self.top_k, dim=-1)
-        weights = torch.zeros_like(probs).scatter(-1, top_i, top_p / top_p.sum(-1, keepdim=True))
+        # Switch (k = 1) scales the expert by its router probability, which is what gives the
+        # router a task gradient; renormalising one probability would make it a constant 1.
+        gates = top_p if self.top_k == 1 else top_p / top_p.sum(-1, keepdim=True)
+        weights = torch.zeros_like(probs).scatter(-1, top_i, gates)
         hidden = F.gelu(torch.einsum("...w,ewb->...eb", x, self.down) + self.down_bias)
         out = torch.einsum("...eb,ebw->...ew", hidden, self.up) + self.up_bias
         # Switch load balancing: E * sum_e (share of tokens routed to e) * (mean gate prob of e)

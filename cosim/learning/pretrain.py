@@ -19,7 +19,7 @@ import torch
 from cosim.cache import cached_folder, content_key
 from cosim.learning.data.render import caption, render_camera
 from cosim.learning.data.scene import GENERATOR_VERSION, make_segment
-from cosim.learning.openclip import open_clip_module, quiet_random_init, to_tensor, tokenizer
+from cosim.learning.openclip import CONFIG_DIR, open_clip_module, quiet_random_init, to_tensor, tokenizer
 
 # Scene seeds of pre-training live far from the seeds the client data generator uses.
 PRETRAIN_SEED_BASE = 1_000_000_000
@@ -36,8 +36,12 @@ class PretrainConfig:
     seed: int = 0
 
     def key(self) -> str:
+        """The cache key: the settings, the scene generator and the model's configuration (a
+        changed ``model_configs/*.json`` must not reuse weights of another shape)."""
+        config = CONFIG_DIR / f"{self.model}.json"
+        shape = config.read_text(encoding="utf-8") if config.exists() else self.model
         return content_key(["pretrain", str(GENERATOR_VERSION),
-                            json.dumps(self.__dict__, sort_keys=True)])
+                            json.dumps(self.__dict__, sort_keys=True), shape])
 
 
 def synthetic_pairs(segments: int, frames: int, size: int, seed: int) -> tuple[np.ndarray, list[str]]:

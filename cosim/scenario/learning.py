@@ -79,9 +79,11 @@ class BalancingConfig(StrictModel):
     """How per-task gradients of the shared modules are combined."""
 
     method: Literal["sum", "gradnorm", "cagrad"] = "sum"
-    gradnorm_alpha: NonNegativeFloat = 1.5
+    gradnorm_alpha: NonNegativeFloat = 1.5  # the restoring force towards equal training rates
+    # Adam's learning rate on the task weights; weights, initial losses and Adam's moments are
+    # kept per client across its rounds (GradNorm's weights are state of the training run).
     gradnorm_lr: PositiveFloat = 0.025
-    cagrad_c: NonNegativeFloat = 0.4
+    cagrad_c: NonNegativeFloat = 0.4  # the radius of the ball around the mean gradient
 
 
 class LocalTrainingConfig(StrictModel):

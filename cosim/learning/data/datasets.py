@@ -18,6 +18,7 @@ from cosim.learning.data.samples import build_sample, collate
 from cosim.learning.data.scene import GENERATOR_VERSION
 from cosim.learning.data.synth import SynthConfig, generate
 from cosim.learning.data.waymo_v2 import SegmentReader, WaymoV2Dataset
+from cosim.names import INPUT_MODALITY
 from cosim.scenario import DataConfig
 
 
@@ -57,7 +58,8 @@ class ClientDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[dict, dict]:
         inputs, targets = self.cache.get(self.shard.frames[i])
-        keep = {k: v for k, v in inputs.items() if k in self.modalities or k == "sequence"}
+        keep = {k: v for k, v in inputs.items()
+                if INPUT_MODALITY.get(k) in self.modalities or k == "sequence"}
         return keep, {t: targets[t] for t in self.tasks}
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[dict, dict]]:

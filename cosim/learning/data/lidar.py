@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cosim.learning.data.materials import lidar_intensity
 from cosim.learning.data.raycast import GROUND, cast
 from cosim.learning.data.scene import (
     KIND_NAMES,
@@ -26,8 +27,6 @@ from cosim.learning.data.scene import (
 LIDAR_HEIGHT_M = 1.8
 MAX_RANGE_M = 75.0
 INCLINATION_DEG = (-17.6, 2.4)  # the TOP laser's vertical field of view
-_INTENSITY = {"car": 0.35, "pedestrian": 0.2, "cyclist": 0.3, "sign": 0.95, "building": 0.25,
-              "tree": 0.15, "pole": 0.4}
 
 
 @dataclass
@@ -71,7 +70,7 @@ def render_lidar(seg: Segment, k: int, rows: int, cols: int, rng: np.random.Gene
     boxes, kinds, ids = seg.frame(k)
     origin = np.array([0.0, 0.0, LIDAR_HEIGHT_M])
     dirs = lidar_rays(rows, cols)
-    dist, hit, _ = cast(origin, dirs, boxes, MAX_RANGE_M)
+    dist, hit, normal = cast(origin, dirs, boxes, MAX_RANGE_M)
     n = len(dirs)
     rng_img = np.full((n, 4), 0.0, dtype=np.float32)
     rng_img[:, 3] = -1.0
@@ -83,19 +82,23 @@ def render_lidar(seg: Segment, k: int, rows: int, cols: int, rng: np.random.Gene
     rng_img[:, 2] = np.where(valid, np.abs(rng.normal(0.05, 0.02, n)), 0.0)
     on_box = hit >= 0
     box_kind = np.where(on_box, kinds[np.maximum(hit, 0)], -1)
+    reflectivity = np.zeros(n)
+    reflectivity[on_box] = seg.reflectivity[hit[on_box]]  # each instance's own material
     for ki, name in enumerate(KIND_NAMES):
         m = box_kind == ki
         semantic[m] = KINDS[name][0]
-        rng_img[m, 1] = _INTENSITY[name]
         if KINDS[name][2] >= 0:
             instance[m] = ids[hit[m]]
     ground = hit == GROUND
     point = origin + dirs * np.where(valid, dist, 0.0)[:, None]
     lane, road, side = ground_surfaces(seg, k, point, ground)
-    for mask, cls, intensity in ((road, ROAD[0], 0.1), (lane, LANE_MARKER[0], 0.8),
-                                 (side, SIDEWALK[0], 0.15)):
-        semantic[mask], rng_img[mask, 1] = cls, intensity
-    rng_img[valid, 1] = np.clip(rng_img[valid, 1] + rng.normal(0, 0.02, int(valid.sum())), 0, 1)
+    g = seg.ground
+    for mask, cls, value in ((road, ROAD[0], g.road_reflectivity),
+                             (lane, LANE_MARKER[0], g.lane_reflectivity),
+                             (side, SIDEWALK[0], g.sidewalk_reflectivity)):
+        semantic[mask], reflectivity[mask] = cls, value
+    cos_incidence = np.einsum("ij,ij->i", normal, dirs)
+    rng_img[valid, 1] = lidar_intensity(reflectivity[valid], cos_incidence[valid], rng)
     # Quantise as a sensor reports: 5 mm range steps, 8-bit intensity and elongation.
     rng_img[:, 0] = np.where(valid, np.round(rng_img[:, 0] / 0.005) * 0.005, -1.0)
     rng_img[:, 1:3] = np.round(rng_img[:, 1:3] * 255) / 255

@@ -1,10 +1,11 @@
 """Camera images of a segment's frames, with exact per-pixel labels.
 
-A pinhole front camera at 1.6 m ray-casts the scene; colour comes from the surface's class
-(with a per-instance tint and a per-city building palette), Lambertian shading under a sun that
-depends on the time of day, and weather (fog blends with distance, rain darkens and streaks,
-night dims everything but headlight-lit near surfaces). Labels: camera semantic class (PAN2D),
-instance id (stable over frames for things) and depth, plus 2D boxes of visible objects.
+A pinhole front camera at 1.6 m ray-casts the scene; colour is each surface's own material
+(``materials.py``: drawn per instance from distributions that overlap across classes),
+Lambertian shading under a sun that depends on the time of day, and weather (fog blends with
+distance, rain darkens and streaks, night dims everything but headlight-lit near surfaces).
+Labels: camera semantic class (PAN2D), instance id (stable over frames for things) and depth,
+plus 2D boxes of visible objects.
 """
 
 from __future__ import annotations
@@ -28,13 +29,6 @@ from cosim.learning.data.scene import (
 
 CAMERA_HEIGHT_M = 1.6
 MAX_RANGE_M = 150.0
-_BASE = {  # RGB in [0, 1]
-    "car": (0.55, 0.1, 0.1), "pedestrian": (0.85, 0.65, 0.45), "cyclist": (0.2, 0.35, 0.8),
-    "sign": (0.95, 0.8, 0.1), "tree": (0.15, 0.45, 0.15), "pole": (0.45, 0.45, 0.45),
-}
-_PALETTE = {"San Francisco": (0.8, 0.75, 0.65), "Phoenix": (0.85, 0.6, 0.4),
-            "Mountain View": (0.7, 0.7, 0.75), "Los Angeles": (0.9, 0.85, 0.7),
-            "Detroit": (0.55, 0.35, 0.3), "Seattle": (0.5, 0.55, 0.6)}
 _LIGHT = {"day": (1.0, (0.5, 0.7, 0.95)), "dusk": (0.65, (0.95, 0.55, 0.35)),
           "night": (0.22, (0.05, 0.06, 0.12))}
 
@@ -74,22 +68,21 @@ def render_camera(seg: Segment, k: int, width: int, height: int, rng: np.random.
     colour[:] = sky
     on_box = hit >= 0
     kind_of_hit = np.where(on_box, kinds[np.maximum(hit, 0)], -1)
+    colour[on_box] = seg.rgb[hit[on_box]]  # each instance's own material
     for ki, name in enumerate(KIND_NAMES):
         m = kind_of_hit == ki
         if not m.any():
             continue
         semantic[m] = KINDS[name][1]
-        base = np.array(_PALETTE[seg.style.city] if name == "building" else _BASE[name])
-        tint = 0.75 + 0.5 * ((ids[hit[m]] * 2654435761) % 997 / 997.0)[:, None]
-        colour[m] = np.clip(base * (tint if name in ("car", "building") else 1.0), 0, 1)
         if KINDS[name][2] >= 0:  # things carry instance ids
             instance[m] = ids[hit[m]]
     ground = hit == GROUND
     lane, road, ground_side = ground_surfaces(seg, k, point, ground)
     side = ground_side & (np.abs(point[:, 1]) < SIDEWALK_OUTER)  # beyond it: bare ground
     rest = ground_side & ~side
-    for mask, cls, rgb in ((road, ROAD[1], (0.25, 0.25, 0.27)), (lane, LANE_MARKER[1], (0.9, 0.9, 0.85)),
-                           (side, SIDEWALK[1], (0.6, 0.58, 0.55)), (rest, SIDEWALK[1], (0.5, 0.48, 0.42))):
+    g = seg.ground
+    for mask, cls, rgb in ((road, ROAD[1], g.road_rgb), (lane, LANE_MARKER[1], g.lane_rgb),
+                           (side, SIDEWALK[1], g.sidewalk_rgb), (rest, SIDEWALK[1], g.bare_rgb)):
         semantic[mask], colour[mask] = cls, rgb
     lit = hit != -1
     sun = np.array([0.3, 0.4, 0.87]) / np.linalg.norm([0.3, 0.4, 0.87])

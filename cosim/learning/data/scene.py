@@ -10,13 +10,15 @@ the 2D/3D labels follow from it exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from cosim.learning.data.materials import GroundMaterials, ground_materials, object_material
+
 # Bump when what a seed generates changes: the version is part of every cache key built from
 # scenes (synthetic datasets, the synthetic pre-training), so stale caches are never reused.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 CITIES = ("San Francisco", "Phoenix", "Mountain View", "Los Angeles", "Detroit", "Seattle")
 WEATHER = ("sunny", "cloudy", "rainy", "foggy")
@@ -68,6 +70,10 @@ class Segment:
     ego_speed: float
     frames: int
     hz: float = 2.0
+    # Materials, in frame(k)'s box order (static, then agents): colour and LiDAR reflectivity.
+    rgb: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    reflectivity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ground: GroundMaterials | None = None
 
     def frame(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes, kinds and instance ids (stable over frames; 0 = none) in the ego frame."""
@@ -137,10 +143,17 @@ def make_segment(name: str, seed: int, frames: int = 40, style: SegmentStyle | N
             agents.append(_box(rng, kind, x, y, yaw))
             agent_kind.append(KIND_NAMES.index(kind))
             speed.append(v)
+    kinds = static_kind + agent_kind
+    # Materials from a stream of their own: the layout a seed gives stays as it was.
+    material_rng = np.random.default_rng([seed, 101])
+    drawn = [object_material(KIND_NAMES[k], style.city, material_rng) for k in kinds]
     return Segment(
         name, style, np.array(static, float).reshape(-1, 7), np.array(static_kind, int),
         np.array(agents, float).reshape(-1, 7), np.array(agent_kind, int),
         np.array(speed, float), ego_speed, frames, hz,
+        rgb=np.array([d[0] for d in drawn], float).reshape(-1, 3),
+        reflectivity=np.array([d[1] for d in drawn], float),
+        ground=ground_materials(material_rng),
     )
 
 

@@ -32,6 +32,7 @@ from cosim.learning.federated.timeline import Attempt, client_round, participati
 from cosim.learning.federated.training import LocalTrainer, State, TrainedUpdate, TrainJob
 from cosim.learning.federated.wiring import LearningPorts
 from cosim.learning.local import pick_device
+from cosim.learning.lookup import LookupBaseline
 from cosim.learning.model import M3TModel
 from cosim.learning.module_file import apply_init_modules
 from cosim.names import MODALITIES, TASKS
@@ -58,7 +59,8 @@ class FederatedLayer:
         torch.manual_seed(scenario.seed)
         self.device = pick_device(cfg.local.device)
         self.model = M3TModel(cfg.model).to(self.device)
-        geometry = Geometry(self.model.image_size, 4 * self.model.grid, cfg.model.bev_range_m)
+        self.geometry = geometry = Geometry(self.model.image_size, 4 * self.model.grid,
+                                            cfg.model.bev_range_m)
         dataset = open_dataset(cfg.data)
         frames, city = dataset.describe()
         self.partition = partition(frames, city, cfg.data, scenario.seed)
@@ -184,8 +186,15 @@ class FederatedLayer:
         """Keep the final global model: a later run can start from it (learning.init_modules)."""
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
 
+    def lookup_baseline(self) -> dict[str, dict[str, float]]:
+        """The model-free baseline on the same held-out frames, fitted on every client's frames."""
+        training = (batch for data in self.datasets for batch in data.ordered_batches(32))
+        baseline = LookupBaseline.fit(training, self.geometry)
+        return baseline.evaluate(self.eval_batches, self.evaluation.tasks, self.sc.learning.evaluation)
+
     def summary(self) -> dict[str, Any]:
         return {"rounds": self.round, "model_version": self.version, "cost": self.cost.summary(),
+                "lookup_baseline": self.lookup_baseline(),
                 "init_modules_skipped": self.init_skipped,
                 "clients_present": len(self.registry.present()),
                 "samples_decoded": self.cache.decoded}

@@ -1,5 +1,5 @@
 """3D object detection in a bird's-eye-view grid around the ego car: CenterNet heatmaps and box
-regression (dx, dy, z, log l, log w, log h, sin yaw, cos yaw); Waymo-style AP/APH and
+regression (dx, dy, z, log l, log w, log h, sin yaw, cos yaw); Waymo's L2 AP/APH (3D IoU) and
 nuScenes-style centre-distance AP."""
 
 from __future__ import annotations

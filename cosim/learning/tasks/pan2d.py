@@ -28,7 +28,8 @@ def loss(out, target):
 
 
 class Evaluator:
-    """Decodes panoptic maps, tracks instances across a sequence's frames, scores wSTQ."""
+    """Decodes panoptic maps, tracks instances across a sequence's frames, scores STQ (unweighted:
+    no camera-coverage weights are applied, so it is not Waymo's wSTQ)."""
 
     def __init__(self, model, settings):
         self.metric = SegmentationTrackingQuality(len(PAN2D), PAN2D_THINGS)
@@ -45,7 +46,7 @@ class Evaluator:
 
     def compute(self) -> dict[str, float]:
         out = self.metric.compute()
-        return {"wSTQ": out["STQ"], "SQ": out["SQ"], "AQ": out["AQ"]}
+        return {"STQ": out["STQ"], "SQ": out["SQ"], "AQ": out["AQ"]}
 
 
 SPEC = TaskSpec("pan2d", PAN2D, regression=3, targets=targets, loss=loss, evaluator=Evaluator)

@@ -37,7 +37,7 @@ class TaskSpec:
     targets: Callable[[Any, Any], dict[str, Any]]
     loss: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], torch.Tensor]
     evaluator: Callable[[Any, Any], TaskEvaluator]
-    bev: bool = False  # the head maps the range-view tokens to a bird's-eye-view grid first
+    bev: bool = False  # the output is a bird's-eye-view grid (fed by the LiDAR BEV tokens)
     heatmap_prior: bool = False  # CenterNet's prior: centre heatmaps start at p = 0.1
 
     @property
