@@ -116,12 +116,19 @@ def test_small_2d_boxes_are_dont_care():
               "box_labels": [np.array([0, 0])]}
     model = SimpleNamespace(image_size=64)
     results = {}
-    for min_height in (0.0625, 0.0):
-        ev = SPECS["det2d"].evaluator(model, EvaluationConfig(det2d_min_height=min_height))
+    for min_size in (0.0625, 0.0):
+        ev = SPECS["det2d"].evaluator(model, EvaluationConfig(det2d_min_height=min_size,
+                                                              det2d_min_width=min_size))
         ev.update(scores, reg, target, 0, {})
-        results[min_height] = ev.compute()["mAP50"]
-    assert results[0.0625] == pytest.approx(1.0)  # the 2-px-tall box is don't care
+        results[min_size] = ev.compute()["mAP50"]
+    assert results[0.0625] == pytest.approx(1.0)  # the 1 x 2 px box is don't care
     assert results[0.0] == pytest.approx(51 / 101)  # all count: recall 1/2 (COCO 101 points)
+    narrow = {"boxes": [np.array([[17.0, 17, 25, 25], [40, 40, 42, 52]])],  # 2 px wide, 12 tall
+              "box_labels": [np.array([0, 0])]}
+    for min_width, expected in ((0.0625, 1.0), (0.0, 51 / 101)):
+        ev = SPECS["det2d"].evaluator(model, EvaluationConfig(det2d_min_width=min_width))
+        ev.update(scores, reg, narrow, 0, {})
+        assert ev.compute()["mAP50"] == pytest.approx(expected)
 
 
 # ---- 2D AP: pycocotools' COCOeval is the reference -----------------------------------------------

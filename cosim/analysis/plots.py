@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cosim.analysis.runs import ReportSource, RunRef, table  # noqa: E402
-from cosim.analysis.summary import headline_curves  # noqa: E402
+from cosim.analysis.summary import headline_curves, read_run_json  # noqa: E402
 from cosim.names import (  # noqa: E402
     COMPLETED,
     DEADLINE,
@@ -53,6 +53,11 @@ def metric_vs_time(src: ReportSource) -> Figure | None:
             ax.plot(t / 60, v, marker=".", color=colours[run.label], alpha=0.85,
                     label=None if run.label in seen else run.label)
             seen.add(run.label)
+        lookup = [v for v in (_lookup(run.path, task, metric) for run in src.runs) if v is not None]
+        if lookup:  # the model-free baseline on the same held-out frames (equal across runs)
+            ax.axhline(float(np.mean(lookup)), color="0.4", ls="--", lw=1,
+                       label=None if "lookup" in seen else "model-free lookup baseline")
+            seen.add("lookup")
         ax.set_title(f"{task}: {metric}")
         ax.grid(alpha=0.3)
     for ax in axes[1]:
@@ -62,6 +67,14 @@ def metric_vs_time(src: ReportSource) -> Figure | None:
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
+
+
+def _lookup(run_dir, task: str, metric: str) -> float | None:
+    """The run's model-free lookup baseline for a task (run.json), if it has one."""
+    info = read_run_json(run_dir)
+    value = (((info.get("summary") or {}).get("learning") or {}).get("lookup_baseline") or {}) \
+        .get(task, {}).get(metric)
+    return None if value is None or value != value else float(value)
 
 
 def participation_per_round(src: ReportSource) -> Figure | None:

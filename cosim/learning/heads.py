@@ -21,7 +21,7 @@ from cosim.learning.tasks.spec import TaskSpec
 
 class DenseHead(nn.Module):
     def __init__(self, spec: TaskSpec, embed_dim: int, grid: int, channels: int, classifier: str,
-                 class_embeddings: torch.Tensor | None = None):
+                 class_embeddings: torch.Tensor | None = None, skip_channels: int = 0):
         super().__init__()
         self.task, self.grid = spec.name, grid
         self.n_classes, self.n_reg = len(spec.classes), spec.regression
@@ -29,7 +29,13 @@ class DenseHead(nn.Module):
         feat = embed_dim if classifier == "text" else self.n_classes
         self.up1 = nn.ConvTranspose2d(embed_dim, channels, 4, stride=2, padding=1)
         self.norm = nn.BatchNorm2d(channels)
-        self.up2 = nn.ConvTranspose2d(channels, feat + self.n_reg, 4, stride=2, padding=1)
+        self.skip_channels = skip_channels
+        if skip_channels:  # the input view at the output grid joins before the last layer
+            self.up2 = nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1)
+            self.norm2 = nn.BatchNorm2d(channels)
+            self.out = nn.Conv2d(channels + skip_channels, feat + self.n_reg, 3, padding=1)
+        else:
+            self.up2 = nn.ConvTranspose2d(channels, feat + self.n_reg, 4, stride=2, padding=1)
         if classifier == "text":
             if class_embeddings is None:
                 raise ValueError("the text classifier needs class embeddings")
@@ -39,17 +45,20 @@ class DenseHead(nn.Module):
             self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
         elif spec.heatmap_prior:  # CenterNet: p = 0.1 at start
             with torch.no_grad():
-                self.up2.bias[: self.n_classes].fill_(-2.19)
+                (self.out if skip_channels else self.up2).bias[: self.n_classes].fill_(-2.19)
 
     @property
     def out_size(self) -> int:
         return 4 * self.grid
 
-    def forward(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, tokens: torch.Tensor, skip: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         b, p, e = tokens.shape
         x = tokens.transpose(1, 2)  # (B, E, P)
         x = x.reshape(b, e, self.grid, self.grid)
         x = self.up2(F.relu(self.norm(self.up1(x))))
+        if self.skip_channels:
+            skip = F.adaptive_avg_pool2d(skip, x.shape[-1])
+            x = self.out(torch.cat([F.relu(self.norm2(x)), skip.to(x.dtype)], dim=1))
         if self.classifier == "text":
             feat = F.normalize(x[:, :e], dim=1)
             scores = torch.einsum("behw,ce->bchw", feat, self.class_embeddings) * self.log_scale.exp()

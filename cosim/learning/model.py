@@ -79,7 +79,7 @@ class M3TModel(nn.Module):
                              if cfg.task_adapter else None)
         self.heads = nn.ModuleDict({
             t: DenseHead(SPECS[t], self.embed_dim, self.grid, cfg.head_channels, cfg.classifier,
-                         class_embeddings.get(t))
+                         class_embeddings.get(t), skip_channels=3 if cfg.input_skip else 0)
             for t in cfg.tasks
         })
 
@@ -157,7 +157,9 @@ class M3TModel(nn.Module):
         for module in self._aux_modules:  # a tower this batch does not run adds no aux loss
             module.aux_loss = torch.zeros(())
         feats = self.encode(batch)
-        return {t: self.heads[t](self.fuse(feats, t)) for t in (tasks or list(self.heads))}
+        skip = batch if self.cfg.input_skip else {}
+        return {t: self.heads[t](self.fuse(feats, t), skip.get(_TASK_VIEW[t]))
+                for t in (tasks or list(self.heads))}
 
     @property
     def has_aux_loss(self) -> bool:

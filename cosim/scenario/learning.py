@@ -72,6 +72,9 @@ class ModelConfig(StrictModel):
     tasks: list[Literal[TASKS]] = Field(
         default_factory=lambda: list(TASKS))
     head_channels: PositiveInt = 64
+    # The task's input view, pooled to the output grid, joins the head before its last layer: a
+    # patch token (8 px in cosim-tiny) holds no detail finer than itself.
+    input_skip: bool = True
     bev_range_m: PositiveFloat = 40.0  # the 3D detection grid covers +-range around the ego car
 
 
@@ -127,9 +130,11 @@ class DataConfig(StrictModel):
 class EvaluationConfig(StrictModel):
     """How the global model is scored on held-out data."""
 
-    # 2D boxes lower than this share of the image height are "don't care" (neither missed nor
-    # matched), as KITTI's minimum heights: at the tiny model's 64-px input they are 1-3 px.
+    # 2D boxes lower than this share of the image height, or narrower than this share of its
+    # width, are "don't care" (neither missed nor matched), as KITTI's minimum heights: squeezed
+    # into the tiny model's 64 x 64 px input, a pedestrian 20 m ahead is 1.4 px wide.
     det2d_min_height: float = Field(0.0625, ge=0.0, lt=1.0)
+    det2d_min_width: float = Field(0.0625, ge=0.0, lt=1.0)
     # 3D detection also gets nuScenes-style AP by BEV centre distance at these thresholds.
     det3d_center_thresholds_m: list[PositiveFloat] = Field(
         default_factory=lambda: [0.5, 1.0, 2.0, 4.0], min_length=1)
