@@ -37,7 +37,7 @@ class Frame:
     camera_box_ids: np.ndarray  # (K,) object id strings
     semantic: np.ndarray  # (H, W) PAN2D class, IGNORE_INDEX where undefined
     instance: np.ndarray  # (H, W) instance id, 0 = none
-    pixel_weight: np.ndarray  # (H, W) 1 / number of cameras that see the pixel (wSTQ)
+    pixel_weight: np.ndarray  # (H, W) 1 / number of cameras that see the pixel (read; STQ is unweighted)
     range_image: np.ndarray  # (R, C, 4) range, intensity, elongation, no-label zone
     lidar_labels: np.ndarray  # (R, C, 2) instance id, SEG3D class
     points: np.ndarray  # (N, 3) valid returns in the vehicle frame
