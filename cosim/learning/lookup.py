@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from cosim.learning.classes import DETECTION, IGNORE_INDEX, PAN2D, SEG3D
+from cosim.learning.codec import PAN2D_THINGS
 from cosim.learning.data.grid import Geometry
 from cosim.learning.openclip import CLIP_MEAN, CLIP_STD
 from cosim.learning.tasks import SPECS
@@ -194,8 +195,6 @@ def _components(mask: torch.Tensor):
 
 def _panoptic_reg(semantic: torch.Tensor) -> torch.Tensor:
     """Centre heatmap logits and offsets to the centre for each connected thing component."""
-    from cosim.learning.codec import PAN2D_THINGS
-
     b, g, _ = semantic.shape
     reg = torch.zeros(b, 3, g, g)
     reg[:, 0] = _UNLIKELY
