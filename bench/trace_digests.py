@@ -8,7 +8,7 @@ holds wall-clock time (``metrics.wall_time_s``), which no two runs share: for th
 over the Arrow IPC bytes of the table without that column.
 
     python bench/trace_digests.py record bench/digests/issue12.json [--only NAME ...]
-    python bench/trace_digests.py check  bench/digests/issue12.json [--only NAME ...]
+    python bench/trace_digests.py check  bench/digests/issue12.json [--only NAME ...] [--set K=V]
 
 ``check`` exits 1 and names every table whose digest differs.
 """
@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("verb", choices=["record", "check"])
     parser.add_argument("file", type=Path)
     parser.add_argument("--only", nargs="*", help="case names (default: all)")
+    parser.add_argument("--set", action="append", default=[], dest="extra",
+                        help="an override added to every case (e.g. to check one code path)")
     args = parser.parse_args()
     recorded = json.loads(args.file.read_text()) if args.file.is_file() else {}
     chosen = {k: v for k, v in cases().items() if not args.only or k in args.only}
@@ -121,7 +123,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (scenario, overrides) in chosen.items():
             t0 = time.perf_counter()
-            digests = run_case(scenario, overrides, Path(tmp) / name)
+            digests = run_case(scenario, [*overrides, *args.extra], Path(tmp) / name)
             wall = time.perf_counter() - t0
             if args.verb == "record":
                 recorded[name] = digests

@@ -158,6 +158,9 @@ def tiny_scenario(tmp_path_factory):
         "aggregation.round_deadline_s=10", "aggregation.max_rounds=1",
         "learning.data.synthetic.segments=5", "learning.data.synthetic.frames=2",
         "learning.data.clients=3", "learning.data.heldout_segments=2", "learning.local.batch_size=2",
+        # one client after another, so the test below can redo v0's update bit for bit
+        # (tests/test_batched_training.py compares the batched trainer with this path)
+        "learning.local.clients_per_pass=1",
     ])
 
 

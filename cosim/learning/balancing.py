@@ -71,7 +71,7 @@ class GradientBalancer:
             return dict.fromkeys(tasks, 1.0)
         g = _task_grads([losses[t] for t in tasks], shared)  # (T, D)
         if self.cfg.method == "gradnorm":
-            used = self._gradnorm_step(tasks, losses, g)
+            used = self.gradnorm_step(tasks, losses, g)
             _backward(sum(w * losses[t] for t, w in zip(tasks, used, strict=True)), extra_loss)
             return dict(zip(tasks, used, strict=True))
         combined = cagrad_direction(g, self.cfg.cagrad_c)
@@ -85,9 +85,10 @@ class GradientBalancer:
             offset += p.numel()
         return dict.fromkeys(tasks, 1.0)
 
-    def _gradnorm_step(self, tasks: list[str], losses: dict[str, torch.Tensor],
+    def gradnorm_step(self, tasks: list[str], losses: dict[str, torch.Tensor],
                        g: torch.Tensor) -> list[float]:
-        """Return w(t) for this step's loss and move the weights to w(t + 1)."""
+        """Return w(t) for this step's loss and move the weights to w(t + 1); ``g`` holds the
+        tasks' gradients of the shared modules (T, D)."""
         idx = torch.tensor([self.tasks.index(t) for t in tasks])
         current = torch.tensor([losses[t].item() for t in tasks], dtype=torch.float64)
         first = self.initial_losses[idx]

@@ -27,12 +27,18 @@ Batch = tuple[dict, dict]  # (inputs, targets per task)
 
 
 class ClientData(Protocol):
-    """A client's local data: which tasks and modalities it has, and its batches."""
+    """A client's local data: which tasks and modalities it has, and its batches: an epoch's
+    shuffled indices (``index_batches``), the samples they name (``__getitem__``, what the
+    batched trainer reads), and the same batches collated (``batches``)."""
 
     tasks: list[str]
     modalities: list[str]
 
     def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> Batch: ...
+
+    def index_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]: ...
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]: ...
 
@@ -50,13 +56,21 @@ class TensorClientData:
         return len(self.inputs["text"]) if "text" in self.inputs else \
             next(iter(self.inputs.values())).shape[0]
 
-    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-        order = torch.randperm(len(self), generator=generator)
+    def index_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
+        order = torch.randperm(len(self), generator=generator).tolist()
         for start in range(0, len(self), batch_size):
-            idx = order[start: start + batch_size]
-            inputs = {k: _take(v, idx) for k, v in self.inputs.items()
+            yield order[start: start + batch_size]
+
+    def __getitem__(self, i: int) -> Batch:
+        inputs = {k: v[i] for k, v in self.inputs.items() if INPUT_MODALITY.get(k) in self.modalities}
+        return inputs, {t: {k: v[i] for k, v in self.targets[t].items()} for t in self.tasks}
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        for idx in self.index_batches(batch_size, generator):
+            index = torch.tensor(idx)
+            inputs = {k: _take(v, index) for k, v in self.inputs.items()
                       if INPUT_MODALITY.get(k) in self.modalities}
-            targets = {t: {k: v[idx] for k, v in self.targets[t].items()} for t in self.tasks}
+            targets = {t: {k: v[index] for k, v in self.targets[t].items()} for t in self.tasks}
             yield inputs, targets
 
 

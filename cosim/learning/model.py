@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from cosim.learning import peft as P
+from cosim.learning import towers as T
 from cosim.learning.backbone import load_clip
 from cosim.learning.heads import DenseHead
 from cosim.learning.openclip import tokenizer
@@ -74,6 +75,7 @@ class M3TModel(nn.Module):
         self.peft = nn.ModuleDict({"lidar": nn.ModuleDict({"stem": LidarStem(),
                                                            "bev_stem": LidarStem()})})
         self._aux_modules: list[nn.Module] = []
+        self.lidar_views_together = True  # off while clients are stacked (``stacking.py``)
         self._attach_peft()
         self.task_adapter = (P.BottleneckAdapter(self.embed_dim, cfg.task_adapter_bottleneck, 1.0)
                              if cfg.task_adapter else None)
@@ -120,45 +122,95 @@ class M3TModel(nn.Module):
 
     # ---- forward ---------------------------------------------------------------------------
     def encode(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Token grids (B, P, E) per available modality and the text embedding (B, E)."""
+        """Token grids (B, P, E) per available modality and the text embedding (B, E).
+
+        ``text`` is a list of strings or their tokens; ``image_prefix`` / ``text_prefix`` (from
+        ``encode_prefix``) stand in for the frozen lower blocks of those towers."""
         feats: dict[str, torch.Tensor] = {}
-        if "image" in batch:
+        blocks = self.prefix_blocks()
+        if "image_prefix" in batch:
+            feats["image"] = T.vision_suffix(self.image_tower, batch["image_prefix"], blocks["image"])
+        elif "image" in batch:
             feats["image"] = self._tokens(self.image_tower, batch["image"])
         views = [(k, stem) for k, stem in (("lidar", "stem"), ("lidar_bev", "bev_stem")) if k in batch]
-        if views:  # both views in one pass through the tower
+        if views and self.lidar_views_together:  # both views in one pass through the tower
             x = torch.cat([self.peft["lidar"][stem](batch[k]) for k, stem in views])
             for (k, _), tokens in zip(views, self._tokens(self.lidar_tower, x).chunk(len(views)),
                                       strict=True):
                 feats[k] = tokens
+        else:  # a pass per view: rows stay in the batch's order (clients trained together)
+            for k, stem in views:
+                feats[k] = self._tokens(self.lidar_tower, self.peft["lidar"][stem](batch[k]))
         if "text" in batch:
-            device = next(self.parameters()).device
-            feats["text"] = self.text_tower(self.tokenize(list(batch["text"])).to(device))
+            tokens = self.text_tokens(batch["text"])
+            feats["text"] = (T.text_suffix(self.text_tower, batch["text_prefix"], tokens, blocks["text"])
+                             if "text_prefix" in batch else self.text_tower(tokens))
         return feats
+
+    def text_tokens(self, text) -> torch.Tensor:
+        if isinstance(text, torch.Tensor):
+            return text
+        return self.tokenize(list(text)).to(next(self.parameters()).device)
+
+    def prefix_blocks(self) -> dict[str, int]:
+        """Per tower whose lower blocks no PEFT module reaches: how many (their output depends on
+        the input alone). Absent: the tower's input is changed from the start (prompts, stems)."""
+        out = {}
+        for branch, transformer in (("image", self.image_tower.transformer),
+                                    ("text", self.text_tower.transformer)):
+            n = len(transformer.resblocks)
+            if branch not in self.cfg.peft.branches:
+                out[branch] = n
+            elif self.cfg.peft.method != "prompt":
+                out[branch] = P.upper_blocks(transformer, self.cfg.peft.last_blocks)[0]
+        if self.text_tower.pool_type != "argmax":
+            out.pop("text", None)
+        return out
+
+    @torch.no_grad()
+    def encode_prefix(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The frozen lower blocks' output for the image and text in ``batch`` (cacheable)."""
+        blocks, out = self.prefix_blocks(), {}
+        if "image" in batch and "image" in blocks:
+            out["image_prefix"] = T.vision_prefix(self.image_tower, batch["image"], blocks["image"])
+        if "text" in batch and "text" in blocks:
+            out["text_prefix"] = T.text_prefix(self.text_tower, self.text_tokens(batch["text"]),
+                                               blocks["text"])
+        return out
 
     def _tokens(self, tower: nn.Module, x: torch.Tensor) -> torch.Tensor:
         _, tokens = tower(x)
         return tokens @ tower.proj if tower.proj is not None else tokens
 
-    def fuse(self, feats: dict[str, torch.Tensor], task: str) -> torch.Tensor:
+    def fuse(self, feats: dict[str, torch.Tensor], task: str,
+             present: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``present`` (per modality, (B,) of 0/1) masks the context of a modality some rows lack
+        (clients trained together, ``batched.py``); without it, what is in ``feats`` counts."""
         grid = _TASK_VIEW[task]
         if grid not in feats:
             raise ValueError(f"task {task} needs its {grid} input")
         fused = feats[grid]
         for m in TASK_INFO[task].modalities:
             if m == "text" and "text" in feats:
-                fused = fused + feats["text"].unsqueeze(1)
+                context = feats["text"].unsqueeze(1)
             elif m in ("image", "lidar") and m != grid and m in feats:
-                fused = fused + feats[m].mean(1, keepdim=True)
+                context = feats[m].mean(1, keepdim=True)
+            else:
+                continue
+            if present is not None and m in present:
+                context = context * present[m].to(context.dtype).view(-1, 1, 1)
+            fused = fused + context
         if self.task_adapter is not None:
             fused = fused + self.task_adapter(fused)
         return fused
 
-    def forward(self, batch: dict, tasks: list[str] | None = None) -> dict[str, dict]:
+    def forward(self, batch: dict, tasks: list[str] | None = None,
+                present: dict[str, torch.Tensor] | None = None) -> dict[str, dict]:
         for module in self._aux_modules:  # a tower this batch does not run adds no aux loss
             module.aux_loss = torch.zeros(())
         feats = self.encode(batch)
         skip = batch if self.cfg.input_skip else {}
-        return {t: self.heads[t](self.fuse(feats, t), skip.get(_TASK_VIEW[t]))
+        return {t: self.heads[t](self.fuse(feats, t, present), skip.get(_TASK_VIEW[t]))
                 for t in (tasks or list(self.heads))}
 
     @property
@@ -231,6 +283,7 @@ class _TextTower(nn.Module):
         self.text_projection = clip.text_projection
         self.register_buffer("attn_mask", clip.attn_mask, persistent=False)
         self._encode = clip.encode_text
+        self.pool_type = getattr(clip, "text_pool_type", "argmax")
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self._encode(tokens)

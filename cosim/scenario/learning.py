@@ -100,6 +100,10 @@ class LocalTrainingConfig(StrictModel):
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
     bf16: bool = False  # autocast on CUDA only
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Completed updates of a round train together, up to this many clients per pass over the
+    # frozen backbone (cosim/learning/batched.py); 1 trains them one after another. PEFT methods
+    # that cannot stack (prompt, moe_adapter) train one after another, as run.json says.
+    clients_per_pass: PositiveInt = 20
 
 
 class SyntheticDataConfig(StrictModel):

@@ -62,11 +62,19 @@ class ClientDataset(Dataset):
                 if INPUT_MODALITY.get(k) in self.modalities or k == "sequence"}
         return keep, {t: targets[t] for t in self.tasks}
 
+    def frame_key(self, i: int) -> FrameRef:
+        """Which frame sample ``i`` is (what the batched trainer caches frozen features by)."""
+        return self.shard.frames[i]
+
+    def index_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
+        """An epoch's shuffled sample indices, batch by batch (a DataLoader's order)."""
+        for idx in DataLoader(range(len(self)), batch_size=batch_size, shuffle=True, generator=generator):
+            yield idx.tolist()
+
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[dict, dict]]:
         """Shuffled batches (the ``ClientData`` protocol of ``local_update``)."""
-        loader = DataLoader(self, batch_size=batch_size, shuffle=True, generator=generator,
-                            collate_fn=collate)
-        for inputs, targets in loader:
+        for idx in self.index_batches(batch_size, generator):
+            inputs, targets = collate([self[i] for i in idx])
             inputs.pop("sequence", None)
             yield inputs, targets
 

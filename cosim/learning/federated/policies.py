@@ -55,12 +55,16 @@ class ServerView:
 class AllConnected:
     """Everyone connected now (k is ignored)."""
 
+    reads_losses = False  # FedBuff may train a buffer's arrivals together
+
     def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]:
         return [c.client for c in candidates if c.connected]
 
 
 class RandomPolicy:
     """k connected clients drawn at random (seeded)."""
+
+    reads_losses = False  # FedBuff may train a buffer's arrivals together
 
     def __init__(self, seed: int = 0):
         self.rng = np.random.default_rng([seed, 31])
@@ -76,6 +80,8 @@ class AvailabilityAware:
     """Connected clients whose predicted link window covers their estimated completion time
     (and the round deadline), ranked by that margin."""
 
+    reads_losses = False  # FedBuff may train a buffer's arrivals together
+
     def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]:
         scored = []
         for c in candidates:
@@ -87,6 +93,8 @@ class AvailabilityAware:
 
 class RateAware:
     """The k connected clients with the best bottleneck rate (min of down and up)."""
+
+    reads_losses = False  # FedBuff may train a buffer's arrivals together
 
     def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]:
         ranked = sorted((c for c in candidates if c.connected),
@@ -110,6 +118,8 @@ class DeadlineAware:
     """Greedy: add clients (fastest first) while the number expected to finish before the
     deadline, with the picked clients sharing their cells, goes up."""
 
+    reads_losses = False  # FedBuff may train a buffer's arrivals together
+
     def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]:
         pool = sorted((c for c in candidates if c.connected), key=lambda c: (c.est_completion_s, c.client))
         chosen: list[Candidate] = []
@@ -129,6 +139,8 @@ class DeadlineAware:
 
 class ModalityTaskAware:
     """Cover every task and modality among feasible clients first, then fill by margin."""
+
+    reads_losses = False  # FedBuff may train a buffer's arrivals together
 
     def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]:
         feasible = [c for c in candidates if _feasible(view, c, c.est_completion_s)]
@@ -150,6 +162,8 @@ class Oort:
     """Oort (Lai et al., OSDI 2021): statistical utility |B| sqrt(mean loss^2) with a staleness
     bonus, times (T / t)^alpha for clients slower than the preferred duration T (the deadline);
     a share epsilon of the slots explores clients never picked."""
+
+    reads_losses = True  # the losses clients report: FedBuff trains each arrival at once
 
     def __init__(self, seed: int = 0, epsilon: float = 0.2, alpha: float = 2.0):
         self.rng = np.random.default_rng([seed, 37])

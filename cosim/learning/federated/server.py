@@ -194,7 +194,7 @@ class FederatedLayer:
 
     def summary(self) -> dict[str, Any]:
         return {"rounds": self.round, "model_version": self.version, "cost": self.cost.summary(),
-                "lookup_baseline": self.lookup_baseline(),
+                "lookup_baseline": self.lookup_baseline(), "trainer": self.trainer.mode,
                 "init_modules_skipped": self.init_skipped,
                 "clients_present": len(self.registry.present()),
                 "samples_decoded": self.cache.decoded}

@@ -1,5 +1,8 @@
-"""Training the completed updates for real: one call takes a list of (client, start state), the
-seam where a batched multi-client trainer fits. Today it trains them one after another, in the
+"""Training the completed updates for real: one call takes a list of (client, start state).
+
+They train together, up to ``learning.local.clients_per_pass`` per pass over the frozen backbone
+(``cosim/learning/batched.py``), or one after another (``clients_per_pass: 1``, or a PEFT method
+that cannot stack); ``mode`` says which, for run.json. Either way the updates come back in the
 order given (the order they reached the server)."""
 
 from __future__ import annotations
@@ -9,9 +12,11 @@ from dataclasses import dataclass
 import torch
 
 from cosim.learning.balancing import GradientBalancer
+from cosim.learning.batched import ClientJob, PrefixCache, batched_local_updates
 from cosim.learning.data.datasets import ClientDataset
 from cosim.learning.local import LocalStats, local_update
 from cosim.learning.model import M3TModel
+from cosim.learning.stacking import unstackable_reason
 from cosim.scenario import BalancingConfig, LocalTrainingConfig
 
 State = dict[str, torch.Tensor]
@@ -45,6 +50,20 @@ class LocalTrainer:
         self.model, self.datasets = model, datasets
         self.local, self.balancing, self.frozen = local, balancing, frozen
         self.balancers: dict[int, GradientBalancer] = {}
+        reason = unstackable_reason(model)
+        if local.clients_per_pass == 1:
+            reason = "learning.local.clients_per_pass is 1"
+        self.sequential_reason = reason
+        self.prefix = PrefixCache()
+        self.passes = 0  # batched passes run, for run.json
+
+    @property
+    def mode(self) -> dict:
+        """How updates are trained (run.json ``summary.learning.trainer``)."""
+        if self.sequential_reason:
+            return {"mode": "sequential", "reason": self.sequential_reason}
+        return {"mode": "batched", "clients_per_pass": self.local.clients_per_pass,
+                "passes": self.passes, "cached_prefix_frames": len(self.prefix.rows)}
 
     def balancer(self, client: int) -> GradientBalancer:
         """The client's balancer, created on its first update."""
@@ -53,6 +72,23 @@ class LocalTrainer:
         return self.balancers[client]
 
     def train(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
+        if self.sequential_reason or not jobs:
+            return self._sequential(jobs)
+        out = []
+        size = self.local.clients_per_pass
+        for first in range(0, len(jobs), size):
+            chunk = jobs[first: first + size]
+            batched = [ClientJob(j.start, self.datasets[j.client], j.seed, self.balancer(j.client))
+                       for j in chunk]
+            results = batched_local_updates(self.model, batched, self.local, self.balancing,
+                                            self.frozen, self.prefix)
+            self.passes += 1
+            for job, (modules, stats) in zip(chunk, results, strict=True):
+                weight = float(len(self.datasets[job.client]) * self.local.epochs)
+                out.append(TrainedUpdate(job.client, modules, weight, stats))
+        return out
+
+    def _sequential(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
         out = []
         for job in jobs:
             data = self.datasets[job.client]

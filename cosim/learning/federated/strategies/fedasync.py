@@ -40,11 +40,15 @@ class AsyncStrategy(Strategy):
             weight = staleness_weight(self.cfg.staleness, attempt.staleness, self.cfg.staleness_a,
                                       self.cfg.staleness_b)
             if self.fold_in(update, start, weight):
-                host.version += 1
-                host.round = host.version
-                if host.version % self.cfg.eval_every_rounds == 0:
-                    host.evaluate()
+                self.new_version()
         host.record([attempt])
+
+    def new_version(self) -> None:
+        host = self.host
+        host.version += 1
+        host.round = host.version
+        if host.version % self.cfg.eval_every_rounds == 0:
+            host.evaluate()
 
     def fold_in(self, update: TrainedUpdate, start: State, weight: float) -> bool:
         """Take the update into the global model; True when that made a new model version."""
