@@ -11,6 +11,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -151,6 +152,13 @@ def _targets(items: list[str] | None) -> dict[str, float]:
     return out
 
 
+class Backend(str, Enum):
+    """Where ``cosim compare`` runs the grid (choices shown by --help)."""
+
+    local = "local"
+    ray = "ray"
+
+
 @app.command()
 def compare(
     scenario: ScenarioArg,
@@ -160,10 +168,20 @@ def compare(
     aggregations: Annotated[str, typer.Option("--aggregations", help="Comma-separated aggregations.")]
     = "sync",
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0",
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Runs in parallel (processes).")] = 1,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", min=1, help="Runs in parallel (processes; each gets cores / jobs torch threads). "
+        "With --backend ray: the local Ray instance's CPUs; ignored with --ray-address.")] = 1,
     target: Annotated[list[str] | None, typer.Option(
         "--target", help="task=value: report the simulated time to reach it (repeatable; default "
         "80% of the best final value of any run).")] = None,
+    backend: Annotated[Backend, typer.Option(
+        "--backend", help="local: this machine's process pool (--jobs); ray: each run a Ray task "
+        "(needs Ray: pip install ray).")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", show_default="RAY_ADDRESS if set, else start a local Ray instance with "
+        "--jobs CPUs", help="With --backend ray: an existing cluster (auto, ray://host:10001); its "
+        "free CPUs then bound the parallelism and each run gets 1 torch thread. Every node must see "
+        "cosim, the scenario and --out at the same paths.")] = None,
     set_: SetOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     debug: DebugOpt = False,
@@ -173,7 +191,7 @@ def compare(
     def work() -> None:
         from rich.progress import Progress
 
-        from cosim.compare import CompareGrid, check_grid, run_compare
+        from cosim.compare import CompareGrid, check_grid, open_runner, run_compare
         from cosim.compare_table import print_summary
 
         seed_list = _seeds(seeds)
@@ -181,11 +199,14 @@ def compare(
                            tuple(_csv(aggregations, "--aggregations")), seed_list)
         targets = _targets(target)
         check_grid(scenario, grid, set_ or [])
+        backend_name = Backend(backend).value
+        open_runner(backend_name, jobs, ray_address)  # its one-line errors come before the bar
         total = len(grid.seeds) * (1 + len(grid.policies) * len(grid.aggregations))
         with Progress(disable=quiet, console=_stderr_console()) as bar:
             task = bar.add_task("compare: runs", total=total)
             summary = run_compare(scenario, grid, out, set_ or [], jobs, targets,
-                                  on_done=lambda _: bar.advance(task))
+                                  on_done=lambda _: bar.advance(task), backend=backend_name,
+                                  ray_address=ray_address)
         print_summary(summary)
         info = json.loads((out / "compare.json").read_text())
         if info["warning"]:

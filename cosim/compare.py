@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +28,9 @@ from cosim.names import HEADLINE, compare_run_dir, recording_dir
 from cosim.scenario import METHOD_CONFIGS
 from cosim.scenario_loader import apply_override, load_scenario, read_yaml_mapping
 from cosim.trace_schemas import CONNECTIVITY_TABLES
+
+if TYPE_CHECKING:
+    from cosim.ray_backend import RayRunner
 
 
 @dataclass(frozen=True)
@@ -50,26 +53,27 @@ class CompareGrid:
 
 def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: list[str],
                 jobs: int, targets: dict[str, float] | None = None,
-                on_done: Callable[[str], None] | None = None) -> pa.Table:
+                on_done: Callable[[str], None] | None = None, backend: str = "local",
+                ray_address: str | None = None) -> pa.Table:
     """Record once per seed, replay for every (policy, aggregation); write the summary tables."""
     base = check_grid(scenario_path, grid, overrides)
-    out.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    step = base.mobility.step_length_s
-    run_jobs(recording_jobs(scenario_path, overrides, grid.seeds, out, threads, step), jobs,
-             on_done)
-    sections = {a: aggregation_section(scenario_path, overrides, a) for a in grid.aggregations}
-    runs: list[tuple[str, str, int, RunJob]] = []
-    for s in grid.seeds:
-        recording = recording_dir(out, s)
-        for policy in grid.policies:
-            for aggregation in grid.aggregations:
-                cell = _cell(policy, sections[aggregation][0], recording)
-                runs.append((policy, aggregation, s, RunJob(
-                    str(scenario_path), (*overrides, f"seed={s}", *cell,
-                                         f"output.mobility_period_s={step}"),
-                    str(compare_run_dir(out, policy, aggregation, s)), threads)))
-    run_jobs([r[3] for r in runs], jobs, on_done)
+    with open_runner(backend, jobs, ray_address) as runner:
+        out.mkdir(parents=True, exist_ok=True)
+        threads = runner.threads
+        step = base.mobility.step_length_s
+        runner.run(recording_jobs(scenario_path, overrides, grid.seeds, out, threads, step), on_done)
+        sections = {a: aggregation_section(scenario_path, overrides, a) for a in grid.aggregations}
+        runs: list[tuple[str, str, int, RunJob]] = []
+        for s in grid.seeds:
+            recording = recording_dir(out, s)
+            for policy in grid.policies:
+                for aggregation in grid.aggregations:
+                    cell = _cell(policy, sections[aggregation][0], recording)
+                    runs.append((policy, aggregation, s, RunJob(
+                        str(scenario_path), (*overrides, f"seed={s}", *cell,
+                                             f"output.mobility_period_s={step}"),
+                        str(compare_run_dir(out, policy, aggregation, s)), threads)))
+        runner.run([r[3] for r in runs], on_done)
     targets = _default_targets([Path(r[3].out) for r in runs], targets)
     summary = _summarise(out, runs, grid, targets)
     pq.write_table(summary, out / "summary.parquet")
@@ -81,8 +85,44 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
         "settings_left_out": {a: left for a, (_, left) in sections.items() if left},
         "connectivity_identical_per_seed": True,
         "warning": separation_warning(summary),
+        "backend": backend,
+        **({"ray_address": runner.address} if backend == "ray" else {}),
     }, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+BACKENDS = ("local", "ray")
+
+
+class LocalRunner:
+    """Today's backend: runs one after another, or in a spawn process pool of ``jobs``."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+
+    def __enter__(self) -> LocalRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def run(self, batch: list[RunJob], on_done: Callable[[str], None] | None) -> None:
+        run_jobs(batch, self.jobs, on_done)
+
+
+def open_runner(backend: str, jobs: int, ray_address: str | None = None) -> LocalRunner | RayRunner:
+    """The backend that runs the grid's batches (a context manager): ``local`` or ``ray``
+    (cosim.ray_backend, imported only then: Ray is an optional dependency)."""
+    if backend not in BACKENDS:
+        raise InputError(None, "--backend", f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    if backend == "local":
+        if ray_address is not None:
+            raise InputError(None, "--ray-address", "only with --backend ray")
+        return LocalRunner(jobs)
+    from cosim.ray_backend import RayRunner
+
+    return RayRunner(jobs, ray_address)
 
 
 SEPARATION_COMPLETION = 0.99

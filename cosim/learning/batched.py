@@ -29,7 +29,7 @@ from torch.func import vmap
 
 from cosim.learning.balancing import GradientBalancer, cagrad_direction
 from cosim.learning.data.samples import collate
-from cosim.learning.local import ClientData, LocalStats, trainable_modules
+from cosim.learning.local import ClientData, LocalStats, autocast, trainable_modules
 from cosim.learning.model import M3TModel
 from cosim.learning.stacked_optim import StackedOptimizer
 from cosim.learning.stacking import ClientStack, stacked_run
@@ -97,14 +97,14 @@ def batched_local_updates(model: M3TModel, jobs: list[ClientJob], cfg: LocalTrai
                 break
             for rows in _groups_by_size(batch):
                 indices = [batch[k] for k in rows]
-                losses = _step(model, plan, stack, optimizer, jobs, rows, indices, balancing,
+                losses = _step(model, plan, stack, optimizer, jobs, rows, indices, cfg, balancing,
                                device, prefix, weights)
                 for k, idx in zip(rows, indices, strict=True):
                     steps[k] += 1
                     counts[k] += len(idx)
                     for t, v in losses[k].items():
-                        sums[k][t] += v * len(idx)
-        means = [{t: s / max(c, 1) for t, s in sm.items()} for sm, c in zip(sums, counts, strict=True)]
+                        sums[k][t] = sums[k][t] + v.double() * len(idx)
+        means = [{t: float(s) / max(c, 1) for t, s in sm.items()} for sm, c in zip(sums, counts, strict=True)]
         if epoch == 0:
             sums_first = means
         sums_last = means
@@ -134,6 +134,8 @@ class _Plan:
         order = model.module_names()
         self.stacked_names = [n for n in order if n in self.trained or n in used_frozen]
         self.shared = [n for n in self.stacked_names if n in self.trained and not n.startswith("heads.")]
+        self.module = {f"{n}.{key}": n for n in self.stacked_names
+                       for key, _ in model.get_module(n).named_parameters()}  # parameter -> module
 
 
 def _module_of(key: str, names: list[str]) -> str:
@@ -149,26 +151,24 @@ def _groups_by_size(batch: list) -> list[list[int]]:
     return [sizes[s] for s in sorted(sizes, reverse=True)]
 
 
-def _step(model, plan, stack, optimizer, jobs, rows, indices, balancing, device, prefix, weights
+def _step(model, plan, stack, optimizer, jobs, rows, indices, cfg, balancing, device, prefix, weights
           ) -> dict[int, dict[str, float]]:
     tasks = [t for t in plan.tasks if any(t in jobs[c].data.tasks for c in rows)]  # this pass's
     inputs, targets, present, task_mask = _assemble(model, tasks, jobs, rows, indices, device, prefix)
     sub = _SubStack(stack, rows)
-    with sub.run():
+    with sub.run(), autocast(cfg, device):
         out = model(inputs, tasks=tasks, present=present)
-    k, b = len(rows), len(indices[0])
-    per_task = {t: _client_losses(t, out[t], targets[t], k, b) for t in tasks}  # (K,) each
+        k, b = len(rows), len(indices[0])
+        per_task = {t: _client_losses(t, out[t], targets[t], k, b) for t in tasks}  # (K,) each
     for p in stack.params.values():
         p.grad = None
     losses = {t: per_task[t] * task_mask[t] for t in tasks}
     _backward(plan, tasks, sub, jobs, rows, losses, balancing, weights)
-    step_rows = {}
-    for key in optimizer.params:
-        name = _module_of(key, plan.stacked_names)
-        step_rows[key] = torch.tensor([c in rows and name in plan.names[c] for c in range(stack.k)],
-                                      device=device)
-    optimizer.step(step_rows)
-    return {client: {t: float(per_task[t][j].detach()) for t in jobs[client].data.tasks}
+    stepping = set(rows)
+    optimizer.step({key: [c in stepping and plan.module[key] in plan.names[c] for c in range(stack.k)]
+                    for key in optimizer.params})
+    # the losses stay on the device (no sync per step); the epoch's means are read at its end
+    return {client: {t: per_task[t][j].detach() for t in jobs[client].data.tasks}
             for j, client in enumerate(rows)}
 
 
@@ -276,7 +276,7 @@ def _assemble(model, tasks, jobs, rows, indices, device, prefix):
         if key == "text":
             parts = [model.text_tokens(p) if p is not None else None for p in parts]
         like = next(p for p in parts if p is not None)
-        inputs[key] = torch.cat([(p if p is not None else torch.zeros_like(like)).to(device) for p in parts])
+        inputs[key] = torch.cat([_to(p if p is not None else torch.zeros_like(like), device) for p in parts])
     for m in modalities:
         present[m] = torch.cat([torch.full((len(idx),), float(m in jobs[c].data.modalities), device=device)
                                 for c, idx in zip(rows, indices, strict=True)])
@@ -289,7 +289,13 @@ def _assemble(model, tasks, jobs, rows, indices, device, prefix):
         dense = [{k: v for k, v in s[1][t].items() if isinstance(v, torch.Tensor)} if t in s[1] else None
                  for s in samples]
         like = next(d for d in dense if d is not None)
-        targets[t] = {k: torch.cat([(d[k] if d is not None else torch.zeros_like(like[k])).to(device)
+        targets[t] = {k: torch.cat([_to(d[k] if d is not None else torch.zeros_like(like[k]), device)
                                     for d in dense]) for k in like}
         task_mask[t] = torch.tensor([float(t in jobs[c].data.tasks) for c in rows], device=device)
     return inputs, targets, present, task_mask
+
+
+def _to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """To the device without waiting (pinned host memory, ``SampleCache(pin=True)``, copies
+    asynchronously on CUDA)."""
+    return tensor.to(device, non_blocking=True)

@@ -143,7 +143,7 @@ def _train(model, client, cfg, balancer, optimizer, names, shared, seed, count_f
             counting = count_flops and steps == 0
             counter = FlopCounterMode(display=False) if counting else contextlib.nullcontext()
             with counter:
-                with _autocast(cfg, device):
+                with autocast(cfg, device):
                     out = model(inputs, tasks=client.tasks)
                     losses = {t: task_loss(t, out[t], targets[t]) for t in client.tasks}
                 optimizer.zero_grad(set_to_none=True)
@@ -205,7 +205,8 @@ def _optimizer(cfg: LocalTrainingConfig, params: list[torch.nn.Parameter]) -> to
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _autocast(cfg: LocalTrainingConfig, device: torch.device):
+def autocast(cfg: LocalTrainingConfig, device: torch.device):
+    """bf16 autocast when asked for and on CUDA (on CPU it is slower here: README)."""
     if cfg.bf16 and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -25,8 +25,9 @@ from cosim.scenario import DataConfig
 class SampleCache:
     """Built samples by frame, least recently used dropped first; shared by all clients."""
 
-    def __init__(self, dataset: WaymoV2Dataset, geometry: Geometry, capacity: int):
+    def __init__(self, dataset: WaymoV2Dataset, geometry: Geometry, capacity: int, pin: bool = False):
         self.dataset, self.geometry, self.capacity = dataset, geometry, capacity
+        self.pin = pin  # page-locked tensors: host-to-GPU copies run without blocking
         self._readers: dict[str, SegmentReader] = {}
         self._items: OrderedDict[FrameRef, tuple[dict, dict]] = OrderedDict()
         self.decoded = 0
@@ -38,12 +39,24 @@ class SampleCache:
         segment, ts = ref
         reader = self._readers.setdefault(segment, self.dataset.segment(segment))
         sample = build_sample(reader.frame(ts), self.geometry)
+        if self.pin:
+            sample = _pinned(sample)
         self.decoded += 1
         if self.capacity:
             self._items[ref] = sample
             if len(self._items) > self.capacity:
                 self._items.popitem(last=False)
         return sample
+
+
+def _pinned(tree):
+    if isinstance(tree, torch.Tensor):
+        return tree.pin_memory()
+    if isinstance(tree, dict):
+        return {k: _pinned(v) for k, v in tree.items()}
+    if isinstance(tree, tuple):
+        return tuple(_pinned(v) for v in tree)
+    return tree
 
 
 class ClientDataset(Dataset):

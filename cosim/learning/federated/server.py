@@ -64,7 +64,7 @@ class FederatedLayer:
         dataset = open_dataset(cfg.data)
         frames, city = dataset.describe()
         self.partition = partition(frames, city, cfg.data, scenario.seed)
-        self.cache = SampleCache(dataset, geometry, cfg.data.cache_frames)
+        self.cache = SampleCache(dataset, geometry, cfg.data.cache_frames, pin=self.device.type == "cuda")
         tasks = tuple(t for t in TASKS if t in cfg.model.tasks)  # a client trains what the model has
         self.datasets = [ClientDataset(dataclasses.replace(s, tasks=tuple(t for t in s.tasks if t in tasks)),
                                        self.cache) for s in self.partition.clients]
