@@ -56,13 +56,13 @@ class PrefixCache:
 
     def get(self, model: M3TModel, keys: list, inputs: dict) -> dict[str, torch.Tensor]:
         """The prefixes of the batch's frames (``keys``, one per row of ``inputs``)."""
-        missing = [i for i, key in enumerate(keys) if key not in self.rows]
-        if missing:
-            sub = {k: (v[missing] if isinstance(v, torch.Tensor) else [v[i] for i in missing])
-                   for k, v in inputs.items() if k in ("image", "text")}
-            fresh = model.encode_prefix(sub)
-            for j, i in enumerate(missing):
-                self.rows[keys[i]] = {k: v[j] for k, v in fresh.items()}
+        for i, key in enumerate(keys):
+            if key in self.rows:
+                continue
+            # one frame at a time: a frame's prefix is then the same bits whichever batch (or
+            # Ray actor) first meets it, so runs do not depend on who filled the cache
+            one = {k: v[i: i + 1] for k, v in inputs.items() if k in ("image", "text")}
+            self.rows[key] = {k: v[0] for k, v in model.encode_prefix(one).items()}
         names = self.rows[keys[0]].keys()
         return {n: torch.stack([self.rows[key][n] for key in keys]) for n in names}
 

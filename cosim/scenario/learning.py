@@ -104,6 +104,12 @@ class LocalTrainingConfig(StrictModel):
     # frozen backbone (cosim/learning/batched.py); 1 trains them one after another. PEFT methods
     # that cannot stack (prompt, moe_adapter) train one after another, as run.json says.
     clients_per_pass: PositiveInt = 20
+    # Where client updates train: in this process, or on Ray actors (pip install -e ".[ray]"),
+    # one per GPU of the cluster (or ``ray_actors`` on CPUs), while the simulated clock stays
+    # here. Results are bit-identical to local training.
+    backend: Literal["local", "ray"] = "local"
+    ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None: start one
+    ray_actors: PositiveInt | None = None  # None: one per GPU, or 1 without GPUs
 
 
 class SyntheticDataConfig(StrictModel):

@@ -11,7 +11,6 @@ through ports (``cosim.ports``), wired by the runner (``wiring.py``).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,23 +18,19 @@ import simpy
 import torch
 
 from cosim.engine import Engine
-from cosim.learning.data.datasets import ClientDataset, SampleCache, open_dataset
-from cosim.learning.data.grid import Geometry
-from cosim.learning.data.partition import ClientShard, partition
 from cosim.learning.federated.clients import ClientRegistry
 from cosim.learning.federated.compression import compress
 from cosim.learning.federated.cost import ComputeCost
 from cosim.learning.federated.evaluation import GlobalEvaluation
 from cosim.learning.federated.policies import Candidate, make_policy
+from cosim.learning.federated.remote import make_trainer
+from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.strategies import make_strategy
 from cosim.learning.federated.timeline import Attempt, client_round, participation_rows
 from cosim.learning.federated.training import LocalTrainer, State, TrainedUpdate, TrainJob
 from cosim.learning.federated.wiring import LearningPorts
-from cosim.learning.local import pick_device
 from cosim.learning.lookup import LookupBaseline
-from cosim.learning.model import M3TModel
 from cosim.learning.module_file import apply_init_modules
-from cosim.names import MODALITIES, TASKS
 from cosim.scenario import Scenario
 from cosim.trace_schemas import METRICS, METRICS_SCHEMA, PARTICIPATION, PARTICIPATION_SCHEMA
 
@@ -56,27 +51,18 @@ class FederatedLayer:
         cfg = scenario.learning
         self.seed = scenario.seed
         self.per_round = scenario.scheduling.per_round
-        torch.manual_seed(scenario.seed)
-        self.device = pick_device(cfg.local.device)
-        self.model = M3TModel(cfg.model).to(self.device)
-        self.geometry = geometry = Geometry(self.model.image_size, 4 * self.model.grid,
-                                            cfg.model.bev_range_m)
-        dataset = open_dataset(cfg.data)
-        frames, city = dataset.describe()
-        self.partition = partition(frames, city, cfg.data, scenario.seed)
-        self.cache = SampleCache(dataset, geometry, cfg.data.cache_frames, pin=self.device.type == "cuda")
-        tasks = tuple(t for t in TASKS if t in cfg.model.tasks)  # a client trains what the model has
-        self.datasets = [ClientDataset(dataclasses.replace(s, tasks=tuple(t for t in s.tasks if t in tasks)),
-                                       self.cache) for s in self.partition.clients]
-        heldout = ClientShard(-1, self.partition.heldout, tasks, MODALITIES)
-        self.eval_batches = ClientDataset(heldout, self.cache).ordered_batches(8)
+        setup = build_learning(scenario)
+        self.device, self.model, self.geometry = setup.device, setup.model, setup.geometry
+        self.partition, self.cache, self.datasets = setup.partition, setup.cache, setup.datasets
+        self.eval_batches = setup.heldout.ordered_batches(8)
         self.policy = make_policy(scenario.scheduling.policy, scenario.seed)
         self.global_state = self.model.export_modules(self.model.module_names())
-        frozen = tuple(cfg.frozen_modules)
+        frozen = setup.frozen
         self.init_skipped: list[str] = []
         if cfg.init_modules is not None:
             self.init_skipped = apply_init_modules(cfg.init_modules, self.global_state)
-        self.trainer = LocalTrainer(self.model, self.datasets, cfg.local, cfg.balancing, frozen)
+        self.trainer = make_trainer(scenario, LocalTrainer(self.model, self.datasets, cfg.local,
+                                                           cfg.balancing, frozen))
         self.cost = ComputeCost(self.model, cfg, ports.mobility, frozen)
         self.mobility, self.radio, self.predictor = ports.mobility, ports.radio, ports.predictor
         self.version = 0
@@ -185,6 +171,9 @@ class FederatedLayer:
     def finish(self) -> None:
         """Keep the final global model: a later run can start from it (learning.init_modules)."""
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
+        close = getattr(self.trainer, "close", None)  # Ray actors
+        if close is not None:
+            close()
 
     def lookup_baseline(self) -> dict[str, dict[str, float]]:
         """The model-free baseline on the same held-out frames, fitted on every client's frames."""

@@ -1,0 +1,47 @@
+"""What the server and every remote trainer build alike from a scenario: the model (seeded the
+same way, so every replica starts from the same weights), the clients' data and the held-out set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from cosim.learning.data.datasets import ClientDataset, SampleCache, open_dataset
+from cosim.learning.data.grid import Geometry
+from cosim.learning.data.partition import ClientShard, Partition, partition
+from cosim.learning.local import pick_device
+from cosim.learning.model import M3TModel
+from cosim.names import MODALITIES, TASKS
+from cosim.scenario import Scenario
+
+
+@dataclass
+class LearningSetup:
+    device: torch.device
+    model: M3TModel
+    geometry: Geometry
+    partition: Partition
+    cache: SampleCache
+    datasets: list[ClientDataset]
+    heldout: ClientDataset
+    frozen: tuple[str, ...]
+
+
+def build_learning(scenario: Scenario) -> LearningSetup:
+    cfg = scenario.learning
+    torch.manual_seed(scenario.seed)
+    device = pick_device(cfg.local.device)
+    model = M3TModel(cfg.model).to(device)
+    geometry = Geometry(model.image_size, 4 * model.grid, cfg.model.bev_range_m)
+    dataset = open_dataset(cfg.data)
+    frames, city = dataset.describe()
+    parts = partition(frames, city, cfg.data, scenario.seed)
+    cache = SampleCache(dataset, geometry, cfg.data.cache_frames, pin=device.type == "cuda")
+    tasks = tuple(t for t in TASKS if t in cfg.model.tasks)  # a client trains what the model has
+    datasets = [ClientDataset(dataclasses.replace(s, tasks=tuple(t for t in s.tasks if t in tasks)), cache)
+                for s in parts.clients]
+    heldout = ClientDataset(ClientShard(-1, parts.heldout, tasks, MODALITIES), cache)
+    return LearningSetup(device, model, geometry, parts, cache, datasets, heldout, tuple(cfg.frozen_modules))
