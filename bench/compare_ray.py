@@ -52,8 +52,9 @@ def main() -> None:
           f"average {os.getloadavg()[0]:.1f} at the end")
     cores = os.cpu_count() or 1
     for n, (wall, per_run) in walls.items():
-        print(f"  local Ray, {n} worker{'s' if n > 1 else ' '}: {wall:6.1f} s wall "
-              f"({max(1, cores // n)} torch threads per run; a replay takes {per_run:.1f} s on average)")
+        threads = max(1, cores // n)
+        print(f"  local Ray, {n} worker{'s' if n > 1 else ' '}: {wall:6.1f} s wall ({threads} torch "
+              f"thread{'s' if threads > 1 else ''} per run; a replay takes {per_run:.1f} s on average)")
     print(f"  ratio 1 worker / 2 workers: {walls[1][0] / walls[2][0]:.2f}x")
 
 
