@@ -100,16 +100,21 @@ class LocalTrainingConfig(StrictModel):
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
     bf16: bool = False  # autocast on CUDA only
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # Completed updates of a round train together, up to this many clients per pass over the
-    # frozen backbone (cosim/learning/batched.py); 1 trains them one after another. PEFT methods
-    # that cannot stack (prompt, moe_adapter) train one after another, as run.json says.
+    # Completed updates of a round train together, in passes of at most this many clients over
+    # the frozen backbone (cosim/learning/batched.py), split into passes of near-equal size; 1
+    # trains them one after another. PEFT methods that cannot stack (prompt, moe_adapter) train
+    # one after another, as run.json says.
     clients_per_pass: PositiveInt = 20
-    # Where client updates train: in this process, or on Ray actors (pip install -e ".[ray]"),
-    # one per GPU of the cluster (or ``ray_actors`` on CPUs), while the simulated clock stays
-    # here. Results are bit-identical to local training.
-    backend: Literal["local", "ray"] = "local"
+    # Where the passes run: in this process; on worker processes of this machine ("processes",
+    # the passes of a round in parallel); or on Ray actors (pip install -e ".[ray]"), one per GPU
+    # of the cluster. The simulated clock stays here. Which worker trains a pass does not change
+    # its result: a run equals a local one with the same ``threads``.
+    backend: Literal["local", "processes", "ray"] = "local"
+    workers: PositiveInt | None = None  # processes: None = one per core; ray: None = one per GPU (or 1)
     ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None: start one
-    ray_actors: PositiveInt | None = None  # None: one per GPU, or 1 without GPUs
+    # torch threads of every process that trains (None: torch's default, one per core). Results
+    # depend on it at float rounding level; with workers, 1 thread each is the fast choice on CPUs.
+    threads: PositiveInt | None = None
 
 
 class SyntheticDataConfig(StrictModel):

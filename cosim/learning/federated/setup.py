@@ -32,6 +32,8 @@ class LearningSetup:
 
 def build_learning(scenario: Scenario) -> LearningSetup:
     cfg = scenario.learning
+    if cfg.local.threads is not None:
+        torch.set_num_threads(cfg.local.threads)
     torch.manual_seed(scenario.seed)
     device = pick_device(cfg.local.device)
     model = M3TModel(cfg.model).to(device)

@@ -75,9 +75,7 @@ class LocalTrainer:
         if self.sequential_reason or not jobs:
             return self._sequential(jobs)
         out = []
-        size = self.local.clients_per_pass
-        for first in range(0, len(jobs), size):
-            chunk = jobs[first: first + size]
+        for chunk in self.passes_of(jobs):
             batched = [ClientJob(j.start, self.datasets[j.client], j.seed, self.balancer(j.client))
                        for j in chunk]
             results = batched_local_updates(self.model, batched, self.local, self.balancing,
@@ -86,6 +84,20 @@ class LocalTrainer:
             for job, (modules, stats) in zip(chunk, results, strict=True):
                 weight = float(len(self.datasets[job.client]) * self.local.epochs)
                 out.append(TrainedUpdate(job.client, modules, weight, stats))
+        return out
+
+    def passes_of(self, jobs: list[TrainJob]) -> list[list[TrainJob]]:
+        """The jobs split into passes of at most ``clients_per_pass``, of near-equal size (so
+        workers share a round evenly); one job per pass when training one after another."""
+        if self.sequential_reason:
+            return [[job] for job in jobs]
+        n = -(-len(jobs) // self.local.clients_per_pass)
+        size, extra = divmod(len(jobs), n)
+        out, first = [], 0
+        for i in range(n):
+            last = first + size + (i < extra)
+            out.append(jobs[first:last])
+            first = last
         return out
 
     def _sequential(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
