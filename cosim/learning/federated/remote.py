@@ -74,6 +74,10 @@ class _RemoteTrainer:
     def balancers(self):
         return self.local.balancers
 
+    def _local_mode(self) -> dict:
+        """The local trainer's mode without its own prefix cache (each worker keeps one)."""
+        return {k: v for k, v in self.local.mode.items() if k != "cached_prefix_frames"}
+
     def _submit(self, index: int, chunk: list[TrainJob], balancers: dict) -> Any:
         raise NotImplementedError
 
@@ -111,7 +115,7 @@ class ProcessTrainer(_RemoteTrainer):
 
     @property
     def mode(self) -> dict:
-        return {**self.local.mode, "backend": "processes", "workers": self.workers,
+        return {**self._local_mode(), "backend": "processes", "workers": self.workers,
                 "threads_per_worker": torch.get_num_threads()}
 
     def _submit(self, index, chunk, balancers):
@@ -157,7 +161,7 @@ class RayTrainer(_RemoteTrainer):
 
     @property
     def mode(self) -> dict:
-        return {**self.local.mode, "backend": "ray", "actors": len(self.actors), "gpus": self.gpus}
+        return {**self._local_mode(), "backend": "ray", "actors": len(self.actors), "gpus": self.gpus}
 
     def _submit(self, index, chunk, balancers):
         return self.actors[index % len(self.actors)].train.remote(chunk, balancers)
