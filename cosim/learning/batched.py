@@ -152,7 +152,7 @@ def _groups_by_size(batch: list) -> list[list[int]]:
 
 
 def _step(model, plan, stack, optimizer, jobs, rows, indices, cfg, balancing, device, prefix, weights
-          ) -> dict[int, dict[str, float]]:
+          ) -> dict[int, dict[str, torch.Tensor]]:
     tasks = [t for t in plan.tasks if any(t in jobs[c].data.tasks for c in rows)]  # this pass's
     inputs, targets, present, task_mask = _assemble(model, tasks, jobs, rows, indices, device, prefix)
     sub = _SubStack(stack, rows)
