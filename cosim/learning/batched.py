@@ -239,9 +239,6 @@ class _SubStack:
             self.params = {k: v[self._index] for k, v in stack.params.items()}
             self.buffers = {k: v[self._index].clone() for k, v in stack.buffers.items()}
 
-    def module_state(self, name: str, kind: str) -> dict[str, torch.Tensor]:
-        return ClientStack.module_state(self, name, kind)  # type: ignore[arg-type]
-
     @contextlib.contextmanager
     def run(self):
         with stacked_run(self):  # type: ignore[arg-type]

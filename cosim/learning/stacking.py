@@ -40,9 +40,10 @@ def unstackable_reason(model: M3TModel) -> str | None:
     return None
 
 
-def stack_states(states: list[dict[str, torch.Tensor]], keys: list[str]) -> Stacked:
-    """One (K, ...) tensor per key from K clients' state subsets."""
-    return {k: torch.stack([s[k] for s in states]) for k in keys}
+def module_state(stacked: Stacked, name: str) -> Stacked:
+    """The entries of module ``name``, keyed relative to it (what ``functional_call`` takes)."""
+    prefix = name + "."
+    return {k[len(prefix):]: v for k, v in stacked.items() if k.startswith(prefix)}
 
 
 class ClientStack:
@@ -67,11 +68,6 @@ class ClientStack:
                 rows = [s.get(full, current[key]) for s in starts]
                 self.buffers[full] = torch.stack(rows).to(device).clone()
 
-    def module_state(self, name: str, kind: str) -> dict[str, torch.Tensor]:
-        prefix = name + "."
-        source = self.params if kind == "params" else self.buffers
-        return {k[len(prefix):]: v for k, v in source.items() if k.startswith(prefix)}
-
     def export(self, client: int, names: list[str]) -> dict[str, torch.Tensor]:
         """Client ``client``'s state subset of ``names`` (as ``M3TModel.export_modules`` gives)."""
         out = {}
@@ -94,8 +90,8 @@ def stacked_run(stack: ClientStack) -> Iterator[None]:
             if isinstance(module, nn.ModuleDict) and any(isinstance(m, P.LoRA) for m in module.values()):
                 continue  # LoRA acts through its attention, below
             patched.append(module)
-            module.forward = _per_client(module, stack.module_state(name, "params"),
-                                         stack.module_state(name, "buffers"), stack.k)
+            module.forward = _per_client(module, module_state(stack.params, name),
+                                         module_state(stack.buffers, name), stack.k)
         for attn, loras in _lora_attentions(model, stack):
             patched.append(attn)
             attn.forward = _lora_attention(attn, loras, stack.k)
