@@ -75,11 +75,11 @@ def batched_local_updates(model: M3TModel, jobs: list[ClientJob], cfg: LocalTrai
     device = next(model.parameters()).device
     plan = _Plan(model, jobs, frozen)
     stack = ClientStack(model, plan.stacked_names, [j.start for j in jobs], device)
-    trainable = {k: p for k, p in stack.params.items() if _module_of(k, plan.stacked_names) in plan.trained}
+    trainable = {k: p for k, p in stack.params.items() if plan.module[k] in plan.trained}
     optimizer = StackedOptimizer(cfg, trainable)
     generators = [torch.Generator().manual_seed(j.seed) for j in jobs]
-    sums_first: list[dict[str, float]] = []
-    sums_last: list[dict[str, float]] = []
+    first_means: list[dict[str, float]] = []  # per client, task losses of the first epoch
+    last_means: list[dict[str, float]] = []
     steps = [0] * len(jobs)
     weights: list[dict[str, float]] = [{} for _ in jobs]
     model.train()
@@ -106,21 +106,21 @@ def batched_local_updates(model: M3TModel, jobs: list[ClientJob], cfg: LocalTrai
                         sums[k][t] = sums[k][t] + v.double() * len(idx)
         means = [{t: float(s) / max(c, 1) for t, s in sm.items()} for sm, c in zip(sums, counts, strict=True)]
         if epoch == 0:
-            sums_first = means
-        sums_last = means
+            first_means = means
+        last_means = means
     torch.manual_seed(jobs[-1].seed)  # the global RNG as the last sequential update leaves it
     out = []
     for k, job in enumerate(jobs):
         names = plan.names[k]
         n = len(job.data)
-        stats = LocalStats(dict.fromkeys(job.data.tasks, n), sums_first[k], sums_last[k], 0.0,
+        stats = LocalStats(dict.fromkeys(job.data.tasks, n), first_means[k], last_means[k], 0.0,
                            names, steps[k], weights[k])
         out.append((stack.export(k, names), stats))
     return out
 
 
 class _Plan:
-    """Which modules, tasks and modalities the stacked pass covers, and whose rows are whose."""
+    """Which modules and tasks the stacked pass covers, and which modules each client trains."""
 
     def __init__(self, model: M3TModel, jobs: list[ClientJob], frozen: Collection[str]):
         self.names = [[n for n in trainable_modules(model, list(j.data.tasks), list(j.data.modalities),
@@ -128,7 +128,6 @@ class _Plan:
                        if any(key.startswith(n + ".") for key in j.start)] for j in jobs]
         self.trained = {n for names in self.names for n in names}
         self.tasks = [t for t in TASKS if any(t in j.data.tasks for j in jobs)]
-        self.modalities = sorted({m for j in jobs for m in j.data.modalities})
         used_frozen = [n for n in frozen if n in model.module_names()
                        and n.startswith("heads.") and n.split(".")[1] in self.tasks]
         order = model.module_names()
@@ -136,10 +135,6 @@ class _Plan:
         self.shared = [n for n in self.stacked_names if n in self.trained and not n.startswith("heads.")]
         self.module = {f"{n}.{key}": n for n in self.stacked_names
                        for key, _ in model.get_module(n).named_parameters()}  # parameter -> module
-
-
-def _module_of(key: str, names: list[str]) -> str:
-    return max((n for n in names if key.startswith(n + ".")), key=len)
 
 
 def _groups_by_size(batch: list) -> list[list[int]]:
@@ -175,7 +170,7 @@ def _step(model, plan, stack, optimizer, jobs, rows, indices, cfg, balancing, de
 def _backward(plan, tasks, sub, jobs, rows, losses, balancing, weights) -> None:
     """Gradients of every client's loss, balanced per client as ``GradientBalancer`` does."""
     client_tasks = [[t for t in tasks if t in jobs[c].data.tasks] for c in rows]
-    shared_keys = [key for key in sub.params if _module_of(key, plan.stacked_names) in plan.shared]
+    shared_keys = [key for key in sub.params if plan.module[key] in plan.shared]
     shared = [sub.params[key] for key in shared_keys]
     balanced = balancing.method != "sum" and shared and any(len(ts) >= 2 for ts in client_tasks)
     if not balanced:
