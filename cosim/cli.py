@@ -7,7 +7,6 @@ traceback; 1 internal failure (traceback only with ``--debug``); 130 interrupted
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -50,14 +49,18 @@ def _root(
 
 
 def _guarded(debug: bool, work: Callable[[], T]) -> T:
-    """Run a command body and map failures to exit codes and one-line messages."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    """Run a command body and map failures to exit codes and one-line messages. SIGINT and
+    SIGTERM both end the run as an interruption (run.json says ``interrupted``, exit 130)."""
+    from cosim.interrupts import handled
+    from cosim.run_folder import DiskFullError
+
     try:
-        return work()
+        with handled():
+            return work()
     except InputError as exc:
         typer.echo(exc.line(), err=True)
         raise typer.Exit(2) from None
-    except MissingDependencyError as exc:
+    except (MissingDependencyError, DiskFullError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
@@ -71,12 +74,6 @@ def _guarded(debug: bool, work: Callable[[], T]) -> T:
         typer.echo(f"error: internal: {type(exc).__name__}: {exc}"
                    + ("" if debug else " (run with --debug for the traceback)"), err=True)
         raise typer.Exit(1) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 @app.command()
@@ -101,9 +98,14 @@ def run(
     seed: Annotated[int | None, typer.Option("--seed", help="Override the scenario's seed.")] = None,
     set_: SetOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an earlier run in --out once this one completes.")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Run a scenario and write its traces (Parquet) and run.json."""
+    """Run a scenario and write its traces (Parquet) and run.json.
+
+    The run writes into OUT.partial and becomes OUT when complete; a failed or interrupted run
+    stays at OUT.partial, and an earlier run at OUT is untouched until a new one completes."""
     from cosim.runner import run_scenario
     from cosim.scenario_loader import load_scenario
 
@@ -115,7 +117,7 @@ def run(
                 typer.echo(f"{layer:>9}: {state}", err=True)
 
         result = run_scenario(sc, source=scenario, out=out, quiet=quiet,
-                              announce=None if quiet else announce)
+                              announce=None if quiet else announce, overwrite=overwrite)
         s = result.info.get("summary", {}).get("mobility", {})
         typer.echo(f"{result.status}: {result.run_dir} ({result.info['wall_time_s']:.1f} s wall, "
                    f"{s.get('vehicles_seen', 0)} vehicles, peak {s.get('peak_vehicles', 0)})")
@@ -183,6 +185,11 @@ def compare(
         "free CPUs then bound the parallelism and each run gets 1 torch thread. Every node must see "
         "cosim, the scenario and --out at the same paths.")] = None,
     set_: SetOpt = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Finish an interrupted compare in --out (same settings): keep its "
+        "complete runs, redo the rest.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an earlier compare in --out, run by run.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -191,7 +198,13 @@ def compare(
     def work() -> None:
         from rich.progress import Progress
 
-        from cosim.compare import CompareGrid, check_grid, open_runner, run_compare
+        from cosim.compare import (
+            CompareGrid,
+            check_compare_out,
+            check_grid,
+            open_runner,
+            run_compare,
+        )
         from cosim.compare_table import print_summary
 
         seed_list = _seeds(seeds)
@@ -199,6 +212,10 @@ def compare(
                            tuple(_csv(aggregations, "--aggregations")), seed_list)
         targets = _targets(target)
         check_grid(scenario, grid, set_ or [])
+        check_compare_out(out, {"scenario": str(scenario), "overrides": list(set_ or []),
+                                "policies": list(grid.policies),
+                                "aggregations": list(grid.aggregations),
+                                "seeds": list(grid.seeds)}, resume, overwrite)
         backend_name = Backend(backend).value
         open_runner(backend_name, jobs, ray_address)  # its one-line errors come before the bar
         total = len(grid.seeds) * (1 + len(grid.policies) * len(grid.aggregations))
@@ -206,7 +223,7 @@ def compare(
             task = bar.add_task("compare: runs", total=total)
             summary = run_compare(scenario, grid, out, set_ or [], jobs, targets,
                                   on_done=lambda _: bar.advance(task), backend=backend_name,
-                                  ray_address=ray_address)
+                                  ray_address=ray_address, resume=resume, overwrite=overwrite)
         print_summary(summary)
         info = json.loads((out / "compare.json").read_text())
         if info["warning"]:
@@ -247,6 +264,32 @@ def onboarding(
         typer.echo((out / "table.md").read_text(encoding="utf-8"))
         typer.echo(f"figures: {', '.join(str(out / f'fig4_{c}.png') for c in cfg.connectivity)}; "
                    f"table: {out / 'table.csv'} ({len(table)} rows)")
+
+    _guarded(debug, work)
+
+
+@app.command()
+def status(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Run folders, or folders holding runs (default: runs).", show_default=False)] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Say how each run ended: complete, failed, interrupted, running, or crashed (run.json says
+    running but its process is gone)."""
+
+    def work() -> None:
+        from cosim.run_folder import find_runs, read_status
+
+        found = find_runs(paths or [Path("runs")])
+        if not found:
+            raise InputError(None, None, f"no run folders in {', '.join(map(str, paths or ['runs']))}")
+        for run_dir in found:
+            state, info = read_status(run_dir)
+            detail = info.get("error") or ""
+            if state in ("running", "crashed"):
+                detail = (f"pid {info.get('pid')} on {info.get('host')}, last heartbeat "
+                          f"{info.get('heartbeat_at')}")
+            typer.echo(f"{state:<11} {run_dir}" + (f"  ({detail})" if detail else ""))
 
     _guarded(debug, work)
 

@@ -42,6 +42,7 @@ class RunJob:
     out: str
     threads: int
     reuse: bool = False  # keep an earlier complete run in ``out`` instead of running again
+    overwrite: bool = False  # replace an earlier run in ``out`` (once the new one completes)
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,25 @@ class CompareGrid:
 def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: list[str],
                 jobs: int, targets: dict[str, float] | None = None,
                 on_done: Callable[[str], None] | None = None, backend: str = "local",
-                ray_address: str | None = None) -> pa.Table:
-    """Record once per seed, replay for every (policy, aggregation); write the summary tables."""
+                ray_address: str | None = None, resume: bool = False,
+                overwrite: bool = False) -> pa.Table:
+    """Record once per seed, replay for every (policy, aggregation); write the summary tables.
+
+    ``resume`` keeps the complete runs of an earlier, interrupted compare of the same settings
+    in ``out`` and redoes the rest; ``overwrite`` replaces an earlier compare run by run."""
     base = check_grid(scenario_path, grid, overrides)
+    settings = {"scenario": str(scenario_path), "overrides": list(overrides),
+                "policies": list(grid.policies), "aggregations": list(grid.aggregations),
+                "seeds": list(grid.seeds)}
+    check_compare_out(out, settings, resume, overwrite)
     with open_runner(backend, jobs, ray_address) as runner:
         out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.json").write_text(json.dumps({**settings, "status": "running"}, indent=2)
+                                          + "\n", encoding="utf-8")
         threads = runner.threads
         step = base.mobility.step_length_s
-        runner.run(recording_jobs(scenario_path, overrides, grid.seeds, out, threads, step), on_done)
+        recordings = recording_jobs(scenario_path, overrides, grid.seeds, out, threads, step)
+        runner.run([_with(j, resume, overwrite) for j in recordings], on_done)
         sections = {a: aggregation_section(scenario_path, overrides, a) for a in grid.aggregations}
         runs: list[tuple[str, str, int, RunJob]] = []
         for s in grid.seeds:
@@ -73,14 +85,13 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
                         str(scenario_path), (*overrides, f"seed={s}", *cell,
                                              f"output.mobility_period_s={step}"),
                         str(compare_run_dir(out, policy, aggregation, s)), threads)))
-        runner.run([r[3] for r in runs], on_done)
+        runner.run([_with(r[3], resume, overwrite) for r in runs], on_done)
     targets = _default_targets([Path(r[3].out) for r in runs], targets)
     summary = _summarise(out, runs, grid, targets)
     pq.write_table(summary, out / "summary.parquet")
     summary.to_pandas().to_csv(out / "summary.csv", index=False)
     (out / "compare.json").write_text(json.dumps({
-        "scenario": str(scenario_path), "overrides": overrides, "policies": grid.policies,
-        "aggregations": grid.aggregations, "seeds": grid.seeds,
+        **settings, "status": "complete",
         "targets": targets,
         "settings_left_out": {a: left for a, (_, left) in sections.items() if left},
         "connectivity_identical_per_seed": True,
@@ -89,6 +100,38 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
         **({"ray_address": runner.address} if backend == "ray" else {}),
     }, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def _with(job: RunJob, resume: bool, overwrite: bool) -> RunJob:
+    return RunJob(job.scenario, job.overrides, job.out, job.threads, reuse=resume,
+                  overwrite=overwrite)
+
+
+def check_compare_out(out: Path, settings: dict[str, Any], resume: bool, overwrite: bool) -> None:
+    """Refuse an ``--out`` that holds anything unless told what to do with it: ``--resume`` (the
+    same settings only) or ``--overwrite`` (a compare folder only)."""
+    if resume and overwrite:
+        raise InputError(None, "--resume", "give --resume or --overwrite, not both")
+    if out.exists() and not out.is_dir():
+        raise InputError(None, "--out", f"{out} exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        earlier = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        earlier = None
+    if not isinstance(earlier, dict):
+        raise InputError(None, "--out", f"{out} is not empty and not a cosim compare folder; "
+                         "choose another folder")
+    if resume:
+        differs = [k for k, v in settings.items() if earlier.get(k) != v]
+        if differs:
+            raise InputError(None, "--resume", f"{out} holds a compare with other settings "
+                             f"({', '.join(differs)} differ); resume with the same ones")
+    elif not overwrite:
+        raise InputError(None, "--out", f"{out} holds an earlier compare "
+                         f"({earlier.get('status', 'complete')}); pass --resume to finish it or "
+                         "--overwrite to replace it")
 
 
 BACKENDS = ("local", "ray")
@@ -221,7 +264,8 @@ def run_one(job: RunJob) -> str:
         return job.out
     path = Path(job.scenario)
     scenario = load_scenario(path, list(job.overrides))
-    result = run_scenario(scenario, source=path, out=Path(job.out), quiet=True)
+    result = run_scenario(scenario, source=path, out=Path(job.out), quiet=True,
+                          overwrite=job.reuse or job.overwrite)
     if result.status != "complete":
         raise RuntimeError(f"run {job.out} ended {result.status}")
     return job.out

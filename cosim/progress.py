@@ -1,12 +1,29 @@
-"""A rich progress bar in simulated time, with the layers' live fields and the speed-up."""
+"""Progress of a run in simulated time, on a terminal and off it.
+
+On a terminal: a rich bar with simulated time of total, ETA, the layers' live fields (round,
+accuracy, ...) and the labelled speed-up over real time; the warm-up phases (SUMO, radio,
+learning set-up) show as a spinner line before the clock starts. Off a terminal (piped, nohup, a
+cluster job): one plain log line every ``COSIM_PROGRESS_EVERY_S`` seconds (default 30) with the
+same fields, and one per phase.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+PLAIN_EVERY_S = 30.0
 
 
 def format_sim_time(t: float) -> str:
@@ -14,42 +31,99 @@ def format_sim_time(t: float) -> str:
     return f"{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
 
 
+def format_wall(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def plain_every_s() -> float:
+    """The plain log's period (``COSIM_PROGRESS_EVERY_S``; a bad value keeps the default)."""
+    try:
+        value = float(os.environ.get("COSIM_PROGRESS_EVERY_S", PLAIN_EVERY_S))
+    except ValueError:
+        return PLAIN_EVERY_S
+    return value if value >= 0 else PLAIN_EVERY_S
+
+
 class RunProgress:
-    """Context manager; ``tick(now)`` updates the bar (rich limits the redraw rate)."""
+    """Context manager; ``phase(text)`` names a warm-up step, ``tick(now)`` reports the clock."""
 
     def __init__(self, duration_s: float, fields: Callable[[], dict[str, str]], quiet: bool,
-                 console: Console | None = None):
+                 console: Console | None = None, every_s: float | None = None):
         self.duration_s = duration_s
         self.fields = fields
         self.quiet = quiet
+        self.console = console or Console(stderr=True)
+        self.plain = not self.console.is_terminal
+        self.every_s = plain_every_s() if every_s is None else every_s
         self._start = time.perf_counter()
+        self._clock_start: float | None = None
+        self._last_line = -float("inf")
         self._progress = Progress(
-            TextColumn("[bold]sim {task.fields[sim]}"),
+            SpinnerColumn(finished_text=" "),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
             TextColumn("{task.fields[live]}"),
-            TextColumn("[cyan]x{task.fields[speedup]}"),
+            TextColumn("[cyan]{task.fields[speedup]}"),
             TimeElapsedColumn(),
-            console=console or Console(stderr=True),
-            disable=quiet,
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=quiet or self.plain,
         )
         self._task = None
 
     def __enter__(self) -> RunProgress:
         self._start = time.perf_counter()
         self._progress.__enter__()
-        self._task = self._progress.add_task("run", total=self.duration_s, sim="00:00:00",
-                                             live="", speedup="-")
+        self._task = self._progress.add_task("warm-up", total=self.duration_s, live="",
+                                             speedup="", start=False)
         return self
 
     def __exit__(self, *exc) -> None:
         self._progress.__exit__(*exc)
 
+    def phase(self, text: str | None) -> None:
+        """A warm-up step's name (before the clock runs); ``None`` when the clock starts."""
+        if self.quiet:
+            return
+        if text is None:
+            self._clock_start = time.perf_counter()
+            self._progress.start_task(self._task)
+            self._progress.update(self._task, description=self._sim_label(0.0))
+            return
+        if self.plain:
+            self._line(f"progress: {text}")
+        else:
+            self._progress.update(self._task, description=text)
+
     def tick(self, now: float) -> None:
         if self.quiet:
             return
-        wall = time.perf_counter() - self._start
         live = "  ".join(f"{k} {v}" for k, v in self.fields().items())
-        speedup = f"{now / wall:,.0f}" if wall > 0 else "-"
-        self._progress.update(self._task, completed=now, sim=format_sim_time(now), live=live,
-                              speedup=speedup)
+        clock_wall = time.perf_counter() - (self._clock_start or self._start)
+        speedup = f"speed-up x{now / clock_wall:,.0f}" if clock_wall > 0 and now > 0 else ""
+        if not self.plain:
+            self._progress.update(self._task, completed=now, description=self._sim_label(now),
+                                  live=live, speedup=speedup)
+            return
+        wall = time.perf_counter() - self._start
+        if wall - self._last_line < self.every_s and now < self.duration_s:
+            return
+        self._last_line = wall
+        share = now / self.duration_s if self.duration_s > 0 else 1.0
+        eta = (clock_wall * (self.duration_s - now) / now) if now > 0 else None
+        parts = [f"progress: {self._sim_label(now)} ({share:.0%})", f"elapsed {format_wall(wall)}",
+                 f"eta {format_wall(eta) if eta is not None else '-'}"]
+        if speedup:
+            parts.append(speedup)
+        if live:
+            parts.append(live)
+        self._line("  ".join(parts))
+
+    def _sim_label(self, now: float) -> str:
+        return f"sim {format_sim_time(now)} of {format_sim_time(self.duration_s)}"
+
+    def _line(self, text: str) -> None:
+        self.console.print(text, highlight=False, markup=False, soft_wrap=True)

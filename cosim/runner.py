@@ -1,8 +1,9 @@
 """Run one scenario: prepare inputs, create the run folder, drive the layers, write run.json.
 
-run.json is written when the run starts (status ``running``) and rewritten when it ends, whether
-it completes, fails or is interrupted; trace files of a run that did not complete are renamed
-``*.incomplete.parquet`` so they never look complete.
+run.json is written when the run starts (status ``running``, with the writer's pid, host and a
+heartbeat) and rewritten when it ends, whether it completes, fails or is interrupted; trace files
+of a run that did not complete are renamed ``*.incomplete.parquet`` so they never look complete.
+The run writes into ``<out>.partial`` and becomes ``<out>`` only when complete (cosim.run_folder).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import datetime as dt
 import json
 import math
 import platform
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import cosim
+from cosim import interrupts
 from cosim.engine import Engine, Layer
 from cosim.errors import InputError
 from cosim.mobility.build import network_file, prepare_inputs
@@ -29,6 +30,14 @@ from cosim.mobility.replay import ReplaySession
 from cosim.mobility.session import SumoLaunch, open_session
 from cosim.mobility.sumo_tools import sumo_version
 from cosim.progress import RunProgress
+from cosim.run_folder import (
+    DISK_FULL,
+    DiskFullError,
+    Heartbeat,
+    RunFolder,
+    partial_path,
+    writer_identity,
+)
 from cosim.scenario import Scenario
 from cosim.traces import TraceSet
 
@@ -46,27 +55,10 @@ def default_run_dir(scenario: Scenario) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = scenario.output.root / f"{scenario.name}-{stamp}"
     candidate, n = base, 1
-    while candidate.exists():
+    while candidate.exists() or partial_path(candidate).exists():
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
-
-
-def prepare_run_dir(run_dir: Path, source: Path | None) -> Path:
-    """Create the run folder; reuse it only if it is empty or an earlier cosim run folder."""
-    if run_dir.exists():
-        if not run_dir.is_dir():
-            raise InputError(None, "--out", f"{run_dir} exists and is not a folder")
-        entries = list(run_dir.iterdir())
-        if entries and not (run_dir / "run.json").exists():
-            raise InputError(None, "--out", f"{run_dir} is not empty and not a cosim run folder")
-        for entry in entries:
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
 
 
 def versions() -> dict[str, str]:
@@ -100,10 +92,14 @@ def run_scenario(
     quiet: bool = False,
     extra_layers: Iterable[LayerFactory] = (),
     announce: Callable[[dict[str, str]], None] | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
     """Run the scenario to its duration; always leaves a run.json that says how it ended.
 
-    ``announce`` hears which layers run once the inputs are known to be good."""
+    ``announce`` hears which layers run once the inputs are known to be good. ``overwrite``
+    lets a complete run replace an earlier run at ``out`` (refused otherwise)."""
+    folder = RunFolder(out or default_run_dir(scenario), overwrite)
+    folder.check()  # a refused --out is said before any input is built
     inputs = prepare_inputs(scenario, source)  # bad inputs fail here, before any folder exists
     replay = _replay_session(scenario)
     if scenario.learning_enabled and scenario.learning.init_modules is not None:
@@ -112,10 +108,10 @@ def run_scenario(
         load_module_file(scenario.learning.init_modules)  # a bad file is input, caught up front
     if announce is not None:
         announce(layer_status(scenario))
-    run_dir = prepare_run_dir(out or default_run_dir(scenario), source)
+    run_dir = folder.open()
     started = dt.datetime.now(dt.timezone.utc)
     info: dict[str, Any] = {
-        "status": "running", "scenario_file": str(source) if source else None,
+        "status": "running", **writer_identity(), "scenario_file": str(source) if source else None,
         "scenario": scenario.model_dump(mode="json"), "seed": scenario.seed,
         "versions": versions(), "layers": layer_status(scenario),
         "started_at": started.isoformat(timespec="seconds"),
@@ -124,59 +120,109 @@ def run_scenario(
                    "routes": [str(p) for p in inputs.routes],
                    "additional": [str(p) for p in inputs.additional]},
     }
-    _write_run_json(run_dir, info)
-    traces = TraceSet(run_dir, scenario.output.row_group_rows)
+    traces: TraceSet | None = None
     wall0 = time.perf_counter()
     engine: Engine | None = None
     status = "failed"
     try:
-        launch = SumoLaunch(
-            inputs=inputs, backend=scenario.mobility.backend,
-            step_length_s=scenario.mobility.step_length_s, seed=scenario.seed,
-            extra_options=tuple(scenario.mobility.sumo_options), log_file=run_dir / "sumo.log",
-            pipeline=scenario.mobility.pipeline,
-        )
-        session_context = (contextlib.nullcontext(replay) if replay is not None
-                           else open_session(launch))
-        with session_context as session:
-            engine = Engine(scenario, traces)
-            mobility = MobilityLayer(session, scenario)  # SUMO's warm-up starts
-            radio = None
-            if scenario.radio is not None:
-                from cosim.radio.layer import RadioLayer
-
-                radio = RadioLayer(scenario, network_file(inputs), source)
-            engine.add_layer(mobility)
-            if radio is not None:
-                engine.add_layer(radio)
-            if scenario.learning_enabled:
-                from cosim.learning.federated.server import FederatedLayer
-                from cosim.learning.federated.wiring import learning_ports
-
-                ports = learning_ports(scenario, engine.env, mobility, radio)
-                engine.add_layer(FederatedLayer(scenario, ports))
-            for factory in extra_layers:
-                engine.add_layer(factory(engine))
-            tick_s = max(scenario.mobility.step_length_s, scenario.duration_s / 1000)
-            with RunProgress(scenario.duration_s, engine.progress_fields, quiet) as progress:
-                engine.run(progress.tick, tick_s)
+        _write_run_json(run_dir, info)
+        traces = TraceSet(run_dir, scenario.output.row_group_rows)
+        heartbeat = Heartbeat(lambda i: _write_run_json(run_dir, i), info)
+        with RunProgress(scenario.duration_s, lambda: {}, quiet) as progress:
+            engine = _drive(scenario, inputs, replay, source, run_dir, traces, extra_layers,
+                            progress, heartbeat)
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            info["error"] = f"{type(exc).__name__}: {exc}"
+            raise
+        # SimPy re-raises a process's error as a copy made from its args; the file is in the cause
+        filename = exc.filename or getattr(exc.__cause__, "filename", None)
+        where = f" writing {filename}" if filename else ""
+        info["error"] = f"the disk is full{where}: {exc.strerror}"
+        raise DiskFullError(f"{info['error']} (run folder {run_dir})") from None
     except Exception as exc:
         info["error"] = exc.line() if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
         info["status"] = status
-        info["traces"] = traces.close(complete=status == "complete")
+        info["traces"] = _close_traces(traces, status == "complete", info)
         info["wall_time_s"] = round(time.perf_counter() - wall0, 3)
         info["sim_time_s"] = engine.env.now if engine is not None else 0.0
         info["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         if engine is not None:
             info["summary"] = engine.summary()
-        _write_run_json(run_dir, info)
+        if not _final_run_json(run_dir, info):
+            status = info["status"] = "failed"
+        run_dir = folder.finish(status == "complete")
     return RunResult(run_dir, status, info)
+
+
+def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source: Path | None,
+           run_dir: Path, traces: TraceSet, extra_layers: Iterable[LayerFactory],
+           progress: RunProgress, heartbeat: Heartbeat) -> Engine:
+    """Build the layers (SUMO's warm-up, the learning set-up) and run the clock."""
+    launch = SumoLaunch(
+        inputs=inputs, backend=scenario.mobility.backend,
+        step_length_s=scenario.mobility.step_length_s, seed=scenario.seed,
+        extra_options=tuple(scenario.mobility.sumo_options), log_file=run_dir / "sumo.log",
+        pipeline=scenario.mobility.pipeline,
+    )
+    session_context = (contextlib.nullcontext(replay) if replay is not None
+                       else open_session(launch))
+    def phase(text: str | None) -> None:
+        interrupts.check()  # a signal whose raise was lost in a C callback ends the run here
+        progress.phase(text)
+
+    with session_context as session:
+        engine = Engine(scenario, traces)
+        phase(f"warm-up: SUMO, {scenario.mobility.warmup_s:g} s simulated"
+                       if replay is None else "warm-up: loading the recorded mobility")
+        mobility = MobilityLayer(session, scenario)  # SUMO's warm-up starts
+        radio = None
+        if scenario.radio is not None:
+            from cosim.radio.layer import RadioLayer
+
+            phase("warm-up: radio (cells, channel)")
+            radio = RadioLayer(scenario, network_file(inputs), source)
+        engine.add_layer(mobility)
+        if radio is not None:
+            engine.add_layer(radio)
+        if scenario.learning_enabled:
+            from cosim.learning.federated.server import FederatedLayer
+            from cosim.learning.federated.wiring import learning_ports
+
+            phase("warm-up: learning (data, model, pre-trained backbone)")
+            ports = learning_ports(scenario, engine.env, mobility, radio)
+            engine.add_layer(FederatedLayer(scenario, ports))
+        for factory in extra_layers:
+            engine.add_layer(factory(engine))
+        tick_s = max(scenario.mobility.step_length_s, scenario.duration_s / 1000)
+        progress.fields = engine.progress_fields
+        phase(None)
+
+        def tick(now: float) -> None:
+            interrupts.check()
+            progress.tick(now)
+            heartbeat()
+
+        engine.run(tick, tick_s)
+    return engine
+
+
+def _close_traces(traces: TraceSet | None, complete: bool, info: dict[str, Any]) -> dict[str, str]:
+    """Close the tables; a table that cannot be closed (the disk is full) fails the run."""
+    if traces is None:
+        return {}
+    try:
+        return traces.close(complete=complete)
+    except OSError as exc:
+        info["status"] = "failed"
+        info.setdefault("error", f"closing the traces: {exc.strerror or exc}")
+        return {}
 
 
 def _replay_session(scenario: Scenario) -> ReplaySession | None:
@@ -197,3 +243,25 @@ def _write_run_json(run_dir: Path, info: dict[str, Any]) -> None:
     tmp = run_dir / "run.json.tmp"
     tmp.write_text(json.dumps(info, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     tmp.replace(run_dir / "run.json")
+
+
+def _final_run_json(run_dir: Path, info: dict[str, Any]) -> bool:
+    """Write the final run.json; on a full disk, overwrite the first one in place with a short
+    record (fewer bytes than it holds, so no new blocks), so it never stays ``running``.
+    Returns whether the full record was written."""
+    try:
+        _write_run_json(run_dir, info)
+        return True
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        reason = f"the disk is full: {exc.strerror}"
+    (run_dir / "run.json.tmp").unlink(missing_ok=True)
+    short = {k: info.get(k) for k in ("pid", "host", "started_at", "finished_at", "seed")}
+    short.update(status="failed", error=info.get("error") or reason)
+    text = json.dumps(short) + "\n"
+    with open(run_dir / "run.json", "r+", encoding="utf-8") as f:
+        f.write(text)
+        f.truncate()
+    info.update(short)
+    return False

@@ -58,7 +58,7 @@ PARTICIPATION_SCHEMA = pa.schema([
     ("staleness", pa.int32()), ("model_version", pa.int32()),
 ])
 METRICS_SCHEMA = pa.schema([
-    ("round", pa.int32()), ("sim_time_s", pa.float64()), ("wall_time_s", pa.float64()),
+    ("round", pa.int32()), ("sim_time_s", pa.float64()),
     ("task", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
 ])
 

@@ -172,12 +172,13 @@ def test_no_sumo_left_after_an_exception(grid_small, tmp_path, backend):
     assert not libsumo.simulation.isLoaded()
     assert _sumo_children() == []
 
-    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert not (tmp_path / "r").exists()  # only a complete run takes the --out name
+    info = json.loads((tmp_path / "r.partial" / "run.json").read_text())
     assert info["status"] == "failed" and "boom" in info["error"]
     assert info["traces"]["mobility"] == "mobility.incomplete.parquet"
-    assert not (tmp_path / "r" / "mobility.parquet").exists()
+    assert not (tmp_path / "r.partial" / "mobility.parquet").exists()
     # the incomplete trace is still readable and stops before the failure
-    t = pq.read_table(tmp_path / "r" / "mobility.incomplete.parquet").column("t").to_numpy()
+    t = pq.read_table(tmp_path / "r.partial" / "mobility.incomplete.parquet").column("t").to_numpy()
     assert t.max() <= 5
 
 
@@ -192,9 +193,9 @@ def test_interrupt_marks_the_run_interrupted(grid_small, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         _run(grid_small, tmp_path / "r", extra_layers=[_CtrlC])
-    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    info = json.loads((tmp_path / "r.partial" / "run.json").read_text())
     assert info["status"] == "interrupted"
-    assert (tmp_path / "r" / "mobility.incomplete.parquet").exists()
+    assert (tmp_path / "r.partial" / "mobility.incomplete.parquet").exists()
 
 
 def test_row_groups_are_written_as_the_run_goes(grid_small, tmp_path):

@@ -186,4 +186,5 @@ class FederatedLayer:
                 "lookup_baseline": self.lookup_baseline(), "trainer": self.trainer.mode,
                 "init_modules_skipped": self.init_skipped,
                 "clients_present": len(self.registry.present()),
-                "samples_decoded": self.cache.decoded}
+                "samples_decoded": self.cache.decoded,
+                "evaluation_wall_s": self.evaluation.wall_s}

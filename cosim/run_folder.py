@@ -1,0 +1,207 @@
+"""Where a run writes, so that no run is ever lost or half-overwritten.
+
+A run writes into ``<out>.partial`` and renames it to ``<out>`` only when it completes; an earlier
+run at ``<out>`` is replaced (with ``--overwrite``) only then. A failed or interrupted run stays at
+``<out>.partial`` with a run.json that says why. While a run writes, it holds an exclusive lock
+(``<parent>/.<name>.lock``), so a second run with the same ``--out`` is refused. run.json carries
+the writer's pid, host and a heartbeat; a ``running`` folder whose writer is gone is *crashed*.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cosim.errors import InputError
+
+PARTIAL_SUFFIX = ".partial"
+HEARTBEAT_S = 30.0  # run.json's heartbeat period while a run goes
+STALE_AFTER_S = 10 * HEARTBEAT_S  # a heartbeat this old, on another host, means crashed
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(RuntimeError):
+    """The disk filled up while the run wrote: one line for the user, run.json says failed."""
+
+
+def partial_path(out: Path) -> Path:
+    return out.with_name(out.name + PARTIAL_SUFFIX)
+
+
+def _lock_path(out: Path) -> Path:
+    return out.with_name(f".{out.name}.lock")
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder cosim wrote: its run.json is a JSON object with a status."""
+    try:
+        info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and "status" in info
+
+
+def read_status(path: Path) -> tuple[str, dict[str, Any]]:
+    """The folder's status as a user should read it: complete, failed, interrupted, running, or
+    crashed (run.json says running, and its writer's process is gone)."""
+    try:
+        info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "unknown", {}
+    if not isinstance(info, dict):
+        return "unknown", {}
+    status = str(info.get("status", "unknown"))
+    if status == "running" and not _writer_alive(info):
+        status = "crashed"
+    return status, info
+
+
+def _writer_alive(info: dict[str, Any]) -> bool:
+    pid, host = info.get("pid"), info.get("host")
+    if not isinstance(pid, int) or not isinstance(host, str):
+        return False  # written before pids were recorded, or not by cosim: nobody vouches for it
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # another user's live process
+            return True
+        return True
+    beat = info.get("heartbeat_at")
+    try:
+        age = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(beat)).total_seconds()
+    except (TypeError, ValueError):
+        return False
+    return age < STALE_AFTER_S
+
+
+@dataclass
+class RunFolder:
+    """The run's destination, its staging folder and its lock; ``open()`` before the run,
+    ``finish(complete)`` after it."""
+
+    out: Path
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        self.partial = partial_path(self.out)
+        self._lock_fd: int | None = None
+
+    def check(self) -> None:
+        """Refuse, before anything is written, an ``--out`` that would lose or mix up data."""
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise InputError(None, "--out", f"{out} exists and is not a folder")
+        if out.is_dir() and any(out.iterdir()):
+            if not is_run_folder(out):
+                raise InputError(None, "--out", f"{out} is not empty and not a cosim run folder; "
+                                 "choose another folder")
+            if not self.overwrite:
+                status, _ = read_status(out)
+                raise InputError(None, "--out", f"{out} holds an earlier run ({status}); pass "
+                                 "--overwrite to replace it once the new run completes")
+            status, info = read_status(out)
+            if status == "running":
+                raise InputError(None, "--out", f"{out} is being written by pid {info.get('pid')} "
+                                 f"on {info.get('host')}")
+        for parent in (out.parent, *out.parent.parents):
+            if parent.exists():
+                if not parent.is_dir():
+                    raise InputError(None, "--out", f"{parent} is a file, not a folder")
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    raise InputError(None, "--out", f"{parent} is not writable")
+                break
+
+    def open(self) -> Path:
+        """Take the lock, clear a crashed earlier attempt's staging folder, create a fresh one."""
+        self.check()
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(_lock_path(self.out), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InputError(None, "--out", f"cannot write in {self.out.parent}: "
+                             f"{exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            _, info = read_status(self.partial)
+            who = f" (pid {info['pid']} on {info.get('host')})" if "pid" in info else ""
+            raise InputError(None, "--out", f"another cosim run is writing {self.out}{who}") from None
+        self._lock_fd = fd
+        if self.partial.exists():  # the lock was free: its writer is gone
+            shutil.rmtree(self.partial) if self.partial.is_dir() else self.partial.unlink()
+        self.partial.mkdir()
+        return self.partial
+
+    def finish(self, complete: bool) -> Path:
+        """A complete run replaces ``out`` (an earlier run is removed only now); any other stays
+        at the staging folder. Returns where the run now is."""
+        try:
+            if not complete:
+                return self.partial
+            if self.out.exists():
+                if not self.overwrite or not is_run_folder(self.out):  # appeared meanwhile
+                    return self.partial
+                old = self.out.with_name(f".{self.out.name}.replaced-{os.getpid()}")
+                self.out.rename(old)
+                self.partial.rename(self.out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                self.partial.rename(self.out)
+            return self.out
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                _lock_path(self.out).unlink(missing_ok=True)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def writer_identity() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat_at": _now()}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Heartbeat:
+    """Rewrites run.json with a fresh ``heartbeat_at`` every ``period_s`` of wall time."""
+
+    def __init__(self, write: Any, info: dict[str, Any], period_s: float = HEARTBEAT_S):
+        self.write, self.info, self.period_s = write, info, period_s
+        self._last = time.monotonic()
+
+    def __call__(self) -> None:
+        if time.monotonic() - self._last >= self.period_s:
+            self._last = time.monotonic()
+            self.info["heartbeat_at"] = _now()
+            self.write(self.info)
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """The run folders among ``paths`` and below them (compare and onboarding folders hold runs
+    a few levels down), sorted."""
+    found: set[Path] = set()
+    for path in paths:
+        if (path / "run.json").is_file():
+            found.add(path)
+        elif path.is_dir():
+            found.update(p.parent for p in path.rglob("run.json"))
+    return sorted(found)
