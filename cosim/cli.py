@@ -77,15 +77,26 @@ def _guarded(debug: bool, work: Callable[[], T]) -> T:
 
 
 @app.command()
-def validate(scenario: ScenarioArg, set_: SetOpt = None, debug: DebugOpt = False) -> None:
-    """Check a scenario file and print what it would run."""
-    from cosim.runner import layer_status
-    from cosim.scenario_loader import load_scenario
+def validate(
+    scenario: ScenarioArg,
+    set_: SetOpt = None,
+    show: Annotated[bool, typer.Option(
+        "--show", help="Print the resolved scenario, every default filled in, as YAML.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check a scenario file and print what it would run (cells against the network too, when
+    the scenario names a built .net.xml)."""
 
     def work() -> None:
+        from cosim.runner import layer_status
+        from cosim.scenario_checks import check_without_building, resolved_yaml
+        from cosim.scenario_loader import load_scenario
+
         sc = load_scenario(scenario, set_ or [])
+        check_without_building(sc, scenario)
         layers = ", ".join(f"{k}: {v}" for k, v in layer_status(sc).items())
-        typer.echo(f"ok: {scenario}: {sc.name}, seed {sc.seed}, {sc.duration_s:g} s; {layers}")
+        line = f"ok: {scenario}: {sc.name}, seed {sc.seed}, {sc.duration_s:g} s; {layers}"
+        typer.echo(f"# {line}\n{resolved_yaml(sc)}" if show else line, nl=not show)
 
     _guarded(debug, work)
 
@@ -196,8 +207,6 @@ def compare(
     """Run policies x aggregations x seeds on the same recorded connectivity; summarise."""
 
     def work() -> None:
-        from rich.progress import Progress
-
         from cosim.compare import (
             CompareGrid,
             check_compare_out,
@@ -206,6 +215,7 @@ def compare(
             run_compare,
         )
         from cosim.compare_table import print_summary
+        from cosim.progress import CompareProgress
 
         seed_list = _seeds(seeds)
         grid = CompareGrid(tuple(_csv(policies, "--policies")),
@@ -219,11 +229,11 @@ def compare(
         backend_name = Backend(backend).value
         open_runner(backend_name, jobs, ray_address)  # its one-line errors come before the bar
         total = len(grid.seeds) * (1 + len(grid.policies) * len(grid.aggregations))
-        with Progress(disable=quiet, console=_stderr_console()) as bar:
-            task = bar.add_task("compare: runs", total=total)
+        with CompareProgress(total, quiet) as bar:
             summary = run_compare(scenario, grid, out, set_ or [], jobs, targets,
-                                  on_done=lambda _: bar.advance(task), backend=backend_name,
-                                  ray_address=ray_address, resume=resume, overwrite=overwrite)
+                                  on_done=bar.done, backend=backend_name,
+                                  ray_address=ray_address, resume=resume, overwrite=overwrite,
+                                  on_progress=bar.run_progress)
         print_summary(summary)
         info = json.loads((out / "compare.json").read_text())
         if info["warning"]:
@@ -249,17 +259,15 @@ def onboarding(
     """The paper's task-onboarding study: Fig. 4 (gated and ideal connectivity) and its table."""
 
     def work() -> None:
-        from rich.progress import Progress
-
         from cosim.analysis.onboarding import write_outputs
         from cosim.onboarding import job_count, plan, run_onboarding
+        from cosim.progress import CompareProgress
 
         seed_list = _seeds(seeds)
         cfg, _, _ = plan(scenario, set_ or [], seed_list)
-        with Progress(disable=quiet, console=_stderr_console()) as bar:
-            task = bar.add_task("onboarding: runs", total=job_count(cfg, seed_list))
+        with CompareProgress(job_count(cfg, seed_list), quiet, label="onboarding") as bar:
             runs = run_onboarding(scenario, out, set_ or [], seed_list, jobs,
-                                  on_done=lambda _: bar.advance(task))
+                                  on_done=bar.done, on_progress=bar.run_progress)
         table = write_outputs(runs, out, cfg.arriving_tasks, cfg.methods, cfg.connectivity)
         typer.echo((out / "table.md").read_text(encoding="utf-8"))
         typer.echo(f"figures: {', '.join(str(out / f'fig4_{c}.png') for c in cfg.connectivity)}; "
@@ -403,6 +411,30 @@ def data_check(
 
         segments, frames = check(root)
         typer.echo(f"ok: {root}: {segments} segments, {frames} frames")
+
+    _guarded(debug, work)
+
+
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="Scenario name: writes NAME.yaml.", show_default=False)],
+    net: Annotated[Path | None, typer.Option("--net", help="A SUMO network (.net.xml).")] = None,
+    osm: Annotated[Path | None, typer.Option(
+        "--osm", help="An OpenStreetMap extract (.osm), converted to NAME.net.xml with netconvert.")]
+    = None,
+    folder: Annotated[Path, typer.Option("--dir", help="Folder for NAME.yaml (and NAME.net.xml).")]
+    = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing NAME.yaml.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a commented starter scenario for a network: demand, cells placed over it, learning
+    off. `cosim validate` accepts it as written."""
+
+    def work() -> None:
+        from cosim.starter import write_starter
+
+        out, summary = write_starter(name, folder, net=net, osm=osm, force=force)
+        typer.echo(f"wrote {out}: {summary}; next: cosim validate {out} --show")
 
     _guarded(debug, work)
 

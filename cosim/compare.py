@@ -9,11 +9,14 @@ recording's, and their digest goes into the summary.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import math
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +55,15 @@ class CompareGrid:
     seeds: tuple[int, ...]
 
 
+# A run's progress for the caller: (run folder, simulated now, duration)
+OnProgress = Callable[[str, float, float], None]
+
+
 def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: list[str],
                 jobs: int, targets: dict[str, float] | None = None,
                 on_done: Callable[[str], None] | None = None, backend: str = "local",
                 ray_address: str | None = None, resume: bool = False,
-                overwrite: bool = False) -> pa.Table:
+                overwrite: bool = False, on_progress: OnProgress | None = None) -> pa.Table:
     """Record once per seed, replay for every (policy, aggregation); write the summary tables.
 
     ``resume`` keeps the complete runs of an earlier, interrupted compare of the same settings
@@ -73,7 +80,7 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
         threads = runner.threads
         step = base.mobility.step_length_s
         recordings = recording_jobs(scenario_path, overrides, grid.seeds, out, threads, step)
-        runner.run([_with(j, resume, overwrite) for j in recordings], on_done)
+        runner.run([_with(j, resume, overwrite) for j in recordings], on_done, on_progress)
         sections = {a: aggregation_section(scenario_path, overrides, a) for a in grid.aggregations}
         runs: list[tuple[str, str, int, RunJob]] = []
         for s in grid.seeds:
@@ -85,7 +92,7 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
                         str(scenario_path), (*overrides, f"seed={s}", *cell,
                                              f"output.mobility_period_s={step}"),
                         str(compare_run_dir(out, policy, aggregation, s)), threads)))
-        runner.run([_with(r[3], resume, overwrite) for r in runs], on_done)
+        runner.run([_with(r[3], resume, overwrite) for r in runs], on_done, on_progress)
     targets = _default_targets([Path(r[3].out) for r in runs], targets)
     summary = _summarise(out, runs, grid, targets)
     pq.write_table(summary, out / "summary.parquet")
@@ -150,8 +157,9 @@ class LocalRunner:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def run(self, batch: list[RunJob], on_done: Callable[[str], None] | None) -> None:
-        run_jobs(batch, self.jobs, on_done)
+    def run(self, batch: list[RunJob], on_done: Callable[[str], None] | None,
+            on_progress: OnProgress | None = None) -> None:
+        run_jobs(batch, self.jobs, on_done, on_progress)
 
 
 def open_runner(backend: str, jobs: int, ray_address: str | None = None) -> LocalRunner | RayRunner:
@@ -234,24 +242,43 @@ def recording_jobs(scenario_path: Path, overrides: list[str], seeds, out: Path, 
                    str(recording_dir(out, s)), threads) for s in seeds]
 
 
-def run_jobs(jobs_: list[RunJob], jobs: int, on_done: Callable[[str], None] | None) -> None:
+def run_jobs(jobs_: list[RunJob], jobs: int, on_done: Callable[[str], None] | None,
+             on_progress: OnProgress | None = None) -> None:
     if jobs <= 1:
         for job in jobs_:
-            run_one(job)
+            run_one(job, on_progress)
             if on_done:
                 on_done(job.out)
         return
     context = multiprocessing.get_context("spawn")  # libsumo and torch want a fresh process
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(run_one, job): job for job in jobs_}
+    with contextlib.ExitStack() as stack:
+        feed = None
+        if on_progress is not None:  # workers report through a queue; a thread hands it on
+            feed = stack.enter_context(context.Manager()).Queue()
+            reader = threading.Thread(target=_drain, args=(feed, on_progress), daemon=True)
+            reader.start()
+            stack.callback(reader.join, 5)
+            stack.callback(feed.put, None)
+        pool = stack.enter_context(cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context))
+        futures = {pool.submit(run_one, job, feed): job for job in jobs_}
         for future in cf.as_completed(futures):
             future.result()  # re-raise a worker's error here
             if on_done:
                 on_done(futures[future].out)
 
 
-def run_one(job: RunJob) -> str:
-    """A worker: one quiet run of the scenario with the job's overrides."""
+def _drain(feed: Any, on_progress: OnProgress) -> None:
+    while (item := feed.get()) is not None:
+        with contextlib.suppress(Exception):  # a display error must not stop the reports
+            on_progress(*item)
+
+
+PROGRESS_EVERY_S = 1.0
+
+
+def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
+    """A worker: one quiet run of the scenario with the job's overrides. ``progress``: a callback,
+    or a queue (from another process) that gets (out, now, duration) about once a second."""
     try:
         import torch
 
@@ -264,8 +291,20 @@ def run_one(job: RunJob) -> str:
         return job.out
     path = Path(job.scenario)
     scenario = load_scenario(path, list(job.overrides))
+    send: Callable[[tuple[str, float, float]], None] | None = None
+    if hasattr(progress, "put"):
+        send = progress.put
+    elif progress is not None:
+        send = lambda item: progress(*item)  # noqa: E731
+    last = [-math.inf]
+
+    def on_tick(now: float, duration: float) -> None:
+        if send is not None and (time.monotonic() - last[0] >= PROGRESS_EVERY_S or now >= duration):
+            last[0] = time.monotonic()
+            send((job.out, now, duration))
+
     result = run_scenario(scenario, source=path, out=Path(job.out), quiet=True,
-                          overwrite=job.reuse or job.overwrite)
+                          overwrite=job.reuse or job.overwrite, on_tick=on_tick)
     if result.status != "complete":
         raise RuntimeError(f"run {job.out} ended {result.status}")
     return job.out

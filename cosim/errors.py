@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+MAX_MESSAGE_CHARS = 500  # a message quoting user input stays one readable line
+MAX_FIELD_CHARS = 120
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class InputError(Exception):
     """Bad user input: reported as ONE line ``error: <file>: <field>: <what>`` and exit code 2."""
@@ -18,13 +25,31 @@ class InputError(Exception):
         return (InputError, (self.file, self.field, self.message))
 
     def line(self) -> str:
-        parts = ["error"]
-        if self.file:
-            parts.append(self.file)
-        if self.field:
-            parts.append(self.field)
-        parts.append(self.message.replace("\n", " "))
-        return ": ".join(parts)
+        return _line("error", self.file, self.field, self.message)
+
+
+def _line(kind: str, file: str | None, field: str | None, message: str) -> str:
+    parts = [kind]
+    if file:
+        parts.append(file)
+    if field:
+        parts.append(_cut(field, MAX_FIELD_CHARS))
+    parts.append(_cut(message, MAX_MESSAGE_CHARS))
+    return " ".join(": ".join(parts).splitlines())  # every line break Python knows of
+
+
+_warned: set[str] = set()
+
+
+def warn(file: str | Path | None, field: str | None, message: str) -> None:
+    """One line ``warning: <file>: <field>: <what>`` on stderr, once per process: something
+    works, but not as the user may expect."""
+    import sys
+
+    line = _line("warning", str(file) if file is not None else None, field, message)
+    if line not in _warned:
+        _warned.add(line)
+        print(line, file=sys.stderr, flush=True)
 
 
 class MissingDependencyError(Exception):

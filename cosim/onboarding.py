@@ -67,7 +67,8 @@ def plan(scenario_path: Path, overrides: list[str], seeds: tuple[int, ...]
 
 
 def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: tuple[int, ...],
-                   jobs: int, on_done: Callable[[str], None] | None = None
+                   jobs: int, on_done: Callable[[str], None] | None = None,
+                   on_progress: Callable[[str, float, float], None] | None = None
                    ) -> list[OnboardingRun]:
     """Record, pre-train once per (seed, arriving task), onboard every method; return the runs."""
     cfg, clients, step = plan(scenario_path, overrides, seeds)
@@ -76,7 +77,7 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
     path = str(scenario_path)
     recordings = recording_jobs(scenario_path, overrides, seeds, out, threads, step)
     run_jobs([RunJob(j.scenario, j.overrides, j.out, j.threads, reuse=True) for j in recordings],
-             jobs, on_done)
+             jobs, on_done, on_progress)
     ideal = ["clients.ideal_connectivity=true", "radio=null", "scheduling.policy=all_connected",
              f"scheduling.per_round={clients}"]
 
@@ -101,7 +102,7 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
                     f"aggregation.max_rounds={cfg.pretrain_rounds}",
                     f"aggregation.eval_every_rounds={cfg.pretrain_rounds}"),
                     str(onboarding_pretrained_dir(out, seed, task, adapter)), threads, reuse=True))
-    run_jobs(pretrain, jobs, on_done)
+    run_jobs(pretrain, jobs, on_done, on_progress)
 
     runs, onboard = [], []
     for seed in seeds:
@@ -122,7 +123,7 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
                         f"learning.evaluation.tasks=[{task}]",
                         f"aggregation.max_rounds={cfg.rounds}", "aggregation.eval_every_rounds=1"),
                         str(run.path), threads, reuse=True))
-    run_jobs(onboard, jobs, on_done)
+    run_jobs(onboard, jobs, on_done, on_progress)
     (out / "onboarding.json").write_text(json.dumps({
         "scenario": path, "overrides": overrides, "seeds": list(seeds),
         "onboarding": cfg.model_dump(mode="json"),

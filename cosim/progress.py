@@ -127,3 +127,78 @@ class RunProgress:
 
     def _line(self, text: str) -> None:
         self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+class CompareProgress:
+    """A grid's progress: runs done of total, and each running run's simulated time. On a
+    terminal one bar per running run under the total; off it, a line per finished run and a
+    line with the running runs every ``COSIM_PROGRESS_EVERY_S`` seconds. Fed from a thread."""
+
+    def __init__(self, total: int, quiet: bool, label: str = "compare",
+                 console: Console | None = None, every_s: float | None = None):
+        import threading
+
+        self.total, self.quiet, self.label = total, quiet, label
+        self.console = console or Console(stderr=True)
+        self.plain = not self.console.is_terminal
+        self.every_s = plain_every_s() if every_s is None else every_s
+        self._lock = threading.Lock()
+        self._done = 0
+        self._running: dict[str, tuple[float, float]] = {}
+        self._tasks: dict[str, int] = {}
+        self._last_line = -float("inf")
+        self._start = time.perf_counter()
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
+            console=self.console, disable=quiet or self.plain)
+        self._overall = None
+
+    def __enter__(self) -> CompareProgress:
+        self._start = time.perf_counter()
+        self._progress.__enter__()
+        self._overall = self._progress.add_task(f"{self.label}: runs", total=self.total,
+                                                count=f"0 of {self.total}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._progress.__exit__(*exc)
+
+    def done(self, out: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            self._done += 1
+            self._running.pop(out, None)
+            task = self._tasks.pop(out, None)
+            if task is not None:
+                self._progress.remove_task(task)
+            self._progress.update(self._overall, advance=1, count=f"{self._done} of {self.total}")
+            if self.plain:
+                self._line(f"{self.label}: {self._done} of {self.total} runs done "
+                           f"(elapsed {format_wall(time.perf_counter() - self._start)}): {out}")
+
+    def run_progress(self, out: str, now: float, duration: float) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            self._running[out] = (now, duration)
+            name = out.rstrip("/").rsplit("/", 1)[-1]
+            if not self.plain:
+                if out not in self._tasks:
+                    self._tasks[out] = self._progress.add_task(f"  {name}", total=duration,
+                                                               count="")
+                self._progress.update(self._tasks[out], completed=now,
+                                      count=f"sim {format_sim_time(now)} of "
+                                            f"{format_sim_time(duration)}")
+                return
+            wall = time.perf_counter() - self._start
+            if wall - self._last_line < self.every_s:
+                return
+            self._last_line = wall
+            running = ", ".join(f"{o.rstrip('/').rsplit('/', 1)[-1]} {n / d:.0%}"
+                                for o, (n, d) in sorted(self._running.items()) if d > 0)
+            self._line(f"{self.label}: {self._done} of {self.total} runs done; running: {running}")
+
+    def _line(self, text: str) -> None:
+        self.console.print(text, highlight=False, markup=False, soft_wrap=True)

@@ -81,9 +81,11 @@ class RayRunner:
             self._ray.shutdown()
         self._started = False
 
-    def run(self, batch: list[RunJob], on_done: Callable[[str], None] | None) -> None:
+    def run(self, batch: list[RunJob], on_done: Callable[[str], None] | None,
+            on_progress: Callable[[str, float, float], None] | None = None) -> None:
         """Every job of ``batch`` as a task; ``on_done(out)`` as each finishes; the first error
-        re-raised here naming its run folder (the others are cancelled)."""
+        re-raised here naming its run folder (the others are cancelled). ``on_progress`` is not
+        fed: a run's progress stays in its Ray worker (Ray's dashboard shows the tasks)."""
         ray = self._ray
         task = ray.remote(num_cpus=1, max_calls=1)(_run_in)  # a fresh worker process per run
         cwd = os.getcwd()

@@ -27,7 +27,7 @@ from cosim.errors import InputError
 from cosim.mobility.build import network_file, prepare_inputs
 from cosim.mobility.layer import MobilityLayer
 from cosim.mobility.replay import ReplaySession
-from cosim.mobility.session import SumoLaunch, open_session
+from cosim.mobility.session import GuiOptions, SumoLaunch, open_session
 from cosim.mobility.sumo_tools import sumo_version
 from cosim.progress import RunProgress
 from cosim.run_folder import (
@@ -39,6 +39,7 @@ from cosim.run_folder import (
     writer_identity,
 )
 from cosim.scenario import Scenario
+from cosim.scenario.mobility import GuiConfig
 from cosim.traces import TraceSet
 
 LayerFactory = Callable[[Engine], Layer]
@@ -93,11 +94,13 @@ def run_scenario(
     extra_layers: Iterable[LayerFactory] = (),
     announce: Callable[[dict[str, str]], None] | None = None,
     overwrite: bool = False,
+    on_tick: Callable[[float, float], None] | None = None,
 ) -> RunResult:
     """Run the scenario to its duration; always leaves a run.json that says how it ended.
 
     ``announce`` hears which layers run once the inputs are known to be good. ``overwrite``
-    lets a complete run replace an earlier run at ``out`` (refused otherwise)."""
+    lets a complete run replace an earlier run at ``out`` (refused otherwise). ``on_tick(now,
+    duration)`` hears the clock (compare's per-run progress)."""
     folder = RunFolder(out or default_run_dir(scenario), overwrite)
     folder.check()  # a refused --out is said before any input is built
     inputs = prepare_inputs(scenario, source)  # bad inputs fail here, before any folder exists
@@ -106,6 +109,9 @@ def run_scenario(
         from cosim.learning.module_file import load_module_file
 
         load_module_file(scenario.learning.init_modules)  # a bad file is input, caught up front
+    from cosim.learning.run_inputs import check_learning_inputs
+
+    check_learning_inputs(scenario)  # checkpoint, data root, oracle windows: before any folder
     if announce is not None:
         announce(layer_status(scenario))
     run_dir = folder.open()
@@ -130,7 +136,7 @@ def run_scenario(
         heartbeat = Heartbeat(lambda i: _write_run_json(run_dir, i), info)
         with RunProgress(scenario.duration_s, lambda: {}, quiet) as progress:
             engine = _drive(scenario, inputs, replay, source, run_dir, traces, extra_layers,
-                            progress, heartbeat)
+                            progress, heartbeat, on_tick)
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -163,13 +169,15 @@ def run_scenario(
 
 def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source: Path | None,
            run_dir: Path, traces: TraceSet, extra_layers: Iterable[LayerFactory],
-           progress: RunProgress, heartbeat: Heartbeat) -> Engine:
+           progress: RunProgress, heartbeat: Heartbeat,
+           on_tick: Callable[[float, float], None] | None) -> Engine:
     """Build the layers (SUMO's warm-up, the learning set-up) and run the clock."""
+    m = scenario.mobility
+    gui = m.gui if m.gui is not None else GuiConfig()
     launch = SumoLaunch(
-        inputs=inputs, backend=scenario.mobility.backend,
-        step_length_s=scenario.mobility.step_length_s, seed=scenario.seed,
-        extra_options=tuple(scenario.mobility.sumo_options), log_file=run_dir / "sumo.log",
-        pipeline=scenario.mobility.pipeline,
+        inputs=inputs, backend=m.backend, step_length_s=m.step_length_s, seed=scenario.seed,
+        extra_options=tuple(m.sumo_options), log_file=run_dir / "sumo.log", pipeline=m.pipeline,
+        gui=GuiOptions(gui.delay_ms, gui.settings_file, gui.keep_open),
     )
     session_context = (contextlib.nullcontext(replay) if replay is not None
                        else open_session(launch))
@@ -198,6 +206,10 @@ def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source
             phase("warm-up: learning (data, model, pre-trained backbone)")
             ports = learning_ports(scenario, engine.env, mobility, radio)
             engine.add_layer(FederatedLayer(scenario, ports))
+        if m.backend == "gui" and replay is None:  # cells as POIs, vehicles by serving cell
+            from cosim.mobility.gui import GuiLayer
+
+            engine.add_layer(GuiLayer(session.connection, gui.colour_period_s))
         for factory in extra_layers:
             engine.add_layer(factory(engine))
         tick_s = max(scenario.mobility.step_length_s, scenario.duration_s / 1000)
@@ -208,6 +220,8 @@ def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source
             interrupts.check()
             progress.tick(now)
             heartbeat()
+            if on_tick is not None:
+                on_tick(now, scenario.duration_s)
 
         engine.run(tick, tick_s)
     return engine

@@ -7,6 +7,7 @@ The error line names the file and the dotted field, e.g.
 from __future__ import annotations
 
 import difflib
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -16,7 +17,21 @@ import yaml
 from pydantic import BaseModel, Tag, ValidationError
 
 from cosim.errors import InputError
+from cosim.safe_yaml import RefusedYamlError, load_yaml
 from cosim.scenario import Scenario
+from cosim.scenario.base import FieldError
+
+MAX_FILE_BYTES = 64 * 2**20  # a scenario is kilobytes; a bigger file is not one
+
+
+def _short_repr() -> reprlib.Repr:
+    """repr of user input cut to a few items: a huge (or alias-shared) value is never walked."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 2, 4, 4, 40, 40
+    return short
+
+
+_SHORT = _short_repr()
 
 
 def load_scenario(
@@ -24,7 +39,14 @@ def load_scenario(
 ) -> Scenario:
     """Load and validate a scenario; raise InputError (one clear line) on any bad input."""
     path = Path(path)
-    raw = read_yaml_mapping(path)
+    return scenario_from_mapping(read_yaml_mapping(path), path, overrides, seed)
+
+
+def scenario_from_mapping(
+    raw: dict[str, Any], path: Path, overrides: list[str] | tuple[str, ...] = (),
+    seed: int | None = None,
+) -> Scenario:
+    """Validate a scenario already read from ``path`` (``raw`` is changed by the overrides)."""
     raw.setdefault("name", path.stem)
     for item in overrides:
         apply_override(raw, item, path)
@@ -34,11 +56,16 @@ def load_scenario(
         return Scenario.model_validate(raw, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
         raise _as_input_error(exc, path) from None
+    except RecursionError:
+        raise InputError(path, None, "values nested too deeply to validate") from None
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """Parse a YAML file that must hold a mapping at the top."""
     try:
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+            raise InputError(path, None, f"{path.stat().st_size:,} bytes: too big for a scenario "
+                             f"(at most {MAX_FILE_BYTES:,})")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(path, None, "file not found") from None
@@ -47,12 +74,14 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(path, None, f"cannot read: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(path, None, f"not valid YAML: {where}{problem}") from None
+    except RecursionError:
+        raise InputError(path, None, "not valid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise InputError(path, None, "a scenario must be a YAML mapping of sections")
     return data
@@ -64,9 +93,13 @@ def apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
     if not sep or not key.strip():
         raise InputError(path, "--set", f"expected dotted.key=value, got {item!r}")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = load_yaml(text) if text.strip() else None
+    except RefusedYamlError as exc:
+        raise InputError(path, key.strip(), f"not a valid value: {exc.problem}") from None
     except yaml.YAMLError:
-        value = text
+        value = text  # not YAML: the text itself (a name, a path)
+    except RecursionError:
+        raise InputError(path, key.strip(), "value nested too deeply") from None
     parts = key.strip().split(".")
     node: Any = raw
     for depth, part in enumerate(parts[:-1]):
@@ -105,6 +138,9 @@ def _as_input_error(exc: ValidationError, path: Path) -> InputError:
                max(errors, key=lambda e: len(_field_path(e["loc"]))))
     loc = _field_path(err["loc"])
     field = ".".join(str(p) for p in loc) or None
+    problem = (err.get("ctx") or {}).get("error")
+    if isinstance(problem, FieldError):  # a check across fields that names the culprit
+        return InputError(path, ".".join(filter(None, (field, problem.field))), problem.message)
     if err["type"] == "union_tag_invalid":  # a discriminated union: the tag names the variant
         tag, known = err["ctx"]["tag"], err["ctx"]["expected_tags"]
         return InputError(path, f"{field}.method",
@@ -127,8 +163,7 @@ def _as_input_error(exc: ValidationError, path: Path) -> InputError:
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     if err["type"] not in ("value_error", "missing") and "input" in err:
-        shown = repr(err["input"])
-        message += f" (got {shown[:60]})"
+        message += f" (got {_SHORT.repr(err['input'])})"
     return InputError(path, field, message)
 
 
@@ -142,8 +177,11 @@ def _field_path(loc: tuple) -> list:
         if variants and part in variants:  # the tag pydantic puts after a discriminated field
             current = variants[part]
             continue
-        if isinstance(part, str) and (part.startswith("function-") or "[" in part or part[:1].isupper()):
+        if isinstance(part, str) and (part.startswith(("function-", "constrained-")) or "["
+                                      in part or part[:1].isupper()):
             continue
+        if isinstance(part, str) and current is not None and _model_in(current) is None:
+            continue  # a union member's tag below a plain field ("float", "int")
         out.append(part)
         cls = _model_in(current)
         current = cls.model_fields[part].annotation if cls is not None and isinstance(part, str) \

@@ -87,12 +87,14 @@ def test_report_renders_plots_that_are_not_blank(compared, tmp_path, which):
     result = CliRunner().invoke(app, ["report", str(source), "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r" / "report.html").read_text()
-    assert page.count("src='data:image/png;base64,") == len(FIGURES) + len(RADIO_FIGURES)
+    # sync runs only: the staleness figure is skipped, with the reason
+    assert page.count("src='data:image/png;base64,") == len(FIGURES) + len(RADIO_FIGURES) - 1
+    assert "Skipped: every run aggregates synchronously" in page
     assert "http://" not in page and "https://" not in page  # viewable offline
     assert "round costs: the trained <b>cosim-tiny</b>" in page  # no deployed_model here
     pngs = sorted((tmp_path / "r" / "figures").glob("*.png"))
-    assert {p.stem for p in pngs} == {"metric_vs_time", "participation", "link_windows",
-                                      "handoff_map", "staleness", "bytes", *RADIO_FIGURES}
+    assert {p.stem for p in pngs} == {"metric_vs_time", "participation", "gantt", "link_windows",
+                                      "handoff_map", "bytes", *RADIO_FIGURES}
     for png in pngs:
         pixels = imread(png)[..., :3]
         assert pixels.std() > 0.05, f"{png.name} is blank"
@@ -110,7 +112,8 @@ def test_report_of_a_radio_only_run_says_what_is_missing(grid_small, tmp_path):
     assert result.exit_code == 0, result.output
     page = (tmp_path / "run" / "report" / "report.html").read_text()
     # the connectivity figures (link windows, handoff map and the radio ones), not the learning ones
-    assert page.count("data:image/png") == 2 + len(RADIO_FIGURES) and "No data in these runs" in page
+    assert page.count("data:image/png") == 2 + len(RADIO_FIGURES)
+    assert "Skipped: no client took part in any round" in page
     bad = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert bad.exit_code == 2 and "run folder" in bad.stderr
 

@@ -88,9 +88,13 @@ def test_a_failing_ray_worker_names_its_run_and_keeps_a_ray_it_did_not_start(tmp
             with pytest.raises(InputError, match=r"file not found \(run .*bad-scenario\)"):
                 runner.run([RunJob(str(tmp_path / "missing.yaml"), (), str(tmp_path / "bad-scenario"),
                                    1)], None)
-            out = tmp_path / "file" / "run"  # a folder under a file: the run cannot start
-            with pytest.raises(RuntimeError, match=re.escape(f"run {out} failed in a Ray worker: ")):
+            out = tmp_path / "file" / "run"  # a folder under a file: bad input, named as such
+            with pytest.raises(InputError, match=re.escape(f"is a file, not a folder (run {out})")):
                 runner.run([RunJob(str(GRID_SMALL), ("learning=null", "duration_s=5"), str(out), 1)],
+                           None)
+            out = tmp_path / "run"  # zero torch threads: an internal failure in the worker
+            with pytest.raises(RuntimeError, match=re.escape(f"run {out} failed in a Ray worker: ")):
+                runner.run([RunJob(str(GRID_SMALL), ("learning=null", "duration_s=5"), str(out), 0)],
                            None)
         assert ray.is_initialized()
     finally:

@@ -285,8 +285,12 @@ def _traces(folder: Path) -> dict[str, str]:
 
 def test_compare_refuses_resumes_and_overwrites(tmp_path):
     args = ["compare", str(GRID), "--policies", "random,availability_aware", "-q", *COMPARE]
-    fresh = _cosim(*args, "--out", str(tmp_path / "a"))
+    fresh = _cosim(*[a for a in args if a != "-q"], "--out", str(tmp_path / "a"),
+                   env={"COSIM_PROGRESS_EVERY_S": "0"})
     assert fresh.exit_code == 0, fresh.output
+    # off a terminal: a line per finished run, and the running run's simulated time
+    assert "compare: 3 of 3 runs done" in fresh.output
+    assert "runs done; running: random-sync-seed0 " in fresh.output
     again = _cosim(*args, "--out", str(tmp_path / "a"))
     assert again.exit_code == 2 and "--resume" in _one_line(again)
 

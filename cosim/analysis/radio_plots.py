@@ -20,31 +20,30 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from cosim.analysis.plots import _colours, _draw_network
+from cosim.analysis.ecdf import ecdf as _ecdf
+from cosim.analysis.figure_style import integer_ticks, series_styles, set_caption
+from cosim.analysis.plots import _draw_network
 from cosim.analysis.runs import ReportSource, RunRef, table
+from cosim.analysis.skip import Skip, figure
 from cosim.trace_schemas import CELLS, HANDOFFS, LINK_WINDOWS, MOBILITY, RADIO
 
 NOT_CONNECTED = "#000000"
 HEATMAP_FROM_CELLS = 30  # this many cells or more: per-cell load as a heatmap, not stacked areas
 MAP_POINTS = 60_000  # at most this many samples on the maps (a fixed subsample: same pixels)
-ECDF_POINTS = 2_000  # at most this many steps per CDF line
+NO_RADIO = "radio not configured"
 
 
 # ---------------------------------------------------------------------------------------- helpers
 
-def _ecdf(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted values and their empirical CDF (thinned to ECDF_POINTS, ends kept)."""
-    x = np.sort(x)
-    p = np.arange(1, len(x) + 1) / len(x)
-    if len(x) > ECDF_POINTS:
-        keep = np.unique(np.linspace(0, len(x) - 1, ECDF_POINTS).astype(int))
-        x, p = x[keep], p[keep]
-    return x, p
-
-
 def _tables(src: ReportSource, name: str) -> list[tuple[RunRef, pd.DataFrame]]:
+    """The connectivity runs' non-empty tables; Skip (saying which) when there are none."""
     frames = [(run, table(run, name)) for run in src.connectivity]
-    return [(r, t) for r, t in frames if t is not None and len(t)]
+    if all(t is None for _, t in frames):
+        raise Skip(f"no {name} table ({NO_RADIO})")
+    frames = [(r, t) for r, t in frames if t is not None and len(t)]
+    if not frames:
+        raise Skip(f"the {name} table is empty")
+    return frames
 
 
 def _seed_note(src: ReportSource) -> str:
@@ -87,7 +86,8 @@ def _positions(radio: pd.DataFrame, mobility: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------- figures
 
-def sinr_cdf(src: ReportSource) -> Figure | None:
+@figure
+def sinr_cdf(src: ReportSource) -> Figure:
     """Empirical CDF of the serving cell's SINR (not-connected samples left out), per run / seed."""
     lines = []
     for run, r in _tables(src, RADIO):
@@ -96,15 +96,15 @@ def sinr_cdf(src: ReportSource) -> Figure | None:
         if len(s):
             lines.append((run, s))
     if not lines:
-        return None
-    colours = _colours([r.label for r, _ in lines])
+        raise Skip("no vehicle was ever connected (every radio sample has serving cell -1)")
+    styles = series_styles([r.label for r, _ in lines])
     fig, ax = plt.subplots(figsize=(8, 4))
     for run, s in lines:
         x, p = _ecdf(s)
         median = float(np.median(s))
-        ax.step(x, p, where="post", color=colours[run.label], linewidth=1.6,
-                label=f"{run.label}: median {median:.1f} dB (n={len(s):,})")
-        ax.plot([median], [0.5], "o", color=colours[run.label], markersize=5)
+        ax.step(x, p, where="post", label=f"{run.label}: median {median:.1f} dB (n={len(s):,})",
+                **styles[run.label].kw())
+        ax.plot([median], [0.5], "o", color=styles[run.label].color, markersize=5)
     ax.axhline(0.5, color="#888", linewidth=0.6, linestyle=":")
     ax.set_ylim(0, 1)
     ax.set_xlabel("serving-cell SINR (dB)")
@@ -113,16 +113,16 @@ def sinr_cdf(src: ReportSource) -> Figure | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return fig
+    return set_caption(fig, "Empirical CDF of the serving cell's SINR over the connected radio "
+                            "samples, one line per recording (seed); dots: medians.")
 
 
-def time_of_stay(src: ReportSource) -> Figure | None:
+@figure
+def time_of_stay(src: ReportSource) -> Figure:
     """CDFs (log x) of the time of stay on one serving cell and of the connected windows;
     windows open at the end of the run (censored) are left out and counted in the legend."""
     frames = _tables(src, LINK_WINDOWS)
-    if not frames:
-        return None
-    colours = _colours([r.label for r, _ in frames])
+    styles = series_styles([r.label for r, _ in frames])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     panels = (("time of stay on one serving cell", True),
               ("connected window (any cell, across handoffs)", False))
@@ -135,13 +135,13 @@ def time_of_stay(src: ReportSource) -> Figure | None:
             d = d[d > 0]
             note = f"{censored.sum()} censored left out"
             if not len(d):
-                ax.plot([], [], color=colours[run.label], label=f"{run.label}: none ended ({note})")
+                ax.plot([], [], label=f"{run.label}: none ended ({note})", **styles[run.label].kw())
                 continue
             ended += len(d)
             x, p = _ecdf(d)
             x, p = np.r_[x[0], x], np.r_[0.0, p]  # start the step at 0
-            ax.step(x, p, where="post", color=colours[run.label], linewidth=1.6,
-                    label=f"{run.label}: median {np.median(d):.1f} s\n(n={len(d):,}; {note})")
+            ax.step(x, p, where="post", label=f"{run.label}: median {np.median(d):.1f} s\n"
+                    f"(n={len(d):,}; {note})", **styles[run.label].kw())
         if not ended:
             ax.text(0.5, 0.5, "no window ended before the end of the run", transform=ax.transAxes,
                     ha="center", va="center", fontsize=9, color="#666")
@@ -156,15 +156,15 @@ def time_of_stay(src: ReportSource) -> Figure | None:
         ax.legend(fontsize=7, loc="best")
     axes[0].set_ylabel("CDF (share of ended windows)")
     fig.tight_layout()
-    return fig
+    return set_caption(fig, "Empirical CDFs of the windows that ended before the end of the run; "
+                            "the censored ones (still open) are counted in the legend, and drawn "
+                            "in the link-window figure.")
 
 
-def cell_load(src: ReportSource) -> Figure | None:
+@figure
+def cell_load(src: ReportSource) -> Figure:
     """Vehicles each cell serves against simulated time; a cell x time heatmap with 30+ cells."""
-    frames = _tables(src, RADIO)
-    if not frames:
-        return None
-    run, r = frames[0]
+    run, r = _tables(src, RADIO)[0]
     cells = table(run, CELLS)
     names = _cell_names(cells) if cells is not None else {}
     index = sorted(set(names) | set(int(c) for c in r.serving_cell.unique() if c >= 0))
@@ -200,7 +200,7 @@ def cell_load(src: ReportSource) -> Figure | None:
                             label="not connected")
         ax.set_ylabel("vehicles")
         ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        integer_ticks(ax.yaxis)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="cell",
                   title_fontsize=8, ncol=1 if len(index) <= 16 else 2, frameon=False)
         ax.grid(alpha=0.3, axis="y")
@@ -209,19 +209,21 @@ def cell_load(src: ReportSource) -> Figure | None:
     ax.set_xlabel("simulated time (min)")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    return fig
+    return set_caption(fig, "Vehicles attached to each cell at each radio trace sample (stacked; "
+                            "hatched on top: vehicles in the network but not connected).")
 
 
-def coverage_map(src: ReportSource) -> Figure | None:
+@figure
+def coverage_map(src: ReportSource) -> Figure:
     """Vehicle positions coloured by serving cell (black: not connected), and their SINR, over the
     SUMO street network, with the cells (sectors: a short line along the boresight)."""
     run = src.connectivity[0]
     radio, mobility, cells = (table(run, n) for n in (RADIO, MOBILITY, CELLS))
-    if radio is None or mobility is None or cells is None or not len(radio):
-        return None
+    if radio is None or mobility is None or cells is None:
+        raise Skip(f"no radio, mobility or cells table ({NO_RADIO})")
     pos = _positions(radio, mobility)
     if not len(pos):
-        return None
+        raise Skip("no radio sample has a recorded position (empty radio or mobility table)")
     if len(pos) > MAP_POINTS:
         pos = pos.sample(MAP_POINTS, random_state=0)
     pos = pos.sort_values(["key", "vehicle"], kind="stable")
@@ -268,7 +270,9 @@ def coverage_map(src: ReportSource) -> Figure | None:
     fig.suptitle(f"serving cell and SINR at the vehicles' positions, {run.label}"
                  + _seed_note(src) + ("" if drawn else " (street network file not found)"),
                  fontsize=10)
-    return fig
+    return set_caption(fig, "Radio samples at the vehicles' positions, coloured by serving cell "
+                            "(left) and by its SINR (right; colours span the 1st-99th percentile); "
+                            "black: not connected; markers: the cell sites.")
 
 
 def _draw_cells(ax, cells: pd.DataFrame, palette: dict[int, tuple], label: bool) -> None:
@@ -295,18 +299,19 @@ def _draw_cells(ax, cells: pd.DataFrame, palette: dict[int, tuple], label: bool)
                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
 
 
-def handoff_rate(src: ReportSource) -> Figure | None:
+@figure
+def handoff_rate(src: ReportSource) -> Figure:
     """Handoffs per minute against simulated time, ping-pongs (back within 1 s) apart."""
     frames = [(run, h[h.kind == "handoff"]) for run, h in _tables(src, HANDOFFS)]
-    if not frames:
-        return None
+    if not any(len(h) for _, h in frames):
+        raise Skip("no handoff in the recording" + ("s" if len(frames) > 1 else ""))
     end = max(float(run.info.get("sim_time_s") or run.info["scenario"]["duration_s"]) for run, _ in frames)
     end = max(end, *(float(h.t.max()) for _, h in frames if len(h)))
     width = _bin_minutes(end / 60)
     edges = np.arange(0, end / 60 + width - 1e-9, width, dtype=float)
     edges = edges if edges[-1] >= end / 60 - 1e-9 else np.r_[edges, edges[-1] + width]
     widths = np.diff(edges)
-    colours = _colours([r.label for r, _ in frames])
+    styles = series_styles([r.label for r, _ in frames])
     fig, ax = plt.subplots(figsize=(10, 3.8))
     for run, h in frames:
         ping = h.ping_pong.to_numpy(bool) if "ping_pong" in h else np.zeros(len(h), bool)
@@ -319,13 +324,18 @@ def handoff_rate(src: ReportSource) -> Figure | None:
             ax.bar(edges[:-1], pp, width=widths, bottom=other, align="edge", color="#6a4c93",
                    edgecolor="white", linewidth=0.3, label=f"ping-pong ({ping.sum():,})")
         else:
-            ax.stairs(other + pp, edges, color=colours[run.label], linewidth=1.5,
+            style = styles[run.label]
+            ax.stairs(other + pp, edges, color=style.color, linewidth=1.5,
+                      linestyle=style.linestyle, zorder=style.zorder,
                       label=f"{run.label}: all handoffs ({len(h):,})")
-            ax.stairs(pp, edges, color=colours[run.label], linewidth=1.2, linestyle="--",
-                      label=f"{run.label}: ping-pongs ({ping.sum():,})")
+            centres = (edges[:-1] + edges[1:]) / 2  # markers tell overlapping seeds apart
+            ax.plot(centres, other + pp, linestyle="none", marker=style.marker, markersize=4,
+                    markerfacecolor="none", color=style.color, zorder=style.zorder)
+            ax.stairs(pp, edges, color=style.color, linewidth=1.0, linestyle=":",
+                      alpha=0.8, zorder=style.zorder, label=f"{run.label}: ping-pongs ({ping.sum():,})")
     ax.set_xlim(0, edges[-1])
     ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    integer_ticks(ax.yaxis)
     ax.set_xlabel("simulated time (min)")
     ax.set_ylabel("handoffs per minute")
     ax.set_title(f"handoff rate ({width * 60:g}-s bins)" if width < 1 else
@@ -333,7 +343,9 @@ def handoff_rate(src: ReportSource) -> Figure | None:
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
-    return fig
+    return set_caption(fig, f"Handoffs (not attaches or radio link failures) per minute in "
+                            f"{width * 60:g}-s bins; ping-pong: back to the previous cell within "
+                            "1 s.")
 
 
 def _bin_minutes(minutes: float) -> float:

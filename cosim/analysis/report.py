@@ -1,33 +1,37 @@
-"""`cosim report`: one self-contained HTML file (PNG figures embedded) plus the PNGs on their own.
+"""`cosim report`: one self-contained HTML file (PNG figures embedded) plus every figure as PNG,
+SVG and PDF in `figures/` for papers.
 
 The HTML has no external references, so it opens offline and can be mailed or archived with the
-paper's artefacts.
+paper's artefacts. A figure that would mean nothing for these runs (no table, an empty one, the
+staleness of synchronous rounds) is not drawn: the report says why in its place.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from cosim.analysis.figure_files import DPI, remove_figure, save_figure
+from cosim.analysis.figure_style import caption
 from cosim.analysis.plots import FIGURES
 from cosim.analysis.radio_plots import RADIO_FIGURES, radio_table
 from cosim.analysis.runs import ReportSource, open_source
+from cosim.analysis.skip import render
 from cosim.analysis.summary import summarise_run
 from cosim.names import HEADLINE
 
-DPI = 110
+__all__ = ["ALL_FIGURES", "DPI", "write_report"]
 # the learning figures, then the radio ones (after the radio statistics table)
 ALL_FIGURES = {**FIGURES, **RADIO_FIGURES}
 
 
 def write_report(path: Path, out: Path | None = None) -> Path:
-    """Render every figure the runs have data for; return the HTML file."""
+    """Render every figure that means something for the runs; return the HTML file."""
     src = open_source(path)
     out = out or path / "report"
     figures_dir = out / "figures"
@@ -36,19 +40,22 @@ def write_report(path: Path, out: Path | None = None) -> Path:
     for key, (title, make) in ALL_FIGURES.items():
         if key == next(iter(RADIO_FIGURES)):
             sections.append(_radio_section(src))
-        fig = make(src)
-        if fig is None:
-            sections.append(f"<h2>{html.escape(title)}</h2><p class='none'>No data in these runs "
-                            "(learning or radio not configured).</p>")
+        fig = render(make, src)
+        heading = f"<h2>{html.escape(title)}</h2>"
+        if isinstance(fig, str):
+            remove_figure(figures_dir, key)
+            sections.append(f"{heading}<p class='none skipped' data-figure='{html.escape(key)}'>"
+                            f"Skipped: {html.escape(fig)}.</p>")
             continue
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=DPI)
+        files = save_figure(fig, figures_dir, key, dpi=DPI)
+        note = caption(fig)
         plt.close(fig)
-        png = buffer.getvalue()
-        (figures_dir / f"{key}.png").write_bytes(png)
-        data = base64.b64encode(png).decode("ascii")
-        sections.append(f"<h2>{html.escape(title)}</h2>"
-                        f"<img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+        data = base64.b64encode(files["png"].read_bytes()).decode("ascii")
+        links = " ".join(f"<a href='figures/{p.name}'>{fmt.upper()}</a>" for fmt, p in files.items())
+        sections.append(f"{heading}<figure id='fig-{html.escape(key)}'><img alt='{html.escape(title)}' "
+                        f"data-figure='{html.escape(key)}' src='data:image/png;base64,{data}'>"
+                        f"<figcaption>{html.escape(note)} <span class='files'>{links}</span>"
+                        "</figcaption></figure>")
     page = _page(src, _summary_table(src), sections)
     target = out / "report.html"
     target.write_text(page, encoding="utf-8")
@@ -105,7 +112,8 @@ def _page(src: ReportSource, summary: str, sections: list[str]) -> str:
              "img{max-width:100%;border:1px solid #ddd}table.summary{border-collapse:collapse;"
              "font-size:13px}table.summary td,table.summary th{padding:3px 8px;"
              "border-bottom:1px solid #eee;text-align:right}table.radio th.stat{text-align:left;"
-             "font-weight:normal}p.none{color:#888}")
+             "font-weight:normal}p.none{color:#888}figure{margin:0 0 1.5em}"
+             "figcaption{font-size:13px;color:#444}span.files{color:#888}")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
             f"<title>cosim report: {html.escape(what)}</title><style>{style}</style></head><body>"
             f"<h1>cosim report</h1><p>{html.escape(what)}</p><p>{facts}</p>"

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from cosim.cache import cached_folder, content_key
-from cosim.errors import InputError
+from cosim.errors import InputError, warn
 from cosim.mobility.sumo_tools import SumoToolError, binary, run_tool, sumo_version, tool
+from cosim.radio.boundary import check_cells_inside
 from cosim.scenario import MobilityConfig, ParkingDemand, RandomTripsDemand, Scenario
 
 
@@ -46,15 +47,26 @@ def prepare_inputs(scenario: Scenario, source: Path | None = None) -> SumoInputs
     """Build (or fetch from the cache) everything SUMO needs for this scenario."""
     m = scenario.mobility
     if m.sumocfg:
-        return SumoInputs(net=None, sumocfg=m.sumocfg, routes=m.routes, additional=m.additional)
-    net = m.net or build_network(m, source)
-    routes, additional = list(m.routes), list(m.additional)
-    if m.demand is not None and m.replay is None:  # a replay needs the network, not traffic
-        end = m.demand.end_s or (m.warmup_s + scenario.duration_s)
-        demand_routes, demand_adds = build_demand(net, m.demand, scenario.seed, end, source)
-        routes.append(demand_routes)
-        additional.extend(demand_adds)
-    return SumoInputs(net=net, routes=routes, additional=additional)
+        inputs = SumoInputs(net=None, sumocfg=m.sumocfg, routes=m.routes, additional=m.additional)
+        try:
+            net_of_cfg = network_file(inputs)
+        except ET.ParseError as exc:
+            raise InputError(source, "mobility.sumocfg", f"cannot read {m.sumocfg.name}: {exc}") from None
+        check_cells_inside(scenario.radio, net_of_cfg, source)
+    else:
+        net = m.net or build_network(m, source)
+        check_cells_inside(scenario.radio, net, source)  # before demand: a bad cell fails fast
+        routes, additional = list(m.routes), list(m.additional)
+        if m.demand is not None and m.replay is None:  # a replay needs the network, not traffic
+            end = m.demand.end_s or (m.warmup_s + scenario.duration_s)
+            demand_routes, demand_adds = build_demand(net, m.demand, scenario.seed, end, source)
+            routes.append(demand_routes)
+            additional.extend(demand_adds)
+        inputs = SumoInputs(net=net, routes=routes, additional=additional)
+    if m.geo_origin is None:  # the one place lon/lat come from
+        warn(source, "mobility.geo_origin", "not given, so the mobility trace's lon/lat columns "
+             "stay empty (null); give the lat/lon of the network's (0, 0) to fill them")
+    return inputs
 
 
 def build_network(m: MobilityConfig, source: Path | None = None) -> Path:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from cosim.errors import InputError
+from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
 from cosim.mobility.session import VehicleStates
+from cosim.trace_schemas import MOBILITY_SCHEMA
 
 FIELD = "mobility.replay"
 _COLUMNS = ("t", "vehicle", "x", "y", "speed", "heading", "edge", "parked", "type")
@@ -122,16 +123,12 @@ def _recorded_period(path: Path, times: np.ndarray) -> float | None:
 
 
 def _read_trace(path: Path) -> pa.Table:
+    """The trace's columns, checked for type, nulls and NaN before anything is replayed."""
     if not path.is_file():
         raise InputError(path, FIELD, "file not found")
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(path, FIELD, f"not a readable Parquet file: {exc}") from None
-    missing = [c for c in _COLUMNS if c not in schema.names]
-    if missing:
-        raise InputError(path, FIELD, f"not a cosim mobility trace (no column {missing[0]!r})")
-    try:
-        return pq.read_table(path, columns=list(_COLUMNS))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(path, FIELD, f"not a readable Parquet file: {exc}") from None
+    where = Where(path, FIELD)
+    expected = pa.schema([MOBILITY_SCHEMA.field(c) for c in _COLUMNS])
+    check_columns(where, read_schema(where), expected, "cosim mobility trace")
+    table = read_table(where, _COLUMNS)
+    check_values(where, table)
+    return table

@@ -13,6 +13,7 @@ import contextlib
 import io
 import itertools
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ class SumoLaunch:
     extra_options: tuple[str, ...] = ()
     log_file: Path | None = None
     pipeline: bool = False  # libsumo only: SUMO in a child process, stepping ahead
+    gui: GuiOptions | None = None  # backend gui only: how sumo-gui shows the run
 
     def command(self, executable: str) -> list[str]:
         cmd = [executable]
@@ -79,6 +81,24 @@ class SumoLaunch:
         if self.log_file:
             cmd += ["--log", str(self.log_file)]
         return cmd + list(self.extra_options)
+
+
+@dataclass(frozen=True)
+class GuiOptions:
+    """sumo-gui's pace and look: ``delay_ms`` between steps (0: as fast as it can, which is too
+    fast to watch), a ``settings_file`` (sumo-gui's view settings XML), and ``keep_open``: the
+    window stays after the run (cosim waits until it is closed)."""
+
+    delay_ms: float = 100.0
+    settings_file: Path | None = None
+    keep_open: bool = False
+
+    def options(self) -> list[str]:
+        out = ["--start", "true", "--delay", f"{self.delay_ms:g}",
+               "--quit-on-end", "false" if self.keep_open else "true"]
+        if self.settings_file is not None:
+            out += ["--gui-settings-file", str(self.settings_file)]
+        return out
 
 
 def pack_states(ids, positions, speeds, angles, roads, stop_states) -> tuple:
@@ -198,7 +218,8 @@ class TraciSession(SumoSession):
         self._traci = traci
         self._label = f"cosim-{next(self._labels)}"
         exe = binary("sumo-gui" if gui else "sumo")
-        cmd = launch.command(exe) + (["--start", "true", "--quit-on-end", "true"] if gui else [])
+        self.gui = (launch.gui or GuiOptions()) if gui else None
+        cmd = launch.command(exe) + (self.gui.options() if self.gui is not None else [])
         self._conn = None
 
         def start() -> None:
@@ -228,8 +249,15 @@ class TraciSession(SumoSession):
     def vehicle_type(self, vehicle: str) -> str:
         return self._conn.vehicle.getTypeID(vehicle)
 
+    @property
+    def connection(self) -> Any:
+        """The TraCI connection (the GUI layer draws through it)."""
+        return self._conn
+
     def close(self) -> None:
         if self._conn is not None:
+            if self.gui is not None and self.gui.keep_open:
+                print("sumo-gui stays open: close its window to end the run", file=sys.stderr)
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import pyarrow.parquet as pq
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cosim.errors import InputError
+from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
+
+ORACLE_FIELD = "scheduling.oracle_windows"
+ORACLE_COLUMNS = pa.schema([("vehicle", pa.string()), ("cell", pa.int32()),
+                            ("start", pa.float64()), ("end", pa.float64())])
 
 
 class LinkWindowPredictor(Protocol):
@@ -30,8 +38,7 @@ class OraclePredictor:
     """The true remaining window, from a recorded ``link_windows`` table."""
 
     def __init__(self, windows_file: Path):
-        table = pq.read_table(windows_file, columns=["vehicle", "cell", "start", "end"])
-        df = table.to_pydict()
+        df = read_oracle_windows(windows_file).to_pydict()
         per_vehicle: dict[str, list[tuple[float, float]]] = {}
         for vehicle, cell, start, end in zip(df["vehicle"], df["cell"], df["start"], df["end"],
                                              strict=True):
@@ -48,6 +55,19 @@ class OraclePredictor:
         if i < 0 or self._ends[vehicle][i] <= now:
             return 0.0
         return self._ends[vehicle][i] - now
+
+
+def read_oracle_windows(path: Path) -> pa.Table:
+    """The columns the oracle reads, checked (a run checks them before its folder exists)."""
+    where = Where(path, ORACLE_FIELD)
+    if not where.path.is_file():
+        raise InputError(path, ORACLE_FIELD, "file not found")
+    check_columns(where, read_schema(where), ORACLE_COLUMNS, "link_windows table")
+    table = read_table(where, ORACLE_COLUMNS.names)
+    check_values(where, table)
+    if pc.any(pc.greater(table.column("start"), table.column("end"))).as_py():
+        raise InputError(path, ORACLE_FIELD, "a window ends before it starts")
+    return table
 
 
 class HistoryPredictor:

@@ -25,9 +25,10 @@ from cosim.scenario.base import StrictModel
 class AggregationBase(StrictModel):
     """Settings every method has: when to evaluate and when the server is done."""
 
-    eval_every_rounds: PositiveInt = 1  # async and hierarchical: every this many model versions
+    # async and hierarchical: every this many model versions
+    eval_every_rounds: PositiveInt = Field(1, le=10**9)
     eval_every_s: PositiveFloat | None = None  # also evaluate at least this often (simulated)
-    max_rounds: PositiveInt | None = None  # async and hierarchical: model versions
+    max_rounds: PositiveInt | None = Field(None, le=10**9)  # async and hierarchical: model versions
     end_run_at_max_rounds: bool = True  # the run ends when max_rounds are done
 
 
@@ -35,8 +36,8 @@ class StalenessSettings(StrictModel):
     """s(tau) of FedAsync (Xie et al., 2019), used by both asynchronous methods."""
 
     staleness: Literal["constant", "polynomial", "hinge"] = "polynomial"
-    staleness_a: NonNegativeFloat = 0.5
-    staleness_b: NonNegativeFloat = 4.0  # hinge: no discount up to this staleness
+    staleness_a: float = Field(0.5, ge=0.0, le=1e6)
+    staleness_b: float = Field(4.0, ge=0.0, le=1e9)  # hinge: no discount up to this staleness
 
 
 class SyncConfig(AggregationBase):
@@ -60,8 +61,8 @@ class FedBuffConfig(AggregationBase, StalenessSettings):
 
     method: Literal["fedbuff"]
     round_deadline_s: PositiveFloat = 120.0  # each client's budget
-    buffer_size: PositiveInt = 5  # arrivals per aggregation
-    server_lr: PositiveFloat = 1.0
+    buffer_size: PositiveInt = Field(5, le=1_000_000)  # arrivals per aggregation
+    server_lr: float = Field(1.0, gt=0.0, le=1e6)
 
 
 class HierarchicalConfig(AggregationBase):
@@ -69,10 +70,10 @@ class HierarchicalConfig(AggregationBase):
 
     method: Literal["hierarchical"]
     edge_period_s: PositiveFloat = 60.0  # an edge round at every cell
-    cloud_every: PositiveInt = 3  # cloud aggregation every this many edge rounds
-    macro_to_cloud_ms: NonNegativeFloat = 10.0
-    small_to_macro_ms: NonNegativeFloat = 2.0
-    backhaul_gbps: PositiveFloat = 1.0
+    cloud_every: PositiveInt = Field(3, le=1_000_000)  # cloud aggregation every this many edge rounds
+    macro_to_cloud_ms: float = Field(10.0, ge=0.0, le=1e7)
+    small_to_macro_ms: float = Field(2.0, ge=0.0, le=1e7)
+    backhaul_gbps: float = Field(1.0, gt=0.0, le=1e6)
 
 
 def _method(value: Any) -> str | None:

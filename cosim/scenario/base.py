@@ -3,13 +3,16 @@ file's folder."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
+    Field,
     ValidationInfo,
 )
 
@@ -19,10 +22,49 @@ def whole_multiple(value: float, step: float) -> bool:
     return ratio > 1 - 1e-9 and abs(ratio - round(ratio)) < 1e-9
 
 
-class StrictModel(BaseModel):
-    """Base for every scenario section: unknown keys are errors, defaults are validated."""
+class FieldError(ValueError):
+    """A check across fields that knows which field is wrong (dotted, from the model that
+    raises it); the loader names that field instead of the model."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class StrictModel(BaseModel):
+    """Base for every scenario section: unknown keys are errors, defaults are validated, and no
+    float is NaN or infinite (YAML's ``.nan`` / ``.inf`` would otherwise pass every bound check
+    and surface as NaN deep inside a run)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+
+def _one_or_many(value: Any) -> Any:
+    """A single item where a list is expected is a list of one (``routes: my.rou.xml``)."""
+    return [value] if isinstance(value, str | Path) else value
+
+
+def _split_options(value: Any) -> Any:
+    """Command-line options given as one string are split as a shell would (``"--a 1 --b"``)."""
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:  # an unclosed quote
+            raise ValueError(f"cannot split {value[:60]!r} into options: {exc}") from None
+    return value
+
+
+OptionList = Annotated[list[str], BeforeValidator(_split_options)]
+"""Command-line options of a SUMO tool: a list, or one string split like a shell."""
+
+NameList = Annotated[list[str], BeforeValidator(_one_or_many)]
+"""Names (types, ids): a list, or one name."""
+
+Coordinate = Annotated[float, Field(ge=-1e7, le=1e7)]
+"""A position in the network's frame (metres): beyond 10,000 km is a typo, not a place."""
+
+SEED_MAX = 2**31 - 1  # SUMO's --seed is a 32-bit int
 
 
 def resolve_input_file(value: Path, info: ValidationInfo) -> Path:
@@ -37,6 +79,9 @@ def resolve_input_file(value: Path, info: ValidationInfo) -> Path:
 InputFile = Annotated[Path, AfterValidator(resolve_input_file)]
 """A file the scenario reads; relative to the YAML file's folder; must exist."""
 
+InputFiles = Annotated[list[InputFile], BeforeValidator(_one_or_many)]
+"""Files the scenario reads: a list, or one file."""
+
 
 def _resolve_trace(value: Path, info: ValidationInfo) -> Path:
     base = Path((info.context or {}).get("base_dir", "."))
@@ -49,6 +94,8 @@ def _resolve_trace(value: Path, info: ValidationInfo) -> Path:
 
 
 TraceFile = Annotated[Path, AfterValidator(_resolve_trace)]
+
+
 def _resolve_input_dir(value: Path, info: ValidationInfo) -> Path:
     base = Path((info.context or {}).get("base_dir", "."))
     path = (value if value.is_absolute() else base / value).resolve()

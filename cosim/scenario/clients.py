@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import (
     Field,
-    PositiveFloat,
     PositiveInt,
 )
 
@@ -15,17 +14,17 @@ class DeviceProfile(StrictModel):
     """A vehicle's onboard computer: how fast it trains, driving and parked."""
 
     name: str = "onboard"
-    flops: PositiveFloat = 4e12  # peak FLOP/s of the onboard accelerator
+    flops: float = Field(4e12, gt=0.0, le=1e21)  # peak FLOP/s of the onboard accelerator
     efficiency: float = Field(0.3, gt=0.0, le=1.0)  # achieved share of peak on training
     driving_share: float = Field(0.25, ge=0.0, le=1.0)  # left for training while driving
     parked_share: float = Field(1.0, ge=0.0, le=1.0)  # left for training while parked
-    weight: PositiveFloat = 1.0  # relative frequency among client vehicles
+    weight: float = Field(1.0, gt=0.0, le=1e6)  # relative frequency among client vehicles
 
 
 class ClientsConfig(StrictModel):
     """Which SUMO vehicles are federated clients, and their devices."""
 
-    count: PositiveInt = 20  # = the data partitions
+    count: PositiveInt = Field(20, le=100_000)  # = the data partitions
     vehicle_type: str | None = None  # only vehicles of this SUMO vType
     vehicles: list[str] | None = None  # only these SUMO vehicle ids
     share: float = Field(1.0, gt=0.0, le=1.0)  # of eligible entering vehicles, seeded draw

@@ -9,9 +9,10 @@ from pydantic import (
 )
 
 from cosim.scenario.aggregation import AggregationConfig, SyncConfig
-from cosim.scenario.base import StrictModel, whole_multiple
+from cosim.scenario.base import SEED_MAX, StrictModel, whole_multiple
 from cosim.scenario.clients import ClientsConfig
 from cosim.scenario.learning import LearningConfig
+from cosim.scenario.limits import check_limits
 from cosim.scenario.mobility import MobilityConfig
 from cosim.scenario.onboarding import OnboardingConfig
 from cosim.scenario.output import OutputConfig
@@ -23,7 +24,7 @@ class Scenario(StrictModel):
     """One experiment: what moves, what connects, what learns, and where the traces go."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     duration_s: PositiveFloat
     mobility: MobilityConfig
     radio: RadioConfig | None = None
@@ -36,6 +37,7 @@ class Scenario(StrictModel):
 
     @model_validator(mode="after")
     def _whole_steps(self) -> Scenario:
+        check_limits(self)  # first: an absurd step makes every ratio below meaningless
         step = self.mobility.step_length_s
         if not whole_multiple(self.duration_s, step):
             raise ValueError(f"duration_s ({self.duration_s} s) must be a whole multiple of "

@@ -8,16 +8,14 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     Field,
-    NonNegativeFloat,
     NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
     ValidationInfo,
     model_validator,
 )
 
 from cosim.names import TASKS
-from cosim.scenario.base import InputDir, InputFile, StrictModel, resolve_input_file
+from cosim.scenario.base import SEED_MAX, InputDir, InputFile, StrictModel, resolve_input_file
 
 SYNTHETIC_CHECKPOINT = "synthetic"
 
@@ -43,15 +41,15 @@ class PeftConfig(StrictModel):
     method: Literal["adapter", "lora", "prompt", "moe_adapter"] = "adapter"
     branches: list[Literal["image", "lidar", "text"]] = Field(
         default_factory=lambda: ["image", "lidar", "text"])
-    last_blocks: PositiveInt = 2  # PEFT in the upper blocks (the authors' choice)
-    bottleneck: PositiveInt = 32
-    scale: float = 0.1
-    lora_rank: PositiveInt = 4
-    lora_alpha: PositiveFloat = 8.0
-    prompt_tokens: PositiveInt = 8
-    experts: PositiveInt = 4
-    top_k: PositiveInt = 1
-    balance_weight: NonNegativeFloat = 0.01
+    last_blocks: PositiveInt = Field(2, le=1000)  # PEFT in the upper blocks (the authors' choice)
+    bottleneck: PositiveInt = Field(32, le=65_536)
+    scale: float = Field(0.1, ge=-1000.0, le=1000.0)
+    lora_rank: PositiveInt = Field(4, le=65_536)
+    lora_alpha: float = Field(8.0, gt=0.0, le=1e6)
+    prompt_tokens: PositiveInt = Field(8, le=65_536)
+    experts: PositiveInt = Field(4, le=1024)
+    top_k: PositiveInt = Field(1, le=1024)
+    balance_weight: float = Field(0.01, ge=0.0, le=1e6)
 
     @model_validator(mode="after")
     def _top_k(self) -> PeftConfig:
@@ -67,36 +65,37 @@ class ModelConfig(StrictModel):
     checkpoint: Annotated[str | None, AfterValidator(_resolve_checkpoint)] = None
     peft: PeftConfig = Field(default_factory=PeftConfig)
     task_adapter: bool = True  # the shared task adapter of FedAdapt
-    task_adapter_bottleneck: PositiveInt = 64
+    task_adapter_bottleneck: PositiveInt = Field(64, le=65_536)
     classifier: Literal["linear", "text"] = "linear"  # "text": cosine with class prompts
     tasks: list[Literal[TASKS]] = Field(
         default_factory=lambda: list(TASKS))
-    head_channels: PositiveInt = 64
+    head_channels: PositiveInt = Field(64, le=65_536)
     # The task's input view, pooled to the output grid, joins the head before its last layer: a
     # patch token (8 px in cosim-tiny) holds no detail finer than itself.
     input_skip: bool = True
-    bev_range_m: PositiveFloat = 40.0  # the 3D detection grid covers +-range around the ego car
+    # the 3D detection grid covers +-range around the ego car
+    bev_range_m: float = Field(40.0, gt=0.0, le=10_000.0)
 
 
 class BalancingConfig(StrictModel):
     """How per-task gradients of the shared modules are combined."""
 
     method: Literal["sum", "gradnorm", "cagrad"] = "sum"
-    gradnorm_alpha: NonNegativeFloat = 1.5  # the restoring force towards equal training rates
+    gradnorm_alpha: float = Field(1.5, ge=0.0, le=1e6)  # the restoring force towards equal training rates
     # Adam's learning rate on the task weights; weights, initial losses and Adam's moments are
     # kept per client across its rounds (GradNorm's weights are state of the training run).
-    gradnorm_lr: PositiveFloat = 0.025
-    cagrad_c: NonNegativeFloat = 0.4  # the radius of the ball around the mean gradient
+    gradnorm_lr: float = Field(0.025, gt=0.0, le=1e6)
+    cagrad_c: float = Field(0.4, ge=0.0, le=1e6)  # the radius of the ball around the mean gradient
 
 
 class LocalTrainingConfig(StrictModel):
     """One client's local update: epochs over its data with a fresh optimiser."""
 
-    epochs: PositiveInt = 1
-    batch_size: PositiveInt = 8
+    epochs: PositiveInt = Field(1, le=100_000)
+    batch_size: PositiveInt = Field(8, le=1_000_000)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: PositiveFloat = 1e-3
-    weight_decay: NonNegativeFloat = 0.0
+    lr: float = Field(1e-3, gt=0.0, le=1e6)
+    weight_decay: float = Field(0.0, ge=0.0, le=1e6)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
     bf16: bool = False  # autocast on CUDA only
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -104,17 +103,18 @@ class LocalTrainingConfig(StrictModel):
     # the frozen backbone (cosim/learning/batched.py), split into passes of near-equal size; 1
     # trains them one after another. PEFT methods that cannot stack (prompt, moe_adapter) train
     # one after another, as run.json says.
-    clients_per_pass: PositiveInt = 20
+    clients_per_pass: PositiveInt = Field(20, le=100_000)
     # Where the passes run: in this process; on worker processes of this machine ("processes",
     # the passes of a round in parallel); or on Ray actors (pip install -e ".[ray]"), one per GPU
     # of the cluster. The simulated clock stays here. Which worker trains a pass does not change
     # its result: a run equals a local one with the same ``threads``.
     backend: Literal["local", "processes", "ray"] = "local"
-    workers: PositiveInt | None = None  # processes: None = one per core; ray: None = one per GPU (or 1)
+    # processes: None = one per core; ray: None = one per GPU (or 1)
+    workers: PositiveInt | None = Field(None, le=100_000)
     ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None: start one
     # torch threads of every process that trains (None: torch's default, one per core). Results
     # depend on it at float rounding level; with workers, 1 thread each is the fast choice on CPUs.
-    threads: PositiveInt | None = None
+    threads: PositiveInt | None = Field(None, le=100_000)
 
 
 class SyntheticDataConfig(StrictModel):
@@ -122,8 +122,8 @@ class SyntheticDataConfig(StrictModel):
 
     segments: PositiveInt = 24
     frames: PositiveInt = 40
-    seed: int = Field(0, ge=0)
-    hz: PositiveFloat = 2.0  # frame rate: 40 frames at 2 Hz span a Waymo segment's 20 s
+    seed: int = Field(0, ge=0, le=SEED_MAX)
+    hz: float = Field(2.0, gt=0.0, le=1000.0)  # frame rate: 40 frames at 2 Hz span a Waymo segment's 20 s
 
 
 class DataConfig(StrictModel):
@@ -133,13 +133,13 @@ class DataConfig(StrictModel):
     format: Literal["v2", "v1"] = "v2"  # v2: Parquet components; v1: *.tfrecord segments
     synthetic: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
     partition: Literal["segment", "dirichlet"] = "segment"  # one segment per client (paper)
-    dirichlet_alpha: PositiveFloat = 0.5  # over cities, for partition: dirichlet
-    clients: PositiveInt = 20
-    heldout_segments: NonNegativeInt = 4  # never given to a client; global evaluation
-    frame_stride: PositiveInt = 1
+    dirichlet_alpha: float = Field(0.5, gt=0.0, le=1e6)  # over cities, for partition: dirichlet
+    clients: PositiveInt = Field(20, le=100_000)
+    heldout_segments: NonNegativeInt = Field(4, le=1_000_000)  # never given to a client
+    frame_stride: PositiveInt = Field(1, le=1_000_000)
     no_lidar_share: float = Field(0.0, ge=0.0, le=1.0)  # clients without a LiDAR
     camera_tasks_only_share: float = Field(0.0, ge=0.0, le=1.0)  # clients with 2D tasks only
-    cache_frames: NonNegativeInt = 4096  # decoded samples kept in memory
+    cache_frames: NonNegativeInt = Field(4096, le=100_000_000)  # decoded samples kept in memory
 
 
 class EvaluationConfig(StrictModel):
@@ -151,7 +151,7 @@ class EvaluationConfig(StrictModel):
     det2d_min_height: float = Field(0.0625, ge=0.0, lt=1.0)
     det2d_min_width: float = Field(0.0625, ge=0.0, lt=1.0)
     # 3D detection also gets nuScenes-style AP by BEV centre distance at these thresholds.
-    det3d_center_thresholds_m: list[PositiveFloat] = Field(
+    det3d_center_thresholds_m: list[Annotated[float, Field(gt=0.0, le=10_000.0)]] = Field(
         default_factory=lambda: [0.5, 1.0, 2.0, 4.0], min_length=1)
     tasks: list[Literal[TASKS]] | None = None  # none: every task
 
@@ -165,7 +165,7 @@ class DeployedModelConfig(StrictModel):
     name: str = "ViT-B-16"  # open_clip configuration (its own image size: 224 px for ViT-B-16)
     # Frames per second of driving its clients train on: a client's data spans
     # (frames x frame_stride / the data's rate) seconds of driving, every frame of which counts.
-    frame_hz: PositiveFloat = 10.0  # Waymo's perception segments: 20 s at ~10 Hz
+    frame_hz: float = Field(10.0, gt=0.0, le=10_000.0)  # Waymo's perception segments: 20 s at ~10 Hz
 
 
 class LearningConfig(StrictModel):

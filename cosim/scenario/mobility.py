@@ -12,7 +12,7 @@ from pydantic import (
     model_validator,
 )
 
-from cosim.scenario.base import InputFile, StrictModel, TraceFile
+from cosim.scenario.base import InputFile, InputFiles, OptionList, StrictModel, TraceFile
 
 
 class PlainNetwork(StrictModel):
@@ -20,7 +20,7 @@ class PlainNetwork(StrictModel):
 
     nodes: InputFile
     edges: InputFile
-    netconvert_options: list[str] = Field(
+    netconvert_options: OptionList = Field(
         default_factory=lambda: [
             "--tls.guess", "true",
             "--junctions.join", "true",
@@ -33,10 +33,10 @@ class PlainNetwork(StrictModel):
 class ParkingDemand(StrictModel):
     """Parking areas placed on the network and a share of trips that park on the way."""
 
-    areas: PositiveInt = 20
+    areas: PositiveInt = Field(20, le=100_000)
     share: float = Field(0.25, ge=0.0, le=1.0)
     duration_s: tuple[PositiveFloat, PositiveFloat] = (300.0, 1800.0)
-    min_edge_length_m: PositiveFloat = 80.0
+    min_edge_length_m: PositiveFloat = Field(80.0, le=100_000.0)
 
     @model_validator(mode="after")
     def _ordered(self) -> ParkingDemand:
@@ -48,13 +48,22 @@ class ParkingDemand(StrictModel):
 class RandomTripsDemand(StrictModel):
     """Demand from SUMO's randomTrips.py, routed with duarouter (cached per seed)."""
 
+    # seconds between departures; a list splits the time into equal intervals, one period each
     period_s: PositiveFloat | list[PositiveFloat] = 1.0
     begin_s: NonNegativeFloat = 0.0
     end_s: PositiveFloat | None = None  # default: warm-up + duration
     fringe_factor: PositiveFloat = 5.0
-    min_distance_m: NonNegativeFloat = 300.0
+    min_distance_m: float = Field(300.0, ge=0.0, le=1e7)
     parking: ParkingDemand | None = None
-    random_trips_options: list[str] = Field(default_factory=list)
+    random_trips_options: OptionList = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _window(self) -> RandomTripsDemand:
+        if isinstance(self.period_s, list) and not self.period_s:
+            raise ValueError("period_s: give a period or a non-empty list of periods")
+        if self.end_s is not None and self.end_s <= self.begin_s:
+            raise ValueError(f"end_s ({self.end_s:g} s) must be after begin_s ({self.begin_s:g} s)")
+        return self
 
 
 class GeoOrigin(StrictModel):
@@ -64,6 +73,19 @@ class GeoOrigin(StrictModel):
     lon: float = Field(ge=-180.0, le=180.0)
 
 
+class GuiConfig(StrictModel):
+    """How ``backend: gui`` shows the run: sumo-gui waits ``delay_ms`` between steps (SUMO's own
+    default, 0, is too fast to watch), loads a view ``settings_file`` (sumo-gui's XML: zoom,
+    scheme, ...), and with ``keep_open`` leaves the window open at the end (cosim waits until
+    it is closed). Cells are drawn as POIs and vehicles coloured by their serving cell every
+    ``colour_period_s``."""
+
+    delay_ms: float = Field(100.0, ge=0.0, le=10_000.0)
+    settings_file: InputFile | None = None
+    keep_open: bool = False
+    colour_period_s: float = Field(1.0, gt=0.0, le=3600.0)
+
+
 class MobilityConfig(StrictModel):
     """Where vehicles come from: a SUMO network, its demand, and how SUMO is driven."""
 
@@ -71,20 +93,22 @@ class MobilityConfig(StrictModel):
     # libsumo in a child process stepping ahead while this one runs the radio and learning (two
     # cores overlap; the states are identical). false: libsumo inside this process.
     pipeline: bool = True
-    step_length_s: PositiveFloat = 1.0
+    # SUMO counts time in whole milliseconds: a shorter step is not a step it can take
+    step_length_s: float = Field(1.0, ge=0.001, le=3600.0)
     warmup_s: NonNegativeFloat = 0.0
     sumocfg: InputFile | None = None
     net: InputFile | None = None
     plain: PlainNetwork | None = None
-    netgenerate: list[str] | None = None
-    routes: list[InputFile] = Field(default_factory=list)
-    additional: list[InputFile] = Field(default_factory=list)
+    netgenerate: OptionList | None = None
+    routes: InputFiles = Field(default_factory=list)
+    additional: InputFiles = Field(default_factory=list)
     demand: RandomTripsDemand | None = None
     geo_origin: GeoOrigin | None = None
-    sumo_options: list[str] = Field(default_factory=list)
+    sumo_options: OptionList = Field(default_factory=list)
     # A recorded run's mobility trace drives the radio and learning instead of SUMO; the network
     # is still read (cell placement, plots); demand and warm-up are not used.
     replay: TraceFile | None = None
+    gui: GuiConfig | None = None  # backend gui only (defaults when absent)
 
     @model_validator(mode="after")
     def _one_network(self) -> MobilityConfig:
@@ -96,6 +120,8 @@ class MobilityConfig(StrictModel):
             )
         if not self.sumocfg and not self.routes and self.demand is None and self.replay is None:
             raise ValueError("no traffic: give routes or demand (or a sumocfg that has them)")
+        if self.gui is not None and self.backend != "gui":
+            raise ValueError(f"gui: only with backend: gui (backend is {self.backend})")
         return self
 
 

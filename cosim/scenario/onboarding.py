@@ -24,8 +24,8 @@ class OnboardingConfig(StrictModel):
         default_factory=lambda: list(TASKS), min_length=1)
     methods: list[Literal[ONBOARDING_METHODS]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(ONBOARDING_METHODS), min_length=1)
-    pretrain_rounds: PositiveInt = 12  # FedAvg rounds on the three other tasks
-    rounds: PositiveInt = 8  # onboarding rounds per method
+    pretrain_rounds: PositiveInt = Field(12, le=1_000_000)  # FedAvg rounds on the three other tasks
+    rounds: PositiveInt = Field(8, le=1_000_000)  # onboarding rounds per method
     connectivity: list[Literal["gated", "ideal"]] = Field(
         default_factory=lambda: ["gated", "ideal"], min_length=1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import (
+    Field,
     PositiveFloat,
     PositiveInt,
 )
@@ -17,6 +18,6 @@ class OutputConfig(StrictModel):
 
     root: Path = Path("runs")  # relative to the working directory: runs/<name>-<timestamp>
     mobility_period_s: PositiveFloat = 1.0
-    row_group_rows: PositiveInt = 65536
+    row_group_rows: PositiveInt = Field(65536, le=100_000_000)
 
 

@@ -6,24 +6,23 @@ from typing import Literal
 
 from pydantic import (
     Field,
-    NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     model_validator,
 )
 
-from cosim.scenario.base import InputFile, StrictModel, whole_multiple
+from cosim.scenario.base import Coordinate, InputFile, NameList, StrictModel, whole_multiple
 
 
 class CellTemplate(StrictModel):
     """Radio parameters shared by a cell and by the cells a layout generator places."""
 
-    height_m: PositiveFloat = 25.0
+    height_m: float = Field(25.0, gt=0.0, le=1000.0)
     kind: Literal["macro", "small", "rsu"] = "macro"
-    tx_power_dbm: float = 46.0
-    antenna_gain_dbi: float = 8.0
+    tx_power_dbm: float = Field(46.0, ge=-60.0, le=90.0)  # total, over the bandwidth
+    antenna_gain_dbi: float = Field(8.0, ge=-30.0, le=60.0)
     carrier_ghz: float = Field(3.5, ge=0.5, le=100.0)  # 38.901's validity range
-    bandwidth_mhz: PositiveFloat = 40.0
+    bandwidth_mhz: float = Field(40.0, gt=0.0, le=5000.0)
     scenario: Literal["uma", "umi"] = "uma"
     # The antenna's boresight as a compass bearing (degrees clockwise from north, +y); none: an
     # omnidirectional antenna. A sector antenna has the 38.901 element pattern (Table 7.3-1).
@@ -34,17 +33,17 @@ class CellTemplate(StrictModel):
 class CellConfig(CellTemplate):
     """One base station / small cell / RSU at a position in the network's frame (metres)."""
 
-    id: str = Field(min_length=1)
-    x: float
-    y: float
+    id: str = Field(min_length=1, max_length=200)
+    x: Coordinate
+    y: Coordinate
 
 
 class HexLayout(CellTemplate):
     """Macro sites on a hexagonal lattice: a centre site and ``rings`` rings around it."""
 
-    isd_m: PositiveFloat = 500.0
+    isd_m: float = Field(500.0, gt=0.0, le=100_000.0)
     rings: int = Field(1, ge=0, le=6)
-    center: tuple[float, float] | None = None  # default: the centre of the network
+    center: tuple[Coordinate, Coordinate] | None = None  # default: the centre of the network
     id_prefix: str = "macro"
     # Three sectors per site (38.901 Fig. 7.8-1), each a cell with the Table 7.3-1 pattern around
     # its boresight; 1: one omnidirectional cell per site.
@@ -62,16 +61,16 @@ class HexLayout(CellTemplate):
 class IntersectionLayout(CellTemplate):
     """Small cells on the network's most central intersections (networkx), spaced apart."""
 
-    count: PositiveInt = 12
+    count: PositiveInt = Field(12, le=10_000)
     rank_by: Literal["betweenness", "degree"] = "betweenness"
-    min_spacing_m: NonNegativeFloat = 200.0
+    min_spacing_m: float = Field(200.0, ge=0.0, le=100_000.0)
     id_prefix: str = "small"
-    height_m: PositiveFloat = 10.0
+    height_m: float = Field(10.0, gt=0.0, le=1000.0)
     kind: Literal["macro", "small", "rsu"] = "small"
-    tx_power_dbm: float = 30.0
-    antenna_gain_dbi: float = 5.0
+    tx_power_dbm: float = Field(30.0, ge=-60.0, le=90.0)
+    antenna_gain_dbi: float = Field(5.0, ge=-30.0, le=60.0)
     carrier_ghz: float = Field(3.7, ge=0.5, le=100.0)
-    bandwidth_mhz: PositiveFloat = 20.0
+    bandwidth_mhz: float = Field(20.0, gt=0.0, le=5000.0)
     scenario: Literal["uma", "umi"] = "umi"
 
 
@@ -92,19 +91,20 @@ class ChannelConfig(StrictModel):
     # between the network's streets, or the polygons of ``buildings``); always / never.
     los: Literal["stochastic", "geometry", "always", "never"] = "stochastic"
     buildings: InputFile | None = None  # a SUMO .poly.xml; none: blocks between the streets
-    building_types: list[str] = Field(default_factory=lambda: ["building"])
-    sidewalk_m: NonNegativeFloat = 3.0  # street width beyond the lanes, for blocks between streets
+    building_types: NameList = Field(default_factory=lambda: ["building"])
+    # street width beyond the lanes, for blocks between streets
+    sidewalk_m: float = Field(3.0, ge=0.0, le=1000.0)
     shadowing: bool = True
     # Shadow-fading correlation between sites, as in TR 36.814 Table A.2.1.1.2-3 (0.5).
     shadow_site_correlation: float = Field(0.5, ge=0.0, le=1.0)
-    penetration_mean_db: NonNegativeFloat = 9.0  # 38.901 7.4.3.2: N(9, 5^2) dB
-    penetration_std_db: NonNegativeFloat = 5.0
-    log_distance_exponent: PositiveFloat = 3.5
-    ue_height_m: PositiveFloat = 1.5
-    noise_figure_db: NonNegativeFloat = 9.0
-    subcarrier_khz: PositiveFloat = 30.0
+    penetration_mean_db: float = Field(9.0, ge=0.0, le=100.0)  # 38.901 7.4.3.2: N(9, 5^2) dB
+    penetration_std_db: float = Field(5.0, ge=0.0, le=50.0)
+    log_distance_exponent: float = Field(3.5, gt=0.0, le=10.0)
+    ue_height_m: float = Field(1.5, gt=0.0, le=100.0)
+    noise_figure_db: float = Field(9.0, ge=0.0, le=50.0)
+    subcarrier_khz: float = Field(30.0, gt=0.0, le=1000.0)
     # The receiver's own limit (EVM, phase noise, ADC): no SINR above this reaches the decoder.
-    max_sinr_db: float = 30.0
+    max_sinr_db: float = Field(30.0, ge=-50.0, le=100.0)
 
 
 class HandoffConfig(StrictModel):
@@ -113,21 +113,22 @@ class HandoffConfig(StrictModel):
     offset), A4 or A5 to a cell on another carrier (thresholds in dBm of RSRP per resource
     element); radio link failure via Qout and T310."""
 
-    a3_offset_db: float = 3.0
-    hysteresis_db: NonNegativeFloat = 0.0
-    ttt_s: NonNegativeFloat = 0.256
+    a3_offset_db: float = Field(3.0, ge=-100.0, le=100.0)
+    hysteresis_db: float = Field(0.0, ge=0.0, le=100.0)
+    ttt_s: float = Field(0.256, ge=0.0, le=3600.0)
     inter_frequency: Literal["a4", "a5"] = "a5"
-    a4_threshold_dbm: float = -100.0  # A4: neighbour above this
-    a5_threshold1_dbm: float = -105.0  # A5: serving below this ...
-    a5_threshold2_dbm: float = -100.0  # ... and neighbour above this
+    a4_threshold_dbm: float = Field(-100.0, ge=-250.0, le=100.0)  # A4: neighbour above this
+    a5_threshold1_dbm: float = Field(-105.0, ge=-250.0, le=100.0)  # A5: serving below this ...
+    a5_threshold2_dbm: float = Field(-100.0, ge=-250.0, le=100.0)  # ... and neighbour above this
     l3_filter_a: float = Field(0.5, gt=0.0, le=1.0)  # per measurement period (k = 4)
-    measurement_period_s: PositiveFloat = 0.2  # RSRP measurement period (TS 38.133, FR1)
-    interruption_s: NonNegativeFloat = 0.05
-    qout_db: float = -8.0
-    qin_db: float = -6.0
-    t310_s: NonNegativeFloat = 1.0
-    reestablish_s: NonNegativeFloat = 0.5
-    ping_pong_s: PositiveFloat = 1.0
+    # RSRP measurement period (TS 38.133, FR1)
+    measurement_period_s: float = Field(0.2, gt=0.0, le=3600.0)
+    interruption_s: float = Field(0.05, ge=0.0, le=3600.0)
+    qout_db: float = Field(-8.0, ge=-100.0, le=100.0)
+    qin_db: float = Field(-6.0, ge=-100.0, le=100.0)
+    t310_s: float = Field(1.0, ge=0.0, le=3600.0)
+    reestablish_s: float = Field(0.5, ge=0.0, le=3600.0)
+    ping_pong_s: float = Field(1.0, gt=0.0, le=3600.0)
 
 
 class LinkDirection(StrictModel):
@@ -140,12 +141,12 @@ class RateConfig(StrictModel):
     """Rate = efficiency * B * log2(1 + SINR), capped at the peak spectral efficiency."""
 
     efficiency: float = Field(0.75, gt=0.0, le=1.0)
-    max_spectral_efficiency: PositiveFloat = 7.4  # bit/s/Hz: 256-QAM, one layer
+    max_spectral_efficiency: float = Field(7.4, gt=0.0, le=100.0)  # bit/s/Hz: 256-QAM, 1 layer
     sharing: Literal["equal"] = "equal"
     downlink: LinkDirection = Field(default_factory=lambda: LinkDirection(resource_share=0.8))
     uplink: LinkDirection = Field(default_factory=lambda: LinkDirection(resource_share=0.2))
-    ue_tx_power_dbm: float = 23.0
-    uplink_interference_margin_db: NonNegativeFloat = 3.0
+    ue_tx_power_dbm: float = Field(23.0, ge=-60.0, le=60.0)
+    uplink_interference_margin_db: float = Field(3.0, ge=0.0, le=100.0)
 
 
 class InterferenceConfig(StrictModel):
@@ -154,16 +155,16 @@ class InterferenceConfig(StrictModel):
     activity: Literal["load", "fixed"] = "load"
     fixed_activity: float = Field(1.0, ge=0.0, le=1.0)
     min_activity: float = Field(0.2, ge=0.0, le=1.0)
-    full_load_vehicles: PositiveInt = 10
+    full_load_vehicles: PositiveInt = Field(10, le=1_000_000)
 
 
 class BackgroundLoadConfig(StrictModel):
     """Non-FL users active in every cell (M/M/inf per cell and direction): they share the cell's
     resources with the clients' transfers and add to its interference activity."""
 
-    mean_users_down: NonNegativeFloat = 4.0
-    mean_users_up: NonNegativeFloat = 2.0
-    holding_s: PositiveFloat = 30.0  # mean time a background user stays active
+    mean_users_down: float = Field(4.0, ge=0.0, le=100_000.0)
+    mean_users_up: float = Field(2.0, ge=0.0, le=100_000.0)
+    holding_s: float = Field(30.0, gt=0.0, le=1e7)  # mean time a background user stays active
 
 
 class RadioConfig(StrictModel):
@@ -181,6 +182,9 @@ class RadioConfig(StrictModel):
     interference: InterferenceConfig = Field(default_factory=InterferenceConfig)
     background: BackgroundLoadConfig | None = None  # none: the clients have the cells to themselves
     trace_period_s: PositiveFloat = 1.0
+    # Cells more than 2 km outside the network's boundary are refused as a likely typo (or a
+    # frame mix-up); true accepts them.
+    allow_cells_outside: bool = False
 
     @model_validator(mode="after")
     def _cells_given(self) -> RadioConfig:
@@ -194,7 +198,9 @@ class RadioConfig(StrictModel):
             raise ValueError("cells: the list is empty")
         if len(set(ids)) != len(ids):
             raise ValueError("cells: cell ids must be unique")
-        if not whole_multiple(self.trace_period_s, self.step_s):
+        # a step of a millionth of the period or less is judged by the scenario's step budget
+        if self.trace_period_s / self.step_s <= 1e6 and not whole_multiple(self.trace_period_s,
+                                                                            self.step_s):
             raise ValueError(f"trace_period_s must be a whole multiple of step_s ({self.step_s} s)")
         return self
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import (
+    Field,
     PositiveInt,
     field_validator,
     model_validator,
@@ -17,7 +18,7 @@ class SchedulingConfig(StrictModel):
     """Who is picked at the start of a round."""
 
     policy: str = "availability_aware"  # a registered name or a dotted path module:Class
-    per_round: PositiveInt = 10
+    per_round: PositiveInt = Field(10, le=100_000)
     predictor: Literal["history", "oracle"] = "history"
     # oracle: link_windows.parquet of a run of the same scenario and seed (identical connectivity)
     oracle_windows: InputFile | None = None

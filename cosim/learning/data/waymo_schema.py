@@ -90,3 +90,11 @@ COMPONENTS = tuple(SCHEMAS)
 # Components a dataset must have for cosim's four tasks (stats is optional: it feeds the text).
 REQUIRED = ("camera_image", "camera_box", "camera_calibration", "camera_segmentation", "lidar",
             "lidar_box", "lidar_calibration", "lidar_segmentation", "vehicle_pose")
+# Columns that may hold nulls: beam inclinations are given as values or as min/max, and the
+# reader does not need the others. Every other column must hold a value in every row.
+NULLABLE: dict[str, frozenset[str]] = {
+    "lidar_calibration": frozenset(f"{_LC}.beam_inclination.{k}" for k in ("min", "max", "values")),
+    "camera_segmentation": frozenset({f"{_CS}.sequence_id"}),
+    "lidar_box": frozenset({f"{_LB}.num_top_lidar_points_in_box"}),
+    "stats": frozenset(f"{_ST}.{k}" for k in ("time_of_day", "location", "weather")),
+}

@@ -3,8 +3,9 @@
 ``learning.data.root: /path/to/waymo_v2`` points at a folder holding one sub-folder per component
 (``camera_image/``, ``lidar/``, ...) with one ``<segment>.parquet`` each. Reads project onto the
 columns cosim needs and are lazy per frame (row-group filters on the timestamp); small label
-components are read once per segment. A missing component or an unreadable file is an
-InputError naming the file.
+components are read once per segment. A missing component, an unreadable file, a column of the
+wrong type, a null, NaN or undecodable value is an InputError naming the file and the column
+(``cosim.input_checks``), so a run and ``cosim data check`` refuse the same files.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image
 
 from cosim.errors import InputError
+from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
 from cosim.learning.classes import IGNORE_INDEX
 from cosim.learning.data import waymo_schema as W
 from cosim.learning.data.lidar import range_image_points
@@ -75,6 +76,8 @@ class WaymoV2Dataset:
         frames, city = {}, {}
         for name in self.segments():
             reader = self.segment(name)
+            if not reader.timestamps:
+                raise InputError(reader._path("camera_image"), W.FRAME, "no frames (0 rows)")
             frames[name] = reader.timestamps
             city[name] = reader._stats(reader.timestamps[0])[0]
         return frames, city
@@ -83,6 +86,7 @@ class WaymoV2Dataset:
 class SegmentReader:
     def __init__(self, root: Path, name: str):
         self.root, self.name = root, name
+        self._schema_ok: set[str] = set()
         for component in W.REQUIRED:
             path = self._path(component)
             if not path.is_file():
@@ -91,17 +95,26 @@ class SegmentReader:
     def _path(self, component: str) -> Path:
         return self.root / component / f"{self.name}.parquet"
 
+    def _where(self, component: str) -> Where:
+        return Where(self._path(component))
+
+    def _checked(self, component: str) -> Where:
+        """The component's file, its columns checked for presence and type (once)."""
+        where = self._where(component)
+        if component not in self._schema_ok:
+            if not where.path.is_file():
+                raise InputError(where.path, None, f"missing component {component}")
+            schema = read_schema(where, f"{component} Parquet file")
+            check_columns(where, schema, W.SCHEMAS[component], f"Waymo v2 {component} file")
+            self._schema_ok.add(component)
+        return where
+
     def _read(self, component: str, timestamp: int | None = None) -> pa.Table:
-        path = self._path(component)
-        columns = W.SCHEMAS[component].names
-        try:
-            filters = [(W.FRAME, "=", timestamp)] if timestamp is not None else None
-            table = pq.read_table(path, columns=columns, filters=filters)
-        except FileNotFoundError:
-            raise InputError(path, None, f"missing component {component}") from None
-        except (pa.ArrowInvalid, pa.ArrowKeyError, OSError, ValueError) as exc:
-            detail = str(exc).splitlines()[0][:120]
-            raise InputError(path, None, f"not a readable {component} Parquet file: {detail}") from None
+        """The component's columns (one frame's rows, or all), their values checked."""
+        where = self._checked(component)
+        filters = [(W.FRAME, "=", timestamp)] if timestamp is not None else None
+        table = read_table(where, W.SCHEMAS[component].names, f"{component} Parquet file", filters)
+        check_values(where, table, W.NULLABLE.get(component, ()))
         return table
 
     @cached_property
@@ -110,12 +123,10 @@ class SegmentReader:
         return sorted(set(t))
 
     def _read_keys(self, component: str) -> list[int]:
-        path = self._path(component)
-        try:
-            return pq.read_table(path, columns=[W.FRAME]).column(W.FRAME).to_pylist()
-        except (pa.ArrowInvalid, OSError, ValueError) as exc:
-            raise InputError(path, None, f"not a readable Parquet file: {str(exc).splitlines()[0][:120]}") \
-                from None
+        where = self._checked(component)
+        table = read_table(where, [W.FRAME], f"{component} Parquet file")
+        check_values(where, table)
+        return table.column(W.FRAME).to_pylist()
 
     @cached_property
     def _labels(self) -> dict[str, pa.Table]:
@@ -131,44 +142,62 @@ class SegmentReader:
         """TOP laser: extrinsic (4, 4), and beam inclinations highest first, or (min, max) when
         the beams are uniformly spaced (then the range image's row count fixes them)."""
         table = self._labels["lidar_calibration"]
-        t = table.filter(pa.compute.equal(table.column(W.LASER), W.LASER_TOP))
-        lc = "[LiDARCalibrationComponent]"
-        extrinsic = np.array(t.column(f"{lc}.extrinsic.transform")[0].as_py()).reshape(4, 4)
+        t = self._top(table)
+        where, lc = self._where("lidar_calibration"), "[LiDARCalibrationComponent]"
+        if t.num_rows == 0:
+            raise where.error(W.LASER, "no TOP laser calibration")
+        extrinsic = _matrix(where, f"{lc}.extrinsic.transform", t.column(f"{lc}.extrinsic.transform")[0])
         values = t.column(f"{lc}.beam_inclination.values")[0].as_py()
         if values:
             return extrinsic, np.array(values)[::-1]  # stored ascending; row 0 is the highest
-        return extrinsic, (t.column(f"{lc}.beam_inclination.min")[0].as_py(),
-                           t.column(f"{lc}.beam_inclination.max")[0].as_py())
+        low, high = (t.column(f"{lc}.beam_inclination.{k}")[0].as_py() for k in ("min", "max"))
+        if low is None or high is None:
+            raise where.error(f"{lc}.beam_inclination.values", "no beam inclinations (values or min/max)")
+        return extrinsic, (low, high)
 
     def frame(self, timestamp: int) -> Frame:
         img_t = self._front(self._read("camera_image", timestamp))
         seg_t = self._front(self._read("camera_segmentation", timestamp))
         lid_t = self._top(self._read("lidar", timestamp))
         lseg_t = self._top(self._read("lidar_segmentation", timestamp))
-        if img_t.num_rows == 0 or lid_t.num_rows == 0:
-            raise InputError(self._path("camera_image"), None,
-                             f"frame {timestamp} has no FRONT camera image or TOP LiDAR return")
-        image = np.asarray(Image.open(io.BytesIO(img_t.column("[CameraImageComponent].image")[0].as_py()))
-                           .convert("RGB"))
-        cs = "[CameraSegmentationLabelComponent]"
+        for component, t, what in (("camera_image", img_t, "FRONT camera image"),
+                                   ("camera_segmentation", seg_t, "FRONT camera segmentation"),
+                                   ("lidar", lid_t, "TOP LiDAR return"),
+                                   ("lidar_segmentation", lseg_t, "TOP LiDAR segmentation")):
+            if t.num_rows == 0:
+                raise InputError(self._path(component), None, f"frame {timestamp} has no {what}")
+        ci, cs = "[CameraImageComponent]", "[CameraSegmentationLabelComponent]"
+        image = _image(self._where("camera_image"), f"{ci}.image", img_t, timestamp).convert("RGB")
+        image = np.asarray(image)
+        where = self._where("camera_segmentation")
         divisor = seg_t.column(f"{cs}.panoptic_label_divisor")[0].as_py()
-        panoptic = np.asarray(Image.open(io.BytesIO(seg_t.column(f"{cs}.panoptic_label")[0].as_py())),
-                              dtype=np.int64)
+        if divisor <= 0:
+            raise where.error(f"{cs}.panoptic_label_divisor", f"frame {timestamp}: {divisor} (must be > 0)")
+        panoptic = _label_image(where, f"{cs}.panoptic_label", seg_t, timestamp, image.shape)
         waymo_sem = panoptic // divisor
         semantic = np.where(waymo_sem > 0, waymo_sem - 1, IGNORE_INDEX)
-        covered = np.asarray(Image.open(io.BytesIO(seg_t.column(f"{cs}.num_cameras_covered")[0].as_py())),
-                             dtype=np.float64)
-        range_image = _shaped(lid_t, "[LiDARComponent].range_image_return1", np.float32)
-        lidar_labels = _shaped(lseg_t, "[LiDARSegmentationLabelComponent].range_image_return1", np.int32)
+        covered = _label_image(where, f"{cs}.num_cameras_covered", seg_t, timestamp,
+                               image.shape).astype(np.float64)
+        range_image = _shaped(self._where("lidar"), lid_t, "[LiDARComponent].range_image_return1",
+                              np.float32, timestamp, 4)
+        lidar_labels = _shaped(self._where("lidar_segmentation"), lseg_t,
+                               "[LiDARSegmentationLabelComponent].range_image_return1", np.int32,
+                               timestamp, 2, range_image.shape[:2])
         extrinsic, incl = self.lidar_calibration
         if isinstance(incl, tuple):
             incl = np.linspace(incl[1], incl[0], range_image.shape[0])
+        elif len(incl) != range_image.shape[0]:
+            raise self._where("lidar_calibration").error(
+                "[LiDARCalibrationComponent].beam_inclination.values",
+                f"{len(incl)} beams; the range image of frame {timestamp} has {range_image.shape[0]} rows")
         points, pixels = range_image_points(range_image, incl, extrinsic)
         cam_boxes, cam_labels, cam_ids = self._camera_boxes(timestamp)
         boxes, labels, npts, ids = self._lidar_boxes(timestamp)
         pose_t = _at(self._labels["vehicle_pose"], timestamp)
-        pose = np.array(pose_t.column("[VehiclePoseComponent].world_from_vehicle.transform")[0]
-                        .as_py()).reshape(4, 4)
+        column = "[VehiclePoseComponent].world_from_vehicle.transform"
+        if pose_t.num_rows == 0:
+            raise self._where("vehicle_pose").error(column, f"no pose for frame {timestamp}")
+        pose = _matrix(self._where("vehicle_pose"), column, pose_t.column(column)[0])
         location, weather, time_of_day = self._stats(timestamp)
         return Frame(self.name, timestamp, image, cam_boxes, cam_labels, cam_ids, semantic,
                      panoptic % divisor, np.where(covered > 0, 1.0 / np.maximum(covered, 1), 0.0),
@@ -223,33 +252,54 @@ def _at(table: pa.Table, timestamp: int) -> pa.Table:
     return table.filter(pa.compute.equal(table.column(W.FRAME), timestamp))
 
 
-def _shaped(table: pa.Table, prefix: str, dtype) -> np.ndarray:
+def _image(where: Where, column: str, table: pa.Table, timestamp: int) -> Image.Image:
+    """The first row's encoded image, decoded (any failure of the decoder is a corrupt file)."""
+    data = table.column(column)[0].as_py()
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception as exc:  # PIL raises many kinds on corrupt bytes
+        text = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise where.error(column, f"frame {timestamp}: not a decodable image: {text}") from None
+    return image
+
+
+def _label_image(where: Where, column: str, table: pa.Table, timestamp: int,
+                 image_shape: tuple[int, ...]) -> np.ndarray:
+    """A single-channel label PNG of the camera image's size, as int64."""
+    label = np.asarray(_image(where, column, table, timestamp))
+    if label.shape != tuple(image_shape[:2]):
+        raise where.error(column, f"frame {timestamp}: shape {label.shape}; the camera image is "
+                          f"{tuple(image_shape[:2])}")
+    return label.astype(np.int64)
+
+
+def _matrix(where: Where, column: str, value: pa.Scalar) -> np.ndarray:
+    """A 4 x 4 transform stored row-major as 16 numbers."""
+    values = np.asarray(value.as_py(), dtype=np.float64)
+    if values.shape != (16,):
+        raise where.error(column, f"{values.size} values; a 4 x 4 transform has 16")
+    return values.reshape(4, 4)
+
+
+def _shaped(where: Where, table: pa.Table, prefix: str, dtype, timestamp: int, channels: int,
+            rows_cols: tuple[int, ...] | None = None) -> np.ndarray:
+    """A range image stored flat with its (rows, columns, channels) shape, checked."""
     values = table.column(f"{prefix}.values")[0].values.to_numpy(zero_copy_only=False)
     shape = table.column(f"{prefix}.shape")[0].as_py()
+    if (len(shape) != 3 or min(shape) <= 0 or shape[2] < channels
+            or int(np.prod(shape, dtype=np.int64)) != len(values)):
+        raise where.error(f"{prefix}.shape", f"frame {timestamp}: shape {shape} does not fit "
+                          f"{len(values)} values with at least {channels} channels")
+    if rows_cols is not None and tuple(shape[:2]) != tuple(rows_cols):
+        raise where.error(f"{prefix}.shape", f"frame {timestamp}: {shape[:2]} rows x columns; the "
+                          f"LiDAR range image has {list(rows_cols)}")
     return np.asarray(values, dtype=dtype).reshape(shape)
 
 
 def check(root: Path) -> tuple[int, int]:
     """Read every frame of every segment; raise InputError at the first bad file or key.
-    Returns (segments, frames) checked."""
-    ds = WaymoV2Dataset(root)
-    segments = ds.segments()
-    if not segments:
-        raise InputError(Path(root) / "camera_image", None, "no <segment>.parquet files")
-    frames = 0
-    for name in segments:
-        reader = ds.segment(name)
-        for component in W.REQUIRED:
-            keys = set(reader._read(component).column(W.SEGMENT).to_pylist())
-            if keys and keys != {name}:
-                raise InputError(reader._path(component), None,
-                                 f"key.segment_context_name {sorted(keys)[0]!r} does not match the file name")
-        expected = set(reader.timestamps)
-        for component in ("camera_segmentation", "lidar", "lidar_segmentation", "vehicle_pose"):
-            if set(reader._read_keys(component)) != expected:
-                raise InputError(reader._path(component), None,
-                                 "frame timestamps differ from camera_image's")
-        for ts in reader.timestamps:
-            reader.frame(ts)
-            frames += 1
-    return len(segments), frames
+    Returns (segments, frames) checked (``cosim data check``; runs check with the same code)."""
+    from cosim.learning.data.validate import check_dataset
+
+    return check_dataset(Path(root))

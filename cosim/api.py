@@ -1,0 +1,408 @@
+"""The Python API: run a scenario or a compare grid, and read run and compare folders as frames.
+
+The command line and this module share one implementation (``run_scenario``, ``run_compare``,
+``cosim.analysis.runs``), so a run made here writes the same files as ``cosim run`` and a folder
+written by either reads back the same way. Nothing is cached in memory: a :class:`Run` or
+:class:`Compare` is its folder, and every frame is read from its Parquet files when asked for.
+
+Frames come from pyarrow tables. **pandas is the default** because it is already a main dependency
+(``cosim.analysis`` builds its summaries with it, and ``pyarrow.Table.to_pandas`` needs it), so the
+default costs a user nothing more; ``backend="polars"`` converts the same Arrow table with
+``polars.from_arrow`` and needs polars, which only the ``dev`` extra installs (a missing polars is a
+:class:`~cosim.errors.MissingDependencyError`, not a failed import of this module).
+
+Errors in what the caller passes (a path that is no run, a scenario that does not validate) are
+:class:`~cosim.errors.InputError`, as on the command line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cosim.errors import InputError, MissingDependencyError
+from cosim.scenario import Scenario
+from cosim.trace_schemas import METRICS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
+    Frame = pd.DataFrame | pl.DataFrame
+
+Backend = Literal["pandas", "polars"]
+ScenarioLike = str | os.PathLike | Scenario | Mapping[str, Any]
+
+# The columns that say which run of a compare grid a row comes from, first in every compare frame.
+KEYS = ("policy", "aggregation", "seed", "run_dir")
+# `cosim compare`'s defaults, so that compare(scenario, out) runs what the command line would.
+DEFAULT_POLICIES = ("availability_aware", "random")
+DEFAULT_AGGREGATIONS = ("sync",)
+DEFAULT_SEEDS = (0,)
+_DICT_SOURCE = "<scenario dict>"  # the "file" an InputError names for an in-memory scenario
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run folder: its run.json as properties, its trace tables read on demand."""
+
+    path: Path
+    info: dict[str, Any] = field(repr=False)  # run.json as written
+
+    @property
+    def status(self) -> str:
+        """``complete``, ``failed``, ``interrupted`` (or ``running`` while it runs)."""
+        return self.info["status"]
+
+    @property
+    def seed(self) -> int:
+        return self.info["seed"]
+
+    @property
+    def scenario(self) -> dict[str, Any]:
+        """The resolved scenario the run used (defaults filled in, paths absolute)."""
+        return self.info["scenario"]
+
+    @property
+    def name(self) -> str:
+        return self.scenario["name"]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """run.json's ``summary``: per-layer statistics (mobility, radio, learning)."""
+        return self.info.get("summary", {})
+
+    @property
+    def learning(self) -> bool:
+        learning = self.scenario.get("learning")
+        return bool(learning and learning.get("enabled"))
+
+    @property
+    def policy(self) -> str | None:
+        """The scheduling policy, or None when the run trained nothing."""
+        return self.scenario["scheduling"]["policy"] if self.learning else None
+
+    @property
+    def aggregation(self) -> str | None:
+        """The aggregation method, or None when the run trained nothing."""
+        return self.scenario["aggregation"]["method"] if self.learning else None
+
+    def tables(self) -> list[str]:
+        """The names of the trace tables the run wrote (``mobility``, ``handoffs``, ...)."""
+        return list(self.info.get("traces") or {})
+
+    def arrow(self, name: str, *, partial: bool = False) -> pa.Table:
+        """A trace table as pyarrow. A run that did not complete left ``*.incomplete.parquet``
+        files, which are read only with ``partial=True`` so they are never taken for results."""
+        if self.status != "complete" and not partial:
+            raise InputError(self.path, name, f"the run is {self.status!r}, not complete: its "
+                             "tables are partial (pass partial=True to read them anyway)")
+        files = self.info.get("traces") or {}
+        if name not in files:
+            raise InputError(self.path, name, f"this run wrote no {name} table (its tables: "
+                             f"{', '.join(files) or 'none'})")
+        path = self.path / files[name]
+        if not path.is_file():
+            raise InputError(path, None, "listed in run.json but missing")
+        return pq.read_table(path)
+
+    def table(self, name: str, *, backend: Backend = "pandas", partial: bool = False) -> Frame:
+        """A trace table (see the README's "Traces") as a pandas or polars frame."""
+        return _frame(self.arrow(name, partial=partial), backend)
+
+    def metrics(self, *, backend: Backend = "pandas") -> Frame:
+        """metrics.parquet: one row per (round, task, metric) evaluation of the global model."""
+        return self.table(METRICS, backend=backend)
+
+
+@dataclass(frozen=True)
+class Compare:
+    """A ``cosim compare`` folder: its runs, and tidy frames over all of them.
+
+    Every frame starts with the columns policy, aggregation, seed (read from each run's run.json)
+    and run_dir (the run's folder as found now, so a moved compare folder still points right)."""
+
+    path: Path
+    info: dict[str, Any] = field(repr=False)  # compare.json: the grid, targets, warning
+    runs: tuple[Run, ...] = field(repr=False)
+
+    def summary(self, *, backend: Backend = "pandas") -> Frame:
+        """summary.parquet as compare wrote it, one row per run (final and initial headline
+        metrics, time to target, participation, drops, bytes, wall time)."""
+        path = self.path / "summary.parquet"
+        if not path.is_file():
+            raise InputError(path, None, "missing: the compare did not finish")
+        table = pq.read_table(path)
+        where = {_key(r): str(r.path) for r in self.runs}
+        rows = zip(*(table[k].to_pylist() for k in KEYS[:3]), strict=True)
+        try:
+            run_dirs = [where[row] for row in rows]
+        except KeyError as exc:
+            raise InputError(path, None, f"a row for {exc.args[0]} but no such run in "
+                             "compare.json's grid") from None
+        table = table.drop_columns([c for c in ("run_dir",) if c in table.column_names])
+        table = table.append_column("run_dir", pa.array(run_dirs, pa.string()))
+        return _frame(table.select([*KEYS, *(c for c in table.column_names if c not in KEYS)]),
+                      backend)
+
+    def arrow(self, name: str) -> pa.Table:
+        """One trace table of every run, stacked, with the key columns in front."""
+        parts = [_tagged(run, run.arrow(name)) for run in self.runs]
+        return pa.concat_tables(parts, promote_options="default")
+
+    def table(self, name: str, *, backend: Backend = "pandas") -> Frame:
+        """One trace table of every run in long format (participation, handoffs, ...)."""
+        return _frame(self.arrow(name), backend)
+
+    def metrics(self, *, backend: Backend = "pandas") -> Frame:
+        """Every metrics row of every run: policy, aggregation, seed, run_dir, round,
+        sim_time_s, wall_time_s, task, metric, value."""
+        return self.table(METRICS, backend=backend)
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Open a run folder (one with run.json), whatever its status."""
+    from cosim.analysis.summary import read_run_json
+
+    path = _folder(path)
+    if (path / "compare.json").is_file():
+        raise InputError(path, None, "a compare folder, not a run folder: use load_compare")
+    return Run(path, read_run_json(path))
+
+
+def load_compare(path: str | os.PathLike) -> Compare:
+    """Open a compare folder (one with compare.json); its runs are found as ``cosim report``
+    finds them (``cosim.analysis.runs.open_source``)."""
+    from cosim.analysis.runs import open_source
+
+    path = _folder(path)
+    spec = path / "compare.json"
+    if not spec.is_file():
+        if (path / "run.json").is_file():
+            raise InputError(path, None, "a run folder, not a compare folder: use load_run")
+        raise InputError(path, None, "not a cosim compare folder (no compare.json)")
+    try:
+        info = json.loads(spec.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(spec, None, f"not valid JSON: {exc}") from None
+    if info.get("status", "complete") != "complete":
+        raise InputError(spec, None, f"the compare is {info.get('status')!r}, not complete: "
+                         "finish it with cosim compare --resume")
+    source = open_source(path)
+    return Compare(path, info, tuple(Run(ref.path, ref.info) for ref in source.runs))
+
+
+def run(scenario: ScenarioLike, *, out: str | os.PathLike | None = None, seed: int | None = None,
+        overrides: Sequence[str] | None = None, quiet: bool = True, overwrite: bool = False) -> Run:
+    """Run a scenario as ``cosim run`` does and return the finished run.
+
+    ``scenario``: a YAML path, a loaded :class:`~cosim.scenario.Scenario`, or a dict in the
+    YAML's shape (relative paths in a dict are resolved against the working directory).
+    ``overrides`` are ``--set`` items (``"duration_s=60"``); ``out`` defaults to
+    ``runs/<name>-<time>``; ``overwrite`` as ``--overwrite``. A run that fails raises, after
+    writing its run.json."""
+    from cosim.runner import run_scenario
+
+    sc, source = _scenario(scenario, list(overrides or ()), seed)
+    result = run_scenario(sc, source=source, out=None if out is None else Path(out), quiet=quiet,
+                          overwrite=overwrite)
+    return load_run(result.run_dir)
+
+
+def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
+            policies: Sequence[str] | str | None = None,
+            aggregations: Sequence[str] | str | None = None,
+            seeds: Sequence[int] | int | None = None, jobs: int = 1,
+            overrides: Sequence[str] | None = None,
+            targets: Mapping[str, float] | None = None,
+            resume: bool = False, overwrite: bool = False) -> Compare:
+    """Run a compare grid as ``cosim compare`` does (same defaults, ``resume`` and ``overwrite``
+    as ``--resume`` and ``--overwrite``) and return it.
+
+    The worker processes rebuild the scenario from a YAML file and ``overrides`` (which
+    compare.json records apart), so a Scenario or dict is written, paths resolved, to cosim's
+    cache under the hash of its text: the same scenario gets the same file, which ``resume``
+    needs; every run's run.json still holds its whole resolved scenario."""
+    from cosim.cache import cached_folder, content_key
+    from cosim.compare import CompareGrid, run_compare
+
+    grid = CompareGrid(_names(policies, DEFAULT_POLICIES, "policies"),
+                       _names(aggregations, DEFAULT_AGGREGATIONS, "aggregations"),
+                       _seed_list(seeds))
+    if jobs < 1:
+        raise InputError(None, "jobs", f"must be at least 1, got {jobs}")
+    if isinstance(scenario, str | os.PathLike):
+        path = Path(scenario)
+    else:
+        sc, _ = _scenario(scenario, [], None)
+        text = _yaml(sc)
+        folder = cached_folder("api-scenarios", content_key([text]),
+                               lambda tmp: (tmp / "scenario.yaml").write_text(text, encoding="utf-8"))
+        path = folder / "scenario.yaml"
+    run_compare(path, grid, Path(out), list(overrides or ()), jobs,
+                dict(targets) if targets else None, resume=resume, overwrite=overwrite)
+    return load_compare(out)
+
+
+def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | os.PathLike | None = None,
+                mlflow: bool = False) -> int:
+    """Write a finished run's metrics.parquet to TensorBoard and/or MLflow; return the rows logged.
+
+    Each row becomes the scalar ``task/metric`` at step ``round``. TensorBoard: event files in
+    ``tensorboard_dir`` (a Compare: one sub-folder per run, named as the run), with each event's
+    wall time set to the run's start plus its simulated time, so TensorBoard's "relative" axis is
+    simulated seconds. MLflow: one MLflow run per cosim run (nested when one is active) in the
+    current tracking URI and experiment, with scenario, seed, policy and aggregation as params.
+    Both are optional dependencies, imported only here."""
+    if tensorboard_dir is None and not mlflow:
+        raise InputError(None, "log_metrics", "give tensorboard_dir, mlflow=True or both")
+    writer_class = _summary_writer() if tensorboard_dir is not None else None
+    mlflow_module = _mlflow() if mlflow else None  # both checked before anything is written
+    if isinstance(run, Compare):
+        return sum(log_metrics(r, None if tensorboard_dir is None else Path(tensorboard_dir) / r.path.name,
+                               mlflow) for r in run.runs)
+    if not isinstance(run, Run):
+        run = load_run(run)
+    rows = run.arrow(METRICS).to_pylist()
+    if writer_class is not None:
+        start = _started(run)
+        writer = writer_class(log_dir=str(tensorboard_dir))
+        try:
+            for r in rows:
+                writer.add_scalar(f"{r['task']}/{r['metric']}", r["value"], global_step=r["round"],
+                                  walltime=start + r["sim_time_s"])
+        finally:
+            writer.close()
+    if mlflow_module is not None:
+        with mlflow_module.start_run(run_name=run.path.name,
+                                     nested=mlflow_module.active_run() is not None):
+            mlflow_module.log_params({"scenario": run.name, "seed": run.seed, "policy": run.policy,
+                                      "aggregation": run.aggregation, "run_dir": str(run.path)})
+            for r in rows:
+                mlflow_module.log_metric(f"{r['task']}/{r['metric']}", r["value"], step=r["round"])
+    return len(rows)
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+def _folder(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "no such folder")
+    if not path.is_dir():
+        raise InputError(path, None, "not a folder")
+    return path
+
+
+def _frame(table: pa.Table, backend: Backend) -> Frame:
+    if backend == "pandas":
+        return table.to_pandas()
+    if backend == "polars":
+        try:
+            import polars as pl
+        except ImportError:
+            raise MissingDependencyError("backend='polars' needs polars: pip install polars") from None
+        return pl.from_arrow(table)
+    raise InputError(None, "backend", f"unknown backend {backend!r} (known: pandas, polars)")
+
+
+def _key(run: Run) -> tuple[str | None, str | None, int]:
+    return run.policy, run.aggregation, run.seed
+
+
+def _tagged(run: Run, table: pa.Table) -> pa.Table:
+    """The table with the run's key columns in front."""
+    n = table.num_rows
+    keys = [pa.repeat(pa.scalar(run.policy, pa.string()), n),
+            pa.repeat(pa.scalar(run.aggregation, pa.string()), n),
+            pa.repeat(pa.scalar(run.seed, pa.int64()), n),
+            pa.repeat(pa.scalar(str(run.path), pa.string()), n)]
+    return pa.Table.from_arrays([*keys, *table.columns], names=[*KEYS, *table.column_names])
+
+
+def _scenario(scenario: ScenarioLike, overrides: list[str], seed: int | None
+              ) -> tuple[Scenario, Path | None]:
+    """The validated scenario, and the file it came from (None when it was built in memory)."""
+    from pydantic import ValidationError
+
+    from cosim.scenario_loader import _as_input_error, apply_override, load_scenario
+
+    if isinstance(scenario, str | os.PathLike):
+        path = Path(scenario)
+        return load_scenario(path, overrides, seed=seed), path
+    if isinstance(scenario, Scenario):
+        if not overrides and seed is None:
+            return scenario, None
+        raw = scenario.model_dump(mode="json")  # every field: re-validating it gives it back
+    elif isinstance(scenario, Mapping):
+        raw = json.loads(json.dumps(scenario))  # a deep copy; also rejects what YAML could not hold
+    else:
+        raise InputError(None, "scenario", "expected a YAML path, a Scenario or a dict, got "
+                         f"{type(scenario).__name__}")
+    source = Path(_DICT_SOURCE)
+    for item in overrides:
+        apply_override(raw, item, source)
+    if seed is not None:
+        raw["seed"] = seed
+    try:
+        return Scenario.model_validate(raw, context={"base_dir": Path.cwd()}), None
+    except ValidationError as exc:
+        raise _as_input_error(exc, source) from None
+
+
+def _yaml(scenario: Scenario) -> str:
+    import yaml
+
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+
+
+def _names(value: Sequence[str] | str | None, default: tuple[str, ...], what: str) -> tuple[str, ...]:
+    if value is None:
+        return default
+    items = value.split(",") if isinstance(value, str) else value
+    names = tuple(str(v).strip() for v in items if str(v).strip())
+    if not names:
+        raise InputError(None, what, "give at least one")
+    return names
+
+
+def _seed_list(value: Sequence[int] | int | None) -> tuple[int, ...]:
+    if value is None:
+        return DEFAULT_SEEDS
+    items: Iterable[Any] = [value] if isinstance(value, int) else value
+    seeds = tuple(items)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise InputError(None, "seeds", f"expected integers, got {value!r}")
+    return seeds
+
+
+def _started(run: Run) -> float:
+    try:
+        return dt.datetime.fromisoformat(run.info["started_at"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+
+
+def _summary_writer() -> type:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise MissingDependencyError("logging to TensorBoard needs the tensorboard package: "
+                                     "pip install tensorboard") from None
+    return SummaryWriter
+
+
+def _mlflow() -> Any:
+    try:
+        import mlflow
+    except ImportError:
+        raise MissingDependencyError("logging to MLflow needs the mlflow package: "
+                                     "pip install mlflow") from None
+    return mlflow

@@ -1,0 +1,95 @@
+"""Where the network lies, read from its ``<location>`` element, and the check that every cell
+stands near it: a cell kilometres away from every street is a typo or a frame mix-up (lon/lat,
+or coordinates before SUMO's netOffset), and it would silently serve no one.
+
+SUMO's frame: x east, y north, metres, after ``netOffset`` (the frame vehicle positions come in);
+``convBoundary`` is the network's extent in that frame.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from cosim.errors import InputError
+from cosim.radio.cells import hex_sites
+from cosim.scenario import RadioConfig
+
+OUTSIDE_MARGIN_M = 2000.0  # a cell may stand this far beyond the network's boundary
+
+
+@dataclass(frozen=True)
+class NetLocation:
+    """A network's extent in SUMO's frame, and how it maps to the input and to the globe."""
+
+    boundary: tuple[float, float, float, float]  # convBoundary: xmin, ymin, xmax, ymax
+    offset: tuple[float, float]  # netOffset: added to the input coordinates
+    orig_boundary: tuple[float, float, float, float] | None  # lon/lat when geo-referenced
+    geo: bool  # projParameter given: origBoundary is lon/lat
+
+    @property
+    def center(self) -> tuple[float, float]:
+        x0, y0, x1, y1 = self.boundary
+        return (x0 + x1) / 2, (y0 + y1) / 2
+
+
+def read_location(net: Path) -> NetLocation:
+    """The first ``<location>`` element of a ``.net.xml`` (or ``.net.xml.gz``), read lazily."""
+    opener = gzip.open if net.suffix == ".gz" else open
+    try:
+        with opener(net, "rb") as f:
+            for _, element in ET.iterparse(f, events=("start",)):
+                if element.tag == "location":
+                    return _location(element)
+    except (OSError, ET.ParseError) as exc:
+        raise InputError(net, None, f"cannot read the network: {exc}") from None
+    raise InputError(net, None, "the network has no <location> element (not a SUMO .net.xml?)")
+
+
+def _location(element: ET.Element) -> NetLocation:
+    def numbers(name: str, count: int) -> tuple[float, ...] | None:
+        text = element.get(name)
+        try:
+            values = tuple(float(v) for v in (text or "").split(","))
+        except ValueError:
+            return None
+        return values if len(values) == count and all(map(math.isfinite, values)) else None
+
+    boundary = numbers("convBoundary", 4) or (0.0, 0.0, 0.0, 0.0)
+    offset = numbers("netOffset", 2) or (0.0, 0.0)
+    projection = element.get("projParameter", "!")
+    return NetLocation(boundary, offset, numbers("origBoundary", 4), projection not in ("", "!"))
+
+
+def placed_cells(radio: RadioConfig, where: NetLocation) -> list[tuple[str, str, float, float]]:
+    """(field, id, x, y) of every cell whose position the scenario decides: listed
+    cells, extra cells and hexagonal sites (intersection cells stand on the network)."""
+    if isinstance(radio.cells, list):
+        return [(f"radio.cells.{i}", c.id, c.x, c.y) for i, c in enumerate(radio.cells)]
+    gen = radio.cells
+    out = [(f"radio.cells.extra.{i}", c.id, c.x, c.y) for i, c in enumerate(gen.extra)]
+    if gen.hex is not None:
+        center = gen.hex.center or where.center
+        for i, (x, y) in enumerate(hex_sites(center, gen.hex.isd_m, gen.hex.rings)):
+            out.append(("radio.cells.hex", f"{gen.hex.id_prefix}{i}", x, y))
+    return out
+
+
+def check_cells_inside(radio: RadioConfig | None, net: Path | None, source: Path | None) -> None:
+    """Refuse (one line, naming the cell) a cell more than OUTSIDE_MARGIN_M outside the network,
+    unless ``radio.allow_cells_outside``."""
+    if radio is None or net is None or radio.allow_cells_outside:
+        return
+    where = read_location(net)
+    x0, y0, x1, y1 = where.boundary
+    for field, cell_id, x, y in placed_cells(radio, where):
+        off = math.hypot(max(x0 - x, 0.0, x - x1), max(y0 - y, 0.0, y - y1))
+        if off > OUTSIDE_MARGIN_M:
+            raise InputError(source, field, (
+                f"cell {cell_id!r} at ({x:.6g}, {y:.6g}) m is {off / 1000:.3g} km outside the "
+                f"network (x {x0:g}..{x1:g}, y {y0:g}..{y1:g} m in {net.name}'s frame, after "
+                f"its netOffset); cells may stand at most {OUTSIDE_MARGIN_M / 1000:g} km outside: "
+                "fix the position, or set radio.allow_cells_outside: true"))

@@ -1,0 +1,93 @@
+"""YAML read as ``yaml.safe_load`` reads it, minus what makes a scenario ambiguous or a loader
+hang: a key given twice in one mapping, aliases that expand beyond a node budget (a
+"billion laughs" document), an alias to the node that contains it, and deep nesting.
+
+The checks run while the document is composed, before anything is constructed, so a hostile
+document fails after reading a few nodes; all of it is Python code, so Ctrl-C still works.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.error import MarkedYAMLError
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+MAX_NODES = 200_000  # nodes after alias expansion: a 10 MB scenario has fewer
+MAX_DEPTH = 64  # nesting levels: a scenario has about 6
+
+
+class RefusedYamlError(MarkedYAMLError):
+    """Valid YAML that a scenario may not be: a duplicate key, an alias bomb, a cycle, deep
+    nesting."""
+
+
+class ScenarioLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys, alias bombs, cyclic aliases and deep nesting."""
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> its node count with aliases expanded
+        self._nodes: list[Node] = []  # keeps every counted node alive, so ids stay unique
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if self.check_event(AliasEvent):
+            event = self.peek_event()
+            node = super().compose_node(parent, index)  # an unknown alias is YAML's own error
+            if id(node) not in self._sizes:
+                raise RefusedYamlError(None, None, f"alias *{event.anchor} is used inside the node "
+                                    "it names (a cycle)", event.start_mark)
+            return node
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise RefusedYamlError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                    self.peek_event().start_mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        self._count(node)
+        return node
+
+    def _count(self, node: Node) -> None:
+        """Record the node's size with aliases expanded; refuse once it is over the budget."""
+        if isinstance(node, SequenceNode):
+            children = node.value
+        elif isinstance(node, MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        size = 1 + sum(self._sizes.get(id(child), 1) for child in children)
+        if size > MAX_NODES:
+            raise RefusedYamlError(None, None, f"more than {MAX_NODES:,} values once aliases are "
+                                "expanded (an alias bomb?)", node.start_mark)
+        self._sizes[id(node)] = size
+        self._nodes.append(node)
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, ScalarNode):
+                    continue  # merged keys may be overridden; complex keys are YAML's own error
+                key = self.construct_object(key_node, deep=True)
+                if key in first_line:
+                    raise RefusedYamlError(
+                        None, None, f"key {str(key)[:60]!r} given twice (first on line "
+                        f"{first_line[key]})", key_node.start_mark)
+                first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse one YAML document like ``yaml.safe_load``, with the checks above.
+
+    Raises yaml.YAMLError (with a mark where one is known) or RecursionError."""
+    loader = ScenarioLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()

@@ -1,0 +1,136 @@
+"""Resource estimates a scenario must stay under: a typo such as ``radio.step_s: 1e-12`` or
+``duration_s: 1e300`` is refused up front with the estimate, instead of a run that never ends
+or a cache that fills the disk.
+
+The limits lie far beyond any real experiment (a year of SUMO steps, 10 million trips); when an
+estimate is over, the field blamed is the one furthest from its usual value.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cosim.scenario.base import FieldError
+
+if TYPE_CHECKING:
+    from cosim.scenario.experiment import Scenario
+
+MAX_SUMO_STEPS = 1e8  # 3 years at 1 s steps, 116 days at 0.1 s
+MAX_RADIO_STEPS = 1e8  # 116 days at the default 0.1 s radio step
+MAX_RADIO_STEPS_PER_SUMO_STEP = 1e6
+MAX_TRIPS = 1e7  # randomTrips writes and duarouter routes every one
+MAX_SYNTHETIC_FRAMES = 1e6  # rendered once into the cache (images and LiDAR per frame)
+MAX_ROUNDS = 1e7
+MAX_EVALUATIONS = 1e6
+
+# Usual values, to tell which of the fields of an estimate is the odd one.
+_USUAL = {"duration_s": 3600.0, "mobility.warmup_s": 600.0, "mobility.step_length_s": 1.0,
+          "radio.step_s": 0.1, "mobility.demand.period_s": 1.0, "mobility.demand.end_s": 3600.0,
+          "learning.data.synthetic.segments": 24, "learning.data.synthetic.frames": 40}
+
+
+def _oddest(spans: dict[str, float], steps: dict[str, float]) -> str:
+    """The field furthest from its usual value: a span too long, or a step too short."""
+    score = {k: v / _USUAL[k] for k, v in spans.items()}
+    score |= {k: _USUAL[k] / v for k, v in steps.items()}
+    return max(score, key=score.__getitem__)
+
+
+def check_limits(sc: Scenario) -> None:
+    """Raise FieldError when the scenario's estimated work is beyond the limits above."""
+    _sumo_steps(sc)
+    _radio_steps(sc)
+    _trips(sc)
+    _synthetic_frames(sc)
+    _rounds(sc)
+
+
+def _sumo_steps(sc: Scenario) -> None:
+    step, warmup = sc.mobility.step_length_s, sc.mobility.warmup_s
+    n = (sc.duration_s + warmup) / step
+    if n <= MAX_SUMO_STEPS:
+        return
+    spans = {"duration_s": sc.duration_s, "mobility.warmup_s": warmup}
+    field = _oddest(spans, {"mobility.step_length_s": step})
+    raise FieldError(field, _steps_message(field, spans, "mobility.step_length_s", step, n, "SUMO",
+                                           MAX_SUMO_STEPS))
+
+
+def _radio_steps(sc: Scenario) -> None:
+    if sc.radio is None:
+        return
+    step = sc.radio.step_s
+    n = sc.duration_s / step
+    if n > MAX_RADIO_STEPS:
+        spans = {"duration_s": sc.duration_s}
+        field = _oddest(spans, {"radio.step_s": step})
+        raise FieldError(field, _steps_message(field, spans, "radio.step_s", step, n, "radio",
+                                               MAX_RADIO_STEPS))
+    per_sumo = sc.mobility.step_length_s / step
+    if per_sumo > MAX_RADIO_STEPS_PER_SUMO_STEP:
+        raise FieldError("radio.step_s", f"{step:.3g} s is {per_sumo:.3g} radio steps per SUMO step "
+                         f"of {sc.mobility.step_length_s:g} s; at most "
+                         f"{MAX_RADIO_STEPS_PER_SUMO_STEP:.0e}")
+
+
+def _steps_message(field: str, spans: dict[str, float], step_name: str, step: float, n: float,
+                   kind: str, limit: float) -> str:
+    """``1e-12 s over 3600 s (duration_s) is 3.6e+15 radio steps; at most 1e+08``."""
+    span = sum(spans.values())
+    names = " + ".join(k for k, v in spans.items() if v or k == "duration_s")
+    if field == step_name:
+        head = f"{step:.3g} s over {span:.3g} s ({names})"
+    else:
+        head = f"{spans[field]:.3g} s at {step:.3g} s steps ({step_name})"
+        if len(spans) > 1 and span != spans[field]:
+            head = f"{spans[field]:.3g} s ({names}: {span:.3g} s) at {step:.3g} s steps"
+    return f"{head} is {n:.3g} {kind} steps; at most {limit:.0e}"
+
+
+def _trips(sc: Scenario) -> None:
+    demand = sc.mobility.demand
+    if demand is None or sc.mobility.replay is not None:
+        return
+    end = demand.end_s if demand.end_s is not None else sc.mobility.warmup_s + sc.duration_s
+    periods = demand.period_s if isinstance(demand.period_s, list) else [demand.period_s]
+    span = max(end - demand.begin_s, 0.0)
+    n = sum(span / len(periods) / p for p in periods)
+    if n <= MAX_TRIPS:
+        return
+    shortest = min(periods)
+    spans = {"mobility.demand.end_s": end} if demand.end_s is not None else {}
+    field = _oddest(spans, {"mobility.demand.period_s": shortest})
+    raise FieldError(field, f"departures every {shortest:g} s from {demand.begin_s:g} s to "
+                     f"{end:g} s are {n:.3g} trips; at most {MAX_TRIPS:.0e}")
+
+
+def _synthetic_frames(sc: Scenario) -> None:
+    if sc.learning is None or sc.learning.data.root is not None:
+        return
+    synth = sc.learning.data.synthetic
+    n = synth.segments * synth.frames
+    if n <= MAX_SYNTHETIC_FRAMES:
+        return
+    field = _oddest({"learning.data.synthetic.segments": synth.segments,
+                     "learning.data.synthetic.frames": synth.frames}, {})
+    raise FieldError(field, f"{synth.segments:.3g} segments x {synth.frames:.3g} frames are "
+                     f"{n:.3g} synthetic frames to generate; at most {MAX_SYNTHETIC_FRAMES:.0e}")
+
+
+def _rounds(sc: Scenario) -> None:
+    if sc.learning is None:
+        return
+    agg = sc.aggregation
+    period = getattr(agg, "edge_period_s", None) or getattr(agg, "round_deadline_s", None)
+    if period is not None:
+        name = "edge_period_s" if hasattr(agg, "edge_period_s") else "round_deadline_s"
+        period += getattr(agg, "min_round_gap_s", 0.0)
+        n = sc.duration_s / period
+        if n > MAX_ROUNDS:
+            raise FieldError(f"aggregation.{name}", f"{period:g} s rounds over {sc.duration_s:g} s "
+                             f"are up to {n:.3g} rounds; at most {MAX_ROUNDS:.0e}")
+    if agg.eval_every_s is not None and sc.duration_s / agg.eval_every_s > MAX_EVALUATIONS:
+        n = sc.duration_s / agg.eval_every_s
+        raise FieldError("aggregation.eval_every_s", f"evaluating every {agg.eval_every_s:g} s "
+                         f"over {sc.duration_s:g} s is {n:.3g} evaluations; at most "
+                         f"{MAX_EVALUATIONS:.0e}")

@@ -1,0 +1,168 @@
+"""``cosim new``: a commented starter scenario for your own SUMO network (or an OpenStreetMap
+extract, converted with netconvert): demand from randomTrips, macro cells on a hexagonal layout
+sized to the network, learning off. It validates as written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+from cosim.errors import InputError
+from cosim.radio.boundary import NetLocation, read_location
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"  # as Scenario.name
+OSM_OPTIONS = [  # a drivable, simplified network from raw OSM (netconvert's documented recipe)
+    "--geometry.remove", "--roundabouts.guess", "--ramps.guess", "--junctions.join",
+    "--tls.guess-signals", "--tls.discard-simple", "--tls.join", "--remove-edges.isolated",
+    "--keep-edges.by-vclass", "passenger",
+]
+
+
+def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | None = None,
+                  force: bool = False) -> tuple[Path, str]:
+    """Write ``folder/NAME.yaml`` (and ``NAME.net.xml`` from ``osm``); return the file and a
+    one-line summary. Raises InputError on bad arguments or a network that cannot be used."""
+    if not re.match(NAME_PATTERN, name):
+        raise InputError(None, "NAME", f"{name[:60]!r}: use letters, digits, '_', '.', '-'")
+    if (net is None) == (osm is None):
+        raise InputError(None, "--net/--osm", "give one network: --net FILE.net.xml or --osm FILE.osm")
+    out = folder / f"{name}.yaml"
+    if out.exists() and not force:
+        raise InputError(None, str(out), "exists already (--force overwrites it)")
+    folder.mkdir(parents=True, exist_ok=True)
+    if osm is not None:
+        net = convert_osm(osm, folder / f"{name}.net.xml")
+    assert net is not None
+    if not net.is_file():
+        raise InputError(None, "--net", f"file not found: {net}")
+    where = read_location(net)
+    text, summary = starter_yaml(name, _relative(net.resolve(), folder.resolve()), where)
+    out.write_text(text, encoding="utf-8")
+    _check(out, net)
+    return out, summary
+
+
+def convert_osm(osm: Path, target: Path) -> Path:
+    """``netconvert --osm-files`` into ``target`` (its log next to it); failure is bad input."""
+    from cosim.mobility.sumo_tools import SumoToolError, binary, run_tool
+
+    if not osm.is_file():
+        raise InputError(None, "--osm", f"file not found: {osm}")
+    log = target.with_name(target.name.removesuffix(".net.xml") + ".netconvert.log")
+    try:
+        run_tool([binary("netconvert"), "--osm-files", str(osm), "-o", str(target), *OSM_OPTIONS],
+                 log)
+    except SumoToolError as exc:
+        raise InputError(osm, "--osm", f"netconvert could not convert it: {exc}") from None
+    return target
+
+
+def starter_yaml(name: str, net_ref: str, where: NetLocation) -> tuple[str, str]:
+    """The scenario text for a network with this location, and a summary of its cells."""
+    x0, y0, x1, y1 = where.boundary
+    extent = max(x1 - x0, y1 - y0)
+    if extent <= 0:
+        raise InputError(None, "--net", "the network has no extent (convBoundary is one point)")
+    isd, rings = hex_layout(extent)
+    cx, cy = where.center
+    sites = 1 + 3 * rings * (rings + 1)
+    geo = geo_origin(where)
+    geo_line = (f"  geo_origin: {{lat: {geo[0]:.6f}, lon: {geo[1]:.6f}}}  # of (0, 0), approximate "
+                "(from the network's bounding boxes)" if geo else
+                "  # geo_origin: {lat: 37.7793, lon: -122.4164}  # lat/lon of (0, 0): fills the "
+                "trace's lon/lat")
+    min_distance = max(50, min(300, round(extent / 3, -1)))
+    text = f"""\
+# Starter scenario for {net_ref}, written by `cosim new`. Check it with
+#   cosim validate {name}.yaml --show      (every default filled in)
+# and run it with `cosim run {name}.yaml`. Positions are metres in the network's frame: x east,
+# y north, after its netOffset; this network spans x {x0:g}..{x1:g}, y {y0:g}..{y1:g}.
+name: {name}
+seed: 0
+duration_s: 600             # simulated seconds after the warm-up
+mobility:
+  backend: libsumo          # libsumo | traci | gui
+  step_length_s: 1.0
+  warmup_s: 300             # SUMO runs this long before t = 0, so the network fills up
+  net: {json.dumps(net_ref)}
+  demand:                   # randomTrips.py + duarouter, cached per seed
+    period_s: 2.0           # one departure every 2 s: lower it for more traffic
+    fringe_factor: 5.0      # trips start and end at the network's edge more often
+    min_distance_m: {min_distance:g}
+    # parking: {{areas: 10, share: 0.25, duration_s: [300, 1200]}}
+{geo_line}
+radio:
+  step_s: 0.1               # the SUMO step must be a whole number of radio steps
+  cells:
+    # {sites} macro sites (3 sectors each) on a hexagonal layout over the network
+    hex: {{isd_m: {isd:g}, rings: {rings}, center: [{cx:.1f}, {cy:.1f}], scenario: uma,
+          carrier_ghz: 3.5, bandwidth_mhz: 40, tx_power_dbm: 46, antenna_gain_dbi: 17,
+          height_m: 25}}
+    # small cells on the most central intersections (betweenness on the street graph):
+    # intersections: {{count: 6, min_spacing_m: 250, scenario: umi, carrier_ghz: 3.7,
+    #                 bandwidth_mhz: 20, tx_power_dbm: 30, height_m: 10}}
+    # cells you place yourself (x, y in metres, as above):
+    # extra:
+    #   - {{id: rsu-1, x: {cx:.1f}, y: {cy:.1f}, kind: rsu, height_m: 6, tx_power_dbm: 30,
+    #      antenna_gain_dbi: 5, carrier_ghz: 5.9, bandwidth_mhz: 20, scenario: umi}}
+# Federated learning, off: `--set learning.enabled=true` (or edit below) turns it on; a tiny
+# model on synthetic data, as in scenarios/grid_small.yaml.
+clients: {{count: 4}}
+scheduling: {{policy: availability_aware, per_round: 2}}
+aggregation: {{method: sync, round_deadline_s: 30, eval_every_rounds: 2}}
+learning:
+  enabled: false
+  model: {{name: cosim-tiny}}
+  data:
+    synthetic: {{segments: 6, frames: 4, seed: 0}}
+    clients: 4
+    heldout_segments: 2
+  local: {{epochs: 1, batch_size: 4}}
+output:
+  root: runs                # run folders runs/<name>-<time>, relative to the working folder
+"""
+    summary = (f"{sites} macro sites x 3 sectors, {isd:g} m apart, over a {x1 - x0:.0f} m x "
+               f"{y1 - y0:.0f} m network" + ("" if geo else "; no geo_origin (not geo-referenced)"))
+    return text, summary
+
+
+def hex_layout(extent_m: float) -> tuple[float, int]:
+    """Inter-site distance (a third of the network, 200..1000 m, in 50 m) and rings to cover it."""
+    isd = min(1000.0, max(200.0, round(extent_m / 3 / 50) * 50))
+    rings = min(6, max(1, math.ceil(extent_m / 2 / isd - 0.5)))  # the outer ring reaches the rim
+    return isd, rings
+
+
+def geo_origin(where: NetLocation) -> tuple[float, float] | None:
+    """Approximate lat/lon of the network's (0, 0) for a geo-referenced network: its lon/lat box
+    (origBoundary) mapped linearly onto its box in metres (convBoundary)."""
+    if not where.geo or where.orig_boundary is None:
+        return None
+    lon0, lat0, lon1, lat1 = where.orig_boundary
+    x0, y0, x1, y1 = where.boundary
+    if not (-180 <= lon0 <= lon1 <= 180 and -90 <= lat0 <= lat1 <= 90) or x1 <= x0 or y1 <= y0:
+        return None
+    lon = lon0 + (0 - x0) / (x1 - x0) * (lon1 - lon0)
+    lat = lat0 + (0 - y0) / (y1 - y0) * (lat1 - lat0)
+    return (lat, lon) if -90 <= lat <= 90 and -180 <= lon <= 180 else None
+
+
+def _relative(path: Path, folder: Path) -> str:
+    """The path as the scenario writes it: relative to the YAML's folder when below it."""
+    try:
+        return path.relative_to(folder).as_posix()
+    except ValueError:
+        return os.fspath(path)
+
+
+def _check(out: Path, net: Path) -> None:
+    """The promise of ``cosim new``: the file it writes validates, cells included."""
+    from cosim.radio.boundary import check_cells_inside
+    from cosim.scenario_loader import load_scenario
+
+    sc = load_scenario(out)
+    check_cells_inside(sc.radio, net, out)

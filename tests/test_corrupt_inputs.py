@@ -1,0 +1,403 @@
+"""Corrupt input files (issue 19): data, weights, replayed traces and oracle windows.
+
+Each case goes through ``cosim run`` and must end as ONE line naming the file, exit 2, and no run
+folder (neither OUT nor OUT.partial). A Hypothesis fuzz corrupts generated files (byte flips,
+truncation, wrong column types) and checks the property on the validation functions themselves:
+an InputError naming the file, or data that a run then reads without any other error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cosim.cli import app
+from cosim.errors import InputError
+from cosim.learning.data import waymo_schema as W
+from cosim.learning.data.synth import SynthConfig, generate, segment_name
+from cosim.trace_schemas import MOBILITY_SCHEMA, WINDOW_SCHEMA
+
+GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+CFG = SynthConfig(segments=2, frames=2, seed=3, camera_size=(64, 48), lidar_size=(16, 128))
+SEGMENT = segment_name(3, 0)
+# one client and one held-out segment: the run uses both segments of the small data set
+SMALL = ("duration_s=10", "clients.count=1", "learning.data.clients=1",
+         "learning.data.heldout_segments=1")
+CI, VP = "[CameraImageComponent]", "[VehiclePoseComponent].world_from_vehicle.transform"
+LIDAR_SHAPE = "[LiDARComponent].range_image_return1.shape"
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("waymo")
+    generate(root, CFG, workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def clip_weights(tmp_path_factory) -> dict[str, torch.Tensor]:
+    from cosim.learning.openclip import open_clip_module, quiet_random_init
+
+    with quiet_random_init():
+        return open_clip_module().create_model("cosim-tiny", device="cpu").state_dict()
+
+
+def _refused(tmp_path: Path, *settings_: str) -> str:
+    """``cosim run`` with these --set items: exit 2, one line, no run folder; the line."""
+    out = tmp_path / "run"
+    args = ["run", str(GRID), "--out", str(out), "--quiet"]
+    for item in settings_:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    assert not out.exists() and not out.with_name("run.partial").exists()
+    return lines[0]
+
+
+def _rewrite(path: Path, change: Callable[[pa.Table], pa.Table]) -> None:
+    pq.write_table(change(pq.read_table(path)), path)
+
+
+def _replace(table: pa.Table, column: str, values: pa.Array) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(column), column, values)
+
+
+def _truncated(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+# --- data: what `cosim data check` refuses, a run refuses too, before its folder exists ----------
+
+def _jpeg_cut(t: pa.Table) -> pa.Table:
+    return _replace(t, f"{CI}.image", pa.array([b[: len(b) // 2] for b in t.column(f"{CI}.image")
+                                                .to_pylist()], pa.binary()))
+
+
+def _nan_pose(t: pa.Table) -> pa.Table:
+    poses = t.column(VP).to_pylist()
+    poses[-1][3] = math.nan
+    return _replace(t, VP, pa.array(poses, pa.list_(pa.float64(), 16)))
+
+
+DATA_CASES = {  # name: (component, change, the column the line names)
+    "undecodable_jpeg": ("camera_image", _jpeg_cut, f"{CI}.image"),
+    "image_as_int": ("camera_image", lambda t: _replace(
+        t, f"{CI}.image", pa.array(range(t.num_rows), pa.int64())), f"{CI}.image"),
+    "pose_as_string": ("vehicle_pose", lambda t: _replace(
+        t, VP, pa.array([str(p) for p in t.column(VP).to_pylist()])), VP),
+    "wrong_lidar_shape": ("lidar", lambda t: _replace(
+        t, LIDAR_SHAPE, pa.array([[16, 100, 4]] * t.num_rows, pa.list_(pa.int32(), 3))), LIDAR_SHAPE),
+    "empty_camera_table": ("camera_image", lambda t: t.slice(0, 0), W.FRAME),
+    "nan_pose": ("vehicle_pose", _nan_pose, VP),
+    "lidar_box_segment_mismatch": ("lidar_box", lambda t: _replace(
+        t, W.SEGMENT, pa.array(["another_segment"] * t.num_rows)), W.SEGMENT),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DATA_CASES))
+def test_corrupt_data_is_refused_before_the_run_folder(data_root, tmp_path, case):
+    component, change, column = DATA_CASES[case]
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)
+    target = root / component / f"{SEGMENT}.parquet"
+    _rewrite(target, change)
+    line = _refused(tmp_path, f"learning.data.root={root}", *SMALL)
+    assert str(target) in line and column in line, line
+    # `cosim data check` says the same line
+    check = CliRunner().invoke(app, ["data", "check", str(root)])
+    assert check.exit_code == 2 and check.stderr.strip() == line, check.output
+
+
+def test_clean_data_runs_and_its_check_is_remembered(data_root, tmp_path, monkeypatch):
+    """The checks refuse nothing a run can read: the same data set runs to completion."""
+    from cosim.learning.data import validate
+
+    result = CliRunner().invoke(app, ["run", str(GRID), "--out", str(tmp_path / "ok"), "--quiet",
+                                      *[x for s in (f"learning.data.root={data_root}", *SMALL)
+                                        for x in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "ok" / "run.json").is_file()
+    checked: list[str] = []
+    monkeypatch.setattr(validate, "check_segment", lambda reader: checked.append(reader.name))
+    from cosim.scenario_loader import load_scenario
+
+    sc = load_scenario(GRID, [f"learning.data.root={data_root}", *SMALL])
+    validate.check_run_data(sc.learning.data, sc.seed)
+    assert checked == []  # both segments passed in the run: not decoded again
+
+
+# --- weights: the backbone checkpoint and learning.init_modules ---------------------------------
+
+def test_garbage_checkpoint_is_refused(tmp_path):
+    ckpt = tmp_path / "weights.pt"
+    ckpt.write_text("".join(f"line {i}: not a checkpoint\n" for i in range(9)))
+    line = _refused(tmp_path, f"learning.model.checkpoint={ckpt}", "duration_s=10")
+    assert str(ckpt) in line and "learning.model.checkpoint" in line
+
+
+@pytest.mark.parametrize("problem", ["nan", "wrong_shape", "missing_key"])
+def test_checkpoint_with_bad_tensors_is_refused(clip_weights, tmp_path, problem):
+    state = dict(clip_weights)
+    if problem == "nan":
+        state["visual.proj"] = torch.full_like(state["visual.proj"], math.nan)
+    elif problem == "wrong_shape":
+        state["visual.conv1.weight"] = torch.zeros(3, 3)
+    else:
+        del state["ln_final.weight"]
+    ckpt = tmp_path / "weights.pt"
+    torch.save(state, ckpt)
+    line = _refused(tmp_path, f"learning.model.checkpoint={ckpt}", "duration_s=10")
+    assert str(ckpt) in line and "learning.model.checkpoint" in line
+    expected = {"nan": "visual.proj", "wrong_shape": "visual.conv1.weight", "missing_key": "ln_final.weight"}
+    assert expected[problem] in line
+
+
+def test_a_good_checkpoint_passes_the_check(clip_weights, tmp_path):
+    from cosim.learning.backbone import check_checkpoint
+
+    torch.save(clip_weights, tmp_path / "weights.pt")
+    check_checkpoint("cosim-tiny", tmp_path / "weights.pt")
+
+
+class _Payload:
+    """Unpickling this would create ``marker``: a stand-in for code hidden in a weights file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("field", ["learning.model.checkpoint", "learning.init_modules"])
+def test_code_in_a_weights_file_is_never_run(tmp_path, field):
+    marker = tmp_path / "ran"
+    weights = tmp_path / "weights.pt"
+    torch.save({"visual.proj": torch.zeros(2), "payload": _Payload(marker)}, weights)
+    line = _refused(tmp_path, f"{field}={weights}", "duration_s=10")
+    assert str(weights) in line and field in line and not marker.exists()
+
+
+@pytest.mark.parametrize("problem", ["truncated", "nan"])
+def test_corrupt_init_modules_are_refused(tmp_path, problem):
+    modules = tmp_path / "global_modules.pt"
+    weights = torch.randn(4, 4)
+    if problem == "nan":
+        weights[1, 2] = math.nan
+    torch.save({"heads.det2d.0.weight": weights, "task_adapter.up.bias": torch.zeros(4)}, modules)
+    if problem == "truncated":
+        _truncated(modules)
+    line = _refused(tmp_path, f"learning.init_modules={modules}", "duration_s=10")
+    assert str(modules) in line and "learning.init_modules" in line
+
+
+# --- tables: a replayed mobility trace and the oracle's link windows ----------------------------
+
+def _trace(path: Path, end_s: float = 20.0) -> Path:
+    t = np.repeat(np.arange(0.0, end_s + 1), 2)
+    n = len(t)
+    table = pa.table({"t": t, "vehicle": ["v0", "v1"] * (n // 2), "x": np.linspace(0, 600, n),
+                      "y": np.full(n, 300.0), "lon": np.zeros(n), "lat": np.zeros(n),
+                      "speed": np.full(n, 10.0), "heading": np.full(n, 90.0),
+                      "edge": ["e"] * n, "parked": np.zeros(n, bool), "type": ["car"] * n},
+                     schema=MOBILITY_SCHEMA)
+    pq.write_table(table, path)
+    return path
+
+
+def _windows(path: Path) -> Path:
+    table = pa.table({"vehicle": ["v0", "v0", "v1"], "cell": [-1, 0, -1], "start": [0.0, 0.0, 5.0],
+                      "end": [30.0, 30.0, 12.0], "duration_s": [30.0, 30.0, 7.0],
+                      "mean_rate_bps": [1e6] * 3, "min_rate_bps": [1e5] * 3,
+                      "censored": [True, True, False]}, schema=WINDOW_SCHEMA)
+    pq.write_table(table, path)
+    return path
+
+
+def test_good_trace_and_windows_pass_their_readers(tmp_path):
+    from cosim.mobility.replay import ReplaySession
+    from cosim.radio.prediction import OraclePredictor
+
+    assert ReplaySession(_trace(tmp_path / "m.parquet"), 1.0).end_s == 20.0
+    assert OraclePredictor(_windows(tmp_path / "w.parquet")).remaining_s("v0", 10.0) == 20.0
+
+
+TABLE_CASES = {
+    "truncated": _truncated,
+    "nan": lambda p: _rewrite(p, lambda t: _replace(
+        t, t.column_names[2], pa.array([math.nan] + t.column(2).to_pylist()[1:], pa.float64()))),
+    "wrong_type": lambda p: _rewrite(p, lambda t: _replace(  # numbers stored as text
+        t, t.column_names[2], pa.array([str(v) for v in t.column(2).to_pylist()]))),
+    "missing_column": lambda p: _rewrite(p, lambda t: t.drop_columns([t.column_names[3]])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TABLE_CASES))
+def test_corrupt_replay_trace_is_refused(tmp_path, case):
+    trace = _trace(tmp_path / "mobility.parquet")
+    TABLE_CASES[case](trace)
+    line = _refused(tmp_path, f"mobility.replay={trace}", "learning=null", "duration_s=10")
+    assert str(trace) in line and "mobility.replay" in line
+
+
+@pytest.mark.parametrize("case", sorted(TABLE_CASES))
+def test_corrupt_oracle_windows_are_refused(tmp_path, case):
+    windows = _windows(tmp_path / "link_windows.parquet")
+    TABLE_CASES[case](windows)
+    line = _refused(tmp_path, "scheduling.policy=oracle", f"scheduling.oracle_windows={windows}",
+                    "duration_s=10")
+    assert str(windows) in line and "scheduling.oracle_windows" in line
+
+
+# --- fuzz: corrupt files are refused with one line, or read cleanly ----------------------------
+
+FUZZ_EXAMPLES = int(os.environ.get("COSIM_FUZZ_EXAMPLES", "50"))
+FUZZ_RANDOM = "COSIM_FUZZ_EXAMPLES" in os.environ  # a longer fuzz explores; the default repeats
+KINDS = ("component", "jpeg", "dtype", "module_file", "checkpoint", "trace", "windows")
+CASTS = (pa.string(), pa.int64(), pa.float64(), pa.binary(), pa.list_(pa.float64()))
+
+
+def _mutate(data: bytes, draw, label: str) -> bytes:
+    """Byte flips and/or a truncation."""
+    out = bytearray(data)
+    for _ in range(draw(st.integers(0, 6), label=f"{label} flips")):
+        pos = draw(st.integers(0, len(out) - 1), label=f"{label} at")
+        out[pos] ^= draw(st.integers(1, 255), label=f"{label} xor")
+    if draw(st.booleans(), label=f"{label} truncate"):
+        out = out[: draw(st.integers(0, len(out)), label=f"{label} keep")]
+    return bytes(out)
+
+
+def _cast(column: pa.ChunkedArray, to: pa.DataType) -> pa.Array:
+    """A column rewritten with another type (values turned into that type's kind)."""
+    values = column.to_pylist()
+    if pa.types.is_string(to):
+        return pa.array([str(v) for v in values], to)
+    if pa.types.is_binary(to):
+        return pa.array([str(v).encode() for v in values], to)
+    if pa.types.is_list(to):
+        return pa.array([[float(len(str(v)))] for v in values], to)
+    number = [len(v) if isinstance(v, bytes | str | list) else float(v or 0) for v in values]
+    return pa.array([int(x) for x in number] if pa.types.is_integer(to) else number, to)
+
+
+def _assert_one_line(exc: InputError, folder: Path) -> None:
+    line = exc.line()
+    assert "\n" not in line and line.startswith("error: ") and str(folder) in line, line
+
+
+def _fuzz_data(root: Path, kind: str, draw) -> None:
+    from cosim.learning.data.grid import Geometry
+    from cosim.learning.data.samples import build_sample
+    from cosim.learning.data.validate import check_dataset
+    from cosim.learning.data.waymo_v2 import WaymoV2Dataset
+
+    component = draw(st.sampled_from(W.COMPONENTS if kind != "jpeg" else ("camera_image",)),
+                     label="component")
+    path = root / component / f"{SEGMENT}.parquet"
+    if kind == "component":
+        path.write_bytes(_mutate(path.read_bytes(), draw, "file"))
+    elif kind == "jpeg":
+        _rewrite(path, lambda t: _replace(t, f"{CI}.image", pa.array(
+            [_mutate(b, draw, "jpeg") for b in t.column(f"{CI}.image").to_pylist()], pa.binary())))
+    else:
+        table = pq.read_table(path)
+        column = draw(st.sampled_from(table.column_names), label="column")
+        to = draw(st.sampled_from(CASTS), label="cast to")
+        pq.write_table(_replace(table, column, _cast(table.column(column), to)), path)
+    try:
+        check_dataset(root)
+    except InputError as exc:
+        _assert_one_line(exc, root)
+        event(f"{kind}: refused")
+        return
+    event(f"{kind}: read cleanly")
+    # passed: what a run builds from the data works
+    reader = WaymoV2Dataset(root).segment(SEGMENT)
+    for ts in reader.timestamps:
+        build_sample(reader.frame(ts), Geometry(image_size=64, grid=32, bev_range_m=40.0))
+
+
+def _fuzz_file(folder: Path, kind: str, draw, clip_weights) -> None:
+    from cosim.learning.backbone import check_checkpoint, load_clip
+    from cosim.learning.module_file import load_module_file
+    from cosim.mobility.replay import ReplaySession
+    from cosim.radio.prediction import OraclePredictor
+
+    if kind == "module_file":
+        path = folder / "modules.pt"
+        torch.save({"heads.det2d.0.weight": torch.randn(8, 8), "task_adapter.up.bias": torch.zeros(8)},
+                   path)
+    elif kind == "checkpoint":
+        path = folder / "weights.pt"
+        # a few tensors of the real model: the file stays small, and missing keys are refused too
+        keep = draw(st.sampled_from([None, 3]), label="all tensors")
+        torch.save(clip_weights if keep is None else dict(list(clip_weights.items())[:keep]), path)
+    elif kind == "trace":
+        path = _trace(folder / "mobility.parquet")
+    else:
+        path = _windows(folder / "link_windows.parquet")
+    path.write_bytes(_mutate(path.read_bytes(), draw, kind))
+    try:
+        if kind == "module_file":
+            loaded = load_module_file(path)
+            assert all(torch.isfinite(v).all() for v in loaded.values() if v.is_floating_point())
+        elif kind == "checkpoint":
+            check_checkpoint("cosim-tiny", path)
+            load_clip("cosim-tiny", path)  # passed: open_clip loads it
+        elif kind == "trace":
+            ReplaySession(path, 1.0).read()
+        else:
+            OraclePredictor(path).remaining_s("v0", 1.0)
+    except InputError as exc:
+        _assert_one_line(exc, folder)
+        event(f"{kind}: refused")
+        return
+    event(f"{kind}: read cleanly")
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=not FUZZ_RANDOM,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(kind=st.sampled_from(KINDS), data=st.data())
+def test_fuzz_corrupt_files_are_one_line_or_read_cleanly(data_root, clip_weights, kind, data):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if kind in ("component", "jpeg", "dtype"):
+            root = folder / "data"
+            shutil.copytree(data_root, root)
+            _fuzz_data(root, kind, data.draw)
+        else:
+            _fuzz_file(folder, kind, data.draw, clip_weights)
+
+
+def test_fuzz_finds_through_the_command_line_what_it_finds_in_process(data_root, tmp_path):
+    """One fuzz-style corruption through ``cosim run``: the in-process InputError is the line."""
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)
+    target = root / "lidar" / f"{SEGMENT}.parquet"
+    data = bytearray(target.read_bytes())
+    for pos in range(len(data) // 3, len(data) // 3 + 64):
+        data[pos] ^= 0x5A
+    target.write_bytes(bytes(data))
+    from cosim.learning.data.validate import check_dataset
+
+    with pytest.raises(InputError) as caught:
+        check_dataset(root)
+    assert _refused(tmp_path, f"learning.data.root={root}", *SMALL) == caught.value.line()

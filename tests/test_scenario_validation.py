@@ -1,0 +1,397 @@
+"""Scenario input that must be refused before any run folder exists (issues 17 and 19): each
+case exits 2 with ONE line on stderr that names the field."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+import time
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import BaseModel, ValidationError
+from typer.testing import CliRunner
+
+import cosim.errors
+from cosim.cli import app
+from cosim.errors import InputError
+from cosim.scenario import CellConfig, HexLayout, IntersectionLayout, Scenario
+from cosim.scenario_loader import load_scenario
+
+REPO = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def _one_line(result, field: str | None = None) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in result.output
+    if field is not None:
+        assert f": {field}: " in lines[0], lines[0]
+    return lines[0]
+
+
+def _run_refused(scenario: Path, tmp_path: Path, *sets: str, field: str | None = None) -> str:
+    """``cosim run --out DIR`` refuses the scenario in one line and leaves no DIR."""
+    out = tmp_path / "run"
+    args = ["run", str(scenario), "--out", str(out), "--quiet"]
+    for item in sets:
+        args += ["--set", item]
+    line = _one_line(runner.invoke(app, args), field)
+    assert not out.exists(), "a run folder was created for a refused scenario"
+    return line
+
+
+def _validate(scenario: Path, *sets: str):
+    return runner.invoke(app, ["validate", str(scenario), *[a for s in sets for a in ("--set", s)]])
+
+
+def _write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# 1. Finite numbers ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("radio.cells.0.x", ".nan"), ("radio.cells.1.y", "-.inf"),
+    ("radio.cells.0.tx_power_dbm", ".inf"), ("radio.cells.0.antenna_gain_dbi", ".nan"),
+    ("radio.cells.2.bandwidth_mhz", ".inf"), ("radio.handoff.qout_db", ".nan"),
+    ("radio.handoff.a3_offset_db", "-.inf"), ("learning.model.peft.scale", "nan"),
+    ("duration_s", ".nan"), ("radio.step_s", ".nan"), ("mobility.step_length_s", "inf"),
+    ("mobility.demand.period_s", ".inf"), ("mobility.geo_origin.lat", ".nan"),
+    ("radio.channel.max_sinr_db", ".inf"), ("learning.local.lr", ".nan"),
+])
+def test_non_finite_numbers_are_refused_naming_the_field(grid_small, field, value):
+    line = _one_line(_validate(grid_small, f"{field}={value}"), field)
+    assert "finite" in line
+
+
+def test_a_non_finite_number_never_reaches_a_run_folder(grid_small, tmp_path):
+    _run_refused(grid_small, tmp_path, "radio.cells.1.x=.nan", field="radio.cells.1.x")
+
+
+def _models(root: type[BaseModel]) -> set[type[BaseModel]]:
+    """Every model class reachable from ``root``'s fields."""
+    seen: set[type[BaseModel]] = set()
+    todo = [root]
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for info in model.model_fields.values():
+            stack = [info.annotation]
+            while stack:
+                ann = stack.pop()
+                if isinstance(ann, type) and issubclass(ann, BaseModel):
+                    todo.append(ann)
+                stack.extend(typing.get_args(ann))
+    return seen
+
+
+def test_every_float_field_of_the_schema_refuses_nan():
+    """Generic (StrictModel's allow_inf_nan=False): no float field anywhere takes NaN or inf."""
+    checked = 0
+    for model in _models(Scenario):
+        for name, info in model.model_fields.items():
+            if info.annotation is not float:
+                continue
+            for bad in (math.nan, math.inf, -math.inf):
+                with pytest.raises(ValidationError) as caught:
+                    model.model_validate({name: bad})
+                assert any(e["loc"] == (name,) and e["type"] == "finite_number"
+                           for e in caught.value.errors()), (model.__name__, name)
+            checked += 1
+    assert checked > 60
+
+
+# 2. Bounds and resource estimates ------------------------------------------------------------
+
+@pytest.mark.parametrize(("setting", "field", "estimate"), [
+    ("duration_s=1e300", "duration_s", "1e+300 SUMO steps; at most 1e+08"),
+    ("radio.step_s=1e-12", "radio.step_s", "1.2e+14 radio steps; at most 1e+08"),
+    ("mobility.demand.period_s=1e-6", "mobility.demand.period_s", "1e+08 trips; at most 1e+07"),
+    ("learning.data.synthetic.segments=1000000000000", "learning.data.synthetic.segments",
+     "4e+12 synthetic frames to generate; at most 1e+06"),
+    ("aggregation.eval_every_s=1e-9", "aggregation.eval_every_s", "evaluations; at most 1e+06"),
+    ("mobility.warmup_s=1e12", "mobility.warmup_s", "SUMO steps; at most 1e+08"),
+])
+def test_absurd_sizes_are_refused_with_the_estimate(grid_small, tmp_path, setting, field, estimate):
+    line = _run_refused(grid_small, tmp_path, setting, field=field)
+    assert estimate in line
+
+
+def test_infinite_duration_and_out_of_range_values(grid_small):
+    assert "finite" in _one_line(_validate(grid_small, "duration_s=.inf"), "duration_s")
+    assert "0.001" in _one_line(_validate(grid_small, "mobility.step_length_s=1e-6"),
+                                "mobility.step_length_s")
+    _one_line(_validate(grid_small, "seed=99999999999"), "seed")
+    _one_line(_validate(grid_small, "radio.cells.0.tx_power_dbm=1e300"),
+              "radio.cells.0.tx_power_dbm")
+    _one_line(_validate(grid_small, "clients.count=10000000000"), "clients.count")
+
+
+def test_real_scenarios_stay_within_the_limits():
+    for name in ("grid_small", "sf_downtown", "task_onboarding"):
+        load_scenario(REPO / "scenarios" / f"{name}.yaml", ["duration_s=86400"])
+
+
+# 3. Duplicate keys ---------------------------------------------------------------------------
+
+def test_a_key_given_twice_is_refused_with_its_line(grid_small, tmp_path):
+    text = grid_small.read_text().replace("seed: 1\n", "seed: 1\nduration_s: 60\n", 1)
+    line = _one_line(runner.invoke(app, ["validate", str(_write(tmp_path, text))]))
+    assert "'duration_s' given twice" in line and "line 5" in line and "first on line 4" in line
+
+
+def test_a_nested_duplicate_key_is_refused(grid_small, tmp_path):
+    text = grid_small.read_text().replace("  step_s: 0.1\n", "  step_s: 0.1\n  step_s: 0.2\n", 1)
+    line = _run_refused(_write(tmp_path, text), tmp_path)
+    assert "'step_s' given twice" in line
+
+
+def test_anchors_and_merge_keys_still_work(grid_small, tmp_path):
+    """yaml.safe_load semantics otherwise: a merge may be overridden by the mapping's own key."""
+    text = grid_small.read_text().replace(
+        "    - {id: east, x: 500, y: 300,",
+        "    - &east {id: east, x: 500, y: 300,", 1) + "\nonboarding: {rounds: 2}\n"
+    text = text.replace("    - {id: rsu-center", "    - {<<: *east, id: twin, x: 520}\n"
+                        "    - {id: rsu-center", 1)
+    sc = load_scenario(_write(tmp_path, text))
+    twin = next(c for c in sc.radio.cells if c.id == "twin")
+    assert (twin.x, twin.y, twin.tx_power_dbm) == (520, 300, 46)
+
+
+# 4. Alias bombs, deep nesting, long values ---------------------------------------------------
+
+def _billion_laughs() -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "name: bomb\nduration_s: 10\n" + "\n".join(lines) + "\nmobility: {a: *a9}\n"
+
+
+def test_an_alias_bomb_fails_fast_in_one_line(tmp_path):
+    started = time.perf_counter()
+    line = _run_refused(_write(tmp_path, _billion_laughs()), tmp_path)
+    assert time.perf_counter() - started < 5
+    assert "aliases are expanded" in line and "line" in line
+
+
+def test_an_alias_bomb_in_an_override_is_refused(grid_small):
+    levels = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    line = _one_line(_validate(grid_small, f"name={{{', '.join(levels)}}}"), "name")
+    assert "aliases are expanded" in line
+    deep = "[" * 200 + "]" * 200
+    assert "nested" in _one_line(_validate(grid_small, f"name={deep}"), "name")
+
+
+def test_a_cyclic_alias_and_deep_nesting_are_one_line(tmp_path):
+    line = _one_line(runner.invoke(app, ["validate", str(_write(tmp_path, "a: &x [1, *x]\n"))]))
+    assert "cycle" in line
+    for deep in ("a: " + "[" * 5000 + "]" * 5000 + "\n",
+                 "".join("  " * i + f"k{i}:\n" for i in range(3000)) + "  " * 3000 + "v: 1\n"):
+        line = _run_refused(_write(tmp_path, deep, "deep.yaml"), tmp_path)
+        assert "nested more than" in line
+
+
+def test_long_input_is_cut_in_the_error_line(grid_small):
+    long_key = "k" * 5000
+    line = _one_line(_validate(grid_small, f"radio.{long_key}=1"))
+    assert len(line) < 600 and "unknown key" in line
+    line = _one_line(_validate(grid_small, f"duration_s=[{', '.join(['1'] * 10000)}]"),
+                     "duration_s")
+    assert len(line) < 400
+    assert len(InputError("f", "x", "y" * 10**6).line()) < 600
+
+
+def test_ctrl_c_while_loading_still_interrupts(grid_small, monkeypatch):
+    """No blanket except in the loader: an interrupt stays an interrupt (exit 130)."""
+    from cosim import safe_yaml
+
+    def interrupted(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safe_yaml.ScenarioLoader, "compose_node", interrupted)
+    result = runner.invoke(app, ["validate", str(grid_small)])
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+
+
+# 5. Cells against the network; geo_origin ----------------------------------------------------
+
+def test_a_cell_far_outside_the_network_is_refused_naming_it(grid_small, tmp_path):
+    line = _run_refused(grid_small, tmp_path, "learning=null", "radio.cells.1.x=9000",
+                        field="radio.cells.1")
+    assert "'east'" in line and "8.4 km outside" in line and "allow_cells_outside" in line
+
+
+def test_hex_sites_outside_the_network_are_refused(grid_small, tmp_path):
+    line = _run_refused(grid_small, tmp_path, "learning=null",
+                        "radio.cells={hex: {isd_m: 5000, rings: 1}}", field="radio.cells.hex")
+    assert "'macro1'" in line
+
+
+def test_cells_near_or_explicitly_allowed_outside_pass(grid_small):
+    from cosim.mobility.build import prepare_inputs
+
+    near = load_scenario(grid_small, ["learning=null", "radio.cells.1.x=2500"])  # 1.9 km out
+    assert prepare_inputs(near, grid_small).net is not None
+    far = load_scenario(grid_small, ["learning=null", "radio.cells.1.x=9000",
+                                     "radio.allow_cells_outside=true"])
+    assert prepare_inputs(far, grid_small).net is not None
+
+
+def test_missing_geo_origin_warns_in_one_line(grid_small, monkeypatch, capsys):
+    from cosim.mobility.build import prepare_inputs
+
+    monkeypatch.setattr(cosim.errors, "_warned", set())
+    prepare_inputs(load_scenario(grid_small, ["mobility.geo_origin=null"]), grid_small)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {grid_small}: mobility.geo_origin: ")
+    assert "lon/lat" in lines[0]
+    prepare_inputs(load_scenario(grid_small), grid_small)
+    assert capsys.readouterr().err == ""
+
+
+# 6. One string where a list of files (or options) is expected --------------------------------
+
+def test_single_strings_are_accepted_for_lists(grid_small, tmp_path):
+    (tmp_path / "my.rou.xml").write_text("<routes/>\n")
+    (tmp_path / "my.add.xml").write_text("<additional/>\n")
+    text = grid_small.read_text().replace(
+        "  geo_origin:", "  routes: my.rou.xml\n  additional: my.add.xml\n"
+        "  sumo_options: --time-to-teleport 300 --no-warnings\n  geo_origin:", 1)
+    sc = load_scenario(_write(tmp_path, text))
+    assert sc.mobility.routes == [tmp_path / "my.rou.xml"]
+    assert sc.mobility.additional == [tmp_path / "my.add.xml"]
+    assert sc.mobility.sumo_options == ["--time-to-teleport", "300", "--no-warnings"]
+    _one_line(_validate(grid_small, "mobility.routes=gone.rou.xml"), "mobility.routes.0")
+
+
+# 7. validate --show --------------------------------------------------------------------------
+
+def test_validate_show_prints_the_resolved_scenario(grid_small, tmp_path):
+    result = runner.invoke(app, ["validate", str(grid_small), "--show", "--set", "seed=5"])
+    assert result.exit_code == 0, result.output
+    shown = yaml.safe_load(result.stdout)
+    assert shown["radio"]["handoff"]["a3_offset_db"] == 3.0  # a default grid_small leaves out
+    assert shown["seed"] == 5 and shown["aggregation"]["method"] == "sync"
+    again = load_scenario(_write(tmp_path, result.stdout, "shown.yaml"))
+    assert again == load_scenario(grid_small, ["seed=5"])
+
+
+# 8. cosim new --------------------------------------------------------------------------------
+
+TINY_OSM = """<?xml version="1.0" encoding="UTF-8"?>
+<osm version="0.6" generator="cosim-test">
+{nodes}
+{ways}
+</osm>
+"""
+
+
+def _tiny_osm(path: Path) -> Path:
+    nodes, ways, way_id = [], [], 100
+    for i in range(3):
+        for j in range(3):
+            nodes.append(f'  <node id="{1 + 3 * i + j}" lat="{37.770 + 0.003 * i:.4f}" '
+                         f'lon="{-122.420 + 0.004 * j:.4f}"/>')
+    for line in ([1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 4, 7], [2, 5, 8], [3, 6, 9]):
+        refs = "".join(f'<nd ref="{n}"/>' for n in line)
+        ways.append(f'  <way id="{way_id}">{refs}<tag k="highway" v="residential"/></way>')
+        way_id += 1
+    path.write_text(TINY_OSM.format(nodes="\n".join(nodes), ways="\n".join(ways)))
+    return path
+
+
+def _netgenerate(path: Path) -> Path:
+    from cosim.mobility.sumo_tools import binary
+
+    subprocess.run([binary("netgenerate"), "--grid", "--grid.number", "3", "--grid.length", "300",
+                    "-o", str(path)], check=True, capture_output=True)
+    return path
+
+
+def test_new_from_a_network_validates_and_runs(tmp_path):
+    net = _netgenerate(tmp_path / "grid.net.xml")
+    result = runner.invoke(app, ["new", "mine", "--net", str(net), "--dir", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    scenario = tmp_path / "s" / "mine.yaml"
+    assert "learning.enabled=true" in scenario.read_text()
+    ok = runner.invoke(app, ["validate", str(scenario)])
+    assert ok.exit_code == 0 and "learning: disabled" in ok.stdout, ok.output
+    sc = load_scenario(scenario)
+    assert sc.radio.cells.hex is not None and sc.mobility.net == net.resolve()
+    done = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "run"), "--quiet",
+                               "--set", "duration_s=10", "--set", "mobility.warmup_s=10"])
+    assert done.exit_code == 0, done.output
+
+
+def test_new_from_osm_converts_and_geo_references(tmp_path):
+    osm = _tiny_osm(tmp_path / "town.osm")
+    result = runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "town.net.xml").is_file()
+    sc = load_scenario(tmp_path / "town.yaml")
+    assert sc.mobility.geo_origin is not None
+    assert abs(sc.mobility.geo_origin.lat - 37.770) < 0.001
+    assert abs(sc.mobility.geo_origin.lon + 122.420) < 0.001
+    assert runner.invoke(app, ["validate", str(tmp_path / "town.yaml")]).exit_code == 0
+    # and validate checks its cells against that network (no building needed)
+    moved = _validate(tmp_path / "town.yaml", "radio.cells.hex.center=[50000, 0]")
+    assert "outside the network" in _one_line(moved, "radio.cells.hex")
+
+
+def test_new_refuses_bad_arguments(tmp_path):
+    net = _netgenerate(tmp_path / "grid.net.xml")
+    _one_line(runner.invoke(app, ["new", "bad name", "--net", str(net)]), "NAME")
+    _one_line(runner.invoke(app, ["new", "x", "--dir", str(tmp_path)]), "--net/--osm")
+    _one_line(runner.invoke(app, ["new", "x", "--net", str(tmp_path / "gone.net.xml"),
+                                  "--dir", str(tmp_path)]), "--net")
+    assert runner.invoke(app, ["new", "x", "--net", str(net), "--dir", str(tmp_path)]).exit_code == 0
+    assert "--force" in _one_line(runner.invoke(app, ["new", "x", "--net", str(net), "--dir",
+                                                      str(tmp_path)]))
+    (tmp_path / "broken.osm").write_text("<osm><way")
+    _one_line(runner.invoke(app, ["new", "y", "--osm", str(tmp_path / "broken.osm"), "--dir",
+                                  str(tmp_path)]), "--osm")
+
+
+# 9. compare and grid_small's learning section ------------------------------------------------
+
+def test_grid_small_learns_and_compare_says_how_to_turn_learning_on(grid_small, tmp_path):
+    assert load_scenario(grid_small).learning_enabled
+    result = runner.invoke(app, ["compare", str(grid_small), "--out", str(tmp_path / "c"),
+                                 "--set", "learning=null", "--quiet"])
+    line = _one_line(result, "learning")
+    assert "learning.enabled=true" in line
+    assert not (tmp_path / "c").exists()
+
+
+# 10. README documents every cell field and the frame -----------------------------------------
+
+def test_readme_documents_every_cell_field_and_the_frame():
+    readme = (REPO / "README.md").read_text()
+    match = re.search(r"^## Cells and coordinates$(.*?)^## ", readme, re.S | re.M)
+    assert match, "README has a '## Cells and coordinates' section"
+    section = match.group(1)
+    for model in (CellConfig, HexLayout, IntersectionLayout):
+        for name in model.model_fields:
+            assert f"`{name}`" in section, (model.__name__, name)
+    for word in ("netOffset", "geo_origin", "x east", "y north", "allow_cells_outside"):
+        assert word in section, word
+
+
+def test_console_script_one_line_for_a_refused_scenario(grid_small, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "cosim.cli", "run", str(grid_small), "--out",
+                           str(out), "--set", "radio.step_s=1e-12"], capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert ": radio.step_s: " in proc.stderr and not out.exists()
