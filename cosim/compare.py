@@ -199,7 +199,10 @@ def check_grid(scenario_path: Path, grid: CompareGrid, overrides: list[str]):
         raise InputError(scenario_path, "learning", "compare needs learning enabled (policies "
                          "and aggregations have nothing to act on): add a learning section, or "
                          "--set learning.enabled=true to use the defaults")
+    from cosim.learning.federated.policies import policy_class
+
     for policy in grid.policies:  # the oracle's windows come from the recording: not yet
+        policy_class(policy)  # a user's module:Class must name a policy class
         chosen = [] if policy == "oracle" else [f"scheduling.policy={policy}"]
         for aggregation in grid.aggregations:
             section, _ = aggregation_section(scenario_path, overrides, aggregation)

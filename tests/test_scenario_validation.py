@@ -395,3 +395,19 @@ def test_console_script_one_line_for_a_refused_scenario(grid_small, tmp_path):
                            str(out), "--set", "radio.step_s=1e-12"], capture_output=True, text=True)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert ": radio.step_s: " in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize(("policy", "says"), [
+    (":Foo", "give both a module and a class"),
+    ("os:getcwd", "without a select(view, candidates, k) method"),
+    ("nosuchmodule:Policy", "No module named 'nosuchmodule'"),
+    ("cosim.learning.federated.policies:Nothing", "cannot load"),
+])
+def test_a_policy_that_is_not_a_policy_class_is_bad_input(grid_small, tmp_path, policy, says):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(grid_small), "--out", str(out), "-q",
+                                      "--set", f"scheduling.policy={policy}"])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: scheduling.policy: ") and says in lines[0]
+    assert not out.exists() and not (tmp_path / "run.partial").exists()

@@ -1,6 +1,6 @@
-"""The learning layer's input files, checked before a run creates its folder: the backbone
-checkpoint, the data root and the oracle's link windows. A bad file is then one InputError
-(exit 2) and no run folder, instead of a run that fails during its learning set-up.
+"""The learning layer's inputs, checked before a run creates its folder: the backbone checkpoint,
+the data root, the oracle's link windows and a user's policy class. A bad one is then one
+InputError (exit 2) and no run folder, instead of a run that fails during its learning set-up.
 
 Imported by the runner for every run, so nothing heavy (torch, open_clip) is imported unless the
 scenario has a learning layer.
@@ -16,6 +16,9 @@ def check_learning_inputs(scenario: Scenario) -> None:
     if not scenario.learning_enabled:
         return
     cfg, sched = scenario.learning, scenario.scheduling
+    from cosim.learning.federated.policies import policy_class
+
+    policy_class(sched.policy)  # a user's module:Class must name a policy class
     if not scenario.clients.ideal_connectivity and "oracle" in (sched.policy, sched.predictor):
         from cosim.radio.prediction import read_oracle_windows
 

@@ -207,12 +207,30 @@ def make_policy(name: str, seed: int):
     if name in REGISTRY:
         cls = REGISTRY[name]
         return cls(seed) if cls in (RandomPolicy, Oort) else cls()
-    if ":" in name:
-        module, _, attr = name.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise InputError(None, "scheduling.policy", f"cannot load {name!r}: {exc}") from None
-        return cls()
-    raise InputError(None, "scheduling.policy",
-                     f"unknown policy {name!r} (known: {', '.join(REGISTRY)}; or module:Class)")
+    return policy_class(name)()
+
+
+def policy_class(name: str) -> type:
+    """The class a ``module:Class`` policy names, checked to be a policy class (one with a
+    ``select`` method), or an InputError naming what is wrong. Registered names pass through."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    module, sep, attr = name.partition(":")
+    if not sep:
+        raise InputError(None, "scheduling.policy",
+                         f"unknown policy {name!r} (known: {', '.join(REGISTRY)}; or module:Class)")
+    if not module.strip() or not attr.strip():
+        raise InputError(None, "scheduling.policy",
+                         f"{name!r}: give both a module and a class, as module:Class")
+    try:
+        found = importlib.import_module(module)
+        for part in attr.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        raise InputError(None, "scheduling.policy", f"cannot load {name!r}: {exc}") from None
+    if not isinstance(found, type) or not callable(getattr(found, "select", None)):
+        kind = "a class" if isinstance(found, type) else type(found).__name__
+        raise InputError(None, "scheduling.policy",
+                         f"{name!r} is {kind} without a select(view, candidates, k) method, "
+                         "not a scheduling policy class")
+    return found
