@@ -263,6 +263,8 @@ def test_signals_at_random_instants(tmp_path, earlier, sig, delay, backend):
         listed = _cosim("status", str(tmp_path))
         assert f"crashed     {tmp_path / 'run2.partial'}" in listed.output
         assert f"complete    {out}" in listed.output
+        report = _cosim("report", str(tmp_path / "run2.partial"))
+        assert report.exit_code == 2 and "the run is crashed, not complete" in _one_line(report)
     else:
         assert proc.returncode == 130, err
         assert err.decode().strip().splitlines()[-1] == "interrupted"

@@ -51,7 +51,11 @@ def open_source(path: Path) -> ReportSource:
     if (path / "run.json").is_file():
         info = read_run_json(path)
         if info.get("status") != "complete":
-            raise InputError(path, None, f"the run is {info.get('status')!r}, not complete")
+            from cosim.run_folder import read_status
+
+            status, _ = read_status(path)  # "crashed" when run.json says running, nobody does
+            detail = f": {info['error']}" if info.get("error") else ""
+            raise InputError(path, None, f"the run is {status}, not complete{detail}")
         sc = info["scenario"]
         label = (f"{sc['scheduling']['policy']} / {sc['aggregation']['method']}"
                  if sc.get("learning") and sc["learning"].get("enabled") else sc["name"])
