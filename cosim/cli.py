@@ -103,7 +103,8 @@ def validate(
 
 @app.command()
 def run(
-    scenario: ScenarioArg,
+    scenario: Annotated[Path | None, typer.Argument(
+        help="Scenario YAML file (not with --resume).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>-<time>).")]
     = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the scenario's seed.")] = None,
@@ -111,27 +112,45 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace an earlier run in --out once this one completes.")] = False,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="Finish an interrupted, failed or killed run (OUT or OUT.partial) with "
+        "its own scenario; with output.checkpoint: true no client update is trained twice.",
+        show_default=False)] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Run a scenario and write its traces (Parquet) and run.json.
 
     The run writes into OUT.partial and becomes OUT when complete; a failed or interrupted run
     stays at OUT.partial, and an earlier run at OUT is untouched until a new one completes."""
-    from cosim.runner import run_scenario
+    from cosim.runner import resume_target, run_scenario
     from cosim.scenario_loader import load_scenario
 
     def work() -> None:
-        sc = load_scenario(scenario, set_ or [], seed=seed)
+        if resume is not None:
+            given = [n for n, v in (("SCENARIO", scenario), ("--out", out), ("--seed", seed),
+                                    ("--set", set_), ("--overwrite", overwrite or None)) if v]
+            if given:
+                raise InputError(None, "--resume", f"resumes the run's own scenario: drop "
+                                 f"{', '.join(given)}")
+            sc, target, source = resume_target(resume)
+        else:
+            if scenario is None:
+                raise InputError(None, "SCENARIO", "give a scenario file (or --resume RUN_DIR)")
+            sc, target, source = load_scenario(scenario, set_ or [], seed=seed), out, scenario
 
         def announce(layers: dict[str, str]) -> None:
             for layer, state in layers.items():
                 typer.echo(f"{layer:>9}: {state}", err=True)
 
-        result = run_scenario(sc, source=scenario, out=out, quiet=quiet,
-                              announce=None if quiet else announce, overwrite=overwrite)
+        result = run_scenario(sc, source=source, out=target, quiet=quiet,
+                              announce=None if quiet else announce, overwrite=overwrite,
+                              resume=resume is not None)
         s = result.info.get("summary", {}).get("mobility", {})
+        journal = result.info.get("summary", {}).get("learning", {}).get("journal")
+        replayed = f", {journal['replayed']} training calls from the journal" if journal else ""
         typer.echo(f"{result.status}: {result.run_dir} ({result.info['wall_time_s']:.1f} s wall, "
-                   f"{s.get('vehicles_seen', 0)} vehicles, peak {s.get('peak_vehicles', 0)})")
+                   f"{s.get('vehicles_seen', 0)} vehicles, peak {s.get('peak_vehicles', 0)}"
+                   f"{replayed})")
 
     _guarded(debug, work)
 

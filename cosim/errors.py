@@ -19,10 +19,14 @@ class InputError(Exception):
         self.file = str(file) if file is not None else None
         self.field = field
         self.message = message
-        super().__init__(self.line())
+        # args rebuild the error: SimPy re-raises a process's error as type(exc)(*exc.args)
+        super().__init__(self.file, field, message)
 
     def __reduce__(self):  # crosses process boundaries (cosim compare's workers) intact
-        return (InputError, (self.file, self.field, self.message))
+        return (type(self), (self.file, self.field, self.message))
+
+    def __str__(self) -> str:
+        return self.line()
 
     def line(self) -> str:
         return _line("error", self.file, self.field, self.message)

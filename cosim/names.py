@@ -73,3 +73,7 @@ def onboarding_pretrained_dir(out: Path, seed: int, task: str, task_adapter: boo
     the shared task adapter (the architecture of the methods that start from it)."""
     variant = "" if task_adapter else "-nta"
     return out / "pretrained" / f"{task}-arrives-seed{seed}{variant}"
+
+
+# A run's training journal (output.checkpoint), kept across `cosim run --resume`
+JOURNAL_DIR = "checkpoint"

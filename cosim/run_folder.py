@@ -123,8 +123,9 @@ class RunFolder:
                     raise InputError(None, "--out", f"{parent} is not writable")
                 break
 
-    def open(self) -> Path:
-        """Take the lock, clear a crashed earlier attempt's staging folder, create a fresh one."""
+    def open(self, keep: str | None = None) -> Path:
+        """Take the lock, clear a crashed earlier attempt's staging folder, create a fresh one;
+        ``keep`` names a sub-folder of the earlier attempt to carry over (a resume's journal)."""
         self.check()
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -140,9 +141,15 @@ class RunFolder:
             who = f" (pid {info['pid']} on {info.get('host')})" if "pid" in info else ""
             raise InputError(None, "--out", f"another cosim run is writing {self.out}{who}") from None
         self._lock_fd = fd
+        kept = None
+        if keep is not None and (self.partial / keep).is_dir():
+            kept = self.out.with_name(f".{self.out.name}.{keep}-{os.getpid()}")
+            (self.partial / keep).rename(kept)
         if self.partial.exists():  # the lock was free: its writer is gone
             shutil.rmtree(self.partial) if self.partial.is_dir() else self.partial.unlink()
         self.partial.mkdir()
+        if kept is not None:
+            kept.rename(self.partial / keep)
         return self.partial
 
     def finish(self, complete: bool) -> Path:

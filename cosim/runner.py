@@ -29,13 +29,16 @@ from cosim.mobility.layer import MobilityLayer
 from cosim.mobility.replay import ReplaySession
 from cosim.mobility.session import GuiOptions, SumoLaunch, open_session
 from cosim.mobility.sumo_tools import sumo_version
+from cosim.names import JOURNAL_DIR
 from cosim.progress import RunProgress
 from cosim.run_folder import (
     DISK_FULL,
+    PARTIAL_SUFFIX,
     DiskFullError,
     Heartbeat,
     RunFolder,
     partial_path,
+    read_status,
     writer_identity,
 )
 from cosim.scenario import Scenario
@@ -95,12 +98,14 @@ def run_scenario(
     announce: Callable[[dict[str, str]], None] | None = None,
     overwrite: bool = False,
     on_tick: Callable[[float, float], None] | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Run the scenario to its duration; always leaves a run.json that says how it ended.
 
     ``announce`` hears which layers run once the inputs are known to be good. ``overwrite``
     lets a complete run replace an earlier run at ``out`` (refused otherwise). ``on_tick(now,
-    duration)`` hears the clock (compare's per-run progress)."""
+    duration)`` hears the clock (compare's per-run progress). ``resume`` keeps the training
+    journal of an interrupted attempt at ``out`` (see ``resume_target``)."""
     folder = RunFolder(out or default_run_dir(scenario), overwrite)
     folder.check()  # a refused --out is said before any input is built
     inputs = prepare_inputs(scenario, source)  # bad inputs fail here, before any folder exists
@@ -114,7 +119,7 @@ def run_scenario(
     check_learning_inputs(scenario)  # checkpoint, data root, oracle windows: before any folder
     if announce is not None:
         announce(layer_status(scenario))
-    run_dir = folder.open()
+    run_dir = folder.open(keep=JOURNAL_DIR if resume else None)
     started = dt.datetime.now(dt.timezone.utc)
     info: dict[str, Any] = {
         "status": "running", **writer_identity(), "scenario_file": str(source) if source else None,
@@ -237,6 +242,29 @@ def _close_traces(traces: TraceSet | None, complete: bool, info: dict[str, Any])
         info["status"] = "failed"
         info.setdefault("error", f"closing the traces: {exc.strerror or exc}")
         return {}
+
+
+def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
+    """An interrupted, failed or crashed run to resume: its scenario (as run.json resolved it),
+    the ``--out`` it completes into, and its scenario file. ``path`` is ``OUT`` or
+    ``OUT.partial``."""
+    from cosim.scenario_loader import scenario_from_mapping
+
+    partial = path if path.name.endswith(PARTIAL_SUFFIX) else partial_path(path)
+    out = partial.with_name(partial.name[: -len(PARTIAL_SUFFIX)])
+    status, info = read_status(partial)
+    if not info:
+        if (out / "run.json").is_file():
+            raise InputError(None, "--resume", f"{out} is complete: nothing to resume")
+        raise InputError(None, "--resume", f"no interrupted run at {partial}")
+    if status == "running":
+        raise InputError(None, "--resume", f"{partial} is still being written by pid "
+                         f"{info.get('pid')} on {info.get('host')}")
+    source = Path(info["scenario_file"]) if info.get("scenario_file") else None
+    if source is not None and not source.is_file():  # recorded relative to another folder
+        source = None
+    scenario = scenario_from_mapping(dict(info["scenario"]), source or partial / "run.json")
+    return scenario, out, source
 
 
 def _replay_session(scenario: Scenario) -> ReplaySession | None:

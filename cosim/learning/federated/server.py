@@ -11,6 +11,7 @@ through ports (``cosim.ports``), wired by the runner (``wiring.py``).
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from cosim.learning.federated.clients import ClientRegistry
 from cosim.learning.federated.compression import compress
 from cosim.learning.federated.cost import ComputeCost
 from cosim.learning.federated.evaluation import GlobalEvaluation
+from cosim.learning.federated.journal import TrainingJournal
 from cosim.learning.federated.policies import Candidate, make_policy
 from cosim.learning.federated.remote import make_trainer
 from cosim.learning.federated.setup import build_learning
@@ -79,6 +81,7 @@ class FederatedLayer:
         self.ports.presence.bind(self.registry)
         self.run_dir = engine.traces.folder
         self.participation = engine.traces.table(PARTICIPATION, PARTICIPATION_SCHEMA)
+        self.journal = TrainingJournal(self.run_dir) if self.sc.output.checkpoint else None
         self.evaluation = GlobalEvaluation(self.model, self.eval_batches, self.sc.learning.evaluation,
                                            engine.traces.table(METRICS, METRICS_SCHEMA))
         self.strategy = make_strategy(self.sc.aggregation, self)
@@ -140,7 +143,14 @@ class FederatedLayer:
 
     def train(self, arrivals: list[tuple[Attempt, State]], seed: int) -> list[TrainedUpdate]:
         """Train completed updates (in the order given) and take what their clients report."""
-        updates = self.trainer.train([TrainJob(a.client, start, seed) for a, start in arrivals])
+        jobs = [TrainJob(a.client, start, seed) for a, start in arrivals]
+        updates = self.journal.answer(jobs, self._balancers()) if self.journal else None
+        if updates is None:
+            updates = self.trainer.train(jobs)
+            if self.journal is not None:
+                self.journal.record(jobs, updates, self._balancers())
+        else:
+            torch.manual_seed(jobs[-1].seed)  # the global RNG as training would leave it
         for (attempt, start), update in zip(arrivals, updates, strict=True):
             update.modules = compress(update.modules, start, self.sc.learning.compression)
             client = self.registry.clients[attempt.client]  # Oort uses the loss it reports
@@ -149,6 +159,11 @@ class FederatedLayer:
             loss = update.stats.last_epoch_loss
             client.last_loss = float(sum(loss.values()) / max(len(loss), 1))
         return updates
+
+    def _balancers(self) -> dict:
+        """Every client's gradient balancer (created on first use), wherever training runs."""
+        trainer = self.trainer if hasattr(self.trainer, "balancer") else self.trainer.local
+        return _AllBalancers(trainer)
 
     def record(self, attempts: list[Attempt]) -> None:
         self.participation.append(participation_rows(attempts))
@@ -171,6 +186,8 @@ class FederatedLayer:
     def finish(self) -> None:
         """Keep the final global model: a later run can start from it (learning.init_modules)."""
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
+        if self.journal is not None:  # the run is whole: nothing left to resume
+            shutil.rmtree(self.journal.folder, ignore_errors=True)
         close = getattr(self.trainer, "close", None)  # Ray actors
         if close is not None:
             close()
@@ -187,4 +204,17 @@ class FederatedLayer:
                 "init_modules_skipped": self.init_skipped,
                 "clients_present": len(self.registry.present()),
                 "samples_decoded": self.cache.decoded,
-                "evaluation_wall_s": self.evaluation.wall_s}
+                "evaluation_wall_s": self.evaluation.wall_s,
+                **({"journal": {"calls": self.journal.calls, "replayed": self.journal.replayed}}
+                   if self.journal is not None else {})}
+
+
+class _AllBalancers(dict):
+    """A view of the trainer's balancers that creates a client's on first access."""
+
+    def __init__(self, trainer: Any):
+        super().__init__(trainer.balancers)
+        self._trainer = trainer
+
+    def __missing__(self, client: int):
+        return self._trainer.balancer(client)

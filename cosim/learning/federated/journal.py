@@ -1,0 +1,101 @@
+"""The training journal: what a resumed run needs so that it computes no client update twice.
+
+With ``output.checkpoint: true`` every call the server makes to train completed updates is written
+to ``RUN/checkpoint/train-NNNNNN.pt`` (atomically: a killed run leaves whole entries only): the
+calls' keys (client, seed, a digest of the start state), the trained updates, and the clients'
+gradient balancers as the call left them. ``cosim run --resume`` runs the scenario again from the
+start: mobility, radio and scheduling are deterministic and cheap, and each training call is
+answered from the journal while entries remain, then trained for real. A call whose key differs
+from its entry means the resumed run is not the interrupted one; it stops instead of mixing them.
+Entries hold tensors, numbers and strings only, read with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cosim.errors import InputError
+from cosim.learning.balancing import GradientBalancer
+from cosim.learning.federated.training import TrainedUpdate, TrainJob
+from cosim.learning.local import LocalStats
+from cosim.names import JOURNAL_DIR
+
+BALANCER_TENSORS = ("weights", "initial_losses", "_m", "_v", "_steps")
+
+
+def journal_mismatch(path: Path, call: int) -> InputError:
+    """The resumed run asked for other training than the interrupted one did: the folder given
+    to ``--resume`` is not this scenario's run."""
+    return InputError(path, "--resume", f"training call {call} differs from the interrupted "
+                      "run's: the journal is not this scenario's run")
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(state):
+        h.update(name.encode())
+        tensor = state[name].detach().cpu().contiguous()
+        h.update(str(tensor.dtype).encode() + str(tuple(tensor.shape)).encode())
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def job_keys(jobs: list[TrainJob]) -> list[list[Any]]:
+    return [[j.client, j.seed, state_digest(j.start)] for j in jobs]
+
+
+class TrainingJournal:
+    """Answers training calls from an earlier attempt's entries, and records new ones."""
+
+    def __init__(self, run_dir: Path):
+        self.folder = run_dir / JOURNAL_DIR
+        self.folder.mkdir(exist_ok=True)
+        self.entries = sorted(self.folder.glob("train-*.pt"))
+        self.calls = 0
+        self.replayed = 0
+
+    def answer(self, jobs: list[TrainJob], balancers: dict[int, GradientBalancer]
+               ) -> list[TrainedUpdate] | None:
+        """The recorded updates of this call (balancers restored), or None past the journal."""
+        if self.calls >= len(self.entries):
+            return None
+        path = self.entries[self.calls]
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+        keys = job_keys(jobs)
+        if entry["keys"] != keys:
+            raise journal_mismatch(path, self.calls)
+        self.calls += 1
+        self.replayed += 1
+        for client, state in entry["balancers"].items():
+            _restore(balancers[int(client)], state)
+        return [TrainedUpdate(u["client"], u["modules"], u["weight"], LocalStats(**u["stats"]))
+                for u in entry["updates"]]
+
+    def record(self, jobs: list[TrainJob], updates: list[TrainedUpdate],
+               balancers: dict[int, GradientBalancer]) -> None:
+        entry = {
+            "keys": job_keys(jobs),
+            "updates": [{"client": u.client, "modules": u.modules, "weight": float(u.weight),
+                         "stats": dataclasses.asdict(u.stats)} for u in updates],
+            "balancers": {int(j.client): _balancer_state(balancers[j.client]) for j in jobs
+                          if j.client in balancers},
+        }
+        path = self.folder / f"train-{self.calls:06d}.pt"
+        tmp = path.with_suffix(".tmp")
+        torch.save(entry, tmp)
+        tmp.replace(path)
+        self.calls += 1
+
+
+def _balancer_state(balancer: GradientBalancer) -> dict[str, torch.Tensor]:
+    return {name: getattr(balancer, name).clone() for name in BALANCER_TENSORS}
+
+
+def _restore(balancer: GradientBalancer, state: dict[str, torch.Tensor]) -> None:
+    for name in BALANCER_TENSORS:
+        setattr(balancer, name, state[name].clone())

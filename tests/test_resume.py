@@ -1,0 +1,127 @@
+"""cosim run --resume: an interrupted or killed run finishes with traces byte-identical to an
+uninterrupted one, training no journaled update again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cosim.cli import app
+from cosim.runner import run_scenario
+from cosim.scenario_loader import load_scenario
+
+REPO = Path(__file__).resolve().parent.parent
+GRID = REPO / "scenarios" / "grid_small.yaml"
+SETTINGS = ["duration_s=60", "aggregation.max_rounds=4", "learning.enabled=true",
+            "clients.count=3", "scheduling.per_round=2", "aggregation.round_deadline_s=10",
+            "aggregation.eval_every_rounds=1", "learning.data.synthetic.segments=5",
+            "learning.data.synthetic.frames=2", "learning.data.clients=3",
+            "learning.data.heldout_segments=2", "learning.local.batch_size=2",
+            "learning.balancing.method=gradnorm", "output.checkpoint=true"]
+
+
+def _traces(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.parquet"))}
+
+
+def _sets() -> list[str]:
+    return [a for s in SETTINGS for a in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("whole") / "run"
+    result = CliRunner().invoke(app, ["run", str(GRID), "--out", str(out), "-q", *_sets()])
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "run.json").read_text())
+    journal = info["summary"]["learning"]["journal"]
+    assert journal["calls"] >= 3 and journal["replayed"] == 0
+    assert not (out / "checkpoint").exists()  # a complete run keeps no journal
+    return out, info
+
+
+class _StopAt:
+    """Ctrl-C at a simulated instant, after some rounds were trained."""
+
+    name = "stop"
+    at_s = 35.0
+
+    def __init__(self, engine):
+        pass
+
+    def attach(self, engine):
+        def press():
+            yield engine.env.timeout(self.at_s)
+            raise KeyboardInterrupt
+
+        engine.env.process(press())
+
+
+def test_resume_after_an_interrupt_is_byte_identical(whole, tmp_path):
+    out, info = whole
+    sc = load_scenario(GRID, SETTINGS)
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(sc, source=GRID, out=tmp_path / "r", quiet=True, extra_layers=[_StopAt])
+    journaled = len(list((tmp_path / "r.partial" / "checkpoint").glob("train-*.pt")))
+    assert 0 < journaled < info["summary"]["learning"]["journal"]["calls"]
+
+    result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "r"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert f"{journaled} training calls from the journal" in result.output
+    assert _traces(tmp_path / "r") == _traces(out)
+    resumed = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert resumed["summary"]["learning"]["journal"] == {
+        "calls": info["summary"]["learning"]["journal"]["calls"], "replayed": journaled}
+    assert not (tmp_path / "r.partial").exists()
+
+
+def test_resume_after_sigkill_is_byte_identical(whole, tmp_path):
+    out, _ = whole
+    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "run", str(GRID), "--out",
+                             str(tmp_path / "k"), "-q", *_sets()], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = tmp_path / "k.partial" / "checkpoint"
+    deadline = time.monotonic() + 300
+    while not list(journal.glob("train-*.pt")) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    listed = CliRunner().invoke(app, ["status", str(tmp_path)])
+    assert "crashed" in listed.output
+
+    result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "k.partial"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert _traces(tmp_path / "k") == _traces(out)
+
+
+def test_resume_refuses_what_it_cannot_resume(whole, tmp_path):
+    out, _ = whole
+    runner = CliRunner()
+    complete = runner.invoke(app, ["run", "--resume", str(out)])
+    assert complete.exit_code == 2 and "nothing to resume" in complete.output
+    nothing = runner.invoke(app, ["run", "--resume", str(tmp_path / "none")])
+    assert nothing.exit_code == 2 and "no interrupted run" in nothing.output
+    both = runner.invoke(app, ["run", str(GRID), "--resume", str(out)])
+    assert both.exit_code == 2 and "drop SCENARIO" in both.output
+
+
+def test_a_journal_of_another_run_is_refused(whole, tmp_path):
+    sc = load_scenario(GRID, SETTINGS)
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(sc, source=GRID, out=tmp_path / "r", quiet=True, extra_layers=[_StopAt])
+    info_path = tmp_path / "r.partial" / "run.json"
+    info = json.loads(info_path.read_text())
+    info["scenario"]["seed"] = info["scenario"]["seed"] + 1  # another run's scenario
+    info_path.write_text(json.dumps(info))
+    result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "r"), "-q"])
+    assert result.exit_code == 2, result.output
+    assert "the journal is not this scenario's run" in result.output.strip().splitlines()[-1]
