@@ -126,6 +126,7 @@ def run_scenario(
         "scenario": scenario.model_dump(mode="json"), "seed": scenario.seed,
         "versions": versions(), "layers": layer_status(scenario),
         "started_at": started.isoformat(timespec="seconds"),
+        **({"torch_threads": _torch_threads(scenario)} if scenario.learning_enabled else {}),
         "inputs": {"net": str(inputs.net) if inputs.net else None,
                    "sumocfg": str(inputs.sumocfg) if inputs.sumocfg else None,
                    "routes": [str(p) for p in inputs.routes],
@@ -264,7 +265,22 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
     if source is not None and not source.is_file():  # recorded relative to another folder
         source = None
     scenario = scenario_from_mapping(dict(info["scenario"]), source or partial / "run.json")
+    threads = info.get("torch_threads")
+    if scenario.learning_enabled and scenario.learning.local.threads is None and threads:
+        # the same float rounding as the interrupted run: its torch threads
+        local = scenario.learning.local.model_copy(update={"threads": int(threads)})
+        learning = scenario.learning.model_copy(update={"local": local})
+        scenario = scenario.model_copy(update={"learning": learning})
     return scenario, out, source
+
+
+def _torch_threads(scenario: Scenario) -> int:
+    """The torch threads the run's training uses (a resume uses the same: same rounding)."""
+    if scenario.learning.local.threads is not None:
+        return scenario.learning.local.threads
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _replay_session(scenario: Scenario) -> ReplaySession | None:

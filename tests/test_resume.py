@@ -25,7 +25,9 @@ SETTINGS = ["duration_s=60", "aggregation.max_rounds=4", "learning.enabled=true"
             "aggregation.eval_every_rounds=1", "learning.data.synthetic.segments=5",
             "learning.data.synthetic.frames=2", "learning.data.clients=3",
             "learning.data.heldout_segments=2", "learning.local.batch_size=2",
-            "learning.balancing.method=gradnorm", "output.checkpoint=true"]
+            "learning.balancing.method=gradnorm", "output.checkpoint=true",
+            # the same torch threads in this process and in the killed one: equal float rounding
+            "learning.local.threads=1"]
 
 
 def _traces(folder: Path) -> dict[str, str]:
@@ -125,3 +127,16 @@ def test_a_journal_of_another_run_is_refused(whole, tmp_path):
     result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "r"), "-q"])
     assert result.exit_code == 2, result.output
     assert "the journal is not this scenario's run" in result.output.strip().splitlines()[-1]
+
+
+def test_resume_keeps_the_torch_threads_of_the_interrupted_run(tmp_path):
+    from cosim.runner import resume_target
+
+    sc = load_scenario(GRID, [s for s in SETTINGS if not s.startswith("learning.local.threads")])
+    partial = tmp_path / "r.partial"
+    partial.mkdir()
+    (partial / "run.json").write_text(json.dumps({
+        "status": "interrupted", "scenario": sc.model_dump(mode="json"), "scenario_file": str(GRID),
+        "torch_threads": 3}))
+    resumed, out, source = resume_target(tmp_path / "r")
+    assert resumed.learning.local.threads == 3 and out == tmp_path / "r" and source == GRID
