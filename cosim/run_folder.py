@@ -34,6 +34,17 @@ class DiskFullError(RuntimeError):
     """The disk filled up while the run wrote: one line for the user, run.json says failed."""
 
 
+# What cosim writes in a run folder (a run, then `cosim report` and `cosim export` into it)
+OWN_ENTRIES = ("run.json", "run.json.tmp", "*.parquet", "*.parquet.part", "sumo.log",
+               "global_modules.pt", "report", "export-*", "checkpoint")
+
+
+def foreign_entries(run_dir: Path) -> list[str]:
+    """Entries of a run folder that cosim did not write: ``--overwrite`` never deletes them."""
+    return sorted(e.name for e in run_dir.iterdir()
+                  if not any(e.match(pattern) for pattern in OWN_ENTRIES))
+
+
 def partial_path(out: Path) -> Path:
     return out.with_name(out.name + PARTIAL_SUFFIX)
 
@@ -111,6 +122,11 @@ class RunFolder:
                 status, _ = read_status(out)
                 raise InputError(None, "--out", f"{out} holds an earlier run ({status}); pass "
                                  "--overwrite to replace it once the new run completes")
+            foreign = foreign_entries(out)
+            if foreign:
+                raise InputError(None, "--out", f"{out} also holds files cosim did not write "
+                                 f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
+                                 "move them, or choose another folder")
             status, info = read_status(out)
             if status == "running":
                 raise InputError(None, "--out", f"{out} is being written by pid {info.get('pid')} "

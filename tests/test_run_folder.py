@@ -84,6 +84,32 @@ def test_an_unwritable_out_is_bad_input(tmp_path, where):
     assert _one_line(result).startswith("error: --out:")
 
 
+def test_overwrite_never_deletes_files_cosim_did_not_write(earlier, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(earlier, out)
+    (out / "my_notes.txt").write_text("keep me")
+    result = _cosim("run", str(GRID), "--out", str(out), "--overwrite", "-q", *QUICK)
+    assert result.exit_code == 2 and "files cosim did not write (my_notes.txt)" in _one_line(result)
+    assert (out / "my_notes.txt").read_text() == "keep me"
+
+
+def test_a_read_only_filesystem_is_bad_input(tmp_path, monkeypatch):
+    """As root the permission check passes; the filesystem still refuses (EROFS) at mkdir."""
+    real = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if tmp_path in self.parents or self == tmp_path / "ro":
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    result = _cosim("run", str(GRID), "--out", str(tmp_path / "ro" / "run"), "-q", *QUICK)
+    assert result.exit_code == 2, result.output
+    assert _one_line(result) == f"error: --out: cannot write in {tmp_path / 'ro'}: Read-only file system"
+
+
 def test_overwrite_replaces_only_when_the_new_run_completes(earlier, tmp_path):
     import shutil
 
