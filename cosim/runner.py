@@ -119,7 +119,6 @@ def run_scenario(
     check_learning_inputs(scenario)  # checkpoint, data root, oracle windows: before any folder
     if announce is not None:
         announce(layer_status(scenario))
-    run_dir = folder.open(keep=JOURNAL_DIR if resume else None)
     started = dt.datetime.now(dt.timezone.utc)
     info: dict[str, Any] = {
         "status": "running", **writer_identity(), "scenario_file": str(source) if source else None,
@@ -133,6 +132,7 @@ def run_scenario(
                    "additional": [str(p) for p in inputs.additional]},
     }
     traces: TraceSet | None = None
+    run_dir = folder.open(keep=JOURNAL_DIR if resume else None)  # from here run.json says how
     wall0 = time.perf_counter()
     engine: Engine | None = None
     status = "failed"
