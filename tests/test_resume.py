@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -95,6 +96,8 @@ def test_resume_after_sigkill_is_byte_identical(whole, tmp_path):
     while not list(journal.glob("train-*.pt")) and proc.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    time.sleep(random.Random(7).uniform(0.0, 1.0))  # a seeded random instant after the first entry
+    assert proc.poll() is None, "the run ended before the kill: lengthen it"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     listed = CliRunner().invoke(app, ["status", str(tmp_path)])
