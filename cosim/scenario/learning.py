@@ -20,7 +20,7 @@ from cosim.scenario.base import SEED_MAX, InputDir, InputFile, StrictModel, reso
 SYNTHETIC_CHECKPOINT = "synthetic"
 
 
-def _resolve_checkpoint(value: str | None, info: ValidationInfo) -> Path | str | None:
+def _resolve_checkpoint(value: str | None, info: ValidationInfo) -> str | None:
     """A local weights file, or ``synthetic`` (cosim's own pre-training, built once and cached);
     any other bare name such as ``openai`` is a hub tag, which cannot be used here."""
     if value is None or value == SYNTHETIC_CHECKPOINT:
@@ -32,7 +32,7 @@ def _resolve_checkpoint(value: str | None, info: ValidationInfo) -> Path | str |
             "on a machine with internet (open_clip.create_model(name, pretrained=tag) caches them) "
             "and set this to the local .bin/.pt/.safetensors file"
         )
-    return resolve_input_file(Path(text), info)
+    return str(resolve_input_file(Path(text), info))  # the field is text: dumps stay warning-free
 
 
 class PeftConfig(StrictModel):
