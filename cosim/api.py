@@ -332,7 +332,7 @@ def _scenario(scenario: ScenarioLike, overrides: list[str], seed: int | None
     """The validated scenario, and the file it came from (None when it was built in memory)."""
     from pydantic import ValidationError
 
-    from cosim.scenario_loader import _as_input_error, apply_override, load_scenario
+    from cosim.scenario_loader import apply_override, as_input_error, load_scenario
 
     if isinstance(scenario, str | os.PathLike):
         path = Path(scenario)
@@ -354,7 +354,7 @@ def _scenario(scenario: ScenarioLike, overrides: list[str], seed: int | None
     try:
         return Scenario.model_validate(raw, context={"base_dir": Path.cwd()}), None
     except ValidationError as exc:
-        raise _as_input_error(exc, source) from None
+        raise as_input_error(exc, source) from None
 
 
 def _yaml(scenario: Scenario) -> str:

@@ -55,7 +55,7 @@ def scenario_from_mapping(
     try:
         return Scenario.model_validate(raw, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
-        raise _as_input_error(exc, path) from None
+        raise as_input_error(exc, path) from None
     except RecursionError:
         raise InputError(path, None, "values nested too deeply to validate") from None
 
@@ -130,7 +130,9 @@ def _set_child(node: Any, part: str, value: Any, path: Path, where: str) -> None
         node[part] = value
 
 
-def _as_input_error(exc: ValidationError, path: Path) -> InputError:
+def as_input_error(exc: ValidationError, path: Path) -> InputError:
+    """A pydantic validation error as cosim's one-line InputError naming the field (the API uses
+    it for scenarios given as mappings)."""
     errors = exc.errors()
     # An unknown key (often a typo) explains the "missing" errors that come with it: report it.
     # Otherwise the deepest location is the most specific (a union reports every member).
