@@ -230,6 +230,7 @@ def compare(
             CompareGrid,
             check_compare_out,
             check_grid,
+            compare_settings,
             open_runner,
             run_compare,
         )
@@ -241,10 +242,7 @@ def compare(
                            tuple(_csv(aggregations, "--aggregations")), seed_list)
         targets = _targets(target)
         check_grid(scenario, grid, set_ or [])
-        check_compare_out(out, {"scenario": str(scenario), "overrides": list(set_ or []),
-                                "policies": list(grid.policies),
-                                "aggregations": list(grid.aggregations),
-                                "seeds": list(grid.seeds)}, resume, overwrite)
+        check_compare_out(out, compare_settings(scenario, set_ or [], grid), resume, overwrite)
         backend_name = Backend(backend).value
         open_runner(backend_name, jobs, ray_address)  # its one-line errors come before the bar
         total = len(grid.seeds) * (1 + len(grid.policies) * len(grid.aggregations))

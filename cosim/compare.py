@@ -69,9 +69,7 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
     ``resume`` keeps the complete runs of an earlier, interrupted compare of the same settings
     in ``out`` and redoes the rest; ``overwrite`` replaces an earlier compare run by run."""
     base = check_grid(scenario_path, grid, overrides)
-    settings = {"scenario": str(scenario_path), "overrides": list(overrides),
-                "policies": list(grid.policies), "aggregations": list(grid.aggregations),
-                "seeds": list(grid.seeds)}
+    settings = compare_settings(scenario_path, overrides, grid)
     check_compare_out(out, settings, resume, overwrite)
     with open_runner(backend, jobs, ray_address) as runner:
         out.mkdir(parents=True, exist_ok=True)
@@ -112,6 +110,14 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
 def _with(job: RunJob, resume: bool, overwrite: bool) -> RunJob:
     return RunJob(job.scenario, job.overrides, job.out, job.threads, reuse=resume,
                   overwrite=overwrite)
+
+
+def compare_settings(scenario_path: Path, overrides: list[str], grid: CompareGrid
+                     ) -> dict[str, Any]:
+    """What identifies a compare (compare.json): a resume must give the same."""
+    return {"scenario": str(scenario_path), "overrides": list(overrides),
+            "policies": list(grid.policies), "aggregations": list(grid.aggregations),
+            "seeds": list(grid.seeds)}
 
 
 def check_compare_out(out: Path, settings: dict[str, Any], resume: bool, overwrite: bool) -> None:

@@ -29,14 +29,14 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, Tag
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from cosim import scenario_loader
 from cosim.cli import app
 from cosim.errors import InputError
 from cosim.scenario import Scenario
-from cosim.scenario_loader import read_yaml_mapping, scenario_from_mapping
+from cosim.scenario_loader import _variants, read_yaml_mapping, scenario_from_mapping
 
 GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 EXAMPLES = int(os.environ.get("COSIM_FUZZ_EXAMPLES", "200"))
@@ -84,16 +84,6 @@ def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
 
 def _model(annotation: Any) -> type[BaseModel] | None:
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-
-
-def _variants(annotation: Any) -> dict[str, type[BaseModel]]:
-    out = {}
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for member in typing.get_args(annotation):
-            if typing.get_origin(member) is typing.Annotated:
-                model, *meta = typing.get_args(member)
-                out.update({m.tag: model for m in meta if isinstance(m, Tag)})
-    return out
 
 
 def _leaf(path: str, setup: tuple[str, ...], annotation: Any, meta: list[Any]) -> Leaf | None:
