@@ -47,7 +47,13 @@ LEFT_NETWORK = "left_network"  # its vehicle left the SUMO network
 RADIO_LINK_FAILURE = "radio_link_failure"  # its link failed mid-transfer (T310 expired)
 OUT_OF_COVERAGE = "out_of_coverage"  # no link when a transfer had to start
 DEADLINE = "deadline"  # the round's (or its budget's) deadline came first
-DROP_REASONS = (LEFT_NETWORK, RADIO_LINK_FAILURE, OUT_OF_COVERAGE, DEADLINE)
+SIDELINK_LOST = "sidelink_lost"  # a V2V hand-over of the update (relay, cluster) lost its link
+CLUSTER_HEAD_FAILED = "cluster_head_failed"  # its cluster head's aggregate upload failed
+DROP_REASONS = (LEFT_NETWORK, RADIO_LINK_FAILURE, OUT_OF_COVERAGE, DEADLINE, SIDELINK_LOST,
+                CLUSTER_HEAD_FAILED)
+# How an update reached the server (participation.via; null: the client's own uplink).
+VIA_RELAY = "relay"
+VIA_CLUSTER = "cluster"
 # A transfer that runs past its timeout ends with this reason; the client's round says DEADLINE.
 TRANSFER_TIMEOUT = "timeout"
 

@@ -203,14 +203,20 @@ def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source
             phase("warm-up: radio (cells, channel)")
             radio = RadioLayer(scenario, network_file(inputs), source)
         engine.add_layer(mobility)
+        sidelink = None
         if radio is not None:
             engine.add_layer(radio)
+            if scenario.radio.sidelink is not None:
+                from cosim.radio.sidelink import SidelinkLayer
+
+                sidelink = SidelinkLayer(scenario.radio.sidelink, scenario.seed, m.step_length_s)
+                engine.add_layer(sidelink)
         if scenario.learning_enabled:
             from cosim.learning.federated.server import FederatedLayer
             from cosim.learning.federated.wiring import learning_ports
 
             phase("warm-up: learning (data, model, pre-trained backbone)")
-            ports = learning_ports(scenario, engine.env, mobility, radio)
+            ports = learning_ports(scenario, engine.env, mobility, radio, sidelink)
             engine.add_layer(FederatedLayer(scenario, ports))
         if m.backend == "gui" and replay is None:  # cells as POIs, vehicles by serving cell
             from cosim.mobility.gui import GuiLayer

@@ -14,6 +14,7 @@ HANDOFFS = "handoffs"
 LINK_WINDOWS = "link_windows"
 PARTICIPATION = "participation"
 METRICS = "metrics"
+V2V_WINDOWS = "v2v_windows"
 
 MOBILITY_SCHEMA = pa.schema([
     ("t", pa.float64()),
@@ -56,6 +57,17 @@ PARTICIPATION_SCHEMA = pa.schema([
     ("t_download_end", pa.float64()), ("t_compute_end", pa.float64()),
     ("t_upload_end", pa.float64()), ("bytes_down", pa.int64()), ("bytes_up", pa.int64()),
     ("staleness", pa.int32()), ("model_version", pa.int32()),
+    # How the update reached the server: null over the client's own uplink; "relay": a neighbour
+    # took it over the sidelink and uploaded it; "cluster": the cluster head (``via_vehicle``)
+    # uploaded it in its aggregate. bytes_up is what the cellular uplink carried for it (a
+    # cluster's aggregate is on its head's row), bytes_sidelink what the V2V sidelink carried.
+    ("via", pa.string()), ("via_vehicle", pa.string()), ("bytes_sidelink", pa.int64()),
+])
+# Maximal intervals in which a pair of vehicles has a sidelink (radio.sidelink), a < b.
+V2V_WINDOW_SCHEMA = pa.schema([
+    ("a", pa.string()), ("b", pa.string()), ("start", pa.float64()), ("end", pa.float64()),
+    ("duration_s", pa.float64()), ("mean_rate_bps", pa.float64()), ("min_rate_bps", pa.float64()),
+    ("censored", pa.bool_()),
 ])
 METRICS_SCHEMA = pa.schema([
     ("round", pa.int32()), ("sim_time_s", pa.float64()),
@@ -64,6 +76,7 @@ METRICS_SCHEMA = pa.schema([
 
 SCHEMAS = {MOBILITY: MOBILITY_SCHEMA, CELLS: CELL_SCHEMA, RADIO: RADIO_SCHEMA,
            HANDOFFS: HANDOFF_SCHEMA, LINK_WINDOWS: WINDOW_SCHEMA,
-           PARTICIPATION: PARTICIPATION_SCHEMA, METRICS: METRICS_SCHEMA}
+           PARTICIPATION: PARTICIPATION_SCHEMA, METRICS: METRICS_SCHEMA,
+           V2V_WINDOWS: V2V_WINDOW_SCHEMA}
 # The tables that describe connectivity: equal for every policy that replays one recording.
 CONNECTIVITY_TABLES = (CELLS, RADIO, HANDOFFS, LINK_WINDOWS)

@@ -16,13 +16,22 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from cosim.names import COMPLETED, DEADLINE, LEFT_NETWORK, OUT_OF_COVERAGE, RADIO_LINK_FAILURE
+from cosim.names import (
+    CLUSTER_HEAD_FAILED,
+    COMPLETED,
+    DEADLINE,
+    LEFT_NETWORK,
+    OUT_OF_COVERAGE,
+    RADIO_LINK_FAILURE,
+    SIDELINK_LOST,
+)
 
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 CAPTION_ATTR = "_cosim_caption"
 OUTCOME_COLOURS = {COMPLETED: "#2a9d8f", LEFT_NETWORK: "#e76f51", RADIO_LINK_FAILURE: "#9b2226",
-                   OUT_OF_COVERAGE: "#f4a261", DEADLINE: "#6c757d", "failed": "#343a40"}
+                   OUT_OF_COVERAGE: "#f4a261", DEADLINE: "#6c757d", SIDELINK_LOST: "#8e7dbe",
+                   CLUSTER_HEAD_FAILED: "#b56576", "failed": "#343a40"}
 
 
 @dataclass(frozen=True)

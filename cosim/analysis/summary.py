@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from cosim.errors import InputError
-from cosim.names import COMPLETED, DROP_REASONS, HEADLINE
+from cosim.names import COMPLETED, DROP_REASONS, HEADLINE, VIA_CLUSTER, VIA_RELAY
 from cosim.trace_schemas import METRICS, PARTICIPATION
 
 
@@ -83,7 +83,8 @@ def _participation(run_dir: Path, clients: int) -> dict[str, Any]:
     if not path.is_file():
         return out | {"completion_rate": math.nan, "participation_rate": math.nan,
                       **{f"dropped_{r}": 0 for r in DROP_REASONS}, "bytes_up": 0,
-                      "bytes_down": 0, "mean_staleness": math.nan}
+                      "bytes_down": 0, "bytes_sidelink": 0, "via_relay": 0, "via_cluster": 0,
+                      "mean_staleness": math.nan}
     p = pq.read_table(path).to_pandas()
     done = p[p.outcome == COMPLETED]
     out["attempts"], out["completed"] = len(p), len(done)
@@ -92,5 +93,9 @@ def _participation(run_dir: Path, clients: int) -> dict[str, Any]:
     for reason in DROP_REASONS:
         out[f"dropped_{reason}"] = int((p.reason == reason).sum())
     out["bytes_up"], out["bytes_down"] = int(p.bytes_up.sum()), int(p.bytes_down.sum())
+    # runs written before the sidelink existed have neither column
+    out["bytes_sidelink"] = int(p.bytes_sidelink.fillna(0).sum()) if "bytes_sidelink" in p else 0
+    for via, key in ((VIA_RELAY, "via_relay"), (VIA_CLUSTER, "via_cluster")):
+        out[key] = int(((p.via == via) & (p.outcome == COMPLETED)).sum()) if "via" in p else 0
     out["mean_staleness"] = float(done.staleness.mean()) if len(done) else math.nan
     return out

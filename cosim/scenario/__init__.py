@@ -19,6 +19,7 @@ from cosim.scenario.aggregation import (
 )
 from cosim.scenario.base import InputDir, InputFile, StrictModel, TraceFile, whole_multiple
 from cosim.scenario.clients import ClientsConfig, DeviceProfile
+from cosim.scenario.d2d import D2DConfig
 from cosim.scenario.experiment import Scenario
 from cosim.scenario.learning import (
     SYNTHETIC_CHECKPOINT,
@@ -54,19 +55,20 @@ from cosim.scenario.radio import (
     LinkDirection,
     RadioConfig,
     RateConfig,
+    SidelinkConfig,
 )
 from cosim.scenario.scheduling import SchedulingConfig
 
 __all__ = [
     "AGGREGATIONS", "METHOD_CONFIGS", "MODALITIES", "ONBOARDING_METHODS", "SYNTHETIC_CHECKPOINT",
     "TASKS", "AggregationBase", "AggregationConfig", "BackgroundLoadConfig", "BalancingConfig", "CellConfig",
-    "CellGenerators", "CellTemplate", "ChannelConfig", "ClientsConfig", "DataConfig",
+    "CellGenerators", "CellTemplate", "ChannelConfig", "ClientsConfig", "D2DConfig", "DataConfig",
     "DeployedModelConfig", "DeviceProfile", "EvaluationConfig", "FedAsyncConfig", "FedBuffConfig",
     "GeoOrigin",
     "HandoffConfig", "HexLayout", "HierarchicalConfig", "InputDir", "InputFile",
     "InterferenceConfig", "IntersectionLayout", "LearningConfig", "LinkDirection",
     "LocalTrainingConfig", "MobilityConfig", "ModelConfig", "OnboardingConfig", "OutputConfig",
     "ParkingDemand", "PeftConfig", "PlainNetwork", "RadioConfig", "RandomTripsDemand",
-    "RateConfig", "Scenario", "SchedulingConfig", "StrictModel", "SyncConfig",
+    "RateConfig", "Scenario", "SchedulingConfig", "SidelinkConfig", "StrictModel", "SyncConfig",
     "SyntheticDataConfig", "TraceFile", "whole_multiple",
 ]

@@ -11,6 +11,7 @@ from pydantic import (
 from cosim.scenario.aggregation import AggregationConfig, SyncConfig
 from cosim.scenario.base import SEED_MAX, StrictModel, whole_multiple
 from cosim.scenario.clients import ClientsConfig
+from cosim.scenario.d2d import D2DConfig
 from cosim.scenario.learning import LearningConfig
 from cosim.scenario.limits import check_limits
 from cosim.scenario.mobility import MobilityConfig
@@ -34,6 +35,7 @@ class Scenario(StrictModel):
     aggregation: AggregationConfig = Field(default_factory=SyncConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     onboarding: OnboardingConfig | None = None  # read by cosim onboarding only
+    d2d: D2DConfig | None = None  # relaying and cluster aggregation over radio.sidelink
 
     @model_validator(mode="after")
     def _whole_steps(self) -> Scenario:
@@ -54,6 +56,19 @@ class Scenario(StrictModel):
                 and self.aggregation.method == "hierarchical"):
             raise ValueError("aggregation.method: hierarchical needs cells, which ideal "
                              "connectivity does without")
+        if (self.radio is not None and self.radio.sidelink is not None
+                and (not self.learning_enabled or self.clients.ideal_connectivity)):
+            raise ValueError("radio.sidelink evaluates the links of the clients' vehicles: it "
+                             "needs learning enabled and clients.ideal_connectivity: false")
+        if self.d2d is not None and (self.radio is None or self.radio.sidelink is None):
+            raise ValueError("d2d needs radio.sidelink: relaying and clusters go over the V2V "
+                             "sidelink")
+        if self.d2d is not None and (not self.learning_enabled or self.clients.ideal_connectivity):
+            raise ValueError("d2d needs learning on a radio (learning enabled, "
+                             "clients.ideal_connectivity: false)")
+        if self.d2d is not None and self.d2d.cluster and self.aggregation.method != "sync":
+            raise ValueError("d2d.cluster: cluster aggregation runs in synchronous rounds "
+                             "(aggregation.method: sync)")
         if self.radio is not None and not whole_multiple(step, self.radio.step_s):
             raise ValueError(
                 f"mobility.step_length_s ({step} s) must be a whole multiple of radio.step_s "

@@ -167,6 +167,30 @@ class BackgroundLoadConfig(StrictModel):
     holding_s: float = Field(30.0, gt=0.0, le=1e7)  # mean time a background user stays active
 
 
+class SidelinkConfig(StrictModel):
+    """The V2V sidelink (PC5) of 3GPP TR 37.885: which vehicles hear each other directly, and at
+    what rate. Defaults are 37.885's evaluation assumptions (Table A-1: 5.9 GHz ITS band, 23 dBm,
+    3 dBi antennas at 1.5 m, 9 dB noise figure) with a 20 MHz channel."""
+
+    environment: Literal["urban", "highway"] = "urban"  # Table 6.2.1-1's path-loss set
+    carrier_ghz: float = Field(5.9, ge=0.5, le=100.0)
+    bandwidth_mhz: float = Field(20.0, gt=0.0, le=5000.0)
+    tx_power_dbm: float = Field(23.0, ge=-60.0, le=60.0)
+    antenna_gain_dbi: float = Field(3.0, ge=-30.0, le=60.0)  # each end
+    noise_figure_db: float = Field(9.0, ge=0.0, le=50.0)
+    # Buildings between two vehicles make the link NLOS (the street geometry of channel.los:
+    # geometry; without it no link is NLOS, as 37.885 decides NLOS by geometry). A link clear of
+    # buildings is NLOSv (blockage loss) when ``geometry``: another vehicle is on the line;
+    # ``stochastic``: by 37.885's LOS probability. ``always``: every link LOS.
+    los: Literal["geometry", "stochastic", "always"] = "geometry"
+    shadowing: bool = True
+    # A link is up while its SNR is at least this (the lowest MCS decodes about here).
+    min_snr_db: float = Field(0.0, ge=-30.0, le=60.0)
+    efficiency: float = Field(0.75, gt=0.0, le=1.0)  # Shannon with an implementation loss
+    max_spectral_efficiency: float = Field(4.8, gt=0.0, le=100.0)  # bit/s/Hz: 64-QAM, 1 layer
+    max_range_m: float = Field(1000.0, gt=0.0, le=100_000.0)  # pairs farther apart are not evaluated
+
+
 class RadioConfig(StrictModel):
     """The radio layer: cells, channel, handoff, rates and how often it runs."""
 
@@ -181,6 +205,7 @@ class RadioConfig(StrictModel):
     rate: RateConfig = Field(default_factory=RateConfig)
     interference: InterferenceConfig = Field(default_factory=InterferenceConfig)
     background: BackgroundLoadConfig | None = None  # none: the clients have the cells to themselves
+    sidelink: SidelinkConfig | None = None  # none: vehicles talk only to cells
     trace_period_s: PositiveFloat = 1.0
     # Cells more than 2 km outside the network's boundary are refused as a likely typo (or a
     # frame mix-up); true accepts them.
@@ -198,6 +223,10 @@ class RadioConfig(StrictModel):
             raise ValueError("cells: the list is empty")
         if len(set(ids)) != len(ids):
             raise ValueError("cells: cell ids must be unique")
+        if (self.sidelink is not None and self.sidelink.los == "geometry"
+                and self.channel.los != "geometry"):
+            raise ValueError("sidelink.los: geometry reads the buildings of channel.los: geometry; "
+                             "set that, or sidelink.los: stochastic")
         # a step of a millionth of the period or less is judged by the scenario's step budget
         if self.trace_period_s / self.step_s <= 1e6 and not whole_multiple(self.trace_period_s,
                                                                             self.step_s):

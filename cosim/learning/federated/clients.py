@@ -43,18 +43,21 @@ class ClientRegistry:
         self.vehicle_type = vehicle_type
         self.rng = np.random.default_rng([seed, 23])
         self.by_vehicle: dict[str, Client] = {}
+        self.fleet: set[str] = set()  # eligible vehicles in the network (they run the software)
         weights = np.array([p.weight for p in cfg.profiles], float)
         self._profile_p = weights / weights.sum()
 
     def update(self, entered, left, now: float) -> None:
         """Apply one mobility step: unbind vehicles that left, bind eligible newcomers."""
         for vehicle in left:
+            self.fleet.discard(vehicle)
             client = self.by_vehicle.pop(vehicle, None)
             if client is not None:
                 client.vehicle, client.profile, client.bound_at = None, None, None
         for vehicle in entered:
             if not self._eligible(vehicle):
                 continue
+            self.fleet.add(vehicle)
             free = [c for c in self.clients
                     if c.vehicle is None and (self.cfg.rebind or not c.ever_bound)]
             if not free:

@@ -22,6 +22,7 @@ from cosim.engine import Engine
 from cosim.learning.federated.clients import ClientRegistry
 from cosim.learning.federated.compression import compress
 from cosim.learning.federated.cost import ComputeCost
+from cosim.learning.federated.d2d import Relay
 from cosim.learning.federated.evaluation import GlobalEvaluation
 from cosim.learning.federated.journal import TrainingJournal
 from cosim.learning.federated.policies import Candidate, make_policy
@@ -79,6 +80,7 @@ class FederatedLayer:
         self.registry = ClientRegistry(self.sc.clients, list(self.partition.clients), self.sc.seed,
                                        self.mobility.vehicle_type)
         self.ports.presence.bind(self.registry)
+        self.relay = self._d2d_relay()
         self.run_dir = engine.traces.folder
         self.participation = engine.traces.table(PARTICIPATION, PARTICIPATION_SCHEMA)
         self.journal = TrainingJournal(self.run_dir) if self.sc.output.checkpoint else None
@@ -88,6 +90,18 @@ class FederatedLayer:
         engine.env.process(self._serve())
         if self.sc.aggregation.eval_every_s:
             engine.env.process(self._periodic_evaluation(self.sc.aggregation.eval_every_s))
+
+    def _d2d_relay(self) -> Relay | None:
+        """The sidelink follows the clients (and the fleet that may relay for them)."""
+        sidelink, d2d = self.ports.sidelink, self.sc.d2d
+        if sidelink is None:
+            return None
+        registry = self.registry
+        sidelink.track(lambda: registry.by_vehicle, lambda: registry.fleet)
+        if d2d is None or not d2d.relay:
+            return None
+        relays = (lambda: registry.fleet) if d2d.relays == "fleet" else (lambda: registry.by_vehicle)
+        return Relay(self.env, self.radio, sidelink, relays)
 
     # ---- the server loop -------------------------------------------------------------------
     def _serve(self):
@@ -138,7 +152,8 @@ class FederatedLayer:
         client.rounds_selected += 1
         nbytes = (self.cost.bytes(data, "down"), self.cost.bytes(data, "up"))
         process = self.env.process(client_round(self.env, self.radio, client, attempt, nbytes,
-                                                lambda: self.cost.seconds(client, data), deadline))
+                                                lambda: self.cost.seconds(client, data), deadline,
+                                                self.relay))
         self.in_flight[index] = Flight(process, start)
 
     def train(self, arrivals: list[tuple[Attempt, State]], seed: int) -> list[TrainedUpdate]:
@@ -205,6 +220,7 @@ class FederatedLayer:
                 "clients_present": len(self.registry.present()),
                 "samples_decoded": self.cache.decoded,
                 "evaluation_wall_s": self.evaluation.wall_s,
+                **({"relay": self.relay.summary()} if self.relay is not None else {}),
                 **({"journal": {"calls": self.journal.calls, "replayed": self.journal.replayed}}
                    if self.journal is not None else {})}
 

@@ -14,8 +14,19 @@ from dataclasses import dataclass
 import simpy
 
 from cosim.learning.federated.clients import Client
-from cosim.names import COMPLETED, DEADLINE, FAILED, LEFT_NETWORK, TRANSFER_TIMEOUT
+from cosim.learning.federated.d2d import Relay
+from cosim.names import (
+    COMPLETED,
+    DEADLINE,
+    FAILED,
+    LEFT_NETWORK,
+    OUT_OF_COVERAGE,
+    RADIO_LINK_FAILURE,
+    TRANSFER_TIMEOUT,
+    VIA_RELAY,
+)
 from cosim.ports import RadioPort
+from cosim.radio.transfers import TransferResult
 from cosim.trace_schemas import PARTICIPATION_SCHEMA
 
 
@@ -36,6 +47,9 @@ class Attempt:
     bytes_down: int = 0
     bytes_up: int = 0
     staleness: int = 0
+    via: str | None = None  # None: its own uplink; "relay" or "cluster" (names.VIA_*)
+    via_vehicle: str | None = None
+    bytes_sidelink: int = 0
 
     @property
     def completed(self) -> bool:
@@ -48,12 +62,14 @@ def participation_rows(attempts: list[Attempt]) -> dict[str, list]:
 
 
 def client_round(env: simpy.Environment, radio: RadioPort, client: Client, attempt: Attempt,
-                 nbytes: tuple[int, int], compute_s: Callable[[], float], deadline: float):
+                 nbytes: tuple[int, int], compute_s: Callable[[], float], deadline: float,
+                 relay: Relay | None = None):
     """SimPy process: download, compute, upload; its value is the filled-in ``attempt``.
     ``nbytes``: (down, up).
 
     ``compute_s`` is asked once the download is done (whether the vehicle is parked then decides
-    how much of its device it lends)."""
+    how much of its device it lends). With a ``relay``, an upload that cannot start (no serving
+    cell) or fails on the link (radio link failure, coverage lost) goes through a neighbour."""
     vehicle, a = client.vehicle, attempt
     a.bytes_down = nbytes[0]
     res = yield radio.transfer(vehicle, a.bytes_down, "down", timeout_s=deadline - env.now)
@@ -72,12 +88,30 @@ def client_round(env: simpy.Environment, radio: RadioPort, client: Client, attem
         return a
     a.t_compute_end = env.now
     a.bytes_up = nbytes[1]  # recorded once the upload starts
-    res = yield radio.transfer(vehicle, a.bytes_up, "up", timeout_s=max(deadline - env.now, 1e-9))
-    if not res.ok:
-        a.reason = _reason(res.reason)
+    res = None
+    if relay is None or radio.serving_cell(vehicle) >= 0:
+        res = yield radio.transfer(vehicle, a.bytes_up, "up", timeout_s=max(deadline - env.now, 1e-9))
+        if res.ok or relay is None or res.reason not in RELAYABLE or env.now >= deadline:
+            return _finish(a, res, env.now)
+    outcome = yield from relay.deliver(vehicle, a.bytes_up, deadline)
+    if outcome.relay is None:  # nobody in reach: the round ends as it would have
+        a.reason = _reason(res.reason) if res is not None else OUT_OF_COVERAGE
         return a
-    a.outcome, a.t_upload_end = COMPLETED, env.now
+    a.via, a.via_vehicle, a.bytes_sidelink = VIA_RELAY, outcome.relay, outcome.bytes_sidelink
+    return _finish(a, outcome.result, env.now)
+
+
+def _finish(a: Attempt, res: TransferResult, now: float) -> Attempt:
+    """The round ends with its last transfer."""
+    if res.ok:
+        a.outcome, a.t_upload_end = COMPLETED, now
+    else:
+        a.reason = _reason(res.reason)
     return a
+
+
+# An own upload that ended like this may still go through a neighbour.
+RELAYABLE = (OUT_OF_COVERAGE, RADIO_LINK_FAILURE)
 
 
 def _reason(transfer_reason: str | None) -> str | None:

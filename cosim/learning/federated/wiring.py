@@ -9,6 +9,7 @@ from typing import Protocol
 import simpy
 
 from cosim.learning.federated.clients import ClientRegistry, EveryClientPresent, FollowVehicles
+from cosim.learning.federated.d2d import SidelinkPort
 from cosim.learning.federated.ideal import EndlessWindows, IdealLink
 from cosim.ports import LinkPredictor, MobilityPort, RadioPort
 from cosim.scenario import Scenario
@@ -26,10 +27,11 @@ class LearningPorts:
     radio: RadioPort
     presence: Presence
     predictor: LinkPredictor  # the link-window prediction the scheduling policy sees
+    sidelink: SidelinkPort | None = None  # V2V links (radio.sidelink), for the d2d section
 
 
 def learning_ports(scenario: Scenario, env: simpy.Environment, mobility: MobilityPort,
-                   radio: RadioPort | None) -> LearningPorts:
+                   radio: RadioPort | None, sidelink: SidelinkPort | None = None) -> LearningPorts:
     if scenario.clients.ideal_connectivity:  # every client present, nothing between it and the server
         return LearningPorts(mobility, IdealLink(env), EveryClientPresent(), EndlessWindows())
     if radio is None:
@@ -41,4 +43,4 @@ def learning_ports(scenario: Scenario, env: simpy.Environment, mobility: Mobilit
         predictor: LinkPredictor = OraclePredictor(sched.oracle_windows)
     else:
         predictor = radio.history_predictor()
-    return LearningPorts(mobility, radio, FollowVehicles(mobility), predictor)
+    return LearningPorts(mobility, radio, FollowVehicles(mobility), predictor, sidelink)
