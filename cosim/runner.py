@@ -83,6 +83,9 @@ def layer_status(scenario: Scenario) -> dict[str, str]:
         "mobility": f"replay of {replay}" if replay else f"SUMO via {scenario.mobility.backend}",
         "radio": ("SimPy radio (3GPP TR 38.901)" if scenario.radio is not None
                   else "not configured (no radio section)"),
+        **({"sidelink": ("V2V sidelink (3GPP TR 37.885) among the clients" if scenario.learning_enabled
+                         else "not run: it evaluates the clients' links, and learning is off")}
+           if scenario.radio is not None and scenario.radio.sidelink is not None else {}),
         "learning": ("federated trainer" if scenario.learning_enabled
                      else "disabled (learning.enabled: false)" if scenario.learning is not None
                      else "not configured (no learning section)"),
@@ -206,7 +209,7 @@ def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source
         sidelink = None
         if radio is not None:
             engine.add_layer(radio)
-            if scenario.radio.sidelink is not None:
+            if scenario.radio.sidelink is not None and scenario.learning_enabled:  # for the clients
                 from cosim.radio.sidelink import SidelinkLayer
 
                 sidelink = SidelinkLayer(scenario.radio.sidelink, scenario.seed, m.step_length_s)

@@ -57,15 +57,12 @@ class Scenario(StrictModel):
             raise ValueError("aggregation.method: hierarchical needs cells, which ideal "
                              "connectivity does without")
         if (self.radio is not None and self.radio.sidelink is not None
-                and (not self.learning_enabled or self.clients.ideal_connectivity)):
-            raise ValueError("radio.sidelink evaluates the links of the clients' vehicles: it "
-                             "needs learning enabled and clients.ideal_connectivity: false")
+                and self.clients.ideal_connectivity):
+            raise ValueError("radio.sidelink evaluates the links of the clients' vehicles, which "
+                             "clients.ideal_connectivity does without")
         if self.d2d is not None and (self.radio is None or self.radio.sidelink is None):
             raise ValueError("d2d needs radio.sidelink: relaying and clusters go over the V2V "
                              "sidelink")
-        if self.d2d is not None and (not self.learning_enabled or self.clients.ideal_connectivity):
-            raise ValueError("d2d needs learning on a radio (learning enabled, "
-                             "clients.ideal_connectivity: false)")
         if self.d2d is not None and self.d2d.cluster and self.aggregation.method != "sync":
             raise ValueError("d2d.cluster: cluster aggregation runs in synchronous rounds "
                              "(aggregation.method: sync)")

@@ -69,9 +69,21 @@ class ComputeCost:
             self._bytes[key] = self._count_bytes(data, direction)
         return self._bytes[key]
 
+    def union_bytes(self, datasets: list[ClientDataset]) -> int:
+        """Bytes up of an aggregate of these clients' updates (cluster aggregation): every module
+        any of them trained, once (compressed as configured)."""
+        model = self._costed_model()
+        names = sorted({n for data in datasets
+                        for n in trainable_modules(model, data.tasks, data.modalities, self.frozen)})
+        return self._names_bytes(names, "up")
+
     def _count_bytes(self, data: ClientDataset, direction: str) -> int:
         model = self._costed_model()
-        names = trainable_modules(model, data.tasks, data.modalities, self.frozen)
+        return self._names_bytes(trainable_modules(model, data.tasks, data.modalities, self.frozen),
+                                 direction)
+
+    def _names_bytes(self, names: list[str], direction: str) -> int:
+        model = self._costed_model()
         state = model.export_modules(names)
         raw = state_bytes(state)
         if direction == "down" or self.compression == "none":

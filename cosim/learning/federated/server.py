@@ -20,6 +20,7 @@ import torch
 
 from cosim.engine import Engine
 from cosim.learning.federated.clients import ClientRegistry
+from cosim.learning.federated.cluster import Role, form_clusters
 from cosim.learning.federated.compression import compress
 from cosim.learning.federated.cost import ComputeCost
 from cosim.learning.federated.d2d import Relay
@@ -29,7 +30,7 @@ from cosim.learning.federated.policies import Candidate, make_policy
 from cosim.learning.federated.remote import make_trainer
 from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.strategies import make_strategy
-from cosim.learning.federated.timeline import Attempt, client_round, participation_rows
+from cosim.learning.federated.timeline import Attempt, Delivery, client_round, participation_rows
 from cosim.learning.federated.training import LocalTrainer, State, TrainedUpdate, TrainJob
 from cosim.learning.federated.wiring import LearningPorts
 from cosim.learning.lookup import LookupBaseline
@@ -145,16 +146,30 @@ class FederatedLayer:
                 rounds_completed=c.rounds_completed, last_loss=c.last_loss, last_round=c.last_round))
         return out
 
-    def launch(self, index: int, deadline: float, start: State) -> None:
-        """Start a client's round now; it trains from ``start`` if it completes."""
+    def launch(self, index: int, deadline: float, start: State, role: Role | None = None) -> None:
+        """Start a client's round now; it trains from ``start`` if it completes. ``role``: its
+        part in a cluster (``form_clusters``)."""
         client, data = self.registry.clients[index], self.datasets[index]
         attempt = Attempt(self.round, index, client.vehicle, self.env.now, self.version)
         client.rounds_selected += 1
         nbytes = (self.cost.bytes(data, "down"), self.cost.bytes(data, "up"))
+        delivery = None
+        if self.relay is not None or role is not None:
+            delivery = Delivery(self.relay, role, self.ports.sidelink, self._aggregate_bytes,
+                                self.sc.d2d.cluster_upload_margin)
         process = self.env.process(client_round(self.env, self.radio, client, attempt, nbytes,
                                                 lambda: self.cost.seconds(client, data), deadline,
-                                                self.relay))
+                                                delivery))
         self.in_flight[index] = Flight(process, start)
+
+    def form_clusters(self, chosen: list[int], candidates: list[Candidate]) -> dict[int, Role]:
+        """The round's clusters among the chosen clients (none unless d2d.cluster)."""
+        if self.sc.d2d is None or not self.sc.d2d.cluster:
+            return {}
+        return form_clusters(self.env, chosen, candidates, self.ports.sidelink)
+
+    def _aggregate_bytes(self, clients: list[int]) -> int:
+        return self.cost.union_bytes([self.datasets[i] for i in clients])
 
     def train(self, arrivals: list[tuple[Attempt, State]], seed: int) -> list[TrainedUpdate]:
         """Train completed updates (in the order given) and take what their clients report."""

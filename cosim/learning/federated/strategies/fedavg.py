@@ -5,6 +5,7 @@ server and averaged module by module."""
 from __future__ import annotations
 
 from cosim.learning.federated.aggregation import fedavg
+from cosim.learning.federated.cluster import cluster_groups, clustered_fedavg
 from cosim.learning.federated.policies import ServerView
 from cosim.learning.federated.strategies.base import RoundStrategy, register
 from cosim.scenario import SyncConfig
@@ -15,25 +16,33 @@ class FedAvg(RoundStrategy):
     config = SyncConfig
     cfg: SyncConfig
 
+    roles: dict = {}  # this round's cluster roles (d2d.cluster), by client
+
     def done(self) -> bool:
         return self.cfg.max_rounds is not None and self.host.round >= self.cfg.max_rounds
 
     def select(self) -> None:
         host = self.host
         view = ServerView(host.env.now, host.round + 1, self.cfg.round_deadline_s)
-        chosen = host.policy.select(view, host.candidates(), host.per_round)
+        candidates = host.candidates()
+        chosen = host.policy.select(view, candidates, host.per_round)
         if not chosen:
             return
         host.round += 1
         deadline = host.env.now + self.cfg.round_deadline_s
+        self.roles = host.form_clusters(chosen, candidates)
         for client in chosen:
-            host.launch(client, deadline, host.global_state)
+            host.launch(client, deadline, host.global_state, self.roles.get(client))
 
     def aggregate(self):
         host = self.host
         attempts, updates = self.train_round()
         if updates:
-            host.global_state = fedavg(host.global_state, [(u.modules, u.weight) for u in updates])
+            groups = cluster_groups(attempts, self.roles)
+            if any(len(g) > 1 for g in groups.values()):  # clusters: averaged at their heads
+                host.global_state = clustered_fedavg(host.global_state, updates, groups)
+            else:
+                host.global_state = fedavg(host.global_state, [(u.modules, u.weight) for u in updates])
             host.version += 1
         host.record(attempts)
         if host.round % self.cfg.eval_every_rounds == 0:
