@@ -15,6 +15,7 @@ LINK_WINDOWS = "link_windows"
 PARTICIPATION = "participation"
 METRICS = "metrics"
 V2V_WINDOWS = "v2v_windows"
+HOPS = "hops"
 
 MOBILITY_SCHEMA = pa.schema([
     ("t", pa.float64()),
@@ -74,9 +75,19 @@ METRICS_SCHEMA = pa.schema([
     ("task", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
 ])
 
+# Every transfer an update, an aggregate or the dispatched model makes over a relay, a cluster or
+# a spanning tree (cosim.learning.federated.hops): who sent it where, over which link, energy.
+HOPS_SCHEMA = pa.schema([
+    ("round", pa.int32()), ("client", pa.int32()), ("src", pa.string()), ("dst", pa.string()),
+    ("link", pa.string()), ("purpose", pa.string()), ("nbytes", pa.int64()),
+    ("bytes_moved", pa.int64()), ("t_start", pa.float64()), ("t_end", pa.float64()),
+    ("latency_s", pa.float64()), ("energy_j", pa.float64()), ("ok", pa.bool_()),
+    ("reason", pa.string()),
+])
+
 SCHEMAS = {MOBILITY: MOBILITY_SCHEMA, CELLS: CELL_SCHEMA, RADIO: RADIO_SCHEMA,
            HANDOFFS: HANDOFF_SCHEMA, LINK_WINDOWS: WINDOW_SCHEMA,
            PARTICIPATION: PARTICIPATION_SCHEMA, METRICS: METRICS_SCHEMA,
-           V2V_WINDOWS: V2V_WINDOW_SCHEMA}
+           V2V_WINDOWS: V2V_WINDOW_SCHEMA, HOPS: HOPS_SCHEMA}
 # The tables that describe connectivity: equal for every policy that replays one recording.
 CONNECTIVITY_TABLES = (CELLS, RADIO, HANDOFFS, LINK_WINDOWS)

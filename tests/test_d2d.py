@@ -9,11 +9,11 @@ import simpy
 
 from cosim.learning.data.partition import ClientShard
 from cosim.learning.federated.clients import Client
-from cosim.learning.federated.cluster import cluster_groups, clustered_fedavg, form_clusters
 from cosim.learning.federated.d2d import Relay
 from cosim.learning.federated.policies import Candidate
 from cosim.learning.federated.timeline import Attempt, Delivery, client_round
 from cosim.learning.federated.training import TrainedUpdate
+from cosim.learning.federated.tree import form_clusters, tree_fedavg, tree_groups
 from cosim.radio.transfers import TransferResult
 
 UP = 8_000_000  # bytes of the update: 64 Mbit
@@ -164,10 +164,10 @@ def test_clusters_are_stars_around_the_best_uplinks():
     links = {("v0", "v1"): 1e8, ("v0", "v2"): 1e8, ("v3", "v2"): 1e8, ("v3", "v4"): 1e8}
     ul = {0: 20e6, 1: 5e6, 2: 5e6, 3: 40e6, 4: 1e6, 5: 50e6}
     cands = [_candidate(i, r) for i, r in ul.items()]
-    roles = form_clusters(env, list(ul), cands, FakeSidelink(env, links))
-    heads = {i: (r.cluster.members) for i, r in roles.items() if r.is_head}
+    nodes = form_clusters(env, list(ul), cands, FakeSidelink(env, links))
+    heads = {i: tuple(c.client for c in n.children) for i, n in nodes.items() if n.parent is None}
     assert heads == {3: (2, 4), 0: (1,)}  # v2 went to the first head to take it; v5 is alone
-    assert 5 not in roles and not roles[1].is_head and roles[1].cluster.head == 0
+    assert 5 not in nodes and nodes[1].parent is nodes[0] and not nodes[1].children
 
 
 def _cluster_round(serving, up_bps, links, compute_s):
@@ -177,16 +177,16 @@ def _cluster_round(serving, up_bps, links, compute_s):
     radio = FakeRadio(env, serving, up_bps)
     sidelink = FakeSidelink(env, links)
     cands = [_candidate(i, up_bps.get(f"v{i}", 0.0)) for i in range(3)]
-    roles = form_clusters(env, [0, 1, 2], cands, sidelink)
-    assert roles[0].is_head and roles[0].cluster.members == (1, 2)
+    nodes = form_clusters(env, [0, 1, 2], cands, sidelink)
+    assert [c.client for c in nodes[0].children] == [1, 2]
     procs = []
     for i in range(3):
         client = Client(i, ClientShard(client=i, frames=(), tasks=(), modalities=()), vehicle=f"v{i}")
-        delivery = Delivery(None, roles[i], sidelink, lambda idx: int(1.5 * UP), 2.0)
+        delivery = Delivery(None, nodes[i], sidelink, lambda idx: int(1.5 * UP), 2.0)
         procs.append(env.process(client_round(env, radio, client, Attempt(1, i, f"v{i}", 0.0, 0),
                                               (1000, UP), lambda i=i: compute_s[i], 100.0, delivery)))
     env.run()
-    return [p.value for p in procs], roles
+    return [p.value for p in procs], nodes
 
 
 def test_members_hand_over_and_the_head_uploads_their_aggregate_once():
@@ -223,11 +223,11 @@ def test_a_late_member_goes_up_on_its_own_and_a_failed_head_fails_its_members():
     env = simpy.Environment()
     radio = FakeRadio(env, serving_fail, up, fail_up=radio_fail)
     sidelink = FakeSidelink(env, links)
-    roles = form_clusters(env, [0, 1, 2], [_candidate(i, up[f"v{i}"]) for i in range(3)], sidelink)
+    nodes = form_clusters(env, [0, 1, 2], [_candidate(i, up[f"v{i}"]) for i in range(3)], sidelink)
     procs = []
     for i in range(3):
         client = Client(i, ClientShard(client=i, frames=(), tasks=(), modalities=()), vehicle=f"v{i}")
-        delivery = Delivery(None, roles[i], sidelink, lambda idx: int(1.5 * UP), 2.0)
+        delivery = Delivery(None, nodes[i], sidelink, lambda idx: int(1.5 * UP), 2.0)
         procs.append(env.process(client_round(env, radio, client, Attempt(1, i, f"v{i}", 0.0, 0),
                                               (1000, UP), lambda: 10.0, 100.0, delivery)))
     env.run()
@@ -236,25 +236,131 @@ def test_a_late_member_goes_up_on_its_own_and_a_failed_head_fails_its_members():
     assert (m1.reason, m2.reason) == ("cluster_head_failed", "cluster_head_failed")
 
 
-def test_clustered_fedavg_equals_the_flat_weighted_average():
+def test_tree_fedavg_equals_the_flat_weighted_average():
     import torch
 
     g = {"m.w": torch.zeros(2), "n.w": torch.zeros(2)}
     ups = [TrainedUpdate(0, {"m.w": torch.tensor([1.0, 2.0]), "n.w": torch.tensor([1.0, 1.0])}, 10.0, None),
            TrainedUpdate(1, {"m.w": torch.tensor([3.0, 0.0])}, 30.0, None),
-           TrainedUpdate(2, {"m.w": torch.tensor([0.0, 4.0]), "n.w": torch.tensor([5.0, 3.0])}, 20.0, None)]
-    attempts = []
-    for i in range(3):
-        a = Attempt(1, i, f"v{i}", 0.0, 0, outcome="completed")
-        a.via = "cluster" if i == 1 else None
-        attempts.append(a)
+           TrainedUpdate(2, {"m.w": torch.tensor([0.0, 4.0]), "n.w": torch.tensor([5.0, 3.0])}, 20.0, None),
+           TrainedUpdate(3, {"m.w": torch.tensor([6.0, 6.0])}, 40.0, None)]
     env = simpy.Environment()
-    roles = form_clusters(env, [0, 1, 2], [_candidate(0, 9e6), _candidate(1, 1e6), _candidate(2, 2e6)],
-                          FakeSidelink(env, {("v0", "v1"): 1e8}))
-    groups = cluster_groups(attempts, roles)
-    assert groups == {0: [0, 1], 2: [2]}
-    out = clustered_fedavg(g, ups, groups)
-    # by hand: m.w = (10 [1,2] + 30 [3,0] + 20 [0,4]) / 60 = [100, 100] / 60; n.w = (10 [1,1] +
-    # 20 [5,3]) / 30 = [110, 70] / 30 (client 1 did not train n)
-    assert torch.allclose(out["m.w"], torch.tensor([100 / 60, 100 / 60]))
+    # a chain 2 -> 1 -> 0 -> server, and 3 on its own
+    from cosim.learning.federated.tree import TreeNode
+
+    nodes = {i: TreeNode(env, i, f"v{i}") for i in range(3)}
+    nodes[0].adopt(nodes[1])
+    nodes[1].adopt(nodes[2])
+    nodes[1].resolve(nodes[2], True)
+    nodes[0].resolve(nodes[1], True)
+    attempts = [Attempt(1, i, f"v{i}", 0.0, 0, outcome="completed", bytes_up=UP if i in (0, 3) else 0)
+                for i in range(4)]
+    uploads = tree_groups(attempts, nodes)
+    assert uploads == {0: nodes[0], 3: None}
+    out = tree_fedavg(g, ups, uploads)
+    # by hand: m.w = (10 [1,2] + 30 [3,0] + 20 [0,4] + 40 [6,6]) / 100 = [340, 340] / 100;
+    # n.w = (10 [1,1] + 20 [5,3]) / 30 = [110, 70] / 30 (clients 1 and 3 did not train n)
+    assert torch.allclose(out["m.w"], torch.tensor([3.4, 3.4]))
     assert torch.allclose(out["n.w"], torch.tensor([110 / 30, 70 / 30]))
+
+
+class _Still:
+    """Three vehicles parked in place (the test binds the clients itself)."""
+
+    name = "mobility"
+
+    def __init__(self):
+        import numpy as np
+
+        from cosim.mobility.session import VehicleStates
+
+        ids = np.array(["v0", "v1", "v2"], dtype=object)
+        z = np.zeros(3)
+        self.current = VehicleStates(0.0, ids, z, z, z, z, ids, np.zeros(3, bool), tuple(ids), ())
+
+    def attach(self, engine):
+        pass
+
+    def subscribe(self, listener):
+        pass
+
+    def is_parked(self, vehicle):
+        return False
+
+    def vehicle_type(self, vehicle):
+        return "DEFAULT_VEHTYPE"
+
+
+class _EngineRadio(FakeRadio):
+    name = "radio"
+
+    def attach(self, engine):
+        pass
+
+    def history_predictor(self):
+        class Forever:
+            def remaining_s(self, vehicle, now):
+                return 1e9
+
+        return Forever()
+
+
+def _one_round(tmp_path, method: str):
+    """One round of all three clients, every link up; the global state after it."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from cosim.engine import Engine
+    from cosim.learning.federated.server import FederatedLayer
+    from cosim.learning.federated.wiring import learning_ports
+    from cosim.scenario_loader import load_scenario
+    from cosim.traces import TraceSet
+
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    scenario = load_scenario(path, [
+        "learning.enabled=true", "clients.count=3", "scheduling.policy=all_connected",
+        f"aggregation={{method: {method}, round_deadline_s: 60, max_rounds: 1}}",
+        "learning.data.synthetic.segments=5", "learning.data.synthetic.frames=2",
+        "learning.data.clients=3", "learning.data.heldout_segments=2", "learning.local.batch_size=2",
+        "learning.local.clients_per_pass=1", "radio.sidelink={los: stochastic}"])
+    tmp_path.mkdir(parents=True)
+    traces = TraceSet(tmp_path, 1000)
+    engine = Engine(scenario, traces)
+    mobility = _Still()
+    # v0's uplink is ten times the others'; every pair has a fast sidelink: the minimum spanning
+    # tree sends v1 and v2 through v0
+    radio = _EngineRadio(engine.env, {"v0": 0, "v1": 0, "v2": 0}, {"v0": 50e6, "v1": 5e6, "v2": 5e6})
+    sidelink = FakeSidelink(engine.env, {("v0", "v1"): 100e6, ("v0", "v2"): 100e6, ("v1", "v2"): 100e6})
+    engine.add_layer(mobility)
+    engine.add_layer(radio)
+    layer = FederatedLayer(scenario, learning_ports(scenario, engine.env, mobility, radio, sidelink))
+    engine.add_layer(layer)
+    layer.registry.update(["v0", "v1", "v2"], [], 0.0)
+    engine.env.run(until=100)
+    traces.close(complete=True)
+    p = pq.read_table(tmp_path / "participation.parquet").to_pandas()
+    return layer, p
+
+
+def test_spanning_tree_equals_flat_fedavg_when_every_link_is_up(tmp_path):
+    import pyarrow.parquet as pq
+    import torch
+
+    flat, p_flat = _one_round(tmp_path / "sync", "sync")
+    tree, p_tree = _one_round(tmp_path / "tree", "spanning_tree")
+    assert (p_flat.outcome == "completed").all() and (p_tree.outcome == "completed").all()
+    assert p_flat.via.isna().all()
+    routed = p_tree.set_index("vehicle")
+    assert routed.via.isna()["v0"] and list(routed.via[["v1", "v2"]]) == ["cluster", "cluster"]
+    assert set(routed.via_vehicle[["v1", "v2"]]) == {"v0"}
+    assert routed.bytes_up.sum() < p_flat.bytes_up.sum()  # one aggregate went up, not three updates
+    for key, value in flat.global_state.items():
+        assert torch.allclose(tree.global_state[key].double(), value.double(), atol=1e-6), key
+    assert tree.version == flat.version == 1
+    hops = pq.read_table(tmp_path / "tree" / "hops.parquet").to_pandas()
+    assert set(hops.link) == {"sidelink", "uplink"} and (hops.energy_j > 0).all()
+    # 23 dBm = 0.2 W on both links: energy = 0.2 W x latency
+    assert hops.energy_j.to_numpy() == pytest.approx(0.19952623 * hops.latency_s.to_numpy(), rel=1e-6)
+    stats = tree.summary()["spanning_trees"]
+    assert stats["in_tree"] == 3 and stats["sidelink_edges"] == 2 and stats["max_depth"] == 2

@@ -15,6 +15,7 @@ from cosim.scenario.aggregation import (
     FedAsyncConfig,
     FedBuffConfig,
     HierarchicalConfig,
+    SpanningTreeConfig,
     SyncConfig,
 )
 from cosim.scenario.base import InputDir, InputFile, StrictModel, TraceFile, whole_multiple
@@ -68,7 +69,9 @@ __all__ = [
     "HandoffConfig", "HexLayout", "HierarchicalConfig", "InputDir", "InputFile",
     "InterferenceConfig", "IntersectionLayout", "LearningConfig", "LinkDirection",
     "LocalTrainingConfig", "MobilityConfig", "ModelConfig", "OnboardingConfig", "OutputConfig",
-    "ParkingDemand", "PeftConfig", "PlainNetwork", "RadioConfig", "RandomTripsDemand",
-    "RateConfig", "Scenario", "SchedulingConfig", "SidelinkConfig", "StrictModel", "SyncConfig",
+    "ParkingDemand", "PeftConfig", "PlainNetwork", "RadioConfig",
+    "RandomTripsDemand",
+    "RateConfig", "Scenario", "SchedulingConfig", "SidelinkConfig", "SpanningTreeConfig", "StrictModel",
+    "SyncConfig",
     "SyntheticDataConfig", "TraceFile", "whole_multiple",
 ]

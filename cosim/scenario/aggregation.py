@@ -76,6 +76,22 @@ class HierarchicalConfig(AggregationBase):
     backhaul_gbps: float = Field(1.0, gt=0.0, le=1e6)
 
 
+class SpanningTreeConfig(AggregationBase):
+    """Fed-Span: synchronous rounds whose updates are aggregated along the minimum spanning
+    forest of the live graph of the selected clients and the server (sidelinks between clients,
+    cellular uplinks to the server); needs radio.sidelink."""
+
+    method: Literal["spanning_tree"]
+    round_deadline_s: PositiveFloat = 120.0
+    min_round_gap_s: NonNegativeFloat = 0.0  # pause between rounds
+    # what an edge costs: one update's seconds over it at its rate now, or the joules its
+    # transmitter spends on it
+    weight: Literal["latency", "energy"] = "latency"
+    # a node waits for its children until the time left to the deadline is this many times its
+    # estimated path time to the server
+    wait_margin: float = Field(2.0, ge=1.0, le=100.0)
+
+
 def _method(value: Any) -> str | None:
     if isinstance(value, dict):
         return value.get("method", "sync")
@@ -89,7 +105,8 @@ def method_name(config: type[AggregationBase]) -> str:
 
 # To add a method: its configuration class above, and here.
 METHOD_CONFIGS = {method_name(c): c
-                  for c in (SyncConfig, FedAsyncConfig, FedBuffConfig, HierarchicalConfig)}
+                  for c in (SyncConfig, FedAsyncConfig, FedBuffConfig, HierarchicalConfig,
+                            SpanningTreeConfig)}
 AGGREGATIONS = tuple(METHOD_CONFIGS)
 
 AggregationConfig = Annotated[

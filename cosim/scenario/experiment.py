@@ -63,6 +63,10 @@ class Scenario(StrictModel):
         if self.d2d is not None and (self.radio is None or self.radio.sidelink is None):
             raise ValueError("d2d needs radio.sidelink: relaying and clusters go over the V2V "
                              "sidelink")
+        if (self.aggregation.method == "spanning_tree"
+                and (self.radio is None or self.radio.sidelink is None)):
+            raise ValueError("aggregation.method: spanning_tree aggregates over the V2V sidelink: "
+                             "it needs radio.sidelink")
         if self.d2d is not None and self.d2d.cluster and self.aggregation.method != "sync":
             raise ValueError("d2d.cluster: cluster aggregation runs in synchronous rounds "
                              "(aggregation.method: sync)")

@@ -35,11 +35,16 @@ class SidelinkPort(Protocol):
 @dataclass(frozen=True)
 class RelayOutcome:
     """How a relayed delivery ended: the relay used (None: nobody in reach), the bytes that went
-    over the sidelink, and the last transfer's result."""
+    over the sidelink, and each hop's result (sidelink, then the relay's uplink)."""
 
     relay: str | None
     bytes_sidelink: int
-    result: TransferResult | None
+    results: tuple[TransferResult, ...] = ()
+
+    @property
+    def result(self) -> TransferResult | None:
+        """The last hop's result: how the delivery ended."""
+        return self.results[-1] if self.results else None
 
 
 class Relay:
@@ -74,12 +79,12 @@ class Relay:
         relay = self.choose(vehicle, nbytes)
         if relay is None:
             self.no_neighbour += 1
-            return RelayOutcome(None, 0, None)
-        res = yield self.sidelink.transfer(vehicle, relay, nbytes, timeout_s=self._left(deadline))
-        if not res.ok:
-            return RelayOutcome(relay, nbytes, res)
-        res = yield self.radio.transfer(relay, nbytes, "up", timeout_s=self._left(deadline))
-        return RelayOutcome(relay, nbytes, res)
+            return RelayOutcome(None, 0)
+        side = yield self.sidelink.transfer(vehicle, relay, nbytes, timeout_s=self._left(deadline))
+        if not side.ok:
+            return RelayOutcome(relay, int(side.bytes_moved), (side,))
+        up = yield self.radio.transfer(relay, nbytes, "up", timeout_s=self._left(deadline))
+        return RelayOutcome(relay, nbytes, (side, up))
 
     def _left(self, deadline: float) -> float:
         return max(deadline - self.env.now, 1e-9)

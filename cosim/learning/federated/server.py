@@ -20,11 +20,11 @@ import torch
 
 from cosim.engine import Engine
 from cosim.learning.federated.clients import ClientRegistry
-from cosim.learning.federated.cluster import Role, form_clusters
 from cosim.learning.federated.compression import compress
 from cosim.learning.federated.cost import ComputeCost
 from cosim.learning.federated.d2d import Relay
 from cosim.learning.federated.evaluation import GlobalEvaluation
+from cosim.learning.federated.hops import HopsTrace, dbm_to_w
 from cosim.learning.federated.journal import TrainingJournal
 from cosim.learning.federated.policies import Candidate, make_policy
 from cosim.learning.federated.remote import make_trainer
@@ -32,11 +32,26 @@ from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.strategies import make_strategy
 from cosim.learning.federated.timeline import Attempt, Delivery, client_round, participation_rows
 from cosim.learning.federated.training import LocalTrainer, State, TrainedUpdate, TrainJob
+from cosim.learning.federated.tree import (
+    EDGE_WEIGHT,
+    TreeNode,
+    TreeStats,
+    connectivity_graph,
+    form_clusters,
+    spanning_trees,
+)
 from cosim.learning.federated.wiring import LearningPorts
 from cosim.learning.lookup import LookupBaseline
 from cosim.learning.module_file import apply_init_modules
 from cosim.scenario import Scenario
-from cosim.trace_schemas import METRICS, METRICS_SCHEMA, PARTICIPATION, PARTICIPATION_SCHEMA
+from cosim.trace_schemas import (
+    HOPS,
+    HOPS_SCHEMA,
+    METRICS,
+    METRICS_SCHEMA,
+    PARTICIPATION,
+    PARTICIPATION_SCHEMA,
+)
 
 
 @dataclass
@@ -73,6 +88,7 @@ class FederatedLayer:
         self.round = 0
         self.participants = 0
         self.in_flight: dict[int, Flight] = {}
+        self.tree_stats = TreeStats()
 
     # ---- wiring ----------------------------------------------------------------------------
     def attach(self, engine: Engine) -> None:
@@ -82,6 +98,7 @@ class FederatedLayer:
                                        self.mobility.vehicle_type)
         self.ports.presence.bind(self.registry)
         self.relay = self._d2d_relay()
+        self.hops = self._hops_trace(engine)
         self.run_dir = engine.traces.folder
         self.participation = engine.traces.table(PARTICIPATION, PARTICIPATION_SCHEMA)
         self.journal = TrainingJournal(self.run_dir) if self.sc.output.checkpoint else None
@@ -103,6 +120,15 @@ class FederatedLayer:
             return None
         relays = (lambda: registry.fleet) if d2d.relays == "fleet" else (lambda: registry.by_vehicle)
         return Relay(self.env, self.radio, sidelink, relays)
+
+    def _hops_trace(self, engine: Engine) -> HopsTrace | None:
+        """Traced when updates may travel over the sidelink (relays, clusters, spanning trees)."""
+        d2d, radio = self.sc.d2d, self.sc.radio
+        if radio is None or radio.sidelink is None or (d2d is None and self.sc.aggregation.method
+                                                       != "spanning_tree"):
+            return None
+        return HopsTrace(engine.traces.table(HOPS, HOPS_SCHEMA), radio.rate.ue_tx_power_dbm,
+                         radio.sidelink.tx_power_dbm)
 
     # ---- the server loop -------------------------------------------------------------------
     def _serve(self):
@@ -146,27 +172,39 @@ class FederatedLayer:
                 rounds_completed=c.rounds_completed, last_loss=c.last_loss, last_round=c.last_round))
         return out
 
-    def launch(self, index: int, deadline: float, start: State, role: Role | None = None) -> None:
-        """Start a client's round now; it trains from ``start`` if it completes. ``role``: its
-        part in a cluster (``form_clusters``)."""
+    def launch(self, index: int, deadline: float, start: State, node: TreeNode | None = None) -> None:
+        """Start a client's round now; it trains from ``start`` if it completes. ``node``: its
+        place in an aggregation tree (a cluster, a spanning tree)."""
         client, data = self.registry.clients[index], self.datasets[index]
         attempt = Attempt(self.round, index, client.vehicle, self.env.now, self.version)
         client.rounds_selected += 1
         nbytes = (self.cost.bytes(data, "down"), self.cost.bytes(data, "up"))
         delivery = None
-        if self.relay is not None or role is not None:
-            delivery = Delivery(self.relay, role, self.ports.sidelink, self._aggregate_bytes,
-                                self.sc.d2d.cluster_upload_margin)
+        if self.relay is not None or node is not None:
+            margin = self.sc.d2d.cluster_upload_margin if self.sc.d2d is not None else 2.0
+            delivery = Delivery(self.relay, node, self.ports.sidelink, self._aggregate_bytes, margin,
+                                self.hops)
         process = self.env.process(client_round(self.env, self.radio, client, attempt, nbytes,
                                                 lambda: self.cost.seconds(client, data), deadline,
                                                 delivery))
         self.in_flight[index] = Flight(process, start)
 
-    def form_clusters(self, chosen: list[int], candidates: list[Candidate]) -> dict[int, Role]:
+    def form_clusters(self, chosen: list[int], candidates: list[Candidate]) -> dict[int, TreeNode]:
         """The round's clusters among the chosen clients (none unless d2d.cluster)."""
         if self.sc.d2d is None or not self.sc.d2d.cluster:
             return {}
         return form_clusters(self.env, chosen, candidates, self.ports.sidelink)
+
+    def spanning_trees(self, chosen: list[int], candidates: list[Candidate], weight: str
+                       ) -> dict[int, TreeNode]:
+        """Fed-Span's trees for the chosen clients over the live graph (sidelinks and uplinks)."""
+        radio = self.sc.radio
+        graph = connectivity_graph(chosen, candidates, self.ports.sidelink,
+                                   dbm_to_w(radio.sidelink.tx_power_dbm),
+                                   dbm_to_w(radio.rate.ue_tx_power_dbm))
+        nodes = spanning_trees(self.env, graph, candidates, EDGE_WEIGHT[weight])
+        self.tree_stats.add(graph, nodes)
+        return nodes
 
     def _aggregate_bytes(self, clients: list[int]) -> int:
         return self.cost.union_bytes([self.datasets[i] for i in clients])
@@ -236,6 +274,8 @@ class FederatedLayer:
                 "samples_decoded": self.cache.decoded,
                 "evaluation_wall_s": self.evaluation.wall_s,
                 **({"relay": self.relay.summary()} if self.relay is not None else {}),
+                **({"hops": self.hops.summary()} if self.hops is not None else {}),
+                **({"spanning_trees": self.tree_stats.summary()} if self.tree_stats.rounds else {}),
                 **({"journal": {"calls": self.journal.calls, "replayed": self.journal.replayed}}
                    if self.journal is not None else {})}
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import simpy
 
 from cosim.learning.federated.clients import Client
-from cosim.learning.federated.cluster import Role, wait_for_members
 from cosim.learning.federated.d2d import Relay, SidelinkPort
+from cosim.learning.federated.tree import SERVER, TreeNode, wait_for_children
 from cosim.names import (
     CLUSTER_HEAD_FAILED,
     COMPLETED,
@@ -64,16 +65,23 @@ def participation_rows(attempts: list[Attempt]) -> dict[str, list]:
     return {name: [getattr(a, name) for a in attempts] for name in PARTICIPATION_SCHEMA.names}
 
 
+class HopRecorder(Protocol):
+    """Where each hop of an update on its way to the server is traced (bytes per link type)."""
+
+    def __call__(self, a: Attempt, res: TransferResult, dst: str, link: str, purpose: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Delivery:
-    """How a finished update may leave the vehicle besides its own uplink (the d2d section):
-    through a ``relay``, or through its cluster (``role``) over the ``sidelink``."""
+    """How a finished update may leave the vehicle besides its own uplink: through a ``relay``,
+    or up its aggregation tree (``node``: a cluster or a spanning tree) over the ``sidelink``."""
 
     relay: Relay | None = None
-    role: Role | None = None
+    node: TreeNode | None = None
     sidelink: SidelinkPort | None = None
-    aggregate_bytes: Callable[[list[int]], int] | None = None  # a cluster's aggregate, by client
+    aggregate_bytes: Callable[[list[int]], int] | None = None  # an aggregate's bytes, by client
     margin: float = 2.0  # d2d.cluster_upload_margin
+    hops: HopRecorder | None = None
 
 
 def client_round(env: simpy.Environment, radio: RadioPort, client: Client, attempt: Attempt,
@@ -83,37 +91,44 @@ def client_round(env: simpy.Environment, radio: RadioPort, client: Client, attem
     ``nbytes``: (down, up).
 
     ``compute_s`` is asked once the download is done (whether the vehicle is parked then decides
-    how much of its device it lends). With a ``delivery``: a cluster member hands its update to
-    its head, a head uploads its cluster's aggregate, and with a relay an upload that cannot
-    start (no serving cell) or fails on the link goes through a neighbour."""
+    how much of its device it lends). With a ``delivery``: a tree node without a cell takes the
+    model from its parent, hands its aggregate to its parent (a root uploads it), and with a
+    relay an upload that cannot start (no serving cell) or fails on the link goes through a
+    neighbour."""
     d = delivery or Delivery()
+    node = d.node
     try:
         ready = yield from _download_and_compute(env, radio, client, attempt, nbytes[0], compute_s,
-                                                 deadline)
+                                                 deadline, d)
         if not ready:
             return attempt
-        if d.role is not None and d.role.is_head:
-            return (yield from _head_upload(env, radio, attempt, d, deadline))
-        if d.role is not None:
-            handed = yield from _member_handover(env, attempt, d, nbytes[1], deadline)
-            if handed:
-                return attempt
+        if node is not None:
+            return (yield from _tree_delivery(env, radio, attempt, d, nbytes[1], deadline))
         attempt.bytes_up = nbytes[1]  # recorded once the upload starts
-        return (yield from _own_upload(env, radio, attempt, deadline, d.relay))
+        return (yield from _own_upload(env, radio, attempt, deadline, d))
     finally:
-        if d.role is not None and d.role.is_head:  # its members hear how it ended, at once
-            d.role.cluster.finish(attempt.completed)
+        if node is not None:  # its parent and its children hear how it ended, at once
+            node.got_model(False)
+            node.answer(False)
+            node.finish(attempt.completed)
 
 
 def _download_and_compute(env: simpy.Environment, radio: RadioPort, client: Client, a: Attempt,
-                          down: int, compute_s: Callable[[], float], deadline: float):
-    """Download, then compute; False (with the reason in ``a``) if the round ends here."""
+                          down: int, compute_s: Callable[[], float], deadline: float, d: Delivery):
+    """Download (from the tree parent when it has no cell: dispatch), then compute; False (with
+    the reason in ``a``) if the round ends here."""
     vehicle = client.vehicle
     a.bytes_down = down
-    res = yield radio.transfer(vehicle, a.bytes_down, "down", timeout_s=deadline - env.now)
+    node = d.node
+    if node is not None and node.parent is not None and radio.serving_cell(vehicle) < 0:
+        res = yield from _dispatch(env, a, d, down, deadline)
+    else:
+        res = yield radio.transfer(vehicle, a.bytes_down, "down", timeout_s=deadline - env.now)
     if not res.ok:
         a.reason = _reason(res.reason)
         return False
+    if node is not None:
+        node.got_model(True)
     a.t_download_end = env.now
     seconds = compute_s()
     if env.now + seconds > deadline:
@@ -128,13 +143,26 @@ def _download_and_compute(env: simpy.Environment, radio: RadioPort, client: Clie
     return True
 
 
-def _own_upload(env: simpy.Environment, radio: RadioPort, a: Attempt, deadline: float,
-                relay: Relay | None):
+def _dispatch(env: simpy.Environment, a: Attempt, d: Delivery, down: int, deadline: float):
+    """The global model from the tree parent over the sidelink, once the parent has it."""
+    parent = d.node.parent
+    yield env.any_of([parent.model_ready, env.timeout(max(deadline - env.now, 0.0))])
+    if not (parent.model_ready.triggered and parent.model_ready.value):
+        reason = TRANSFER_TIMEOUT if env.now >= deadline else OUT_OF_COVERAGE
+        return TransferResult(a.vehicle, "sidelink", down, False, reason, env.now, env.now, 0.0)
+    res = yield d.sidelink.transfer(parent.vehicle, a.vehicle, down, timeout_s=max(deadline - env.now, 1e-9))
+    a.bytes_sidelink += int(res.bytes_moved)
+    _hop(d, a, res, a.vehicle, SIDELINK, "dispatch")
+    return res
+
+
+def _own_upload(env: simpy.Environment, radio: RadioPort, a: Attempt, deadline: float, d: Delivery):
     """Up the client's own link; through a neighbour if that cannot start or fails on the link."""
-    vehicle = a.vehicle
+    vehicle, relay = a.vehicle, d.relay
     res = None
     if relay is None or radio.serving_cell(vehicle) >= 0:
         res = yield radio.transfer(vehicle, a.bytes_up, "up", timeout_s=max(deadline - env.now, 1e-9))
+        _hop(d, a, res, SERVER, UPLINK, "upload")
         if res.ok or relay is None or res.reason not in RELAYABLE or env.now >= deadline:
             return _finish(a, res, env.now)
     outcome = yield from relay.deliver(vehicle, a.bytes_up, deadline)
@@ -143,43 +171,51 @@ def _own_upload(env: simpy.Environment, radio: RadioPort, a: Attempt, deadline: 
         return a
     a.via, a.via_vehicle = VIA_RELAY, outcome.relay
     a.bytes_sidelink += outcome.bytes_sidelink
+    for hop, dst, link in zip(outcome.results, (outcome.relay, SERVER), (SIDELINK, UPLINK), strict=False):
+        _hop(d, a, hop, dst, link, "relay")
     return _finish(a, outcome.result, env.now)
 
 
-def _head_upload(env: simpy.Environment, radio: RadioPort, a: Attempt, d: Delivery, deadline: float):
-    """Wait for the members, then upload the aggregate of the head's and their updates."""
-    cluster = d.role.cluster
-    every = [cluster.head, *cluster.members]
-    yield from wait_for_members(env, radio, cluster, d.aggregate_bytes(every), deadline, d.margin)
-    a.bytes_up = d.aggregate_bytes([cluster.head, *cluster.delivered])
-    return (yield from _own_upload(env, radio, a, deadline, d.relay))
+def _tree_delivery(env: simpy.Environment, radio: RadioPort, a: Attempt, d: Delivery, up: int,
+                   deadline: float):
+    """Wait for the children, then hand the aggregate to the parent over the sidelink and wait
+    for the upload that carries it; a root (or a node that cannot hand over) uploads itself."""
+    node = d.node
+    parent = node.parent
+    if node.children:
+        every = d.aggregate_bytes(node.every())
+        rate = (radio.rate_bps(a.vehicle, "up") if parent is None
+                else d.sidelink.rate_bps(a.vehicle, parent.vehicle))
+        send_s = 8.0 * every / rate if rate > 0.0 else 0.0
+        yield from wait_for_children(env, node, deadline, d.margin, send_s)
+    node.close()
+    carried = node.carried()
+    nbytes = d.aggregate_bytes(carried) if len(carried) > 1 else up
+    if parent is not None and parent.accepting():
+        res = yield d.sidelink.transfer(a.vehicle, parent.vehicle, nbytes,
+                                        timeout_s=max(deadline - env.now, 1e-9))
+        a.bytes_sidelink += int(res.bytes_moved)
+        _hop(d, a, res, parent.vehicle, SIDELINK, "aggregate")
+        if res.reason == TRANSFER_TIMEOUT:
+            a.reason = DEADLINE
+            return a
+        if res.ok and parent.accepting():
+            node.answer(True)
+            a.via, a.via_vehicle, a.bytes_up = VIA_CLUSTER, parent.vehicle, 0
+            carrier = yield parent.outcome
+            if carrier.ok:
+                a.outcome, a.t_upload_end = COMPLETED, carrier.t
+            else:
+                a.reason = CLUSTER_HEAD_FAILED
+            return a
+    node.answer(False)  # its parent is gone or has sent: up its own link with what it holds
+    a.bytes_up = nbytes
+    return (yield from _own_upload(env, radio, a, deadline, d))
 
 
-def _member_handover(env: simpy.Environment, a: Attempt, d: Delivery, up: int, deadline: float):
-    """Send the update to the cluster head and wait for its upload; False: go up on its own
-    (the head is gone or already uploading, or the sidelink failed)."""
-    cluster = d.role.cluster
-    if not cluster.accepting():
-        cluster.resolve(a.client, False)
-        return False
-    res = yield d.sidelink.transfer(a.vehicle, cluster.head_vehicle, up,
-                                    timeout_s=max(deadline - env.now, 1e-9))
-    if res.reason == TRANSFER_TIMEOUT:
-        cluster.resolve(a.client, False)
-        a.reason, a.bytes_sidelink = DEADLINE, up
-        return True
-    a.bytes_sidelink = int(res.bytes_moved)
-    if not res.ok or not cluster.accepting():
-        cluster.resolve(a.client, False)
-        return False
-    cluster.resolve(a.client, True)
-    a.via, a.via_vehicle, a.bytes_up = VIA_CLUSTER, cluster.head_vehicle, 0
-    head = yield cluster.outcome
-    if head.ok:
-        a.outcome, a.t_upload_end = COMPLETED, head.t
-    else:
-        a.reason = CLUSTER_HEAD_FAILED
-    return True
+def _hop(d: Delivery, a: Attempt, res: TransferResult, dst: str, link: str, purpose: str) -> None:
+    if d.hops is not None:
+        d.hops(a, res, dst, link, purpose)
 
 
 def _finish(a: Attempt, res: TransferResult, now: float) -> Attempt:
@@ -193,6 +229,9 @@ def _finish(a: Attempt, res: TransferResult, now: float) -> Attempt:
 
 # An own upload that ended like this may still go through a neighbour.
 RELAYABLE = (OUT_OF_COVERAGE, RADIO_LINK_FAILURE)
+
+
+SIDELINK, UPLINK = "sidelink", "uplink"  # link types of the hops trace
 
 
 def _reason(transfer_reason: str | None) -> str | None:

@@ -5,9 +5,9 @@ server and averaged module by module."""
 from __future__ import annotations
 
 from cosim.learning.federated.aggregation import fedavg
-from cosim.learning.federated.cluster import cluster_groups, clustered_fedavg
 from cosim.learning.federated.policies import ServerView
 from cosim.learning.federated.strategies.base import RoundStrategy, register
+from cosim.learning.federated.tree import tree_fedavg, tree_groups
 from cosim.scenario import SyncConfig
 
 
@@ -16,7 +16,7 @@ class FedAvg(RoundStrategy):
     config = SyncConfig
     cfg: SyncConfig
 
-    roles: dict = {}  # this round's cluster roles (d2d.cluster), by client
+    nodes: dict = {}  # this round's cluster nodes (d2d.cluster), by client
 
     def done(self) -> bool:
         return self.cfg.max_rounds is not None and self.host.round >= self.cfg.max_rounds
@@ -30,17 +30,21 @@ class FedAvg(RoundStrategy):
             return
         host.round += 1
         deadline = host.env.now + self.cfg.round_deadline_s
-        self.roles = host.form_clusters(chosen, candidates)
+        self.nodes = self.form_nodes(chosen, candidates)
         for client in chosen:
-            host.launch(client, deadline, host.global_state, self.roles.get(client))
+            host.launch(client, deadline, host.global_state, self.nodes.get(client))
+
+    def form_nodes(self, chosen: list[int], candidates: list) -> dict:
+        """The round's aggregation trees (d2d.cluster's clusters; none without)."""
+        return self.host.form_clusters(chosen, candidates)
 
     def aggregate(self):
         host = self.host
         attempts, updates = self.train_round()
         if updates:
-            groups = cluster_groups(attempts, self.roles)
-            if any(len(g) > 1 for g in groups.values()):  # clusters: averaged at their heads
-                host.global_state = clustered_fedavg(host.global_state, updates, groups)
+            if any(n.delivered for n in self.nodes.values()):  # clusters: averaged at their heads
+                host.global_state = tree_fedavg(host.global_state, updates,
+                                                tree_groups(attempts, self.nodes))
             else:
                 host.global_state = fedavg(host.global_state, [(u.modules, u.weight) for u in updates])
             host.version += 1
