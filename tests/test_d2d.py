@@ -364,3 +364,41 @@ def test_spanning_tree_equals_flat_fedavg_when_every_link_is_up(tmp_path):
     assert hops.energy_j.to_numpy() == pytest.approx(0.19952623 * hops.latency_s.to_numpy(), rel=1e-6)
     stats = tree.summary()["spanning_trees"]
     assert stats["in_tree"] == 3 and stats["sidelink_edges"] == 2 and stats["max_depth"] == 2
+
+
+@pytest.mark.parametrize(("sets", "field", "words"), [
+    (["d2d={relay: true}"], "(root)", "d2d needs radio.sidelink"),
+    (["aggregation={method: spanning_tree}"], "(root)", "needs radio.sidelink"),
+    (["radio.sidelink={los: geometry}"], "radio", "channel.los: geometry"),
+    (["radio.sidelink={bandwidth_mhz: -20}"], "radio.sidelink.bandwidth_mhz", ""),
+    (["radio.sidelink={los: stochastic}", "d2d={relay: true, cluster: true}",
+      "aggregation={method: fedasync}"], "(root)", "synchronous"),
+    (["radio.sidelink={los: stochastic}", "d2d={relais: true}"], "d2d.relais", ""),
+])
+def test_bad_d2d_settings_are_one_line_errors(sets, field, words):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    args = ["validate", str(path)]
+    for item in sets:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert words in lines[0], lines[0]
+    if field != "(root)":
+        assert f"{field}" in lines[0], lines[0]
+
+
+def test_the_sparse_scenario_validates_with_relaying_on():
+    from pathlib import Path
+
+    from cosim.scenario_loader import load_scenario
+
+    sc = load_scenario(Path(__file__).resolve().parent.parent / "scenarios" / "sf_downtown_sparse.yaml")
+    assert sc.d2d.relay and sc.radio.sidelink.los == "geometry" and sc.radio.cells.hex is None
