@@ -22,7 +22,6 @@ link is up, with their mean and minimum rate).
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,6 +32,7 @@ from cosim.engine import Engine, until
 from cosim.names import LEFT_NETWORK, SIDELINK_LOST, TRANSFER_TIMEOUT
 from cosim.radio import v2v_pathloss as v2v
 from cosim.radio.pathloss import thermal_noise_dbm
+from cosim.radio.sidelink_pairs import SHADOW_INNOVATION, PairStore, normal
 from cosim.radio.transfers import TransferResult
 from cosim.scenario import SidelinkConfig
 from cosim.trace_schemas import V2V_WINDOW_SCHEMA, V2V_WINDOWS
@@ -41,21 +41,6 @@ BLOCKER_HALF_WIDTH_M = 0.9  # a passenger car is about 1.8 m wide
 # Every blocker is a passenger car (ns-3's 1.6 m; the scenarios' demand is passenger cars): taller
 # than the 1.5 m antennas, so 37.885's 9 dB / 4.5 dB blockage case.
 BLOCKER_HEIGHT_M = v2v.BLOCKER_HEIGHT_CAR_M
-
-
-class _Pair:
-    """One evaluated pair's state: its draws, its shadowing and its open window."""
-
-    __slots__ = ("rng", "los_u", "blockage_z", "shadow_z", "x", "y", "start", "rate_sum", "steps",
-                 "rate_min")
-
-    def __init__(self, rng: np.random.Generator):
-        self.rng = rng
-        self.los_u = rng.random()
-        self.blockage_z, self.shadow_z = rng.standard_normal(), rng.standard_normal()
-        self.x = self.y = None  # both ends' positions at the last evaluation (for decorrelation)
-        self.start: float | None = None
-        self.rate_sum, self.steps, self.rate_min = 0.0, 0, math.inf
 
 
 class SidelinkLayer:
@@ -67,8 +52,9 @@ class SidelinkLayer:
         self.cfg, self.seed, self.step_s = cfg, seed, step_s
         self.bandwidth_hz = cfg.bandwidth_mhz * 1e6
         self.noise_dbm = thermal_noise_dbm(self.bandwidth_hz, cfg.noise_figure_db)
-        self.pairs: dict[tuple[str, str], _Pair] = {}
+        self.pairs = PairStore(seed)
         self.rate: dict[tuple[str, str], float] = {}  # pairs whose link is up now -> bit/s
+        self._open = np.zeros(0, np.int64)  # slots of the pairs whose window is open
         self.neighbours_of: dict[str, dict[str, float]] = {}
         self._present: set[str] = set()
         self._sending: dict[str, int] = {}  # transfers under way per transmitter
@@ -174,113 +160,115 @@ class SidelinkLayer:
         cur = self.mobility.current
         row = dict(zip(cur.ids.tolist(), range(len(cur.ids)), strict=True))
         self._present = set(row)
-        talkers = sorted({v for v in self._talkers() if v in row})
-        fleet = sorted({v for v in self._fleet() if v in row} | set(talkers))
-        keys, ia, ib = [], [], []
-        for a in talkers:
-            for b in fleet:
-                if a == b or (b in talkers and b < a):
-                    continue  # each pair once
-                keys.append(_key(a, b))
-                ia.append(row[keys[-1][0]])
-                ib.append(row[keys[-1][1]])
-        ia_arr, ib_arr = np.array(ia, dtype=np.int64), np.array(ib, dtype=np.int64)
-        dist = np.hypot(cur.x[ia_arr] - cur.x[ib_arr], cur.y[ia_arr] - cur.y[ib_arr])
-        near = dist <= self.cfg.max_range_m
-        keys = [k for k, n in zip(keys, near, strict=True) if n]
-        ia_arr, ib_arr, dist = ia_arr[near], ib_arr[near], dist[near]
-        rates = self._rates(keys, ia_arr, ib_arr, dist, cur) if keys else np.zeros(0)
-        self._update_windows(dict(zip(keys, rates.tolist(), strict=True)), now)
+        talkers = {v for v in self._talkers() if v in row}
+        names = sorted({v for v in self._fleet() if v in row} | talkers)  # rank = name order
+        rows = np.fromiter((row[v] for v in names), np.int64, len(names))
+        talks = np.fromiter((v in talkers for v in names), bool, len(names))
+        t_rank = np.flatnonzero(talks)
+        # every (talker, other) pair once: a talker with a non-talker, two talkers in name order
+        ti = np.repeat(t_rank, len(names))
+        fj = np.tile(np.arange(len(names)), len(t_rank))
+        keep = (ti != fj) & (~talks[fj] | (ti < fj))
+        lo, hi = np.minimum(ti[keep], fj[keep]), np.maximum(ti[keep], fj[keep])
+        ia, ib = rows[lo], rows[hi]
+        dist = np.hypot(cur.x[ia] - cur.x[ib], cur.y[ia] - cur.y[ib])
+        near = np.flatnonzero(dist <= self.cfg.max_range_m)
+        named = np.array(names, dtype=object)
+        keys = list(zip(named[lo[near]].tolist(), named[hi[near]].tolist(), strict=True))
+        slots = self.pairs.slots(keys)
+        rates = self._rates(slots, ia[near], ib[near], dist[near], cur) if keys else np.zeros(0)
+        self._update_windows(keys, slots, rates, now)
 
-    def _rates(self, keys: list[tuple[str, str]], ia: np.ndarray, ib: np.ndarray, dist: np.ndarray,
+    def _rates(self, slots: np.ndarray, ia: np.ndarray, ib: np.ndarray, dist: np.ndarray,
                cur: Any) -> np.ndarray:
-        cfg = self.cfg
-        states = [self._pair(k) for k in keys]
+        cfg, store = self.cfg, self.pairs
         xa, ya, xb, yb = cur.x[ia], cur.y[ia], cur.x[ib], cur.y[ib]
-        state = np.full(len(keys), v2v.LOS, dtype=np.int64)
+        state = np.full(len(slots), v2v.LOS, dtype=np.int64)
         if cfg.los != "always":
-            blocked = np.zeros(len(keys), dtype=bool)
+            blocked = np.zeros(len(slots), dtype=bool)
             if self.buildings is not None:
                 mask, origin, res = self.buildings
                 blocked = _buildings_between(mask, origin, res, xa, ya, xb, yb)
             if cfg.los == "geometry":  # another car on the line: NLOSv
-                vehicles = _vehicles_between(cur.x, cur.y, ia, ib, BLOCKER_HALF_WIDTH_M)
+                order = np.argsort(cur.x, kind="stable")
+                vehicles = _vehicles_between(cur.x, cur.y, cur.x[order], order, ia, ib, blocked,
+                                             BLOCKER_HALF_WIDTH_M)
                 state = np.where(blocked, v2v.NLOS, np.where(vehicles, v2v.NLOSV, v2v.LOS))
             else:  # a link clear of buildings is LOS with 37.885's probability, else NLOSv
-                u = np.array([s.los_u for s in states])
-                state = v2v.v2v_state_from_uniform(cfg.environment, dist, u, blocked).astype(np.int64)
+                state = v2v.v2v_state_from_uniform(cfg.environment, dist, store.los_u[slots],
+                                                   blocked).astype(np.int64)
         self.state_counts += np.bincount(state, minlength=3)
-        self.evaluations += len(keys)
+        self.evaluations += len(slots)
         d3d = dist  # both antennas at the same height
         loss = v2v.v2v_path_loss_db(cfg.environment, state, d3d, cfg.carrier_ghz)
         nlosv = state == v2v.NLOSV
         if nlosv.any():
-            z = np.array([s.blockage_z for s in states])
             h = v2v.ANTENNA_HEIGHT_M
-            loss = loss + np.where(nlosv, v2v.nlosv_blockage_db(z, d3d, h, h, BLOCKER_HEIGHT_M), 0.0)
+            blockage = v2v.nlosv_blockage_db(store.blockage_z[slots], d3d, h, h, BLOCKER_HEIGHT_M)
+            loss = loss + np.where(nlosv, blockage, 0.0)
         if cfg.shadowing:
-            loss = loss + self._shadowing(states, state, xa, ya, xb, yb)
+            loss = loss + self._shadowing(slots, state, np.stack([xa, ya, xb, yb], axis=1))
         snr = v2v.sidelink_snr_db(loss, cfg.tx_power_dbm, self.bandwidth_hz, cfg.noise_figure_db,
                                   cfg.antenna_gain_dbi)
         rate = v2v.sidelink_rate_bps(snr, self.bandwidth_hz, cfg.efficiency, cfg.max_spectral_efficiency)
         return np.where(snr >= cfg.min_snr_db, rate, 0.0)
 
-    def _shadowing(self, states: list[_Pair], state: np.ndarray, xa, ya, xb, yb) -> np.ndarray:
+    def _shadowing(self, slots: np.ndarray, state: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Each pair's shadow fading (dB): an AR(1) in the distance its ends moved since the
         last evaluation, with the decorrelation distance and sigma of its LOS state."""
-        env = self.cfg.environment
-        out = np.empty(len(states))
-        for i, s in enumerate(states):
-            st = int(state[i])
-            if s.x is not None:
-                moved = (math.hypot(xa[i] - s.x[0], ya[i] - s.y[0])
-                         + math.hypot(xb[i] - s.x[1], yb[i] - s.y[1]))
-                rho = math.exp(-moved / v2v.SHADOW_DCOR_M[env][st])
-                if rho < 1.0:
-                    s.shadow_z = rho * s.shadow_z + math.sqrt(1.0 - rho * rho) * s.rng.standard_normal()
-            s.x, s.y = (xa[i], xb[i]), (ya[i], yb[i])
-            out[i] = v2v.SHADOW_SIGMA_DB[env][st] * s.shadow_z
-        return out
+        env, store = self.cfg.environment, self.pairs
+        last = store.last_xy[slots]
+        moved = (np.hypot(xy[:, 0] - last[:, 0], xy[:, 1] - last[:, 1])
+                 + np.hypot(xy[:, 2] - last[:, 2], xy[:, 3] - last[:, 3]))
+        dcor = np.asarray(v2v.SHADOW_DCOR_M[env])[state]
+        rho = np.where(np.isnan(moved), 1.0, np.exp(-np.nan_to_num(moved) / dcor))
+        step = rho < 1.0
+        if step.any():
+            s = slots[step]
+            innovation = normal(store.tag[s], store.draws[s], SHADOW_INNOVATION)
+            store.draws[s] += np.uint64(1)
+            r = rho[step]
+            store.shadow_z[s] = r * store.shadow_z[s] + np.sqrt(1.0 - r * r) * innovation
+        store.last_xy[slots] = xy
+        return np.asarray(v2v.SHADOW_SIGMA_DB[env])[state] * store.shadow_z[slots]
 
-    def _pair(self, key: tuple[str, str]) -> _Pair:
-        pair = self.pairs.get(key)
-        if pair is None:
-            tag = zlib.crc32(f"{key[0]}\x00{key[1]}".encode())
-            pair = self.pairs[key] = _Pair(np.random.default_rng([self.seed, 37, tag]))
-        return pair
-
-    def _update_windows(self, rates: dict[tuple[str, str], float], now: float) -> None:
-        up = {k: r for k, r in rates.items() if r > 0.0}
-        for key in [k for k in self.rate if k not in up]:
-            self._close(key, now, censored=False)
-        for key, r in up.items():
-            pair = self.pairs[key]
-            if pair.start is None:
-                pair.start, pair.rate_sum, pair.steps, pair.rate_min = now, 0.0, 0, math.inf
-            pair.rate_sum += r
-            pair.steps += 1
-            pair.rate_min = min(pair.rate_min, r)
-        for key in [k for k in self.pairs if k not in rates and self.pairs[k].start is None]:
-            del self.pairs[key]  # out of range and no window open: forget its draws' state
-        self.rate = up
+    def _update_windows(self, keys: list[tuple[str, str]], slots: np.ndarray, rates: np.ndarray,
+                        now: float) -> None:
+        store = self.pairs
+        on = rates > 0.0
+        up_slots = slots[on]
+        closing = np.setdiff1d(self._open, up_slots)  # down now, or not evaluated (gone, far)
+        for slot in closing.tolist():
+            self._close(int(slot), now, censored=False)
+        opening = up_slots[np.isnan(store.start[up_slots])]
+        store.start[opening] = now
+        store.rate_sum[opening], store.steps[opening], store.rate_min[opening] = 0.0, 0, np.inf
+        store.rate_sum[up_slots] += rates[on]
+        store.steps[up_slots] += 1
+        store.rate_min[up_slots] = np.minimum(store.rate_min[up_slots], rates[on])
+        self._open = np.sort(up_slots)
+        up_keys = [keys[i] for i in np.flatnonzero(on)]
+        self.rate = dict(zip(up_keys, rates[on].tolist(), strict=True))
         neighbours: dict[str, dict[str, float]] = {}
-        for (a, b), r in up.items():
+        for (a, b), r in self.rate.items():
             neighbours.setdefault(a, {})[b] = r
             neighbours.setdefault(b, {})[a] = r
         self.neighbours_of = neighbours
         if len(self._rows["a"]) >= 4096:
             self._flush()
 
-    def _close(self, key: tuple[str, str], now: float, censored: bool) -> None:
-        pair = self.pairs[key]
-        if pair.start is None:
+    def _close(self, slot: int, now: float, censored: bool) -> None:
+        store = self.pairs
+        start = float(store.start[slot])
+        if math.isnan(start):
             return
-        for name, value in (("a", key[0]), ("b", key[1]), ("start", pair.start), ("end", now),
-                            ("duration_s", now - pair.start),
-                            ("mean_rate_bps", pair.rate_sum / max(pair.steps, 1)),
-                            ("min_rate_bps", pair.rate_min), ("censored", censored)):
+        a, b = store.keys[slot]
+        for name, value in (("a", a), ("b", b), ("start", start), ("end", now),
+                            ("duration_s", now - start),
+                            ("mean_rate_bps", float(store.rate_sum[slot] / max(store.steps[slot], 1))),
+                            ("min_rate_bps", float(store.rate_min[slot])), ("censored", censored)):
             self._rows[name].append(value)
-        pair.start = None
+        store.start[slot] = np.nan
         self.windows_closed += 1
 
     def _flush(self) -> None:
@@ -290,8 +278,9 @@ class SidelinkLayer:
 
     def finish(self) -> None:
         """Close the windows still open at the end of the run (censored)."""
-        for key in sorted(self.rate):
-            self._close(key, self.env.now, censored=True)
+        for slot in sorted(self._open.tolist(), key=lambda i: self.pairs.keys[i]):
+            self._close(int(slot), self.env.now, censored=True)
+        self._open = np.zeros(0, np.int64)
         self._flush()
 
     def summary(self) -> dict[str, Any]:
@@ -326,24 +315,31 @@ def _buildings_between(mask, origin, res, xa, ya, xb, yb):  # pragma: no cover
 
 
 @numba.njit(cache=True)
-def _vehicles_between(x, y, ia, ib, half_width):  # pragma: no cover
-    """Per pair: does another vehicle's centre lie within ``half_width`` of the line between the
-    pair, strictly between its ends?"""
+def _vehicles_between(x, y, x_sorted, order, ia, ib, skip, half_width):  # pragma: no cover
+    """Per pair not in ``skip``: does another vehicle's centre lie within ``half_width`` of the
+    line between the pair, strictly between its ends? ``order`` sorts the vehicles by x
+    (``x_sorted``), so only those in the pair's x-range are looked at."""
     out = np.zeros(ia.shape[0], dtype=np.bool_)
+    w2 = half_width * half_width
     for p in range(ia.shape[0]):
+        if skip[p]:
+            continue
         a, b = ia[p], ib[p]
         dx, dy = x[b] - x[a], y[b] - y[a]
         length2 = dx * dx + dy * dy
         if length2 <= 0.0:
             continue
-        for v in range(x.shape[0]):
+        lo = np.searchsorted(x_sorted, min(x[a], x[b]) - half_width)
+        hi = np.searchsorted(x_sorted, max(x[a], x[b]) + half_width, side="right")
+        for k in range(lo, hi):
+            v = order[k]
             if v == a or v == b:  # noqa: SIM109 (numba)
                 continue
             t = ((x[v] - x[a]) * dx + (y[v] - y[a]) * dy) / length2
             if t <= 0.0 or t >= 1.0:
                 continue
             px, py = x[a] + t * dx - x[v], y[a] + t * dy - y[v]
-            if px * px + py * py <= half_width * half_width:
+            if px * px + py * py <= w2:
                 out[p] = True
                 break
     return out
