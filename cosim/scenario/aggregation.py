@@ -19,7 +19,7 @@ from pydantic import (
     Tag,
 )
 
-from cosim.scenario.base import StrictModel
+from cosim.scenario.base import NameList, StrictModel
 
 
 class AggregationBase(StrictModel):
@@ -65,6 +65,21 @@ class FedBuffConfig(AggregationBase, StalenessSettings):
     server_lr: float = Field(1.0, gt=0.0, le=1e6)
 
 
+class TierRule(StrictModel):
+    """Where a group of modules is aggregated (HF-FMs: modules aligned with the tiers).
+
+    ``modules``: patterns over the model's module names (``peft.image.*``, ``task_adapter``,
+    ``heads.*``; fnmatch). ``cloud``: averaged over the edges every ``every`` edge rounds (and
+    handed back to every edge); ``edge``: averaged at each cell only, never at the cloud (each
+    cell's clients keep a model of their area); ``fog``: averaged only among the selected clients
+    of a cell that hear each other over the sidelink (clusters of the round), each of them keeping
+    its cluster's average (needs radio.sidelink)."""
+
+    modules: NameList = Field(min_length=1)
+    tier: Literal["fog", "edge", "cloud"]
+    every: PositiveInt = Field(1, le=1_000_000)  # cloud: in edge rounds
+
+
 class HierarchicalConfig(AggregationBase):
     """Edge FedAvg at every cell each period; cloud average every ``cloud_every`` edge rounds."""
 
@@ -74,6 +89,9 @@ class HierarchicalConfig(AggregationBase):
     macro_to_cloud_ms: float = Field(10.0, ge=0.0, le=1e7)
     small_to_macro_ms: float = Field(2.0, ge=0.0, le=1e7)
     backhaul_gbps: float = Field(1.0, gt=0.0, le=1e6)
+    # Per module group, the tier that aggregates it (first matching rule); modules no rule names
+    # are cloud modules every ``cloud_every``. None: every module at the cloud (as above).
+    tiers: list[TierRule] | None = None
 
 
 class SpanningTreeConfig(AggregationBase):

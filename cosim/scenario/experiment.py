@@ -67,6 +67,10 @@ class Scenario(StrictModel):
                 and (self.radio is None or self.radio.sidelink is None)):
             raise ValueError("aggregation.method: spanning_tree aggregates over the V2V sidelink: "
                              "it needs radio.sidelink")
+        tiers = getattr(self.aggregation, "tiers", None) or []
+        if any(t.tier == "fog" for t in tiers) and (self.radio is None or self.radio.sidelink is None):
+            raise ValueError("aggregation.tiers: the fog tier aggregates over the V2V sidelink: it "
+                             "needs radio.sidelink")
         if self.d2d is not None and self.d2d.cluster and self.aggregation.method != "sync":
             raise ValueError("d2d.cluster: cluster aggregation runs in synchronous rounds "
                              "(aggregation.method: sync)")

@@ -189,9 +189,11 @@ class FederatedLayer:
                                                 delivery))
         self.in_flight[index] = Flight(process, start)
 
-    def form_clusters(self, chosen: list[int], candidates: list[Candidate]) -> dict[int, TreeNode]:
-        """The round's clusters among the chosen clients (none unless d2d.cluster)."""
-        if self.sc.d2d is None or not self.sc.d2d.cluster:
+    def form_clusters(self, chosen: list[int], candidates: list[Candidate], always: bool = False
+                      ) -> dict[int, TreeNode]:
+        """The round's clusters among the chosen clients (none unless d2d.cluster, or ``always``:
+        the fog tier of hierarchical FL)."""
+        if not always and (self.sc.d2d is None or not self.sc.d2d.cluster):
             return {}
         return form_clusters(self.env, chosen, candidates, self.ports.sidelink)
 
