@@ -30,6 +30,9 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
 WALL_CLOCK_COLUMNS = {"metrics": ["wall_time_s"]}
+# Columns added later that stay null unless a feature is on (metrics.client/model: per-client
+# rows of learning.personalisation): dropped when entirely null, so older digests still compare.
+NULL_UNLESS_USED = {"metrics": ["client", "model"]}
 
 GRID = "scenarios/grid_small.yaml"
 SF = "scenarios/sf_downtown.yaml"
@@ -82,11 +85,13 @@ def cases() -> dict[str, tuple[str, list[str]]]:
 
 def table_digest(path: Path) -> str:
     name = path.name.removesuffix(".parquet")
-    drop = WALL_CLOCK_COLUMNS.get(name)
-    if not drop:
+    if name not in WALL_CLOCK_COLUMNS and name not in NULL_UNLESS_USED:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     table = pq.read_table(path)
-    table = table.drop([c for c in drop if c in table.column_names])
+    drop = [c for c in WALL_CLOCK_COLUMNS.get(name, []) if c in table.column_names]
+    drop += [c for c in NULL_UNLESS_USED.get(name, [])
+             if c in table.column_names and table[c].null_count == table.num_rows]
+    table = table.drop(drop)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

@@ -119,7 +119,9 @@ class Run:
         return _frame(self.arrow(name, partial=partial), backend)
 
     def metrics(self, *, backend: Backend = "pandas") -> Frame:
-        """metrics.parquet: one row per (round, task, metric) evaluation of the global model."""
+        """metrics.parquet: one row per (round, task, metric) evaluation of the global model
+        (``client`` and ``model`` null), then, with learning.personalisation, per-client rows of
+        the global and personalised models on each client's validation frames."""
         return self.table(METRICS, backend=backend)
 
 
@@ -256,7 +258,8 @@ def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | o
                 mlflow: bool = False) -> int:
     """Write a finished run's metrics.parquet to TensorBoard and/or MLflow; return the rows logged.
 
-    Each row becomes the scalar ``task/metric`` at step ``round``. TensorBoard: event files in
+    Each row becomes the scalar ``task/metric`` at step ``round`` (a per-client row of
+    learning.personalisation: ``personalisation/MODEL/clientN/task/metric``). TensorBoard: event files in
     ``tensorboard_dir`` (a Compare: one sub-folder per run, named as the run), with each event's
     wall time set to the run's start plus its simulated time, so TensorBoard's "relative" axis is
     simulated seconds. MLflow: one MLflow run per cosim run (nested when one is active) in the
@@ -277,7 +280,7 @@ def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | o
         writer = writer_class(log_dir=str(tensorboard_dir))
         try:
             for r in rows:
-                writer.add_scalar(f"{r['task']}/{r['metric']}", r["value"], global_step=r["round"],
+                writer.add_scalar(_tag(r), r["value"], global_step=r["round"],
                                   walltime=start + r["sim_time_s"])
         finally:
             writer.close()
@@ -287,11 +290,19 @@ def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | o
             mlflow_module.log_params({"scenario": run.name, "seed": run.seed, "policy": run.policy,
                                       "aggregation": run.aggregation, "run_dir": str(run.path)})
             for r in rows:
-                mlflow_module.log_metric(f"{r['task']}/{r['metric']}", r["value"], step=r["round"])
+                mlflow_module.log_metric(_tag(r), r["value"], step=r["round"])
     return len(rows)
 
 
 # ---- helpers ----------------------------------------------------------------------------------
+def _tag(row: dict[str, Any]) -> str:
+    """A metrics row's scalar name; per-client rows apart from the global learning curves."""
+    tag = f"{row['task']}/{row['metric']}"
+    if row.get("client") is None:
+        return tag
+    return f"personalisation/{row['model']}/client{row['client']}/{tag}"
+
+
 def _folder(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():

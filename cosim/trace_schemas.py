@@ -73,6 +73,10 @@ V2V_WINDOW_SCHEMA = pa.schema([
 METRICS_SCHEMA = pa.schema([
     ("round", pa.int32()), ("sim_time_s", pa.float64()),
     ("task", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
+    # Null on the global model's rows on the held-out segments (every reader of learning curves
+    # keeps only those). learning.personalisation adds per-client rows on the client's own
+    # validation frames: its partition index, and which model ("global", "finetune", "tap").
+    ("client", pa.int32()), ("model", pa.string()),
 ])
 
 # Every transfer an update, an aggregate or the dispatched model makes over a relay, a cluster or

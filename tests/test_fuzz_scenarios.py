@@ -111,6 +111,10 @@ def _leaf(path: str, setup: tuple[str, ...], annotation: Any, meta: list[Any]) -
     return Leaf(path, setup, kind, bounds) if kind else None
 
 
+# A list item with required fields starts from a valid one, so an error names the field tested.
+ITEMS = {"aggregation.tiers": "{modules: [heads.*], tier: cloud}"}
+
+
 def walk(model: type[BaseModel], path: str, setup: tuple[str, ...], raw: Any,
          leaves: list[Leaf], sections: list[Section]) -> None:
     """Collect the leaves and sections of ``model`` at ``path`` (``raw``: grid_small there)."""
@@ -137,8 +141,9 @@ def walk(model: type[BaseModel], path: str, setup: tuple[str, ...], raw: Any,
         cls = _model(base)
         if cls is None and typing.get_origin(base) is list:
             item = _model(_unwrap(typing.get_args(base)[0])[0])
-            if item is not None:
-                walk(item, f"{sub}.0", (*setup, f"{sub}=[{{}}]"), {}, leaves, sections)
+            if item is not None:  # one item, valid but for the field under test
+                first = ITEMS.get(sub, "{}")
+                walk(item, f"{sub}.0", (*setup, f"{sub}=[{first}]"), {}, leaves, sections)
                 continue
         if cls is not None:
             required = [n for n, f in cls.model_fields.items() if f.is_required()]

@@ -18,6 +18,7 @@ import pandas as pd
 
 from cosim.analysis.figure_files import DPI, remove_figure, save_figure
 from cosim.analysis.figure_style import caption
+from cosim.analysis.personal import personal_figure, personal_frame, table_html
 from cosim.analysis.plots import FIGURES
 from cosim.analysis.radio_plots import RADIO_FIGURES, radio_table
 from cosim.analysis.runs import ReportSource, open_source
@@ -28,6 +29,7 @@ from cosim.names import HEADLINE
 __all__ = ["ALL_FIGURES", "DPI", "write_report"]
 # the learning figures, then the radio ones (after the radio statistics table)
 ALL_FIGURES = {**FIGURES, **RADIO_FIGURES}
+PERSONAL_KEY = "personalisation"  # drawn (after the summary) only for runs with per-client rows
 
 
 def write_report(path: Path, out: Path | None = None) -> Path:
@@ -47,19 +49,40 @@ def write_report(path: Path, out: Path | None = None) -> Path:
             sections.append(f"{heading}<p class='none skipped' data-figure='{html.escape(key)}'>"
                             f"Skipped: {html.escape(fig)}.</p>")
             continue
-        files = save_figure(fig, figures_dir, key, dpi=DPI)
-        note = caption(fig)
-        plt.close(fig)
-        data = base64.b64encode(files["png"].read_bytes()).decode("ascii")
-        links = " ".join(f"<a href='figures/{p.name}'>{fmt.upper()}</a>" for fmt, p in files.items())
-        sections.append(f"{heading}<figure id='fig-{html.escape(key)}'><img alt='{html.escape(title)}' "
-                        f"data-figure='{html.escape(key)}' src='data:image/png;base64,{data}'>"
-                        f"<figcaption>{html.escape(note)} <span class='files'>{links}</span>"
-                        "</figcaption></figure>")
-    page = _page(src, _summary_table(src), sections)
+        sections.append(heading + _figure_html(fig, key, title, figures_dir))
+    page = _page(src, _summary_table(src) + _personal_section(src, figures_dir), sections)
     target = out / "report.html"
     target.write_text(page, encoding="utf-8")
     return target
+
+
+def _figure_html(fig, key: str, title: str, figures_dir: Path) -> str:
+    """The figure embedded as PNG, with its caption and links to its PNG, SVG and PDF files."""
+    files = save_figure(fig, figures_dir, key, dpi=DPI)
+    note = caption(fig)
+    plt.close(fig)
+    data = base64.b64encode(files["png"].read_bytes()).decode("ascii")
+    links = " ".join(f"<a href='figures/{p.name}'>{fmt.upper()}</a>" for fmt, p in files.items())
+    return (f"<figure id='fig-{html.escape(key)}'><img alt='{html.escape(title)}' "
+            f"data-figure='{html.escape(key)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(note)} <span class='files'>{links}</span>"
+            "</figcaption></figure>")
+
+
+def _personal_section(src: ReportSource, figures_dir: Path) -> str:
+    """Per-client global vs personalised metrics, only for runs that have them."""
+    frame = personal_frame(src)
+    if frame.empty:
+        remove_figure(figures_dir, PERSONAL_KEY)
+        return ""
+    title = "Personalisation per client"
+    fig = render(personal_figure, src)
+    drawn = "" if isinstance(fig, str) else _figure_html(fig, PERSONAL_KEY, title, figures_dir)
+    return (f"<h2>{title}</h2><p>Headline metric per client and task on the client's own "
+            "validation frames (learning.personalisation): the final global model, its local "
+            "fine-tune (finetune) and TAP's selective replacement between them (tap; chosen on "
+            "these frames, so optimistic). '-': no ground truth on the frames.</p>"
+            + table_html(frame) + drawn)
 
 
 def _summary_table(src: ReportSource) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 
 from cosim.errors import InputError
@@ -34,7 +35,7 @@ def headline_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np
     path = run_dir / f"{METRICS}.parquet"
     if not path.is_file():
         return {}
-    table = pq.read_table(path).to_pandas()
+    table = global_rows(pq.read_table(path).to_pandas())
     curves = {}
     for task, metric in HEADLINE.items():
         rows = table[(table.task == task) & (table.metric == metric)].sort_values("sim_time_s",
@@ -43,6 +44,12 @@ def headline_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np
             curves[task] = (rows["round"].to_numpy(), rows.sim_time_s.to_numpy(),
                             rows.value.to_numpy())
     return curves
+
+
+def global_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The global model's rows on the held-out segments: not the per-client rows of
+    learning.personalisation (``client`` set), which runs written before it lack."""
+    return metrics[metrics.client.isna()] if "client" in metrics else metrics
 
 
 def time_to_target(times: np.ndarray, values: np.ndarray, target: float) -> float:

@@ -175,13 +175,15 @@ def trainable_modules(model: M3TModel, tasks: list[str], modalities: list[str],
 
 @torch.no_grad()
 def evaluate(model: M3TModel, modules: dict[str, torch.Tensor], batches: list[Batch],
-             tasks: list[str] | None = None, settings: EvaluationConfig | None = None
-             ) -> dict[str, dict[str, float]]:
+             tasks: list[str] | None = None, settings: EvaluationConfig | None = None,
+             with_loss: bool = False) -> dict[str, dict[str, float]]:
     """Metrics per task on held-out batches (frames of a sequence in order, for tracking).
 
     Targets carry, besides the dense maps: det2d ``boxes``/``box_labels`` (lists per sample);
     det3d ``boxes``/``box_labels``/``points`` (points inside each box); pan2d ``instance`` ids
     consistent over the frames of a sequence, and inputs carry ``sequence`` ids per sample.
+    ``with_loss`` adds each task's training loss, averaged over the frames, as metric ``loss``
+    (from the same forward pass: what personalisation's selective replacement compares).
     """
     device = next(model.parameters()).device
     model.import_modules(modules)
@@ -189,13 +191,22 @@ def evaluate(model: M3TModel, modules: dict[str, torch.Tensor], batches: list[Ba
     tasks = tasks or list(model.heads)
     settings = settings or EvaluationConfig()
     evaluators = {t: SPECS[t].evaluator(model, settings) for t in tasks}
+    loss_sums, frames = dict.fromkeys(tasks, 0.0), 0
     for inputs, targets in batches:
         out = model(to_device({k: v for k, v in inputs.items() if k != "sequence"}, device), tasks=tasks)
+        n = next(iter(out.values()))["scores"].shape[0]
+        frames += n
         for t in tasks:
+            if with_loss:
+                loss_sums[t] += float(task_loss(t, out[t], to_device(targets[t], device))) * n
             o = {k: v.float().cpu() for k, v in out[t].items()}
             for i in range(o["scores"].shape[0]):
                 evaluators[t].update(o["scores"][i], o["reg"][i], targets[t], i, inputs)
-    return {t: e.compute() for t, e in evaluators.items()}
+    results = {t: e.compute() for t, e in evaluators.items()}
+    if with_loss:
+        for t in tasks:
+            results[t]["loss"] = loss_sums[t] / max(frames, 1)
+    return results
 
 
 def _optimizer(cfg: LocalTrainingConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:

@@ -32,6 +32,7 @@ from cosim.scenario.learning import (
     LocalTrainingConfig,
     ModelConfig,
     PeftConfig,
+    PersonalisationConfig,
     SyntheticDataConfig,
 )
 from cosim.scenario.mobility import (
@@ -69,7 +70,7 @@ __all__ = [
     "HandoffConfig", "HexLayout", "HierarchicalConfig", "InputDir", "InputFile",
     "InterferenceConfig", "IntersectionLayout", "LearningConfig", "LinkDirection",
     "LocalTrainingConfig", "MobilityConfig", "ModelConfig", "OnboardingConfig", "OutputConfig",
-    "ParkingDemand", "PeftConfig", "PlainNetwork", "RadioConfig",
+    "ParkingDemand", "PeftConfig", "PersonalisationConfig", "PlainNetwork", "RadioConfig",
     "RandomTripsDemand",
     "RateConfig", "Scenario", "SchedulingConfig", "SidelinkConfig", "SpanningTreeConfig", "StrictModel",
     "SyncConfig",

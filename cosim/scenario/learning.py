@@ -15,7 +15,14 @@ from pydantic import (
 )
 
 from cosim.names import TASKS
-from cosim.scenario.base import SEED_MAX, InputDir, InputFile, StrictModel, resolve_input_file
+from cosim.scenario.base import (
+    SEED_MAX,
+    FieldError,
+    InputDir,
+    InputFile,
+    StrictModel,
+    resolve_input_file,
+)
 
 SYNTHETIC_CHECKPOINT = "synthetic"
 
@@ -168,6 +175,33 @@ class DeployedModelConfig(StrictModel):
     frame_hz: float = Field(10.0, gt=0.0, le=10_000.0)  # Waymo's perception segments: 20 s at ~10 Hz
 
 
+class PersonalisationConfig(StrictModel):
+    """Per-client evaluation after the run: the final global model against personalised ones on a
+    validation share of each client's own frames (cosim/learning/federated/personalisation.py)."""
+
+    # finetune: local fine-tune from the global modules; tap: TAP's selective replacement between
+    # that fine-tune and the global model (its candidates), module group by module group.
+    methods: list[Literal["finetune", "tap"]] = Field(
+        default_factory=lambda: ["finetune", "tap"], min_length=1)
+    local_epochs: NonNegativeInt = Field(1, le=100_000)  # fine-tune epochs (0: the global model)
+    # The last frames of each client's drive are its validation frames: at least one, and at
+    # least one left to fine-tune on (clients with fewer than two frames are left out).
+    validation_share: float = Field(0.25, gt=0.0, lt=1.0)
+    # TAP takes a task's modules from the global model only when the global model's validation
+    # loss on that task plus this margin is below the personalised one's (TAP's code: 0.01).
+    tap_margin: float = Field(0.01, ge=0.0, le=1e6)
+    # bound: clients whose partition was ever carried by a vehicle (those in the federation);
+    # all: every partition, including ones no vehicle ever carried.
+    clients: Literal["bound", "all"] = "bound"
+    at: Literal["end"] = "end"  # after the run ends (the only point so far)
+
+    @model_validator(mode="after")
+    def _methods_once(self) -> PersonalisationConfig:
+        if len(set(self.methods)) != len(self.methods):
+            raise FieldError("methods", f"each method once (got {self.methods})")
+        return self
+
+
 class LearningConfig(StrictModel):
     """The federated trainer: the model, its data, local training and gradient balancing."""
 
@@ -188,6 +222,8 @@ class LearningConfig(StrictModel):
     # Modules clients neither train nor upload (e.g. heads.seg3d): they still run forward, so
     # their tasks' losses keep shaping the shared modules.
     frozen_modules: list[str] = Field(default_factory=list)
+    # Per-client global vs personalised metrics at the end of the run (none: not evaluated).
+    personalisation: PersonalisationConfig | None = None
 
     @model_validator(mode="after")
     def _frozen_are_modules(self) -> LearningConfig:

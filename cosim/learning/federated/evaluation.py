@@ -31,6 +31,7 @@ class GlobalEvaluation:
         self.wall_s.append(round(time.perf_counter() - self._wall0, 3))
         self.table.append({"round": [round_] * len(rows), "sim_time_s": [now] * len(rows),
                            "task": [r[0] for r in rows],
-                           "metric": [r[1] for r in rows], "value": [float(r[2]) for r in rows]})
+                           "metric": [r[1] for r in rows], "value": [float(r[2]) for r in rows],
+                           "client": [None] * len(rows), "model": [None] * len(rows)})
         self.last_line = " ".join(f"{t} {results[t][m]:.3f}" for t, m in HEADLINE.items()
                                   if t in results and m in results[t])

@@ -26,6 +26,7 @@ from cosim.learning.federated.d2d import Relay
 from cosim.learning.federated.evaluation import GlobalEvaluation
 from cosim.learning.federated.hops import HopsTrace, dbm_to_w
 from cosim.learning.federated.journal import TrainingJournal
+from cosim.learning.federated.personalisation import personalise
 from cosim.learning.federated.policies import Candidate, make_policy
 from cosim.learning.federated.remote import make_trainer
 from cosim.learning.federated.setup import build_learning
@@ -88,6 +89,7 @@ class FederatedLayer:
         self.round = 0
         self.participants = 0
         self.in_flight: dict[int, Flight] = {}
+        self.personalisation: dict[str, Any] | None = None  # run.json's summary of it
         self.tree_stats = TreeStats()
 
     # ---- wiring ----------------------------------------------------------------------------
@@ -256,6 +258,8 @@ class FederatedLayer:
     def finish(self) -> None:
         """Keep the final global model: a later run can start from it (learning.init_modules)."""
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
+        if self.sc.learning.personalisation is not None:  # per-client rows, metrics still open
+            self.personalisation = personalise(self)
         if self.journal is not None:  # the run is whole: nothing left to resume
             shutil.rmtree(self.journal.folder, ignore_errors=True)
         close = getattr(self.trainer, "close", None)  # Ray actors
@@ -276,6 +280,7 @@ class FederatedLayer:
                 "samples_decoded": self.cache.decoded,
                 "evaluation_wall_s": self.evaluation.wall_s,
                 **({"relay": self.relay.summary()} if self.relay is not None else {}),
+                **({"personalisation": self.personalisation} if self.personalisation else {}),
                 **({"hops": self.hops.summary()} if self.hops is not None else {}),
                 **({"spanning_trees": self.tree_stats.summary()} if self.tree_stats.rounds else {}),
                 **({"journal": {"calls": self.journal.calls, "replayed": self.journal.replayed}}
