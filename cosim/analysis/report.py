@@ -92,10 +92,15 @@ def _summary_table(src: ReportSource) -> str:
                **{f"final_{t}": f"{t} {m}" for t, m in HEADLINE.items()},
                **{f"lookup_{t}": f"{t} lookup baseline" for t in HEADLINE},
                "completion_rate": "completed", "participation_rate": "clients taking part",
-               "bytes_up": "MB up", "mean_staleness": "staleness", "wall_time_s": "wall s"}
-    df = df[[c for c in columns if c in df]].rename(columns=columns)
-    if "MB up" in df:
-        df["MB up"] = df["MB up"] / 1e6
+               "bytes_up": "MB up", "bytes_sidelink": "MB sidelink", "via_relay": "relayed",
+               "via_cluster": "via a cluster or tree", "mean_staleness": "staleness",
+               "wall_time_s": "wall s"}
+    d2d = ("bytes_sidelink", "via_relay", "via_cluster")  # shown only where the sidelink carried some
+    df = df[[c for c in columns if c in df and (c not in d2d or (df[c] > 0).any())]]
+    df = df.rename(columns=columns)
+    for mb in ("MB up", "MB sidelink"):
+        if mb in df:
+            df[mb] = df[mb] / 1e6
     return df.to_html(index=False, float_format=lambda v: "-" if math.isnan(v) else f"{v:.3f}",
                       border=0, classes="summary")
 
