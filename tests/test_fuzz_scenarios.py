@@ -112,7 +112,8 @@ def _leaf(path: str, setup: tuple[str, ...], annotation: Any, meta: list[Any]) -
 
 
 # A list item with required fields starts from a valid one, so an error names the field tested.
-ITEMS = {"aggregation.tiers": "{modules: [heads.*], tier: cloud}"}
+ITEMS = {"aggregation.tiers": "{modules: [heads.*], tier: cloud}",
+         "learning.drift.events": "{at_s: 0, tasks: [seg3d]}"}
 
 
 def walk(model: type[BaseModel], path: str, setup: tuple[str, ...], raw: Any,

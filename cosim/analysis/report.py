@@ -18,6 +18,7 @@ import pandas as pd
 
 from cosim.analysis.figure_files import DPI, remove_figure, save_figure
 from cosim.analysis.figure_style import caption
+from cosim.analysis.forgetting import forgetting_table
 from cosim.analysis.personal import personal_figure, personal_frame, table_html
 from cosim.analysis.plots import FIGURES
 from cosim.analysis.radio_plots import RADIO_FIGURES, radio_table
@@ -50,7 +51,8 @@ def write_report(path: Path, out: Path | None = None) -> Path:
                             f"Skipped: {html.escape(fig)}.</p>")
             continue
         sections.append(heading + _figure_html(fig, key, title, figures_dir))
-    page = _page(src, _summary_table(src) + _personal_section(src, figures_dir), sections)
+    page = _page(src, _summary_table(src) + _drift_section(src) + _personal_section(src, figures_dir),
+                 sections)
     target = out / "report.html"
     target.write_text(page, encoding="utf-8")
     return target
@@ -67,6 +69,29 @@ def _figure_html(fig, key: str, title: str, figures_dir: Path) -> str:
             f"data-figure='{html.escape(key)}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{html.escape(note)} <span class='files'>{links}</span>"
             "</figcaption></figure>")
+
+
+def _drift_section(src: ReportSource) -> str:
+    """Forgetting per task under learning.drift, one table per run that has a drift schedule."""
+    parts = []
+    for run in src.runs:
+        table = forgetting_table(run.path)
+        if table.empty:
+            continue
+        drift = run.info["summary"]["learning"]["drift"]
+        events = "; ".join(f"{e['at_s']:.0f} s {html.escape(e.get('label') or '')}: "
+                           f"{', '.join(e.get('active_tasks') or []) or 'no task'}" for e in drift["events"])
+        continual = drift["continual"] + (f" (weight {drift['l2_weight']})" if "l2_weight" in drift else "")
+        parts.append(f"<h3>{html.escape(run.label)} (seed {run.seed}), continual: "
+                     f"{html.escape(continual)}</h3><p>Trained tasks after each event: {events}.</p>"
+                     + table.to_html(index=False, border=0, classes="summary", na_rep="-",
+                                     float_format=lambda v: f"{v:.3f}"))
+    if not parts:
+        return ""
+    return ("<h2>Drift and forgetting</h2><p>Per task (learning.drift): when some client trained "
+            "it, its best headline score on the held-out frames while trained, its final score, "
+            "and forgetting = best while trained - final for a task no client trains at the end.</p>"
+            + "".join(parts))
 
 
 def _personal_section(src: ReportSource, figures_dir: Path) -> str:

@@ -94,7 +94,8 @@ def pick_device(choice: str = "auto") -> torch.device:
 def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], client: ClientData,
                  cfg: LocalTrainingConfig, balancing: BalancingConfig, seed: int = 0,
                  count_flops: bool = True, frozen: Collection[str] = (),
-                 balancer: GradientBalancer | None = None
+                 balancer: GradientBalancer | None = None,
+                 anchor: dict[str, torch.Tensor] | None = None, l2_weight: float = 0.0
                  ) -> tuple[dict[str, torch.Tensor], LocalStats]:
     """Train the client's modules from the global ones; return the trained modules and stats.
 
@@ -103,7 +104,9 @@ def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], clien
     (e.g. the heads of tasks already learnt) run forward, so their tasks' losses still shape the
     shared modules, but are neither trained nor returned. ``balancer`` carries the client's
     balancing state (GradNorm's task weights and initial losses) across its updates; without one,
-    a fresh balancer starts from equal weights."""
+    a fresh balancer starts from equal weights. ``anchor`` with ``l2_weight``: the continual-
+    learning baseline of drift, an L2 pull of the shared modules (not the heads) towards these
+    values, l2_weight / 2 x ||theta - anchor||^2 added to the (balanced) loss."""
     device = next(model.parameters()).device
     torch.manual_seed(seed)
     model.import_modules(global_modules)
@@ -121,14 +124,29 @@ def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], clien
     for module in fixed:  # no gradients, no statistics updates (BatchNorm) in what stays fixed
         module.eval().requires_grad_(False)
     try:
+        pull = _anchor_pairs(model, names, anchor, l2_weight) if anchor is not None and l2_weight else []
         return _train(model, client, cfg, balancer, optimizer, names, shared, seed, count_flops,
-                      device)
+                      device, pull)
     finally:
         for module in fixed:
             module.requires_grad_(True)
 
 
-def _train(model, client, cfg, balancer, optimizer, names, shared, seed, count_flops, device
+def _anchor_pairs(model: M3TModel, names: list[str], anchor: dict[str, torch.Tensor], weight: float
+                  ) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+    """(parameter, its anchor value, weight) for every shared trained parameter the anchor holds."""
+    out = []
+    for name in names:
+        if name.startswith("heads."):
+            continue
+        for key, param in model.get_module(name).named_parameters():
+            value = anchor.get(f"{name}.{key}")
+            if value is not None and param.requires_grad:
+                out.append((param, value.to(param.device, param.dtype), weight))
+    return out
+
+
+def _train(model, client, cfg, balancer, optimizer, names, shared, seed, count_flops, device, pull=()
            ) -> tuple[dict[str, torch.Tensor], LocalStats]:
     generator = torch.Generator().manual_seed(seed)
     first: dict[str, float] = {}
@@ -148,6 +166,9 @@ def _train(model, client, cfg, balancer, optimizer, names, shared, seed, count_f
                     losses = {t: task_loss(t, out[t], targets[t]) for t in client.tasks}
                 optimizer.zero_grad(set_to_none=True)
                 weights = balancer.backward(losses, shared, model.aux_loss() if model.has_aux_loss else None)
+                for param, value, weight in pull:  # d/dtheta of weight / 2 ||theta - anchor||^2
+                    if param.grad is not None:
+                        param.grad.add_(param.detach() - value, alpha=weight)
             if counting:
                 flops_per_sample = counter.get_total_flops() / _batch_len(inputs)
             optimizer.step()

@@ -23,6 +23,7 @@ from cosim.scenario.base import (
     StrictModel,
     resolve_input_file,
 )
+from cosim.scenario.drift import DriftConfig
 
 SYNTHETIC_CHECKPOINT = "synthetic"
 
@@ -224,6 +225,9 @@ class LearningConfig(StrictModel):
     frozen_modules: list[str] = Field(default_factory=list)
     # Per-client global vs personalised metrics at the end of the run (none: not evaluated).
     personalisation: PersonalisationConfig | None = None
+    # Task-mix and modality changes over the run, and a continual-learning baseline (none: the
+    # clients' data asks the same all run long).
+    drift: DriftConfig | None = None
 
     @model_validator(mode="after")
     def _frozen_are_modules(self) -> LearningConfig:

@@ -25,7 +25,7 @@ import torch
 
 from cosim.errors import MissingDependencyError
 from cosim.learning.federated.setup import build_learning
-from cosim.learning.federated.training import LocalTrainer, TrainedUpdate, TrainJob
+from cosim.learning.federated.training import LocalTrainer, TrainedUpdate, TrainJob, l2_weight
 from cosim.scenario import Scenario
 
 
@@ -56,7 +56,8 @@ class TrainerActor:
         torch.set_num_threads(threads)  # as the driver: same kernels, same sums
         setup = build_learning(scenario)
         cfg = scenario.learning
-        self.trainer = LocalTrainer(setup.model, setup.datasets, cfg.local, cfg.balancing, setup.frozen)
+        self.trainer = LocalTrainer(setup.model, setup.datasets, cfg.local, cfg.balancing, setup.frozen,
+                                    l2_weight(cfg))
 
     def train(self, jobs: list[TrainJob], balancers: dict[int, Any]) -> tuple[list[TrainedUpdate], dict]:
         self.trainer.balancers.update(balancers)

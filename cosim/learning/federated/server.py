@@ -23,6 +23,7 @@ from cosim.learning.federated.clients import ClientRegistry
 from cosim.learning.federated.compression import compress
 from cosim.learning.federated.cost import ComputeCost
 from cosim.learning.federated.d2d import Relay
+from cosim.learning.federated.drift import DriftSchedule
 from cosim.learning.federated.evaluation import GlobalEvaluation
 from cosim.learning.federated.hops import HopsTrace, dbm_to_w
 from cosim.learning.federated.journal import TrainingJournal
@@ -32,7 +33,7 @@ from cosim.learning.federated.remote import make_trainer
 from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.strategies import make_strategy
 from cosim.learning.federated.timeline import Attempt, Delivery, client_round, participation_rows
-from cosim.learning.federated.training import LocalTrainer, State, TrainedUpdate, TrainJob
+from cosim.learning.federated.training import LocalTrainer, State, TrainedUpdate, TrainJob, l2_weight
 from cosim.learning.federated.tree import (
     EDGE_WEIGHT,
     TreeNode,
@@ -82,7 +83,7 @@ class FederatedLayer:
         if cfg.init_modules is not None:
             self.init_skipped = apply_init_modules(cfg.init_modules, self.global_state)
         self.trainer = make_trainer(scenario, LocalTrainer(self.model, self.datasets, cfg.local,
-                                                           cfg.balancing, frozen))
+                                                           cfg.balancing, frozen, l2_weight(cfg)))
         self.cost = ComputeCost(self.model, cfg, ports.mobility, frozen)
         self.mobility, self.radio, self.predictor = ports.mobility, ports.radio, ports.predictor
         self.version = 0
@@ -107,6 +108,11 @@ class FederatedLayer:
         self.evaluation = GlobalEvaluation(self.model, self.eval_batches, self.sc.learning.evaluation,
                                            engine.traces.table(METRICS, METRICS_SCHEMA))
         self.strategy = make_strategy(self.sc.aggregation, self)
+        self.drift = (DriftSchedule(self.sc.learning.drift, self.datasets, self.seed)
+                      if self.sc.learning.drift is not None else None)
+        self.anchors: dict[int, State] = {}  # continual l2: the global model when a mix changed
+        if self.drift is not None:  # before the server: events at 0 s come first
+            engine.env.process(self.drift.process(engine.env, self._on_drift))
         engine.env.process(self._serve())
         if self.sc.aggregation.eval_every_s:
             engine.env.process(self._periodic_evaluation(self.sc.aggregation.eval_every_s))
@@ -131,6 +137,11 @@ class FederatedLayer:
             return None
         return HopsTrace(engine.traces.table(HOPS, HOPS_SCHEMA), radio.rate.ue_tx_power_dbm,
                          radio.sidelink.tx_power_dbm)
+
+    def _on_drift(self, clients: list[int]) -> None:
+        if l2_weight(self.sc.learning) > 0.0:
+            for c in clients:
+                self.anchors[c] = dict(self.global_state)
 
     # ---- the server loop -------------------------------------------------------------------
     def _serve(self):
@@ -178,7 +189,8 @@ class FederatedLayer:
         """Start a client's round now; it trains from ``start`` if it completes. ``node``: its
         place in an aggregation tree (a cluster, a spanning tree)."""
         client, data = self.registry.clients[index], self.datasets[index]
-        attempt = Attempt(self.round, index, client.vehicle, self.env.now, self.version)
+        attempt = Attempt(self.round, index, client.vehicle, self.env.now, self.version,
+                          tasks=tuple(data.tasks), modalities=tuple(data.modalities))
         client.rounds_selected += 1
         nbytes = (self.cost.bytes(data, "down"), self.cost.bytes(data, "up"))
         delivery = None
@@ -215,7 +227,8 @@ class FederatedLayer:
 
     def train(self, arrivals: list[tuple[Attempt, State]], seed: int) -> list[TrainedUpdate]:
         """Train completed updates (in the order given) and take what their clients report."""
-        jobs = [TrainJob(a.client, start, seed) for a, start in arrivals]
+        jobs = [TrainJob(a.client, start, seed, a.tasks, a.modalities, self.anchors.get(a.client))
+                if self.drift is not None else TrainJob(a.client, start, seed) for a, start in arrivals]
         updates = self.journal.answer(jobs, self._balancers()) if self.journal else None
         if updates is None:
             updates = self.trainer.train(jobs)
@@ -282,6 +295,7 @@ class FederatedLayer:
                 **({"relay": self.relay.summary()} if self.relay is not None else {}),
                 **({"personalisation": self.personalisation} if self.personalisation else {}),
                 **({"hops": self.hops.summary()} if self.hops is not None else {}),
+                **({"drift": self.drift.summary()} if self.drift is not None else {}),
                 **({"spanning_trees": self.tree_stats.summary()} if self.tree_stats.rounds else {}),
                 **({"journal": {"calls": self.journal.calls, "replayed": self.journal.replayed}}
                    if self.journal is not None else {})}

@@ -54,6 +54,9 @@ class Attempt:
     via: str | None = None  # None: its own uplink; "relay" or "cluster" (names.VIA_*)
     via_vehicle: str | None = None
     bytes_sidelink: int = 0
+    # not traced: the task mix and modalities it trains on (drift may change them later)
+    tasks: tuple[str, ...] | None = None
+    modalities: tuple[str, ...] | None = None
 
     @property
     def completed(self) -> bool:

@@ -7,6 +7,7 @@ order given (the order they reached the server)."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -17,18 +18,29 @@ from cosim.learning.data.datasets import ClientDataset
 from cosim.learning.local import LocalStats, local_update
 from cosim.learning.model import M3TModel
 from cosim.learning.stacking import unstackable_reason
-from cosim.scenario import BalancingConfig, LocalTrainingConfig
+from cosim.scenario import BalancingConfig, LearningConfig, LocalTrainingConfig
 
 State = dict[str, torch.Tensor]
 
 
+def l2_weight(cfg: LearningConfig) -> float:
+    """The continual-learning pull of drift (0: none)."""
+    drift = cfg.drift
+    return drift.l2_weight if drift is not None and drift.continual == "l2" else 0.0
+
+
 @dataclass(frozen=True)
 class TrainJob:
-    """A completed client's update to train: from which global (or edge) state, with which seed."""
+    """A completed client's update to train: from which global (or edge) state, with which seed;
+    under drift, the task mix and modalities it trained on (None: its data's) and the state its
+    shared modules are pulled towards (``learning.drift.continual: l2``)."""
 
     client: int
     start: State
     seed: int
+    tasks: tuple[str, ...] | None = None
+    modalities: tuple[str, ...] | None = None
+    anchor: State | None = None
 
 
 @dataclass
@@ -46,13 +58,16 @@ class LocalTrainer:
     track the client's training, which a fresh balancer per update would reset every round."""
 
     def __init__(self, model: M3TModel, datasets: list[ClientDataset], local: LocalTrainingConfig,
-                 balancing: BalancingConfig, frozen: tuple[str, ...]):
+                 balancing: BalancingConfig, frozen: tuple[str, ...], l2_weight: float = 0.0):
         self.model, self.datasets = model, datasets
         self.local, self.balancing, self.frozen = local, balancing, frozen
+        self.l2_weight = l2_weight
         self.balancers: dict[int, GradientBalancer] = {}
         reason = unstackable_reason(model)
         if local.clients_per_pass == 1:
             reason = "learning.local.clients_per_pass is 1"
+        if l2_weight > 0.0:
+            reason = "learning.drift.continual: l2 trains one client at a time"
         self.sequential_reason = reason
         self.prefix = PrefixCache()
         self.passes = 0  # batched passes run, for run.json
@@ -65,19 +80,33 @@ class LocalTrainer:
         return {"mode": "batched", "clients_per_pass": self.local.clients_per_pass,
                 "passes": self.passes, "cached_prefix_frames": len(self.prefix.rows)}
 
-    def balancer(self, client: int) -> GradientBalancer:
-        """The client's balancer, created on its first update."""
-        if client not in self.balancers:
-            self.balancers[client] = GradientBalancer(self.balancing, self.datasets[client].tasks)
+    def balancer(self, client: int, tasks: list[str] | None = None) -> GradientBalancer:
+        """The client's balancer, created on its first update, and anew when its task mix gains
+        a task it cannot weigh (drift)."""
+        tasks = list(tasks if tasks is not None else self.datasets[client].tasks)
+        known = self.balancers.get(client)
+        if known is None or not set(tasks) <= set(known.tasks):
+            self.balancers[client] = GradientBalancer(self.balancing, tasks)
         return self.balancers[client]
+
+    def data(self, job: TrainJob) -> ClientDataset:
+        """The client's data as it trained it: its task mix and modalities of the job (drift)."""
+        data = self.datasets[job.client]
+        if job.tasks is None and job.modalities is None:
+            return data
+        view = copy.copy(data)
+        view.tasks = list(job.tasks if job.tasks is not None else data.tasks)
+        view.modalities = list(job.modalities if job.modalities is not None else data.modalities)
+        return view
 
     def train(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
         if self.sequential_reason or not jobs:
             return self._sequential(jobs)
         out = []
         for chunk in self.passes_of(jobs):
-            batched = [ClientJob(j.start, self.datasets[j.client], j.seed, self.balancer(j.client))
-                       for j in chunk]
+            views = [self.data(j) for j in chunk]
+            batched = [ClientJob(j.start, v, j.seed, self.balancer(j.client, v.tasks))
+                       for j, v in zip(chunk, views, strict=True)]
             results = batched_local_updates(self.model, batched, self.local, self.balancing,
                                             self.frozen, self.prefix)
             self.passes += 1
@@ -103,9 +132,10 @@ class LocalTrainer:
     def _sequential(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
         out = []
         for job in jobs:
-            data = self.datasets[job.client]
+            data = self.data(job)
             modules, stats = local_update(self.model, job.start, data, self.local, self.balancing,
                                           seed=job.seed, count_flops=False,  # costed elsewhere
-                                          frozen=self.frozen, balancer=self.balancer(job.client))
+                                          frozen=self.frozen, balancer=self.balancer(job.client, data.tasks),
+                                          anchor=job.anchor, l2_weight=self.l2_weight)
             out.append(TrainedUpdate(job.client, modules, float(len(data) * self.local.epochs), stats))
         return out

@@ -1,0 +1,51 @@
+"""The learning.drift section: what the clients' data asks of the model changes over a run
+(the vehicular paper's Challenge 3: weather, time of day, urban/highway context changing which
+modalities and tasks matter; tasks arriving while the fleet trains)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, NonNegativeFloat, model_validator
+
+from cosim.names import MODALITIES, TASKS
+from cosim.scenario.base import StrictModel
+
+
+class DriftEvent(StrictModel):
+    """From ``at_s`` on, the chosen clients train and are scored on this task mix and these
+    modalities (each within what its own data holds)."""
+
+    at_s: NonNegativeFloat
+    label: str = Field("", max_length=200)  # e.g. "night", "highway": said in the report
+    # which clients: the listed partitions, or a seeded share of them (1: all)
+    clients: list[int] | None = None
+    share: float = Field(1.0, gt=0.0, le=1.0)
+    tasks: list[Literal[TASKS]] | None = Field(None, min_length=1)  # none: unchanged
+    modalities: list[Literal[MODALITIES]] | None = Field(None, min_length=1)  # none: unchanged
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> DriftEvent:
+        if self.tasks is None and self.modalities is None:
+            raise ValueError("a drift event sets tasks, modalities or both")
+        if self.clients is not None and self.share != 1.0:
+            raise ValueError("give clients or share, not both")
+        return self
+
+
+class DriftConfig(StrictModel):
+    """The schedule of task-mix and modality changes, and how clients guard what they learnt."""
+
+    events: list[DriftEvent] = Field(min_length=1)
+    # none: plain fine-tuning; l2: a continual-learning baseline, an L2 pull of the shared
+    # PEFT modules (not the heads) towards the global model as it was when the client's mix last
+    # changed (L2-SP / EWC with a uniform Fisher), weighted by ``l2_weight``
+    continual: Literal["none", "l2"] = "none"
+    l2_weight: float = Field(1.0, ge=0.0, le=1e6)
+
+    @model_validator(mode="after")
+    def _in_time_order(self) -> DriftConfig:
+        times = [e.at_s for e in self.events]
+        if times != sorted(times):
+            raise ValueError("events: give them in order of at_s")
+        return self
