@@ -156,3 +156,13 @@ def test_a_drift_run_reports_forgetting_with_the_continual_baseline(tmp_path):
     assert table.loc["pan2d", "trained"] == "0-30 s" and table.loc["seg3d", "trained"] == "0-60 s"
     html = write_report(tmp_path / "run").read_text()
     assert "Drift and forgetting" in html and "continual: l2 (weight 5.0)" in html
+
+
+def test_the_drift_scenario_validates_with_and_without_the_baseline():
+    from cosim.scenario_loader import load_scenario
+
+    path = REPO / "scenarios" / "sf_downtown_drift.yaml"
+    plain = load_scenario(path)
+    l2 = load_scenario(path, ["learning.drift.continual=l2"])
+    assert [e.tasks for e in plain.learning.drift.events][-1] == ["pan2d", "det2d"]
+    assert (plain.learning.drift.continual, l2.learning.drift.continual) == ("none", "l2")
