@@ -90,7 +90,7 @@ class _RemoteTrainer:
         if not jobs:
             return []
         passes = self.local.passes_of(jobs)
-        pending = [self._submit(n, chunk, {j.client: self.local.balancer(j.client) for j in chunk})
+        pending = [self._submit(n, chunk, {j.client: self.local.balancer(j.client, j.tasks) for j in chunk})
                    for n, chunk in enumerate(passes)]
         out: list[TrainedUpdate] = []
         for updates, balancers in self._results(pending):
