@@ -11,6 +11,7 @@ through ports (``cosim.ports``), wired by the runner (``wiring.py``).
 
 from __future__ import annotations
 
+import copy
 import shutil
 from dataclasses import dataclass
 from typing import Any
@@ -139,7 +140,9 @@ class FederatedLayer:
                          radio.sidelink.tx_power_dbm)
 
     def _on_drift(self, clients: list[int]) -> None:
-        if l2_weight(self.sc.learning) > 0.0:
+        """Continual l2: a client whose mix changes is pulled towards the global model of now,
+        once there is something learnt to keep (not at the first model version)."""
+        if l2_weight(self.sc.learning) > 0.0 and self.version > 0:
             for c in clients:
                 self.anchors[c] = dict(self.global_state)
 
@@ -281,7 +284,10 @@ class FederatedLayer:
 
     def lookup_baseline(self) -> dict[str, dict[str, float]]:
         """The model-free baseline on the same held-out frames, fitted on every client's frames."""
-        training = (batch for data in self.datasets for batch in data.ordered_batches(32))
+        held = [copy.copy(d) for d in self.datasets]  # every task each client holds, whatever drift
+        for view, data in zip(held, self.datasets, strict=True):
+            view.tasks, view.modalities = list(data.shard.tasks), list(data.shard.modalities)
+        training = (batch for data in held for batch in data.ordered_batches(32))
         baseline = LookupBaseline.fit(training, self.geometry)
         return baseline.evaluate(self.eval_batches, self.evaluation.tasks, self.sc.learning.evaluation)
 
