@@ -264,33 +264,6 @@ def test_tree_fedavg_equals_the_flat_weighted_average():
     assert torch.allclose(out["n.w"], torch.tensor([110 / 30, 70 / 30]))
 
 
-class _Still:
-    """Three vehicles parked in place (the test binds the clients itself)."""
-
-    name = "mobility"
-
-    def __init__(self):
-        import numpy as np
-
-        from cosim.mobility.session import VehicleStates
-
-        ids = np.array(["v0", "v1", "v2"], dtype=object)
-        z = np.zeros(3)
-        self.current = VehicleStates(0.0, ids, z, z, z, z, ids, np.zeros(3, bool), tuple(ids), ())
-
-    def attach(self, engine):
-        pass
-
-    def subscribe(self, listener):
-        pass
-
-    def is_parked(self, vehicle):
-        return False
-
-    def vehicle_type(self, vehicle):
-        return "DEFAULT_VEHTYPE"
-
-
 class _EngineRadio(FakeRadio):
     name = "radio"
 
@@ -311,11 +284,7 @@ def _one_round(tmp_path, method: str):
 
     import pyarrow.parquet as pq
 
-    from cosim.engine import Engine
-    from cosim.learning.federated.server import FederatedLayer
-    from cosim.learning.federated.wiring import learning_ports
     from cosim.scenario_loader import load_scenario
-    from cosim.traces import TraceSet
 
     path = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
     scenario = load_scenario(path, [
@@ -324,23 +293,39 @@ def _one_round(tmp_path, method: str):
         "learning.data.synthetic.segments=5", "learning.data.synthetic.frames=2",
         "learning.data.clients=3", "learning.data.heldout_segments=2", "learning.local.batch_size=2",
         "learning.local.clients_per_pass=1", "radio.sidelink={los: stochastic}"])
-    tmp_path.mkdir(parents=True)
-    traces = TraceSet(tmp_path, 1000)
-    engine = Engine(scenario, traces)
-    mobility = _Still()
     # v0's uplink is ten times the others'; every pair has a fast sidelink: the minimum spanning
     # tree sends v1 and v2 through v0
-    radio = _EngineRadio(engine.env, {"v0": 0, "v1": 0, "v2": 0}, {"v0": 50e6, "v1": 5e6, "v2": 5e6})
-    sidelink = FakeSidelink(engine.env, {("v0", "v1"): 100e6, ("v0", "v2"): 100e6, ("v1", "v2"): 100e6})
+    layer = run_three_clients(
+        tmp_path, scenario,
+        lambda env: _EngineRadio(env, {"v0": 0, "v1": 0, "v2": 0}, {"v0": 50e6, "v1": 5e6, "v2": 5e6}),
+        {("v0", "v1"): 100e6, ("v0", "v2"): 100e6, ("v1", "v2"): 100e6})
+    p = pq.read_table(tmp_path / "participation.parquet").to_pandas()
+    return layer, p
+
+
+def run_three_clients(tmp_path, scenario, make_radio, links):
+    """The federated layer over v0, v1, v2 standing still, a scripted radio (``make_radio(env)``)
+    and a sidelink with these ``links``, for 100 simulated seconds; the layer after it."""
+    from test_federated import _StillMobility
+
+    from cosim.engine import Engine
+    from cosim.learning.federated.server import FederatedLayer
+    from cosim.learning.federated.wiring import learning_ports
+    from cosim.traces import TraceSet
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    traces = TraceSet(tmp_path, 1000)
+    engine = Engine(scenario, traces)
+    mobility, radio = _StillMobility(), make_radio(engine.env)
     engine.add_layer(mobility)
     engine.add_layer(radio)
-    layer = FederatedLayer(scenario, learning_ports(scenario, engine.env, mobility, radio, sidelink))
+    layer = FederatedLayer(scenario, learning_ports(scenario, engine.env, mobility, radio,
+                                                    FakeSidelink(engine.env, links)))
     engine.add_layer(layer)
     layer.registry.update(["v0", "v1", "v2"], [], 0.0)
     engine.env.run(until=100)
     traces.close(complete=True)
-    p = pq.read_table(tmp_path / "participation.parquet").to_pandas()
-    return layer, p
+    return layer
 
 
 def test_spanning_tree_equals_flat_fedavg_when_every_link_is_up(tmp_path):

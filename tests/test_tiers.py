@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_d2d import FakeSidelink, _EngineRadio, _Still
+from test_d2d import _EngineRadio, run_three_clients
 
 from cosim.learning.federated.tiers import ModuleTiers
 from cosim.scenario.aggregation import TierRule
@@ -44,11 +44,7 @@ class _TwoCellRadio(_EngineRadio):
 def _edge_round(tmp_path, tiers: str | None):
     from pathlib import Path
 
-    from cosim.engine import Engine
-    from cosim.learning.federated.server import FederatedLayer
-    from cosim.learning.federated.wiring import learning_ports
     from cosim.scenario_loader import load_scenario
-    from cosim.traces import TraceSet
 
     path = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
     tier_setting = f", tiers: {tiers}" if tiers else ""
@@ -60,19 +56,8 @@ def _edge_round(tmp_path, tiers: str | None):
         "learning.data.synthetic.segments=5", "learning.data.synthetic.frames=2",
         "learning.data.clients=3", "learning.data.heldout_segments=2", "learning.local.batch_size=2",
         "learning.local.clients_per_pass=1", "radio.sidelink={los: stochastic}"])
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    traces = TraceSet(tmp_path, 1000)
-    engine = Engine(scenario, traces)
-    mobility, radio = _Still(), _TwoCellRadio(engine.env)
-    sidelink = FakeSidelink(engine.env, {("v0", "v1"): 100e6})  # v0 and v1 hear each other
-    engine.add_layer(mobility)
-    engine.add_layer(radio)
-    layer = FederatedLayer(scenario, learning_ports(scenario, engine.env, mobility, radio, sidelink))
-    engine.add_layer(layer)
-    layer.registry.update(["v0", "v1", "v2"], [], 0.0)
-    engine.env.run(until=100)
-    traces.close(complete=True)
-    return layer
+    return run_three_clients(tmp_path, scenario, _TwoCellRadio,
+                             {("v0", "v1"): 100e6})  # v0 and v1 hear each other
 
 
 def _close(a, b):

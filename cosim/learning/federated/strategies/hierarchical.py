@@ -75,14 +75,7 @@ class Hierarchical(RoundStrategy):
             return
         host = self.host
         attempts, updates = self.train_round()
-        per_cell: dict[int, list] = {}
-        for u in updates:
-            per_cell.setdefault(self.cell_of[u.client], []).append((u.modules, u.weight))
-        for cell, updates in per_cell.items():
-            self.edge_state[cell] = fedavg(self.edge_state.get(cell, host.global_state), updates)
-            samples = self.edge_samples.setdefault(cell, {})
-            for key, weight in samples_per_key(updates).items():
-                samples[key] = samples.get(key, 0.0) + weight
+        self._edge_average([(u.client, u.modules, u.weight) for u in updates])
         host.record(attempts)
         yield host.env.timeout(max(0.0, self.deadline - host.env.now))
         self.edge_rounds += 1
@@ -96,6 +89,18 @@ class Hierarchical(RoundStrategy):
         if host.version % self.cfg.eval_every_rounds == 0:
             host.evaluate()
 
+    def _edge_average(self, updates: list[tuple[int, State, float]]) -> None:
+        """FedAvg of (client, modules, weight) into each client's cell's edge model, adding the
+        samples behind each key to the cell's count."""
+        per_cell: dict[int, list] = {}
+        for client, modules, weight in updates:
+            per_cell.setdefault(self.cell_of[client], []).append((modules, weight))
+        for cell, ups in per_cell.items():
+            self.edge_state[cell] = fedavg(self.edge_state.get(cell, self.host.global_state), ups)
+            samples = self.edge_samples.setdefault(cell, {})
+            for key, weight in samples_per_key(ups).items():
+                samples[key] = samples.get(key, 0.0) + weight
+
     def _backhaul_s(self) -> float:
         size = state_bytes(self.host.global_state)
         return max(edge_to_cloud_s(self.graph, c, size, self.cfg.backhaul_gbps * 1e9)
@@ -107,15 +112,8 @@ class Hierarchical(RoundStrategy):
         host, tiers = self.host, self.tiers
         attempts, updates = self.train_round()
         self._fog(attempts, updates)
-        per_cell: dict[int, list] = {}
-        for u in updates:
-            shared = {k: v for k, v in u.modules.items() if tiers.tier(k) != FOG}
-            per_cell.setdefault(self.cell_of[u.client], []).append((shared, u.weight))
-        for cell, ups in per_cell.items():
-            self.edge_state[cell] = fedavg(self.edge_state.get(cell, host.global_state), ups)
-            samples = self.edge_samples.setdefault(cell, {})
-            for key, weight in samples_per_key(ups).items():
-                samples[key] = samples.get(key, 0.0) + weight
+        self._edge_average([(u.client, {k: v for k, v in u.modules.items() if tiers.tier(k) != FOG},
+                             u.weight) for u in updates])  # fog modules stay with their clusters
         host.record(attempts)
         yield host.env.timeout(max(0.0, self.deadline - host.env.now))
         self.edge_rounds += 1
