@@ -40,6 +40,9 @@ HEADLINE = {task: info.headline for task, info in TASK_INFO.items()}
 # Tasks a camera-only client can hold (no LiDAR among their modalities).
 CAMERA_TASKS = tuple(t for t, info in TASK_INFO.items() if "lidar" not in info.modalities)
 
+# PEFT methods whose clients train K at a time in one stacked pass (cosim/learning/stacking.py)
+STACKABLE_PEFT = ("adapter", "lora")
+
 # How a client's round ends (participation.outcome / participation.reason).
 COMPLETED = "completed"
 FAILED = "failed"

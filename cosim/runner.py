@@ -275,7 +275,8 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
         source = None
     scenario = scenario_from_mapping(dict(info["scenario"]), source or partial / "run.json")
     threads = info.get("torch_threads")
-    if scenario.learning_enabled and scenario.learning.local.threads is None and threads:
+    if (scenario.learning_enabled and scenario.learning.local.threads is None and threads
+            and scenario.learning.local.backend != "threads"):
         # the same float rounding as the interrupted run: its torch threads
         local = scenario.learning.local.model_copy(update={"threads": int(threads)})
         learning = scenario.learning.model_copy(update={"local": local})
@@ -284,8 +285,9 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
 
 
 def _torch_threads(scenario: Scenario) -> int:
-    """The torch threads the run's training uses (a resume uses the same: same rounding)."""
-    if scenario.learning.local.threads is not None:
+    """The torch threads the run's training uses (a resume uses the same: same rounding); with
+    worker threads, this process's (the workers' are in ``summary.learning.trainer``)."""
+    if scenario.learning.local.threads is not None and scenario.learning.local.backend != "threads":
         return scenario.learning.local.threads
     import torch
 

@@ -109,9 +109,20 @@ class PromptTokens(nn.Module):
         self.tokens = nn.Parameter(torch.randn(n_tokens, width) * 0.02)
 
 
+class _AddAdapter:
+    """A block's forward hook adding ``adapter(output)``; an object rather than a closure, so a
+    deep copy of the model (a training replica, ``remote.ThreadTrainer``) calls its own adapter."""
+
+    def __init__(self, adapter: nn.Module):
+        self.adapter = adapter
+
+    def __call__(self, _module: nn.Module, _args, out: torch.Tensor) -> torch.Tensor:
+        return out + self.adapter(out)
+
+
 def attach_block_adapter(block: nn.Module, adapter: nn.Module) -> torch.utils.hooks.RemovableHandle:
     """Add ``adapter(output)`` to a transformer block's output."""
-    return block.register_forward_hook(lambda _m, _args, out: out + adapter(out))
+    return block.register_forward_hook(_AddAdapter(adapter))
 
 
 def attach_lora(attn: nn.MultiheadAttention, rank: int, alpha: float) -> dict[str, LoRA]:

@@ -25,10 +25,11 @@ from torch.nn.utils import parametrize
 
 from cosim.learning import peft as P
 from cosim.learning.model import M3TModel
+from cosim.names import STACKABLE_PEFT
 
 Stacked = dict[str, torch.Tensor]  # "module.param" -> (K, ...)
 
-STACKABLE_METHODS = ("adapter", "lora")
+STACKABLE_METHODS = STACKABLE_PEFT
 
 
 def unstackable_reason(model: M3TModel) -> str | None:

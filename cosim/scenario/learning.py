@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from cosim.names import TASKS
+from cosim.names import STACKABLE_PEFT, TASKS
 from cosim.scenario.base import (
     SEED_MAX,
     FieldError,
@@ -112,16 +112,20 @@ class LocalTrainingConfig(StrictModel):
     # trains them one after another. PEFT methods that cannot stack (prompt, moe_adapter) train
     # one after another, as run.json says.
     clients_per_pass: PositiveInt = Field(20, le=100_000)
-    # Where the passes run: in this process; on worker processes of this machine ("processes",
-    # the passes of a round in parallel); or on Ray actors (pip install -e ".[ray]"), one per GPU
-    # of the cluster. The simulated clock stays here. Which worker trains a pass does not change
-    # its result: a run equals a local one with the same ``threads``.
-    backend: Literal["local", "processes", "ray"] = "local"
-    # processes: None = one per core; ray: None = one per GPU (or 1)
+    # Where the passes run: in this process; on threads of this process ("threads": a model
+    # replica per thread sharing the frozen backbone, the sample and prefix caches; a round is
+    # split into at least ``workers`` passes, trained in parallel); on worker processes of this
+    # machine ("processes", the passes of a round in parallel); or on Ray actors (pip install -e
+    # ".[ray]"), one per GPU of the cluster. The simulated clock stays here. Which worker trains
+    # a pass does not change its result: a run equals a local one with the same ``threads`` and
+    # passes (for "threads", the same ``workers`` too, which sets the passes).
+    backend: Literal["local", "threads", "processes", "ray"] = "local"
+    # threads, processes: None = one per core; ray: None = one per GPU (or 1)
     workers: PositiveInt | None = Field(None, le=100_000)
     ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None: start one
-    # torch threads of every process that trains (None: torch's default, one per core). Results
-    # depend on it at float rounding level; with workers, 1 thread each is the fast choice on CPUs.
+    # torch threads of every process (for "threads": every worker thread) that trains (None:
+    # torch's default, one per core; "threads": cores / workers). Results depend on it at float
+    # rounding level; with workers, 1 thread each is the fast choice on CPUs.
     threads: PositiveInt | None = Field(None, le=100_000)
 
 
@@ -228,6 +232,23 @@ class LearningConfig(StrictModel):
     # Task-mix and modality changes over the run, and a continual-learning baseline (none: the
     # clients' data asks the same all run long).
     drift: DriftConfig | None = None
+
+    @model_validator(mode="after")
+    def _threads_train_batched(self) -> LearningConfig:
+        """Worker threads share the process's global RNG, which one-at-a-time training reseeds:
+        they train batched passes only."""
+        if self.local.backend != "threads":
+            return self
+        if self.local.clients_per_pass == 1:
+            raise ValueError("local.backend: threads trains batched passes; clients_per_pass 1 trains "
+                             "one client at a time (use backend local or processes)")
+        if self.model.peft.method not in STACKABLE_PEFT:
+            raise ValueError(f"local.backend: threads trains batched passes; PEFT method "
+                             f"{self.model.peft.method!r} cannot batch ({', '.join(STACKABLE_PEFT)} can)")
+        if self.drift is not None and self.drift.continual == "l2":
+            raise ValueError("local.backend: threads trains batched passes; drift.continual: l2 trains "
+                             "one client at a time")
+        return self
 
     @model_validator(mode="after")
     def _frozen_are_modules(self) -> LearningConfig:

@@ -4,6 +4,7 @@ that repeated local updates (one per round) do not decode JPEGs and range images
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,22 +31,29 @@ class SampleCache:
         self.pin = pin  # page-locked tensors: host-to-GPU copies run without blocking
         self._readers: dict[str, SegmentReader] = {}
         self._items: OrderedDict[FrameRef, tuple[dict, dict]] = OrderedDict()
+        self._lock = threading.Lock()
         self.decoded = 0
 
     def get(self, ref: FrameRef) -> tuple[dict, dict]:
-        if ref in self._items:
-            self._items.move_to_end(ref)
-            return self._items[ref]
-        segment, ts = ref
-        reader = self._readers.setdefault(segment, self.dataset.segment(segment))
+        # training threads (learning.local.backend: threads) share the cache: the bookkeeping is
+        # locked, decoding is not (two threads may decode one frame; both get the same sample)
+        with self._lock:
+            if ref in self._items:
+                self._items.move_to_end(ref)
+                return self._items[ref]
+            segment, ts = ref
+            if segment not in self._readers:
+                self._readers[segment] = self.dataset.segment(segment)
+            reader = self._readers[segment]
         sample = build_sample(reader.frame(ts), self.geometry)
         if self.pin:
             sample = _pinned(sample)
-        self.decoded += 1
-        if self.capacity:
-            self._items[ref] = sample
-            if len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+        with self._lock:
+            self.decoded += 1
+            if self.capacity:
+                self._items[ref] = sample
+                if len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
         return sample
 
 

@@ -32,7 +32,7 @@ class LearningSetup:
 
 def build_learning(scenario: Scenario) -> LearningSetup:
     cfg = scenario.learning
-    if cfg.local.threads is not None:
+    if cfg.local.threads is not None and cfg.local.backend != "threads":  # there: per worker thread
         torch.set_num_threads(cfg.local.threads)
     torch.manual_seed(scenario.seed)
     device = pick_device(cfg.local.device)

@@ -115,12 +115,13 @@ class LocalTrainer:
                 out.append(TrainedUpdate(job.client, modules, weight, stats))
         return out
 
-    def passes_of(self, jobs: list[TrainJob]) -> list[list[TrainJob]]:
-        """The jobs split into passes of at most ``clients_per_pass``, of near-equal size (so
+    def passes_of(self, jobs: list[TrainJob], at_least: int = 1) -> list[list[TrainJob]]:
+        """The jobs split into passes of at most ``clients_per_pass``, and into ``at_least``
+        passes where there are that many jobs (one per worker thread), of near-equal size (so
         workers share a round evenly); one job per pass when training one after another."""
-        if self.sequential_reason:
+        if self.sequential_reason or not jobs:
             return [[job] for job in jobs]
-        n = -(-len(jobs) // self.local.clients_per_pass)
+        n = min(len(jobs), max(-(-len(jobs) // self.local.clients_per_pass), at_least))
         size, extra = divmod(len(jobs), n)
         out, first = [], 0
         for i in range(n):
