@@ -75,7 +75,7 @@ class M3TModel(nn.Module):
         self.peft = nn.ModuleDict({"lidar": nn.ModuleDict({"stem": LidarStem(),
                                                            "bev_stem": LidarStem()})})
         self._aux_modules: list[nn.Module] = []
-        self.lidar_views_together = True  # off while clients are stacked (``stacking.py``)
+        self.row_groups = 1  # K while K clients' rows are stacked client-major (``stacking.py``)
         self._attach_peft()
         self.task_adapter = (P.BottleneckAdapter(self.embed_dim, cfg.task_adapter_bottleneck, 1.0)
                              if cfg.task_adapter else None)
@@ -133,14 +133,13 @@ class M3TModel(nn.Module):
         elif "image" in batch:
             feats["image"] = self._tokens(self.image_tower, batch["image"])
         views = [(k, stem) for k, stem in (("lidar", "stem"), ("lidar_bev", "bev_stem")) if k in batch]
-        if views and self.lidar_views_together:  # both views in one pass through the tower
-            x = torch.cat([self.peft["lidar"][stem](batch[k]) for k, stem in views])
-            for (k, _), tokens in zip(views, self._tokens(self.lidar_tower, x).chunk(len(views)),
-                                      strict=True):
-                feats[k] = tokens
-        else:  # a pass per view: rows stay in the batch's order (clients trained together)
-            for k, stem in views:
-                feats[k] = self._tokens(self.lidar_tower, self.peft["lidar"][stem](batch[k]))
+        if views:  # both views in one pass through the tower, each group's rows together
+            g = self.row_groups  # clients stacked: client k's rows of both views stay its block
+            x = torch.stack([self.peft["lidar"][stem](batch[k]).unflatten(0, (g, -1)) for k, stem in views],
+                            dim=1)  # (groups, views, rows, ...)
+            tokens = self._tokens(self.lidar_tower, x.flatten(0, 2)).unflatten(0, (g, len(views), -1))
+            for i, (k, _) in enumerate(views):
+                feats[k] = tokens[:, i].flatten(0, 1)
         if "text" in batch:
             tokens = self.text_tokens(batch["text"])
             feats["text"] = (T.text_suffix(self.text_tower, batch["text_prefix"], tokens, blocks["text"])

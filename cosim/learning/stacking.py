@@ -84,7 +84,7 @@ class ClientStack:
 def stacked_run(stack: ClientStack) -> Iterator[None]:
     """Inside: the model's trainable modules compute per client on client-major rows."""
     model, patched = stack.model, []
-    model.lidar_views_together = False  # a tower pass per LiDAR view keeps rows client-major
+    model.row_groups = stack.k  # the LiDAR views of a client share its block of rows
     try:
         for name in stack.names:
             module = model.get_module(name)
@@ -100,7 +100,7 @@ def stacked_run(stack: ClientStack) -> Iterator[None]:
     finally:
         for module in patched:
             del module.forward  # back to the class's forward
-        model.lidar_views_together = True
+        model.row_groups = 1
 
 
 def _per_client(module: nn.Module, params: Stacked, buffers: Stacked, k: int):

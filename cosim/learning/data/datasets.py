@@ -32,7 +32,14 @@ class SampleCache:
         self._readers: dict[str, SegmentReader] = {}
         self._items: OrderedDict[FrameRef, tuple[dict, dict]] = OrderedDict()
         self._lock = threading.Lock()
+        self._expected: dict[str, set[int]] = {}
         self.decoded = 0
+
+    def expect(self, refs: list[FrameRef]) -> None:
+        """Frames a client (or the held-out set) will ask for: a miss decodes the other expected
+        frames of its segment along with it, while they fit the cache without evicting."""
+        for segment, ts in refs:
+            self._expected.setdefault(segment, set()).add(ts)
 
     def get(self, ref: FrameRef) -> tuple[dict, dict]:
         # training threads (learning.local.backend: threads) share the cache: the bookkeeping is
@@ -45,16 +52,25 @@ class SampleCache:
             if segment not in self._readers:
                 self._readers[segment] = self.dataset.segment(segment)
             reader = self._readers[segment]
-        sample = build_sample(reader.frame(ts), self.geometry)
+            wanted = [ts] + self._companions(segment, ts)
+        samples = [build_sample(frame, self.geometry) for frame in reader.frames(wanted)]
         if self.pin:
-            sample = _pinned(sample)
+            samples = [_pinned(sample) for sample in samples]
         with self._lock:
-            self.decoded += 1
+            self.decoded += len(samples)
             if self.capacity:
-                self._items[ref] = sample
-                if len(self._items) > self.capacity:
+                for t, sample in zip(wanted, samples, strict=True):
+                    self._items[(segment, t)] = sample
+                self._items.move_to_end(ref)
+                while len(self._items) > self.capacity:
                     self._items.popitem(last=False)
-        return sample
+        return samples[0]
+
+    def _companions(self, segment: str, ts: int) -> list[int]:
+        """The segment's other expected frames not yet built, when they fit the free room."""
+        rest = sorted(t for t in self._expected.get(segment, ())
+                      if t != ts and (segment, t) not in self._items)
+        return rest if len(self._items) + 1 + len(rest) <= self.capacity else []
 
 
 def _pinned(tree):
@@ -72,6 +88,7 @@ class ClientDataset(Dataset):
 
     def __init__(self, shard: ClientShard, cache: SampleCache):
         self.shard, self.cache = shard, cache
+        cache.expect(list(shard.frames))
         self.tasks, self.modalities = list(shard.tasks), list(shard.modalities)
 
     def __len__(self) -> int:

@@ -141,6 +141,10 @@ class V1SegmentReader:
             frame.ParseFromString(f.read(length))
         return frame
 
+    def frames(self, timestamps: list[int]) -> list[Frame]:
+        """Several frames of the segment (the v2 reader's interface; read one by one here)."""
+        return [self.frame(ts) for ts in timestamps]
+
     def frame(self, timestamp: int) -> Frame:
         fr = self._proto(timestamp)
         cam = next((im for im in fr.images if im.name == W.CAMERA_FRONT), None)

@@ -11,6 +11,7 @@ wrong type, a null, NaN or undecodable value is an InputError naming the file an
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -109,10 +110,10 @@ class SegmentReader:
             self._schema_ok.add(component)
         return where
 
-    def _read(self, component: str, timestamp: int | None = None) -> pa.Table:
-        """The component's columns (one frame's rows, or all), their values checked."""
+    def _read(self, component: str, timestamps: Sequence[int] | None = None) -> pa.Table:
+        """The component's columns (these frames' rows, or all), their values checked."""
         where = self._checked(component)
-        filters = [(W.FRAME, "=", timestamp)] if timestamp is not None else None
+        filters = [(W.FRAME, "in", list(timestamps))] if timestamps is not None else None
         table = read_table(where, W.SCHEMAS[component].names, f"{component} Parquet file", filters)
         check_values(where, table, W.NULLABLE.get(component, ()))
         return table
@@ -156,10 +157,20 @@ class SegmentReader:
         return extrinsic, (low, high)
 
     def frame(self, timestamp: int) -> Frame:
-        img_t = self._front(self._read("camera_image", timestamp))
-        seg_t = self._front(self._read("camera_segmentation", timestamp))
-        lid_t = self._top(self._read("lidar", timestamp))
-        lseg_t = self._top(self._read("lidar_segmentation", timestamp))
+        return self.frames([timestamp])[0]
+
+    def frames(self, timestamps: Sequence[int]) -> list[Frame]:
+        """Several frames of the segment: each per-frame component is read once for all of them
+        (one Parquet read per frame costs more than decoding it)."""
+        tables = {c: self._read(c, timestamps) for c in _PER_FRAME}
+        return [self._frame(ts, {c: _at(t, ts) if len(timestamps) > 1 else t for c, t in tables.items()})
+                for ts in timestamps]
+
+    def _frame(self, timestamp: int, tables: dict[str, pa.Table]) -> Frame:
+        img_t = self._front(tables["camera_image"])
+        seg_t = self._front(tables["camera_segmentation"])
+        lid_t = self._top(tables["lidar"])
+        lseg_t = self._top(tables["lidar_segmentation"])
         for component, t, what in (("camera_image", img_t, "FRONT camera image"),
                                    ("camera_segmentation", seg_t, "FRONT camera segmentation"),
                                    ("lidar", lid_t, "TOP LiDAR return"),
@@ -246,6 +257,9 @@ class SegmentReader:
     @staticmethod
     def _top(t: pa.Table) -> pa.Table:
         return t.filter(pa.compute.equal(t.column(W.LASER), W.LASER_TOP))
+
+
+_PER_FRAME = ("camera_image", "camera_segmentation", "lidar", "lidar_segmentation")
 
 
 def _at(table: pa.Table, timestamp: int) -> pa.Table:
