@@ -8,6 +8,7 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
+from cosim.analysis.summary import PERSONAL_MODELS
 from cosim.compare import mean_std_table
 from cosim.names import HEADLINE
 
@@ -39,3 +40,24 @@ def print_summary(summary: pa.Table, console: Console | None = None) -> None:
         console = Console()
         console = Console(width=max(console.width, 200))
     console.print(table)
+    personal = _personal_table(rows, n_seeds)
+    if personal is not None:
+        console.print(personal)
+
+
+def _personal_table(rows: list[dict], n_seeds: int) -> Table | None:
+    """Mean personalisation gain per model and task (learning.personalisation), when any run has
+    per-client rows."""
+    columns = [(m, t) for m in PERSONAL_MODELS for t in HEADLINE
+               if any(math.isfinite(r.get(f"{m}_gain_{t}", (math.nan, 0))[0]) for r in rows)]
+    if not columns:
+        return None
+    table = Table(title="personalisation: mean gain over the global model on each client's own "
+                        f"validation frames (headline metric, positive is better; {n_seeds} "
+                        f"seed{'s' * (n_seeds > 1)})")
+    for name in ("policy", "aggregation", *(f"{m}\n{t}" for m, t in columns)):
+        table.add_column(name, justify="left" if name in ("policy", "aggregation") else "right",
+                         no_wrap=True)
+    for r in rows:
+        table.add_row(r["policy"], r["aggregation"], *(_pm(r[f"{m}_gain_{t}"]) for m, t in columns))
+    return table

@@ -15,7 +15,7 @@ import torch
 
 from cosim.errors import InputError
 from cosim.learning.federated.personalisation import personalise, split_frames, tap_select
-from cosim.names import HEADLINE
+from cosim.names import HEADLINE, TASK_INFO
 from cosim.trace_schemas import METRICS_SCHEMA
 
 GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
@@ -82,6 +82,34 @@ def test_per_client_rows_sit_beside_the_global_rows_that_readers_keep(runs):
     for task, (_, times, values) in curves.items():
         rows = glob[(glob.task == task) & (glob.metric == HEADLINE[task])]
         assert np.array_equal(values, rows.value.to_numpy()) and len(times) == len(rows)
+
+
+def test_the_compare_summary_row_carries_the_mean_gain_per_model_and_task(runs):
+    from cosim.analysis.summary import summarise_run
+
+    run, _ = runs
+    row = summarise_run(run)
+    df = _metrics(run)
+    per = df[df.client.notna() & (df.metric == df.task.map(HEADLINE))].copy()
+    no_truth = per.task.isin(["det2d", "det3d"]) & (per.value < 0)  # AP -1: no boxes on the frames
+    per.loc[no_truth, "value"] = np.nan
+    for task in HEADLINE:
+        rows = per[per.task == task].pivot(index="client", columns="model", values="value")
+        sign = 1.0 if TASK_INFO[task].higher_is_better else -1.0
+        for model in ("finetune", "tap"):
+            expected = float((sign * (rows[model] - rows["global"])).mean())
+            gain = row[f"{model}_gain_{task}"]
+            assert (np.isnan(gain) and np.isnan(expected)) or gain == pytest.approx(expected), (model, task)
+    assert any(np.isfinite(row[f"finetune_gain_{t}"]) for t in HEADLINE)
+    # cosim compare prints them under the main table
+    from rich.console import Console
+
+    from cosim.compare_table import print_summary
+
+    console = Console(record=True, width=250)
+    print_summary(pa.Table.from_pylist([row]), console)
+    text = console.export_text()
+    assert "personalisation: mean gain" in text and "finetune" in text and "tap" in text
 
 
 def test_the_same_seed_writes_the_same_bytes(runs):

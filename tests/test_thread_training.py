@@ -36,17 +36,21 @@ def test_thread_passes_equal_the_same_passes_trained_in_this_thread():
     scenario, setup, local, jobs = _setup(THREADS)
     trainer = make_trainer(scenario, local)
     assert isinstance(trainer, ThreadTrainer) and len(trainer.replicas) == 2
-    previous = torch.get_num_threads()
     try:
         threaded = trainer.train(jobs)
-        passes = local.passes_of(jobs, 2)
-        assert [len(p) for p in passes] == [2, 2, 1]  # 5 clients, at most two per pass
+        waves = trainer.waves(jobs)
     finally:
         trainer.close()
-    torch.set_num_threads(1)
+    # 5 clients, at most two per pass: two passes of two on the two workers (1 thread each), then
+    # the odd one out alone on both workers' threads
+    assert [([len(p) for p in passes], threads) for passes, threads in waves] == [([2, 2], 1), ([1], 2)]
+    previous = torch.get_num_threads()
+    _, _, reference_trainer, _ = _setup([])
+    reference = []
     try:
-        _, _, reference_trainer, _ = _setup([])
-        reference = [u for chunk in passes for u in reference_trainer.train(chunk)]
+        for passes, threads in waves:
+            torch.set_num_threads(threads)
+            reference += [u for chunk in passes for u in reference_trainer.train(chunk)]
     finally:
         torch.set_num_threads(previous)
     assert [u.client for u in threaded] == [j.client for j in jobs]
@@ -82,7 +86,8 @@ def test_a_run_on_worker_threads_completes_and_says_so(tmp_path):
     _run(GRID_SMALL, tmp_path / "run", THREADS)
     trainer = json.loads((tmp_path / "run" / "run.json").read_text())["summary"]["learning"]["trainer"]
     assert trainer["backend"] == "threads" and trainer["workers"] == 2
-    assert trainer["threads_per_worker"] == 1 and trainer["passes"] >= 3
+    assert trainer["threads_per_worker"] == 1 and trainer["remainder_threads"] == 2
+    assert trainer["passes"] >= 3
 
 
 @pytest.mark.parametrize("setting, words", [

@@ -81,7 +81,27 @@ def summarise_run(run_dir: Path, targets: dict[str, float] | None = None) -> dic
     for task, metric in HEADLINE.items():
         row[f"lookup_{task}"] = float(lookup.get(task, {}).get(metric, math.nan))
     row.update(_participation(run_dir, sc["clients"]["count"]))
+    row.update(personal_gains(run_dir))
     return row
+
+
+PERSONAL_MODELS = ("finetune", "tap")  # learning.personalisation's personalised models
+
+
+def personal_gains(run_dir: Path) -> dict[str, float]:
+    """Per personalised model and task: its mean gain over the final global model on the clients'
+    own validation frames (headline metric, signed so positive is better); NaN without per-client
+    rows (learning.personalisation off, or that model not asked for)."""
+    from cosim.analysis.personal import per_client
+
+    frame = per_client(run_dir)
+    out = {}
+    for model in PERSONAL_MODELS:
+        for task in HEADLINE:
+            gains = (frame.loc[frame.task == task, f"{model} gain"] if f"{model} gain" in frame
+                     else pd.Series(dtype=float))
+            out[f"{model}_gain_{task}"] = float(gains.mean()) if gains.notna().any() else math.nan
+    return out
 
 
 def _participation(run_dir: Path, clients: int) -> dict[str, Any]:

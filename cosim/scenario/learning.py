@@ -113,8 +113,8 @@ class LocalTrainingConfig(StrictModel):
     # one after another, as run.json says.
     clients_per_pass: PositiveInt = Field(20, le=100_000)
     # Where the passes run: in this process; on threads of this process ("threads": a model
-    # replica per thread sharing the frozen backbone, the sample and prefix caches; a round is
-    # split into at least ``workers`` passes, trained in parallel); on worker processes of this
+    # replica per thread sharing the frozen backbone, the sample and prefix caches; a round trains
+    # as one pass per worker, then the remainder on all their threads); on worker processes of this
     # machine ("processes", the passes of a round in parallel); or on Ray actors (pip install -e
     # ".[ray]"), one per GPU of the cluster. The simulated clock stays here. Which worker trains
     # a pass does not change its result: a run equals a local one with the same ``threads`` and

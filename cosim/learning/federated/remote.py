@@ -10,7 +10,8 @@ local training whichever worker trains which pass (``tests/test_remote_training.
 
 - ``threads``: threads of this process, each with its own replica of the model (the frozen
   backbone's tensors shared, read only) and ``threads`` torch threads, sharing the sample and
-  prefix caches and the clients' balancers; a round is split into at least one pass per worker.
+  prefix caches and the clients' balancers; a round trains as one pass per worker, then the
+  remainder on all their threads (``ThreadTrainer``).
   PyTorch releases the GIL inside its kernels, so on a CPU two 1-thread workers keep both cores
   busier than one 2-thread pass (README).
 - ``processes``: a ``concurrent.futures`` pool of spawned processes on this machine (CPU
@@ -78,8 +79,6 @@ class TrainerActor:
 class _RemoteTrainer:
     """The ``LocalTrainer`` interface; subclasses say how a pass reaches a worker."""
 
-    min_passes = 1  # a round's jobs are split into at least this many passes
-
     def __init__(self, local: LocalTrainer):
         self.local = local
 
@@ -101,7 +100,7 @@ class _RemoteTrainer:
         """The local trainer's passes, spread over the workers; updates in the order given."""
         if not jobs:
             return []
-        passes = self.local.passes_of(jobs, self.min_passes)
+        passes = self.local.passes_of(jobs)
         pending = [self._submit(n, chunk, {j.client: self.local.balancer(j.client, j.tasks) for j in chunk})
                    for n, chunk in enumerate(passes)]
         out: list[TrainedUpdate] = []
@@ -114,16 +113,20 @@ class _RemoteTrainer:
         return out
 
 
-class ThreadTrainer(_RemoteTrainer):
-    """Passes trained on threads of this process, one model replica per thread."""
+class ThreadTrainer:
+    """Passes trained on threads of this process, one model replica per thread.
+
+    A round's updates train in waves: first the largest multiple of ``workers`` of them, in
+    passes of equal size, one per worker at ``threads`` torch threads each; then the remainder
+    (fewer than ``workers`` updates: with two workers, the odd one out) as one pass with every
+    worker's threads, instead of leaving workers idle while one trains it alone."""
 
     def __init__(self, scenario: Scenario, local: LocalTrainer):
-        super().__init__(local)
+        self.local = local
         cfg = scenario.learning.local
         cores = os.cpu_count() or 1
         self.workers = cfg.workers or cores
         self.threads = cfg.threads or max(1, cores // self.workers)
-        self.min_passes = self.workers
         self.replicas = [local.model] + [replicate(local.model) for _ in range(self.workers - 1)]
         self.idle: queue.SimpleQueue[LocalTrainer] = queue.SimpleQueue()
         for model in self.replicas:
@@ -134,29 +137,45 @@ class ThreadTrainer(_RemoteTrainer):
         self.pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cosim-train")
 
     @property
+    def balancers(self):
+        return self.local.balancers
+
+    @property
     def mode(self) -> dict:
         return {**self.local.mode, "backend": "threads", "workers": self.workers,
-                "threads_per_worker": self.threads}
+                "threads_per_worker": self.threads, "remainder_threads": self.threads * self.workers}
+
+    def waves(self, jobs: list[TrainJob]) -> list[tuple[list[list[TrainJob]], int]]:
+        """(passes trained at once, torch threads of each) in order; the jobs in their order."""
+        rest = len(jobs) % self.workers
+        head, tail = jobs[:len(jobs) - rest], jobs[len(jobs) - rest:]
+        out = [(self.local.passes_of(head, self.workers), self.threads)] if head else []
+        if tail:
+            out.append((self.local.passes_of(tail), self.threads * self.workers))
+        return out
 
     def train(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
+        if not jobs:
+            return []
         current = self.local.model.export_modules(self.local.model.module_names())
         for model in self.replicas[1:]:  # modules no job's start state holds (frozen heads)
             model.import_modules(current)
-        return super().train(jobs)
+        out: list[TrainedUpdate] = []
+        for passes, threads in self.waves(jobs):
+            pending = [self.pool.submit(self._train_pass, chunk, threads) for chunk in passes]
+            for future in pending:
+                out += future.result()
+            self.local.passes += len(passes)
+        torch.manual_seed(jobs[-1].seed)  # the global RNG as local training leaves it
+        return out
 
-    def _submit(self, index, chunk, balancers):
-        return self.pool.submit(self._train_pass, chunk)
-
-    def _train_pass(self, chunk: list[TrainJob]) -> tuple[list[TrainedUpdate], dict]:
+    def _train_pass(self, chunk: list[TrainJob], threads: int) -> list[TrainedUpdate]:
         trainer = self.idle.get()
         try:
-            torch.set_num_threads(self.threads)  # this thread's kernels (OpenMP's count is per thread)
-            return trainer.train(chunk), {}
+            torch.set_num_threads(threads)  # this thread's kernels (OpenMP's count is per thread)
+            return trainer.train(chunk)
         finally:
             self.idle.put(trainer)
-
-    def _results(self, pending):
-        return [future.result() for future in pending]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
