@@ -41,9 +41,10 @@ def test_thread_passes_equal_the_same_passes_trained_in_this_thread():
         waves = trainer.waves(jobs)
     finally:
         trainer.close()
-    # 5 clients, at most two per pass: two passes of two on the two workers (1 thread each), then
-    # the odd one out alone on both workers' threads
-    assert [([len(p) for p in passes], threads) for passes, threads in waves] == [([2, 2], 1), ([1], 2)]
+    # 5 clients, at most two per pass: passes of two, two and one on the two workers (1 thread each)
+    assert [([len(p) for p in passes], threads) for passes, threads in waves] == [([2, 2, 1], 1)]
+    # fewer clients than workers: one pass on both workers' threads
+    assert [([len(p) for p in passes], threads) for passes, threads in trainer.waves(jobs[:1])] == [([1], 2)]
     previous = torch.get_num_threads()
     _, _, reference_trainer, _ = _setup([])
     reference = []
@@ -86,7 +87,7 @@ def test_a_run_on_worker_threads_completes_and_says_so(tmp_path):
     _run(GRID_SMALL, tmp_path / "run", THREADS)
     trainer = json.loads((tmp_path / "run" / "run.json").read_text())["summary"]["learning"]["trainer"]
     assert trainer["backend"] == "threads" and trainer["workers"] == 2
-    assert trainer["threads_per_worker"] == 1 and trainer["remainder_threads"] == 2
+    assert trainer["threads_per_worker"] == 1 and trainer["lone_pass_threads"] == 2
     assert trainer["passes"] >= 3
 
 

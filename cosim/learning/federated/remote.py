@@ -10,8 +10,8 @@ local training whichever worker trains which pass (``tests/test_remote_training.
 
 - ``threads``: threads of this process, each with its own replica of the model (the frozen
   backbone's tensors shared, read only) and ``threads`` torch threads, sharing the sample and
-  prefix caches and the clients' balancers; a round trains as one pass per worker, then the
-  remainder on all their threads (``ThreadTrainer``).
+  prefix caches and the clients' balancers; a round trains as one pass per worker
+  (``ThreadTrainer``).
   PyTorch releases the GIL inside its kernels, so on a CPU two 1-thread workers keep both cores
   busier than one 2-thread pass (README).
 - ``processes``: a ``concurrent.futures`` pool of spawned processes on this machine (CPU
@@ -116,10 +116,10 @@ class _RemoteTrainer:
 class ThreadTrainer:
     """Passes trained on threads of this process, one model replica per thread.
 
-    A round's updates train in waves: first the largest multiple of ``workers`` of them, in
-    passes of equal size, one per worker at ``threads`` torch threads each; then the remainder
-    (fewer than ``workers`` updates: with two workers, the odd one out) as one pass with every
-    worker's threads, instead of leaving workers idle while one trains it alone."""
+    A round's updates train as one pass per worker, of near-equal size, at ``threads`` torch
+    threads each; a round with fewer updates than workers trains them as one pass on all the
+    workers' threads. (Training the odd update of a round alone on all threads, after equal
+    passes, was slower here than near-equal passes: README.)"""
 
     def __init__(self, scenario: Scenario, local: LocalTrainer):
         self.local = local
@@ -143,16 +143,13 @@ class ThreadTrainer:
     @property
     def mode(self) -> dict:
         return {**self.local.mode, "backend": "threads", "workers": self.workers,
-                "threads_per_worker": self.threads, "remainder_threads": self.threads * self.workers}
+                "threads_per_worker": self.threads, "lone_pass_threads": self.threads * self.workers}
 
     def waves(self, jobs: list[TrainJob]) -> list[tuple[list[list[TrainJob]], int]]:
         """(passes trained at once, torch threads of each) in order; the jobs in their order."""
-        rest = len(jobs) % self.workers
-        head, tail = jobs[:len(jobs) - rest], jobs[len(jobs) - rest:]
-        out = [(self.local.passes_of(head, self.workers), self.threads)] if head else []
-        if tail:
-            out.append((self.local.passes_of(tail), self.threads * self.workers))
-        return out
+        if len(jobs) < self.workers:
+            return [(self.local.passes_of(jobs), self.threads * self.workers)]
+        return [(self.local.passes_of(jobs, self.workers), self.threads)]
 
     def train(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
         if not jobs:
