@@ -116,9 +116,9 @@ class LocalTrainingConfig(StrictModel):
     # replica per thread sharing the frozen backbone, the sample and prefix caches; a round trains
     # as one pass per worker, or one on all their threads when it has fewer clients than workers);
     # on worker processes of this machine ("processes", the passes of a round in parallel); or on
-    # Ray actors (pip install -e ".[ray]"), one per GPU of the cluster. The simulated clock stays here. Which worker trains
-    # a pass does not change its result: a run equals a local one with the same ``threads`` and
-    # passes (for "threads", the same ``workers`` too, which sets the passes).
+    # Ray actors (pip install -e ".[ray]"), one per GPU of the cluster. The simulated clock stays
+    # here. Which worker trains a pass does not change its result: a run equals a local one with
+    # the same ``threads`` and passes (for "threads", the same ``workers`` too, which sets them).
     backend: Literal["local", "threads", "processes", "ray"] = "local"
     # threads, processes: None = one per core; ray: None = one per GPU (or 1)
     workers: PositiveInt | None = Field(None, le=100_000)
