@@ -38,24 +38,39 @@ def test_thread_passes_equal_the_same_passes_trained_in_this_thread():
     assert isinstance(trainer, ThreadTrainer) and len(trainer.replicas) == 2
     try:
         threaded = trainer.train(jobs)
-        waves = trainer.waves(jobs)
     finally:
         trainer.close()
-    # 5 clients, at most two per pass: passes of two, two and one on the two workers (1 thread each)
-    assert [([len(p) for p in passes], threads) for passes, threads in waves] == [([2, 2, 1], 1)]
-    # fewer clients than workers: one pass on both workers' threads
-    assert [([len(p) for p in passes], threads) for passes, threads in trainer.waves(jobs[:1])] == [([1], 2)]
+    passes = local.passes_of(jobs, 2)
+    assert [len(p) for p in passes] == [2, 2, 1]  # 5 clients, at most two per pass
     previous = torch.get_num_threads()
     _, _, reference_trainer, _ = _setup([])
-    reference = []
+    torch.set_num_threads(1)  # the workers' torch threads
     try:
-        for passes, threads in waves:
-            torch.set_num_threads(threads)
-            reference += [u for chunk in passes for u in reference_trainer.train(chunk)]
+        reference = [u for chunk in passes for u in reference_trainer.train(chunk)]
     finally:
         torch.set_num_threads(previous)
-    assert [u.client for u in threaded] == [j.client for j in jobs]
-    for a, b in zip(threaded, reference, strict=True):
+    _assert_same_updates(threaded, reference, jobs)
+
+
+def test_a_round_with_fewer_updates_than_workers_trains_in_this_thread_as_local_does():
+    _, _, reference_trainer, _ = _setup([])
+    scenario, _, local, jobs = _setup(THREADS)
+    trainer = make_trainer(scenario, local)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # this thread's, whatever an earlier set-up left
+    try:
+        threaded = trainer.train(jobs[:1])
+        reference = reference_trainer.train(jobs[:1])
+    finally:
+        trainer.close()
+        torch.set_num_threads(previous)
+    _assert_same_updates(threaded, reference, jobs[:1])
+    assert local.passes == 1
+
+
+def _assert_same_updates(got, expected, jobs) -> None:
+    assert [u.client for u in got] == [j.client for j in jobs]
+    for a, b in zip(got, expected, strict=True):
         assert a.modules.keys() == b.modules.keys()
         for key in a.modules:
             assert torch.equal(a.modules[key], b.modules[key]), key
@@ -87,7 +102,7 @@ def test_a_run_on_worker_threads_completes_and_says_so(tmp_path):
     _run(GRID_SMALL, tmp_path / "run", THREADS)
     trainer = json.loads((tmp_path / "run" / "run.json").read_text())["summary"]["learning"]["trainer"]
     assert trainer["backend"] == "threads" and trainer["workers"] == 2
-    assert trainer["threads_per_worker"] == 1 and trainer["lone_pass_threads"] == 2
+    assert trainer["threads_per_worker"] == 1
     assert trainer["passes"] >= 3
 
 

@@ -114,7 +114,7 @@ class LocalTrainingConfig(StrictModel):
     clients_per_pass: PositiveInt = Field(20, le=100_000)
     # Where the passes run: in this process; on threads of this process ("threads": a model
     # replica per thread sharing the frozen backbone, the sample and prefix caches; a round trains
-    # as one pass per worker, or one on all their threads when it has fewer clients than workers);
+    # as one pass per worker, or in this thread when it has fewer clients than workers);
     # on worker processes of this machine ("processes", the passes of a round in parallel); or on
     # Ray actors (pip install -e ".[ray]"), one per GPU of the cluster. The simulated clock stays
     # here. Which worker trains a pass does not change its result: a run equals a local one with

@@ -117,9 +117,10 @@ class ThreadTrainer:
     """Passes trained on threads of this process, one model replica per thread.
 
     A round's updates train as one pass per worker, of near-equal size, at ``threads`` torch
-    threads each; a round with fewer updates than workers trains them as one pass on all the
-    workers' threads. (Training the odd update of a round alone on all threads, after equal
-    passes, was slower here than near-equal passes: README.)"""
+    threads each. A round with fewer updates than workers trains in this thread, as the local
+    backend would (with this process's torch threads): a worker thread running multi-threaded
+    kernels left this thread's later kernels about 1.5x slower here, and training the odd
+    update of a round alone on every thread was slower than near-equal passes (README)."""
 
     def __init__(self, scenario: Scenario, local: LocalTrainer):
         self.local = local
@@ -143,26 +144,18 @@ class ThreadTrainer:
     @property
     def mode(self) -> dict:
         return {**self.local.mode, "backend": "threads", "workers": self.workers,
-                "threads_per_worker": self.threads, "lone_pass_threads": self.threads * self.workers}
-
-    def waves(self, jobs: list[TrainJob]) -> list[tuple[list[list[TrainJob]], int]]:
-        """(passes trained at once, torch threads of each) in order; the jobs in their order."""
-        if len(jobs) < self.workers:
-            return [(self.local.passes_of(jobs), self.threads * self.workers)]
-        return [(self.local.passes_of(jobs, self.workers), self.threads)]
+                "threads_per_worker": self.threads}
 
     def train(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
-        if not jobs:
-            return []
+        if len(jobs) < self.workers:  # too few to share (none, or one of two workers)
+            return self.local.train(jobs)
         current = self.local.model.export_modules(self.local.model.module_names())
         for model in self.replicas[1:]:  # modules no job's start state holds (frozen heads)
             model.import_modules(current)
-        out: list[TrainedUpdate] = []
-        for passes, threads in self.waves(jobs):
-            pending = [self.pool.submit(self._train_pass, chunk, threads) for chunk in passes]
-            for future in pending:
-                out += future.result()
-            self.local.passes += len(passes)
+        passes = self.local.passes_of(jobs, self.workers)
+        pending = [self.pool.submit(self._train_pass, chunk, self.threads) for chunk in passes]
+        out = [update for future in pending for update in future.result()]
+        self.local.passes += len(passes)
         torch.manual_seed(jobs[-1].seed)  # the global RNG as local training leaves it
         return out
 
