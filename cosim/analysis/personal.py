@@ -8,8 +8,6 @@ so its column is an optimistic estimate (the caption says so).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -17,45 +15,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cosim.analysis.figure_style import set_caption  # noqa: E402
 from cosim.analysis.runs import ReportSource  # noqa: E402
 from cosim.analysis.skip import Skip, figure  # noqa: E402
-from cosim.names import HEADLINE, TASK_INFO  # noqa: E402
-from cosim.trace_schemas import METRICS  # noqa: E402
+from cosim.analysis.summary import MODELS, per_client  # noqa: E402
+from cosim.names import HEADLINE  # noqa: E402
 
-MODELS = ("global", "finetune", "tap")  # the per-client rows' ``model``, in column order
-AP_METRICS = ("mAP", "mAPH", "mAP50", "mAP_center")  # -1: no ground truth on the frames
 NO_ROWS = "no per-client rows in metrics.parquet (learning.personalisation is off)"
-
-
-def per_client(run_dir: Path) -> pd.DataFrame:
-    """One row per (client, task): the headline metric per model, as columns."""
-    path = run_dir / f"{METRICS}.parquet"
-    if not path.is_file():
-        return pd.DataFrame()
-    table = pq.read_table(path)
-    if "client" not in table.column_names:
-        return pd.DataFrame()  # a run written before per-client rows existed
-    df = table.to_pandas()
-    df = df[df.client.notna() & (df.metric == df.task.map(HEADLINE))].copy()
-    if df.empty:
-        return pd.DataFrame()
-    df.loc[df.metric.isin(AP_METRICS) & (df.value < 0), "value"] = np.nan
-    wide = df.pivot(index=["client", "task", "metric"], columns="model", values="value")
-    wide = wide.reset_index().rename_axis(columns=None)
-    wide["client"] = wide["client"].astype(int)
-    wide["task"] = pd.Categorical(wide["task"], categories=list(HEADLINE), ordered=True)
-    wide = wide.sort_values(["client", "task"]).reset_index(drop=True)
-    wide["task"] = wide["task"].astype(str)
-    for model in MODELS[1:]:
-        if model in wide:
-            sign = wide.task.map(lambda t: 1.0 if TASK_INFO[t].higher_is_better else -1.0)
-            wide[f"{model} gain"] = sign * (wide[model] - wide["global"])
-    return wide[[c for c in ("client", "task", "metric", *MODELS, *(f"{m} gain" for m in MODELS[1:]))
-                 if c in wide]]
 
 
 def personal_frame(src: ReportSource) -> pd.DataFrame:

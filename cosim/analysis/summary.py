@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from cosim.errors import InputError
-from cosim.names import COMPLETED, DROP_REASONS, HEADLINE, VIA_CLUSTER, VIA_RELAY
+from cosim.names import COMPLETED, DROP_REASONS, HEADLINE, TASK_INFO, VIA_CLUSTER, VIA_RELAY
 from cosim.trace_schemas import METRICS, PARTICIPATION
 
 
@@ -85,15 +85,44 @@ def summarise_run(run_dir: Path, targets: dict[str, float] | None = None) -> dic
     return row
 
 
-PERSONAL_MODELS = ("finetune", "tap")  # learning.personalisation's personalised models
+MODELS = ("global", "finetune", "tap")  # the per-client rows' ``model``, in column order
+AP_METRICS = ("mAP", "mAPH", "mAP50", "mAP_center")  # -1: no ground truth on the frames
+
+
+def per_client(run_dir: Path) -> pd.DataFrame:
+    """One row per (client, task): the headline metric per model, as columns."""
+    path = run_dir / f"{METRICS}.parquet"
+    if not path.is_file():
+        return pd.DataFrame()
+    table = pq.read_table(path)
+    if "client" not in table.column_names:
+        return pd.DataFrame()  # a run written before per-client rows existed
+    df = table.to_pandas()
+    df = df[df.client.notna() & (df.metric == df.task.map(HEADLINE))].copy()
+    if df.empty:
+        return pd.DataFrame()
+    df.loc[df.metric.isin(AP_METRICS) & (df.value < 0), "value"] = np.nan
+    wide = df.pivot(index=["client", "task", "metric"], columns="model", values="value")
+    wide = wide.reset_index().rename_axis(columns=None)
+    wide["client"] = wide["client"].astype(int)
+    wide["task"] = pd.Categorical(wide["task"], categories=list(HEADLINE), ordered=True)
+    wide = wide.sort_values(["client", "task"]).reset_index(drop=True)
+    wide["task"] = wide["task"].astype(str)
+    for model in MODELS[1:]:
+        if model in wide:
+            sign = wide.task.map(lambda t: 1.0 if TASK_INFO[t].higher_is_better else -1.0)
+            wide[f"{model} gain"] = sign * (wide[model] - wide["global"])
+    return wide[[c for c in ("client", "task", "metric", *MODELS, *(f"{m} gain" for m in MODELS[1:]))
+                 if c in wide]]
+
+
+PERSONAL_MODELS = MODELS[1:]  # learning.personalisation's personalised models
 
 
 def personal_gains(run_dir: Path) -> dict[str, float]:
     """Per personalised model and task: its mean gain over the final global model on the clients'
     own validation frames (headline metric, signed so positive is better); NaN without per-client
     rows (learning.personalisation off, or that model not asked for)."""
-    from cosim.analysis.personal import per_client
-
     frame = per_client(run_dir)
     out = {}
     for model in PERSONAL_MODELS:
