@@ -241,8 +241,7 @@ def test_bad_settings_are_one_line_errors(setting, says):
 
 def test_a_metrics_table_without_the_new_columns_still_reads():
     """Runs written before per-client rows: the readers take every row as global."""
-    from cosim.analysis.summary import per_client
-    from cosim.analysis.summary import global_rows
+    from cosim.analysis.summary import global_rows, per_client
 
     old = pa.table({"round": pa.array([0], pa.int32()), "sim_time_s": [0.0], "task": ["seg3d"],
                     "metric": ["mIoU"], "value": [0.5]}).to_pandas()
