@@ -4,8 +4,9 @@ For K clients of the default scenario (sf_downtown's model, data and local setti
 local updates from the same start state run (a) one after another through ``local_update`` and
 (b) as one batched pass (``cosim/learning/batched.py``) and (c) as batched passes on ``--workers``
 threads with ``--worker-threads`` torch threads each (``learning.local.backend: threads``: the K
-clients split into one pass per worker); the three are timed alternately, ``--reps`` times, and
-the ratios of the medians to (a) are printed per K. The batched paths' frozen-prefix cache is
+clients split into one pass per worker; fewer clients than workers train in this thread); the
+three are timed alternately, ``--reps`` times, and the ratios of the medians to (a) are printed
+per K. The batched paths' frozen-prefix cache is
 warmed first, as it is after a run's first round. Also prints the largest parameter difference
 between (a) and (b) (float32; tests check 1e-5 in float64).
 

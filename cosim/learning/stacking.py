@@ -29,15 +29,12 @@ from cosim.names import STACKABLE_PEFT
 
 Stacked = dict[str, torch.Tensor]  # "module.param" -> (K, ...)
 
-STACKABLE_METHODS = STACKABLE_PEFT
-
-
 def unstackable_reason(model: M3TModel) -> str | None:
     """Why this model's clients cannot share one batched pass (None: they can)."""
     method = model.cfg.peft.method
-    if method not in STACKABLE_METHODS:
+    if method not in STACKABLE_PEFT:
         return (f"PEFT method {method!r} trains clients one after another (batched: "
-                f"{', '.join(STACKABLE_METHODS)})")
+                f"{', '.join(STACKABLE_PEFT)})")
     return None
 
 
