@@ -13,9 +13,10 @@ from test_remote_training import SETTINGS, _run
 
 from cosim.errors import InputError
 from cosim.learning.data.samples import collate
-from cosim.learning.federated.remote import ThreadTrainer, make_trainer, replicate
+from cosim.learning.federated.remote import ThreadTrainer, make_trainer
 from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.training import LocalTrainer, TrainJob, l2_weight
+from cosim.learning.model import replicate
 from cosim.scenario_loader import load_scenario
 
 GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"

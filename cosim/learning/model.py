@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import nn
@@ -286,3 +287,12 @@ class _TextTower(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self._encode(tokens)
+
+
+def replicate(model: M3TModel) -> M3TModel:
+    """A copy of the model for another thread (a training worker, the background evaluation):
+    its own PEFT modules, heads and module state (a stacked pass patches them), the frozen
+    backbone's tensors and the tokenizer shared."""
+    memo: dict[int, Any] = {id(p): p for p in model.backbone_parameters()}
+    memo[id(model.tokenize)] = model.tokenize
+    return copy.deepcopy(model, memo)

@@ -166,6 +166,10 @@ class EvaluationConfig(StrictModel):
     det3d_center_thresholds_m: list[Annotated[float, Field(gt=0.0, le=10_000.0)]] = Field(
         default_factory=lambda: [0.5, 1.0, 2.0, 4.0], min_length=1)
     tasks: list[Literal[TASKS]] | None = None  # none: every task
+    # Score on a thread of its own (one torch thread, a replica of the model) while the run goes
+    # on; the metrics rows keep their order. Scores can differ from the run thread's at float
+    # rounding (another thread count).
+    background: bool = False
 
 
 class DeployedModelConfig(StrictModel):

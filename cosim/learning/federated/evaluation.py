@@ -1,21 +1,33 @@
-"""Scoring the global model on the held-out segments, into the metrics trace."""
+"""Scoring the global model on the held-out segments, into the metrics trace.
+
+With ``learning.evaluation.background`` the scoring runs on a thread of its own, on a replica of
+the model at one torch thread, while the simulation and training go on: the global state it
+scores is a snapshot (aggregation makes new states, it never changes one in place), and its rows
+join the metrics trace in the order the evaluations were asked for, so the trace does not depend
+on when a score is ready."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import time
+from collections import deque
+
+import torch
 
 from cosim.learning.local import evaluate
-from cosim.learning.model import M3TModel
+from cosim.learning.model import M3TModel, replicate
 from cosim.names import HEADLINE
 from cosim.scenario import EvaluationConfig
 from cosim.traces import TraceTable
+
+Scores = dict[str, dict[str, float]]
 
 
 class GlobalEvaluation:
     """Evaluates a global state and appends one metrics row per (task, metric)."""
 
     def __init__(self, model: M3TModel, batches: list, settings: EvaluationConfig, table: TraceTable):
-        self.model, self.batches, self.settings, self.table = model, batches, settings, table
+        self.batches, self.settings, self.table = batches, settings, table
         self.tasks = [t for t in (settings.tasks or model.heads) if t in model.heads]
         self.last_t = 0.0
         self.last_line = ""  # the headline metrics, for the progress bar
@@ -23,12 +35,53 @@ class GlobalEvaluation:
         # wall-clock seconds at each evaluation: run.json, not the metrics trace, which must be
         # byte-identical between runs of the same scenario and seed
         self.wall_s: list[float] = []
+        self._pool: cf.ThreadPoolExecutor | None = None
+        self.model = model
+        if settings.background:
+            self.model = replicate(model)  # the run's model trains while this one scores
+            self._pool = cf.ThreadPoolExecutor(1, thread_name_prefix="cosim-eval",
+                                               initializer=torch.set_num_threads, initargs=(1,))
+        self._pending: deque[tuple[cf.Future, int, float]] = deque()
 
     def __call__(self, state: dict, round_: int, now: float) -> None:
         self.last_t = now
+        if self._pool is None:
+            self._write(self._score(state), round_, now)
+            return
+        self._pending.append((self._pool.submit(self._score, dict(state)), round_, now))
+        self._collect(wait=False)
+
+    def poll(self) -> None:
+        """Write the evaluations finished so far (in order): the progress bar's latest scores."""
+        self._collect(wait=False)
+
+    def drain(self) -> None:
+        """Write every evaluation asked for (the run's end: before any other metrics rows)."""
+        self._collect(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def close(self) -> None:
+        """Stop the background thread without writing (a run that did not complete)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _score(self, state: dict) -> tuple[Scores, float]:
         results = evaluate(self.model, state, self.batches, tasks=self.tasks, settings=self.settings)
+        return results, round(time.perf_counter() - self._wall0, 3)
+
+    def _collect(self, wait: bool) -> None:
+        """The finished evaluations' rows, oldest first (``wait``: every pending one)."""
+        while self._pending and (wait or self._pending[0][0].done()):
+            future, round_, now = self._pending.popleft()
+            self._write(future.result(), round_, now)
+
+    def _write(self, scored: tuple[Scores, float], round_: int, now: float) -> None:
+        results, wall = scored
         rows = [(t, m, v) for t, metrics in results.items() for m, v in metrics.items()]
-        self.wall_s.append(round(time.perf_counter() - self._wall0, 3))
+        self.wall_s.append(wall)
         self.table.append({"round": [round_] * len(rows), "sim_time_s": [now] * len(rows),
                            "task": [r[0] for r in rows],
                            "metric": [r[1] for r in rows], "value": [float(r[2]) for r in rows],

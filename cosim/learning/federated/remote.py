@@ -23,7 +23,6 @@ local training whichever worker trains which pass (``tests/test_remote_training.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import copy
 import multiprocessing
 import os
 import queue
@@ -34,7 +33,7 @@ import torch
 from cosim.errors import MissingDependencyError
 from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.training import LocalTrainer, TrainedUpdate, TrainJob, l2_weight
-from cosim.learning.model import M3TModel
+from cosim.learning.model import replicate
 from cosim.scenario import Scenario
 
 
@@ -169,14 +168,6 @@ class ThreadTrainer:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def replicate(model: M3TModel) -> M3TModel:
-    """A copy of the model for another training thread: its own PEFT modules, heads and module
-    state (a stacked pass patches them), the frozen backbone's tensors and the tokenizer shared."""
-    memo: dict[int, Any] = {id(p): p for p in model.backbone_parameters()}
-    memo[id(model.tokenize)] = model.tokenize
-    return copy.deepcopy(model, memo)
 
 
 class ProcessTrainer(_RemoteTrainer):

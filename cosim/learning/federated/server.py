@@ -268,12 +268,14 @@ class FederatedLayer:
 
     # ---- run outputs ---------------------------------------------------------------------------
     def progress_fields(self) -> dict[str, str]:
+        self.evaluation.poll()
         return {"round": str(self.round), "participants": str(self.participants),
                 "eval": self.evaluation.last_line}
 
     def finish(self) -> None:
         """Keep the final global model: a later run can start from it (learning.init_modules)."""
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
+        self.evaluation.drain()
         if self.sc.learning.personalisation is not None:  # per-client rows, metrics still open
             self.personalisation = personalise(self)
         if self.journal is not None:  # the run is whole: nothing left to resume
