@@ -58,7 +58,7 @@ class ClientStack:
             for key, _ in module.named_parameters():
                 full = f"{name}.{key}"
                 rows = [s.get(full, current[key]) for s in starts]
-                self.params[full] = torch.stack(rows).to(device).detach().requires_grad_(True)
+                self.params[full] = stack_rows(rows, current[key]).to(device).detach().requires_grad_(True)
             for key, _ in module.named_buffers():
                 if key not in current:  # non-persistent (frozen class embeddings): shared
                     continue
@@ -75,6 +75,14 @@ class ClientStack:
                 source = self.params if full in self.params else self.buffers
                 out[full] = source[full][client].detach().clone()
         return out
+
+
+def stack_rows(rows: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """The rows on a new leading axis, each row laid out in memory as ``like`` (a channels-last
+    convolution weight stays channels-last: no reorder in every call)."""
+    if like.dim() == 4 and not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last):
+        return torch.stack([r.permute(0, 2, 3, 1) for r in rows]).permute(0, 1, 4, 2, 3)
+    return torch.stack(rows)
 
 
 @contextlib.contextmanager
