@@ -160,3 +160,39 @@ def test_a_few_dozen_steps_halve_every_task_loss(tiny_clip, classifier):
     for t in first:
         assert last[t] < 0.5 * first[t], (t, first[t], last[t])
     assert all(math.isfinite(v) for v in last.values())
+
+
+@pytest.mark.parametrize("skip_channels", [0, 3])
+def test_channels_last_head_equals_plain_nchw_convolutions(skip_channels):
+    """The heads keep their weights and maps channels-last (oneDNN's layout: faster on a CPU);
+    that changes no value: maps and gradients equal PyTorch's NCHW convolutions on the same
+    weights, written out here with contiguous tensors (float64)."""
+    from torch.nn import functional as F
+
+    from cosim.learning.heads import DenseHead
+
+    torch.manual_seed(0)
+    head = DenseHead(SPECS["det2d"], 16, 4, 8, "linear", skip_channels=skip_channels).double()
+    assert head.up1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not head.up1.weight.is_contiguous()
+    tokens = torch.randn(2, 16, 16, dtype=torch.float64, requires_grad=True)
+    skip = torch.randn(2, 3, 32, 32, dtype=torch.float64) if skip_channels else None
+    out = head(tokens, skip)
+    got = torch.cat([out["scores"], out["reg"]], dim=1)
+    (got_grad,) = torch.autograd.grad(got.square().sum(), tokens)
+
+    def plain(weight):
+        return weight.contiguous()
+
+    x = tokens.transpose(1, 2).reshape(2, 16, 4, 4).contiguous()
+    x = F.conv_transpose2d(x, plain(head.up1.weight), head.up1.bias, stride=2, padding=1)
+    x = F.relu(F.batch_norm(x, None, None, head.norm.weight, head.norm.bias, training=True))
+    x = F.conv_transpose2d(x, plain(head.up2.weight), head.up2.bias, stride=2, padding=1)
+    if skip_channels:
+        x = F.relu(F.batch_norm(x, None, None, head.norm2.weight, head.norm2.bias, training=True))
+        x = torch.cat([x, F.adaptive_avg_pool2d(skip, 16).contiguous()], dim=1)
+        x = F.conv2d(x, plain(head.out.weight), head.out.bias, padding=1)
+    (want_grad,) = torch.autograd.grad(x.square().sum(), tokens)
+    assert got.shape == x.shape == (2, len(SPECS["det2d"].classes) + SPECS["det2d"].regression, 16, 16)
+    assert torch.allclose(got, x, rtol=0, atol=1e-12)
+    assert torch.allclose(got_grad, want_grad, rtol=0, atol=1e-12)

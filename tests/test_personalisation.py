@@ -180,7 +180,7 @@ def test_a_zero_epoch_fine_tune_scores_exactly_as_the_global_model(tmp_path):
              for k, v in setup.model.export_modules(setup.model.module_names()).items()}
     traces = TraceSet(tmp_path, 1000)
     table = traces.table("metrics", METRICS_SCHEMA)
-    evaluation = GlobalEvaluation(setup.model, [], sc.learning.evaluation, table)
+    evaluation = GlobalEvaluation(setup.model, lambda: [], sc.learning.evaluation, table)
     clients = [Client(i, d.shard, ever_bound=i != 1) for i, d in enumerate(setup.datasets)]
     host = SimpleNamespace(sc=sc, env=SimpleNamespace(now=20.0), model=setup.model, datasets=setup.datasets,
                            global_state=state, evaluation=evaluation,

@@ -9,8 +9,10 @@ on when a score is ready."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import torch
 
@@ -26,8 +28,13 @@ Scores = dict[str, dict[str, float]]
 class GlobalEvaluation:
     """Evaluates a global state and appends one metrics row per (task, metric)."""
 
-    def __init__(self, model: M3TModel, batches: list, settings: EvaluationConfig, table: TraceTable):
-        self.batches, self.settings, self.table = batches, settings, table
+    def __init__(self, model: M3TModel, load_batches: Callable[[], list], settings: EvaluationConfig,
+                 table: TraceTable):
+        """``load_batches`` gives the held-out batches, read at the first evaluation (in the
+        background, on the evaluation's thread while the run goes on)."""
+        self._load_batches, self._batches = load_batches, None
+        self._loading = threading.Lock()
+        self.settings, self.table = settings, table
         self.tasks = [t for t in (settings.tasks or model.heads) if t in model.heads]
         self.last_t = 0.0
         self.last_line = ""  # the headline metrics, for the progress bar
@@ -42,6 +49,14 @@ class GlobalEvaluation:
             self._pool = cf.ThreadPoolExecutor(1, thread_name_prefix="cosim-eval",
                                                initializer=torch.set_num_threads, initargs=(1,))
         self._pending: deque[tuple[cf.Future, int, float]] = deque()
+
+    @property
+    def batches(self) -> list:
+        """The held-out batches (read once, by whichever thread first needs them)."""
+        with self._loading:
+            if self._batches is None:
+                self._batches = self._load_batches()
+            return self._batches
 
     def __call__(self, state: dict, round_: int, now: float) -> None:
         self.last_t = now

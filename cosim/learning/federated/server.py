@@ -76,7 +76,7 @@ class FederatedLayer:
         setup = build_learning(scenario)
         self.device, self.model, self.geometry = setup.device, setup.model, setup.geometry
         self.partition, self.cache, self.datasets = setup.partition, setup.cache, setup.datasets
-        self.eval_batches = setup.heldout.ordered_batches(8)
+        self.heldout = setup.heldout
         self.policy = make_policy(scenario.scheduling.policy, scenario.seed)
         self.global_state = self.model.export_modules(self.model.module_names())
         frozen = setup.frozen
@@ -93,6 +93,7 @@ class FederatedLayer:
         self.in_flight: dict[int, Flight] = {}
         self.personalisation: dict[str, Any] | None = None  # run.json's summary of it
         self.tree_stats = TreeStats()
+        self.lookup: dict[str, dict[str, float]] | None = None  # the model-free baseline's scores
 
     # ---- wiring ----------------------------------------------------------------------------
     def attach(self, engine: Engine) -> None:
@@ -106,7 +107,8 @@ class FederatedLayer:
         self.run_dir = engine.traces.folder
         self.participation = engine.traces.table(PARTICIPATION, PARTICIPATION_SCHEMA)
         self.journal = TrainingJournal(self.run_dir) if self.sc.output.checkpoint else None
-        self.evaluation = GlobalEvaluation(self.model, self.eval_batches, self.sc.learning.evaluation,
+        self.evaluation = GlobalEvaluation(self.model, lambda: self.heldout.ordered_batches(8),
+                                           self.sc.learning.evaluation,
                                            engine.traces.table(METRICS, METRICS_SCHEMA))
         self.strategy = make_strategy(self.sc.aggregation, self)
         self.drift = (DriftSchedule(self.sc.learning.drift, self.datasets, self.seed)
@@ -275,6 +277,7 @@ class FederatedLayer:
     def finish(self) -> None:
         """Keep the final global model: a later run can start from it (learning.init_modules)."""
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
+        self.lookup = self._lookup_baseline()  # while the last evaluation may still be scoring
         self.evaluation.drain()
         if self.sc.learning.personalisation is not None:  # per-client rows, metrics still open
             self.personalisation = personalise(self)
@@ -284,18 +287,19 @@ class FederatedLayer:
         if close is not None:
             close()
 
-    def lookup_baseline(self) -> dict[str, dict[str, float]]:
+    def _lookup_baseline(self) -> dict[str, dict[str, float]]:
         """The model-free baseline on the same held-out frames, fitted on every client's frames."""
         held = [copy.copy(d) for d in self.datasets]  # every task each client holds, whatever drift
         for view, data in zip(held, self.datasets, strict=True):
             view.tasks, view.modalities = list(data.shard.tasks), list(data.shard.modalities)
         training = (batch for data in held for batch in data.ordered_batches(32))
         baseline = LookupBaseline.fit(training, self.geometry)
-        return baseline.evaluate(self.eval_batches, self.evaluation.tasks, self.sc.learning.evaluation)
+        return baseline.evaluate(self.evaluation.batches, self.evaluation.tasks, self.sc.learning.evaluation)
 
     def summary(self) -> dict[str, Any]:
         return {"rounds": self.round, "model_version": self.version, "cost": self.cost.summary(),
-                "lookup_baseline": self.lookup_baseline(), "trainer": self.trainer.mode,
+                "lookup_baseline": self.lookup if self.lookup is not None else self._lookup_baseline(),
+                "trainer": self.trainer.mode,
                 "init_modules_skipped": self.init_skipped,
                 "clients_present": len(self.registry.present()),
                 "samples_decoded": self.cache.decoded,
