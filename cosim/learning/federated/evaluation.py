@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
@@ -23,6 +24,7 @@ from cosim.scenario import EvaluationConfig
 from cosim.traces import TraceTable
 
 Scores = dict[str, dict[str, float]]
+T = TypeVar("T")
 
 
 class GlobalEvaluation:
@@ -65,6 +67,14 @@ class GlobalEvaluation:
             return
         self._pending.append((self._pool.submit(self._score, dict(state)), round_, now))
         self._collect(wait=False)
+
+    def later(self, work: Callable[[], T]) -> Callable[[], T]:
+        """``work`` for the evaluation's thread (in the background: queued after the evaluations
+        asked for so far); call what this returns for its result (in the run's thread: the work
+        runs then)."""
+        if self._pool is None:
+            return work
+        return self._pool.submit(work).result
 
     def poll(self) -> None:
         """Write the evaluations finished so far (in order): the progress bar's latest scores."""

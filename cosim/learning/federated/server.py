@@ -154,6 +154,8 @@ class FederatedLayer:
         The run ends with the server when max_rounds are done (unless told not to)."""
         strategy = self.strategy
         self.evaluate()
+        # model-free: on the evaluation's thread, if it has one, while the rounds go on
+        self._lookup_later = self.evaluation.later(self._lookup_baseline)
         while not strategy.done():
             strategy.select()
             self.participants = len(self.in_flight)
@@ -277,7 +279,7 @@ class FederatedLayer:
     def finish(self) -> None:
         """Keep the final global model: a later run can start from it (learning.init_modules)."""
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
-        self.lookup = self._lookup_baseline()  # while the last evaluation may still be scoring
+        self.lookup = self._lookup_later()
         self.evaluation.drain()
         if self.sc.learning.personalisation is not None:  # per-client rows, metrics still open
             self.personalisation = personalise(self)
