@@ -87,12 +87,6 @@ class GlobalEvaluation:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def close(self) -> None:
-        """Stop the background thread without writing (a run that did not complete)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
     def _score(self, state: dict) -> tuple[Scores, float]:
         results = evaluate(self.model, state, self.batches, tasks=self.tasks, settings=self.settings)
         return results, round(time.perf_counter() - self._wall0, 3)
