@@ -14,7 +14,7 @@ from cosim.learning.federated import evaluation
 from cosim.learning.federated.server import FederatedLayer
 
 GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
-EVERY_ROUND = ["aggregation.eval_every_rounds=1"]  # four evaluations, some while training
+EVERY_ROUND = ["aggregation.eval_every_rounds=1"]  # four evaluations, scored while rounds go on
 
 
 def test_background_evaluation_writes_the_same_traces(tmp_path, monkeypatch):

@@ -181,17 +181,14 @@ def test_channels_last_head_equals_plain_nchw_convolutions(skip_channels):
     got = torch.cat([out["scores"], out["reg"]], dim=1)
     (got_grad,) = torch.autograd.grad(got.square().sum(), tokens)
 
-    def plain(weight):
-        return weight.contiguous()
-
     x = tokens.transpose(1, 2).reshape(2, 16, 4, 4).contiguous()
-    x = F.conv_transpose2d(x, plain(head.up1.weight), head.up1.bias, stride=2, padding=1)
+    x = F.conv_transpose2d(x, head.up1.weight.contiguous(), head.up1.bias, stride=2, padding=1)
     x = F.relu(F.batch_norm(x, None, None, head.norm.weight, head.norm.bias, training=True))
-    x = F.conv_transpose2d(x, plain(head.up2.weight), head.up2.bias, stride=2, padding=1)
+    x = F.conv_transpose2d(x, head.up2.weight.contiguous(), head.up2.bias, stride=2, padding=1)
     if skip_channels:
         x = F.relu(F.batch_norm(x, None, None, head.norm2.weight, head.norm2.bias, training=True))
         x = torch.cat([x, F.adaptive_avg_pool2d(skip, 16).contiguous()], dim=1)
-        x = F.conv2d(x, plain(head.out.weight), head.out.bias, padding=1)
+        x = F.conv2d(x, head.out.weight.contiguous(), head.out.bias, padding=1)
     (want_grad,) = torch.autograd.grad(x.square().sum(), tokens)
     assert got.shape == x.shape == (2, len(SPECS["det2d"].classes) + SPECS["det2d"].regression, 16, 16)
     assert torch.allclose(got, x, rtol=0, atol=1e-12)

@@ -94,6 +94,7 @@ class FederatedLayer:
         self.personalisation: dict[str, Any] | None = None  # run.json's summary of it
         self.tree_stats = TreeStats()
         self.lookup: dict[str, dict[str, float]] | None = None  # the model-free baseline's scores
+        self._lookup_later = self._lookup_baseline  # _serve queues it on the evaluation's thread
 
     # ---- wiring ----------------------------------------------------------------------------
     def attach(self, engine: Engine) -> None:
