@@ -127,6 +127,13 @@ class LocalTrainingConfig(StrictModel):
     # torch's default, one per core; "threads": cores / workers). Results depend on it at float
     # rounding level; with workers, 1 thread each is the fast choice on CPUs.
     threads: PositiveInt | None = Field(None, le=100_000)
+    # Synchronous FedAvg on the "threads" backend: a round's updates train on the workers while
+    # this thread simulates the next round's radio; the global state is averaged when first
+    # needed (the next round's training, an evaluation, the run's end). Traces are bit-identical
+    # to false (train at the round's end, then go on). Off by itself where something reads the
+    # updates sooner: a policy that reads the losses clients report (Oort), output.checkpoint's
+    # journal, learning.drift.
+    overlap: bool = True
 
 
 class SyntheticDataConfig(StrictModel):

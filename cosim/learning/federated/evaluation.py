@@ -2,7 +2,8 @@
 
 With ``learning.evaluation.background`` the scoring runs on a thread of its own, on a replica of
 the model at one torch thread, while the simulation and training go on: the global state it
-scores is a snapshot (aggregation makes new states, it never changes one in place), and its rows
+scores is a snapshot (aggregation makes new states, it never changes one in place; a deferred
+one is averaged on this thread, after its round's training: ``deferred.py``), and its rows
 join the metrics trace in the order the evaluations were asked for, so the trace does not depend
 on when a score is ready."""
 
@@ -17,6 +18,7 @@ from typing import TypeVar
 
 import torch
 
+from cosim.learning.federated.deferred import snapshot
 from cosim.learning.local import evaluate
 from cosim.learning.model import M3TModel, replicate
 from cosim.names import HEADLINE
@@ -65,7 +67,7 @@ class GlobalEvaluation:
         if self._pool is None:
             self._write(self._score(state), round_, now)
             return
-        self._pending.append((self._pool.submit(self._score, dict(state)), round_, now))
+        self._pending.append((self._pool.submit(self._score, snapshot(state)), round_, now))
         self._collect(wait=False)
 
     def later(self, work: Callable[[], T]) -> Callable[[], T]:

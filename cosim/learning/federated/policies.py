@@ -34,7 +34,9 @@ class Candidate:
     parked: bool
     rounds_selected: int
     rounds_completed: int
-    last_loss: float | None = None  # reported by the client after its last completed update
+    # reported by the client after its last completed update (a policy that reads it sets
+    # reads_losses; without, a sync round's may come after the next selection: overlap)
+    last_loss: float | None = None
     last_round: int = 0  # the round it last took part in
 
     @property

@@ -26,6 +26,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import queue
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -119,7 +120,11 @@ class ThreadTrainer:
     threads each. A round with fewer updates than workers trains in this thread, as the local
     backend would (with this process's torch threads): a worker thread running multi-threaded
     kernels left this thread's later kernels about 1.5x slower here, and training the odd
-    update of a round alone on every thread was slower than near-equal passes (README)."""
+    update of a round alone on every thread was slower than near-equal passes (README).
+
+    The workers' replicas are their own (not the run's model, which this thread may use while
+    they train: the compute cost's FLOP count, scoring in the foreground), so ``submit`` can
+    return before the passes are done (``learning.local.overlap``)."""
 
     def __init__(self, scenario: Scenario, local: LocalTrainer):
         self.local = local
@@ -127,7 +132,7 @@ class ThreadTrainer:
         cores = os.cpu_count() or 1
         self.workers = cfg.workers or cores
         self.threads = cfg.threads or max(1, cores // self.workers)
-        self.replicas = [local.model] + [replicate(local.model) for _ in range(self.workers - 1)]
+        self.replicas = [replicate(local.model) for _ in range(self.workers)]
         self.idle: queue.SimpleQueue[LocalTrainer] = queue.SimpleQueue()
         for model in self.replicas:
             trainer = LocalTrainer(model, local.datasets, local.local, local.balancing, local.frozen,
@@ -146,17 +151,27 @@ class ThreadTrainer:
                 "threads_per_worker": self.threads}
 
     def train(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
+        out = self.submit(jobs)()
+        if jobs:
+            torch.manual_seed(jobs[-1].seed)  # the global RNG as local training leaves it
+        return out
+
+    def submit(self, jobs: list[TrainJob]) -> Callable[[], list[TrainedUpdate]]:
+        """Start training ``jobs``; what this returns waits for their updates (in the order
+        given). The previous call's passes must be done (the jobs' start states came from them)."""
         if len(jobs) < self.workers:  # too few to share (none, or one of two workers)
-            return self.local.train(jobs)
+            out = self.local.train(jobs)
+            return lambda: out
         current = self.local.model.export_modules(self.local.model.module_names())
-        for model in self.replicas[1:]:  # modules no job's start state holds (frozen heads)
+        for model in self.replicas:  # modules no job's start state holds (frozen heads)
             model.import_modules(current)
         passes = self.local.passes_of(jobs, self.workers)
         pending = [self.pool.submit(self._train_pass, chunk, self.threads) for chunk in passes]
-        out = [update for future in pending for update in future.result()]
         self.local.passes += len(passes)
-        torch.manual_seed(jobs[-1].seed)  # the global RNG as local training leaves it
-        return out
+        # the global RNG as local training leaves it, already (the passes seed it too, with the
+        # same seed when a sync round's jobs share one; ``train`` sets it again when done)
+        torch.manual_seed(jobs[-1].seed)
+        return lambda: [update for future in pending for update in future.result()]
 
     def _train_pass(self, chunk: list[TrainJob], threads: int) -> list[TrainedUpdate]:
         trainer = self.idle.get()

@@ -24,6 +24,7 @@ from cosim.learning.federated.clients import ClientRegistry
 from cosim.learning.federated.compression import compress
 from cosim.learning.federated.cost import ComputeCost
 from cosim.learning.federated.d2d import Relay
+from cosim.learning.federated.deferred import Deferred, resolved
 from cosim.learning.federated.drift import DriftSchedule
 from cosim.learning.federated.evaluation import GlobalEvaluation
 from cosim.learning.federated.hops import HopsTrace, dbm_to_w
@@ -115,6 +116,12 @@ class FederatedLayer:
         self.drift = (DriftSchedule(self.sc.learning.drift, self.datasets, self.seed)
                       if self.sc.learning.drift is not None else None)
         self.anchors: dict[int, State] = {}  # continual l2: the global model when a mix changed
+        # a sync round's updates train while the next round's radio runs (``deferred.py``), unless
+        # something reads them sooner: a policy reading the losses clients report, the journal
+        # (it records each call's updates), drift's continual pull (anchors on the global model)
+        self.overlap = (self.sc.learning.local.overlap and hasattr(self.trainer, "submit")
+                        and self.journal is None and self.drift is None
+                        and not getattr(self.policy, "reads_losses", True))
         if self.drift is not None:  # before the server: events at 0 s come first
             engine.env.process(self.drift.process(engine.env, self._on_drift))
         engine.env.process(self._serve())
@@ -235,23 +242,41 @@ class FederatedLayer:
 
     def train(self, arrivals: list[tuple[Attempt, State]], seed: int) -> list[TrainedUpdate]:
         """Train completed updates (in the order given) and take what their clients report."""
+        return self.train_later(arrivals, seed).result()
+
+    def train_later(self, arrivals: list[tuple[Attempt, State]], seed: int
+                    ) -> Deferred[list[TrainedUpdate]]:
+        """``train``, but with ``overlap`` the updates may still be training when this returns
+        (``deferred.py``): what the clients report (their loss) comes with the updates."""
+        arrivals = [(a, resolved(start)) for a, start in arrivals]  # the previous round's, trained
         jobs = [TrainJob(a.client, start, seed, a.tasks, a.modalities, self.anchors.get(a.client))
                 if self.drift is not None else TrainJob(a.client, start, seed) for a, start in arrivals]
-        updates = self.journal.answer(jobs, self._balancers()) if self.journal else None
-        if updates is None:
-            updates = self.trainer.train(jobs)
-            if self.journal is not None:
-                self.journal.record(jobs, updates, self._balancers())
+        if self.overlap:
+            waiting = self.trainer.submit(jobs)
         else:
-            torch.manual_seed(jobs[-1].seed)  # the global RNG as training would leave it
-        for (attempt, start), update in zip(arrivals, updates, strict=True):
-            update.modules = compress(update.modules, start, self.sc.learning.compression)
-            client = self.registry.clients[attempt.client]  # Oort uses the loss it reports
+            updates = self.journal.answer(jobs, self._balancers()) if self.journal else None
+            if updates is None:
+                updates = self.trainer.train(jobs)
+                if self.journal is not None:
+                    self.journal.record(jobs, updates, self._balancers())
+            else:
+                torch.manual_seed(jobs[-1].seed)  # the global RNG as training would leave it
+            waiting = lambda: updates  # noqa: E731 - the updates are here already
+        for attempt, _ in arrivals:
+            client = self.registry.clients[attempt.client]
             client.rounds_completed += 1
             client.last_round = attempt.round
-            loss = update.stats.last_epoch_loss
-            client.last_loss = float(sum(loss.values()) / max(len(loss), 1))
-        return updates
+
+        def received() -> list[TrainedUpdate]:
+            updates = waiting()
+            for (attempt, start), update in zip(arrivals, updates, strict=True):
+                update.modules = compress(update.modules, start, self.sc.learning.compression)
+                loss = update.stats.last_epoch_loss  # Oort uses the loss a client reports
+                client = self.registry.clients[attempt.client]
+                client.last_loss = float(sum(loss.values()) / max(len(loss), 1))
+            return updates
+
+        return Deferred(received) if self.overlap else Deferred.ready(received())
 
     def _balancers(self) -> dict:
         """Every client's gradient balancer (created on first use), wherever training runs."""
@@ -279,6 +304,7 @@ class FederatedLayer:
 
     def finish(self) -> None:
         """Keep the final global model: a later run can start from it (learning.init_modules)."""
+        self.global_state = resolved(self.global_state)  # the last round's training, done
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
         self.lookup = self._lookup_later()
         self.evaluation.drain()
@@ -302,7 +328,7 @@ class FederatedLayer:
     def summary(self) -> dict[str, Any]:
         return {"rounds": self.round, "model_version": self.version, "cost": self.cost.summary(),
                 "lookup_baseline": self.lookup if self.lookup is not None else self._lookup_baseline(),
-                "trainer": self.trainer.mode,
+                "trainer": {**self.trainer.mode, "overlap": self.overlap},
                 "init_modules_skipped": self.init_skipped,
                 "clients_present": len(self.registry.present()),
                 "samples_decoded": self.cache.decoded,

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Protocol
 
 import simpy
 
+from cosim.learning.federated.deferred import Deferred
 from cosim.learning.federated.policies import Candidate
 from cosim.learning.federated.timeline import Attempt
 from cosim.learning.federated.training import State, TrainedUpdate
@@ -37,7 +38,8 @@ class ServerHost(Protocol):
     per_round: int
     round: int
     version: int
-    global_state: State
+    global_state: State  # a DeferredState while a sync round's updates train (overlap)
+    overlap: bool
     in_flight: dict[int, Any]  # client index -> its flight
 
     @property
@@ -51,6 +53,9 @@ class ServerHost(Protocol):
     def launch(self, client: int, deadline: float, start: State) -> None: ...
 
     def train(self, arrivals: list[tuple[Attempt, State]], seed: int) -> list[TrainedUpdate]: ...
+
+    def train_later(self, arrivals: list[tuple[Attempt, State]], seed: int
+                    ) -> Deferred[list[TrainedUpdate]]: ...
 
     def record(self, attempts: list[Attempt]) -> None: ...
 
@@ -100,9 +105,14 @@ class RoundStrategy(Strategy):
 
     def train_round(self) -> tuple[list[Attempt], list[TrainedUpdate]]:
         """The round's attempts (in launch order), and its completed updates trained."""
+        attempts, updates = self.train_round_later()
+        return attempts, updates.result()
+
+    def train_round_later(self) -> tuple[list[Attempt], Deferred[list[TrainedUpdate]]]:
+        """``train_round``, with the updates perhaps still training (``host.overlap``)."""
         arrived, self.arrived = self.arrived, []
         done = sorted((x for x in arrived if x[0].completed), key=lambda x: x[0].t_upload_end)
-        return [a for a, _ in arrived], self.host.train(done, self.train_seed(self.host.round))
+        return [a for a, _ in arrived], self.host.train_later(done, self.train_seed(self.host.round))
 
 
 REGISTRY: dict[str, type[Strategy]] = {}

@@ -5,8 +5,10 @@ server and averaged module by module."""
 from __future__ import annotations
 
 from cosim.learning.federated.aggregation import fedavg
+from cosim.learning.federated.deferred import DeferredState, resolved
 from cosim.learning.federated.policies import ServerView
 from cosim.learning.federated.strategies.base import RoundStrategy, register
+from cosim.learning.federated.training import State
 from cosim.learning.federated.tree import tree_fedavg, tree_groups
 from cosim.scenario import SyncConfig
 
@@ -40,13 +42,20 @@ class FedAvg(RoundStrategy):
 
     def aggregate(self):
         host = self.host
-        attempts, updates = self.train_round()
-        if updates:
-            if any(n.delivered for n in self.nodes.values()):  # clusters: averaged at their heads
-                host.global_state = tree_fedavg(host.global_state, updates,
-                                                tree_groups(attempts, self.nodes))
-            else:
-                host.global_state = fedavg(host.global_state, [(u.modules, u.weight) for u in updates])
+        attempts, trained = self.train_round_later()
+        if any(a.completed for a in attempts):
+            start = host.global_state
+            groups = (tree_groups(attempts, self.nodes)  # clusters: averaged at their heads
+                      if any(n.delivered for n in self.nodes.values()) else None)
+
+            def average() -> State:
+                updates = trained.result()
+                if groups is not None:
+                    return tree_fedavg(resolved(start), updates, groups)
+                return fedavg(resolved(start), [(u.modules, u.weight) for u in updates])
+
+            # overlap: averaged when first read (the next round's training, an evaluation)
+            host.global_state = DeferredState(average) if host.overlap else average()
             host.version += 1
         host.record(attempts)
         if host.round % self.cfg.eval_every_rounds == 0:
