@@ -27,6 +27,7 @@ from torch import nn
 
 from cosim.learning import peft as P
 from cosim.learning import towers as T
+from cosim.learning.attention import batch_first_attention
 from cosim.learning.backbone import load_clip
 from cosim.learning.heads import DenseHead
 from cosim.learning.openclip import tokenizer
@@ -61,6 +62,7 @@ class M3TModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         clip = clip if clip is not None else load_clip(cfg.name, cfg.checkpoint)
+        batch_first_attention(clip)  # the towers' training-time attention (``attention.py``)
         self.image_tower = clip.visual
         self.lidar_tower = copy.deepcopy(clip.visual)
         self.text_tower = _TextTower(clip)
