@@ -31,6 +31,7 @@ from cosim.learning.attention import batch_first_attention
 from cosim.learning.backbone import load_clip
 from cosim.learning.heads import DenseHead
 from cosim.learning.openclip import tokenizer
+from cosim.learning.patches import patch_embedding
 from cosim.learning.tasks import SPECS
 from cosim.names import TASK_INFO
 from cosim.scenario import ModelConfig
@@ -63,6 +64,7 @@ class M3TModel(nn.Module):
         self.cfg = cfg
         clip = clip if clip is not None else load_clip(cfg.name, cfg.checkpoint)
         batch_first_attention(clip)  # the towers' training-time attention (``attention.py``)
+        patch_embedding(clip.visual)  # and patch embedding (``patches.py``)
         self.image_tower = clip.visual
         self.lidar_tower = copy.deepcopy(clip.visual)
         self.text_tower = _TextTower(clip)
