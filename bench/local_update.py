@@ -12,8 +12,9 @@ import time
 
 import torch
 
-from cosim.learning.local import TensorClientData, local_update, pick_device
+from cosim.learning.local import TensorClientData, local_update
 from cosim.learning.model import M3TModel
+from cosim.learning.precision import pick_device
 from cosim.scenario import BalancingConfig, LocalTrainingConfig, ModelConfig
 
 

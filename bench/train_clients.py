@@ -28,8 +28,9 @@ from cosim.learning.data.grid import Geometry
 from cosim.learning.data.partition import partition
 from cosim.learning.federated.remote import ThreadTrainer
 from cosim.learning.federated.training import LocalTrainer, TrainJob
-from cosim.learning.local import local_update, pick_device
+from cosim.learning.local import local_update
 from cosim.learning.model import M3TModel
+from cosim.learning.precision import pick_device
 from cosim.scenario_loader import load_scenario
 
 

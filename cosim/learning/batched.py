@@ -29,7 +29,7 @@ from torch.func import vmap
 
 from cosim.learning.balancing import GradientBalancer, cagrad_direction
 from cosim.learning.data.samples import collate
-from cosim.learning.local import ClientData, LocalStats, autocast, trainable_modules
+from cosim.learning.local import ClientData, LocalStats, trainable_modules
 from cosim.learning.model import M3TModel
 from cosim.learning.stacked_optim import StackedOptimizer
 from cosim.learning.stacking import ClientStack, stacked_run
@@ -151,10 +151,10 @@ def _step(model, plan, stack, optimizer, jobs, rows, indices, cfg, balancing, de
     tasks = [t for t in plan.tasks if any(t in jobs[c].data.tasks for c in rows)]  # this pass's
     inputs, targets, present, task_mask = _assemble(model, tasks, jobs, rows, indices, device, prefix)
     sub = _SubStack(stack, rows)
-    with sub.run(), autocast(cfg, device):
-        out = model(inputs, tasks=tasks, present=present)
-        k, b = len(rows), len(indices[0])
-        per_task = {t: _client_losses(t, out[t], targets[t], k, b) for t in tasks}  # (K,) each
+    with sub.run():
+        out = model(inputs, tasks=tasks, present=present)  # in the model's precision
+    k, b = len(rows), len(indices[0])
+    per_task = {t: _client_losses(t, out[t], targets[t], k, b) for t in tasks}  # (K,) each
     for p in stack.params.values():
         p.grad = None
     losses = {t: per_task[t] * task_mask[t] for t in tasks}

@@ -85,12 +85,6 @@ class LocalStats:
     task_weights: dict[str, float] = field(default_factory=dict)
 
 
-def pick_device(choice: str = "auto") -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], client: ClientData,
                  cfg: LocalTrainingConfig, balancing: BalancingConfig, seed: int = 0,
                  count_flops: bool = True, frozen: Collection[str] = (),
@@ -161,9 +155,8 @@ def _train(model, client, cfg, balancer, optimizer, names, shared, seed, count_f
             counting = count_flops and steps == 0
             counter = FlopCounterMode(display=False) if counting else contextlib.nullcontext()
             with counter:
-                with autocast(cfg, device):
-                    out = model(inputs, tasks=client.tasks)
-                    losses = {t: task_loss(t, out[t], targets[t]) for t in client.tasks}
+                out = model(inputs, tasks=client.tasks)  # in the model's precision (``precision.py``)
+                losses = {t: task_loss(t, out[t], targets[t]) for t in client.tasks}
                 optimizer.zero_grad(set_to_none=True)
                 weights = balancer.backward(losses, shared, model.aux_loss() if model.has_aux_loss else None)
                 for param, value, weight in pull:  # d/dtheta of weight / 2 ||theta - anchor||^2
@@ -235,13 +228,6 @@ def _optimizer(cfg: LocalTrainingConfig, params: list[torch.nn.Parameter]) -> to
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def autocast(cfg: LocalTrainingConfig, device: torch.device):
-    """bf16 autocast when asked for and on CUDA (on CPU it is slower here: README)."""
-    if cfg.bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _take(value, idx: torch.Tensor):

@@ -30,8 +30,9 @@ from cosim.learning import towers as T
 from cosim.learning.attention import batch_first_attention
 from cosim.learning.backbone import load_clip
 from cosim.learning.heads import DenseHead
-from cosim.learning.openclip import tokenizer
+from cosim.learning.openclip import open_clip_module, tokenizer
 from cosim.learning.patches import patch_embedding
+from cosim.learning.precision import FP32, autocast
 from cosim.learning.tasks import SPECS
 from cosim.names import TASK_INFO
 from cosim.scenario import ModelConfig
@@ -81,6 +82,7 @@ class M3TModel(nn.Module):
                                                            "bev_stem": LidarStem()})})
         self._aux_modules: list[nn.Module] = []
         self.row_groups = 1  # K while K clients' rows are stacked client-major (``stacking.py``)
+        self.precision = FP32  # what the forward computes in (``set_precision``)
         self._attach_peft()
         self.task_adapter = (P.BottleneckAdapter(self.embed_dim, cfg.task_adapter_bottleneck, 1.0)
                              if cfg.task_adapter else None)
@@ -124,6 +126,23 @@ class M3TModel(nn.Module):
             tokens = self.tokenize([f"a photo of a {c}" for c in SPECS[task].classes])
             out[task] = self.text_tower(tokens)
         return out
+
+    def set_precision(self, precision: str) -> None:
+        """Compute the forward in ``precision`` (``precision.py``): for bf16 the frozen towers'
+        matrix weights are held in bfloat16 (their norms, and every trainable module, stay
+        float32) and the forward runs under autocast."""
+        if precision == self.precision:
+            return
+        if self.precision != FP32:
+            raise ValueError(f"the towers are already in {self.precision}; build a new model for {precision}")
+        if precision != FP32:
+            _lower_precision_weights([self.image_tower, self.lidar_tower, self.text_tower], torch.bfloat16)
+        self.precision = precision
+
+    def _autocast(self):
+        if self.precision == FP32:
+            return autocast(FP32, torch.device("cpu"))
+        return autocast(self.precision, next(self.parameters()).device)
 
     # ---- forward ---------------------------------------------------------------------------
     def encode(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -173,7 +192,12 @@ class M3TModel(nn.Module):
 
     @torch.no_grad()
     def encode_prefix(self, batch: dict) -> dict[str, torch.Tensor]:
-        """The frozen lower blocks' output for the image and text in ``batch`` (cacheable)."""
+        """The frozen lower blocks' output for the image and text in ``batch`` (cacheable; in
+        bf16, bfloat16 tensors: half the memory of float32)."""
+        with self._autocast():
+            return self._encode_prefix(batch)
+
+    def _encode_prefix(self, batch: dict) -> dict[str, torch.Tensor]:
         blocks, out = self.prefix_blocks(), {}
         if "image" in batch and "image" in blocks:
             out["image_prefix"] = T.vision_prefix(self.image_tower, batch["image"], blocks["image"])
@@ -210,12 +234,18 @@ class M3TModel(nn.Module):
 
     def forward(self, batch: dict, tasks: list[str] | None = None,
                 present: dict[str, torch.Tensor] | None = None) -> dict[str, dict]:
+        """Each task's head output (``scores``, ``reg``), float32 whatever the precision: the
+        losses and metrics computed from them are float32."""
         for module in self._aux_modules:  # a tower this batch does not run adds no aux loss
             module.aux_loss = torch.zeros(())
-        feats = self.encode(batch)
-        skip = batch if self.cfg.input_skip else {}
-        return {t: self.heads[t](self.fuse(feats, t, present), skip.get(_TASK_VIEW[t]))
-                for t in (tasks or list(self.heads))}
+        with self._autocast():
+            feats = self.encode(batch)
+            skip = batch if self.cfg.input_skip else {}
+            out = {t: self.heads[t](self.fuse(feats, t, present), skip.get(_TASK_VIEW[t]))
+                   for t in (tasks or list(self.heads))}
+        if self.precision == FP32:
+            return out
+        return {t: {k: v.float() for k, v in o.items()} for t, o in out.items()}
 
     @property
     def has_aux_loss(self) -> bool:
@@ -225,7 +255,7 @@ class M3TModel(nn.Module):
         """Load-balancing loss of the MoE adapters in the last forward (0 otherwise)."""
         if not self._aux_modules:
             return torch.zeros(())
-        return self.cfg.peft.balance_weight * sum(m.aux_loss for m in self._aux_modules)
+        return self.cfg.peft.balance_weight * sum(m.aux_loss.float() for m in self._aux_modules)
 
     # ---- modules: what a client trains, uploads, and the server averages --------------------
     def module_names(self) -> list[str]:
@@ -268,6 +298,17 @@ class M3TModel(nn.Module):
 
     def trainable_parameters(self, names: list[str]) -> list[nn.Parameter]:
         return [p for n in names for p in self.get_module(n).parameters()]
+
+
+def _lower_precision_weights(towers: list[nn.Module], dtype: torch.dtype) -> None:
+    """open_clip's ``convert_weights_to_lp`` on each tower, plus the text tower's projection (a
+    plain parameter here, outside open_clip's ``TextTransformer``)."""
+    convert = open_clip_module().model.convert_weights_to_lp
+    for tower in towers:
+        convert(tower, dtype)
+        projection = getattr(tower, "text_projection", None)
+        if isinstance(projection, nn.Parameter):
+            projection.data = projection.data.to(dtype)
 
 
 def state_bytes(state: dict[str, torch.Tensor]) -> int:

@@ -24,6 +24,7 @@ from torch.func import functional_call, vmap
 from torch.nn.utils import parametrize
 
 from cosim.learning import peft as P
+from cosim.learning.attention import attend
 from cosim.learning.model import M3TModel
 from cosim.names import STACKABLE_PEFT
 
@@ -127,10 +128,13 @@ def _per_client(module: nn.Module, params: Stacked, buffers: Stacked, k: int):
             dims = tuple(0 if isinstance(a, torch.Tensor) else None for a in args)
             return _flatten_clients(vmap(call, in_dims=(0, 0, *dims))(params, buffers, *split))
         outs = []
+        low = _autocast_dtype(next(iter(params.values())).device)
+        weights = params if low is None else {  # in autocast's dtype once, not once per client
+            key: v.to(low) if v.dim() >= 3 else v for key, v in params.items()}
         # unbind: one backward node per parameter stacks the K gradients (indexing row by row
         # would scatter each into a zero tensor of the whole stack); buffer rows are views, so
         # BatchNorm's statistics update the stack in place
-        p_rows = {key: v.unbind(0) for key, v in params.items()}
+        p_rows = {key: v.unbind(0) for key, v in weights.items()}
         b_rows = {key: v.unbind(0) for key, v in buffers.items()}
         a_rows = [a.unbind(0) if isinstance(a, torch.Tensor) else None for a in split]
         for i in range(k):
@@ -151,6 +155,13 @@ def _per_client(module: nn.Module, params: Stacked, buffers: Stacked, k: int):
             depth[0] -= 1
 
     return forward
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype autocast casts matrix and convolution weights to here (None: not enabled)."""
+    if not torch.is_autocast_enabled(device.type):
+        return None
+    return torch.get_autocast_dtype(device.type)
 
 
 def _flatten_clients(out):
@@ -194,8 +205,7 @@ def _lora_attention(attn: nn.MultiheadAttention, loras: dict, k: int):
         weight = attn.parametrizations.in_proj_weight.original
         qkv = F.linear(x, weight, attn.in_proj_bias) + _lora_delta(x, loras["qkv"], k)
         q, kk, v = (z.reshape(n, t, heads, width // heads).transpose(1, 2) for z in qkv.chunk(3, -1))
-        mask = attn_mask.to(x.dtype) if attn_mask is not None else None
-        o = F.scaled_dot_product_attention(q, kk, v, attn_mask=mask).transpose(1, 2).reshape(n, t, width)
+        o = attend(q, kk, v, attn_mask).transpose(1, 2).reshape(n, t, width)
         out = F.linear(o, attn.out_proj.parametrizations.weight.original, attn.out_proj.bias)
         out = out + _lora_delta(o, loras["out"], k)
         return (out if attn.batch_first else out.transpose(0, 1)), None

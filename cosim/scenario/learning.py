@@ -105,7 +105,6 @@ class LocalTrainingConfig(StrictModel):
     lr: float = Field(1e-3, gt=0.0, le=1e6)
     weight_decay: float = Field(0.0, ge=0.0, le=1e6)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
-    bf16: bool = False  # autocast on CUDA only
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Completed updates of a round train together, in passes of at most this many clients over
     # the frozen backbone (cosim/learning/batched.py), split into passes of near-equal size; 1
@@ -222,6 +221,10 @@ class LearningConfig(StrictModel):
     """The federated trainer: the model, its data, local training and gradient balancing."""
 
     enabled: bool = True
+    # What training, evaluation and personalisation compute in (cosim/learning/precision.py):
+    # fp32; bf16, mixed precision on the device's bfloat16 matrix units (refused where it has
+    # none); auto, bf16 where the device has them, else fp32 (run.json says which ran and why).
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     model: ModelConfig = Field(default_factory=ModelConfig)
     deployed_model: DeployedModelConfig | None = None  # none: the trained model's own cost
     # Uploaded modules: fp32 as trained, fp16, or int8 (the update from the downloaded state,
@@ -259,6 +262,18 @@ class LearningConfig(StrictModel):
         if self.drift is not None and self.drift.continual == "l2":
             raise ValueError("local.backend: threads trains batched passes; drift.continual: l2 trains "
                              "one client at a time")
+        return self
+
+    @model_validator(mode="after")
+    def _bf16_is_native(self) -> LearningConfig:
+        """An explicit bf16 on a device that would emulate it is refused (auto falls back)."""
+        if self.precision != "bf16":
+            return self
+        from cosim.learning.precision import native_bf16, pick_device  # torch: only when asked for
+
+        native, why = native_bf16(pick_device(self.local.device))
+        if not native:
+            raise FieldError("precision", f"bf16 asked for, but {why}: use fp32 or auto")
         return self
 
     @model_validator(mode="after")

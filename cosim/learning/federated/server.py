@@ -78,14 +78,18 @@ class FederatedLayer:
         self.device, self.model, self.geometry = setup.device, setup.model, setup.geometry
         self.partition, self.cache, self.datasets = setup.partition, setup.cache, setup.datasets
         self.heldout = setup.heldout
+        self.precision = setup.precision
         self.policy = make_policy(scenario.scheduling.policy, scenario.seed)
         self.global_state = self.model.export_modules(self.model.module_names())
         frozen = setup.frozen
         self.init_skipped: list[str] = []
         if cfg.init_modules is not None:
             self.init_skipped = apply_init_modules(cfg.init_modules, self.global_state)
-        self.trainer = make_trainer(scenario, LocalTrainer(self.model, self.datasets, cfg.local,
-                                                           cfg.balancing, frozen, l2_weight(cfg)))
+        # workers (processes, Ray actors) build their model in the precision resolved here
+        resolved_sc = scenario.model_copy(update={"learning": cfg.model_copy(
+            update={"precision": self.precision.name})})
+        self.trainer = make_trainer(resolved_sc, LocalTrainer(self.model, self.datasets, cfg.local,
+                                                              cfg.balancing, frozen, l2_weight(cfg)))
         self.cost = ComputeCost(self.model, cfg, ports.mobility, frozen)
         self.mobility, self.radio, self.predictor = ports.mobility, ports.radio, ports.predictor
         self.version = 0
@@ -329,6 +333,7 @@ class FederatedLayer:
         return {"rounds": self.round, "model_version": self.version, "cost": self.cost.summary(),
                 "lookup_baseline": self.lookup if self.lookup is not None else self._lookup_baseline(),
                 "trainer": {**self.trainer.mode, "overlap": self.overlap},
+                "precision": self.precision.summary(),
                 "init_modules_skipped": self.init_skipped,
                 "clients_present": len(self.registry.present()),
                 "samples_decoded": self.cache.decoded,

@@ -12,8 +12,8 @@ import torch
 from cosim.learning.data.datasets import ClientDataset, SampleCache, open_dataset
 from cosim.learning.data.grid import Geometry
 from cosim.learning.data.partition import ClientShard, Partition, partition
-from cosim.learning.local import pick_device
 from cosim.learning.model import M3TModel
+from cosim.learning.precision import Precision, pick_device, resolve
 from cosim.names import MODALITIES, TASKS
 from cosim.scenario import Scenario
 
@@ -28,6 +28,7 @@ class LearningSetup:
     datasets: list[ClientDataset]
     heldout: ClientDataset
     frozen: tuple[str, ...]
+    precision: Precision
 
 
 def build_learning(scenario: Scenario) -> LearningSetup:
@@ -37,6 +38,8 @@ def build_learning(scenario: Scenario) -> LearningSetup:
     torch.manual_seed(scenario.seed)
     device = pick_device(cfg.local.device)
     model = M3TModel(cfg.model).to(device)
+    precision = resolve(cfg.precision, device)
+    model.set_precision(precision.name)
     geometry = Geometry(model.image_size, 4 * model.grid, cfg.model.bev_range_m)
     dataset = open_dataset(cfg.data)
     frames, city = dataset.describe()
@@ -46,4 +49,5 @@ def build_learning(scenario: Scenario) -> LearningSetup:
     datasets = [ClientDataset(dataclasses.replace(s, tasks=tuple(t for t in s.tasks if t in tasks)), cache)
                 for s in parts.clients]
     heldout = ClientDataset(ClientShard(-1, parts.heldout, tasks, MODALITIES), cache)
-    return LearningSetup(device, model, geometry, parts, cache, datasets, heldout, tuple(cfg.frozen_modules))
+    return LearningSetup(device, model, geometry, parts, cache, datasets, heldout, tuple(cfg.frozen_modules),
+                         precision)
