@@ -363,18 +363,28 @@ def pretrain(
     steps: Annotated[int, typer.Option("--steps", min=1)] = 300,
     segments: Annotated[int, typer.Option("--segments", min=2, help="Synthetic scenes.")] = 96,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    precision: Annotated[str, typer.Option(
+        "--precision", help="fp32, bf16 (refused without bfloat16 matrix units) or auto.")] = "fp32",
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Pre-train the backbone on synthetic image-caption pairs (CLIP contrastive loss)."""
 
     def work() -> None:
+        import torch
         from rich.progress import Progress
 
+        from cosim.learning.precision import UnsupportedPrecision, resolve
         from cosim.learning.pretrain import PretrainConfig
         from cosim.learning.pretrain import pretrain as run_pretrain
 
-        cfg = PretrainConfig(model=model, steps=steps, segments=segments, seed=seed)
+        if precision not in ("fp32", "bf16", "auto"):
+            raise InputError(None, "--precision", f"{precision!r}: give fp32, bf16 or auto")
+        try:
+            resolve(precision, torch.device("cpu"))
+        except UnsupportedPrecision as exc:
+            raise InputError(None, "--precision", str(exc)) from None
+        cfg = PretrainConfig(model=model, steps=steps, segments=segments, seed=seed, precision=precision)
         with Progress(disable=quiet, console=_stderr_console()) as bar:
             task = bar.add_task("pre-training", total=steps)
 

@@ -20,6 +20,7 @@ from cosim.cache import cached_folder, content_key
 from cosim.learning.data.render import caption, render_camera
 from cosim.learning.data.scene import GENERATOR_VERSION, make_segment
 from cosim.learning.openclip import CONFIG_DIR, open_clip_module, quiet_random_init, to_tensor, tokenizer
+from cosim.learning.precision import FP32, autocast, resolve
 
 # Scene seeds of pre-training live far from the seeds the client data generator uses.
 PRETRAIN_SEED_BASE = 1_000_000_000
@@ -34,14 +35,19 @@ class PretrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
+    # fp32, or bf16: the forward under autocast (``precision.py``), the contrastive loss and the
+    # weights in float32
+    precision: str = "fp32"
 
     def key(self) -> str:
         """The cache key: the settings, the scene generator and the model's configuration (a
-        changed ``model_configs/*.json`` must not reuse weights of another shape)."""
+        changed ``model_configs/*.json`` must not reuse weights of another shape). fp32, the
+        default, keys as before precision was a setting: its cached weights stay valid."""
         config = CONFIG_DIR / f"{self.model}.json"
         shape = config.read_text(encoding="utf-8") if config.exists() else self.model
+        settings = {k: v for k, v in self.__dict__.items() if not (k == "precision" and v == FP32)}
         return content_key(["pretrain", str(GENERATOR_VERSION),
-                            json.dumps(self.__dict__, sort_keys=True), shape])
+                            json.dumps(settings, sort_keys=True), shape])
 
 
 def synthetic_pairs(segments: int, frames: int, size: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -69,6 +75,7 @@ def retrieval_accuracy(model, images: torch.Tensor, captions: list[str], tok) ->
 def pretrain(cfg: PretrainConfig, out: Path, progress=None) -> dict:
     """Train and write the checkpoint to ``out``; return before/after retrieval accuracy."""
     open_clip = open_clip_module()
+    precision = resolve(cfg.precision, torch.device("cpu"))
     torch.manual_seed(cfg.seed)
     with quiet_random_init():
         model = open_clip.create_model(cfg.model, pretrained=None, device="cpu")
@@ -90,8 +97,9 @@ def pretrain(cfg: PretrainConfig, out: Path, progress=None) -> dict:
     losses = []
     for step in range(cfg.steps):
         idx = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)[: cfg.batch_size]]
-        img_f, txt_f, scale = model(x_all[idx], t_all[idx])
-        loss = loss_fn(img_f, txt_f, scale)
+        with autocast(precision.name, torch.device("cpu")):
+            img_f, txt_f, scale = model(x_all[idx], t_all[idx])
+        loss = loss_fn(img_f.float(), txt_f.float(), scale)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -104,7 +112,8 @@ def pretrain(cfg: PretrainConfig, out: Path, progress=None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out)
     return {"retrieval_before": before, "retrieval_after": after, "first_loss": losses[0],
-            "last_loss": float(np.mean(losses[-10:])), "pairs": len(captions), "steps": cfg.steps}
+            "last_loss": float(np.mean(losses[-10:])), "pairs": len(captions), "steps": cfg.steps,
+            **precision.summary()}
 
 
 def ensure_pretrained(cfg: PretrainConfig | None = None) -> Path:
