@@ -1,16 +1,18 @@
-"""Sequential vs batched local updates, measured side by side in one process.
+"""Sequential vs batched local updates, in float32 and bfloat16, measured side by side in one
+process.
 
 For K clients of the default scenario (sf_downtown's model, data and local settings), the same K
-local updates from the same start state run (a) one after another through ``local_update`` and
-(b) as one batched pass (``cosim/learning/batched.py``) and (c) as batched passes on ``--workers``
+local updates from the same start state run (a) one after another through ``local_update``, (b)
+as one batched pass (``cosim/learning/batched.py``) and (c) as batched passes on ``--workers``
 threads with ``--worker-threads`` torch threads each (``learning.local.backend: threads``: the K
-clients split into one pass per worker; fewer clients than workers train in this thread); the
-three are timed alternately, ``--reps`` times, and the ratios of the medians to (a) are printed
-per K. The batched paths' frozen-prefix cache is
-warmed first, as it is after a run's first round. Also prints the largest parameter difference
-between (a) and (b) (float32; tests check 1e-5 in float64).
+clients split into one pass per worker; fewer clients than workers train in this thread), each
+in every precision asked for (``learning.precision``: a model per precision, the same start
+weights). All are timed alternately, ``--reps`` times; the medians are printed per K with the
+batched paths' speed-up over (a) of the same precision, and bf16's speed-up over fp32 on the same
+path. The batched paths' frozen-prefix cache is warmed first, as it is after a run's first round.
+Also prints, per precision, the largest parameter difference between (a) and (b).
 
-    python bench/train_clients.py [--ks 1,5,10,20] [--reps 3] [--epochs 1] [--device cpu]
+    python bench/train_clients.py [--ks 1,5,10,20] [--reps 3] [--epochs 1] [--precisions fp32,bf16]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -30,8 +33,19 @@ from cosim.learning.federated.remote import ThreadTrainer
 from cosim.learning.federated.training import LocalTrainer, TrainJob
 from cosim.learning.local import local_update
 from cosim.learning.model import M3TModel
-from cosim.learning.precision import pick_device
+from cosim.learning.precision import pick_device, resolve
 from cosim.scenario_loader import load_scenario
+
+PATHS = ("sequential", "batched", "threads")
+
+
+@dataclass
+class Setup:
+    """One precision's model, its prefix cache and its thread trainer."""
+
+    model: M3TModel
+    prefix: PrefixCache
+    threaded: ThreadTrainer
 
 
 def main() -> None:
@@ -41,6 +55,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--workers", type=int, default=2, help="worker threads of (c)")
     parser.add_argument("--worker-threads", type=int, default=1, help="torch threads per worker of (c)")
     parser.add_argument("--set", action="append", default=[], help="scenario override key=value")
@@ -53,65 +68,87 @@ def main() -> None:
     cfg = sc.learning
     local = cfg.local.model_copy(update={"epochs": args.epochs})
     device = pick_device(args.device)
-    torch.manual_seed(0)
-    model = M3TModel(cfg.model).to(device)
-    geometry = Geometry(model.image_size, 4 * model.grid, cfg.model.bev_range_m)
-    dataset = open_dataset(cfg.data)
-    frames, city = dataset.describe()
-    shards = partition(frames, city, cfg.data, sc.seed).clients
-    cache = SampleCache(dataset, geometry, cfg.data.cache_frames)
-    clients = [ClientDataset(s, cache) for s in shards]
-    for c in clients:  # decode every sample once: both paths read from memory
-        for i in range(len(c)):
-            c[i]
-    start = model.export_modules(model.module_names())
-    prefix = PrefixCache()
-    local_trainer = LocalTrainer(model, clients, local, cfg.balancing, ())
-    local_trainer.prefix = prefix  # the worker threads share it
-    threaded = ThreadTrainer(threaded_sc, local_trainer)
+    precisions = [resolve(p, device).name for p in args.precisions.split(",")]
+    setups: dict[str, Setup] = {}
+    clients: list[ClientDataset] = []
+    for precision in precisions:
+        torch.manual_seed(0)  # the same start weights in every precision
+        model = M3TModel(cfg.model).to(device)
+        model.set_precision(precision)
+        if not clients:
+            geometry = Geometry(model.image_size, 4 * model.grid, cfg.model.bev_range_m)
+            dataset = open_dataset(cfg.data)
+            frames, city = dataset.describe()
+            shards = partition(frames, city, cfg.data, sc.seed).clients
+            cache = SampleCache(dataset, geometry, cfg.data.cache_frames)
+            clients = [ClientDataset(s, cache) for s in shards]
+            for c in clients:  # decode every sample once: every path reads from memory
+                for i in range(len(c)):
+                    c[i]
+        trainer = LocalTrainer(model, clients, local, cfg.balancing, ())
+        setups[precision] = Setup(model, trainer.prefix, ThreadTrainer(threaded_sc, trainer))
+    start = next(iter(setups.values())).model.export_modules(next(iter(setups.values())).model.module_names())
     print(f"model {cfg.model.name}, PEFT {cfg.model.peft.method}, {local.epochs} epoch(s) of "
           f"batch {local.batch_size}, balancing {cfg.balancing.method}, device {device}, "
-          f"threads {torch.get_num_threads()}")
+          f"threads {torch.get_num_threads()}, precisions {', '.join(precisions)}")
     print(f"threads: {args.workers} workers x {args.worker_threads} torch thread(s), one pass per worker")
-    print(f"{'K':>3} {'sequential s':>13} {'batched s':>10} {'speed-up':>9} {'threads s':>10} "
-          f"{'speed-up':>9} {'max |diff|':>11}")
+    header = f"{'K':>3} {'precision':>9} " + " ".join(f"{p + ' s':>13}" for p in PATHS)
+    header += f" {'batched/seq':>11} {'threads/seq':>11} {'max |diff|':>11}"
+    if len(precisions) > 1:
+        header += " " + " ".join(f"{p + ' ' + precisions[0] + '/' + prec:>24}" for prec in precisions[1:]
+                                 for p in PATHS)
+    print(header)
     for k in [int(x) for x in args.ks.split(",")]:
         if k > len(clients):
             print(f"{k:>3} (the scenario has {len(clients)} clients)")
             continue
         chosen = clients[:k]
-
-        def sequential(chosen=chosen):
-            return [local_update(model, start, c, local, cfg.balancing, seed=i, count_flops=False,
-                                 balancer=GradientBalancer(cfg.balancing, c.tasks))[0]
-                    for i, c in enumerate(chosen)]
-
-        def batched(chosen=chosen):
-            jobs = [ClientJob(start, c, i, GradientBalancer(cfg.balancing, c.tasks))
-                    for i, c in enumerate(chosen)]
-            return [m for m, _ in batched_local_updates(model, jobs, local, cfg.balancing, prefix=prefix)]
-
-        def on_threads(k=k):
-            threaded.local.balancers.clear()  # fresh balancers, as the other two paths
-            return [u.modules for u in threaded.train([TrainJob(i, start, i) for i in range(k)])]
-
-        batched()  # warm the prefix cache (a run's first round does this)
-        times = {"sequential": [], "batched": [], "threads": []}
+        fns = {(prec, path): _path(path, setups[prec], chosen, start, local, cfg.balancing, k)
+               for prec in precisions for path in PATHS}
+        for prec in precisions:
+            fns[prec, "batched"]()  # warm the prefix cache (a run's first round does this)
+        times: dict[tuple[str, str], list[float]] = {key: [] for key in fns}
         outputs = {}
         for _ in range(args.reps):
-            for name, fn in (("sequential", sequential), ("batched", batched), ("threads", on_threads)):
+            for key, fn in fns.items():
                 _sync(device)
                 t0 = time.perf_counter()
-                outputs[name] = fn()
+                outputs[key] = fn()
                 _sync(device)
-                times[name].append(time.perf_counter() - t0)
-        diff = max(float((a[key] - b[key]).abs().max()) for a, b in
-                   zip(outputs["sequential"], outputs["batched"], strict=True) for key in a
-                   if "running_" not in key and "num_batches" not in key)
-        seq, bat, thr = (statistics.median(times[n]) for n in ("sequential", "batched", "threads"))
-        print(f"{k:>3} {seq:>13.2f} {bat:>10.2f} {seq / bat:>8.2f}x {thr:>10.2f} {seq / thr:>8.2f}x "
-              f"{diff:>11.2e}", flush=True)
-    threaded.close()
+                times[key].append(time.perf_counter() - t0)
+        med = {key: statistics.median(v) for key, v in times.items()}
+        for prec in precisions:
+            diff = max(float((a[key] - b[key]).abs().max()) for a, b in
+                       zip(outputs[prec, "sequential"], outputs[prec, "batched"], strict=True) for key in a
+                       if "running_" not in key and "num_batches" not in key)
+            seq = med[prec, "sequential"]
+            line = f"{k:>3} {prec:>9} " + " ".join(f"{med[prec, p]:>13.2f}" for p in PATHS)
+            line += (f" {seq / med[prec, 'batched']:>10.2f}x {seq / med[prec, 'threads']:>10.2f}x"
+                     f" {diff:>11.2e}")
+            if prec != precisions[0]:
+                line += " " + " ".join(f"{med[precisions[0], p] / med[prec, p]:>23.2f}x" for p in PATHS)
+            print(line, flush=True)
+    for s in setups.values():
+        s.threaded.close()
+
+
+def _path(path: str, setup: Setup, chosen: list[ClientDataset], start, local, balancing, k: int):
+    if path == "sequential":
+        return lambda: [local_update(setup.model, start, c, local, balancing, seed=i, count_flops=False,
+                                     balancer=GradientBalancer(balancing, c.tasks))[0]
+                        for i, c in enumerate(chosen)]
+    if path == "batched":
+        def batched():
+            jobs = [ClientJob(start, c, i, GradientBalancer(balancing, c.tasks))
+                    for i, c in enumerate(chosen)]
+            out = batched_local_updates(setup.model, jobs, local, balancing, prefix=setup.prefix)
+            return [m for m, _ in out]
+        return batched
+
+    def on_threads():
+        setup.threaded.local.balancers.clear()  # fresh balancers, as the other two paths
+        return [u.modules for u in setup.threaded.train([TrainJob(i, start, i) for i in range(k)])]
+    return on_threads
 
 
 def _sync(device: torch.device) -> None:
