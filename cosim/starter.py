@@ -116,6 +116,7 @@ scheduling: {{policy: availability_aware, per_round: 2}}
 aggregation: {{method: sync, round_deadline_s: 30, eval_every_rounds: 2}}
 learning:
   enabled: false
+  precision: auto  # bf16 where the machine has bfloat16 matrix units, else fp32 (run.json says)
   model: {{name: cosim-tiny}}
   data:
     synthetic: {{segments: 6, frames: 4, seed: 0}}

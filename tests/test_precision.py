@@ -8,8 +8,13 @@ from the sequential bfloat16 update by rounding, but by no more than bfloat16 it
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
+from test_batched_training import CLIENTS, _client
+from test_remote_training import _run
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from cosim.errors import InputError
@@ -20,8 +25,8 @@ from cosim.learning.local import TensorClientData, evaluate, local_update
 from cosim.learning.model import M3TModel
 from cosim.scenario import BalancingConfig, LocalTrainingConfig, ModelConfig
 from cosim.scenario_loader import load_scenario
-from tests.test_batched_training import CLIENTS, _client
 
+GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 needs_bf16 = pytest.mark.skipif(not P.native_bf16(torch.device("cpu"))[0],
                                 reason="this CPU has no bfloat16 matrix units (AMX-BF16 / AVX512-BF16)")
 
@@ -156,3 +161,20 @@ def test_bf16_batched_is_within_bfloat16_rounding_of_bf16_sequential():
 
 def _norm(tensors: dict[str, torch.Tensor]) -> float:
     return sum(float(v.double().pow(2).sum()) for v in tensors.values()) ** 0.5
+
+
+@needs_bf16
+def test_a_bf16_run_is_deterministic_says_what_ran_and_caches_half_the_bytes(tmp_path):
+    threads = ["learning.local.backend=threads", "learning.local.workers=2"]
+    runs = {name: _run(GRID_SMALL, tmp_path / name, [f"learning.precision={p}", *threads])
+            for name, p in (("bf16", "bf16"), ("again", "bf16"), ("fp32", "fp32"))}
+    assert runs["bf16"] == runs["again"]  # byte-identical traces
+    assert runs["bf16"]["metrics.parquet"] != runs["fp32"]["metrics.parquet"]
+    learning = {name: json.loads((tmp_path / name / "run.json").read_text())["summary"]["learning"]
+                for name in ("bf16", "fp32")}
+    assert learning["bf16"]["precision"]["precision"] == "bf16"
+    assert "reports" in learning["bf16"]["precision"]["reason"]
+    assert learning["fp32"]["precision"] == {"precision": "fp32", "requested": "fp32", "reason": "asked for"}
+    frames = [learning[n]["trainer"]["cached_prefix_frames"] for n in ("bf16", "fp32")]
+    nbytes = [learning[n]["trainer"]["cached_prefix_bytes"] for n in ("bf16", "fp32")]
+    assert frames[0] == frames[1] > 0 and 2 * nbytes[0] == nbytes[1]

@@ -54,6 +54,11 @@ class PrefixCache:
     def __init__(self):
         self.rows: dict[object, dict[str, torch.Tensor]] = {}
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the cached prefixes hold (bfloat16 in bf16 runs: half of float32's)."""
+        return sum(v.numel() * v.element_size() for row in list(self.rows.values()) for v in row.values())
+
     def get(self, model: M3TModel, keys: list, inputs: dict) -> dict[str, torch.Tensor]:
         """The prefixes of the batch's frames (``keys``, one per row of ``inputs``)."""
         for i, key in enumerate(keys):

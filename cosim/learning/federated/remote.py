@@ -88,7 +88,8 @@ class _RemoteTrainer:
 
     def _local_mode(self) -> dict:
         """The local trainer's mode without its own prefix cache (each worker keeps one)."""
-        return {k: v for k, v in self.local.mode.items() if k != "cached_prefix_frames"}
+        return {k: v for k, v in self.local.mode.items()
+                if k not in ("cached_prefix_frames", "cached_prefix_bytes")}
 
     def _submit(self, index: int, chunk: list[TrainJob], balancers: dict) -> Any:
         raise NotImplementedError

@@ -78,7 +78,8 @@ class LocalTrainer:
         if self.sequential_reason:
             return {"mode": "sequential", "reason": self.sequential_reason}
         return {"mode": "batched", "clients_per_pass": self.local.clients_per_pass,
-                "passes": self.passes, "cached_prefix_frames": len(self.prefix.rows)}
+                "passes": self.passes, "cached_prefix_frames": len(self.prefix.rows),
+                "cached_prefix_bytes": self.prefix.nbytes}
 
     def balancer(self, client: int, tasks: list[str] | None = None) -> GradientBalancer:
         """The client's balancer, created on its first update, and anew when its task mix gains
