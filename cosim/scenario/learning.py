@@ -134,6 +134,13 @@ class LocalTrainingConfig(StrictModel):
     # journal, learning.drift.
     overlap: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bf16_moved(cls, data):
+        if isinstance(data, dict) and "bf16" in data:
+            raise FieldError("bf16", "is now learning.precision (fp32 | bf16 | auto), for CPUs too")
+        return data
+
 
 class SyntheticDataConfig(StrictModel):
     """Synthetic segments in the Waymo v2 layout, generated once per setting and cached."""
