@@ -92,6 +92,7 @@ def test_report_renders_plots_that_are_not_blank(compared, tmp_path, which):
     assert "Skipped: every run aggregates synchronously" in page
     assert "http://" not in page and "https://" not in page  # viewable offline
     assert "round costs: the trained <b>cosim-tiny</b>" in page  # no deployed_model here
+    assert "learning precision: <b>" in page  # every figure says what it was computed in
     pngs = sorted((tmp_path / "r" / "figures").glob("*.png"))
     assert {p.stem for p in pngs} == {"metric_vs_time", "participation", "gantt", "link_windows",
                                       "handoff_map", "bytes", *RADIO_FIGURES}

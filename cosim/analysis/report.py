@@ -146,9 +146,18 @@ def _cost_line(info: dict) -> str:
     costed = (f"the deployed <b>{html.escape(cost['costed_model'])}</b> (learning: "
               f"{html.escape(cost['trained_model'])})" if cost["deployed"]
               else f"the trained <b>{html.escape(cost['costed_model'])}</b>")
-    return (f"<br>round costs: {costed}; per training sample {flops or '-'}; all modules "
+    line = (f"<br>round costs: {costed}; per training sample {flops or '-'}; all modules "
             f"{cost['all_module_bytes'] / 1e6:.1f} MB; uplink compression "
             f"{html.escape(cost['compression'])}")
+    return line + _precision_line(info)
+
+
+def _precision_line(info: dict) -> str:
+    """What the learning computed in (run.json; runs before the setting were fp32)."""
+    precision = (((info.get("summary") or {}).get("learning") or {}).get("precision")
+                 or {"precision": "fp32", "reason": "before learning.precision existed"})
+    return (f"<br>learning precision: <b>{html.escape(precision['precision'])}</b> "
+            f"({html.escape(precision['reason'])})")
 
 
 def _page(src: ReportSource, summary: str, sections: list[str]) -> str:
