@@ -128,7 +128,8 @@ def run_scenario(
         "scenario": scenario.model_dump(mode="json"), "seed": scenario.seed,
         "versions": versions(), "layers": layer_status(scenario),
         "started_at": started.isoformat(timespec="seconds"),
-        **({"torch_threads": _torch_threads(scenario)} if scenario.learning_enabled else {}),
+        **({"torch_threads": _torch_threads(scenario), "learning_precision": _precision(scenario)}
+           if scenario.learning_enabled else {}),
         "inputs": {"net": str(inputs.net) if inputs.net else None,
                    "sumocfg": str(inputs.sumocfg) if inputs.sumocfg else None,
                    "routes": [str(p) for p in inputs.routes],
@@ -281,7 +282,27 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
         local = scenario.learning.local.model_copy(update={"threads": int(threads)})
         learning = scenario.learning.model_copy(update={"local": local})
         scenario = scenario.model_copy(update={"learning": learning})
+    precision = info.get("learning_precision")
+    if scenario.learning_enabled and precision and precision != scenario.learning.precision:
+        # what the interrupted run computed in (``auto`` resolved there), never a silent switch
+        if precision != "fp32" and _precision(scenario) != precision:
+            raise InputError(None, "--resume", f"the run computed in {precision} (learning.precision: "
+                             f"{scenario.learning.precision}), which this machine cannot: resume it "
+                             "on one like the machine that started it")
+        learning = scenario.learning.model_copy(update={"precision": precision})
+        scenario = scenario.model_copy(update={"learning": learning})
     return scenario, out, source
+
+
+def _precision(scenario: Scenario) -> str:
+    """What ``learning.precision`` resolves to on this machine (``auto`` included)."""
+    from cosim.learning.precision import UnsupportedPrecision, pick_device, resolve
+
+    cfg = scenario.learning
+    try:
+        return resolve(cfg.precision, pick_device(cfg.local.device)).name
+    except UnsupportedPrecision:
+        return "fp32"
 
 
 def _torch_threads(scenario: Scenario) -> int:

@@ -92,7 +92,9 @@ def test_report_renders_plots_that_are_not_blank(compared, tmp_path, which):
     assert "Skipped: every run aggregates synchronously" in page
     assert "http://" not in page and "https://" not in page  # viewable offline
     assert "round costs: the trained <b>cosim-tiny</b>" in page  # no deployed_model here
-    assert "learning precision: <b>" in page  # every figure says what it was computed in
+    runs = [json.loads(p.read_text()) for p in sorted(out.glob("runs/*/run.json"))]
+    said = {r["summary"]["learning"]["precision"]["precision"] for r in runs}
+    assert said and all(f"learning precision: <b>{p}</b>" in page for p in said)
     pngs = sorted((tmp_path / "r" / "figures").glob("*.png"))
     assert {p.stem for p in pngs} == {"metric_vs_time", "participation", "gantt", "link_windows",
                                       "handoff_map", "bytes", *RADIO_FIGURES}

@@ -178,3 +178,32 @@ def test_a_bf16_run_is_deterministic_says_what_ran_and_caches_half_the_bytes(tmp
     frames = [learning[n]["trainer"]["cached_prefix_frames"] for n in ("bf16", "fp32")]
     nbytes = [learning[n]["trainer"]["cached_prefix_bytes"] for n in ("bf16", "fp32")]
     assert frames[0] == frames[1] > 0 and 2 * nbytes[0] == nbytes[1]
+
+
+@needs_bf16
+def test_heads_transposed_convolution_gives_pytorchs_gradients_with_a_float32_bias_sum():
+    from cosim.learning.heads import ConvTranspose2d
+
+    torch.manual_seed(0)
+    ours = ConvTranspose2d(16, 8, 4, stride=2, padding=1).to(memory_format=torch.channels_last)
+    stock = torch.nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1).to(memory_format=torch.channels_last)
+    stock.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 16, 8, 8).to(memory_format=torch.channels_last)
+    grads = {}
+    for name, conv in (("ours", ours), ("stock", stock)):
+        xi = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv(xi)
+        assert y.dtype == torch.bfloat16
+        if name == "ours":
+            assert "ConvTransposeSummedBias" in type(y.grad_fn).__name__
+        (y.float() * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        grads[name] = (y.detach(), xi.grad, conv.weight.grad, conv.bias.grad)
+    (y0, dx0, dw0, db0), (y1, dx1, dw1, db1) = grads["ours"], grads["stock"]
+    assert torch.equal(y0, y1) and torch.equal(dx0, dx1) and torch.equal(dw0, dw1)
+    assert db0.dtype == torch.float32 and db0.shape == (8,)
+    # the output's gradient reaches the layer in bfloat16; its exact sum over all but channels:
+    arriving = torch.linspace(-1, 1, y1.numel()).view_as(y1).to(torch.bfloat16).double()
+    exact = arriving.sum((0, 2, 3))
+    assert torch.allclose(db0.double(), exact, rtol=1e-6, atol=1e-4)  # a float32 sum
+    assert torch.allclose(db1.double(), exact, rtol=2.0 ** -7, atol=0)  # PyTorch's: bfloat16's rounding

@@ -149,15 +149,23 @@ def _cost_line(info: dict) -> str:
     line = (f"<br>round costs: {costed}; per training sample {flops or '-'}; all modules "
             f"{cost['all_module_bytes'] / 1e6:.1f} MB; uplink compression "
             f"{html.escape(cost['compression'])}")
-    return line + _precision_line(info)
+    return line
 
 
-def _precision_line(info: dict) -> str:
-    """What the learning computed in (run.json; runs before the setting were fp32)."""
-    precision = (((info.get("summary") or {}).get("learning") or {}).get("precision")
-                 or {"precision": "fp32", "reason": "before learning.precision existed"})
-    return (f"<br>learning precision: <b>{html.escape(precision['precision'])}</b> "
-            f"({html.escape(precision['reason'])})")
+def _precision_line(infos: list[dict]) -> str:
+    """What the runs' learning computed in (run.json; runs before the setting were fp32), each
+    distinct precision once: a compare across machines may mix them."""
+    seen = {}
+    for info in infos:
+        learning = (info.get("summary") or {}).get("learning")
+        if learning is None:
+            continue
+        p = learning.get("precision") or {"precision": "fp32", "reason": "before learning.precision existed"}
+        seen.setdefault((p["precision"], p["reason"]), None)
+    if not seen:
+        return ""
+    return "<br>learning precision: " + "; ".join(
+        f"<b>{html.escape(name)}</b> ({html.escape(reason)})" for name, reason in seen)
 
 
 def _page(src: ReportSource, summary: str, sections: list[str]) -> str:
@@ -169,7 +177,7 @@ def _page(src: ReportSource, summary: str, sections: list[str]) -> str:
              f"simulated; seeds {sorted({r.seed for r in src.runs})}; cosim "
              f"{html.escape(first['versions'].get('cosim', '?'))}, SUMO "
              f"{html.escape(str(first['versions'].get('sumo', '?')))}")
-    facts += _cost_line(first)
+    facts += _cost_line(first) + _precision_line([r.info for r in src.runs])
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
              "img{max-width:100%;border:1px solid #ddd}table.summary{border-collapse:collapse;"
              "font-size:13px}table.summary td,table.summary th{padding:3px 8px;"

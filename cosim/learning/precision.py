@@ -2,7 +2,8 @@
 
 ``bf16`` is mixed precision as GPU trainers run it, on a CPU's or GPU's bfloat16 matrix units:
 - the frozen towers' matrix weights (linear, convolution, attention projections) are held in
-  bfloat16 (open_clip's ``convert_weights_to_lp``; their layer norms stay float32);
+  bfloat16 (open_clip's ``convert_weights_to_lp``; their layer norms stay float32, and so do
+  projections under LoRA, so that the low-rank update is not rounded into the weight);
 - the model's forward runs under ``torch.autocast(dtype=bfloat16)``: matrix products,
   convolutions and transposed convolutions in bfloat16, with float32 accumulation;
 - attention on a CPU is computed as bfloat16 matrix products around a float32 softmax
@@ -55,13 +56,16 @@ def pick_device(choice: str = "auto") -> torch.device:
 def native_bf16(device: torch.device) -> tuple[bool, str]:
     """Whether ``device`` multiplies bfloat16 in hardware, and what says so."""
     if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return False, "no CUDA device is available"
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return True, f"CUDA device {torch.cuda.get_device_name(device)} supports bfloat16"
         return False, f"CUDA device {torch.cuda.get_device_name(device)} has no native bfloat16"
     if device.type == "cpu":
-        found = [name for name, probe in (("AMX-BF16", "_is_amx_tile_supported"),
-                                          ("AVX512-BF16", "_is_avx512_bf16_supported"))
-                 if getattr(torch.cpu, probe, lambda: False)()]
+        # torch.cpu's probes (AMX's tiles come with its bf16 unit on every CPU that has them)
+        found = [name for name, probe in (("AMX-BF16", torch.cpu._is_amx_tile_supported),
+                                          ("AVX512-BF16", torch.cpu._is_avx512_bf16_supported))
+                 if probe()]
         if found:
             return True, f"this CPU reports {' and '.join(found)}"
         return False, "this CPU reports neither AMX-BF16 nor AVX512-BF16"

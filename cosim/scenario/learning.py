@@ -138,6 +138,8 @@ class LocalTrainingConfig(StrictModel):
     @classmethod
     def _bf16_moved(cls, data):
         if isinstance(data, dict) and "bf16" in data:
+            if data["bf16"] is False:  # what run.json of earlier runs holds: fp32, as before
+                return {k: v for k, v in data.items() if k != "bf16"}
             raise FieldError("bf16", "is now learning.precision (fp32 | bf16 | auto), for CPUs too")
         return data
 
