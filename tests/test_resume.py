@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from cosim.cli import app
+from cosim.errors import InputError
 from cosim.runner import run_scenario
 from cosim.scenario_loader import load_scenario
 
@@ -143,3 +145,23 @@ def test_resume_keeps_the_torch_threads_of_the_interrupted_run(tmp_path):
         "torch_threads": 3}))
     resumed, out, source = resume_target(tmp_path / "r")
     assert resumed.learning.local.threads == 3 and out == tmp_path / "r" and source == GRID
+
+
+def test_resume_keeps_the_precision_the_run_started_in(tmp_path, monkeypatch):
+    from cosim.runner import resume_target
+
+    sc = load_scenario(GRID, [*SETTINGS, "learning.precision=auto"])
+    partial = tmp_path / "r.partial"
+    partial.mkdir()
+    (partial / "run.json").write_text(json.dumps({
+        "status": "interrupted", "scenario": sc.model_dump(mode="json"), "scenario_file": str(GRID),
+        "learning_precision": "fp32"}))
+    resumed, _, _ = resume_target(tmp_path / "r")  # auto that resolved to fp32 there: fp32 here too
+    assert resumed.learning.precision == "fp32"
+    info = json.loads((partial / "run.json").read_text())
+    (partial / "run.json").write_text(json.dumps({**info, "learning_precision": "bf16"}))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="computed in bf16"):  # never a silent switch to fp32
+        resume_target(tmp_path / "r")
