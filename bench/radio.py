@@ -144,7 +144,7 @@ def bench_run(duration: float, repeats: int = 3) -> None:
     print(f"    radio: {evaluations / 1e6:.1f} M vehicle-cell radio-step evaluations, "
           f"{evaluations / rows[2][1][0] / 1e6:.2f} M/s of the whole run's wall time")
     print(f"    traces of the two mobility + radio runs byte-identical: {same}")
-    print("    (issue 13 asks <= 3.0x wall for mobility + radio; the goal beyond it is 2.0x. Default:"
+    print("    (the target is <= 3.0x wall for mobility + radio; the goal beyond it is 2.0x. Default:"
           " SUMO steps ahead in a child process, mobility.pipeline)")
 
 

@@ -4,12 +4,12 @@ A refactor must change no behaviour. This runs a fixed set of scenarios (grid_sm
 on and a 600 s sf_downtown, each with sync, FedAsync, FedBuff and hierarchical aggregation, plus a
 few cases that exercise other branches) through the ``cosim`` command line and hashes every
 Parquet trace each run writes. The hash is over the file's bytes, except for metrics.parquet, which
-held wall-clock time (``metrics.wall_time_s``, moved to run.json in issue 19) before: for that table
+held wall-clock time (``metrics.wall_time_s``, now in run.json) in earlier versions: for that table
 the hash is over the Arrow IPC bytes of the table without that column, so digests recorded before
 and after the move compare.
 
-    python bench/trace_digests.py record bench/digests/issue12.json [--only NAME ...]
-    python bench/trace_digests.py check  bench/digests/issue12.json [--only NAME ...] [--set K=V]
+    python bench/trace_digests.py record bench/digests/before_core_reshape.json [--only NAME ...]
+    python bench/trace_digests.py check  bench/digests/before_core_reshape.json [--only NAME ...] [--set K=V]
 
 ``check`` exits 1 and names every table whose digest differs. Every case runs in fp32 (the
 embedded scenarios' ``precision: auto`` would pick bf16 on a machine with bfloat16 units):

@@ -1,4 +1,4 @@
-"""Corrupt input files (issue 19): data, weights, replayed traces and oracle windows.
+"""Corrupt input files: data, weights, replayed traces and oracle windows.
 
 Each case goes through ``cosim run`` and must end as ONE line naming the file, exit 2, and no run
 folder (neither OUT nor OUT.partial). A Hypothesis fuzz corrupts generated files (byte flips,

@@ -1,4 +1,4 @@
-"""Paper-ready report figures (issue 17, item 5), on real runs of scenarios/grid_small.yaml: one
+"""Paper-ready report figures, on real runs of scenarios/grid_small.yaml: one
 compare folder (random under sync and FedBuff, seeds 0 and 1; ~30 s) and its report.
 
 Checked: every figure as PNG, SVG and PDF that decode, byte-identical when drawn again; integer
