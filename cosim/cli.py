@@ -374,16 +374,14 @@ def pretrain(
         import torch
         from rich.progress import Progress
 
-        from cosim.learning.precision import UnsupportedPrecision, resolve
+        from cosim.learning.precision import resolve
         from cosim.learning.pretrain import PretrainConfig
         from cosim.learning.pretrain import pretrain as run_pretrain
 
-        if precision not in ("fp32", "bf16", "auto"):
-            raise InputError(None, "--precision", f"{precision!r}: give fp32, bf16 or auto")
-        try:
+        try:  # an unknown name or bf16 without bfloat16 units: refused before any work
             resolve(precision, torch.device("cpu"))
-        except UnsupportedPrecision as exc:
-            raise InputError(None, "--precision", str(exc)) from None
+        except ValueError as exc:
+            raise InputError(None, "--precision", f"{precision!r}: {exc}") from None
         cfg = PretrainConfig(model=model, steps=steps, segments=segments, seed=seed, precision=precision)
         with Progress(disable=quiet, console=_stderr_console()) as bar:
             task = bar.add_task("pre-training", total=steps)

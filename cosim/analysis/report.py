@@ -146,10 +146,9 @@ def _cost_line(info: dict) -> str:
     costed = (f"the deployed <b>{html.escape(cost['costed_model'])}</b> (learning: "
               f"{html.escape(cost['trained_model'])})" if cost["deployed"]
               else f"the trained <b>{html.escape(cost['costed_model'])}</b>")
-    line = (f"<br>round costs: {costed}; per training sample {flops or '-'}; all modules "
+    return (f"<br>round costs: {costed}; per training sample {flops or '-'}; all modules "
             f"{cost['all_module_bytes'] / 1e6:.1f} MB; uplink compression "
             f"{html.escape(cost['compression'])}")
-    return line
 
 
 def _precision_line(infos: list[dict]) -> str:

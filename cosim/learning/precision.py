@@ -82,7 +82,7 @@ def resolve(requested: str, device: torch.device) -> Precision:
             raise UnsupportedPrecision(f"bf16 asked for, but {why}: use fp32 or auto")
         return Precision(BF16, requested, f"asked for; {why}")
     if requested != "auto":
-        raise ValueError(f"unknown precision {requested!r}")
+        raise ValueError("give fp32, bf16 or auto")
     return Precision(BF16 if native else FP32, requested, why)
 
 
