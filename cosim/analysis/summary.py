@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from cosim.analysis.curves import LAST_K, last_k_mean, normalised_area, time_to_reach
 from cosim.errors import InputError
 from cosim.names import COMPLETED, DROP_REASONS, HEADLINE, TASK_INFO, VIA_CLUSTER, VIA_RELAY
 from cosim.trace_schemas import METRICS, PARTICIPATION
@@ -52,16 +53,13 @@ def global_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     return metrics[metrics.client.isna()] if "client" in metrics else metrics
 
 
-def time_to_target(times: np.ndarray, values: np.ndarray, target: float) -> float:
-    """First simulated time the metric reaches the target; NaN if it never does."""
-    hit = np.flatnonzero(values >= target)
-    return float(times[hit[0]]) if len(hit) else math.nan
-
-
 def summarise_run(run_dir: Path, targets: dict[str, float] | None = None) -> dict[str, Any]:
-    """The run's row: final metrics, time to each target, participation, drops, bytes."""
+    """The run's row: per task the initial and final metric, the mean of the last evaluations, the
+    normalised area under the curve, the times to the target and to the lookup baseline
+    (interpolated; right-censored at the run's end, flagged); participation, drops, bytes."""
     info = read_run_json(run_dir)
     sc = info["scenario"]
+    horizon = float(info.get("sim_time_s") or sc.get("duration_s") or math.nan)
     row: dict[str, Any] = {
         "policy": sc["scheduling"]["policy"], "aggregation": sc["aggregation"]["method"],
         "seed": info["seed"], "status": info["status"], "run_dir": str(run_dir),
@@ -69,20 +67,35 @@ def summarise_run(run_dir: Path, targets: dict[str, float] | None = None) -> dic
         "wall_time_s": info.get("wall_time_s", math.nan),
         "rounds": info.get("summary", {}).get("learning", {}).get("rounds", 0),
     }
-    curves = headline_curves(run_dir)
-    for task in HEADLINE:
-        _, times, values = curves.get(task, (None, np.array([]), np.array([])))
-        row[f"initial_{task}"] = float(values[0]) if len(values) else math.nan
-        row[f"final_{task}"] = float(values[-1]) if len(values) else math.nan
-        target = (targets or {}).get(task)
-        row[f"time_to_target_{task}_s"] = (time_to_target(times, values, target)
-                                           if target is not None and len(values) else math.nan)
     lookup = info.get("summary", {}).get("learning", {}).get("lookup_baseline") or {}
+    curves = headline_curves(run_dir)
     for task, metric in HEADLINE.items():
+        _, times, values = curves.get(task, (None, np.array([]), np.array([])))
         row[f"lookup_{task}"] = float(lookup.get(task, {}).get(metric, math.nan))
+        row.update(_curve_measures(task, times, values, horizon, (targets or {}).get(task),
+                                   row[f"lookup_{task}"]))
     row.update(_participation(run_dir, sc["clients"]["count"]))
     row.update(personal_gains(run_dir))
     return row
+
+
+def _curve_measures(task: str, times: np.ndarray, values: np.ndarray, horizon: float,
+                    target: float | None, lookup: float) -> dict[str, Any]:
+    higher = TASK_INFO[task].higher_is_better
+    out: dict[str, Any] = {
+        f"initial_{task}": float(values[0]) if len(values) else math.nan,
+        f"final_{task}": float(values[-1]) if len(values) else math.nan,
+        f"last{LAST_K}_{task}": last_k_mean(values),
+        f"area_{task}": normalised_area(times, values, horizon),
+    }
+    for name, level in (("target", target), ("lookup", lookup)):
+        if level is None or not len(values) or not math.isfinite(level):
+            out[f"time_to_{name}_{task}_s"], out[f"censored_{name}_{task}"] = math.nan, None
+            continue
+        reached = time_to_reach(times, values, level, horizon, higher)
+        out[f"time_to_{name}_{task}_s"] = reached.time_s
+        out[f"censored_{name}_{task}"] = reached.censored
+    return out
 
 
 MODELS = ("global", "finetune", "tap")  # the per-client rows' ``model``, in column order
