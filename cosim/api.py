@@ -155,6 +155,15 @@ class Compare:
         return _frame(table.select([*KEYS, *(c for c in table.column_names if c not in KEYS)]),
                       backend)
 
+    def pairs(self, *, backend: Backend = "pandas") -> Frame:
+        """pairs.parquet: per measure and pair of grid cells (A, B), the paired difference A - B
+        over seeds, its t interval, the Holm-corrected p, the equivalence test and the verdict."""
+        path = self.path / "pairs.parquet"
+        if not path.is_file():
+            raise InputError(path, None, "missing: the compare did not finish, or an older cosim "
+                             "wrote it (run cosim compare --resume to add it)")
+        return _frame(pq.read_table(path), backend)
+
     def arrow(self, name: str) -> pa.Table:
         """One trace table of every run, stacked, with the key columns in front."""
         parts = [_tagged(run, run.arrow(name)) for run in self.runs]
@@ -225,6 +234,7 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
             seeds: Sequence[int] | int | None = None, jobs: int = 1,
             overrides: Sequence[str] | None = None,
             targets: Mapping[str, float] | None = None,
+            margins: Mapping[str, float] | None = None,
             resume: bool = False, overwrite: bool = False) -> Compare:
     """Run a compare grid as ``cosim compare`` does (same defaults, ``resume`` and ``overwrite``
     as ``--resume`` and ``--overwrite``) and return it.
@@ -250,7 +260,8 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
                                lambda tmp: (tmp / "scenario.yaml").write_text(text, encoding="utf-8"))
         path = folder / "scenario.yaml"
     run_compare(path, grid, Path(out), list(overrides or ()), jobs,
-                dict(targets) if targets else None, resume=resume, overwrite=overwrite)
+                dict(targets) if targets else None, resume=resume, overwrite=overwrite,
+                margins=dict(margins) if margins else None)
     return load_compare(out)
 
 

@@ -7,6 +7,7 @@ traceback; 1 internal failure (traceback only with ``--debug``); 130 interrupted
 from __future__ import annotations
 
 import json
+import math
 import sys
 import traceback
 from collections.abc import Callable
@@ -184,6 +185,23 @@ def _targets(items: list[str] | None) -> dict[str, float]:
     return out
 
 
+def _margins(items: list[str] | None) -> dict[str, float]:
+    from cosim.analysis.pairs import MARGIN_KEYS
+
+    out = {}
+    for item in items or []:
+        key, _, value = item.partition("=")
+        if key not in MARGIN_KEYS:
+            raise InputError(None, "--margin", f"unknown measure {key!r} (known: {', '.join(MARGIN_KEYS)})")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise InputError(None, "--margin", f"{item!r} is not measure=number") from None
+        if not out[key] > 0 or not math.isfinite(out[key]):
+            raise InputError(None, "--margin", f"{item!r}: a margin is a positive number")
+    return out
+
+
 class Backend(str, Enum):
     """Where ``cosim compare`` runs the grid (choices shown by --help)."""
 
@@ -206,6 +224,10 @@ def compare(
     target: Annotated[list[str] | None, typer.Option(
         "--target", help="task=value: report the simulated time to reach it (repeatable; default "
         "80% of the best final value of any run).")] = None,
+    margin: Annotated[list[str] | None, typer.Option(
+        "--margin", help="measure=value: the equivalence margin of the pairs table, absolute "
+        "(repeatable; measures: a task, completion, time, bytes; defaults: 0.01 per task, 0.02 "
+        "completion, 60 s time, none for bytes).")] = None,
     backend: Annotated[Backend, typer.Option(
         "--backend", help="local: this machine's process pool (--jobs); ray: each run a Ray task "
         "(needs Ray: pip install ray).")] = "local",
@@ -234,10 +256,11 @@ def compare(
             open_runner,
             run_compare,
         )
-        from cosim.compare_table import print_summary
+        from cosim.compare_table import print_pairs, print_summary
         from cosim.progress import CompareProgress
 
         seed_list = _seeds(seeds)
+        margins = _margins(margin)
         grid = CompareGrid(tuple(_csv(policies, "--policies")),
                            tuple(_csv(aggregations, "--aggregations")), seed_list)
         targets = _targets(target)
@@ -250,7 +273,10 @@ def compare(
             summary = run_compare(scenario, grid, out, set_ or [], jobs, targets,
                                   on_done=bar.done, backend=backend_name,
                                   ray_address=ray_address, resume=resume, overwrite=overwrite,
-                                  on_progress=bar.run_progress)
+                                  on_progress=bar.run_progress, margins=margins)
+        import pyarrow.parquet as pq
+
+        print_pairs(pq.read_table(out / "pairs.parquet"))
         print_summary(summary)
         info = json.loads((out / "compare.json").read_text())
         if info["warning"]:
@@ -258,7 +284,8 @@ def compare(
         left = info["settings_left_out"]
         for method, keys in left.items():
             typer.echo(f"note: {method} runs leave out {', '.join(keys)} (settings of another method)")
-        typer.echo(f"summary: {out / 'summary.parquet'} and {out / 'summary.csv'}")
+        typer.echo(f"summary: {out / 'summary.parquet'} and {out / 'summary.csv'}; pairs: "
+                   f"{out / 'pairs.parquet'} and {out / 'pairs.csv'}")
 
     _guarded(debug, work)
 

@@ -26,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cosim.analysis.pairs import METHOD as PAIRS_METHOD
+from cosim.analysis.pairs import margins_with_defaults
 from cosim.errors import InputError
 from cosim.names import HEADLINE, compare_run_dir, recording_dir
 from cosim.scenario import METHOD_CONFIGS
@@ -63,11 +65,13 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
                 jobs: int, targets: dict[str, float] | None = None,
                 on_done: Callable[[str], None] | None = None, backend: str = "local",
                 ray_address: str | None = None, resume: bool = False,
-                overwrite: bool = False, on_progress: OnProgress | None = None) -> pa.Table:
+                overwrite: bool = False, on_progress: OnProgress | None = None,
+                margins: dict[str, float] | None = None) -> pa.Table:
     """Record once per seed, replay for every (policy, aggregation); write the summary tables.
 
     ``resume`` keeps the complete runs of an earlier, interrupted compare of the same settings
-    in ``out`` and redoes the rest; ``overwrite`` replaces an earlier compare run by run."""
+    in ``out`` and redoes the rest; ``overwrite`` replaces an earlier compare run by run.
+    ``margins``: equivalence margins of the pairs table (cosim.analysis.pairs)."""
     base = check_grid(scenario_path, grid, overrides)
     settings = compare_settings(scenario_path, overrides, grid)
     check_compare_out(out, settings, resume, overwrite)
@@ -95,9 +99,12 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
     summary = _summarise(out, runs, grid, targets)
     pq.write_table(summary, out / "summary.parquet")
     summary.to_pandas().to_csv(out / "summary.csv", index=False)
+    write_pairs(out, summary, margins)
     (out / "compare.json").write_text(json.dumps({
         **settings, "status": "complete",
         "targets": targets,
+        "margins": margins_with_defaults(margins),
+        "pairs_method": PAIRS_METHOD,
         "settings_left_out": {a: left for a, (_, left) in sections.items() if left},
         "connectivity_identical_per_seed": True,
         "warning": separation_warning(summary),
@@ -105,6 +112,18 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
         **({"ray_address": runner.address} if backend == "ray" else {}),
     }, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def write_pairs(out: Path, summary: pa.Table, margins: dict[str, float] | None,
+                looks: int = 1) -> pa.Table:
+    """pairs.parquet and pairs.csv: every pair of cells on every measure (cosim.analysis.pairs)."""
+    from cosim.analysis.pairs import pairs_table
+
+    pairs = pa.Table.from_pandas(pairs_table(summary.to_pandas(), margins, looks=looks),
+                                 preserve_index=False)
+    pq.write_table(pairs, out / "pairs.parquet")
+    pairs.to_pandas().to_csv(out / "pairs.csv", index=False)
+    return pairs
 
 
 def _with(job: RunJob, resume: bool, overwrite: bool) -> RunJob:
@@ -372,12 +391,12 @@ def _default_targets(run_dirs: list[Path], targets: dict[str, float] | None
 
 
 def mean_std_table(summary: pa.Table) -> list[dict[str, Any]]:
-    """Mean and standard deviation over seeds per (policy, aggregation), for the printed table."""
+    """Mean and sample standard deviation over seeds per (policy, aggregation), for the printed table."""
     df = summary.to_pandas()
-    numeric = [c for c in df.columns if c not in ("policy", "aggregation", "seed", "status",
-                                                  "run_dir", "connectivity_digest")]
+    numeric = [c for c in df.select_dtypes(include=["number", "bool"]).columns
+               if c not in ("seed", "data_seed", "training_seed")]
     grouped = df.groupby(["policy", "aggregation"], sort=False)[numeric]
-    mean, std = grouped.mean(), grouped.std(ddof=0)
+    mean, std = grouped.mean(), grouped.std(ddof=1)  # the sample standard deviation
     rows = []
     for key in mean.index:
         row: dict[str, Any] = {"policy": key[0], "aggregation": key[1]}

@@ -1,4 +1,5 @@
-"""The compare summary as a terminal table: mean ± std over seeds per policy and aggregation."""
+"""The compare as terminal tables: paired differences with verdicts, then mean ± sample std over
+seeds per policy and aggregation."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _pm(pair: tuple[float, float], scale: float = 1.0, digits: int = 3) -> str:
 def print_summary(summary: pa.Table, console: Console | None = None) -> None:
     rows = mean_std_table(summary)
     n_seeds = len(set(summary.column("seed").to_pylist()))
-    table = Table(title=f"cosim compare (mean ± std over {n_seeds} seed{'s' * (n_seeds > 1)})")
+    table = Table(title=f"cosim compare (mean ± sample std over {n_seeds} seed{'s' * (n_seeds > 1)})")
     for name in ("policy", "aggregation", *(f"{t}\n{m}" for t, m in HEADLINE.items()),
                  "completed", "clients\ntaking part", "drops", "MB up", "stale-\nness", "wall s"):
         table.add_column(name, justify="left" if name in ("policy", "aggregation") else "right",
@@ -61,3 +62,40 @@ def _personal_table(rows: list[dict], n_seeds: int) -> Table | None:
     for r in rows:
         table.add_row(r["policy"], r["aggregation"], *(_pm(r[f"{m}_gain_{t}"]) for m, t in columns))
     return table
+
+
+def _number(value: float, digits: int = 3) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.{digits}f}"
+
+
+def print_pairs(pairs: pa.Table, console: Console | None = None) -> None:
+    """The paired differences A - B with their interval, Holm-corrected p and verdict."""
+    rows = pairs.to_pylist()
+    if not rows:
+        return
+    n = max(r["seeds"] for r in rows)
+    level = rows[0]["ci_level"]
+    table = Table(title=f"cosim compare: paired differences A - B over {n} seed{'s' * (n > 1)} "
+                        f"({level:.1%} t interval; p Holm-corrected across the pairs of a measure)")
+    for name in ("measure", "A", "B", "A - B", "interval", "p (Holm)", "verdict"):
+        table.add_column(name, justify="right" if name in ("A - B", "interval", "p (Holm)")
+                         else "left", no_wrap=True)
+    for r in rows:
+        if not r["seeds"]:
+            continue  # not measured in these runs (a task without a target, say)
+        censored = ""
+        if r["censored_a"] == r["censored_b"] == r["seeds"]:
+            censored = " (neither reaches it in any seed)"
+        elif r["censored_a"] or r["censored_b"]:
+            censored = (f" (never reached: A {r['censored_a']:.0f}, B {r['censored_b']:.0f} of "
+                        f"{r['seeds']})")
+        interval = (f"[{_number(r['ci_low'])}, {_number(r['ci_high'])}]"
+                    if r["ci_low"] is not None and math.isfinite(r["ci_low"]) else "-")
+        table.add_row(r["label"], r["a"], r["b"], _number(r["mean_a_minus_b"]), interval,
+                      _number(r["p_holm"]), r["verdict"] + censored)
+    if console is None:
+        console = Console()
+        console = Console(width=max(console.width, 200))
+    console.print(table)

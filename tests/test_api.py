@@ -124,6 +124,11 @@ def test_load_compare_frames_have_one_row_per_run(quickstart):
             a, b = row[column], same.iloc[0][column]
             assert a == b or (math.isnan(a) and math.isnan(b)), column
 
+    pairs = cmp.pairs()
+    assert len(pairs) == len(pq.read_table(out / "pairs.parquet"))
+    assert {"measure", "a", "b", "mean_a_minus_b", "ci_low", "ci_high", "p_holm",
+            "verdict"} <= set(pairs.columns)
+
     metrics = cmp.metrics()
     assert list(metrics.columns[:4]) == ["policy", "aggregation", "seed", "run_dir"]
     for run_dir, rows in metrics.groupby("run_dir"):

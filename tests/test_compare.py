@@ -63,8 +63,28 @@ def test_compare_two_policies_two_seeds(compared):
     assert "availability_aware" in result.output and "±" in result.output
 
 
+def test_compare_writes_and_prints_the_paired_verdicts(compared):
+    out, result = compared
+    summary = pq.read_table(out / "summary.parquet").to_pandas()
+    pairs = pq.read_table(out / "pairs.parquet").to_pandas()
+    assert len((out / "pairs.csv").read_text().splitlines()) == len(pairs) + 1
+    assert {"completion_rate", "bytes_up", "final_seg3d", "area_seg3d", "last3_seg3d",
+            "time_to_target_seg3d_s"} <= set(pairs.measure)
+    row = pairs[pairs.measure == "completion_rate"].iloc[0]
+    assert (row.a, row.b, row.seeds) == ("availability_aware", "random", 2)
+    by = summary.set_index(["policy", "seed"]).completion_rate
+    diffs = [by["availability_aware", s] - by["random", s] for s in (0, 1)]
+    assert row.mean_a_minus_b == pytest.approx(np.mean(diffs))
+    assert set(pairs.decision) <= {"a_better", "b_better", "equivalent", "undecided"}
+    # the pairs table is printed first, before the mean ± std table
+    assert result.output.index("paired differences") < result.output.index("mean ± sample std")
+    info = json.loads((out / "compare.json").read_text())
+    assert info["margins"]["seg3d"] == 0.01 and "Holm" in info["pairs_method"]
+
+
 def test_compare_rejects_bad_grids(grid_small, tmp_path):
-    for args in (["--policies", "best"], ["--seeds", "a,b"], ["--aggregations", "fedmagic"]):
+    for args in (["--policies", "best"], ["--seeds", "a,b"], ["--aggregations", "fedmagic"],
+                 ["--margin", "seg3d=-1"], ["--margin", "accuracy=0.1"]):
         result = CliRunner().invoke(app, ["compare", str(grid_small), "--out",
                                           str(tmp_path / "c"), *args, *_sets(LEARNING)])
         assert result.exit_code == 2, result.output

@@ -132,6 +132,8 @@ def verdict_text(decision: str, a: str, b: str, margin: float | None, needed: in
         return f"{b} better"
     if decision == EQUIVALENT:
         return f"equivalent within ±{margin:g}"
+    if n == 0:
+        return "not measured in these runs"
     if n < 2:
         return "undecided: needs at least 2 seeds"
     if needed is None:
