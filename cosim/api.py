@@ -64,7 +64,15 @@ class Run:
 
     @property
     def seed(self) -> int:
+        """The scenario's seed: the connectivity stream (and the others unless pinned)."""
         return self.info["seed"]
+
+    @property
+    def seeds(self) -> dict[str, int]:
+        """The three streams' seeds: connectivity, data and training."""
+        seeds = self.info.get("seeds") or {}
+        return {"connectivity": self.seed, "data": seeds.get("data", self.seed),
+                "training": seeds.get("training", self.seed)}
 
     @property
     def scenario(self) -> dict[str, Any]:
@@ -144,7 +152,8 @@ class Compare:
             raise InputError(path, None, "missing: the compare did not finish")
         table = pq.read_table(path)
         where = {_key(r): str(r.path) for r in self.runs}
-        rows = zip(*(table[k].to_pylist() for k in KEYS[:3]), strict=True)
+        rows = zip(*(table[k].to_pylist() for k in (*KEYS[:3], "data_seed", "training_seed")),
+                   strict=True)
         try:
             run_dirs = [where[row] for row in rows]
         except KeyError as exc:
@@ -231,13 +240,17 @@ def run(scenario: ScenarioLike, *, out: str | os.PathLike | None = None, seed: i
 def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
             policies: Sequence[str] | str | None = None,
             aggregations: Sequence[str] | str | None = None,
-            seeds: Sequence[int] | int | None = None, jobs: int = 1,
+            seeds: Sequence[int] | int | None = None,
+            data_seeds: Sequence[int] | int | None = None,
+            training_seeds: Sequence[int] | int | None = None, jobs: int = 1,
             overrides: Sequence[str] | None = None,
             targets: Mapping[str, float] | None = None,
             margins: Mapping[str, float] | None = None,
             resume: bool = False, overwrite: bool = False) -> Compare:
     """Run a compare grid as ``cosim compare`` does (same defaults, ``resume`` and ``overwrite``
-    as ``--resume`` and ``--overwrite``) and return it.
+    as ``--resume`` and ``--overwrite``) and return it. ``seeds`` vary the connectivity (one
+    recording each); ``data_seeds`` and ``training_seeds`` vary those streams on every recording
+    (None: they follow the scenario's seed).
 
     The worker processes rebuild the scenario from a YAML file and ``overrides`` (which
     compare.json records apart), so a Scenario or dict is written, paths resolved, to cosim's
@@ -248,7 +261,9 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
 
     grid = CompareGrid(_names(policies, DEFAULT_POLICIES, "policies"),
                        _names(aggregations, DEFAULT_AGGREGATIONS, "aggregations"),
-                       _seed_list(seeds))
+                       _seed_list(seeds),
+                       None if data_seeds is None else _seed_list(data_seeds),
+                       None if training_seeds is None else _seed_list(training_seeds))
     if jobs < 1:
         raise InputError(None, "jobs", f"must be at least 1, got {jobs}")
     if isinstance(scenario, str | os.PathLike):
@@ -335,8 +350,8 @@ def _frame(table: pa.Table, backend: Backend) -> Frame:
     raise InputError(None, "backend", f"unknown backend {backend!r} (known: pandas, polars)")
 
 
-def _key(run: Run) -> tuple[str | None, str | None, int]:
-    return run.policy, run.aggregation, run.seed
+def _key(run: Run) -> tuple[str | None, str | None, int, int, int]:
+    return run.policy, run.aggregation, run.seed, run.seeds["data"], run.seeds["training"]
 
 
 def _tagged(run: Run, table: pa.Table) -> pa.Table:

@@ -163,11 +163,14 @@ def _csv(value: str, what: str) -> list[str]:
     return items
 
 
-def _seeds(value: str) -> tuple[int, ...]:
+def _seeds(value: str, option: str = "--seeds") -> tuple[int, ...]:
     try:
-        return tuple(int(s) for s in _csv(value, "--seeds"))
+        seeds = tuple(int(s) for s in _csv(value, option))
     except ValueError:
-        raise InputError(None, "--seeds", f"{value!r} is not comma-separated integers") from None
+        raise InputError(None, option, f"{value!r} is not comma-separated integers") from None
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise InputError(None, option, f"{value!r}: each seed once, none negative")
+    return seeds
 
 
 def _targets(items: list[str] | None) -> dict[str, float]:
@@ -217,7 +220,16 @@ def compare(
     = "availability_aware,random",
     aggregations: Annotated[str, typer.Option("--aggregations", help="Comma-separated aggregations.")]
     = "sync",
-    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0",
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated scenario seeds: the "
+                                       "connectivity, one recording each.")] = "0",
+    data_seeds: Annotated[str | None, typer.Option(
+        "--data-seeds", show_default="the scenario's seed", help="Comma-separated "
+        "learning.data seeds (which segments each client holds, which are held out), each run "
+        "on every recording.")] = None,
+    training_seeds: Annotated[str | None, typer.Option(
+        "--training-seeds", show_default="the scenario's seed", help="Comma-separated "
+        "learning seeds (initialisation, batch order, every round's draws), each run on every "
+        "recording.")] = None,
     jobs: Annotated[int, typer.Option(
         "--jobs", min=1, help="Runs in parallel (processes; each gets cores / jobs torch threads). "
         "With --backend ray: the local Ray instance's CPUs; ignored with --ray-address.")] = 1,
@@ -256,19 +268,22 @@ def compare(
             open_runner,
             run_compare,
         )
-        from cosim.compare_table import print_pairs, print_summary
+        from cosim.compare_table import print_pairs, print_spread, print_summary
         from cosim.progress import CompareProgress
 
         seed_list = _seeds(seeds)
         margins = _margins(margin)
         grid = CompareGrid(tuple(_csv(policies, "--policies")),
-                           tuple(_csv(aggregations, "--aggregations")), seed_list)
+                           tuple(_csv(aggregations, "--aggregations")), seed_list,
+                           None if data_seeds is None else _seeds(data_seeds, "--data-seeds"),
+                           None if training_seeds is None else _seeds(training_seeds,
+                                                                      "--training-seeds"))
         targets = _targets(target)
         check_grid(scenario, grid, set_ or [])
         check_compare_out(out, compare_settings(scenario, set_ or [], grid), resume, overwrite)
         backend_name = Backend(backend).value
         open_runner(backend_name, jobs, ray_address)  # its one-line errors come before the bar
-        total = len(grid.seeds) * (1 + len(grid.policies) * len(grid.aggregations))
+        total = len(grid.seeds) * (1 + grid.runs_per_seed())
         with CompareProgress(total, quiet) as bar:
             summary = run_compare(scenario, grid, out, set_ or [], jobs, targets,
                                   on_done=bar.done, backend=backend_name,
@@ -277,6 +292,7 @@ def compare(
         import pyarrow.parquet as pq
 
         print_pairs(pq.read_table(out / "pairs.parquet"))
+        print_spread(pq.read_table(out / "spread.parquet"))
         print_summary(summary)
         info = json.loads((out / "compare.json").read_text())
         if info["warning"]:

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from cosim.analysis.pairs import METHOD as PAIRS_METHOD
 from cosim.analysis.pairs import margins_with_defaults
 from cosim.errors import InputError
-from cosim.names import HEADLINE, compare_run_dir, recording_dir
+from cosim.names import HEADLINE, Replicate, compare_run_dir, recording_dir, replicates
 from cosim.scenario import METHOD_CONFIGS
 from cosim.scenario_loader import apply_override, load_scenario, read_yaml_mapping
 from cosim.trace_schemas import CONNECTIVITY_TABLES
@@ -54,7 +54,16 @@ class RunJob:
 class CompareGrid:
     policies: tuple[str, ...]
     aggregations: tuple[str, ...]
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # connectivity: one recording each
+    data_seeds: tuple[int, ...] | None = None  # learning.data.seed; None: the scenario's seed
+    training_seeds: tuple[int, ...] | None = None  # learning.seed; None: the scenario's seed
+
+    def replicates(self) -> list[Replicate]:
+        return replicates(self.seeds, self.data_seeds, self.training_seeds)
+
+    def runs_per_seed(self) -> int:
+        return (len(self.policies) * len(self.aggregations) * len(self.data_seeds or [None])
+                * len(self.training_seeds or [None]))
 
 
 # A run's progress for the caller: (run folder, simulated now, duration)
@@ -85,15 +94,15 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
         runner.run([_with(j, resume, overwrite) for j in recordings], on_done, on_progress)
         sections = {a: aggregation_section(scenario_path, overrides, a) for a in grid.aggregations}
         runs: list[tuple[str, str, int, RunJob]] = []
-        for s in grid.seeds:
+        for s, d, t in grid.replicates():
             recording = recording_dir(out, s)
             for policy in grid.policies:
                 for aggregation in grid.aggregations:
                     cell = _cell(policy, sections[aggregation][0], recording)
                     runs.append((policy, aggregation, s, RunJob(
-                        str(scenario_path), (*overrides, f"seed={s}", *cell,
+                        str(scenario_path), (*overrides, f"seed={s}", *stream_seeds(d, t), *cell,
                                              f"output.mobility_period_s={step}"),
-                        str(compare_run_dir(out, policy, aggregation, s)), threads)))
+                        str(compare_run_dir(out, policy, aggregation, s, d, t)), threads)))
         runner.run([_with(r[3], resume, overwrite) for r in runs], on_done, on_progress)
     targets = _default_targets([Path(r[3].out) for r in runs], targets)
     summary = _summarise(out, runs, grid, targets)
@@ -116,14 +125,26 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
 
 def write_pairs(out: Path, summary: pa.Table, margins: dict[str, float] | None,
                 looks: int = 1) -> pa.Table:
-    """pairs.parquet and pairs.csv: every pair of cells on every measure (cosim.analysis.pairs)."""
+    """pairs.parquet and pairs.csv: every pair of cells on every measure (cosim.analysis.pairs);
+    spread.parquet and spread.csv: each varied stream's spread beside them (.streams)."""
     from cosim.analysis.pairs import pairs_table
+    from cosim.analysis.streams import stream_spread
 
-    pairs = pa.Table.from_pandas(pairs_table(summary.to_pandas(), margins, looks=looks),
-                                 preserve_index=False)
+    frame = summary.to_pandas()
+    pairs_frame = pairs_table(frame, margins, looks=looks)
+    pairs = pa.Table.from_pandas(pairs_frame, preserve_index=False)
     pq.write_table(pairs, out / "pairs.parquet")
-    pairs.to_pandas().to_csv(out / "pairs.csv", index=False)
+    pairs_frame.to_csv(out / "pairs.csv", index=False)
+    spread = stream_spread(frame, pairs_frame)
+    pq.write_table(pa.Table.from_pandas(spread, preserve_index=False), out / "spread.parquet")
+    spread.to_csv(out / "spread.csv", index=False)
     return pairs
+
+
+def stream_seeds(data_seed: int | None, training_seed: int | None) -> list[str]:
+    """The overrides that pin the data and training streams (none: they follow the seed)."""
+    return ([] if data_seed is None else [f"learning.data.seed={data_seed}"]) + (
+        [] if training_seed is None else [f"learning.seed={training_seed}"])
 
 
 def _with(job: RunJob, resume: bool, overwrite: bool) -> RunJob:
@@ -136,7 +157,9 @@ def compare_settings(scenario_path: Path, overrides: list[str], grid: CompareGri
     """What identifies a compare (compare.json): a resume must give the same."""
     return {"scenario": str(scenario_path), "overrides": list(overrides),
             "policies": list(grid.policies), "aggregations": list(grid.aggregations),
-            "seeds": list(grid.seeds)}
+            "seeds": list(grid.seeds),
+            "data_seeds": None if grid.data_seeds is None else list(grid.data_seeds),
+            "training_seeds": None if grid.training_seeds is None else list(grid.training_seeds)}
 
 
 def check_compare_out(out: Path, settings: dict[str, Any], resume: bool, overwrite: bool) -> None:
@@ -231,7 +254,8 @@ def check_grid(scenario_path: Path, grid: CompareGrid, overrides: list[str]):
         chosen = [] if policy == "oracle" else [f"scheduling.policy={policy}"]
         for aggregation in grid.aggregations:
             section, _ = aggregation_section(scenario_path, overrides, aggregation)
-            load_scenario(scenario_path, [*overrides, *chosen, section])
+            for _, d, t in grid.replicates()[:1]:
+                load_scenario(scenario_path, [*overrides, *chosen, section, *stream_seeds(d, t)])
     return base
 
 
@@ -371,7 +395,8 @@ def _summarise(out: Path, runs: list, grid: CompareGrid, targets: dict[str, floa
                                f"({row['connectivity_digest']} != {recorded}): replay is broken")
         rows.append(row)
     rows.sort(key=lambda r: (grid.policies.index(r["policy"]),
-                             grid.aggregations.index(r["aggregation"]), r["seed"]))
+                             grid.aggregations.index(r["aggregation"]), r["seed"], r["data_seed"],
+                             r["training_seed"]))
     return pa.Table.from_pylist(rows)
 
 

@@ -99,3 +99,29 @@ def print_pairs(pairs: pa.Table, console: Console | None = None) -> None:
         console = Console()
         console = Console(width=max(console.width, 200))
     console.print(table)
+
+
+SPREAD_MEASURES = ("completion_rate", "final_", "area_", "time_to_target_")
+
+
+def print_spread(spread: pa.Table, console: Console | None = None) -> None:
+    """Each varied stream's spread beside the largest difference between policies (streams the
+    grid holds fixed are left out)."""
+    rows = [r for r in spread.to_pylist() if r["measure"].startswith(SPREAD_MEASURES)]
+    streams = [s for s in ("connectivity", "data", "training")
+               if any(r[f"{s}_sd"] is not None and math.isfinite(r[f"{s}_sd"]) for r in rows)]
+    if not rows or not streams:
+        return
+    table = Table(title="randomness streams: sample std of a measure over each stream's seeds "
+                        "alone (pooled), beside the largest |A - B| between policies")
+    table.add_column("measure", no_wrap=True)
+    for s in streams:
+        table.add_column(f"{s}\n({rows[0][f'{s}_seeds']} seeds)", justify="right", no_wrap=True)
+    table.add_column("largest\n|A - B|", justify="right", no_wrap=True)
+    for r in rows:
+        table.add_row(r["label"], *(_number(r[f"{s}_sd"]) for s in streams),
+                      _number(r.get("largest_policy_difference", math.nan)))
+    if console is None:
+        console = Console()
+        console = Console(width=max(console.width, 200))
+    console.print(table)

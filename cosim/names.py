@@ -67,9 +67,25 @@ def recording_dir(out: Path, seed: int) -> Path:
     return out / "recordings" / f"seed-{seed}"
 
 
-def compare_run_dir(out: Path, policy: str, aggregation: str, seed: int) -> Path:
-    """One run of a compare grid."""
-    return out / "runs" / f"{policy}-{aggregation}-seed{seed}"
+def compare_run_dir(out: Path, policy: str, aggregation: str, seed: int,
+                    data_seed: int | None = None, training_seed: int | None = None) -> Path:
+    """One run of a compare grid (data and training seeds named only when the grid varies them)."""
+    name = f"{policy}-{aggregation}-seed{seed}"
+    if data_seed is not None:
+        name += f"-data{data_seed}"
+    if training_seed is not None:
+        name += f"-training{training_seed}"
+    return out / "runs" / name
+
+
+Replicate = tuple[int, "int | None", "int | None"]  # connectivity, data, training seed
+
+
+def replicates(seeds: list[int] | tuple[int, ...], data_seeds: list[int] | tuple[int, ...] | None,
+               training_seeds: list[int] | tuple[int, ...] | None) -> list[Replicate]:
+    """Every combination of a compare's seeds; None: that stream follows the scenario's seed."""
+    return [(s, d, t) for s in seeds for d in (data_seeds or [None])
+            for t in (training_seeds or [None])]
 
 
 def onboarding_run_dir(out: Path, task: str, method: str, connectivity: str, seed: int) -> Path:

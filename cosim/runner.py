@@ -126,6 +126,7 @@ def run_scenario(
     info: dict[str, Any] = {
         "status": "running", **writer_identity(), "scenario_file": str(source) if source else None,
         "scenario": scenario.model_dump(mode="json"), "seed": scenario.seed,
+        "seeds": scenario.seeds(),
         "versions": versions(), "layers": layer_status(scenario),
         "started_at": started.isoformat(timespec="seconds"),
         **({"torch_threads": _torch_threads(scenario), "learning_precision": _precision(scenario)}

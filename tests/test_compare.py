@@ -172,3 +172,71 @@ def test_compare_warns_when_every_policy_completes_nearly_everything():
 
     assert "cannot separate the policies" in separation_warning(summary([0.995, 1.0, 1.0, 0.99]))
     assert separation_warning(summary([0.97, 1.0, 1.0, 1.0])) is None  # random's mean is 98.5 %
+
+
+@pytest.fixture(scope="module")
+def training_streams(tmp_path_factory):
+    """One recorded connectivity, two training seeds, two policies, in this process (--jobs 1)
+    so that every training call's keys and updates can be kept as the journal records them."""
+    from cosim.learning.federated.journal import TrainingJournal, job_keys
+
+    grid_small = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    out = tmp_path_factory.mktemp("streams") / "cmp"
+    calls: dict[str, list] = {}
+    record = TrainingJournal.record
+
+    def keep(journal, jobs, updates, balancers):
+        run = journal.folder.parent.name.removesuffix(".partial")
+        calls.setdefault(run, []).append(
+            {tuple(k): u.modules for k, u in zip(job_keys(jobs), updates, strict=True)})
+        record(journal, jobs, updates, balancers)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(TrainingJournal, "record", keep)
+        result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(out),
+                                          "--policies", "availability_aware,random", "--seeds",
+                                          "0", "--training-seeds", "0,1", "--jobs", "1", "-q",
+                                          *_sets([*LEARNING, "output.checkpoint=true"])])
+    assert result.exit_code == 0, result.output
+    return out, result, calls
+
+
+def test_training_seeds_vary_the_training_stream_alone(training_streams):
+    out, result, _ = training_streams
+    summary = pq.read_table(out / "summary.parquet").to_pandas()
+    assert sorted(Path(p).name for p in summary.run_dir) == [
+        f"{p}-sync-seed0-training{t}" for p in ("availability_aware", "random") for t in (0, 1)]
+    assert (summary.seed == 0).all() and (summary.data_seed == 0).all()
+    assert sorted(summary.training_seed) == [0, 0, 1, 1]
+    for run_dir in summary.run_dir:
+        info = json.loads((Path(run_dir) / "run.json").read_text())
+        assert info["seeds"]["connectivity"] == 0 and info["seeds"]["data"] == 0
+        assert info["seeds"]["training"] == info["scenario"]["learning"]["seed"]
+    assert summary.connectivity_digest.nunique() == 1
+    # the data stream is held: the model-free lookup baseline (the clients' and held-out data
+    # only) is the same in every run
+    assert summary.lookup_seg3d.nunique() == 1
+    # a grid that varies only the training stream pairs on it
+    pairs = pq.read_table(out / "pairs.parquet").to_pandas()
+    assert (pairs[pairs.measure == "final_seg3d"].seeds == 2).all()
+    spread = pq.read_table(out / "spread.parquet").to_pandas().set_index("measure")
+    assert np.isfinite(spread.loc["final_seg3d", "training_sd"])
+    assert np.isnan(spread.loc["final_seg3d", "connectivity_sd"])
+    assert "training" in result.output
+
+
+def test_common_random_numbers_across_policies(training_streams):
+    """The same client, training the same round from the same start state, draws the same
+    batches in every policy's run: its update is the same; another training seed changes it."""
+    _, _, calls = training_streams
+    first = {(p, t): calls[f"{p}-sync-seed0-training{t}"][0]
+             for p in ("availability_aware", "random") for t in (0, 1)}
+    for t in (0, 1):
+        a, b = first[("availability_aware", t)], first[("random", t)]
+        shared = set(a) & set(b)  # (client, seed, start-state digest)
+        assert shared, "the two policies share no client in their first round: pick other seeds"
+        for key in shared:
+            for name in a[key]:
+                assert np.allclose(a[key][name].numpy(), b[key][name].numpy(), atol=1e-6), name
+    digests = [{k[2] for k in first[("random", t)]} for t in (0, 1)]
+    assert not digests[0] & digests[1]  # another training seed: another initialisation

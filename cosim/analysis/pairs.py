@@ -32,11 +32,12 @@ DEFAULT_MARGINS: dict[str, float] = {**{t: 0.01 for t in HEADLINE}, "completion"
                                      "time": 60.0}
 MARGIN_KEYS = (*HEADLINE, "completion", "time", "bytes")
 
-# Seeds a pair is matched on; training seeds (nested within them) are averaged first.
+# Seeds a pair is matched on: the connectivity and data seeds the grid varies; training seeds
+# nested within them are averaged first. A grid that varies only training seeds pairs on those.
 UNIT_COLUMNS = ("seed", "data_seed")
-NESTED_COLUMNS = ("training_seed",)
-METHOD = ("paired t over seeds (training seeds averaged within a seed), Holm across the pairs "
-          "of a measure; equivalence: two one-sided t-tests against ±margin")
+NESTED_COLUMN = "training_seed"
+METHOD = ("paired t over seeds (training seeds averaged within a connectivity and data seed), "
+          "Holm across the pairs of a measure; equivalence: two one-sided t-tests against ±margin")
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def pairs_table(summary: pd.DataFrame, margins: Mapping[str, float] | None = Non
                 alpha: float = ALPHA, looks: int = 1) -> pd.DataFrame:
     """One row per (measure, pair of cells): A - B over the seeds both have."""
     margins = margins_with_defaults(margins)
-    units = [c for c in UNIT_COLUMNS if c in summary]
+    units = unit_columns(summary)
     cells = list(dict.fromkeys(zip(summary.policy, summary.aggregation, strict=True)))
     n_aggregations = len({c[1] for c in cells})
     rows = []
@@ -109,6 +110,16 @@ def pairs_table(summary: pd.DataFrame, margins: Mapping[str, float] | None = Non
                 "censored_a": censored[a], "censored_b": censored[b],
             })
     return pd.DataFrame(rows)
+
+
+def unit_columns(summary: pd.DataFrame) -> list[str]:
+    """What a pair is matched on (see UNIT_COLUMNS)."""
+    varied = [c for c in UNIT_COLUMNS if c in summary and summary[c].nunique() > 1]
+    if varied:
+        return varied
+    if NESTED_COLUMN in summary and summary[NESTED_COLUMN].nunique() > 1:
+        return [NESTED_COLUMN]
+    return ["seed"]
 
 
 def _per_unit(summary: pd.DataFrame, cell: tuple[str, str], column: str, units: list[str]

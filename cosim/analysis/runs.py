@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from cosim.analysis.summary import read_run_json
 from cosim.errors import InputError
-from cosim.names import compare_run_dir, recording_dir
+from cosim.names import compare_run_dir, recording_dir, replicates
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,9 @@ def open_source(path: Path) -> ReportSource:
         runs = []
         for policy in spec["policies"]:
             for aggregation in spec["aggregations"]:
-                for seed in spec["seeds"]:
-                    run = compare_run_dir(path, policy, aggregation, seed)
+                for seed, data, training in replicates(spec["seeds"], spec.get("data_seeds"),
+                                                       spec.get("training_seeds")):
+                    run = compare_run_dir(path, policy, aggregation, seed, data, training)
                     runs.append(RunRef(run, f"{policy} / {aggregation}", seed, read_run_json(run)))
         recordings = [recording_dir(path, s) for s in spec["seeds"]]
         connectivity = [RunRef(r, f"seed {s}", s, read_run_json(r))

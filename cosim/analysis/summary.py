@@ -62,7 +62,8 @@ def summarise_run(run_dir: Path, targets: dict[str, float] | None = None) -> dic
     horizon = float(info.get("sim_time_s") or sc.get("duration_s") or math.nan)
     row: dict[str, Any] = {
         "policy": sc["scheduling"]["policy"], "aggregation": sc["aggregation"]["method"],
-        "seed": info["seed"], "status": info["status"], "run_dir": str(run_dir),
+        "seed": info["seed"], **_stream_seeds(info), "status": info["status"],
+        "run_dir": str(run_dir),
         "sim_time_s": info.get("sim_time_s", math.nan),
         "wall_time_s": info.get("wall_time_s", math.nan),
         "rounds": info.get("summary", {}).get("learning", {}).get("rounds", 0),
@@ -77,6 +78,14 @@ def summarise_run(run_dir: Path, targets: dict[str, float] | None = None) -> dic
     row.update(_participation(run_dir, sc["clients"]["count"]))
     row.update(personal_gains(run_dir))
     return row
+
+
+def _stream_seeds(info: dict[str, Any]) -> dict[str, int]:
+    """The data and training seeds the run used (runs written before they were recorded: the
+    scenario's seed, which both followed then)."""
+    seeds = info.get("seeds") or {}
+    return {"data_seed": int(seeds.get("data", info["seed"])),
+            "training_seed": int(seeds.get("training", info["seed"]))}
 
 
 def _curve_measures(task: str, times: np.ndarray, values: np.ndarray, horizon: float,

@@ -27,4 +27,4 @@ def check_learning_inputs(scenario: Scenario) -> None:
     from cosim.learning.data.validate import check_run_data
 
     check_checkpoint(cfg.model.name, cfg.model.checkpoint)
-    check_run_data(cfg.data, scenario.seed)
+    check_run_data(cfg.data, scenario.seeds()["data"])

@@ -37,6 +37,15 @@ class Scenario(StrictModel):
     onboarding: OnboardingConfig | None = None  # read by cosim onboarding only
     d2d: D2DConfig | None = None  # relaying and cluster aggregation over radio.sidelink
 
+    def seeds(self) -> dict[str, int]:
+        """The three streams of randomness: connectivity (mobility, radio, which vehicles carry
+        clients, the policies' draws), data (learning.data.seed) and training (learning.seed);
+        the last two default to the scenario's seed."""
+        data = self.learning.data.seed if self.learning is not None else None
+        training = self.learning.seed if self.learning is not None else None
+        return {"connectivity": self.seed, "data": self.seed if data is None else data,
+                "training": self.seed if training is None else training}
+
     @model_validator(mode="after")
     def _whole_steps(self) -> Scenario:
         check_limits(self)  # first: an absurd step makes every ratio below meaningless

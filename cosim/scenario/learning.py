@@ -156,6 +156,9 @@ class SyntheticDataConfig(StrictModel):
 class DataConfig(StrictModel):
     """Where client data comes from and how it is split among clients."""
 
+    # The data stream of randomness: which segments each client holds and which are held out
+    # (none: the scenario's seed), so a compare can keep the data fixed while connectivity varies.
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
     root: InputDir | None = None  # a Waymo folder; none: synthetic data (generated, cached)
     format: Literal["v2", "v1"] = "v2"  # v2: Parquet components; v1: *.tfrecord segments
     synthetic: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
@@ -230,6 +233,9 @@ class LearningConfig(StrictModel):
     """The federated trainer: the model, its data, local training and gradient balancing."""
 
     enabled: bool = True
+    # The training stream of randomness: module initialisation, batch order, augmentation and
+    # every round's draws (none: the scenario's seed).
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
     # What training, evaluation and personalisation compute in (cosim/learning/precision.py):
     # fp32; bf16, mixed precision on the device's bfloat16 matrix units (refused where it has
     # none); auto, bf16 where the device has them, else fp32 (run.json says which ran and why).

@@ -122,7 +122,8 @@ def personalise(host: Host) -> dict[str, Any]:
             left_out.append({"client": client.index, "reason": reason})
             continue
         tune, validation = (ClientDataset(s, data.cache) for s in split)
-        seed = int(np.random.SeedSequence([host.sc.seed, 31, client.index]).generate_state(1)[0])
+        stream = [host.sc.seeds()["training"], 31, client.index]
+        seed = int(np.random.SeedSequence(stream).generate_state(1)[0])
         trained, _ = local_update(host.model, host.global_state, tune, local, cfg.balancing, seed,
                                   count_flops=False, frozen=cfg.frozen_modules)
         metrics, replaced = _client(host.model, host.global_state, {**host.global_state, **trained},

@@ -72,7 +72,7 @@ class FederatedLayer:
     def __init__(self, scenario: Scenario, ports: LearningPorts):
         self.sc, self.ports = scenario, ports
         cfg = scenario.learning
-        self.seed = scenario.seed
+        self.seed = scenario.seeds()["training"]  # every round's training draws derive from it
         self.per_round = scenario.scheduling.per_round
         setup = build_learning(scenario)
         self.device, self.model, self.geometry = setup.device, setup.model, setup.geometry
@@ -117,7 +117,7 @@ class FederatedLayer:
                                            self.sc.learning.evaluation,
                                            engine.traces.table(METRICS, METRICS_SCHEMA))
         self.strategy = make_strategy(self.sc.aggregation, self)
-        self.drift = (DriftSchedule(self.sc.learning.drift, self.datasets, self.seed)
+        self.drift = (DriftSchedule(self.sc.learning.drift, self.datasets, self.sc.seeds()["data"])
                       if self.sc.learning.drift is not None else None)
         self.anchors: dict[int, State] = {}  # continual l2: the global model when a mix changed
         # a sync round's updates train while the next round's radio runs (``deferred.py``), unless

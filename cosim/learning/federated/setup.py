@@ -35,7 +35,8 @@ def build_learning(scenario: Scenario) -> LearningSetup:
     cfg = scenario.learning
     if cfg.local.threads is not None and cfg.local.backend != "threads":  # there: per worker thread
         torch.set_num_threads(cfg.local.threads)
-    torch.manual_seed(scenario.seed)
+    seeds = scenario.seeds()
+    torch.manual_seed(seeds["training"])
     device = pick_device(cfg.local.device)
     model = M3TModel(cfg.model).to(device)
     precision = resolve(cfg.precision, device)
@@ -43,7 +44,7 @@ def build_learning(scenario: Scenario) -> LearningSetup:
     geometry = Geometry(model.image_size, 4 * model.grid, cfg.model.bev_range_m)
     dataset = open_dataset(cfg.data)
     frames, city = dataset.describe()
-    parts = partition(frames, city, cfg.data, scenario.seed)
+    parts = partition(frames, city, cfg.data, seeds["data"])
     cache = SampleCache(dataset, geometry, cfg.data.cache_frames, pin=device.type == "cuda")
     tasks = tuple(t for t in TASKS if t in cfg.model.tasks)  # a client trains what the model has
     datasets = [ClientDataset(dataclasses.replace(s, tasks=tuple(t for t in s.tasks if t in tasks)), cache)
