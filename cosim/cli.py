@@ -221,7 +221,25 @@ def compare(
     aggregations: Annotated[str, typer.Option("--aggregations", help="Comma-separated aggregations.")]
     = "sync",
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated scenario seeds: the "
-                                       "connectivity, one recording each.")] = "0",
+                                       "connectivity, one recording each; or auto: add seeds "
+                                       "0, 1, 2, ... until the pairs are decided (--max-seeds, "
+                                       "--budget-min, --decide).")] = "0",
+    min_seeds: Annotated[int | None, typer.Option(
+        "--min-seeds", min=2, show_default="3", help="With --seeds auto: seeds before the first "
+        "look.")] = None,
+    max_seeds: Annotated[int | None, typer.Option(
+        "--max-seeds", min=2, show_default="8", help="With --seeds auto: stop at this many "
+        "seeds.")] = None,
+    budget_min: Annotated[float | None, typer.Option(
+        "--budget-min", help="With --seeds auto: add no seed that would end past this many "
+        "minutes of wall time.")] = None,
+    decide: Annotated[str | None, typer.Option(
+        "--decide", show_default="every pair", help="With --seeds auto: comma-separated cells "
+        "(policies, or policy/aggregation) whose pairs must be decided.")] = None,
+    decide_on: Annotated[str | None, typer.Option(
+        "--decide-on", show_default="completion_rate,area,time_to_target", help="With --seeds "
+        "auto: comma-separated measures (summary columns or their prefixes) to decide on.")]
+    = None,
     data_seeds: Annotated[str | None, typer.Option(
         "--data-seeds", show_default="the scenario's seed", help="Comma-separated "
         "learning.data seeds (which segments each client holds, which are held out), each run "
@@ -268,10 +286,24 @@ def compare(
             open_runner,
             run_compare,
         )
+        from cosim.compare_auto import DEFAULT_MEASURES, AutoSeeds
         from cosim.compare_table import print_pairs, print_spread, print_summary
         from cosim.progress import CompareProgress
 
-        seed_list = _seeds(seeds)
+        auto = None
+        plan = {"--min-seeds": min_seeds, "--max-seeds": max_seeds, "--budget-min": budget_min,
+                "--decide": decide, "--decide-on": decide_on}
+        if seeds.strip() == "auto":
+            auto = AutoSeeds(min_seeds or 3, max_seeds or 8, budget_min,
+                             tuple(_csv(decide, "--decide")) if decide else (),
+                             tuple(_csv(decide_on, "--decide-on")) if decide_on
+                             else DEFAULT_MEASURES)
+            seed_list: tuple[int, ...] = ()
+        else:
+            given = [k for k, v in plan.items() if v is not None]
+            if given:
+                raise InputError(None, given[0], "only with --seeds auto")
+            seed_list = _seeds(seeds)
         margins = _margins(margin)
         grid = CompareGrid(tuple(_csv(policies, "--policies")),
                            tuple(_csv(aggregations, "--aggregations")), seed_list,
@@ -279,22 +311,32 @@ def compare(
                            None if training_seeds is None else _seeds(training_seeds,
                                                                       "--training-seeds"))
         targets = _targets(target)
+        if auto is not None:
+            auto.check_cells(grid.policies, grid.aggregations)
         check_grid(scenario, grid, set_ or [])
-        check_compare_out(out, compare_settings(scenario, set_ or [], grid), resume, overwrite)
+        check_compare_out(out, compare_settings(scenario, set_ or [], grid, auto), resume, overwrite)
         backend_name = Backend(backend).value
         open_runner(backend_name, jobs, ray_address)  # its one-line errors come before the bar
-        total = len(grid.seeds) * (1 + grid.runs_per_seed())
+        total = (len(grid.seeds) if auto is None else auto.max_seeds) * (1 + grid.runs_per_seed())
+
+        def on_look(n: int, stopped: str | None) -> None:
+            if stopped is None:
+                typer.echo(f"seeds: {n} undecided, adding seed {n}", err=True)
         with CompareProgress(total, quiet) as bar:
             summary = run_compare(scenario, grid, out, set_ or [], jobs, targets,
                                   on_done=bar.done, backend=backend_name,
                                   ray_address=ray_address, resume=resume, overwrite=overwrite,
-                                  on_progress=bar.run_progress, margins=margins)
+                                  on_progress=bar.run_progress, margins=margins, auto=auto,
+                                  on_look=on_look)
         import pyarrow.parquet as pq
 
         print_pairs(pq.read_table(out / "pairs.parquet"))
         print_spread(pq.read_table(out / "spread.parquet"))
         print_summary(summary)
         info = json.loads((out / "compare.json").read_text())
+        if auto is not None:
+            typer.echo(f"seeds: auto, stopped after {len(info['seeds_used'])} "
+                       f"({', '.join(map(str, info['seeds_used']))}): {info['stopped_because']}")
         if info["warning"]:
             typer.echo(f"warning: {info['warning']}", err=True)
         left = info["settings_left_out"]

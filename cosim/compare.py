@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from cosim.analysis.pairs import METHOD as PAIRS_METHOD
 from cosim.analysis.pairs import margins_with_defaults
+from cosim.compare_auto import AutoSeeds, describe, stop_reason
 from cosim.errors import InputError
 from cosim.names import HEADLINE, Replicate, compare_run_dir, recording_dir, replicates
 from cosim.scenario import METHOD_CONFIGS
@@ -75,42 +76,56 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
                 on_done: Callable[[str], None] | None = None, backend: str = "local",
                 ray_address: str | None = None, resume: bool = False,
                 overwrite: bool = False, on_progress: OnProgress | None = None,
-                margins: dict[str, float] | None = None) -> pa.Table:
+                margins: dict[str, float] | None = None, auto: AutoSeeds | None = None,
+                on_look: Callable[[int, str | None], None] | None = None) -> pa.Table:
     """Record once per seed, replay for every (policy, aggregation); write the summary tables.
 
     ``resume`` keeps the complete runs of an earlier, interrupted compare of the same settings
     in ``out`` and redoes the rest; ``overwrite`` replaces an earlier compare run by run.
-    ``margins``: equivalence margins of the pairs table (cosim.analysis.pairs)."""
+    ``margins``: equivalence margins of the pairs table (cosim.analysis.pairs). ``auto``: ignore
+    ``grid.seeds`` and add seeds 0, 1, 2, ... until the plan stops (cosim.compare_auto);
+    ``on_look(seeds, stop reason or None)`` is told after each look."""
     base = check_grid(scenario_path, grid, overrides)
-    settings = compare_settings(scenario_path, overrides, grid)
+    settings = compare_settings(scenario_path, overrides, grid, auto)
     check_compare_out(out, settings, resume, overwrite)
+    started = time.monotonic()
+    seeds = list(grid.seeds) if auto is None else list(range(auto.min_seeds))
+    looks = 1 if auto is None else auto.looks
+    sections = {a: aggregation_section(scenario_path, overrides, a) for a in grid.aggregations}
+    runs: list[tuple[str, str, int, RunJob]] = []
+    stopped = None
     with open_runner(backend, jobs, ray_address) as runner:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "compare.json").write_text(json.dumps({**settings, "status": "running"}, indent=2)
-                                          + "\n", encoding="utf-8")
-        threads = runner.threads
-        step = base.mobility.step_length_s
-        recordings = recording_jobs(scenario_path, overrides, grid.seeds, out, threads, step)
-        runner.run([_with(j, resume, overwrite) for j in recordings], on_done, on_progress)
-        sections = {a: aggregation_section(scenario_path, overrides, a) for a in grid.aggregations}
-        runs: list[tuple[str, str, int, RunJob]] = []
-        for s, d, t in grid.replicates():
-            recording = recording_dir(out, s)
-            for policy in grid.policies:
-                for aggregation in grid.aggregations:
-                    cell = _cell(policy, sections[aggregation][0], recording)
-                    runs.append((policy, aggregation, s, RunJob(
-                        str(scenario_path), (*overrides, f"seed={s}", *stream_seeds(d, t), *cell,
-                                             f"output.mobility_period_s={step}"),
-                        str(compare_run_dir(out, policy, aggregation, s, d, t)), threads)))
-        runner.run([_with(r[3], resume, overwrite) for r in runs], on_done, on_progress)
+        _write_info(out, {**settings, "status": "running", "seeds_used": seeds})
+        new = seeds
+        while True:
+            runs += _run_seeds(runner, scenario_path, grid, new, out, overrides, sections,
+                               base.mobility.step_length_s, resume, overwrite, on_done, on_progress)
+            if auto is None:
+                break
+            if not targets:  # fixed at the first look: a measure means the same at every look
+                targets = _default_targets([Path(r[3].out) for r in runs], targets)
+            summary = _summarise(out, runs, grid, targets)
+            pairs = write_pairs(out, summary, margins, looks).to_pandas()
+            elapsed = time.monotonic() - started
+            stopped = stop_reason(pairs, auto, len(seeds), elapsed, elapsed / len(seeds))
+            if on_look is not None:
+                on_look(len(seeds), stopped)
+            if stopped is not None:
+                break
+            new = [max(seeds) + 1]
+            seeds = seeds + new
+            _write_info(out, {**settings, "status": "running", "seeds_used": seeds})
     targets = _default_targets([Path(r[3].out) for r in runs], targets)
     summary = _summarise(out, runs, grid, targets)
     pq.write_table(summary, out / "summary.parquet")
     summary.to_pandas().to_csv(out / "summary.csv", index=False)
-    write_pairs(out, summary, margins)
-    (out / "compare.json").write_text(json.dumps({
-        **settings, "status": "complete",
+    pairs = write_pairs(out, summary, margins, looks).to_pandas()
+    _write_info(out, {
+        **settings, "status": "complete", "seeds_used": seeds,
+        **({} if auto is None else {"stopped": stopped,
+                                    "stopped_because": describe(stopped, len(seeds), pairs, auto),
+                                    "looks": looks}),
         "targets": targets,
         "margins": margins_with_defaults(margins),
         "pairs_method": PAIRS_METHOD,
@@ -119,8 +134,36 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
         "warning": separation_warning(summary),
         "backend": backend,
         **({"ray_address": runner.address} if backend == "ray" else {}),
-    }, indent=2) + "\n", encoding="utf-8")
+        "wall_time_s": round(time.monotonic() - started, 1),
+    })
     return summary
+
+
+def _write_info(out: Path, info: dict[str, Any]) -> None:
+    (out / "compare.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def _run_seeds(runner: LocalRunner | RayRunner, scenario_path: Path, grid: CompareGrid,
+               seeds: list[int], out: Path, overrides: list[str],
+               sections: dict[str, tuple[str, list[str]]], step: float, resume: bool,
+               overwrite: bool, on_done: Callable[[str], None] | None,
+               on_progress: OnProgress | None) -> list[tuple[str, str, int, RunJob]]:
+    """The recordings of these seeds, then every cell's replay of them."""
+    threads = runner.threads
+    recordings = recording_jobs(scenario_path, overrides, seeds, out, threads, step)
+    runner.run([_with(j, resume, overwrite) for j in recordings], on_done, on_progress)
+    runs: list[tuple[str, str, int, RunJob]] = []
+    for s, d, t in replicates(seeds, grid.data_seeds, grid.training_seeds):
+        recording = recording_dir(out, s)
+        for policy in grid.policies:
+            for aggregation in grid.aggregations:
+                cell = _cell(policy, sections[aggregation][0], recording)
+                runs.append((policy, aggregation, s, RunJob(
+                    str(scenario_path), (*overrides, f"seed={s}", *stream_seeds(d, t), *cell,
+                                         f"output.mobility_period_s={step}"),
+                    str(compare_run_dir(out, policy, aggregation, s, d, t)), threads)))
+    runner.run([_with(r[3], resume, overwrite) for r in runs], on_done, on_progress)
+    return runs
 
 
 def write_pairs(out: Path, summary: pa.Table, margins: dict[str, float] | None,
@@ -152,12 +195,14 @@ def _with(job: RunJob, resume: bool, overwrite: bool) -> RunJob:
                   overwrite=overwrite)
 
 
-def compare_settings(scenario_path: Path, overrides: list[str], grid: CompareGrid
-                     ) -> dict[str, Any]:
-    """What identifies a compare (compare.json): a resume must give the same."""
+def compare_settings(scenario_path: Path, overrides: list[str], grid: CompareGrid,
+                     auto: AutoSeeds | None = None) -> dict[str, Any]:
+    """What identifies a compare (compare.json): a resume must give the same. With ``auto`` the
+    seeds are "auto" and the plan is recorded; the seeds it used are ``seeds_used``."""
     return {"scenario": str(scenario_path), "overrides": list(overrides),
             "policies": list(grid.policies), "aggregations": list(grid.aggregations),
-            "seeds": list(grid.seeds),
+            "seeds": list(grid.seeds) if auto is None else "auto",
+            **({} if auto is None else {"auto": auto.settings()}),
             "data_seeds": None if grid.data_seeds is None else list(grid.data_seeds),
             "training_seeds": None if grid.training_seeds is None else list(grid.training_seeds)}
 

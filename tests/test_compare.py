@@ -240,3 +240,59 @@ def test_common_random_numbers_across_policies(training_streams):
                 assert np.allclose(a[key][name].numpy(), b[key][name].numpy(), atol=1e-6), name
     digests = [{k[2] for k in first[("random", t)]} for t in (0, 1)]
     assert not digests[0] & digests[1]  # another training seed: another initialisation
+
+
+def test_seeds_auto_adds_seeds_until_it_stops(tmp_path):
+    grid_small = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    out = tmp_path / "auto"
+    args = ["compare", str(grid_small), "--out", str(out), "--policies", "availability_aware,random",
+            "--seeds", "auto", "--min-seeds", "2", "--max-seeds", "3", "--decide-on",
+            "final_seg3d", "--margin", "seg3d=1e-9", "--jobs", "2", "-q", *_sets(LEARNING)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "compare.json").read_text())
+    assert info["seeds"] == "auto" and info["auto"]["max_seeds"] == 3 and info["looks"] == 2
+    # a margin this narrow cannot be met and 2-3 seeds of a tiny run decide no difference
+    assert info["stopped"] == "max_seeds" and info["seeds_used"] == [0, 1, 2]
+    assert "stopped after 3 (0, 1, 2)" in result.output
+    pairs = pq.read_table(out / "pairs.parquet").to_pandas()
+    assert (pairs.seeds[pairs.measure == "final_seg3d"] == 3).all()
+    assert pairs.ci_level.iloc[0] == pytest.approx(1 - 0.05 / 2)  # the level split over 2 looks
+    assert sorted(p.name for p in (out / "recordings").iterdir()) == ["seed-0", "seed-1", "seed-2"]
+    # resuming the complete compare recomputes nothing and stops the same way
+    again = CliRunner().invoke(app, [*args, "--resume"])
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "compare.json").read_text())["seeds_used"] == [0, 1, 2]
+
+
+def test_seeds_auto_options_need_seeds_auto(grid_small, tmp_path):
+    for args in (["--max-seeds", "4"], ["--seeds", "auto", "--decide", "random"],
+                 ["--seeds", "auto", "--decide", "random,best"],
+                 ["--seeds", "auto", "--min-seeds", "5", "--max-seeds", "4"]):
+        result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(tmp_path / "c"),
+                                          "--policies", "availability_aware,random", *args,
+                                          *_sets(LEARNING)])
+        assert result.exit_code == 2, (args, result.output)
+        assert not (tmp_path / "c").exists()
+
+
+def test_stop_rule_decides_on_the_pairs_of_interest_only():
+    import pandas as pd
+
+    from cosim.compare_auto import AutoSeeds, stop_reason
+
+    pairs = pd.DataFrame([
+        {"measure": "completion_rate", "a": "x", "b": "y", "seeds": 3, "decision": "a_better"},
+        {"measure": "area_seg3d", "a": "x", "b": "y", "seeds": 3, "decision": "equivalent"},
+        {"measure": "area_seg3d", "a": "x", "b": "z", "seeds": 3, "decision": "undecided"},
+        {"measure": "final_seg3d", "a": "x", "b": "y", "seeds": 3, "decision": "undecided"},
+        {"measure": "time_to_target_det2d_s", "a": "x", "b": "y", "seeds": 0,
+         "decision": "undecided"}])  # not measured: cannot hold the plan up
+    plan = AutoSeeds(3, 8, None, ("x", "y"), ("completion_rate", "area", "time_to_target"))
+    assert stop_reason(pairs, plan, 3, 0.0, 10.0) == "decided"
+    every_pair = AutoSeeds(3, 8, None, (), ("completion_rate", "area"))
+    assert stop_reason(pairs, every_pair, 3, 0.0, 10.0) is None
+    assert stop_reason(pairs, every_pair, 8, 0.0, 10.0) == "max_seeds"
+    budget = AutoSeeds(3, 8, 1.0, (), ("area",))
+    assert stop_reason(pairs, budget, 4, 50.0, 20.0) == "budget"  # 50 s + 20 s > 60 s
+    assert stop_reason(pairs, budget, 4, 30.0, 20.0) is None

@@ -38,16 +38,17 @@ def open_source(path: Path) -> ReportSource:
     """A run folder (run.json) or a compare folder (compare.json); InputError otherwise."""
     if (path / "compare.json").is_file():
         spec = json.loads((path / "compare.json").read_text(encoding="utf-8"))
+        seeds = spec.get("seeds_used", spec["seeds"])  # "auto": the seeds it added
         runs = []
         for policy in spec["policies"]:
             for aggregation in spec["aggregations"]:
-                for seed, data, training in replicates(spec["seeds"], spec.get("data_seeds"),
+                for seed, data, training in replicates(seeds, spec.get("data_seeds"),
                                                        spec.get("training_seeds")):
                     run = compare_run_dir(path, policy, aggregation, seed, data, training)
                     runs.append(RunRef(run, f"{policy} / {aggregation}", seed, read_run_json(run)))
-        recordings = [recording_dir(path, s) for s in spec["seeds"]]
+        recordings = [recording_dir(path, s) for s in seeds]
         connectivity = [RunRef(r, f"seed {s}", s, read_run_json(r))
-                        for r, s in zip(recordings, spec["seeds"], strict=True)]
+                        for r, s in zip(recordings, seeds, strict=True)]
         return ReportSource("compare", path, runs, connectivity)
     if (path / "run.json").is_file():
         info = read_run_json(path)
