@@ -107,8 +107,14 @@ def test_report_renders_plots_that_are_not_blank(compared, tmp_path, which):
     result = CliRunner().invoke(app, ["report", str(source), "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r" / "report.html").read_text()
-    # sync runs only: the staleness figure is skipped, with the reason
-    assert page.count("src='data:image/png;base64,") == len(FIGURES) + len(RADIO_FIGURES) - 1
+    # sync runs only: the staleness figure is skipped, with the reason; a compare opens with
+    # its paired verdicts (the forest plot)
+    forest = which == "compare"
+    assert page.count("src='data:image/png;base64,") == (len(FIGURES) + len(RADIO_FIGURES) - 1
+                                                         + forest)
+    assert ("Paired comparison" in page) == forest
+    if forest:
+        assert page.index("Paired comparison") < page.index("<h2>Summary</h2>")
     assert "Skipped: every run aggregates synchronously" in page
     assert "http://" not in page and "https://" not in page  # viewable offline
     assert "round costs: the trained <b>cosim-tiny</b>" in page  # no deployed_model here
@@ -117,7 +123,8 @@ def test_report_renders_plots_that_are_not_blank(compared, tmp_path, which):
     assert said and all(f"learning precision: <b>{p}</b>" in page for p in said)
     pngs = sorted((tmp_path / "r" / "figures").glob("*.png"))
     assert {p.stem for p in pngs} == {"metric_vs_time", "participation", "gantt", "link_windows",
-                                      "handoff_map", "bytes", *RADIO_FIGURES}
+                                      "handoff_map", "bytes", *RADIO_FIGURES,
+                                      *(["pairs"] if forest else [])}
     for png in pngs:
         pixels = imread(png)[..., :3]
         assert pixels.std() > 0.05, f"{png.name} is blank"

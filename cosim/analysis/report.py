@@ -18,6 +18,7 @@ import pandas as pd
 
 from cosim.analysis.figure_files import DPI, remove_figure, save_figure
 from cosim.analysis.figure_style import caption
+from cosim.analysis.forest import drawn_measures, forest_figure
 from cosim.analysis.forgetting import forgetting_table
 from cosim.analysis.personal import personal_figure, personal_frame, table_html
 from cosim.analysis.plots import FIGURES
@@ -52,7 +53,7 @@ def write_report(path: Path, out: Path | None = None) -> Path:
             continue
         sections.append(heading + _figure_html(fig, key, title, figures_dir))
     page = _page(src, _summary_table(src) + _drift_section(src) + _personal_section(src, figures_dir),
-                 sections)
+                 sections, _pairs_section(src, figures_dir))
     target = out / "report.html"
     target.write_text(page, encoding="utf-8")
     return target
@@ -167,7 +168,31 @@ def _precision_line(infos: list[dict]) -> str:
         f"<b>{html.escape(name)}</b> ({html.escape(reason)})" for name, reason in seen)
 
 
-def _page(src: ReportSource, summary: str, sections: list[str]) -> str:
+def _pairs_section(src: ReportSource, figures_dir: Path) -> str:
+    """A compare's paired verdicts, first: the forest plot and the verdict of every drawn pair."""
+    if src.kind != "compare":
+        return ""
+    path = src.root / "pairs.parquet"
+    heading = "<h2>Paired comparison</h2>"
+    if not path.is_file():
+        return (heading + "<p class='none skipped' data-figure='pairs'>Skipped: this compare has "
+                "no pairs.parquet (an older cosim wrote it; cosim compare --resume adds it).</p>")
+    pairs = pd.read_parquet(path)
+    if not len(pairs) or not drawn_measures(pairs):
+        return heading + "<p class='none skipped' data-figure='pairs'>Skipped: one cell only.</p>"
+    title = "Paired differences between policies"
+    figure_html = _figure_html(forest_figure(pairs), "pairs", title, figures_dir)
+    shown = pairs[pairs.measure.isin(drawn_measures(pairs))]
+    table = shown[["label", "a", "b", "seeds", "mean_a_minus_b", "ci_low", "ci_high", "p_holm",
+                   "verdict"]].rename(columns={"label": "measure", "mean_a_minus_b": "A - B",
+                                               "ci_low": "low", "ci_high": "high",
+                                               "p_holm": "p (Holm)"})
+    return (heading + figure_html
+            + table.to_html(index=False, border=0, classes="summary", na_rep="-",
+                            float_format=lambda v: f"{v:.4g}"))
+
+
+def _page(src: ReportSource, summary: str, sections: list[str], lead: str = "") -> str:
     first = src.runs[0].info
     scenario = first["scenario"]
     what = ("compare of " + ", ".join(dict.fromkeys(r.label for r in src.runs))
@@ -186,4 +211,4 @@ def _page(src: ReportSource, summary: str, sections: list[str]) -> str:
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
             f"<title>cosim report: {html.escape(what)}</title><style>{style}</style></head><body>"
             f"<h1>cosim report</h1><p>{html.escape(what)}</p><p>{facts}</p>"
-            f"<h2>Summary</h2>{summary}{''.join(sections)}</body></html>\n")
+            f"{lead}<h2>Summary</h2>{summary}{''.join(sections)}</body></html>\n")
