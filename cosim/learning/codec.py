@@ -141,27 +141,34 @@ def decode_panoptic(scores, reg, threshold: float = 0.3, k: int = 32):
 
 class GreedyTracker:
     """Carries instance ids across frames: an instance takes the id of the previous frame's
-    instance of the same class it overlaps most (IoU >= ``min_iou``), or a new id."""
+    instance of the same class it overlaps most (IoU >= ``min_iou``), or a new id.
+
+    The overlaps of every (instance, previous track) pair come from one joint histogram of the
+    two id maps, not a mask operation per pair; the greedy choice over them is unchanged."""
 
     def __init__(self, min_iou: float = 0.3):
         self.min_iou = min_iou
-        self.prev: dict[int, tuple[int, torch.Tensor]] = {}
+        self.prev_ids = torch.zeros(0, dtype=torch.long)  # the previous frame's tracked map
+        self.prev_class: dict[int, int] = {}  # its track ids' classes, in the order they were made
         self.next_id = 1
 
     def __call__(self, semantic: torch.Tensor, instance: torch.Tensor) -> torch.Tensor:
         tracked = torch.zeros_like(instance)
-        current: dict[int, tuple[int, torch.Tensor]] = {}
-        free = dict(self.prev)
-        for inst in instance.unique().tolist():
-            if inst == 0:
-                continue
+        ids = [i for i in instance.unique().tolist() if i != 0]
+        inter, area, prev_area = (x.tolist() for x in self._overlaps(instance, ids))
+        current: dict[int, int] = {}
+        free = dict(self.prev_class)
+        track_index = {tid: j for j, tid in enumerate(self.prev_class)}
+        for row, inst in enumerate(ids):
             m = instance == inst
             cls = int(semantic[m].mode().values)
             best, best_iou = None, self.min_iou
-            for tid, (tcls, tm) in free.items():
+            for tid, tcls in free.items():
                 if tcls != cls:
                     continue
-                iou = float((m & tm).sum()) / float((m | tm).sum())
+                j = track_index[tid]
+                both = inter[row][j]
+                iou = float(both) / float(area[row] + prev_area[j] - both)
                 if iou >= best_iou:
                     best, best_iou = tid, iou
             if best is None:
@@ -169,9 +176,25 @@ class GreedyTracker:
             else:
                 free.pop(best)
             tracked[m] = best
-            current[best] = (cls, m)
-        self.prev = current
+            current[best] = cls
+        self.prev_ids, self.prev_class = tracked, current
         return tracked
+
+    def _overlaps(self, instance: torch.Tensor, ids: list[int]):
+        """Pixels of each instance, of each previous track, and of each pair's overlap."""
+        tracks = list(self.prev_class)
+        n, k = len(ids), len(tracks)
+        row = torch.full((int(instance.max()) + 1 if instance.numel() else 1,), n, dtype=torch.long)
+        row[torch.tensor(ids, dtype=torch.long)] = torch.arange(n)
+        rows = row[instance.reshape(-1)]
+        if k and self.prev_ids.shape == instance.shape:
+            col = torch.full((int(self.prev_ids.max()) + 1,), k, dtype=torch.long)
+            col[torch.tensor(tracks, dtype=torch.long)] = torch.arange(k)
+            cols = col[self.prev_ids.reshape(-1)]
+        else:
+            cols = torch.full_like(rows, k)
+        joint = torch.bincount(rows * (k + 1) + cols, minlength=(n + 1) * (k + 1)).reshape(n + 1, k + 1)
+        return joint[:n, :k], joint[:n].sum(1), joint[:, :k].sum(0)
 
 
 def labels_at_grid(labels: torch.Tensor, grid: int) -> torch.Tensor:

@@ -87,9 +87,19 @@ def iou_matrix(a: np.ndarray, b: np.ndarray, kind: str = "3d") -> np.ndarray:
     a, b = np.asarray(a, float).reshape(-1, 7), np.asarray(b, float).reshape(-1, 7)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    pa = np.array([bev_polygon(x) for x in a], dtype=object)
-    pb = np.array([bev_polygon(x) for x in b], dtype=object)
-    inter = shapely.area(shapely.intersection(pa[:, None], pb[None, :]))
+    # footprints whose circumscribed circles are apart cannot intersect: only the others are
+    # intersected as polygons (the slow part); the rest stay exactly 0
+    reach = np.hypot(a[:, None, 3] / 2, a[:, None, 4] / 2) + np.hypot(b[None, :, 3] / 2, b[None, :, 4] / 2)
+    near = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1]) <= reach
+    inter = np.zeros((len(a), len(b)))
+    if near.any():
+        rows, cols = np.nonzero(near)
+        ia, ib = np.unique(rows), np.unique(cols)
+        pa = dict(zip(ia.tolist(), (bev_polygon(a[i]) for i in ia), strict=True))
+        pb = dict(zip(ib.tolist(), (bev_polygon(b[j]) for j in ib), strict=True))
+        left = np.array([pa[i] for i in rows.tolist()], dtype=object)
+        right = np.array([pb[j] for j in cols.tolist()], dtype=object)
+        inter[rows, cols] = shapely.area(shapely.intersection(left, right))
     size_a, size_b = a[:, 3] * a[:, 4], b[:, 3] * b[:, 4]
     dims = [3, 4, 5] if kind == "3d" else [3, 4]
     if kind == "3d":

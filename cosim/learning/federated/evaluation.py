@@ -46,6 +46,7 @@ class GlobalEvaluation:
         # wall-clock seconds at each evaluation: run.json, not the metrics trace, which must be
         # byte-identical between runs of the same scenario and seed
         self.wall_s: list[float] = []
+        self.busy_s = 0.0  # wall-clock seconds spent scoring, all evaluations together
         self._pool: cf.ThreadPoolExecutor | None = None
         self.model = model
         if settings.background:
@@ -90,7 +91,10 @@ class GlobalEvaluation:
             self._pool = None
 
     def _score(self, state: dict) -> tuple[Scores, float]:
-        results = evaluate(self.model, state, self.batches, tasks=self.tasks, settings=self.settings)
+        batches = self.batches  # the first call reads them: not scoring time
+        start = time.perf_counter()
+        results = evaluate(self.model, state, batches, tasks=self.tasks, settings=self.settings)
+        self.busy_s += time.perf_counter() - start
         return results, round(time.perf_counter() - self._wall0, 3)
 
     def _collect(self, wait: bool) -> None:

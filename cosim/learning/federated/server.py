@@ -47,6 +47,7 @@ from cosim.learning.federated.tree import (
 from cosim.learning.federated.wiring import LearningPorts
 from cosim.learning.lookup import LookupBaseline
 from cosim.learning.module_file import apply_init_modules
+from cosim.learning.support import heldout_support
 from cosim.scenario import Scenario
 from cosim.trace_schemas import (
     HOPS,
@@ -56,6 +57,11 @@ from cosim.trace_schemas import (
     PARTICIPATION,
     PARTICIPATION_SCHEMA,
 )
+
+# Held-out frames per forward pass of an evaluation: on a CPU, larger matrices run faster (an
+# evaluation of sf_downtown's 160 held-out frames, cosim-tiny in bf16 on one thread: 0.84 s of
+# forward passes in batches of 8, 0.55 s in batches of 40).
+EVALUATION_BATCH = 32
 
 
 @dataclass
@@ -113,7 +119,8 @@ class FederatedLayer:
         self.run_dir = engine.traces.folder
         self.participation = engine.traces.table(PARTICIPATION, PARTICIPATION_SCHEMA)
         self.journal = TrainingJournal(self.run_dir) if self.sc.output.checkpoint else None
-        self.evaluation = GlobalEvaluation(self.model, lambda: self.heldout.ordered_batches(8),
+        self.evaluation = GlobalEvaluation(self.model,
+                                           lambda: self.heldout.ordered_batches(EVALUATION_BATCH),
                                            self.sc.learning.evaluation,
                                            engine.traces.table(METRICS, METRICS_SCHEMA))
         self.strategy = make_strategy(self.sc.aggregation, self)
@@ -338,6 +345,10 @@ class FederatedLayer:
                 "clients_present": len(self.registry.present()),
                 "samples_decoded": self.cache.decoded,
                 "evaluation_wall_s": self.evaluation.wall_s,
+                "evaluation_busy_s": round(self.evaluation.busy_s, 3),
+                "heldout_support": heldout_support(
+                    self.evaluation.batches, self.evaluation.tasks, self.sc.learning.evaluation,
+                    self.model.image_size, self.sc.learning.model.bev_range_m),
                 **({"relay": self.relay.summary()} if self.relay is not None else {}),
                 **({"personalisation": self.personalisation} if self.personalisation else {}),
                 **({"hops": self.hops.summary()} if self.hops is not None else {}),
