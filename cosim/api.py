@@ -246,11 +246,13 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
             overrides: Sequence[str] | None = None,
             targets: Mapping[str, float] | None = None,
             margins: Mapping[str, float] | None = None,
+            eval_every_rounds: int | None = 1, eval_every_s: float | None = None,
             resume: bool = False, overwrite: bool = False) -> Compare:
     """Run a compare grid as ``cosim compare`` does (same defaults, ``resume`` and ``overwrite``
     as ``--resume`` and ``--overwrite``) and return it. ``seeds`` vary the connectivity (one
     recording each); ``data_seeds`` and ``training_seeds`` vary those streams on every recording
-    (None: they follow the scenario's seed).
+    (None: they follow the scenario's seed). ``eval_every_rounds`` (None: the scenario's) and
+    ``eval_every_s`` (asynchronous cells; None: their round deadline) set the curves' resolution.
 
     The worker processes rebuild the scenario from a YAML file and ``overrides`` (which
     compare.json records apart), so a Scenario or dict is written, paths resolved, to cosim's
@@ -263,7 +265,8 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
                        _names(aggregations, DEFAULT_AGGREGATIONS, "aggregations"),
                        _seed_list(seeds),
                        None if data_seeds is None else _seed_list(data_seeds),
-                       None if training_seeds is None else _seed_list(training_seeds))
+                       None if training_seeds is None else _seed_list(training_seeds),
+                       eval_every_rounds, eval_every_s)
     if jobs < 1:
         raise InputError(None, "jobs", f"must be at least 1, got {jobs}")
     if isinstance(scenario, str | os.PathLike):

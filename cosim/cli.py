@@ -188,6 +188,19 @@ def _targets(items: list[str] | None) -> dict[str, float]:
     return out
 
 
+def _every_rounds(value: str) -> int | None:
+    if value.strip() == "scenario":
+        return None
+    try:
+        rounds = int(value)
+    except ValueError:
+        rounds = 0
+    if rounds < 1:
+        raise InputError(None, "--eval-every-rounds", f"{value!r}: a positive whole number of "
+                         "rounds, or 'scenario'")
+    return rounds
+
+
 def _margins(items: list[str] | None) -> dict[str, float]:
     from cosim.analysis.pairs import MARGIN_KEYS
 
@@ -254,6 +267,14 @@ def compare(
     target: Annotated[list[str] | None, typer.Option(
         "--target", help="task=value: report the simulated time to reach it (repeatable; default "
         "80% of the best final value of any run).")] = None,
+    eval_every_rounds: Annotated[str, typer.Option(
+        "--eval-every-rounds", help="Evaluate the global model every this many rounds (model "
+        "versions of hierarchical and spanning-tree cells), or 'scenario' for the scenario's "
+        "setting.")] = "1",
+    eval_every_s: Annotated[float | None, typer.Option(
+        "--eval-every-s", min=0.001, show_default="each cell's round deadline", help="In "
+        "asynchronous cells (fedasync, fedbuff): evaluate every this many simulated seconds.")]
+    = None,
     margin: Annotated[list[str] | None, typer.Option(
         "--margin", help="measure=value: the equivalence margin of the pairs table, absolute "
         "(repeatable; measures: a task, completion, time, bytes; defaults: 0.01 per task, 0.02 "
@@ -309,7 +330,8 @@ def compare(
                            tuple(_csv(aggregations, "--aggregations")), seed_list,
                            None if data_seeds is None else _seeds(data_seeds, "--data-seeds"),
                            None if training_seeds is None else _seeds(training_seeds,
-                                                                      "--training-seeds"))
+                                                                      "--training-seeds"),
+                           _every_rounds(eval_every_rounds), eval_every_s)
         targets = _targets(target)
         if auto is not None:
             auto.check_cells(grid.policies, grid.aggregations)

@@ -30,7 +30,7 @@ from cosim.analysis.pairs import METHOD as PAIRS_METHOD
 from cosim.analysis.pairs import margins_with_defaults
 from cosim.compare_auto import AutoSeeds, describe, stop_reason
 from cosim.errors import InputError
-from cosim.names import HEADLINE, Replicate, compare_run_dir, recording_dir, replicates
+from cosim.names import ASYNC_METHODS, HEADLINE, Replicate, compare_run_dir, recording_dir, replicates
 from cosim.scenario import METHOD_CONFIGS
 from cosim.scenario_loader import apply_override, load_scenario, read_yaml_mapping
 from cosim.trace_schemas import CONNECTIVITY_TABLES
@@ -58,6 +58,10 @@ class CompareGrid:
     seeds: tuple[int, ...]  # connectivity: one recording each
     data_seeds: tuple[int, ...] | None = None  # learning.data.seed; None: the scenario's seed
     training_seeds: tuple[int, ...] | None = None  # learning.seed; None: the scenario's seed
+    # The curves' resolution: evaluate every this many rounds (None: as the scenario says) and,
+    # in asynchronous cells, every this many simulated seconds (None: each cell's round deadline)
+    eval_every_rounds: int | None = 1
+    eval_every_s: float | None = None
 
     def replicates(self) -> list[Replicate]:
         return replicates(self.seeds, self.data_seeds, self.training_seeds)
@@ -91,7 +95,8 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
     started = time.monotonic()
     seeds = list(grid.seeds) if auto is None else list(range(auto.min_seeds))
     looks = 1 if auto is None else auto.looks
-    sections = {a: aggregation_section(scenario_path, overrides, a) for a in grid.aggregations}
+    sections = {a: aggregation_section(scenario_path, overrides, a, grid)
+                for a in grid.aggregations}
     runs: list[tuple[str, str, int, RunJob]] = []
     stopped = None
     with open_runner(backend, jobs, ray_address) as runner:
@@ -204,7 +209,8 @@ def compare_settings(scenario_path: Path, overrides: list[str], grid: CompareGri
             "seeds": list(grid.seeds) if auto is None else "auto",
             **({} if auto is None else {"auto": auto.settings()}),
             "data_seeds": None if grid.data_seeds is None else list(grid.data_seeds),
-            "training_seeds": None if grid.training_seeds is None else list(grid.training_seeds)}
+            "training_seeds": None if grid.training_seeds is None else list(grid.training_seeds),
+            "eval_every_rounds": grid.eval_every_rounds, "eval_every_s": grid.eval_every_s}
 
 
 def check_compare_out(out: Path, settings: dict[str, Any], resume: bool, overwrite: bool) -> None:
@@ -298,16 +304,17 @@ def check_grid(scenario_path: Path, grid: CompareGrid, overrides: list[str]):
         policy_class(policy)  # a user's module:Class must name a policy class
         chosen = [] if policy == "oracle" else [f"scheduling.policy={policy}"]
         for aggregation in grid.aggregations:
-            section, _ = aggregation_section(scenario_path, overrides, aggregation)
+            section, _ = aggregation_section(scenario_path, overrides, aggregation, grid)
             for _, d, t in grid.replicates()[:1]:
                 load_scenario(scenario_path, [*overrides, *chosen, section, *stream_seeds(d, t)])
     return base
 
 
-def aggregation_section(scenario_path: Path, overrides: list[str], method: str
-                        ) -> tuple[str, list[str]]:
+def aggregation_section(scenario_path: Path, overrides: list[str], method: str,
+                        grid: CompareGrid | None = None) -> tuple[str, list[str]]:
     """The override that switches the scenario's aggregation to ``method``, keeping the settings
-    that method has; and the settings it leaves out (another method's, said in compare.json)."""
+    that method has, at the grid's evaluation resolution; and the settings it leaves out (another
+    method's, said in compare.json)."""
     raw = read_yaml_mapping(scenario_path)
     for item in overrides:
         apply_override(raw, item, scenario_path)
@@ -319,6 +326,12 @@ def aggregation_section(scenario_path: Path, overrides: list[str], method: str
     kept = {k: v for k, v in section.items() if k in fields or config is None}
     left = sorted(k for k in section if k not in kept)
     kept["method"] = method
+    if grid is not None and config is not None:
+        if method in ASYNC_METHODS:  # versions come with arrivals: a time grid instead
+            kept["eval_every_s"] = grid.eval_every_s or kept.get(
+                "round_deadline_s", config.model_fields["round_deadline_s"].default)
+        elif grid.eval_every_rounds is not None:
+            kept["eval_every_rounds"] = grid.eval_every_rounds
     return "aggregation=" + json.dumps(kept), left
 
 

@@ -43,6 +43,9 @@ CAMERA_TASKS = tuple(t for t, info in TASK_INFO.items() if "lidar" not in info.m
 # PEFT methods whose clients train K at a time in one stacked pass (cosim/learning/stacking.py)
 STACKABLE_PEFT = ("adapter", "lora")
 
+# The aggregations whose updates can be stale: their model versions come with arrivals, not rounds.
+ASYNC_METHODS = ("fedasync", "fedbuff")
+
 # How a client's round ends (participation.outcome / participation.reason).
 COMPLETED = "completed"
 FAILED = "failed"

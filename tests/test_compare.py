@@ -60,6 +60,10 @@ def test_compare_two_policies_two_seeds(compared):
     assert len(csv) == 5 and csv[0].startswith("policy,aggregation,seed")
     info = json.loads((out / "compare.json").read_text())
     assert info["seeds"] == [0, 1] and info["connectivity_identical_per_seed"]
+    # curves with resolution: every round evaluated (grid_small's scenario says every 2)
+    assert info["eval_every_rounds"] == 1
+    metrics = pq.read_table(Path(summary.run_dir[0]) / "metrics.parquet").to_pandas()
+    assert sorted(metrics["round"].unique()) == list(range(summary.rounds[0] + 1))
     assert "availability_aware" in result.output and "±" in result.output
 
 
@@ -303,3 +307,16 @@ def test_stop_rule_decides_on_the_pairs_of_interest_only():
     budget = AutoSeeds(3, 8, 1.0, (), ("area",))
     assert stop_reason(pairs, budget, 4, 50.0, 20.0) == "budget"  # 50 s + 20 s > 60 s
     assert stop_reason(pairs, budget, 4, 30.0, 20.0) is None
+
+
+def test_asynchronous_cells_are_evaluated_on_a_time_grid(grid_small):
+    from cosim.compare import CompareGrid, aggregation_section
+
+    grid = CompareGrid(("random",), ("sync", "fedasync"), (0,))
+    sync, _ = aggregation_section(grid_small, [], "sync", grid)
+    fedasync, _ = aggregation_section(grid_small, ["aggregation.round_deadline_s=45"], "fedasync", grid)
+    assert json.loads(sync.split("=", 1)[1])["eval_every_rounds"] == 1
+    assert json.loads(fedasync.split("=", 1)[1])["eval_every_s"] == 45
+    given = CompareGrid(("random",), ("fedbuff",), (0,), eval_every_s=30.0)
+    fedbuff, _ = aggregation_section(grid_small, [], "fedbuff", given)
+    assert json.loads(fedbuff.split("=", 1)[1])["eval_every_s"] == 30.0

@@ -34,10 +34,9 @@ from cosim.analysis.runs import ReportSource, RunRef, table  # noqa: E402
 from cosim.analysis.seed_bands import BAND, coincide_note, coinciding, seed_band  # noqa: E402
 from cosim.analysis.skip import Skip, figure  # noqa: E402
 from cosim.analysis.summary import headline_curves, read_run_json  # noqa: E402
-from cosim.names import COMPLETED, DROP_REASONS, HEADLINE  # noqa: E402
+from cosim.names import ASYNC_METHODS, COMPLETED, DROP_REASONS, HEADLINE  # noqa: E402
 from cosim.trace_schemas import CELLS, HANDOFFS, LINK_WINDOWS, MOBILITY, PARTICIPATION  # noqa: E402
 
-ASYNC_METHODS = ("fedasync", "fedbuff")  # the aggregations whose updates can be stale
 NO_CLIENT = ("no client took part in any round (no participation rows: learning not configured, "
              "or no client was ever selected)")
 HATCHES = ("", "//", "..", "xx", "\\\\", "oo")  # bars side by side stay apart in greyscale

@@ -342,6 +342,19 @@ def _grouped_sum(keys: torch.Tensor, weights: torch.Tensor) -> list[tuple[tuple[
     """Sum of ``weights`` per distinct row of ``keys``."""
     if len(keys) == 0:
         return []
-    uniq, inv = torch.unique(keys, dim=0, return_inverse=True)
+    # rows of non-negative ints as one int64 each (mixed radix: the same sorted order as the
+    # rows'), so the distinct rows come from a 1-D unique, many times faster than unique(dim=0)
+    radix = keys.max(0).values + 1
+    if keys.min() < 0 or float(torch.prod(radix.double())) >= 2.0**62:
+        uniq, inv = torch.unique(keys, dim=0, return_inverse=True)
+    else:
+        code = torch.zeros(len(keys), dtype=torch.long)
+        for j in range(keys.shape[1]):
+            code = code * radix[j] + keys[:, j]
+        codes, inv = torch.unique(code, return_inverse=True)
+        uniq = torch.empty((len(codes), keys.shape[1]), dtype=torch.long)
+        for j in reversed(range(keys.shape[1])):
+            uniq[:, j] = codes % radix[j]
+            codes = codes // radix[j]
     sums = torch.zeros(len(uniq), dtype=torch.float64).index_add_(0, inv, weights)
     return [(tuple(k), v) for k, v in zip(uniq.tolist(), sums.tolist(), strict=True)]

@@ -1,4 +1,5 @@
-"""The panoptic tracker's joint-histogram overlaps against the plain per-pair mask version."""
+"""Fast paths of the evaluation against the plain versions they replace: the panoptic tracker's
+joint-histogram overlaps, and grouped sums over int rows."""
 
 from __future__ import annotations
 
@@ -64,3 +65,16 @@ def test_tracker_ids_equal_the_per_pair_mask_tracker():
         ours, reference = GreedyTracker(), MaskTracker()
         for semantic, instance in _frames(torch.Generator().manual_seed(seed)):
             assert torch.equal(ours(semantic, instance), reference(semantic, instance)), seed
+
+
+def test_grouped_sums_equal_unique_over_rows():
+    from cosim.learning.metrics import _grouped_sum
+
+    generator = torch.Generator().manual_seed(3)
+    for high in (2, 30, 5000):
+        keys = torch.randint(0, high, (500, 4), generator=generator)
+        weights = torch.rand(500, generator=generator, dtype=torch.float64)
+        uniq, inv = torch.unique(keys, dim=0, return_inverse=True)
+        sums = torch.zeros(len(uniq), dtype=torch.float64).index_add_(0, inv, weights)
+        expected = [(tuple(k), v) for k, v in zip(uniq.tolist(), sums.tolist(), strict=True)]
+        assert _grouped_sum(keys, weights) == expected
