@@ -117,6 +117,7 @@ def test_report_renders_plots_that_are_not_blank(compared, tmp_path, which):
     assert page.count("src='data:image/png;base64,") == (len(FIGURES) + len(RADIO_FIGURES) - 1
                                                          + forest)
     assert ("Paired comparison" in page) == forest
+    assert "What each headline metric rests on" in page  # run.json's heldout_support
     if forest:
         assert page.index("Paired comparison") < page.index("<h2>Summary</h2>")
     assert "Skipped: every run aggregates synchronously" in page

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def write_report(path: Path, out: Path | None = None) -> Path:
                             f"Skipped: {html.escape(fig)}.</p>")
             continue
         sections.append(heading + _figure_html(fig, key, title, figures_dir))
-    page = _page(src, _summary_table(src) + _drift_section(src) + _personal_section(src, figures_dir),
+    page = _page(src, _summary_table(src) + _support_section(src) + _drift_section(src)
+                 + _personal_section(src, figures_dir),
                  sections, _pairs_section(src, figures_dir))
     target = out / "report.html"
     target.write_text(page, encoding="utf-8")
@@ -166,6 +168,30 @@ def _precision_line(infos: list[dict]) -> str:
         return ""
     return "<br>learning precision: " + "; ".join(
         f"<b>{html.escape(name)}</b> ({html.escape(reason)})" for name, reason in seen)
+
+
+def _support_section(src: ReportSource) -> str:
+    """What each headline metric rests on, per distinct held-out set of the runs (run.json)."""
+    rows, seen = [], set()
+    for run in src.runs:
+        support = ((run.info.get("summary") or {}).get("learning") or {}).get("heldout_support")
+        if not support:
+            continue
+        key = json.dumps(support, sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        data_seed = (run.info.get("seeds") or {}).get("data", run.info.get("seed"))
+        for task, s in support.items():
+            minimum = s.get("minimum_per_class") or s.get("minimum_total")
+            rows.append({"data seed": data_seed, "task": task, "counted": s["unit"],
+                         "total": s["total"], "smallest class": f"{s['smallest_class']} "
+                         f"({s['smallest_count']})", "minimum": minimum if minimum else "-",
+                         "meets it": {True: "yes", False: "no"}.get(s.get("meets_minimum"), "-")})
+    if not rows:
+        return ""
+    return ("<h3>What each headline metric rests on (held-out set)</h3>"
+            + pd.DataFrame(rows).to_html(index=False, border=0, classes="summary", na_rep="-"))
 
 
 def _pairs_section(src: ReportSource, figures_dir: Path) -> str:
