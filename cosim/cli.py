@@ -296,7 +296,8 @@ def compare(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Run policies x aggregations x seeds on the same recorded connectivity; summarise."""
+    """Run policies x aggregations x seeds on the same recorded connectivity; summarise them and
+    say, pair by pair, which is better and how sure (paired verdicts)."""
 
     def work() -> None:
         from cosim.compare import (
