@@ -173,19 +173,25 @@ def _seeds(value: str, option: str = "--seeds") -> tuple[int, ...]:
     return seeds
 
 
+def _numbers_by_key(items: list[str] | None, option: str, known: tuple[str, ...] | list[str],
+                    what: str) -> dict[str, float]:
+    """``key=number`` items of a repeatable option, keys among ``known``."""
+    out = {}
+    for item in items or []:
+        key, _, value = item.partition("=")
+        if key not in known:
+            raise InputError(None, option, f"unknown {what} {key!r} (known: {', '.join(known)})")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise InputError(None, option, f"{item!r} is not {what}=number") from None
+    return out
+
+
 def _targets(items: list[str] | None) -> dict[str, float]:
     from cosim.names import HEADLINE
 
-    out = {}
-    for item in items or []:
-        task, _, value = item.partition("=")
-        if task not in HEADLINE:
-            raise InputError(None, "--target", f"unknown task {task!r} (known: {', '.join(HEADLINE)})")
-        try:
-            out[task] = float(value)
-        except ValueError:
-            raise InputError(None, "--target", f"{item!r} is not task=number") from None
-    return out
+    return _numbers_by_key(items, "--target", list(HEADLINE), "task")
 
 
 def _every_rounds(value: str) -> int | None:
@@ -204,17 +210,10 @@ def _every_rounds(value: str) -> int | None:
 def _margins(items: list[str] | None) -> dict[str, float]:
     from cosim.analysis.pairs import MARGIN_KEYS
 
-    out = {}
-    for item in items or []:
-        key, _, value = item.partition("=")
-        if key not in MARGIN_KEYS:
-            raise InputError(None, "--margin", f"unknown measure {key!r} (known: {', '.join(MARGIN_KEYS)})")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            raise InputError(None, "--margin", f"{item!r} is not measure=number") from None
-        if not out[key] > 0 or not math.isfinite(out[key]):
-            raise InputError(None, "--margin", f"{item!r}: a margin is a positive number")
+    out = _numbers_by_key(items, "--margin", MARGIN_KEYS, "measure")
+    for key, value in out.items():
+        if not value > 0 or not math.isfinite(value):
+            raise InputError(None, "--margin", f"{key}={value:g}: a margin is a positive number")
     return out
 
 

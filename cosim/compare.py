@@ -121,11 +121,12 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
             new = [max(seeds) + 1]
             seeds = seeds + new
             _write_info(out, {**settings, "status": "running", "seeds_used": seeds})
-    targets = _default_targets([Path(r[3].out) for r in runs], targets)
-    summary = _summarise(out, runs, grid, targets)
+    if auto is None:  # with auto, the last look's summary and pairs are the final ones
+        targets = _default_targets([Path(r[3].out) for r in runs], targets)
+        summary = _summarise(out, runs, grid, targets)
+        pairs = write_pairs(out, summary, margins, looks).to_pandas()
     pq.write_table(summary, out / "summary.parquet")
     summary.to_pandas().to_csv(out / "summary.csv", index=False)
-    pairs = write_pairs(out, summary, margins, looks).to_pandas()
     _write_info(out, {
         **settings, "status": "complete", "seeds_used": seeds,
         **({} if auto is None else {"stopped": stopped,

@@ -85,7 +85,7 @@ def pairs_table(summary: pd.DataFrame, margins: Mapping[str, float] | None = Non
     rows = []
     for m in measures(list(summary.columns)):
         per_cell = {cell: _per_unit(summary, cell, m.column, units) for cell in cells}
-        censored = {cell: _censored(summary, cell, m.censored_column) for cell in cells}
+        censored = {cell: _censored(summary, cell, m.censored_column, units) for cell in cells}
         pairs, diffs, tests = [], [], []
         for a, b in itertools.combinations(cells, 2):
             joined = pd.concat([per_cell[a], per_cell[b]], axis=1, join="inner").dropna()
@@ -128,11 +128,13 @@ def _per_unit(summary: pd.DataFrame, cell: tuple[str, str], column: str, units: 
     return rows.groupby(units)[column].mean()  # nested training seeds: their mean
 
 
-def _censored(summary: pd.DataFrame, cell: tuple[str, str], column: str | None) -> int | None:
+def _censored(summary: pd.DataFrame, cell: tuple[str, str], column: str | None,
+              units: list[str]) -> int | None:
+    """Seeds (units of pairing) in which a run of the cell never reached the level."""
     if column is None or column not in summary:
         return None
     rows = summary[(summary.policy == cell[0]) & (summary.aggregation == cell[1])]
-    return int(rows[column].fillna(False).astype(bool).sum())
+    return int(rows[column].fillna(False).astype(bool).groupby([rows[u] for u in units]).any().sum())
 
 
 def verdict_text(decision: str, a: str, b: str, margin: float | None, needed: int | None,
