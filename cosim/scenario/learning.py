@@ -167,6 +167,10 @@ class DataConfig(StrictModel):
     clients: PositiveInt = Field(20, le=100_000)
     heldout_segments: NonNegativeInt = Field(4, le=1_000_000)  # never given to a client
     frame_stride: PositiveInt = Field(1, le=1_000_000)
+    # Every n-th of those frames in a held-out segment: more held-out drives at one evaluation
+    # cost, so the score rests on more, and less alike, scenes (a clip's next frame is half a
+    # second later).
+    heldout_frame_stride: PositiveInt = Field(1, le=1_000_000)
     no_lidar_share: float = Field(0.0, ge=0.0, le=1.0)  # clients without a LiDAR
     camera_tasks_only_share: float = Field(0.0, ge=0.0, le=1.0)  # clients with 2D tasks only
     cache_frames: NonNegativeInt = Field(4096, le=100_000_000)  # decoded samples kept in memory
@@ -177,9 +181,10 @@ class EvaluationConfig(StrictModel):
 
     # 2D boxes lower than this share of the image height, or narrower than this share of its
     # width, are "don't care" (neither missed nor matched), as KITTI's minimum heights: squeezed
-    # into the tiny model's 64 x 64 px input, a pedestrian 20 m ahead is 1.4 px wide.
+    # into the tiny model's 64 x 64 px input, a pedestrian 20 m ahead is 1.4 px wide. The
+    # defaults: 4 px high and 2 px wide at 64 px, one cell of the 2D heads' output grid.
     det2d_min_height: float = Field(0.0625, ge=0.0, lt=1.0)
-    det2d_min_width: float = Field(0.0625, ge=0.0, lt=1.0)
+    det2d_min_width: float = Field(0.03125, ge=0.0, lt=1.0)
     # 3D detection also gets nuScenes-style AP by BEV centre distance at these thresholds.
     det3d_center_thresholds_m: list[Annotated[float, Field(gt=0.0, le=10_000.0)]] = Field(
         default_factory=lambda: [0.5, 1.0, 2.0, 4.0], min_length=1)

@@ -44,8 +44,8 @@ def partition(segments: dict[str, list[int]], city: dict[str, str], cfg: DataCon
     heldout_names, train_names = order[: cfg.heldout_segments], order[cfg.heldout_segments:]
     stride = cfg.frame_stride
 
-    def frames_of(name: str) -> list[FrameRef]:
-        return [(name, ts) for ts in sorted(segments[name])[::stride]]
+    def frames_of(name: str, every: int = 1) -> list[FrameRef]:
+        return [(name, ts) for ts in sorted(segments[name])[::stride * every]]
 
     if cfg.partition == "segment":
         if len(train_names) < cfg.clients:
@@ -71,5 +71,5 @@ def partition(segments: dict[str, list[int]], city: dict[str, str], cfg: DataCon
         tasks = CAMERA_TASKS if camera_only else TASKS
         modalities = ("image", "text") if i in no_lidar else ("image", "lidar", "text")
         clients.append(ClientShard(i, tuple(frames), tuple(tasks), modalities))
-    heldout = tuple(f for name in heldout_names for f in frames_of(name))
+    heldout = tuple(f for name in heldout_names for f in frames_of(name, cfg.heldout_frame_stride))
     return Partition(tuple(clients), heldout)

@@ -18,7 +18,7 @@ from cosim.learning.data.materials import GroundMaterials, ground_materials, obj
 
 # Bump when what a seed generates changes: the version is part of every cache key built from
 # scenes (synthetic datasets, the synthetic pre-training), so stale caches are never reused.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 CITIES = ("San Francisco", "Phoenix", "Mountain View", "Los Angeles", "Detroit", "Seattle")
 WEATHER = ("sunny", "cloudy", "rainy", "foggy")
@@ -89,8 +89,10 @@ class Segment:
 
 
 def random_style(rng: np.random.Generator) -> SegmentStyle:
-    mix = {"car": rng.uniform(2, 10), "pedestrian": rng.uniform(0, 12),
-           "cyclist": rng.uniform(0, 3), "sign": rng.uniform(0.5, 4)}
+    # Per 100 m of street, as downtown blocks give them: curbside signs every 12-35 m (parking,
+    # street names, turn rules), a bike lane's traffic, and pedestrians on both sidewalks.
+    mix = {"car": rng.uniform(2, 10), "pedestrian": rng.uniform(2, 12),
+           "cyclist": rng.uniform(2, 6), "sign": rng.uniform(4, 9)}
     return SegmentStyle(CITIES[rng.integers(len(CITIES))], WEATHER[rng.integers(len(WEATHER))],
                         TIMES[rng.integers(len(TIMES))], mix)
 
@@ -128,6 +130,18 @@ def make_segment(name: str, seed: int, frames: int = 40, style: SegmentStyle | N
     agents, agent_kind, speed = [], [], []
     lanes = (-3.5, -1.75, 1.75, 3.5)
     swept = travel + 105.0
+    # Crosswalks at the block corners: pedestrians crossing the street in front of the camera,
+    # where a front camera sees people large enough to detect (on the sidewalks they are at the
+    # edge of its view and a few pixels wide).
+    x = rng.uniform(5.0, 60.0)
+    while x < travel + 75.0:
+        for _ in range(rng.poisson(style.class_mix["pedestrian"] / 4)):
+            y = rng.uniform(-SIDEWALK_OUTER + 1.0, SIDEWALK_OUTER - 1.0)
+            agents.append(_box(rng, "pedestrian", x + rng.uniform(-1.5, 1.5), y,
+                               rng.choice([np.pi / 2, -np.pi / 2]) + rng.normal(0, 0.1)))
+            agent_kind.append(KIND_NAMES.index("pedestrian"))
+            speed.append(rng.uniform(0.8, 1.6))
+        x += rng.uniform(70.0, 130.0)
     for kind in ("car", "pedestrian", "cyclist"):
         for _ in range(rng.poisson(style.class_mix[kind] * swept / 100)):
             x = rng.uniform(-30.0, travel + 75.0)

@@ -12,18 +12,18 @@ from cosim.learning.losses import centernet_loss
 from cosim.learning.metrics import MeanAP2D
 from cosim.learning.tasks.spec import TaskSpec
 
-# Boxes whose shorter side is below this share of the input are not drawn in the training
-# heatmaps: at the input's resolution they are a pixel or two (the evaluation's default
+# Boxes lower or narrower than these shares of the input are not drawn in the training
+# heatmaps: at the input's resolution they are a pixel or less (the evaluation's default
 # "don't care" size, ``learning.evaluation.det2d_min_height`` / ``det2d_min_width``).
-TRAIN_MIN_SIDE = 0.0625
+TRAIN_MIN_HEIGHT, TRAIN_MIN_WIDTH = 0.0625, 0.03125
 
 
 def targets(frame, geo) -> dict:
     s = geo.image_size
     h, w = frame.image.shape[:2]
     boxes = frame.camera_boxes * np.array([s / w, s / h, s / w, s / h])  # in input pixels
-    sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    drawn = sides >= TRAIN_MIN_SIDE * s
+    drawn = ((boxes[:, 3] - boxes[:, 1] >= TRAIN_MIN_HEIGHT * s)
+             & (boxes[:, 2] - boxes[:, 0] >= TRAIN_MIN_WIDTH * s))
     out = encode_boxes_2d(boxes[drawn], frame.camera_box_labels[drawn], len(DETECTION), geo.grid, s)
     out.update(boxes=boxes, box_labels=frame.camera_box_labels)
     return out
