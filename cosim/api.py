@@ -240,19 +240,23 @@ def run(scenario: ScenarioLike, *, out: str | os.PathLike | None = None, seed: i
 def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
             policies: Sequence[str] | str | None = None,
             aggregations: Sequence[str] | str | None = None,
-            seeds: Sequence[int] | int | None = None,
+            seeds: Sequence[int] | int | Literal["auto"] | None = None,
             data_seeds: Sequence[int] | int | None = None,
             training_seeds: Sequence[int] | int | None = None, jobs: int = 1,
             overrides: Sequence[str] | None = None,
             targets: Mapping[str, float] | None = None,
             margins: Mapping[str, float] | None = None,
             eval_every_rounds: int | None = 1, eval_every_s: float | None = None,
+            min_seeds: int = 3, max_seeds: int = 8, budget_min: float | None = None,
+            decide: Sequence[str] = (), decide_on: Sequence[str] | None = None,
             resume: bool = False, overwrite: bool = False) -> Compare:
     """Run a compare grid as ``cosim compare`` does (same defaults, ``resume`` and ``overwrite``
     as ``--resume`` and ``--overwrite``) and return it. ``seeds`` vary the connectivity (one
     recording each); ``data_seeds`` and ``training_seeds`` vary those streams on every recording
     (None: they follow the scenario's seed). ``eval_every_rounds`` (None: the scenario's) and
     ``eval_every_s`` (asynchronous cells; None: their round deadline) set the curves' resolution.
+    ``seeds="auto"`` adds seeds until the pairs are decided, as ``--seeds auto`` does, with
+    ``min_seeds``, ``max_seeds``, ``budget_min``, ``decide`` (cells) and ``decide_on`` (measures).
 
     The worker processes rebuild the scenario from a YAML file and ``overrides`` (which
     compare.json records apart), so a Scenario or dict is written, paths resolved, to cosim's
@@ -260,10 +264,15 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
     needs; every run's run.json still holds its whole resolved scenario."""
     from cosim.cache import cached_folder, content_key
     from cosim.compare import CompareGrid, run_compare
+    from cosim.compare_auto import DEFAULT_MEASURES, AutoSeeds
 
+    auto = None
+    if seeds == "auto":
+        auto = AutoSeeds(min_seeds, max_seeds, budget_min, tuple(decide),
+                         tuple(decide_on) if decide_on else DEFAULT_MEASURES)
     grid = CompareGrid(_names(policies, DEFAULT_POLICIES, "policies"),
                        _names(aggregations, DEFAULT_AGGREGATIONS, "aggregations"),
-                       _seed_list(seeds),
+                       () if auto is not None else _seed_list(seeds),
                        None if data_seeds is None else _seed_list(data_seeds),
                        None if training_seeds is None else _seed_list(training_seeds),
                        eval_every_rounds, eval_every_s)
@@ -277,9 +286,11 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
         folder = cached_folder("api-scenarios", content_key([text]),
                                lambda tmp: (tmp / "scenario.yaml").write_text(text, encoding="utf-8"))
         path = folder / "scenario.yaml"
+    if auto is not None:
+        auto.check_cells(grid.policies, grid.aggregations)
     run_compare(path, grid, Path(out), list(overrides or ()), jobs,
                 dict(targets) if targets else None, resume=resume, overwrite=overwrite,
-                margins=dict(margins) if margins else None)
+                margins=dict(margins) if margins else None, auto=auto)
     return load_compare(out)
 
 

@@ -306,8 +306,11 @@ def check_grid(scenario_path: Path, grid: CompareGrid, overrides: list[str]):
         chosen = [] if policy == "oracle" else [f"scheduling.policy={policy}"]
         for aggregation in grid.aggregations:
             section, _ = aggregation_section(scenario_path, overrides, aggregation, grid)
-            for _, d, t in grid.replicates()[:1]:
-                load_scenario(scenario_path, [*overrides, *chosen, section, *stream_seeds(d, t)])
+            load_scenario(scenario_path, [*overrides, *chosen, section])
+    for d in grid.data_seeds or ():  # every stream seed, whatever the connectivity seeds
+        load_scenario(scenario_path, [*overrides, *stream_seeds(d, None)])
+    for t in grid.training_seeds or ():
+        load_scenario(scenario_path, [*overrides, *stream_seeds(None, t)])
     return base
 
 

@@ -321,3 +321,21 @@ def test_asynchronous_cells_are_evaluated_on_a_time_grid(grid_small):
     given = CompareGrid(("random",), ("fedbuff",), (0,), eval_every_s=30.0)
     fedbuff, _ = aggregation_section(grid_small, [], "fedbuff", given)
     assert json.loads(fedbuff.split("=", 1)[1])["eval_every_s"] == 30.0
+
+
+def test_seeds_auto_checks_stream_seeds_and_cells_before_any_run(grid_small, tmp_path):
+    """With --seeds auto there is no connectivity seed to pair a stream seed with: an out-of-range
+    training seed is still refused before the compare folder exists, from the CLI and the API."""
+    result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(tmp_path / "c"),
+                                      "--policies", "availability_aware,random", "--seeds", "auto",
+                                      "--training-seeds", str(2**31), *_sets(LEARNING)])
+    assert result.exit_code == 2, result.output
+    assert "learning.seed" in result.output
+    assert not (tmp_path / "c").exists()
+    from cosim import api
+    from cosim.errors import InputError
+
+    with pytest.raises(InputError, match="--decide"):
+        api.compare(grid_small, tmp_path / "d", policies=["availability_aware", "random"],
+                    seeds="auto", decide=["random"], overrides=LEARNING)
+    assert not (tmp_path / "d").exists()
