@@ -13,7 +13,7 @@ from cosim.scenario import EvaluationConfig
 def _batch():
     """Two frames of one sequence, 64-px input: boxes of known size and class, cells of known
     labels, two pan2d car instances of which one is seen in both frames."""
-    det2d = {"boxes": [np.array([[0, 0, 10, 10], [0, 0, 2, 10], [5, 5, 20, 30]], float),
+    det2d = {"boxes": [np.array([[0, 0, 10, 10], [0, 0, 1.5, 10], [5, 5, 20, 30]], float),
                        np.array([[1, 1, 9, 9]], float)],
              "box_labels": [np.array([0, 1, 2]), np.array([3])]}
     det3d = {"boxes": [np.array([[1, 1, 0, 4, 2, 2, 0], [80, 0, 0, 4, 2, 2, 0]], float),
@@ -35,7 +35,7 @@ def _batch():
 def test_support_counts_what_each_metric_scores():
     tasks = ["seg3d", "det3d", "pan2d", "det2d"]
     support = heldout_support([_batch()], tasks, EvaluationConfig(), image_size=64, bev_range_m=50.0)
-    # det2d: the 2-px-wide box is don't-care at 64 px (min 4 px); the rest count
+    # det2d: the 1.5-px-wide box is don't-care at 64 px (min 2 px wide); the rest count
     assert support["det2d"]["per_class"] == {"vehicle": 1, "pedestrian": 0, "cyclist": 1, "sign": 1}
     assert support["det2d"]["smallest_class"] == "pedestrian" and not support["det2d"]["meets_minimum"]
     assert support["det2d"]["minimum_per_class"] == MIN_OBJECTS_PER_CLASS

@@ -89,7 +89,7 @@ class Segment:
 
 
 def random_style(rng: np.random.Generator) -> SegmentStyle:
-    # Per 100 m of street, as downtown blocks give them: curbside signs every 12-35 m (parking,
+    # Per 100 m of street, as downtown blocks give them: curbside signs every 11-25 m (parking,
     # street names, turn rules), a bike lane's traffic, and pedestrians on both sidewalks.
     mix = {"car": rng.uniform(2, 10), "pedestrian": rng.uniform(2, 12),
            "cyclist": rng.uniform(2, 6), "sign": rng.uniform(4, 9)}
