@@ -89,6 +89,7 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
     ``margins``: equivalence margins of the pairs table (cosim.analysis.pairs). ``auto``: ignore
     ``grid.seeds`` and add seeds 0, 1, 2, ... until the plan stops (cosim.compare_auto);
     ``on_look(seeds, stop reason or None)`` is told after each look."""
+    out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
     base = check_grid(scenario_path, grid, overrides)
     settings = compare_settings(scenario_path, overrides, grid, auto)
     check_compare_out(out, settings, resume, overwrite)

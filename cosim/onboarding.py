@@ -72,6 +72,7 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
                    ) -> list[OnboardingRun]:
     """Record, pre-train once per (seed, arriving task), onboard every method; return the runs."""
     cfg, clients, step = plan(scenario_path, overrides, seeds)
+    out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     path = str(scenario_path)

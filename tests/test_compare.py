@@ -339,3 +339,20 @@ def test_seeds_auto_checks_stream_seeds_and_cells_before_any_run(grid_small, tmp
         api.compare(grid_small, tmp_path / "d", policies=["availability_aware", "random"],
                     seeds="auto", decide=["random"], overrides=LEARNING)
     assert not (tmp_path / "d").exists()
+
+
+def test_relative_out_is_the_working_folders(grid_small, tmp_path, monkeypatch):
+    """--out is resolved against the working folder, not the scenario's: the runs replay the
+    recordings where the compare wrote them (from the CLI, and resumed from the API)."""
+    from cosim import api
+
+    monkeypatch.chdir(tmp_path)
+    args = ["compare", str(grid_small), "--out", "cmp", "--policies", "availability_aware,random",
+            "--seeds", "0", "-q", *_sets(LEARNING)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cmp" / "recordings" / "seed-0").is_dir()
+    assert not (grid_small.parent / "cmp").exists()
+    again = api.compare(grid_small, "cmp", policies=["availability_aware", "random"], seeds=[0],
+                        overrides=LEARNING, resume=True)
+    assert len(again.summary()) == 2
