@@ -2,14 +2,17 @@
 
 On a terminal: a rich bar with simulated time of total, ETA, the layers' live fields (round,
 accuracy, ...) and the labelled speed-up over real time; the warm-up phases (SUMO, radio,
-learning set-up) show as a spinner line before the clock starts. Off a terminal (piped, nohup, a
-cluster job): one plain log line every ``COSIM_PROGRESS_EVERY_S`` seconds (default 30) with the
-same fields, and one per phase.
+learning set-up, and within them the steps of long work: data generation, pre-training) show as
+a spinner line before the clock starts. Off a terminal (piped, nohup, a cluster job): one plain
+log line every ``COSIM_PROGRESS_EVERY_S`` seconds (default 30) with the same fields, and one per
+phase; a watcher thread repeats the last status when nothing else was said for that long (a
+long warm-up step, a long training pass), so a log is never silent for longer.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -24,6 +27,22 @@ from rich.progress import (
 )
 
 PLAIN_EVERY_S = 30.0
+
+# The active run's step reporter (set while a RunProgress is open): long set-up work deep in the
+# layers says how far it is without being handed a progress object.
+_step_reporter: Callable[[str], None] | None = None
+
+
+def warmup_step(text: str) -> None:
+    """How far a long warm-up step is (e.g. "synthetic data: segment 3 of 28"); shown by the
+    open run's progress, ignored outside a run."""
+    if _step_reporter is not None:
+        _step_reporter(text)
+
+
+def format_speedup(ratio: float) -> str:
+    """Simulated over wall time: one decimal below 10 (x0.7 is slower than real time)."""
+    return f"speed-up x{ratio:.1f}" if ratio < 10 else f"speed-up x{ratio:,.0f}"
 
 
 def format_sim_time(t: float) -> str:
@@ -73,15 +92,30 @@ class RunProgress:
             disable=quiet or self.plain,
         )
         self._task = None
+        self._phase = ""
+        self._status = "starting"  # what the watcher repeats: the last phase, step or tick
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def __enter__(self) -> RunProgress:
+        global _step_reporter
         self._start = time.perf_counter()
         self._progress.__enter__()
         self._task = self._progress.add_task("warm-up", total=self.duration_s, live="",
                                              speedup="", start=False)
+        _step_reporter = self.step
+        if self.plain and not self.quiet and self.every_s > 0:
+            self._watcher = threading.Thread(target=self._watch, name="cosim-progress", daemon=True)
+            self._watcher.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        global _step_reporter
+        _step_reporter = None
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
         self._progress.__exit__(*exc)
 
     def phase(self, text: str | None) -> None:
@@ -92,18 +126,39 @@ class RunProgress:
             self._clock_start = time.perf_counter()
             self._progress.start_task(self._task)
             self._progress.update(self._task, description=self._sim_label(0.0))
+            self._status = self._sim_label(0.0)
             return
+        self._phase = self._status = text
         if self.plain:
             self._line(f"progress: {text}")
         else:
             self._progress.update(self._task, description=text)
+
+    def step(self, text: str) -> None:
+        """How far the current warm-up phase is; a plain log prints it at most every period."""
+        if self.quiet:
+            return
+        self._status = f"{self._phase}: {text}" if self._phase else text
+        if not self.plain:
+            self._progress.update(self._task, description=self._status)
+            return
+        if time.perf_counter() - self._start - self._last_line >= self.every_s:
+            self._line(f"progress: {self._status}  elapsed {format_wall(self._wall())}")
+
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            if self._wall() - self._last_line >= self.every_s:
+                self._line(f"progress: {self._status}  elapsed {format_wall(self._wall())}")
+
+    def _wall(self) -> float:
+        return time.perf_counter() - self._start
 
     def tick(self, now: float) -> None:
         if self.quiet:
             return
         live = "  ".join(f"{k} {v}" for k, v in self.fields().items())
         clock_wall = time.perf_counter() - (self._clock_start or self._start)
-        speedup = f"speed-up x{now / clock_wall:,.0f}" if clock_wall > 0 and now > 0 else ""
+        speedup = format_speedup(now / clock_wall) if clock_wall > 0 and now > 0 else ""
         if not self.plain:
             self._progress.update(self._task, completed=now, description=self._sim_label(now),
                                   live=live, speedup=speedup)
@@ -111,7 +166,6 @@ class RunProgress:
         wall = time.perf_counter() - self._start
         if wall - self._last_line < self.every_s and now < self.duration_s:
             return
-        self._last_line = wall
         share = now / self.duration_s if self.duration_s > 0 else 1.0
         eta = (clock_wall * (self.duration_s - now) / now) if now > 0 else None
         parts = [f"progress: {self._sim_label(now)} ({share:.0%})", f"elapsed {format_wall(wall)}",
@@ -120,13 +174,16 @@ class RunProgress:
             parts.append(speedup)
         if live:
             parts.append(live)
+        self._status = "  ".join([f"{self._sim_label(now)} ({share:.0%})", *parts[3:]])
         self._line("  ".join(parts))
 
     def _sim_label(self, now: float) -> str:
         return f"sim {format_sim_time(now)} of {format_sim_time(self.duration_s)}"
 
     def _line(self, text: str) -> None:
-        self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+        with self._lock:
+            self._last_line = self._wall()
+            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 class CompareProgress:

@@ -21,6 +21,7 @@ from cosim.learning.data.render import caption, render_camera
 from cosim.learning.data.scene import GENERATOR_VERSION, make_segment
 from cosim.learning.openclip import CONFIG_DIR, open_clip_module, quiet_random_init, to_tensor, tokenizer
 from cosim.learning.precision import FP32, autocast, resolve
+from cosim.progress import warmup_step
 
 # Scene seeds of pre-training live far from the seeds the client data generator uses.
 PRETRAIN_SEED_BASE = 1_000_000_000
@@ -55,6 +56,7 @@ def synthetic_pairs(segments: int, frames: int, size: int, seed: int) -> tuple[n
     images, captions = [], []
     rng = np.random.default_rng(seed)
     for s in range(segments):
+        warmup_step(f"pre-training: rendering scene {s + 1} of {segments}")
         seg = make_segment(f"pretrain-{seed}-{s}", PRETRAIN_SEED_BASE + seed * 100_000 + s, frames=40)
         for k in np.linspace(0, 39, frames).astype(int):
             frame = render_camera(seg, int(k), size, size, rng)
@@ -124,7 +126,8 @@ def ensure_pretrained(cfg: PretrainConfig | None = None) -> Path:
         # the caller's random state is left as it was: a run that had to pre-train first must
         # initialise its own modules exactly as a run that found the checkpoint cached
         with torch.random.fork_rng(devices=[]):
-            report = pretrain(cfg, folder / "model.pt")
+            report = pretrain(cfg, folder / "model.pt", lambda step, steps, loss: warmup_step(
+                f"pre-training: step {step} of {steps}, loss {loss:.3f}"))
         (folder / "report.json").write_text(json.dumps(report, indent=2))
 
     return cached_folder("pretrained", cfg.key(), build) / "model.pt"

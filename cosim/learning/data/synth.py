@@ -25,6 +25,7 @@ from cosim.learning.data import waymo_schema as W
 from cosim.learning.data.lidar import LIDAR_HEIGHT_M, beam_inclinations, render_lidar
 from cosim.learning.data.render import CAMERA_HEIGHT_M, render_camera
 from cosim.learning.data.scene import KIND_NAMES, KINDS, make_segment
+from cosim.progress import warmup_step
 
 PANOPTIC_DIVISOR = 1000
 T0_MICROS = 1_557_000_000_000_000  # an arbitrary epoch for frame timestamps
@@ -53,13 +54,17 @@ def generate(root: Path, cfg: SynthConfig, workers: int | None = None) -> list[s
         (root / component).mkdir(exist_ok=True)
     names = [segment_name(cfg.seed, i) for i in range(cfg.segments)]
     workers = workers or min(len(names), os.cpu_count() or 1)
+    warmup_step(f"synthetic data: 0 of {cfg.segments} segments")
     if workers <= 1:
         for i in range(cfg.segments):
             write_segment(root, cfg, i)
+            warmup_step(f"synthetic data: {i + 1} of {cfg.segments} segments")
     else:
         with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(write_segment, [root] * cfg.segments, [cfg] * cfg.segments,
-                          range(cfg.segments)))
+            done = pool.map(write_segment, [root] * cfg.segments, [cfg] * cfg.segments,
+                            range(cfg.segments))
+            for i, _ in enumerate(done):
+                warmup_step(f"synthetic data: {i + 1} of {cfg.segments} segments")
     return names
 
 

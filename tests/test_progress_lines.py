@@ -1,0 +1,61 @@
+"""Progress off a terminal: warm-up steps are reported, and the log is never silent for longer
+than its period, even while one long step runs."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from rich.console import Console
+
+from cosim.progress import RunProgress, format_speedup, warmup_step
+
+
+def _plain() -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    return Console(file=buf, force_terminal=False, width=200), buf
+
+
+def test_warmup_steps_show_at_most_once_a_period():
+    console, buf = _plain()
+    warmup_step("ignored: no run is open")
+    with RunProgress(60.0, dict, quiet=False, console=console, every_s=3600) as progress:
+        progress.phase("warm-up: learning")
+        for i in range(5):
+            warmup_step(f"synthetic data: {i + 1} of 5 segments")
+    lines = buf.getvalue().splitlines()
+    assert lines == ["progress: warm-up: learning"]  # the period had not passed for a step
+    console, buf = _plain()
+    with RunProgress(60.0, dict, quiet=False, console=console, every_s=1e-9) as progress:
+        progress.phase("warm-up: learning")
+        warmup_step("synthetic data: 1 of 5 segments")
+    assert "progress: warm-up: learning: synthetic data: 1 of 5 segments  elapsed 0:00:00" in buf.getvalue()
+    warmup_step("ignored again: the run is closed")
+    assert "ignored" not in buf.getvalue()
+
+
+def test_a_long_step_still_gives_a_line_each_period():
+    console, buf = _plain()
+    with RunProgress(60.0, dict, quiet=False, console=console, every_s=0.5) as progress:
+        progress.phase("warm-up: learning")
+        warmup_step("pre-training: step 1 of 900, loss 4.100")
+        time.sleep(2.6)  # one long step: nothing else reports
+    lines = buf.getvalue().splitlines()
+    repeats = [x for x in lines if x.startswith("progress: warm-up: learning: pre-training: step 1")]
+    assert len(repeats) >= 2, lines
+    assert all("elapsed 0:00:0" in x for x in repeats)
+
+
+def test_a_quiet_run_prints_nothing():
+    console, buf = _plain()
+    with RunProgress(60.0, dict, quiet=True, console=console, every_s=0.1) as progress:
+        progress.phase("warm-up: learning")
+        time.sleep(1.2)
+    assert buf.getvalue() == ""
+
+
+def test_speedup_below_real_time_keeps_a_decimal():
+    assert format_speedup(0.7) == "speed-up x0.7"
+    assert format_speedup(9.94) == "speed-up x9.9"
+    assert format_speedup(12.4) == "speed-up x12"
+    assert format_speedup(1234.0) == "speed-up x1,234"
