@@ -1,4 +1,4 @@
-"""Scenario input that must be refused before any run folder exists (issues 17 and 19): each
+"""Scenario input that must be refused before any run folder exists: each
 case exits 2 with ONE line on stderr that names the field."""
 
 from __future__ import annotations
@@ -411,3 +411,14 @@ def test_a_policy_that_is_not_a_policy_class_is_bad_input(grid_small, tmp_path, 
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: scheduling.policy: ") and says in lines[0]
     assert not out.exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_own_routes_with_a_demand_section_are_refused_unless_asked(grid_small, tmp_path):
+    """A user's routes are what runs: a demand section beside them (as in a copied scenario)
+    would add random trips silently, so it is refused unless demand.add_random says so."""
+    routes = tmp_path / "mine.rou.xml"
+    routes.write_text("<routes/>\n")
+    line = _run_refused(grid_small, tmp_path, f"mobility.routes={routes}", field="mobility")
+    assert "routes and demand" in line and "demand.add_random" in line
+    sc = load_scenario(grid_small, [f"mobility.routes={routes}", "mobility.demand.add_random=true"])
+    assert sc.mobility.routes == [routes] and sc.mobility.demand.add_random

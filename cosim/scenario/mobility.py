@@ -56,6 +56,9 @@ class RandomTripsDemand(StrictModel):
     min_distance_m: float = Field(300.0, ge=0.0, le=1e7)
     parking: ParkingDemand | None = None
     random_trips_options: OptionList = Field(default_factory=list)
+    # With mobility.routes: add these random trips to the given routes (else both is an error:
+    # a user's own routes are what runs unless more traffic is asked for)
+    add_random: bool = False
 
     @model_validator(mode="after")
     def _window(self) -> RandomTripsDemand:
@@ -120,6 +123,9 @@ class MobilityConfig(StrictModel):
             )
         if not self.sumocfg and not self.routes and self.demand is None and self.replay is None:
             raise ValueError("no traffic: give routes or demand (or a sumocfg that has them)")
+        if self.routes and self.demand is not None and not self.demand.add_random:
+            raise ValueError("routes and demand both given: the demand would add random trips to "
+                             "your routes; remove demand, or set demand.add_random: true")
         if self.gui is not None and self.backend != "gui":
             raise ValueError(f"gui: only with backend: gui (backend is {self.backend})")
         return self
