@@ -156,7 +156,7 @@ class RunProgress:
     def tick(self, now: float) -> None:
         if self.quiet:
             return
-        live = "  ".join(f"{k} {v}" for k, v in self.fields().items())
+        live = "  ".join(f"{k} {v}" for k, v in self.fields().items() if v)
         clock_wall = time.perf_counter() - (self._clock_start or self._start)
         speedup = format_speedup(now / clock_wall) if clock_wall > 0 and now > 0 else ""
         if not self.plain:

@@ -59,3 +59,13 @@ def test_speedup_below_real_time_keeps_a_decimal():
     assert format_speedup(9.94) == "speed-up x9.9"
     assert format_speedup(12.4) == "speed-up x12"
     assert format_speedup(1234.0) == "speed-up x1,234"
+
+
+def test_empty_fields_are_left_out_of_the_line():
+    console, buf = _plain()
+    fields = {"round": "2", "eval": ""}  # nothing scored yet
+    with RunProgress(60.0, lambda: fields, quiet=False, console=console, every_s=0) as progress:
+        progress.phase(None)
+        progress.tick(30.0)
+    line = buf.getvalue().splitlines()[-1]
+    assert line.endswith("round 2"), line

@@ -10,6 +10,7 @@ on when a score is ready."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import math
 import threading
 import time
 from collections import deque
@@ -111,5 +112,7 @@ class GlobalEvaluation:
                            "task": [r[0] for r in rows],
                            "metric": [r[1] for r in rows], "value": [float(r[2]) for r in rows],
                            "client": [None] * len(rows), "model": [None] * len(rows)})
+        # a metric with nothing to score (NaN, COCO's -1) is left out, not shown as a number
         self.last_line = " ".join(f"{t} {results[t][m]:.3f}" for t, m in HEADLINE.items()
-                                  if t in results and m in results[t])
+                                  if t in results and m in results[t]
+                                  and math.isfinite(results[t][m]) and results[t][m] >= 0)
