@@ -69,3 +69,16 @@ def test_empty_fields_are_left_out_of_the_line():
         progress.tick(30.0)
     line = buf.getvalue().splitlines()[-1]
     assert line.endswith("round 2"), line
+
+
+def test_pretraining_in_a_run_reports_its_steps(tmp_path, monkeypatch):
+    from cosim.learning.pretrain import PretrainConfig, ensure_pretrained
+
+    monkeypatch.setenv("COSIM_CACHE_DIR", str(tmp_path))
+    console, buf = _plain()
+    with RunProgress(60.0, dict, quiet=False, console=console, every_s=1e-9) as progress:
+        progress.phase("warm-up: learning")
+        ensure_pretrained(PretrainConfig(segments=5, frames_per_segment=2, steps=2, batch_size=4))
+    text = buf.getvalue()
+    assert "warm-up: learning: pre-training: rendering scene 5 of 5" in text
+    assert "warm-up: learning: pre-training: step 2 of 2, loss " in text

@@ -100,6 +100,7 @@ class FederatedLayer:
         self.mobility, self.radio, self.predictor = ports.mobility, ports.radio, ports.predictor
         self.version = 0
         self.round = 0
+        self.scored_version = -1  # the model version last evaluated (the run's end scores a newer)
         self.participants = 0
         self.in_flight: dict[int, Flight] = {}
         self.personalisation: dict[str, Any] | None = None  # run.json's summary of it
@@ -298,6 +299,7 @@ class FederatedLayer:
         self.participation.append(participation_rows(attempts))
 
     def evaluate(self) -> None:
+        self.scored_version = self.version
         self.evaluation(self.global_state, self.round, self.env.now)
 
     def _periodic_evaluation(self, period: float):
@@ -316,6 +318,8 @@ class FederatedLayer:
     def finish(self) -> None:
         """Keep the final global model: a later run can start from it (learning.init_modules)."""
         self.global_state = resolved(self.global_state)  # the last round's training, done
+        if self.version != self.scored_version:  # the final model is always scored
+            self.evaluate()
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
         self.lookup = self._lookup_later()
         self.evaluation.drain()
