@@ -201,6 +201,9 @@ def test_policies_get_distinct_styles_and_a_band_over_seeds(compared):
     src = open_source(compared)
     fig = metric_vs_time(src)
     assert "mean over the seeds" in caption(fig) and "min–max" in caption(fig)
+    # what the curves rest on, from run.json's held-out support
+    assert "Held-out support: seg3d " in caption(fig) and " boxes in its smallest class (" in caption(fig)
+    assert re.search(r"det2d \d+ boxes in its smallest class \(\w+\), \d+ frames", caption(fig))
     ax = fig.axes[0]  # seg3d mIoU
     lines = _lines_by_label(ax)
     policy_lines = {lab: ln for lab, ln in lines.items() if "baseline" not in lab}

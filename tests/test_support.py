@@ -39,6 +39,7 @@ def test_support_counts_what_each_metric_scores():
     assert support["det2d"]["per_class"] == {"vehicle": 1, "pedestrian": 0, "cyclist": 1, "sign": 1}
     assert support["det2d"]["smallest_class"] == "pedestrian" and not support["det2d"]["meets_minimum"]
     assert support["det2d"]["minimum_per_class"] == MIN_OBJECTS_PER_CLASS
+    assert {t: e["frames"] for t, e in support.items()} == dict.fromkeys(tasks, 2)
     # det3d: out of range (80 m) and point-less boxes do not count
     assert support["det3d"]["per_class"] == dict(zip(DETECTION, [1, 1, 0, 0], strict=True))
     assert support["seg3d"]["per_class"] == {"car": 3, "road": 4}

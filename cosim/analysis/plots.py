@@ -130,7 +130,31 @@ def metric_vs_time(src: ReportSource) -> Figure:
                    ncol=min(3, len(handles)), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.04 + 0.025 * ((len(handles) + 2) // 3), 1, 1))
     note = "; ".join(dict.fromkeys(n for n in notes if n))
-    return set_caption(fig, _band_caption(groups) + (f" Coinciding: {note}." if note else ""))
+    return set_caption(fig, _band_caption(groups) + (f" Coinciding: {note}." if note else "")
+                       + _support_caption(src))
+
+
+def _support_caption(src: ReportSource) -> str:
+    """What the curves rest on: held-out frames and objects (the smallest over the runs' sets)."""
+    supports = [s for s in (((read_run_json(run.path).get("summary") or {}).get("learning") or {})
+                            .get("heldout_support") for run in src.runs) if s]
+    if not supports:
+        return ""
+    parts = []
+    for task in HEADLINE:
+        entries = [s[task] for s in supports if task in s]
+        if not entries:
+            continue
+        least = min(entries, key=lambda e: e["smallest_count"] if "minimum_per_class" in e
+                    else e["total"])
+        frames = min(e.get("frames", 0) for e in entries)
+        if "minimum_per_class" in least:
+            what = f"{least['smallest_count']} {least['unit'].split(' ')[0]} in its smallest class"
+            what += f" ({least['smallest_class']})"
+        else:
+            what = f"{least['total']:,} {least['unit']}"
+        parts.append(f"{task} {what}" + (f", {frames} frames" if frames else ""))
+    return " Held-out support: " + "; ".join(parts) + "."
 
 
 def _lookup(run_dir, task: str, metric: str) -> float | None:

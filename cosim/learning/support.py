@@ -22,14 +22,17 @@ MIN_THING_INSTANCES = 50
 
 def heldout_support(batches: list, tasks: list[str], settings: EvaluationConfig,
                     image_size: int, bev_range_m: float) -> dict[str, dict[str, Any]]:
-    """Per task: the unit counted, the count per class, the total and the smallest class."""
+    """Per task: the unit counted, the count per class, the total, the smallest class and the
+    frames scored."""
     counts: dict[str, Counter] = {t: Counter() for t in tasks}
+    frames = Counter()
     instances: set[tuple] = set()
     for inputs, targets in batches:
         sequences = inputs.get("sequence")
         for t in tasks:
             target = targets[t]
             n = len(target["boxes"]) if "boxes" in target else len(target["labels"])
+            frames[t] += n
             for i in range(n):
                 if t == "det2d":
                     counts[t].update(_det2d(target, i, settings, image_size))
@@ -52,6 +55,7 @@ def heldout_support(batches: list, tasks: list[str], settings: EvaluationConfig,
                             minimum_per_class=MIN_OBJECTS_PER_CLASS)
         else:
             out[t] = _entry("labelled cells", counts[t], [c for c in SEG3D[1:] if counts[t][c]])
+        out[t]["frames"] = frames[t]
     return out
 
 
