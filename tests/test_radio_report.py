@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cosim.analysis import radio_plots
+from cosim.analysis.figure_style import caption
 from cosim.analysis.radio_plots import RADIO_FIGURES, radio_table
 from cosim.analysis.report import write_report
 from cosim.analysis.runs import open_source
@@ -192,10 +193,11 @@ def test_report_has_the_radio_figures_and_table(sector_run, tmp_path):
     assert "street network file not found" not in page
 
 
-@pytest.mark.parametrize("case", ["omni, no azimuth column", "40 cells"])
+@pytest.mark.parametrize("case", ["omni, no azimuth column", "40 cells", "300 cells"])
 def test_radio_figures_without_azimuth_and_with_many_cells(tmp_path, net, case):
-    many = case == "40 cells"
-    run = _make_run(tmp_path / "run", cells=40 if many else 3, azimuth=False, net=net)
+    many = case != "omni, no azimuth column"
+    run = _make_run(tmp_path / "run", cells=int(case.split()[0]) if many else 3, azimuth=False,
+                    net=net)
     src = open_source(run)
     for key, (_, make) in RADIO_FIGURES.items():
         fig = make(src)
@@ -207,6 +209,12 @@ def test_radio_figures_without_azimuth_and_with_many_cells(tmp_path, net, case):
     assert "c0" in labels and "c1" in labels
     assert bool(ax.collections and type(ax.collections[0]).__name__ == "QuadMesh") == many
     assert radio_table(src) is None  # no summary.radio in run.json
+    if case == "300 cells":  # the busiest 40 beside every cell's load; the map without names
+        assert len(labels) <= 40 and load.get_size_inches()[1] < 8
+        assert load.axes[1].get_title() == "all 300 cells"
+        assert sum(p.get_height() for p in load.axes[1].patches) == 300
+        cover = radio_plots.coverage_map(src)
+        assert not cover.axes[0].texts and "300 cells: sites without names" in caption(cover)
 
 
 def test_compare_folder_draws_one_line_per_seed(tmp_path, net):

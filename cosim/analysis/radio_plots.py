@@ -29,6 +29,8 @@ from cosim.trace_schemas import CELLS, HANDOFFS, LINK_WINDOWS, MOBILITY, RADIO
 
 NOT_CONNECTED = "#000000"
 HEATMAP_FROM_CELLS = 30  # this many cells or more: per-cell load as a heatmap, not stacked areas
+TOP_CELLS = 40  # more cells: the heatmap shows the busiest this many, beside every cell's load
+LABEL_MAX_CELLS = 40  # more cells: the map marks sites without names or boresights (unreadable)
 MAP_POINTS = 60_000  # at most this many samples on the maps (a fixed subsample: same pixels)
 NO_RADIO = "radio not configured"
 
@@ -172,8 +174,21 @@ def cell_load(src: ReportSource) -> Figure:
     minutes = counts.index.to_numpy(float) / 60
     labels = [names.get(c, str(c)) for c in index]
     title = f"vehicles served per cell, {run.label}" + _seed_note(src)
+    note = ""
     if len(index) >= HEATMAP_FROM_CELLS:
-        fig, ax = plt.subplots(figsize=(10, max(4.0, 0.14 * len(index) + 1.5)))
+        shown = index
+        if len(index) > TOP_CELLS:
+            total = counts[index].sum(axis=0)
+            shown = list(total.sort_values(ascending=False, kind="stable").index[:TOP_CELLS])
+            fig, (ax, dist) = plt.subplots(1, 2, figsize=(12, 0.14 * TOP_CELLS + 1.5),
+                                           width_ratios=(4, 1))
+            _load_distribution(dist, counts[index].mean(axis=0).to_numpy())
+            note = (f" The heatmap shows the {TOP_CELLS} busiest of {len(index)} cells; the "
+                    "histogram, every cell's mean load.")
+        else:
+            fig, ax = plt.subplots(figsize=(10, max(4.0, 0.14 * len(index) + 1.5)))
+        labels = [names.get(c, str(c)) for c in shown]
+        index = shown
         load = counts[index].to_numpy().T
         step = np.median(np.diff(minutes)) if len(minutes) > 1 else 1 / 60
         edges = np.r_[minutes - step / 2, minutes[-1] + step / 2]
@@ -210,7 +225,17 @@ def cell_load(src: ReportSource) -> Figure:
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return set_caption(fig, "Vehicles attached to each cell at each radio trace sample (stacked; "
-                            "hatched on top: vehicles in the network but not connected).")
+                            "hatched on top: vehicles in the network but not connected)." + note)
+
+
+def _load_distribution(ax, mean_load: np.ndarray) -> None:
+    """Every cell's time-mean load, as a histogram (how the load spreads over many cells)."""
+    ax.hist(mean_load, bins=min(30, max(5, len(mean_load) // 8)), color="0.45", edgecolor="white")
+    ax.set_xlabel("mean vehicles served")
+    ax.set_ylabel("cells")
+    integer_ticks(ax.yaxis)
+    ax.set_title(f"all {len(mean_load)} cells", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
 
 
 @figure
@@ -251,8 +276,9 @@ def coverage_map(src: ReportSource) -> Figure:
     bar = fig.colorbar(points, ax=list(axes), shrink=0.75, pad=0.01, extend="both")
     bar.set_label("serving-cell SINR (dB, right panel)")
     ax2.set_title("SINR", fontsize=10)
+    few = len(cells) <= LABEL_MAX_CELLS
     for a in axes:
-        _draw_cells(a, cells, palette, label=a is axes[0])
+        _draw_cells(a, cells, palette, label=few and a is axes[0], boresights=few)
         a.set_aspect("equal")
         a.set_xlabel("x (m)")
         a.grid(alpha=0.2)
@@ -263,7 +289,7 @@ def coverage_map(src: ReportSource) -> Figure:
         if (cells.kind == kind).any() if "kind" in cells else False:
             handles.append(Line2D([], [], marker=marker, linestyle="", markerfacecolor="white",
                                   markeredgecolor="black", markersize=7, label=f"{kind} cell"))
-    if np.isfinite(_azimuths(cells)).any():
+    if few and np.isfinite(_azimuths(cells)).any():
         handles.append(Line2D([], [], color="black", linewidth=2, label="sector boresight"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8,
                frameon=False)
@@ -272,10 +298,13 @@ def coverage_map(src: ReportSource) -> Figure:
                  fontsize=10)
     return set_caption(fig, "Radio samples at the vehicles' positions, coloured by serving cell "
                             "(left) and by its SINR (right; colours span the 1st-99th percentile); "
-                            "black: not connected; markers: the cell sites.")
+                            "black: not connected; markers: the cell sites."
+                            + ("" if few else f" {len(cells)} cells: sites without names or "
+                               "boresights."))
 
 
-def _draw_cells(ax, cells: pd.DataFrame, palette: dict[int, tuple], label: bool) -> None:
+def _draw_cells(ax, cells: pd.DataFrame, palette: dict[int, tuple], label: bool,
+                boresights: bool = True) -> None:
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
     length = 0.05 * max(x1 - x0, y1 - y0, 1.0)
@@ -287,7 +316,7 @@ def _draw_cells(ax, cells: pd.DataFrame, palette: dict[int, tuple], label: bool)
         ax.scatter([c.x], [c.y], marker=marker, s=size, color=palette.get(idx, "white"),
                    edgecolors="black", linewidths=0.8, zorder=6)
         tip = (c.x, c.y)
-        if np.isfinite(az):
+        if boresights and np.isfinite(az):
             tip = (c.x + length * math.sin(math.radians(az)), c.y + length * math.cos(math.radians(az)))
             ax.plot([c.x, tip[0]], [c.y, tip[1]], color="black", linewidth=3.2, zorder=5,
                     solid_capstyle="round")
