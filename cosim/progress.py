@@ -40,6 +40,29 @@ def warmup_step(text: str) -> None:
         _step_reporter(text)
 
 
+# What a terminal line holds besides the bar and the live fields: spinner, "sim 00:00:00 of
+# 01:00:00", the percentage, elapsed, "eta" and the remaining time, with their separators.
+FIXED_COLUMNS = 1 + 24 + 4 + 7 + 3 + 7 + 8
+
+
+def bar_width(console_width: int) -> int:
+    return 10 if console_width < 100 else 20
+
+
+def fit_fields(fields: dict[str, str], width: int) -> str:
+    """The live fields that fit in ``width`` columns, in order; a field that does not fit is
+    dropped whole (with the ones after it), never cut."""
+    shown: list[str] = []
+    for key, value in fields.items():
+        if not value:
+            continue
+        part = f"{key} {value}"
+        if len("  ".join([*shown, part])) > width:
+            break
+        shown.append(part)
+    return "  ".join(shown)
+
+
 def format_speedup(ratio: float) -> str:
     """Simulated over wall time: one decimal below 10 (x0.7 is slower than real time)."""
     return f"speed-up x{ratio:.1f}" if ratio < 10 else f"speed-up x{ratio:,.0f}"
@@ -78,16 +101,17 @@ class RunProgress:
         self._start = time.perf_counter()
         self._clock_start: float | None = None
         self._last_line = -float("inf")
+        # time and ETA before the live fields: a narrow terminal loses fields, never the ETA
         self._progress = Progress(
             SpinnerColumn(finished_text=" "),
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=bar_width(self.console.width)),
             TextColumn("{task.percentage:>3.0f}%"),
-            TextColumn("{task.fields[live]}"),
-            TextColumn("[cyan]{task.fields[speedup]}"),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
+            TextColumn("[cyan]{task.fields[speedup]}"),
+            TextColumn("{task.fields[live]}"),
             console=self.console,
             disable=quiet or self.plain,
         )
@@ -160,8 +184,10 @@ class RunProgress:
         clock_wall = time.perf_counter() - (self._clock_start or self._start)
         speedup = format_speedup(now / clock_wall) if clock_wall > 0 and now > 0 else ""
         if not self.plain:
+            room = (self.console.width - FIXED_COLUMNS - bar_width(self.console.width)
+                    - len(speedup) - 2)
             self._progress.update(self._task, completed=now, description=self._sim_label(now),
-                                  live=live, speedup=speedup)
+                                  live=fit_fields(self.fields(), room), speedup=speedup)
             return
         wall = time.perf_counter() - self._start
         if wall - self._last_line < self.every_s and now < self.duration_s:

@@ -82,3 +82,31 @@ def test_pretraining_in_a_run_reports_its_steps(tmp_path, monkeypatch):
     text = buf.getvalue()
     assert "warm-up: learning: pre-training: rendering scene 5 of 5" in text
     assert "warm-up: learning: pre-training: step 2 of 2, loss " in text
+
+
+def test_a_narrow_terminal_drops_whole_fields_and_keeps_the_eta():
+    import re
+
+    fields = {"vehicles": "295 (107 parked)", "connected": "292", "handoffs": "17353",
+              "round": "26", "eval": "seg3d 0.407 det3d 0.245 pan2d 0.122 det2d 0.025"}
+    for width in (80, 120):
+        buf = io.StringIO()
+        console = Console(file=buf, force_terminal=True, width=width)
+        with RunProgress(3600.0, lambda: fields, quiet=False, console=console) as progress:
+            progress.phase(None)
+            time.sleep(0.05)
+            progress.tick(1800.0)
+        lines = [re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", x) for x in buf.getvalue().splitlines()]
+        last = [x for x in lines if "sim 00:30:00" in x][-1].rstrip()
+        assert len(last) <= width and "…" not in last, last  # nothing cut, the ETA whole
+        assert re.search(r"eta (\d+:\d\d:\d\d|-:--:--)", last), last
+        assert "det2d" not in last  # the long eval field is dropped whole
+        assert ("vehicles 295 (107 parked)" in last) == (width == 120), last
+
+
+def test_fit_fields_keeps_order_and_drops_the_rest():
+    from cosim.progress import fit_fields
+
+    fields = {"a": "1", "b": "", "c": "333", "d": "4"}
+    assert fit_fields(fields, 100) == "a 1  c 333  d 4"
+    assert fit_fields(fields, 8) == "a 1"
