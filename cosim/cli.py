@@ -556,16 +556,19 @@ def new(
     = None,
     folder: Annotated[Path, typer.Option("--dir", help="Folder for NAME.yaml (and NAME.net.xml).")]
     = Path("."),
+    routes: Annotated[list[Path] | None, typer.Option(
+        "--routes", help="Your SUMO routes (.rou.xml, repeatable): the traffic, instead of "
+        "random trips.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing NAME.yaml.")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Write a commented starter scenario for a network: demand, cells placed over it, learning
-    off. `cosim validate` accepts it as written."""
+    """Write a commented starter scenario for a network: random demand (or --routes), cells
+    placed over it, learning off. `cosim validate` accepts it as written."""
 
     def work() -> None:
         from cosim.starter import write_starter
 
-        out, summary = write_starter(name, folder, net=net, osm=osm, force=force)
+        out, summary = write_starter(name, folder, net=net, osm=osm, force=force, routes=routes)
         typer.echo(f"wrote {out}: {summary}; next: cosim validate {out} --show")
 
     _guarded(debug, work)

@@ -23,7 +23,7 @@ OSM_OPTIONS = [  # a drivable, simplified network from raw OSM (netconvert's doc
 
 
 def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | None = None,
-                  force: bool = False) -> tuple[Path, str]:
+                  force: bool = False, routes: list[Path] | None = None) -> tuple[Path, str]:
     """Write ``folder/NAME.yaml`` (and ``NAME.net.xml`` from ``osm``); return the file and a
     one-line summary. Raises InputError on bad arguments or a network that cannot be used."""
     if not re.match(NAME_PATTERN, name):
@@ -39,8 +39,12 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
     assert net is not None
     if not net.is_file():
         raise InputError(None, "--net", f"file not found: {net}")
+    for route in routes or []:
+        if not route.is_file():
+            raise InputError(None, "--routes", f"file not found: {route}")
     where = read_location(net)
-    text, summary = starter_yaml(name, _relative(net.resolve(), folder.resolve()), where)
+    text, summary = starter_yaml(name, _relative(net.resolve(), folder.resolve()), where,
+                                 [_relative(r.resolve(), folder.resolve()) for r in routes or []])
     out.write_text(text, encoding="utf-8")
     _check(out, net)
     return out, summary
@@ -61,8 +65,10 @@ def convert_osm(osm: Path, target: Path) -> Path:
     return target
 
 
-def starter_yaml(name: str, net_ref: str, where: NetLocation) -> tuple[str, str]:
-    """The scenario text for a network with this location, and a summary of its cells."""
+def starter_yaml(name: str, net_ref: str, where: NetLocation, route_refs: list[str] | None = None
+                 ) -> tuple[str, str]:
+    """The scenario text for a network with this location, and a summary of its cells. With
+    ``route_refs`` the user's routes are the traffic (no random demand, no warm-up)."""
     x0, y0, x1, y1 = where.boundary
     extent = max(x1 - x0, y1 - y0)
     if extent <= 0:
@@ -76,6 +82,20 @@ def starter_yaml(name: str, net_ref: str, where: NetLocation) -> tuple[str, str]
                 "  # geo_origin: {lat: 37.7793, lon: -122.4164}  # lat/lon of (0, 0): fills the "
                 "trace's lon/lat")
     min_distance = max(50, min(300, round(extent / 3, -1)))
+    if route_refs:
+        traffic = f"""\
+  warmup_s: 0               # your routes run as written, from their first departure
+  net: {json.dumps(net_ref)}
+  routes: {json.dumps(route_refs)}   # the traffic: no random demand is added"""
+    else:
+        traffic = f"""\
+  warmup_s: 300             # SUMO runs this long before t = 0, so the network fills up
+  net: {json.dumps(net_ref)}
+  demand:                   # randomTrips.py + duarouter, cached per seed
+    period_s: 2.0           # one departure every 2 s: lower it for more traffic
+    fringe_factor: 5.0      # trips start and end at the network's edge more often
+    min_distance_m: {min_distance:g}
+    # parking: {{areas: 10, share: 0.25, duration_s: [300, 1200]}}"""
     text = f"""\
 # Starter scenario for {net_ref}, written by `cosim new`. Check it with
 #   cosim validate {name}.yaml --show      (every default filled in)
@@ -87,13 +107,7 @@ duration_s: 600             # simulated seconds after the warm-up
 mobility:
   backend: libsumo          # libsumo | traci | gui
   step_length_s: 1.0
-  warmup_s: 300             # SUMO runs this long before t = 0, so the network fills up
-  net: {json.dumps(net_ref)}
-  demand:                   # randomTrips.py + duarouter, cached per seed
-    period_s: 2.0           # one departure every 2 s: lower it for more traffic
-    fringe_factor: 5.0      # trips start and end at the network's edge more often
-    min_distance_m: {min_distance:g}
-    # parking: {{areas: 10, share: 0.25, duration_s: [300, 1200]}}
+{traffic}
 {geo_line}
 radio:
   step_s: 0.1               # the SUMO step must be a whole number of radio steps

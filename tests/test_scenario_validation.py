@@ -422,3 +422,27 @@ def test_own_routes_with_a_demand_section_are_refused_unless_asked(grid_small, t
     assert "routes and demand" in line and "demand.add_random" in line
     sc = load_scenario(grid_small, [f"mobility.routes={routes}", "mobility.demand.add_random=true"])
     assert sc.mobility.routes == [routes] and sc.mobility.demand.add_random
+
+
+def test_new_with_routes_runs_the_routes_only(tmp_path):
+    import pyarrow.parquet as pq
+    import sumolib
+
+    net = _netgenerate(tmp_path / "grid.net.xml")
+    edges = [e.getID() for e in sumolib.net.readNet(str(net)).getEdges()]
+    routes = tmp_path / "mine.rou.xml"
+    routes.write_text("<routes>\n" + "".join(
+        f'  <vehicle id="mine{i}" depart="{i}"><route edges="{edges[i]}"/></vehicle>\n'
+        for i in range(3)) + "</routes>\n")
+    result = runner.invoke(app, ["new", "own", "--net", str(net), "--routes", str(routes),
+                                 "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    sc = load_scenario(tmp_path / "own.yaml")
+    assert sc.mobility.routes == [routes.resolve()] and sc.mobility.demand is None
+    done = runner.invoke(app, ["run", str(tmp_path / "own.yaml"), "--out", str(tmp_path / "run"),
+                               "--quiet", "--set", "duration_s=5"])
+    assert done.exit_code == 0, done.output
+    vehicles = set(pq.read_table(tmp_path / "run" / "mobility.parquet").column("vehicle").to_pylist())
+    assert vehicles and vehicles <= {"mine0", "mine1", "mine2"}
+    _one_line(runner.invoke(app, ["new", "x", "--net", str(net), "--routes",
+                                  str(tmp_path / "gone.rou.xml"), "--dir", str(tmp_path)]), "--routes")
