@@ -31,8 +31,10 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
     if (net is None) == (osm is None):
         raise InputError(None, "--net/--osm", "give one network: --net FILE.net.xml or --osm FILE.osm")
     out = folder / f"{name}.yaml"
-    if out.exists() and not force:
-        raise InputError(None, str(out), "exists already (--force overwrites it)")
+    written = [out] + ([folder / f"{name}.net.xml"] if osm is not None else [])
+    for path in written:  # a user's file is replaced only when asked
+        if path.exists() and not force:
+            raise InputError(None, str(path), "exists already (--force overwrites it)")
     folder.mkdir(parents=True, exist_ok=True)
     if osm is not None:
         net = convert_osm(osm, folder / f"{name}.net.xml")

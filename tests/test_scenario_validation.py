@@ -340,6 +340,11 @@ def test_new_from_osm_converts_and_geo_references(tmp_path):
     result = runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "town.net.xml").is_file()
+    (tmp_path / "town.yaml").unlink()  # the network the user keeps is not replaced unasked
+    again = runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(tmp_path)])
+    assert "town.net.xml: exists already (--force" in _one_line(again)
+    assert runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(tmp_path),
+                               "--force"]).exit_code == 0
     sc = load_scenario(tmp_path / "town.yaml")
     assert sc.mobility.geo_origin is not None
     assert abs(sc.mobility.geo_origin.lat - 37.770) < 0.001
