@@ -85,19 +85,23 @@ def validate(
         "--show", help="Print the resolved scenario, every default filled in, as YAML.")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Check a scenario file and print what it would run (cells against the network too, when
-    the scenario names a built .net.xml)."""
+    """Check a scenario file as `cosim run` does before its folder (building or reading the
+    cached network and demand, the cells on it, buildings, data) and print what it would run."""
 
     def work() -> None:
-        from cosim.runner import layer_status
-        from cosim.scenario_checks import check_without_building, resolved_yaml
+        from cosim.runner import check_run_inputs, layer_status
+        from cosim.scenario_checks import describe_inputs, resolved_yaml
         from cosim.scenario_loader import load_scenario
 
         sc = load_scenario(scenario, set_ or [])
-        check_without_building(sc, scenario)
+        inputs, _ = check_run_inputs(sc, scenario)
+        what = describe_inputs(sc, inputs, scenario)
         layers = ", ".join(f"{k}: {v}" for k, v in layer_status(sc).items())
         line = f"ok: {scenario}: {sc.name}, seed {sc.seed}, {sc.duration_s:g} s; {layers}"
-        typer.echo(f"# {line}\n{resolved_yaml(sc)}" if show else line, nl=not show)
+        if show:
+            typer.echo(f"# {line}\n# {what}\n{resolved_yaml(sc)}", nl=False)
+        else:
+            typer.echo(f"{line}\n{what}")
 
     _guarded(debug, work)
 

@@ -24,7 +24,7 @@ import cosim
 from cosim import interrupts
 from cosim.engine import Engine, Layer
 from cosim.errors import InputError
-from cosim.mobility.build import network_file, prepare_inputs
+from cosim.mobility.build import SumoInputs, network_file, prepare_inputs
 from cosim.mobility.layer import MobilityLayer
 from cosim.mobility.replay import ReplaySession
 from cosim.mobility.session import GuiOptions, SumoLaunch, open_session
@@ -111,15 +111,7 @@ def run_scenario(
     journal of an interrupted attempt at ``out`` (see ``resume_target``)."""
     folder = RunFolder(out or default_run_dir(scenario), overwrite)
     folder.check()  # a refused --out is said before any input is built
-    inputs = prepare_inputs(scenario, source)  # bad inputs fail here, before any folder exists
-    replay = _replay_session(scenario)
-    if scenario.learning_enabled and scenario.learning.init_modules is not None:
-        from cosim.learning.module_file import load_module_file
-
-        load_module_file(scenario.learning.init_modules)  # a bad file is input, caught up front
-    from cosim.learning.run_inputs import check_learning_inputs
-
-    check_learning_inputs(scenario)  # checkpoint, data root, oracle windows: before any folder
+    inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder
     if announce is not None:
         announce(layer_status(scenario))
     started = dt.datetime.now(dt.timezone.utc)
@@ -314,6 +306,45 @@ def _torch_threads(scenario: Scenario) -> int:
     import torch
 
     return torch.get_num_threads()
+
+
+def check_run_inputs(scenario: Scenario, source: Path | None
+                     ) -> tuple[SumoInputs, ReplaySession | None]:
+    """Every input a run reads, built or checked before its folder exists (``cosim validate``
+    runs the same): SUMO's network and demand (cached), the cells on it, a replayed trace, the
+    modules to start from, the checkpoint, the data and the oracle's windows."""
+    inputs = prepare_inputs(scenario, source)
+    replay = _replay_session(scenario)
+    if scenario.radio is not None and scenario.radio.channel.buildings is not None:
+        _check_buildings(scenario, inputs, source)
+    if scenario.learning_enabled and scenario.learning.init_modules is not None:
+        from cosim.learning.module_file import load_module_file
+
+        load_module_file(scenario.learning.init_modules)  # a bad file is input, caught up front
+    from cosim.learning.run_inputs import check_learning_inputs
+
+    check_learning_inputs(scenario)
+    return inputs, replay
+
+
+def _check_buildings(scenario: Scenario, inputs: SumoInputs, source: Path | None) -> None:
+    """The buildings file parses into polygons (lon/lat ones through the network)."""
+    import xml.etree.ElementTree as ET
+
+    from cosim.radio.buildings import read_buildings
+
+    channel = scenario.radio.channel
+    try:
+        try:
+            read_buildings(channel.buildings, tuple(channel.building_types))
+        except ValueError:  # lon/lat polygons: converted through the network
+            import sumolib
+
+            read_buildings(channel.buildings, tuple(channel.building_types),
+                           sumolib.net.readNet(str(network_file(inputs))))
+    except (ET.ParseError, ValueError) as exc:
+        raise InputError(source, "radio.channel.buildings",
+                         f"cannot read {channel.buildings.name}: {exc}") from None
 
 
 def _replay_session(scenario: Scenario) -> ReplaySession | None:

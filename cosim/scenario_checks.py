@@ -1,5 +1,5 @@
-"""What ``cosim validate`` adds to loading a scenario: the checks that need only files the
-scenario names (no building), and the resolved scenario as YAML (``--show``)."""
+"""What ``cosim validate`` prints besides its checks (those of ``cosim run`` before its folder,
+``runner.check_run_inputs``): what a run would use, and the resolved scenario as YAML (``--show``)."""
 
 from __future__ import annotations
 
@@ -7,31 +7,46 @@ from pathlib import Path
 
 import yaml
 
+from cosim.errors import InputError
 from cosim.scenario import Scenario
 
 
-def check_without_building(sc: Scenario, source: Path) -> None:
-    """Cells against the network when the network file exists already (``mobility.net`` or a
-    sumocfg's net-file); a generated network is checked by ``cosim run`` once it is built."""
-    from cosim.mobility.build import SumoInputs, network_file
-    from cosim.radio.boundary import check_cells_inside
+def describe_inputs(sc: Scenario, inputs, source: Path) -> str:
+    """One line of what a run would use: network, cells placed on it, traffic, clients, data."""
+    from cosim.mobility.build import network_file
 
-    if sc.radio is None or sc.radio.allow_cells_outside:
-        return
-    m = sc.mobility
-    if m.net is not None:
-        net = m.net
-    elif m.sumocfg is not None:
-        import xml.etree.ElementTree as ET
+    parts = []
+    net_file = network_file(inputs)
+    net = None
+    if net_file is not None:
+        import sumolib
+
+        net = sumolib.net.readNet(str(net_file))
+        parts.append(f"network {net_file.name} ({len(net.getEdges()):,} edges)")
+    if sc.radio is not None:
+        from cosim.radio.cells import build_cells
 
         try:
-            net = network_file(SumoInputs(net=None, sumocfg=m.sumocfg))
-        except ET.ParseError:
-            return  # cosim run names the unreadable sumocfg
+            parts.append(f"{len(build_cells(sc.radio, net).x)} cells")
+        except ValueError as exc:
+            raise InputError(source, "radio.cells", str(exc)) from None
+    m = sc.mobility
+    if m.replay is not None:
+        parts.append(f"traffic: the recorded trace {m.replay}")
     else:
-        return
-    if net is not None and net.is_file():
-        check_cells_inside(sc.radio, net, source)
+        traffic = [f"{len(m.routes)} route file(s) of yours"] if m.routes else []
+        if m.demand is not None:
+            traffic.append("random trips (randomTrips.py)")
+        if m.sumocfg is not None:
+            traffic.append(f"the routes of {m.sumocfg.name}")
+        parts.append("traffic: " + " + ".join(traffic))
+    if sc.learning_enabled:
+        data = sc.learning.data
+        source_text = (f"data {data.root}" if data.root is not None else
+                       f"synthetic data, {data.synthetic.segments} segments")
+        parts.append(f"{sc.clients.count} clients on {data.clients} partitions, {source_text}, "
+                     f"{data.heldout_segments} held out")
+    return "; ".join(parts)
 
 
 def resolved_yaml(sc: Scenario) -> str:

@@ -268,7 +268,8 @@ def test_single_strings_are_accepted_for_lists(grid_small, tmp_path):
     (tmp_path / "my.add.xml").write_text("<additional/>\n")
     text = grid_small.read_text().replace(
         "  geo_origin:", "  routes: my.rou.xml\n  additional: my.add.xml\n"
-        "  sumo_options: --time-to-teleport 300 --no-warnings\n  geo_origin:", 1)
+        "  sumo_options: --time-to-teleport 300 --no-warnings\n  geo_origin:", 1).replace(
+        "    period_s: 4.0\n", "    period_s: 4.0\n    add_random: true\n", 1)
     sc = load_scenario(_write(tmp_path, text))
     assert sc.mobility.routes == [tmp_path / "my.rou.xml"]
     assert sc.mobility.additional == [tmp_path / "my.add.xml"]
@@ -451,3 +452,22 @@ def test_new_with_routes_runs_the_routes_only(tmp_path):
     assert vehicles and vehicles <= {"mine0", "mine1", "mine2"}
     _one_line(runner.invoke(app, ["new", "x", "--net", str(net), "--routes",
                                   str(tmp_path / "gone.rou.xml"), "--dir", str(tmp_path)]), "--routes")
+
+
+def test_validate_runs_the_checks_run_runs_before_its_folder(grid_small, tmp_path):
+    """A cell far off a generated network and a malformed buildings file: run refuses them
+    before its folder exists, and validate refuses them the same way."""
+    far = ("radio.cells.0.x=1.0e7",)
+    assert "outside the network" in _one_line(_validate(grid_small, *far), "radio.cells.0")
+    _run_refused(grid_small, tmp_path, *far, field="radio.cells.0")
+    broken = tmp_path / "city.poly.xml"
+    broken.write_text("<additional><poly id='a' type='building' shape='0,0 1,0")
+    bad = ("radio.channel.los=geometry", f"radio.channel.buildings={broken}")
+    assert "cannot read city.poly.xml" in _one_line(_validate(grid_small, *bad),
+                                                     "radio.channel.buildings")
+    _run_refused(grid_small, tmp_path, *bad, field="radio.channel.buildings")
+    ok = _validate(grid_small)
+    assert ok.exit_code == 0, ok.output
+    said = ok.stdout.splitlines()[1]
+    assert "network " in said and " cells" in said and "traffic: random trips" in said, said
+    assert "clients on" in said and "held out" in said
