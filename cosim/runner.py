@@ -192,7 +192,7 @@ def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source
         engine = Engine(scenario, traces)
         phase(f"warm-up: SUMO, {scenario.mobility.warmup_s:g} s simulated"
                        if replay is None else "warm-up: loading the recorded mobility")
-        mobility = MobilityLayer(session, scenario)  # SUMO's warm-up starts
+        mobility = MobilityLayer(session, scenario, network_file(inputs))  # SUMO's warm-up starts
         radio = None
         if scenario.radio is not None:
             from cosim.radio.layer import RadioLayer
@@ -315,6 +315,10 @@ def check_run_inputs(scenario: Scenario, source: Path | None
     modules to start from, the checkpoint, the data and the oracle's windows."""
     inputs = prepare_inputs(scenario, source)
     replay = _replay_session(scenario)
+    if scenario.mobility.geo_origin == "network":  # the network must carry its projection
+        from cosim.mobility.layer import geo_reference
+
+        geo_reference("network", network_file(inputs)).lonlat([0.0], [0.0])  # pyproj is there
     if scenario.radio is not None and scenario.radio.channel.buildings is not None:
         _check_buildings(scenario, inputs, source)
     if scenario.learning_enabled and scenario.learning.init_modules is not None:

@@ -78,9 +78,9 @@ def starter_yaml(name: str, net_ref: str, where: NetLocation, route_refs: list[s
     isd, rings = hex_layout(extent)
     cx, cy = where.center
     sites = 1 + 3 * rings * (rings + 1)
-    geo = geo_origin(where)
-    geo_line = (f"  geo_origin: {{lat: {geo[0]:.6f}, lon: {geo[1]:.6f}}}  # of (0, 0), approximate "
-                "(from the network's bounding boxes)" if geo else
+    geo = where.projection is not None
+    geo_line = ("  geo_origin: network        # the trace's lon/lat through the network's own "
+                "projection" if geo else
                 "  # geo_origin: {lat: 37.7793, lon: -122.4164}  # lat/lon of (0, 0): fills the "
                 "trace's lon/lat")
     min_distance = max(50, min(300, round(extent / 3, -1)))
@@ -152,20 +152,6 @@ def hex_layout(extent_m: float) -> tuple[float, int]:
     isd = min(1000.0, max(200.0, round(extent_m / 3 / 50) * 50))
     rings = min(6, max(1, math.ceil(extent_m / 2 / isd - 0.5)))  # the outer ring reaches the rim
     return isd, rings
-
-
-def geo_origin(where: NetLocation) -> tuple[float, float] | None:
-    """Approximate lat/lon of the network's (0, 0) for a geo-referenced network: its lon/lat box
-    (origBoundary) mapped linearly onto its box in metres (convBoundary)."""
-    if not where.geo or where.orig_boundary is None:
-        return None
-    lon0, lat0, lon1, lat1 = where.orig_boundary
-    x0, y0, x1, y1 = where.boundary
-    if not (-180 <= lon0 <= lon1 <= 180 and -90 <= lat0 <= lat1 <= 90) or x1 <= x0 or y1 <= y0:
-        return None
-    lon = lon0 + (0 - x0) / (x1 - x0) * (lon1 - lon0)
-    lat = lat0 + (0 - y0) / (y1 - y0) * (lat1 - lat0)
-    return (lat, lon) if -90 <= lat <= 90 and -180 <= lon <= 180 else None
 
 
 def _relative(path: Path, folder: Path) -> str:

@@ -347,10 +347,29 @@ def test_new_from_osm_converts_and_geo_references(tmp_path):
     assert runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(tmp_path),
                                "--force"]).exit_code == 0
     sc = load_scenario(tmp_path / "town.yaml")
-    assert sc.mobility.geo_origin is not None
-    assert abs(sc.mobility.geo_origin.lat - 37.770) < 0.001
-    assert abs(sc.mobility.geo_origin.lon + 122.420) < 0.001
+    assert sc.mobility.geo_origin == "network"  # lon/lat through the network's own projection
     assert runner.invoke(app, ["validate", str(tmp_path / "town.yaml")]).exit_code == 0
+    # the junctions netconvert made from the OSM nodes map back onto those nodes' lat/lon
+    import sumolib
+
+    from cosim.mobility.layer import geo_reference
+
+    net = sumolib.net.readNet(str(tmp_path / "town.net.xml"))
+    ref = geo_reference("network", tmp_path / "town.net.xml")
+    for i, j in ((0, 1), (1, 0), (1, 1), (1, 2), (2, 1)):  # the corners are no junctions
+        x, y = net.getNode(str(1 + 3 * i + j)).getCoord()
+        lon, lat = ref.lonlat([x], [y])
+        north_m = (lat[0] - (37.770 + 0.003 * i)) * 111_195
+        east_m = (lon[0] - (-122.420 + 0.004 * j)) * 111_195 * math.cos(math.radians(37.77))
+        assert math.hypot(north_m, east_m) < 0.5, (i, j, north_m, east_m)
+    done = runner.invoke(app, ["run", str(tmp_path / "town.yaml"), "--out", str(tmp_path / "run"),
+                               "--quiet", "--set", "duration_s=20", "--set", "mobility.warmup_s=60"])
+    assert done.exit_code == 0, done.output
+    import pyarrow.parquet as pq
+
+    trace = pq.read_table(tmp_path / "run" / "mobility.parquet").to_pandas()
+    assert len(trace) and trace.lat.between(37.769, 37.777).all()
+    assert trace.lon.between(-122.421, -122.411).all()
     # and validate checks its cells against that network (no building needed)
     moved = _validate(tmp_path / "town.yaml", "radio.cells.hex.center=[50000, 0]")
     assert "outside the network" in _one_line(moved, "radio.cells.hex")
@@ -471,3 +490,10 @@ def test_validate_runs_the_checks_run_runs_before_its_folder(grid_small, tmp_pat
     said = ok.stdout.splitlines()[1]
     assert "network " in said and " cells" in said and "traffic: random trips" in said, said
     assert "clients on" in said and "held out" in said
+
+
+def test_geo_origin_network_needs_a_projected_network(grid_small, tmp_path):
+    """netgenerate's grid has no projection: lon/lat through it are refused before the folder."""
+    line = _run_refused(grid_small, tmp_path, "mobility.geo_origin=network",
+                        field="mobility.geo_origin")
+    assert "no projection" in line

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cosim.engine import Engine, until
+from cosim.errors import InputError
+from cosim.mobility.geo import GeoReference
 from cosim.mobility.records import mobility_batch
 from cosim.mobility.session import SumoSession, VehicleStates
 from cosim.scenario import Scenario
@@ -24,12 +27,12 @@ class MobilityLayer:
 
     name = "mobility"
 
-    def __init__(self, session: SumoSession, scenario: Scenario):
+    def __init__(self, session: SumoSession, scenario: Scenario, net_file: Path | None = None):
         self.session = session
         self.step_s = scenario.mobility.step_length_s
         # a replayed trace starts where the live run's warm-up ended
         self.warmup_s = 0.0 if scenario.mobility.replay else scenario.mobility.warmup_s
-        self.geo = scenario.mobility.geo_origin
+        self.geo = geo_reference(scenario.mobility.geo_origin, net_file)
         # The scenario guarantees the sampling period is a whole number of steps.
         self.sample_every = round(scenario.output.mobility_period_s / self.step_s)
         self.listeners: list[Callable[[VehicleStates], None]] = []
@@ -41,8 +44,7 @@ class MobilityLayer:
         self._peak = 0
         self._types: dict[str, str] = {}
         self._warm_up()
-        self._geo_point = (self.geo.lat, self.geo.lon) if self.geo is not None else None
-        session.prepare_records(self._geo_point, self.sample_every)
+        session.prepare_records(self.geo, self.sample_every)
 
     def attach(self, engine: Engine) -> None:
         self.table = engine.traces.table(MOBILITY, MOBILITY_SCHEMA)
@@ -84,7 +86,7 @@ class MobilityLayer:
         if s.record is not None:  # the session built the rows
             self.table.append(s.record)
             return
-        self.table.append(mobility_batch(s, self._types, self._geo_point))
+        self.table.append(mobility_batch(s, self._types, self.geo))
 
     def finish(self) -> None:
         """Record the look-ahead state too: the radio interpolated towards it in the last step,
@@ -114,3 +116,21 @@ class MobilityLayer:
         return {"vehicles_seen": len(self._seen), "vehicles_parked": len(self._parked_seen),
                 "peak_vehicles": self._peak, "warmup_s": self.warmup_s,
                 "step_length_s": self.step_s, "backend": type(self.session).__name__}
+
+
+def geo_reference(geo_origin: Any, net_file: Path | None) -> GeoReference | None:
+    """The scenario's ``geo_origin`` as a GeoReference ("network": the network's projection)."""
+    if geo_origin is None:
+        return None
+    if geo_origin != "network":
+        return GeoReference(origin=(geo_origin.lat, geo_origin.lon))
+    from cosim.radio.boundary import read_location
+
+    if net_file is None:
+        raise InputError(None, "mobility.geo_origin", "network: the run has no network file")
+    where = read_location(net_file)
+    if where.projection is None:
+        raise InputError(net_file, "mobility.geo_origin", "network: the network has no projection "
+                         "(projParameter); give geo_origin: {lat: ..., lon: ...}")
+    return GeoReference(projection=where.projection, offset=where.offset)
+

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 import cosim
 from cosim.errors import InputError
+from cosim.mobility.geo import GeoReference
 from cosim.mobility.records import mobility_batch
 from cosim.mobility.session import LibsumoSession, SumoLaunch, SumoSession, VehicleStates
 from cosim.trace_schemas import MOBILITY_SCHEMA
@@ -83,7 +84,7 @@ class PipelinedLibsumoSession(SumoSession):
             raise RuntimeError("a streaming SUMO session only steps with step()")
         self._send(("advance", steps))  # no answer: the child works while this process goes on
 
-    def prepare_records(self, geo: tuple[float, float] | None, every: int) -> None:
+    def prepare_records(self, geo: GeoReference | None, every: int) -> None:
         """The child builds the mobility trace's rows too: it has time to spare."""
         self._send(("records", geo, every))
 

@@ -8,18 +8,17 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from cosim.mobility.geo import xy_to_lonlat
+from cosim.mobility.geo import GeoReference
 from cosim.mobility.session import VehicleStates
 from cosim.trace_schemas import MOBILITY_SCHEMA
 
-GeoPoint = tuple[float, float]  # lat, lon of the network's (0, 0)
 
-
-def mobility_batch(s: VehicleStates, types: Mapping[str, str], geo: GeoPoint | None) -> pa.RecordBatch:
+def mobility_batch(s: VehicleStates, types: Mapping[str, str], geo: GeoReference | None
+                   ) -> pa.RecordBatch:
     """Every vehicle of ``s`` (its ``t`` on the engine clock) as rows of the mobility trace."""
     n = len(s)
     if geo is not None:
-        lon, lat = xy_to_lonlat(s.x, s.y, geo[0], geo[1])
+        lon, lat = geo.lonlat(s.x, s.y)
         lon, lat = pa.array(lon, pa.float64()), pa.array(lat, pa.float64())
     else:
         lon = lat = pa.nulls(n, pa.float64())

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from cosim.errors import InputError
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
+from cosim.mobility.geo import GeoReference
 from cosim.mobility.session import VehicleStates
 from cosim.trace_schemas import MOBILITY_SCHEMA
 
@@ -75,7 +76,7 @@ class ReplaySession:
         for _ in range(steps):
             self.advance()
 
-    def prepare_records(self, geo: tuple[float, float] | None, every: int) -> None:
+    def prepare_records(self, geo: GeoReference | None, every: int) -> None:
         """The mobility layer builds the rows (a replay has nothing to overlap)."""
 
     def step(self) -> VehicleStates:

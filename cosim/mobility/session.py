@@ -23,6 +23,7 @@ import numpy as np
 
 from cosim.errors import InputError, MissingDependencyError
 from cosim.mobility.build import SumoInputs
+from cosim.mobility.geo import GeoReference
 from cosim.mobility.sumo_tools import binary
 
 # TraCI variable ids (traci.constants), used for subscriptions.
@@ -152,7 +153,7 @@ class SumoSession:
         for _ in range(steps):
             self.advance()
 
-    def prepare_records(self, geo: tuple[float, float] | None, every: int) -> None:
+    def prepare_records(self, geo: GeoReference | None, every: int) -> None:
         """Offer to build the mobility trace's rows (``VehicleStates.record``) of every
         ``every``-th streamed step, from the first ``read`` on; a session that does not leaves
         ``record`` None and the mobility layer builds them."""

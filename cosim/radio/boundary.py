@@ -29,6 +29,7 @@ class NetLocation:
     offset: tuple[float, float]  # netOffset: added to the input coordinates
     orig_boundary: tuple[float, float, float, float] | None  # lon/lat when geo-referenced
     geo: bool  # projParameter given: origBoundary is lon/lat
+    projection: str | None = None  # that projParameter (a PROJ string)
 
     @property
     def center(self) -> tuple[float, float]:
@@ -61,7 +62,8 @@ def _location(element: ET.Element) -> NetLocation:
     boundary = numbers("convBoundary", 4) or (0.0, 0.0, 0.0, 0.0)
     offset = numbers("netOffset", 2) or (0.0, 0.0)
     projection = element.get("projParameter", "!")
-    return NetLocation(boundary, offset, numbers("origBoundary", 4), projection not in ("", "!"))
+    geo = projection not in ("", "!")
+    return NetLocation(boundary, offset, numbers("origBoundary", 4), geo, projection if geo else None)
 
 
 def placed_cells(radio: RadioConfig, where: NetLocation) -> list[tuple[str, str, float, float]]:

@@ -106,7 +106,10 @@ class MobilityConfig(StrictModel):
     routes: InputFiles = Field(default_factory=list)
     additional: InputFiles = Field(default_factory=list)
     demand: RandomTripsDemand | None = None
-    geo_origin: GeoOrigin | None = None
+    # lon/lat of the trace: {lat, lon} of the network's (0, 0) (a tangent plane, metres-accurate
+    # over a few km), or "network": the network's own projection (a network converted from
+    # OpenStreetMap carries it), exact; none: lon/lat stay empty
+    geo_origin: GeoOrigin | Literal["network"] | None = None
     sumo_options: OptionList = Field(default_factory=list)
     # A recorded run's mobility trace drives the radio and learning instead of SUMO; the network
     # is still read (cell placement, plots); demand and warm-up are not used.
