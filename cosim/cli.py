@@ -572,7 +572,10 @@ def new(
     def work() -> None:
         from cosim.starter import write_starter
 
-        out, summary = write_starter(name, folder, net=net, osm=osm, force=force, routes=routes)
+        out, summary, notes = write_starter(name, folder, net=net, osm=osm, force=force,
+                                            routes=routes)
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
         typer.echo(f"wrote {out}: {summary}; next: cosim validate {out} --show")
 
     _guarded(debug, work)

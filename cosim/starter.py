@@ -23,9 +23,11 @@ OSM_OPTIONS = [  # a drivable, simplified network from raw OSM (netconvert's doc
 
 
 def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | None = None,
-                  force: bool = False, routes: list[Path] | None = None) -> tuple[Path, str]:
-    """Write ``folder/NAME.yaml`` (and ``NAME.net.xml`` from ``osm``); return the file and a
-    one-line summary. Raises InputError on bad arguments or a network that cannot be used."""
+                  force: bool = False, routes: list[Path] | None = None
+                  ) -> tuple[Path, str, list[str]]:
+    """Write ``folder/NAME.yaml`` (and ``NAME.net.xml`` from ``osm``); return the file, a
+    one-line summary and notes (the converter's warnings, summarised). Raises InputError on bad
+    arguments or a network that cannot be used."""
     if not re.match(NAME_PATTERN, name):
         raise InputError(None, "NAME", f"{name[:60]!r}: use letters, digits, '_', '.', '-'")
     if (net is None) == (osm is None):
@@ -36,8 +38,10 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
         if path.exists() and not force:
             raise InputError(None, str(path), "exists already (--force overwrites it)")
     folder.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
     if osm is not None:
-        net = convert_osm(osm, folder / f"{name}.net.xml")
+        net, warned = convert_osm(osm, folder / f"{name}.net.xml")
+        notes += [warned] if warned else []
     assert net is not None
     if not net.is_file():
         raise InputError(None, "--net", f"file not found: {net}")
@@ -49,12 +53,13 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
                                  [_relative(r.resolve(), folder.resolve()) for r in routes or []])
     out.write_text(text, encoding="utf-8")
     _check(out, net)
-    return out, summary
+    return out, summary, notes
 
 
-def convert_osm(osm: Path, target: Path) -> Path:
-    """``netconvert --osm-files`` into ``target`` (its log next to it); failure is bad input."""
-    from cosim.mobility.sumo_tools import SumoToolError, binary, run_tool
+def convert_osm(osm: Path, target: Path) -> tuple[Path, str | None]:
+    """``netconvert --osm-files`` into ``target`` (its log next to it); failure is bad input.
+    Returns the network and a line summarising netconvert's warnings (what it dropped)."""
+    from cosim.mobility.sumo_tools import SumoToolError, binary, run_tool, warning_summary
 
     if not osm.is_file():
         raise InputError(None, "--osm", f"file not found: {osm}")
@@ -64,7 +69,7 @@ def convert_osm(osm: Path, target: Path) -> Path:
                  log)
     except SumoToolError as exc:
         raise InputError(osm, "--osm", f"netconvert could not convert it: {exc}") from None
-    return target
+    return target, warning_summary(log, "netconvert")
 
 
 def starter_yaml(name: str, net_ref: str, where: NetLocation, route_refs: list[str] | None = None

@@ -497,3 +497,20 @@ def test_geo_origin_network_needs_a_projected_network(grid_small, tmp_path):
     line = _run_refused(grid_small, tmp_path, "mobility.geo_origin=network",
                         field="mobility.geo_origin")
     assert "no projection" in line
+
+
+def test_converter_warnings_are_summarised_by_kind(tmp_path):
+    from cosim.mobility.sumo_tools import warning_summary
+
+    log = tmp_path / "city.netconvert.log"
+    log.write_text("Parsing types...\n"
+                   "Warning: Discarding unusable type 'waterway.river' (first occurrence for edge '-12').\n"
+                   "Warning: Discarding unusable type 'railway.rail' (first occurrence for edge '7').\n"
+                   "Warning: Removing self-loop edge 'x'\n"
+                   "Warning: Discarding unusable type 'aeroway' (first occurrence for edge '99').\n"
+                   "Success.\n")
+    line = warning_summary(log, "netconvert")
+    assert line.startswith("netconvert: 4 warnings, most often: 3x Discarding unusable type '…' "
+                           "(first occurrence for edge '…').; 1x Removing self-loop edge '…'"), line
+    log.write_text("Success.\n")
+    assert warning_summary(log, "netconvert") is None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from cosim.errors import MissingDependencyError
@@ -64,3 +66,18 @@ def run_tool(cmd: list[str], log: Path) -> None:
         tail = " | ".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:])
         raise SumoToolError(f"{Path(cmd[1] if cmd[0] == sys.executable else cmd[0]).name} "
                             f"failed ({proc.returncode}): {tail}")
+
+
+def warning_summary(log: Path, tool: str, top: int = 2) -> str | None:
+    """One line on a tool's warnings in ``log``: how many, and the most frequent kinds (ids and
+    numbers folded, so "Edge 'a' removed" and "Edge 'b' removed" are one kind); None if none."""
+    kinds: Counter[str] = Counter()
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("Warning:"):
+            text = re.sub(r"'[^']*'", "'…'", line.removeprefix("Warning:").strip())
+            kinds[re.sub(r"-?\d+(\.\d+)?", "N", text)] += 1
+    if not kinds:
+        return None
+    common = "; ".join(f"{n}x {kind}" for kind, n in kinds.most_common(top))
+    return f"{tool}: {sum(kinds.values())} warnings, most often: {common} (all in {log})"
+
