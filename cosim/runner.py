@@ -319,6 +319,8 @@ def check_run_inputs(scenario: Scenario, source: Path | None
         from cosim.mobility.layer import geo_reference
 
         geo_reference("network", network_file(inputs)).lonlat([0.0], [0.0])  # pyproj is there
+    if scenario.radio is not None and not isinstance(scenario.radio.cells, list):
+        _check_generated_cells(scenario, inputs, source)
     if scenario.radio is not None and scenario.radio.channel.buildings is not None:
         _check_buildings(scenario, inputs, source)
     if scenario.learning_enabled and scenario.learning.init_modules is not None:
@@ -329,6 +331,20 @@ def check_run_inputs(scenario: Scenario, source: Path | None
 
     check_learning_inputs(scenario)
     return inputs, replay
+
+
+def _check_generated_cells(scenario: Scenario, inputs: SumoInputs, source: Path | None) -> None:
+    """The cell generators place at least their cells on the network (e.g. a lattice with no
+    site near a road is refused here, not in the warm-up)."""
+    import sumolib
+
+    from cosim.radio.cells import build_cells
+
+    net = network_file(inputs)
+    try:
+        build_cells(scenario.radio, sumolib.net.readNet(str(net)) if net is not None else None)
+    except ValueError as exc:
+        raise InputError(source, "radio.cells", str(exc)) from None
 
 
 def _check_buildings(scenario: Scenario, inputs: SumoInputs, source: Path | None) -> None:

@@ -33,14 +33,17 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
     if (net is None) == (osm is None):
         raise InputError(None, "--net/--osm", "give one network: --net FILE.net.xml or --osm FILE.osm")
     out = folder / f"{name}.yaml"
-    written = [out] + ([folder / f"{name}.net.xml"] if osm is not None else [])
+    written = [out] + ([folder / f"{name}.net.xml", folder / f"{name}.poly.xml"] if osm is not None else [])
     for path in written:  # a user's file is replaced only when asked
         if path.exists() and not force:
             raise InputError(None, str(path), "exists already (--force overwrites it)")
     folder.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
+    buildings = None
     if osm is not None:
         net, warned = convert_osm(osm, folder / f"{name}.net.xml")
+        notes += [warned] if warned else []
+        buildings, warned = import_buildings(osm, net, folder / f"{name}.poly.xml")
         notes += [warned] if warned else []
     assert net is not None
     if not net.is_file():
@@ -50,10 +53,31 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
             raise InputError(None, "--routes", f"file not found: {route}")
     where = read_location(net)
     text, summary = starter_yaml(name, _relative(net.resolve(), folder.resolve()), where,
-                                 [_relative(r.resolve(), folder.resolve()) for r in routes or []])
+                                 [_relative(r.resolve(), folder.resolve()) for r in routes or []],
+                                 buildings and _relative(buildings.resolve(), folder.resolve()))
     out.write_text(text, encoding="utf-8")
     _check(out, net)
     return out, summary, notes
+
+
+def import_buildings(osm: Path, net: Path, target: Path) -> tuple[Path | None, str | None]:
+    """The extract's building polygons as a SUMO ``.poly.xml`` (polyconvert with SUMO's OSM type
+    map), or None when it has none; and a line summarising polyconvert's warnings."""
+    from cosim.mobility.sumo_tools import SumoToolError, binary, run_tool, sumo_home, warning_summary
+    from cosim.radio.buildings import read_buildings
+
+    log = target.with_name(target.name.removesuffix(".poly.xml") + ".polyconvert.log")
+    typemap = sumo_home() / "data" / "typemap" / "osmPolyconvert.typ.xml"
+    try:
+        run_tool([binary("polyconvert"), "--net-file", str(net), "--osm-files", str(osm),
+                  "--type-file", str(typemap), "-o", str(target)], log)
+    except SumoToolError as exc:
+        raise InputError(osm, "--osm", f"polyconvert could not read its buildings: {exc}") from None
+    warned = warning_summary(log, "polyconvert")
+    if not target.is_file() or not read_buildings(target):
+        target.unlink(missing_ok=True)
+        return None, warned
+    return target, warned
 
 
 def convert_osm(osm: Path, target: Path) -> tuple[Path, str | None]:
@@ -72,10 +96,16 @@ def convert_osm(osm: Path, target: Path) -> tuple[Path, str | None]:
     return target, warning_summary(log, "netconvert")
 
 
-def starter_yaml(name: str, net_ref: str, where: NetLocation, route_refs: list[str] | None = None
-                 ) -> tuple[str, str]:
+def starter_yaml(name: str, net_ref: str, where: NetLocation, route_refs: list[str] | None = None,
+                 buildings_ref: str | None = None) -> tuple[str, str]:
     """The scenario text for a network with this location, and a summary of its cells. With
-    ``route_refs`` the user's routes are the traffic (no random demand, no warm-up)."""
+    ``route_refs`` the user's routes are the traffic (no random demand, no warm-up); with
+    ``buildings_ref`` (a .poly.xml) the buildings block the line to a cell, else the blocks
+    between the streets do."""
+    buildings = f", buildings: {json.dumps(buildings_ref)}" if buildings_ref else ""
+    los_comment = ("the buildings (from OpenStreetMap, polyconvert) block the line to a cell"
+                   if buildings_ref else "the blocks between the streets block the line to a cell "
+                   "(radio.channel.buildings: a .poly.xml of real ones)")
     x0, y0, x1, y1 = where.boundary
     extent = max(x1 - x0, y1 - y0)
     if extent <= 0:
@@ -120,9 +150,10 @@ radio:
   step_s: 0.1               # the SUMO step must be a whole number of radio steps
   cells:
     # {sites} macro sites (3 sectors each) on a hexagonal layout over the network
+    # (sites farther than {isd / 2:g} m from every road are left out: no site over the sea)
     hex: {{isd_m: {isd:g}, rings: {rings}, center: [{cx:.1f}, {cy:.1f}], scenario: uma,
           carrier_ghz: 3.5, bandwidth_mhz: 40, tx_power_dbm: 46, antenna_gain_dbi: 17,
-          height_m: 25}}
+          height_m: 25, max_road_distance_m: {isd / 2:g}}}
     # small cells on the most central intersections (betweenness on the street graph):
     # intersections: {{count: 6, min_spacing_m: 250, scenario: umi, carrier_ghz: 3.7,
     #                 bandwidth_mhz: 20, tx_power_dbm: 30, height_m: 10}}
@@ -130,20 +161,30 @@ radio:
     # extra:
     #   - {{id: rsu-1, x: {cx:.1f}, y: {cy:.1f}, kind: rsu, height_m: 6, tx_power_dbm: 30,
     #      antenna_gain_dbi: 5, carrier_ghz: 5.9, bandwidth_mhz: 20, scenario: umi}}
-# Federated learning, off: `--set learning.enabled=true` (or edit below) turns it on; a tiny
-# model on synthetic data, as in scenarios/grid_small.yaml.
-clients: {{count: 4}}
-scheduling: {{policy: availability_aware, per_round: 2}}
-aggregation: {{method: sync, round_deadline_s: 30, eval_every_rounds: 2}}
+  # {los_comment}
+  channel: {{los: geometry{buildings}}}
+  # as the embedded downtown scenario: A3 3 dB + 1 dB hysteresis, 320 ms time-to-trigger
+  handoff: {{a3_offset_db: 3.0, hysteresis_db: 1.0, ttt_s: 0.32}}
+# Federated learning, off: `--set learning.enabled=true` (or edit below) turns it on. The
+# federation of the embedded downtown scenario: the fleet runs and sends CLIP ViT-B/16 (a round
+# costs what that model costs), 120 s deadline, 20 s between rounds; a tiny model on synthetic
+# data does the learning on a CPU.
+clients:
+  count: 6
+  profiles:
+    - {{name: agx-orin, flops: 42.5e12, efficiency: 0.33, driving_share: 0.2, parked_share: 0.9}}
+scheduling: {{policy: availability_aware, per_round: 3}}
+aggregation: {{method: sync, round_deadline_s: 120, min_round_gap_s: 20, eval_every_rounds: 2}}
 learning:
   enabled: false
   precision: auto  # bf16 where the machine has bfloat16 matrix units, else fp32 (run.json says)
   model: {{name: cosim-tiny}}
+  deployed_model: {{name: ViT-B-16, frame_hz: 10}}
   data:
-    synthetic: {{segments: 6, frames: 4, seed: 0}}
-    clients: 4
+    synthetic: {{segments: 8, frames: 8, seed: 0}}
+    clients: 6
     heldout_segments: 2
-  local: {{epochs: 1, batch_size: 4}}
+  local: {{epochs: 2, batch_size: 4, lr: 0.004}}
 output:
   root: runs                # run folders runs/<name>-<time>, relative to the working folder
 """

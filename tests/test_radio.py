@@ -216,6 +216,34 @@ def test_bad_radio_input_is_one_line(override, field):
     assert "\n" not in line and line.startswith("error: ") and field in line
 
 
+def test_hex_sites_far_from_every_road_are_left_out(grid_small):
+    """A lattice much wider than the 600 m grid: only the sites within the given distance of an
+    edge stay (checked against a brute-force point-to-segment distance), named as before."""
+    import sumolib
+
+    from cosim.mobility.build import network_file, prepare_inputs
+    from cosim.radio.cells import build_cells, hex_sites
+
+    lattice = ["radio.cells={hex: {isd_m: 200, rings: 4, center: [300, 300], sectors: 1, "
+               "max_road_distance_m: 150}}"]
+    sc = load_scenario(grid_small, lattice)
+    net = sumolib.net.readNet(str(network_file(prepare_inputs(sc))))
+    cells = build_cells(sc.radio, net)
+    segments = [(np.array(a), np.array(b)) for e in net.getEdges()
+                for a, b in zip(e.getShape(), e.getShape()[1:])]
+
+    def road_distance(p):
+        best = math.inf
+        for a, b in segments:
+            t = np.clip(np.dot(p - a, b - a) / max(np.dot(b - a, b - a), 1e-12), 0, 1)
+            best = min(best, float(np.linalg.norm(p - (a + t * (b - a)))))
+        return best
+
+    sites = hex_sites((300.0, 300.0), 200.0, 4)
+    kept = [f"macro{i}" for i, s in enumerate(sites) if road_distance(np.array(s)) <= 150.0]
+    assert 0 < len(kept) < len(sites) and list(cells.ids) == kept
+
+
 def test_hex_and_intersection_generators(sf_downtown):
     import sumolib
 

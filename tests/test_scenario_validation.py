@@ -309,6 +309,12 @@ def _tiny_osm(path: Path) -> Path:
         refs = "".join(f'<nd ref="{n}"/>' for n in line)
         ways.append(f'  <way id="{way_id}">{refs}<tag k="highway" v="residential"/></way>')
         way_id += 1
+    # one building in the south-west block
+    for k, (lat, lon) in enumerate(((37.7710, -122.4190), (37.7710, -122.4170),
+                                    (37.7720, -122.4170), (37.7720, -122.4190))):
+        nodes.append(f'  <node id="{11 + k}" lat="{lat}" lon="{lon}"/>')
+    ways.append('  <way id="200"><nd ref="11"/><nd ref="12"/><nd ref="13"/><nd ref="14"/>'
+                '<nd ref="11"/><tag k="building" v="yes"/></way>')
     path.write_text(TINY_OSM.format(nodes="\n".join(nodes), ways="\n".join(ways)))
     return path
 
@@ -344,10 +350,19 @@ def test_new_from_osm_converts_and_geo_references(tmp_path):
     (tmp_path / "town.yaml").unlink()  # the network the user keeps is not replaced unasked
     again = runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(tmp_path)])
     assert "town.net.xml: exists already (--force" in _one_line(again)
+    (tmp_path / "town.net.xml").rename(tmp_path / "kept.net.xml")
+    assert "town.poly.xml: exists already (--force" in _one_line(
+        runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(tmp_path)]))
     assert runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(tmp_path),
                                "--force"]).exit_code == 0
     sc = load_scenario(tmp_path / "town.yaml")
     assert sc.mobility.geo_origin == "network"  # lon/lat through the network's own projection
+    # the building became a polygon the radio's line of sight reads; the downtown handoff
+    from cosim.radio.buildings import read_buildings
+
+    assert sc.radio.channel.los == "geometry" and sc.radio.channel.buildings == tmp_path / "town.poly.xml"
+    assert len(read_buildings(tmp_path / "town.poly.xml")) == 1
+    assert (sc.radio.handoff.hysteresis_db, sc.radio.handoff.ttt_s) == (1.0, 0.32)
     assert runner.invoke(app, ["validate", str(tmp_path / "town.yaml")]).exit_code == 0
     # the junctions netconvert made from the OSM nodes map back onto those nodes' lat/lon
     import sumolib
@@ -372,6 +387,9 @@ def test_new_from_osm_converts_and_geo_references(tmp_path):
     assert trace.lon.between(-122.421, -122.411).all()
     # and validate checks its cells against that network (no building needed)
     moved = _validate(tmp_path / "town.yaml", "radio.cells.hex.center=[50000, 0]")
+    assert "no site of the lattice is within" in _one_line(moved, "radio.cells")
+    moved = _validate(tmp_path / "town.yaml", "radio.cells.hex.center=[50000, 0]",
+                      "radio.cells.hex.max_road_distance_m=null")
     assert "outside the network" in _one_line(moved, "radio.cells.hex")
 
 

@@ -73,7 +73,9 @@ def placed_cells(radio: RadioConfig, where: NetLocation) -> list[tuple[str, str,
         return [(f"radio.cells.{i}", c.id, c.x, c.y) for i, c in enumerate(radio.cells)]
     gen = radio.cells
     out = [(f"radio.cells.extra.{i}", c.id, c.x, c.y) for i, c in enumerate(gen.extra)]
-    if gen.hex is not None:
+    # sites kept only near a road stand within OUTSIDE_MARGIN_M of the network: nothing to check
+    road_bound = gen.hex is not None and (gen.hex.max_road_distance_m or math.inf) <= OUTSIDE_MARGIN_M
+    if gen.hex is not None and not road_bound:
         center = gen.hex.center or where.center
         for i, (x, y) in enumerate(hex_sites(center, gen.hex.isd_m, gen.hex.rings)):
             out.append(("radio.cells.hex", f"{gen.hex.id_prefix}{i}", x, y))

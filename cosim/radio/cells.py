@@ -78,7 +78,15 @@ def generate_cells(gen: CellGenerators, net: Any | None) -> list[CellConfig]:
     if gen.hex is not None:
         (xmin, ymin), (xmax, ymax) = _bounds(net)
         center = gen.hex.center or ((xmin + xmax) / 2, (ymin + ymax) / 2)
-        for i, (x, y) in enumerate(hex_sites(center, gen.hex.isd_m, gen.hex.rings)):
+        sites = hex_sites(center, gen.hex.isd_m, gen.hex.rings)
+        near = (near_roads(net, sites, gen.hex.max_road_distance_m)
+                if gen.hex.max_road_distance_m is not None else [True] * len(sites))
+        if not any(near):
+            raise ValueError(f"hex: no site of the lattice is within max_road_distance_m "
+                             f"({gen.hex.max_road_distance_m:g} m) of a road: check center and isd_m")
+        for i, (x, y) in enumerate(sites):
+            if not near[i]:  # ids keep the lattice index: the sites left are named as before
+                continue
             if gen.hex.sectors == 1:
                 configs.append(_cell(gen.hex, f"{gen.hex.id_prefix}{i}", x, y))
                 continue
@@ -94,6 +102,17 @@ def generate_cells(gen: CellGenerators, net: Any | None) -> list[CellConfig]:
     if len(set(ids)) != len(ids):
         raise ValueError("generated cell ids collide with listed ones; change id_prefix")
     return configs
+
+
+def near_roads(net: Any, sites: list[tuple[float, float]], distance_m: float) -> list[bool]:
+    """Whether each site lies within ``distance_m`` of some edge of the network (its shape)."""
+    from shapely import LineString, Point, STRtree
+
+    lines = [LineString(e.getShape()) for e in net.getEdges() if len(e.getShape()) >= 2]
+    if not lines:
+        return [False] * len(sites)
+    tree = STRtree(lines)
+    return [tree.query_nearest(Point(x, y), max_distance=distance_m).size > 0 for x, y in sites]
 
 
 def _cell(template: CellTemplate, cell_id: str, x: float, y: float, **override: Any) -> CellConfig:

@@ -48,6 +48,9 @@ class HexLayout(CellTemplate):
     # Three sectors per site (38.901 Fig. 7.8-1), each a cell with the Table 7.3-1 pattern around
     # its boresight; 1: one omnidirectional cell per site.
     sectors: Literal[1, 3] = 3
+    # Leave out the sites farther than this from every road (a lattice over a coast, a port or
+    # hills puts sites where no vehicle comes); none: every site of the lattice
+    max_road_distance_m: float | None = Field(None, gt=0.0, le=100_000.0)
     antenna_gain_dbi: float = 17.0  # a sector panel's gain on boresight
     downtilt_deg: float = Field(12.0, ge=-30.0, le=60.0)  # 38.901 Table 7.8-1: theta_etilt = 102 deg
 
