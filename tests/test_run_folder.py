@@ -345,3 +345,14 @@ def test_compare_refuses_resumes_and_overwrites(tmp_path):
     over = _cosim(*args, "--out", str(b), "--overwrite")
     assert over.exit_code == 0, over.output
     assert kept.stat().st_mtime_ns != mtime and _traces(b) == _traces(tmp_path / "a")
+
+
+def test_a_module_in_the_working_folder_does_not_run_in_the_sumo_child(tmp_path, monkeypatch):
+    """The pipelined SUMO child imports pyarrow: a pyarrow.py in the working folder is not it."""
+    marker = tmp_path / "hijacked"
+    (tmp_path / "pyarrow.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    monkeypatch.chdir(tmp_path)
+    result = _cosim("run", str(GRID), "--out", str(tmp_path / "r"), "-q", *QUICK,
+                    "--set", "mobility.pipeline=true")
+    assert result.exit_code == 0, result.output
+    assert not marker.exists()

@@ -56,7 +56,9 @@ class PipelinedLibsumoSession(SumoSession):
         # cosim, talking pickles over a socket pair.
         ours, theirs = socket.socketpair()
         package_root = str(Path(cosim.__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        # PYTHONSAFEPATH: the working folder is not on the child's path (a pyarrow.py there must
+        # not run inside it)
+        env = {**os.environ, "PYTHONSAFEPATH": "1", "PYTHONPATH": os.pathsep.join(
             p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
         self._child = subprocess.Popen(
             [sys.executable, "-m", "cosim.mobility.pipeline", str(theirs.fileno())],
