@@ -63,6 +63,15 @@ class CompareGrid:
     eval_every_rounds: int | None = 1
     eval_every_s: float | None = None
 
+    def __post_init__(self) -> None:
+        """A cell or seed named twice would write one run folder twice: refused up front."""
+        for field, values in (("policies", self.policies), ("aggregations", self.aggregations),
+                              ("seeds", self.seeds), ("data_seeds", self.data_seeds or ()),
+                              ("training_seeds", self.training_seeds or ())):
+            twice = sorted({str(v) for v in values if list(values).count(v) > 1})
+            if twice:
+                raise InputError(None, field, f"named more than once: {', '.join(twice)}")
+
     def replicates(self) -> list[Replicate]:
         return replicates(self.seeds, self.data_seeds, self.training_seeds)
 

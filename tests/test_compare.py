@@ -356,3 +356,14 @@ def test_relative_out_is_the_working_folders(grid_small, tmp_path, monkeypatch):
     again = api.compare(grid_small, "cmp", policies=["availability_aware", "random"], seeds=[0],
                         overrides=LEARNING, resume=True)
     assert len(again.summary()) == 2
+
+
+def test_a_cell_named_twice_is_refused_before_the_compare_folder(grid_small, tmp_path):
+    for args in (["--policies", "random,random"], ["--aggregations", "sync,sync"],
+                 ["--seeds", "0", "--training-seeds", "1,1"]):
+        result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(tmp_path / "c"),
+                                          *args, *_sets(LEARNING)])
+        said = result.output
+        assert result.exit_code == 2 and ("named more than once" in said or "each seed once" in said), (
+            args, said)
+        assert not (tmp_path / "c").exists()

@@ -230,7 +230,7 @@ def test_hex_sites_far_from_every_road_are_left_out(grid_small):
     net = sumolib.net.readNet(str(network_file(prepare_inputs(sc))))
     cells = build_cells(sc.radio, net)
     segments = [(np.array(a), np.array(b)) for e in net.getEdges()
-                for a, b in zip(e.getShape(), e.getShape()[1:])]
+                for a, b in zip(e.getShape(), e.getShape()[1:], strict=False)]
 
     def road_distance(p):
         best = math.inf
