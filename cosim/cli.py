@@ -156,6 +156,9 @@ def run(
         typer.echo(f"{result.status}: {result.run_dir} ({result.info['wall_time_s']:.1f} s wall, "
                    f"{s.get('vehicles_seen', 0)} vehicles, peak {s.get('peak_vehicles', 0)}"
                    f"{replayed})")
+        if result.info.get("library_warnings"):
+            typer.echo(f"note: {result.info['library_warnings']} library warning(s) in "
+                       f"{result.run_dir / 'warnings.log'}", err=True)
 
     _guarded(debug, work)
 

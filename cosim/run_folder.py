@@ -36,7 +36,7 @@ class DiskFullError(RuntimeError):
 
 # What cosim writes in a run folder (a run, then `cosim report` and `cosim export` into it)
 OWN_ENTRIES = ("run.json", "run.json.tmp", "*.parquet", "*.parquet.part", "sumo.log",
-               "global_modules.pt", "report", "export-*", "checkpoint")
+               "warnings.log", "global_modules.pt", "report", "export-*", "checkpoint")
 
 
 def foreign_entries(run_dir: Path) -> list[str]:

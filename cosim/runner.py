@@ -137,9 +137,11 @@ def run_scenario(
         _write_run_json(run_dir, info)
         traces = TraceSet(run_dir, scenario.output.row_group_rows)
         heartbeat = Heartbeat(lambda i: _write_run_json(run_dir, i), info)
-        with RunProgress(scenario.duration_s, lambda: {}, quiet) as progress:
+        with (RunProgress(scenario.duration_s, lambda: {}, quiet) as progress,
+              warnings_to_log(run_dir / WARNINGS_LOG) as warned):
             engine = _drive(scenario, inputs, replay, source, run_dir, traces, extra_layers,
                             progress, heartbeat, on_tick)
+        info["library_warnings"] = warned()
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -168,6 +170,31 @@ def run_scenario(
             status = info["status"] = "failed"
         run_dir = folder.finish(status == "complete")
     return RunResult(run_dir, status, info)
+
+
+WARNINGS_LOG = "warnings.log"
+
+
+@contextlib.contextmanager
+def warnings_to_log(path: Path):
+    """Python warnings of the libraries (torchmetrics, PIL, ...) go to ``path`` in the run folder,
+    not between the progress lines; yields a function giving how many were written."""
+    import threading
+    import warnings
+
+    lock, count = threading.Lock(), [0]
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        with lock, open(path, "a", encoding="utf-8") as f:
+            f.write(warnings.formatwarning(message, category, filename, lineno, line))
+            count[0] += 1
+
+    before = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield lambda: count[0]
+    finally:
+        warnings.showwarning = before
 
 
 def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source: Path | None,

@@ -356,3 +356,30 @@ def test_a_module_in_the_working_folder_does_not_run_in_the_sumo_child(tmp_path,
                     "--set", "mobility.pipeline=true")
     assert result.exit_code == 0, result.output
     assert not marker.exists()
+
+
+def test_library_warnings_go_to_the_run_folder_not_the_terminal(tmp_path):
+    import warnings
+
+    class _Warns:
+        name = "warns"
+
+        def __init__(self, engine):
+            pass
+
+        def attach(self, engine):
+            def warn():
+                yield engine.env.timeout(1)
+                warnings.warn("a library complains", UserWarning, stacklevel=1)
+
+            engine.env.process(warn())
+
+    from cosim.runner import run_scenario
+    from cosim.scenario_loader import load_scenario
+
+    sc = load_scenario(GRID, ["duration_s=5", "learning=null"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        result = run_scenario(sc, source=GRID, out=tmp_path / "r", quiet=True, extra_layers=[_Warns])
+    assert result.status == "complete" and result.info["library_warnings"] == 1
+    assert "UserWarning: a library complains" in (tmp_path / "r" / "warnings.log").read_text()
