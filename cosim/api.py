@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cosim.bounded_read import read_json_file
 from cosim.errors import InputError, MissingDependencyError
 from cosim.scenario import Scenario
 from cosim.trace_schemas import METRICS
@@ -209,10 +210,7 @@ def load_compare(path: str | os.PathLike) -> Compare:
         if (path / "run.json").is_file():
             raise InputError(path, None, "a run folder, not a compare folder: use load_run")
         raise InputError(path, None, "not a cosim compare folder (no compare.json)")
-    try:
-        info = json.loads(spec.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(spec, None, f"not valid JSON: {exc}") from None
+    info = read_json_file(spec, "compare.json")
     if info.get("status", "complete") != "complete":
         raise InputError(spec, None, f"the compare is {info.get('status')!r}, not complete: "
                          "finish it with cosim compare --resume")

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from cosim.analysis.pairs import METHOD as PAIRS_METHOD
 from cosim.analysis.pairs import margins_with_defaults
+from cosim.bounded_read import read_json_file
 from cosim.compare_auto import AutoSeeds, describe, stop_reason
 from cosim.errors import InputError
 from cosim.names import ASYNC_METHODS, HEADLINE, Replicate, compare_run_dir, recording_dir, replicates
@@ -234,8 +235,8 @@ def check_compare_out(out: Path, settings: dict[str, Any], resume: bool, overwri
     if not out.is_dir() or not any(out.iterdir()):
         return
     try:
-        earlier = json.loads((out / "compare.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        earlier = read_json_file(out / "compare.json", "compare.json")
+    except (OSError, InputError):
         earlier = None
     if not isinstance(earlier, dict):
         raise InputError(None, "--out", f"{out} is not empty and not a cosim compare folder; "
@@ -436,8 +437,8 @@ def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
 
 def _complete(run_dir: Path) -> bool:
     try:
-        return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["status"] == "complete"
-    except (OSError, ValueError, KeyError):
+        return read_json_file(run_dir / "run.json", "run.json")["status"] == "complete"
+    except (OSError, InputError, KeyError, TypeError):
         return False
 
 

@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
-import json
 import os
 import shutil
 import socket
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cosim.bounded_read import read_json_file
 from cosim.errors import InputError
 
 PARTIAL_SUFFIX = ".partial"
@@ -56,8 +56,8 @@ def _lock_path(out: Path) -> Path:
 def is_run_folder(path: Path) -> bool:
     """A folder cosim wrote: its run.json is a JSON object with a status."""
     try:
-        info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        info = read_json_file(path / "run.json", "run.json")
+    except (OSError, InputError):
         return False
     return isinstance(info, dict) and "status" in info
 
@@ -66,8 +66,8 @@ def read_status(path: Path) -> tuple[str, dict[str, Any]]:
     """The folder's status as a user should read it: complete, failed, interrupted, running, or
     crashed (run.json says running, and its writer's process is gone)."""
     try:
-        info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        info = read_json_file(path / "run.json", "run.json")
+    except (OSError, InputError):
         return "unknown", {}
     if not isinstance(info, dict):
         return "unknown", {}

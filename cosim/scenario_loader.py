@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Tag, ValidationError
 
+from cosim.bounded_read import read_bounded_text
 from cosim.errors import InputError
 from cosim.safe_yaml import RefusedYamlError, load_yaml
 from cosim.scenario import Scenario
@@ -63,10 +64,7 @@ def scenario_from_mapping(
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """Parse a YAML file that must hold a mapping at the top."""
     try:
-        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
-            raise InputError(path, None, f"{path.stat().st_size:,} bytes: too big for a scenario "
-                             f"(at most {MAX_FILE_BYTES:,})")
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded_text(path, "scenario", MAX_FILE_BYTES)
     except FileNotFoundError:
         raise InputError(path, None, "file not found") from None
     except IsADirectoryError:

@@ -383,3 +383,29 @@ def test_library_warnings_go_to_the_run_folder_not_the_terminal(tmp_path):
         result = run_scenario(sc, source=GRID, out=tmp_path / "r", quiet=True, extra_layers=[_Warns])
     assert result.status == "complete" and result.info["library_warnings"] == 1
     assert "UserWarning: a library complains" in (tmp_path / "r" / "warnings.log").read_text()
+
+
+def test_special_files_are_refused_not_read(tmp_path):
+    """A FIFO as the scenario or as a run.json, and /dev/zero as the scenario: one line and exit
+    2 (or "unknown" for status), at once; none of them is opened for reading."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "s.yaml"
+    os.mkfifo(fifo)
+    run = tmp_path / "r"
+    run.mkdir()
+    os.mkfifo(run / "run.json")
+
+    def cosim(*args):
+        return subprocess.run([sys.executable, "-m", "cosim.cli", *args], capture_output=True,
+                              text=True, timeout=120)
+
+    for scenario in (fifo, Path("/dev/zero")):
+        result = cosim("validate", str(scenario))
+        assert result.returncode == 2 and "not a regular file" in result.stderr, result.stderr
+    status = cosim("status", str(run))
+    assert status.returncode == 0 and "unknown" in status.stdout, status.stdout + status.stderr
+    resumed = cosim("run", "--resume", str(run))
+    assert resumed.returncode == 2, resumed.stderr

@@ -6,7 +6,6 @@ can be recomputed from any finished run folder.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from cosim.analysis.curves import LAST_K, last_k_mean, normalised_area, time_to_reach
+from cosim.bounded_read import read_json_file
 from cosim.errors import InputError
 from cosim.names import COMPLETED, DROP_REASONS, HEADLINE, TASK_INFO, VIA_CLUSTER, VIA_RELAY
 from cosim.trace_schemas import METRICS, PARTICIPATION
@@ -25,10 +25,7 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.is_file():
         raise InputError(run_dir, None, "not a cosim run folder (no run.json)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(path, None, f"not valid JSON: {exc}") from None
+    return read_json_file(path, "run.json")
 
 
 def headline_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:

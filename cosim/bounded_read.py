@@ -1,0 +1,40 @@
+"""Reading the small text files cosim is handed (scenarios, run.json, compare.json) safely: only
+regular files (a FIFO or a device would block or never end), and only up to a size cap checked
+before reading."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+from cosim.errors import InputError
+
+TEXT_LIMIT_BYTES = 64 * 2**20  # a scenario or run.json is kilobytes; more is not one
+
+
+def read_bounded_text(path: Path, what: str, limit: int = TEXT_LIMIT_BYTES) -> str:
+    """The file's text; InputError if it is not a regular file or is over ``limit`` bytes.
+    FileNotFoundError and IsADirectoryError pass through (callers word them)."""
+    st = path.stat()  # FileNotFoundError as is
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(str(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(path, None, f"not a regular file (a {what} is read from a file)")
+    if st.st_size > limit:
+        raise InputError(path, None, f"{st.st_size:,} bytes: too big for a {what} (at most {limit:,})")
+    with open(path, encoding="utf-8") as f:
+        text = f.read(limit + 1)
+    if len(text.encode("utf-8")) > limit:  # grew while read
+        raise InputError(path, None, f"too big for a {what} (at most {limit:,} bytes)")
+    return text
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    """A JSON file read with ``read_bounded_text``; invalid JSON is an InputError."""
+    text = read_bounded_text(path, what)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(path, None, f"not valid JSON: {str(exc)[:120]}") from None
