@@ -32,6 +32,7 @@ from cosim.bounded_read import read_json_file
 from cosim.compare_auto import AutoSeeds, describe, stop_reason
 from cosim.errors import InputError
 from cosim.names import ASYNC_METHODS, HEADLINE, Replicate, compare_run_dir, recording_dir, replicates
+from cosim.run_folder import check_out_name
 from cosim.scenario import METHOD_CONFIGS
 from cosim.scenario_loader import apply_override, load_scenario, read_yaml_mapping
 from cosim.trace_schemas import CONNECTIVITY_TABLES
@@ -230,6 +231,7 @@ def check_compare_out(out: Path, settings: dict[str, Any], resume: bool, overwri
     same settings only) or ``--overwrite`` (a compare folder only)."""
     if resume and overwrite:
         raise InputError(None, "--resume", "give --resume or --overwrite, not both")
+    check_out_name(out)
     if out.exists() and not out.is_dir():
         raise InputError(None, "--out", f"{out} exists and is not a folder")
     if not out.is_dir() or not any(out.iterdir()):

@@ -49,6 +49,31 @@ def partial_path(out: Path) -> Path:
     return out.with_name(out.name + PARTIAL_SUFFIX)
 
 
+# the longest name a folder may have so that its ".NAME.lock" and "NAME.partial" fit NAME_MAX
+_SUFFIX_ROOM = max(len(PARTIAL_SUFFIX), len("..lock"))
+
+
+def check_out_name(out: Path, option: str = "--out") -> None:
+    """A destination cosim can write: a named folder (not a file system's root) whose name and
+    path, with the suffixes cosim adds, fit the file system's limits."""
+    absolute = out.absolute()
+    if not absolute.name or absolute.name in (".", ".."):
+        raise InputError(None, option, f"{out}: name a folder to write into, not {absolute}")
+    parent = next((p for p in absolute.parents if p.exists()), Path("/"))
+    try:
+        name_max = os.pathconf(parent, "PC_NAME_MAX")
+        path_max = os.pathconf(parent, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    too_long = [p for p in absolute.parts[1:] if len(os.fsencode(p)) + _SUFFIX_ROOM > name_max]
+    if too_long:
+        raise InputError(None, option, f"a folder name of {len(os.fsencode(too_long[0]))} bytes "
+                         f"is too long (at most {name_max - _SUFFIX_ROOM} here)")
+    if len(os.fsencode(str(absolute))) + _SUFFIX_ROOM + 64 > path_max:
+        raise InputError(None, option, f"the path is too long (at most about {path_max - 80} "
+                         "bytes here)")
+
+
 def _lock_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.lock")
 
@@ -106,12 +131,14 @@ class RunFolder:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
+        check_out_name(self.out)  # before any name is derived from it
         self.partial = partial_path(self.out)
         self._lock_fd: int | None = None
 
     def check(self) -> None:
         """Refuse, before anything is written, an ``--out`` that would lose or mix up data."""
         out = self.out
+        check_out_name(out)
         if out.exists() and not out.is_dir():
             raise InputError(None, "--out", f"{out} exists and is not a folder")
         if out.is_dir() and any(out.iterdir()):

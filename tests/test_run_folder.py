@@ -409,3 +409,13 @@ def test_special_files_are_refused_not_read(tmp_path):
     assert status.returncode == 0 and "unknown" in status.stdout, status.stdout + status.stderr
     resumed = cosim("run", "--resume", str(run))
     assert resumed.returncode == 2, resumed.stderr
+
+
+@pytest.mark.parametrize("out", ["/", "x" * 300, "deep/" + "y" * 252])
+def test_an_impossible_destination_is_bad_input(tmp_path, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    for command in (["run", str(GRID), *QUICK], ["compare", str(GRID)]):
+        result = _cosim(*command, "--out", out, "-q")
+        assert result.exit_code == 2, (command, result.output)
+        assert _one_line(result).startswith("error: --out: ")
+    assert list(tmp_path.iterdir()) == []
