@@ -11,6 +11,7 @@ long warm-up step, a long training pass), so a log is never silent for longer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -61,6 +62,31 @@ def fit_fields(fields: dict[str, str], width: int) -> str:
             break
         shown.append(part)
     return "  ".join(shown)
+
+
+@contextlib.contextmanager
+def watch(text: str, quiet: bool, console: Console | None = None, every_s: float | None = None):
+    """Say ``text`` once per period while the block runs, and nothing if it ends sooner (a fast
+    refusal of bad input stays one line): long preparation before a run's progress exists."""
+    every = plain_every_s() if every_s is None else every_s
+    if quiet or every <= 0:
+        yield
+        return
+    console = console or Console(stderr=True)
+    stop, start = threading.Event(), time.perf_counter()
+
+    def repeat() -> None:
+        while not stop.wait(every):
+            console.print(f"progress: {text}  elapsed {format_wall(time.perf_counter() - start)}",
+                          highlight=False, markup=False, soft_wrap=True)
+
+    thread = threading.Thread(target=repeat, name="cosim-progress-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def format_speedup(ratio: float) -> str:

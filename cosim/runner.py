@@ -30,7 +30,7 @@ from cosim.mobility.replay import ReplaySession
 from cosim.mobility.session import GuiOptions, SumoLaunch, open_session
 from cosim.mobility.sumo_tools import sumo_version
 from cosim.names import JOURNAL_DIR
-from cosim.progress import RunProgress
+from cosim.progress import RunProgress, watch
 from cosim.run_folder import (
     DISK_FULL,
     PARTIAL_SUFFIX,
@@ -111,7 +111,8 @@ def run_scenario(
     journal of an interrupted attempt at ``out`` (see ``resume_target``)."""
     folder = RunFolder(out or default_run_dir(scenario), overwrite)
     folder.check()  # a refused --out is said before any input is built
-    inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder
+    with watch("preparing the inputs (network, demand, data checks)", quiet):
+        inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder
     if announce is not None:
         announce(layer_status(scenario))
     started = dt.datetime.now(dt.timezone.utc)

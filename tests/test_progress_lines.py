@@ -110,3 +110,16 @@ def test_fit_fields_keeps_order_and_drops_the_rest():
     fields = {"a": "1", "b": "", "c": "333", "d": "4"}
     assert fit_fields(fields, 100) == "a 1  c 333  d 4"
     assert fit_fields(fields, 8) == "a 1"
+
+
+def test_watch_is_silent_when_quick_and_repeats_when_slow():
+    from cosim.progress import watch
+
+    console, buf = _plain()
+    with watch("preparing the inputs", quiet=False, console=console, every_s=0.4):
+        pass
+    assert buf.getvalue() == ""  # a fast refusal of bad input stays one line
+    with watch("preparing the inputs", quiet=False, console=console, every_s=0.4):
+        time.sleep(1.0)
+    lines = buf.getvalue().splitlines()
+    assert len(lines) >= 2 and all(x.startswith("progress: preparing the inputs  elapsed ") for x in lines)
