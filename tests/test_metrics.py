@@ -349,3 +349,26 @@ def test_stq_equals_deeplab2(case):
     out = m.compute()
     stq, aq, iou = DEEPLAB2_STQ[case]
     assert (out["STQ"], out["AQ"], out["SQ"]) == pytest.approx((stq, aq, iou), rel=1e-6)
+
+
+def test_stq_of_an_all_void_frame_is_nan_as_deeplab2():
+    """deeplab2's STQuality.result(): with every ground-truth pixel void the confusion rows left
+    are all zero, so its mean IoU is 0 / 0 (NaN), AQ is 0 / max(0, eps) = 0 and STQ = sqrt(0 * NaN)
+    is NaN: nothing to score is not a score of 0."""
+    m = SegmentationTrackingQuality(3, (1,))
+    m.update(torch.tensor([[1, 1, 2]]), torch.tensor([[1, 1, 0]]), torch.tensor([[V, V, V]]),
+             torch.tensor([[0, 0, 0]]))
+    out = m.compute()
+    assert math.isnan(out["STQ"]) and math.isnan(out["SQ"]) and out["AQ"] == 0.0
+
+
+def test_pan2d_things_are_waymo_pvps_eight():
+    """deeplab2's waymo_constants._IS_THINGS (car, truck, bus, other_large_vehicle, trailer,
+    person, cyclist, motorcyclist), in cosim's class names."""
+    from cosim.learning.classes import PAN2D
+    from cosim.learning.codec import PAN2D_THINGS
+
+    deeplab2 = ["car", "truck", "bus", "other_large_vehicle", "trailer", "person", "cyclist",
+                "motorcyclist"]
+    ours = {"person": "pedestrian", "other_large_vehicle": "other large vehicle"}
+    assert [PAN2D[i] for i in PAN2D_THINGS] == [ours.get(n, n) for n in deeplab2]

@@ -23,8 +23,10 @@ import torch.nn.functional as F
 
 from cosim.learning.classes import IGNORE_INDEX
 
-# pan2d classes that are countable things (car ... ground animal): they get instance ids.
-PAN2D_THINGS = tuple(range(1, 13))
+# pan2d classes that are countable things, Waymo PVPS's eight (deeplab2's waymo_constants: car,
+# truck, bus, other large vehicle, trailer, pedestrian, cyclist, motorcyclist): they get instance
+# ids; bicycles, motorcycles, birds and animals are stuff there.
+PAN2D_THINGS = (1, 2, 3, 4, 7, 8, 9, 10)
 
 
 def _splat(heat: torch.Tensor, cy: int, cx: int, sigma: float) -> None:

@@ -328,7 +328,8 @@ class SegmentationTrackingQuality:
         cm = self.confusion
         tp = cm.diag()
         union = cm.sum(0) + cm.sum(1) - tp
-        sq = float((tp[union > 0] / union[union > 0]).mean()) if (union > 0).any() else 0.0
+        # nothing but void: no class to average over, NaN as deeplab2's mean IoU (0 / 0)
+        sq = float((tp[union > 0] / union[union > 0]).mean()) if (union > 0).any() else math.nan
         per_gt: dict[tuple[int, ...], float] = defaultdict(float)
         for (s, gc, gi, pc, pi), inter in self.intersection.items():
             g, p = (s, gc, gi), (s, pc, pi)
