@@ -23,20 +23,27 @@ RADIO_ONLY = ["duration_s=30", "learning=null"]
 
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
-    """examples/quickstart.ipynb executed in a fresh kernel; it runs a compare into OUT."""
+    """examples/quickstart.ipynb executed in a fresh kernel from its own folder of a copy of the
+    checkout, as a user opens it: its relative paths (the scenario, OUT = runs/quickstart) resolve
+    against examples/."""
+    import shutil
+
     import nbformat
     from nbclient import NotebookClient
 
-    out = tmp_path_factory.mktemp("quickstart") / "cmp"
+    checkout = tmp_path_factory.mktemp("quickstart")
+    shutil.copytree(REPO / "scenarios", checkout / "scenarios")
+    (checkout / "examples").mkdir()
+    shutil.copy(REPO / "examples" / "quickstart.ipynb", checkout / "examples")
     mp = pytest.MonkeyPatch()
-    mp.setenv("COSIM_QUICKSTART_OUT", str(out))  # the kernel inherits the environment
+    mp.delenv("COSIM_QUICKSTART_OUT", raising=False)
     try:
-        nb = nbformat.read(REPO / "examples" / "quickstart.ipynb", as_version=4)
+        nb = nbformat.read(checkout / "examples" / "quickstart.ipynb", as_version=4)
         NotebookClient(nb, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(REPO / "examples")}}).execute()
+                       resources={"metadata": {"path": str(checkout / "examples")}}).execute()
     finally:
         mp.undo()
-    return nb, out
+    return nb, checkout / "examples" / "runs" / "quickstart"
 
 
 def test_quickstart_notebook_runs_and_plots(quickstart):
