@@ -28,6 +28,7 @@ from rich.progress import (
 )
 
 PLAIN_EVERY_S = 30.0
+WATCH_GRACE_S = 2.0  # the watcher repeats the status this long after a line was due
 
 # The active run's step reporter (set while a RunProgress is open): long set-up work deep in the
 # layers says how far it is without being handed a progress object.
@@ -155,6 +156,7 @@ class RunProgress:
         self._task = self._progress.add_task("warm-up", total=self.duration_s, live="",
                                              speedup="", start=False)
         _step_reporter = self.step
+        self._last_line = 0.0  # the watcher waits a period from the start before it speaks
         if self.plain and not self.quiet and self.every_s > 0:
             self._watcher = threading.Thread(target=self._watch, name="cosim-progress", daemon=True)
             self._watcher.start()
@@ -196,8 +198,10 @@ class RunProgress:
             self._line(f"progress: {self._status}  elapsed {format_wall(self._wall())}")
 
     def _watch(self) -> None:
-        while not self._stop.wait(1.0):
-            if self._wall() - self._last_line >= self.every_s:
+        # a little later than a tick would: while the clock runs, its own lines (with fresh
+        # fields) come first; the watcher speaks only when nothing else did
+        while not self._stop.wait(min(0.5, self.every_s / 10)):
+            if self._wall() - self._last_line >= self.every_s + min(WATCH_GRACE_S, self.every_s / 5):
                 self._line(f"progress: {self._status}  elapsed {format_wall(self._wall())}")
 
     def _wall(self) -> float:

@@ -123,3 +123,15 @@ def test_watch_is_silent_when_quick_and_repeats_when_slow():
         time.sleep(1.0)
     lines = buf.getvalue().splitlines()
     assert len(lines) >= 2 and all(x.startswith("progress: preparing the inputs  elapsed ") for x in lines)
+
+
+def test_a_running_clock_prints_fresh_lines_not_the_watchers_repeats():
+    console, buf = _plain()
+    with RunProgress(100.0, lambda: {"round": "1"}, quiet=False, console=console,
+                     every_s=0.3) as progress:
+        progress.phase(None)
+        for now in range(1, 11):
+            time.sleep(0.1)  # ticks come often, as while the clock runs
+            progress.tick(float(now))
+    lines = [x for x in buf.getvalue().splitlines() if x.startswith("progress: sim ")]
+    assert lines and all("round 1" in x and "sim 00:00:00 " not in x for x in lines), lines
