@@ -53,7 +53,7 @@ def _guarded(debug: bool, work: Callable[[], T]) -> T:
     """Run a command body and map failures to exit codes and one-line messages. SIGINT and
     SIGTERM both end the run as an interruption (run.json says ``interrupted``, exit 130)."""
     from cosim.interrupts import handled
-    from cosim.run_folder import DiskFullError
+    from cosim.run_folder import DiskFullError, RunFailedError
 
     try:
         with handled():
@@ -61,7 +61,7 @@ def _guarded(debug: bool, work: Callable[[], T]) -> T:
     except InputError as exc:
         typer.echo(exc.line(), err=True)
         raise typer.Exit(2) from None
-    except (MissingDependencyError, DiskFullError) as exc:
+    except (MissingDependencyError, DiskFullError, RunFailedError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
@@ -116,7 +116,8 @@ def run(
     set_: SetOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Replace an earlier run in --out once this one completes.")] = False,
+        "--overwrite", help="Replace an earlier run in --out once this one completes (with "
+        "--resume: the complete run beside the resumed one).")] = False,
     resume: Annotated[Path | None, typer.Option(
         "--resume", help="Finish an interrupted, failed or killed run (OUT or OUT.partial) with "
         "its own scenario; with output.checkpoint: true no client update is trained twice.",
@@ -133,7 +134,7 @@ def run(
     def work() -> None:
         if resume is not None:
             given = [n for n, v in (("SCENARIO", scenario), ("--out", out), ("--seed", seed),
-                                    ("--set", set_), ("--overwrite", overwrite or None)) if v]
+                                    ("--set", set_)) if v]
             if given:
                 raise InputError(None, "--resume", f"resumes the run's own scenario: drop "
                                  f"{', '.join(given)}")

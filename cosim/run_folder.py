@@ -25,6 +25,7 @@ from cosim.bounded_read import read_json_file
 from cosim.errors import InputError
 
 PARTIAL_SUFFIX = ".partial"
+STATUSES = ("running", "complete", "failed", "interrupted")  # what run.json's status can say
 HEARTBEAT_S = 30.0  # run.json's heartbeat period while a run goes
 STALE_AFTER_S = 10 * HEARTBEAT_S  # a heartbeat this old, on another host, means crashed
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -32,6 +33,10 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 class DiskFullError(RuntimeError):
     """The disk filled up while the run wrote: one line for the user, run.json says failed."""
+
+
+class RunFailedError(RuntimeError):
+    """The run reached its end but its outputs could not be closed: run.json says failed."""
 
 
 # What cosim writes in a run folder (a run, then `cosim report` and `cosim export` into it)
@@ -78,6 +83,22 @@ def _lock_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.lock")
 
 
+def _lock_held(out: Path) -> bool:
+    """Whether a run holds ``out``'s lock now (a shared lock probed and let go at once)."""
+    try:
+        fd = os.open(_lock_path(out), os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: its last writer let it go
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def is_run_folder(path: Path) -> bool:
     """A folder cosim wrote: its run.json is a JSON object with a status."""
     try:
@@ -96,7 +117,9 @@ def read_status(path: Path) -> tuple[str, dict[str, Any]]:
         return "unknown", {}
     if not isinstance(info, dict):
         return "unknown", {}
-    status = str(info.get("status", "unknown"))
+    status = info.get("status")
+    if status not in STATUSES:  # hand-edited or foreign: never printed as it stands
+        return "unknown", info
     if status == "running" and not _writer_alive(info):
         status = "crashed"
     return status, info
@@ -112,14 +135,28 @@ def _writer_alive(info: dict[str, Any]) -> bool:
         except ProcessLookupError:
             return False
         except PermissionError:  # another user's live process
-            return True
-        return True
+            pass
+        return not _pid_reused(pid, info.get("started_at"))
     beat = info.get("heartbeat_at")
     try:
         age = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(beat)).total_seconds()
     except (TypeError, ValueError):
         return False
     return age < STALE_AFTER_S
+
+
+def _pid_reused(pid: int, started_at: Any) -> bool:
+    """The process with this pid started after the run did: the writer is gone and its pid was
+    given to another process (Linux's /proc; elsewhere nobody can tell, and the pid vouches)."""
+    try:
+        started = dt.datetime.fromisoformat(started_at).timestamp()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        ticks = int(stat.rpartition(")")[2].split()[19])  # field 22, starttime, in clock ticks
+    except (TypeError, ValueError, OSError, IndexError, StopIteration):
+        return False
+    return boot + ticks / os.sysconf("SC_CLK_TCK") > started + 2.0  # started_at has whole seconds
 
 
 @dataclass
@@ -135,7 +172,7 @@ class RunFolder:
         self.partial = partial_path(self.out)
         self._lock_fd: int | None = None
 
-    def check(self) -> None:
+    def check(self, resuming: bool = False) -> None:
         """Refuse, before anything is written, an ``--out`` that would lose or mix up data."""
         out = self.out
         check_out_name(out)
@@ -158,6 +195,7 @@ class RunFolder:
             if status == "running":
                 raise InputError(None, "--out", f"{out} is being written by pid {info.get('pid')} "
                                  f"on {info.get('host')}")
+        self._check_partial(resuming)
         for parent in (out.parent, *out.parent.parents):
             if parent.exists():
                 if not parent.is_dir():
@@ -166,10 +204,39 @@ class RunFolder:
                     raise InputError(None, "--out", f"{parent} is not writable")
                 break
 
+    def _check_partial(self, resuming: bool = False, locked: bool = False) -> None:
+        """``OUT.partial`` is removed only when it holds nothing but an earlier attempt of cosim's
+        that the user has given up (``--overwrite``) or is resuming. ``locked``: this process
+        holds the lock, so no other writes there, whatever run.json says."""
+        partial = self.partial
+        if not partial.exists() and not partial.is_symlink():
+            return
+        if partial.is_symlink() or not partial.is_dir():
+            raise InputError(None, "--out", f"{partial} exists and is not a run folder cosim left; "
+                             "move it, or choose another --out")
+        if not any(partial.iterdir()):
+            return  # an empty folder: nothing to lose
+        if not is_run_folder(partial):
+            raise InputError(None, "--out", f"{partial} holds files cosim did not write; move "
+                             "them, or choose another --out")
+        foreign = foreign_entries(partial)
+        if foreign:
+            raise InputError(None, "--out", f"{partial} also holds files cosim did not write "
+                             f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
+                             "move them, or choose another --out")
+        status, info = read_status(partial)
+        if status == "running" and not locked and _lock_held(self.out):
+            raise InputError(None, "--out", f"{partial} is being written by pid {info.get('pid')} "
+                             f"on {info.get('host')}")
+        if not resuming and not self.overwrite:
+            raise InputError(None, "--out", f"{partial} holds an earlier attempt ({status}); resume "
+                             f"it with `cosim run --resume {partial}`, or pass --overwrite to "
+                             "discard it")
+
     def open(self, keep: str | None = None) -> Path:
         """Take the lock, clear a crashed earlier attempt's staging folder, create a fresh one;
         ``keep`` names a sub-folder of the earlier attempt to carry over (a resume's journal)."""
-        self.check()
+        self.check(resuming=keep is not None)
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(_lock_path(self.out), os.O_RDWR | os.O_CREAT, 0o644)
@@ -184,6 +251,11 @@ class RunFolder:
             who = f" (pid {info['pid']} on {info.get('host')})" if "pid" in info else ""
             raise InputError(None, "--out", f"another cosim run is writing {self.out}{who}") from None
         self._lock_fd = fd
+        try:  # again under the lock: what was checked before may have changed
+            self._check_partial(resuming=keep is not None, locked=True)
+        except InputError:
+            self.release()
+            raise
         kept = None
         if keep is not None and (self.partial / keep).is_dir():
             kept = self.out.with_name(f".{self.out.name}.{keep}-{os.getpid()}")

@@ -36,6 +36,7 @@ from cosim.run_folder import (
     PARTIAL_SUFFIX,
     DiskFullError,
     Heartbeat,
+    RunFailedError,
     RunFolder,
     partial_path,
     read_status,
@@ -110,7 +111,7 @@ def run_scenario(
     duration)`` hears the clock (compare's per-run progress). ``resume`` keeps the training
     journal of an interrupted attempt at ``out`` (see ``resume_target``)."""
     folder = RunFolder(out or default_run_dir(scenario), overwrite)
-    folder.check()  # a refused --out is said before any input is built
+    folder.check(resuming=resume)  # a refused --out is said before any input is built
     with watch("preparing the inputs (network, demand, data checks)", quiet):
         inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder
     if announce is not None:
@@ -162,6 +163,7 @@ def run_scenario(
     finally:
         info["status"] = status
         info["traces"] = _close_traces(traces, status == "complete", info)
+        status = info["status"]  # a table that could not be closed fails the run
         info["wall_time_s"] = round(time.perf_counter() - wall0, 3)
         info["sim_time_s"] = engine.env.now if engine is not None else 0.0
         info["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -170,6 +172,9 @@ def run_scenario(
         if not _final_run_json(run_dir, info):
             status = info["status"] = "failed"
         run_dir = folder.finish(status == "complete")
+    if status != "complete":  # the run went to its end, then its outputs could not be written
+        raise RunFailedError(f"{info.get('error', 'the outputs could not be written')} "
+                             f"(run folder {run_dir}, run.json says failed)")
     return RunResult(run_dir, status, info)
 
 
@@ -292,6 +297,12 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
     if status == "running":
         raise InputError(None, "--resume", f"{partial} is still being written by pid "
                          f"{info.get('pid')} on {info.get('host')}")
+    if status == "complete":  # a complete run left here (its --out was taken): keep it as it is
+        raise InputError(None, "--resume", f"{partial} is complete: nothing to resume (rename it "
+                         "to keep it as a run)")
+    if status not in ("interrupted", "failed", "crashed"):
+        raise InputError(None, "--resume", f"{partial}: run.json's status is not one cosim "
+                         "resumes (interrupted, failed or crashed)")
     source = Path(info["scenario_file"]) if info.get("scenario_file") else None
     if source is not None and not source.is_file():  # recorded relative to another folder
         source = None

@@ -227,9 +227,12 @@ class MeanAP3D:
         matchable = iou >= self.thresholds[c]
         weight = np.where(matchable, np.round(iou.astype(np.float32) * 1e6), 0.0)
         kept = (scores[:, None] >= WAYMO_SCORE_CUTOFFS[None, :]).sum(0)
+        # a prefix without a matchable prediction matches nothing: no assignment to solve
+        hits = np.flatnonzero(matchable.any(1))
+        first = int(hits[0]) if len(hits) else len(pred)
         for n in np.unique(kept):
             tp, sum_ha = 0, 0.0
-            if n and len(gt):
+            if n > first:
                 rows, cols = linear_sum_assignment(weight[:n], maximize=True)
                 ok = matchable[rows, cols]
                 tp = int(ok.sum())

@@ -1,0 +1,159 @@
+"""OUT.partial is never deleted behind a user's back: an earlier attempt is resumed or given up
+explicitly, a folder cosim did not write is never touched, a complete run is never recomputed, a
+run.json status is read, not trusted, and outputs that cannot be closed fail the command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cosim.cli import app
+from cosim.run_folder import read_status
+
+REPO = Path(__file__).resolve().parent.parent
+GRID = REPO / "scenarios" / "grid_small.yaml"
+QUICK = ["--set", "duration_s=30", "--set", "learning=null"]
+
+
+def _cosim(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_line(result) -> str:
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def complete_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("complete") / "run"
+    result = _cosim("run", str(GRID), "--out", str(out), "-q", *QUICK)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _left_behind(complete_run: Path, where: Path, status: str) -> Path:
+    """A copy of a run as an attempt left it at ``where`` (OUT.partial), with ``status``."""
+    subprocess.run(["cp", "-r", str(complete_run), str(where)], check=True)
+    info = json.loads((where / "run.json").read_text())
+    (where / "run.json").write_text(json.dumps({**info, "status": status, "pid": 1}))
+    return where
+
+
+@pytest.mark.parametrize("status", ["interrupted", "failed", "complete"])
+def test_an_earlier_attempt_in_partial_is_not_deleted_by_a_new_run(complete_run, tmp_path, status):
+    partial = _left_behind(complete_run, tmp_path / "r.partial", status)
+    (partial / "checkpoint").mkdir()  # a resumable attempt's training journal
+    before = _digest(partial)
+    result = _cosim("run", str(GRID), "--out", str(tmp_path / "r"), "-q", *QUICK)
+    assert result.exit_code == 2, result.output
+    line = _one_line(result)
+    assert "r.partial" in line and "--resume" in line and "--overwrite" in line
+    assert _digest(partial) == before and not (tmp_path / "r").exists()
+
+
+def test_overwrite_gives_up_an_earlier_attempt(complete_run, tmp_path):
+    _left_behind(complete_run, tmp_path / "r.partial", "interrupted")
+    result = _cosim("run", str(GRID), "--out", str(tmp_path / "r"), "-q", "--overwrite", *QUICK)
+    assert result.exit_code == 0, result.output
+    assert read_status(tmp_path / "r")[0] == "complete" and not (tmp_path / "r.partial").exists()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("kind", ["user_folder", "user_file", "foreign_entry_in_attempt"])
+def test_what_a_user_put_at_partial_is_never_touched(complete_run, tmp_path, kind, overwrite):
+    partial = tmp_path / "thesis.partial"
+    if kind == "user_folder":
+        partial.mkdir()
+        (partial / "ch1.tex").write_text("x")
+    elif kind == "user_file":
+        partial.write_text("notes")
+    else:
+        _left_behind(complete_run, partial, "interrupted")
+        (partial / "notes.txt").write_text("mine")
+    before = _digest(partial) if partial.is_dir() else partial.read_bytes()
+    result = _cosim("run", str(GRID), "--out", str(tmp_path / "thesis"), "-q", *QUICK,
+                    *(["--overwrite"] if overwrite else []))
+    assert result.exit_code == 2, result.output
+    assert "thesis.partial" in _one_line(result)
+    assert (_digest(partial) if partial.is_dir() else partial.read_bytes()) == before
+
+
+def test_resume_refuses_a_complete_run_left_in_partial(complete_run, tmp_path):
+    partial = _left_behind(complete_run, tmp_path / "done.partial", "complete")
+    before = _digest(partial)
+    result = _cosim("run", "--resume", str(partial))
+    assert result.exit_code == 2
+    assert "complete: nothing to resume" in _one_line(result)
+    assert _digest(partial) == before and not (tmp_path / "done").exists()
+
+
+def test_resume_beside_a_complete_run_replaces_it_only_with_overwrite(complete_run, tmp_path):
+    out = tmp_path / "r"
+    subprocess.run(["cp", "-r", str(complete_run), str(out)], check=True)
+    _left_behind(complete_run, tmp_path / "r.partial", "interrupted")
+    before = _digest(out)
+    refused = _cosim("run", "--resume", str(tmp_path / "r.partial"))
+    assert refused.exit_code == 2 and "--overwrite" in _one_line(refused)
+    assert _digest(out) == before
+    done = _cosim("run", "--resume", str(tmp_path / "r.partial"), "--overwrite", "-q")
+    assert done.exit_code == 0, done.output
+    assert read_status(out)[0] == "complete" and not (tmp_path / "r.partial").exists()
+
+
+@pytest.mark.parametrize("status", ["complete\x1b[2J\rok", "finished", 7, None])
+def test_a_status_cosim_never_writes_reads_as_unknown(complete_run, tmp_path, status):
+    run = _left_behind(complete_run, tmp_path / "r", "complete")
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "status": status}))
+    assert read_status(run)[0] == "unknown"
+    listed = _cosim("status", str(run))
+    assert "\x1b" not in listed.output and "unknown" in listed.output
+
+
+def test_a_running_run_whose_pid_was_given_to_a_younger_process_is_crashed(complete_run, tmp_path):
+    run = _left_behind(complete_run, tmp_path / "r.partial", "running")
+    younger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.1)
+        info = json.loads((run / "run.json").read_text())
+        info.update(pid=younger.pid, host=os.uname().nodename, started_at="2020-01-01T00:00:00+00:00")
+        (run / "run.json").write_text(json.dumps(info))
+        assert read_status(run)[0] == "crashed"
+        info["started_at"] = "2999-01-01T00:00:00+00:00"  # the process is older: it is the writer
+        (run / "run.json").write_text(json.dumps(info))
+        assert read_status(run)[0] == "running"
+    finally:
+        younger.kill()
+        younger.wait()
+
+
+def test_traces_that_cannot_be_closed_fail_the_command(tmp_path, monkeypatch):
+    import cosim.traces as traces
+
+    real = traces.TraceSet.close
+
+    def a_part_vanished(self, complete):  # a table's part file removed while the run went on
+        raise FileNotFoundError(2, "No such file or directory", "radio.parquet.part")
+
+    monkeypatch.setattr(traces.TraceSet, "close", a_part_vanished)
+    result = _cosim("run", str(GRID), "--out", str(tmp_path / "r"), "-q", *QUICK)
+    monkeypatch.setattr(traces.TraceSet, "close", real)
+    assert result.exit_code == 1, result.output
+    assert _one_line(result).startswith("error: closing the traces")
+    assert not (tmp_path / "r").exists()
+    assert read_status(tmp_path / "r.partial")[0] == "failed"
