@@ -8,14 +8,10 @@ recording's, and their digest goes into the summary.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import contextlib
 import hashlib
 import json
 import math
-import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -377,27 +373,9 @@ def run_jobs(jobs_: list[RunJob], jobs: int, on_done: Callable[[str], None] | No
             if on_done:
                 on_done(job.out)
         return
-    context = multiprocessing.get_context("spawn")  # libsumo and torch want a fresh process
-    with contextlib.ExitStack() as stack:
-        feed = None
-        if on_progress is not None:  # workers report through a queue; a thread hands it on
-            feed = stack.enter_context(context.Manager()).Queue()
-            reader = threading.Thread(target=_drain, args=(feed, on_progress), daemon=True)
-            reader.start()
-            stack.callback(reader.join, 5)
-            stack.callback(feed.put, None)
-        pool = stack.enter_context(cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context))
-        futures = {pool.submit(run_one, job, feed): job for job in jobs_}
-        for future in cf.as_completed(futures):
-            future.result()  # re-raise a worker's error here
-            if on_done:
-                on_done(futures[future].out)
+    from cosim.compare_pool import run_in_pool
 
-
-def _drain(feed: Any, on_progress: OnProgress) -> None:
-    while (item := feed.get()) is not None:
-        with contextlib.suppress(Exception):  # a display error must not stop the reports
-            on_progress(*item)
+    run_in_pool(jobs_, jobs, on_done, on_progress)
 
 
 PROGRESS_EVERY_S = 1.0

@@ -307,6 +307,11 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
     if source is not None and not source.is_file():  # recorded relative to another folder
         source = None
     scenario = scenario_from_mapping(dict(info["scenario"]), source or partial / "run.json")
+    if scenario.learning_enabled and ":" in scenario.scheduling.policy:
+        # run.json is data: it never chooses a module to import
+        raise InputError(None, "--resume", f"the run's policy {scenario.scheduling.policy!r} is "
+                         "code from a module; cosim imports that only from a scenario file you "
+                         "give: run that scenario again instead")
     threads = info.get("torch_threads")
     if (scenario.learning_enabled and scenario.learning.local.threads is None and threads
             and scenario.learning.local.backend != "threads"):
@@ -340,7 +345,7 @@ def _precision(scenario: Scenario) -> str:
 def _torch_threads(scenario: Scenario) -> int:
     """The torch threads the run's training uses (a resume uses the same: same rounding); with
     worker threads, this process's (the workers' are in ``summary.learning.trainer``)."""
-    if scenario.learning.local.threads is not None and scenario.learning.local.backend != "threads":
+    if scenario.learning.local.threads is not None:
         return scenario.learning.local.threads
     import torch
 

@@ -16,9 +16,6 @@ def check_learning_inputs(scenario: Scenario) -> None:
     if not scenario.learning_enabled:
         return
     cfg, sched = scenario.learning, scenario.scheduling
-    from cosim.learning.federated.policies import policy_class
-
-    policy_class(sched.policy)  # a user's module:Class must name a policy class
     if not scenario.clients.ideal_connectivity and "oracle" in (sched.policy, sched.predictor):
         from cosim.radio.prediction import read_oracle_windows
 
@@ -28,3 +25,8 @@ def check_learning_inputs(scenario: Scenario) -> None:
 
     check_checkpoint(cfg.model.name, cfg.model.checkpoint)
     check_run_data(cfg.data, scenario.seeds()["data"])
+    from cosim.learning.federated.policies import policy_class
+
+    # last: a user's module:Class is code the user asked to run, imported only once everything
+    # else in the scenario is known to be good (and it must name a policy class)
+    policy_class(sched.policy)

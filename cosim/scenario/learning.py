@@ -122,10 +122,12 @@ class LocalTrainingConfig(StrictModel):
     # threads, processes: None = one per core; ray: None = one per GPU (or 1)
     workers: PositiveInt | None = Field(None, le=100_000)
     ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None: start one
-    # torch threads of every process (for "threads": every worker thread) that trains (None:
-    # torch's default, one per core; "threads": cores / workers). Results depend on it at float
-    # rounding level; with workers, 1 thread each is the fast choice on CPUs.
-    threads: PositiveInt | None = Field(None, le=100_000)
+    # torch threads of the run's own thread and of every process or worker thread that trains.
+    # Results depend on it at float rounding level, so it is fixed here, not taken from the
+    # machine: a run gives the same bytes whatever the cores, OMP_NUM_THREADS or `cosim compare
+    # --jobs` (run.json records it). None: torch's default, one per core ("threads": cores /
+    # workers), results then depend on the machine. With workers, 1 each is the fast choice.
+    threads: PositiveInt | None = Field(1, le=100_000)
     # Synchronous FedAvg on the "threads" backend: a round's updates train on the workers while
     # this thread simulates the next round's radio; the global state is averaged when first
     # needed (the next round's training, an evaluation, the run's end). Traces are bit-identical

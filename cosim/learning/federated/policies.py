@@ -9,6 +9,7 @@ name; a user's own policy is given as a dotted path ``package.module:ClassName``
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -230,9 +231,28 @@ def policy_class(name: str) -> type:
             found = getattr(found, part)
     except (ImportError, AttributeError, ValueError, TypeError) as exc:
         raise InputError(None, "scheduling.policy", f"cannot load {name!r}: {exc}") from None
-    if not isinstance(found, type) or not callable(getattr(found, "select", None)):
+    if not isinstance(found, type) or not _is_policy_class(found):
         kind = "a class" if isinstance(found, type) else type(found).__name__
         raise InputError(None, "scheduling.policy",
                          f"{name!r} is {kind} without a select(view, candidates, k) method, "
-                         "not a scheduling policy class")
+                         "or one that cannot be built without arguments: not a scheduling "
+                         "policy class")
     return found
+
+
+def _is_policy_class(cls: type) -> bool:
+    """``cls()`` can be built and ``instance.select(view, candidates, k)`` called, by signature."""
+    select = inspect.getattr_static(cls, "select", None)
+    if isinstance(select, staticmethod | classmethod):
+        select = select.__func__
+    if not inspect.isfunction(select):
+        return False
+    try:
+        if isinstance(inspect.getattr_static(cls, "select"), staticmethod):
+            inspect.signature(select).bind(None, None, None)
+        else:
+            inspect.signature(select).bind(None, None, None, None)
+        inspect.signature(cls).bind()
+    except (TypeError, ValueError):
+        return False
+    return True

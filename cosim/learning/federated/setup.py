@@ -33,7 +33,7 @@ class LearningSetup:
 
 def build_learning(scenario: Scenario) -> LearningSetup:
     cfg = scenario.learning
-    if cfg.local.threads is not None and cfg.local.backend != "threads":  # there: per worker thread
+    if cfg.local.threads is not None:  # this thread's (the workers' set their own)
         torch.set_num_threads(cfg.local.threads)
     seeds = scenario.seeds()
     torch.manual_seed(seeds["training"])

@@ -1,0 +1,107 @@
+"""Nothing is imported or run because a data file or the working folder says so: a scenario's
+module:Class policy is imported only after the rest of it validates (and must be a policy class
+by signature), a run.json given to --resume never names a module to import, and figures ignore a
+matplotlibrc in the working folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cosim.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+GRID = REPO / "scenarios" / "grid_small.yaml"
+LEARNING = ["learning.enabled=true", "duration_s=30", "learning.data.synthetic.segments=5",
+            "learning.data.synthetic.frames=2", "learning.data.clients=3",
+            "learning.data.heldout_segments=2"]
+
+
+def _sets(items: list[str]) -> list[str]:
+    return [a for o in items for a in ("--set", o)]
+
+
+@pytest.fixture
+def policy_module(tmp_path, monkeypatch):
+    """A module on sys.path whose import leaves a mark, with classes good and bad."""
+    (tmp_path / "mark_policies.py").write_text(textwrap.dedent(f"""
+        from pathlib import Path
+        Path({str(tmp_path / "imported")!r}).write_text("yes")
+
+        class Good:
+            def select(self, view, candidates, k):
+                return list(candidates)[:k]
+
+        class SelectIsData:
+            select = print  # callable, but not a method taking (view, candidates, k)
+
+        class SelectTakesTwo:
+            def select(self, view):
+                return []
+
+        class NeedsArguments:
+            def __init__(self, weight):
+                self.weight = weight
+
+            def select(self, view, candidates, k):
+                return []
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("mark_policies", None)
+    yield tmp_path / "imported"
+    sys.modules.pop("mark_policies", None)
+
+
+def test_a_policy_module_is_not_imported_when_the_scenario_is_otherwise_bad(policy_module, tmp_path):
+    result = CliRunner().invoke(app, ["validate", str(GRID), *_sets(
+        [*LEARNING, "scheduling.policy=mark_policies:Good",
+         f"learning.data.root={tmp_path}", "learning.data.format=v2"])])  # no v2 data there
+    assert result.exit_code == 2, result.output
+    assert not policy_module.exists()
+
+
+@pytest.mark.parametrize("cls", ["SelectIsData", "SelectTakesTwo", "NeedsArguments"])
+def test_a_class_that_cannot_act_as_a_policy_is_refused_before_the_run(policy_module, tmp_path, cls):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(GRID), "--out", str(out), "-q", *_sets(
+        [*LEARNING, f"scheduling.policy=mark_policies:{cls}"])])
+    assert result.exit_code == 2, result.output
+    assert "not a scheduling policy class" in result.output
+    assert not out.exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_resume_never_imports_a_module_run_json_names(policy_module, tmp_path):
+    out = tmp_path / "run"
+    done = CliRunner().invoke(app, ["run", str(GRID), "--out", str(out), "-q",
+                                    *_sets([*LEARNING, "learning.enabled=false"])])
+    assert done.exit_code == 0, done.output
+    partial = tmp_path / "run.partial"
+    out.rename(partial)
+    info = json.loads((partial / "run.json").read_text())
+    from cosim.scenario_loader import load_scenario
+
+    learned = load_scenario(GRID, LEARNING).model_dump(mode="json")
+    info["status"] = "interrupted"
+    info["scenario"]["learning"] = learned["learning"]
+    info["scenario"]["scheduling"]["policy"] = "mark_policies:Good"  # a hand edit
+    (partial / "run.json").write_text(json.dumps(info))
+    result = CliRunner().invoke(app, ["run", "--resume", str(partial)])
+    assert result.exit_code == 2, result.output
+    assert "code from a module" in result.output
+    assert not policy_module.exists()
+
+
+def test_a_matplotlibrc_in_the_working_folder_changes_no_figure(tmp_path):
+    (tmp_path / "matplotlibrc").write_text("figure.dpi: 13\nlines.linewidth: 20\nbackend: pdf\n")
+    probe = ("import cosim.analysis.report, matplotlib as m; "
+             "print(m.rcParams['figure.dpi'], m.rcParams['lines.linewidth'], m.get_backend())")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.lower().split() == ["100.0", "1.5", "agg"]
