@@ -303,6 +303,10 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
     if status not in ("interrupted", "failed", "crashed"):
         raise InputError(None, "--resume", f"{partial}: run.json's status is not one cosim "
                          "resumes (interrupted, failed or crashed)")
+    if (partial / JOURNAL_DIR).is_dir():  # damaged entries: said now, not mid-run
+        from cosim.learning.federated.journal_checks import check_journal
+
+        check_journal(partial / JOURNAL_DIR)
     source = Path(info["scenario_file"]) if info.get("scenario_file") else None
     if source is not None and not source.is_file():  # recorded relative to another folder
         source = None

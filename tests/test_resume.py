@@ -134,10 +134,63 @@ def test_a_journal_of_another_run_is_refused(whole, tmp_path):
     assert "the journal is not this scenario's run" in result.output.strip().splitlines()[-1]
 
 
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory) -> Path:
+    """An interrupted run with a journal of several entries (copied by each test that edits it)."""
+    out = tmp_path_factory.mktemp("interrupted") / "r"
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(load_scenario(GRID, SETTINGS), source=GRID, out=out, quiet=True,
+                     extra_layers=[_StopAt])
+    partial = Path(str(out) + ".partial")
+    assert len(list((partial / "checkpoint").glob("train-*.pt"))) >= 2
+    return partial
+
+
+def _nan_filled(path: Path) -> None:
+    entry = torch.load(path, weights_only=True)
+    for update in entry["updates"]:
+        for tensor in update["modules"].values():
+            if tensor.is_floating_point():
+                tensor.fill_(float("nan"))
+    torch.save(entry, path)
+
+
+def _other_client(path: Path) -> None:
+    entry = torch.load(path, weights_only=True)
+    entry["updates"][0]["client"] += 100
+    torch.save(entry, path)
+
+
+TAMPERING = {
+    "nan_filled": _nan_filled,
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "garbage": lambda p: p.write_bytes(bytes(range(256)) * 64),
+    "empty": lambda p: p.write_bytes(b""),
+    "not_an_entry": lambda p: torch.save({"weights": torch.ones(3)}, p),
+    "other_client": _other_client,
+    "removed": lambda p: p.unlink(),  # a gap: later entries would answer the wrong calls
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPERING))
+def test_a_damaged_journal_entry_is_refused_before_the_run_resumes(interrupted, tmp_path, how):
+    partial = tmp_path / "r.partial"
+    subprocess.run(["cp", "-r", str(interrupted), str(partial)], check=True)
+    entries = sorted((partial / "checkpoint").glob("train-*.pt"))
+    TAMPERING[how](entries[0] if how == "removed" else entries[-1])
+    before = {p.name: p.stat().st_mtime_ns for p in partial.rglob("*")}
+    result = CliRunner().invoke(app, ["run", "--resume", str(partial), "-q"])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "journal entry damaged" in lines[0], result.output
+    assert {p.name: p.stat().st_mtime_ns for p in partial.rglob("*")} == before
+
+
 def test_resume_keeps_the_torch_threads_of_the_interrupted_run(tmp_path):
     from cosim.runner import resume_target
 
-    sc = load_scenario(GRID, [s for s in SETTINGS if not s.startswith("learning.local.threads")])
+    sc = load_scenario(GRID, [*[s for s in SETTINGS if not s.startswith("learning.local.threads")],
+                              "learning.local.threads=null"])  # the machine's: recorded, kept
     partial = tmp_path / "r.partial"
     partial.mkdir()
     (partial / "run.json").write_text(json.dumps({

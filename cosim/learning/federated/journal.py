@@ -21,6 +21,7 @@ import torch
 
 from cosim.errors import InputError
 from cosim.learning.balancing import GradientBalancer
+from cosim.learning.federated.journal_checks import damaged, journal_entries, load_entry
 from cosim.learning.federated.training import TrainedUpdate, TrainJob
 from cosim.learning.local import LocalStats
 from cosim.names import JOURNAL_DIR
@@ -55,7 +56,7 @@ class TrainingJournal:
     def __init__(self, run_dir: Path):
         self.folder = run_dir / JOURNAL_DIR
         self.folder.mkdir(exist_ok=True)
-        self.entries = sorted(self.folder.glob("train-*.pt"))
+        self.entries = journal_entries(self.folder)
         self.calls = 0
         self.replayed = 0
 
@@ -65,10 +66,14 @@ class TrainingJournal:
         if self.calls >= len(self.entries):
             return None
         path = self.entries[self.calls]
-        entry = torch.load(path, map_location="cpu", weights_only=True)
+        entry = load_entry(path)
         keys = job_keys(jobs)
         if entry["keys"] != keys:
             raise journal_mismatch(path, self.calls)
+        for job, update in zip(jobs, entry["updates"], strict=True):
+            _check_shapes(update["modules"], job.start, path)
+        if not set(entry["balancers"]) <= {int(j.client) for j in jobs}:
+            raise damaged(path, "it restores the balancer of a client the call did not train")
         self.calls += 1
         self.replayed += 1
         for client, state in entry["balancers"].items():
@@ -90,6 +95,13 @@ class TrainingJournal:
         torch.save(entry, tmp)
         tmp.replace(path)
         self.calls += 1
+
+
+def _check_shapes(modules: dict[str, torch.Tensor], start: dict[str, torch.Tensor], path: Path) -> None:
+    """An update holds modules of the model being trained, each shaped as its start state."""
+    for name, tensor in modules.items():
+        if name not in start or tuple(start[name].shape) != tuple(tensor.shape):
+            raise damaged(path, f"module {name} is not one of the model's, or not its shape")
 
 
 def _balancer_state(balancer: GradientBalancer) -> dict[str, torch.Tensor]:
