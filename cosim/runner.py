@@ -378,6 +378,13 @@ def check_run_inputs(scenario: Scenario, source: Path | None
     from cosim.learning.run_inputs import check_learning_inputs
 
     check_learning_inputs(scenario)
+    sched = scenario.scheduling
+    if (scenario.learning_enabled and not scenario.clients.ideal_connectivity
+            and "oracle" in (sched.policy, sched.predictor)):
+        from cosim.radio.prediction import check_windows_source
+
+        check_windows_source(sched.oracle_windows, scenario.seeds()["connectivity"],
+                             replay.vehicles() if replay is not None else None)
     return inputs, replay
 
 

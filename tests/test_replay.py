@@ -68,3 +68,108 @@ def test_bad_replay_input_is_one_line(grid_small, tmp_path, problem):
 def _any_parquet(grid_small: Path, tmp_path: Path) -> Path:
     _run(grid_small, tmp_path / "other", "duration_s=10")
     return tmp_path / "other" / "cells.parquet"
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> Path:
+    grid_small = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    out = tmp_path_factory.mktemp("recording") / "live"
+    _run(grid_small, out, "duration_s=30")
+    return out
+
+
+def _shifted(table, rng):
+    import pyarrow.compute as pc
+
+    shift = float(rng.uniform(0.01, 0.99))  # off the 1 s step grid
+    return table.set_column(0, "t", pc.add(table.column("t"), shift))
+
+
+def _duplicated(table, rng):
+    import pyarrow as pa
+
+    rows = rng.choice(table.num_rows, size=int(rng.integers(1, 5)), replace=False)
+    return pa.concat_tables([table, table.take(rows)]).sort_by([("t", "ascending")])
+
+
+def _far(column: str, value: float):
+    def edit(table, rng):
+        import pyarrow as pa
+
+        values = table.column(column).to_numpy().copy()
+        values[rng.integers(0, len(values))] = value
+        return table.set_column(table.schema.get_field_index(column), column,
+                                pa.array(values, type=table.schema.field(column).type))
+    return edit
+
+
+def _retyped(table, rng):
+    import pyarrow as pa
+
+    types = table.column("type").to_pylist()
+    ids = table.column("vehicle").to_pylist()
+    victim = ids[int(rng.integers(0, len(ids)))]
+    last = max(i for i, v in enumerate(ids) if v == victim)
+    types[last] = types[last] + "_other"
+    return table.set_column(table.schema.get_field_index("type"), "type",
+                            pa.array(types, type=table.schema.field("type").type))
+
+
+WRONG_TRACES = {"shifted": (_shifted, "step grid"), "duplicated": (_duplicated, "one row per time"),
+                "x_1e300": (_far("x", 1e300), "x = 1e+300"),
+                "y_far": (_far("y", -3e7), "y = -3e+07"),
+                "negative_speed": (_far("speed", -4.0), "speed = -4"),
+                "speed_of_sound": (_far("speed", 340.0), "speed = 340"),
+                "retyped": (_retyped, "changes its type")}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_TRACES))
+@pytest.mark.parametrize("draw", [0, 1])
+def test_a_well_typed_but_wrong_trace_is_refused(grid_small, recording, tmp_path, case, draw):
+    import numpy as np
+
+    edit, says = WRONG_TRACES[case]
+    table = pq.read_table(recording / "mobility.parquet")
+    trace = tmp_path / "mobility.parquet"
+    pq.write_table(edit(table, np.random.default_rng([draw, len(case)])), trace)
+    result = CliRunner().invoke(app, ["run", str(grid_small), "--out", str(tmp_path / "r"),
+                                      "--set", "learning=null", "--set", "duration_s=30",
+                                      "--set", f"mobility.replay={trace}"])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and "mobility.replay" in line and says in line, line
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r.partial").exists()
+
+
+ORACLE = ["learning.enabled=true", "duration_s=30", "scheduling.policy=oracle",
+          "learning.data.synthetic.segments=5", "learning.data.synthetic.frames=2",
+          "learning.data.clients=3", "learning.data.heldout_segments=2"]
+
+
+@pytest.mark.parametrize("case", ["empty", "other_seed", "other_recording"])
+def test_oracle_windows_that_are_not_this_runs_future_are_refused(grid_small, recording, tmp_path,
+                                                                  case):
+    windows = recording / "link_windows.parquet"
+    replay = recording
+    extra: list[str] = []
+    if case == "empty":
+        windows = tmp_path / "empty" / "link_windows.parquet"
+        windows.parent.mkdir()
+        pq.write_table(pq.read_table(recording / "link_windows.parquet").slice(0, 0), windows)
+        says = "no link windows"
+    elif case == "other_seed":
+        extra = ["seed=7"]
+        says = "connectivity seed"
+    else:
+        replay = tmp_path / "other"
+        _run(grid_small, replay, "duration_s=30", "clients.count=2",
+             "mobility.demand.period_s=7.0")
+        (replay / "run.json").unlink()  # no seed to compare: the vehicles must tell
+        says = "not in the replayed trace"
+    sets = [a for o in [*ORACLE, *extra, f"scheduling.oracle_windows={windows}",
+                        f"mobility.replay={replay}"] for a in ("--set", o)]
+    result = CliRunner().invoke(app, ["run", str(grid_small), "--out", str(tmp_path / "r"), *sets])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and says in line, line
+    assert not (tmp_path / "r").exists()

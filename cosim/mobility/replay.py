@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cosim.errors import InputError
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
@@ -48,6 +49,7 @@ class ReplaySession:
                              f"recorded every {period:g} s; replay needs every SUMO step "
                              f"({step_length_s:g} s): record with output.mobility_period_s equal "
                              "to mobility.step_length_s")
+        _check_semantics(self.path, table, times, step_length_s)
         self.step_s = step_length_s
         self._times, self._bounds = times, np.append(starts, len(t))
         self._ids = table.column("vehicle").to_numpy(zero_copy_only=False).astype(object)
@@ -65,6 +67,10 @@ class ReplaySession:
     @property
     def end_s(self) -> float:
         return float(self._times[-1])
+
+    def vehicles(self) -> set[str]:
+        """Every vehicle the trace holds."""
+        return set(self._types)
 
     def time(self) -> float:
         return self._now
@@ -107,6 +113,39 @@ class ReplaySession:
 
     def close(self) -> None:
         """Nothing to release: the trace is in memory."""
+
+
+# Far beyond any city (10,000 km) and any road vehicle (540 km/h): a trace with such values was
+# not recorded by a run, and the radio would turn them into NaN.
+MAX_COORDINATE_M = 1e7
+MAX_SPEED_M_S = 150.0
+
+
+def _check_semantics(path: Path, table: pa.Table, times: np.ndarray, step_s: float) -> None:
+    """What a recorded trace must be beyond its types: times on the SUMO step grid (a shifted
+    trace would replay no vehicle), one row per vehicle and time, positions and speeds a vehicle
+    can have, one type per vehicle."""
+    steps = times / step_s
+    off = np.abs(steps - np.round(steps)) * step_s > 1e-6
+    if off.any():
+        raise InputError(path, FIELD, f"time {times[off][0]:g} s is not on the {step_s:g} s step "
+                         "grid of mobility.step_length_s: this trace cannot be replayed step by step")
+    pairs = table.select(["t", "vehicle"]).group_by(["t", "vehicle"]).aggregate([])
+    if pairs.num_rows < table.num_rows:
+        raise InputError(path, FIELD, f"{table.num_rows - pairs.num_rows} rows repeat a vehicle at "
+                         "a time it already has a row: each vehicle holds one row per time")
+    for column, limit, unit in (("x", MAX_COORDINATE_M, "m"), ("y", MAX_COORDINATE_M, "m"),
+                                ("speed", MAX_SPEED_M_S, "m/s")):
+        values = table.column(column).to_numpy()
+        bad = ~np.isfinite(values) | (np.abs(values) > limit)
+        if column == "speed":
+            bad |= values < 0
+        if bad.any():
+            raise InputError(path, FIELD, f"{column} = {values[bad][0]:g} {unit} is not a "
+                             f"vehicle's (|{column}| up to {limit:g} {unit})")
+    kinds = table.select(["vehicle", "type"]).group_by(["vehicle", "type"]).aggregate([])
+    if kinds.num_rows > len(pc.unique(table.column("vehicle"))):
+        raise InputError(path, FIELD, "a vehicle changes its type during the trace")
 
 
 def _recorded_period(path: Path, times: np.ndarray) -> float | None:

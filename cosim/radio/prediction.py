@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cosim.bounded_read import read_json_file
 from cosim.errors import InputError
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
 
@@ -65,9 +66,35 @@ def read_oracle_windows(path: Path) -> pa.Table:
     check_columns(where, read_schema(where), ORACLE_COLUMNS, "link_windows table")
     table = read_table(where, ORACLE_COLUMNS.names)
     check_values(where, table)
+    if table.num_rows == 0:
+        raise InputError(path, ORACLE_FIELD, "the table holds no link windows")
     if pc.any(pc.greater(table.column("start"), table.column("end"))).as_py():
         raise InputError(path, ORACLE_FIELD, "a window ends before it starts")
     return table
+
+
+def check_windows_source(path: Path, connectivity_seed: int,
+                         replayed_vehicles: set[str] | None = None) -> None:
+    """The oracle's windows must be this run's future: recorded by a run with the same
+    connectivity seed (its run.json, when it lies beside them) and, when this run replays a
+    trace, about the vehicles of that trace."""
+    info_path = path.parent / "run.json"
+    if info_path.is_file():
+        try:
+            info = read_json_file(info_path, "run.json")
+            recorded = info["seeds"]["connectivity"] if "seeds" in info else info["seed"]
+        except (InputError, KeyError, TypeError):
+            recorded = None
+        if isinstance(recorded, int) and recorded != connectivity_seed:
+            raise InputError(path, ORACLE_FIELD, f"recorded with connectivity seed {recorded}, this "
+                             f"run's is {connectivity_seed}: the oracle would read another future")
+    if replayed_vehicles is not None:
+        vehicles = set(read_oracle_windows(path).column("vehicle").to_pylist())
+        foreign = sorted(vehicles - replayed_vehicles)
+        if foreign:
+            raise InputError(path, ORACLE_FIELD, f"{len(foreign)} of its vehicles (e.g. "
+                             f"{foreign[0]!r}) are not in the replayed trace: another recording's "
+                             "windows")
 
 
 class HistoryPredictor:
