@@ -444,7 +444,10 @@ def report(
 
     def work() -> None:
         from cosim.analysis.report import write_report
+        from cosim.destinations import check_output_folder
 
+        check_output_folder(out or path / "report", "--out", ("report.html", "figures"),
+                            allowed_in=path / "report")
         typer.echo(str(write_report(path, out)))
 
     _guarded(debug, work)
@@ -463,8 +466,12 @@ def export(
 
     def work() -> None:
         from cosim.analysis.export import export_run
+        from cosim.destinations import check_output_folder
 
-        files = export_run(run_dir, fmt, out or run_dir / f"export-{fmt}")
+        own = run_dir / f"export-{fmt}"
+        check_output_folder(out or own, "--out", ("*.csv", "*.parquet", "*.jsonl", "run.json",
+                                                  "schema.json"), allowed_in=own)
+        files = export_run(run_dir, fmt, out or own)
         for path in files:
             typer.echo(str(path))
 
@@ -481,6 +488,8 @@ def pretrain(
     precision: Annotated[str, typer.Option(
         "--precision", help="fp32, bf16 (refused without bfloat16 matrix units) or auto.")] = "fp32",
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")]
+    = False,
     debug: DebugOpt = False,
 ) -> None:
     """Pre-train the backbone on synthetic image-caption pairs (CLIP contrastive loss)."""
@@ -489,10 +498,12 @@ def pretrain(
         import torch
         from rich.progress import Progress
 
+        from cosim.destinations import check_output_file
         from cosim.learning.precision import resolve
         from cosim.learning.pretrain import PretrainConfig
         from cosim.learning.pretrain import pretrain as run_pretrain
 
+        check_output_file(out, "--out", overwrite)
         try:  # an unknown name or bf16 without bfloat16 units: refused before any work
             resolve(precision, torch.device("cpu"))
         except ValueError as exc:
@@ -529,8 +540,11 @@ def data_synth(
     def work() -> None:
         import time
 
+        from cosim.destinations import check_output_folder
         from cosim.learning.data.synth import SynthConfig, generate
+        from cosim.learning.data.waymo_schema import COMPONENTS
 
+        check_output_folder(out, "--out", COMPONENTS)  # an earlier synthetic set: regenerated
         t0 = time.perf_counter()
         names = generate(out, SynthConfig(segments=segments, frames=frames, seed=seed))
         typer.echo(f"wrote {len(names)} segments x {frames} frames to {out} "

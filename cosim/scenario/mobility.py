@@ -14,6 +14,19 @@ from pydantic import (
 
 from cosim.scenario.base import InputFile, InputFiles, OptionList, StrictModel, TraceFile
 
+# SUMO options a run sets itself (session.py), and where their values come from: given again in
+# sumo_options they would contradict the scenario (SUMO takes the last value)
+SET_BY_COSIM = {
+    "step-length": "mobility.step_length_s", "seed": "the scenario's seed",
+    "c": "mobility.sumocfg", "configuration-file": "mobility.sumocfg",
+    "n": "the network", "net-file": "the network", "r": "mobility.routes",
+    "route-files": "mobility.routes", "a": "mobility.additional",
+    "additional-files": "mobility.additional", "l": "the run's sumo.log",
+    "log": "the run's sumo.log", "log-file": "the run's sumo.log",
+    "b": "the warm-up and duration_s", "begin": "the warm-up and duration_s",
+    "e": "duration_s", "end": "duration_s", "remote-port": "the TraCI backend",
+}
+
 
 class PlainNetwork(StrictModel):
     """A network written as plain SUMO XML and built (cached) with netconvert."""
@@ -129,6 +142,11 @@ class MobilityConfig(StrictModel):
         if self.routes and self.demand is not None and not self.demand.add_random:
             raise ValueError("routes and demand both given: the demand would add random trips to "
                              "your routes; remove demand, or set demand.add_random: true")
+        for item in self.sumo_options:
+            name = item.lstrip("-").partition("=")[0] if item.startswith("-") else None
+            if name in SET_BY_COSIM:
+                raise ValueError(f"sumo_options: --{name} is cosim's to set (from "
+                                 f"{SET_BY_COSIM[name]}); remove it")
         if self.gui is not None and self.backend != "gui":
             raise ValueError(f"gui: only with backend: gui (backend is {self.backend})")
         return self

@@ -1,0 +1,102 @@
+"""Where the commands other than `cosim run` write, under the run folders' rules.
+
+A run folder (or a compare or onboarding folder) is written by the run that made it, and after it
+only by `cosim report` (its ``report/``) and `cosim export` (its ``export-FORMAT/``). No other
+command, and no SUMO output option, writes into one; no command writes over a folder or file a
+user made. Each check raises InputError (exit 2) before anything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cosim.errors import InputError
+from cosim.run_folder import is_run_folder
+
+RESULT_MARKERS = ("compare.json", "onboarding.json")
+
+
+def result_folder_around(path: Path) -> Path | None:
+    """The run, compare or onboarding folder that holds ``path`` (or is it), if any."""
+    for folder in (path.absolute(), *path.absolute().parents):
+        if not folder.is_dir():
+            continue
+        if is_run_folder(folder) or any((folder / m).is_file() for m in RESULT_MARKERS):
+            return folder
+    return None
+
+
+def check_not_in_results(path: Path, option: str, allowed: Path | None = None) -> None:
+    """``path`` is in no result folder, unless it is ``allowed`` (a run's own entry)."""
+    if allowed is not None and path.absolute() == allowed.absolute():
+        return
+    holder = result_folder_around(path)
+    if holder is not None:
+        raise InputError(None, option, f"{path} is inside {holder}, a folder of cosim's results: "
+                         "only the run that made it writes there; choose another place")
+
+
+def check_output_folder(out: Path, option: str, own_files: tuple[str, ...],
+                        allowed_in: Path | None = None) -> None:
+    """A folder a command fills: new, empty, or holding only what this command writes there
+    (``own_files``: glob patterns), and not inside any result folder but its own entry."""
+    check_not_in_results(out, option, allowed_in)
+    if out.exists() and not out.is_dir():
+        raise InputError(None, option, f"{out} exists and is not a folder")
+    if out.is_dir():
+        foreign = sorted(e.name for e in out.iterdir()
+                         if not any(e.match(pattern) for pattern in own_files))
+        if foreign:
+            raise InputError(None, option, f"{out} holds files this command does not write "
+                             f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
+                             "choose an empty or new folder")
+
+
+def check_output_file(out: Path, option: str, overwrite: bool) -> None:
+    """A file a command writes: not in a result folder, never over another file unasked."""
+    check_not_in_results(out, option)
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise InputError(None, option, f"{out} exists and is not a regular file")
+    if out.exists() and not overwrite:
+        raise InputError(None, option, f"{out} exists; pass --overwrite to replace it")
+    if not out.parent.exists():
+        return
+    if not out.parent.is_dir():
+        raise InputError(None, option, f"{out.parent} is not a folder")
+
+
+# SUMO options that write a file (besides every ``*-output``): given in mobility.sumo_options,
+# they must not point into a result folder
+SUMO_WRITERS = ("netstate-dump", "ndump", "save-configuration", "save-template", "save-commented",
+                "save-state.files", "error-log", "message-log", "output-prefix",
+                "save-state.prefix")
+
+
+def sumo_written_paths(options: list[str]) -> list[tuple[str, Path]]:
+    """(option, path) of each SUMO option in ``options`` that writes a file."""
+    found = []
+    for i, item in enumerate(options):
+        if not item.startswith("-"):
+            continue
+        name, sep, value = item.lstrip("-").partition("=")
+        if not (name.endswith("-output") or name in SUMO_WRITERS):
+            continue
+        if not sep:
+            value = options[i + 1] if i + 1 < len(options) else ""
+        found += [(f"--{name}", Path(v)) for v in value.split(",") if v]
+    return found
+
+
+def check_sumo_outputs(options: list[str], run_out: Path) -> None:
+    """SUMO output options of a scenario write outside every result folder, and not into the
+    run's own destination (``run_out`` and its staging folder)."""
+    for option, path in sumo_written_paths(options):
+        where = path.absolute()
+        for own in (run_out.absolute(), run_out.absolute().with_name(run_out.name + ".partial")):
+            if where == own or own in where.parents:
+                raise InputError(None, "mobility.sumo_options", f"{option} {path} writes into "
+                                 "this run's folder, which only cosim writes")
+        holder = result_folder_around(where.parent)
+        if holder is not None:
+            raise InputError(None, "mobility.sumo_options", f"{option} {path} writes into "
+                             f"{holder}, a folder of cosim's results; choose another place")

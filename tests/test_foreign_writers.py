@@ -1,0 +1,132 @@
+"""Only a run writes its folder (and, after it, `cosim report` its report/ and `cosim export` its
+export-FORMAT/): every other writer — export or report elsewhere, pretrain, data synth, a SUMO
+output option — is refused with exit 2 before it writes, and never writes over a user's files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cosim.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+GRID = REPO / "scenarios" / "grid_small.yaml"
+QUICK = ["--set", "duration_s=20", "--set", "learning=null"]
+
+
+def _cosim(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict[str, Path]:
+    """Two runs, and folders marked as a compare's and an onboarding's."""
+    root = tmp_path_factory.mktemp("results")
+    for name in ("a", "b"):
+        done = _cosim("run", GRID, "--out", root / name, "-q", *QUICK)
+        assert done.exit_code == 0, done.output
+    for name, marker in (("cmp", "compare.json"), ("onb", "onboarding.json")):
+        (root / name / "runs").mkdir(parents=True)
+        (root / name / marker).write_text(json.dumps({"grid": {}}))
+    return {"a": root / "a", "b": root / "b", "cmp": root / "cmp", "onb": root / "onb"}
+
+
+# where a foreign writer aims, relative to the result folders
+TARGETS = {
+    "the_run_itself": lambda r: r["b"],
+    "a_new_folder_in_a_run": lambda r: r["b"] / "mine",
+    "deep_in_a_run": lambda r: r["b"] / "x" / "y",
+    "a_compare_folder": lambda r: r["cmp"],
+    "inside_a_compare": lambda r: r["cmp"] / "runs" / "new",
+    "inside_an_onboarding": lambda r: r["onb"] / "out",
+    "another_runs_report": lambda r: r["b"] / "report",
+}
+WRITERS = {
+    "export": lambda r, t: ("export", r["a"], "--format", "parquet", "--out", t),
+    "report": lambda r, t: ("report", r["a"], "--out", t),
+    "data_synth": lambda r, t: ("data", "synth", "--out", t, "--segments", "1", "--frames", "1"),
+    "pretrain": lambda r, t: ("pretrain", "--out", t / "model.pt", "--steps", "1"),
+}
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_no_other_command_writes_into_a_result_folder(results, writer, target):
+    before = {k: _digest(v) for k, v in results.items()}
+    aim = TARGETS[target](results)
+    if writer == "report" and target == "another_runs_report":
+        aim = results["b"] / "report"
+    result = _cosim(*WRITERS[writer](results, aim))
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "folder of cosim's results" in lines[0], result.output
+    assert {k: _digest(v) for k, v in results.items()} == before
+
+
+def test_a_runs_own_report_and_export_are_written_and_rewritten(results):
+    for _ in range(2):
+        assert _cosim("export", results["a"], "--format", "csv").exit_code == 0
+        assert _cosim("report", results["a"]).exit_code == 0
+    assert (results["a"] / "export-csv" / "schema.json").is_file()
+    assert (results["a"] / "report" / "report.html").is_file()
+
+
+@pytest.mark.parametrize("writer", ["export", "report", "data_synth"])
+def test_a_users_folder_is_never_written_over(results, tmp_path, writer):
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "ch1.tex").write_text("x")
+    result = _cosim(*WRITERS[writer](results, mine))
+    assert result.exit_code == 2 and "does not write" in result.output
+    assert [p.name for p in mine.iterdir()] == ["ch1.tex"]
+
+
+def test_pretrain_replaces_a_file_only_when_asked(tmp_path):
+    mine = tmp_path / "model.pt"
+    mine.write_bytes(b"my weights")
+    result = _cosim("pretrain", "--out", mine, "--steps", "1", "-q")
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert mine.read_bytes() == b"my weights"
+
+
+@pytest.mark.parametrize("option", ["--fcd-output", "--tripinfo-output", "--summary-output",
+                                    "--netstate-dump", "--error-log", "--save-configuration"])
+@pytest.mark.parametrize("aim", ["another_run", "this_run", "this_runs_staging"])
+def test_sumo_output_options_never_write_into_result_folders(results, tmp_path, option, aim):
+    out = tmp_path / "r"
+    path = {"another_run": results["b"] / "fcd.xml", "this_run": out / "fcd.xml",
+            "this_runs_staging": tmp_path / "r.partial" / "fcd.xml"}[aim]
+    before = _digest(results["b"])
+    result = _cosim("run", GRID, "--out", out, "-q", *QUICK,
+                    "--set", f"mobility.sumo_options={option} {path}")
+    assert result.exit_code == 2, result.output
+    assert "mobility.sumo_options" in result.output and option in result.output
+    assert not out.exists() and not (tmp_path / "r.partial").exists()
+    assert _digest(results["b"]) == before
+
+
+def test_a_sumo_output_outside_result_folders_is_written(tmp_path):
+    fcd = tmp_path / "mine" / "fcd.xml"
+    fcd.parent.mkdir()
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                    "--set", f"mobility.sumo_options=--fcd-output {fcd}")
+    assert result.exit_code == 0, result.output
+    assert fcd.is_file() and fcd.stat().st_size > 0
+
+
+@pytest.mark.parametrize("option", ["--step-length 0.5", "--seed=3", "-n other.net.xml",
+                                    "--log mine.log", "--end 10"])
+def test_sumo_options_cosim_sets_are_refused(tmp_path, option):
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                    "--set", f"mobility.sumo_options={option}")
+    assert result.exit_code == 2, result.output
+    assert "cosim's to set" in result.output and not (tmp_path / "r").exists()
