@@ -213,13 +213,49 @@ def compare_settings(scenario_path: Path, overrides: list[str], grid: CompareGri
                      auto: AutoSeeds | None = None) -> dict[str, Any]:
     """What identifies a compare (compare.json): a resume must give the same. With ``auto`` the
     seeds are "auto" and the plan is recorded; the seeds it used are ``seeds_used``."""
-    return {"scenario": str(scenario_path), "overrides": list(overrides),
+    return {"scenario": str(scenario_path), "scenario_digest": scenario_digest(scenario_path, overrides),
+            "cosim_version": _cosim_version(), "overrides": list(overrides),
             "policies": list(grid.policies), "aggregations": list(grid.aggregations),
             "seeds": list(grid.seeds) if auto is None else "auto",
             **({} if auto is None else {"auto": auto.settings()}),
             "data_seeds": None if grid.data_seeds is None else list(grid.data_seeds),
             "training_seeds": None if grid.training_seeds is None else list(grid.training_seeds),
             "eval_every_rounds": grid.eval_every_rounds, "eval_every_s": grid.eval_every_s}
+
+
+def scenario_digest(scenario_path: Path, overrides: list[str]) -> str:
+    """What the runs compute from: the resolved scenario (every default filled in) and the bytes
+    of every input file it names. An edited scenario or network changes it, so a resume after
+    the edit is refused instead of mixing runs of two scenarios in one summary."""
+    scenario = load_scenario(scenario_path, list(overrides))
+    h = hashlib.sha256(json.dumps(scenario.model_dump(mode="json"), sort_keys=True).encode())
+    for path in sorted(_input_files(scenario)):
+        h.update(str(path).encode())
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()[:32]
+
+
+def _input_files(value: Any) -> set[Path]:
+    """Every existing file a scenario names, anywhere in it."""
+    from pydantic import BaseModel
+
+    if isinstance(value, Path):
+        return {value} if value.is_file() else set()
+    if isinstance(value, BaseModel):
+        return set().union(*(_input_files(getattr(value, k)) for k in type(value).model_fields))
+    if isinstance(value, list | tuple):
+        return set().union(*(_input_files(v) for v in value))
+    if isinstance(value, dict):
+        return set().union(*(_input_files(v) for v in value.values()))
+    return set()
+
+
+def _cosim_version() -> str:
+    from cosim import __version__
+
+    return __version__
 
 
 def check_compare_out(out: Path, settings: dict[str, Any], resume: bool, overwrite: bool) -> None:

@@ -1,0 +1,54 @@
+"""A compare's results depend only on what compare.json pins: the resolved scenario and the bytes
+of every file it names. `--resume` after the scenario or one of its files changed is refused,
+instead of mixing runs of two scenarios in one summary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cosim.cli import app
+from cosim.compare import scenario_digest
+
+REPO = Path(__file__).resolve().parent.parent
+GRID = REPO / "scenarios" / "grid_small.yaml"
+COMPARE = ["--set", "duration_s=20", "--set", "aggregation.max_rounds=1", "--set",
+           "learning.enabled=true", "--set", "clients.count=2", "--set", "scheduling.per_round=1",
+           "--set", "aggregation.round_deadline_s=10", "--set",
+           "learning.data.synthetic.segments=4", "--set", "learning.data.synthetic.frames=2",
+           "--set", "learning.data.clients=2", "--set", "learning.data.heldout_segments=2",
+           "--set", "learning.local.batch_size=2"]
+
+
+def test_the_digest_follows_the_scenario_and_its_files(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    shutil.copy(GRID, scenario)
+    base = scenario_digest(scenario, [])
+    assert scenario_digest(scenario, []) == base
+    assert scenario_digest(scenario, ["seed=3"]) != base
+    scenario.write_text(scenario.read_text().replace("duration_s:", "# edited\nduration_s:"))
+    assert scenario_digest(scenario, []) == base  # a comment changes nothing the runs compute
+    extra = tmp_path / "extra.add.xml"
+    extra.write_text("<additional/>\n")
+    with_file = scenario_digest(scenario, [f"mobility.additional=[{extra}]"])
+    extra.write_text("<additional><!-- edited --></additional>\n")
+    assert scenario_digest(scenario, [f"mobility.additional=[{extra}]"]) != with_file
+
+
+def test_resume_after_the_scenario_changed_is_refused(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    shutil.copy(GRID, scenario)
+    args = ["compare", str(scenario), "--policies", "random,availability_aware", "--seeds", "0",
+            "-q", "--out", str(tmp_path / "cmp"), *COMPARE]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    (tmp_path / "cmp" / "summary.parquet").unlink()  # as if interrupted before the summary
+    info = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert info["scenario_digest"] == scenario_digest(scenario, [a for a in COMPARE if a != "--set"])
+    scenario.write_text(scenario.read_text().replace("\nseed: 1\n", "\nseed: 2\n", 1))
+    resumed = CliRunner().invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 2, resumed.output
+    assert "scenario_digest" in resumed.output and "other settings" in resumed.output
