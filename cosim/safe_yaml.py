@@ -15,7 +15,7 @@ from yaml.error import MarkedYAMLError
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-MAX_NODES = 200_000  # nodes after alias expansion: a 10 MB scenario has fewer
+MAX_NODES = 100_000  # nodes, aliases expanded: a scenario with a thousand cells has ~20,000
 MAX_DEPTH = 64  # nesting levels: a scenario has about 6
 
 
@@ -32,6 +32,7 @@ class ScenarioLoader(yaml.SafeLoader):
         self._depth = 0
         self._sizes: dict[int, int] = {}  # id(node) -> its node count with aliases expanded
         self._nodes: list[Node] = []  # keeps every counted node alive, so ids stay unique
+        self._composed = 0  # nodes read so far: a long flat list is refused while it is read
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         if self.check_event(AliasEvent):
@@ -41,6 +42,10 @@ class ScenarioLoader(yaml.SafeLoader):
                 raise RefusedYamlError(None, None, f"alias *{event.anchor} is used inside the node "
                                     "it names (a cycle)", event.start_mark)
             return node
+        self._composed += 1
+        if self._composed > MAX_NODES:
+            raise RefusedYamlError(None, None, f"more than {MAX_NODES:,} values: not a scenario",
+                                   self.peek_event().start_mark)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:

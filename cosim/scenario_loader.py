@@ -22,7 +22,7 @@ from cosim.safe_yaml import RefusedYamlError, load_yaml
 from cosim.scenario import Scenario
 from cosim.scenario.base import FieldError
 
-MAX_FILE_BYTES = 64 * 2**20  # a scenario is kilobytes; a bigger file is not one
+MAX_FILE_BYTES = 4 * 2**20  # a scenario is kilobytes (a thousand cells: ~150 kB); more is not one
 
 
 def _short_repr() -> reprlib.Repr:

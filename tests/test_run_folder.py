@@ -419,3 +419,22 @@ def test_an_impossible_destination_is_bad_input(tmp_path, monkeypatch, out):
         assert result.exit_code == 2, (command, result.output)
         assert _one_line(result).startswith("error: --out: ")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("special", ["fifo", "dev_zero", "folder"])
+@pytest.mark.parametrize("field", ["mobility.additional", "mobility.replay", "learning.init_modules",
+                                   "learning.model.checkpoint", "radio.channel.buildings"])
+def test_every_input_file_of_a_scenario_is_a_regular_file(tmp_path, special, field):
+    """Any file a scenario names: a FIFO, a device or a folder is one line and exit 2, at once."""
+    import os
+
+    path = {"fifo": tmp_path / "pipe", "dev_zero": Path("/dev/zero"), "folder": tmp_path / "dir"}[special]
+    if special == "fifo":
+        os.mkfifo(path)
+    elif special == "folder":
+        path.mkdir()
+    value = f"[{path}]" if field == "mobility.additional" else str(path)
+    result = _cosim("validate", str(GRID), "--set", "learning.enabled=true", "--set", f"{field}={value}")
+    assert result.exit_code == 2, result.output
+    line = _one_line(result)
+    assert field.split(".")[-1] in line and ("not a regular file" in line or "not found" in line), line

@@ -185,6 +185,23 @@ def test_an_alias_bomb_fails_fast_in_one_line(tmp_path):
     assert "aliases are expanded" in line and "line" in line
 
 
+@pytest.mark.parametrize("kind", ["flat_list", "many_keys", "too_big"])
+def test_a_huge_scenario_is_refused_before_it_is_all_read(tmp_path, kind):
+    """A long flat list is refused by its node count while it is read, not after (memory), and
+    a file over the size cap before any of it is read."""
+    from cosim.safe_yaml import MAX_NODES
+    from cosim.scenario_loader import MAX_FILE_BYTES
+
+    if kind == "flat_list":
+        text = "name: big\nx: [" + ",".join(["1"] * (MAX_NODES + 10)) + "]\n"
+    elif kind == "many_keys":
+        text = "name: big\nx:\n" + "".join(f"  k{i}: 1\n" for i in range(MAX_NODES // 2 + 10))
+    else:
+        text = "name: big\n# " + "x" * MAX_FILE_BYTES + "\n"
+    line = _run_refused(_write(tmp_path, text), tmp_path)
+    assert ("not a scenario" in line or "too big" in line), line
+
+
 def test_an_alias_bomb_in_an_override_is_refused(grid_small):
     levels = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
     levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
@@ -198,7 +215,7 @@ def test_a_cyclic_alias_and_deep_nesting_are_one_line(tmp_path):
     line = _one_line(runner.invoke(app, ["validate", str(_write(tmp_path, "a: &x [1, *x]\n"))]))
     assert "cycle" in line
     for deep in ("a: " + "[" * 5000 + "]" * 5000 + "\n",
-                 "".join("  " * i + f"k{i}:\n" for i in range(3000)) + "  " * 3000 + "v: 1\n"):
+                 "".join("  " * i + f"k{i}:\n" for i in range(1400)) + "  " * 1400 + "v: 1\n"):
         line = _run_refused(_write(tmp_path, deep, "deep.yaml"), tmp_path)
         assert "nested more than" in line
 

@@ -72,8 +72,16 @@ def resolve_input_file(value: Path, info: ValidationInfo) -> Path:
     path = value if value.is_absolute() else base / value
     path = path.resolve()
     if not path.is_file():
-        raise ValueError(f"file not found: {path}")
+        raise ValueError(_not_a_file(path))
     return path
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be read as a file: missing, or a folder, FIFO or device (which would
+    block or never end)."""
+    if not path.exists():
+        return f"file not found: {path}"
+    return f"not a regular file: {path}" + (" (a folder)" if path.is_dir() else "")
 
 
 InputFile = Annotated[Path, AfterValidator(resolve_input_file)]
@@ -89,7 +97,7 @@ def _resolve_trace(value: Path, info: ValidationInfo) -> Path:
     if path.is_dir():
         path = path / "mobility.parquet"
     if not path.is_file():
-        raise ValueError(f"file not found: {path}")
+        raise ValueError(_not_a_file(path))
     return path
 
 
