@@ -87,6 +87,21 @@ def sumo_written_paths(options: list[str]) -> list[tuple[str, Path]]:
     return found
 
 
+def without_writers(options: list[str]) -> list[str]:
+    """``options`` less the SUMO options that write files (and their values)."""
+    kept, skip = [], False
+    for item in options:
+        if skip:
+            skip = False
+            continue
+        name, sep, _ = item.lstrip("-").partition("=")
+        if item.startswith("-") and (name.endswith("-output") or name in SUMO_WRITERS):
+            skip = not sep
+            continue
+        kept.append(item)
+    return kept
+
+
 def check_sumo_outputs(options: list[str], run_out: Path) -> None:
     """SUMO output options of a scenario write outside every result folder, and not into the
     run's own destination (``run_out`` and its staging folder)."""

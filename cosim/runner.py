@@ -25,7 +25,7 @@ from cosim import interrupts
 from cosim.destinations import check_sumo_outputs
 from cosim.engine import Engine, Layer
 from cosim.errors import InputError
-from cosim.mobility.build import SumoInputs, network_file, prepare_inputs
+from cosim.mobility.build import SumoInputs, check_sumo_loads, network_file, prepare_inputs
 from cosim.mobility.layer import MobilityLayer
 from cosim.mobility.replay import ReplaySession
 from cosim.mobility.session import GuiOptions, SumoLaunch, open_session
@@ -365,6 +365,8 @@ def check_run_inputs(scenario: Scenario, source: Path | None
     modules to start from, the checkpoint, the data and the oracle's windows."""
     inputs = prepare_inputs(scenario, source)
     replay = _replay_session(scenario)
+    if replay is None:  # what SUMO will load, loaded by SUMO now (cached)
+        check_sumo_loads(inputs, scenario.mobility.sumo_options, source)
     if scenario.mobility.geo_origin == "network":  # the network must carry its projection
         from cosim.mobility.layer import geo_reference
 

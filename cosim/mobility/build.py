@@ -69,6 +69,34 @@ def prepare_inputs(scenario: Scenario, source: Path | None = None) -> SumoInputs
     return inputs
 
 
+def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None = None) -> None:
+    """SUMO's own loader reads the network, every route (``--route-steps 0``: all of them, not
+    only the first 200 s) and the additional files, and stops at time 0: a route over a missing
+    edge or a broken file is an input error before the run's folder. Cached by content."""
+    from cosim.destinations import without_writers
+
+    opts = without_writers(options)
+    files = [p for p in (inputs.sumocfg, inputs.net, *inputs.routes, *inputs.additional) if p]
+    key = content_key(["sumo-load", sumo_version(), *files, *opts])
+
+    def load(folder: Path) -> None:
+        cmd = [binary("sumo")]
+        if inputs.sumocfg:
+            cmd += ["-c", str(inputs.sumocfg)]
+        if inputs.net:
+            cmd += ["-n", str(inputs.net)]
+        if inputs.routes:
+            cmd += ["-r", ",".join(str(p) for p in inputs.routes)]
+        if inputs.additional:
+            cmd += ["-a", ",".join(str(p) for p in inputs.additional)]
+        cmd += ["--route-steps", "0", "--begin", "0", "--end", "0", "--no-step-log", "true",
+                "--duration-log.disable", "true", "--no-warnings", "true", *opts]
+        _run_as_input(cmd, folder / "sumo-load.log", source, "mobility",
+                      "SUMO could not load the scenario's inputs")
+
+    cached_folder("sumo-loads", key, load)
+
+
 def build_network(m: MobilityConfig, source: Path | None = None) -> Path:
     """A ``.net.xml`` built with netconvert (plain XML) or netgenerate, cached by content."""
     if m.plain is not None:

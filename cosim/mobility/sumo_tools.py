@@ -63,9 +63,23 @@ def run_tool(cmd: list[str], log: Path) -> None:
     with open(log, "w", encoding="utf-8") as f:
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False)
     if proc.returncode != 0:
-        tail = " | ".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:])
+        tail = " | ".join(_error_lines(log.read_text(encoding="utf-8", errors="replace")))
         raise SumoToolError(f"{Path(cmd[1] if cmd[0] == sys.executable else cmd[0]).name} "
                             f"failed ({proc.returncode}): {tail}")
+
+
+def _error_lines(output: str) -> list[str]:
+    """The tool's first error (the cause; later ones tend to follow from it) with the lines that
+    go with it (SUMO writes the file and the line on their own lines after "Error:"), else its
+    last three lines."""
+    lines = [line.strip() for line in output.strip().splitlines()]
+    starts = [i for i, line in enumerate(lines) if line.startswith("Error")]
+    if not starts:
+        return lines[-3:]
+    first = starts[0]
+    end = next((i for i in range(first + 1, len(lines)) if not lines[i] or lines[i].startswith(
+        ("Quitting", "Warning", "Error"))), len(lines))
+    return lines[first:min(end, first + 4)]
 
 
 def warning_summary(log: Path, tool: str, top: int = 2) -> str | None:

@@ -205,10 +205,15 @@ def read_buildings(path: str | Path, types: Sequence[str] = ("building",), net: 
         pts = np.array([[float(v) for v in p.split(",")[:2]] for p in poly.get("shape", "").split()])
         if len(pts) < 3:
             continue
+        if not np.isfinite(pts).all():
+            raise ValueError(f"polygon {poly.get('id')!r} has a coordinate that is not a number")
         if poly.get("geo", "").lower() in ("1", "true"):
-            if net is None:
-                raise ValueError(f"polygon {poly.get('id')} is in lon/lat: pass the network to convert it")
+            if net is None or not net.hasGeoProj():
+                raise ValueError(f"polygon {poly.get('id')!r} is in lon/lat (geo=\"1\") but the "
+                                 "network has no projection to convert it")
             pts = np.array([net.convertLonLat2XY(lon, lat) for lon, lat in pts])
+            if not np.isfinite(pts).all():
+                raise ValueError(f"polygon {poly.get('id')!r}: its lon/lat do not convert")
         shapes.append(pts)
     return shapes
 
