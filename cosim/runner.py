@@ -376,9 +376,15 @@ def check_run_inputs(scenario: Scenario, source: Path | None
     if scenario.radio is not None and scenario.radio.channel.buildings is not None:
         _check_buildings(scenario, inputs, source)
     if scenario.learning_enabled and scenario.learning.init_modules is not None:
-        from cosim.learning.module_file import load_module_file
+        from cosim.learning.deployed import meta_model
+        from cosim.learning.module_file import check_fits, load_module_file
 
-        load_module_file(scenario.learning.init_modules)  # a bad file is input, caught up front
+        # a bad file is input, caught up front: readable, finite, and fitting this model's
+        # modules (their shapes from the model built on the meta device: no weights)
+        saved = load_module_file(scenario.learning.init_modules)
+        model = meta_model(scenario.learning.model)
+        shapes = {k: tuple(v.shape) for k, v in model.export_modules(model.module_names()).items()}
+        check_fits(scenario.learning.init_modules, saved, shapes)
     from cosim.learning.run_inputs import check_learning_inputs
 
     check_learning_inputs(scenario)

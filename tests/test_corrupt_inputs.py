@@ -208,6 +208,27 @@ def test_corrupt_init_modules_are_refused(tmp_path, problem):
     assert str(modules) in line and "learning.init_modules" in line
 
 
+@pytest.mark.parametrize("problem", ["wrong_shape", "none_of_the_models"])
+def test_init_modules_that_do_not_fit_the_model_are_refused_before_the_folder(tmp_path, problem):
+    from cosim.learning.deployed import meta_model
+    from cosim.scenario_loader import load_scenario
+
+    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    model = meta_model(load_scenario(grid, ["learning.enabled=true"]).learning.model)
+    shapes = {k: tuple(v.shape) for k, v in model.export_modules(model.module_names()).items()}
+    name = sorted(shapes)[0]
+    modules = tmp_path / "global_modules.pt"
+    if problem == "wrong_shape":
+        saved = {name: torch.zeros(*[n + 1 for n in shapes[name]])}
+        says = "has shape"
+    else:
+        saved = {"some.other.model": torch.zeros(3)}
+        says = "none of this model's modules"
+    torch.save(saved, modules)
+    line = _refused(tmp_path, f"learning.init_modules={modules}", "duration_s=10")
+    assert "learning.init_modules" in line and says in line
+
+
 # --- tables: a replayed mobility trace and the oracle's link windows ----------------------------
 
 def _trace(path: Path, end_s: float = 20.0) -> Path:

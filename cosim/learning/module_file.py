@@ -25,18 +25,26 @@ def load_module_file(path: Path) -> dict[str, torch.Tensor]:
     return saved
 
 
+def check_fits(path: Path, saved: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]]
+               ) -> list[str]:
+    """The saved modules this model has (``shapes``: its modules' shapes), each of its shape;
+    InputError otherwise (a run checks this before its folder, on the meta device)."""
+    known = [k for k in saved if k in shapes]
+    for key in known:
+        if tuple(saved[key].shape) != tuple(shapes[key]):
+            raise InputError(path, FIELD, f"{key} has shape {tuple(saved[key].shape)}, the model "
+                             f"{tuple(shapes[key])} (another model config?)")
+    if not known:
+        raise InputError(path, FIELD, "holds none of this model's modules")
+    return known
+
+
 def apply_init_modules(path: Path, global_state: dict[str, torch.Tensor]) -> list[str]:
     """Start from a saved global model: overwrite ``global_state``'s modules with the file's;
     return the saved modules this model has no place for (a task adapter a model lacks)."""
     saved = load_module_file(path)
-    known = [k for k in saved if k in global_state]
-    for key in known:
-        if saved[key].shape != global_state[key].shape:
-            raise InputError(path, FIELD, f"{key} has shape {tuple(saved[key].shape)}, the model "
-                             f"{tuple(global_state[key].shape)} (another model config?)")
+    for key in check_fits(path, saved, {k: tuple(v.shape) for k, v in global_state.items()}):
         global_state[key] = saved[key].to(global_state[key].dtype)
-    if not known:
-        raise InputError(path, FIELD, "holds none of this model's modules")
     depth = {"heads": 2, "peft": 3}  # heads.<task>, peft.<branch>.<module>, task_adapter
     return sorted({".".join(k.split(".")[:depth.get(k.split(".")[0], 1)])
                    for k in saved if k not in global_state})
