@@ -555,16 +555,17 @@ def data_synth(
 
 @data_app.command("check")
 def data_check(
-    root: Annotated[Path, typer.Argument(help="A Waymo v2 folder (one sub-folder per component).")],
+    root: Annotated[Path, typer.Argument(help="A Waymo folder: v2 (one sub-folder per component) "
+                                         "or v1 (<segment>.tfrecord files).")],
     debug: DebugOpt = False,
 ) -> None:
-    """Read every component of every segment; exit 2 naming the first bad file."""
+    """Read and decode every frame of every segment; exit 2 naming the first bad file."""
 
     def work() -> None:
-        from cosim.learning.data.waymo_v2 import check
+        from cosim.learning.data.validate import check_any_dataset
 
-        segments, frames = check(root)
-        typer.echo(f"ok: {root}: {segments} segments, {frames} frames")
+        fmt, segments, frames = check_any_dataset(root)
+        typer.echo(f"ok: {root}: Waymo {fmt}, {segments} segments, {frames} frames")
 
     _guarded(debug, work)
 

@@ -96,7 +96,30 @@ def _nan_pose(t: pa.Table) -> pa.Table:
     return _replace(t, VP, pa.array(poses, pa.list_(pa.float64(), 16)))
 
 
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` (a decompression bomb's first bytes)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (4, 4)).save(buf, format="PNG")
+    png = bytearray(buf.getvalue())
+    png[16:24] = struct.pack(">II", width, height)
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    return bytes(png)
+
+
 DATA_CASES = {  # name: (component, change, the column the line names)
+    # between PIL's warning and error thresholds: a warning line once, now one input error
+    "image_bomb_warning_size": ("camera_image", lambda t: _replace(
+        t, f"{CI}.image", pa.array([_png_declaring(10000, 10000)] * t.num_rows, pa.binary())),
+        f"{CI}.image"),
+    "lidar_shape_overflowing_int64": ("lidar", lambda t: _replace(
+        t, LIDAR_SHAPE, pa.array([[2**31 - 1, 2**31 - 1, 2**2]] * t.num_rows,
+                                 pa.list_(pa.int32(), 3))), LIDAR_SHAPE),
     "undecodable_jpeg": ("camera_image", _jpeg_cut, f"{CI}.image"),
     "image_as_int": ("camera_image", lambda t: _replace(
         t, f"{CI}.image", pa.array(range(t.num_rows), pa.int64())), f"{CI}.image"),

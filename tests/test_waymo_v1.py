@@ -51,3 +51,154 @@ def test_corrupt_tfrecord_is_one_clear_error(tmp_path):
     with pytest.raises(InputError, match="corrupt TFRecord") as err:
         WaymoV1Dataset(tmp_path).segment("seg").timestamps  # noqa: B018
     assert str(path) in err.value.line()
+
+
+# --- hostile v1 files: each is one line and exit 2, from `cosim data check` and before a run ---
+
+def _v1_segment(folder):
+    """A real-layout v1 segment (two frames) written from a synthetic v2 one; its records."""
+    from cosim.learning.data.waymo_v1 import tfrecord_records
+
+    v2 = folder / "v2"
+    generate(v2, SynthConfig(segments=1, frames=2, seed=3, camera_size=(48, 32), lidar_size=(8, 64)),
+             workers=1)
+    ds2 = WaymoV2Dataset(v2)
+    reader2 = ds2.segment(ds2.segments()[0])
+    v1 = folder / "v1"
+    v1.mkdir()
+    path = v1 / f"{reader2.name}.tfrecord"
+    export_v1(iter([reader2.frame(ts) for ts in reader2.timestamps]), reader2.lidar_calibration, path)
+    return path, [data for _, data in tfrecord_records(path)]
+
+
+@pytest.fixture(scope="module")
+def v1_segment(tmp_path_factory):
+    return _v1_segment(tmp_path_factory.mktemp("v1seg"))
+
+
+def _rewrite(path, records):
+    from cosim.learning.data.waymo_v1 import write_tfrecord
+
+    write_tfrecord(path, iter(records))
+
+
+def _edit_frame(records, edit):
+    from waymo_open_dataset import dataset_pb2
+
+    frame = dataset_pb2.Frame()
+    frame.ParseFromString(records[-1])
+    edit(frame)
+    return [*records[:-1], frame.SerializeToString()]
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (4, 4)).save(buf, format="PNG")
+    png = bytearray(buf.getvalue())
+    png[16:24] = struct.pack(">II", width, height)  # IHDR's width and height
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    return bytes(png)
+
+
+def _zlib_bomb() -> bytes:
+    import zlib
+
+    return zlib.compress(bytes(200 * 2**20), 9)
+
+
+def _front(frame):
+    return next(im for im in frame.images if im.name == 1)
+
+
+HOSTILE = {
+    "data_checksum": (lambda p, r: p.write_bytes(p.read_bytes()[:-20] + b"\x00" + p.read_bytes()[-19:]),
+                      "data checksum"),
+    "huge_length": (None, "declares"),
+    "empty_file": (lambda p, r: p.write_bytes(b""), "no frames"),
+    "truncated": (lambda p, r: p.write_bytes(p.read_bytes()[:-100]), "truncated"),
+    "not_a_frame": (lambda p, r: _rewrite(p, [*r[:-1], b"\xff" * 64]), "not a Waymo Frame"),
+    "same_timestamp_twice": (lambda p, r: _rewrite(p, [r[0], r[0]]), "appears twice"),
+    "divisor_zero": (lambda p, r: _rewrite(p, _edit_frame(r, lambda f: setattr(
+        _front(f).camera_segmentation_label, "panoptic_label_divisor", 0))), "panoptic_label_divisor"),
+    "image_bomb_header": (lambda p, r: _rewrite(p, _edit_frame(r, lambda f: setattr(
+        _front(f), "image", _png_declaring(30000, 30000)))), "pixels"),
+    "image_over_the_cap": (lambda p, r: _rewrite(p, _edit_frame(r, lambda f: setattr(
+        _front(f), "image", _png_declaring(8000, 8000)))), "8000 x 8000"),
+    "undecodable_image": (lambda p, r: _rewrite(p, _edit_frame(r, lambda f: setattr(
+        _front(f), "image", b"\x89PNG not really"))), "not a decodable image"),
+    "range_image_zlib_bomb": (lambda p, r: _rewrite(p, _edit_frame(r, lambda f: setattr(
+        f.lasers[0].ri_return1, "range_image_compressed", _zlib_bomb()))), "zlib bomb"),
+    "no_calibration": (lambda p, r: _rewrite(p, _edit_frame(
+        r, lambda f: f.context.ClearField("laser_calibrations"))), "calibration"),
+    "nan_pose": (lambda p, r: _rewrite(p, _edit_frame(
+        r, lambda f: f.pose.transform.__setitem__(3, float("nan")))), "pose"),
+}
+
+
+def _huge_length(path):
+    import struct
+
+    from cosim.learning.data.waymo_v1 import masked_crc32c
+
+    header = struct.pack("<Q", 2**40)
+    path.write_bytes(header + struct.pack("<I", masked_crc32c(header)) + b"\x00" * 64)
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_v1_file_is_one_line_from_data_check(v1_segment, tmp_path, case):
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+
+    source, records = v1_segment
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    path = folder / source.name
+    path.write_bytes(source.read_bytes())
+    edit, says = HOSTILE[case]
+    _huge_length(path) if edit is None else edit(path, records)
+    result = CliRunner().invoke(app, ["data", "check", str(folder)])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and str(path) in lines[0] and says in lines[0], result.output
+
+
+def test_a_valid_v1_folder_passes_data_check(v1_segment):
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+
+    result = CliRunner().invoke(app, ["data", "check", str(v1_segment[0].parent)])
+    assert result.exit_code == 0 and "Waymo v1, 1 segments, 2 frames" in result.output
+
+
+@pytest.mark.parametrize("case", ["divisor_zero", "data_checksum"])
+def test_a_hostile_v1_file_is_refused_before_the_run_folder(v1_segment, tmp_path, case):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+
+    source, records = v1_segment
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    for copy in range(3):  # a partition needs a held-out segment and clients' ones
+        (folder / f"{source.stem}{copy}.tfrecord").write_bytes(source.read_bytes())
+    path = folder / f"{source.stem}0.tfrecord"
+    HOSTILE[case][0](path, records)
+    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    out = tmp_path / "r"
+    sets = ["learning.enabled=true", f"learning.data.root={folder}", "learning.data.format=v1",
+            "learning.data.clients=2", "learning.data.heldout_segments=1", "duration_s=10"]
+    result = CliRunner().invoke(app, ["run", str(grid), "--out", str(out), "-q",
+                                      *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 2, result.output
+    assert str(path) in result.output and HOSTILE[case][1] in result.output
+    assert not out.exists() and not (tmp_path / "r.partial").exists()

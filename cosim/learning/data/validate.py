@@ -17,6 +17,7 @@ from pathlib import Path
 from cosim.errors import InputError
 from cosim.input_checks import check_values, read_table, remembered
 from cosim.learning.data import waymo_schema as W
+from cosim.learning.data.waymo_v1 import V1SegmentReader, WaymoV1Dataset
 from cosim.learning.data.waymo_v2 import SegmentReader, WaymoV2Dataset
 from cosim.scenario import DataConfig
 
@@ -73,14 +74,54 @@ def check_dataset(root: Path) -> tuple[int, int]:
     return len(names), frames
 
 
+def check_v1_segment(reader: V1SegmentReader) -> int:
+    """Every record's framing and checksums, its Frame proto, and every frame decoded as
+    training decodes it; returns the number of frames."""
+    for ts in reader.timestamps:
+        reader.frame(ts)
+    return len(reader.timestamps)
+
+
+def check_v1_dataset(root: Path) -> tuple[int, int]:
+    """Every segment of a v1 folder in full (``cosim data check``); (segments, frames)."""
+    ds = WaymoV1Dataset(root)
+    names = ds.segments()
+    if not names:
+        raise InputError(ds.root, None, "no <segment>.tfrecord files")
+    return len(names), sum(check_v1_segment(ds.segment(name)) for name in names)
+
+
+def check_any_dataset(root: Path) -> tuple[str, int, int]:
+    """``cosim data check``: a v2 folder (component sub-folders) or a v1 one (TFRecords);
+    (format, segments, frames)."""
+    root = Path(root)
+    if (root / "camera_image").is_dir() or not any(root.glob("*.tfrecord")):
+        return ("v2", *check_dataset(root))
+    return ("v1", *check_v1_dataset(root))
+
+
 def check_run_data(cfg: DataConfig, seed: int) -> None:
     """What a run reads of ``learning.data.root``, before the run starts: every segment's keys
-    and labels, and the segments of its partition in full. The cached synthetic set (no root)
-    is cosim's own output and v1 TFRecords have their own reader: neither is checked here."""
-    if cfg.root is None or cfg.format != "v2":
+    and labels (v1: every record's framing, checksums and timestamp), and the segments of its
+    partition in full. The cached synthetic set (no root) is cosim's own output."""
+    if cfg.root is None:
         return
     from cosim.learning.data.partition import partition
 
+    if cfg.format == "v1":
+        ds1 = WaymoV1Dataset(cfg.root)
+        if not ds1.segments():
+            raise InputError(ds1.root, None, "no <segment>.tfrecord files")
+        for name in ds1.segments():
+            reader = ds1.segment(name)
+            remembered("waymo-v1-records", [reader.path], lambda r=reader: r.timestamps)
+        frames, city = ds1.describe()
+        parts = partition(frames, city, cfg, seed)
+        used = {s for shard in parts.clients for s, _ in shard.frames} | {s for s, _ in parts.heldout}
+        for name in sorted(used):
+            reader = ds1.segment(name)
+            remembered("waymo-v1-segment", [reader.path], lambda r=reader: check_v1_segment(r))
+        return
     ds = WaymoV2Dataset(cfg.root)
     for name in _segments(ds):
         _remembered(ds, name, "keys", check_keys)

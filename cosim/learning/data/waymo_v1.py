@@ -11,6 +11,7 @@ checked, a corrupt record fails with one line naming the file. Frames come out a
 from __future__ import annotations
 
 import io
+import math
 import struct
 import zlib
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from PIL import Image
 from cosim.errors import InputError, MissingDependencyError
 from cosim.learning.classes import IGNORE_INDEX
 from cosim.learning.data import waymo_schema as W
+from cosim.learning.data.decode import DecodeError, decode_image, inflate
 from cosim.learning.data.lidar import range_image_points
 from cosim.learning.data.waymo_v2 import Frame
 
@@ -38,43 +40,48 @@ def _protos():
     return dataset_pb2
 
 
-def _crc32c_table() -> list[int]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_TABLE = _crc32c_table()
+MAX_RECORD_BYTES = 512 * 2**20  # a v1 Frame with every camera and laser is tens of MB
 
 
 def masked_crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    crc ^= 0xFFFFFFFF
+    """TFRecord's checksum: CRC-32C (Castagnoli), rotated and offset ("masked")."""
+    try:
+        import google_crc32c
+    except ImportError:
+        raise MissingDependencyError("Waymo v1 records are checked with CRC-32C: pip install -e "
+                                     "'.[waymo]' (google-crc32c)") from None
+    crc = google_crc32c.value(bytes(data))
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+def tfrecord_records(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(offset, data) of each record, one in memory at a time; the framing, the declared length
+    and both checksums (length and data) are checked, so a damaged file fails naming the byte."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        pos = 0
+        while header := f.read(12):
+            if len(header) < 12:
+                raise InputError(path, None, f"truncated TFRecord header at byte {pos}")
+            length, length_crc = struct.unpack("<QI", header)
+            if masked_crc32c(header[:8]) != length_crc:
+                raise InputError(path, None, f"corrupt TFRecord at byte {pos} (length checksum)")
+            if length > MAX_RECORD_BYTES:
+                raise InputError(path, None, f"the TFRecord at byte {pos} declares {length:,} bytes "
+                                 f"(at most {MAX_RECORD_BYTES:,}): not a Waymo frame")
+            if pos + 12 + length + 4 > size:
+                raise InputError(path, None, f"truncated TFRecord at byte {pos}")
+            data = f.read(length)
+            (data_crc,) = struct.unpack("<I", f.read(4))
+            if masked_crc32c(data) != data_crc:
+                raise InputError(path, None, f"corrupt TFRecord at byte {pos} (data checksum)")
+            yield pos + 12, data
+            pos += 12 + length + 4
+
+
 def tfrecord_offsets(path: Path) -> list[tuple[int, int]]:
-    """(offset, length) of each record's data, checking the framing."""
-    out = []
-    data = path.read_bytes()
-    pos = 0
-    while pos < len(data):
-        if pos + 12 > len(data):
-            raise InputError(path, None, f"truncated TFRecord header at byte {pos}")
-        length, length_crc = struct.unpack_from("<QI", data, pos)
-        if masked_crc32c(data[pos: pos + 8]) != length_crc:
-            raise InputError(path, None, f"corrupt TFRecord at byte {pos} (length checksum)")
-        if pos + 12 + length + 4 > len(data):
-            raise InputError(path, None, f"truncated TFRecord at byte {pos}")
-        out.append((pos + 12, length))
-        pos += 12 + length + 4
-    return out
+    """(offset, length) of each record's data, every record checked (``tfrecord_records``)."""
+    return [(offset, len(data)) for offset, data in tfrecord_records(path)]
 
 
 def write_tfrecord(path: Path, records: Iterator[bytes]) -> None:
@@ -117,16 +124,21 @@ class V1SegmentReader:
 
     @cached_property
     def _index(self) -> dict[int, tuple[int, int]]:
-        index = {}
-        with open(self.path, "rb") as f:
-            for offset, length in tfrecord_offsets(self.path):
-                f.seek(offset)
-                head = self.pb.Frame()
-                try:
-                    head.ParseFromString(f.read(length))
-                except Exception as exc:  # protobuf DecodeError
-                    raise InputError(self.path, None, f"not a Waymo Frame record: {exc}") from None
-                index[head.timestamp_micros] = (offset, length)
+        if self.path.is_symlink() or not self.path.is_file():
+            raise InputError(self.path, None, "not a regular file")
+        index: dict[int, tuple[int, int]] = {}
+        for offset, data in tfrecord_records(self.path):
+            head = self.pb.Frame()
+            try:
+                head.ParseFromString(data)
+            except Exception as exc:  # protobuf DecodeError
+                raise InputError(self.path, None, f"the record at byte {offset - 12} is not a "
+                                 f"Waymo Frame: {exc}") from None
+            if head.timestamp_micros in index:
+                raise InputError(self.path, None, f"frame {head.timestamp_micros} appears twice")
+            index[head.timestamp_micros] = (offset, len(data))
+        if not index:
+            raise InputError(self.path, None, "no frames (an empty TFRecord file)")
         return index
 
     @property
@@ -145,24 +157,56 @@ class V1SegmentReader:
         """Several frames of the segment (the v2 reader's interface; read one by one here)."""
         return [self.frame(ts) for ts in timestamps]
 
+    def _bad(self, timestamp: int, why: str) -> InputError:
+        return InputError(self.path, None, f"frame {timestamp}: {why}")
+
+    def _image(self, data: bytes, timestamp: int, what: str) -> Image.Image:
+        try:
+            return decode_image(data)
+        except DecodeError as exc:
+            raise self._bad(timestamp, f"{what}: {exc}") from None
+
+    def _transform(self, values, timestamp: int, what: str) -> np.ndarray:
+        m = np.asarray(list(values), dtype=np.float64)
+        if m.shape != (16,) or not np.isfinite(m).all():
+            raise self._bad(timestamp, f"{what} is not 16 finite numbers (a 4 x 4 transform)")
+        return m.reshape(4, 4)
+
     def frame(self, timestamp: int) -> Frame:
         fr = self._proto(timestamp)
         cam = next((im for im in fr.images if im.name == W.CAMERA_FRONT), None)
         laser = next((la for la in fr.lasers if la.name == W.LASER_TOP), None)
         if cam is None or laser is None:
             raise InputError(self.path, None, f"frame {timestamp} has no FRONT image or TOP laser")
-        image = np.array(Image.open(io.BytesIO(cam.image)).convert("RGB"))
+        image = np.array(self._image(cam.image, timestamp, "FRONT image").convert("RGB"))
         seg = cam.camera_segmentation_label
-        panoptic = np.asarray(Image.open(io.BytesIO(seg.panoptic_label)), dtype=np.int64)
+        if seg.panoptic_label_divisor <= 0:
+            raise self._bad(timestamp, f"panoptic_label_divisor is {seg.panoptic_label_divisor}: "
+                            "the panoptic label cannot be split into class and instance")
+        panoptic = np.asarray(self._image(seg.panoptic_label, timestamp, "panoptic label"),
+                              dtype=np.int64)
+        covered = np.asarray(self._image(seg.num_cameras_covered, timestamp, "cameras covered"),
+                             dtype=np.float64)
+        for what, label in (("panoptic label", panoptic), ("cameras covered", covered)):
+            if label.shape != image.shape[:2]:
+                raise self._bad(timestamp, f"{what} is {label.shape}; the image {image.shape[:2]}")
         waymo_sem = panoptic // seg.panoptic_label_divisor
-        covered = np.asarray(Image.open(io.BytesIO(seg.num_cameras_covered)), dtype=np.float64)
-        range_image = self._matrix(laser.ri_return1.range_image_compressed, self.pb.MatrixFloat, np.float32)
-        labels = self._matrix(laser.ri_return1.segmentation_label_compressed, self.pb.MatrixInt32, np.int32)
-        calib = next(c for c in fr.context.laser_calibrations if c.name == W.LASER_TOP)
-        extrinsic = np.array(calib.extrinsic.transform).reshape(4, 4)
+        range_image = self._matrix(laser.ri_return1.range_image_compressed, self.pb.MatrixFloat,
+                                   np.float32, timestamp, "range image", 4)
+        labels = self._matrix(laser.ri_return1.segmentation_label_compressed, self.pb.MatrixInt32,
+                              np.int32, timestamp, "segmentation label", 2)
+        if labels.shape[:2] != range_image.shape[:2]:
+            raise self._bad(timestamp, f"segmentation label is {labels.shape[:2]}; the range image "
+                            f"{range_image.shape[:2]}")
+        calib = next((c for c in fr.context.laser_calibrations if c.name == W.LASER_TOP), None)
+        if calib is None:
+            raise self._bad(timestamp, "no TOP laser calibration in the frame's context")
+        extrinsic = self._transform(calib.extrinsic.transform, timestamp, "TOP laser extrinsic")
         rows = range_image.shape[0]
         incl = (np.array(calib.beam_inclinations)[::-1] if len(calib.beam_inclinations)
                 else np.linspace(calib.beam_inclination_max, calib.beam_inclination_min, rows))
+        if len(incl) != rows or not np.isfinite(incl).all():
+            raise self._bad(timestamp, f"{len(incl)} beam inclinations for {rows} range-image rows")
         points, pixels = range_image_points(range_image, incl, extrinsic)
         cam_labels = next((c.labels for c in fr.camera_labels if c.name == W.CAMERA_FRONT), [])
         cam = [(lb.box, W.BOX_TYPE_TO_CLASS[lb.type], lb.id) for lb in cam_labels
@@ -173,6 +217,9 @@ class V1SegmentReader:
         lid = [lb for lb in fr.laser_labels if lb.type in W.BOX_TYPE_TO_CLASS]
         boxes = np.array([(lb.box.center_x, lb.box.center_y, lb.box.center_z, lb.box.length,
                            lb.box.width, lb.box.height, lb.box.heading) for lb in lid], float).reshape(-1, 7)
+        if not (np.isfinite(cam_boxes).all() and np.isfinite(boxes).all()):
+            raise self._bad(timestamp, "a labelled box has a coordinate that is not a number")
+        pose = self._transform(fr.pose.transform, timestamp, "pose")
         stats = fr.context.stats
         return Frame(
             self.name, timestamp, image, cam_boxes, np.array([c for _, c, _ in cam], int),
@@ -181,16 +228,28 @@ class V1SegmentReader:
             np.where(covered > 0, 1.0 / np.maximum(covered, 1), 0.0), range_image, labels, points,
             pixels, boxes, np.array([W.BOX_TYPE_TO_CLASS[lb.type] for lb in lid], int),
             np.array([lb.num_lidar_points_in_box for lb in lid], int),
-            np.array([lb.id for lb in lid], dtype=object), np.array(fr.pose.transform).reshape(4, 4),
+            np.array([lb.id for lb in lid], dtype=object), pose,
             stats.location or "unknown", stats.weather or "unknown", stats.time_of_day or "unknown")
 
-    def _matrix(self, compressed: bytes, proto_type, dtype) -> np.ndarray:
+    def _matrix(self, compressed: bytes, proto_type, dtype, timestamp: int, what: str,
+                channels: int) -> np.ndarray:
+        """A zlib-compressed Matrix proto (bounded inflation), its shape checked against its data."""
         m = proto_type()
         try:
-            m.ParseFromString(zlib.decompress(compressed))
-        except (zlib.error, Exception) as exc:
-            raise InputError(self.path, None, f"corrupt range image: {exc}") from None
-        return np.array(m.data, dtype=dtype).reshape(list(m.shape.dims))
+            m.ParseFromString(inflate(compressed))
+        except DecodeError as exc:
+            raise self._bad(timestamp, f"{what}: {exc}") from None
+        except Exception as exc:  # protobuf DecodeError
+            raise self._bad(timestamp, f"{what}: not a Matrix proto: {exc}") from None
+        dims = [int(d) for d in m.shape.dims]
+        if (len(dims) != 3 or min(dims) <= 0 or dims[2] < channels
+                or math.prod(dims) != len(m.data)):
+            raise self._bad(timestamp, f"{what}: shape {dims} does not fit {len(m.data)} values "
+                            f"with at least {channels} channels")
+        values = np.array(m.data, dtype=dtype).reshape(dims)
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise self._bad(timestamp, f"{what} holds values that are not numbers")
+        return values
 
 
 def export_v1(frames: Iterator[Frame], calibration: tuple[np.ndarray, np.ndarray], out: Path) -> None:

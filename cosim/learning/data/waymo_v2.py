@@ -10,7 +10,7 @@ wrong type, a null, NaN or undecodable value is an InputError naming the file an
 
 from __future__ import annotations
 
-import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +24,7 @@ from cosim.errors import InputError
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
 from cosim.learning.classes import IGNORE_INDEX
 from cosim.learning.data import waymo_schema as W
+from cosim.learning.data.decode import DecodeError, decode_image
 from cosim.learning.data.lidar import range_image_points
 
 
@@ -270,12 +271,9 @@ def _image(where: Where, column: str, table: pa.Table, timestamp: int) -> Image.
     """The first row's encoded image, decoded (any failure of the decoder is a corrupt file)."""
     data = table.column(column)[0].as_py()
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except Exception as exc:  # PIL raises many kinds on corrupt bytes
-        text = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise where.error(column, f"frame {timestamp}: not a decodable image: {text}") from None
-    return image
+        return decode_image(data)
+    except DecodeError as exc:
+        raise where.error(column, f"frame {timestamp}: {exc}") from None
 
 
 def _label_image(where: Where, column: str, table: pa.Table, timestamp: int,
@@ -301,8 +299,9 @@ def _shaped(where: Where, table: pa.Table, prefix: str, dtype, timestamp: int, c
     """A range image stored flat with its (rows, columns, channels) shape, checked."""
     values = table.column(f"{prefix}.values")[0].values.to_numpy(zero_copy_only=False)
     shape = table.column(f"{prefix}.shape")[0].as_py()
+    # a Python int product: numpy's int64 would wrap around for huge declared shapes
     if (len(shape) != 3 or min(shape) <= 0 or shape[2] < channels
-            or int(np.prod(shape, dtype=np.int64)) != len(values)):
+            or math.prod(int(n) for n in shape) != len(values)):
         raise where.error(f"{prefix}.shape", f"frame {timestamp}: shape {shape} does not fit "
                           f"{len(values)} values with at least {channels} channels")
     if rows_cols is not None and tuple(shape[:2]) != tuple(rows_cols):
