@@ -218,6 +218,21 @@ def test_code_in_a_weights_file_is_never_run(tmp_path, field):
     assert str(weights) in line and field in line and not marker.exists()
 
 
+@pytest.mark.parametrize("field", ["learning.model.checkpoint", "learning.init_modules"])
+def test_a_weights_file_that_would_inflate_to_gigabytes_is_refused_unread(tmp_path, field):
+    """A torch archive whose member is deflated zeros: its directory declares 200 MB from a file
+    of a few hundred kB; refused from the declared sizes, before torch inflates anything."""
+    import zipfile
+
+    weights = tmp_path / "bomb.pt"
+    torch.save({"visual.proj": torch.zeros(2)}, weights)
+    with zipfile.ZipFile(weights, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bomb/data/99", bytes(200 * 2**20))
+    assert weights.stat().st_size < 2**20
+    line = _refused(tmp_path, f"{field}={weights}", "duration_s=10")
+    assert field in line and "would inflate to" in line
+
+
 @pytest.mark.parametrize("problem", ["truncated", "nan"])
 def test_corrupt_init_modules_are_refused(tmp_path, problem):
     modules = tmp_path / "global_modules.pt"

@@ -30,8 +30,32 @@ def first_line(exc: BaseException) -> str:
     return line.split(". ")[0]
 
 
+MAX_WEIGHTS_BYTES = 8 * 2**30  # a ViT-L checkpoint is 1.7 GB; what inflates beyond is not one
+MAX_INFLATION = 20  # torch stores tensors uncompressed: a file that inflates more is crafted
+
+
+def check_inflated_size(path: Path, field: str) -> None:
+    """A torch zip archive's declared member sizes, read from its directory before any member:
+    a 2 MB file that would inflate to gigabytes is refused here, not after filling memory."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return  # torch's legacy format or safetensors: read as they come, or refused by torch
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(path, field, f"not a readable archive: {exc}") from None
+    inflated = sum(m.file_size for m in members)
+    stored = max(path.stat().st_size, 1)
+    if inflated > MAX_WEIGHTS_BYTES or (inflated > 64 * 2**20 and inflated > MAX_INFLATION * stored):
+        raise InputError(path, field, f"would inflate to {inflated:,} bytes from {stored:,} "
+                         f"(at most {MAX_WEIGHTS_BYTES:,}, or {MAX_INFLATION}x its size)")
+
+
 def load_weights(path: Path, field: str, what: str) -> Any:
     """The file's content (tensors in plain containers), read without executing anything."""
+    check_inflated_size(path, field)
     try:
         if str(path).endswith(".safetensors"):
             from safetensors.torch import load_file
