@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from cosim.child_env import safe_child_path
+
 if TYPE_CHECKING:
     from cosim.compare import OnProgress, RunJob
 
@@ -32,15 +34,16 @@ def run_in_pool(jobs_: list[RunJob], jobs: int, on_done: Callable[[str], None] |
                 on_progress: OnProgress | None) -> None:
     """Run ``jobs_`` on ``jobs`` spawned worker processes; any error or signal stops them all."""
     context = multiprocessing.get_context("spawn")  # libsumo and torch want a fresh process
-    feed = context.Queue() if on_progress is not None else None
+    with safe_child_path():  # the queue's resource tracker and the workers start here
+        feed = context.Queue() if on_progress is not None else None
+        pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                      initializer=_worker_start, initargs=(feed,))
+        futures = {pool.submit(_worker_run, job): job for job in jobs_}
     reader = None
     if feed is not None:  # workers report through a queue; a thread hands it on
         reader = threading.Thread(target=_drain, args=(feed, on_progress), daemon=True)
         reader.start()
-    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_start,
-                                  initargs=(feed,))
     try:
-        futures = {pool.submit(_worker_run, job): job for job in jobs_}
         for future in cf.as_completed(futures):
             future.result()  # re-raise a worker's error here
             if on_done:

@@ -91,3 +91,24 @@ def test_a_killed_compare_takes_its_workers_with_it(tmp_path):
     proc.communicate()
     assert _all_gone(workers, 120)
     assert _statuses(running) == ["interrupted", "interrupted"]
+
+
+def test_a_module_in_the_working_folder_does_not_run_in_compare_workers(tmp_path):
+    """Workers start as `python -c ...`, which would put the working folder first on their path
+    before they import multiprocessing: a multiprocessing.py there must not run in them."""
+    marker = tmp_path / "hijacked"
+    (tmp_path / "multiprocessing.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\nraise ImportError('hijacked')\n")
+    cosim = Path(sys.executable).with_name("cosim")  # the console script, as a user runs it
+    if not cosim.is_file():
+        pytest.skip("cosim is not installed as a console script here")
+    done = subprocess.run([str(cosim), "compare", str(GRID), "--policies", "random,availability_aware",
+                           "--seeds", "0", "--jobs", "2", "-q", "--out", str(tmp_path / "cmp"),
+                           "--set", "duration_s=20", "--set", "learning.enabled=true",
+                           "--set", "learning.data.synthetic.segments=4",
+                           "--set", "learning.data.synthetic.frames=2",
+                           "--set", "learning.data.clients=2", "--set", "clients.count=2",
+                           "--set", "learning.data.heldout_segments=2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists()

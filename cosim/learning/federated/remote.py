@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from cosim.child_env import safe_child_path
 from cosim.errors import MissingDependencyError
 from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.training import LocalTrainer, TrainedUpdate, TrainJob, l2_weight
@@ -204,7 +205,8 @@ class ProcessTrainer(_RemoteTrainer):
                 "threads_per_worker": torch.get_num_threads()}
 
     def _submit(self, index, chunk, balancers):
-        return self.pool.submit(_train_in_worker, chunk, balancers)
+        with safe_child_path():  # the first passes start the worker processes
+            return self.pool.submit(_train_in_worker, chunk, balancers)
 
     def _results(self, pending):
         return [future.result() for future in pending]
