@@ -444,8 +444,10 @@ def report(
 
     def work() -> None:
         from cosim.analysis.report import write_report
+        from cosim.analysis.runs import open_source
         from cosim.destinations import check_output_folder
 
+        open_source(path)  # a folder to report on, before where the report goes
         check_output_folder(out or path / "report", "--out", ("report.html", "figures"),
                             allowed_in=path / "report")
         typer.echo(str(write_report(path, out)))
@@ -465,9 +467,10 @@ def export(
     """Export a run's trace tables (with run.json and the column types in schema.json)."""
 
     def work() -> None:
-        from cosim.analysis.export import export_run
+        from cosim.analysis.export import export_run, trace_files
         from cosim.destinations import check_output_folder
 
+        trace_files(run_dir)  # a complete run to export, before where the files go
         own = run_dir / f"export-{fmt}"
         check_output_folder(out or own, "--out", ("*.csv", "*.parquet", "*.jsonl", "run.json",
                                                   "schema.json"), allowed_in=own)

@@ -36,6 +36,21 @@ def check_not_in_results(path: Path, option: str, allowed: Path | None = None) -
                          "only the run that made it writes there; choose another place")
 
 
+def check_writable(path: Path, option: str) -> None:
+    """Something can be created at ``path``: its nearest existing folder takes a new file (probed
+    with a temporary file, removed at once; a read-only or virtual file system refuses it)."""
+    import tempfile
+
+    parent = next((p for p in path.absolute().parents if p.exists()), Path("/"))
+    if not parent.is_dir():
+        raise InputError(None, option, f"{parent} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise InputError(None, option, f"cannot write in {parent}: {exc.strerror or exc}") from None
+
+
 def check_output_folder(out: Path, option: str, own_files: tuple[str, ...],
                         allowed_in: Path | None = None) -> None:
     """A folder a command fills: new, empty, or holding only what this command writes there
@@ -43,6 +58,7 @@ def check_output_folder(out: Path, option: str, own_files: tuple[str, ...],
     check_not_in_results(out, option, allowed_in)
     if out.exists() and not out.is_dir():
         raise InputError(None, option, f"{out} exists and is not a folder")
+    check_writable(out / "probe" if out.is_dir() else out, option)
     if out.is_dir():
         foreign = sorted(e.name for e in out.iterdir()
                          if not any(e.match(pattern) for pattern in own_files))
@@ -59,10 +75,7 @@ def check_output_file(out: Path, option: str, overwrite: bool) -> None:
         raise InputError(None, option, f"{out} exists and is not a regular file")
     if out.exists() and not overwrite:
         raise InputError(None, option, f"{out} exists; pass --overwrite to replace it")
-    if not out.parent.exists():
-        return
-    if not out.parent.is_dir():
-        raise InputError(None, option, f"{out.parent} is not a folder")
+    check_writable(out, option)
 
 
 # SUMO options that write a file (besides every ``*-output``): given in mobility.sumo_options,

@@ -130,3 +130,13 @@ def test_sumo_options_cosim_sets_are_refused(tmp_path, option):
                     "--set", f"mobility.sumo_options={option}")
     assert result.exit_code == 2, result.output
     assert "cosim's to set" in result.output and not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_a_destination_nothing_can_be_written_in_is_bad_input(results, writer):
+    """/proc takes no new file, even for root: exit 2 and one line, not an internal error."""
+    result = _cosim(*WRITERS[writer](results, Path("/proc/cosim-out")))
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "cannot write in /proc" in lines[0], result.output
