@@ -202,3 +202,67 @@ def test_a_hostile_v1_file_is_refused_before_the_run_folder(v1_segment, tmp_path
     assert result.exit_code == 2, result.output
     assert str(path) in result.output and HOSTILE[case][1] in result.output
     assert not out.exists() and not (tmp_path / "r.partial").exists()
+
+
+# --- camera-only frames (Waymo's PVPS frames have cameras and panoptic labels, no LiDAR) --------
+
+def _without_lidar(records):
+    from waymo_open_dataset import dataset_pb2
+
+    out = []
+    for data in records:
+        frame = dataset_pb2.Frame()
+        frame.ParseFromString(data)
+        frame.ClearField("lasers")
+        frame.context.ClearField("laser_calibrations")
+        out.append(frame.SerializeToString())
+    return out
+
+
+def test_a_frame_without_lidar_loads_as_a_camera_only_sample(v1_segment, tmp_path):
+    source, records = v1_segment
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    path = folder / source.name
+    _rewrite(path, _without_lidar(records))
+    ds = WaymoV1Dataset(folder)
+    reader = ds.segment(source.stem)
+    assert reader.camera_only and ds.camera_only() == {source.stem}
+    frame = reader.frame(reader.timestamps[0])
+    assert frame.points.shape == (0, 3) and frame.image.ndim == 3
+    assert frame.semantic.shape == frame.image.shape[:2]
+
+
+def test_camera_only_segments_become_camera_only_clients_and_a_run_completes(v1_segment, tmp_path):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+    from cosim.learning.data.partition import partition
+    from cosim.names import CAMERA_TASKS
+    from cosim.scenario_loader import load_scenario
+
+    source, records = v1_segment
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    for copy in range(4):
+        (folder / f"{source.stem}{copy}.tfrecord").write_bytes(source.read_bytes())
+    _rewrite(folder / f"{source.stem}1.tfrecord", _without_lidar(records))
+    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    sets = ["learning.enabled=true", f"learning.data.root={folder}", "learning.data.format=v1",
+            "learning.data.clients=3", "learning.data.heldout_segments=1", "clients.count=3",
+            "duration_s=40", "learning.local.batch_size=2"]
+    cfg = load_scenario(grid, sets).learning.data
+    ds = WaymoV1Dataset(folder)
+    frames, city = ds.describe()
+    parts = partition(frames, city, cfg, 0, ds.camera_only())
+    shards = {s.frames[0][0]: s for s in parts.clients}
+    if f"{source.stem}1" in shards:  # not drawn as the held-out segment
+        shard = shards[f"{source.stem}1"]
+        assert shard.modalities == ("image", "text") and tuple(shard.tasks) == tuple(CAMERA_TASKS)
+    assert all(s.modalities == ("image", "lidar", "text") for n, s in shards.items()
+               if n != f"{source.stem}1")
+    result = CliRunner().invoke(app, ["run", str(grid), "--out", str(tmp_path / "r"), "-q",
+                                      *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output

@@ -35,9 +35,15 @@ class Partition:
     heldout: tuple[FrameRef, ...]
 
 
-def partition(segments: dict[str, list[int]], city: dict[str, str], cfg: DataConfig, seed: int
-              ) -> Partition:
-    """``segments``: segment -> frame timestamps; ``city``: segment -> its location."""
+def partition(segments: dict[str, list[int]], city: dict[str, str], cfg: DataConfig, seed: int,
+              camera_only: frozenset[str] | set[str] = frozenset()) -> Partition:
+    """``segments``: segment -> frame timestamps; ``city``: segment -> its location;
+    ``camera_only``: segments without LiDAR, whose client trains the camera tasks on image and
+    text (as a ``no_lidar`` client does)."""
+    if camera_only and cfg.partition != "segment":
+        raise InputError(None, "learning.data.partition", f"{len(camera_only)} segments have no "
+                         "LiDAR (camera-only frames); mixing their frames into other clients' "
+                         "needs partition: segment, where each such segment is a camera-only client")
     names = sorted(segments)
     rng = np.random.default_rng([seed, 11])
     order = [names[i] for i in rng.permutation(len(names))]
@@ -67,9 +73,9 @@ def partition(segments: dict[str, list[int]], city: dict[str, str], cfg: DataCon
     only_2d = set(rng.choice(n, size=round(cfg.camera_tasks_only_share * n), replace=False).tolist())
     clients = []
     for i, frames in enumerate(shards):
-        camera_only = i in no_lidar or i in only_2d
-        tasks = CAMERA_TASKS if camera_only else TASKS
-        modalities = ("image", "text") if i in no_lidar else ("image", "lidar", "text")
+        without_lidar = i in no_lidar or any(name in camera_only for name, _ in frames[:1])
+        tasks = CAMERA_TASKS if without_lidar or i in only_2d else TASKS
+        modalities = ("image", "text") if without_lidar else ("image", "lidar", "text")
         clients.append(ClientShard(i, tuple(frames), tuple(tasks), modalities))
     heldout = tuple(f for name in heldout_names for f in frames_of(name, cfg.heldout_frame_stride))
     return Partition(tuple(clients), heldout)

@@ -115,12 +115,23 @@ class WaymoV1Dataset:
             city[name] = reader._proto(reader.timestamps[0]).context.stats.location or "unknown"
         return frames, city
 
+    def camera_only(self) -> set[str]:
+        """Segments with a frame that has no TOP LiDAR return (e.g. Waymo's PVPS frames): their
+        clients train the camera tasks on the image and text only."""
+        return {name for name in self.segments() if self.segment(name).camera_only}
+
 
 class V1SegmentReader:
     def __init__(self, path: Path):
         self.path = path
         self.name = path.stem
         self.pb = _protos()
+        self._without_lidar: set[int] = set()
+
+    @property
+    def camera_only(self) -> bool:
+        """Some frame of the segment has no TOP LiDAR return: the segment serves camera tasks."""
+        return bool(self._index) and bool(self._without_lidar)
 
     @cached_property
     def _index(self) -> dict[int, tuple[int, int]]:
@@ -137,6 +148,8 @@ class V1SegmentReader:
             if head.timestamp_micros in index:
                 raise InputError(self.path, None, f"frame {head.timestamp_micros} appears twice")
             index[head.timestamp_micros] = (offset, len(data))
+            if _top_laser(head) is None:
+                self._without_lidar.add(head.timestamp_micros)
         if not index:
             raise InputError(self.path, None, "no frames (an empty TFRecord file)")
         return index
@@ -175,9 +188,9 @@ class V1SegmentReader:
     def frame(self, timestamp: int) -> Frame:
         fr = self._proto(timestamp)
         cam = next((im for im in fr.images if im.name == W.CAMERA_FRONT), None)
-        laser = next((la for la in fr.lasers if la.name == W.LASER_TOP), None)
-        if cam is None or laser is None:
-            raise InputError(self.path, None, f"frame {timestamp} has no FRONT image or TOP laser")
+        if cam is None:
+            raise InputError(self.path, None, f"frame {timestamp} has no FRONT camera image")
+        laser = _top_laser(fr)
         image = np.array(self._image(cam.image, timestamp, "FRONT image").convert("RGB"))
         seg = cam.camera_segmentation_label
         if seg.panoptic_label_divisor <= 0:
@@ -191,23 +204,11 @@ class V1SegmentReader:
             if label.shape != image.shape[:2]:
                 raise self._bad(timestamp, f"{what} is {label.shape}; the image {image.shape[:2]}")
         waymo_sem = panoptic // seg.panoptic_label_divisor
-        range_image = self._matrix(laser.ri_return1.range_image_compressed, self.pb.MatrixFloat,
-                                   np.float32, timestamp, "range image", 4)
-        labels = self._matrix(laser.ri_return1.segmentation_label_compressed, self.pb.MatrixInt32,
-                              np.int32, timestamp, "segmentation label", 2)
-        if labels.shape[:2] != range_image.shape[:2]:
-            raise self._bad(timestamp, f"segmentation label is {labels.shape[:2]}; the range image "
-                            f"{range_image.shape[:2]}")
-        calib = next((c for c in fr.context.laser_calibrations if c.name == W.LASER_TOP), None)
-        if calib is None:
-            raise self._bad(timestamp, "no TOP laser calibration in the frame's context")
-        extrinsic = self._transform(calib.extrinsic.transform, timestamp, "TOP laser extrinsic")
-        rows = range_image.shape[0]
-        incl = (np.array(calib.beam_inclinations)[::-1] if len(calib.beam_inclinations)
-                else np.linspace(calib.beam_inclination_max, calib.beam_inclination_min, rows))
-        if len(incl) != rows or not np.isfinite(incl).all():
-            raise self._bad(timestamp, f"{len(incl)} beam inclinations for {rows} range-image rows")
-        points, pixels = range_image_points(range_image, incl, extrinsic)
+        if laser is None:  # a camera-only frame: no LiDAR input, no 3D targets
+            range_image, labels = _NO_RETURN.copy(), _NO_LABEL.copy()
+            points, pixels = np.zeros((0, 3)), np.zeros(0, np.int64)
+        else:
+            range_image, labels, points, pixels = self._lidar(fr, laser, timestamp)
         cam_labels = next((c.labels for c in fr.camera_labels if c.name == W.CAMERA_FRONT), [])
         cam = [(lb.box, W.BOX_TYPE_TO_CLASS[lb.type], lb.id) for lb in cam_labels
                if lb.type in W.BOX_TYPE_TO_CLASS]
@@ -231,6 +232,27 @@ class V1SegmentReader:
             np.array([lb.id for lb in lid], dtype=object), pose,
             stats.location or "unknown", stats.weather or "unknown", stats.time_of_day or "unknown")
 
+    def _lidar(self, fr, laser, timestamp: int):
+        """The TOP laser's first return: range image, labels, points and their pixels."""
+        range_image = self._matrix(laser.ri_return1.range_image_compressed, self.pb.MatrixFloat,
+                                   np.float32, timestamp, "range image", 4)
+        labels = self._matrix(laser.ri_return1.segmentation_label_compressed, self.pb.MatrixInt32,
+                              np.int32, timestamp, "segmentation label", 2)
+        if labels.shape[:2] != range_image.shape[:2]:
+            raise self._bad(timestamp, f"segmentation label is {labels.shape[:2]}; the range image "
+                            f"{range_image.shape[:2]}")
+        calib = next((c for c in fr.context.laser_calibrations if c.name == W.LASER_TOP), None)
+        if calib is None:
+            raise self._bad(timestamp, "no TOP laser calibration in the frame's context")
+        extrinsic = self._transform(calib.extrinsic.transform, timestamp, "TOP laser extrinsic")
+        rows = range_image.shape[0]
+        incl = (np.array(calib.beam_inclinations)[::-1] if len(calib.beam_inclinations)
+                else np.linspace(calib.beam_inclination_max, calib.beam_inclination_min, rows))
+        if len(incl) != rows or not np.isfinite(incl).all():
+            raise self._bad(timestamp, f"{len(incl)} beam inclinations for {rows} range-image rows")
+        points, pixels = range_image_points(range_image, incl, extrinsic)
+        return range_image, labels, points, pixels
+
     def _matrix(self, compressed: bytes, proto_type, dtype, timestamp: int, what: str,
                 channels: int) -> np.ndarray:
         """A zlib-compressed Matrix proto (bounded inflation), its shape checked against its data."""
@@ -250,6 +272,19 @@ class V1SegmentReader:
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise self._bad(timestamp, f"{what} holds values that are not numbers")
         return values
+
+
+# a camera-only frame's LiDAR: one pixel with no return (range -1) and no label
+_NO_RETURN = np.array([[[-1.0, 0.0, 0.0, 0.0]]], np.float32)
+_NO_LABEL = np.zeros((1, 1, 2), np.int32)
+
+
+def _top_laser(frame):
+    """The TOP laser with a first-return range image, or None (a camera-only frame)."""
+    laser = next((la for la in frame.lasers if la.name == W.LASER_TOP), None)
+    if laser is None or not laser.ri_return1.range_image_compressed:
+        return None
+    return laser
 
 
 def export_v1(frames: Iterator[Frame], calibration: tuple[np.ndarray, np.ndarray], out: Path) -> None:

@@ -44,7 +44,8 @@ def build_learning(scenario: Scenario) -> LearningSetup:
     geometry = Geometry(model.image_size, 4 * model.grid, cfg.model.bev_range_m)
     dataset = open_dataset(cfg.data)
     frames, city = dataset.describe()
-    parts = partition(frames, city, cfg.data, seeds["data"])
+    camera_only = dataset.camera_only() if hasattr(dataset, "camera_only") else set()
+    parts = partition(frames, city, cfg.data, seeds["data"], camera_only)
     cache = SampleCache(dataset, geometry, cfg.data.cache_frames, pin=device.type == "cuda")
     tasks = tuple(t for t in TASKS if t in cfg.model.tasks)  # a client trains what the model has
     datasets = [ClientDataset(dataclasses.replace(s, tasks=tuple(t for t in s.tasks if t in tasks)), cache)
