@@ -159,6 +159,20 @@ def _pid_reused(pid: int, started_at: Any) -> bool:
     return boot + ticks / os.sysconf("SC_CLK_TCK") > started + 2.0  # started_at has whole seconds
 
 
+def _refuse_foreign(folder: Path) -> None:
+    """A run folder that also holds files cosim did not write is never replaced or removed."""
+    foreign = foreign_entries(folder)
+    if foreign:
+        raise InputError(None, "--out", f"{folder} also holds files cosim did not write "
+                         f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
+                         "move them, or choose another --out")
+
+
+def _being_written(folder: Path, info: dict[str, Any]) -> InputError:
+    return InputError(None, "--out", f"{folder} is being written by pid {info.get('pid')} on "
+                      f"{info.get('host')}")
+
+
 @dataclass
 class RunFolder:
     """The run's destination, its staging folder and its lock; ``open()`` before the run,
@@ -186,15 +200,10 @@ class RunFolder:
                 status, _ = read_status(out)
                 raise InputError(None, "--out", f"{out} holds an earlier run ({status}); pass "
                                  "--overwrite to replace it once the new run completes")
-            foreign = foreign_entries(out)
-            if foreign:
-                raise InputError(None, "--out", f"{out} also holds files cosim did not write "
-                                 f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
-                                 "move them, or choose another folder")
+            _refuse_foreign(out)
             status, info = read_status(out)
             if status == "running":
-                raise InputError(None, "--out", f"{out} is being written by pid {info.get('pid')} "
-                                 f"on {info.get('host')}")
+                raise _being_written(out, info)
         self._check_partial(resuming)
         for parent in (out.parent, *out.parent.parents):
             if parent.exists():
@@ -219,15 +228,10 @@ class RunFolder:
         if not is_run_folder(partial):
             raise InputError(None, "--out", f"{partial} holds files cosim did not write; move "
                              "them, or choose another --out")
-        foreign = foreign_entries(partial)
-        if foreign:
-            raise InputError(None, "--out", f"{partial} also holds files cosim did not write "
-                             f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
-                             "move them, or choose another --out")
+        _refuse_foreign(partial)
         status, info = read_status(partial)
         if status == "running" and not locked and _lock_held(self.out):
-            raise InputError(None, "--out", f"{partial} is being written by pid {info.get('pid')} "
-                             f"on {info.get('host')}")
+            raise _being_written(partial, info)
         if not resuming and not self.overwrite:
             raise InputError(None, "--out", f"{partial} holds an earlier attempt ({status}); resume "
                              f"it with `cosim run --resume {partial}`, or pass --overwrite to "
