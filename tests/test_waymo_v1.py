@@ -266,3 +266,50 @@ def test_camera_only_segments_become_camera_only_clients_and_a_run_completes(v1_
     result = CliRunner().invoke(app, ["run", str(grid), "--out", str(tmp_path / "r"), "-q",
                                       *[a for s in sets for a in ("--set", s)]])
     assert result.exit_code == 0, result.output
+
+
+def _without_panoptic(records):
+    from waymo_open_dataset import dataset_pb2
+
+    out = []
+    for data in records:
+        frame = dataset_pb2.Frame()
+        frame.ParseFromString(data)
+        _front(frame).ClearField("camera_segmentation_label")
+        out.append(frame.SerializeToString())
+    return out
+
+
+def test_frames_without_panoptic_labels_serve_the_other_tasks(v1_segment, tmp_path):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+    from cosim.learning.classes import IGNORE_INDEX
+    from cosim.learning.data.partition import partition
+    from cosim.scenario_loader import load_scenario
+
+    source, records = v1_segment
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    for copy in range(4):
+        (folder / f"{source.stem}{copy}.tfrecord").write_bytes(source.read_bytes())
+    _rewrite(folder / f"{source.stem}2.tfrecord", _without_panoptic(records))
+    ds = WaymoV1Dataset(folder)
+    reader = ds.segment(f"{source.stem}2")
+    frame = reader.frame(reader.timestamps[0])
+    assert (frame.semantic == IGNORE_INDEX).all() and frame.points.shape[0] > 0
+    assert ds.without_panoptic() == {f"{source.stem}2"} and not ds.camera_only()
+    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    sets = ["learning.enabled=true", f"learning.data.root={folder}", "learning.data.format=v1",
+            "learning.data.clients=3", "learning.data.heldout_segments=1", "clients.count=3",
+            "duration_s=40", "learning.local.batch_size=2"]
+    frames, city = ds.describe()
+    parts = partition(frames, city, load_scenario(grid, sets).learning.data, 0, set(),
+                      ds.without_panoptic())
+    shard = next(s for s in parts.clients if s.frames[0][0] == f"{source.stem}2")
+    assert "pan2d" not in shard.tasks and "seg3d" in shard.tasks
+    result = CliRunner().invoke(app, ["run", str(grid), "--out", str(tmp_path / "r"), "-q",
+                                      *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output

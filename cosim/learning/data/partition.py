@@ -36,14 +36,16 @@ class Partition:
 
 
 def partition(segments: dict[str, list[int]], city: dict[str, str], cfg: DataConfig, seed: int,
-              camera_only: frozenset[str] | set[str] = frozenset()) -> Partition:
+              camera_only: frozenset[str] | set[str] = frozenset(),
+              without_panoptic: frozenset[str] | set[str] = frozenset()) -> Partition:
     """``segments``: segment -> frame timestamps; ``city``: segment -> its location;
     ``camera_only``: segments without LiDAR, whose client trains the camera tasks on image and
-    text (as a ``no_lidar`` client does)."""
-    if camera_only and cfg.partition != "segment":
-        raise InputError(None, "learning.data.partition", f"{len(camera_only)} segments have no "
-                         "LiDAR (camera-only frames); mixing their frames into other clients' "
-                         "needs partition: segment, where each such segment is a camera-only client")
+    text (as a ``no_lidar`` client does); ``without_panoptic``: segments without panoptic labels,
+    whose client trains every other task."""
+    if (camera_only or without_panoptic) and cfg.partition != "segment":
+        raise InputError(None, "learning.data.partition", f"{len(camera_only | without_panoptic)} "
+                         "segments lack LiDAR or panoptic labels; their frames cannot be mixed "
+                         "into other clients' shards: use partition: segment (one client each)")
     names = sorted(segments)
     rng = np.random.default_rng([seed, 11])
     order = [names[i] for i in rng.permutation(len(names))]
@@ -75,6 +77,8 @@ def partition(segments: dict[str, list[int]], city: dict[str, str], cfg: DataCon
     for i, frames in enumerate(shards):
         without_lidar = i in no_lidar or any(name in camera_only for name, _ in frames[:1])
         tasks = CAMERA_TASKS if without_lidar or i in only_2d else TASKS
+        if any(name in without_panoptic for name, _ in frames[:1]):
+            tasks = tuple(t for t in tasks if t != "pan2d")
         modalities = ("image", "text") if without_lidar else ("image", "lidar", "text")
         clients.append(ClientShard(i, tuple(frames), tuple(tasks), modalities))
     heldout = tuple(f for name in heldout_names for f in frames_of(name, cfg.heldout_frame_stride))

@@ -116,7 +116,7 @@ def check_run_data(cfg: DataConfig, seed: int) -> None:
             reader = ds1.segment(name)
             remembered("waymo-v1-records", [reader.path], lambda r=reader: r.timestamps)
         frames, city = ds1.describe()
-        parts = partition(frames, city, cfg, seed, ds1.camera_only())
+        parts = partition(frames, city, cfg, seed, ds1.camera_only(), ds1.without_panoptic())
         used = {s for shard in parts.clients for s, _ in shard.frames} | {s for s, _ in parts.heldout}
         for name in sorted(used):
             reader = ds1.segment(name)

@@ -120,6 +120,11 @@ class WaymoV1Dataset:
         clients train the camera tasks on the image and text only."""
         return {name for name in self.segments() if self.segment(name).camera_only}
 
+    def without_panoptic(self) -> set[str]:
+        """Segments with a frame that has no panoptic label (most of Waymo's perception frames):
+        their clients train every task but pan2d."""
+        return {name for name in self.segments() if self.segment(name).without_panoptic}
+
 
 class V1SegmentReader:
     def __init__(self, path: Path):
@@ -127,11 +132,17 @@ class V1SegmentReader:
         self.name = path.stem
         self.pb = _protos()
         self._without_lidar: set[int] = set()
+        self._without_panoptic: set[int] = set()
 
     @property
     def camera_only(self) -> bool:
         """Some frame of the segment has no TOP LiDAR return: the segment serves camera tasks."""
         return bool(self._index) and bool(self._without_lidar)
+
+    @property
+    def without_panoptic(self) -> bool:
+        """Some frame of the segment has no panoptic label: the segment serves the other tasks."""
+        return bool(self._index) and bool(self._without_panoptic)
 
     @cached_property
     def _index(self) -> dict[int, tuple[int, int]]:
@@ -150,6 +161,8 @@ class V1SegmentReader:
             index[head.timestamp_micros] = (offset, len(data))
             if _top_laser(head) is None:
                 self._without_lidar.add(head.timestamp_micros)
+            if not _panoptic(head):
+                self._without_panoptic.add(head.timestamp_micros)
         if not index:
             raise InputError(self.path, None, "no frames (an empty TFRecord file)")
         return index
@@ -193,17 +206,23 @@ class V1SegmentReader:
         laser = _top_laser(fr)
         image = np.array(self._image(cam.image, timestamp, "FRONT image").convert("RGB"))
         seg = cam.camera_segmentation_label
-        if seg.panoptic_label_divisor <= 0:
-            raise self._bad(timestamp, f"panoptic_label_divisor is {seg.panoptic_label_divisor}: "
-                            "the panoptic label cannot be split into class and instance")
-        panoptic = np.asarray(self._image(seg.panoptic_label, timestamp, "panoptic label"),
-                              dtype=np.int64)
-        covered = np.asarray(self._image(seg.num_cameras_covered, timestamp, "cameras covered"),
-                             dtype=np.float64)
+        if not seg.panoptic_label:  # no panoptic label: every pixel void, pan2d not trained
+            divisor = 1
+            panoptic = np.zeros(image.shape[:2], np.int64)
+            covered = np.ones(image.shape[:2], np.float64)
+        else:
+            divisor = seg.panoptic_label_divisor
+            if divisor <= 0:
+                raise self._bad(timestamp, f"panoptic_label_divisor is {divisor}: the panoptic "
+                                "label cannot be split into class and instance")
+            panoptic = np.asarray(self._image(seg.panoptic_label, timestamp, "panoptic label"),
+                                  dtype=np.int64)
+            covered = np.asarray(self._image(seg.num_cameras_covered, timestamp,
+                                             "cameras covered"), dtype=np.float64)
         for what, label in (("panoptic label", panoptic), ("cameras covered", covered)):
             if label.shape != image.shape[:2]:
                 raise self._bad(timestamp, f"{what} is {label.shape}; the image {image.shape[:2]}")
-        waymo_sem = panoptic // seg.panoptic_label_divisor
+        waymo_sem = panoptic // divisor
         if laser is None:  # a camera-only frame: no LiDAR input, no 3D targets
             range_image, labels = _NO_RETURN.copy(), _NO_LABEL.copy()
             points, pixels = np.zeros((0, 3)), np.zeros(0, np.int64)
@@ -225,7 +244,7 @@ class V1SegmentReader:
         return Frame(
             self.name, timestamp, image, cam_boxes, np.array([c for _, c, _ in cam], int),
             np.array([i for _, _, i in cam], dtype=object),
-            np.where(waymo_sem > 0, waymo_sem - 1, IGNORE_INDEX), panoptic % seg.panoptic_label_divisor,
+            np.where(waymo_sem > 0, waymo_sem - 1, IGNORE_INDEX), panoptic % divisor,
             np.where(covered > 0, 1.0 / np.maximum(covered, 1), 0.0), range_image, labels, points,
             pixels, boxes, np.array([W.BOX_TYPE_TO_CLASS[lb.type] for lb in lid], int),
             np.array([lb.num_lidar_points_in_box for lb in lid], int),
@@ -277,6 +296,12 @@ class V1SegmentReader:
 # a camera-only frame's LiDAR: one pixel with no return (range -1) and no label
 _NO_RETURN = np.array([[[-1.0, 0.0, 0.0, 0.0]]], np.float32)
 _NO_LABEL = np.zeros((1, 1, 2), np.int32)
+
+
+def _panoptic(frame) -> bool:
+    """The FRONT image carries a panoptic label."""
+    front = next((im for im in frame.images if im.name == W.CAMERA_FRONT), None)
+    return front is not None and bool(front.camera_segmentation_label.panoptic_label)
 
 
 def _top_laser(frame):

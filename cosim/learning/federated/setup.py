@@ -45,7 +45,8 @@ def build_learning(scenario: Scenario) -> LearningSetup:
     dataset = open_dataset(cfg.data)
     frames, city = dataset.describe()
     camera_only = dataset.camera_only() if hasattr(dataset, "camera_only") else set()
-    parts = partition(frames, city, cfg.data, seeds["data"], camera_only)
+    unlabelled = dataset.without_panoptic() if hasattr(dataset, "without_panoptic") else set()
+    parts = partition(frames, city, cfg.data, seeds["data"], camera_only, unlabelled)
     cache = SampleCache(dataset, geometry, cfg.data.cache_frames, pin=device.type == "cuda")
     tasks = tuple(t for t in TASKS if t in cfg.model.tasks)  # a client trains what the model has
     datasets = [ClientDataset(dataclasses.replace(s, tasks=tuple(t for t in s.tasks if t in tasks)), cache)
