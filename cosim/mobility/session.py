@@ -25,6 +25,7 @@ from cosim.errors import InputError, MissingDependencyError
 from cosim.mobility.build import SumoInputs
 from cosim.mobility.geo import GeoReference
 from cosim.mobility.sumo_tools import binary
+from cosim.progress import warmup_step
 
 # TraCI variable ids (traci.constants), used for subscriptions.
 _VAR_POSITION, _VAR_SPEED, _VAR_ANGLE, _VAR_ROAD_ID, _VAR_STOPSTATE = 0x42, 0x40, 0x43, 0x50, 0xB5
@@ -149,9 +150,14 @@ class SumoSession:
         raise NotImplementedError
 
     def warm_up(self, steps: int) -> None:
-        """Advance ``steps`` steps without reading (a pipelined session returns at once)."""
-        for _ in range(steps):
+        """Advance ``steps`` steps without reading (a pipelined session returns at once); the
+        run's progress hears how far, every simulated minute."""
+        step_s = self.launch.step_length_s
+        every = max(1, round(60.0 / step_s))
+        for k in range(steps):
             self.advance()
+            if (k + 1) % every == 0:
+                warmup_step(f"{(k + 1) * step_s:.0f} s done")
 
     def prepare_records(self, geo: GeoReference | None, every: int) -> None:
         """Offer to build the mobility trace's rows (``VehicleStates.record``) of every
