@@ -224,6 +224,6 @@ def test_a_network_that_crashes_sumo_is_bad_input(tmp_path):
     (tmp_path / "r.rou.xml").write_text("<routes/>")
     path = tmp_path / "s.yaml"
     path.write_text("name: bad\nduration_s: 10\nmobility: {net: bad.net.xml, routes: [r.rou.xml]}\n")
-    with pytest.raises(InputError, match=r"bad\.net\.xml: mobility: SUMO crashed while loading"):
+    with pytest.raises(InputError, match=r"mobility: SUMO could not load bad\.net\.xml.*crashed"):
         _run(path, tmp_path / "out")
     assert _sumo_children() == []

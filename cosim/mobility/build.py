@@ -91,8 +91,9 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
             cmd += ["-a", ",".join(str(p) for p in inputs.additional)]
         cmd += ["--route-steps", "0", "--begin", "0", "--end", "0", "--no-step-log", "true",
                 "--duration-log.disable", "true", "--no-warnings", "true", *opts]
+        loaded = (inputs.sumocfg or inputs.net).name
         _run_as_input(cmd, folder / "sumo-load.log", source, "mobility",
-                      "SUMO could not load the scenario's inputs")
+                      f"SUMO could not load {loaded} with the routes and additional files")
 
     cached_folder("sumo-loads", key, load)
 

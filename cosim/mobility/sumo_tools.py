@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -64,6 +65,10 @@ def run_tool(cmd: list[str], log: Path) -> None:
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False)
     if proc.returncode != 0:
         tail = " | ".join(_error_lines(log.read_text(encoding="utf-8", errors="replace")))
+        if proc.returncode < 0:  # killed by a signal: SUMO segfaults on some malformed files
+            name = signal.Signals(-proc.returncode).name if -proc.returncode in signal.valid_signals() \
+                else str(-proc.returncode)
+            tail = f"crashed ({name}){': ' + tail if tail else ''}"
         raise SumoToolError(f"{Path(cmd[1] if cmd[0] == sys.executable else cmd[0]).name} "
                             f"failed ({proc.returncode}): {tail}")
 
