@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import fnmatch
 import os
 import shutil
 import socket
@@ -23,6 +24,8 @@ from typing import Any
 
 from cosim.bounded_read import read_json_file
 from cosim.errors import InputError
+from cosim.names import JOURNAL_DIR
+from cosim.trace_schemas import TRACE_TABLES
 
 PARTIAL_SUFFIX = ".partial"
 STATUSES = ("running", "complete", "failed", "interrupted")  # what run.json's status can say
@@ -39,15 +42,50 @@ class RunFailedError(RuntimeError):
     """The run reached its end but its outputs could not be closed: run.json says failed."""
 
 
-# What cosim writes in a run folder (a run, then `cosim report` and `cosim export` into it)
-OWN_ENTRIES = ("run.json", "run.json.tmp", "*.parquet", "*.parquet.part", "sumo.log",
-               "warnings.log", "global_modules.pt", "report", "export-*", "checkpoint")
+# What cosim writes in a run folder (a run, then `cosim report` and `cosim export` into it), by
+# exact name: anything else, at any depth, is a user's and is never deleted
+OWN_FILES = ("run.json", "run.json.tmp", "sumo.log", "warnings.log", "global_modules.pt")
+OWN_FOLDERS = {  # folder (a glob) -> the names its files may have (globs), one level down
+    "report": ("report.html", "figures"),
+    "report/figures": ("*.png", "*.pdf", "*.svg"),
+    "export-*": ("*.csv", "*.parquet", "*.jsonl", "run.json", "schema.json"),
+    JOURNAL_DIR: ("train-[0-9][0-9][0-9][0-9][0-9][0-9].pt", "train-[0-9][0-9][0-9][0-9][0-9][0-9].tmp"),
+}
+
+
+def _own_top(entry: Path) -> bool:
+    if entry.is_symlink():
+        return False
+    if entry.is_file():
+        return entry.name in OWN_FILES or any(
+            entry.name in (f"{t}.parquet", f"{t}.parquet.part", f"{t}.incomplete.parquet")
+            for t in TRACE_TABLES)
+    return entry.is_dir() and any(fnmatch.fnmatch(entry.name, k) for k in OWN_FOLDERS if "/" not in k)
 
 
 def foreign_entries(run_dir: Path) -> list[str]:
-    """Entries of a run folder that cosim did not write: ``--overwrite`` never deletes them."""
-    return sorted(e.name for e in run_dir.iterdir()
-                  if not any(e.match(pattern) for pattern in OWN_ENTRIES))
+    """Entries of a run folder that cosim did not write, at any depth (by name: cosim's files
+    have fixed names): ``--overwrite`` never deletes a folder holding any."""
+    foreign = []
+    for entry in sorted(run_dir.iterdir()):
+        if not _own_top(entry):
+            foreign.append(entry.name)
+        elif entry.is_dir():
+            foreign += _foreign_below(entry, entry.name)
+    return foreign
+
+
+def _foreign_below(folder: Path, key: str) -> list[str]:
+    allowed = next((v for k, v in OWN_FOLDERS.items() if fnmatch.fnmatch(key, k)), ())
+    out = []
+    for entry in sorted(folder.iterdir()):
+        name = f"{key}/{entry.name}"
+        sub = next((k for k in OWN_FOLDERS if fnmatch.fnmatch(name, k)), None)
+        if entry.is_symlink() or not any(fnmatch.fnmatch(entry.name, a) for a in allowed):
+            out.append(name)
+        elif entry.is_dir():
+            out += _foreign_below(entry, name) if sub else [name]
+    return out
 
 
 def partial_path(out: Path) -> Path:
@@ -183,6 +221,7 @@ class RunFolder:
 
     def __post_init__(self) -> None:
         check_out_name(self.out)  # before any name is derived from it
+        self.out = self.out.absolute()  # "." and "" name the working folder
         self.partial = partial_path(self.out)
         self._lock_fd: int | None = None
 

@@ -80,6 +80,8 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         raise InputError(path, None, f"not valid YAML: {where}{problem}") from None
     except RecursionError:
         raise InputError(path, None, "not valid YAML: nested too deeply") from None
+    except ValueError as exc:  # an integer of thousands of digits (Python's conversion limit)
+        raise InputError(path, None, f"not a usable value: {str(exc)[:100]}") from None
     if not isinstance(data, dict):
         raise InputError(path, None, "a scenario must be a YAML mapping of sections")
     return data
@@ -98,6 +100,8 @@ def apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
         value = text  # not YAML: the text itself (a name, a path)
     except RecursionError:
         raise InputError(path, key.strip(), "value nested too deeply") from None
+    except ValueError as exc:  # an integer of thousands of digits
+        raise InputError(path, key.strip(), f"not a usable value: {str(exc)[:100]}") from None
     parts = key.strip().split(".")
     node: Any = raw
     for depth, part in enumerate(parts[:-1]):

@@ -16,6 +16,9 @@ PARTICIPATION = "participation"
 METRICS = "metrics"
 V2V_WINDOWS = "v2v_windows"
 HOPS = "hops"
+# every table a run may write (a file of another name in a run folder is not cosim's)
+TRACE_TABLES = (MOBILITY, CELLS, RADIO, HANDOFFS, LINK_WINDOWS, PARTICIPATION, METRICS,
+                V2V_WINDOWS, HOPS)
 
 MOBILITY_SCHEMA = pa.schema([
     ("t", pa.float64()),

@@ -157,3 +157,26 @@ def test_traces_that_cannot_be_closed_fail_the_command(tmp_path, monkeypatch):
     assert _one_line(result).startswith("error: closing the traces")
     assert not (tmp_path / "r").exists()
     assert read_status(tmp_path / "r.partial")[0] == "failed"
+
+
+@pytest.mark.parametrize("where", ["report/my_notes.txt", "my_analysis.parquet", "checkpoint/backup.pt",
+                                   "export-csv/notes.md", "report/figures/draft.tex"])
+def test_overwrite_keeps_a_run_whose_own_folders_hold_a_users_file(complete_run, tmp_path, where):
+    out = tmp_path / "r"
+    subprocess.run(["cp", "-r", str(complete_run), str(out)], check=True)
+    mine = out / where
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text("mine")
+    result = _cosim("run", str(GRID), "--out", str(out), "-q", "--overwrite", *QUICK)
+    assert result.exit_code == 2, result.output
+    assert where in _one_line(result) and mine.read_text() == "mine"
+
+
+def test_a_forged_run_json_does_not_make_a_users_partial_folder_cosims(tmp_path):
+    partial = tmp_path / "r.partial"
+    partial.mkdir()
+    (partial / "run.json").write_text(json.dumps({"status": "interrupted", "pid": 1}))
+    (partial / "mine.parquet").write_text("mine")
+    result = _cosim("run", str(GRID), "--out", str(tmp_path / "r"), "-q", "--overwrite", *QUICK)
+    assert result.exit_code == 2, result.output
+    assert (partial / "mine.parquet").read_text() == "mine"

@@ -77,8 +77,9 @@ def check_entry(entry: Any, path: Path) -> None:
     for client, state in balancers.items():
         if not _whole(client) or not isinstance(state, dict):
             raise damaged(path, "a balancer is not a client's tensors")
-        for name, tensor in state.items():
-            _check_tensor(tensor, f"balancer {client} {name}", path)
+        for name, tensor in state.items():  # NaN is a balancer's "not seen yet" (initial losses)
+            if not isinstance(tensor, torch.Tensor):
+                raise damaged(path, f"balancer {client} {name} is not a tensor")
 
 
 def _check_update(update: Any, client: int, path: Path) -> None:
