@@ -218,3 +218,14 @@ def test_resume_keeps_the_precision_the_run_started_in(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(InputError, match="computed in bf16"):  # never a silent switch to fp32
         resume_target(tmp_path / "r")
+
+
+def test_a_journal_of_the_default_balancing_resumes(tmp_path):
+    """Balancers that never saw a loss keep NaN initial losses ("not seen yet"): a journal
+    holding them is whole, and resumes."""
+    settings = [s for s in SETTINGS if not s.startswith("learning.balancing")]
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(load_scenario(GRID, settings), source=GRID, out=tmp_path / "r", quiet=True,
+                     extra_layers=[_StopAt])
+    result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "r.partial"), "-q"])
+    assert result.exit_code == 0, result.output
