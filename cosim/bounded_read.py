@@ -12,6 +12,14 @@ from typing import Any
 from cosim.errors import InputError
 
 TEXT_LIMIT_BYTES = 64 * 2**20  # a scenario or run.json is kilobytes; more is not one
+# /proc, /sys and /dev hold files that stat as regular (or empty) but block or never end when read
+VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
+
+
+def virtual_file(path: Path) -> bool:
+    """Whether ``path`` (its target, symlinks followed) lies in a kernel's virtual file system."""
+    resolved = str(Path(path).resolve())
+    return any(resolved == root or resolved.startswith(root + "/") for root in VIRTUAL_ROOTS)
 
 
 def read_bounded_text(path: Path, what: str, limit: int = TEXT_LIMIT_BYTES) -> str:
@@ -20,7 +28,7 @@ def read_bounded_text(path: Path, what: str, limit: int = TEXT_LIMIT_BYTES) -> s
     st = path.stat()  # FileNotFoundError as is
     if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(str(path))
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode) or virtual_file(path):
         raise InputError(path, None, f"not a regular file (a {what} is read from a file)")
     if st.st_size > limit:
         raise InputError(path, None, f"{st.st_size:,} bytes: too big for a {what} (at most {limit:,})")

@@ -27,12 +27,13 @@ def content_key(parts: Iterable[str | bytes | Path]) -> str:
     """Hash of strings, bytes and the bytes of files, in order."""
     h = hashlib.sha256()
     for part in parts:
-        if isinstance(part, Path):
-            data = part.read_bytes()
-        elif isinstance(part, str):
-            data = part.encode()
-        else:
-            data = part
+        if isinstance(part, Path):  # streamed: a big file is never all in memory
+            with part.open("rb") as f:
+                h.update(os.fstat(f.fileno()).st_size.to_bytes(8, "little"))
+                while block := f.read(1 << 20):
+                    h.update(block)
+            continue
+        data = part.encode() if isinstance(part, str) else part
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)
     return h.hexdigest()[:20]

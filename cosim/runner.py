@@ -443,6 +443,9 @@ def _replay_session(scenario: Scenario) -> ReplaySession | None:
         raise InputError(m.replay, "mobility.replay",
                          f"the trace ends at {replay.end_s:g} s; the scenario needs {needed:g} s "
                          "(shorten duration_s)")
+    if replay.start_s >= scenario.duration_s:
+        raise InputError(m.replay, "mobility.replay", f"the trace starts at {replay.start_s:g} s, "
+                         f"after the run's {scenario.duration_s:g} s: no vehicle would be replayed")
     return replay
 
 

@@ -9,13 +9,14 @@ without running SUMO once per policy.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from cosim.bounded_read import read_json_file
 from cosim.errors import InputError
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
 from cosim.mobility.geo import GeoReference
@@ -50,6 +51,10 @@ class ReplaySession:
                              f"({step_length_s:g} s): record with output.mobility_period_s equal "
                              "to mobility.step_length_s")
         _check_semantics(self.path, table, times, step_length_s)
+        lasted = _recorded_duration(self.path)
+        if lasted is not None and times[-1] > lasted + step_length_s + 1e-6:
+            raise InputError(self.path, FIELD, f"the trace runs to {times[-1]:g} s but its run.json "
+                             f"says the run lasted {lasted:g} s: shifted or not that run's trace")
         self.step_s = step_length_s
         self._times, self._bounds = times, np.append(starts, len(t))
         self._ids = table.column("vehicle").to_numpy(zero_copy_only=False).astype(object)
@@ -67,6 +72,10 @@ class ReplaySession:
     @property
     def end_s(self) -> float:
         return float(self._times[-1])
+
+    @property
+    def start_s(self) -> float:
+        return float(self._times[0])
 
     def vehicles(self) -> set[str]:
         """Every vehicle the trace holds."""
@@ -148,27 +157,52 @@ def _check_semantics(path: Path, table: pa.Table, times: np.ndarray, step_s: flo
         raise InputError(path, FIELD, "a vehicle changes its type during the trace")
 
 
+def _recorded_duration(path: Path) -> float | None:
+    """The recording run's duration_s, from its run.json when one lies beside the trace."""
+    run_json = path.parent / "run.json"
+    if not run_json.is_file():
+        return None
+    try:
+        return float(read_json_file(run_json, "run.json")["scenario"]["duration_s"])
+    except (InputError, OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+
+
 def _recorded_period(path: Path, times: np.ndarray) -> float | None:
     """The sampling period: from the run's run.json when there is one, else the smallest gap
     (a step with no vehicle leaves no row, so gaps may be longer than the period)."""
+    gaps = np.diff(times)
+    smallest = float(gaps.min()) if len(gaps) else None
     run_json = path.parent / "run.json"
     if run_json.is_file():
         try:
-            output = json.loads(run_json.read_text(encoding="utf-8"))["scenario"]["output"]
-            return float(output["mobility_period_s"])
-        except (ValueError, KeyError, TypeError):
-            pass  # not a cosim run.json: judge by the trace itself
-    gaps = np.diff(times)
-    return float(gaps.min()) if len(gaps) else None
+            output = read_json_file(run_json, "run.json")["scenario"]["output"]
+            said = float(output["mobility_period_s"])
+        except (InputError, OSError, ValueError, KeyError, TypeError, RecursionError):
+            return smallest  # not a cosim run.json: judge by the trace itself
+        # a trace sparser than its run.json says is not that run's: the trace decides
+        return smallest if smallest is not None and smallest > said + 1e-6 else said
+    return smallest
+
+
+# a simulated day of 2,000 vehicles at 1 s holds 170 M rows; a file declaring more is not a trace
+MAX_TRACE_ROWS = 200_000_000
 
 
 def _read_trace(path: Path) -> pa.Table:
-    """The trace's columns, checked for type, nulls and NaN before anything is replayed."""
+    """The trace's columns, checked for type, nulls and NaN before anything is replayed (and
+    its declared row count before any row is read: a small file of repeated rows inflates)."""
     if not path.is_file():
         raise InputError(path, FIELD, "file not found")
     where = Where(path, FIELD)
     expected = pa.schema([MOBILITY_SCHEMA.field(c) for c in _COLUMNS])
     check_columns(where, read_schema(where), expected, "cosim mobility trace")
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(path, FIELD, f"not a readable Parquet file: {exc}") from None
+    if rows > MAX_TRACE_ROWS:
+        raise InputError(path, FIELD, f"declares {rows:,} rows (at most {MAX_TRACE_ROWS:,})")
     table = read_table(where, _COLUMNS)
     check_values(where, table)
     return table

@@ -79,15 +79,17 @@ def check_windows_source(path: Path, connectivity_seed: int,
     connectivity seed (its run.json, when it lies beside them) and, when this run replays a
     trace, about the vehicles of that trace."""
     info_path = path.parent / "run.json"
-    if info_path.is_file():
-        try:
-            info = read_json_file(info_path, "run.json")
-            recorded = info["seeds"]["connectivity"] if "seeds" in info else info["seed"]
-        except (InputError, KeyError, TypeError):
-            recorded = None
-        if isinstance(recorded, int) and recorded != connectivity_seed:
-            raise InputError(path, ORACLE_FIELD, f"recorded with connectivity seed {recorded}, this "
-                             f"run's is {connectivity_seed}: the oracle would read another future")
+    try:
+        info = read_json_file(info_path, "run.json")
+        recorded = info["seeds"]["connectivity"] if "seeds" in info else info["seed"]
+        recorded = float(recorded)
+    except (InputError, OSError, KeyError, TypeError, ValueError, RecursionError):
+        raise InputError(path, ORACLE_FIELD, "the windows need their run's run.json beside them "
+                         "(the connectivity seed they were recorded with): give the "
+                         "link_windows.parquet of a run folder") from None
+    if recorded != connectivity_seed:
+        raise InputError(path, ORACLE_FIELD, f"recorded with connectivity seed {recorded:g}, this "
+                         f"run's is {connectivity_seed}: the oracle would read another future")
     if replayed_vehicles is not None:
         vehicles = set(read_oracle_windows(path).column("vehicle").to_pylist())
         foreign = sorted(vehicles - replayed_vehicles)

@@ -16,6 +16,8 @@ from pydantic import (
     ValidationInfo,
 )
 
+from cosim.bounded_read import virtual_file
+
 
 def whole_multiple(value: float, step: float) -> bool:
     ratio = value / step
@@ -70,10 +72,7 @@ SEED_MAX = 2**31 - 1  # SUMO's --seed is a 32-bit int
 def resolve_input_file(value: Path, info: ValidationInfo) -> Path:
     base = Path((info.context or {}).get("base_dir", "."))
     path = value if value.is_absolute() else base / value
-    path = path.resolve()
-    if not path.is_file():
-        raise ValueError(_not_a_file(path))
-    return path
+    return _readable(path.resolve())
 
 
 def _not_a_file(path: Path) -> str:
@@ -82,6 +81,22 @@ def _not_a_file(path: Path) -> str:
     if not path.exists():
         return f"file not found: {path}"
     return f"not a regular file: {path}" + (" (a folder)" if path.is_dir() else "")
+
+
+MAX_INPUT_BYTES = 8 * 2**30  # a city's network or a ViT-L checkpoint is far less
+
+
+def _readable(path: Path) -> Path:
+    """A regular file of a sane size outside the kernel's virtual file systems."""
+    if not path.is_file():
+        raise ValueError(_not_a_file(path))
+    if virtual_file(path):
+        raise ValueError(f"not a regular file: {path} (a virtual file of the kernel)")
+    size = path.stat().st_size
+    if size > MAX_INPUT_BYTES:
+        raise ValueError(f"{path}: {size:,} bytes, more than any input cosim reads "
+                         f"(at most {MAX_INPUT_BYTES:,})")
+    return path
 
 
 InputFile = Annotated[Path, AfterValidator(resolve_input_file)]
@@ -96,8 +111,7 @@ def _resolve_trace(value: Path, info: ValidationInfo) -> Path:
     path = (value if value.is_absolute() else base / value).resolve()
     if path.is_dir():
         path = path / "mobility.parquet"
-    if not path.is_file():
-        raise ValueError(_not_a_file(path))
+    _readable(path)
     return path
 
 

@@ -1,0 +1,132 @@
+"""Inputs that look like files or traces but would hang, exhaust memory or be silently wrong:
+kernel virtual files, sparse giants, traces declaring millions of rows, traces shifted or thinned
+against their own run.json, oracle windows without provenance, integers beyond Python's limits,
+and `--out .`. Each is exit 2 and one line, before any run folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from cosim.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+GRID = REPO / "scenarios" / "grid_small.yaml"
+QUICK = ["duration_s=20", "learning=null"]
+
+
+def _refused(tmp_path: Path, *sets: str, scenario: Path = GRID) -> str:
+    out = tmp_path / "r"
+    result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(out), "-q",
+                                      *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1, result.output
+    assert not out.exists() and not (tmp_path / "r.partial").exists()
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rec") / "live"
+    result = CliRunner().invoke(app, ["run", str(GRID), "--out", str(out), "-q",
+                                      *[a for s in ("duration_s=40", "learning=null") for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("field", ["mobility.additional", "radio.channel.buildings",
+                                   "learning.model.checkpoint", "mobility.replay"])
+def test_a_kernel_virtual_file_is_refused_unread(tmp_path, field):
+    link = tmp_path / "innocent.xml"
+    link.symlink_to("/proc/self/status")
+    value = f"[{link}]" if field == "mobility.additional" else str(link)
+    line = _refused(tmp_path, *QUICK, f"{field}={value}")
+    assert "virtual file" in line
+
+
+def test_a_sparse_giant_is_refused_by_its_size(tmp_path):
+    big = tmp_path / "big.add.xml"
+    with big.open("wb") as f:
+        f.truncate(9 * 2**30)  # sparse: no disk used
+    line = _refused(tmp_path, *QUICK, f"mobility.additional=[{big}]")
+    assert "bytes, more than any input" in line
+
+
+def test_a_trace_declaring_more_rows_than_a_replay_holds_is_refused(tmp_path, recording, monkeypatch):
+    import cosim.mobility.replay as replay
+
+    monkeypatch.setattr(replay, "MAX_TRACE_ROWS", 10)
+    line = _refused(tmp_path, *QUICK, f"mobility.replay={recording}")
+    assert "declares" in line and "rows" in line
+
+
+@pytest.mark.parametrize("shift", [100.0, 1e9])
+def test_a_trace_shifted_by_whole_steps_is_refused(tmp_path, recording, shift):
+    folder = tmp_path / "shifted"
+    shutil.copytree(recording, folder)
+    table = pq.read_table(folder / "mobility.parquet")
+    pq.write_table(table.set_column(0, "t", pc.add(table.column("t"), shift)), folder / "mobility.parquet")
+    line = _refused(tmp_path, *QUICK, f"mobility.replay={folder}")
+    assert "run.json says the run lasted" in line
+    (folder / "run.json").unlink()  # without it, the run's own span decides
+    line = _refused(tmp_path, *QUICK, f"mobility.replay={folder}")
+    assert "after the run's" in line
+
+
+def test_a_thinned_trace_beside_its_original_run_json_is_refused(tmp_path, recording):
+    folder = tmp_path / "thinned"
+    shutil.copytree(recording, folder)
+    table = pq.read_table(folder / "mobility.parquet")
+    keep = pc.equal(pc.bit_wise_and(pc.cast(table.column("t"), pa.int64()), 1), 0)
+    pq.write_table(table.filter(keep), folder / "mobility.parquet")  # every 2 s; run.json says 1 s
+    line = _refused(tmp_path, *QUICK, f"mobility.replay={folder}")
+    assert "every SUMO step" in line
+
+
+ORACLE = ["learning.enabled=true", "duration_s=20", "scheduling.policy=oracle",
+          "learning.data.synthetic.segments=4", "learning.data.synthetic.frames=2",
+          "learning.data.clients=2", "clients.count=2", "learning.data.heldout_segments=2"]
+
+
+@pytest.mark.parametrize("case", ["no_run_json", "seed_as_float_of_another_run"])
+def test_oracle_windows_without_provenance_or_of_another_seed_are_refused(tmp_path, recording, case):
+    folder = tmp_path / "w"
+    folder.mkdir()
+    shutil.copy(recording / "link_windows.parquet", folder)
+    if case == "seed_as_float_of_another_run":
+        info = json.loads((recording / "run.json").read_text())
+        info["seeds"]["connectivity"] = float(info["seeds"]["connectivity"] + 1)
+        (folder / "run.json").write_text(json.dumps(info))
+    line = _refused(tmp_path, *ORACLE, f"scheduling.oracle_windows={folder / 'link_windows.parquet'}")
+    assert ("run.json beside" if case == "no_run_json" else "connectivity seed") in line
+
+
+@pytest.mark.parametrize("where", ["file", "set"])
+def test_an_integer_beyond_pythons_conversion_limit_is_bad_input(tmp_path, where):
+    digits = "9" * 5000
+    if where == "file":
+        scenario = tmp_path / "s.yaml"
+        scenario.write_text(GRID.read_text().replace("\nseed: 1\n", f"\nseed: {digits}\n", 1))
+        line = _refused(tmp_path, *QUICK, scenario=scenario)
+    else:
+        line = _refused(tmp_path, *QUICK, f"seed={digits}")
+    assert "not a usable value" in line
+
+
+@pytest.mark.parametrize("out", [".", ""])
+def test_the_working_folder_as_out_is_refused_when_not_empty(tmp_path, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(app, ["run", str(GRID), "--out", out, "-q",
+                                      *[a for s in QUICK for a in ("--set", s)]])
+    assert result.exit_code == 2, result.output
+    assert "not empty" in result.output and (tmp_path / "notes.txt").read_text() == "mine"
