@@ -102,6 +102,9 @@ def check_out_name(out: Path, option: str = "--out") -> None:
     absolute = out.absolute()
     if not absolute.name or absolute.name in (".", ".."):
         raise InputError(None, option, f"{out}: name a folder to write into, not {absolute}")
+    if absolute.name.endswith(PARTIAL_SUFFIX):
+        raise InputError(None, option, f"{out}: names ending in {PARTIAL_SUFFIX} are cosim's "
+                         "staging folders; to finish an interrupted run use --resume")
     parent = next((p for p in absolute.parents if p.exists()), Path("/"))
     try:
         name_max = os.pathconf(parent, "PC_NAME_MAX")

@@ -130,3 +130,10 @@ def test_the_working_folder_as_out_is_refused_when_not_empty(tmp_path, monkeypat
                                       *[a for s in QUICK for a in ("--set", s)]])
     assert result.exit_code == 2, result.output
     assert "not empty" in result.output and (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_staging_name_as_out_is_refused(tmp_path):
+    result = CliRunner().invoke(app, ["run", str(GRID), "--out", str(tmp_path / "x.partial"), "-q",
+                                      *[a for s in QUICK for a in ("--set", s)]])
+    assert result.exit_code == 2 and "staging" in result.output
+    assert not (tmp_path / "x.partial").exists()

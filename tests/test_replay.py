@@ -120,7 +120,8 @@ WRONG_TRACES = {"shifted": (_shifted, "step grid"), "duplicated": (_duplicated, 
                 "y_far": (_far("y", -3e7), "y = -3e+07"),
                 "negative_speed": (_far("speed", -4.0), "speed = -4"),
                 "speed_of_sound": (_far("speed", 340.0), "speed = 340"),
-                "retyped": (_retyped, "changes its type")}
+                "retyped": (_retyped, "changes its type"),
+                "heading_1e300": (_far("heading", 1e300), "heading = 1e+300")}
 
 
 @pytest.mark.parametrize("case", sorted(WRONG_TRACES))

@@ -143,8 +143,10 @@ def _check_semantics(path: Path, table: pa.Table, times: np.ndarray, step_s: flo
     if pairs.num_rows < table.num_rows:
         raise InputError(path, FIELD, f"{table.num_rows - pairs.num_rows} rows repeat a vehicle at "
                          "a time it already has a row: each vehicle holds one row per time")
+    if pc.any(pc.equal(pc.utf8_length(table.column("vehicle")), 0)).as_py():
+        raise InputError(path, FIELD, "a row has an empty vehicle id")
     for column, limit, unit in (("x", MAX_COORDINATE_M, "m"), ("y", MAX_COORDINATE_M, "m"),
-                                ("speed", MAX_SPEED_M_S, "m/s")):
+                                ("speed", MAX_SPEED_M_S, "m/s"), ("heading", 720.0, "degrees")):
         values = table.column(column).to_numpy()
         bad = ~np.isfinite(values) | (np.abs(values) > limit)
         if column == "speed":
