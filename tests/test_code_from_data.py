@@ -98,10 +98,26 @@ def test_resume_never_imports_a_module_run_json_names(policy_module, tmp_path):
 
 
 def test_a_matplotlibrc_in_the_working_folder_changes_no_figure(tmp_path):
-    (tmp_path / "matplotlibrc").write_text("figure.dpi: 13\nlines.linewidth: 20\nbackend: pdf\n")
-    probe = ("import cosim.analysis.report, matplotlib as m; "
-             "print(m.rcParams['figure.dpi'], m.rcParams['lines.linewidth'], m.get_backend())")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.lower().split() == ["100.0", "1.5", "agg"]
+    """The report draws in Matplotlib's default style; a matplotlibrc where cosim runs (read by
+    Matplotlib at import) changes none of its figures."""
+    probe = ("import sys, hashlib, pathlib; from cosim.analysis.report import write_report; "
+             "page = write_report(pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])); "
+             "print(hashlib.sha256(page.read_bytes()).hexdigest())")
+    run = tmp_path / "run"
+    done = CliRunner().invoke(app, ["run", str(GRID), "--out", str(run), "-q",
+                                    "--set", "learning=null", "--set", "duration_s=20"])
+    assert done.exit_code == 0, done.output
+    pages = []
+    for name, rc in (("plain", None), ("styled", "figure.dpi: 13\nlines.linewidth: 20\n"
+                                                 "axes.facecolor: red\nfont.size: 30\n")):
+        cwd = tmp_path / name
+        cwd.mkdir()
+        if rc:
+            (cwd / "matplotlibrc").write_text(rc)
+        result = subprocess.run([sys.executable, "-c", probe, str(run), str(tmp_path / f"rep-{name}")],
+                                cwd=cwd, capture_output=True, text=True,
+                                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
+                                     "HOME": str(tmp_path)})
+        assert result.returncode == 0, result.stderr
+        pages.append(result.stdout.strip())
+    assert pages[0] == pages[1]

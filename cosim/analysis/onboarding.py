@@ -91,8 +91,9 @@ def write_outputs(runs, out: Path, tasks: list[str], methods: list[str],
     curves = curves_table(runs)
     curves.to_csv(out / "curves.csv", index=False)
     for conn in connectivities:
-        fig = figure(curves, conn, tasks, methods)
-        fig.savefig(out / f"fig4_{conn}.png", dpi=110)
+        with plt.style.context("default"):  # Matplotlib's own defaults, not a matplotlibrc's
+            fig = figure(curves, conn, tasks, methods)
+            fig.savefig(out / f"fig4_{conn}.png", dpi=110)
         plt.close(fig)
     table = summary_table(curves)
     table.to_csv(out / "table.csv", index=False)

@@ -36,7 +36,14 @@ PERSONAL_KEY = "personalisation"  # drawn (after the summary) only for runs with
 
 
 def write_report(path: Path, out: Path | None = None) -> Path:
-    """Render every figure that means something for the runs; return the HTML file."""
+    """Render every figure that means something for the runs; return the HTML file. Figures are
+    drawn in Matplotlib's own default style, whatever a ``matplotlibrc`` (in the working folder,
+    ``MATPLOTLIBRC`` or the user's config) says, so they come out the same everywhere."""
+    with plt.style.context("default"):
+        return _write_report(path, out)
+
+
+def _write_report(path: Path, out: Path | None) -> Path:
     src = open_source(path)
     out = out or path / "report"
     figures_dir = out / "figures"
