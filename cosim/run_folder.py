@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cosim.bounded_read import read_json_file
+from cosim.bounded_read import read_bounded_text, read_json_file
 from cosim.errors import InputError
 from cosim.names import JOURNAL_DIR
 from cosim.trace_schemas import TRACE_TABLES
@@ -65,14 +65,38 @@ def _own_top(entry: Path) -> bool:
 
 def foreign_entries(run_dir: Path) -> list[str]:
     """Entries of a run folder that cosim did not write, at any depth (by name: cosim's files
-    have fixed names): ``--overwrite`` never deletes a folder holding any."""
+    have fixed names; a report's figures are the ones its report.html links, an export's files
+    the tables its schema.json lists): ``--overwrite`` never deletes a folder holding any."""
     foreign = []
     for entry in sorted(run_dir.iterdir()):
         if not _own_top(entry):
             foreign.append(entry.name)
         elif entry.is_dir():
             foreign += _foreign_below(entry, entry.name)
+            foreign += _unlisted(entry)
     return foreign
+
+
+def _unlisted(folder: Path) -> list[str]:
+    """Files of a report or an export that its own index (report.html, schema.json) does not
+    name: a user's file that merely looks like cosim's."""
+    if folder.name == "report" and (folder / "figures").is_dir():
+        try:
+            page = read_bounded_text(folder / "report.html", "report")
+        except (OSError, InputError, UnicodeDecodeError):
+            page = ""
+        return [f"report/figures/{p.name}" for p in sorted((folder / "figures").iterdir())
+                if f"href='figures/{p.name}'" not in page]
+    if fnmatch.fnmatch(folder.name, "export-*"):
+        try:
+            tables = read_json_file(folder / "schema.json", "schema.json")
+        except (OSError, InputError):
+            tables = {}
+        listed = {"run.json", "schema.json"} | {f"{t}{s}" for t in (tables if isinstance(tables, dict)
+                                                                     else {})
+                                               for s in (".csv", ".parquet", ".jsonl")}
+        return [f"{folder.name}/{p.name}" for p in sorted(folder.iterdir()) if p.name not in listed]
+    return []
 
 
 def _foreign_below(folder: Path, key: str) -> list[str]:

@@ -53,12 +53,25 @@ def scenario_from_mapping(
         apply_override(raw, item, path)
     if seed is not None:
         raw["seed"] = seed
+    _refuse_huge_integers(raw, path, "")
     try:
         return Scenario.model_validate(raw, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
         raise as_input_error(exc, path) from None
     except RecursionError:
         raise InputError(path, None, "values nested too deeply to validate") from None
+
+
+def _refuse_huge_integers(value: Any, path: Path, where: str) -> None:
+    """No scenario value is an integer beyond 64 bits: YAML reads a hex number of any length,
+    which Python then cannot even print in decimal (its 4,300-digit limit)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        raise InputError(path, where or None, f"an integer of {value.bit_length()} bits: not a "
+                         "usable value (at most 64 bits)")
+    items = value.items() if isinstance(value, dict) else enumerate(value) \
+        if isinstance(value, list) else ()
+    for key, child in items:
+        _refuse_huge_integers(child, path, f"{where}.{key}" if where else str(key))
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:

@@ -137,3 +137,8 @@ def test_a_staging_name_as_out_is_refused(tmp_path):
                                       *[a for s in QUICK for a in ("--set", s)]])
     assert result.exit_code == 2 and "staging" in result.output
     assert not (tmp_path / "x.partial").exists()
+
+
+def test_a_hex_integer_of_thousands_of_digits_is_bad_input(tmp_path):
+    line = _refused(tmp_path, *QUICK, "clients.count=0x" + "f" * 5000)
+    assert "clients.count" in line and "bits" in line

@@ -180,3 +180,16 @@ def test_a_forged_run_json_does_not_make_a_users_partial_folder_cosims(tmp_path)
     result = _cosim("run", str(GRID), "--out", str(tmp_path / "r"), "-q", "--overwrite", *QUICK)
     assert result.exit_code == 2, result.output
     assert (partial / "mine.parquet").read_text() == "mine"
+
+
+@pytest.mark.parametrize("where", ["export-csv/mine.csv", "report/figures/my.png"])
+def test_a_users_file_named_like_cosims_in_a_report_or_export_is_kept(complete_run, tmp_path, where):
+    out = tmp_path / "r"
+    subprocess.run(["cp", "-r", str(complete_run), str(out)], check=True)
+    assert _cosim("export", str(out), "--format", "csv").exit_code == 0
+    assert _cosim("report", str(out)).exit_code == 0
+    mine = out / where
+    mine.write_text("mine")
+    result = _cosim("run", str(GRID), "--out", str(out), "-q", "--overwrite", *QUICK)
+    assert result.exit_code == 2, result.output
+    assert where in _one_line(result) and mine.read_text() == "mine"

@@ -37,7 +37,10 @@ class ReplaySession:
 
     def __init__(self, path: Path, step_length_s: float):
         self.path = replay_file(path)
-        table = _read_trace(self.path)
+        try:
+            table = _read_trace(self.path)
+        except MemoryError:
+            raise InputError(self.path, FIELD, "too big to replay in this machine's memory") from None
         t = table.column("t").to_numpy()
         if len(t) == 0:
             raise InputError(self.path, FIELD, "the trace holds no vehicles")
@@ -187,8 +190,9 @@ def _recorded_period(path: Path, times: np.ndarray) -> float | None:
     return smallest
 
 
-# a simulated day of 2,000 vehicles at 1 s holds 170 M rows; a file declaring more is not a trace
-MAX_TRACE_ROWS = 200_000_000
+# ~100 bytes a row in memory: 30 M rows (3 GB) is ten hours of sf_downtown's traffic at 1 s;
+# a file declaring more (a few MB of repeated rows can) is refused before it is read
+MAX_TRACE_ROWS = 30_000_000
 
 
 def _read_trace(path: Path) -> pa.Table:
