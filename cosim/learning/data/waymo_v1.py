@@ -100,12 +100,17 @@ class WaymoV1Dataset:
         if not self.root.is_dir():
             raise InputError(self.root, None, "dataset folder not found")
         _protos()
+        self._readers: dict[str, V1SegmentReader] = {}
 
     def segments(self) -> list[str]:
         return sorted(p.stem for p in self.root.glob("*.tfrecord"))
 
     def segment(self, name: str) -> V1SegmentReader:
-        return V1SegmentReader(self.root / f"{name}.tfrecord")
+        """One reader per segment, kept: its index (a pass over every record, checksums and all)
+        serves describe(), camera_only() and without_panoptic() alike."""
+        if name not in self._readers:
+            self._readers[name] = V1SegmentReader(self.root / f"{name}.tfrecord")
+        return self._readers[name]
 
     def describe(self) -> tuple[dict[str, list[int]], dict[str, str]]:
         frames, city = {}, {}
