@@ -233,39 +233,57 @@ def test_a_frame_without_lidar_loads_as_a_camera_only_sample(v1_segment, tmp_pat
     assert frame.semantic.shape == frame.image.shape[:2]
 
 
-def test_camera_only_segments_become_camera_only_clients_and_a_run_completes(v1_segment, tmp_path):
-    from pathlib import Path
-
-    from typer.testing import CliRunner
-
-    from cosim.cli import app
-    from cosim.learning.data.partition import partition
-    from cosim.names import CAMERA_TASKS
-    from cosim.scenario_loader import load_scenario
-
+def _four_segments(v1_segment, tmp_path, edited: int, edit) -> tuple:
+    """A v1 folder of four copies of the segment, copy ``edited`` rewritten by ``edit``; the
+    folder, the edited segment's name, and grid_small's settings to learn on it."""
     source, records = v1_segment
     folder = tmp_path / "v1"
     folder.mkdir()
     for copy in range(4):
         (folder / f"{source.stem}{copy}.tfrecord").write_bytes(source.read_bytes())
-    _rewrite(folder / f"{source.stem}1.tfrecord", _without_lidar(records))
-    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    _rewrite(folder / f"{source.stem}{edited}.tfrecord", edit(records))
     sets = ["learning.enabled=true", f"learning.data.root={folder}", "learning.data.format=v1",
             "learning.data.clients=3", "learning.data.heldout_segments=1", "clients.count=3",
             "duration_s=40", "learning.local.batch_size=2"]
-    cfg = load_scenario(grid, sets).learning.data
-    ds = WaymoV1Dataset(folder)
-    frames, city = ds.describe()
-    parts = partition(frames, city, cfg, 0, ds.camera_only())
-    shards = {s.frames[0][0]: s for s in parts.clients}
-    if f"{source.stem}1" in shards:  # not drawn as the held-out segment
-        shard = shards[f"{source.stem}1"]
-        assert shard.modalities == ("image", "text") and tuple(shard.tasks) == tuple(CAMERA_TASKS)
-    assert all(s.modalities == ("image", "lidar", "text") for n, s in shards.items()
-               if n != f"{source.stem}1")
+    return folder, f"{source.stem}{edited}", sets
+
+
+def _runs(tmp_path, sets) -> None:
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+
+    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
     result = CliRunner().invoke(app, ["run", str(grid), "--out", str(tmp_path / "r"), "-q",
                                       *[a for s in sets for a in ("--set", s)]])
     assert result.exit_code == 0, result.output
+
+
+def _data_config(sets):
+    from pathlib import Path
+
+    from cosim.scenario_loader import load_scenario
+
+    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    return load_scenario(grid, sets).learning.data
+
+
+def test_camera_only_segments_become_camera_only_clients_and_a_run_completes(v1_segment, tmp_path):
+    from cosim.learning.data.partition import partition
+    from cosim.names import CAMERA_TASKS
+
+    folder, edited, sets = _four_segments(v1_segment, tmp_path, 1, _without_lidar)
+    ds = WaymoV1Dataset(folder)
+    frames, city = ds.describe()
+    parts = partition(frames, city, _data_config(sets), 0, ds.camera_only())
+    shards = {s.frames[0][0]: s for s in parts.clients}
+    if edited in shards:  # not drawn as the held-out segment
+        assert shards[edited].modalities == ("image", "text")
+        assert tuple(shards[edited].tasks) == tuple(CAMERA_TASKS)
+    assert all(s.modalities == ("image", "lidar", "text") for n, s in shards.items() if n != edited)
+    _runs(tmp_path, sets)
 
 
 def _without_panoptic(records):
@@ -281,35 +299,17 @@ def _without_panoptic(records):
 
 
 def test_frames_without_panoptic_labels_serve_the_other_tasks(v1_segment, tmp_path):
-    from pathlib import Path
-
-    from typer.testing import CliRunner
-
-    from cosim.cli import app
     from cosim.learning.classes import IGNORE_INDEX
     from cosim.learning.data.partition import partition
-    from cosim.scenario_loader import load_scenario
 
-    source, records = v1_segment
-    folder = tmp_path / "v1"
-    folder.mkdir()
-    for copy in range(4):
-        (folder / f"{source.stem}{copy}.tfrecord").write_bytes(source.read_bytes())
-    _rewrite(folder / f"{source.stem}2.tfrecord", _without_panoptic(records))
+    folder, edited, sets = _four_segments(v1_segment, tmp_path, 2, _without_panoptic)
     ds = WaymoV1Dataset(folder)
-    reader = ds.segment(f"{source.stem}2")
+    reader = ds.segment(edited)
     frame = reader.frame(reader.timestamps[0])
     assert (frame.semantic == IGNORE_INDEX).all() and frame.points.shape[0] > 0
-    assert ds.without_panoptic() == {f"{source.stem}2"} and not ds.camera_only()
-    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
-    sets = ["learning.enabled=true", f"learning.data.root={folder}", "learning.data.format=v1",
-            "learning.data.clients=3", "learning.data.heldout_segments=1", "clients.count=3",
-            "duration_s=40", "learning.local.batch_size=2"]
+    assert ds.without_panoptic() == {edited} and not ds.camera_only()
     frames, city = ds.describe()
-    parts = partition(frames, city, load_scenario(grid, sets).learning.data, 0, set(),
-                      ds.without_panoptic())
-    shard = next(s for s in parts.clients if s.frames[0][0] == f"{source.stem}2")
+    parts = partition(frames, city, _data_config(sets), 0, set(), ds.without_panoptic())
+    shard = next(s for s in parts.clients if s.frames[0][0] == edited)
     assert "pan2d" not in shard.tasks and "seg3d" in shard.tasks
-    result = CliRunner().invoke(app, ["run", str(grid), "--out", str(tmp_path / "r"), "-q",
-                                      *[a for s in sets for a in ("--set", s)]])
-    assert result.exit_code == 0, result.output
+    _runs(tmp_path, sets)
