@@ -100,9 +100,9 @@ def test_missing_component_is_one_line_naming_it(synth, tmp_path):
     (bad / "lidar_box" / f"{segment_name(4, 1)}.parquet").unlink()
     line = _one_line(CliRunner().invoke(app, ["data", "check", str(bad)]))
     assert "lidar_box" in line and segment_name(4, 1) in line
-    shutil.rmtree(bad / "camera_segmentation")
+    shutil.rmtree(bad / "vehicle_pose")
     line = _one_line(CliRunner().invoke(app, ["data", "check", str(bad)]))
-    assert "camera_segmentation" in line
+    assert "vehicle_pose" in line
 
 
 def test_synth_command(tmp_path):

@@ -21,13 +21,24 @@ from cosim.learning.data.waymo_v1 import V1SegmentReader, WaymoV1Dataset
 from cosim.learning.data.waymo_v2 import SegmentReader, WaymoV2Dataset
 from cosim.scenario import DataConfig
 
-# components whose frames must be camera_image's
-_PER_FRAME = ("camera_segmentation", "lidar", "lidar_segmentation", "vehicle_pose")
-
-
 def _components(reader: SegmentReader) -> list[str]:
     optional = [c for c in W.COMPONENTS if c not in W.REQUIRED and reader._path(c).is_file()]
     return [*W.REQUIRED, *optional]
+
+
+def _check_frames(reader: SegmentReader) -> None:
+    """Poses for exactly camera_image's frames; labels and LiDAR for some of them (a frame
+    without a row is camera-only or unlabelled); LiDAR labels for exactly the LiDAR's frames."""
+    expected = set(reader.timestamps)
+    if set(reader._read_keys("vehicle_pose")) != expected:
+        raise InputError(reader._path("vehicle_pose"), W.FRAME, "frame timestamps differ from camera_image's")
+    for component in reader.per_frame_components()[1:]:
+        extra = sorted(set(reader._read_keys(component)) - expected)
+        if extra:
+            raise InputError(reader._path(component), W.FRAME, f"frame {extra[0]} is not in camera_image")
+    if reader.has_lidar and set(reader._read_keys("lidar_segmentation")) != set(reader._read_keys("lidar")):
+        raise InputError(reader._path("lidar_segmentation"), W.FRAME,
+                         "frame timestamps differ from lidar's")
 
 
 def check_keys(reader: SegmentReader) -> None:
@@ -43,12 +54,10 @@ def check_keys(reader: SegmentReader) -> None:
                              f"(segment {reader.name})")
     if not reader.timestamps:
         raise InputError(reader._path("camera_image"), W.FRAME, "no frames (0 rows)")
-    expected = set(reader.timestamps)
-    for component in _PER_FRAME:
-        if set(reader._read_keys(component)) != expected:
-            raise InputError(reader._path(component), W.FRAME, "frame timestamps differ from camera_image's")
+    _check_frames(reader)
     reader._labels  # noqa: B018 -- reads and checks the label components
-    reader.lidar_calibration  # noqa: B018
+    if reader.has_lidar:
+        reader.lidar_calibration  # noqa: B018
 
 
 def check_segment(reader: SegmentReader) -> int:
@@ -126,7 +135,7 @@ def check_run_data(cfg: DataConfig, seed: int) -> None:
     for name in _segments(ds):
         _remembered(ds, name, "keys", check_keys)
     frames, city = ds.describe()
-    parts = partition(frames, city, cfg, seed)
+    parts = partition(frames, city, cfg, seed, ds.camera_only(), ds.without_panoptic())
     used = {s for shard in parts.clients for s, _ in shard.frames} | {s for s, _ in parts.heldout}
     for name in sorted(used):
         _remembered(ds, name, "segment", check_segment)

@@ -87,9 +87,13 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
 }
 COMPONENTS = tuple(SCHEMAS)
-# Components a dataset must have for cosim's four tasks (stats is optional: it feeds the text).
-REQUIRED = ("camera_image", "camera_box", "camera_calibration", "camera_segmentation", "lidar",
-            "lidar_box", "lidar_calibration", "lidar_segmentation", "vehicle_pose")
+# Components every segment must have (stats is optional: it feeds the text).
+REQUIRED = ("camera_image", "camera_box", "camera_calibration", "vehicle_pose")
+# The TOP LiDAR's components, all or none per segment: a segment without them (Waymo's PVPS
+# segments) or a frame without a TOP return is camera-only (the 3D tasks are not trained on it).
+LIDAR = ("lidar", "lidar_box", "lidar_calibration", "lidar_segmentation")
+# Panoptic labels: a segment without them, or a frame without a row, serves the other tasks.
+PANOPTIC = ("camera_segmentation",)
 # Columns that may hold nulls: beam inclinations are given as values or as min/max, and the
 # reader does not need the others. Every other column must hold a value in every row.
 NULLABLE: dict[str, frozenset[str]] = {

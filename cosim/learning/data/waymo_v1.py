@@ -26,7 +26,7 @@ from cosim.learning.classes import IGNORE_INDEX
 from cosim.learning.data import waymo_schema as W
 from cosim.learning.data.decode import DecodeError, decode_image, inflate
 from cosim.learning.data.lidar import range_image_points
-from cosim.learning.data.waymo_v2 import Frame
+from cosim.learning.data.waymo_v2 import Frame, no_lidar, no_panoptic
 
 _HINT = ("Waymo v1 needs the dataset protos: pip install --no-deps waymo-open-dataset-tf-2-12-0 "
          "protobuf (with its dependencies that wheel would downgrade numpy and pyarrow)")
@@ -210,29 +210,11 @@ class V1SegmentReader:
             raise InputError(self.path, None, f"frame {timestamp} has no FRONT camera image")
         laser = _top_laser(fr)
         image = np.array(self._image(cam.image, timestamp, "FRONT image").convert("RGB"))
-        seg = cam.camera_segmentation_label
-        if not seg.panoptic_label:  # no panoptic label: every pixel void, pan2d not trained
-            divisor = 1
-            panoptic = np.zeros(image.shape[:2], np.int64)
-            covered = np.ones(image.shape[:2], np.float64)
-        else:
-            divisor = seg.panoptic_label_divisor
-            if divisor <= 0:
-                raise self._bad(timestamp, f"panoptic_label_divisor is {divisor}: the panoptic "
-                                "label cannot be split into class and instance")
-            panoptic = np.asarray(self._image(seg.panoptic_label, timestamp, "panoptic label"),
-                                  dtype=np.int64)
-            covered = np.asarray(self._image(seg.num_cameras_covered, timestamp,
-                                             "cameras covered"), dtype=np.float64)
-        for what, label in (("panoptic label", panoptic), ("cameras covered", covered)):
-            if label.shape != image.shape[:2]:
-                raise self._bad(timestamp, f"{what} is {label.shape}; the image {image.shape[:2]}")
-        waymo_sem = panoptic // divisor
-        if laser is None:  # a camera-only frame: no LiDAR input, no 3D targets
-            range_image, labels = _NO_RETURN.copy(), _NO_LABEL.copy()
-            points, pixels = np.zeros((0, 3)), np.zeros(0, np.int64)
-        else:
-            range_image, labels, points, pixels = self._lidar(fr, laser, timestamp)
+        semantic, instance, weight = self._panoptic(cam.camera_segmentation_label, timestamp,
+                                                    image.shape[:2])
+        # a camera-only frame: no LiDAR input, no 3D targets
+        range_image, labels, points, pixels = no_lidar() if laser is None else \
+            self._lidar(fr, laser, timestamp)
         cam_labels = next((c.labels for c in fr.camera_labels if c.name == W.CAMERA_FRONT), [])
         cam = [(lb.box, W.BOX_TYPE_TO_CLASS[lb.type], lb.id) for lb in cam_labels
                if lb.type in W.BOX_TYPE_TO_CLASS]
@@ -248,13 +230,31 @@ class V1SegmentReader:
         stats = fr.context.stats
         return Frame(
             self.name, timestamp, image, cam_boxes, np.array([c for _, c, _ in cam], int),
-            np.array([i for _, _, i in cam], dtype=object),
-            np.where(waymo_sem > 0, waymo_sem - 1, IGNORE_INDEX), panoptic % divisor,
-            np.where(covered > 0, 1.0 / np.maximum(covered, 1), 0.0), range_image, labels, points,
+            np.array([i for _, _, i in cam], dtype=object), semantic, instance, weight,
+            range_image, labels, points,
             pixels, boxes, np.array([W.BOX_TYPE_TO_CLASS[lb.type] for lb in lid], int),
             np.array([lb.num_lidar_points_in_box for lb in lid], int),
             np.array([lb.id for lb in lid], dtype=object), pose,
             stats.location or "unknown", stats.weather or "unknown", stats.time_of_day or "unknown")
+
+    def _panoptic(self, seg, timestamp: int, shape: tuple[int, int]):
+        """PAN2D class, instance id and pixel weight; a frame without a label is all void."""
+        if not seg.panoptic_label:
+            return no_panoptic(shape)
+        divisor = seg.panoptic_label_divisor
+        if divisor <= 0:
+            raise self._bad(timestamp, f"panoptic_label_divisor is {divisor}: the panoptic "
+                            "label cannot be split into class and instance")
+        panoptic = np.asarray(self._image(seg.panoptic_label, timestamp, "panoptic label"),
+                              dtype=np.int64)
+        covered = np.asarray(self._image(seg.num_cameras_covered, timestamp, "cameras covered"),
+                             dtype=np.float64)
+        for what, label in (("panoptic label", panoptic), ("cameras covered", covered)):
+            if label.shape != shape:
+                raise self._bad(timestamp, f"{what} is {label.shape}; the image {shape}")
+        waymo_sem = panoptic // divisor
+        return (np.where(waymo_sem > 0, waymo_sem - 1, IGNORE_INDEX), panoptic % divisor,
+                np.where(covered > 0, 1.0 / np.maximum(covered, 1), 0.0))
 
     def _lidar(self, fr, laser, timestamp: int):
         """The TOP laser's first return: range image, labels, points and their pixels."""
@@ -296,11 +296,6 @@ class V1SegmentReader:
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise self._bad(timestamp, f"{what} holds values that are not numbers")
         return values
-
-
-# a camera-only frame's LiDAR: one pixel with no return (range -1) and no label
-_NO_RETURN = np.array([[[-1.0, 0.0, 0.0, 0.0]]], np.float32)
-_NO_LABEL = np.zeros((1, 1, 2), np.int32)
 
 
 def _panoptic(frame) -> bool:

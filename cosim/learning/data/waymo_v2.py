@@ -66,12 +66,27 @@ class WaymoV2Dataset:
             if not (self.root / component).is_dir():
                 raise InputError(self.root / component, None,
                                  f"missing component folder {component}/ (needs: {', '.join(W.REQUIRED)})")
+        self._readers: dict[str, SegmentReader] = {}
 
     def segments(self) -> list[str]:
         return sorted(p.stem for p in (self.root / "camera_image").glob("*.parquet"))
 
     def segment(self, name: str) -> SegmentReader:
-        return SegmentReader(self.root, name)
+        """One reader per segment, kept: its frame keys serve describe(), camera_only() and
+        without_panoptic() alike."""
+        if name not in self._readers:
+            self._readers[name] = SegmentReader(self.root, name)
+        return self._readers[name]
+
+    def camera_only(self) -> set[str]:
+        """Segments with a frame that has no TOP LiDAR return (Waymo's PVPS segments have no
+        LiDAR component): their clients train the camera tasks on the image and text only."""
+        return {name for name in self.segments() if self.segment(name).camera_only}
+
+    def without_panoptic(self) -> set[str]:
+        """Segments with a frame that has no panoptic label (most of Waymo's perception frames):
+        their clients train every task but pan2d."""
+        return {name for name in self.segments() if self.segment(name).without_panoptic}
 
     def describe(self) -> tuple[dict[str, list[int]], dict[str, str]]:
         """Frame timestamps and location of every segment (what partitions are made from)."""
@@ -89,10 +104,14 @@ class SegmentReader:
     def __init__(self, root: Path, name: str):
         self.root, self.name = root, name
         self._schema_ok: set[str] = set()
-        for component in W.REQUIRED:
+        self.has_lidar = self._path("lidar").is_file()
+        for component in (*W.REQUIRED, *(W.LIDAR if self.has_lidar else ())):
             path = self._path(component)
             if not path.is_file():
-                raise InputError(path, None, f"missing component {component} of segment {name}")
+                why = " (its lidar component is there: the LiDAR comes with all four)" \
+                    if component in W.LIDAR else ""
+                raise InputError(path, None, f"missing component {component} of segment {name}{why}")
+        self.has_panoptic = self._path("camera_segmentation").is_file()
 
     def _path(self, component: str) -> Path:
         return self.root / component / f"{self.name}.parquet"
@@ -130,11 +149,47 @@ class SegmentReader:
         check_values(where, table)
         return table.column(W.FRAME).to_pylist()
 
+    def per_frame_components(self) -> tuple[str, ...]:
+        """The components with rows per frame that this segment has."""
+        return ("camera_image", *(("camera_segmentation",) if self.has_panoptic else ()),
+                *(("lidar", "lidar_segmentation") if self.has_lidar else ()))
+
+    @cached_property
+    def _top_frames(self) -> set[int]:
+        """Frames with a TOP LiDAR return."""
+        if not self.has_lidar:
+            return set()
+        where = self._checked("lidar")
+        table = read_table(where, [W.FRAME, W.LASER], "lidar Parquet file")
+        check_values(where, table)
+        return set(self._top(table).column(W.FRAME).to_pylist())
+
+    @cached_property
+    def _panoptic_frames(self) -> set[int]:
+        """Frames with a FRONT camera panoptic label."""
+        if not self.has_panoptic:
+            return set()
+        where = self._checked("camera_segmentation")
+        table = read_table(where, [W.FRAME, W.CAMERA], "camera_segmentation Parquet file")
+        check_values(where, table)
+        return set(self._front(table).column(W.FRAME).to_pylist())
+
+    @property
+    def camera_only(self) -> bool:
+        """Some frame of the segment has no TOP LiDAR return: the segment serves camera tasks."""
+        return not set(self.timestamps) <= self._top_frames
+
+    @property
+    def without_panoptic(self) -> bool:
+        """Some frame of the segment has no panoptic label: the segment serves the other tasks."""
+        return not set(self.timestamps) <= self._panoptic_frames
+
     @cached_property
     def _labels(self) -> dict[str, pa.Table]:
         """Small per-segment components, read once."""
-        out = {c: self._read(c) for c in ("camera_box", "lidar_box", "vehicle_pose",
-                                           "camera_calibration", "lidar_calibration")}
+        small = ("camera_box", "vehicle_pose", "camera_calibration",
+                 *(("lidar_box", "lidar_calibration") if self.has_lidar else ()))
+        out = {c: self._read(c) for c in small}
         if self._path("stats").is_file():
             out["stats"] = self._read("stats")
         return out
@@ -163,33 +218,57 @@ class SegmentReader:
     def frames(self, timestamps: Sequence[int]) -> list[Frame]:
         """Several frames of the segment: each per-frame component is read once for all of them
         (one Parquet read per frame costs more than decoding it)."""
-        tables = {c: self._read(c, timestamps) for c in _PER_FRAME}
+        tables = {c: self._read(c, timestamps) for c in self.per_frame_components()}
         return [self._frame(ts, {c: _at(t, ts) if len(timestamps) > 1 else t for c, t in tables.items()})
                 for ts in timestamps]
 
     def _frame(self, timestamp: int, tables: dict[str, pa.Table]) -> Frame:
         img_t = self._front(tables["camera_image"])
-        seg_t = self._front(tables["camera_segmentation"])
-        lid_t = self._top(tables["lidar"])
-        lseg_t = self._top(tables["lidar_segmentation"])
-        for component, t, what in (("camera_image", img_t, "FRONT camera image"),
-                                   ("camera_segmentation", seg_t, "FRONT camera segmentation"),
-                                   ("lidar", lid_t, "TOP LiDAR return"),
-                                   ("lidar_segmentation", lseg_t, "TOP LiDAR segmentation")):
-            if t.num_rows == 0:
-                raise InputError(self._path(component), None, f"frame {timestamp} has no {what}")
-        ci, cs = "[CameraImageComponent]", "[CameraSegmentationLabelComponent]"
+        if img_t.num_rows == 0:
+            raise InputError(self._path("camera_image"), None, f"frame {timestamp} has no FRONT camera image")
+        ci = "[CameraImageComponent]"
         image = _image(self._where("camera_image"), f"{ci}.image", img_t, timestamp).convert("RGB")
         image = np.asarray(image)
+        semantic, instance, weight = self._panoptic(timestamp, tables, image.shape)
+        range_image, lidar_labels, points, pixels = self._lidar(timestamp, tables)
+        cam_boxes, cam_labels, cam_ids = self._camera_boxes(timestamp)
+        boxes, labels, npts, ids = self._lidar_boxes(timestamp)
+        pose_t = _at(self._labels["vehicle_pose"], timestamp)
+        column = "[VehiclePoseComponent].world_from_vehicle.transform"
+        if pose_t.num_rows == 0:
+            raise self._where("vehicle_pose").error(column, f"no pose for frame {timestamp}")
+        pose = _matrix(self._where("vehicle_pose"), column, pose_t.column(column)[0])
+        location, weather, time_of_day = self._stats(timestamp)
+        return Frame(self.name, timestamp, image, cam_boxes, cam_labels, cam_ids, semantic,
+                     instance, weight, range_image, lidar_labels, points, pixels, boxes, labels,
+                     npts, ids, pose, location, weather, time_of_day)
+
+    def _panoptic(self, timestamp: int, tables: dict[str, pa.Table], shape: tuple[int, ...]):
+        """PAN2D class, instance id and pixel weight; a frame without a label is all void."""
+        seg_t = self._front(tables["camera_segmentation"]) if self.has_panoptic else None
+        if seg_t is None or seg_t.num_rows == 0:
+            return no_panoptic(shape[:2])
+        cs = "[CameraSegmentationLabelComponent]"
         where = self._where("camera_segmentation")
         divisor = seg_t.column(f"{cs}.panoptic_label_divisor")[0].as_py()
         if divisor <= 0:
             raise where.error(f"{cs}.panoptic_label_divisor", f"frame {timestamp}: {divisor} (must be > 0)")
-        panoptic = _label_image(where, f"{cs}.panoptic_label", seg_t, timestamp, image.shape)
+        panoptic = _label_image(where, f"{cs}.panoptic_label", seg_t, timestamp, shape)
         waymo_sem = panoptic // divisor
-        semantic = np.where(waymo_sem > 0, waymo_sem - 1, IGNORE_INDEX)
         covered = _label_image(where, f"{cs}.num_cameras_covered", seg_t, timestamp,
-                               image.shape).astype(np.float64)
+                               shape).astype(np.float64)
+        return (np.where(waymo_sem > 0, waymo_sem - 1, IGNORE_INDEX), panoptic % divisor,
+                np.where(covered > 0, 1.0 / np.maximum(covered, 1), 0.0))
+
+    def _lidar(self, timestamp: int, tables: dict[str, pa.Table]):
+        """The TOP laser's range image, labels, points and their pixels; none without a return."""
+        lid_t = self._top(tables["lidar"]) if self.has_lidar else None
+        if lid_t is None or lid_t.num_rows == 0:
+            return no_lidar()
+        lseg_t = self._top(tables["lidar_segmentation"])
+        if lseg_t.num_rows == 0:
+            raise InputError(self._path("lidar_segmentation"), None,
+                             f"frame {timestamp} has a TOP LiDAR return but no TOP LiDAR segmentation")
         range_image = _shaped(self._where("lidar"), lid_t, "[LiDARComponent].range_image_return1",
                               np.float32, timestamp, 4)
         lidar_labels = _shaped(self._where("lidar_segmentation"), lseg_t,
@@ -203,18 +282,7 @@ class SegmentReader:
                 "[LiDARCalibrationComponent].beam_inclination.values",
                 f"{len(incl)} beams; the range image of frame {timestamp} has {range_image.shape[0]} rows")
         points, pixels = range_image_points(range_image, incl, extrinsic)
-        cam_boxes, cam_labels, cam_ids = self._camera_boxes(timestamp)
-        boxes, labels, npts, ids = self._lidar_boxes(timestamp)
-        pose_t = _at(self._labels["vehicle_pose"], timestamp)
-        column = "[VehiclePoseComponent].world_from_vehicle.transform"
-        if pose_t.num_rows == 0:
-            raise self._where("vehicle_pose").error(column, f"no pose for frame {timestamp}")
-        pose = _matrix(self._where("vehicle_pose"), column, pose_t.column(column)[0])
-        location, weather, time_of_day = self._stats(timestamp)
-        return Frame(self.name, timestamp, image, cam_boxes, cam_labels, cam_ids, semantic,
-                     panoptic % divisor, np.where(covered > 0, 1.0 / np.maximum(covered, 1), 0.0),
-                     range_image, lidar_labels, points, pixels, boxes, labels, npts, ids, pose,
-                     location, weather, time_of_day)
+        return range_image, lidar_labels, points, pixels
 
     def _stats(self, timestamp: int) -> tuple[str, str, str]:
         """Location, weather and time of day ("unknown" when the stats component is absent)."""
@@ -239,6 +307,8 @@ class SegmentReader:
         return boxes[keep], labels[keep], ids[keep]
 
     def _lidar_boxes(self, timestamp: int):
+        if not self.has_lidar:
+            return np.zeros((0, 7)), np.zeros(0, int), np.zeros(0, int), np.zeros(0, dtype=object)
         t = _at(self._labels["lidar_box"], timestamp)
         lb = "[LiDARBoxComponent]"
         cols = [f"{lb}.box.center.{a}" for a in "xyz"] + [f"{lb}.box.size.{a}" for a in "xyz"] + \
@@ -260,7 +330,16 @@ class SegmentReader:
         return t.filter(pa.compute.equal(t.column(W.LASER), W.LASER_TOP))
 
 
-_PER_FRAME = ("camera_image", "camera_segmentation", "lidar", "lidar_segmentation")
+def no_lidar() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A camera-only frame's LiDAR: a one-pixel range image with no return, no points."""
+    return (np.array([[[-1.0, 0.0, 0.0, 0.0]]], np.float32), np.zeros((1, 1, 2), np.int32),
+            np.zeros((0, 3)), np.zeros(0, np.int64))
+
+
+def no_panoptic(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A frame without a panoptic label: every pixel void (pan2d is not trained on it)."""
+    return (np.full(shape, IGNORE_INDEX, np.int64), np.zeros(shape, np.int64),
+            np.ones(shape, np.float64))
 
 
 def _at(table: pa.Table, timestamp: int) -> pa.Table:

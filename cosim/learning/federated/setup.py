@@ -44,9 +44,8 @@ def build_learning(scenario: Scenario) -> LearningSetup:
     geometry = Geometry(model.image_size, 4 * model.grid, cfg.model.bev_range_m)
     dataset = open_dataset(cfg.data)
     frames, city = dataset.describe()
-    camera_only = dataset.camera_only() if hasattr(dataset, "camera_only") else set()
-    unlabelled = dataset.without_panoptic() if hasattr(dataset, "without_panoptic") else set()
-    parts = partition(frames, city, cfg.data, seeds["data"], camera_only, unlabelled)
+    parts = partition(frames, city, cfg.data, seeds["data"], dataset.camera_only(),
+                      dataset.without_panoptic())
     cache = SampleCache(dataset, geometry, cfg.data.cache_frames, pin=device.type == "cuda")
     tasks = tuple(t for t in TASKS if t in cfg.model.tasks)  # a client trains what the model has
     datasets = [ClientDataset(dataclasses.replace(s, tasks=tuple(t for t in s.tasks if t in tasks)), cache)
