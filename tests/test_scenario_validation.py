@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
+from tiny_inputs import tiny_osm
 from typer.testing import CliRunner
 
 import cosim.errors
@@ -308,34 +309,6 @@ def test_validate_show_prints_the_resolved_scenario(grid_small, tmp_path):
 
 # 8. cosim new --------------------------------------------------------------------------------
 
-TINY_OSM = """<?xml version="1.0" encoding="UTF-8"?>
-<osm version="0.6" generator="cosim-test">
-{nodes}
-{ways}
-</osm>
-"""
-
-
-def _tiny_osm(path: Path) -> Path:
-    nodes, ways, way_id = [], [], 100
-    for i in range(3):
-        for j in range(3):
-            nodes.append(f'  <node id="{1 + 3 * i + j}" lat="{37.770 + 0.003 * i:.4f}" '
-                         f'lon="{-122.420 + 0.004 * j:.4f}"/>')
-    for line in ([1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 4, 7], [2, 5, 8], [3, 6, 9]):
-        refs = "".join(f'<nd ref="{n}"/>' for n in line)
-        ways.append(f'  <way id="{way_id}">{refs}<tag k="highway" v="residential"/></way>')
-        way_id += 1
-    # one building in the south-west block
-    for k, (lat, lon) in enumerate(((37.7710, -122.4190), (37.7710, -122.4170),
-                                    (37.7720, -122.4170), (37.7720, -122.4190))):
-        nodes.append(f'  <node id="{11 + k}" lat="{lat}" lon="{lon}"/>')
-    ways.append('  <way id="200"><nd ref="11"/><nd ref="12"/><nd ref="13"/><nd ref="14"/>'
-                '<nd ref="11"/><tag k="building" v="yes"/></way>')
-    path.write_text(TINY_OSM.format(nodes="\n".join(nodes), ways="\n".join(ways)))
-    return path
-
-
 def _netgenerate(path: Path) -> Path:
     from cosim.mobility.sumo_tools import binary
 
@@ -360,7 +333,7 @@ def test_new_from_a_network_validates_and_runs(tmp_path):
 
 
 def test_new_from_osm_converts_and_geo_references(tmp_path):
-    osm = _tiny_osm(tmp_path / "town.osm")
+    osm = tiny_osm(tmp_path / "town.osm")
     result = runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "town.net.xml").is_file()
