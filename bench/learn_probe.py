@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from cosim.learning.data.datasets import ClientDataset, SampleCache, open_dataset
-from cosim.learning.data.grid import Geometry
 from cosim.learning.data.partition import ClientShard, partition
+from cosim.learning.grid import Geometry
 from cosim.learning.local import evaluate, trainable_modules
 from cosim.learning.lookup import LookupBaseline
 from cosim.learning.model import M3TModel

@@ -27,10 +27,10 @@ import torch
 from cosim.learning.balancing import GradientBalancer
 from cosim.learning.batched import ClientJob, PrefixCache, batched_local_updates
 from cosim.learning.data.datasets import ClientDataset, SampleCache, open_dataset
-from cosim.learning.data.grid import Geometry
 from cosim.learning.data.partition import partition
 from cosim.learning.federated.remote import ThreadTrainer
 from cosim.learning.federated.training import LocalTrainer, TrainJob
+from cosim.learning.grid import Geometry
 from cosim.learning.local import local_update
 from cosim.learning.model import M3TModel
 from cosim.learning.precision import pick_device, resolve

@@ -26,6 +26,8 @@ from cosim.analysis.pairs import METHOD as PAIRS_METHOD
 from cosim.analysis.pairs import margins_with_defaults
 from cosim.bounded_read import read_json_file
 from cosim.compare_auto import AutoSeeds, describe, stop_reason
+from cosim.compare_job import OnProgress, RunJob, run_one
+from cosim.compare_pool import run_in_pool
 from cosim.errors import InputError
 from cosim.names import ASYNC_METHODS, HEADLINE, Replicate, compare_run_dir, recording_dir, replicates
 from cosim.run_folder import check_out_name
@@ -35,18 +37,6 @@ from cosim.trace_schemas import CONNECTIVITY_TABLES
 
 if TYPE_CHECKING:
     from cosim.ray_backend import RayRunner
-
-
-@dataclass(frozen=True)
-class RunJob:
-    """One run of the grid, in terms a worker process can rebuild the scenario from."""
-
-    scenario: str
-    overrides: tuple[str, ...]
-    out: str
-    threads: int
-    reuse: bool = False  # keep an earlier complete run in ``out`` instead of running again
-    overwrite: bool = False  # replace an earlier run in ``out`` (once the new one completes)
 
 
 @dataclass(frozen=True)
@@ -76,10 +66,6 @@ class CompareGrid:
     def runs_per_seed(self) -> int:
         return (len(self.policies) * len(self.aggregations) * len(self.data_seeds or [None])
                 * len(self.training_seeds or [None]))
-
-
-# A run's progress for the caller: (run folder, simulated now, duration)
-OnProgress = Callable[[str, float, float], None]
 
 
 def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: list[str],
@@ -409,53 +395,7 @@ def run_jobs(jobs_: list[RunJob], jobs: int, on_done: Callable[[str], None] | No
             if on_done:
                 on_done(job.out)
         return
-    from cosim.compare_pool import run_in_pool
-
     run_in_pool(jobs_, jobs, on_done, on_progress)
-
-
-PROGRESS_EVERY_S = 1.0
-
-
-def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
-    """A worker: one quiet run of the scenario with the job's overrides. ``progress``: a callback,
-    or a queue (from another process) that gets (out, now, duration) about once a second."""
-    try:
-        import torch
-
-        torch.set_num_threads(job.threads)
-    except ImportError:  # learning disabled and torch absent: nothing to limit
-        pass
-    from cosim.runner import run_scenario
-
-    if job.reuse and _complete(Path(job.out)):
-        return job.out
-    path = Path(job.scenario)
-    scenario = load_scenario(path, list(job.overrides))
-    send: Callable[[tuple[str, float, float]], None] | None = None
-    if hasattr(progress, "put"):
-        send = progress.put
-    elif progress is not None:
-        send = lambda item: progress(*item)  # noqa: E731
-    last = [-math.inf]
-
-    def on_tick(now: float, duration: float) -> None:
-        if send is not None and (time.monotonic() - last[0] >= PROGRESS_EVERY_S or now >= duration):
-            last[0] = time.monotonic()
-            send((job.out, now, duration))
-
-    result = run_scenario(scenario, source=path, out=Path(job.out), quiet=True,
-                          overwrite=job.reuse or job.overwrite, on_tick=on_tick)
-    if result.status != "complete":
-        raise RuntimeError(f"run {job.out} ended {result.status}")
-    return job.out
-
-
-def _complete(run_dir: Path) -> bool:
-    try:
-        return read_json_file(run_dir / "run.json", "run.json")["status"] == "complete"
-    except (OSError, InputError, KeyError, TypeError):
-        return False
 
 
 def connectivity_digest(run_dir: Path) -> str:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from cosim.child_env import safe_child_path
 
 if TYPE_CHECKING:
-    from cosim.compare import OnProgress, RunJob
+    from cosim.compare_job import OnProgress, RunJob
 
 STOP_GRACE_S = 120.0  # how long a stopped run may take to close its traces before it is killed
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -104,7 +104,7 @@ def _idle_signal(signum: int, frame: Any) -> None:
 def _worker_run(job: RunJob) -> str:
     """One run in a worker; a signal ends it as an interruption, then ends this worker."""
     from cosim import interrupts
-    from cosim.compare import run_one
+    from cosim.compare_job import run_one
 
     try:
         with interrupts.handled():  # SIGINT/SIGTERM: the run closes as interrupted

@@ -45,6 +45,9 @@ STACKABLE_PEFT = ("adapter", "lora")
 
 # The aggregations whose updates can be stale: their model versions come with arrivals, not rounds.
 ASYNC_METHODS = ("fedasync", "fedbuff")
+# The built-in scheduling policies (cosim.learning.federated.policies registers one class each).
+POLICIES = ("all_connected", "random", "availability_aware", "rate_aware", "deadline_aware",
+            "modality_task_aware", "oort", "oracle")
 
 # How a client's round ends (participation.outcome / participation.reason).
 COMPLETED = "completed"

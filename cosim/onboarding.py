@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cosim.compare import RunJob, aggregation_section, recording_jobs, run_jobs
+from cosim.compare import aggregation_section, recording_jobs, run_jobs
+from cosim.compare_job import RunJob
 from cosim.errors import InputError
 from cosim.names import (
     TASKS,

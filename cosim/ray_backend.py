@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from cosim.compare import RunJob, run_one
+from cosim.compare_job import RunJob, run_one
 from cosim.errors import InputError, MissingDependencyError
 
 INSTALL_HINT = 'ray is missing (needed by --backend ray): pip install -e ".[ray]" (or pip install ray)'

@@ -25,13 +25,15 @@ from cosim import interrupts
 from cosim.destinations import check_sumo_outputs
 from cosim.engine import Engine, Layer
 from cosim.errors import InputError
+from cosim.mobility.backends import open_session
 from cosim.mobility.build import SumoInputs, check_sumo_loads, network_file, prepare_inputs
 from cosim.mobility.layer import MobilityLayer
 from cosim.mobility.replay import ReplaySession
-from cosim.mobility.session import GuiOptions, SumoLaunch, open_session
+from cosim.mobility.session import GuiOptions, SumoLaunch
 from cosim.mobility.sumo_tools import sumo_version
 from cosim.names import JOURNAL_DIR
 from cosim.progress import RunProgress, watch
+from cosim.radio.boundary import check_cells_inside
 from cosim.run_folder import (
     DISK_FULL,
     PARTIAL_SUFFIX,
@@ -363,7 +365,7 @@ def check_run_inputs(scenario: Scenario, source: Path | None
     """Every input a run reads, built or checked before its folder exists (``cosim validate``
     runs the same): SUMO's network and demand (cached), the cells on it, a replayed trace, the
     modules to start from, the checkpoint, the data and the oracle's windows."""
-    inputs = prepare_inputs(scenario, source)
+    inputs = prepare_inputs(scenario, source, lambda net: check_cells_inside(scenario.radio, net, source))
     replay = _replay_session(scenario)
     if replay is None:  # what SUMO will load, loaded by SUMO now (cached)
         check_sumo_loads(inputs, scenario.mobility.sumo_options, source)

@@ -55,11 +55,26 @@ def scenario_from_mapping(
         raw["seed"] = seed
     _refuse_huge_integers(raw, path, "")
     try:
-        return Scenario.model_validate(raw, context={"base_dir": path.resolve().parent})
+        scenario = Scenario.model_validate(raw, context={"base_dir": path.resolve().parent})
     except ValidationError as exc:
         raise as_input_error(exc, path) from None
     except RecursionError:
         raise InputError(path, None, "values nested too deeply to validate") from None
+    check_machine_supports(scenario, path)
+    return scenario
+
+
+def check_machine_supports(scenario: Scenario, path: Path | None) -> None:
+    """An explicit bf16 on a device that would emulate it is refused (``auto`` falls back): a
+    check of this machine, not of the file, so it runs once the file is valid."""
+    learning = scenario.learning
+    if learning is None or learning.precision != "bf16":
+        return
+    from cosim.learning.precision import native_bf16, pick_device  # torch: only when asked for
+
+    native, why = native_bf16(pick_device(learning.local.device))
+    if not native:
+        raise InputError(path, "learning.precision", f"bf16 asked for, but {why}: use fp32 or auto")
 
 
 def _refuse_huge_integers(value: Any, path: Path, where: str) -> None:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from cosim.errors import InputError
-from cosim.radio.boundary import NetLocation, read_location
+from cosim.mobility.location import NetLocation, read_location
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"  # as Scenario.name
 OSM_OPTIONS = [  # a drivable, simplified network from raw OSM (netconvert's documented recipe)

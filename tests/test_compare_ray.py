@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import cosim.compare
 from cosim.cli import app
-from cosim.compare import RunJob
+from cosim.compare_job import RunJob
 
 GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 GRID = ["--policies", "availability_aware,random", "--seeds", "0", "--jobs", "2", "-q"]

@@ -363,10 +363,10 @@ def _assert_one_line(exc: InputError, folder: Path) -> None:
 
 
 def _fuzz_data(root: Path, kind: str, draw) -> None:
-    from cosim.learning.data.grid import Geometry
     from cosim.learning.data.samples import build_sample
     from cosim.learning.data.validate import check_dataset
     from cosim.learning.data.waymo_v2 import WaymoV2Dataset
+    from cosim.learning.grid import Geometry
 
     component = draw(st.sampled_from(W.COMPONENTS if kind != "jpeg" else ("camera_image",)),
                      label="component")

@@ -8,10 +8,11 @@ import pytest
 import simpy
 
 from cosim.learning.data.partition import ClientShard
+from cosim.learning.federated.attempt import Attempt
 from cosim.learning.federated.clients import Client
 from cosim.learning.federated.d2d import Relay
 from cosim.learning.federated.policies import Candidate
-from cosim.learning.federated.timeline import Attempt, Delivery, client_round
+from cosim.learning.federated.timeline import Delivery, client_round
 from cosim.learning.federated.training import TrainedUpdate
 from cosim.learning.federated.tree import form_clusters, tree_fedavg, tree_groups
 from cosim.radio.transfers import TransferResult

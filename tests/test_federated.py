@@ -359,8 +359,10 @@ def test_the_scenario_accepts_exactly_the_registered_policies():
     from pydantic import ValidationError
 
     from cosim.learning.federated.policies import REGISTRY
+    from cosim.names import POLICIES
     from cosim.scenario import SchedulingConfig
 
+    assert tuple(REGISTRY) == POLICIES  # the scenario's names, each with its class
     for name in REGISTRY:
         if name == "oracle":  # known, but it needs a recorded run's link windows
             with pytest.raises(ValidationError, match="oracle_windows"):

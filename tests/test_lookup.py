@@ -7,9 +7,9 @@ import torch
 
 from cosim.learning.classes import DETECTION
 from cosim.learning.codec import encode_boxes_3d
-from cosim.learning.data.grid import Geometry
 from cosim.learning.data.materials import ground_materials, object_material
 from cosim.learning.data.scene import CITIES
+from cosim.learning.grid import Geometry
 from cosim.learning.lookup import LookupBaseline
 from cosim.learning.openclip import CLIP_MEAN, CLIP_STD
 from cosim.scenario import EvaluationConfig

@@ -12,8 +12,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from cosim.mobility.backends import open_session
 from cosim.mobility.build import prepare_inputs
-from cosim.mobility.session import SumoLaunch, open_session
+from cosim.mobility.session import SumoLaunch
 from cosim.runner import run_scenario
 from cosim.scenario_loader import load_scenario
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from cosim.learning.data.datasets import ClientDataset, SampleCache
-from cosim.learning.data.grid import Geometry
 from cosim.learning.data.partition import partition
 from cosim.learning.data.synth import SynthConfig, generate
 from cosim.learning.data.waymo_v2 import WaymoV2Dataset
+from cosim.learning.grid import Geometry
 from cosim.scenario import DataConfig
 
 CFG = SynthConfig(segments=8, frames=4, seed=2, camera_size=(64, 48), lidar_size=(16, 128))

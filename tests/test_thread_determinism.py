@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cosim.compare import RunJob, run_one
+from cosim.compare_job import RunJob, run_one
 
 REPO = Path(__file__).resolve().parent.parent
 GRID = REPO / "scenarios" / "grid_small.yaml"

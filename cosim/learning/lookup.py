@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from cosim.learning.classes import DETECTION, IGNORE_INDEX, PAN2D, SEG3D
 from cosim.learning.codec import PAN2D_THINGS
-from cosim.learning.data.grid import Geometry
+from cosim.learning.grid import Geometry
 from cosim.learning.openclip import CLIP_MEAN, CLIP_STD
 from cosim.learning.tasks import SPECS
 

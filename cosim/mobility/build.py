@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,6 @@ import numpy as np
 from cosim.cache import cached_folder, content_key
 from cosim.errors import InputError, warn
 from cosim.mobility.sumo_tools import SumoToolError, binary, run_tool, sumo_version, tool
-from cosim.radio.boundary import check_cells_inside
 from cosim.scenario import MobilityConfig, ParkingDemand, RandomTripsDemand, Scenario
 
 
@@ -43,8 +43,12 @@ def network_file(inputs: SumoInputs) -> Path | None:
     return None
 
 
-def prepare_inputs(scenario: Scenario, source: Path | None = None) -> SumoInputs:
-    """Build (or fetch from the cache) everything SUMO needs for this scenario."""
+def prepare_inputs(scenario: Scenario, source: Path | None = None,
+                   check_network: Callable[[Path | None], None] | None = None) -> SumoInputs:
+    """Build (or fetch from the cache) everything SUMO needs for this scenario. ``check_network``
+    gets the network file as soon as it exists, before the demand is built (a cell far from
+    the network fails fast)."""
+    check = check_network or (lambda net: None)
     m = scenario.mobility
     if m.sumocfg:
         inputs = SumoInputs(net=None, sumocfg=m.sumocfg, routes=m.routes, additional=m.additional)
@@ -52,10 +56,10 @@ def prepare_inputs(scenario: Scenario, source: Path | None = None) -> SumoInputs
             net_of_cfg = network_file(inputs)
         except ET.ParseError as exc:
             raise InputError(source, "mobility.sumocfg", f"cannot read {m.sumocfg.name}: {exc}") from None
-        check_cells_inside(scenario.radio, net_of_cfg, source)
+        check(net_of_cfg)
     else:
         net = m.net or build_network(m, source)
-        check_cells_inside(scenario.radio, net, source)  # before demand: a bad cell fails fast
+        check(net)  # before demand: a bad input fails fast
         routes, additional = list(m.routes), list(m.additional)
         if m.demand is not None and m.replay is None:  # a replay needs the network, not traffic
             end = m.demand.end_s or (m.warmup_s + scenario.duration_s)

@@ -16,6 +16,7 @@ from typing import Any
 from cosim.engine import Engine, until
 from cosim.errors import InputError
 from cosim.mobility.geo import GeoReference
+from cosim.mobility.location import read_location
 from cosim.mobility.records import mobility_batch
 from cosim.mobility.session import SumoSession, VehicleStates
 from cosim.scenario import Scenario
@@ -124,8 +125,6 @@ def geo_reference(geo_origin: Any, net_file: Path | None) -> GeoReference | None
         return None
     if geo_origin != "network":
         return GeoReference(origin=(geo_origin.lat, geo_origin.lon))
-    from cosim.radio.boundary import read_location
-
     if net_file is None:
         raise InputError(None, "mobility.geo_origin", "network: the run has no network file")
     where = read_location(net_file)

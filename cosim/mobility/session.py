@@ -3,8 +3,8 @@
 A session advances SUMO one step at a time and returns every vehicle's state as numpy arrays.
 Reads use what measures fastest per backend: libsumo's direct per-vehicle getters (no socket, so
 each call costs ~1-2 us) and, over a TraCI socket, variable subscriptions (one message a step
-instead of one round trip per vehicle and variable). SUMO is always closed: use ``open_session``
-as a context manager.
+instead of one round trip per vehicle and variable). SUMO is always closed: open a session with
+``cosim.mobility.backends.open_session``, a context manager.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import io
 import itertools
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -288,22 +287,3 @@ def _first_error_line(log: Path | None) -> str | None:
         if line.startswith("Error"):
             return line
     return None
-
-
-@contextlib.contextmanager
-def open_session(launch: SumoLaunch) -> Iterator[SumoSession]:
-    """Start SUMO with the launch's backend and close it however the block ends."""
-    if launch.backend == "libsumo" and launch.pipeline:
-        from cosim.mobility.pipeline import PipelinedLibsumoSession
-
-        session: SumoSession = PipelinedLibsumoSession(launch)
-    elif launch.backend == "libsumo":
-        session = LibsumoSession(launch)
-    elif launch.backend in ("traci", "gui"):
-        session = TraciSession(launch, gui=launch.backend == "gui")
-    else:
-        raise ValueError(f"unknown backend {launch.backend!r}")
-    try:
-        yield session
-    finally:
-        session.close()

@@ -1,69 +1,19 @@
-"""Where the network lies, read from its ``<location>`` element, and the check that every cell
-stands near it: a cell kilometres away from every street is a typo or a frame mix-up (lon/lat,
-or coordinates before SUMO's netOffset), and it would silently serve no one.
-
-SUMO's frame: x east, y north, metres, after ``netOffset`` (the frame vehicle positions come in);
-``convBoundary`` is the network's extent in that frame.
+"""The check that every cell stands near the network (``cosim.mobility.location`` reads where it
+lies): a cell kilometres away from every street is a typo or a frame mix-up (lon/lat, or
+coordinates before SUMO's netOffset), and it would silently serve no one.
 """
 
 from __future__ import annotations
 
-import gzip
 import math
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 from cosim.errors import InputError
+from cosim.mobility.location import NetLocation, read_location
 from cosim.radio.cells import hex_sites
 from cosim.scenario import RadioConfig
 
 OUTSIDE_MARGIN_M = 2000.0  # a cell may stand this far beyond the network's boundary
-
-
-@dataclass(frozen=True)
-class NetLocation:
-    """A network's extent in SUMO's frame, and how it maps to the input and to the globe."""
-
-    boundary: tuple[float, float, float, float]  # convBoundary: xmin, ymin, xmax, ymax
-    offset: tuple[float, float]  # netOffset: added to the input coordinates
-    orig_boundary: tuple[float, float, float, float] | None  # lon/lat when geo-referenced
-    geo: bool  # projParameter given: origBoundary is lon/lat
-    projection: str | None = None  # that projParameter (a PROJ string)
-
-    @property
-    def center(self) -> tuple[float, float]:
-        x0, y0, x1, y1 = self.boundary
-        return (x0 + x1) / 2, (y0 + y1) / 2
-
-
-def read_location(net: Path) -> NetLocation:
-    """The first ``<location>`` element of a ``.net.xml`` (or ``.net.xml.gz``), read lazily."""
-    opener = gzip.open if net.suffix == ".gz" else open
-    try:
-        with opener(net, "rb") as f:
-            for _, element in ET.iterparse(f, events=("start",)):
-                if element.tag == "location":
-                    return _location(element)
-    except (OSError, ET.ParseError) as exc:
-        raise InputError(net, None, f"cannot read the network: {exc}") from None
-    raise InputError(net, None, "the network has no <location> element (not a SUMO .net.xml?)")
-
-
-def _location(element: ET.Element) -> NetLocation:
-    def numbers(name: str, count: int) -> tuple[float, ...] | None:
-        text = element.get(name)
-        try:
-            values = tuple(float(v) for v in (text or "").split(","))
-        except ValueError:
-            return None
-        return values if len(values) == count and all(map(math.isfinite, values)) else None
-
-    boundary = numbers("convBoundary", 4) or (0.0, 0.0, 0.0, 0.0)
-    offset = numbers("netOffset", 2) or (0.0, 0.0)
-    projection = element.get("projParameter", "!")
-    geo = projection not in ("", "!")
-    return NetLocation(boundary, offset, numbers("origBoundary", 4), geo, projection if geo else None)
 
 
 def placed_cells(radio: RadioConfig, where: NetLocation) -> list[tuple[str, str, float, float]]:

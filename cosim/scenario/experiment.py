@@ -13,7 +13,7 @@ from cosim.scenario.base import SEED_MAX, StrictModel, whole_multiple
 from cosim.scenario.clients import ClientsConfig
 from cosim.scenario.d2d import D2DConfig
 from cosim.scenario.learning import LearningConfig
-from cosim.scenario.limits import check_limits
+from cosim.scenario.limits import Workload, check_limits
 from cosim.scenario.mobility import MobilityConfig
 from cosim.scenario.onboarding import OnboardingConfig
 from cosim.scenario.output import OutputConfig
@@ -48,7 +48,8 @@ class Scenario(StrictModel):
 
     @model_validator(mode="after")
     def _whole_steps(self) -> Scenario:
-        check_limits(self)  # first: an absurd step makes every ratio below meaningless
+        check_limits(Workload(self.duration_s, self.mobility, self.radio, self.learning,
+                              self.aggregation))  # first: an absurd step makes every ratio below meaningless
         step = self.mobility.step_length_s
         if not whole_multiple(self.duration_s, step):
             raise ValueError(f"duration_s ({self.duration_s} s) must be a whole multiple of "

@@ -287,18 +287,6 @@ class LearningConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _bf16_is_native(self) -> LearningConfig:
-        """An explicit bf16 on a device that would emulate it is refused (auto falls back)."""
-        if self.precision != "bf16":
-            return self
-        from cosim.learning.precision import native_bf16, pick_device  # torch: only when asked for
-
-        native, why = native_bf16(pick_device(self.local.device))
-        if not native:
-            raise FieldError("precision", f"bf16 asked for, but {why}: use fp32 or auto")
-        return self
-
-    @model_validator(mode="after")
     def _frozen_are_modules(self) -> LearningConfig:
         known = ("task_adapter", *(f"heads.{t}" for t in TASKS))
         for name in self.frozen_modules:

@@ -8,12 +8,24 @@ estimate is over, the field blamed is the one furthest from its usual value.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+from cosim.scenario.aggregation import AggregationConfig
 from cosim.scenario.base import FieldError
+from cosim.scenario.learning import LearningConfig
+from cosim.scenario.mobility import MobilityConfig
+from cosim.scenario.radio import RadioConfig
 
-if TYPE_CHECKING:
-    from cosim.scenario.experiment import Scenario
+
+@dataclass(frozen=True)
+class Workload:
+    """The sections of a scenario that decide how much work a run is."""
+
+    duration_s: float
+    mobility: MobilityConfig
+    radio: RadioConfig | None
+    learning: LearningConfig | None
+    aggregation: AggregationConfig
 
 MAX_SUMO_STEPS = 1e8  # 3 years at 1 s steps, 116 days at 0.1 s
 MAX_RADIO_STEPS = 1e8  # 116 days at the default 0.1 s radio step
@@ -36,7 +48,7 @@ def _oddest(spans: dict[str, float], steps: dict[str, float]) -> str:
     return max(score, key=score.__getitem__)
 
 
-def check_limits(sc: Scenario) -> None:
+def check_limits(sc: Workload) -> None:
     """Raise FieldError when the scenario's estimated work is beyond the limits above."""
     _sumo_steps(sc)
     _radio_steps(sc)
@@ -45,7 +57,7 @@ def check_limits(sc: Scenario) -> None:
     _rounds(sc)
 
 
-def _sumo_steps(sc: Scenario) -> None:
+def _sumo_steps(sc: Workload) -> None:
     step, warmup = sc.mobility.step_length_s, sc.mobility.warmup_s
     n = (sc.duration_s + warmup) / step
     if n <= MAX_SUMO_STEPS:
@@ -56,7 +68,7 @@ def _sumo_steps(sc: Scenario) -> None:
                                            MAX_SUMO_STEPS))
 
 
-def _radio_steps(sc: Scenario) -> None:
+def _radio_steps(sc: Workload) -> None:
     if sc.radio is None:
         return
     step = sc.radio.step_s
@@ -87,7 +99,7 @@ def _steps_message(field: str, spans: dict[str, float], step_name: str, step: fl
     return f"{head} is {n:.3g} {kind} steps; at most {limit:.0e}"
 
 
-def _trips(sc: Scenario) -> None:
+def _trips(sc: Workload) -> None:
     demand = sc.mobility.demand
     if demand is None or sc.mobility.replay is not None:
         return
@@ -104,7 +116,7 @@ def _trips(sc: Scenario) -> None:
                      f"{end:g} s are {n:.3g} trips; at most {MAX_TRIPS:.0e}")
 
 
-def _synthetic_frames(sc: Scenario) -> None:
+def _synthetic_frames(sc: Workload) -> None:
     if sc.learning is None or sc.learning.data.root is not None:
         return
     synth = sc.learning.data.synthetic
@@ -117,7 +129,7 @@ def _synthetic_frames(sc: Scenario) -> None:
                      f"{n:.3g} synthetic frames to generate; at most {MAX_SYNTHETIC_FRAMES:.0e}")
 
 
-def _rounds(sc: Scenario) -> None:
+def _rounds(sc: Workload) -> None:
     if sc.learning is None:
         return
     agg = sc.aggregation

@@ -11,6 +11,7 @@ from pydantic import (
     model_validator,
 )
 
+from cosim.names import POLICIES
 from cosim.scenario.base import InputFile, StrictModel
 
 
@@ -26,11 +27,8 @@ class SchedulingConfig(StrictModel):
     @field_validator("policy")
     @classmethod
     def _known_policy(cls, v: str) -> str:
-        # the policy registry is the one list of names (numpy only: cheap to import)
-        from cosim.learning.federated.policies import REGISTRY
-
-        if v not in REGISTRY and ":" not in v:
-            raise ValueError(f"unknown policy {v!r} (known: {', '.join(REGISTRY)}; or module:Class)")
+        if v not in POLICIES and ":" not in v:
+            raise ValueError(f"unknown policy {v!r} (known: {', '.join(POLICIES)}; or module:Class)")
         return v
 
     @model_validator(mode="after")

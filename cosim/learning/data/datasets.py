@@ -13,12 +13,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cosim.cache import cached_folder, content_key
-from cosim.learning.data.grid import Geometry
 from cosim.learning.data.partition import ClientShard, FrameRef
 from cosim.learning.data.samples import build_sample, collate
 from cosim.learning.data.scene import GENERATOR_VERSION
 from cosim.learning.data.synth import SynthConfig, generate
 from cosim.learning.data.waymo_v2 import SegmentReader, WaymoV2Dataset
+from cosim.learning.grid import Geometry
 from cosim.names import INPUT_MODALITY
 from cosim.scenario import DataConfig
 

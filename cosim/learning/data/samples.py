@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cosim.learning.data.grid import Geometry
 from cosim.learning.data.waymo_v2 import Frame
+from cosim.learning.grid import Geometry
 from cosim.learning.openclip import to_tensor
 from cosim.learning.tasks import SPECS
 

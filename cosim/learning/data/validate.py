@@ -21,6 +21,7 @@ from cosim.learning.data.waymo_v1 import V1SegmentReader, WaymoV1Dataset
 from cosim.learning.data.waymo_v2 import SegmentReader, WaymoV2Dataset
 from cosim.scenario import DataConfig
 
+
 def _components(reader: SegmentReader) -> list[str]:
     optional = [c for c in W.COMPONENTS if c not in W.REQUIRED and reader._path(c).is_file()]
     return [*W.REQUIRED, *optional]

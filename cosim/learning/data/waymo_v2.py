@@ -387,11 +387,3 @@ def _shaped(where: Where, table: pa.Table, prefix: str, dtype, timestamp: int, c
         raise where.error(f"{prefix}.shape", f"frame {timestamp}: {shape[:2]} rows x columns; the "
                           f"LiDAR range image has {list(rows_cols)}")
     return np.asarray(values, dtype=dtype).reshape(shape)
-
-
-def check(root: Path) -> tuple[int, int]:
-    """Read every frame of every segment; raise InputError at the first bad file or key.
-    Returns (segments, frames) checked (``cosim data check``; runs check with the same code)."""
-    from cosim.learning.data.validate import check_dataset
-
-    return check_dataset(Path(root))

@@ -10,7 +10,8 @@ waiting out a handoff), the per-operation energy of Fed-Span's accounting.
 
 from __future__ import annotations
 
-from cosim.learning.federated.timeline import SIDELINK, UPLINK, Attempt
+from cosim.learning.federated.attempt import Attempt
+from cosim.learning.federated.timeline import SIDELINK, UPLINK
 from cosim.radio.transfers import TransferResult
 from cosim.traces import TraceTable
 

@@ -199,6 +199,7 @@ class Oracle(AvailabilityAware):
     the oracle predictor, read from a recorded run of the same scenario and seed."""
 
 
+# keyed by cosim.names.POLICIES, the names the scenario accepts
 REGISTRY = {"all_connected": AllConnected, "random": RandomPolicy,
             "availability_aware": AvailabilityAware, "rate_aware": RateAware,
             "deadline_aware": DeadlineAware, "modality_task_aware": ModalityTaskAware, "oort": Oort,

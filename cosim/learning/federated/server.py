@@ -20,6 +20,7 @@ import simpy
 import torch
 
 from cosim.engine import Engine
+from cosim.learning.federated.attempt import Attempt, participation_rows
 from cosim.learning.federated.clients import ClientRegistry
 from cosim.learning.federated.compression import compress
 from cosim.learning.federated.cost import ComputeCost
@@ -34,7 +35,7 @@ from cosim.learning.federated.policies import Candidate, make_policy
 from cosim.learning.federated.remote import make_trainer
 from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.strategies import make_strategy
-from cosim.learning.federated.timeline import Attempt, Delivery, client_round, participation_rows
+from cosim.learning.federated.timeline import Delivery, client_round
 from cosim.learning.federated.training import LocalTrainer, State, TrainedUpdate, TrainJob, l2_weight
 from cosim.learning.federated.tree import (
     EDGE_WEIGHT,

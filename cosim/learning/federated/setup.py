@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch
 
 from cosim.learning.data.datasets import ClientDataset, SampleCache, open_dataset
-from cosim.learning.data.grid import Geometry
 from cosim.learning.data.partition import ClientShard, Partition, partition
+from cosim.learning.grid import Geometry
 from cosim.learning.model import M3TModel
 from cosim.learning.precision import Precision, pick_device, resolve
 from cosim.names import MODALITIES, TASKS

@@ -33,11 +33,11 @@ import networkx as nx
 import simpy
 
 from cosim.learning.federated.aggregation import cloud_average, fedavg, samples_per_key
+from cosim.learning.federated.attempt import Attempt
 from cosim.learning.federated.d2d import SidelinkPort
 from cosim.learning.federated.policies import Candidate
 
 if TYPE_CHECKING:
-    from cosim.learning.federated.timeline import Attempt
     from cosim.learning.federated.training import State, TrainedUpdate
 
 SERVER = "server"

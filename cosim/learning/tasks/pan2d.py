@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from cosim.learning.classes import IGNORE_INDEX, PAN2D
 from cosim.learning.codec import PAN2D_THINGS, GreedyTracker, decode_panoptic, encode_panoptic
-from cosim.learning.data.grid import nearest
+from cosim.learning.grid import nearest
 from cosim.learning.losses import masked_l1
 from cosim.learning.metrics import SegmentationTrackingQuality
 from cosim.learning.tasks.spec import TaskSpec

@@ -6,7 +6,7 @@ import numpy as np
 import torch.nn.functional as F
 
 from cosim.learning.classes import IGNORE_INDEX, SEG3D
-from cosim.learning.data.grid import nearest
+from cosim.learning.grid import nearest
 from cosim.learning.metrics import MeanIoU
 from cosim.learning.tasks.spec import TaskSpec
 

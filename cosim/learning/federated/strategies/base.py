@@ -22,9 +22,9 @@ from typing import Any, ClassVar, Protocol
 
 import simpy
 
+from cosim.learning.federated.attempt import Attempt
 from cosim.learning.federated.deferred import Deferred
 from cosim.learning.federated.policies import Candidate
-from cosim.learning.federated.timeline import Attempt
 from cosim.learning.federated.training import State, TrainedUpdate
 from cosim.scenario import AggregationBase
 from cosim.scenario.aggregation import method_name

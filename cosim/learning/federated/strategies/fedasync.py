@@ -4,9 +4,9 @@ model it downloaded and mixed in at once with its staleness weight."""
 from __future__ import annotations
 
 from cosim.learning.federated.aggregation import mix, staleness_weight
+from cosim.learning.federated.attempt import Attempt
 from cosim.learning.federated.policies import ServerView
 from cosim.learning.federated.strategies.base import Strategy, register
-from cosim.learning.federated.timeline import Attempt
 from cosim.learning.federated.training import State, TrainedUpdate
 from cosim.scenario import FedAsyncConfig, FedBuffConfig
 

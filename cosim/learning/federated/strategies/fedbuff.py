@@ -10,9 +10,9 @@ at its client's arrival, so each arrival is trained when it arrives, as in FedAs
 from __future__ import annotations
 
 from cosim.learning.federated.aggregation import FedBuffer, staleness_weight
+from cosim.learning.federated.attempt import Attempt
 from cosim.learning.federated.strategies.base import register
 from cosim.learning.federated.strategies.fedasync import AsyncStrategy
-from cosim.learning.federated.timeline import Attempt
 from cosim.learning.federated.training import State, TrainedUpdate
 from cosim.scenario import FedBuffConfig
 

@@ -1,0 +1,75 @@
+"""One run of a compare grid as a worker gets it, and the worker that runs it: the piece the local
+process pool and the Ray backend share."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cosim.bounded_read import read_json_file
+from cosim.errors import InputError
+from cosim.scenario_loader import load_scenario
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """One run of the grid, in terms a worker process can rebuild the scenario from."""
+
+    scenario: str
+    overrides: tuple[str, ...]
+    out: str
+    threads: int
+    reuse: bool = False  # keep an earlier complete run in ``out`` instead of running again
+    overwrite: bool = False  # replace an earlier run in ``out`` (once the new one completes)
+
+
+# A run's progress for the caller: (run folder, simulated now, duration)
+OnProgress = Callable[[str, float, float], None]
+
+
+PROGRESS_EVERY_S = 1.0
+
+
+def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
+    """A worker: one quiet run of the scenario with the job's overrides. ``progress``: a callback,
+    or a queue (from another process) that gets (out, now, duration) about once a second."""
+    try:
+        import torch
+
+        torch.set_num_threads(job.threads)
+    except ImportError:  # learning disabled and torch absent: nothing to limit
+        pass
+    from cosim.runner import run_scenario
+
+    if job.reuse and is_complete(Path(job.out)):
+        return job.out
+    path = Path(job.scenario)
+    scenario = load_scenario(path, list(job.overrides))
+    send: Callable[[tuple[str, float, float]], None] | None = None
+    if hasattr(progress, "put"):
+        send = progress.put
+    elif progress is not None:
+        send = lambda item: progress(*item)  # noqa: E731
+    last = [-math.inf]
+
+    def on_tick(now: float, duration: float) -> None:
+        if send is not None and (time.monotonic() - last[0] >= PROGRESS_EVERY_S or now >= duration):
+            last[0] = time.monotonic()
+            send((job.out, now, duration))
+
+    result = run_scenario(scenario, source=path, out=Path(job.out), quiet=True,
+                          overwrite=job.reuse or job.overwrite, on_tick=on_tick)
+    if result.status != "complete":
+        raise RuntimeError(f"run {job.out} ended {result.status}")
+    return job.out
+
+
+def is_complete(run_dir: Path) -> bool:
+    try:
+        return read_json_file(run_dir / "run.json", "run.json")["status"] == "complete"
+    except (OSError, InputError, KeyError, TypeError):
+        return False
