@@ -35,6 +35,14 @@ from cosim.learning.federated.policies import Candidate, make_policy
 from cosim.learning.federated.remote import make_trainer
 from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.strategies import make_strategy
+from cosim.learning.federated.strategies.base import (
+    Decision,
+    Launch,
+    NewModel,
+    Record,
+    RoundEnd,
+    Selection,
+)
 from cosim.learning.federated.timeline import Delivery, client_round
 from cosim.learning.federated.training import LocalTrainer, State, TrainedUpdate, TrainJob, l2_weight
 from cosim.learning.federated.tree import (
@@ -178,7 +186,7 @@ class FederatedLayer:
         # model-free: on the evaluation's thread, if it has one, while the rounds go on
         self._lookup_later = self.evaluation.later(self._lookup_baseline)
         while not strategy.done():
-            strategy.select()
+            self._apply(strategy.select())
             self.participants = len(self.in_flight)
             if not self.in_flight and strategy.idle_s is not None:
                 yield self.env.timeout(strategy.idle_s)
@@ -186,10 +194,36 @@ class FederatedLayer:
             yield strategy.wait([f.process for f in self.in_flight.values()])
             for client in [c for c, f in self.in_flight.items() if f.process.triggered]:
                 flight = self.in_flight.pop(client)
-                strategy.on_arrival(flight.process.value, flight.start)
-            yield from strategy.aggregate()
+                for decision in strategy.on_arrival(flight.process.value, flight.start):
+                    self._apply(decision)
+            for step in strategy.aggregate():
+                if isinstance(step, simpy.Event):
+                    yield step
+                else:
+                    self._apply(step)
         if self.sc.aggregation.end_run_at_max_rounds:
             self.engine.stop()
+
+    def _apply(self, decision: Decision) -> None:
+        """The one place the server's round, model version and global model change, and where
+        rounds are launched, attempts recorded and models evaluated."""
+        strategy, every = self.strategy, self.sc.aggregation.eval_every_rounds
+        if isinstance(decision, Selection):
+            if decision.new_round:
+                self.round += 1
+            for launch in decision.launches:
+                self.launch(launch)
+        elif isinstance(decision, NewModel):
+            self.global_state = decision.state
+            self.version += 1
+            if strategy.round_is_version:
+                self.round = self.version
+            if strategy.evaluate_by == "version" and self.version % every == 0:
+                self.evaluate()
+        elif isinstance(decision, Record):
+            self.participation.append(participation_rows(decision.attempts))
+        elif isinstance(decision, RoundEnd) and strategy.evaluate_by == "round" and self.round % every == 0:
+            self.evaluate()
 
     # ---- what strategies call ----------------------------------------------------------------
     def candidates(self) -> list[Candidate]:
@@ -213,9 +247,9 @@ class FederatedLayer:
                 rounds_completed=c.rounds_completed, last_loss=c.last_loss, last_round=c.last_round))
         return out
 
-    def launch(self, index: int, deadline: float, start: State, node: TreeNode | None = None) -> None:
-        """Start a client's round now; it trains from ``start`` if it completes. ``node``: its
-        place in an aggregation tree (a cluster, a spanning tree)."""
+    def launch(self, launch: Launch) -> None:
+        """Start a client's round now; it trains from ``launch.start`` if it completes."""
+        index, deadline, start, node = launch.client, launch.deadline, launch.start, launch.node
         client, data = self.registry.clients[index], self.datasets[index]
         attempt = Attempt(self.round, index, client.vehicle, self.env.now, self.version,
                           tasks=tuple(data.tasks), modalities=tuple(data.modalities))
@@ -295,9 +329,6 @@ class FederatedLayer:
         """Every client's gradient balancer (created on first use), wherever training runs."""
         trainer = self.trainer if hasattr(self.trainer, "balancer") else self.trainer.local
         return _AllBalancers(trainer)
-
-    def record(self, attempts: list[Attempt]) -> None:
-        self.participation.append(participation_rows(attempts))
 
     def evaluate(self) -> None:
         self.scored_version = self.version

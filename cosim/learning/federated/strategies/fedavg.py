@@ -6,10 +6,19 @@ from __future__ import annotations
 
 from cosim.learning.federated.aggregation import fedavg
 from cosim.learning.federated.deferred import DeferredState, resolved
-from cosim.learning.federated.policies import ServerView
-from cosim.learning.federated.strategies.base import RoundStrategy, register
+from cosim.learning.federated.policies import Candidate, ServerView
+from cosim.learning.federated.strategies.base import (
+    Launch,
+    NewModel,
+    Record,
+    RoundEnd,
+    RoundStrategy,
+    Selection,
+    Steps,
+    register,
+)
 from cosim.learning.federated.training import State
-from cosim.learning.federated.tree import tree_fedavg, tree_groups
+from cosim.learning.federated.tree import TreeNode, tree_fedavg, tree_groups
 from cosim.scenario import SyncConfig
 
 
@@ -17,30 +26,30 @@ from cosim.scenario import SyncConfig
 class FedAvg(RoundStrategy):
     config = SyncConfig
     cfg: SyncConfig
+    evaluate_by = "round"
 
-    nodes: dict = {}  # this round's cluster nodes (d2d.cluster), by client
+    nodes: dict[int, TreeNode] = {}  # this round's cluster nodes (d2d.cluster), by client
 
     def done(self) -> bool:
         return self.cfg.max_rounds is not None and self.host.round >= self.cfg.max_rounds
 
-    def select(self) -> None:
+    def select(self) -> Selection:
         host = self.host
         view = ServerView(host.env.now, host.round + 1, self.cfg.round_deadline_s)
         candidates = host.candidates()
         chosen = host.policy.select(view, candidates, host.per_round)
         if not chosen:
-            return
-        host.round += 1
+            return Selection()
         deadline = host.env.now + self.cfg.round_deadline_s
         self.nodes = self.form_nodes(chosen, candidates)
-        for client in chosen:
-            host.launch(client, deadline, host.global_state, self.nodes.get(client))
+        return Selection([Launch(client, deadline, host.global_state, self.nodes.get(client))
+                          for client in chosen], new_round=True)
 
-    def form_nodes(self, chosen: list[int], candidates: list) -> dict:
+    def form_nodes(self, chosen: list[int], candidates: list[Candidate]) -> dict[int, TreeNode]:
         """The round's aggregation trees (d2d.cluster's clusters; none without)."""
         return self.host.form_clusters(chosen, candidates)
 
-    def aggregate(self):
+    def aggregate(self) -> Steps:
         host = self.host
         attempts, trained = self.train_round_later()
         if any(a.completed for a in attempts):
@@ -55,10 +64,8 @@ class FedAvg(RoundStrategy):
                 return fedavg(resolved(start), [(u.modules, u.weight) for u in updates])
 
             # overlap: averaged when first read (the next round's training, an evaluation)
-            host.global_state = DeferredState(average) if host.overlap else average()
-            host.version += 1
-        host.record(attempts)
-        if host.round % self.cfg.eval_every_rounds == 0:
-            host.evaluate()
+            yield NewModel(DeferredState(average) if host.overlap else average())
+        yield Record(attempts)
+        yield RoundEnd()
         if self.cfg.min_round_gap_s:
             yield host.env.timeout(self.cfg.min_round_gap_s)

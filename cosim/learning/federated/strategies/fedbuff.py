@@ -9,9 +9,9 @@ at its client's arrival, so each arrival is trained when it arrives, as in FedAs
 
 from __future__ import annotations
 
-from cosim.learning.federated.aggregation import FedBuffer, staleness_weight
+from cosim.learning.federated.aggregation import FedBuffer
 from cosim.learning.federated.attempt import Attempt
-from cosim.learning.federated.strategies.base import register
+from cosim.learning.federated.strategies.base import Decision, NewModel, Record, ServerHost, register
 from cosim.learning.federated.strategies.fedasync import AsyncStrategy
 from cosim.learning.federated.training import State, TrainedUpdate
 from cosim.scenario import FedBuffConfig
@@ -22,33 +22,27 @@ class FedBuff(AsyncStrategy):
     config = FedBuffConfig
     cfg: FedBuffConfig
 
-    def __init__(self, cfg: FedBuffConfig, host):
+    def __init__(self, cfg: FedBuffConfig, host: ServerHost):
         super().__init__(cfg, host)
         self.buffer = FedBuffer(cfg.buffer_size, cfg.server_lr)
         self.pending: list[tuple[Attempt, State, float]] = []  # arrived, trained when full
 
-    def on_arrival(self, attempt: Attempt, start: State) -> None:
+    def on_arrival(self, attempt: Attempt, start: State) -> list[Decision]:
         host = self.host
         if getattr(host.policy, "reads_losses", True):  # unknown (user) policies: to be safe
-            super().on_arrival(attempt, start)
-            return
+            return super().on_arrival(attempt, start)
         attempt.staleness = host.version - attempt.model_version
+        decisions: list[Decision] = []
         if attempt.completed:
-            weight = staleness_weight(self.cfg.staleness, attempt.staleness, self.cfg.staleness_a,
-                                      self.cfg.staleness_b)
-            self.pending.append((attempt, start, weight))
+            self.pending.append((attempt, start, self.weight(attempt)))
             if len(self.buffer.deltas) + len(self.pending) >= self.cfg.buffer_size:
                 trained = host.train([(a, s) for a, s, _ in self.pending], self.train_seed(host.version))
                 for (_, s, w), update in zip(self.pending, trained, strict=True):
                     self.buffer.add(s, update.modules, w)
                 self.pending = []
-                host.global_state = self.buffer.apply(host.global_state)
-                self.new_version()
-        host.record([attempt])
+                decisions.append(NewModel(self.buffer.apply(host.global_state)))
+        return [*decisions, Record([attempt])]
 
-    def fold_in(self, update: TrainedUpdate, start: State, weight: float) -> bool:
+    def fold_in(self, update: TrainedUpdate, start: State, weight: float) -> State | None:
         self.buffer.add(start, update.modules, weight)
-        if not self.buffer.full():
-            return False
-        self.host.global_state = self.buffer.apply(self.host.global_state)
-        return True
+        return self.buffer.apply(self.host.global_state) if self.buffer.full() else None

@@ -14,7 +14,16 @@ from __future__ import annotations
 from cosim.learning.federated.aggregation import cloud_average, fedavg, samples_per_key
 from cosim.learning.federated.backhaul import backhaul_graph, edge_to_cloud_s
 from cosim.learning.federated.policies import Candidate, ServerView
-from cosim.learning.federated.strategies.base import RoundStrategy, register
+from cosim.learning.federated.strategies.base import (
+    Launch,
+    NewModel,
+    Record,
+    RoundStrategy,
+    Selection,
+    ServerHost,
+    Steps,
+    register,
+)
 from cosim.learning.federated.tiers import EDGE, FOG, ModuleTiers
 from cosim.learning.federated.training import State
 from cosim.learning.federated.tree import TreeNode, tree_groups
@@ -28,7 +37,7 @@ class Hierarchical(RoundStrategy):
     cfg: HierarchicalConfig
     idle_s = None  # an edge round lasts its period whether or not anyone takes part
 
-    def __init__(self, cfg: HierarchicalConfig, host):
+    def __init__(self, cfg: HierarchicalConfig, host: ServerHost):
         super().__init__(cfg, host)
         cells = host.radio.cells
         self.graph = backhaul_graph(cells.kind, cells.x, cells.y, cfg.macro_to_cloud_ms,
@@ -46,15 +55,14 @@ class Hierarchical(RoundStrategy):
     def done(self) -> bool:
         return self.cfg.max_rounds is not None and self.host.version >= self.cfg.max_rounds
 
-    def select(self) -> None:
+    def select(self) -> Selection:
         host = self.host
         self.deadline = host.env.now + self.cfg.edge_period_s
         by_cell: dict[int, list[Candidate]] = {}
         for c in host.candidates():
             if c.connected:
                 by_cell.setdefault(c.serving_cell, []).append(c)
-        host.round += 1
-        view = ServerView(host.env.now, host.round, self.cfg.edge_period_s)
+        view = ServerView(host.env.now, host.round + 1, self.cfg.edge_period_s)  # this new round
         self.cell_of = {}
         self.nodes = {}
         for cell, cands in sorted(by_cell.items()):
@@ -63,31 +71,31 @@ class Hierarchical(RoundStrategy):
                 self.cell_of[client] = cell
             if self.tiers is not None and self.tiers.has(FOG):
                 self.nodes.update(host.form_clusters(chosen, cands, always=True))
+        launches = []
         for client in sorted(self.cell_of):
             start = self.edge_state.get(self.cell_of[client], host.global_state)
             if self.tiers is not None and client in self.fog_state:
                 start = {**start, **self.fog_state[client][0]}
-            host.launch(client, self.deadline, start, self.nodes.get(client))
+            launches.append(Launch(client, self.deadline, start, self.nodes.get(client)))
+        return Selection(launches, new_round=True)  # an edge round every period, taken or not
 
-    def aggregate(self):
+    def aggregate(self) -> Steps:
         if self.tiers is not None:
             yield from self._aggregate_tiers()
             return
         host = self.host
         attempts, updates = self.train_round()
         self._edge_average([(u.client, u.modules, u.weight) for u in updates])
-        host.record(attempts)
+        yield Record(attempts)
         yield host.env.timeout(max(0.0, self.deadline - host.env.now))
         self.edge_rounds += 1
         if self.edge_rounds % self.cfg.cloud_every or not self.edge_state:
             return
         yield host.env.timeout(self._backhaul_s())
-        host.global_state = cloud_average(
+        cloud = cloud_average(
             host.global_state, [(self.edge_state[c], self.edge_samples[c]) for c in sorted(self.edge_state)])
         self.edge_state, self.edge_samples = {}, {}
-        host.version += 1
-        if host.version % self.cfg.eval_every_rounds == 0:
-            host.evaluate()
+        yield NewModel(cloud)
 
     def _edge_average(self, updates: list[tuple[int, State, float]]) -> None:
         """FedAvg of (client, modules, weight) into each client's cell's edge model, adding the
@@ -106,7 +114,7 @@ class Hierarchical(RoundStrategy):
         return max(edge_to_cloud_s(self.graph, c, size, self.cfg.backhaul_gbps * 1e9)
                    for c in self.edge_state)
 
-    def _aggregate_tiers(self):
+    def _aggregate_tiers(self) -> Steps:
         """Each module group at its tier: fog among each cluster's clients, edge at the cell,
         cloud groups when due."""
         host, tiers = self.host, self.tiers
@@ -114,7 +122,7 @@ class Hierarchical(RoundStrategy):
         self._fog(attempts, updates)
         self._edge_average([(u.client, {k: v for k, v in u.modules.items() if tiers.tier(k) != FOG},
                              u.weight) for u in updates])  # fog modules stay with their clusters
-        host.record(attempts)
+        yield Record(attempts)
         yield host.env.timeout(max(0.0, self.deadline - host.env.now))
         self.edge_rounds += 1
         due = set(tiers.cloud_due(host.global_state, self.edge_rounds))
@@ -131,10 +139,7 @@ class Hierarchical(RoundStrategy):
         for c in self.edge_state:  # the cloud's groups go back to every edge
             self.edge_state[c] = {**self.edge_state[c], **{k: new[k] for k in due}}
             self.edge_samples[c] = {k: w for k, w in self.edge_samples[c].items() if k not in due}
-        host.global_state = self._evaluated_view(new)
-        host.version += 1
-        if host.version % self.cfg.eval_every_rounds == 0:
-            host.evaluate()
+        yield NewModel(self._evaluated_view(new))
 
     def _fog(self, attempts, updates) -> None:
         """Fog modules: each client keeps the average over the clients whose updates its cluster

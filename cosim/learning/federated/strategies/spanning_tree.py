@@ -6,8 +6,10 @@ and the latency and energy of each operation (the ``hops`` trace)."""
 
 from __future__ import annotations
 
+from cosim.learning.federated.policies import Candidate
 from cosim.learning.federated.strategies.base import register
 from cosim.learning.federated.strategies.fedavg import FedAvg
+from cosim.learning.federated.tree import TreeNode
 from cosim.scenario import SpanningTreeConfig
 
 
@@ -16,5 +18,5 @@ class SpanningTree(FedAvg):
     config = SpanningTreeConfig
     cfg: SpanningTreeConfig
 
-    def form_nodes(self, chosen, candidates):
+    def form_nodes(self, chosen: list[int], candidates: list[Candidate]) -> dict[int, TreeNode]:
         return self.host.spanning_trees(chosen, candidates, self.cfg.weight)
