@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -53,6 +54,28 @@ class ServerView:
     now: float
     round: int
     deadline_s: float
+
+
+class Policy(Protocol):
+    """What the server asks of a scheduling policy."""
+
+    # Whether it reads the losses clients report (``Candidate.last_loss``): then each update must
+    # be trained by its client's next selection (no overlap; FedBuff trains arrivals at once).
+    reads_losses: bool
+
+    def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class UserPolicy:
+    """A ``module:Class`` policy from the user's code, with what its class declares: one that does
+    not declare ``reads_losses`` is taken to read the losses (the safe assumption)."""
+
+    inner: Any
+    reads_losses: bool
+
+    def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]:
+        return self.inner.select(view, candidates, k)
 
 
 class AllConnected:
@@ -206,12 +229,13 @@ REGISTRY = {"all_connected": AllConnected, "random": RandomPolicy,
             "oracle": Oracle}
 
 
-def make_policy(name: str, seed: int):
+def make_policy(name: str, seed: int) -> Policy:
     """A registered policy by name, or ``module:Class`` from the user's code."""
     if name in REGISTRY:
         cls = REGISTRY[name]
         return cls(seed) if cls in (RandomPolicy, Oort) else cls()
-    return policy_class(name)()
+    policy = policy_class(name)()
+    return UserPolicy(policy, bool(inspect.getattr_static(policy, "reads_losses", True)))
 
 
 def policy_class(name: str) -> type:

@@ -34,12 +34,12 @@ import torch
 from cosim.child_env import safe_child_path
 from cosim.errors import MissingDependencyError
 from cosim.learning.federated.setup import build_learning
-from cosim.learning.federated.training import LocalTrainer, TrainedUpdate, TrainJob, l2_weight
+from cosim.learning.federated.training import LocalTrainer, TrainedUpdate, Trainer, TrainJob, l2_weight
 from cosim.learning.model import replicate
 from cosim.scenario import Scenario
 
 
-def make_trainer(scenario: Scenario, local: LocalTrainer):
+def make_trainer(scenario: Scenario, local: LocalTrainer) -> Trainer:
     """The scenario's trainer: ``local`` itself, or workers that train as it would."""
     backend = scenario.learning.local.backend
     if backend == "ray":
@@ -77,11 +77,15 @@ class TrainerActor:
         return updates, {j.client: self.trainer.balancers[j.client] for j in jobs}
 
 
-class _RemoteTrainer:
+class _RemoteTrainer(Trainer):
     """The ``LocalTrainer`` interface; subclasses say how a pass reaches a worker."""
 
     def __init__(self, local: LocalTrainer):
         self.local = local
+
+    @property
+    def driver(self) -> LocalTrainer:
+        return self.local
 
     @property
     def balancers(self):
@@ -115,7 +119,7 @@ class _RemoteTrainer:
         return out
 
 
-class ThreadTrainer:
+class ThreadTrainer(Trainer):
     """Passes trained on threads of this process, one model replica per thread.
 
     A round's updates train as one pass per worker, of near-equal size, at ``threads`` torch
@@ -142,6 +146,12 @@ class ThreadTrainer:
             trainer.prefix, trainer.balancers = local.prefix, local.balancers  # shared
             self.idle.put(trainer)
         self.pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cosim-train")
+
+    background = True
+
+    @property
+    def driver(self) -> LocalTrainer:
+        return self.local
 
     @property
     def balancers(self):

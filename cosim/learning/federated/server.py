@@ -140,9 +140,9 @@ class FederatedLayer:
         # a sync round's updates train while the next round's radio runs (``deferred.py``), unless
         # something reads them sooner: a policy reading the losses clients report, the journal
         # (it records each call's updates), drift's continual pull (anchors on the global model)
-        self.overlap = (self.sc.learning.local.overlap and hasattr(self.trainer, "submit")
+        self.overlap = (self.sc.learning.local.overlap and self.trainer.background
                         and self.journal is None and self.drift is None
-                        and not getattr(self.policy, "reads_losses", True))
+                        and not self.policy.reads_losses)
         if self.drift is not None:  # before the server: events at 0 s come first
             engine.env.process(self.drift.process(engine.env, self._on_drift))
         engine.env.process(self._serve())
@@ -327,8 +327,7 @@ class FederatedLayer:
 
     def _balancers(self) -> dict:
         """Every client's gradient balancer (created on first use), wherever training runs."""
-        trainer = self.trainer if hasattr(self.trainer, "balancer") else self.trainer.local
-        return _AllBalancers(trainer)
+        return _AllBalancers(self.trainer.driver)
 
     def evaluate(self) -> None:
         self.scored_version = self.version
@@ -359,9 +358,7 @@ class FederatedLayer:
             self.personalisation = personalise(self)
         if self.journal is not None:  # the run is whole: nothing left to resume
             shutil.rmtree(self.journal.folder, ignore_errors=True)
-        close = getattr(self.trainer, "close", None)  # Ray actors
-        if close is not None:
-            close()
+        self.trainer.close()  # workers, Ray actors
 
     def _lookup_baseline(self) -> dict[str, dict[str, float]]:
         """The model-free baseline on the same held-out frames, fitted on every client's frames."""

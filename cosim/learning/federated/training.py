@@ -8,7 +8,10 @@ order given (the order they reached the server)."""
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
@@ -51,7 +54,36 @@ class TrainedUpdate:
     stats: LocalStats
 
 
-class LocalTrainer:
+class Trainer(ABC):
+    """A trainer backend, as the server uses it: this process's ``LocalTrainer``, or workers
+    (threads, processes, Ray actors) that train as it would (``remote.py``)."""
+
+    background: ClassVar[bool] = False  # submit() returns before the updates are trained
+
+    @property
+    @abstractmethod
+    def driver(self) -> LocalTrainer:
+        """The trainer of this process: the run's model and every client's balancer."""
+
+    @property
+    @abstractmethod
+    def mode(self) -> dict[str, Any]:
+        """How updates are trained (run.json ``summary.learning.trainer``)."""
+
+    @abstractmethod
+    def train(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
+        """The jobs' updates, in the order given."""
+
+    def submit(self, jobs: list[TrainJob]) -> Callable[[], list[TrainedUpdate]]:
+        """Start training the jobs; the returned call waits for their updates (``background``
+        trainers only)."""
+        raise NotImplementedError(f"{type(self).__name__} trains in the foreground only")
+
+    def close(self) -> None:  # noqa: B027 - a trainer without workers has nothing to release
+        """Release the workers, if any."""
+
+
+class LocalTrainer(Trainer):
     """Client updates on the one shared model (one frozen backbone serves every client).
 
     Each client keeps its gradient balancer across rounds: GradNorm's weights and initial losses
@@ -73,7 +105,11 @@ class LocalTrainer:
         self.passes = 0  # batched passes run, for run.json
 
     @property
-    def mode(self) -> dict:
+    def driver(self) -> LocalTrainer:
+        return self
+
+    @property
+    def mode(self) -> dict[str, Any]:
         """How updates are trained (run.json ``summary.learning.trainer``)."""
         if self.sequential_reason:
             return {"mode": "sequential", "reason": self.sequential_reason}

@@ -30,7 +30,7 @@ import simpy
 
 from cosim.learning.federated.attempt import Attempt
 from cosim.learning.federated.deferred import Deferred
-from cosim.learning.federated.policies import Candidate
+from cosim.learning.federated.policies import Candidate, Policy
 from cosim.learning.federated.training import State, TrainedUpdate
 from cosim.learning.federated.tree import TreeNode
 from cosim.scenario import AggregationBase
@@ -106,7 +106,7 @@ class ServerHost(Protocol):
     def in_flight(self) -> dict[int, Any]: ...  # client index -> its flight
 
     @property
-    def policy(self) -> Any: ...
+    def policy(self) -> Policy: ...
 
     @property
     def radio(self) -> Any: ...

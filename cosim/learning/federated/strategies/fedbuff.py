@@ -29,7 +29,7 @@ class FedBuff(AsyncStrategy):
 
     def on_arrival(self, attempt: Attempt, start: State) -> list[Decision]:
         host = self.host
-        if getattr(host.policy, "reads_losses", True):  # unknown (user) policies: to be safe
+        if host.policy.reads_losses:
             return super().on_arrival(attempt, start)
         attempt.staleness = host.version - attempt.model_version
         decisions: list[Decision] = []
