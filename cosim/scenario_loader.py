@@ -6,7 +6,6 @@ The error line names the file and the dotted field, e.g.
 
 from __future__ import annotations
 
-import difflib
 import reprlib
 import types
 import typing
@@ -18,6 +17,7 @@ from pydantic import BaseModel, Tag, ValidationError
 
 from cosim.bounded_read import read_bounded_text
 from cosim.errors import InputError
+from cosim.registry import did_you_mean
 from cosim.safe_yaml import RefusedYamlError, load_yaml
 from cosim.scenario import Scenario
 from cosim.scenario.base import FieldError
@@ -184,11 +184,8 @@ def as_input_error(exc: ValidationError, path: Path) -> InputError:
         if owner is not None and elsewhere:
             return InputError(path, field, f"not a setting of {owner!r} (it belongs to "
                               f"{', '.join(elsewhere)}); give that method, or leave the key out")
-        message = "unknown key"
-        match = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        if match:
-            message += f" (did you mean {match[0]!r}?)"
-        elif allowed:
+        message = "unknown key" + did_you_mean(key, allowed)
+        if message == "unknown key" and allowed:
             message += f" (allowed: {', '.join(allowed)})"
         return InputError(path, field, message)
     message = err["msg"]

@@ -40,3 +40,28 @@ def test_every_aggregation_method_has_its_strategy(method):
     strategy = make_strategy(config, _Host())
     assert type(strategy) is STRATEGIES[method] and strategy.config is METHOD_CONFIGS[method]
     assert set(STRATEGIES) == set(METHOD_CONFIGS)
+
+
+def test_every_trainer_backend_the_scenario_accepts_is_registered():
+    from cosim.learning.federated.remote import BACKENDS
+    from cosim.scenario import LocalTrainingConfig
+
+    accepted = typing.get_args(LocalTrainingConfig.model_fields["backend"].annotation)
+    assert set(accepted) == set(BACKENDS)
+
+
+def test_every_registry_refuses_an_unknown_name_in_one_line_that_suggests_the_closest():
+    from cosim.errors import InputError
+    from cosim.learning.federated.policies import REGISTRY as POLICIES
+    from cosim.learning.federated.remote import BACKENDS
+
+    for registry, typo, meant, field in ((POLICIES, "availabilty_aware", "availability_aware",
+                                          "scheduling.policy"),
+                                         (STRATEGIES, "fedbuf", "fedbuff", "aggregation.method"),
+                                         (peft.METHODS, "lorra", "lora", "learning.model.peft.method"),
+                                         (SPECS, "det2", "det2d", "learning.model.tasks"),
+                                         (BACKENDS, "thread", "threads", "learning.local.backend")):
+        with pytest.raises(InputError) as err:
+            registry[typo]
+        line = err.value.line()
+        assert f"did you mean {meant!r}" in line and field in line and "\n" not in line

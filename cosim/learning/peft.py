@@ -20,12 +20,14 @@ the training loss. Adding a method: its modules and attach function here, its na
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from cosim.registry import Registry
 from cosim.scenario import PeftConfig
 
 
@@ -187,4 +189,6 @@ def prompts(transformer: nn.Module, branch: str, cfg: PeftConfig) -> dict[str, n
     return {"prompt": tokens}
 
 
-METHODS = {"adapter": adapters, "lora": loras, "prompt": prompts, "moe_adapter": moe_adapters}
+METHODS: Registry[Callable[..., dict[str, nn.Module]]] = Registry(
+    "PEFT method", "learning.model.peft.method",
+    {"adapter": adapters, "lora": loras, "prompt": prompts, "moe_adapter": moe_adapters})

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from cosim.errors import InputError
+from cosim.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -223,10 +224,10 @@ class Oracle(AvailabilityAware):
 
 
 # keyed by cosim.names.POLICIES, the names the scenario accepts
-REGISTRY = {"all_connected": AllConnected, "random": RandomPolicy,
-            "availability_aware": AvailabilityAware, "rate_aware": RateAware,
-            "deadline_aware": DeadlineAware, "modality_task_aware": ModalityTaskAware, "oort": Oort,
-            "oracle": Oracle}
+REGISTRY: Registry[type] = Registry("policy", "scheduling.policy", {
+    "all_connected": AllConnected, "random": RandomPolicy, "availability_aware": AvailabilityAware,
+    "rate_aware": RateAware, "deadline_aware": DeadlineAware,
+    "modality_task_aware": ModalityTaskAware, "oort": Oort, "oracle": Oracle})
 
 
 def make_policy(name: str, seed: int) -> Policy:

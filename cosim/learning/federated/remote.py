@@ -36,19 +36,13 @@ from cosim.errors import MissingDependencyError
 from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.training import LocalTrainer, TrainedUpdate, Trainer, TrainJob, l2_weight
 from cosim.learning.model import replicate
+from cosim.registry import Registry
 from cosim.scenario import Scenario
 
 
 def make_trainer(scenario: Scenario, local: LocalTrainer) -> Trainer:
     """The scenario's trainer: ``local`` itself, or workers that train as it would."""
-    backend = scenario.learning.local.backend
-    if backend == "ray":
-        return RayTrainer(scenario, local)
-    if backend == "processes":
-        return ProcessTrainer(scenario, local)
-    if backend == "threads":
-        return ThreadTrainer(scenario, local)
-    return local
+    return BACKENDS[scenario.learning.local.backend](scenario, local)
 
 
 def import_ray():
@@ -271,3 +265,10 @@ class RayTrainer(_RemoteTrainer):
             self.ray.kill(actor)
         if self.started:
             self.ray.shutdown()
+
+
+# learning.local.backend -> (scenario, this process's trainer) -> the trainer the server uses
+BACKENDS: Registry[Callable[[Scenario, LocalTrainer], Trainer]] = Registry(
+    "trainer backend", "learning.local.backend",
+    {"local": lambda scenario, local: local, "threads": ThreadTrainer, "processes": ProcessTrainer,
+     "ray": RayTrainer})

@@ -10,13 +10,13 @@ import torch
 
 from cosim.learning.tasks.spec import TaskEvaluator, TaskSpec
 from cosim.names import TASKS
+from cosim.registry import Registry
 
-SPECS: dict[str, TaskSpec] = {name: importlib.import_module(f"{__name__}.{name}").SPEC for name in TASKS}
+SPECS: Registry[TaskSpec] = Registry("task", "learning.model.tasks", {
+    name: importlib.import_module(f"{__name__}.{name}").SPEC for name in TASKS})
 
 __all__ = ["SPECS", "TaskEvaluator", "TaskSpec", "task_loss"]
 
 
 def task_loss(task: str, out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
-    if task not in SPECS:
-        raise ValueError(f"unknown task {task!r}")
     return SPECS[task].loss(out, target)

@@ -16,8 +16,10 @@ from cosim.scenario import AggregationBase
 __all__ = ["REGISTRY", "ServerHost", "Strategy", "make_strategy", "register"]
 
 
+for _module in pkgutil.iter_modules(__path__):  # each registers its strategy
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+
 def make_strategy(config: AggregationBase, host: ServerHost) -> Strategy:
     """The strategy that runs this aggregation configuration."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
     return REGISTRY[config.method](config, host)

@@ -33,6 +33,7 @@ from cosim.learning.federated.deferred import Deferred
 from cosim.learning.federated.policies import Candidate, Policy
 from cosim.learning.federated.training import State, TrainedUpdate
 from cosim.learning.federated.tree import TreeNode
+from cosim.registry import Registry
 from cosim.scenario import AggregationBase
 from cosim.scenario.aggregation import method_name
 
@@ -189,10 +190,9 @@ class RoundStrategy(Strategy):
         return [a for a, _ in arrived], self.host.train_later(done, self.train_seed(self.host.round))
 
 
-REGISTRY: dict[str, type[Strategy]] = {}
+REGISTRY: Registry[type[Strategy]] = Registry("aggregation method", "aggregation.method")
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
     """Register a strategy under its configuration's ``method``."""
-    REGISTRY[method_name(cls.config)] = cls
-    return cls
+    return REGISTRY.register(method_name(cls.config))(cls)
