@@ -166,6 +166,10 @@ class SumoSession:
     def _read_all(self) -> tuple:
         raise NotImplementedError
 
+    def vehicle_type(self, vehicle: str) -> str:
+        """The SUMO vType of a vehicle in the network."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -226,7 +230,7 @@ class TraciSession(SumoSession):
         exe = binary("sumo-gui" if gui else "sumo")
         self.gui = (launch.gui or GuiOptions()) if gui else None
         cmd = launch.command(exe) + (self.gui.options() if self.gui is not None else [])
-        self._conn = None
+        self._conn: Any = None  # traci's Connection (untyped); None once closed
 
         def start() -> None:
             # traci prints " Retrying in 1 seconds" while SUMO opens its port; keep stdout clean.

@@ -62,7 +62,9 @@ class LinkView(Protocol):
     block_avail: np.ndarray  # (K, N)
     block_rate: np.ndarray  # (2, K, N) single-user rate, down / up (bit/s)
     background_users: np.ndarray  # (2, C) non-FL users sharing each cell, down / up
-    n_cells: int
+
+    @property
+    def n_cells(self) -> int: ...
 
     def link_rows(self, vehicles: list[str]) -> np.ndarray: ...  # -1 if not in the network
 
