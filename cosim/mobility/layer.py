@@ -18,7 +18,7 @@ from cosim.errors import InputError
 from cosim.mobility.geo import GeoReference
 from cosim.mobility.location import read_location
 from cosim.mobility.records import mobility_batch
-from cosim.mobility.session import SumoSession, VehicleStates
+from cosim.mobility.session import VehicleSource, VehicleStates
 from cosim.scenario import Scenario
 from cosim.trace_schemas import MOBILITY, MOBILITY_SCHEMA
 
@@ -28,7 +28,7 @@ class MobilityLayer:
 
     name = "mobility"
 
-    def __init__(self, session: SumoSession, scenario: Scenario, net_file: Path | None = None):
+    def __init__(self, session: VehicleSource, scenario: Scenario, net_file: Path | None = None):
         self.session = session
         self.step_s = scenario.mobility.step_length_s
         # a replayed trace starts where the live run's warm-up ended

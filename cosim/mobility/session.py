@@ -16,7 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -116,6 +116,25 @@ def pack_subscriptions(ids, results: dict) -> tuple:
     return pack_states(ids, (r[_VAR_POSITION] for r in rows), (r[_VAR_SPEED] for r in rows),
                        (r[_VAR_ANGLE] for r in rows), (r[_VAR_ROAD_ID] for r in rows),
                        (r[_VAR_STOPSTATE] for r in rows))
+
+
+class VehicleSource(Protocol):
+    """What the mobility layer steps: a running SUMO (a SumoSession) or a recorded trace (a
+    ReplaySession)."""
+
+    def time(self) -> float: ...
+
+    def step(self) -> VehicleStates: ...
+
+    def read(self) -> VehicleStates: ...
+
+    def warm_up(self, steps: int) -> None: ...
+
+    def prepare_records(self, geo: GeoReference | None, every: int) -> None: ...
+
+    def vehicle_type(self, vehicle: str) -> str: ...
+
+    def close(self) -> None: ...
 
 
 class SumoSession:
