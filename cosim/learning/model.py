@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -289,7 +290,7 @@ class M3TModel(nn.Module):
                 out[f"{name}.{key}"] = value.detach().clone()
         return out
 
-    def import_modules(self, state: dict[str, torch.Tensor]) -> None:
+    def import_modules(self, state: Mapping[str, torch.Tensor]) -> None:
         """Load a state-dict subset produced by ``export_modules``."""
         grouped: dict[str, dict[str, torch.Tensor]] = {}
         names = sorted(self.module_names(), key=len, reverse=True)

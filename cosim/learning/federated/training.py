@@ -8,6 +8,7 @@ order given (the order they reached the server)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -81,7 +82,7 @@ class LocalTrainer:
                 "passes": self.passes, "cached_prefix_frames": len(self.prefix.rows),
                 "cached_prefix_bytes": self.prefix.nbytes}
 
-    def balancer(self, client: int, tasks: list[str] | None = None) -> GradientBalancer:
+    def balancer(self, client: int, tasks: Sequence[str] | None = None) -> GradientBalancer:
         """The client's balancer, created on its first update, and anew when its task mix gains
         a task it cannot weigh (drift)."""
         tasks = list(tasks if tasks is not None else self.datasets[client].tasks)
