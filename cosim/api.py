@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
-    Frame = pd.DataFrame | pl.DataFrame
+    Frame: TypeAlias = "pd.DataFrame | pl.DataFrame"
 
 Backend = Literal["pandas", "polars"]
 ScenarioLike = str | os.PathLike | Scenario | Mapping[str, Any]
@@ -422,7 +422,8 @@ def _names(value: Sequence[str] | str | None, default: tuple[str, ...], what: st
     return names
 
 
-def _seed_list(value: Sequence[int] | int | None) -> tuple[int, ...]:
+def _seed_list(value: Sequence[int] | int | str | None) -> tuple[int, ...]:
+    """The seeds as a tuple; anything but integers (a str among them) is refused."""
     if value is None:
         return DEFAULT_SEEDS
     items: Iterable[Any] = [value] if isinstance(value, int) else value

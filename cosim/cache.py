@@ -39,7 +39,7 @@ def content_key(parts: Iterable[str | bytes | Path]) -> str:
     return h.hexdigest()[:20]
 
 
-def cached_folder(kind: str, key: str, build: Callable[[Path], None]) -> Path:
+def cached_folder(kind: str, key: str, build: Callable[[Path], object]) -> Path:
     """Return the cache folder for (kind, key), calling ``build(tmp_folder)`` if it is missing.
 
     Processes that want the same entry at once (``cosim compare --jobs``) take turns on a lock

@@ -132,6 +132,8 @@ def run(
     from cosim.scenario_loader import load_scenario
 
     def work() -> None:
+        target: Path | None
+        source: Path | None
         if resume is not None:
             given = [n for n, v in (("SCENARIO", scenario), ("--out", out), ("--seed", seed),
                                     ("--set", set_)) if v]
@@ -286,9 +288,10 @@ def compare(
         "--margin", help="measure=value: the equivalence margin of the pairs table, absolute "
         "(repeatable; measures: a task, completion, time, bytes; defaults: 0.01 per task, 0.02 "
         "completion, 60 s time, none for bytes).")] = None,
+    # typer passes the str default through as it is; Backend(backend) below takes either
     backend: Annotated[Backend, typer.Option(
         "--backend", help="local: this machine's process pool (--jobs); ray: each run a Ray task "
-        "(needs Ray: pip install ray).")] = "local",
+        "(needs Ray: pip install ray).")] = "local",  # type: ignore[assignment]
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", show_default="RAY_ADDRESS if set, else start a local Ray instance with "
         "--jobs CPUs", help="With --backend ray: an existing cluster (auto, ray://host:10001); its "
@@ -422,7 +425,7 @@ def status(
 
         found = find_runs(paths or [Path("runs")])
         if not found:
-            raise InputError(None, None, f"no run folders in {', '.join(map(str, paths or ['runs']))}")
+            raise InputError(None, None, f"no run folders in {', '.join(map(str, paths or [Path('runs')]))}")
         for run_dir in found:
             state, info = read_status(run_dir)
             detail = info.get("error") or ""

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -121,11 +121,14 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
         pairs = write_pairs(out, summary, margins, looks).to_pandas()
     pq.write_table(summary, out / "summary.parquet")
     summary.to_pandas().to_csv(out / "summary.csv", index=False)
+    stop_info: dict[str, Any] = {}
+    if auto is not None:
+        assert stopped is not None  # the loop above ends with auto only once a stop reason is set
+        stop_info = {"stopped": stopped, "stopped_because": describe(stopped, len(seeds), pairs, auto),
+                     "looks": looks}
     _write_info(out, {
         **settings, "status": "complete", "seeds_used": seeds,
-        **({} if auto is None else {"stopped": stopped,
-                                    "stopped_because": describe(stopped, len(seeds), pairs, auto),
-                                    "looks": looks}),
+        **stop_info,
         "targets": targets,
         "margins": margins_with_defaults(margins),
         "pairs_method": PAIRS_METHOD,
@@ -133,7 +136,7 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
         "connectivity_identical_per_seed": True,
         "warning": separation_warning(summary),
         "backend": backend,
-        **({"ray_address": runner.address} if backend == "ray" else {}),
+        **({"ray_address": cast("RayRunner", runner).address} if backend == "ray" else {}),
         "wall_time_s": round(time.monotonic() - started, 1),
     })
     return summary

@@ -50,7 +50,7 @@ def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
     path = Path(job.scenario)
     scenario = load_scenario(path, list(job.overrides))
     send: Callable[[tuple[str, float, float]], None] | None = None
-    if hasattr(progress, "put"):
+    if progress is not None and hasattr(progress, "put"):
         send = progress.put
     elif progress is not None:
         send = lambda item: progress(*item)  # noqa: E731

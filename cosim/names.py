@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 MODALITIES = ("image", "lidar", "text")
 # A sample's input tensors and the modality each comes from (a client without LiDAR has neither
@@ -90,8 +94,9 @@ Replicate = tuple[int, "int | None", "int | None"]  # connectivity, data, traini
 def replicates(seeds: list[int] | tuple[int, ...], data_seeds: list[int] | tuple[int, ...] | None,
                training_seeds: list[int] | tuple[int, ...] | None) -> list[Replicate]:
     """Every combination of a compare's seeds; None: that stream follows the scenario's seed."""
-    return [(s, d, t) for s in seeds for d in (data_seeds or [None])
-            for t in (training_seeds or [None])]
+    data: Sequence[int | None] = data_seeds or [None]
+    training: Sequence[int | None] = training_seeds or [None]
+    return [(s, d, t) for s in seeds for d in data for t in training]
 
 
 def onboarding_run_dir(out: Path, task: str, method: str, connectivity: str, seed: int) -> Path:

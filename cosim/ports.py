@@ -20,8 +20,8 @@ class MobilityPort(Protocol):
     """The vehicles in the network now, and their comings and goings."""
 
     @property
-    def current(self) -> VehicleStates:
-        """Every vehicle's state at the last SUMO step."""
+    def current(self) -> VehicleStates | None:
+        """Every vehicle's state at the last SUMO step (None before the run starts)."""
         ...
 
     def is_parked(self, vehicle: str) -> bool: ...

@@ -22,6 +22,7 @@ from rich.progress import (
     BarColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -142,7 +143,7 @@ class RunProgress:
             console=self.console,
             disable=quiet or self.plain,
         )
-        self._task = None
+        self._task: TaskID | None = None  # the bar's task, added on entering
         self._phase = ""
         self._status = "starting"  # what the watcher repeats: the last phase, step or tick
         self._lock = threading.Lock()
@@ -170,21 +171,27 @@ class RunProgress:
             self._watcher.join()
         self._progress.__exit__(*exc)
 
+    @property
+    def _bar(self) -> TaskID:
+        """The bar's task: phases, steps and ticks come only inside ``with`` (after ``__enter__``)."""
+        assert self._task is not None
+        return self._task
+
     def phase(self, text: str | None) -> None:
         """A warm-up step's name (before the clock runs); ``None`` when the clock starts."""
         if self.quiet:
             return
         if text is None:
             self._clock_start = time.perf_counter()
-            self._progress.start_task(self._task)
-            self._progress.update(self._task, description=self._sim_label(0.0))
+            self._progress.start_task(self._bar)
+            self._progress.update(self._bar, description=self._sim_label(0.0))
             self._status = self._sim_label(0.0)
             return
         self._phase = self._status = text
         if self.plain:
             self._line(f"progress: {text}")
         else:
-            self._progress.update(self._task, description=text)
+            self._progress.update(self._bar, description=text)
 
     def step(self, text: str) -> None:
         """How far the current warm-up phase is; a plain log prints it at most every period."""
@@ -192,7 +199,7 @@ class RunProgress:
             return
         self._status = f"{self._phase}: {text}" if self._phase else text
         if not self.plain:
-            self._progress.update(self._task, description=self._status)
+            self._progress.update(self._bar, description=self._status)
             return
         if time.perf_counter() - self._start - self._last_line >= self.every_s:
             self._line(f"progress: {self._status}  elapsed {format_wall(self._wall())}")
@@ -216,7 +223,7 @@ class RunProgress:
         if not self.plain:
             room = (self.console.width - FIXED_COLUMNS - bar_width(self.console.width)
                     - len(speedup) - 2)
-            self._progress.update(self._task, completed=now, description=self._sim_label(now),
+            self._progress.update(self._bar, completed=now, description=self._sim_label(now),
                                   live=fit_fields(self.fields(), room), speedup=speedup)
             return
         wall = time.perf_counter() - self._start
@@ -258,14 +265,14 @@ class CompareProgress:
         self._lock = threading.Lock()
         self._done = 0
         self._running: dict[str, tuple[float, float]] = {}
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._last_line = -float("inf")
         self._start = time.perf_counter()
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(),
             TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
             console=self.console, disable=quiet or self.plain)
-        self._overall = None
+        self._overall: TaskID | None = None  # the total's task, added on entering
 
     def __enter__(self) -> CompareProgress:
         self._start = time.perf_counter()
@@ -277,6 +284,12 @@ class CompareProgress:
     def __exit__(self, *exc) -> None:
         self._progress.__exit__(*exc)
 
+    @property
+    def _overall_bar(self) -> TaskID:
+        """The total's task: runs are reported only inside ``with`` (after ``__enter__``)."""
+        assert self._overall is not None
+        return self._overall
+
     def done(self, out: str) -> None:
         if self.quiet:
             return
@@ -286,7 +299,7 @@ class CompareProgress:
             task = self._tasks.pop(out, None)
             if task is not None:
                 self._progress.remove_task(task)
-            self._progress.update(self._overall, advance=1, count=f"{self._done} of {self.total}")
+            self._progress.update(self._overall_bar, advance=1, count=f"{self._done} of {self.total}")
             if self.plain:
                 self._line(f"{self.label}: {self._done} of {self.total} runs done "
                            f"(elapsed {format_wall(time.perf_counter() - self._start)}): {out}")

@@ -202,7 +202,7 @@ def _writer_alive(info: dict[str, Any]) -> bool:
         except PermissionError:  # another user's live process
             pass
         return not _pid_reused(pid, info.get("started_at"))
-    beat = info.get("heartbeat_at")
+    beat: Any = info.get("heartbeat_at")  # JSON: a str, or anything (TypeError below)
     try:
         age = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(beat)).total_seconds()
     except (TypeError, ValueError):
@@ -333,7 +333,7 @@ class RunFolder:
         if self.partial.exists():  # the lock was free: its writer is gone
             shutil.rmtree(self.partial) if self.partial.is_dir() else self.partial.unlink()
         self.partial.mkdir()
-        if kept is not None:
+        if kept is not None and keep is not None:  # kept is set only with keep
             kept.rename(self.partial / keep)
         return self.partial
 

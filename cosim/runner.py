@@ -29,7 +29,7 @@ from cosim.mobility.backends import open_session
 from cosim.mobility.build import SumoInputs, check_sumo_loads, network_file, prepare_inputs
 from cosim.mobility.layer import MobilityLayer
 from cosim.mobility.replay import ReplaySession
-from cosim.mobility.session import GuiOptions, SumoLaunch
+from cosim.mobility.session import GuiOptions, SumoLaunch, TraciSession
 from cosim.mobility.sumo_tools import sumo_version
 from cosim.names import JOURNAL_DIR
 from cosim.progress import RunProgress, watch
@@ -240,10 +240,10 @@ def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source
         sidelink = None
         if radio is not None:
             engine.add_layer(radio)
-            if scenario.radio.sidelink is not None and scenario.learning_enabled:  # for the clients
+            if radio.cfg.sidelink is not None and scenario.learning_enabled:  # for the clients
                 from cosim.radio.sidelink import SidelinkLayer
 
-                sidelink = SidelinkLayer(scenario.radio.sidelink, scenario.seed, m.step_length_s)
+                sidelink = SidelinkLayer(radio.cfg.sidelink, scenario.seed, m.step_length_s)
                 engine.add_layer(sidelink)
         if scenario.learning_enabled:
             from cosim.learning.federated.server import FederatedLayer
@@ -255,6 +255,7 @@ def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source
         if m.backend == "gui" and replay is None:  # cells as POIs, vehicles by serving cell
             from cosim.mobility.gui import GuiLayer
 
+            assert isinstance(session, TraciSession)  # the gui backend opens SUMO over TraCI
             engine.add_layer(GuiLayer(session.connection, gui.colour_period_s))
         for factory in extra_layers:
             engine.add_layer(factory(engine))
@@ -321,20 +322,22 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
                          "code from a module; cosim imports that only from a scenario file you "
                          "give: run that scenario again instead")
     threads = info.get("torch_threads")
-    if (scenario.learning_enabled and scenario.learning.local.threads is None and threads
-            and scenario.learning.local.backend != "threads"):
+    cfg = scenario.learning  # None or disabled: neither is read below
+    if (scenario.learning_enabled and cfg is not None and cfg.local.threads is None and threads
+            and cfg.local.backend != "threads"):
         # the same float rounding as the interrupted run: its torch threads
-        local = scenario.learning.local.model_copy(update={"threads": int(threads)})
-        learning = scenario.learning.model_copy(update={"local": local})
+        local = cfg.local.model_copy(update={"threads": int(threads)})
+        learning = cfg.model_copy(update={"local": local})
         scenario = scenario.model_copy(update={"learning": learning})
     precision = info.get("learning_precision")
-    if scenario.learning_enabled and precision and precision != scenario.learning.precision:
+    cfg = scenario.learning
+    if scenario.learning_enabled and cfg is not None and precision and precision != cfg.precision:
         # what the interrupted run computed in (``auto`` resolved there), never a silent switch
         if precision != "fp32" and _precision(scenario) != precision:
             raise InputError(None, "--resume", f"the run computed in {precision} (learning.precision: "
-                             f"{scenario.learning.precision}), which this machine cannot: resume it "
+                             f"{cfg.precision}), which this machine cannot: resume it "
                              "on one like the machine that started it")
-        learning = scenario.learning.model_copy(update={"precision": precision})
+        learning = cfg.model_copy(update={"precision": precision})
         scenario = scenario.model_copy(update={"learning": learning})
     return scenario, out, source
 
@@ -344,6 +347,7 @@ def _precision(scenario: Scenario) -> str:
     from cosim.learning.precision import UnsupportedPrecision, pick_device, resolve
 
     cfg = scenario.learning
+    assert cfg is not None  # asked of a learning run only
     try:
         return resolve(cfg.precision, pick_device(cfg.local.device)).name
     except UnsupportedPrecision:
@@ -353,8 +357,10 @@ def _precision(scenario: Scenario) -> str:
 def _torch_threads(scenario: Scenario) -> int:
     """The torch threads the run's training uses (a resume uses the same: same rounding); with
     worker threads, this process's (the workers' are in ``summary.learning.trainer``)."""
-    if scenario.learning.local.threads is not None:
-        return scenario.learning.local.threads
+    cfg = scenario.learning
+    assert cfg is not None  # asked of a learning run only
+    if cfg.local.threads is not None:
+        return cfg.local.threads
     import torch
 
     return torch.get_num_threads()
@@ -370,23 +376,28 @@ def check_run_inputs(scenario: Scenario, source: Path | None
     if replay is None:  # what SUMO will load, loaded by SUMO now (cached)
         check_sumo_loads(inputs, scenario.mobility.sumo_options, source)
     if scenario.mobility.geo_origin == "network":  # the network must carry its projection
+        import numpy as np
+
         from cosim.mobility.layer import geo_reference
 
-        geo_reference("network", network_file(inputs)).lonlat([0.0], [0.0])  # pyproj is there
+        geo = geo_reference("network", network_file(inputs))
+        assert geo is not None  # "network" gives a reference or raises
+        geo.lonlat(np.array([0.0]), np.array([0.0]))  # pyproj is there
     if scenario.radio is not None and not isinstance(scenario.radio.cells, list):
         _check_generated_cells(scenario, inputs, source)
     if scenario.radio is not None and scenario.radio.channel.buildings is not None:
         _check_buildings(scenario, inputs, source)
-    if scenario.learning_enabled and scenario.learning.init_modules is not None:
+    cfg = scenario.learning
+    if scenario.learning_enabled and cfg is not None and cfg.init_modules is not None:
         from cosim.learning.deployed import meta_model
         from cosim.learning.module_file import check_fits, load_module_file
 
         # a bad file is input, caught up front: readable, finite, and fitting this model's
         # modules (their shapes from the model built on the meta device: no weights)
-        saved = load_module_file(scenario.learning.init_modules)
-        model = meta_model(scenario.learning.model)
+        saved = load_module_file(cfg.init_modules)
+        model = meta_model(cfg.model)
         shapes = {k: tuple(v.shape) for k, v in model.export_modules(model.module_names()).items()}
-        check_fits(scenario.learning.init_modules, saved, shapes)
+        check_fits(cfg.init_modules, saved, shapes)
     from cosim.learning.run_inputs import check_learning_inputs
 
     check_learning_inputs(scenario)
@@ -395,6 +406,7 @@ def check_run_inputs(scenario: Scenario, source: Path | None
             and "oracle" in (sched.policy, sched.predictor)):
         from cosim.radio.prediction import check_windows_source
 
+        assert sched.oracle_windows is not None  # the scheduling section requires it for the oracle
         check_windows_source(sched.oracle_windows, scenario.seeds()["connectivity"],
                              replay.vehicles() if replay is not None else None)
     return inputs, replay
@@ -408,6 +420,7 @@ def _check_generated_cells(scenario: Scenario, inputs: SumoInputs, source: Path 
     from cosim.radio.cells import build_cells
 
     net = network_file(inputs)
+    assert scenario.radio is not None  # checked for a scenario with a radio section only
     try:
         build_cells(scenario.radio, sumolib.net.readNet(str(net)) if net is not None else None)
     except ValueError as exc:
@@ -420,18 +433,21 @@ def _check_buildings(scenario: Scenario, inputs: SumoInputs, source: Path | None
 
     from cosim.radio.buildings import read_buildings
 
+    assert scenario.radio is not None  # checked for a scenario with buildings only
     channel = scenario.radio.channel
+    buildings = channel.buildings
+    assert buildings is not None
     try:
         try:
-            read_buildings(channel.buildings, tuple(channel.building_types))
+            read_buildings(buildings, tuple(channel.building_types))
         except ValueError:  # lon/lat polygons: converted through the network
             import sumolib
 
-            read_buildings(channel.buildings, tuple(channel.building_types),
+            read_buildings(buildings, tuple(channel.building_types),
                            sumolib.net.readNet(str(network_file(inputs))))
     except (ET.ParseError, ValueError) as exc:
         raise InputError(source, "radio.channel.buildings",
-                         f"cannot read {channel.buildings.name}: {exc}") from None
+                         f"cannot read {buildings.name}: {exc}") from None
 
 
 def _replay_session(scenario: Scenario) -> ReplaySession | None:

@@ -38,6 +38,7 @@ class ScenarioLoader(yaml.SafeLoader):
         if self.check_event(AliasEvent):
             event = self.peek_event()
             node = super().compose_node(parent, index)  # an unknown alias is YAML's own error
+            assert node is not None  # PyYAML returns a node or raises (its stub says Optional)
             if id(node) not in self._sizes:
                 raise RefusedYamlError(None, None, f"alias *{event.anchor} is used inside the node "
                                     "it names (a cycle)", event.start_mark)
@@ -54,6 +55,7 @@ class ScenarioLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+        assert node is not None  # PyYAML returns a node or raises (its stub says Optional)
         self._count(node)
         return node
 
@@ -84,7 +86,8 @@ class ScenarioLoader(yaml.SafeLoader):
                         None, None, f"key {str(key)[:60]!r} given twice (first on line "
                         f"{first_line[key]})", key_node.start_mark)
                 first_line[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
+        # PyYAML refuses a node that is not a mapping with its own error; the stub asks for one
+        return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
 
 
 def load_yaml(text: str) -> Any:

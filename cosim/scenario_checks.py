@@ -40,7 +40,7 @@ def describe_inputs(sc: Scenario, inputs, source: Path) -> str:
         if m.sumocfg is not None:
             traffic.append(f"the routes of {m.sumocfg.name}")
         parts.append("traffic: " + " + ".join(traffic))
-    if sc.learning_enabled:
+    if sc.learning_enabled and sc.learning is not None:
         data = sc.learning.data
         source_text = (f"data {data.root}" if data.root is not None else
                        f"synthetic data, {data.synthetic.segments} segments")

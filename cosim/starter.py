@@ -54,7 +54,7 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
     where = read_location(net)
     text, summary = starter_yaml(name, _relative(net.resolve(), folder.resolve()), where,
                                  [_relative(r.resolve(), folder.resolve()) for r in routes or []],
-                                 buildings and _relative(buildings.resolve(), folder.resolve()))
+                                 _relative(buildings.resolve(), folder.resolve()) if buildings else None)
     out.write_text(text, encoding="utf-8")
     _check(out, net)
     return out, summary, notes

@@ -83,8 +83,8 @@ def client_gantt(src: ReportSource) -> Figure:
     firsts: dict[str, RunRef] = {}
     for run in src.runs:
         firsts.setdefault(run.label, run)
-    frames = {label: table(run, PARTICIPATION) for label, run in firsts.items()}
-    frames = {k: v for k, v in frames.items() if v is not None and len(v)}
+    read = {label: table(run, PARTICIPATION) for label, run in firsts.items()}
+    frames = {k: v for k, v in read.items() if v is not None and len(v)}
     if not frames:
         raise Skip("no client took part in any round (no participation rows: learning not "
                    "configured, or no client was ever selected)")

@@ -9,6 +9,7 @@ final mean any method reached on that task and connectivity.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -87,7 +88,7 @@ def summary_table(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_outputs(runs, out: Path, tasks: list[str], methods: list[str],
-                  connectivities: list[str]) -> pd.DataFrame:
+                  connectivities: Sequence[str]) -> pd.DataFrame:
     curves = curves_table(runs)
     curves.to_csv(out / "curves.csv", index=False)
     for conn in connectivities:

@@ -98,12 +98,12 @@ def seeds_to_decide(mean: float, sd: float, alpha: float, margin: float | None =
     None when neither can (no difference seen and no margin to be inside of)."""
     if not (math.isfinite(mean) and math.isfinite(sd)):
         return None
-    needs = []
+    sizes: list[int | None] = []
     if mean != 0.0:
-        needs.append(_sample_size(abs(mean), sd, alpha / 2, power))
+        sizes.append(_sample_size(abs(mean), sd, alpha / 2, power))
     if margin is not None and margin > abs(mean):
-        needs.append(_sample_size(margin - abs(mean), sd, alpha, power))
-    needs = [n for n in needs if n is not None]
+        sizes.append(_sample_size(margin - abs(mean), sd, alpha, power))
+    needs = [n for n in sizes if n is not None]
     return min(needs) if needs else None
 
 

@@ -10,6 +10,7 @@ ticks; durations are CDFs with right-censored samples marked.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -18,6 +19,7 @@ matplotlib.use("Agg")  # files only: no display needed, same pixels everywhere
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.artist import Artist  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cosim.analysis.ecdf import censored_ecdf  # noqa: E402
@@ -119,7 +121,7 @@ def metric_vs_time(src: ReportSource) -> Figure:
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("simulated time (min)")
-    handles = {}
+    handles: dict[Any, Artist] = {}  # by label (matplotlib types a label as object)
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(lab, h)
@@ -206,10 +208,10 @@ def participation_per_round(src: ReportSource) -> Figure:
 def link_window_durations(src: ReportSource) -> Figure:
     """CDFs of how long a vehicle stays connected (any cell) and stays on one cell; windows still
     open at the end of the run (censored) are marked, not dropped."""
-    frames = [(run, table(run, LINK_WINDOWS)) for run in src.connectivity]
-    if all(w is None for _, w in frames):
+    read = [(run, table(run, LINK_WINDOWS)) for run in src.connectivity]
+    if all(w is None for _, w in read):
         raise Skip("no link_windows table (radio not configured)")
-    frames = [(r, w) for r, w in frames if w is not None and len(w)]
+    frames = [(r, w) for r, w in read if w is not None and len(w)]
     if not frames:
         raise Skip("the link_windows table is empty: no vehicle was ever connected")
     styles = series_styles([r.label for r, _ in frames])
@@ -367,11 +369,11 @@ def staleness_histogram(src: ReportSource) -> Figure:
 @figure
 def bytes_over_the_air(src: ReportSource) -> Figure:
     """Cumulative model bytes downloaded and uploaded against simulated time."""
-    groups = {label: [(run, table(run, PARTICIPATION)) for run in runs]
-              for label, runs in _by_label(src.runs).items()}
-    groups = {label: [(r, p) for r, p in parts if p is not None and len(p)]
-              for label, parts in groups.items()}
-    groups = {label: parts for label, parts in groups.items() if parts}
+    read = {label: [(run, table(run, PARTICIPATION)) for run in runs]
+            for label, runs in _by_label(src.runs).items()}
+    present = {label: [(r, p) for r, p in parts if p is not None and len(p)]
+               for label, parts in read.items()}
+    groups = {label: parts for label, parts in present.items() if parts}
     if not groups:
         raise Skip("nothing was sent: " + NO_CLIENT)
     styles = series_styles(list(groups))

@@ -56,7 +56,8 @@ def _seed_note(src: ReportSource) -> str:
 def _cell_palette(n: int) -> list[tuple]:
     """n categorical colours, none black or grey (black: not connected; grey: the streets)."""
     names = ("tab10",) if n <= 10 else ("tab20", "tab20b", "tab20c")
-    colours = [c for name in names for c in plt.get_cmap(name).colors
+    # the tab palettes are ListedColormaps (their .colors); get_cmap's stub says Colormap
+    colours = [c for name in names for c in plt.get_cmap(name).colors  # type: ignore[attr-defined]
                if not np.allclose(c[0], c[1:3], atol=0.02)]
     return [to_rgba(colours[i % len(colours)]) for i in range(n)]
 
@@ -379,6 +380,7 @@ def handoff_rate(src: ReportSource) -> Figure:
 
 def _bin_minutes(minutes: float) -> float:
     """1-min bins unless that gives fewer than 10 (shorter bins) or more than 120 (longer)."""
+    width: float  # whole minutes, or a fraction of one below
     for width in (1, 2, 5, 10, 15, 30, 60, 120):
         if minutes / width <= 120:
             break

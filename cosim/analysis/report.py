@@ -164,7 +164,7 @@ def _cost_line(info: dict) -> str:
 def _precision_line(infos: list[dict]) -> str:
     """What the runs' learning computed in (run.json; runs before the setting were fp32), each
     distinct precision once: a compare across machines may mix them."""
-    seen = {}
+    seen: dict[tuple[str, str], None] = {}  # distinct (precision, reason), in order
     for info in infos:
         learning = (info.get("summary") or {}).get("learning")
         if learning is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,13 +21,16 @@ from cosim.input_checks import remembered
 from cosim.learning.openclip import open_clip_module, quiet_random_init
 from cosim.learning.pretrain import PretrainConfig, ensure_pretrained
 
+if TYPE_CHECKING:
+    from cosim.learning.towers import ClipModule
+
 
 def model_names() -> list[str]:
     return list(open_clip_module().list_models())
 
 
 def load_clip(name: str, checkpoint: Path | str | None, field: str = "learning.model"
-              ) -> torch.nn.Module:
+              ) -> ClipModule:
     """An open_clip CLIP model by configuration name, weights from ``checkpoint`` or random;
     ``"synthetic"``: cosim's synthetic pre-training of this configuration (cached)."""
     open_clip = open_clip_module()

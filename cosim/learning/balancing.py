@@ -120,5 +120,8 @@ def _flatten(grads, params: list[torch.nn.Parameter]) -> torch.Tensor:
                       for x, p in zip(grads, params, strict=True)])
 
 
-def _backward(total: torch.Tensor, extra_loss: torch.Tensor | None) -> None:
-    (total if extra_loss is None else total + extra_loss).backward()
+def _backward(total: torch.Tensor | int, extra_loss: torch.Tensor | None) -> None:
+    """``total``: a sum of task losses (0 when there is none)."""
+    loss = total if extra_loss is None else total + extra_loss
+    assert isinstance(loss, torch.Tensor)  # a client trains on at least one task
+    loss.backward()

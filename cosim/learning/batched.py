@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch.func import vmap
@@ -51,7 +52,7 @@ class ClientJob:
 class PrefixCache:
     """The frozen lower-block outputs per frame (image and text), computed once."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.rows: dict[object, dict[str, torch.Tensor]] = {}
 
     @property
@@ -92,7 +93,7 @@ def batched_local_updates(model: M3TModel, jobs: list[ClientJob], cfg: LocalTrai
     for module in fixed:
         module.eval()
     for epoch in range(cfg.epochs):
-        sums = [dict.fromkeys(j.data.tasks, 0.0) for j in jobs]
+        sums: list[dict[str, float | torch.Tensor]] = [dict.fromkeys(j.data.tasks, 0.0) for j in jobs]
         counts = [0] * len(jobs)
         loaders = [iter(j.data.index_batches(cfg.batch_size, g))
                    for j, g in zip(jobs, generators, strict=True)]
@@ -101,7 +102,7 @@ def batched_local_updates(model: M3TModel, jobs: list[ClientJob], cfg: LocalTrai
             if all(b is None for b in batch):
                 break
             for rows in _groups_by_size(batch):
-                indices = [batch[k] for k in rows]
+                indices = cast("list[list[int]]", [batch[k] for k in rows])  # rows with a batch
                 losses = _step(model, plan, stack, optimizer, jobs, rows, indices, cfg, balancing,
                                device, prefix, weights)
                 for k, idx in zip(rows, indices, strict=True):

@@ -71,6 +71,7 @@ def training_flops_per_sample(model: M3TModel, tasks: Sequence[str], modalities:
         out = model(inputs, tasks=list(tasks))
         loss = sum(v.float().sum() for heads in out.values() for v in heads.values()
                    if isinstance(v, torch.Tensor) and v.is_floating_point())
+        assert isinstance(loss, torch.Tensor)  # every head outputs tensors
         loss.backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops() / batch

@@ -44,8 +44,10 @@ class DenseHead(nn.Module):
                                  persistent=False)
             self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
         elif spec.heatmap_prior:  # CenterNet: p = 0.1 at start
+            bias = (self.out if skip_channels else self.up2).bias
+            assert bias is not None  # both convolutions are built with their bias
             with torch.no_grad():
-                (self.out if skip_channels else self.up2).bias[: self.n_classes].fill_(-2.19)
+                bias[: self.n_classes].fill_(-2.19)
         # channels-last convolution weights (and maps): oneDNN's own layout on a CPU, where the
         # head trains about a fifth faster than in NCHW; tensor cores' layout on a GPU
         self.to(memory_format=torch.channels_last)
@@ -60,6 +62,7 @@ class DenseHead(nn.Module):
         x = tokens.unflatten(1, (self.grid, self.grid)).permute(0, 3, 1, 2)
         x = self.up2(F.relu(self.norm(self.up1(x))))
         if self.skip_channels:
+            assert skip is not None  # a head built with skip channels is given its view's input
             skip = F.adaptive_avg_pool2d(skip, x.shape[-1]).contiguous(memory_format=torch.channels_last)
             x = self.out(torch.cat([F.relu(self.norm2(x)), skip.to(x.dtype)], dim=1))
         if self.classifier == "text":

@@ -10,7 +10,7 @@ simulation turns into compute time (not this machine's wall clock).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -129,7 +129,7 @@ def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], clien
 def _anchor_pairs(model: M3TModel, names: list[str], anchor: dict[str, torch.Tensor], weight: float
                   ) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
     """(parameter, its anchor value, weight) for every shared trained parameter the anchor holds."""
-    out = []
+    out: list[tuple[torch.Tensor, torch.Tensor, float]] = []
     for name in names:
         if name.startswith("heads."):
             continue
@@ -163,6 +163,7 @@ def _train(model, client, cfg, balancer, optimizer, names, shared, seed, count_f
                     if param.grad is not None:
                         param.grad.add_(param.detach() - value, alpha=weight)
             if counting:
+                assert isinstance(counter, FlopCounterMode)  # the counter when counting
                 flops_per_sample = counter.get_total_flops() / _batch_len(inputs)
             optimizer.step()
             steps += 1
@@ -188,7 +189,7 @@ def trainable_modules(model: M3TModel, tasks: list[str], modalities: list[str],
 
 
 @torch.no_grad()
-def evaluate(model: M3TModel, modules: dict[str, torch.Tensor], batches: list[Batch],
+def evaluate(model: M3TModel, modules: Mapping[str, torch.Tensor], batches: list[Batch],
              tasks: list[str] | None = None, settings: EvaluationConfig | None = None,
              with_loss: bool = False) -> dict[str, dict[str, float]]:
     """Metrics per task on held-out batches (frames of a sequence in order, for tracking).

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from typing import cast
 
 import numpy as np
 import shapely
@@ -109,8 +110,9 @@ def iou_matrix(a: np.ndarray, b: np.ndarray, kind: str = "3d") -> np.ndarray:
         size_a, size_b = size_a * a[:, 5], size_b * b[:, 5]
     union = size_a[:, None] + size_b[None, :] - inter
     iou = np.where(union > 1e-6, inter / np.where(union > 1e-6, union, 1.0), 0.0)
-    sane_a = (a[:, dims] > 1e-2).all(1) & (a[:, 3:6] < 1e6).all(1)
-    sane_b = (b[:, dims] > 1e-2).all(1) & (b[:, 3:6] < 1e6).all(1)
+    # .all(1) of a 2-D array is an array (numpy's stub also allows a scalar)
+    sane_a = cast(np.ndarray, (a[:, dims] > 1e-2).all(1) & (a[:, 3:6] < 1e6).all(1))
+    sane_b = cast(np.ndarray, (b[:, dims] > 1e-2).all(1) & (b[:, 3:6] < 1e6).all(1))
     return np.clip(np.where(sane_a[:, None] & sane_b[None, :], iou, 0.0), 0.0, 1.0)
 
 
@@ -273,12 +275,12 @@ class MeanAP3D:
             ap.append(waymo_average_precision(precision, recall))
             aph.append(waymo_average_precision(precision_ha, recall))
         center = []
-        for c in range(self.num_classes):
-            if self.n_gt[c] == 0:
+        for k in range(self.num_classes):
+            if self.n_gt[k] == 0:
                 continue
             for threshold in self.center_thresholds:
-                rec = np.array(self.center_records[(c, threshold)], float).reshape(-1, 2)
-                center.append(average_precision(rec[:, 0], rec[:, 1], self.n_gt[c]))
+                rec = np.array(self.center_records[(k, threshold)], float).reshape(-1, 2)
+                center.append(average_precision(rec[:, 0], rec[:, 1], self.n_gt[k]))
         nan = float("nan")
         return {"mAP": float(np.mean(ap)) if ap else nan, "mAPH": float(np.mean(aph)) if aph else nan,
                 "mAP_center": float(np.mean(center)) if center else nan}

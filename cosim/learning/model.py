@@ -20,7 +20,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -36,6 +37,9 @@ from cosim.learning.precision import FP32, autocast
 from cosim.learning.tasks import SPECS
 from cosim.names import TASK_INFO
 from cosim.scenario import ModelConfig
+
+if TYPE_CHECKING:
+    from cosim.learning.towers import ClipModule
 
 # The input view whose token grid a task's head decodes (its output's geometry).
 _TASK_VIEW = {"seg3d": "lidar", "det3d": "lidar_bev", "pan2d": "image", "det2d": "image"}
@@ -60,14 +64,14 @@ class LidarStem(nn.Module):
 class M3TModel(nn.Module):
     """CLIP towers (frozen) + PEFT modules + shared task adapter + task heads."""
 
-    def __init__(self, cfg: ModelConfig, clip: nn.Module | None = None):
+    def __init__(self, cfg: ModelConfig, clip: ClipModule | None = None):
         super().__init__()
         self.cfg = cfg
         clip = clip if clip is not None else load_clip(cfg.name, cfg.checkpoint)
         batch_first_attention(clip)  # the towers' training-time attention (``attention.py``)
         patch_embedding(clip.visual)  # and patch embedding (``patches.py``)
-        self.image_tower = clip.visual
-        self.lidar_tower = copy.deepcopy(clip.visual)
+        self.image_tower: ClipModule = clip.visual
+        self.lidar_tower: ClipModule = copy.deepcopy(clip.visual)
         self.text_tower = _TextTower(clip)
         for tower in (self.image_tower, self.lidar_tower):
             tower.output_tokens = True
@@ -80,7 +84,7 @@ class M3TModel(nn.Module):
         class_embeddings = self._class_embeddings() if cfg.classifier == "text" else {}
         self.peft = nn.ModuleDict({"lidar": nn.ModuleDict({"stem": LidarStem(),
                                                            "bev_stem": LidarStem()})})
-        self._aux_modules: list[nn.Module] = []
+        self._aux_modules: list[Any] = []  # the modules with an ``aux_loss`` tensor (MoE adapters)
         self.row_groups = 1  # K while K clients' rows are stacked client-major (``stacking.py``)
         self.precision = FP32  # what the forward computes in (``set_precision``)
         self._attach_peft()
@@ -111,7 +115,7 @@ class M3TModel(nn.Module):
         towers = {"image": self.image_tower.transformer, "lidar": self.lidar_tower.transformer,
                   "text": self.text_tower.transformer}
         for branch in cfg.branches:
-            group = self.peft[branch] if branch in self.peft else nn.ModuleDict()
+            group = cast(nn.ModuleDict, self.peft[branch]) if branch in self.peft else nn.ModuleDict()
             self.peft[branch] = group
             for name, module in P.METHODS[cfg.method](towers[branch], branch, cfg).items():
                 group[name] = module
@@ -159,7 +163,8 @@ class M3TModel(nn.Module):
         views = [(k, stem) for k, stem in (("lidar", "stem"), ("lidar_bev", "bev_stem")) if k in batch]
         if views:  # both views in one pass through the tower, each group's rows together
             g = self.row_groups  # clients stacked: client k's rows of both views stay its block
-            x = torch.stack([self.peft["lidar"][stem](batch[k]).unflatten(0, (g, -1)) for k, stem in views],
+            stems = cast(nn.ModuleDict, self.peft["lidar"])
+            x = torch.stack([stems[stem](batch[k]).unflatten(0, (g, -1)) for k, stem in views],
                             dim=1)  # (groups, views, rows, ...)
             tokens = self._tokens(self.lidar_tower, x.flatten(0, 2)).unflatten(0, (g, len(views), -1))
             for i, (k, _) in enumerate(views):
@@ -206,7 +211,7 @@ class M3TModel(nn.Module):
                                                blocks["text"])
         return out
 
-    def _tokens(self, tower: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _tokens(self, tower: ClipModule, x: torch.Tensor) -> torch.Tensor:
         _, tokens = tower(x)
         return tokens @ tower.proj if tower.proj is not None else tokens
 
@@ -259,7 +264,8 @@ class M3TModel(nn.Module):
 
     # ---- modules: what a client trains, uploads, and the server averages --------------------
     def module_names(self) -> list[str]:
-        names = [f"peft.{branch}.{key}" for branch, group in self.peft.items() for key in group]
+        names = [f"peft.{branch}.{key}" for branch, group in self.peft.items()
+                 for key in cast(nn.ModuleDict, group)]
         if self.task_adapter is not None:
             names.append("task_adapter")
         return names + [f"heads.{t}" for t in self.heads]
@@ -284,7 +290,7 @@ class M3TModel(nn.Module):
                 out[f"{name}.{key}"] = value.detach().clone()
         return out
 
-    def import_modules(self, state: dict[str, torch.Tensor]) -> None:
+    def import_modules(self, state: Mapping[str, torch.Tensor]) -> None:
         """Load a state-dict subset produced by ``export_modules``."""
         grouped: dict[str, dict[str, torch.Tensor]] = {}
         names = sorted(self.module_names(), key=len, reverse=True)
@@ -319,13 +325,13 @@ def state_bytes(state: dict[str, torch.Tensor]) -> int:
 class _TextTower(nn.Module):
     """open_clip's text path as one module: tokens -> projected, pooled embedding."""
 
-    def __init__(self, clip: nn.Module):
+    def __init__(self, clip: ClipModule):
         super().__init__()
-        self.token_embedding = clip.token_embedding
-        self.positional_embedding = clip.positional_embedding
-        self.transformer = clip.transformer
-        self.ln_final = clip.ln_final
-        self.text_projection = clip.text_projection
+        self.token_embedding: ClipModule = clip.token_embedding
+        self.positional_embedding: torch.Tensor = clip.positional_embedding
+        self.transformer: ClipModule = clip.transformer
+        self.ln_final: ClipModule = clip.ln_final
+        self.text_projection: ClipModule = clip.text_projection
         self.register_buffer("attn_mask", clip.attn_mask, persistent=False)
         self._encode = clip.encode_text
         self.pool_type = getattr(clip, "text_pool_type", "argmax")

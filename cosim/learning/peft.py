@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,9 @@ from torch.nn.utils import parametrize
 
 from cosim.registry import Registry
 from cosim.scenario import PeftConfig
+
+if TYPE_CHECKING:
+    from cosim.learning.towers import ClipModule
 
 
 class BottleneckAdapter(nn.Module):
@@ -95,6 +99,8 @@ class LoRA(nn.Module):
 class _LoRAParametrization(nn.Module):
     """W -> W + delta, with the LoRA module held by reference (it lives in ``peft``)."""
 
+    lora: LoRA  # set past nn.Module's registry: not a submodule of the weight it parametrizes
+
     def __init__(self, lora: LoRA):
         super().__init__()
         object.__setattr__(self, "lora", lora)
@@ -136,7 +142,7 @@ def attach_lora(attn: nn.MultiheadAttention, rank: int, alpha: float) -> dict[st
     return loras
 
 
-def attach_prompts(transformer: nn.Module, prompts: PromptTokens) -> list:
+def attach_prompts(transformer: ClipModule, prompts: PromptTokens) -> list:
     """Insert prompt tokens after the class token on the way in, drop them on the way out."""
     n = prompts.tokens.shape[0]
 
@@ -152,13 +158,13 @@ def attach_prompts(transformer: nn.Module, prompts: PromptTokens) -> list:
             transformer.register_forward_hook(after)]
 
 
-def upper_blocks(transformer: nn.Module, last_blocks: int) -> list[int]:
+def upper_blocks(transformer: ClipModule, last_blocks: int) -> list[int]:
     """Indices of the tower's last ``last_blocks`` blocks (where PEFT goes, the authors' choice)."""
     n = len(transformer.resblocks)
     return list(range(n - min(last_blocks, n), n))
 
 
-def adapters(transformer: nn.Module, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
+def adapters(transformer: ClipModule, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
     out: dict[str, nn.Module] = {}
     for i in upper_blocks(transformer, cfg.last_blocks):
         out[f"block{i}"] = module = BottleneckAdapter(transformer.width, cfg.bottleneck, cfg.scale)
@@ -166,7 +172,7 @@ def adapters(transformer: nn.Module, branch: str, cfg: PeftConfig) -> dict[str, 
     return out
 
 
-def moe_adapters(transformer: nn.Module, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
+def moe_adapters(transformer: ClipModule, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
     out: dict[str, nn.Module] = {}
     for i in upper_blocks(transformer, cfg.last_blocks):
         out[f"block{i}"] = module = MoEAdapter(transformer.width, cfg.bottleneck, cfg.scale,
@@ -175,13 +181,13 @@ def moe_adapters(transformer: nn.Module, branch: str, cfg: PeftConfig) -> dict[s
     return out
 
 
-def loras(transformer: nn.Module, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
+def loras(transformer: ClipModule, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
     return {f"block{i}": nn.ModuleDict(attach_lora(transformer.resblocks[i].attn, cfg.lora_rank,
                                                    cfg.lora_alpha))
             for i in upper_blocks(transformer, cfg.last_blocks)}
 
 
-def prompts(transformer: nn.Module, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
+def prompts(transformer: ClipModule, branch: str, cfg: PeftConfig) -> dict[str, nn.Module]:
     if branch == "text":
         return {}  # prompts would break the causal mask and the EOT pooling
     tokens = PromptTokens(cfg.prompt_tokens, transformer.width)

@@ -16,9 +16,11 @@ def check_learning_inputs(scenario: Scenario) -> None:
     if not scenario.learning_enabled:
         return
     cfg, sched = scenario.learning, scenario.scheduling
+    assert cfg is not None  # learning_enabled
     if not scenario.clients.ideal_connectivity and "oracle" in (sched.policy, sched.predictor):
         from cosim.radio.prediction import read_oracle_windows
 
+        assert sched.oracle_windows is not None  # the scheduling section requires it for the oracle
         read_oracle_windows(sched.oracle_windows)
     from cosim.learning.backbone import check_checkpoint
     from cosim.learning.data.validate import check_run_data

@@ -11,6 +11,8 @@ when every row steps with the same count (the common case) the update runs as mu
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from cosim.scenario import LocalTrainingConfig
@@ -50,7 +52,9 @@ class StackedOptimizer:
     def _together(self, names: list[str]) -> None:
         cfg = self.cfg
         params = [self.params[n] for n in names]
-        grads = [p.grad for p in params]
+        # step() passes only parameters with a grad
+        grads: list[torch.Tensor] | tuple[torch.Tensor, ...] = cast(
+            "list[torch.Tensor]", [p.grad for p in params])
         t = self.steps[names[0]][0]
         if cfg.optimizer == "sgd":
             if cfg.weight_decay:
@@ -86,6 +90,7 @@ class StackedOptimizer:
         shape = (-1,) + (1,) * (p.dim() - 1)
         mask = torch.tensor(active, device=p.device).view(shape)
         g = p.grad
+        assert g is not None  # step() passes only parameters with a grad
         if cfg.optimizer == "sgd":
             if cfg.weight_decay:
                 g = g + cfg.weight_decay * p

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -182,8 +183,11 @@ def _lora_attentions(model: M3TModel, stack: ClientStack):
                                          stack.params[f"{name}.{part}.b"], lora.scaling)
     for attn in model.modules():
         if isinstance(attn, nn.MultiheadAttention) and parametrize.is_parametrized(attn, "in_proj_weight"):
-            qkv = attn.parametrizations.in_proj_weight[0].lora
-            out = attn.out_proj.parametrizations.weight[0].lora
+            # torch's parametrize adds ``parametrizations`` (untyped) to the parametrized modules
+            qkv_list: Any = attn.parametrizations
+            out_list: Any = attn.out_proj.parametrizations
+            qkv = qkv_list.in_proj_weight[0].lora
+            out = out_list.weight[0].lora
             if id(qkv) in by_lora and id(out) in by_lora:
                 yield attn, {"qkv": by_lora[id(qkv)], "out": by_lora[id(out)]}
 

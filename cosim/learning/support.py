@@ -25,7 +25,7 @@ def heldout_support(batches: list, tasks: list[str], settings: EvaluationConfig,
     """Per task: the unit counted, the count per class, the total, the smallest class and the
     frames scored."""
     counts: dict[str, Counter] = {t: Counter() for t in tasks}
-    frames = Counter()
+    frames: Counter[str] = Counter()
     instances: set[tuple] = set()
     for inputs, targets in batches:
         sequences = inputs.get("sequence")
@@ -62,7 +62,7 @@ def heldout_support(batches: list, tasks: list[str], settings: EvaluationConfig,
 def _entry(unit: str, per_class: Counter, classes: list[str], minimum_per_class: int | None = None,
            minimum_total: int | None = None) -> dict[str, Any]:
     full = {c: int(per_class.get(c, 0)) for c in classes}
-    smallest = min(full, key=full.get) if full else None
+    smallest = min(full, key=full.__getitem__) if full else None
     entry: dict[str, Any] = {"unit": unit, "total": int(sum(full.values())), "per_class": full,
                              "smallest_class": smallest,
                              "smallest_count": full[smallest] if smallest else 0}

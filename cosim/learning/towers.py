@@ -9,11 +9,17 @@ split follows open_clip's own ``VisionTransformer.forward`` and ``CLIP.encode_te
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import torch
 from torch import nn
 
+# An open_clip module (CLIP, its VisionTransformer, its Transformer): open_clip is untyped, and
+# the code reads their attributes as open_clip 3.x names them.
+ClipModule: TypeAlias = Any
 
-def _run_blocks(transformer: nn.Module, x: torch.Tensor, blocks: range,
+
+def _run_blocks(transformer: ClipModule, x: torch.Tensor, blocks: range,
                 attn_mask: torch.Tensor | None = None) -> torch.Tensor:
     if not transformer.batch_first:
         x = x.transpose(0, 1)
@@ -22,26 +28,26 @@ def _run_blocks(transformer: nn.Module, x: torch.Tensor, blocks: range,
     return x if transformer.batch_first else x.transpose(0, 1)
 
 
-def vision_prefix(tower: nn.Module, images: torch.Tensor, upto: int) -> torch.Tensor:
+def vision_prefix(tower: ClipModule, images: torch.Tensor, upto: int) -> torch.Tensor:
     """Patch tokens after the tower's first ``upto`` blocks (N, 1 + P, W)."""
     return _run_blocks(tower.transformer, tower._embeds(images), range(upto))
 
 
-def vision_suffix(tower: nn.Module, hidden: torch.Tensor, upto: int) -> torch.Tensor:
+def vision_suffix(tower: ClipModule, hidden: torch.Tensor, upto: int) -> torch.Tensor:
     """The projected output tokens (N, P, E) from a prefix's hidden state."""
     x = _run_blocks(tower.transformer, hidden, range(upto, len(tower.transformer.resblocks)))
     _, tokens = tower._pool(x)
     return tokens @ tower.proj if tower.proj is not None else tokens
 
 
-def text_prefix(text_tower: nn.Module, tokens: torch.Tensor, upto: int) -> torch.Tensor:
+def text_prefix(text_tower: ClipModule, tokens: torch.Tensor, upto: int) -> torch.Tensor:
     """Token states after the text transformer's first ``upto`` blocks (N, L, W)."""
     cast = text_tower.transformer.get_cast_dtype()
     x = text_tower.token_embedding(tokens).to(cast) + text_tower.positional_embedding.to(cast)
     return _run_blocks(text_tower.transformer, x, range(upto), text_tower.attn_mask)
 
 
-def text_suffix(text_tower: nn.Module, hidden: torch.Tensor, tokens: torch.Tensor,
+def text_suffix(text_tower: ClipModule, hidden: torch.Tensor, tokens: torch.Tensor,
                 upto: int) -> torch.Tensor:
     """The pooled, projected text embedding (N, E) from a prefix's hidden state."""
     transformer = text_tower.transformer

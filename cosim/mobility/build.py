@@ -95,7 +95,9 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
             cmd += ["-a", ",".join(str(p) for p in inputs.additional)]
         cmd += ["--route-steps", "0", "--begin", "0", "--end", "0", "--no-step-log", "true",
                 "--duration-log.disable", "true", "--no-warnings", "true", *opts]
-        loaded = (inputs.sumocfg or inputs.net).name
+        loaded_file = inputs.sumocfg or inputs.net
+        assert loaded_file is not None  # prepare_inputs sets one of them (the network is built if need be)
+        loaded = loaded_file.name
         _run_as_input(cmd, folder / "sumo-load.log", source, "mobility",
                       f"SUMO could not load {loaded} with the routes and additional files")
 

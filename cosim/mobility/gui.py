@@ -37,13 +37,13 @@ class GuiLayer:
 
     def attach(self, engine: Engine) -> None:
         self.mobility = engine.layer("mobility")
-        self.radio = engine.layers.get("radio")
-        if self.radio is not None:
-            self._draw_cells()
+        self.radio = radio = engine.layers.get("radio")
+        if radio is not None:
+            self._draw_cells(radio)
         engine.env.process(self._colour(engine))
 
-    def _draw_cells(self) -> None:
-        cells = self.radio.cells
+    def _draw_cells(self, radio: Any) -> None:
+        cells = radio.cells
         for index, (cell_id, x, y) in enumerate(zip(cells.ids, cells.x, cells.y, strict=True)):
             self.conn.poi.add(f"cell:{cell_id}", float(x), float(y), cell_colour(index),
                               poiType=POI_TYPE, layer=100, width=self.poi_size_m,

@@ -18,7 +18,7 @@ from cosim.errors import InputError
 from cosim.mobility.geo import GeoReference
 from cosim.mobility.location import read_location
 from cosim.mobility.records import mobility_batch
-from cosim.mobility.session import SumoSession, VehicleStates
+from cosim.mobility.session import VehicleSource, VehicleStates
 from cosim.scenario import Scenario
 from cosim.trace_schemas import MOBILITY, MOBILITY_SCHEMA
 
@@ -28,7 +28,7 @@ class MobilityLayer:
 
     name = "mobility"
 
-    def __init__(self, session: SumoSession, scenario: Scenario, net_file: Path | None = None):
+    def __init__(self, session: VehicleSource, scenario: Scenario, net_file: Path | None = None):
         self.session = session
         self.step_s = scenario.mobility.step_length_s
         # a replayed trace starts where the live run's warm-up ended
@@ -67,6 +67,7 @@ class MobilityLayer:
     def _drive(self, engine: Engine):
         k = 0
         while True:
+            assert self.current is not None  # attach sets it before this process starts
             self._publish(self.current, record=k % self.sample_every == 0)
             k += 1
             yield until(engine.env, k * self.step_s, urgent=True)
@@ -92,6 +93,7 @@ class MobilityLayer:
     def finish(self) -> None:
         """Record the look-ahead state too: the radio interpolated towards it in the last step,
         so a replay of the trace needs it."""
+        assert self.upcoming is not None  # the engine finishes the layers it attached and ran
         k = round(self.upcoming.t / self.step_s)
         if k % self.sample_every == 0:
             self._record(self.upcoming)
@@ -102,6 +104,7 @@ class MobilityLayer:
 
     def is_parked(self, vehicle: str) -> bool:
         """Whether the vehicle is parked at the last step (False if it is not in the network)."""
+        assert self.current is not None  # asked during the run, after attach
         return bool(self.current.parked[self.current.ids == vehicle].any())
 
     def vehicle_type(self, vehicle: str) -> str:

@@ -12,6 +12,7 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, overload
 
 from cosim.errors import InputError
 
@@ -46,6 +47,10 @@ def read_location(net: Path) -> NetLocation:
 
 
 def _location(element: ET.Element) -> NetLocation:
+    @overload
+    def numbers(name: str, count: Literal[2]) -> tuple[float, float] | None: ...
+    @overload
+    def numbers(name: str, count: Literal[4]) -> tuple[float, float, float, float] | None: ...
     def numbers(name: str, count: int) -> tuple[float, ...] | None:
         text = element.get(name)
         try:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -118,6 +118,25 @@ def pack_subscriptions(ids, results: dict) -> tuple:
                        (r[_VAR_STOPSTATE] for r in rows))
 
 
+class VehicleSource(Protocol):
+    """What the mobility layer steps: a running SUMO (a SumoSession) or a recorded trace (a
+    ReplaySession)."""
+
+    def time(self) -> float: ...
+
+    def step(self) -> VehicleStates: ...
+
+    def read(self) -> VehicleStates: ...
+
+    def warm_up(self, steps: int) -> None: ...
+
+    def prepare_records(self, geo: GeoReference | None, every: int) -> None: ...
+
+    def vehicle_type(self, vehicle: str) -> str: ...
+
+    def close(self) -> None: ...
+
+
 class SumoSession:
     """Base: a running SUMO that steps and reports vehicle states."""
 
@@ -164,6 +183,10 @@ class SumoSession:
         ``record`` None and the mobility layer builds them."""
 
     def _read_all(self) -> tuple:
+        raise NotImplementedError
+
+    def vehicle_type(self, vehicle: str) -> str:
+        """The SUMO vType of a vehicle in the network."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -226,7 +249,7 @@ class TraciSession(SumoSession):
         exe = binary("sumo-gui" if gui else "sumo")
         self.gui = (launch.gui or GuiOptions()) if gui else None
         cmd = launch.command(exe) + (self.gui.options() if self.gui is not None else [])
-        self._conn = None
+        self._conn: Any = None  # traci's Connection (untyped); None once closed
 
         def start() -> None:
             # traci prints " Retrying in 1 seconds" while SUMO opens its port; keep stdout clean.

@@ -34,7 +34,7 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import shapely
@@ -93,7 +93,7 @@ class StreetLOS:
         half its lanes' total width plus ``sidewalk_m``, plus every junction's shape. The grid
         covers the network's boundary and the cells, plus ``margin_m``; outside the boundary is open.
         """
-        boundary = tuple(float(v) for v in net.getBoundary())
+        boundary = cast(Bounds, tuple(float(v) for v in net.getBoundary()))  # sumolib: 4 numbers
         origin, shape = _grid(boundary, cells_x, cells_y, resolution_m, margin_m)
         street = np.zeros(shape, dtype=bool)
         for edge in net.getEdges():
@@ -117,7 +117,8 @@ class StreetLOS:
                       ) -> StreetLOS:
         """Buildings are the given polygons (x, y vertex lists); ``bounds`` (e.g. the network's
         boundary) and the cells, plus ``margin_m``, set the grid."""
-        origin, shape = _grid(tuple(float(v) for v in bounds), cells_x, cells_y, resolution_m, margin_m)
+        origin, shape = _grid(cast(Bounds, tuple(float(v) for v in bounds)), cells_x, cells_y,
+                              resolution_m, margin_m)
         mask = np.zeros(shape, dtype=bool)
         for poly in polygons:
             _fill_polygon(mask, origin, resolution_m, np.asarray(poly, dtype=float)[:, :2])

@@ -128,7 +128,7 @@ def _bounds(net) -> tuple[tuple[float, float], tuple[float, float]]:
 def hex_sites(center: tuple[float, float], isd_m: float, rings: int) -> list[tuple[float, float]]:
     """Site positions of a hexagonal lattice: the centre, then ring by ring (axial coordinates)."""
     cx, cy = center
-    sites = []
+    sites: list[tuple[float, float]] = []
     for ring in range(rings + 1):
         ring_sites = []
         for q in range(-ring, ring + 1):

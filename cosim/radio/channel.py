@@ -14,7 +14,7 @@ vehicles at the same spot, or one vehicle coming back, see the same channel (3GP
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,10 @@ from cosim.radio.pathloss import (
 )
 from cosim.scenario import ChannelConfig
 
+if TYPE_CHECKING:
+    from cosim.radio.buildings import StreetLOS
+    from cosim.radio.fields import CellFields
+
 Bounds = tuple[float, float, float, float]  # xmin, ymin, xmax, ymax
 
 
@@ -43,24 +47,24 @@ class Channel:
         # Per-resource-element EIRP on boresight (dBm): what RSRP is measured against (per RE).
         self.eirp_re_dbm = (cells.tx_power_dbm + cells.antenna_gain_dbi
                             - 10 * np.log10(self.n_subcarriers)).astype(dtype)
-        self.re_to_total_db = (10 * np.log10(self.n_subcarriers)).astype(dtype)
+        self.re_to_total_db: np.ndarray = (10 * np.log10(self.n_subcarriers)).astype(dtype)
         self.noise_dbm = thermal_noise_dbm(cells.bandwidth_hz, cfg.noise_figure_db)
         self.noise_mw = 10 ** (self.noise_dbm / 10)
         scen = np.array(cells.scenario)
         self.groups = {s: np.flatnonzero(scen == s) for s in ("uma", "umi") if (scen == s).any()}
-        self.sigma_los = np.array([SHADOW_SIGMA_DB[s][0] for s in scen], dtype=dtype)
-        self.sigma_nlos = np.array([SHADOW_SIGMA_DB[s][1] for s in scen], dtype=dtype)
-        self.height_diff = (cells.height_m - cfg.ue_height_m).astype(dtype)
+        self.sigma_los: np.ndarray = np.array([SHADOW_SIGMA_DB[s][0] for s in scen], dtype=dtype)
+        self.sigma_nlos: np.ndarray = np.array([SHADOW_SIGMA_DB[s][1] for s in scen], dtype=dtype)
+        self.height_diff: np.ndarray = (cells.height_m - cfg.ue_height_m).astype(dtype)
         stochastic = cfg.model == "38.901" and (cfg.los == "stochastic" or cfg.shadowing)
-        self.fields = None
+        self.fields: CellFields | None = None
         if stochastic:
             from cosim.radio.fields import CellFields
 
             self.fields = CellFields(cells.scenario, bounds, rng, cfg.shadow_site_correlation)
-        self.street_los = None
+        self.street_los: StreetLOS | None = None
         if cfg.model == "38.901" and cfg.los == "geometry":
             self.street_los = _street_los(cfg, cells, bounds, net)
-        self.penetration_db = np.zeros(64, dtype=dtype)
+        self.penetration_db: np.ndarray = np.zeros(64, dtype=dtype)
         self.geometry = CellGeometry(cells.scenario, cells.x, cells.y, cells.height_m, cells.carrier_ghz,
                                      cells.azimuth_deg, cells.downtilt_deg, self.eirp_re_dbm,
                                      cfg.ue_height_m)
@@ -70,7 +74,7 @@ class Channel:
         if len(slots) == 0:
             return
         if slots.max() >= len(self.penetration_db):
-            grown = np.zeros(max(int(slots.max()) + 1, 2 * len(self.penetration_db)), self.dtype)
+            grown: np.ndarray = np.zeros(max(int(slots.max()) + 1, 2 * len(self.penetration_db)), self.dtype)
             grown[: len(self.penetration_db)] = self.penetration_db
             self.penetration_db = grown
         pen = self.rng.normal(self.cfg.penetration_mean_db, self.cfg.penetration_std_db, len(slots))
@@ -92,11 +96,13 @@ class Channel:
         if cfg.los == "never":
             return np.zeros(shape, dtype=bool)
         if cfg.los == "geometry":
+            assert self.street_los is not None  # built for 38.901 with los: geometry
             return self.street_los.los(x, y)
         d2d = self._distances(x, y)[2]
-        p_los = np.empty(shape, dtype=self.dtype)
+        p_los: np.ndarray = np.empty(shape, dtype=self.dtype)
         for scen, g in self.groups.items():
             p_los[:, g] = los_probability(scen, d2d[:, g], cfg.ue_height_m)
+        assert self.fields is not None  # built for 38.901 with los: stochastic
         return self.fields.los_uniform(x, y) < p_los
 
     def rsrp_dbm(self, slots: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -107,13 +113,16 @@ class Channel:
         y = np.asarray(y, dtype=dt)
         if cfg.model == "38.901":  # one compiled pass (fast_channel), same formulas as pathloss.py
             los = self.los(x, y)
-            shadow = (self.fields.shadow_db(x, y, los, self.sigma_los, self.sigma_nlos)
-                      if cfg.shadowing else np.zeros(los.shape, dtype=np.float32))
+            if cfg.shadowing:
+                assert self.fields is not None  # built for 38.901 with shadowing
+                shadow = self.fields.shadow_db(x, y, los, self.sigma_los, self.sigma_nlos)
+            else:
+                shadow = np.zeros(los.shape, dtype=np.float32)
             return self.geometry.rsrp(x, y, los, shadow, self.penetration_db[slots])
         else:
             dx, dy, d2d = self._distances(x, y)
             d3d = np.sqrt(d2d * d2d + self.height_diff * self.height_diff)
-            fc = cells.carrier_ghz.astype(dt)
+            fc: np.ndarray = cells.carrier_ghz.astype(dt)
             loss = (free_space_db(d3d, fc) if cfg.model == "free_space"
                     else log_distance_db(d3d, fc, cfg.log_distance_exponent)).astype(dt)
         loss += self.penetration_db[slots, None]
@@ -125,7 +134,7 @@ class Channel:
         return np.power(self.dtype(10.0), (rsrp_dbm + self.re_to_total_db) * self.dtype(0.1))
 
 
-def _street_los(cfg: ChannelConfig, cells: Cells, bounds: Bounds, net: Any):
+def _street_los(cfg: ChannelConfig, cells: Cells, bounds: Bounds, net: Any) -> StreetLOS:
     from cosim.radio.buildings import StreetLOS, read_buildings
 
     if cfg.buildings is not None:

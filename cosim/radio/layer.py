@@ -49,7 +49,9 @@ class RadioLayer:
     name = "radio"
 
     def __init__(self, scenario: Scenario, net_file: Path | None, source: Any = None):
-        self.cfg = scenario.radio
+        cfg = scenario.radio
+        assert cfg is not None  # the runner adds a radio layer only to a scenario with a radio section
+        self.cfg = cfg
         self.scenario = scenario
         net = _read_network(net_file)
         self.bounds = net.getBoundary() if net is not None else (-math.inf, -math.inf, math.inf, math.inf)

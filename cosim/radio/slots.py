@@ -30,7 +30,7 @@ class SlotStore:
 
     def _grow(self, capacity: int) -> None:
         for name, (dtype, fill, per_cell) in FIELDS.items():
-            new = np.full((capacity, self.n_cells) if per_cell else capacity, fill, dtype=dtype)
+            new: np.ndarray = np.full((capacity, self.n_cells) if per_cell else capacity, fill, dtype=dtype)
             if name in self.arrays:
                 new[: self.capacity] = self.arrays[name]
             self.arrays[name] = new

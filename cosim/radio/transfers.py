@@ -62,7 +62,9 @@ class LinkView(Protocol):
     block_avail: np.ndarray  # (K, N)
     block_rate: np.ndarray  # (2, K, N) single-user rate, down / up (bit/s)
     background_users: np.ndarray  # (2, C) non-FL users sharing each cell, down / up
-    n_cells: int
+
+    @property
+    def n_cells(self) -> int: ...
 
     def link_rows(self, vehicles: list[str]) -> np.ndarray: ...  # -1 if not in the network
 
@@ -143,7 +145,10 @@ class Transfers:
         when = min(self._next_completion(now), self._next_failure(now))
         if math.isfinite(when):
             timer = self.env.timeout(max(0.0, when - now))
-            timer.callbacks.append(lambda _e, g=generation: self._wake(g))
+            def wake(_e: object, g: int = generation) -> None:
+                self._wake(g)
+
+            timer.callbacks.append(wake)
 
     # ---- internals -------------------------------------------------------------------------
     def _wake(self, generation: int) -> None:
@@ -221,6 +226,7 @@ class Transfers:
             self.completed += 1
             tr.bits_left = 0.0
         else:
+            assert reason is not None  # every failure names its reason
             self.failed[reason] = self.failed.get(reason, 0) + 1
         return TransferResult(tr.vehicle, DIRECTIONS[tr.direction], tr.nbytes, ok, reason,
                               tr.t_start, t_end, (8.0 * tr.nbytes - tr.bits_left) / 8.0)

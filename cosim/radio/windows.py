@@ -30,7 +30,7 @@ WINDOW_FIELDS: dict[str, tuple[type, float]] = {
 class LinkWindows:
     """Opens and closes windows on link events; accumulates rates every radio step."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.closed: list[tuple[str, int, float, float, float, float, bool]] = []
         self.durations_by_cell: dict[int, list[float]] = defaultdict(list)  # completed dwells
         self.connected_durations: list[float] = []  # completed connected windows

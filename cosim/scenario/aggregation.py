@@ -8,7 +8,7 @@ ignored. Without ``method`` the section is synchronous FedAvg. A strategy in
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     Discriminator,
@@ -127,8 +127,13 @@ METHOD_CONFIGS = {method_name(c): c
                             SpanningTreeConfig)}
 AGGREGATIONS = tuple(METHOD_CONFIGS)
 
-AggregationConfig = Annotated[
-    Union[tuple(Annotated[c, Tag(m)] for m, c in METHOD_CONFIGS.items())],  # noqa: UP007
-    Discriminator(_method),
-]
+if TYPE_CHECKING:
+    # What mypy sees: the union built below from METHOD_CONFIGS, written out.
+    AggregationConfig = Union[  # noqa: UP007
+        SyncConfig, FedAsyncConfig, FedBuffConfig, HierarchicalConfig, SpanningTreeConfig]
+else:
+    AggregationConfig = Annotated[
+        Union[tuple(Annotated[c, Tag(m)] for m, c in METHOD_CONFIGS.items())],  # noqa: UP007
+        Discriminator(_method),
+    ]
 """One of the method configurations, chosen by ``method`` (default ``sync``)."""

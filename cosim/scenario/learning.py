@@ -43,12 +43,16 @@ def _resolve_checkpoint(value: str | None, info: ValidationInfo) -> str | None:
     return str(resolve_input_file(Path(text), info))  # the field is text: dumps stay warning-free
 
 
+def _all_branches() -> list[Literal["image", "lidar", "text"]]:
+    return ["image", "lidar", "text"]
+
+
 class PeftConfig(StrictModel):
     """Which parameter-efficient modules each tower gets, and their sizes."""
 
     method: Literal["adapter", "lora", "prompt", "moe_adapter"] = "adapter"
     branches: list[Literal["image", "lidar", "text"]] = Field(
-        default_factory=lambda: ["image", "lidar", "text"])
+        default_factory=_all_branches)
     last_blocks: PositiveInt = Field(2, le=1000)  # PEFT in the upper blocks (the authors' choice)
     bottleneck: PositiveInt = Field(32, le=65_536)
     scale: float = Field(0.1, ge=-1000.0, le=1000.0)
@@ -75,7 +79,8 @@ class ModelConfig(StrictModel):
     task_adapter: bool = True  # the shared task adapter of FedAdapt
     task_adapter_bottleneck: PositiveInt = Field(64, le=65_536)
     classifier: Literal["linear", "text"] = "linear"  # "text": cosine with class prompts
-    tasks: list[Literal[TASKS]] = Field(
+    # mypy: Literal[...] of a names.py tuple is read by pydantic, not expressible to mypy (valid-type)
+    tasks: list[Literal[TASKS]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(TASKS))
     head_channels: PositiveInt = Field(64, le=65_536)
     # The task's input view, pooled to the output grid, joins the head before its last layer: a
@@ -190,7 +195,8 @@ class EvaluationConfig(StrictModel):
     # 3D detection also gets nuScenes-style AP by BEV centre distance at these thresholds.
     det3d_center_thresholds_m: list[Annotated[float, Field(gt=0.0, le=10_000.0)]] = Field(
         default_factory=lambda: [0.5, 1.0, 2.0, 4.0], min_length=1)
-    tasks: list[Literal[TASKS]] | None = None  # none: every task
+    # mypy: Literal[...] of a names.py tuple is read by pydantic, not expressible to mypy (valid-type)
+    tasks: list[Literal[TASKS]] | None = None  # type: ignore[valid-type]  # none: every task
     # Score on a thread of its own (one torch thread, a replica of the model) while the run goes
     # on; the metrics rows keep their order. Scores can differ from the run thread's at float
     # rounding (another thread count).
@@ -209,6 +215,10 @@ class DeployedModelConfig(StrictModel):
     frame_hz: float = Field(10.0, gt=0.0, le=10_000.0)  # Waymo's perception segments: 20 s at ~10 Hz
 
 
+def _both_personalisations() -> list[Literal["finetune", "tap"]]:
+    return ["finetune", "tap"]
+
+
 class PersonalisationConfig(StrictModel):
     """Per-client evaluation after the run: the final global model against personalised ones on a
     validation share of each client's own frames (cosim/learning/federated/personalisation.py)."""
@@ -216,7 +226,7 @@ class PersonalisationConfig(StrictModel):
     # finetune: local fine-tune from the global modules; tap: TAP's selective replacement between
     # that fine-tune and the global model (its candidates), module group by module group.
     methods: list[Literal["finetune", "tap"]] = Field(
-        default_factory=lambda: ["finetune", "tap"], min_length=1)
+        default_factory=_both_personalisations, min_length=1)
     local_epochs: NonNegativeInt = Field(1, le=100_000)  # fine-tune epochs (0: the global model)
     # The last frames of each client's drive are its validation frames: at least one, and at
     # least one left to fine-tune on (clients with fewer than two frames are left out).

@@ -16,17 +16,23 @@ ONBOARDING_METHODS = ("FedAdapt", "NTA", "NTA+GR", "NTA+CA", "FedAdapt_no_CA",
                       "FedAdapt_no_CA+GR")
 
 
+def _both_connectivities() -> list[Literal["gated", "ideal"]]:
+    return ["gated", "ideal"]
+
+
 class OnboardingConfig(StrictModel):
     """The paper's task-onboarding study (``cosim onboarding``): one task arrives after the
     other three were learnt; methods differ in the shared task adapter and gradient balancing."""
 
-    arriving_tasks: list[Literal[TASKS]] = Field(
+    # mypy: Literal[...] of a names.py tuple is read by pydantic, not expressible to mypy (valid-type)
+    arriving_tasks: list[Literal[TASKS]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(TASKS), min_length=1)
+    # mypy: Literal[...] of a names.py tuple is read by pydantic, not expressible to mypy (valid-type)
     methods: list[Literal[ONBOARDING_METHODS]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(ONBOARDING_METHODS), min_length=1)
     pretrain_rounds: PositiveInt = Field(12, le=1_000_000)  # FedAvg rounds on the three other tasks
     rounds: PositiveInt = Field(8, le=1_000_000)  # onboarding rounds per method
     connectivity: list[Literal["gated", "ideal"]] = Field(
-        default_factory=lambda: ["gated", "ideal"], min_length=1)
+        default_factory=_both_connectivities, min_length=1)
 
 

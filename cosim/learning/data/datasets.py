@@ -106,7 +106,9 @@ class ClientDataset(Dataset):
 
     def index_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
         """An epoch's shuffled sample indices, batch by batch (a DataLoader's order)."""
-        for idx in DataLoader(range(len(self)), batch_size=batch_size, shuffle=True, generator=generator):
+        # DataLoader samples any sized sequence (here the indices themselves); its stub asks for a Dataset
+        for idx in DataLoader(range(len(self)), batch_size=batch_size,  # type: ignore[arg-type]
+                              shuffle=True, generator=generator):
             yield idx.tolist()
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[dict, dict]]:

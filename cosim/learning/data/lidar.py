@@ -93,6 +93,7 @@ def render_lidar(seg: Segment, k: int, rows: int, cols: int, rng: np.random.Gene
     point = origin + dirs * np.where(valid, dist, 0.0)[:, None]
     lane, road, side = ground_surfaces(seg, k, point, ground)
     g = seg.ground
+    assert g is not None  # make_segment, the one maker of segments, always sets their materials
     for mask, cls, value in ((road, ROAD[0], g.road_reflectivity),
                              (lane, LANE_MARKER[0], g.lane_reflectivity),
                              (side, SIDEWALK[0], g.sidewalk_reflectivity)):

@@ -81,6 +81,7 @@ def render_camera(seg: Segment, k: int, width: int, height: int, rng: np.random.
     side = ground_side & (np.abs(point[:, 1]) < SIDEWALK_OUTER)  # beyond it: bare ground
     rest = ground_side & ~side
     g = seg.ground
+    assert g is not None  # make_segment, the one maker of segments, always sets their materials
     for mask, cls, rgb in ((road, ROAD[1], g.road_rgb), (lane, LANE_MARKER[1], g.lane_rgb),
                            (side, SIDEWALK[1], g.sidewalk_rgb), (rest, SIDEWALK[1], g.bare_rgb)):
         semantic[mask], colour[mask] = cls, rgb

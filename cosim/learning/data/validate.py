@@ -124,13 +124,19 @@ def check_run_data(cfg: DataConfig, seed: int) -> None:
             raise InputError(ds1.root, None, "no <segment>.tfrecord files")
         for name in ds1.segments():
             reader = ds1.segment(name)
-            remembered("waymo-v1-records", [reader.path], lambda r=reader: r.timestamps)
+            def index(r: V1SegmentReader = reader) -> object:
+                return r.timestamps
+
+            remembered("waymo-v1-records", [reader.path], index)
         frames, city = ds1.describe()
         parts = partition(frames, city, cfg, seed, ds1.camera_only(), ds1.without_panoptic())
         used = {s for shard in parts.clients for s, _ in shard.frames} | {s for s, _ in parts.heldout}
         for name in sorted(used):
             reader = ds1.segment(name)
-            remembered("waymo-v1-segment", [reader.path], lambda r=reader: check_v1_segment(r))
+            def check(r: V1SegmentReader = reader) -> object:
+                return check_v1_segment(r)
+
+            remembered("waymo-v1-segment", [reader.path], check)
         return
     ds = WaymoV2Dataset(cfg.root)
     for name in _segments(ds):

@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -215,7 +216,8 @@ class V1SegmentReader:
         # a camera-only frame: no LiDAR input, no 3D targets
         range_image, labels, points, pixels = no_lidar() if laser is None else \
             self._lidar(fr, laser, timestamp)
-        cam_labels = next((c.labels for c in fr.camera_labels if c.name == W.CAMERA_FRONT), [])
+        # a protobuf repeated field (the protos are untyped), or none
+        cam_labels: Any = next((c.labels for c in fr.camera_labels if c.name == W.CAMERA_FRONT), [])
         cam = [(lb.box, W.BOX_TYPE_TO_CLASS[lb.type], lb.id) for lb in cam_labels
                if lb.type in W.BOX_TYPE_TO_CLASS]
         cam_boxes = np.array([(b.center_x - b.length / 2, b.center_y - b.width / 2,

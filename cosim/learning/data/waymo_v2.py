@@ -227,8 +227,8 @@ class SegmentReader:
         if img_t.num_rows == 0:
             raise InputError(self._path("camera_image"), None, f"frame {timestamp} has no FRONT camera image")
         ci = "[CameraImageComponent]"
-        image = _image(self._where("camera_image"), f"{ci}.image", img_t, timestamp).convert("RGB")
-        image = np.asarray(image)
+        image = np.asarray(
+            _image(self._where("camera_image"), f"{ci}.image", img_t, timestamp).convert("RGB"))
         semantic, instance, weight = self._panoptic(timestamp, tables, image.shape)
         range_image, lidar_labels, points, pixels = self._lidar(timestamp, tables)
         cam_boxes, cam_labels, cam_ids = self._camera_boxes(timestamp)

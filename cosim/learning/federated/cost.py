@@ -100,6 +100,8 @@ class ComputeCost:
         return n * self._deployed_samples_per_sample if self.deployed is not None else float(n)
 
     def seconds(self, client: Client, data: ClientDataset) -> float:
+        # asked for a bound client (its vehicle and its device profile are set together)
+        assert client.vehicle is not None and client.profile is not None
         parked = self.mobility.is_parked(client.vehicle)
         return self.samples(data) * self.flops_per_sample(data) / available_flops(client.profile, parked)
 
@@ -114,14 +116,17 @@ class ComputeCost:
     def _deployed_flops(self, data: ClientDataset) -> float:
         from cosim.learning.deployed import training_flops_per_sample
 
-        names = trainable_modules(self.deployed, data.tasks, data.modalities, self.frozen)
-        return training_flops_per_sample(self.deployed, data.tasks, data.modalities, names=names)
+        deployed = self.deployed
+        assert deployed is not None  # asked only with a deployed model
+        names = trainable_modules(deployed, data.tasks, data.modalities, self.frozen)
+        return training_flops_per_sample(deployed, data.tasks, data.modalities, names=names)
 
     def _trained_flops(self, data: ClientDataset) -> float:
         inputs, targets = next(data.batches(min(4, len(data)), torch.Generator().manual_seed(0)))
         with FlopCounterMode(display=False) as counter:
             out = self.model(to_device(inputs, self.device), tasks=data.tasks)
             loss = sum(task_loss(t, out[t], to_device(targets[t], self.device)) for t in data.tasks)
+            assert isinstance(loss, torch.Tensor)  # a client's data holds at least one task
             loss.backward()
         self.model.zero_grad(set_to_none=True)
         return counter.get_total_flops() / len(inputs["text"])

@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import torch
@@ -37,6 +37,7 @@ class GlobalEvaluation:
                  table: TraceTable):
         """``load_batches`` gives the held-out batches, read at the first evaluation (in the
         background, on the evaluation's thread while the run goes on)."""
+        self._batches: list | None
         self._load_batches, self._batches = load_batches, None
         self._loading = threading.Lock()
         self.settings, self.table = settings, table
@@ -91,7 +92,7 @@ class GlobalEvaluation:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def _score(self, state: dict) -> tuple[Scores, float]:
+    def _score(self, state: Mapping[str, torch.Tensor]) -> tuple[Scores, float]:
         batches = self.batches  # the first call reads them: not scoring time
         start = time.perf_counter()
         results = evaluate(self.model, state, batches, tasks=self.tasks, settings=self.settings)

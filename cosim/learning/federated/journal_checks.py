@@ -30,7 +30,9 @@ def journal_entries(folder: Path) -> list[Path]:
     """The entries in call order; a gap in the numbering (a removed entry) is damage."""
     entries = sorted(p for p in folder.glob("train-*.pt") if ENTRY_NAME.fullmatch(p.name))
     for expected, path in enumerate(entries):
-        if int(ENTRY_NAME.fullmatch(path.name).group(1)) != expected:
+        match = ENTRY_NAME.fullmatch(path.name)
+        assert match is not None  # the entries are the names it matches
+        if int(match.group(1)) != expected:
             raise damaged(path, f"entry {expected} is missing: the journal has a gap")
     return entries
 

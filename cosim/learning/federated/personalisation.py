@@ -108,6 +108,7 @@ def personalise(host: Host) -> dict[str, Any]:
     engine calls layers' ``finish`` before the runner closes the traces); return run.json's
     summary (clients, their frames, TAP's replacements, wall time)."""
     cfg = host.sc.learning
+    assert cfg is not None and cfg.personalisation is not None  # asked with learning.personalisation only
     p: PersonalisationConfig = cfg.personalisation
     wall0 = time.perf_counter()
     local = cfg.local.model_copy(update={"epochs": p.local_epochs})

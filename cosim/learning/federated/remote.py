@@ -37,12 +37,19 @@ from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.training import LocalTrainer, TrainedUpdate, Trainer, TrainJob, l2_weight
 from cosim.learning.model import replicate
 from cosim.registry import Registry
-from cosim.scenario import Scenario
+from cosim.scenario import LearningConfig, Scenario
+
+
+def _learning(scenario: Scenario) -> LearningConfig:
+    """The learning section of a scenario that learns (the only kind that trains)."""
+    cfg = scenario.learning
+    assert cfg is not None
+    return cfg
 
 
 def make_trainer(scenario: Scenario, local: LocalTrainer) -> Trainer:
     """The scenario's trainer: ``local`` itself, or workers that train as it would."""
-    return BACKENDS[scenario.learning.local.backend](scenario, local)
+    return BACKENDS[_learning(scenario).local.backend](scenario, local)
 
 
 def import_ray():
@@ -61,7 +68,7 @@ class TrainerActor:
     def __init__(self, scenario: Scenario, threads: int):
         torch.set_num_threads(threads)  # as the driver: same kernels, same sums
         setup = build_learning(scenario)
-        cfg = scenario.learning
+        cfg = _learning(scenario)
         self.trainer = LocalTrainer(setup.model, setup.datasets, cfg.local, cfg.balancing, setup.frozen,
                                     l2_weight(cfg))
 
@@ -128,7 +135,7 @@ class ThreadTrainer(Trainer):
 
     def __init__(self, scenario: Scenario, local: LocalTrainer):
         self.local = local
-        cfg = scenario.learning.local
+        cfg = _learning(scenario).local
         cores = os.cpu_count() or 1
         self.workers = cfg.workers or cores
         self.threads = cfg.threads or max(1, cores // self.workers)
@@ -196,7 +203,7 @@ class ProcessTrainer(_RemoteTrainer):
 
     def __init__(self, scenario: Scenario, local: LocalTrainer):
         super().__init__(local)
-        cfg = scenario.learning.local
+        cfg = _learning(scenario).local
         self.workers = cfg.workers or os.cpu_count() or 1
         threads = torch.get_num_threads()
         self.pool = cf.ProcessPoolExecutor(max_workers=self.workers,
@@ -239,7 +246,7 @@ class RayTrainer(_RemoteTrainer):
         super().__init__(local)
         ray = import_ray()
         self.ray = ray
-        cfg = scenario.learning.local
+        cfg = _learning(scenario).local
         self.started = not ray.is_initialized()
         if self.started:
             ray.init(address=cfg.ray_address, include_dashboard=False, log_to_driver=False,

@@ -33,6 +33,7 @@ class LearningSetup:
 
 def build_learning(scenario: Scenario) -> LearningSetup:
     cfg = scenario.learning
+    assert cfg is not None  # built for a run that learns only
     if cfg.local.threads is not None:  # this thread's (the workers' set their own)
         torch.set_num_threads(cfg.local.threads)
     seeds = scenario.seeds()

@@ -30,8 +30,8 @@ class ModuleTiers:
                                      f"(modules: {', '.join(sorted(names))})")
         self.of_module: dict[str, tuple[str, int]] = {}
         for name in names:
-            rule = next((r for r in rules if any(fnmatchcase(name, p) for p in r.modules)), None)
-            self.of_module[name] = (rule.tier, rule.every) if rule is not None else (CLOUD, cloud_every)
+            match = next((r for r in rules if any(fnmatchcase(name, p) for p in r.modules)), None)
+            self.of_module[name] = (match.tier, match.every) if match is not None else (CLOUD, cloud_every)
 
     def module_of(self, key: str) -> str:
         return next(n for n in self._names if key.startswith(n + "."))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import simpy
 
@@ -85,7 +85,9 @@ def _download_and_compute(env: simpy.Environment, radio: RadioPort, client: Clie
                           down: int, compute_s: Callable[[], float], deadline: float, d: Delivery):
     """Download (from the tree parent when it has no cell: dispatch), then compute; False (with
     the reason in ``a``) if the round ends here."""
-    vehicle = client.vehicle
+    # bound at launch; a vehicle that left since reaches the radio as None, which it answers as
+    # for any vehicle not in the network (no cell, the transfer fails with left_network)
+    vehicle = cast(str, client.vehicle)
     a.bytes_down = down
     node = d.node
     if node is not None and node.parent is not None and radio.serving_cell(vehicle) < 0:
@@ -113,11 +115,13 @@ def _download_and_compute(env: simpy.Environment, radio: RadioPort, client: Clie
 
 def _dispatch(env: simpy.Environment, a: Attempt, d: Delivery, down: int, deadline: float):
     """The global model from the tree parent over the sidelink, once the parent has it."""
+    assert d.node is not None and d.node.parent is not None  # dispatched from a node's parent only
     parent = d.node.parent
     yield env.any_of([parent.model_ready, env.timeout(max(deadline - env.now, 0.0))])
     if not (parent.model_ready.triggered and parent.model_ready.value):
         reason = TRANSFER_TIMEOUT if env.now >= deadline else OUT_OF_COVERAGE
         return TransferResult(a.vehicle, "sidelink", down, False, reason, env.now, env.now, 0.0)
+    assert d.sidelink is not None  # a tree's deliveries come with the sidelink
     res = yield d.sidelink.transfer(parent.vehicle, a.vehicle, down, timeout_s=max(deadline - env.now, 1e-9))
     a.bytes_sidelink += int(res.bytes_moved)
     _hop(d, a, res, a.vehicle, SIDELINK, "dispatch")
@@ -137,6 +141,7 @@ def _own_upload(env: simpy.Environment, radio: RadioPort, a: Attempt, deadline: 
     if outcome.relay is None:  # nobody in reach: the round ends as it would have
         a.reason = _reason(res.reason) if res is not None else OUT_OF_COVERAGE
         return a
+    assert outcome.result is not None  # a relay in reach: its hops were tried
     a.via, a.via_vehicle = VIA_RELAY, outcome.relay
     a.bytes_sidelink += outcome.bytes_sidelink
     for hop, dst, link in zip(outcome.results, (outcome.relay, SERVER), (SIDELINK, UPLINK), strict=False):
@@ -148,19 +153,29 @@ def _tree_delivery(env: simpy.Environment, radio: RadioPort, a: Attempt, d: Deli
                    deadline: float):
     """Wait for the children, then hand the aggregate to the parent over the sidelink and wait
     for the upload that carries it; a root (or a node that cannot hand over) uploads itself."""
-    node = d.node
+    node, sidelink, aggregate_bytes = d.node, d.sidelink, d.aggregate_bytes
+    assert node is not None  # called for a client with a place in a tree
     parent = node.parent
     if node.children:
-        every = d.aggregate_bytes(node.every())
-        rate = (radio.rate_bps(a.vehicle, "up") if parent is None
-                else d.sidelink.rate_bps(a.vehicle, parent.vehicle))
+        assert aggregate_bytes is not None  # a tree's deliveries come with the aggregate's bytes
+        every = aggregate_bytes(node.every())
+        if parent is None:
+            rate = radio.rate_bps(a.vehicle, "up")
+        else:
+            assert sidelink is not None  # a tree's deliveries come with the sidelink
+            rate = sidelink.rate_bps(a.vehicle, parent.vehicle)
         send_s = 8.0 * every / rate if rate > 0.0 else 0.0
         yield from wait_for_children(env, node, deadline, d.margin, send_s)
     node.close()
     carried = node.carried()
-    nbytes = d.aggregate_bytes(carried) if len(carried) > 1 else up
+    if len(carried) > 1:
+        assert aggregate_bytes is not None  # a tree's deliveries come with the aggregate's bytes
+        nbytes = aggregate_bytes(carried)
+    else:
+        nbytes = up
     if parent is not None and parent.accepting():
-        res = yield d.sidelink.transfer(a.vehicle, parent.vehicle, nbytes,
+        assert sidelink is not None  # a tree's deliveries come with the sidelink
+        res = yield sidelink.transfer(a.vehicle, parent.vehicle, nbytes,
                                         timeout_s=max(deadline - env.now, 1e-9))
         a.bytes_sidelink += int(res.bytes_moved)
         _hop(d, a, res, parent.vehicle, SIDELINK, "aggregate")

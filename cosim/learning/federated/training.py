@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -117,7 +117,7 @@ class LocalTrainer(Trainer):
                 "passes": self.passes, "cached_prefix_frames": len(self.prefix.rows),
                 "cached_prefix_bytes": self.prefix.nbytes}
 
-    def balancer(self, client: int, tasks: list[str] | None = None) -> GradientBalancer:
+    def balancer(self, client: int, tasks: Sequence[str] | None = None) -> GradientBalancer:
         """The client's balancer, created on its first update, and anew when its task mix gains
         a task it cannot weigh (drift)."""
         tasks = list(tasks if tasks is not None else self.datasets[client].tasks)

@@ -40,6 +40,7 @@ def learning_ports(scenario: Scenario, env: simpy.Environment, mobility: Mobilit
     if sched.policy == "oracle" or sched.predictor == "oracle":
         from cosim.radio.prediction import OraclePredictor
 
+        assert sched.oracle_windows is not None  # the scheduling section requires it for the oracle
         predictor: LinkPredictor = OraclePredictor(sched.oracle_windows)
     else:
         predictor = radio.history_predictor()
