@@ -317,7 +317,7 @@ def _lower_precision_weights(towers: list[nn.Module], dtype: torch.dtype) -> Non
             projection.data = projection.data.to(dtype)
 
 
-def state_bytes(state: dict[str, torch.Tensor]) -> int:
+def state_bytes(state: Mapping[str, torch.Tensor]) -> int:
     """Bytes a state-dict subset takes on the air (raw tensor data)."""
     return sum(v.numel() * v.element_size() for v in state.values())
 

@@ -6,10 +6,12 @@ special.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 
-def fedavg(global_state: dict[str, torch.Tensor],
+def fedavg(global_state: Mapping[str, torch.Tensor],
            updates: list[tuple[dict[str, torch.Tensor], float]]) -> dict[str, torch.Tensor]:
     """New global state from (update state-dict subset, weight) pairs."""
     sums: dict[str, torch.Tensor] = {}
@@ -37,7 +39,7 @@ def staleness_weight(kind: str, staleness: int, a: float, b: float) -> float:
     return 1.0 if staleness <= b else 1.0 / (a * (staleness - b) + 1.0)
 
 
-def mix(global_state: dict[str, torch.Tensor], client_state: dict[str, torch.Tensor],
+def mix(global_state: Mapping[str, torch.Tensor], client_state: dict[str, torch.Tensor],
         weight: float) -> dict[str, torch.Tensor]:
     """FedAsync's update: w <- (1 - weight) w + weight w_client, for the modules the client sent."""
     out = dict(global_state)
@@ -56,13 +58,13 @@ class FedBuffer:
         self.size, self.server_lr = size, server_lr
         self.deltas: list[tuple[dict[str, torch.Tensor], float]] = []
 
-    def add(self, start: dict[str, torch.Tensor], client: dict[str, torch.Tensor], weight: float) -> None:
+    def add(self, start: Mapping[str, torch.Tensor], client: dict[str, torch.Tensor], weight: float) -> None:
         self.deltas.append(({k: v.double() - start[k].double() for k, v in client.items()}, weight))
 
     def full(self) -> bool:
         return len(self.deltas) >= self.size
 
-    def apply(self, global_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def apply(self, global_state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         for delta, weight in self.deltas:
@@ -78,7 +80,7 @@ class FedBuffer:
         return out
 
 
-def cloud_average(global_state: dict[str, torch.Tensor],
+def cloud_average(global_state: Mapping[str, torch.Tensor],
                   edges: list[tuple[dict[str, torch.Tensor], dict[str, float]]]) -> dict[str, torch.Tensor]:
     """Cloud step of hierarchical FL: average edge models, each module weighted by the samples
     behind it at that edge (``edges``: (edge state, {key: samples})). With every client's update

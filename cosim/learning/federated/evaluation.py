@@ -65,7 +65,7 @@ class GlobalEvaluation:
                 self._batches = self._load_batches()
             return self._batches
 
-    def __call__(self, state: dict, round_: int, now: float) -> None:
+    def __call__(self, state: Mapping[str, torch.Tensor], round_: int, now: float) -> None:
         self.last_t = now
         if self._pool is None:
             self._write(self._score(state), round_, now)

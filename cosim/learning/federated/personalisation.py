@@ -51,6 +51,7 @@ import torch
 from cosim.learning.data.datasets import ClientDataset
 from cosim.learning.data.partition import ClientShard
 from cosim.learning.federated.clients import ClientRegistry
+from cosim.learning.federated.deferred import DeferredState, resolved
 from cosim.learning.federated.evaluation import GlobalEvaluation
 from cosim.learning.local import evaluate, local_update
 from cosim.learning.model import M3TModel
@@ -67,7 +68,7 @@ class Host(Protocol):
     env: simpy.Environment
     model: M3TModel
     datasets: list[ClientDataset]
-    global_state: State
+    global_state: State | DeferredState  # resolved here (the run's last training is done)
     evaluation: GlobalEvaluation  # the evaluated tasks, their settings, the metrics table
     registry: ClientRegistry
     round: int
@@ -111,6 +112,7 @@ def personalise(host: Host) -> dict[str, Any]:
     assert cfg is not None and cfg.personalisation is not None  # asked with learning.personalisation only
     p: PersonalisationConfig = cfg.personalisation
     wall0 = time.perf_counter()
+    global_state = resolved(host.global_state)
     local = cfg.local.model_copy(update={"epochs": p.local_epochs})
     done, left_out = [], []
     for client, data in zip(host.registry.clients, host.datasets, strict=True):
@@ -125,15 +127,15 @@ def personalise(host: Host) -> dict[str, Any]:
         tune, validation = (ClientDataset(s, data.cache) for s in split)
         stream = [host.sc.seeds()["training"], 31, client.index]
         seed = int(np.random.SeedSequence(stream).generate_state(1)[0])
-        trained, _ = local_update(host.model, host.global_state, tune, local, cfg.balancing, seed,
+        trained, _ = local_update(host.model, global_state, tune, local, cfg.balancing, seed,
                                   count_flops=False, frozen=cfg.frozen_modules)
-        metrics, replaced = _client(host.model, host.global_state, {**host.global_state, **trained},
+        metrics, replaced = _client(host.model, global_state, {**global_state, **trained},
                                     validation, tasks, p, cfg)
         host.evaluation.table.append(_rows(metrics, client.index, host.round, host.env.now))
         done.append({"client": client.index, "finetune_frames": len(tune),
                      "validation_frames": len(validation),
                      **({"tap_replaced": replaced} if "tap" in p.methods else {})})
-    host.model.import_modules(host.global_state)
+    host.model.import_modules(global_state)
     return {"methods": list(p.methods), "clients": done, "left_out": left_out,
             "wall_s": round(time.perf_counter() - wall0, 3)}
 

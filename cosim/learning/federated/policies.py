@@ -60,9 +60,12 @@ class ServerView:
 class Policy(Protocol):
     """What the server asks of a scheduling policy."""
 
-    # Whether it reads the losses clients report (``Candidate.last_loss``): then each update must
-    # be trained by its client's next selection (no overlap; FedBuff trains arrivals at once).
-    reads_losses: bool
+    @property
+    def reads_losses(self) -> bool:
+        """Whether it reads the losses clients report (``Candidate.last_loss``): then each update
+        must be trained by its client's next selection (no overlap; FedBuff trains arrivals at
+        once)."""
+        ...
 
     def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]: ...
 
@@ -153,7 +156,7 @@ class DeadlineAware:
         best = 0
         for c in pool:
             trial = [*chosen, c]
-            cells = {}
+            cells: dict[int, int] = {}
             for x in trial:
                 cells[x.serving_cell] = cells.get(x.serving_cell, 0) + 1
             done = sum(_feasible(view, x, _shared_need(x, cells[x.serving_cell])) for x in trial)
@@ -178,8 +181,12 @@ class ModalityTaskAware:
             rest = [c for c in feasible if c not in chosen]
             if not rest:
                 break
-            best = max(rest, key=lambda c, seen=frozenset(covered): (
-                len((set(c.tasks) | set(c.modalities)) - seen), margin[c.client], -c.client))
+            seen = frozenset(covered)
+
+            def gain(c: Candidate, seen: frozenset[str] = seen) -> tuple[int, float, int]:
+                return len((set(c.tasks) | set(c.modalities)) - seen), margin[c.client], -c.client
+
+            best = max(rest, key=gain)
             chosen.append(best)
             covered |= set(best.tasks) | set(best.modalities)
         return [c.client for c in chosen]

@@ -25,7 +25,7 @@ from cosim.learning.federated.clients import ClientRegistry
 from cosim.learning.federated.compression import compress
 from cosim.learning.federated.cost import ComputeCost
 from cosim.learning.federated.d2d import Relay
-from cosim.learning.federated.deferred import Deferred, resolved
+from cosim.learning.federated.deferred import Deferred, DeferredState, resolved
 from cosim.learning.federated.drift import DriftSchedule
 from cosim.learning.federated.evaluation import GlobalEvaluation
 from cosim.learning.federated.hops import HopsTrace, dbm_to_w
@@ -78,7 +78,7 @@ class Flight:
     """A client whose round is under way: its process, and the state it trains from."""
 
     process: simpy.Process
-    start: State
+    start: State | DeferredState
 
 
 class FederatedLayer:
@@ -87,6 +87,9 @@ class FederatedLayer:
     def __init__(self, scenario: Scenario, ports: LearningPorts):
         self.sc, self.ports = scenario, ports
         cfg = scenario.learning
+        if cfg is None:
+            raise ValueError("the federated layer runs a scenario's learning section; it has none")
+        self.cfg = cfg
         self.seed = scenario.seeds()["training"]  # every round's training draws derive from it
         self.per_round = scenario.scheduling.per_round
         setup = build_learning(scenario)
@@ -95,7 +98,7 @@ class FederatedLayer:
         self.heldout = setup.heldout
         self.precision = setup.precision
         self.policy = make_policy(scenario.scheduling.policy, scenario.seed)
-        self.global_state = self.model.export_modules(self.model.module_names())
+        self.global_state: State | DeferredState = self.model.export_modules(self.model.module_names())
         frozen = setup.frozen
         self.init_skipped: list[str] = []
         if cfg.init_modules is not None:
@@ -131,16 +134,16 @@ class FederatedLayer:
         self.journal = TrainingJournal(self.run_dir) if self.sc.output.checkpoint else None
         self.evaluation = GlobalEvaluation(self.model,
                                            lambda: self.heldout.ordered_batches(EVALUATION_BATCH),
-                                           self.sc.learning.evaluation,
+                                           self.cfg.evaluation,
                                            engine.traces.table(METRICS, METRICS_SCHEMA))
         self.strategy = make_strategy(self.sc.aggregation, self)
-        self.drift = (DriftSchedule(self.sc.learning.drift, self.datasets, self.sc.seeds()["data"])
-                      if self.sc.learning.drift is not None else None)
+        self.drift = (DriftSchedule(self.cfg.drift, self.datasets, self.sc.seeds()["data"])
+                      if self.cfg.drift is not None else None)
         self.anchors: dict[int, State] = {}  # continual l2: the global model when a mix changed
         # a sync round's updates train while the next round's radio runs (``deferred.py``), unless
         # something reads them sooner: a policy reading the losses clients report, the journal
         # (it records each call's updates), drift's continual pull (anchors on the global model)
-        self.overlap = (self.sc.learning.local.overlap and self.trainer.background
+        self.overlap = (self.cfg.local.overlap and self.trainer.background
                         and self.journal is None and self.drift is None
                         and not self.policy.reads_losses)
         if self.drift is not None:  # before the server: events at 0 s come first
@@ -173,7 +176,7 @@ class FederatedLayer:
     def _on_drift(self, clients: list[int]) -> None:
         """Continual l2: a client whose mix changes is pulled towards the global model of now,
         once there is something learnt to keep (not at the first model version)."""
-        if l2_weight(self.sc.learning) > 0.0 and self.version > 0:
+        if l2_weight(self.cfg) > 0.0 and self.version > 0:
             for c in clients:
                 self.anchors[c] = dict(self.global_state)
 
@@ -231,19 +234,20 @@ class FederatedLayer:
         out = []
         now = self.env.now
         for c in self.registry.present():
-            data = self.datasets[c.index]
+            data, vehicle = self.datasets[c.index], c.vehicle
+            assert vehicle is not None  # a present client rides a vehicle
             if not data.tasks:
                 continue  # holds none of the model's tasks: nothing to train
-            cell = self.radio.serving_cell(c.vehicle)
+            cell = self.radio.serving_cell(vehicle)
             out.append(Candidate(
-                client=c.index, vehicle=c.vehicle, connected=cell >= 0, serving_cell=cell,
-                dl_rate_bps=self.radio.rate_bps(c.vehicle, "down"),
-                ul_rate_bps=self.radio.rate_bps(c.vehicle, "up"),
-                predicted_window_s=self.predictor.remaining_s(c.vehicle, now),
+                client=c.index, vehicle=vehicle, connected=cell >= 0, serving_cell=cell,
+                dl_rate_bps=self.radio.rate_bps(vehicle, "down"),
+                ul_rate_bps=self.radio.rate_bps(vehicle, "up"),
+                predicted_window_s=self.predictor.remaining_s(vehicle, now),
                 bytes_down=self.cost.bytes(data, "down"), bytes_up=self.cost.bytes(data, "up"),
                 compute_s=self.cost.seconds(c, data),
                 tasks=tuple(data.tasks), modalities=tuple(data.modalities), samples=len(data),
-                parked=self.mobility.is_parked(c.vehicle), rounds_selected=c.rounds_selected,
+                parked=self.mobility.is_parked(vehicle), rounds_selected=c.rounds_selected,
                 rounds_completed=c.rounds_completed, last_loss=c.last_loss, last_round=c.last_round))
         return out
 
@@ -251,6 +255,7 @@ class FederatedLayer:
         """Start a client's round now; it trains from ``launch.start`` if it completes."""
         index, deadline, start, node = launch.client, launch.deadline, launch.start, launch.node
         client, data = self.registry.clients[index], self.datasets[index]
+        assert client.vehicle is not None  # launched from the present candidates
         attempt = Attempt(self.round, index, client.vehicle, self.env.now, self.version,
                           tasks=tuple(data.tasks), modalities=tuple(data.modalities))
         client.rounds_selected += 1
@@ -271,13 +276,17 @@ class FederatedLayer:
         the fog tier of hierarchical FL)."""
         if not always and (self.sc.d2d is None or not self.sc.d2d.cluster):
             return {}
-        return form_clusters(self.env, chosen, candidates, self.ports.sidelink)
+        sidelink = self.ports.sidelink
+        assert sidelink is not None  # clusters and fog tiers validate only with a sidelink
+        return form_clusters(self.env, chosen, candidates, sidelink)
 
     def spanning_trees(self, chosen: list[int], candidates: list[Candidate], weight: str
                        ) -> dict[int, TreeNode]:
         """Fed-Span's trees for the chosen clients over the live graph (sidelinks and uplinks)."""
-        radio = self.sc.radio
-        graph = connectivity_graph(chosen, candidates, self.ports.sidelink,
+        radio, sidelink = self.sc.radio, self.ports.sidelink
+        # spanning trees validate only with a radio and its sidelink
+        assert radio is not None and radio.sidelink is not None and sidelink is not None
+        graph = connectivity_graph(chosen, candidates, sidelink,
                                    dbm_to_w(radio.sidelink.tx_power_dbm),
                                    dbm_to_w(radio.rate.ue_tx_power_dbm))
         nodes = spanning_trees(self.env, graph, candidates, EDGE_WEIGHT[weight])
@@ -317,7 +326,7 @@ class FederatedLayer:
         def received() -> list[TrainedUpdate]:
             updates = waiting()
             for (attempt, start), update in zip(arrivals, updates, strict=True):
-                update.modules = compress(update.modules, start, self.sc.learning.compression)
+                update.modules = compress(update.modules, start, self.cfg.compression)
                 loss = update.stats.last_epoch_loss  # Oort uses the loss a client reports
                 client = self.registry.clients[attempt.client]
                 client.last_loss = float(sum(loss.values()) / max(len(loss), 1))
@@ -354,7 +363,7 @@ class FederatedLayer:
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
         self.lookup = self._lookup_later()
         self.evaluation.drain()
-        if self.sc.learning.personalisation is not None:  # per-client rows, metrics still open
+        if self.cfg.personalisation is not None:  # per-client rows, metrics still open
             self.personalisation = personalise(self)
         if self.journal is not None:  # the run is whole: nothing left to resume
             shutil.rmtree(self.journal.folder, ignore_errors=True)
@@ -367,7 +376,7 @@ class FederatedLayer:
             view.tasks, view.modalities = list(data.shard.tasks), list(data.shard.modalities)
         training = (batch for data in held for batch in data.ordered_batches(32))
         baseline = LookupBaseline.fit(training, self.geometry)
-        return baseline.evaluate(self.evaluation.batches, self.evaluation.tasks, self.sc.learning.evaluation)
+        return baseline.evaluate(self.evaluation.batches, self.evaluation.tasks, self.cfg.evaluation)
 
     def summary(self) -> dict[str, Any]:
         return {"rounds": self.round, "model_version": self.version, "cost": self.cost.summary(),
@@ -380,8 +389,8 @@ class FederatedLayer:
                 "evaluation_wall_s": self.evaluation.wall_s,
                 "evaluation_busy_s": round(self.evaluation.busy_s, 3),
                 "heldout_support": heldout_support(
-                    self.evaluation.batches, self.evaluation.tasks, self.sc.learning.evaluation,
-                    self.model.image_size, self.sc.learning.model.bev_range_m),
+                    self.evaluation.batches, self.evaluation.tasks, self.cfg.evaluation,
+                    self.model.image_size, self.cfg.model.bev_range_m),
                 **({"relay": self.relay.summary()} if self.relay is not None else {}),
                 **({"personalisation": self.personalisation} if self.personalisation else {}),
                 **({"hops": self.hops.summary()} if self.hops is not None else {}),

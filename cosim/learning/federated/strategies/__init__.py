@@ -12,6 +12,7 @@ import pkgutil
 
 from cosim.learning.federated.strategies.base import REGISTRY, ServerHost, Strategy, register
 from cosim.scenario import AggregationBase
+from cosim.scenario.aggregation import method_name
 
 __all__ = ["REGISTRY", "ServerHost", "Strategy", "make_strategy", "register"]
 
@@ -22,4 +23,4 @@ for _module in pkgutil.iter_modules(__path__):  # each registers its strategy
 
 def make_strategy(config: AggregationBase, host: ServerHost) -> Strategy:
     """The strategy that runs this aggregation configuration."""
-    return REGISTRY[config.method](config, host)
+    return REGISTRY[method_name(type(config))](config, host)

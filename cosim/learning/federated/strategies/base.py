@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import simpy
 
 from cosim.learning.federated.attempt import Attempt
-from cosim.learning.federated.deferred import Deferred
+from cosim.learning.federated.deferred import Deferred, DeferredState
 from cosim.learning.federated.policies import Candidate, Policy
 from cosim.learning.federated.training import State, TrainedUpdate
 from cosim.learning.federated.tree import TreeNode
@@ -45,7 +45,7 @@ class Launch:
 
     client: int
     deadline: float
-    start: State
+    start: State | DeferredState
     node: TreeNode | None = None
 
 
@@ -59,9 +59,9 @@ class Selection:
 
 @dataclass(frozen=True)
 class NewModel:
-    """The next global model version."""
+    """The next global model version (averaged when first read, where it is deferred)."""
 
-    state: State
+    state: State | DeferredState
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class ServerHost(Protocol):
     def version(self) -> int: ...
 
     @property
-    def global_state(self) -> State: ...  # a DeferredState while a sync round's updates train
+    def global_state(self) -> State | DeferredState: ...  # deferred while a round's updates train
 
     @property
     def overlap(self) -> bool: ...
@@ -186,8 +186,14 @@ class RoundStrategy(Strategy):
     def train_round_later(self) -> tuple[list[Attempt], Deferred[list[TrainedUpdate]]]:
         """``train_round``, with the updates perhaps still training (``host.overlap``)."""
         arrived, self.arrived = self.arrived, []
-        done = sorted((x for x in arrived if x[0].completed), key=lambda x: x[0].t_upload_end)
+        done = sorted((x for x in arrived if x[0].completed), key=lambda x: _upload_end(x[0]))
         return [a for a, _ in arrived], self.host.train_later(done, self.train_seed(self.host.round))
+
+
+def _upload_end(attempt: Attempt) -> float:
+    """When a completed attempt's update reached the server."""
+    assert attempt.t_upload_end is not None  # a completed attempt has uploaded
+    return attempt.t_upload_end
 
 
 REGISTRY: Registry[type[Strategy]] = Registry("aggregation method", "aggregation.method")

@@ -4,6 +4,8 @@ server and averaged module by module."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from cosim.learning.federated.aggregation import fedavg
 from cosim.learning.federated.deferred import DeferredState, resolved
 from cosim.learning.federated.policies import Candidate, ServerView
@@ -19,13 +21,13 @@ from cosim.learning.federated.strategies.base import (
 )
 from cosim.learning.federated.training import State
 from cosim.learning.federated.tree import TreeNode, tree_fedavg, tree_groups
-from cosim.scenario import SyncConfig
+from cosim.scenario import AggregationBase, SpanningTreeConfig, SyncConfig
 
 
 @register
 class FedAvg(RoundStrategy):
-    config = SyncConfig
-    cfg: SyncConfig
+    config: ClassVar[type[AggregationBase]] = SyncConfig
+    cfg: SyncConfig | SpanningTreeConfig
     evaluate_by = "round"
 
     nodes: dict[int, TreeNode] = {}  # this round's cluster nodes (d2d.cluster), by client

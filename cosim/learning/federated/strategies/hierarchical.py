@@ -118,6 +118,7 @@ class Hierarchical(RoundStrategy):
         """Each module group at its tier: fog among each cluster's clients, edge at the cell,
         cloud groups when due."""
         host, tiers = self.host, self.tiers
+        assert tiers is not None  # called only with tiers
         attempts, updates = self.train_round()
         self._fog(attempts, updates)
         self._edge_average([(u.client, {k: v for k, v in u.modules.items() if tiers.tier(k) != FOG},
@@ -145,6 +146,7 @@ class Hierarchical(RoundStrategy):
         """Fog modules: each client keeps the average over the clients whose updates its cluster
         head carried (its own update, outside a cluster)."""
         tiers = self.tiers
+        assert tiers is not None  # called only with tiers
         fog_keys = lambda u: {k: v for k, v in u.modules.items() if tiers.tier(k) == FOG}  # noqa: E731
         by_client = {u.client: u for u in updates}
         for client, node in tree_groups(attempts, self.nodes).items():
@@ -162,6 +164,7 @@ class Hierarchical(RoundStrategy):
         """The global model with the edge groups' mean over the cells and the fog groups' over
         the clients (sample-weighted): what the evaluation scores."""
         tiers, view = self.tiers, dict(state)
+        assert tiers is not None  # called only with tiers
         # an edge group's samples are never handed to the cloud: they add up over the run
         edge_parts = [(self.edge_state[c], {k: w for k, w in self.edge_samples.get(c, {}).items()
                                             if tiers.tier(k) == EDGE})
