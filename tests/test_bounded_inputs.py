@@ -53,6 +53,25 @@ def test_a_kernel_virtual_file_is_refused_unread(tmp_path, field):
     assert "virtual file" in line
 
 
+PATH_FIELDS = ["mobility.additional", "mobility.replay", "mobility.sumocfg", "radio.channel.buildings",
+               "learning.init_modules", "learning.model.checkpoint", "learning.data.root",
+               "scheduling.oracle_windows"]
+
+
+@pytest.mark.parametrize("field", PATH_FIELDS)
+@pytest.mark.parametrize("shape", ["loop", "too_long"])
+def test_a_link_loop_or_an_over_long_path_is_one_line(tmp_path, field, shape):
+    if shape == "loop":
+        (tmp_path / "a").symlink_to(tmp_path / "b")
+        (tmp_path / "b").symlink_to(tmp_path / "a")
+        target = str(tmp_path / "a")
+    else:  # every component legal, the whole beyond the system's limit
+        target = str(tmp_path / "/".join(["d" * 200] * 30))
+    value = f"[{target}]" if field == "mobility.additional" else target
+    line = _refused(tmp_path, *QUICK, f"{field}={value}")
+    assert field in line and ("loop of symbolic links" in line or "too long" in line), line
+
+
 def test_a_sparse_giant_is_refused_by_its_size(tmp_path):
     big = tmp_path / "big.add.xml"
     with big.open("wb") as f:

@@ -69,10 +69,29 @@ Coordinate = Annotated[float, Field(ge=-1e7, le=1e7)]
 SEED_MAX = 2**31 - 1  # SUMO's --seed is a 32-bit int
 
 
-def resolve_input_file(value: Path, info: ValidationInfo) -> Path:
+def _resolved(value: Path, info: ValidationInfo) -> Path:
+    """``value`` against the scenario's folder, links followed; a link loop or an over-long path
+    is an input error, not a crash."""
     base = Path((info.context or {}).get("base_dir", "."))
     path = value if value.is_absolute() else base / value
-    return _readable(path.resolve())
+    try:
+        resolved = path.resolve()
+        resolved.exists()  # raises where the path cannot even be looked up (too long)
+    except RuntimeError:  # Python 3.11 on a link loop
+        raise ValueError(f"{_short(path)}: a loop of symbolic links") from None
+    except OSError as exc:
+        raise ValueError(f"{_short(path)}: {exc.strerror or exc}") from None
+    return resolved
+
+
+def _short(path: Path) -> str:
+    """A path for an error line: its start and end when it is longer than a line."""
+    text = str(path)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-50:]}"
+
+
+def resolve_input_file(value: Path, info: ValidationInfo) -> Path:
+    return _readable(_resolved(value, info))
 
 
 def _not_a_file(path: Path) -> str:
@@ -107,8 +126,7 @@ InputFiles = Annotated[list[InputFile], BeforeValidator(_one_or_many)]
 
 
 def _resolve_trace(value: Path, info: ValidationInfo) -> Path:
-    base = Path((info.context or {}).get("base_dir", "."))
-    path = (value if value.is_absolute() else base / value).resolve()
+    path = _resolved(value, info)
     if path.is_dir():
         path = path / "mobility.parquet"
     _readable(path)
@@ -119,8 +137,7 @@ TraceFile = Annotated[Path, AfterValidator(_resolve_trace)]
 
 
 def _resolve_input_dir(value: Path, info: ValidationInfo) -> Path:
-    base = Path((info.context or {}).get("base_dir", "."))
-    path = (value if value.is_absolute() else base / value).resolve()
+    path = _resolved(value, info)
     if not path.is_dir():
         raise ValueError(f"folder not found: {path}")
     return path
