@@ -261,7 +261,7 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
     cache under the hash of its text: the same scenario gets the same file, which ``resume``
     needs; every run's run.json still holds its whole resolved scenario."""
     from cosim.cache import cached_folder, content_key
-    from cosim.compare import CompareGrid, run_compare
+    from cosim.compare import CompareGrid, check_targets, run_compare
     from cosim.compare_auto import DEFAULT_MEASURES, AutoSeeds
 
     auto = None
@@ -287,7 +287,7 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
     if auto is not None:
         auto.check_cells(grid.policies, grid.aggregations)
     run_compare(path, grid, Path(out), list(overrides or ()), jobs,
-                dict(targets) if targets else None, resume=resume, overwrite=overwrite,
+                check_targets(dict(targets)) if targets else None, resume=resume, overwrite=overwrite,
                 margins=dict(margins) if margins else None, auto=auto)
     return load_compare(out)
 
@@ -430,6 +430,10 @@ def _seed_list(value: Sequence[int] | int | str | None) -> tuple[int, ...]:
     seeds = tuple(items)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise InputError(None, "seeds", f"expected integers, got {value!r}")
+    from cosim.scenario.base import SEED_MAX
+
+    if any(not 0 <= s <= SEED_MAX for s in seeds):
+        raise InputError(None, "seeds", f"{value!r}: seeds are 0 to {SEED_MAX} (SUMO's 32-bit seed)")
     return seeds
 
 

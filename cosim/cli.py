@@ -180,6 +180,10 @@ def _seeds(value: str, option: str = "--seeds") -> tuple[int, ...]:
         raise InputError(None, option, f"{value!r} is not comma-separated integers") from None
     if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
         raise InputError(None, option, f"{value!r}: each seed once, none negative")
+    from cosim.scenario.base import SEED_MAX
+
+    if any(s > SEED_MAX for s in seeds):
+        raise InputError(None, option, f"{value!r}: a seed is at most {SEED_MAX} (SUMO's 32-bit seed)")
     return seeds
 
 
@@ -199,9 +203,10 @@ def _numbers_by_key(items: list[str] | None, option: str, known: tuple[str, ...]
 
 
 def _targets(items: list[str] | None) -> dict[str, float]:
+    from cosim.compare import check_targets
     from cosim.names import HEADLINE
 
-    return _numbers_by_key(items, "--target", list(HEADLINE), "task")
+    return check_targets(_numbers_by_key(items, "--target", list(HEADLINE), "task"), "--target")
 
 
 def _every_rounds(value: str) -> int | None:

@@ -187,6 +187,14 @@ def write_pairs(out: Path, summary: pa.Table, margins: dict[str, float] | None,
     return pairs
 
 
+def check_targets(targets: dict[str, float], field: str = "targets") -> dict[str, float]:
+    """Each task's target a finite number: a NaN or infinite target is never reached."""
+    for task, value in targets.items():
+        if not math.isfinite(value):
+            raise InputError(None, field, f"{task}={value}: a target is a finite number")
+    return targets
+
+
 def stream_seeds(data_seed: int | None, training_seed: int | None) -> list[str]:
     """The overrides that pin the data and training streams (none: they follow the seed)."""
     return ([] if data_seed is None else [f"learning.data.seed={data_seed}"]) + (

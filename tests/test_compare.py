@@ -288,6 +288,17 @@ def test_seeds_auto_options_need_seeds_auto(grid_small, tmp_path):
         assert not (tmp_path / "c").exists()
 
 
+@pytest.mark.parametrize("args", [["--seeds", "99999999999999999999999"], ["--seeds", "2147483648"],
+                                  ["--data-seeds", "1" + "0" * 20], ["--target", "seg3d=nan"],
+                                  ["--target", "det2d=inf"], ["--target", "pan2d=-inf"]])
+def test_out_of_range_seeds_and_targets_are_refused_before_the_folder(grid_small, tmp_path, args):
+    result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(tmp_path / "c"),
+                                      *args, *_sets(LEARNING)])
+    assert result.exit_code == 2, (args, result.output)
+    assert len(result.output.strip().splitlines()) == 1 and args[0] in result.output
+    assert not (tmp_path / "c").exists()
+
+
 def test_stop_rule_decides_on_the_pairs_of_interest_only():
     import pandas as pd
 
