@@ -618,8 +618,31 @@ def _stderr_console():
 
 
 def main() -> None:
-    """Console-script entry point."""
-    sys.exit(app())
+    """Console-script entry point. A usage error (an unknown option, a value of the wrong type)
+    is one line and exit 2, as every other input error is."""
+    try:
+        code = app(standalone_mode=False)
+    except Exception as exc:
+        if getattr(exc, "exit_code", None) != 2 or not hasattr(exc, "format_message"):
+            raise
+        line = usage_line(exc)  # click's UsageError and its kinds
+        if line:  # none after the help a bare command prints
+            typer.echo(f"error: {line}", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_line(exc: Exception) -> str:
+    """``--seed: Input should be a valid integer ...``: the option and what is wrong, one line."""
+    message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    param = getattr(exc, "param", None)
+    if isinstance(exc, typer.BadParameter) and param is not None and message:
+        opts = getattr(param, "opts", None)
+        return f"{opts[0] if opts else param.name}: {message}"
+    return message
 
 
 if __name__ == "__main__":

@@ -522,3 +522,21 @@ def test_converter_warnings_are_summarised_by_kind(tmp_path):
                            "(first occurrence for edge '…').; 1x Removing self-loop edge '…'"), line
     log.write_text("Success.\n")
     assert warning_summary(log, "netconvert") is None
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "scenarios/grid_small.yaml", "--seed", "abc"],
+    ["run", "scenarios/grid_small.yaml", "--bogus"],
+    ["compare", "scenarios/grid_small.yaml", "--out", "X", "--jobs", "0"],
+    ["compare", "scenarios/grid_small.yaml"],
+    ["pretrain", "--out", "x.pt", "--steps", "many"],
+    ["data", "synth", "--out", "d", "--segments", "-1"],
+])
+def test_a_usage_error_is_one_line_and_exit_2(tmp_path, args):
+    """What the command line's parser refuses is said as every input error is: one line."""
+    done = subprocess.run([sys.executable, "-m", "cosim.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = [x for x in done.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert not (REPO / "X").exists() and not (REPO / "d").exists()
