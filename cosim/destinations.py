@@ -115,11 +115,15 @@ def without_writers(options: list[str]) -> list[str]:
     return kept
 
 
-def check_sumo_outputs(options: list[str], run_out: Path) -> None:
+def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False) -> None:
     """SUMO output options of a scenario write outside every result folder, and not into the
-    run's own destination (``run_out`` and its staging folder)."""
+    run's own destination (``run_out`` and its staging folder); an existing file is replaced only
+    with ``replace`` (``--overwrite``, or a resumed run rewriting its own)."""
     for option, path in sumo_written_paths(options):
         where = path.absolute()
+        if not replace and where.exists():
+            raise InputError(None, "mobility.sumo_options", f"{option} {path}: exists already and "
+                             "SUMO would replace it (--overwrite allows that; or choose another path)")
         for own in (run_out.absolute(), run_out.absolute().with_name(run_out.name + ".partial")):
             if where == own or own in where.parents:
                 raise InputError(None, "mobility.sumo_options", f"{option} {path} writes into "

@@ -115,7 +115,7 @@ def run_scenario(
     journal of an interrupted attempt at ``out`` (see ``resume_target``)."""
     folder = RunFolder(out or default_run_dir(scenario), overwrite)
     folder.check(resuming=resume)  # a refused --out is said before any input is built
-    check_sumo_outputs(scenario.mobility.sumo_options, folder.out)
+    check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite or resume)
     with watch("preparing the inputs (network, demand, data checks)", quiet):
         inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder
     if announce is not None:

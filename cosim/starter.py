@@ -9,10 +9,14 @@ import json
 import math
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
+from cosim.destinations import check_not_in_results
 from cosim.errors import InputError
 from cosim.mobility.location import NetLocation, read_location
+from cosim.scenario.base import readable_input
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"  # as Scenario.name
 OSM_OPTIONS = [  # a drivable, simplified network from raw OSM (netconvert's documented recipe)
@@ -33,24 +37,32 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
     if (net is None) == (osm is None):
         raise InputError(None, "--net/--osm", "give one network: --net FILE.net.xml or --osm FILE.osm")
     out = folder / f"{name}.yaml"
+    check_not_in_results(folder, "--dir")
     written = [out] + ([folder / f"{name}.net.xml", folder / f"{name}.poly.xml"] if osm is not None else [])
     for path in written:  # a user's file is replaced only when asked
         if path.exists() and not force:
             raise InputError(None, str(path), "exists already (--force overwrites it)")
-    folder.mkdir(parents=True, exist_ok=True)
+    _check_input(osm if osm is not None else net, "--osm" if osm is not None else "--net")
+    for route in routes or []:
+        _check_input(route, "--routes")
+    if net is not None:
+        read_location(net)  # a file that is no SUMO network is refused before the folder
     notes: list[str] = []
     buildings = None
-    if osm is not None:
-        net, warned = convert_osm(osm, folder / f"{name}.net.xml")
-        notes += [warned] if warned else []
-        buildings, warned = import_buildings(osm, net, folder / f"{name}.poly.xml")
-        notes += [warned] if warned else []
+    if osm is not None:  # converted aside: a failed conversion leaves nothing behind
+        with tempfile.TemporaryDirectory(prefix="cosim-new-") as tmp:
+            converted, warned = convert_osm(osm, Path(tmp) / f"{name}.net.xml")
+            notes += [warned] if warned else []
+            polygons, warned = import_buildings(osm, converted, Path(tmp) / f"{name}.poly.xml")
+            notes += [warned] if warned else []
+            folder.mkdir(parents=True, exist_ok=True)
+            for made in sorted(Path(tmp).iterdir()):
+                shutil.move(made, folder / made.name)
+            notes = [note.replace(tmp, str(folder)) for note in notes]  # the logs' new place
+        net = folder / converted.name
+        buildings = folder / polygons.name if polygons is not None else None
     assert net is not None
-    if not net.is_file():
-        raise InputError(None, "--net", f"file not found: {net}")
-    for route in routes or []:
-        if not route.is_file():
-            raise InputError(None, "--routes", f"file not found: {route}")
+    folder.mkdir(parents=True, exist_ok=True)
     where = read_location(net)
     text, summary = starter_yaml(name, _relative(net.resolve(), folder.resolve()), where,
                                  [_relative(r.resolve(), folder.resolve()) for r in routes or []],
@@ -58,6 +70,15 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
     out.write_text(text, encoding="utf-8")
     _check(out, net)
     return out, summary, notes
+
+
+def _check_input(path: Path | None, option: str) -> None:
+    """A regular file of a sane size (not a FIFO, a device or a kernel file), before any folder."""
+    assert path is not None
+    try:
+        readable_input(path)
+    except ValueError as exc:
+        raise InputError(None, option, str(exc)) from None
 
 
 def import_buildings(osm: Path, net: Path, target: Path) -> tuple[Path | None, str | None]:

@@ -123,6 +123,20 @@ def test_a_sumo_output_outside_result_folders_is_written(tmp_path):
     assert fcd.is_file() and fcd.stat().st_size > 0
 
 
+@pytest.mark.parametrize("option", ["--fcd-output", "--summary-output", "--error-log"])
+def test_a_sumo_output_over_a_users_file_needs_overwrite(tmp_path, option):
+    mine = tmp_path / "mine" / "notes.txt"
+    mine.parent.mkdir()
+    mine.write_text("precious")
+    args = ["run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+            "--set", f"mobility.sumo_options={option} {mine}"]
+    result = _cosim(*args)
+    assert result.exit_code == 2 and "--overwrite" in result.output, result.output
+    assert mine.read_text() == "precious" and not (tmp_path / "r").exists()
+    assert _cosim(*args, "--overwrite").exit_code == 0
+    assert mine.read_text() != "precious"
+
+
 @pytest.mark.parametrize("option", ["--step-length 0.5", "--seed=3", "-n other.net.xml",
                                     "--log mine.log", "--end 10"])
 def test_sumo_options_cosim_sets_are_refused(tmp_path, option):

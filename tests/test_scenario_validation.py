@@ -397,6 +397,29 @@ def test_new_refuses_bad_arguments(tmp_path):
                                   str(tmp_path)]), "--osm")
 
 
+@pytest.mark.parametrize("case", ["text_as_net", "missing_net", "fifo_net", "text_as_osm",
+                                  "broken_osm", "missing_osm", "missing_route", "dir_in_a_run"])
+def test_new_refuses_bad_inputs_before_making_its_folder(tmp_path, case):
+    import os
+
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "broken.osm").write_text("<osm><way")
+    os.mkfifo(tmp_path / "fifo.net.xml")
+    net = _netgenerate(tmp_path / "grid.net.xml")
+    run = tmp_path / "done"
+    assert runner.invoke(app, ["run", str(REPO / "scenarios" / "grid_small.yaml"), "--out", str(run),
+                               "-q", "--set", "duration_s=10", "--set", "learning=null"]).exit_code == 0
+    target = run / "mine" if case == "dir_in_a_run" else tmp_path / "new"
+    args = {"text_as_net": ["--net", tmp_path / "notes.txt"], "missing_net": ["--net", tmp_path / "x"],
+            "fifo_net": ["--net", tmp_path / "fifo.net.xml"],
+            "text_as_osm": ["--osm", tmp_path / "notes.txt"],
+            "broken_osm": ["--osm", tmp_path / "broken.osm"], "missing_osm": ["--osm", tmp_path / "x"],
+            "missing_route": ["--net", net, "--routes", tmp_path / "x.rou.xml"],
+            "dir_in_a_run": ["--net", net]}[case]
+    _one_line(runner.invoke(app, ["new", "city", *map(str, args), "--dir", str(target)]))
+    assert not target.exists()
+
+
 # 9. compare and grid_small's learning section ------------------------------------------------
 
 def test_grid_small_learns_and_compare_says_how_to_turn_learning_on(grid_small, tmp_path):

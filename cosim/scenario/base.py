@@ -91,7 +91,7 @@ def _short(path: Path) -> str:
 
 
 def resolve_input_file(value: Path, info: ValidationInfo) -> Path:
-    return _readable(_resolved(value, info))
+    return readable_input(_resolved(value, info))
 
 
 def _not_a_file(path: Path) -> str:
@@ -105,7 +105,7 @@ def _not_a_file(path: Path) -> str:
 MAX_INPUT_BYTES = 8 * 2**30  # a city's network or a ViT-L checkpoint is far less
 
 
-def _readable(path: Path) -> Path:
+def readable_input(path: Path) -> Path:
     """A regular file of a sane size outside the kernel's virtual file systems."""
     if not path.is_file():
         raise ValueError(_not_a_file(path))
@@ -129,7 +129,7 @@ def _resolve_trace(value: Path, info: ValidationInfo) -> Path:
     path = _resolved(value, info)
     if path.is_dir():
         path = path / "mobility.parquet"
-    _readable(path)
+    readable_input(path)
     return path
 
 
