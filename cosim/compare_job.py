@@ -45,10 +45,11 @@ def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
         pass
     from cosim.runner import run_scenario
 
-    if job.reuse and is_complete(Path(job.out)):
-        return job.out
     path = Path(job.scenario)
     scenario = load_scenario(path, list(job.overrides))
+    if job.reuse and is_complete(Path(job.out)):
+        check_kept_run(Path(job.out), scenario.model_dump(mode="json"))
+        return job.out
     send: Callable[[tuple[str, float, float]], None] | None = None
     if progress is not None and hasattr(progress, "put"):
         send = progress.put
@@ -66,6 +67,28 @@ def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
     if result.status != "complete":
         raise RuntimeError(f"run {job.out} ended {result.status}")
     return job.out
+
+
+def check_kept_run(run_dir: Path, expected: dict[str, Any]) -> None:
+    """A complete run kept by ``--resume`` ran this job's scenario, value for value: a run of
+    another scenario version in the compare's folder would stand in for this one's results."""
+    kept = read_json_file(run_dir / "run.json", "run.json").get("scenario")
+    differs = first_difference(kept, expected)
+    if differs is not None:
+        raise InputError(run_dir / "run.json", "scenario", f"a complete run of another scenario "
+                         f"({differs or 'the whole scenario'} differs from this compare's); "
+                         "remove the run to compute it again")
+
+
+def first_difference(a: Any, b: Any, where: str = "") -> str | None:
+    """The dotted key of the first value that differs between two JSON-like values, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
+            if found is not None:
+                return found
+        return None
+    return None if a == b else where
 
 
 def is_complete(run_dir: Path) -> bool:

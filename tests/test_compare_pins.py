@@ -52,3 +52,22 @@ def test_resume_after_the_scenario_changed_is_refused(tmp_path):
     resumed = CliRunner().invoke(app, [*args, "--resume"])
     assert resumed.exit_code == 2, resumed.output
     assert "scenario_digest" in resumed.output and "other settings" in resumed.output
+
+
+def test_resume_refuses_a_kept_run_of_another_scenario(tmp_path):
+    """A complete run in the compare's folder is kept only if it ran this compare's scenario, value
+    for value (a run copied in from a compare of other settings would stand in for this one's)."""
+    out = tmp_path / "cmp"
+    args = ["compare", str(GRID), "--policies", "random,availability_aware", "--seeds", "0", "-q",
+            "--out", str(out), *COMPARE]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    kept = sorted((out / "runs").iterdir())[0]
+    resumed = CliRunner().invoke(app, [*args, "--resume"])  # genuine runs are kept
+    assert resumed.exit_code == 0, resumed.output
+    info = json.loads((kept / "run.json").read_text())
+    info["scenario"]["scheduling"]["per_round"] = 2  # a run of another scenario, copied in
+    (kept / "run.json").write_text(json.dumps(info))
+    refused = CliRunner().invoke(app, [*args, "--resume"])
+    assert refused.exit_code == 2, refused.output
+    assert "scheduling.per_round differs" in refused.output and str(kept) in refused.output
+    assert json.loads((kept / "run.json").read_text())["scenario"]["scheduling"]["per_round"] == 2
