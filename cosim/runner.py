@@ -408,7 +408,7 @@ def check_run_inputs(scenario: Scenario, source: Path | None
 
         assert sched.oracle_windows is not None  # the scheduling section requires it for the oracle
         check_windows_source(sched.oracle_windows, scenario.seeds()["connectivity"],
-                             replay.vehicles() if replay is not None else None)
+                             replay.vehicles() if replay is not None else None, scenario.duration_s)
     return inputs, replay
 
 

@@ -74,10 +74,12 @@ def read_oracle_windows(path: Path) -> pa.Table:
 
 
 def check_windows_source(path: Path, connectivity_seed: int,
-                         replayed_vehicles: set[str] | None = None) -> None:
+                         replayed_vehicles: set[str] | None = None, duration_s: float | None = None
+                         ) -> None:
     """The oracle's windows must be this run's future: recorded by a run with the same
-    connectivity seed (its run.json, when it lies beside them) and, when this run replays a
-    trace, about the vehicles of that trace."""
+    connectivity seed (its run.json, when it lies beside them), within this run's time, about
+    the cells of the run that recorded them, and about the vehicles of the trace this run
+    replays (or, live, of the recording's own trace)."""
     info_path = path.parent / "run.json"
     try:
         info = read_json_file(info_path, "run.json")
@@ -90,13 +92,58 @@ def check_windows_source(path: Path, connectivity_seed: int,
     if recorded != connectivity_seed:
         raise InputError(path, ORACLE_FIELD, f"recorded with connectivity seed {recorded:g}, this "
                          f"run's is {connectivity_seed}: the oracle would read another future")
-    if replayed_vehicles is not None:
-        vehicles = set(read_oracle_windows(path).column("vehicle").to_pylist())
-        foreign = sorted(vehicles - replayed_vehicles)
+    table = read_oracle_windows(path)
+    if duration_s is not None:
+        _check_window_times(path, table, duration_s)
+    _check_window_cells(path, table)
+    known, where = replayed_vehicles, "the replayed trace"
+    if known is None and (path.parent / "mobility.parquet").is_file():
+        known, where = _trace_vehicles(path.parent / "mobility.parquet"), "its run's mobility trace"
+    if known is not None:
+        foreign = sorted(set(table.column("vehicle").to_pylist()) - known)
         if foreign:
             raise InputError(path, ORACLE_FIELD, f"{len(foreign)} of its vehicles (e.g. "
-                             f"{foreign[0]!r}) are not in the replayed trace: another recording's "
-                             "windows")
+                             f"{foreign[0]!r}) are not in {where}: another recording's windows")
+
+
+def _check_window_times(path: Path, table: pa.Table, duration_s: float) -> None:
+    """Windows on the run's clock: none before 0, and some before this run ends."""
+    first = pc.min(table.column("start")).as_py()
+    if first < -1e-6:
+        raise InputError(path, ORACLE_FIELD, f"a window starts at {first:g} s, before the run's 0 s")
+    if first >= duration_s:
+        raise InputError(path, ORACLE_FIELD, f"its first window starts at {first:g} s, after this "
+                         f"run's {duration_s:g} s: not this run's future")
+
+
+def _check_window_cells(path: Path, table: pa.Table) -> None:
+    """Serving cells among the cells of the run that recorded the windows (cells.parquet beside)."""
+    cells_file = path.parent / "cells.parquet"
+    if not cells_file.is_file():
+        return
+    count = _row_count(cells_file)
+    top = pc.max(table.column("cell")).as_py()
+    low = pc.min(table.column("cell")).as_py()
+    if top >= count or low < -1:
+        bad = top if top >= count else low
+        raise InputError(path, ORACLE_FIELD, f"cell {bad} is not among the {count} cells of the run "
+                         "that recorded the windows")
+
+
+def _row_count(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(path, ORACLE_FIELD, f"cannot read the recording's cells: {exc}") from None
+
+
+def _trace_vehicles(path: Path) -> set[str]:
+    """The vehicles of a recorded mobility trace (its vehicle column only)."""
+    where = Where(path, ORACLE_FIELD)
+    table = read_table(where, ["vehicle"])
+    return set(pc.unique(table.column("vehicle")).to_pylist())
 
 
 class HistoryPredictor:
