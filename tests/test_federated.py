@@ -385,3 +385,30 @@ def test_unknown_policy_is_one_line_at_validation(tmp_path):
                                       "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "scheduling.policy" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_diverged_global_model_fails_the_run(tmp_path):
+    """A run whose global model ends with NaN or infinite values is failed (exit 1, one line,
+    run.json says why), never complete with metrics of a broken model."""
+    import json
+    from pathlib import Path
+
+    import pytest
+    import torch
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+    from cosim.learning.federated.server import TrainingDiverged, check_finite
+
+    ok = {"a": torch.ones(3), "steps": torch.tensor([2**40])}
+    check_finite(ok, 1, 1)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(TrainingDiverged, match="1 of 2 global-model tensors"):
+            check_finite({**ok, "a": torch.tensor([0.0, bad])}, 3, 4)
+    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    result = CliRunner().invoke(app, ["run", str(grid), "--out", str(tmp_path / "r"), "-q",
+                                      "--set", "learning.local.lr=1e6", "--set", "duration_s=60"])
+    assert result.exit_code == 1 and "training diverged" in result.output, result.output
+    info = json.loads((tmp_path / "r.partial" / "run.json").read_text())
+    assert info["status"] == "failed" and "training diverged" in info["error"]
+    assert not (tmp_path / "r").exists()

@@ -57,6 +57,7 @@ from cosim.learning.federated.wiring import LearningPorts
 from cosim.learning.lookup import LookupBaseline
 from cosim.learning.module_file import apply_init_modules
 from cosim.learning.support import heldout_support
+from cosim.run_folder import RunFailedError
 from cosim.scenario import Scenario
 from cosim.trace_schemas import (
     HOPS,
@@ -358,6 +359,7 @@ class FederatedLayer:
     def finish(self) -> None:
         """Keep the final global model: a later run can start from it (learning.init_modules)."""
         self.global_state = resolved(self.global_state)  # the last round's training, done
+        check_finite(self.global_state, self.version, self.round)
         if self.version != self.scored_version:  # the final model is always scored
             self.evaluate()
         torch.save(self.global_state, self.run_dir / "global_modules.pt")
@@ -398,6 +400,21 @@ class FederatedLayer:
                 **({"spanning_trees": self.tree_stats.summary()} if self.tree_stats.rounds else {}),
                 **({"journal": {"calls": self.journal.calls, "replayed": self.journal.replayed}}
                    if self.journal is not None else {})}
+
+
+class TrainingDiverged(RunFailedError):
+    """The global model holds values that are not numbers: the run's learning results are void."""
+
+
+def check_finite(state: State, version: int, round_: int) -> None:
+    """A global model with NaN or infinite values fails the run (never a complete run whose
+    metrics score a broken model)."""
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise TrainingDiverged(
+            f"training diverged: {len(broken)} of {len(state)} global-model tensors hold NaN or "
+            f"infinite values at model version {version} (round {round_}), e.g. {broken[0]}; a "
+            "smaller learning.local.lr, or learning.init_modules of sane values")
 
 
 class _AllBalancers(dict):
