@@ -16,6 +16,8 @@ from cosim import api
 from cosim.cli import app
 from cosim.errors import InputError, MissingDependencyError
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 REPO = Path(__file__).resolve().parent.parent
 GRID_SMALL = REPO / "scenarios" / "grid_small.yaml"
 RADIO_ONLY = ["duration_s=30", "learning=null"]

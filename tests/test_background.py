@@ -6,9 +6,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from cosim.radio.background import BackgroundLoad
 from cosim.scenario import BackgroundLoadConfig
+
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
 
 
 def test_background_users_have_the_m_m_inf_mean_and_autocorrelation():

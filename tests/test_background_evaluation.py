@@ -8,10 +8,13 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 from test_remote_training import _run
 
 from cosim.learning.federated import evaluation
 from cosim.learning.federated.server import FederatedLayer
+
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
 
 GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 EVERY_ROUND = ["aggregation.eval_every_rounds=1"]  # four evaluations, scored while rounds go on

@@ -21,6 +21,8 @@ from cosim.learning.model import M3TModel
 from cosim.learning.stacked_optim import StackedOptimizer
 from cosim.scenario import BalancingConfig, LocalTrainingConfig, ModelConfig, PeftConfig
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 ALL_TASKS = ("seg3d", "det3d", "pan2d", "det2d")
 
 

@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from cosim.cli import app
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 # max_rounds: the runs still span the whole recording (connectivity must equal it)
 LEARNING = ["duration_s=40", "aggregation.max_rounds=3", "learning.enabled=true",
             "clients.count=3", "scheduling.per_round=2",

@@ -8,10 +8,13 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cosim.cli import app
 from cosim.compare import scenario_digest
+
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
 
 REPO = Path(__file__).resolve().parent.parent
 GRID = REPO / "scenarios" / "grid_small.yaml"

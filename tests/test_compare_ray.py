@@ -16,6 +16,8 @@ import cosim.compare
 from cosim.cli import app
 from cosim.compare_job import RunJob
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 GRID = ["--policies", "availability_aware,random", "--seeds", "0", "--jobs", "2", "-q"]
 WALL_CLOCK = ["wall_time_s"]  # differs run to run, whatever the backend

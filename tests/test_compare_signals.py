@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 REPO = Path(__file__).resolve().parent.parent
 GRID = REPO / "scenarios" / "grid_small.yaml"
 LONG = ["--set", "duration_s=7200", "--set", "learning.enabled=true"]  # recordings run first

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from tiny_inputs import tiny_osm
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 REPO = Path(__file__).resolve().parent.parent
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*$|=[A-Z][A-Z_]*$|\||\[|\.\.\.")

@@ -17,6 +17,8 @@ from cosim.learning.federated.drift import DriftSchedule
 from cosim.scenario.drift import DriftConfig
 from cosim.trace_schemas import METRICS_SCHEMA
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -14,6 +14,8 @@ from cosim.cli import app
 from cosim.runner import run_scenario
 from cosim.scenario_loader import load_scenario
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):

@@ -38,6 +38,8 @@ from cosim.errors import InputError
 from cosim.scenario import Scenario
 from cosim.scenario_loader import _variants, read_yaml_mapping, scenario_from_mapping
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 EXAMPLES = int(os.environ.get("COSIM_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from cosim.mobility.gui import UNSERVED, GuiLayer, cell_colour
 from cosim.mobility.session import GuiOptions
 from cosim.runner import run_scenario
 from cosim.scenario_loader import load_scenario
+
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
 
 GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 BASE = ["learning=null", "duration_s=40", "mobility.backend=traci"]

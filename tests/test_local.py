@@ -23,6 +23,8 @@ from cosim.learning.local import TensorClientData, evaluate, local_update
 from cosim.learning.model import M3TModel
 from cosim.scenario import BalancingConfig, LocalTrainingConfig, ModelConfig
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 
 @pytest.fixture(scope="module")
 def model():

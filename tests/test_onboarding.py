@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from cosim.cli import app
+
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
 
 GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 SETS = ["duration_s=60", "learning.enabled=true", "clients.count=3", "scheduling.per_round=2",

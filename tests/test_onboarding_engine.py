@@ -15,6 +15,8 @@ from cosim.cli import app
 from cosim.runner import run_scenario
 from cosim.scenario_loader import load_scenario
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 BASE = ["duration_s=40", "learning.enabled=true", "clients.count=3", "scheduling.per_round=3",
         "scheduling.policy=all_connected", "aggregation.round_deadline_s=10",

@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from cosim.cli import app
 from cosim.run_folder import read_status
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 REPO = Path(__file__).resolve().parent.parent
 GRID = REPO / "scenarios" / "grid_small.yaml"
 QUICK = ["--set", "duration_s=30", "--set", "learning=null"]

@@ -15,6 +15,8 @@ from cosim.learning.data.waymo_v2 import WaymoV2Dataset
 from cosim.learning.grid import Geometry
 from cosim.scenario import DataConfig
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 CFG = SynthConfig(segments=8, frames=4, seed=2, camera_size=(64, 48), lidar_size=(16, 128))
 
 

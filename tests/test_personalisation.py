@@ -18,6 +18,8 @@ from cosim.learning.federated.personalisation import personalise, split_frames, 
 from cosim.names import HEADLINE, TASK_INFO
 from cosim.trace_schemas import METRICS_SCHEMA
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 # Three clients with two frames each (one to fine-tune on, one to validate on), every client
 # present and every transfer instant (no radio): one round, then personalisation, in seconds

@@ -26,6 +26,8 @@ from cosim.learning.model import M3TModel
 from cosim.scenario import BalancingConfig, LocalTrainingConfig, ModelConfig
 from cosim.scenario_loader import load_scenario
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 needs_bf16 = pytest.mark.skipif(not P.native_bf16(torch.device("cpu"))[0],
                                 reason="this CPU has no bfloat16 matrix units (AMX-BF16 / AVX512-BF16)")

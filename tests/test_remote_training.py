@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from cosim.cli import app
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 # A few rounds of every client of grid_small with learning on, clients trained two per pass, so
 # that two actors each get chunks; GradNorm, so balancer state has to travel with the clients.
 SETTINGS = ["duration_s=60", "aggregation.max_rounds=3", "learning.enabled=true",

@@ -12,6 +12,8 @@ from cosim.cli import app
 from cosim.runner import run_scenario
 from cosim.scenario_loader import load_scenario
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 
 def _run(path: Path, out: Path, *overrides: str):
     """grid_small without its learning section: replay is about mobility and radio."""

@@ -21,6 +21,8 @@ from cosim.errors import InputError
 from cosim.runner import run_scenario
 from cosim.scenario_loader import load_scenario
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 REPO = Path(__file__).resolve().parent.parent
 GRID = REPO / "scenarios" / "grid_small.yaml"
 SETTINGS = ["duration_s=60", "aggregation.max_rounds=4", "learning.enabled=true",

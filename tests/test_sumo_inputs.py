@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from cosim.cli import app
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 SCENARIO = """name: own-inputs
 duration_s: 20
 seed: 1

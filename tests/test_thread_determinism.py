@@ -15,6 +15,8 @@ import torch
 
 from cosim.compare_job import RunJob, run_one
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 REPO = Path(__file__).resolve().parent.parent
 GRID = REPO / "scenarios" / "grid_small.yaml"
 LEARNING = ("duration_s=40", "aggregation.max_rounds=2", "learning.enabled=true", "clients.count=3",

@@ -19,6 +19,8 @@ from cosim.learning.federated.training import LocalTrainer, TrainJob, l2_weight
 from cosim.learning.model import replicate
 from cosim.scenario_loader import load_scenario
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 THREADS = ["learning.local.backend=threads", "learning.local.workers=2", "learning.local.threads=1"]
 

@@ -16,6 +16,8 @@ from cosim.learning.data.waymo_v1 import (  # noqa: E402
 )
 from cosim.learning.data.waymo_v2 import WaymoV2Dataset  # noqa: E402
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 
 def test_masked_crc32c_known_value():
     # CRC-32C of "123456789" is 0xE3069283 (RFC 3720); TFRecord masks it

@@ -21,6 +21,8 @@ from cosim.learning.data.synth import SynthConfig, generate, segment_name
 from cosim.learning.data.waymo_v2 import WaymoV2Dataset
 from cosim.names import CAMERA_TASKS, COMPLETED
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 SEGMENTS = 5
 CFG = SynthConfig(segments=SEGMENTS, frames=4, seed=7)
 GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
