@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cosim.bounded_read import read_json_file
 from cosim.errors import InputError
+from cosim.run_folder import read_run_info
 from cosim.scenario_loader import load_scenario
 
 
@@ -70,6 +70,6 @@ def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
 
 def is_complete(run_dir: Path) -> bool:
     try:
-        return read_json_file(run_dir / "run.json", "run.json")["status"] == "complete"
-    except (OSError, InputError, KeyError, TypeError):
+        return read_run_info(run_dir)["status"] == "complete"
+    except InputError:
         return False

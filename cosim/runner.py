@@ -402,7 +402,7 @@ def _resume_folders(path: Path) -> tuple[Path, Path]:
     absolute = path.absolute()  # "." and "" name the working folder
     if not absolute.name or absolute.name in (".", ".."):
         raise InputError(None, "--resume", f"{path}: name the run folder to resume "
-                         "(OUT or OUT.partial), not {absolute}")
+                         f"(OUT or OUT.partial), not {absolute}")
     name = absolute.name.removesuffix(PARTIAL_SUFFIX)
     if not name:
         raise InputError(None, "--resume", f"{path}: not the name of a run folder")
