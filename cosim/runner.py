@@ -184,7 +184,8 @@ def run_scenario(
 
 
 WARNINGS_LOG = "warnings.log"
-TORCH_WRITE_FAILED = "PytorchStreamWriter failed writing"  # torch.save's error for a failed write
+# torch.save's errors for a failed write come from its zip writer, named in the message
+TORCH_WRITER = ("inline_container", "PytorchStreamWriter")
 
 
 def _disk_full(exc: BaseException, run_dir: Path) -> str | None:
@@ -197,13 +198,13 @@ def _disk_full(exc: BaseException, run_dir: Path) -> str | None:
         filename = exc.filename or getattr(exc.__cause__, "filename", None)
         where = f" writing {filename}" if filename else ""
         return f"the disk is full{where}: {exc.strerror}"
-    if isinstance(exc, RuntimeError) and TORCH_WRITE_FAILED in str(exc):
+    if isinstance(exc, RuntimeError) and any(w in str(exc) for w in TORCH_WRITER):
         try:
             free = os.statvfs(run_dir)
         except OSError:
             return None
         if free.f_bavail * free.f_frsize < 1 << 20:  # under a megabyte left: that is why
-            return f"the disk is full writing a model file (global_modules.pt) in {run_dir}"
+            return "the disk is full writing a model file (global_modules.pt)"
     return None
 
 
