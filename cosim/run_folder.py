@@ -406,7 +406,8 @@ class RunFolder:
             raise
         if keep is not None and self.partial.is_dir() and any(self.partial.iterdir()):
             # the attempt being resumed stays whole beside, until the resume is under way
-            self._previous = self.out.with_name(f".{self.out.name}.previous-{os.getpid()}")
+            # (the name cut short: OUT's name may use all but _SUFFIX_ROOM of NAME_MAX)
+            self._previous = self.out.with_name(f".{self.out.name[:200]}.previous-{os.getpid()}")
             self.partial.rename(self._previous)
         elif self.partial.exists():  # the lock was free: its writer is gone
             shutil.rmtree(self.partial) if self.partial.is_dir() else self.partial.unlink()
