@@ -196,7 +196,7 @@ def load_run(path: str | os.PathLike) -> Run:
     path = _folder(path)
     if (path / "compare.json").is_file():
         raise InputError(path, None, "a compare folder, not a run folder: use load_compare")
-    return Run(path, read_run_json(path))
+    return Run(path, read_run_json(path, ("status", "scenario", "seed")))
 
 
 def load_compare(path: str | os.PathLike) -> Compare:

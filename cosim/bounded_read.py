@@ -41,7 +41,10 @@ def read_bounded_text(path: Path, what: str, limit: int = TEXT_LIMIT_BYTES) -> s
 
 def read_json_file(path: Path, what: str) -> Any:
     """A JSON file read with ``read_bounded_text``; invalid JSON is an InputError."""
-    text = read_bounded_text(path, what)
+    try:
+        text = read_bounded_text(path, what)
+    except UnicodeDecodeError as exc:  # binary garbage, or another encoding
+        raise InputError(path, None, f"not valid JSON: not UTF-8 text (byte {exc.start})") from None
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cosim.bounded_read import read_json_file
 from cosim.errors import InputError
+from cosim.run_folder import read_run_info
 from cosim.scenario_loader import load_scenario
 
 
@@ -93,6 +93,6 @@ def first_difference(a: Any, b: Any, where: str = "") -> str | None:
 
 def is_complete(run_dir: Path) -> bool:
     try:
-        return read_json_file(run_dir / "run.json", "run.json")["status"] == "complete"
-    except (OSError, InputError, KeyError, TypeError):
+        return read_run_info(run_dir)["status"] == "complete"
+    except InputError:
         return False

@@ -31,6 +31,7 @@ from cosim.names import (
     onboarding_run_dir,
     recording_dir,
 )
+from cosim.run_folder import check_out_name
 from cosim.scenario import OnboardingConfig
 from cosim.scenario_loader import load_scenario
 
@@ -73,6 +74,7 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
                    ) -> list[OnboardingRun]:
     """Record, pre-train once per (seed, arriving task), onboard every method; return the runs."""
     cfg, clients, step = plan(scenario_path, overrides, seeds)
+    check_out_name(out)  # a folder the file system can hold, before any is made
     out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))

@@ -129,12 +129,7 @@ def check_out_name(out: Path, option: str = "--out") -> None:
     if absolute.name.endswith(PARTIAL_SUFFIX):
         raise InputError(None, option, f"{out}: names ending in {PARTIAL_SUFFIX} are cosim's "
                          "staging folders; to finish an interrupted run use --resume")
-    parent = next((p for p in absolute.parents if p.exists()), Path("/"))
-    try:
-        name_max = os.pathconf(parent, "PC_NAME_MAX")
-        path_max = os.pathconf(parent, "PC_PATH_MAX")
-    except (OSError, ValueError):
-        name_max, path_max = 255, 4096
+    name_max, path_max = _name_limits(absolute)
     too_long = [p for p in absolute.parts[1:] if len(os.fsencode(p)) + _SUFFIX_ROOM > name_max]
     if too_long:
         raise InputError(None, option, f"a folder name of {len(os.fsencode(too_long[0]))} bytes "
@@ -142,6 +137,19 @@ def check_out_name(out: Path, option: str = "--out") -> None:
     if len(os.fsencode(str(absolute))) + _SUFFIX_ROOM + 64 > path_max:
         raise InputError(None, option, f"the path is too long (at most about {path_max - 80} "
                          "bytes here)")
+
+
+def _name_limits(path: Path) -> tuple[int, int]:
+    """NAME_MAX and PATH_MAX of the file system ``path`` would be on (its nearest existing
+    folder's); a path too long to even look up gives the common Linux limits, which it exceeds."""
+    for parent in path.parents:
+        try:
+            if not parent.exists():
+                continue
+            return os.pathconf(parent, "PC_NAME_MAX"), os.pathconf(parent, "PC_PATH_MAX")
+        except (OSError, ValueError):
+            continue
+    return 255, 4096
 
 
 def _lock_path(out: Path) -> Path:
@@ -164,6 +172,61 @@ def _lock_held(out: Path) -> bool:
         os.close(fd)
 
 
+# run.json's fields that commands read, with the JSON types cosim writes them as
+RUN_FIELDS: dict[str, tuple[type, ...]] = {
+    "status": (str,), "scenario": (dict,), "scenario_file": (str, type(None)), "seed": (int,),
+    "torch_threads": (int, type(None)), "learning_precision": (str, type(None)),
+    "error": (str, type(None)), "traces": (dict, type(None)), "summary": (dict, type(None)),
+}
+SCENARIO_SECTIONS = ("learning", "scheduling", "aggregation", "output", "mobility")
+
+
+def read_run_info(run_dir: Path, needs: tuple[str, ...] = ("status",)) -> dict[str, Any]:
+    """A folder's run.json, checked to be what cosim writes: a JSON object holding ``needs``,
+    each field in ``RUN_FIELDS`` of its type. The one reader of run.json for resume, status,
+    export, report, compare and the API: a damaged file is one InputError naming the file and
+    the field, never a crash in whatever reads it next."""
+    path = run_dir / "run.json"
+    try:
+        info = read_json_file(path, "run.json")
+    except FileNotFoundError:
+        raise InputError(run_dir, None, "not a cosim run folder (no run.json)") from None
+    except OSError as exc:  # a folder named run.json, no permission, an I/O error
+        raise InputError(path, None, f"cannot read it: {exc.strerror or exc}") from None
+    if not isinstance(info, dict):
+        raise InputError(path, None, f"a JSON {type(info).__name__}, not the object cosim writes")
+    for key in needs:
+        if key not in info:
+            raise InputError(path, key, "missing: this run.json is not one a whole run wrote")
+    for key, types in RUN_FIELDS.items():
+        value = info.get(key)
+        if key in info and (not isinstance(value, types) or isinstance(value, bool)):
+            raise InputError(path, key, f"a JSON {_json_type(value)}, not what cosim writes here")
+    if "scenario" in info:
+        _check_scenario_shape(path, info["scenario"])
+    return info
+
+
+def _check_scenario_shape(path: Path, scenario: dict[str, Any]) -> None:
+    """What the reports read of a run's scenario without validating it: its name, and its
+    sections as objects (a resume validates the whole scenario)."""
+    if not isinstance(scenario.get("name"), str):
+        raise InputError(path, "scenario.name", "missing or not a string")
+    for section in SCENARIO_SECTIONS:
+        if scenario.get(section) is not None and not isinstance(scenario[section], dict):
+            raise InputError(path, f"scenario.{section}", "not an object")
+    learning = scenario.get("learning") or {}
+    if learning.get("enabled"):
+        for section, key in (("scheduling", "policy"), ("aggregation", "method")):
+            if not isinstance((scenario.get(section) or {}).get(key), str):
+                raise InputError(path, f"scenario.{section}.{key}", "missing or not a string")
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
 def is_run_folder(path: Path) -> bool:
     """A folder cosim wrote: its run.json is a JSON object with a status."""
     try:
@@ -175,13 +238,13 @@ def is_run_folder(path: Path) -> bool:
 
 def read_status(path: Path) -> tuple[str, dict[str, Any]]:
     """The folder's status as a user should read it: complete, failed, interrupted, running, or
-    crashed (run.json says running, and its writer's process is gone)."""
+    crashed (run.json says running, and its writer's process is gone); unknown when run.json
+    is not one cosim wrote (why, in the returned ``error``, when it cannot be read at all)."""
     try:
-        info = read_json_file(path / "run.json", "run.json")
-    except (OSError, InputError):
-        return "unknown", {}
-    if not isinstance(info, dict):
-        return "unknown", {}
+        info = read_run_info(path, needs=())
+    except InputError as exc:  # said in the folder's line; the other folders are listed
+        field = f"{exc.field}: " if exc.field else ""
+        return "unknown", {"error": f"run.json unreadable: {field}{exc.message}"}
     status = info.get("status")
     if status not in STATUSES:  # hand-edited or foreign: never printed as it stands
         return "unknown", info
@@ -233,6 +296,19 @@ def _refuse_foreign(folder: Path) -> None:
                          "move them, or choose another --out")
 
 
+def _refuse_unreadable(folder: Path) -> None:
+    """A staging folder whose run.json cannot be read is nobody's to discard: said as such."""
+    if not (folder / "run.json").is_file():
+        return
+    try:
+        read_run_info(folder)
+    except InputError as exc:
+        field = f"{exc.field}: " if exc.field else ""
+        raise InputError(None, "--out", f"{folder} holds an earlier attempt whose run.json is "
+                         f"unreadable ({field}{exc.message}); move it, or choose another "
+                         "--out") from None
+
+
 def _being_written(folder: Path, info: dict[str, Any]) -> InputError:
     return InputError(None, "--out", f"{folder} is being written by pid {info.get('pid')} on "
                       f"{info.get('host')}")
@@ -251,6 +327,7 @@ class RunFolder:
         self.out = self.out.absolute()  # "." and "" name the working folder
         self.partial = partial_path(self.out)
         self._lock_fd: int | None = None
+        self._previous: Path | None = None  # a resumed attempt, kept until the resume is settled
 
     def check(self, resuming: bool = False) -> None:
         """Refuse, before anything is written, an ``--out`` that would lose or mix up data."""
@@ -292,6 +369,7 @@ class RunFolder:
         if not any(partial.iterdir()):
             return  # an empty folder: nothing to lose
         if not is_run_folder(partial):
+            _refuse_unreadable(partial)
             raise InputError(None, "--out", f"{partial} holds files cosim did not write; move "
                              "them, or choose another --out")
         _refuse_foreign(partial)
@@ -326,21 +404,28 @@ class RunFolder:
         except InputError:
             self.release()
             raise
-        kept = None
-        if keep is not None and (self.partial / keep).is_dir():
-            kept = self.out.with_name(f".{self.out.name}.{keep}-{os.getpid()}")
-            (self.partial / keep).rename(kept)
-        if self.partial.exists():  # the lock was free: its writer is gone
+        if keep is not None and self.partial.is_dir() and any(self.partial.iterdir()):
+            # the attempt being resumed stays whole beside, until the resume is under way
+            # (the name cut short: OUT's name may use all but _SUFFIX_ROOM of NAME_MAX)
+            self._previous = self.out.with_name(f".{self.out.name[:200]}.previous-{os.getpid()}")
+            self.partial.rename(self._previous)
+        elif self.partial.exists():  # the lock was free: its writer is gone
             shutil.rmtree(self.partial) if self.partial.is_dir() else self.partial.unlink()
         self.partial.mkdir()
-        if kept is not None and keep is not None:  # kept is set only with keep
-            kept.rename(self.partial / keep)
+        if keep is not None and self._previous is not None and (self._previous / keep).is_dir():
+            _link_tree(self._previous / keep, self.partial / keep)
         return self.partial
 
-    def finish(self, complete: bool) -> Path:
+    def finish(self, complete: bool, restore: bool = False) -> Path:
         """A complete run replaces ``out`` (an earlier run is removed only now); any other stays
-        at the staging folder. Returns where the run now is."""
+        at the staging folder. ``restore``: the resume was refused, the attempt it resumed is
+        put back as it was. Returns where the run now is."""
         try:
+            if restore and self._previous is not None:
+                shutil.rmtree(self.partial, ignore_errors=True)
+                self._previous.rename(self.partial)
+                self._previous = None
+                return self.partial
             if not complete:
                 return self.partial
             if self.out.exists():
@@ -354,6 +439,9 @@ class RunFolder:
                 self.partial.rename(self.out)
             return self.out
         finally:
+            if self._previous is not None:  # the resumed run carries on from it, or completed
+                shutil.rmtree(self._previous, ignore_errors=True)
+                self._previous = None
             self.release()
 
     def release(self) -> None:
@@ -363,6 +451,40 @@ class RunFolder:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def write_atomically(path: Path, data: bytes, tmp: Path | None = None) -> None:
+    """Replace ``path`` with ``data`` whole or not at all: written to ``tmp`` (default
+    ``<path stem>.tmp``) beside it, flushed to disk, renamed over it. On any error (a full disk:
+    OSError ENOSPC naming the file) the temporary file is removed and ``path`` keeps its
+    previous content."""
+    tmp = tmp or path.with_suffix(".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """``target`` gets ``source``'s files as hard links (no copy, no new blocks on a full disk);
+    copies where the file system has no links. Writers replace files, never edit them, so the
+    two folders never see each other's changes."""
+    target.mkdir()
+    for entry in sorted(source.iterdir()):
+        if entry.is_symlink() or not entry.is_file():
+            continue
+        try:
+            os.link(entry, target / entry.name)
+        except OSError:
+            shutil.copy2(entry, target / entry.name)
 
 
 def writer_identity() -> dict[str, Any]:

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import math
+import os
 import platform
 import time
 from collections.abc import Callable, Iterable
@@ -41,8 +42,11 @@ from cosim.run_folder import (
     Heartbeat,
     RunFailedError,
     RunFolder,
+    check_out_name,
     partial_path,
+    read_run_info,
     read_status,
+    write_atomically,
     writer_identity,
 )
 from cosim.scenario import Scenario
@@ -139,6 +143,7 @@ def run_scenario(
     wall0 = time.perf_counter()
     engine: Engine | None = None
     status = "failed"
+    refused = False  # a resume its journal turned down: the attempt it resumed is put back
     try:
         _write_run_json(run_dir, info)
         traces = TraceSet(run_dir, scenario.output.row_group_rows)
@@ -152,18 +157,14 @@ def run_scenario(
     except KeyboardInterrupt:
         status = "interrupted"
         raise
-    except OSError as exc:
-        if exc.errno not in DISK_FULL:
-            info["error"] = f"{type(exc).__name__}: {exc}"
-            raise
-        # SimPy re-raises a process's error as a copy made from its args; the file is in the cause
-        filename = exc.filename or getattr(exc.__cause__, "filename", None)
-        where = f" writing {filename}" if filename else ""
-        info["error"] = f"the disk is full{where}: {exc.strerror}"
-        raise DiskFullError(f"{info['error']} (run folder {run_dir})") from None
     except Exception as exc:
-        info["error"] = exc.line() if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
-        raise
+        full = _disk_full(exc, run_dir)
+        if full is None:
+            refused = resume and isinstance(exc, InputError)
+            info["error"] = exc.line() if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            raise
+        info["error"] = full
+        raise DiskFullError(f"{full} (run folder {run_dir})") from None
     finally:
         info["status"] = status
         info["traces"] = _close_traces(traces, status == "complete", info)
@@ -173,9 +174,9 @@ def run_scenario(
         info["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         if engine is not None:
             info["summary"] = engine.summary()
-        if not _final_run_json(run_dir, info):
+        if not refused and not _final_run_json(run_dir, info):
             status = info["status"] = "failed"
-        run_dir = folder.finish(status == "complete")
+        run_dir = folder.finish(status == "complete", restore=refused)
     if status != "complete":  # the run went to its end, then its outputs could not be written
         raise RunFailedError(f"{info.get('error', 'the outputs could not be written')} "
                              f"(run folder {run_dir}, run.json says failed)")
@@ -183,6 +184,28 @@ def run_scenario(
 
 
 WARNINGS_LOG = "warnings.log"
+# torch.save's errors for a failed write come from its zip writer, named in the message
+TORCH_WRITER = ("inline_container", "PytorchStreamWriter")
+
+
+def _disk_full(exc: BaseException, run_dir: Path) -> str | None:
+    """What to say when ``exc`` means the disk filled up (None otherwise): an OSError ENOSPC
+    (naming its file), or torch.save's RuntimeError while the run folder's disk has no room."""
+    if isinstance(exc, OSError):
+        if exc.errno not in DISK_FULL:
+            return None
+        # SimPy re-raises a process's error as a copy made from its args; the file is in the cause
+        filename = exc.filename or getattr(exc.__cause__, "filename", None)
+        where = f" writing {filename}" if filename else ""
+        return f"the disk is full{where}: {exc.strerror}"
+    if isinstance(exc, RuntimeError) and any(w in str(exc) for w in TORCH_WRITER):
+        try:
+            free = os.statvfs(run_dir)
+        except OSError:
+            return None
+        if free.f_bavail * free.f_frsize < 1 << 20:  # under a megabyte left: that is why
+            return "the disk is full writing a model file (global_modules.pt)"
+    return None
 
 
 @contextlib.contextmanager
@@ -292,13 +315,13 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
     ``OUT.partial``."""
     from cosim.scenario_loader import scenario_from_mapping
 
-    partial = path if path.name.endswith(PARTIAL_SUFFIX) else partial_path(path)
-    out = partial.with_name(partial.name[: -len(PARTIAL_SUFFIX)])
-    status, info = read_status(partial)
-    if not info:
+    partial, out = _resume_folders(path)
+    if not partial.is_dir():
         if (out / "run.json").is_file():
             raise InputError(None, "--resume", f"{out} is complete: nothing to resume")
         raise InputError(None, "--resume", f"no interrupted run at {partial}")
+    info = read_run_info(partial, needs=RESUME_NEEDS)
+    status, _ = read_status(partial)
     if status == "running":
         raise InputError(None, "--resume", f"{partial} is still being written by pid "
                          f"{info.get('pid')} on {info.get('host')}")
@@ -308,14 +331,13 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
     if status not in ("interrupted", "failed", "crashed"):
         raise InputError(None, "--resume", f"{partial}: run.json's status is not one cosim "
                          "resumes (interrupted, failed or crashed)")
-    if (partial / JOURNAL_DIR).is_dir():  # damaged entries: said now, not mid-run
-        from cosim.learning.federated.journal_checks import check_journal
-
-        check_journal(partial / JOURNAL_DIR)
     source = Path(info["scenario_file"]) if info.get("scenario_file") else None
     if source is not None and not source.is_file():  # recorded relative to another folder
         source = None
     scenario = scenario_from_mapping(dict(info["scenario"]), source or partial / "run.json")
+    _check_seeds(scenario, info, partial / "run.json")
+    if (partial / JOURNAL_DIR).is_dir():  # damaged entries: said now, not mid-run
+        _check_journal(scenario, partial / JOURNAL_DIR)
     if scenario.learning_enabled and ":" in scenario.scheduling.policy:
         # run.json is data: it never chooses a module to import
         raise InputError(None, "--resume", f"the run's policy {scenario.scheduling.policy!r} is "
@@ -340,6 +362,54 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
         learning = cfg.model_copy(update={"precision": precision})
         scenario = scenario.model_copy(update={"learning": learning})
     return scenario, out, source
+
+
+RESUME_NEEDS = ("status", "scenario")  # what run.json must hold for a resume
+
+
+def _check_seeds(scenario: Scenario, info: dict[str, Any], path: Path) -> None:
+    """run.json records the seeds the run drew from twice (its scenario, and beside it): an
+    edited one is another run's scenario, refused before the folder is touched."""
+    recorded = info.get("seeds")
+    edited_seeds = isinstance(recorded, dict) and recorded != scenario.seeds()
+    if info.get("seed", scenario.seed) != scenario.seed or edited_seeds:
+        raise InputError(path, "scenario.seed", f"the run drew from seed {info.get('seed')} "
+                         f"({recorded}), its scenario now says {scenario.seed} "
+                         f"({scenario.seeds()}): run.json was edited; the journal is not this "
+                         "scenario's run")
+
+
+def _check_journal(scenario: Scenario, folder: Path) -> None:
+    """Every journal entry checked against the resumed run's model before its folder is touched:
+    module names, shapes and dtypes from the model on the meta device (no weights), clients
+    and tasks from the scenario."""
+    from cosim.learning.federated.journal_checks import JournalModel, check_journal
+
+    cfg = scenario.learning
+    if not scenario.learning_enabled or cfg is None:
+        check_journal(folder)
+        return
+    from cosim.learning.deployed import meta_model
+
+    model = meta_model(cfg.model)
+    modules = {k: (tuple(v.shape), v.dtype)
+               for k, v in model.export_modules(model.module_names()).items()}
+    check_journal(folder, JournalModel(modules, scenario.clients.count, len(cfg.model.tasks)))
+
+
+def _resume_folders(path: Path) -> tuple[Path, Path]:
+    """``--resume``'s staging folder and the ``--out`` it completes into, from ``OUT`` or
+    ``OUT.partial``; a path that names no folder cosim could have written is refused."""
+    absolute = path.absolute()  # "." and "" name the working folder
+    if not absolute.name or absolute.name in (".", ".."):
+        raise InputError(None, "--resume", f"{path}: name the run folder to resume "
+                         f"(OUT or OUT.partial), not {absolute}")
+    name = absolute.name.removesuffix(PARTIAL_SUFFIX)
+    if not name:
+        raise InputError(None, "--resume", f"{path}: not the name of a run folder")
+    out = absolute.with_name(name)
+    check_out_name(out, "--resume")
+    return partial_path(out), out
 
 
 def _precision(scenario: Scenario) -> str:
@@ -468,28 +538,37 @@ def _replay_session(scenario: Scenario) -> ReplaySession | None:
 
 
 def _write_run_json(run_dir: Path, info: dict[str, Any]) -> None:
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(run_dir / "run.json")
+    """run.json replaced whole: a failed write (a full disk) leaves the previous one."""
+    text = json.dumps(info, indent=2, sort_keys=False) + "\n"
+    write_atomically(run_dir / "run.json", text.encode("utf-8"), tmp=run_dir / "run.json.tmp")
+
+
+# what a failed run's run.json keeps when the disk is full: what --resume and status read
+RESUME_RECORD = ("status", "pid", "host", "heartbeat_at", "scenario_file", "scenario", "seed",
+                 "seeds", "layers", "started_at", "torch_threads", "learning_precision",
+                 "finished_at", "error")
 
 
 def _final_run_json(run_dir: Path, info: dict[str, Any]) -> bool:
-    """Write the final run.json; on a full disk, overwrite the first one in place with a short
-    record (fewer bytes than it holds, so no new blocks), so it never stays ``running``.
-    Returns whether the full record was written."""
+    """Write the final run.json. On a full disk, rewrite the previous one in place with the
+    record a resume needs, without indentation: no bigger than the indented one it replaces, so
+    it takes no new blocks. Returns whether the full record was written."""
     try:
         _write_run_json(run_dir, info)
         return True
     except OSError as exc:
         if exc.errno not in DISK_FULL:
             raise
-        reason = f"the disk is full: {exc.strerror}"
-    (run_dir / "run.json.tmp").unlink(missing_ok=True)
-    short = {k: info.get(k) for k in ("pid", "host", "started_at", "finished_at", "seed")}
-    short.update(status="failed", error=info.get("error") or reason)
-    text = json.dumps(short) + "\n"
-    with open(run_dir / "run.json", "r+", encoding="utf-8") as f:
-        f.write(text)
-        f.truncate()
-    info.update(short)
+        reason = f"the disk is full writing run.json: {exc.strerror}"
+    info.update(status="failed", error=info.get("error") or reason)
+    short = {k: info[k] for k in RESUME_RECORD if k in info}
+    data = (json.dumps(short, separators=(",", ":")) + "\n").encode("utf-8")
+    path = run_dir / "run.json"
+    with contextlib.suppress(OSError):  # none written yet, or no room: the previous one stays
+        if len(data) <= path.stat().st_size:
+            with open(path, "r+b") as f:
+                f.write(data)
+                f.truncate()
+                f.flush()
+                os.fsync(f.fileno())
     return False

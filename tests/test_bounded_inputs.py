@@ -192,3 +192,28 @@ def test_a_staging_name_as_out_is_refused(tmp_path):
 def test_a_hex_integer_of_thousands_of_digits_is_bad_input(tmp_path):
     line = _refused(tmp_path, *QUICK, "clients.count=0x" + "f" * 5000)
     assert "clients.count" in line and "bits" in line
+
+
+DEEP = "/".join(["d" * 200] * 30)  # every name fits NAME_MAX, the path is past PATH_MAX
+
+
+@pytest.mark.parametrize("command", ["run", "compare", "onboarding"])
+def test_an_out_path_past_the_path_limit_is_bad_input(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    args = [command, str(GRID), "--out", DEEP] + (["-q", *[a for s in QUICK for a in ("--set", s)]]
+                                                  if command == "run" else [])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "--out" in lines[0] and "too long" in lines[0], result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["/", "", DEEP, "x.partial.partial", "/tmp/.partial"])
+def test_a_resume_path_naming_no_run_folder_is_bad_input(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", "--resume", path])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "--resume" in lines[0], result.output
+    assert list(tmp_path.iterdir()) == []

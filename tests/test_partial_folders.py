@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -195,3 +196,54 @@ def test_a_users_file_named_like_cosims_in_a_report_or_export_is_kept(complete_r
     result = _cosim("run", str(GRID), "--out", str(out), "-q", "--overwrite", *QUICK)
     assert result.exit_code == 2, result.output
     assert where in _one_line(result) and mine.read_text() == "mine"
+
+
+RUN_JSON_DAMAGE = {
+    "random_bytes": lambda info: bytes(random.Random(0).getrandbits(8) for _ in range(2000)),
+    "not_an_object": lambda info: b"[1, 2]",
+    "no_scenario": lambda info: json.dumps({k: v for k, v in info.items() if k != "scenario"}),
+    "scenario_null": lambda info: json.dumps({**info, "scenario": None}),
+    "scenario_a_list": lambda info: json.dumps({**info, "scenario": [1, 2]}),
+    "scenario_file_a_number": lambda info: json.dumps({**info, "scenario_file": 123}),
+    "seed_a_string": lambda info: json.dumps({**info, "seed": "1"}),
+    "scenario_learning_a_number": lambda info: json.dumps(
+        {**info, "scenario": {**info["scenario"], "learning": 7}}),
+}
+
+
+@pytest.mark.parametrize("how", sorted(RUN_JSON_DAMAGE))
+def test_a_damaged_run_json_is_one_line_everywhere_and_hides_no_other_run(complete_run, tmp_path,
+                                                                          how):
+    """resume, export, report and a new run into the folder: exit 2, one line (naming run.json
+    where the command needs what is damaged), the folder unchanged; status lists every run, the
+    damaged one as unreadable."""
+    partial = _left_behind(complete_run, tmp_path / "r.partial", "interrupted")
+    _left_behind(complete_run, tmp_path / "other.partial", "interrupted")
+    info = json.loads((partial / "run.json").read_text())
+    damage = RUN_JSON_DAMAGE[how](info)
+    (partial / "run.json").write_bytes(damage if isinstance(damage, bytes) else damage.encode())
+    before = _digest(partial)
+    for args in (["run", "--resume", str(partial)], ["export", str(partial)],
+                 ["report", str(partial)], ["run", str(GRID), "--out", str(tmp_path / "r"), *QUICK]):
+        result = _cosim(*args)
+        assert result.exit_code == 2, (args, result.output)
+        line = _one_line(result)  # what each command needs of run.json, or that it is partial
+        assert not line.startswith("error: internal"), args
+        assert any(word in line for word in ("run.json", "not complete", "--out")), args
+        assert _digest(partial) == before
+    listed = _cosim("status", str(tmp_path))
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert any("other.partial" in x and x.startswith("interrupted") for x in lines), listed.output
+    if how != "no_scenario":  # status reads only the status; the rest is not cosim's writing
+        assert any("r.partial" in x and "unreadable" in x for x in lines), listed.output
+
+
+def test_a_damaged_run_json_is_refused_by_the_api(complete_run, tmp_path):
+    from cosim.api import load_run
+    from cosim.errors import InputError
+
+    run = _left_behind(complete_run, tmp_path / "r", "complete")
+    (run / "run.json").write_bytes(b"\xff\xfe" * 100)
+    with pytest.raises(InputError, match="run.json"):
+        load_run(run)

@@ -163,7 +163,29 @@ def _other_client(path: Path) -> None:
     torch.save(entry, path)
 
 
+def _changed(change):
+    """An entry whose first update (or balancer) ``change`` edited in place and saved."""
+    def tamper(path: Path) -> None:
+        entry = torch.load(path, weights_only=True)
+        change(entry, entry["updates"][0], next(iter(entry["updates"][0]["modules"])))
+        torch.save(entry, path)
+    return tamper
+
+
 TAMPERING = {
+    "wrong_shape": _changed(lambda e, u, k: u["modules"].update({k: torch.zeros(3, 3)})),
+    "unknown_module": _changed(lambda e, u, k: u["modules"].update({"peft.none.w": torch.zeros(3)})),
+    "wrong_dtype": _changed(lambda e, u, k: u["modules"].update({k: u["modules"][k].double()})),
+    "absurd_values": _changed(lambda e, u, k: u["modules"][k].fill_(1e30)),
+    "absurd_weight": _changed(lambda e, u, k: u.update(weight=1e300)),
+    "zero_weight": _changed(lambda e, u, k: u.update(weight=0.0)),
+    "unknown_stat": _changed(lambda e, u, k: u["stats"].update(other=1)),
+    "balancer_shape": _changed(
+        lambda e, u, k: next(iter(e["balancers"].values())).update(weights=torch.zeros(3, 3))),
+    "balancer_length": _changed(
+        lambda e, u, k: next(iter(e["balancers"].values())).update(
+            {n: torch.zeros(9, dtype=torch.float64) for n in ("weights", "initial_losses", "_m", "_v",
+                                                               "_steps")})),
     "nan_filled": _nan_filled,
     "truncated": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
     "garbage": lambda p: p.write_bytes(bytes(range(256)) * 64),
@@ -185,6 +207,57 @@ def test_a_damaged_journal_entry_is_refused_before_the_run_resumes(interrupted, 
     assert result.exit_code == 2, result.output
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert len(lines) == 1 and "journal entry damaged" in lines[0], result.output
+    if how != "removed":  # the entry that is wrong, so that the advice removes it
+        assert entries[-1].name in lines[0], lines[0]
+    assert {p.name: p.stat().st_mtime_ns for p in partial.rglob("*")} == before
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _other_keys(partial: Path) -> None:
+    entry_path = sorted((partial / "checkpoint").glob("train-*.pt"))[1]
+    entry = torch.load(entry_path, weights_only=True)
+    entry["keys"][0][2] = "0" * 32  # well-formed: only replaying the call shows it differs
+    torch.save(entry, entry_path)
+
+
+def _other_seed(partial: Path) -> None:
+    info = json.loads((partial / "run.json").read_text())
+    seed = info["seed"] + 1  # consistently edited: only replaying shows the journal is another's
+    info = {**info, "seed": seed, "scenario": {**info["scenario"], "seed": seed}}
+    info.pop("seeds")
+    (partial / "run.json").write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize("edit", [_other_keys, _other_seed])
+def test_a_resume_refused_while_replaying_leaves_the_attempt_as_it_was(interrupted, tmp_path, edit):
+    """A journal that differs from what training now asks for is found mid-run: the attempt
+    is put back untouched (run.json still interrupted, its incomplete traces kept)."""
+    partial = tmp_path / "r.partial"
+    subprocess.run(["cp", "-r", str(interrupted), str(partial)], check=True)
+    edit(partial)
+    before = _digest(partial)
+    result = CliRunner().invoke(app, ["run", "--resume", str(partial), "-q"])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "not this scenario's run" in lines[0], result.output
+    assert ("train-000001.pt" if edit is _other_keys else "train-000000.pt") in lines[0]
+    assert _digest(partial) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.partial"]
+
+
+def test_an_edited_seed_is_refused_before_the_run_resumes(interrupted, tmp_path):
+    partial = tmp_path / "r.partial"
+    subprocess.run(["cp", "-r", str(interrupted), str(partial)], check=True)
+    info = json.loads((partial / "run.json").read_text())
+    info["scenario"]["seed"] += 1
+    (partial / "run.json").write_text(json.dumps(info))
+    before = {p.name: p.stat().st_mtime_ns for p in partial.rglob("*")}
+    result = CliRunner().invoke(app, ["run", "--resume", str(partial), "-q"])
+    assert result.exit_code == 2 and "scenario.seed" in result.output, result.output
     assert {p.name: p.stat().st_mtime_ns for p in partial.rglob("*")} == before
 
 

@@ -211,6 +211,75 @@ def test_a_full_disk_fails_with_one_line_and_a_failed_run_json(tmp_path, monkeyp
     assert not out.exists()
 
 
+def test_a_full_disk_keeps_what_resume_needs_in_run_json(tmp_path, monkeypatch):
+    """The final run.json cannot be written: the one written before stays whole, rewritten in
+    place as failed with the scenario; once there is room, the run resumes to completion."""
+    import cosim.runner as runner
+
+    real = runner.write_atomically
+
+    def full_at_the_end(path, data, tmp=None):
+        if path.name == "run.json" and b'"running"' not in data:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data, tmp)
+
+    monkeypatch.setattr(runner, "write_atomically", full_at_the_end)
+    with pytest.raises(runner.DiskFullError):
+        runner.run_scenario(runner_scenario(), source=GRID, out=tmp_path / "r", quiet=True,
+                            extra_layers=[_DiskFull])
+    partial = tmp_path / "r.partial"
+    info = json.loads((partial / "run.json").read_text())
+    assert info["status"] == "failed" and "disk is full" in info["error"] and info["scenario"]
+    monkeypatch.setattr(runner, "write_atomically", real)
+    resumed = _cosim("run", "--resume", str(partial), "-q")
+    assert resumed.exit_code == 0, resumed.output
+    assert read_status(tmp_path / "r")[0] == "complete"
+
+
+def runner_scenario():
+    from cosim.scenario_loader import load_scenario
+
+    return load_scenario(GRID, ["duration_s=30", "learning=null"])
+
+
+class _TorchDiskFull(_DiskFull):
+    def attach(self, engine):
+        def fill():
+            yield engine.env.timeout(3)
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 8 vs 4")
+
+        engine.env.process(fill())
+
+
+def test_a_full_disk_under_torch_save_is_one_line(tmp_path, monkeypatch):
+    import cosim.runner as runner
+
+    class NoRoom:
+        f_bavail, f_frsize = 0, 4096
+
+    monkeypatch.setattr(runner.os, "statvfs", lambda path: NoRoom())
+    with pytest.raises(runner.DiskFullError, match="the disk is full writing a model file"):
+        runner.run_scenario(runner_scenario(), source=GRID, out=tmp_path / "r", quiet=True,
+                            extra_layers=[_TorchDiskFull])
+    assert json.loads((tmp_path / "r.partial" / "run.json").read_text())["status"] == "failed"
+
+
+def test_an_atomic_write_that_fails_keeps_the_previous_content(tmp_path, monkeypatch):
+    import cosim.run_folder as run_folder
+
+    target = tmp_path / "train-000000.pt"
+    target.write_bytes(b"before")
+
+    def no_room(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_folder.os, "fsync", no_room)
+    with pytest.raises(OSError) as raised:
+        run_folder.write_atomically(target, b"after")
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
+    assert target.read_bytes() == b"before" and list(tmp_path.iterdir()) == [target]
+
+
 def test_the_cli_says_disk_full_in_one_line(monkeypatch, tmp_path):
     import cosim.runner as runner
 

@@ -17,6 +17,8 @@ from cosim.analysis.summary import read_run_json
 from cosim.errors import InputError
 from cosim.names import compare_run_dir, recording_dir, replicates
 
+REPORT_NEEDS = ("status", "scenario", "seed")  # what a report reads of each run's run.json
+
 
 @dataclass(frozen=True)
 class RunRef:
@@ -45,13 +47,14 @@ def open_source(path: Path) -> ReportSource:
                 for seed, data, training in replicates(seeds, spec.get("data_seeds"),
                                                        spec.get("training_seeds")):
                     run = compare_run_dir(path, policy, aggregation, seed, data, training)
-                    runs.append(RunRef(run, f"{policy} / {aggregation}", seed, read_run_json(run)))
+                    info = read_run_json(run, REPORT_NEEDS)
+                    runs.append(RunRef(run, f"{policy} / {aggregation}", seed, info))
         recordings = [recording_dir(path, s) for s in seeds]
-        connectivity = [RunRef(r, f"seed {s}", s, read_run_json(r))
+        connectivity = [RunRef(r, f"seed {s}", s, read_run_json(r, REPORT_NEEDS))
                         for r, s in zip(recordings, seeds, strict=True)]
         return ReportSource("compare", path, runs, connectivity)
     if (path / "run.json").is_file():
-        info = read_run_json(path)
+        info = read_run_json(path, REPORT_NEEDS)
         if info.get("status") != "complete":
             from cosim.run_folder import read_status
 

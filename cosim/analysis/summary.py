@@ -15,17 +15,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from cosim.analysis.curves import LAST_K, last_k_mean, normalised_area, time_to_reach
-from cosim.bounded_read import read_json_file
 from cosim.errors import InputError
 from cosim.names import COMPLETED, DROP_REASONS, HEADLINE, TASK_INFO, VIA_CLUSTER, VIA_RELAY
+from cosim.run_folder import read_run_info
 from cosim.trace_schemas import METRICS, PARTICIPATION
 
 
-def read_run_json(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
-    if not path.is_file():
+def read_run_json(run_dir: Path, needs: tuple[str, ...] = ("status",)) -> dict[str, Any]:
+    """A run folder's run.json, shape-checked (``run_folder.read_run_info``)."""
+    if not (run_dir / "run.json").is_file():
         raise InputError(run_dir, None, "not a cosim run folder (no run.json)")
-    return read_json_file(path, "run.json")
+    return read_run_info(run_dir, needs)
 
 
 def headline_curves(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:

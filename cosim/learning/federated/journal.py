@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,16 @@ import torch
 
 from cosim.errors import InputError
 from cosim.learning.balancing import GradientBalancer
-from cosim.learning.federated.journal_checks import damaged, journal_entries, load_entry
+from cosim.learning.federated.journal_checks import (
+    BALANCER_TENSORS,
+    damaged,
+    journal_entries,
+    load_entry,
+)
 from cosim.learning.federated.training import TrainedUpdate, TrainJob
 from cosim.learning.local import LocalStats
 from cosim.names import JOURNAL_DIR
-
-BALANCER_TENSORS = ("weights", "initial_losses", "_m", "_v", "_steps")
+from cosim.run_folder import write_atomically
 
 
 def journal_mismatch(path: Path, call: int) -> InputError:
@@ -74,6 +79,9 @@ class TrainingJournal:
             _check_shapes(update["modules"], job.start, path)
         if not set(entry["balancers"]) <= {int(j.client) for j in jobs}:
             raise damaged(path, "it restores the balancer of a client the call did not train")
+        for client, state in entry["balancers"].items():  # checked before any is restored
+            if tuple(state["weights"].shape) != tuple(balancers[int(client)].weights.shape):
+                raise damaged(path, f"balancer {client} is not one per task of the client")
         self.calls += 1
         self.replayed += 1
         for client, state in entry["balancers"].items():
@@ -91,9 +99,9 @@ class TrainingJournal:
                           if j.client in balancers},
         }
         path = self.folder / f"train-{self.calls:06d}.pt"
-        tmp = path.with_suffix(".tmp")
-        torch.save(entry, tmp)
-        tmp.replace(path)
+        buffer = io.BytesIO()  # torch's own writer hides a full disk in a RuntimeError
+        torch.save(entry, buffer)
+        write_atomically(path, buffer.getvalue())
         self.calls += 1
 
 

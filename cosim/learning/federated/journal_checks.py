@@ -14,6 +14,7 @@ import math
 import pickle
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,28 @@ import torch
 from cosim.errors import InputError
 
 ENTRY_NAME = re.compile(r"train-(\d{6})\.pt")
+# No trained PEFT or head parameter comes near this: they start at scales of 0.01 to 1 and move by
+# a learning rate times a clipped gradient per step; a value of 1e6 would square to 1e12 in any
+# loss and overflow the activations of every later layer. A finite value beyond it was written
+# by something other than training.
+MAX_ABS_PARAMETER = 1e6
+# An update's weight is its samples times its local epochs: a whole number, and no client holds
+# anywhere near this many samples.
+MAX_UPDATE_WEIGHT = 1e12
+BALANCER_TENSORS = ("weights", "initial_losses", "_m", "_v", "_steps")
+STATS_FIELDS = {"samples_per_task", "first_epoch_loss", "last_epoch_loss", "flops_per_sample",
+                "modules", "steps"}  # LocalStats' fields; task_weights is optional
+
+
+@dataclass(frozen=True)
+class JournalModel:
+    """What the resumed run's model and scenario allow an entry to hold, known before any
+    weights exist: each module tensor's shape and dtype (from the model on the meta device),
+    the number of clients, and the most tasks a client's gradient balancer can cover."""
+
+    modules: dict[str, tuple[tuple[int, ...], torch.dtype]]
+    clients: int
+    tasks: int
 LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError,
                pickle.UnpicklingError, zipfile.BadZipFile)
 
@@ -37,23 +60,25 @@ def journal_entries(folder: Path) -> list[Path]:
     return entries
 
 
-def load_entry(path: Path) -> dict[str, Any]:
-    """One entry, read without running code and checked (``check_entry``)."""
+def load_entry(path: Path, model: JournalModel | None = None) -> dict[str, Any]:
+    """One entry, read without running code and checked (``check_entry``; against the
+    resumed run's ``model`` when given)."""
     if path.is_symlink() or not path.is_file():
         raise damaged(path, "not a regular file")
     try:
         entry = torch.load(path, map_location="cpu", weights_only=True)
     except LOAD_ERRORS as exc:
         raise damaged(path, f"unreadable ({type(exc).__name__})") from None
-    check_entry(entry, path)
+    check_entry(entry, path, model)
     return entry
 
 
-def check_journal(folder: Path) -> int:
-    """Read and check every entry of a journal folder; the number of entries."""
+def check_journal(folder: Path, model: JournalModel | None = None) -> int:
+    """Read and check every entry of a journal folder, before a resumed run touches its folder;
+    the number of entries."""
     entries = journal_entries(folder)
     for path in entries:
-        load_entry(path)
+        load_entry(path, model)
     return len(entries)
 
 
@@ -62,7 +87,7 @@ def damaged(path: Path, why: str) -> InputError:
                       "folder from this entry on to train those updates again")
 
 
-def check_entry(entry: Any, path: Path) -> None:
+def check_entry(entry: Any, path: Path, model: JournalModel | None = None) -> None:
     if not isinstance(entry, dict) or set(entry) != {"keys", "updates", "balancers"}:
         raise damaged(path, "not a journal entry (keys, updates, balancers)")
     keys, updates, balancers = entry["keys"], entry["updates"], entry["balancers"]
@@ -72,33 +97,74 @@ def check_entry(entry: Any, path: Path) -> None:
         raise damaged(path, "its call keys are not [client, seed, digest] triples")
     if not isinstance(updates, list) or len(updates) != len(keys):
         raise damaged(path, "it holds another number of updates than the call trained")
+    if model is not None and not all(0 <= k[0] < model.clients for k in keys):
+        raise damaged(path, f"it trains a client the scenario does not have (it has {model.clients})")
     for update, key in zip(updates, keys, strict=True):
-        _check_update(update, key[0], path)
+        _check_update(update, key[0], path, model)
     if not isinstance(balancers, dict):
         raise damaged(path, "its balancers are not a mapping")
+    trained = {k[0] for k in keys}
     for client, state in balancers.items():
         if not _whole(client) or not isinstance(state, dict):
             raise damaged(path, "a balancer is not a client's tensors")
-        for name, tensor in state.items():  # NaN is a balancer's "not seen yet" (initial losses)
-            if not isinstance(tensor, torch.Tensor):
-                raise damaged(path, f"balancer {client} {name} is not a tensor")
+        if client not in trained:
+            raise damaged(path, "it restores the balancer of a client the call did not train")
+        _check_balancer(state, client, path, model)
 
 
-def _check_update(update: Any, client: int, path: Path) -> None:
+def _check_balancer(state: dict[Any, Any], client: int, path: Path, model: JournalModel | None
+                    ) -> None:
+    """A gradient balancer's state: its five per-task float64 vectors, of one length (the
+    client's tasks), with weights in [0, MAX_ABS_PARAMETER] and every value finite but the
+    initial losses' NaN ("not seen yet")."""
+    if set(state) != set(BALANCER_TENSORS):
+        raise damaged(path, f"balancer {client} does not hold {', '.join(BALANCER_TENSORS)}")
+    lengths = set()
+    for name in BALANCER_TENSORS:
+        tensor = state[name]
+        if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.float64 or tensor.dim() != 1:
+            raise damaged(path, f"balancer {client} {name} is not a vector of float64")
+        lengths.add(tensor.numel())
+        values = tensor[~torch.isnan(tensor)] if name == "initial_losses" else tensor
+        if not bool(torch.isfinite(values).all()) or bool((values.abs() > MAX_ABS_PARAMETER).any()):
+            raise damaged(path, f"balancer {client} {name} holds non-finite or absurd values")
+    most = model.tasks if model is not None else None
+    if len(lengths) != 1 or 0 in lengths or (most is not None and lengths.pop() > most):
+        raise damaged(path, f"balancer {client}'s vectors are not one per task of the client")
+    if bool((state["weights"] < 0).any()):
+        raise damaged(path, f"balancer {client} has a negative task weight")
+
+
+def _check_update(update: Any, client: int, path: Path, model: JournalModel | None = None) -> None:
     if not isinstance(update, dict) or set(update) != {"client", "modules", "weight", "stats"}:
         raise damaged(path, "an update is not (client, modules, weight, stats)")
     if update["client"] != client:
         raise damaged(path, f"an update of client {update['client']} answers client {client}'s call")
     weight = update["weight"]
-    if not isinstance(weight, float | int) or not math.isfinite(weight) or weight < 0:
+    if (not isinstance(weight, float | int) or isinstance(weight, bool) or not math.isfinite(weight)
+            or not 0 < weight <= MAX_UPDATE_WEIGHT or weight != int(weight)):
         raise damaged(path, f"client {client}'s update weight {weight!r} is not a sample count")
     modules = update["modules"]
     if not isinstance(modules, dict) or not modules:
         raise damaged(path, f"client {client}'s update holds no modules")
     for name, tensor in modules.items():
         _check_tensor(tensor, f"client {client}'s {name}", path)
-    if not isinstance(update["stats"], dict):
-        raise damaged(path, f"client {client}'s training statistics are not a mapping")
+        if model is not None:
+            _check_module(name, tensor, model, f"client {client}'s {name}", path)
+    stats = update["stats"]
+    if not isinstance(stats, dict) or not STATS_FIELDS <= set(stats) <= STATS_FIELDS | {"task_weights"}:
+        raise damaged(path, f"client {client}'s training statistics are not the trainer's")
+
+
+def _check_module(name: Any, tensor: torch.Tensor, model: JournalModel, what: str, path: Path
+                  ) -> None:
+    """A module tensor of the resumed run's model, of its shape and dtype."""
+    if name not in model.modules:
+        raise damaged(path, f"{what} is not one of the model's modules")
+    shape, dtype = model.modules[name]
+    if tuple(tensor.shape) != shape or tensor.dtype != dtype:
+        raise damaged(path, f"{what} is {tuple(tensor.shape)} {tensor.dtype}, the model's "
+                      f"{shape} {dtype}")
 
 
 def _check_tensor(tensor: Any, what: str, path: Path) -> None:
@@ -106,6 +172,9 @@ def _check_tensor(tensor: Any, what: str, path: Path) -> None:
         raise damaged(path, f"{what} is not a tensor")
     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         raise damaged(path, f"{what} holds non-finite values")
+    if tensor.is_floating_point() and bool((tensor.abs() > MAX_ABS_PARAMETER).any()):
+        raise damaged(path, f"{what} holds values beyond {MAX_ABS_PARAMETER:g}, which no "
+                      "training reaches")
 
 
 def _whole(value: Any) -> bool:
