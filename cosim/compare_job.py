@@ -72,7 +72,7 @@ def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
 def check_kept_run(run_dir: Path, expected: dict[str, Any]) -> None:
     """A complete run kept by ``--resume`` ran this job's scenario, value for value: a run of
     another scenario version in the compare's folder would stand in for this one's results."""
-    kept = read_json_file(run_dir / "run.json", "run.json").get("scenario")
+    kept = read_run_info(run_dir, ("status", "scenario"))["scenario"]
     differs = first_difference(kept, expected)
     if differs is not None:
         raise InputError(run_dir / "run.json", "scenario", f"a complete run of another scenario "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cosim.errors import InputError
-from cosim.run_folder import is_run_folder
+from cosim.run_folder import check_out_name, is_run_folder
 
 RESULT_MARKERS = ("compare.json", "onboarding.json")
 
@@ -55,6 +55,7 @@ def check_output_folder(out: Path, option: str, own_files: tuple[str, ...],
                         allowed_in: Path | None = None) -> None:
     """A folder a command fills: new, empty, or holding only what this command writes there
     (``own_files``: glob patterns), and not inside any result folder but its own entry."""
+    check_out_name(out, option)  # a path the system can look up at all (not too long)
     check_not_in_results(out, option, allowed_in)
     if out.exists() and not out.is_dir():
         raise InputError(None, option, f"{out} exists and is not a folder")
