@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 
 from cosim.cli import app
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 REPO = Path(__file__).resolve().parent.parent
 GRID = REPO / "scenarios" / "grid_small.yaml"
 QUICK = ["duration_s=20", "learning=null"]

@@ -52,6 +52,7 @@ def _voronoi_crossings(cells: Cells, x: np.ndarray, y: np.ndarray) -> int:
     return int((np.diff(nearest) != 0).sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("offset_y", [0.0, 90.0, 210.0, -330.0])
 def test_straight_road_through_hex_layout_gives_the_geometric_handover_count(offset_y):
     """LOS fixed, no shadowing, omni sites of equal power and height: the strongest cell is the

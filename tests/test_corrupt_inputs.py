@@ -148,6 +148,7 @@ def test_corrupt_data_is_refused_before_the_run_folder(data_root, tmp_path, case
     assert check.exit_code == 2 and check.stderr.strip() == line, check.output
 
 
+@pytest.mark.slow
 def test_clean_data_runs_and_its_check_is_remembered(data_root, tmp_path, monkeypatch):
     """The checks refuse nothing a run can read: the same data set runs to completion."""
     from cosim.learning.data import validate
@@ -432,6 +433,7 @@ def _fuzz_file(folder: Path, kind: str, draw, clip_weights) -> None:
     event(f"{kind}: read cleanly")
 
 
+@pytest.mark.slow
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=not FUZZ_RANDOM,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(kind=st.sampled_from(KINDS), data=st.data())

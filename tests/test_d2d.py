@@ -122,6 +122,7 @@ def test_without_a_relay_the_round_ends_as_before():
     assert (a.outcome, a.reason) == ("failed", "radio_link_failure")
 
 
+@pytest.mark.slow
 def test_a_run_with_the_sidelink_is_deterministic_and_traces_v2v_windows(tmp_path):
     import json
     from pathlib import Path

@@ -280,6 +280,7 @@ def test_oracle_needs_a_recorded_run(tmp_path):
         SchedulingConfig(policy="oracle")
 
 
+@pytest.mark.slow
 def test_participation_is_identical_for_the_same_seed(tmp_path):
     from pathlib import Path
 
@@ -387,6 +388,7 @@ def test_unknown_policy_is_one_line_at_validation(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_a_diverged_global_model_fails_the_run(tmp_path):
     """A run whose global model ends with NaN or infinite values is failed (exit 1, one line,
     run.json says why), never complete with metrics of a broken model."""

@@ -52,6 +52,8 @@ from cosim.cli import app
 from cosim.names import compare_run_dir, recording_dir
 from cosim.trace_schemas import HANDOFF_SCHEMA, PARTICIPATION_SCHEMA
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 # as tests/test_compare.py, with a FedBuff section (buffer of 2) that the sync runs leave out
 SETTINGS = ["duration_s=40", "aggregation={method: fedbuff, buffer_size: 2, round_deadline_s: 10, "

@@ -18,6 +18,8 @@ from cosim.mobility.session import SumoLaunch
 from cosim.runner import run_scenario
 from cosim.scenario_loader import load_scenario
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 
 def _run(path: Path, out: Path, *overrides: str, **kw):
     """grid_small without its learning section: these tests are about mobility."""

@@ -141,6 +141,7 @@ def test_local_checkpoint_loads(tiny_clip, tmp_path):
                                                  tiny_clip.state_dict().values(), strict=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classifier", ["linear", "text"])
 def test_a_few_dozen_steps_halve_every_task_loss(tiny_clip, classifier):
     model = _model(tiny_clip, classifier=classifier)

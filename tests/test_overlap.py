@@ -9,12 +9,15 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 import torch
 from test_remote_training import _run
 from test_thread_training import GRID_SMALL, THREADS, _assert_same_updates, _setup
 
 from cosim.learning.federated.deferred import Deferred, DeferredState, resolved, snapshot
 from cosim.learning.federated.remote import make_trainer
+
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
 
 EVERY_ROUND = [*THREADS, "aggregation.eval_every_rounds=1"]
 

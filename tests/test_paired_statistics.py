@@ -91,6 +91,7 @@ def test_lower_is_better_measures_turn_the_verdict():
     assert v.decision == B_BETTER
 
 
+@pytest.mark.slow
 def test_null_comparisons_rarely_call_a_winner():
     """>= 200 simulated grids of three equal policies: a false 'better' in at most 7 % of them."""
     rng = np.random.default_rng(7)
@@ -158,6 +159,7 @@ def test_normalised_area_is_the_time_average():
     assert normalised_area(times, values, 400.0) == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_adding_seeds_until_decided_keeps_the_false_decision_rate():
     """Optional stopping on a null: look after every seed from 3 to 8, stop at the first
     'better'; with the level split over the looks, false decisions stay <= 7 %."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from cosim.learning.data.raycast import cast
@@ -43,6 +44,7 @@ def test_camera_labels_match_the_geometry():
         assert not (frame.instance[:, :x1] == obj).any() and not (frame.instance[:, x2:] == obj).any()
 
 
+@pytest.mark.slow
 def test_pretraining_learns_retrieval_and_writes_a_loadable_checkpoint(tmp_path):
     from cosim.learning.backbone import load_clip
 

@@ -137,6 +137,7 @@ def test_link_windows_partition_connected_time_exactly(tmp_path):
     assert list(cells.id) == ["west", "east", "rsu-center"]
 
 
+@pytest.mark.slow
 def test_radio_traces_are_deterministic(tmp_path):
     _grid_with_radio(tmp_path, "a")
     _grid_with_radio(tmp_path, "b")

@@ -33,6 +33,8 @@ from cosim.trace_schemas import (
     WINDOW_SCHEMA,
 )
 
+pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
+
 DURATION = 300
 NET = """<net version="1.20">
 <location netOffset="0.00,0.00" convBoundary="0.00,0.00,400.00,400.00" origBoundary="0,0,400,400"

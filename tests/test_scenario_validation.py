@@ -186,6 +186,7 @@ def test_an_alias_bomb_fails_fast_in_one_line(tmp_path):
     assert "aliases are expanded" in line and "line" in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["flat_list", "many_keys", "too_big"])
 def test_a_huge_scenario_is_refused_before_it_is_all_read(tmp_path, kind):
     """A long flat list is refused by its node count while it is read, not after (memory), and
@@ -317,6 +318,7 @@ def _netgenerate(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_new_from_a_network_validates_and_runs(tmp_path):
     net = _netgenerate(tmp_path / "grid.net.xml")
     result = runner.invoke(app, ["new", "mine", "--net", str(net), "--dir", str(tmp_path / "s")])
@@ -332,6 +334,7 @@ def test_new_from_a_network_validates_and_runs(tmp_path):
     assert done.exit_code == 0, done.output
 
 
+@pytest.mark.slow
 def test_new_from_osm_converts_and_geo_references(tmp_path):
     osm = tiny_osm(tmp_path / "town.osm")
     result = runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(tmp_path)])
@@ -383,6 +386,7 @@ def test_new_from_osm_converts_and_geo_references(tmp_path):
     assert "outside the network" in _one_line(moved, "radio.cells.hex")
 
 
+@pytest.mark.slow
 def test_new_refuses_bad_arguments(tmp_path):
     net = _netgenerate(tmp_path / "grid.net.xml")
     _one_line(runner.invoke(app, ["new", "bad name", "--net", str(net)]), "NAME")
@@ -397,6 +401,7 @@ def test_new_refuses_bad_arguments(tmp_path):
                                   str(tmp_path)]), "--osm")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["text_as_net", "missing_net", "fifo_net", "text_as_osm",
                                   "broken_osm", "missing_osm", "missing_route", "dir_in_a_run"])
 def test_new_refuses_bad_inputs_before_making_its_folder(tmp_path, case):
@@ -547,6 +552,7 @@ def test_converter_warnings_are_summarised_by_kind(tmp_path):
     assert warning_summary(log, "netconvert") is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [
     ["run", "scenarios/grid_small.yaml", "--seed", "abc"],
     ["run", "scenarios/grid_small.yaml", "--bogus"],

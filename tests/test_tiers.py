@@ -64,6 +64,7 @@ def _close(a, b):
     return torch.allclose(a.double(), b.double(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_edge_heads_stay_at_their_cell_and_the_rest_is_averaged_at_the_cloud(tmp_path):
     plain = _edge_round(tmp_path / "plain", None)
     tiered = _edge_round(tmp_path / "tiers", "[{modules: [heads.*], tier: edge}]")
