@@ -157,22 +157,21 @@ class SegmentReader:
     @cached_property
     def _top_frames(self) -> set[int]:
         """Frames with a TOP LiDAR return."""
-        if not self.has_lidar:
-            return set()
-        where = self._checked("lidar")
-        table = read_table(where, [W.FRAME, W.LASER], "lidar Parquet file")
-        check_values(where, table)
-        return set(self._top(table).column(W.FRAME).to_pylist())
+        return self._frames_with("lidar", W.LASER, W.LASER_TOP) if self.has_lidar else set()
 
     @cached_property
     def _panoptic_frames(self) -> set[int]:
         """Frames with a FRONT camera panoptic label."""
-        if not self.has_panoptic:
-            return set()
-        where = self._checked("camera_segmentation")
-        table = read_table(where, [W.FRAME, W.CAMERA], "camera_segmentation Parquet file")
+        return (self._frames_with("camera_segmentation", W.CAMERA, W.CAMERA_FRONT)
+                if self.has_panoptic else set())
+
+    def _frames_with(self, component: str, sensor_column: str, sensor: int) -> set[int]:
+        """The frames whose rows of ``component`` include ``sensor`` (only the key columns read)."""
+        where = self._checked(component)
+        table = read_table(where, [W.FRAME, sensor_column], f"{component} Parquet file")
         check_values(where, table)
-        return set(self._front(table).column(W.FRAME).to_pylist())
+        rows = table.filter(pa.compute.equal(table.column(sensor_column), sensor))
+        return set(rows.column(W.FRAME).to_pylist())
 
     @property
     def camera_only(self) -> bool:
