@@ -343,7 +343,7 @@ def test_seeds_auto_checks_stream_seeds_and_cells_before_any_run(grid_small, tmp
                                       "--policies", "availability_aware,random", "--seeds", "auto",
                                       "--training-seeds", str(2**31), *_sets(LEARNING)])
     assert result.exit_code == 2, result.output
-    assert "learning.seed" in result.output
+    assert "--training-seeds" in result.output and "at most 2147483647" in result.output
     assert not (tmp_path / "c").exists()
     from cosim import api
     from cosim.errors import InputError
