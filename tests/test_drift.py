@@ -63,8 +63,8 @@ def test_a_share_of_clients_is_a_seeded_draw():
 def _run_folder(tmp_path, drift, values, duration=300.0):
     """A run folder with run.json's drift summary and metrics rows (sim_time_s -> per-task value)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    info = {"scenario": {"duration_s": duration}, "sim_time_s": duration, "seed": 0,
-            "summary": {"learning": {"drift": drift}}}
+    info = {"status": "complete", "scenario": {"name": "drift", "duration_s": duration},
+            "sim_time_s": duration, "seed": 0, "summary": {"learning": {"drift": drift}}}
     (tmp_path / "run.json").write_text(json.dumps(info))
     rows = {n: [] for n in METRICS_SCHEMA.names}
     metric = {"seg3d": "mIoU", "det3d": "mAP_center", "pan2d": "STQ", "det2d": "mAP50"}
