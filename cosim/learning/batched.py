@@ -114,7 +114,6 @@ def batched_local_updates(model: M3TModel, jobs: list[ClientJob], cfg: LocalTrai
         if epoch == 0:
             first_means = means
         last_means = means
-    torch.manual_seed(jobs[-1].seed)  # the global RNG as the last sequential update leaves it
     out = []
     for k, job in enumerate(jobs):
         names = plan.names[k]

@@ -102,7 +102,6 @@ def local_update(model: M3TModel, global_modules: dict[str, torch.Tensor], clien
     learning baseline of drift, an L2 pull of the shared modules (not the heads) towards these
     values, l2_weight / 2 x ||theta - anchor||^2 added to the (balanced) loss."""
     device = next(model.parameters()).device
-    torch.manual_seed(seed)
     model.import_modules(global_modules)
     names = [n for n in trainable_modules(model, client.tasks, client.modalities, frozen)
              if any(k.startswith(n + ".") for k in global_modules)]

@@ -75,10 +75,19 @@ def retrieval_accuracy(model, images: torch.Tensor, captions: list[str], tok) ->
 
 
 def pretrain(cfg: PretrainConfig, out: Path, progress=None) -> dict:
-    """Train and write the checkpoint to ``out``; return before/after retrieval accuracy."""
+    """Train and write the checkpoint to ``out``; return before/after retrieval accuracy.
+
+    The initial weights come from ``cfg.seed`` in a fork of torch's global RNG: the caller's
+    random state is left as it was, and a run that had to pre-train first initialises its own
+    modules exactly as a run that found the checkpoint cached."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return _pretrain(cfg, out, progress)
+
+
+def _pretrain(cfg: PretrainConfig, out: Path, progress) -> dict:
     open_clip = open_clip_module()
     precision = resolve(cfg.precision, torch.device("cpu"))
-    torch.manual_seed(cfg.seed)
     with quiet_random_init():
         model = open_clip.create_model(cfg.model, pretrained=None, device="cpu")
     size = model.visual.image_size[0]
@@ -123,11 +132,8 @@ def ensure_pretrained(cfg: PretrainConfig | None = None) -> Path:
     cfg = cfg or PretrainConfig()
 
     def build(folder: Path) -> None:
-        # the caller's random state is left as it was: a run that had to pre-train first must
-        # initialise its own modules exactly as a run that found the checkpoint cached
-        with torch.random.fork_rng(devices=[]):
-            report = pretrain(cfg, folder / "model.pt", lambda step, steps, loss: warmup_step(
-                f"pre-training: step {step} of {steps}, loss {loss:.3f}"))
+        report = pretrain(cfg, folder / "model.pt", lambda step, steps, loss: warmup_step(
+            f"pre-training: step {step} of {steps}, loss {loss:.3f}"))
         (folder / "report.json").write_text(json.dumps(report, indent=2))
 
     return cached_folder("pretrained", cfg.key(), build) / "model.pt"

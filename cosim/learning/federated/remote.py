@@ -116,7 +116,6 @@ class _RemoteTrainer(Trainer):
             self.local.balancers.update(balancers)
         if not self.local.sequential_reason:
             self.local.passes += len(passes)
-        torch.manual_seed(jobs[-1].seed)  # the global RNG as local training leaves it
         return out
 
 
@@ -164,10 +163,7 @@ class ThreadTrainer(Trainer):
                 "threads_per_worker": self.threads}
 
     def train(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
-        out = self.submit(jobs)()
-        if jobs:
-            torch.manual_seed(jobs[-1].seed)  # the global RNG as local training leaves it
-        return out
+        return self.submit(jobs)()
 
     def submit(self, jobs: list[TrainJob]) -> Callable[[], list[TrainedUpdate]]:
         """Start training ``jobs``; what this returns waits for their updates (in the order
@@ -181,9 +177,6 @@ class ThreadTrainer(Trainer):
         passes = self.local.passes_of(jobs, self.workers)
         pending = [self.pool.submit(self._train_pass, chunk, self.threads) for chunk in passes]
         self.local.passes += len(passes)
-        # the global RNG as local training leaves it, already (the passes seed it too, with the
-        # same seed when a sync round's jobs share one; ``train`` sets it again when done)
-        torch.manual_seed(jobs[-1].seed)
         return lambda: [update for future in pending for update in future.result()]
 
     def _train_pass(self, chunk: list[TrainJob], threads: int) -> list[TrainedUpdate]:

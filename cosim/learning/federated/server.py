@@ -316,8 +316,6 @@ class FederatedLayer:
                 updates = self.trainer.train(jobs)
                 if self.journal is not None:
                     self.journal.record(jobs, updates, self._balancers())
-            else:
-                torch.manual_seed(jobs[-1].seed)  # the global RNG as training would leave it
             waiting = lambda: updates  # noqa: E731 - the updates are here already
         for attempt, _ in arrivals:
             client = self.registry.clients[attempt.client]

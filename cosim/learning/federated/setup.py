@@ -37,9 +37,10 @@ def build_learning(scenario: Scenario) -> LearningSetup:
     if cfg.local.threads is not None:  # this thread's (the workers' set their own)
         torch.set_num_threads(cfg.local.threads)
     seeds = scenario.seeds()
-    torch.manual_seed(seeds["training"])
     device = pick_device(cfg.local.device)
-    model = M3TModel(cfg.model).to(device)
+    with torch.random.fork_rng(devices=[]):  # the one draw from torch's global RNG: initial weights
+        torch.manual_seed(seeds["training"])
+        model = M3TModel(cfg.model).to(device)
     precision = resolve(cfg.precision, device)
     model.set_precision(precision.name)
     geometry = Geometry(model.image_size, 4 * model.grid, cfg.model.bev_range_m)
