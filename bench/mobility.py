@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3600.0, help="simulated seconds")
     args = parser.parse_args()
     sc = load_scenario(SCENARIO, [f"duration_s={args.duration}"])
-    inputs = prepare_inputs(sc)
+    inputs = prepare_inputs(sc.mobility, sc.seed, sc.duration_s)
     steps = int((sc.mobility.warmup_s + args.duration) / sc.mobility.step_length_s)
     launch = SumoLaunch(inputs, "libsumo", sc.mobility.step_length_s, sc.seed)
     print(f"sf_downtown, {steps} steps of {sc.mobility.step_length_s} s "

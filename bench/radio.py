@@ -107,7 +107,7 @@ def bench_run(duration: float, repeats: int = 3) -> None:
     Wall seconds are what a user waits; CPU seconds (user + system, SUMO's child process
     included) say how much of the machine a run takes."""
     sc = load_scenario(SCENARIO, [f"duration_s={duration}"])
-    inputs = prepare_inputs(sc)
+    inputs = prepare_inputs(sc.mobility, sc.seed, sc.duration_s)
     end = sc.mobility.warmup_s + duration
     sumo = [binary("sumo"), "-n", str(inputs.net), "-r", ",".join(map(str, inputs.routes)),
             "-a", ",".join(map(str, inputs.additional)), "--step-length",

@@ -12,7 +12,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import simpy
 
-from cosim.scenario import Scenario
 from cosim.traces import TraceSet
 
 
@@ -47,8 +46,8 @@ def until(env: simpy.Environment, t: float, urgent: bool = False) -> simpy.Event
 class Engine:
     """Holds the clock, the trace tables and the layers of one run."""
 
-    def __init__(self, scenario: Scenario, traces: TraceSet):
-        self.scenario = scenario
+    def __init__(self, duration_s: float, traces: TraceSet):
+        self.duration_s = duration_s
         self.traces = traces
         self.env = simpy.Environment()
         self.layers: dict[str, Any] = {}
@@ -77,7 +76,7 @@ class Engine:
         """Run until the scenario's duration; call ``on_tick(now)`` every ``tick_s``."""
         if on_tick is not None:
             self.env.process(self._ticker(on_tick, tick_s))
-        self.env.run(until=self.scenario.duration_s)
+        self.env.run(until=self.duration_s)
         for layer in self.layers.values():
             if hasattr(layer, "finish"):
                 layer.finish()

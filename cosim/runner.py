@@ -249,16 +249,18 @@ def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source
         progress.phase(text)
 
     with session_context as session:
-        engine = Engine(scenario, traces)
+        engine = Engine(scenario.duration_s, traces)
         phase(f"warm-up: SUMO, {scenario.mobility.warmup_s:g} s simulated"
                        if replay is None else "warm-up: loading the recorded mobility")
-        mobility = MobilityLayer(session, scenario, network_file(inputs))  # SUMO's warm-up starts
+        mobility = MobilityLayer(session, m, scenario.output.mobility_period_s,
+                                 network_file(inputs))  # SUMO's warm-up starts
         radio = None
         if scenario.radio is not None:
             from cosim.radio.layer import RadioLayer
 
             phase("warm-up: radio (cells, channel)")
-            radio = RadioLayer(scenario, network_file(inputs), source)
+            radio = RadioLayer(scenario.radio, scenario.seed, m.step_length_s, network_file(inputs),
+                               source)
         engine.add_layer(mobility)
         sidelink = None
         if radio is not None:
@@ -273,8 +275,12 @@ def _drive(scenario: Scenario, inputs: Any, replay: ReplaySession | None, source
             from cosim.learning.federated.wiring import learning_ports
 
             phase("warm-up: learning (data, model, pre-trained backbone)")
-            ports = learning_ports(scenario, engine.env, mobility, radio, sidelink)
-            engine.add_layer(FederatedLayer(scenario, ports))
+            from cosim.learning.federated.settings import FederatedSettings
+
+            settings = FederatedSettings.of(scenario)
+            ports = learning_ports(settings.clients, settings.scheduling, engine.env, mobility, radio,
+                                   sidelink)
+            engine.add_layer(FederatedLayer(settings, ports))
         if m.backend == "gui" and replay is None:  # cells as POIs, vehicles by serving cell
             from cosim.mobility.gui import GuiLayer
 
@@ -441,7 +447,8 @@ def check_run_inputs(scenario: Scenario, source: Path | None
     """Every input a run reads, built or checked before its folder exists (``cosim validate``
     runs the same): SUMO's network and demand (cached), the cells on it, a replayed trace, the
     modules to start from, the checkpoint, the data and the oracle's windows."""
-    inputs = prepare_inputs(scenario, source, lambda net: check_cells_inside(scenario.radio, net, source))
+    inputs = prepare_inputs(scenario.mobility, scenario.seed, scenario.duration_s, source,
+                            lambda net: check_cells_inside(scenario.radio, net, source))
     replay = _replay_session(scenario)
     if replay is None:  # what SUMO will load, loaded by SUMO now (cached)
         check_sumo_loads(inputs, scenario.mobility.sumo_options, source)

@@ -312,17 +312,19 @@ def run_three_clients(tmp_path, scenario, make_radio, links):
 
     from cosim.engine import Engine
     from cosim.learning.federated.server import FederatedLayer
+    from cosim.learning.federated.settings import FederatedSettings
     from cosim.learning.federated.wiring import learning_ports
     from cosim.traces import TraceSet
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     traces = TraceSet(tmp_path, 1000)
-    engine = Engine(scenario, traces)
+    engine = Engine(scenario.duration_s, traces)
     mobility, radio = _StillMobility(), make_radio(engine.env)
     engine.add_layer(mobility)
     engine.add_layer(radio)
-    layer = FederatedLayer(scenario, learning_ports(scenario, engine.env, mobility, radio,
-                                                    FakeSidelink(engine.env, links)))
+    settings = FederatedSettings.of(scenario)
+    layer = FederatedLayer(settings, learning_ports(settings.clients, settings.scheduling, engine.env,
+                                                    mobility, radio, FakeSidelink(engine.env, links)))
     engine.add_layer(layer)
     layer.registry.update(["v0", "v1", "v2"], [], 0.0)
     engine.env.run(until=100)

@@ -115,7 +115,7 @@ def test_the_l2_pull_keeps_shared_modules_near_the_anchor(tmp_path):
         "learning.data.synthetic.segments=4", "learning.data.synthetic.frames=2",
         "learning.data.clients=2", "learning.data.heldout_segments=2", "learning.local.batch_size=2",
         "learning.local.lr=0.05", "learning.local.epochs=8"])  # the pull acts from step 2 on
-    setup = build_learning(sc)
+    setup = build_learning(sc.learning, sc.seeds())
     model, data = setup.model, setup.datasets[0]
     start = model.export_modules(model.module_names())
     anchor = {k: v.clone() for k, v in start.items()}

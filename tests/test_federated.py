@@ -169,15 +169,18 @@ def tiny_scenario(tmp_path_factory):
 def test_a_client_losing_coverage_mid_upload_is_not_aggregated(tiny_scenario, tmp_path):
     from cosim.engine import Engine
     from cosim.learning.federated.server import FederatedLayer
+    from cosim.learning.federated.settings import FederatedSettings
     from cosim.learning.federated.wiring import learning_ports
     from cosim.traces import TraceSet
 
     traces = TraceSet(tmp_path, 1000)
-    engine = Engine(tiny_scenario, traces)
+    engine = Engine(tiny_scenario.duration_s, traces)
     mobility, radio = _StillMobility(), _ScriptedRadio(engine.env)
     engine.add_layer(mobility)
     engine.add_layer(radio)
-    layer = FederatedLayer(tiny_scenario, learning_ports(tiny_scenario, engine.env, mobility, radio))
+    settings = FederatedSettings.of(tiny_scenario)
+    layer = FederatedLayer(settings, learning_ports(settings.clients, settings.scheduling, engine.env,
+                                                    mobility, radio))
     before = {k: v.clone() for k, v in layer.global_state.items()}
     engine.add_layer(layer)
     layer.registry.update(["v0", "v1", "v2"], [], 0.0)

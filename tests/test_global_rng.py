@@ -30,11 +30,12 @@ def test_initial_weights_come_from_the_training_seed_and_leave_the_global_rng_al
     for prior in (1, 2):
         torch.manual_seed(prior)
         before = torch.get_rng_state()
-        setup = build_learning(scenario)
+        setup = build_learning(scenario.learning, scenario.seeds())
         assert torch.equal(torch.get_rng_state(), before)
         states.append(setup.model.export_modules(setup.model.module_names()))
     assert _states_equal(*states)
-    other = build_learning(load_scenario(GRID_SMALL, [*SETTINGS, "seed=7"]))
+    seven = load_scenario(GRID_SMALL, [*SETTINGS, "seed=7"])
+    other = build_learning(seven.learning, seven.seeds())
     assert not _states_equal(states[0], other.model.export_modules(other.model.module_names()))
 
 
@@ -45,12 +46,12 @@ def test_initial_weights_come_from_the_training_seed_and_leave_the_global_rng_al
                          ids=["sequential", "batched", "threads"])
 def test_training_passes_do_not_draw_from_the_global_rng(extra):
     scenario = load_scenario(GRID_SMALL, [*SETTINGS, *extra])
-    setup = build_learning(scenario)
+    setup = build_learning(scenario.learning, scenario.seeds())
     cfg = scenario.learning
     local = LocalTrainer(setup.model, setup.datasets, cfg.local, cfg.balancing, setup.frozen, l2_weight(cfg))
     start = setup.model.export_modules(setup.model.module_names())
     jobs = [TrainJob(client=i, start=start, seed=100 + i) for i in range(len(setup.datasets))]
-    trainer = make_trainer(scenario, local)
+    trainer = make_trainer(scenario.learning, scenario.seeds(), local)
     torch.manual_seed(5)
     before = torch.get_rng_state()
     try:

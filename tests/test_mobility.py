@@ -55,7 +55,7 @@ def test_vehicles_move_enter_and_leave(grid_small, tmp_path):
 
 def test_entered_and_left_are_reported_per_step(grid_small):
     sc = load_scenario(grid_small)
-    launch = SumoLaunch(prepare_inputs(sc), "libsumo", 1.0, sc.seed)
+    launch = SumoLaunch(prepare_inputs(sc.mobility, sc.seed, sc.duration_s), "libsumo", 1.0, sc.seed)
     entered, left, present = set(), set(), set()
     with open_session(launch) as session:
         for _ in range(120):
@@ -86,7 +86,7 @@ def test_the_pipelined_session_streams_what_libsumo_reads_in_process(grid_small)
     from cosim.mobility.session import LibsumoSession
 
     sc = load_scenario(grid_small)
-    launch = SumoLaunch(prepare_inputs(sc), "libsumo", 1.0, sc.seed)
+    launch = SumoLaunch(prepare_inputs(sc.mobility, sc.seed, sc.duration_s), "libsumo", 1.0, sc.seed)
 
     def trajectory(session):
         for _ in range(7):

@@ -56,7 +56,7 @@ def test_overlap_is_off_for_a_policy_that_reads_the_losses(tmp_path):
 
 def test_submitted_passes_train_after_submit_returns_and_equal_train(monkeypatch):
     scenario, _, local, jobs = _setup(THREADS)
-    trainer = make_trainer(scenario, local)
+    trainer = make_trainer(scenario.learning, scenario.seeds(), local)
     go = threading.Event()
     train_pass = trainer._train_pass
 

@@ -176,7 +176,7 @@ def test_a_zero_epoch_fine_tune_scores_exactly_as_the_global_model(tmp_path):
     from cosim.traces import TraceSet
 
     sc = load_scenario(GRID, [*TINY, "learning.personalisation={methods: [finetune], local_epochs: 0}"])
-    setup = build_learning(sc)
+    setup = build_learning(sc.learning, sc.seeds())
     g = torch.Generator().manual_seed(5)
     state = {k: v + 0.05 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
              for k, v in setup.model.export_modules(setup.model.module_names()).items()}
@@ -184,7 +184,8 @@ def test_a_zero_epoch_fine_tune_scores_exactly_as_the_global_model(tmp_path):
     table = traces.table("metrics", METRICS_SCHEMA)
     evaluation = GlobalEvaluation(setup.model, lambda: [], sc.learning.evaluation, table)
     clients = [Client(i, d.shard, ever_bound=i != 1) for i, d in enumerate(setup.datasets)]
-    host = SimpleNamespace(sc=sc, env=SimpleNamespace(now=20.0), model=setup.model, datasets=setup.datasets,
+    host = SimpleNamespace(cfg=sc.learning, seed=sc.seeds()["training"], env=SimpleNamespace(now=20.0),
+                           model=setup.model, datasets=setup.datasets,
                            global_state=state, evaluation=evaluation,
                            registry=SimpleNamespace(clients=clients), round=1)
     summary = personalise(host)

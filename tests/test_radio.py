@@ -228,7 +228,7 @@ def test_hex_sites_far_from_every_road_are_left_out(grid_small):
     lattice = ["radio.cells={hex: {isd_m: 200, rings: 4, center: [300, 300], sectors: 1, "
                "max_road_distance_m: 150}}"]
     sc = load_scenario(grid_small, lattice)
-    net = sumolib.net.readNet(str(network_file(prepare_inputs(sc))))
+    net = sumolib.net.readNet(str(network_file(prepare_inputs(sc.mobility, sc.seed, sc.duration_s))))
     cells = build_cells(sc.radio, net)
     segments = [(np.array(a), np.array(b)) for e in net.getEdges()
                 for a, b in zip(e.getShape(), e.getShape()[1:], strict=False)]
@@ -252,7 +252,8 @@ def test_hex_and_intersection_generators(sf_downtown):
     from cosim.radio.cells import build_cells
 
     sc = load_scenario(sf_downtown)
-    cells = build_cells(sc.radio, sumolib.net.readNet(str(network_file(prepare_inputs(sc)))))
+    net = network_file(prepare_inputs(sc.mobility, sc.seed, sc.duration_s))
+    cells = build_cells(sc.radio, sumolib.net.readNet(str(net)))
     kinds = list(cells.kind)
     assert kinds.count("macro") == 21 and kinds.count("small") == 12  # 7 sites x 3 sectors
     macro = np.flatnonzero(np.array(kinds) == "macro")

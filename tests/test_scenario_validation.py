@@ -262,21 +262,23 @@ def test_cells_near_or_explicitly_allowed_outside_pass(grid_small):
     from cosim.mobility.build import prepare_inputs
 
     near = load_scenario(grid_small, ["learning=null", "radio.cells.1.x=2500"])  # 1.9 km out
-    assert prepare_inputs(near, grid_small).net is not None
+    assert prepare_inputs(near.mobility, near.seed, near.duration_s, grid_small).net is not None
     far = load_scenario(grid_small, ["learning=null", "radio.cells.1.x=9000",
                                      "radio.allow_cells_outside=true"])
-    assert prepare_inputs(far, grid_small).net is not None
+    assert prepare_inputs(far.mobility, far.seed, far.duration_s, grid_small).net is not None
 
 
 def test_missing_geo_origin_warns_in_one_line(grid_small, monkeypatch, capsys):
     from cosim.mobility.build import prepare_inputs
 
     monkeypatch.setattr(cosim.errors, "_warned", set())
-    prepare_inputs(load_scenario(grid_small, ["mobility.geo_origin=null"]), grid_small)
+    sc = load_scenario(grid_small, ["mobility.geo_origin=null"])
+    prepare_inputs(sc.mobility, sc.seed, sc.duration_s, grid_small)
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"warning: {grid_small}: mobility.geo_origin: ")
     assert "lon/lat" in lines[0]
-    prepare_inputs(load_scenario(grid_small), grid_small)
+    sc = load_scenario(grid_small)
+    prepare_inputs(sc.mobility, sc.seed, sc.duration_s, grid_small)
     assert capsys.readouterr().err == ""
 
 

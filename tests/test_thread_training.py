@@ -27,7 +27,7 @@ THREADS = ["learning.local.backend=threads", "learning.local.workers=2", "learni
 
 def _setup(extra: list[str]):
     scenario = load_scenario(GRID_SMALL, [*SETTINGS, *extra])
-    setup = build_learning(scenario)
+    setup = build_learning(scenario.learning, scenario.seeds())
     cfg = scenario.learning
     local = LocalTrainer(setup.model, setup.datasets, cfg.local, cfg.balancing, setup.frozen, l2_weight(cfg))
     start = setup.model.export_modules(setup.model.module_names())
@@ -37,7 +37,7 @@ def _setup(extra: list[str]):
 
 def test_thread_passes_equal_the_same_passes_trained_in_this_thread():
     scenario, setup, local, jobs = _setup(THREADS)
-    trainer = make_trainer(scenario, local)
+    trainer = make_trainer(scenario.learning, scenario.seeds(), local)
     assert isinstance(trainer, ThreadTrainer) and len(trainer.replicas) == 2
     try:
         threaded = trainer.train(jobs)
@@ -58,7 +58,7 @@ def test_thread_passes_equal_the_same_passes_trained_in_this_thread():
 def test_a_round_with_fewer_updates_than_workers_trains_in_this_thread_as_local_does():
     _, _, reference_trainer, _ = _setup([])
     scenario, _, local, jobs = _setup(THREADS)
-    trainer = make_trainer(scenario, local)
+    trainer = make_trainer(scenario.learning, scenario.seeds(), local)
     previous = torch.get_num_threads()
     torch.set_num_threads(2)  # this thread's, whatever an earlier set-up left
     try:

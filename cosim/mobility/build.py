@@ -18,7 +18,7 @@ import numpy as np
 from cosim.cache import cached_folder, content_key
 from cosim.errors import InputError, warn
 from cosim.mobility.sumo_tools import SumoToolError, binary, run_tool, sumo_version, tool
-from cosim.scenario import MobilityConfig, ParkingDemand, RandomTripsDemand, Scenario
+from cosim.scenario import MobilityConfig, ParkingDemand, RandomTripsDemand
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,13 @@ def network_file(inputs: SumoInputs) -> Path | None:
     return None
 
 
-def prepare_inputs(scenario: Scenario, source: Path | None = None,
+def prepare_inputs(m: MobilityConfig, seed: int, duration_s: float, source: Path | None = None,
                    check_network: Callable[[Path | None], None] | None = None) -> SumoInputs:
-    """Build (or fetch from the cache) everything SUMO needs for this scenario. ``check_network``
-    gets the network file as soon as it exists, before the demand is built (a cell far from
-    the network fails fast)."""
+    """Build (or fetch from the cache) everything SUMO needs for a mobility section; generated
+    demand draws from ``seed`` and lasts the warm-up plus ``duration_s``. ``check_network`` gets
+    the network file as soon as it exists, before the demand is built (a cell far from the
+    network fails fast)."""
     check = check_network or (lambda net: None)
-    m = scenario.mobility
     if m.sumocfg:
         inputs = SumoInputs(net=None, sumocfg=m.sumocfg, routes=m.routes, additional=m.additional)
         try:
@@ -62,8 +62,8 @@ def prepare_inputs(scenario: Scenario, source: Path | None = None,
         check(net)  # before demand: a bad input fails fast
         routes, additional = list(m.routes), list(m.additional)
         if m.demand is not None and m.replay is None:  # a replay needs the network, not traffic
-            end = m.demand.end_s or (m.warmup_s + scenario.duration_s)
-            demand_routes, demand_adds = build_demand(net, m.demand, scenario.seed, end, source)
+            end = m.demand.end_s or (m.warmup_s + duration_s)
+            demand_routes, demand_adds = build_demand(net, m.demand, seed, end, source)
             routes.append(demand_routes)
             additional.extend(demand_adds)
         inputs = SumoInputs(net=net, routes=routes, additional=additional)

@@ -19,7 +19,7 @@ from cosim.mobility.geo import GeoReference
 from cosim.mobility.location import read_location
 from cosim.mobility.records import mobility_batch
 from cosim.mobility.session import VehicleSource, VehicleStates
-from cosim.scenario import Scenario
+from cosim.scenario import MobilityConfig
 from cosim.trace_schemas import MOBILITY, MOBILITY_SCHEMA
 
 
@@ -28,14 +28,16 @@ class MobilityLayer:
 
     name = "mobility"
 
-    def __init__(self, session: VehicleSource, scenario: Scenario, net_file: Path | None = None):
+    def __init__(self, session: VehicleSource, cfg: MobilityConfig, record_period_s: float,
+                 net_file: Path | None = None):
+        """``record_period_s``: output.mobility_period_s, how often the trace records a row."""
         self.session = session
-        self.step_s = scenario.mobility.step_length_s
+        self.step_s = cfg.step_length_s
         # a replayed trace starts where the live run's warm-up ended
-        self.warmup_s = 0.0 if scenario.mobility.replay else scenario.mobility.warmup_s
-        self.geo = geo_reference(scenario.mobility.geo_origin, net_file)
+        self.warmup_s = 0.0 if cfg.replay else cfg.warmup_s
+        self.geo = geo_reference(cfg.geo_origin, net_file)
         # The scenario guarantees the sampling period is a whole number of steps.
-        self.sample_every = round(scenario.output.mobility_period_s / self.step_s)
+        self.sample_every = round(record_period_s / self.step_s)
         self.listeners: list[Callable[[VehicleStates], None]] = []
         self.current: VehicleStates | None = None
         self.upcoming: VehicleStates | None = None

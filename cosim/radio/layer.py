@@ -30,7 +30,7 @@ from cosim.radio.slots import SlotStore
 from cosim.radio.stats import RadioStats
 from cosim.radio.transfers import Transfers
 from cosim.radio.windows import LinkWindows
-from cosim.scenario import Scenario
+from cosim.scenario import RadioConfig
 from cosim.trace_schemas import (
     CELL_SCHEMA,
     CELLS,
@@ -48,11 +48,11 @@ class RadioLayer:
 
     name = "radio"
 
-    def __init__(self, scenario: Scenario, net_file: Path | None, source: Any = None):
-        cfg = scenario.radio
-        assert cfg is not None  # the runner adds a radio layer only to a scenario with a radio section
+    def __init__(self, cfg: RadioConfig, seed: int, mobility_step_s: float, net_file: Path | None,
+                 source: Any = None):
+        """``seed``: the scenario's connectivity seed; ``mobility_step_s``: SUMO's step, a whole
+        number of radio steps; ``source``: the scenario file its input errors name."""
         self.cfg = cfg
-        self.scenario = scenario
         net = _read_network(net_file)
         self.bounds = net.getBoundary() if net is not None else (-math.inf, -math.inf, math.inf, math.inf)
         try:
@@ -64,9 +64,9 @@ class RadioLayer:
             self.cells.x.min() - 1500, self.cells.y.min() - 1500,
             self.cells.x.max() + 1500, self.cells.y.max() + 1500)
         self.step_s = self.cfg.step_s
-        self.k_per_block = round(scenario.mobility.step_length_s / self.step_s)
+        self.k_per_block = round(mobility_step_s / self.step_s)
         self.trace_every = round(self.cfg.trace_period_s / self.step_s)
-        self.rng = np.random.default_rng([scenario.seed, 3])
+        self.rng = np.random.default_rng([seed, 3])
         try:
             self.channel = Channel(self.cells, self.cfg.channel, self.rng, area, net)
         except ValueError as exc:
@@ -79,7 +79,7 @@ class RadioLayer:
         self.stats = RadioStats()
         self.rates = LinkRates(self.cfg.rate, self.cells, self.channel.noise_dbm)
         self.background = (BackgroundLoad(self.cfg.background, len(self.cells),
-                                          np.random.default_rng([scenario.seed, 5]))
+                                          np.random.default_rng([seed, 5]))
                            if self.cfg.background is not None else None)
         self.background_users = (self.background.users if self.background is not None
                                  else np.zeros((2, len(self.cells)), dtype=np.int64))

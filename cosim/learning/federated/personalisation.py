@@ -55,7 +55,7 @@ from cosim.learning.federated.deferred import DeferredState, resolved
 from cosim.learning.federated.evaluation import GlobalEvaluation
 from cosim.learning.local import evaluate, local_update
 from cosim.learning.model import M3TModel
-from cosim.scenario import LearningConfig, PersonalisationConfig, Scenario
+from cosim.scenario import LearningConfig, PersonalisationConfig
 
 State = dict[str, torch.Tensor]
 EVAL_BATCH = 8  # as the global evaluation's batches
@@ -64,7 +64,8 @@ EVAL_BATCH = 8  # as the global evaluation's batches
 class Host(Protocol):
     """What personalisation reads of the federated layer once the run has ended."""
 
-    sc: Scenario
+    cfg: LearningConfig
+    seed: int  # the run's training seed
     env: simpy.Environment
     model: M3TModel
     datasets: list[ClientDataset]
@@ -108,8 +109,8 @@ def personalise(host: Host) -> dict[str, Any]:
     """Evaluate every chosen client and append its rows to the metrics table (still open: the
     engine calls layers' ``finish`` before the runner closes the traces); return run.json's
     summary (clients, their frames, TAP's replacements, wall time)."""
-    cfg = host.sc.learning
-    assert cfg is not None and cfg.personalisation is not None  # asked with learning.personalisation only
+    cfg = host.cfg
+    assert cfg.personalisation is not None  # asked with learning.personalisation only
     p: PersonalisationConfig = cfg.personalisation
     wall0 = time.perf_counter()
     global_state = resolved(host.global_state)
@@ -125,7 +126,7 @@ def personalise(host: Host) -> dict[str, Any]:
             left_out.append({"client": client.index, "reason": reason})
             continue
         tune, validation = (ClientDataset(s, data.cache) for s in split)
-        stream = [host.sc.seeds()["training"], 31, client.index]
+        stream = [host.seed, 31, client.index]
         seed = int(np.random.SeedSequence(stream).generate_state(1)[0])
         trained, _ = local_update(host.model, global_state, tune, local, cfg.balancing, seed,
                                   count_flops=False, frozen=cfg.frozen_modules)

@@ -1,7 +1,8 @@
 """Client training on worker processes or Ray actors while the SimPy clock stays in this process.
 
-Each worker builds the same model and data from the scenario (``setup.build_learning``: same
-seed, same weights) and trains the passes it is sent with the batched (or sequential) trainer.
+Each worker builds the same model and data from the learning section and the run's seeds
+(``setup.build_learning``: same seed, same weights) and trains the passes it is sent with the
+batched (or sequential) trainer.
 The driver keeps every client's gradient balancer and sends it along with the client's job, so
 balancing state follows the client whichever worker trains it. The passes are the ones the local
 trainer forms (``LocalTrainer.passes_of``), each trained whole by one worker with the run's thread
@@ -37,19 +38,13 @@ from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.training import LocalTrainer, TrainedUpdate, Trainer, TrainJob, l2_weight
 from cosim.learning.model import replicate
 from cosim.registry import Registry
-from cosim.scenario import LearningConfig, Scenario
+from cosim.scenario import LearningConfig
 
 
-def _learning(scenario: Scenario) -> LearningConfig:
-    """The learning section of a scenario that learns (the only kind that trains)."""
-    cfg = scenario.learning
-    assert cfg is not None
-    return cfg
-
-
-def make_trainer(scenario: Scenario, local: LocalTrainer) -> Trainer:
-    """The scenario's trainer: ``local`` itself, or workers that train as it would."""
-    return BACKENDS[_learning(scenario).local.backend](scenario, local)
+def make_trainer(cfg: LearningConfig, seeds: dict[str, int], local: LocalTrainer) -> Trainer:
+    """The learning section's trainer: ``local`` itself, or workers that train as it would (each
+    builds its replica of the model and the clients' data from ``cfg`` and ``seeds``)."""
+    return BACKENDS[cfg.local.backend](cfg, seeds, local)
 
 
 def import_ray():
@@ -65,10 +60,9 @@ def import_ray():
 class TrainerActor:
     """One replica of the server's model and client data, training the jobs it is sent."""
 
-    def __init__(self, scenario: Scenario, threads: int):
+    def __init__(self, cfg: LearningConfig, seeds: dict[str, int], threads: int):
         torch.set_num_threads(threads)  # as the driver: same kernels, same sums
-        setup = build_learning(scenario)
-        cfg = _learning(scenario)
+        setup = build_learning(cfg, seeds)
         self.trainer = LocalTrainer(setup.model, setup.datasets, cfg.local, cfg.balancing, setup.frozen,
                                     l2_weight(cfg))
 
@@ -132,9 +126,9 @@ class ThreadTrainer(Trainer):
     they train: the compute cost's FLOP count, scoring in the foreground), so ``submit`` can
     return before the passes are done (``learning.local.overlap``)."""
 
-    def __init__(self, scenario: Scenario, local: LocalTrainer):
+    def __init__(self, learning: LearningConfig, seeds: dict[str, int], local: LocalTrainer):
         self.local = local
-        cfg = _learning(scenario).local
+        cfg = learning.local
         cores = os.cpu_count() or 1
         self.workers = cfg.workers or cores
         self.threads = cfg.threads or max(1, cores // self.workers)
@@ -194,14 +188,13 @@ class ThreadTrainer(Trainer):
 class ProcessTrainer(_RemoteTrainer):
     """Passes trained on spawned worker processes of this machine."""
 
-    def __init__(self, scenario: Scenario, local: LocalTrainer):
+    def __init__(self, learning: LearningConfig, seeds: dict[str, int], local: LocalTrainer):
         super().__init__(local)
-        cfg = _learning(scenario).local
-        self.workers = cfg.workers or os.cpu_count() or 1
+        self.workers = learning.local.workers or os.cpu_count() or 1
         threads = torch.get_num_threads()
         self.pool = cf.ProcessPoolExecutor(max_workers=self.workers,
                                            mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_start_worker, initargs=(scenario, threads))
+                                           initializer=_start_worker, initargs=(learning, seeds, threads))
 
     @property
     def mode(self) -> dict:
@@ -222,9 +215,9 @@ class ProcessTrainer(_RemoteTrainer):
 _WORKER: TrainerActor | None = None
 
 
-def _start_worker(scenario: Scenario, threads: int) -> None:
+def _start_worker(cfg: LearningConfig, seeds: dict[str, int], threads: int) -> None:
     global _WORKER
-    _WORKER = TrainerActor(scenario, threads)
+    _WORKER = TrainerActor(cfg, seeds, threads)
 
 
 def _train_in_worker(chunk: list[TrainJob], balancers: dict) -> tuple[list[TrainedUpdate], dict]:
@@ -235,11 +228,11 @@ def _train_in_worker(chunk: list[TrainJob], balancers: dict) -> tuple[list[Train
 class RayTrainer(_RemoteTrainer):
     """Passes trained on Ray actors, one per GPU of the cluster (or ``workers`` of them)."""
 
-    def __init__(self, scenario: Scenario, local: LocalTrainer):
+    def __init__(self, learning: LearningConfig, seeds: dict[str, int], local: LocalTrainer):
         super().__init__(local)
         ray = import_ray()
         self.ray = ray
-        cfg = _learning(scenario).local
+        cfg = learning.local
         self.started = not ray.is_initialized()
         if self.started:
             ray.init(address=cfg.ray_address, include_dashboard=False, log_to_driver=False,
@@ -248,7 +241,7 @@ class RayTrainer(_RemoteTrainer):
         count = cfg.workers or max(self.gpus, 1)
         options = {"num_gpus": 1} if self.gpus else {"num_cpus": 1}
         actor = ray.remote(**options)(TrainerActor)
-        self.actors = [actor.remote(scenario, torch.get_num_threads()) for _ in range(count)]
+        self.actors = [actor.remote(learning, seeds, torch.get_num_threads()) for _ in range(count)]
 
     @property
     def mode(self) -> dict:
@@ -267,8 +260,9 @@ class RayTrainer(_RemoteTrainer):
             self.ray.shutdown()
 
 
-# learning.local.backend -> (scenario, this process's trainer) -> the trainer the server uses
-BACKENDS: Registry[Callable[[Scenario, LocalTrainer], Trainer]] = Registry(
+# learning.local.backend -> (learning section, seeds, this process's trainer) -> the trainer the
+# server uses
+BACKENDS: Registry[Callable[[LearningConfig, dict[str, int], LocalTrainer], Trainer]] = Registry(
     "trainer backend", "learning.local.backend",
-    {"local": lambda scenario, local: local, "threads": ThreadTrainer, "processes": ProcessTrainer,
+    {"local": lambda learning, seeds, local: local, "threads": ThreadTrainer, "processes": ProcessTrainer,
      "ray": RayTrainer})

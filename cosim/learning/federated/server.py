@@ -33,6 +33,7 @@ from cosim.learning.federated.journal import TrainingJournal
 from cosim.learning.federated.personalisation import personalise
 from cosim.learning.federated.policies import Candidate, make_policy
 from cosim.learning.federated.remote import make_trainer
+from cosim.learning.federated.settings import FederatedSettings
 from cosim.learning.federated.setup import build_learning
 from cosim.learning.federated.strategies import make_strategy
 from cosim.learning.federated.strategies.base import (
@@ -58,7 +59,6 @@ from cosim.learning.lookup import LookupBaseline
 from cosim.learning.module_file import apply_init_modules
 from cosim.learning.support import heldout_support
 from cosim.run_folder import RunFailedError
-from cosim.scenario import Scenario
 from cosim.trace_schemas import (
     HOPS,
     HOPS_SCHEMA,
@@ -85,30 +85,26 @@ class Flight:
 class FederatedLayer:
     name = "learning"
 
-    def __init__(self, scenario: Scenario, ports: LearningPorts):
-        self.sc, self.ports = scenario, ports
-        cfg = scenario.learning
-        if cfg is None:
-            raise ValueError("the federated layer runs a scenario's learning section; it has none")
-        self.cfg = cfg
-        self.seed = scenario.seeds()["training"]  # every round's training draws derive from it
-        self.per_round = scenario.scheduling.per_round
-        setup = build_learning(scenario)
+    def __init__(self, settings: FederatedSettings, ports: LearningPorts):
+        self.settings, self.ports = settings, ports
+        cfg = self.cfg = settings.learning
+        self.seed = settings.seeds["training"]  # every round's training draws derive from it
+        self.per_round = settings.scheduling.per_round
+        setup = build_learning(cfg, settings.seeds)
         self.device, self.model, self.geometry = setup.device, setup.model, setup.geometry
         self.partition, self.cache, self.datasets = setup.partition, setup.cache, setup.datasets
         self.heldout = setup.heldout
         self.precision = setup.precision
-        self.policy = make_policy(scenario.scheduling.policy, scenario.seed)
+        self.policy = make_policy(settings.scheduling.policy, settings.seeds["connectivity"])
         self.global_state: State | DeferredState = self.model.export_modules(self.model.module_names())
         frozen = setup.frozen
         self.init_skipped: list[str] = []
         if cfg.init_modules is not None:
             self.init_skipped = apply_init_modules(cfg.init_modules, self.global_state)
         # workers (processes, Ray actors) build their model in the precision resolved here
-        resolved_sc = scenario.model_copy(update={"learning": cfg.model_copy(
-            update={"precision": self.precision.name})})
-        self.trainer = make_trainer(resolved_sc, LocalTrainer(self.model, self.datasets, cfg.local,
-                                                              cfg.balancing, frozen, l2_weight(cfg)))
+        resolved = cfg.model_copy(update={"precision": self.precision.name})
+        self.trainer = make_trainer(resolved, settings.seeds, LocalTrainer(
+            self.model, self.datasets, cfg.local, cfg.balancing, frozen, l2_weight(cfg)))
         self.cost = ComputeCost(self.model, cfg, ports.mobility, frozen)
         self.mobility, self.radio, self.predictor = ports.mobility, ports.radio, ports.predictor
         self.version = 0
@@ -125,20 +121,21 @@ class FederatedLayer:
     def attach(self, engine: Engine) -> None:
         self.env = engine.env
         self.engine = engine
-        self.registry = ClientRegistry(self.sc.clients, list(self.partition.clients), self.sc.seed,
+        self.registry = ClientRegistry(self.settings.clients, list(self.partition.clients),
+                                       self.settings.seeds["connectivity"],
                                        self.mobility.vehicle_type)
         self.ports.presence.bind(self.registry)
         self.relay = self._d2d_relay()
         self.hops = self._hops_trace(engine)
         self.run_dir = engine.traces.folder
         self.participation = engine.traces.table(PARTICIPATION, PARTICIPATION_SCHEMA)
-        self.journal = TrainingJournal(self.run_dir) if self.sc.output.checkpoint else None
+        self.journal = TrainingJournal(self.run_dir) if self.settings.journal else None
         self.evaluation = GlobalEvaluation(self.model,
                                            lambda: self.heldout.ordered_batches(EVALUATION_BATCH),
                                            self.cfg.evaluation,
                                            engine.traces.table(METRICS, METRICS_SCHEMA))
-        self.strategy = make_strategy(self.sc.aggregation, self)
-        self.drift = (DriftSchedule(self.cfg.drift, self.datasets, self.sc.seeds()["data"])
+        self.strategy = make_strategy(self.settings.aggregation, self)
+        self.drift = (DriftSchedule(self.cfg.drift, self.datasets, self.settings.seeds["data"])
                       if self.cfg.drift is not None else None)
         self.anchors: dict[int, State] = {}  # continual l2: the global model when a mix changed
         # a sync round's updates train while the next round's radio runs (``deferred.py``), unless
@@ -150,12 +147,12 @@ class FederatedLayer:
         if self.drift is not None:  # before the server: events at 0 s come first
             engine.env.process(self.drift.process(engine.env, self._on_drift))
         engine.env.process(self._serve())
-        if self.sc.aggregation.eval_every_s:
-            engine.env.process(self._periodic_evaluation(self.sc.aggregation.eval_every_s))
+        if self.settings.aggregation.eval_every_s:
+            engine.env.process(self._periodic_evaluation(self.settings.aggregation.eval_every_s))
 
     def _d2d_relay(self) -> Relay | None:
         """The sidelink follows the clients (and the fleet that may relay for them)."""
-        sidelink, d2d = self.ports.sidelink, self.sc.d2d
+        sidelink, d2d = self.ports.sidelink, self.settings.d2d
         if sidelink is None:
             return None
         registry = self.registry
@@ -167,12 +164,12 @@ class FederatedLayer:
 
     def _hops_trace(self, engine: Engine) -> HopsTrace | None:
         """Traced when updates may travel over the sidelink (relays, clusters, spanning trees)."""
-        d2d, radio = self.sc.d2d, self.sc.radio
-        if radio is None or radio.sidelink is None or (d2d is None and self.sc.aggregation.method
-                                                       != "spanning_tree"):
+        s = self.settings
+        if (s.uplink_tx_power_dbm is None or s.sidelink_tx_power_dbm is None
+                or (s.d2d is None and s.aggregation.method != "spanning_tree")):
             return None
-        return HopsTrace(engine.traces.table(HOPS, HOPS_SCHEMA), radio.rate.ue_tx_power_dbm,
-                         radio.sidelink.tx_power_dbm)
+        return HopsTrace(engine.traces.table(HOPS, HOPS_SCHEMA), s.uplink_tx_power_dbm,
+                         s.sidelink_tx_power_dbm)
 
     def _on_drift(self, clients: list[int]) -> None:
         """Continual l2: a client whose mix changes is pulled towards the global model of now,
@@ -205,13 +202,13 @@ class FederatedLayer:
                     yield step
                 else:
                     self._apply(step)
-        if self.sc.aggregation.end_run_at_max_rounds:
+        if self.settings.aggregation.end_run_at_max_rounds:
             self.engine.stop()
 
     def _apply(self, decision: Decision) -> None:
         """The one place the server's round, model version and global model change, and where
         rounds are launched, attempts recorded and models evaluated."""
-        strategy, every = self.strategy, self.sc.aggregation.eval_every_rounds
+        strategy, every = self.strategy, self.settings.aggregation.eval_every_rounds
         if isinstance(decision, Selection):
             if decision.new_round:
                 self.round += 1
@@ -263,7 +260,8 @@ class FederatedLayer:
         nbytes = (self.cost.bytes(data, "down"), self.cost.bytes(data, "up"))
         delivery = None
         if self.relay is not None or node is not None:
-            margin = self.sc.d2d.cluster_upload_margin if self.sc.d2d is not None else 2.0
+            d2d = self.settings.d2d
+            margin = d2d.cluster_upload_margin if d2d is not None else 2.0
             delivery = Delivery(self.relay, node, self.ports.sidelink, self._aggregate_bytes, margin,
                                 self.hops)
         process = self.env.process(client_round(self.env, self.radio, client, attempt, nbytes,
@@ -275,7 +273,7 @@ class FederatedLayer:
                       ) -> dict[int, TreeNode]:
         """The round's clusters among the chosen clients (none unless d2d.cluster, or ``always``:
         the fog tier of hierarchical FL)."""
-        if not always and (self.sc.d2d is None or not self.sc.d2d.cluster):
+        if not always and (self.settings.d2d is None or not self.settings.d2d.cluster):
             return {}
         sidelink = self.ports.sidelink
         assert sidelink is not None  # clusters and fog tiers validate only with a sidelink
@@ -284,12 +282,12 @@ class FederatedLayer:
     def spanning_trees(self, chosen: list[int], candidates: list[Candidate], weight: str
                        ) -> dict[int, TreeNode]:
         """Fed-Span's trees for the chosen clients over the live graph (sidelinks and uplinks)."""
-        radio, sidelink = self.sc.radio, self.ports.sidelink
+        s, sidelink = self.settings, self.ports.sidelink
         # spanning trees validate only with a radio and its sidelink
-        assert radio is not None and radio.sidelink is not None and sidelink is not None
-        graph = connectivity_graph(chosen, candidates, sidelink,
-                                   dbm_to_w(radio.sidelink.tx_power_dbm),
-                                   dbm_to_w(radio.rate.ue_tx_power_dbm))
+        assert s.sidelink_tx_power_dbm is not None and s.uplink_tx_power_dbm is not None
+        assert sidelink is not None
+        graph = connectivity_graph(chosen, candidates, sidelink, dbm_to_w(s.sidelink_tx_power_dbm),
+                                   dbm_to_w(s.uplink_tx_power_dbm))
         nodes = spanning_trees(self.env, graph, candidates, EDGE_WEIGHT[weight])
         self.tree_stats.add(graph, nodes)
         return nodes

@@ -15,7 +15,7 @@ from cosim.learning.grid import Geometry
 from cosim.learning.model import M3TModel
 from cosim.learning.precision import Precision, pick_device, resolve
 from cosim.names import MODALITIES, TASKS
-from cosim.scenario import Scenario
+from cosim.scenario import LearningConfig
 
 
 @dataclass
@@ -31,12 +31,11 @@ class LearningSetup:
     precision: Precision
 
 
-def build_learning(scenario: Scenario) -> LearningSetup:
-    cfg = scenario.learning
-    assert cfg is not None  # built for a run that learns only
+def build_learning(cfg: LearningConfig, seeds: dict[str, int]) -> LearningSetup:
+    """The model (initial weights from ``seeds["training"]``) and the clients' data (partitioned
+    with ``seeds["data"]``) of a learning section."""
     if cfg.local.threads is not None:  # this thread's (the workers' set their own)
         torch.set_num_threads(cfg.local.threads)
-    seeds = scenario.seeds()
     device = pick_device(cfg.local.device)
     with torch.random.fork_rng(devices=[]):  # the one draw from torch's global RNG: initial weights
         torch.manual_seed(seeds["training"])

@@ -12,7 +12,7 @@ from cosim.learning.federated.clients import ClientRegistry, EveryClientPresent,
 from cosim.learning.federated.d2d import SidelinkPort
 from cosim.learning.federated.ideal import EndlessWindows, IdealLink
 from cosim.ports import LinkPredictor, MobilityPort, RadioPort
-from cosim.scenario import Scenario
+from cosim.scenario import ClientsConfig, SchedulingConfig
 
 
 class Presence(Protocol):
@@ -30,13 +30,13 @@ class LearningPorts:
     sidelink: SidelinkPort | None = None  # V2V links (radio.sidelink), for the d2d section
 
 
-def learning_ports(scenario: Scenario, env: simpy.Environment, mobility: MobilityPort,
-                   radio: RadioPort | None, sidelink: SidelinkPort | None = None) -> LearningPorts:
-    if scenario.clients.ideal_connectivity:  # every client present, nothing between it and the server
+def learning_ports(clients: ClientsConfig, sched: SchedulingConfig, env: simpy.Environment,
+                   mobility: MobilityPort, radio: RadioPort | None, sidelink: SidelinkPort | None = None
+                   ) -> LearningPorts:
+    if clients.ideal_connectivity:  # every client present, nothing between it and the server
         return LearningPorts(mobility, IdealLink(env), EveryClientPresent(), EndlessWindows())
     if radio is None:
         raise ValueError("learning needs a radio (the scenario guarantees one)")
-    sched = scenario.scheduling
     if sched.policy == "oracle" or sched.predictor == "oracle":
         from cosim.radio.prediction import OraclePredictor
 
