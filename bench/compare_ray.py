@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from cosim.compare import CompareGrid, run_compare
+from cosim.scenario_loader import ScenarioSpec
 
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
 POLICIES = ("availability_aware", "random")
@@ -28,7 +29,7 @@ POLICIES = ("availability_aware", "random")
 def timed(out: Path, grid: CompareGrid, overrides: list[str], workers: int) -> tuple[float, float]:
     """The compare's wall time, and its replays' mean own wall time (summary's wall_time_s)."""
     t0 = time.perf_counter()
-    summary = run_compare(SCENARIO, grid, out, overrides, workers, backend="ray")
+    summary = run_compare(ScenarioSpec.read(SCENARIO, overrides), grid, out, workers, backend="ray")
     wall = time.perf_counter() - t0
     return wall, float(summary.to_pandas().wall_time_s.mean())
 

@@ -30,12 +30,15 @@ import pyarrow.parquet as pq
 
 from cosim.bounded_read import read_json_file
 from cosim.errors import InputError, MissingDependencyError
+from cosim.names import COMPARE_DEFAULTS
 from cosim.scenario import Scenario
 from cosim.trace_schemas import METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
+
+    from cosim.scenario_loader import ScenarioSpec
 
     Frame: TypeAlias = "pd.DataFrame | pl.DataFrame"
 
@@ -44,11 +47,7 @@ ScenarioLike = str | os.PathLike | Scenario | Mapping[str, Any]
 
 # The columns that say which run of a compare grid a row comes from, first in every compare frame.
 KEYS = ("policy", "aggregation", "seed", "run_dir")
-# `cosim compare`'s defaults, so that compare(scenario, out) runs what the command line would.
-DEFAULT_POLICIES = ("availability_aware", "random")
-DEFAULT_AGGREGATIONS = ("sync",)
-DEFAULT_SEEDS = (0,)
-_DICT_SOURCE = "<scenario dict>"  # the "file" an InputError names for an in-memory scenario
+DEFAULTS = COMPARE_DEFAULTS  # compare(scenario, out) runs what `cosim compare` would
 
 
 @dataclass(frozen=True)
@@ -244,8 +243,9 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
             overrides: Sequence[str] | None = None,
             targets: Mapping[str, float] | None = None,
             margins: Mapping[str, float] | None = None,
-            eval_every_rounds: int | None = 1, eval_every_s: float | None = None,
-            min_seeds: int = 3, max_seeds: int = 8, budget_min: float | None = None,
+            eval_every_rounds: int | None = DEFAULTS.eval_every_rounds,
+            eval_every_s: float | None = None, min_seeds: int = DEFAULTS.min_seeds,
+            max_seeds: int = DEFAULTS.max_seeds, budget_min: float | None = None,
             decide: Sequence[str] = (), decide_on: Sequence[str] | None = None,
             resume: bool = False, overwrite: bool = False) -> Compare:
     """Run a compare grid as ``cosim compare`` does (same defaults, ``resume`` and ``overwrite``
@@ -255,12 +255,8 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
     ``eval_every_s`` (asynchronous cells; None: their round deadline) set the curves' resolution.
     ``seeds="auto"`` adds seeds until the pairs are decided, as ``--seeds auto`` does, with
     ``min_seeds``, ``max_seeds``, ``budget_min``, ``decide`` (cells) and ``decide_on`` (measures).
-
-    The worker processes rebuild the scenario from a YAML file and ``overrides`` (which
-    compare.json records apart), so a Scenario or dict is written, paths resolved, to cosim's
-    cache under the hash of its text: the same scenario gets the same file, which ``resume``
-    needs; every run's run.json still holds its whole resolved scenario."""
-    from cosim.cache import cached_folder, content_key
+    A Scenario or dict is sent to the worker processes as it is (compare.json then names no
+    scenario file; its digest still identifies the scenario for ``resume``)."""
     from cosim.compare import CompareGrid, check_targets, run_compare
     from cosim.compare_auto import DEFAULT_MEASURES, AutoSeeds
 
@@ -268,25 +264,18 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
     if seeds == "auto":
         auto = AutoSeeds(min_seeds, max_seeds, budget_min, tuple(decide),
                          tuple(decide_on) if decide_on else DEFAULT_MEASURES)
-    grid = CompareGrid(_names(policies, DEFAULT_POLICIES, "policies"),
-                       _names(aggregations, DEFAULT_AGGREGATIONS, "aggregations"),
+    grid = CompareGrid(_names(policies, DEFAULTS.policies, "policies"),
+                       _names(aggregations, DEFAULTS.aggregations, "aggregations"),
                        () if auto is not None else _seed_list(seeds),
                        None if data_seeds is None else _seed_list(data_seeds),
                        None if training_seeds is None else _seed_list(training_seeds),
                        eval_every_rounds, eval_every_s)
     if jobs < 1:
         raise InputError(None, "jobs", f"must be at least 1, got {jobs}")
-    if isinstance(scenario, str | os.PathLike):
-        path = Path(scenario)
-    else:
-        sc, _ = _scenario(scenario, [], None)
-        text = _yaml(sc)
-        folder = cached_folder("api-scenarios", content_key([text]),
-                               lambda tmp: (tmp / "scenario.yaml").write_text(text, encoding="utf-8"))
-        path = folder / "scenario.yaml"
+    spec = _spec(scenario, list(overrides or ()))
     if auto is not None:
         auto.check_cells(grid.policies, grid.aggregations)
-    run_compare(path, grid, Path(out), list(overrides or ()), jobs,
+    run_compare(spec, grid, Path(out), jobs,
                 check_targets(dict(targets)) if targets else None, resume=resume, overwrite=overwrite,
                 margins=dict(margins) if margins else None, auto=auto)
     return load_compare(out)
@@ -379,37 +368,28 @@ def _tagged(run: Run, table: pa.Table) -> pa.Table:
 def _scenario(scenario: ScenarioLike, overrides: list[str], seed: int | None
               ) -> tuple[Scenario, Path | None]:
     """The validated scenario, and the file it came from (None when it was built in memory)."""
-    from pydantic import ValidationError
+    if isinstance(scenario, Scenario) and not overrides and seed is None:
+        return scenario, None
+    spec = _spec(scenario, overrides)
+    if seed is not None:
+        spec = spec.plus(("seed", seed))
+    return spec.load(), spec.source
 
-    from cosim.scenario_loader import apply_override, as_input_error, load_scenario
+
+def _spec(scenario: ScenarioLike, overrides: Sequence[str]) -> ScenarioSpec:
+    """A YAML file, a Scenario or a dict as data, with ``--set``-style overrides."""
+    from cosim.scenario_loader import DICT_SOURCE, ScenarioSpec, parse_override
 
     if isinstance(scenario, str | os.PathLike):
-        path = Path(scenario)
-        return load_scenario(path, overrides, seed=seed), path
+        return ScenarioSpec.read(Path(scenario), overrides)
     if isinstance(scenario, Scenario):
-        if not overrides and seed is None:
-            return scenario, None
-        raw = scenario.model_dump(mode="json")  # every field: re-validating it gives it back
+        base = scenario.model_dump(mode="json")  # every field: re-validating it gives it back
     elif isinstance(scenario, Mapping):
-        raw = json.loads(json.dumps(scenario))  # a deep copy; also rejects what YAML could not hold
+        base = json.loads(json.dumps(scenario))  # a deep copy; also rejects what YAML could not hold
     else:
         raise InputError(None, "scenario", "expected a YAML path, a Scenario or a dict, got "
                          f"{type(scenario).__name__}")
-    source = Path(_DICT_SOURCE)
-    for item in overrides:
-        apply_override(raw, item, source)
-    if seed is not None:
-        raw["seed"] = seed
-    try:
-        return Scenario.model_validate(raw, context={"base_dir": Path.cwd()}), None
-    except ValidationError as exc:
-        raise as_input_error(exc, source) from None
-
-
-def _yaml(scenario: Scenario) -> str:
-    import yaml
-
-    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+    return ScenarioSpec(base, None, tuple(parse_override(i, DICT_SOURCE) for i in overrides))
 
 
 def _names(value: Sequence[str] | str | None, default: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -425,7 +405,7 @@ def _names(value: Sequence[str] | str | None, default: tuple[str, ...], what: st
 def _seed_list(value: Sequence[int] | int | str | None) -> tuple[int, ...]:
     """The seeds as a tuple; anything but integers (a str among them) is refused."""
     if value is None:
-        return DEFAULT_SEEDS
+        return DEFAULTS.seeds
     items: Iterable[Any] = [value] if isinstance(value, int) else value
     seeds = tuple(items)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):

@@ -19,6 +19,7 @@ import typer
 
 import cosim
 from cosim.errors import InputError, MissingDependencyError
+from cosim.names import COMPARE_DEFAULTS
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -244,19 +245,20 @@ def compare(
     scenario: ScenarioArg,
     out: Annotated[Path, typer.Option("--out", help="Folder for the runs and the summary.")],
     policies: Annotated[str, typer.Option("--policies", help="Comma-separated scheduling policies.")]
-    = "availability_aware,random",
+    = ",".join(COMPARE_DEFAULTS.policies),
     aggregations: Annotated[str, typer.Option("--aggregations", help="Comma-separated aggregations.")]
-    = "sync",
+    = ",".join(COMPARE_DEFAULTS.aggregations),
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated scenario seeds: the "
                                        "connectivity, one recording each; or auto: add seeds "
                                        "0, 1, 2, ... until the pairs are decided (--max-seeds, "
-                                       "--budget-min, --decide).")] = "0",
+                                       "--budget-min, --decide).")]
+    = ",".join(map(str, COMPARE_DEFAULTS.seeds)),
     min_seeds: Annotated[int | None, typer.Option(
-        "--min-seeds", min=2, show_default="3", help="With --seeds auto: seeds before the first "
-        "look.")] = None,
+        "--min-seeds", min=2, show_default=str(COMPARE_DEFAULTS.min_seeds), help="With --seeds "
+        "auto: seeds before the first look.")] = None,
     max_seeds: Annotated[int | None, typer.Option(
-        "--max-seeds", min=2, show_default="8", help="With --seeds auto: stop at this many "
-        "seeds.")] = None,
+        "--max-seeds", min=2, show_default=str(COMPARE_DEFAULTS.max_seeds), help="With --seeds "
+        "auto: stop at this many seeds.")] = None,
     budget_min: Annotated[float | None, typer.Option(
         "--budget-min", help="With --seeds auto: add no seed that would end past this many "
         "minutes of wall time.")] = None,
@@ -284,7 +286,7 @@ def compare(
     eval_every_rounds: Annotated[str, typer.Option(
         "--eval-every-rounds", help="Evaluate the global model every this many rounds (model "
         "versions of hierarchical and spanning-tree cells), or 'scenario' for the scenario's "
-        "setting.")] = "1",
+        "setting.")] = str(COMPARE_DEFAULTS.eval_every_rounds),
     eval_every_s: Annotated[float | None, typer.Option(
         "--eval-every-s", min=0.001, show_default="each cell's round deadline", help="In "
         "asynchronous cells (fedasync, fedbuff): evaluate every this many simulated seconds.")]
@@ -326,12 +328,14 @@ def compare(
         from cosim.compare_auto import DEFAULT_MEASURES, AutoSeeds
         from cosim.compare_table import print_pairs, print_spread, print_summary
         from cosim.progress import CompareProgress
+        from cosim.scenario_loader import ScenarioSpec
 
         auto = None
         plan = {"--min-seeds": min_seeds, "--max-seeds": max_seeds, "--budget-min": budget_min,
                 "--decide": decide, "--decide-on": decide_on}
         if seeds.strip() == "auto":
-            auto = AutoSeeds(min_seeds or 3, max_seeds or 8, budget_min,
+            auto = AutoSeeds(min_seeds or COMPARE_DEFAULTS.min_seeds,
+                             max_seeds or COMPARE_DEFAULTS.max_seeds, budget_min,
                              tuple(_csv(decide, "--decide")) if decide else (),
                              tuple(_csv(decide_on, "--decide-on")) if decide_on
                              else DEFAULT_MEASURES)
@@ -351,8 +355,9 @@ def compare(
         targets = _targets(target)
         if auto is not None:
             auto.check_cells(grid.policies, grid.aggregations)
-        check_grid(scenario, grid, set_ or [])
-        check_compare_out(out, compare_settings(scenario, set_ or [], grid, auto), resume, overwrite)
+        spec = ScenarioSpec.read(scenario, set_ or [])
+        check_grid(spec, grid)
+        check_compare_out(out, compare_settings(spec, grid, auto), resume, overwrite)
         backend_name = Backend(backend).value
         open_runner(backend_name, jobs, ray_address)  # its one-line errors come before the bar
         total = (len(grid.seeds) if auto is None else auto.max_seeds) * (1 + grid.runs_per_seed())
@@ -361,7 +366,7 @@ def compare(
             if stopped is None:
                 typer.echo(f"seeds: {n} undecided, adding seed {n}", err=True)
         with CompareProgress(total, quiet) as bar:
-            summary = run_compare(scenario, grid, out, set_ or [], jobs, targets,
+            summary = run_compare(spec, grid, out, jobs, targets,
                                   on_done=bar.done, backend=backend_name,
                                   ray_address=ray_address, resume=resume, overwrite=overwrite,
                                   on_progress=bar.run_progress, margins=margins, auto=auto,
@@ -402,11 +407,13 @@ def onboarding(
         from cosim.analysis.onboarding import write_outputs
         from cosim.onboarding import job_count, plan, run_onboarding
         from cosim.progress import CompareProgress
+        from cosim.scenario_loader import ScenarioSpec
 
         seed_list = _seeds(seeds)
-        cfg, _, _ = plan(scenario, set_ or [], seed_list)
+        spec = ScenarioSpec.read(scenario, set_ or [])
+        cfg, _, _ = plan(spec, seed_list)
         with CompareProgress(job_count(cfg, seed_list), quiet, label="onboarding") as bar:
-            runs = run_onboarding(scenario, out, set_ or [], seed_list, jobs,
+            runs = run_onboarding(spec, out, seed_list, jobs,
                                   on_done=bar.done, on_progress=bar.run_progress)
         table = write_outputs(runs, out, cfg.arriving_tasks, cfg.methods, cfg.connectivity)
         typer.echo((out / "table.md").read_text(encoding="utf-8"))

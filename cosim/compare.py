@@ -8,6 +8,7 @@ recording's, and their digest goes into the summary.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -29,10 +30,18 @@ from cosim.compare_auto import AutoSeeds, describe, stop_reason
 from cosim.compare_job import OnProgress, RunJob, run_one
 from cosim.compare_pool import run_in_pool
 from cosim.errors import InputError
-from cosim.names import ASYNC_METHODS, HEADLINE, Replicate, compare_run_dir, recording_dir, replicates
+from cosim.names import (
+    ASYNC_METHODS,
+    COMPARE_DEFAULTS,
+    HEADLINE,
+    Replicate,
+    compare_run_dir,
+    recording_dir,
+    replicates,
+)
 from cosim.run_folder import check_out_name
 from cosim.scenario import METHOD_CONFIGS
-from cosim.scenario_loader import apply_override, load_scenario, read_yaml_mapping
+from cosim.scenario_loader import Override, ScenarioSpec
 from cosim.trace_schemas import CONNECTIVITY_TABLES
 
 if TYPE_CHECKING:
@@ -48,7 +57,7 @@ class CompareGrid:
     training_seeds: tuple[int, ...] | None = None  # learning.seed; None: the scenario's seed
     # The curves' resolution: evaluate every this many rounds (None: as the scenario says) and,
     # in asynchronous cells, every this many simulated seconds (None: each cell's round deadline)
-    eval_every_rounds: int | None = 1
+    eval_every_rounds: int | None = COMPARE_DEFAULTS.eval_every_rounds
     eval_every_s: float | None = None
 
     def __post_init__(self) -> None:
@@ -68,8 +77,8 @@ class CompareGrid:
                 * len(self.training_seeds or [None]))
 
 
-def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: list[str],
-                jobs: int, targets: dict[str, float] | None = None,
+def run_compare(spec: ScenarioSpec, grid: CompareGrid, out: Path, jobs: int,
+                targets: dict[str, float] | None = None,
                 on_done: Callable[[str], None] | None = None, backend: str = "local",
                 ray_address: str | None = None, resume: bool = False,
                 overwrite: bool = False, on_progress: OnProgress | None = None,
@@ -83,14 +92,13 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
     ``grid.seeds`` and add seeds 0, 1, 2, ... until the plan stops (cosim.compare_auto);
     ``on_look(seeds, stop reason or None)`` is told after each look."""
     out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
-    base = check_grid(scenario_path, grid, overrides)
-    settings = compare_settings(scenario_path, overrides, grid, auto)
+    base = check_grid(spec, grid)
+    settings = compare_settings(spec, grid, auto)
     check_compare_out(out, settings, resume, overwrite)
     started = time.monotonic()
     seeds = list(grid.seeds) if auto is None else list(range(auto.min_seeds))
     looks = 1 if auto is None else auto.looks
-    sections = {a: aggregation_section(scenario_path, overrides, a, grid)
-                for a in grid.aggregations}
+    sections = {a: aggregation_section(spec, a, grid) for a in grid.aggregations}
     runs: list[tuple[str, str, int, RunJob]] = []
     stopped = None
     with open_runner(backend, jobs, ray_address) as runner:
@@ -98,7 +106,7 @@ def run_compare(scenario_path: Path, grid: CompareGrid, out: Path, overrides: li
         _write_info(out, {**settings, "status": "running", "seeds_used": seeds})
         new = seeds
         while True:
-            runs += _run_seeds(runner, scenario_path, grid, new, out, overrides, sections,
+            runs += _run_seeds(runner, spec, grid, new, out, sections,
                                base.mobility.step_length_s, resume, overwrite, on_done, on_progress)
             if auto is None:
                 break
@@ -146,14 +154,14 @@ def _write_info(out: Path, info: dict[str, Any]) -> None:
     (out / "compare.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
-def _run_seeds(runner: LocalRunner | RayRunner, scenario_path: Path, grid: CompareGrid,
-               seeds: list[int], out: Path, overrides: list[str],
-               sections: dict[str, tuple[str, list[str]]], step: float, resume: bool,
+def _run_seeds(runner: LocalRunner | RayRunner, spec: ScenarioSpec, grid: CompareGrid,
+               seeds: list[int], out: Path, sections: dict[str, tuple[Override, list[str]]],
+               step: float, resume: bool,
                overwrite: bool, on_done: Callable[[str], None] | None,
                on_progress: OnProgress | None) -> list[tuple[str, str, int, RunJob]]:
     """The recordings of these seeds, then every cell's replay of them."""
     threads = runner.threads
-    recordings = recording_jobs(scenario_path, overrides, seeds, out, threads, step)
+    recordings = recording_jobs(spec, seeds, out, threads, step)
     runner.run([_with(j, resume, overwrite) for j in recordings], on_done, on_progress)
     runs: list[tuple[str, str, int, RunJob]] = []
     for s, d, t in replicates(seeds, grid.data_seeds, grid.training_seeds):
@@ -162,8 +170,8 @@ def _run_seeds(runner: LocalRunner | RayRunner, scenario_path: Path, grid: Compa
             for aggregation in grid.aggregations:
                 cell = _cell(policy, sections[aggregation][0], recording)
                 runs.append((policy, aggregation, s, RunJob(
-                    str(scenario_path), (*overrides, f"seed={s}", *stream_seeds(d, t), *cell,
-                                         f"output.mobility_period_s={step}"),
+                    spec.plus(("seed", s), *stream_seeds(d, t), *cell,
+                              ("output.mobility_period_s", step)),
                     str(compare_run_dir(out, policy, aggregation, s, d, t)), threads)))
     runner.run([_with(r[3], resume, overwrite) for r in runs], on_done, on_progress)
     return runs
@@ -195,23 +203,24 @@ def check_targets(targets: dict[str, float], field: str = "targets") -> dict[str
     return targets
 
 
-def stream_seeds(data_seed: int | None, training_seed: int | None) -> list[str]:
+def stream_seeds(data_seed: int | None, training_seed: int | None) -> list[Override]:
     """The overrides that pin the data and training streams (none: they follow the seed)."""
-    return ([] if data_seed is None else [f"learning.data.seed={data_seed}"]) + (
-        [] if training_seed is None else [f"learning.seed={training_seed}"])
+    return ([] if data_seed is None else [("learning.data.seed", data_seed)]) + (
+        [] if training_seed is None else [("learning.seed", training_seed)])
 
 
 def _with(job: RunJob, resume: bool, overwrite: bool) -> RunJob:
-    return RunJob(job.scenario, job.overrides, job.out, job.threads, reuse=resume,
-                  overwrite=overwrite)
+    return dataclasses.replace(job, reuse=resume, overwrite=overwrite)
 
 
-def compare_settings(scenario_path: Path, overrides: list[str], grid: CompareGrid,
-                     auto: AutoSeeds | None = None) -> dict[str, Any]:
+def compare_settings(spec: ScenarioSpec, grid: CompareGrid, auto: AutoSeeds | None = None
+                     ) -> dict[str, Any]:
     """What identifies a compare (compare.json): a resume must give the same. With ``auto`` the
-    seeds are "auto" and the plan is recorded; the seeds it used are ``seeds_used``."""
-    return {"scenario": str(scenario_path), "scenario_digest": scenario_digest(scenario_path, overrides),
-            "cosim_version": _cosim_version(), "overrides": list(overrides),
+    seeds are "auto" and the plan is recorded; the seeds it used are ``seeds_used``. A scenario
+    given to the Python API in memory names no file; its digest identifies it."""
+    return {"scenario": None if spec.source is None else str(spec.source),
+            "scenario_digest": scenario_digest(spec), "cosim_version": _cosim_version(),
+            "overrides": json.loads(json.dumps([list(o) for o in spec.overrides], default=str)),
             "policies": list(grid.policies), "aggregations": list(grid.aggregations),
             "seeds": list(grid.seeds) if auto is None else "auto",
             **({} if auto is None else {"auto": auto.settings()}),
@@ -220,11 +229,11 @@ def compare_settings(scenario_path: Path, overrides: list[str], grid: CompareGri
             "eval_every_rounds": grid.eval_every_rounds, "eval_every_s": grid.eval_every_s}
 
 
-def scenario_digest(scenario_path: Path, overrides: list[str]) -> str:
+def scenario_digest(spec: ScenarioSpec) -> str:
     """What the runs compute from: the resolved scenario (every default filled in) and the bytes
     of every input file it names. An edited scenario or network changes it, so a resume after
     the edit is refused instead of mixing runs of two scenarios in one summary."""
-    scenario = load_scenario(scenario_path, list(overrides))
+    scenario = spec.load()
     h = hashlib.sha256(json.dumps(scenario.model_dump(mode="json"), sort_keys=True).encode())
     for path in sorted(_input_files(scenario)):
         h.update(str(path).encode())
@@ -334,39 +343,37 @@ def separation_warning(summary: pa.Table) -> str | None:
             "cells' load (radio.background)")
 
 
-def check_grid(scenario_path: Path, grid: CompareGrid, overrides: list[str]):
+def check_grid(spec: ScenarioSpec, grid: CompareGrid):
     """Every cell's scenario is valid (InputError otherwise), before any run starts."""
-    base = load_scenario(scenario_path, overrides)
+    base = spec.load()
     if not base.learning_enabled:
-        raise InputError(scenario_path, "learning", "compare needs learning enabled (policies "
+        raise InputError(spec.named, "learning", "compare needs learning enabled (policies "
                          "and aggregations have nothing to act on): add a learning section, or "
                          "--set learning.enabled=true to use the defaults")
     from cosim.learning.federated.policies import policy_class
 
     for policy in grid.policies:  # the oracle's windows come from the recording: not yet
         policy_class(policy)  # a user's module:Class must name a policy class
-        chosen = [] if policy == "oracle" else [f"scheduling.policy={policy}"]
+        chosen: list[Override] = [] if policy == "oracle" else [("scheduling.policy", policy)]
         for aggregation in grid.aggregations:
-            section, _ = aggregation_section(scenario_path, overrides, aggregation, grid)
-            load_scenario(scenario_path, [*overrides, *chosen, section])
+            section, _ = aggregation_section(spec, aggregation, grid)
+            spec.plus(*chosen, section).load()
     for d in grid.data_seeds or ():  # every stream seed, whatever the connectivity seeds
-        load_scenario(scenario_path, [*overrides, *stream_seeds(d, None)])
+        spec.plus(*stream_seeds(d, None)).load()
     for t in grid.training_seeds or ():
-        load_scenario(scenario_path, [*overrides, *stream_seeds(None, t)])
+        spec.plus(*stream_seeds(None, t)).load()
     return base
 
 
-def aggregation_section(scenario_path: Path, overrides: list[str], method: str,
-                        grid: CompareGrid | None = None) -> tuple[str, list[str]]:
+def aggregation_section(spec: ScenarioSpec, method: str, grid: CompareGrid | None = None
+                        ) -> tuple[Override, list[str]]:
     """The override that switches the scenario's aggregation to ``method``, keeping the settings
     that method has, at the grid's evaluation resolution; and the settings it leaves out (another
     method's, said in compare.json)."""
-    raw = read_yaml_mapping(scenario_path)
-    for item in overrides:
-        apply_override(raw, item, scenario_path)
+    raw = spec.mapping()
     section = raw.get("aggregation") or {}
     if not isinstance(section, dict):
-        return f"aggregation.method={method}", []  # validation names what is wrong
+        return ("aggregation.method", method), []  # validation names what is wrong
     config = METHOD_CONFIGS.get(method)
     fields = config.model_fields if config is not None else {}
     kept = {k: v for k, v in section.items() if k in fields or config is None}
@@ -378,23 +385,24 @@ def aggregation_section(scenario_path: Path, overrides: list[str], method: str,
                 "round_deadline_s", config.model_fields["round_deadline_s"].default)
         elif grid.eval_every_rounds is not None:
             kept["eval_every_rounds"] = grid.eval_every_rounds
-    return "aggregation=" + json.dumps(kept), left
+    return ("aggregation", kept), left
 
 
-def _cell(policy: str, aggregation_override: str, recording: Path) -> list[str]:
+def _cell(policy: str, aggregation_override: Override, recording: Path) -> list[Override]:
     # every run spans the recording's whole duration, so its radio tables can equal the recording's
-    cell = [f"scheduling.policy={policy}", aggregation_override,
-            f"mobility.replay={recording}", "aggregation.end_run_at_max_rounds=false"]
+    cell: list[Override] = [("scheduling.policy", policy), aggregation_override,
+                            ("mobility.replay", str(recording)),
+                            ("aggregation.end_run_at_max_rounds", False)]
     if policy == "oracle":  # the oracle knows the recorded future link windows
-        cell.append(f"scheduling.oracle_windows={recording / 'link_windows.parquet'}")
+        cell.append(("scheduling.oracle_windows", str(recording / "link_windows.parquet")))
     return cell
 
 
-def recording_jobs(scenario_path: Path, overrides: list[str], seeds, out: Path, threads: int,
-                   step_s: float) -> list[RunJob]:
+def recording_jobs(spec: ScenarioSpec, seeds, out: Path, threads: int, step_s: float
+                   ) -> list[RunJob]:
     """Per seed, the mobility (and radio) recorded every step, for the runs to replay."""
-    return [RunJob(str(scenario_path), (*overrides, f"seed={s}", "learning.enabled=false",
-                                        f"output.mobility_period_s={step_s}"),
+    return [RunJob(spec.plus(("seed", s), ("learning.enabled", False),
+                             ("output.mobility_period_s", step_s)),
                    str(recording_dir(out, s)), threads) for s in seeds]
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from cosim.analysis.paired import UNDECIDED
 from cosim.errors import InputError
+from cosim.names import COMPARE_DEFAULTS
 
 DEFAULT_MEASURES = ("completion_rate", "area", "time_to_target")
 STOP_DECIDED, STOP_MAX_SEEDS, STOP_BUDGET = "decided", "max_seeds", "budget"
@@ -23,8 +24,8 @@ STOP_DECIDED, STOP_MAX_SEEDS, STOP_BUDGET = "decided", "max_seeds", "budget"
 
 @dataclass(frozen=True)
 class AutoSeeds:
-    min_seeds: int = 3
-    max_seeds: int = 8
+    min_seeds: int = COMPARE_DEFAULTS.min_seeds
+    max_seeds: int = COMPARE_DEFAULTS.max_seeds
     budget_min: float | None = None  # wall minutes; None: no budget
     decide: tuple[str, ...] = ()  # the cells whose pairs must be decided (none: every pair)
     measures: tuple[str, ...] = DEFAULT_MEASURES  # summary columns, or their prefixes

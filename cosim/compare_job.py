@@ -12,15 +12,14 @@ from typing import Any
 
 from cosim.errors import InputError
 from cosim.run_folder import read_run_info
-from cosim.scenario_loader import load_scenario
+from cosim.scenario_loader import ScenarioSpec
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RunJob:
-    """One run of the grid, in terms a worker process can rebuild the scenario from."""
+    """One run of the grid: its scenario as data (the worker validates it), and where it goes."""
 
-    scenario: str
-    overrides: tuple[str, ...]
+    scenario: ScenarioSpec
     out: str
     threads: int
     reuse: bool = False  # keep an earlier complete run in ``out`` instead of running again
@@ -45,8 +44,7 @@ def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
         pass
     from cosim.runner import run_scenario
 
-    path = Path(job.scenario)
-    scenario = load_scenario(path, list(job.overrides))
+    scenario = job.scenario.load()
     if job.reuse and is_complete(Path(job.out)):
         check_kept_run(Path(job.out), scenario.model_dump(mode="json"))
         return job.out
@@ -62,7 +60,7 @@ def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
             last[0] = time.monotonic()
             send((job.out, now, duration))
 
-    result = run_scenario(scenario, source=path, out=Path(job.out), quiet=True,
+    result = run_scenario(scenario, source=job.scenario.source, out=Path(job.out), quiet=True,
                           overwrite=job.reuse or job.overwrite, on_tick=on_tick)
     if result.status != "complete":
         raise RuntimeError(f"run {job.out} ended {result.status}")

@@ -71,6 +71,21 @@ VIA_CLUSTER = "cluster"
 TRANSFER_TIMEOUT = "timeout"
 
 
+@dataclass(frozen=True)
+class CompareDefaults:
+    """What ``cosim compare`` and the Python API's ``compare`` run when not told otherwise."""
+
+    policies: tuple[str, ...] = ("availability_aware", "random")
+    aggregations: tuple[str, ...] = ("sync",)
+    seeds: tuple[int, ...] = (0,)
+    eval_every_rounds: int = 1  # the curves' resolution (None in a grid: as the scenario says)
+    min_seeds: int = 3  # with seeds "auto": seeds before the first look
+    max_seeds: int = 8  # with seeds "auto": the most it adds
+
+
+COMPARE_DEFAULTS = CompareDefaults()
+
+
 # ---- folder layouts ---------------------------------------------------------------------------
 def recording_dir(out: Path, seed: int) -> Path:
     """Where compare and onboarding record a seed's mobility and radio once."""

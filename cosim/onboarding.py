@@ -16,6 +16,7 @@ and then stripped of it would have heads fitted to features the adapter had chan
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from cosim.names import (
 )
 from cosim.run_folder import check_out_name
 from cosim.scenario import OnboardingConfig
-from cosim.scenario_loader import load_scenario
+from cosim.scenario_loader import Override, ScenarioSpec
 
 # method -> (shared task adapter, gradient balancing)
 METHODS = {
@@ -55,42 +56,39 @@ class OnboardingRun:
     path: Path
 
 
-def plan(scenario_path: Path, overrides: list[str], seeds: tuple[int, ...]
-         ) -> tuple[OnboardingConfig, int, float]:
+def plan(spec: ScenarioSpec, seeds: tuple[int, ...]) -> tuple[OnboardingConfig, int, float]:
     """Validate the scenario for onboarding; its onboarding settings, client count and step."""
-    sc = load_scenario(scenario_path, overrides)
+    sc = spec.load()
     if not sc.learning_enabled:
-        raise InputError(scenario_path, "learning", "onboarding needs learning enabled")
+        raise InputError(spec.named, "learning", "onboarding needs learning enabled")
     if sc.radio is None and "gated" in (sc.onboarding or OnboardingConfig()).connectivity:
-        raise InputError(scenario_path, "radio", "connectivity-gated rounds need a radio section")
+        raise InputError(spec.named, "radio", "connectivity-gated rounds need a radio section")
     if not seeds:
         raise InputError(None, "--seeds", "give at least one seed")
     return sc.onboarding or OnboardingConfig(), sc.clients.count, sc.mobility.step_length_s
 
 
-def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: tuple[int, ...],
-                   jobs: int, on_done: Callable[[str], None] | None = None,
+def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: int,
+                   on_done: Callable[[str], None] | None = None,
                    on_progress: Callable[[str, float, float], None] | None = None
                    ) -> list[OnboardingRun]:
     """Record, pre-train once per (seed, arriving task), onboard every method; return the runs."""
-    cfg, clients, step = plan(scenario_path, overrides, seeds)
+    cfg, clients, step = plan(spec, seeds)
     check_out_name(out)  # a folder the file system can hold, before any is made
     out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    path = str(scenario_path)
-    recordings = recording_jobs(scenario_path, overrides, seeds, out, threads, step)
-    run_jobs([RunJob(j.scenario, j.overrides, j.out, j.threads, reuse=True) for j in recordings],
-             jobs, on_done, on_progress)
-    ideal = ["clients.ideal_connectivity=true", "radio=null", "scheduling.policy=all_connected",
-             f"scheduling.per_round={clients}"]
+    recordings = recording_jobs(spec, seeds, out, threads, step)
+    run_jobs([dataclasses.replace(j, reuse=True) for j in recordings], jobs, on_done, on_progress)
+    ideal: list[Override] = [("clients.ideal_connectivity", True), ("radio", None),
+                             ("scheduling.policy", "all_connected"), ("scheduling.per_round", clients)]
 
-    sync, left_out = aggregation_section(scenario_path, overrides, "sync")  # the paper's rounds
+    sync, left_out = aggregation_section(spec, "sync")  # the paper's rounds
 
-    def common(seed: int) -> list[str]:
-        return [*overrides, f"seed={seed}", f"output.mobility_period_s={step}",
-                f"mobility.replay={recording_dir(out, seed)}",
-                sync, "learning.init_modules=null"]
+    def common(seed: int) -> list[Override]:
+        return [("seed", seed), ("output.mobility_period_s", step),
+                ("mobility.replay", str(recording_dir(out, seed))), sync,
+                ("learning.init_modules", None)]
 
     adapters = sorted({METHODS[m][0] for m in cfg.methods}, reverse=True)
     pretrain = []
@@ -98,20 +96,19 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
         for task in cfg.arriving_tasks:
             others = [t for t in TASKS if t != task]
             for adapter in adapters:
-                pretrain.append(RunJob(path, (
-                    *common(seed), *ideal, f"learning.model.tasks=[{','.join(others)}]",
-                    f"learning.model.task_adapter={str(adapter).lower()}",
-                    "learning.balancing.method=sum",
-                    "learning.frozen_modules=[]", f"learning.evaluation.tasks=[{','.join(others)}]",
-                    f"aggregation.max_rounds={cfg.pretrain_rounds}",
-                    f"aggregation.eval_every_rounds={cfg.pretrain_rounds}"),
+                pretrain.append(RunJob(spec.plus(
+                    *common(seed), *ideal, ("learning.model.tasks", others),
+                    ("learning.model.task_adapter", adapter), ("learning.balancing.method", "sum"),
+                    ("learning.frozen_modules", []), ("learning.evaluation.tasks", others),
+                    ("aggregation.max_rounds", cfg.pretrain_rounds),
+                    ("aggregation.eval_every_rounds", cfg.pretrain_rounds)),
                     str(onboarding_pretrained_dir(out, seed, task, adapter)), threads, reuse=True))
     run_jobs(pretrain, jobs, on_done, on_progress)
 
     runs, onboard = [], []
     for seed in seeds:
         for task in cfg.arriving_tasks:
-            frozen = ",".join(f"heads.{t}" for t in TASKS if t != task)
+            frozen = [f"heads.{t}" for t in TASKS if t != task]
             for method in cfg.methods:
                 adapter, balancing = METHODS[method]
                 start = onboarding_pretrained_dir(out, seed, task, adapter) / "global_modules.pt"
@@ -119,17 +116,19 @@ def run_onboarding(scenario_path: Path, out: Path, overrides: list[str], seeds: 
                     run = OnboardingRun(task, method, connectivity, seed,
                                         onboarding_run_dir(out, task, method, connectivity, seed))
                     runs.append(run)
-                    onboard.append(RunJob(path, (
+                    onboard.append(RunJob(spec.plus(
                         *common(seed), *(ideal if connectivity == "ideal" else []),
-                        f"learning.init_modules={start}", f"learning.frozen_modules=[{frozen}]",
-                        f"learning.model.task_adapter={str(adapter).lower()}",
-                        f"learning.balancing.method={balancing}",
-                        f"learning.evaluation.tasks=[{task}]",
-                        f"aggregation.max_rounds={cfg.rounds}", "aggregation.eval_every_rounds=1"),
+                        ("learning.init_modules", str(start)), ("learning.frozen_modules", frozen),
+                        ("learning.model.task_adapter", adapter),
+                        ("learning.balancing.method", balancing),
+                        ("learning.evaluation.tasks", [task]),
+                        ("aggregation.max_rounds", cfg.rounds), ("aggregation.eval_every_rounds", 1)),
                         str(run.path), threads, reuse=True))
     run_jobs(onboard, jobs, on_done, on_progress)
     (out / "onboarding.json").write_text(json.dumps({
-        "scenario": path, "overrides": overrides, "seeds": list(seeds),
+        "scenario": None if spec.source is None else str(spec.source),
+        "overrides": json.loads(json.dumps([list(o) for o in spec.overrides], default=str)),
+        "seeds": list(seeds),
         "onboarding": cfg.model_dump(mode="json"),
         "aggregation_settings_left_out": left_out,
         "runs": [{"task": r.task, "method": r.method, "connectivity": r.connectivity,

@@ -6,9 +6,12 @@ The error line names the file and the dotted field, e.g.
 
 from __future__ import annotations
 
+import copy
 import reprlib
 import types
 import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,9 @@ from cosim.scenario import Scenario
 from cosim.scenario.base import FieldError
 
 MAX_FILE_BYTES = 4 * 2**20  # a scenario is kilobytes (a thousand cells: ~150 kB); more is not one
+DICT_SOURCE = Path("<scenario dict>")  # the "file" an InputError names for an in-memory scenario
+
+Override = tuple[str, Any]  # a dotted key and the value it gets
 
 
 def _short_repr() -> reprlib.Repr:
@@ -53,15 +59,59 @@ def scenario_from_mapping(
         apply_override(raw, item, path)
     if seed is not None:
         raw["seed"] = seed
+    return validate_mapping(raw, path, path.resolve().parent)
+
+
+def validate_mapping(raw: dict[str, Any], path: Path, base_dir: Path) -> Scenario:
+    """The scenario a mapping describes; errors name ``path``, relative paths start at ``base_dir``."""
     _refuse_huge_integers(raw, path, "")
     try:
-        scenario = Scenario.model_validate(raw, context={"base_dir": path.resolve().parent})
+        scenario = Scenario.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise as_input_error(exc, path) from None
     except RecursionError:
         raise InputError(path, None, "values nested too deeply to validate") from None
     check_machine_supports(scenario, path)
     return scenario
+
+
+@dataclass(frozen=True, eq=False)
+class ScenarioSpec:
+    """A scenario as data: its mapping (as read from its file, or given to the Python API), the
+    file it came from (None: built in memory) and overrides as values, applied in order.
+
+    What a compare or onboarding job is built from and a worker process rebuilds its run's
+    scenario with: picklable, and the same whichever process loads it."""
+
+    base: Mapping[str, Any]
+    source: Path | None = None
+    overrides: tuple[Override, ...] = ()
+
+    @classmethod
+    def read(cls, path: Path, items: Sequence[str] = ()) -> ScenarioSpec:
+        """A scenario file with ``--set`` overrides (``dotted.key=value``, values as YAML)."""
+        path = Path(path)
+        return cls(read_yaml_mapping(path), path, tuple(parse_override(i, path) for i in items))
+
+    @property
+    def named(self) -> Path:
+        """The file its errors name."""
+        return self.source or DICT_SOURCE
+
+    def plus(self, *overrides: Override) -> ScenarioSpec:
+        return replace(self, overrides=(*self.overrides, *overrides))
+
+    def mapping(self) -> dict[str, Any]:
+        """The base with the overrides applied (a copy: the spec is never changed)."""
+        raw = copy.deepcopy(dict(self.base))
+        for key, value in self.overrides:
+            set_override(raw, key, copy.deepcopy(value), self.named)
+        return raw
+
+    def load(self) -> Scenario:
+        if self.source is None:  # relative paths of an in-memory scenario: from the working folder
+            return validate_mapping(self.mapping(), DICT_SOURCE, Path.cwd())
+        return scenario_from_mapping(self.mapping(), self.source)
 
 
 def check_machine_supports(scenario: Scenario, path: Path | None) -> None:
@@ -117,6 +167,12 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
 
 def apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
     """Apply one ``dotted.key=value`` override; the value is parsed as YAML (1, true, [a, b])."""
+    set_override(raw, *parse_override(item, path), path)
+
+
+def parse_override(item: str, path: Path) -> Override:
+    """``dotted.key=value`` as (key, value); the value is parsed as YAML (1, true, [a, b]), and
+    text that is not YAML is kept as it is (a name, a path)."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise InputError(path, "--set", f"expected dotted.key=value, got {item!r}")
@@ -130,7 +186,12 @@ def apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
         raise InputError(path, key.strip(), "value nested too deeply") from None
     except ValueError as exc:  # an integer of thousands of digits
         raise InputError(path, key.strip(), f"not a usable value: {str(exc)[:100]}") from None
-    parts = key.strip().split(".")
+    return key.strip(), value
+
+
+def set_override(raw: dict[str, Any], key: str, value: Any, path: Path) -> None:
+    """Set ``raw``'s dotted ``key`` (list items by index) to ``value``, making missing sections."""
+    parts = key.split(".")
     node: Any = raw
     for depth, part in enumerate(parts[:-1]):
         child = _get_child(node, part)

@@ -325,15 +325,18 @@ def test_stop_rule_decides_on_the_pairs_of_interest_only():
 
 def test_asynchronous_cells_are_evaluated_on_a_time_grid(grid_small):
     from cosim.compare import CompareGrid, aggregation_section
+    from cosim.scenario_loader import ScenarioSpec
 
     grid = CompareGrid(("random",), ("sync", "fedasync"), (0,))
-    sync, _ = aggregation_section(grid_small, [], "sync", grid)
-    fedasync, _ = aggregation_section(grid_small, ["aggregation.round_deadline_s=45"], "fedasync", grid)
-    assert json.loads(sync.split("=", 1)[1])["eval_every_rounds"] == 1
-    assert json.loads(fedasync.split("=", 1)[1])["eval_every_s"] == 45
+    spec = ScenarioSpec.read(grid_small)
+    (key, sync), _ = aggregation_section(spec, "sync", grid)
+    assert key == "aggregation" and sync["eval_every_rounds"] == 1
+    later = ScenarioSpec.read(grid_small, ["aggregation.round_deadline_s=45"])
+    (_, fedasync), _ = aggregation_section(later, "fedasync", grid)
+    assert fedasync["eval_every_s"] == 45
     given = CompareGrid(("random",), ("fedbuff",), (0,), eval_every_s=30.0)
-    fedbuff, _ = aggregation_section(grid_small, [], "fedbuff", given)
-    assert json.loads(fedbuff.split("=", 1)[1])["eval_every_s"] == 30.0
+    (_, fedbuff), _ = aggregation_section(spec, "fedbuff", given)
+    assert fedbuff["eval_every_s"] == 30.0
 
 
 def test_seeds_auto_checks_stream_seeds_and_cells_before_any_run(grid_small, tmp_path):

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from cosim.cli import app
 from cosim.compare import scenario_digest
+from cosim.scenario_loader import ScenarioSpec
 
 pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
 
@@ -29,16 +30,16 @@ COMPARE = ["--set", "duration_s=20", "--set", "aggregation.max_rounds=1", "--set
 def test_the_digest_follows_the_scenario_and_its_files(tmp_path):
     scenario = tmp_path / "s.yaml"
     shutil.copy(GRID, scenario)
-    base = scenario_digest(scenario, [])
-    assert scenario_digest(scenario, []) == base
-    assert scenario_digest(scenario, ["seed=3"]) != base
+    base = scenario_digest(ScenarioSpec.read(scenario))
+    assert scenario_digest(ScenarioSpec.read(scenario)) == base
+    assert scenario_digest(ScenarioSpec.read(scenario, ["seed=3"])) != base
     scenario.write_text(scenario.read_text().replace("duration_s:", "# edited\nduration_s:"))
-    assert scenario_digest(scenario, []) == base  # a comment changes nothing the runs compute
+    assert scenario_digest(ScenarioSpec.read(scenario)) == base  # a comment changes nothing the runs compute
     extra = tmp_path / "extra.add.xml"
     extra.write_text("<additional/>\n")
-    with_file = scenario_digest(scenario, [f"mobility.additional=[{extra}]"])
+    with_file = scenario_digest(ScenarioSpec.read(scenario, [f"mobility.additional=[{extra}]"]))
     extra.write_text("<additional><!-- edited --></additional>\n")
-    assert scenario_digest(scenario, [f"mobility.additional=[{extra}]"]) != with_file
+    assert scenario_digest(ScenarioSpec.read(scenario, [f"mobility.additional=[{extra}]"])) != with_file
 
 
 def test_resume_after_the_scenario_changed_is_refused(tmp_path):
@@ -50,7 +51,8 @@ def test_resume_after_the_scenario_changed_is_refused(tmp_path):
     assert first.exit_code == 0, first.output
     (tmp_path / "cmp" / "summary.parquet").unlink()  # as if interrupted before the summary
     info = json.loads((tmp_path / "cmp" / "compare.json").read_text())
-    assert info["scenario_digest"] == scenario_digest(scenario, [a for a in COMPARE if a != "--set"])
+    spec = ScenarioSpec.read(scenario, [a for a in COMPARE if a != "--set"])
+    assert info["scenario_digest"] == scenario_digest(spec)
     scenario.write_text(scenario.read_text().replace("\nseed: 1\n", "\nseed: 2\n", 1))
     resumed = CliRunner().invoke(app, [*args, "--resume"])
     assert resumed.exit_code == 2, resumed.output

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import cosim.compare
 from cosim.cli import app
 from cosim.compare_job import RunJob
+from cosim.scenario_loader import ScenarioSpec
 
 pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
 
@@ -84,19 +85,20 @@ def test_a_failing_ray_worker_names_its_run_and_keeps_a_ray_it_did_not_start(tmp
     from cosim.ray_backend import RayRunner
 
     (tmp_path / "file").write_text("")
+    tiny = ScenarioSpec.read(GRID_SMALL, ["learning=null", "duration_s=5"])
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         with RayRunner(jobs=1) as runner:
-            with pytest.raises(InputError, match=r"file not found \(run .*bad-scenario\)"):
-                runner.run([RunJob(str(tmp_path / "missing.yaml"), (), str(tmp_path / "bad-scenario"),
-                                   1)], None)
+            with pytest.raises(InputError, match=r"missing\.yaml: duration_s: .*\(run .*bad-scenario\)"):
+                runner.run([RunJob(ScenarioSpec({"name": "x"}, tmp_path / "missing.yaml"),
+                                   str(tmp_path / "bad-scenario"), 1)], None)
             out = tmp_path / "file" / "run"  # a folder under a file: bad input, named as such
             with pytest.raises(InputError, match=re.escape(f"is a file, not a folder (run {out})")):
-                runner.run([RunJob(str(GRID_SMALL), ("learning=null", "duration_s=5"), str(out), 1)],
+                runner.run([RunJob(tiny, str(out), 1)],
                            None)
             out = tmp_path / "run"  # zero torch threads: an internal failure in the worker
             with pytest.raises(RuntimeError, match=re.escape(f"run {out} failed in a Ray worker: ")):
-                runner.run([RunJob(str(GRID_SMALL), ("learning=null", "duration_s=5"), str(out), 0)],
+                runner.run([RunJob(tiny, str(out), 0)],
                            None)
         assert ray.is_initialized()
     finally:

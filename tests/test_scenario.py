@@ -134,13 +134,16 @@ def test_version():
 
 def test_another_methods_setting_is_named_and_compare_leaves_it_out():
     from cosim.compare import aggregation_section
+    from cosim.scenario_loader import ScenarioSpec
 
     sf = Path(__file__).resolve().parent.parent / "scenarios" / "sf_downtown.yaml"  # sync, min_round_gap_s
     with pytest.raises(InputError, match="min_round_gap_s: not a setting of 'fedbuff'.*belongs to sync"):
         load_scenario(sf, ["aggregation.method=fedbuff"])
-    override, left = aggregation_section(sf, ["aggregation.round_deadline_s=90"], "fedbuff")
+    spec = ScenarioSpec.read(sf, ["aggregation.round_deadline_s=90"])
+    override, left = aggregation_section(spec, "fedbuff")
     assert left == ["min_round_gap_s"]
-    agg = load_scenario(sf, [override]).aggregation
+    agg = spec.plus(override).load().aggregation
     assert (agg.method, agg.round_deadline_s, agg.eval_every_rounds) == ("fedbuff", 90, 5)
-    override, left = aggregation_section(sf, [], "sync")
-    assert left == [] and load_scenario(sf, [override]).aggregation.min_round_gap_s == 20
+    spec = ScenarioSpec.read(sf)
+    override, left = aggregation_section(spec, "sync")
+    assert left == [] and spec.plus(override).load().aggregation.min_round_gap_s == 20

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from cosim.compare_job import RunJob, run_one
+from cosim.scenario_loader import ScenarioSpec
 
 pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
 
@@ -33,7 +34,8 @@ def _traces(run: Path) -> dict[str, str]:
 def test_compare_jobs_do_not_change_a_runs_traces(tmp_path):
     before = torch.get_num_threads()
     try:
-        runs = [run_one(RunJob(str(GRID), LEARNING, str(tmp_path / f"threads{n}"), n)) for n in (1, 2)]
+        spec = ScenarioSpec.read(GRID, LEARNING)
+        runs = [run_one(RunJob(spec, str(tmp_path / f"threads{n}"), n)) for n in (1, 2)]
     finally:
         torch.set_num_threads(before)
     assert _traces(Path(runs[0])) == _traces(Path(runs[1]))
