@@ -148,8 +148,12 @@ def test_real_scenarios_stay_within_the_limits():
 
 def test_a_key_given_twice_is_refused_with_its_line(grid_small, tmp_path):
     text = grid_small.read_text().replace("seed: 1\n", "seed: 1\nduration_s: 60\n", 1)
+    lines = text.splitlines()
+    first = lines.index("duration_s: 60") + 1  # the one added: the scenario's own comes later
+    second = next(i for i, x in enumerate(lines, 1) if x.startswith("duration_s:") and i != first)
     line = _one_line(runner.invoke(app, ["validate", str(_write(tmp_path, text))]))
-    assert "'duration_s' given twice" in line and "line 5" in line and "first on line 4" in line
+    assert "'duration_s' given twice" in line and f"line {second}" in line \
+        and f"first on line {first}" in line
 
 
 def test_a_nested_duplicate_key_is_refused(grid_small, tmp_path):
