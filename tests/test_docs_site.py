@@ -168,3 +168,13 @@ def test_the_site_builds_strictly_and_renders(tmp_path):
                            f"--screenshot={shot}", index.as_uri()],
                           capture_output=True, text=True, timeout=120, check=False)
     assert shot.is_file() and shot.stat().st_size > 10_000, done.stderr[-2000:]
+
+
+def test_every_documented_python_snippet_is_run_by_a_test():
+    """Each ```python block of the README and the docs is a Python API example (run by
+    tests/test_api.py) or a trace-loading example (run by tests/test_compare.py)."""
+    from doc_snippets import api_snippets, python_blocks, trace_snippet_groups
+
+    covered = set(api_snippets()) | {code for group in trace_snippet_groups() for code in group}
+    untested = [where for where, code in python_blocks() if code not in covered]
+    assert not untested, f"no test runs these snippets: {untested}"
