@@ -108,6 +108,20 @@ def validate(
 
 
 @app.command()
+def schema(debug: DebugOpt = False) -> None:
+    """Print the scenario's JSON Schema (draft 2020-12) for editors' completion and checking:
+    `cosim schema > scenario.schema.json`, then name it in a scenario's first line,
+    `# yaml-language-server: $schema=scenario.schema.json`."""
+
+    def work() -> None:
+        from cosim.scenario.schema import scenario_json_schema
+
+        typer.echo(json.dumps(scenario_json_schema(), indent=2))
+
+    _guarded(debug, work)
+
+
+@app.command()
 def run(
     scenario: Annotated[Path | None, typer.Argument(
         help="Scenario YAML file (not with --resume).", show_default=False)] = None,

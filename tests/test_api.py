@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from doc_snippets import api_snippets
 from typer.testing import CliRunner
 
 from cosim import api
@@ -224,19 +224,20 @@ def test_log_metrics_says_what_to_install(quickstart, tmp_path, monkeypatch):
         api.log_metrics(run)
 
 
-def test_readme_python_api_snippet_runs(quickstart, tmp_path, monkeypatch):
-    """The README's "Python API" example works as written (paths pointed at test folders)."""
+def test_documented_python_api_snippets_run(quickstart, tmp_path, monkeypatch):
+    """Every Python API example of the README and the docs works as written (paths pointed at
+    test folders); an example shown on several pages runs once."""
     _, out = quickstart
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Python API"):]
-    section = section[:section.index("\n## ", 1)]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    assert len(blocks) == 1
-    monkeypatch.chdir(tmp_path)
-    code = blocks[0].replace('"scenarios/grid_small.yaml"', repr(str(GRID_SMALL)))
-    scope: dict = {}
-    exec(code.replace('"runs/cmp"', repr(str(out))), scope)
-    assert scope["run"].status == "complete" and (tmp_path / "runs" / "api-demo" / "run.json").is_file()
-    assert len(scope["handoffs"]) > 0
-    assert len(scope["summary"]) == len(api.load_compare(out).runs)
-    assert len(scope["curves"]) > 0 and set(scope["curves"].policy) == {"availability_aware", "random"}
+    snippets = api_snippets()
+    assert snippets, "the README and the docs show the Python API"
+    for number, snippet in enumerate(snippets):
+        folder = tmp_path / f"snippet{number}"
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        code = snippet.replace('"scenarios/grid_small.yaml"', repr(str(GRID_SMALL)))
+        scope: dict = {}
+        exec(code.replace('"runs/cmp"', repr(str(out))), scope)
+        assert scope["run"].status == "complete" and (folder / "runs" / "api-demo" / "run.json").is_file()
+        assert len(scope["handoffs"]) > 0
+        assert len(scope["summary"]) == len(api.load_compare(out).runs)
+        assert len(scope["curves"]) > 0 and set(scope["curves"].policy) == {"availability_aware", "random"}

@@ -155,24 +155,22 @@ def test_report_of_a_radio_only_run_says_what_is_missing(grid_small, tmp_path):
     assert bad.exit_code == 2 and "run folder" in bad.stderr
 
 
-def test_readme_trace_loading_snippets_run(compared):
-    """The README's pandas, polars and DuckDB examples work on a real run folder."""
-    import re
+def test_documented_trace_loading_snippets_run(compared):
+    """The pandas, polars and DuckDB examples of the README and the docs work on a real run."""
+    from doc_snippets import trace_snippet_groups
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("**Loading traces**"):]
-    section = section[:section.index("\n## ")]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    assert len(blocks) == 3
+    groups = trace_snippet_groups()
+    assert groups and all(len(group) == 3 for group in groups), groups
     out, _ = compared
     run = out / "runs" / "random-sync-seed0"
-    scope: dict = {}
-    for block in blocks:
-        exec(block.replace('"runs/sf_downtown-20261123-120000"', repr(str(run))), scope)
-    assert scope["vehicles_over_time"].sum() > 0
-    assert scope["per_vehicle"].height > 0
-    assert len(scope["dwell"]) > 0 and "median_s" in scope["dwell"]
-    assert "drops" in scope
+    for group in groups:
+        scope: dict = {}
+        for block in group:
+            exec(block.replace('"runs/sf_downtown-20261123-120000"', repr(str(run))), scope)
+        assert scope["vehicles_over_time"].sum() > 0
+        assert scope["per_vehicle"].height > 0
+        assert len(scope["dwell"]) > 0 and "median_s" in scope["dwell"]
+        assert "drops" in scope
 
 
 def test_compare_warns_when_every_policy_completes_nearly_everything():

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the 
 REPO = Path(__file__).resolve().parent.parent
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*$|=[A-Z][A-Z_]*$|\||\[|\.\.\.")
-FENCE = re.compile(r"^```(\w*)\s*$")
+FENCE = re.compile(r"^\s*```(\w*)\s*$")  # also indented in a list item
 INLINE = re.compile(r"`(cosim [^`]+)`")
 
 SHORT_LEARNING = ["learning.enabled=true", "learning.data.frame_stride=4", "duration_s=40"]
@@ -60,6 +60,10 @@ class DocCommand:
         return f"{self.where}: cosim {shlex.join(self.argv)}"
 
 
+def _name(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
 def _complete(argv: list[str]) -> bool:
     """A command with a placeholder (SCENARIO, DIR, a|b, [--opt]) is a synopsis, not an example."""
     return bool(argv) and not any(PLACEHOLDER.search(arg) for arg in argv)
@@ -82,7 +86,7 @@ def _fenced_blocks(path: Path) -> list[list[DocCommand]]:
         if language not in ("bash", "sh", "console"):
             continue
         text = line.split(" #")[0].rstrip() if not line.lstrip().startswith("#") else ""
-        text = text.removeprefix("$ ")
+        text = text.strip().removeprefix("$ ")
         if not pending:
             start = number
         pending += " " + text.rstrip("\\").strip()
@@ -90,7 +94,7 @@ def _fenced_blocks(path: Path) -> list[list[DocCommand]]:
             continue
         words, pending = shlex.split(pending), ""
         if words[:1] == ["cosim"] and _complete(words[1:]):
-            current.append(DocCommand(f"{path.name}:{start}", tuple(words[1:])))
+            current.append(DocCommand(f"{_name(path)}:{start}", tuple(words[1:])))
     return blocks
 
 
@@ -103,7 +107,7 @@ def _inline_commands(path: Path) -> list[list[DocCommand]]:
         # an example names its input; `cosim run --out` in prose names an option
         if any("/" in w or w.endswith(".yaml") for w in words[1:]) and _complete(words[1:]):
             line = prose.count("\n", 0, match.start()) + 1
-            found.append([DocCommand(f"{path.name}:{line}", tuple(words[1:]))])
+            found.append([DocCommand(f"{_name(path)}:{line}", tuple(words[1:]))])
     return found
 
 
@@ -112,10 +116,21 @@ def documented_blocks() -> list[list[DocCommand]]:
     blocks = []
     for document in DOCUMENTS:
         blocks += _fenced_blocks(document) + _inline_commands(document)
-    unique: dict[tuple[tuple[str, ...], ...], list[DocCommand]] = {}
+    # Each distinct command runs once: a block whose every command (seed lists cut as they are
+    # run) an earlier block already runs is left out, wherever the documents repeat it.
+    kept, seen = [], set()
     for block in blocks:
-        unique.setdefault(tuple(c.argv for c in block), block)
-    return list(unique.values())
+        keys = {_key(c.argv) for c in block}
+        if keys - seen:
+            kept.append(block)
+            seen |= keys
+    return kept
+
+
+def _key(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """A command as it is run: its seed lists cut to their first seed."""
+    return tuple(_cap_list(a) if i and argv[i - 1] in CAPPED_LISTS and a != "auto" else a
+                 for i, a in enumerate(argv))
 
 
 def _cap_list(value: str) -> str:
@@ -153,7 +168,16 @@ def _prepare(command: DocCommand, cwd: Path) -> None:
 
 def _outputs(command: DocCommand) -> list[str]:
     argv = command.argv
-    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--out", "--dir")]
+    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--out", "--dir", ">")]
+
+
+def _redirected(argv: list[str]) -> tuple[list[str], str | None]:
+    """`cosim schema > FILE`: the command, and the file its standard output goes to."""
+    if ">" not in argv:
+        return argv, None
+    at = argv.index(">")
+    assert at == len(argv) - 2, f"one `> FILE` at the end only: {argv}"
+    return argv[:at], argv[at + 1]
 
 
 def _run_block(block: list[DocCommand], cwd: Path, repo_prefix: str) -> None:
@@ -161,11 +185,14 @@ def _run_block(block: list[DocCommand], cwd: Path, repo_prefix: str) -> None:
     written: set[str] = set()
     for command in block:
         _prepare(command, cwd)
-        argv = affordable(command, written, repo_prefix)
+        argv, stdout_file = _redirected(affordable(command, written, repo_prefix))
         done = subprocess.run([sys.executable, "-m", "cosim.cli", *argv], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, f"{command}\n(ran: cosim {shlex.join(argv)} in {cwd})\n" \
                                      f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        if stdout_file is not None:
+            assert done.stdout.strip(), f"{command}: printed nothing for {stdout_file}"
+            (cwd / stdout_file).write_text(done.stdout)
         outputs = _outputs(command) or (["runs"] if command.argv[0] == "run" else [])
         for out in outputs:
             assert (cwd / out).exists(), f"{command}: {out} not made in the working folder {cwd}"
