@@ -52,6 +52,10 @@ ASYNC_METHODS = ("fedasync", "fedbuff")
 # The built-in scheduling policies (cosim.learning.federated.policies registers one class each).
 POLICIES = ("all_connected", "random", "availability_aware", "rate_aware", "deadline_aware",
             "modality_task_aware", "oort", "oracle")
+# The built-in PEFT methods (cosim.learning.peft.METHODS) and trainer backends
+# (cosim.learning.federated.remote.BACKENDS); each extension point also takes a module:Name.
+PEFT_METHODS = ("adapter", "lora", "prompt", "moe_adapter")
+TRAINER_BACKENDS = ("local", "threads", "processes", "ray")
 
 # How a client's round ends (participation.outcome / participation.reason).
 COMPLETED = "completed"

@@ -74,7 +74,7 @@ def test_a_class_that_cannot_act_as_a_policy_is_refused_before_the_run(policy_mo
     result = CliRunner().invoke(app, ["run", str(GRID), "--out", str(out), "-q", *_sets(
         [*LEARNING, f"scheduling.policy=mark_policies:{cls}"])])
     assert result.exit_code == 2, result.output
-    assert "not a scheduling policy class" in result.output
+    assert "is not a usable policy: it" in result.output
     assert not out.exists() and not (tmp_path / "run.partial").exists()
 
 

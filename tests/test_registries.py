@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import typing
-
 import pytest
 
 from cosim.learning import peft
 from cosim.learning.federated.strategies import REGISTRY as STRATEGIES
 from cosim.learning.federated.strategies import make_strategy
 from cosim.learning.tasks import SPECS
-from cosim.names import HEADLINE, TASK_INFO, TASKS
+from cosim.names import HEADLINE, PEFT_METHODS, TASK_INFO, TASKS, TRAINER_BACKENDS
+from cosim.names import POLICIES as POLICY_NAMES
 from cosim.scenario import METHOD_CONFIGS, PeftConfig
 
 
@@ -21,9 +20,24 @@ def test_every_task_has_one_spec_and_one_headline():
         assert len(spec.classes) > 1 and spec.regression >= 0
 
 
+def _accepted(model, field: str, candidates) -> set[str]:
+    """The names among ``candidates`` that the scenario field accepts."""
+    out = set()
+    for name in candidates:
+        try:
+            model.model_validate({field: name})
+        except ValueError:
+            continue
+        out.add(name)
+    return out
+
+
+CANDIDATES = {*peft.METHODS, *STRATEGIES, "adaptr", "threads", "local", "processes", "ray", "lorra",
+              "prompt", "thread", "moe"}
+
+
 def test_every_peft_method_the_scenario_accepts_is_registered():
-    accepted = typing.get_args(PeftConfig.model_fields["method"].annotation)
-    assert set(accepted) == set(peft.METHODS)
+    assert _accepted(PeftConfig, "method", CANDIDATES) == set(peft.METHODS) == set(PEFT_METHODS)
 
 
 class _Cells:
@@ -46,8 +60,16 @@ def test_every_trainer_backend_the_scenario_accepts_is_registered():
     from cosim.learning.federated.remote import BACKENDS
     from cosim.scenario import LocalTrainingConfig
 
-    accepted = typing.get_args(LocalTrainingConfig.model_fields["backend"].annotation)
-    assert set(accepted) == set(BACKENDS)
+    assert _accepted(LocalTrainingConfig, "backend", CANDIDATES) == set(BACKENDS) == set(TRAINER_BACKENDS)
+
+
+def test_every_policy_the_scenario_accepts_is_registered():
+    from cosim.learning.federated.policies import REGISTRY as POLICIES
+    from cosim.scenario import SchedulingConfig
+
+    names = {*POLICIES, "randm", "all", "oracl"}
+    accepted = {n for n in _accepted(SchedulingConfig, "policy", names) if n != "oracle"}
+    assert accepted | {"oracle"} == set(POLICIES) == set(POLICY_NAMES)
 
 
 def test_every_registry_refuses_an_unknown_name_in_one_line_that_suggests_the_closest():

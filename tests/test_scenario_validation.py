@@ -461,8 +461,8 @@ def test_console_script_one_line_for_a_refused_scenario(grid_small, tmp_path):
 
 
 @pytest.mark.parametrize(("policy", "says"), [
-    (":Foo", "give both a module and a class"),
-    ("os:getcwd", "without a select(view, candidates, k) method"),
+    (":Foo", "give a module and a name, as module:Name"),
+    ("os:getcwd", "is not a usable policy: it is a builtin_function_or_method, not a class"),
     ("nosuchmodule:Policy", "No module named 'nosuchmodule'"),
     ("cosim.learning.federated.policies:Nothing", "cannot load"),
 ])
@@ -472,7 +472,7 @@ def test_a_policy_that_is_not_a_policy_class_is_bad_input(grid_small, tmp_path, 
                                       "--set", f"scheduling.policy={policy}"])
     assert result.exit_code == 2, result.output
     lines = [x for x in result.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: scheduling.policy: ") and says in lines[0]
+    assert len(lines) == 1 and "scheduling.policy: " in lines[0] and says in lines[0]
     assert not out.exists() and not (tmp_path / "run.partial").exists()
 
 

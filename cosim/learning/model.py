@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from cosim.learning.towers import ClipModule
 
 # The input view whose token grid a task's head decodes (its output's geometry).
+# the built-in PEFT methods that attach in the towers' last ``last_blocks`` blocks only
+UPPER_BLOCK_PEFT = ("adapter", "lora", "moe_adapter")
 _TASK_VIEW = {"seg3d": "lidar", "det3d": "lidar_bev", "pan2d": "image", "det2d": "image"}
 
 
@@ -117,7 +119,7 @@ class M3TModel(nn.Module):
         for branch in cfg.branches:
             group = cast(nn.ModuleDict, self.peft[branch]) if branch in self.peft else nn.ModuleDict()
             self.peft[branch] = group
-            for name, module in P.METHODS[cfg.method](towers[branch], branch, cfg).items():
+            for name, module in P.METHODS.resolve(cfg.method)(towers[branch], branch, cfg).items():
                 group[name] = module
                 if hasattr(module, "aux_loss"):
                     self._aux_modules.append(module)
@@ -182,14 +184,15 @@ class M3TModel(nn.Module):
 
     def prefix_blocks(self) -> dict[str, int]:
         """Per tower whose lower blocks no PEFT module reaches: how many (their output depends on
-        the input alone). Absent: the tower's input is changed from the start (prompts, stems)."""
+        the input alone). Absent: the tower's input is changed from the start (prompts, stems), or
+        a user's PEFT method may attach anywhere."""
         out = {}
         for branch, transformer in (("image", self.image_tower.transformer),
                                     ("text", self.text_tower.transformer)):
             n = len(transformer.resblocks)
             if branch not in self.cfg.peft.branches:
                 out[branch] = n
-            elif self.cfg.peft.method != "prompt":
+            elif self.cfg.peft.method in UPPER_BLOCK_PEFT:
                 out[branch] = P.upper_blocks(transformer, self.cfg.peft.last_blocks)[0]
         if self.text_tower.pool_type != "argmax":
             out.pop("text", None)

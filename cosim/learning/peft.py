@@ -13,12 +13,14 @@ backbone's modules stay intact, and the state-dict subset that a client uploads 
 
 ``METHODS`` maps ``learning.model.peft.method`` to the function that attaches that method's
 modules to one tower and returns them by name. A module with an ``aux_loss`` attribute adds it to
-the training loss. Adding a method: its modules and attach function here, its name and settings in
-``cosim/scenario/learning.py`` (``PeftConfig``).
+the training loss. A method of the user's own is ``module:function`` in the scenario (one file; it
+trains clients one after another); a built-in one has its modules and attach function here and its
+name in ``cosim.names.PEFT_METHODS``.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -195,6 +197,17 @@ def prompts(transformer: ClipModule, branch: str, cfg: PeftConfig) -> dict[str, 
     return {"prompt": tokens}
 
 
+def _attach_function_problem(found: object) -> str | None:
+    """What keeps a user's object from being an attach function ``(transformer, branch, cfg)``."""
+    try:
+        inspect.signature(found).bind(None, None, None)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "expected a function (transformer, branch, cfg) -> {name: module}"
+    return None
+
+
+# keyed by cosim.names.PEFT_METHODS, the names the scenario accepts (or a user's module:function)
 METHODS: Registry[Callable[..., dict[str, nn.Module]]] = Registry(
     "PEFT method", "learning.model.peft.method",
-    {"adapter": adapters, "lora": loras, "prompt": prompts, "moe_adapter": moe_adapters})
+    {"adapter": adapters, "lora": loras, "prompt": prompts, "moe_adapter": moe_adapters},
+    check=_attach_function_problem)

@@ -1,6 +1,7 @@
 """The learning layer's inputs, checked before a run creates its folder: the backbone checkpoint,
-the data root, the oracle's link windows and a user's policy class. A bad one is then one
-InputError (exit 2) and no run folder, instead of a run that fails during its learning set-up.
+the data root, the oracle's link windows and the user's own extensions (policy, strategy and its
+settings, PEFT method, trainer backend). A bad one is then one InputError (exit 2) and no run
+folder, instead of a run that fails during its learning set-up.
 
 Imported by the runner for every run, so nothing heavy (torch, open_clip) is imported unless the
 scenario has a learning layer.
@@ -8,7 +9,8 @@ scenario has a learning layer.
 
 from __future__ import annotations
 
-from cosim.scenario import Scenario
+from cosim.registry import is_user_reference
+from cosim.scenario import Scenario, UserAggregationConfig
 
 
 def check_learning_inputs(scenario: Scenario) -> None:
@@ -27,8 +29,20 @@ def check_learning_inputs(scenario: Scenario) -> None:
 
     check_checkpoint(cfg.model.name, cfg.model.checkpoint)
     check_run_data(cfg.data, scenario.seeds()["data"])
+    # last: a user's module:Name is code the user asked to run, imported only once everything
+    # else in the scenario is known to be good (and it must be what its extension point needs)
     from cosim.learning.federated.policies import policy_class
 
-    # last: a user's module:Class is code the user asked to run, imported only once everything
-    # else in the scenario is known to be good (and it must name a policy class)
     policy_class(sched.policy)
+    if is_user_reference(cfg.model.peft.method):
+        from cosim.learning.peft import METHODS
+
+        METHODS.resolve(cfg.model.peft.method)
+    if is_user_reference(cfg.local.backend):
+        from cosim.learning.federated.remote import BACKENDS
+
+        BACKENDS.resolve(cfg.local.backend)
+    if isinstance(scenario.aggregation, UserAggregationConfig):
+        from cosim.learning.federated.strategies import REGISTRY, strategy_config
+
+        strategy_config(REGISTRY.resolve(scenario.aggregation.method), scenario.aggregation)

@@ -17,6 +17,7 @@ from cosim.scenario.aggregation import (
     HierarchicalConfig,
     SpanningTreeConfig,
     SyncConfig,
+    UserAggregationConfig,
 )
 from cosim.scenario.base import InputDir, InputFile, StrictModel, TraceFile, whole_multiple
 from cosim.scenario.clients import ClientsConfig, DeviceProfile
@@ -74,5 +75,5 @@ __all__ = [
     "RandomTripsDemand",
     "RateConfig", "Scenario", "SchedulingConfig", "SidelinkConfig", "SpanningTreeConfig", "StrictModel",
     "SyncConfig",
-    "SyntheticDataConfig", "TraceFile", "whole_multiple",
+    "SyntheticDataConfig", "TraceFile", "UserAggregationConfig", "whole_multiple",
 ]

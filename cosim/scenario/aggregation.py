@@ -11,14 +11,18 @@ import typing
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
+    ConfigDict,
     Discriminator,
     Field,
     NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     Tag,
+    WithJsonSchema,
+    field_validator,
 )
 
+from cosim.registry import USER_REFERENCE, is_user_reference
 from cosim.scenario.base import NameList, StrictModel
 
 
@@ -110,10 +114,30 @@ class SpanningTreeConfig(AggregationBase):
     wait_margin: float = Field(2.0, ge=1.0, le=100.0)
 
 
+class UserAggregationConfig(AggregationBase):
+    """A strategy of the user's own, ``method: package.module:Class``: the settings it takes
+    beyond the common ones are checked against the class's own ``config`` once the rest of the
+    scenario is valid (its module is imported only then)."""
+
+    model_config = ConfigDict(extra="allow")  # the strategy's own settings: checked by its config
+
+    # package.module:Class, a subclass of cosim's Strategy
+    method: Annotated[str, WithJsonSchema({"type": "string", "pattern": USER_REFERENCE.pattern})]
+
+    @field_validator("method")
+    @classmethod
+    def _reference(cls, v: str) -> str:
+        if not is_user_reference(v):
+            raise ValueError(f"{v!r}: give a module and a class, as module:Class")
+        return v
+
+
+USER_METHOD = "module:Class"  # the union's tag for a user's strategy
+
+
 def _method(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return value.get("method", "sync")
-    return getattr(value, "method", None)
+    method = value.get("method", "sync") if isinstance(value, dict) else getattr(value, "method", None)
+    return USER_METHOD if isinstance(method, str) and ":" in method else method
 
 
 def method_name(config: type[AggregationBase]) -> str:
@@ -130,10 +154,12 @@ AGGREGATIONS = tuple(METHOD_CONFIGS)
 if TYPE_CHECKING:
     # What mypy sees: the union built below from METHOD_CONFIGS, written out.
     AggregationConfig = Union[  # noqa: UP007
-        SyncConfig, FedAsyncConfig, FedBuffConfig, HierarchicalConfig, SpanningTreeConfig]
+        SyncConfig, FedAsyncConfig, FedBuffConfig, HierarchicalConfig, SpanningTreeConfig,
+        UserAggregationConfig]
 else:
     AggregationConfig = Annotated[
-        Union[tuple(Annotated[c, Tag(m)] for m, c in METHOD_CONFIGS.items())],  # noqa: UP007
+        Union[(*(Annotated[c, Tag(m)] for m, c in METHOD_CONFIGS.items()),  # noqa: UP007
+               Annotated[UserAggregationConfig, Tag(USER_METHOD)])],
         Discriminator(_method),
     ]
 """One of the method configurations, chosen by ``method`` (default ``sync``)."""

@@ -14,9 +14,29 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
 )
 
 from cosim.bounded_read import virtual_file
+from cosim.registry import USER_REFERENCE, did_you_mean, is_user_reference
+
+
+def extension_name(kind: str, known: tuple[str, ...]) -> Any:
+    """A field naming an implementation of an extension point: one of ``known``, or
+    ``package.module:Name`` in the user's own code (imported only once the whole scenario is
+    valid, by the layer that uses it)."""
+
+    def check(value: str) -> str:
+        if value in known or is_user_reference(value):
+            return value
+        if ":" in value:
+            raise ValueError(f"{value!r}: give a module and a name, as module:Name")
+        raise ValueError(f"unknown {kind} {value!r}{did_you_mean(value, known)} "
+                         f"(known: {', '.join(known)}; or module:Name)")
+
+    schema = {"anyOf": [{"enum": list(known)},
+                        {"type": "string", "pattern": USER_REFERENCE.pattern}]}
+    return Annotated[str, AfterValidator(check), WithJsonSchema(schema)]
 
 
 def whole_multiple(value: float, step: float) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -14,16 +14,24 @@ from pydantic import (
     model_validator,
 )
 
-from cosim.names import STACKABLE_PEFT, TASKS
+from cosim.names import PEFT_METHODS, STACKABLE_PEFT, TASKS, TRAINER_BACKENDS
 from cosim.scenario.base import (
     SEED_MAX,
     FieldError,
     InputDir,
     InputFile,
     StrictModel,
+    extension_name,
     resolve_input_file,
 )
 from cosim.scenario.drift import DriftConfig
+
+if TYPE_CHECKING:
+    PeftMethodName = str
+    TrainerBackendName = str
+else:
+    PeftMethodName = extension_name("PEFT method", PEFT_METHODS)
+    TrainerBackendName = extension_name("trainer backend", TRAINER_BACKENDS)
 
 SYNTHETIC_CHECKPOINT = "synthetic"
 
@@ -50,7 +58,7 @@ def _all_branches() -> list[Literal["image", "lidar", "text"]]:
 class PeftConfig(StrictModel):
     """Which parameter-efficient modules each tower gets, and their sizes."""
 
-    method: Literal["adapter", "lora", "prompt", "moe_adapter"] = "adapter"
+    method: PeftMethodName = "adapter"
     branches: list[Literal["image", "lidar", "text"]] = Field(
         default_factory=_all_branches)
     last_blocks: PositiveInt = Field(2, le=1000)  # PEFT in the upper blocks (the authors' choice)
@@ -123,7 +131,7 @@ class LocalTrainingConfig(StrictModel):
     # Ray actors (pip install -e ".[ray]"), one per GPU of the cluster. The simulated clock stays
     # here. Which worker trains a pass does not change its result: a run equals a local one with
     # the same ``threads`` and passes (for "threads", the same ``workers`` too, which sets them).
-    backend: Literal["local", "threads", "processes", "ray"] = "local"
+    backend: TrainerBackendName = "local"
     # threads, processes: None = one per core; ray: None = one per GPU (or 1)
     workers: PositiveInt | None = Field(None, le=100_000)
     ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None: start one

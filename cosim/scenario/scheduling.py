@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import (
     Field,
     PositiveInt,
-    field_validator,
     model_validator,
 )
 
 from cosim.names import POLICIES
-from cosim.scenario.base import InputFile, StrictModel
+from cosim.scenario.base import InputFile, StrictModel, extension_name
+
+if TYPE_CHECKING:
+    PolicyName = str
+else:
+    PolicyName = extension_name("policy", POLICIES)
 
 
 class SchedulingConfig(StrictModel):
     """Who is picked at the start of a round."""
 
-    policy: str = "availability_aware"  # a registered name or a dotted path module:Class
+    policy: PolicyName = "availability_aware"  # a registered name or a dotted path module:Class
     per_round: PositiveInt = Field(10, le=100_000)
     predictor: Literal["history", "oracle"] = "history"
     # oracle: link_windows.parquet of a run of the same scenario and seed (identical connectivity)
     oracle_windows: InputFile | None = None
-
-    @field_validator("policy")
-    @classmethod
-    def _known_policy(cls, v: str) -> str:
-        if v not in POLICIES and ":" not in v:
-            raise ValueError(f"unknown policy {v!r} (known: {', '.join(POLICIES)}; or module:Class)")
-        return v
 
     @model_validator(mode="after")
     def _oracle_needs_windows(self) -> SchedulingConfig:

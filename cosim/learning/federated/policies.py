@@ -8,14 +8,12 @@ name; a user's own policy is given as a dotted path ``package.module:ClassName``
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from cosim.errors import InputError
 from cosim.registry import Registry
 
 
@@ -230,62 +228,45 @@ class Oracle(AvailabilityAware):
     the oracle predictor, read from a recorded run of the same scenario and seed."""
 
 
-# keyed by cosim.names.POLICIES, the names the scenario accepts
+def _policy_class_problem(found: object) -> str | None:
+    """What keeps a user's object from being a scheduling policy class (None: nothing)."""
+    if not isinstance(found, type):
+        return f"it is a {type(found).__name__}, not a class"
+    select = inspect.getattr_static(found, "select", None)
+    static = isinstance(select, staticmethod)
+    if isinstance(select, staticmethod | classmethod):
+        select = select.__func__
+    if not inspect.isfunction(select):
+        return "it has no select(view, candidates, k) method"
+    try:
+        inspect.signature(select).bind(*([None] * (3 if static else 4)))
+    except (TypeError, ValueError):
+        return "its select does not take (view, candidates, k)"
+    try:
+        inspect.signature(found).bind()
+    except (TypeError, ValueError):
+        return "it cannot be built without arguments"
+    return None
+
+
+# keyed by cosim.names.POLICIES, the names the scenario accepts (or a user's module:Class)
 REGISTRY: Registry[type] = Registry("policy", "scheduling.policy", {
     "all_connected": AllConnected, "random": RandomPolicy, "availability_aware": AvailabilityAware,
     "rate_aware": RateAware, "deadline_aware": DeadlineAware,
-    "modality_task_aware": ModalityTaskAware, "oort": Oort, "oracle": Oracle})
+    "modality_task_aware": ModalityTaskAware, "oort": Oort, "oracle": Oracle},
+    check=_policy_class_problem)
 
 
 def make_policy(name: str, seed: int) -> Policy:
     """A registered policy by name, or ``module:Class`` from the user's code."""
+    cls = policy_class(name)
     if name in REGISTRY:
-        cls = REGISTRY[name]
         return cls(seed) if cls in (RandomPolicy, Oort) else cls()
-    policy = policy_class(name)()
+    policy = cls()
     return UserPolicy(policy, bool(inspect.getattr_static(policy, "reads_losses", True)))
 
 
 def policy_class(name: str) -> type:
-    """The class a ``module:Class`` policy names, checked to be a policy class (one with a
-    ``select`` method), or an InputError naming what is wrong. Registered names pass through."""
-    if name in REGISTRY:
-        return REGISTRY[name]
-    module, sep, attr = name.partition(":")
-    if not sep:
-        raise InputError(None, "scheduling.policy",
-                         f"unknown policy {name!r} (known: {', '.join(REGISTRY)}; or module:Class)")
-    if not module.strip() or not attr.strip():
-        raise InputError(None, "scheduling.policy",
-                         f"{name!r}: give both a module and a class, as module:Class")
-    try:
-        found = importlib.import_module(module)
-        for part in attr.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError, ValueError, TypeError) as exc:
-        raise InputError(None, "scheduling.policy", f"cannot load {name!r}: {exc}") from None
-    if not isinstance(found, type) or not _is_policy_class(found):
-        kind = "a class" if isinstance(found, type) else type(found).__name__
-        raise InputError(None, "scheduling.policy",
-                         f"{name!r} is {kind} without a select(view, candidates, k) method, "
-                         "or one that cannot be built without arguments: not a scheduling "
-                         "policy class")
-    return found
-
-
-def _is_policy_class(cls: type) -> bool:
-    """``cls()`` can be built and ``instance.select(view, candidates, k)`` called, by signature."""
-    select = inspect.getattr_static(cls, "select", None)
-    if isinstance(select, staticmethod | classmethod):
-        select = select.__func__
-    if not inspect.isfunction(select):
-        return False
-    try:
-        if isinstance(inspect.getattr_static(cls, "select"), staticmethod):
-            inspect.signature(select).bind(None, None, None)
-        else:
-            inspect.signature(select).bind(None, None, None, None)
-        inspect.signature(cls).bind()
-    except (TypeError, ValueError):
-        return False
-    return True
+    """The class ``name`` selects: a registered policy, or a user's ``module:Class`` (imported
+    now) checked to be a policy class; an InputError naming what is wrong otherwise."""
+    return REGISTRY.resolve(name)

@@ -44,7 +44,7 @@ from cosim.scenario import LearningConfig
 def make_trainer(cfg: LearningConfig, seeds: dict[str, int], local: LocalTrainer) -> Trainer:
     """The learning section's trainer: ``local`` itself, or workers that train as it would (each
     builds its replica of the model and the clients' data from ``cfg`` and ``seeds``)."""
-    return BACKENDS[cfg.local.backend](cfg, seeds, local)
+    return BACKENDS.resolve(cfg.local.backend)(cfg, seeds, local)
 
 
 def import_ray():
@@ -260,9 +260,18 @@ class RayTrainer(_RemoteTrainer):
             self.ray.shutdown()
 
 
+def _trainer_class_problem(found: object) -> str | None:
+    """What keeps a user's object from being a trainer backend (None: nothing)."""
+    if not isinstance(found, type) or not issubclass(found, Trainer):
+        return ("expected a subclass of cosim.learning.federated.training.Trainer, built as "
+                "Class(learning, seeds, local_trainer)")
+    return None
+
+
 # learning.local.backend -> (learning section, seeds, this process's trainer) -> the trainer the
-# server uses
+# server uses; keyed by cosim.names.TRAINER_BACKENDS (or a user's module:Class)
 BACKENDS: Registry[Callable[[LearningConfig, dict[str, int], LocalTrainer], Trainer]] = Registry(
     "trainer backend", "learning.local.backend",
     {"local": lambda learning, seeds, local: local, "threads": ThreadTrainer, "processes": ProcessTrainer,
-     "ray": RayTrainer})
+     "ray": RayTrainer},
+    check=_trainer_class_problem)

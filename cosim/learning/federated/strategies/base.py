@@ -196,7 +196,18 @@ def _upload_end(attempt: Attempt) -> float:
     return attempt.t_upload_end
 
 
-REGISTRY: Registry[type[Strategy]] = Registry("aggregation method", "aggregation.method")
+def _strategy_class_problem(found: object) -> str | None:
+    """What keeps a user's object from being a strategy class (None: nothing)."""
+    if not isinstance(found, type) or not issubclass(found, Strategy):
+        return "expected a subclass of cosim.learning.federated.strategies.Strategy"
+    config = getattr(found, "config", None)
+    if not isinstance(config, type) or not issubclass(config, AggregationBase):
+        return "its config must be a subclass of cosim.scenario.AggregationBase (its settings)"
+    return None
+
+
+REGISTRY: Registry[type[Strategy]] = Registry("aggregation method", "aggregation.method",
+                                              check=_strategy_class_problem)
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
