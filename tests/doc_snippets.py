@@ -12,6 +12,8 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", flags=re.S | re.M)
 # Every snippet is one of these kinds, each run by its own test on a real run or compare folder.
 API = "from cosim import api"  # tests/test_api.py
 TRACES = 'run = "runs/sf_downtown-20261123-120000"'  # tests/test_compare.py: this and the next
+# A user's extension module (a how-to's file, run by tests/test_extensions.py): "# name.py" first
+MODULE = re.compile(r"^# ([a-z_][a-z0-9_]*)\.py\n")
 
 
 def python_blocks() -> list[tuple[str, str]]:
@@ -23,6 +25,11 @@ def python_blocks() -> list[tuple[str, str]]:
             line = text.count("\n", 0, match.start()) + 1
             found.setdefault(match.group(1), f"{document.relative_to(REPO)}:{line}")
     return [(where, code) for code, where in found.items()]
+
+
+def extension_modules() -> dict[str, str]:
+    """Module name -> source of every documented extension module."""
+    return {m.group(1): code for _, code in python_blocks() if (m := MODULE.match(code))}
 
 
 def api_snippets() -> list[str]:

@@ -172,9 +172,13 @@ def test_the_site_builds_strictly_and_renders(tmp_path):
 
 def test_every_documented_python_snippet_is_run_by_a_test():
     """Each ```python block of the README and the docs is a Python API example (run by
-    tests/test_api.py) or a trace-loading example (run by tests/test_compare.py)."""
-    from doc_snippets import api_snippets, python_blocks, trace_snippet_groups
+    tests/test_api.py), a trace-loading example (run by tests/test_compare.py) or an extension
+    module (run by tests/test_extensions.py)."""
+    from doc_snippets import api_snippets, extension_modules, python_blocks, trace_snippet_groups
+    from test_extensions import DOCUMENTED_MODULES
 
-    covered = set(api_snippets()) | {code for group in trace_snippet_groups() for code in group}
+    assert set(extension_modules()) == set(DOCUMENTED_MODULES)
+    covered = (set(api_snippets()) | {code for group in trace_snippet_groups() for code in group}
+               | set(extension_modules().values()))
     untested = [where for where, code in python_blocks() if code not in covered]
     assert not untested, f"no test runs these snippets: {untested}"

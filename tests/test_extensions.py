@@ -1,6 +1,7 @@
 """Each extension point takes an implementation from the user's own module, named
-``module:Name`` in the scenario: a toy policy, aggregation strategy, PEFT method and trainer
-backend, each one file written to a temporary folder, run end to end in a real run."""
+``module:Name`` in the scenario: the policy, aggregation strategy, PEFT method and trainer backend
+of the how-to guides (docs/how-to/add-*.md), each one file written to a temporary folder as the
+guide shows it, run end to end in a real run."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
+from doc_snippets import extension_modules
 from test_remote_training import SETTINGS
 from typer.testing import CliRunner
 
@@ -21,6 +23,7 @@ from cosim.cli import app
 pytestmark = pytest.mark.slow  # real runs with learning: outside the unit loop
 
 GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+DOCUMENTED_MODULES = ("my_policies", "my_strategies", "my_peft", "my_trainers")
 
 
 @pytest.fixture
@@ -31,8 +34,10 @@ def user_module(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(folder))
     written: list[str] = []
 
-    def write(name: str, source: str) -> None:
-        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    def write(name: str, source: str | None = None) -> None:
+        """``source``, or the module as its how-to guide shows it."""
+        text = textwrap.dedent(source) if source is not None else extension_modules()[name]
+        (folder / f"{name}.py").write_text(text)
         written.append(name)
 
     yield write
@@ -49,73 +54,14 @@ def _rounds(out: Path) -> dict[int, list[int]]:
 
 
 def test_a_policy_from_the_users_module(user_module, tmp_path):
-    user_module("toy_policy", """
-        class LowestFirst:
-            '''The k connected clients with the lowest indices.'''
-            reads_losses = False
-            chosen = []
-
-            def select(self, view, candidates, k):
-                picked = sorted(c.client for c in candidates if c.connected)[:k]
-                LowestFirst.chosen.append(picked)
-                return picked
-    """)
+    user_module("my_policies")
     out = tmp_path / "run"
-    run(GRID_SMALL, out=out, overrides=[*SETTINGS, "scheduling.policy=toy_policy:LowestFirst",
+    run(GRID_SMALL, out=out, overrides=[*SETTINGS, "scheduling.policy=my_policies:LowestFirst",
                                         "scheduling.per_round=2"])
-    chosen = [c for c in sys.modules["toy_policy"].LowestFirst.chosen if c]
+    chosen = [c for c in sys.modules["my_policies"].LowestFirst.chosen if c]
     rounds = _rounds(out)
     assert chosen and [rounds[r] for r in sorted(rounds)] == chosen
     assert all(len(c) <= 2 for c in chosen)
-
-
-STRATEGY = """
-    from typing import ClassVar
-
-    from pydantic import Field
-
-    from cosim.learning.federated.aggregation import fedavg
-    from cosim.learning.federated.deferred import resolved
-    from cosim.learning.federated.policies import ServerView
-    from cosim.learning.federated.strategies.base import (
-        Launch, NewModel, Record, RoundEnd, RoundStrategy, Selection)
-    from cosim.scenario import AggregationBase
-
-
-    class DampedConfig(AggregationBase):
-        round_deadline_s: float = Field(30.0, gt=0)
-        server_lr: float = Field(1.0, gt=0, le=1)
-
-
-    class DampedFedAvg(RoundStrategy):
-        '''FedAvg whose server moves server_lr of the way to the clients' average.'''
-        config: ClassVar = DampedConfig
-        evaluate_by = "round"
-
-        def done(self):
-            return self.cfg.max_rounds is not None and self.host.round >= self.cfg.max_rounds
-
-        def select(self):
-            host = self.host
-            view = ServerView(host.env.now, host.round + 1, self.cfg.round_deadline_s)
-            chosen = host.policy.select(view, host.candidates(), host.per_round)
-            if not chosen:
-                return Selection()
-            deadline = host.env.now + self.cfg.round_deadline_s
-            return Selection([Launch(c, deadline, host.global_state, None) for c in chosen],
-                             new_round=True)
-
-        def aggregate(self):
-            attempts, updates = self.train_round()
-            if updates:
-                start = resolved(self.host.global_state)
-                mean = fedavg(start, [(u.modules, u.weight) for u in updates])
-                lr = self.cfg.server_lr
-                yield NewModel({k: v + lr * (mean[k] - v) if v.is_floating_point() else mean[k]
-                                for k, v in start.items()})
-            yield Record(attempts)
-            yield RoundEnd()
-"""
 
 
 def _aggregation(method: str, **extra) -> str:
@@ -126,11 +72,11 @@ def _aggregation(method: str, **extra) -> str:
 def test_a_strategy_from_the_users_module_with_its_own_settings(user_module, tmp_path):
     """At server_lr 1 the toy is FedAvg: the same clients complete the same rounds and the model
     scores as the built-in sync strategy's (within float rounding of start + (mean - start))."""
-    user_module("toy_strategy", STRATEGY)
+    user_module("my_strategies")
     runs = {}
     for name, section in [("sync", _aggregation("sync")),
-                          ("toy", _aggregation("toy_strategy:DampedFedAvg", server_lr=1.0)),
-                          ("damped", _aggregation("toy_strategy:DampedFedAvg", server_lr=0.25))]:
+                          ("toy", _aggregation("my_strategies:DampedFedAvg", server_lr=1.0)),
+                          ("damped", _aggregation("my_strategies:DampedFedAvg", server_lr=0.25))]:
         runs[name] = run(GRID_SMALL, out=tmp_path / name, overrides=[*SETTINGS, section])
     assert _rounds(runs["toy"].path) == _rounds(runs["sync"].path)
     metrics = {n: r.metrics().sort_values(["round", "task", "metric"])["value"].to_numpy()
@@ -143,9 +89,9 @@ def test_a_strategy_from_the_users_module_with_its_own_settings(user_module, tmp
 
 
 def test_a_strategys_own_settings_are_checked_before_the_run_folder(user_module, tmp_path):
-    user_module("toy_strategy", STRATEGY)
+    user_module("my_strategies")
     out = tmp_path / "run"
-    sets = [*SETTINGS, _aggregation("toy_strategy:DampedFedAvg", server_lr=2.0)]
+    sets = [*SETTINGS, _aggregation("my_strategies:DampedFedAvg", server_lr=2.0)]
     result = CliRunner().invoke(app, ["run", str(GRID_SMALL), "--out", str(out), "-q",
                                       *[a for s in sets for a in ("--set", s)]])
     assert result.exit_code == 2, result.output
@@ -153,33 +99,9 @@ def test_a_strategys_own_settings_are_checked_before_the_run_folder(user_module,
 
 
 def test_a_peft_method_from_the_users_module(user_module, tmp_path):
-    user_module("toy_peft", """
-        import torch
-        from torch import nn
-
-        from cosim.learning.peft import attach_block_adapter, upper_blocks
-
-
-        class Shift(nn.Module):
-            '''A learnt offset added to a block's output.'''
-
-            def __init__(self, width):
-                super().__init__()
-                self.offset = nn.Parameter(torch.zeros(width))
-
-            def forward(self, x):
-                return self.offset.to(x.dtype).expand_as(x)
-
-
-        def shifts(transformer, branch, cfg):
-            out = {}
-            for i in upper_blocks(transformer, cfg.last_blocks):
-                out[f"block{i}"] = module = Shift(transformer.width)
-                attach_block_adapter(transformer.resblocks[i], module)
-            return out
-    """)
+    user_module("my_peft")
     out = tmp_path / "run"
-    result = run(GRID_SMALL, out=out, overrides=[*SETTINGS, "learning.model.peft.method=toy_peft:shifts"])
+    result = run(GRID_SMALL, out=out, overrides=[*SETTINGS, "learning.model.peft.method=my_peft:shifts"])
     state = torch.load(out / "global_modules.pt", map_location="cpu", weights_only=True)
     offsets = {k: v for k, v in state.items() if k.startswith("peft.") and k.endswith(".offset")}
     assert offsets and any(v.abs().max() > 0 for v in offsets.values())  # trained
@@ -187,33 +109,11 @@ def test_a_peft_method_from_the_users_module(user_module, tmp_path):
 
 
 def test_a_trainer_backend_from_the_users_module(user_module, tmp_path):
-    user_module("toy_trainer", """
-        from cosim.learning.federated.training import Trainer
-
-
-        class CountingTrainer(Trainer):
-            '''The run's own trainer, counting the updates it is asked for.'''
-            counts = []
-
-            def __init__(self, learning, seeds, local):
-                self.local = local
-
-            @property
-            def driver(self):
-                return self.local
-
-            @property
-            def mode(self):
-                return {**self.local.mode, "backend": "counting"}
-
-            def train(self, jobs):
-                CountingTrainer.counts.append(len(jobs))
-                return self.local.train(jobs)
-    """)
+    user_module("my_trainers")
     out = tmp_path / "run"
     result = run(GRID_SMALL, out=out,
-                 overrides=[*SETTINGS, "learning.local.backend=toy_trainer:CountingTrainer"])
-    counts = sys.modules["toy_trainer"].CountingTrainer.counts
+                 overrides=[*SETTINGS, "learning.local.backend=my_trainers:CountingTrainer"])
+    counts = sys.modules["my_trainers"].CountingTrainer.counts
     completed = sum(1 for r in pq.read_table(out / "participation.parquet").to_pylist()
                     if r["outcome"] == "completed")
     assert sum(counts) == completed > 0
