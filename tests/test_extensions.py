@@ -1,6 +1,6 @@
 """Each extension point takes an implementation from the user's own module, named
-``module:Name`` in the scenario: the policy, aggregation strategy, PEFT method and trainer backend
-of the how-to guides (docs/how-to/add-*.md), each one file written to a temporary folder as the
+``module:Name`` in the scenario: the policy, aggregation strategy, PEFT method, trainer backend and
+task of the how-to guides (docs/how-to/add-*.md), each one file written to a temporary folder as the
 guide shows it, run end to end in a real run."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from cosim.cli import app
 pytestmark = pytest.mark.slow  # real runs with learning: outside the unit loop
 
 GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
-DOCUMENTED_MODULES = ("my_policies", "my_strategies", "my_peft", "my_trainers")
+DOCUMENTED_MODULES = ("my_policies", "my_strategies", "my_peft", "my_trainers", "my_tasks")
 
 
 @pytest.fixture
@@ -120,11 +120,29 @@ def test_a_trainer_backend_from_the_users_module(user_module, tmp_path):
     assert result.info["summary"]["learning"]["trainer"]["backend"] == "counting"
 
 
+def test_a_task_from_the_users_module(user_module, tmp_path):
+    from cosim.learning.tasks import SPECS
+
+    user_module("my_tasks")
+    out = tmp_path / "run"
+    try:
+        run(GRID_SMALL, out=out,
+            overrides=[*SETTINGS, "learning.model.tasks=[seg3d, my_tasks:DRIVABLE_SPACE]"])
+    finally:
+        SPECS.pop("drivable", None)  # entered when the model was built: not for later tests
+    rows = [r for r in pq.read_table(out / "metrics.parquet").to_pylist() if r["task"] == "drivable"]
+    assert rows and {r["metric"] for r in rows} == {"mIoU"}
+    assert all(0.0 <= r["value"] <= 1.0 for r in rows) and len({r["round"] for r in rows}) > 1
+    state = torch.load(out / "global_modules.pt", map_location="cpu", weights_only=True)
+    assert any(k.startswith("heads.drivable.") for k in state)
+
+
 @pytest.mark.parametrize(("setting", "says"), [
     ("scheduling.policy=toy_bad:NotAPolicy", "is not a usable policy"),
     ("learning.local.backend=toy_bad:NotAPolicy", "is not a usable trainer backend"),
     ("learning.model.peft.method=toy_bad:NOT_CALLABLE", "is not a usable PEFT method"),
     ("aggregation.method=toy_bad:NotAPolicy", "is not a usable aggregation method"),
+    ("learning.model.tasks=[seg3d, toy_bad:NOT_CALLABLE]", "is not a usable task"),
 ])
 def test_a_user_object_of_the_wrong_kind_is_bad_input_before_the_run_folder(
         user_module, tmp_path, setting, says):

@@ -34,8 +34,8 @@ from cosim.learning.local import ClientData, LocalStats, trainable_modules
 from cosim.learning.model import M3TModel
 from cosim.learning.stacked_optim import StackedOptimizer
 from cosim.learning.stacking import ClientStack, stacked_run
-from cosim.learning.tasks import task_loss
-from cosim.names import INPUT_MODALITY, TASKS
+from cosim.learning.tasks import SPECS, task_loss
+from cosim.names import INPUT_MODALITY
 from cosim.scenario import BalancingConfig, LocalTrainingConfig
 
 
@@ -132,7 +132,7 @@ class _Plan:
                                                     frozen)
                        if any(key.startswith(n + ".") for key in j.start)] for j in jobs]
         self.trained = {n for names in self.names for n in names}
-        self.tasks = [t for t in TASKS if any(t in j.data.tasks for j in jobs)]
+        self.tasks = [t for t in SPECS if any(t in j.data.tasks for j in jobs)]
         used_frozen = [n for n in frozen if n in model.module_names()
                        and n.startswith("heads.") and n.split(".")[1] in self.tasks]
         order = model.module_names()

@@ -34,8 +34,7 @@ from cosim.learning.heads import DenseHead
 from cosim.learning.openclip import open_clip_module, tokenizer
 from cosim.learning.patches import patch_embedding
 from cosim.learning.precision import FP32, autocast
-from cosim.learning.tasks import SPECS
-from cosim.names import TASK_INFO
+from cosim.learning.tasks import SPECS, task_names
 from cosim.scenario import ModelConfig
 
 if TYPE_CHECKING:
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 # The input view whose token grid a task's head decodes (its output's geometry).
 # the built-in PEFT methods that attach in the towers' last ``last_blocks`` blocks only
 UPPER_BLOCK_PEFT = ("adapter", "lora", "moe_adapter")
-_TASK_VIEW = {"seg3d": "lidar", "det3d": "lidar_bev", "pan2d": "image", "det2d": "image"}
 
 
 class LidarStem(nn.Module):
@@ -69,6 +67,7 @@ class M3TModel(nn.Module):
     def __init__(self, cfg: ModelConfig, clip: ClipModule | None = None):
         super().__init__()
         self.cfg = cfg
+        self.tasks = task_names(cfg.tasks)  # a user's module:NAME as its spec's name
         clip = clip if clip is not None else load_clip(cfg.name, cfg.checkpoint)
         batch_first_attention(clip)  # the towers' training-time attention (``attention.py``)
         patch_embedding(clip.visual)  # and patch embedding (``patches.py``)
@@ -95,7 +94,7 @@ class M3TModel(nn.Module):
         self.heads = nn.ModuleDict({
             t: DenseHead(SPECS[t], self.embed_dim, self.grid, cfg.head_channels, cfg.classifier,
                          class_embeddings.get(t), skip_channels=3 if cfg.input_skip else 0)
-            for t in cfg.tasks
+            for t in self.tasks
         })
 
     # ---- structure ------------------------------------------------------------------------
@@ -128,7 +127,7 @@ class M3TModel(nn.Module):
     def _class_embeddings(self) -> dict[str, torch.Tensor]:
         """Frozen text embeddings of "a photo of a {class}" (before any PEFT is attached)."""
         out = {}
-        for task in self.cfg.tasks:
+        for task in self.tasks:
             tokens = self.tokenize([f"a photo of a {c}" for c in SPECS[task].classes])
             out[task] = self.text_tower(tokens)
         return out
@@ -222,11 +221,11 @@ class M3TModel(nn.Module):
              present: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``present`` (per modality, (B,) of 0/1) masks the context of a modality some rows lack
         (clients trained together, ``batched.py``); without it, what is in ``feats`` counts."""
-        grid = _TASK_VIEW[task]
+        grid = SPECS[task].view
         if grid not in feats:
             raise ValueError(f"task {task} needs its {grid} input")
         fused = feats[grid]
-        for m in TASK_INFO[task].modalities:
+        for m in SPECS[task].modalities:
             if m == "text" and "text" in feats:
                 context = feats["text"].unsqueeze(1)
             elif m in ("image", "lidar") and m != grid and m in feats:
@@ -249,7 +248,7 @@ class M3TModel(nn.Module):
         with self._autocast():
             feats = self.encode(batch)
             skip = batch if self.cfg.input_skip else {}
-            out = {t: self.heads[t](self.fuse(feats, t, present), skip.get(_TASK_VIEW[t]))
+            out = {t: self.heads[t](self.fuse(feats, t, present), skip.get(SPECS[t].view))
                    for t in (tasks or list(self.heads))}
         if self.precision == FP32:
             return out
@@ -275,7 +274,7 @@ class M3TModel(nn.Module):
 
     def modules_for(self, tasks: list[str], modalities: list[str]) -> list[str]:
         """The modules a client with these tasks and modalities trains (others get no gradient)."""
-        used = {m for t in tasks for m in TASK_INFO[t].modalities if m in modalities}
+        used = {m for t in tasks for m in SPECS[t].modalities if m in modalities}
         names = [n for n in self.module_names()
                  if (n.startswith("peft.") and n.split(".")[1] in used)
                  or (n == "task_adapter")

@@ -9,6 +9,7 @@ scenario has a learning layer.
 
 from __future__ import annotations
 
+from cosim.errors import InputError
 from cosim.registry import is_user_reference
 from cosim.scenario import Scenario, UserAggregationConfig
 
@@ -42,6 +43,13 @@ def check_learning_inputs(scenario: Scenario) -> None:
         from cosim.learning.federated.remote import BACKENDS
 
         BACKENDS.resolve(cfg.local.backend)
+    if any(map(is_user_reference, [*cfg.model.tasks, *(cfg.evaluation.tasks or ())])):
+        from cosim.learning.tasks import task_names
+
+        try:
+            task_names([*cfg.model.tasks, *(cfg.evaluation.tasks or ())])
+        except ValueError as exc:
+            raise InputError(None, "learning.model.tasks", str(exc)) from None
     if isinstance(scenario.aggregation, UserAggregationConfig):
         from cosim.learning.federated.strategies import REGISTRY, strategy_config
 

@@ -29,9 +29,11 @@ from cosim.scenario.drift import DriftConfig
 if TYPE_CHECKING:
     PeftMethodName = str
     TrainerBackendName = str
+    TaskName = str
 else:
     PeftMethodName = extension_name("PEFT method", PEFT_METHODS)
     TrainerBackendName = extension_name("trainer backend", TRAINER_BACKENDS)
+    TaskName = extension_name("task", TASKS)
 
 SYNTHETIC_CHECKPOINT = "synthetic"
 
@@ -87,9 +89,8 @@ class ModelConfig(StrictModel):
     task_adapter: bool = True  # the shared task adapter of FedAdapt
     task_adapter_bottleneck: PositiveInt = Field(64, le=65_536)
     classifier: Literal["linear", "text"] = "linear"  # "text": cosine with class prompts
-    # mypy: Literal[...] of a names.py tuple is read by pydantic, not expressible to mypy (valid-type)
-    tasks: list[Literal[TASKS]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: list(TASKS))
+    # a built-in task, or a task of the user's own: module:NAME naming its TaskSpec
+    tasks: list[TaskName] = Field(default_factory=lambda: list(TASKS))
     head_channels: PositiveInt = Field(64, le=65_536)
     # The task's input view, pooled to the output grid, joins the head before its last layer: a
     # patch token (8 px in cosim-tiny) holds no detail finer than itself.
@@ -204,7 +205,7 @@ class EvaluationConfig(StrictModel):
     det3d_center_thresholds_m: list[Annotated[float, Field(gt=0.0, le=10_000.0)]] = Field(
         default_factory=lambda: [0.5, 1.0, 2.0, 4.0], min_length=1)
     # mypy: Literal[...] of a names.py tuple is read by pydantic, not expressible to mypy (valid-type)
-    tasks: list[Literal[TASKS]] | None = None  # type: ignore[valid-type]  # none: every task
+    tasks: list[TaskName] | None = None  # none: every task
     # Score on a thread of its own (one torch thread, a replica of the model) while the run goes
     # on; the metrics rows keep their order. Scores can differ from the run thread's at float
     # rounding (another thread count).

@@ -22,7 +22,7 @@ import torch
 from cosim.learning.federated.deferred import snapshot
 from cosim.learning.local import evaluate
 from cosim.learning.model import M3TModel, replicate
-from cosim.names import HEADLINE
+from cosim.learning.tasks import SPECS, task_names
 from cosim.scenario import EvaluationConfig
 from cosim.traces import TraceTable
 
@@ -41,7 +41,7 @@ class GlobalEvaluation:
         self._load_batches, self._batches = load_batches, None
         self._loading = threading.Lock()
         self.settings, self.table = settings, table
-        self.tasks = [t for t in (settings.tasks or model.heads) if t in model.heads]
+        self.tasks = [t for t in (task_names(settings.tasks or ()) or model.heads) if t in model.heads]
         self.last_t = 0.0
         self.last_line = ""  # the headline metrics, for the progress bar
         self._wall0 = time.perf_counter()
@@ -114,6 +114,7 @@ class GlobalEvaluation:
                            "metric": [r[1] for r in rows], "value": [float(r[2]) for r in rows],
                            "client": [None] * len(rows), "model": [None] * len(rows)})
         # a metric with nothing to score (NaN, COCO's -1) is left out, not shown as a number
-        self.last_line = " ".join(f"{t} {results[t][m]:.3f}" for t, m in HEADLINE.items()
-                                  if t in results and m in results[t]
+        headlines = ((t, SPECS[t].info.headline) for t in SPECS if t in results)
+        self.last_line = " ".join(f"{t} {results[t][m]:.3f}" for t, m in headlines
+                                  if m in results[t]
                                   and math.isfinite(results[t][m]) and results[t][m] >= 0)

@@ -58,6 +58,7 @@ from cosim.learning.federated.wiring import LearningPorts
 from cosim.learning.lookup import LookupBaseline
 from cosim.learning.module_file import apply_init_modules
 from cosim.learning.support import heldout_support
+from cosim.names import TASK_INFO
 from cosim.run_folder import RunFailedError
 from cosim.trace_schemas import (
     HOPS,
@@ -374,7 +375,11 @@ class FederatedLayer:
             view.tasks, view.modalities = list(data.shard.tasks), list(data.shard.modalities)
         training = (batch for data in held for batch in data.ordered_batches(32))
         baseline = LookupBaseline.fit(training, self.geometry)
-        return baseline.evaluate(self.evaluation.batches, self.evaluation.tasks, self.cfg.evaluation)
+        return baseline.evaluate(self.evaluation.batches, self._builtin_tasks(), self.cfg.evaluation)
+
+    def _builtin_tasks(self) -> list[str]:
+        """The evaluated tasks the lookup baseline and the support count know (not a user's)."""
+        return [t for t in self.evaluation.tasks if t in TASK_INFO]
 
     def summary(self) -> dict[str, Any]:
         return {"rounds": self.round, "model_version": self.version, "cost": self.cost.summary(),
@@ -387,7 +392,7 @@ class FederatedLayer:
                 "evaluation_wall_s": self.evaluation.wall_s,
                 "evaluation_busy_s": round(self.evaluation.busy_s, 3),
                 "heldout_support": heldout_support(
-                    self.evaluation.batches, self.evaluation.tasks, self.cfg.evaluation,
+                    self.evaluation.batches, self._builtin_tasks(), self.cfg.evaluation,
                     self.model.image_size, self.cfg.model.bev_range_m),
                 **({"relay": self.relay.summary()} if self.relay is not None else {}),
                 **({"personalisation": self.personalisation} if self.personalisation else {}),

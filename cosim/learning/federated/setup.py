@@ -14,6 +14,7 @@ from cosim.learning.data.partition import ClientShard, Partition, partition
 from cosim.learning.grid import Geometry
 from cosim.learning.model import M3TModel
 from cosim.learning.precision import Precision, pick_device, resolve
+from cosim.learning.tasks import SPECS
 from cosim.names import MODALITIES, TASKS
 from cosim.scenario import LearningConfig
 
@@ -29,6 +30,13 @@ class LearningSetup:
     heldout: ClientDataset
     frozen: tuple[str, ...]
     precision: Precision
+
+
+def _client_tasks(shard: ClientShard, tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """The model's tasks a client holds: the built-in ones its partition gave it, and a user's
+    task wherever the client has the LiDAR the task needs."""
+    return tuple(t for t in tasks if t in shard.tasks or (
+        t not in TASKS and ("lidar" in shard.modalities or "lidar" not in SPECS[t].modalities)))
 
 
 def build_learning(cfg: LearningConfig, seeds: dict[str, int]) -> LearningSetup:
@@ -48,8 +56,8 @@ def build_learning(cfg: LearningConfig, seeds: dict[str, int]) -> LearningSetup:
     parts = partition(frames, city, cfg.data, seeds["data"], dataset.camera_only(),
                       dataset.without_panoptic())
     cache = SampleCache(dataset, geometry, cfg.data.cache_frames, pin=device.type == "cuda")
-    tasks = tuple(t for t in TASKS if t in cfg.model.tasks)  # a client trains what the model has
-    datasets = [ClientDataset(dataclasses.replace(s, tasks=tuple(t for t in s.tasks if t in tasks)), cache)
+    tasks = tuple(t for t in SPECS if t in model.tasks)  # a client trains what the model has
+    datasets = [ClientDataset(dataclasses.replace(s, tasks=_client_tasks(s, tasks)), cache)
                 for s in parts.clients]
     heldout = ClientDataset(ClientShard(-1, parts.heldout, tasks, MODALITIES), cache)
     return LearningSetup(device, model, geometry, parts, cache, datasets, heldout, tuple(cfg.frozen_modules),

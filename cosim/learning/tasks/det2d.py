@@ -47,4 +47,4 @@ class Evaluator:
 
 
 SPEC = TaskSpec("det2d", DETECTION, regression=4, targets=targets, loss=centernet_loss, evaluator=Evaluator,
-                heatmap_prior=True)
+                view="image", heatmap_prior=True)

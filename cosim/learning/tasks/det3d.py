@@ -41,4 +41,4 @@ class Evaluator:
 
 
 SPEC = TaskSpec("det3d", DETECTION, regression=8, targets=targets, loss=centernet_loss, evaluator=Evaluator,
-                bev=True, heatmap_prior=True)
+                view="lidar_bev", heatmap_prior=True)

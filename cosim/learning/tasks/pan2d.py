@@ -57,4 +57,5 @@ class Evaluator:
         return {"STQ": out["STQ"], "SQ": out["SQ"], "AQ": out["AQ"]}
 
 
-SPEC = TaskSpec("pan2d", PAN2D, regression=3, targets=targets, loss=loss, evaluator=Evaluator)
+SPEC = TaskSpec("pan2d", PAN2D, regression=3, targets=targets, loss=loss, evaluator=Evaluator,
+                view="image")

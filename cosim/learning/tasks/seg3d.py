@@ -32,4 +32,5 @@ class Evaluator:
         return {"mIoU": self.metric.compute()}
 
 
-SPEC = TaskSpec("seg3d", SEG3D, regression=0, targets=targets, loss=loss, evaluator=Evaluator)
+SPEC = TaskSpec("seg3d", SEG3D, regression=0, targets=targets, loss=loss, evaluator=Evaluator,
+                view="lidar")

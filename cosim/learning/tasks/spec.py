@@ -28,7 +28,11 @@ class TaskSpec:
       evaluation needs (boxes, instance ids), without a batch axis.
     - ``loss(out, target)``: the training loss on the head's ``scores`` and ``reg`` maps.
     - ``evaluator(model, settings)``: a fresh metric accumulator; its ``compute()`` names the
-      headline metric (``cosim.names``) among others.
+      headline metric among others.
+    - ``view``: the tokens its head decodes from: ``image`` (camera), ``lidar`` (the range
+      image) or ``lidar_bev`` (the bird's-eye view); the other modalities it uses add context.
+    - ``declared``: a task of the user's own says its modalities and headline metric here (the
+      built-in tasks' are in ``cosim.names.TASK_INFO``).
     """
 
     name: str
@@ -37,12 +41,13 @@ class TaskSpec:
     targets: Callable[[Any, Any], dict[str, Any]]
     loss: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], torch.Tensor]
     evaluator: Callable[[Any, Any], TaskEvaluator]
-    bev: bool = False  # the output is a bird's-eye-view grid (fed by the LiDAR BEV tokens)
+    view: str = "image"
     heatmap_prior: bool = False  # CenterNet's prior: centre heatmaps start at p = 0.1
+    declared: TaskInfo | None = None
 
     @property
     def info(self) -> TaskInfo:
-        return TASK_INFO[self.name]
+        return self.declared if self.declared is not None else TASK_INFO[self.name]
 
     @property
     def modalities(self) -> tuple[str, ...]:
