@@ -200,7 +200,7 @@ def _strategy_class_problem(found: object) -> str | None:
     """What keeps a user's object from being a strategy class (None: nothing)."""
     if not isinstance(found, type) or not issubclass(found, Strategy):
         return "expected a subclass of cosim.learning.federated.strategies.Strategy"
-    config = getattr(found, "config", None)
+    config = next((vars(c)["config"] for c in found.__mro__ if "config" in vars(c)), None)
     if not isinstance(config, type) or not issubclass(config, AggregationBase):
         return "its config must be a subclass of cosim.scenario.AggregationBase (its settings)"
     return None
