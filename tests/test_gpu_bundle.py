@@ -109,7 +109,7 @@ def test_run_sh_dry_run_on_the_cpu(built, tmp_path):
            "MODEL": "cosim-tiny", "KS": "1,2", "PRECISIONS": "fp32", "REPS": "1", "DURATION_S": "60",
            "HOUR_PRECISION": "fp32", "PRETRAIN_STEPS": "2", "PRETRAIN_SEGMENTS": "2", "DATA_SEGMENTS": "6",
            "DATA_FRAMES": "4", "SETS": "learning.data.clients=4 learning.data.heldout_segments=2",
-           "TEST_SELECT": "pinned or lives_on"}
+           "TEST_SELECT": "pinned or live_on"}
     env.pop("COSIM_CACHE_DIR", None)  # run.sh keeps its own under WORK
     done = subprocess.run(["bash", str(REPO / "bench" / "gpu" / "run.sh")], env=env, cwd=tmp_path,
                           capture_output=True, text=True)
@@ -130,3 +130,30 @@ def test_run_sh_dry_run_on_the_cpu(built, tmp_path):
     assert (out / "hour_metrics.png").stat().st_size > 0
     assert "2 passed" in (out / "cuda_tests.txt").read_text()
     assert len(list(out.iterdir())) <= 8  # what a device call brings back
+
+
+def test_a_replay_needs_no_sumo_to_say_its_versions(monkeypatch):
+    from types import SimpleNamespace
+
+    from cosim import runner
+    from cosim.errors import MissingDependencyError
+
+    def missing() -> str:
+        raise MissingDependencyError("SUMO not found")
+
+    monkeypatch.setattr(runner, "sumo_version", missing)
+    replayed = SimpleNamespace(mobility=SimpleNamespace(replay=Path("trace/mobility.parquet")))
+    assert runner.versions(replayed)["sumo"].startswith("not used")
+    with pytest.raises(MissingDependencyError):  # a live run needs SUMO
+        runner.versions(SimpleNamespace(mobility=SimpleNamespace(replay=None)))
+
+
+def test_pretraining_on_cuda_without_a_gpu_is_refused_in_one_line(tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-c", "from cosim.cli import main; main()", "pretrain", "--out",
+                           str(tmp_path / "m.pt"), "--device", "cuda"], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--device" in lines[0] and "no CUDA device" in lines[0], done.stderr
+    assert not (tmp_path / "m.pt").exists()
