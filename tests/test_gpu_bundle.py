@@ -157,3 +157,29 @@ def test_pretraining_on_cuda_without_a_gpu_is_refused_in_one_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "--device" in lines[0] and "no CUDA device" in lines[0], done.stderr
     assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.slow
+def test_run_sh_installs_the_wheels_into_a_venv_over_this_environment(built, tmp_path):
+    """The install step as on the GPU machine, whose python3 is itself a venv: the bundle's
+    wheels go into a new venv, and the environment's own packages (torch) stay reachable. Only
+    the wheels this Python can take (pure Python, abi3) are installed here."""
+    bundle_dir = tmp_path / "bundle"
+    (bundle_dir / "wheels").mkdir(parents=True)
+    (bundle_dir / "trace").symlink_to(built / "trace")
+    usable = [w for w in (built / "wheels").glob("*.whl")
+              if w.name.endswith("-none-any.whl") or "-abi3-" in w.name]
+    assert any(w.name.startswith("simpy-") for w in usable)
+    for wheel in usable:
+        (bundle_dir / "wheels" / wheel.name).symlink_to(wheel)
+    work = tmp_path / "work"
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "WORK": str(work), "BUNDLE": str(bundle_dir),
+           "PYTHON": sys.executable, "DEVICE": "cpu", "STEPS": "install"}
+    done = subprocess.run(["bash", str(REPO / "bench" / "gpu" / "run.sh")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "install done in" in (tmp_path / "out" / "log.txt").read_text()
+    where = subprocess.run([str(work / "venv" / "bin" / "python"), "-c",
+                            "import simpy, torch; print(simpy.__file__); print(torch.__file__)"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert where[0].startswith(str(work / "venv")) and not where[1].startswith(str(work / "venv"))

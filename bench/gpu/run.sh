@@ -66,10 +66,15 @@ say "device $DEVICE, model $MODEL, K $KS, precisions $PRECISIONS (hour: $HOUR_PR
 if want install && [[ "$SKIP_INSTALL" != 1 ]]; then
     t=$SECONDS
     ls "$BUNDLE"/wheels/*.whl > /dev/null || { say "no wheels in $BUNDLE/wheels: build the bundle with wheels"; exit 2; }
-    "$PYTHON" -m venv --system-site-packages "$WORK/venv"
+    # no pip inside (ensurepip may be missing): PYTHON's pip installs into the venv's folder
+    "$PYTHON" -m venv --system-site-packages --without-pip "$WORK/venv"
     PY="$WORK/venv/bin/python"
-    "$PY" -m pip install --quiet --no-index --no-deps --no-compile --disable-pip-version-check \
-        "$BUNDLE"/wheels/*.whl
+    SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    # PYTHON may itself be a venv (the image's is): --system-site-packages reaches only the
+    # interpreter's own, so PYTHON's folders join the new venv's path after its own packages
+    "$PYTHON" -c 'import site; print("\n".join(site.getsitepackages()))' > "$SITE/_cosim_parent_env.pth"
+    "$PYTHON" -m pip install --quiet --no-index --no-deps --no-compile --disable-pip-version-check \
+        --target "$SITE" "$BUNDLE"/wheels/*.whl
     step_done install $((SECONDS - t))
 else
     PY=$(command -v "$PYTHON")
@@ -93,7 +98,8 @@ cosim() { "$PY" -c 'from cosim.cli import main; main()' "$@"; }
 import json, platform, sys
 import torch
 device = sys.argv[1]
-info = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+info = {"python": platform.python_version(), "prefix": sys.prefix, "torch": torch.__version__,
+        "cuda": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(), "threads": torch.get_num_threads()}
 if torch.cuda.is_available():
     p = torch.cuda.get_device_properties(0)
@@ -101,7 +107,8 @@ if torch.cuda.is_available():
              "bf16": torch.cuda.is_bf16_supported(including_emulation=False)}
 for name in ("open_clip", "simpy", "pydantic", "shapely", "sumolib", "faster_coco_eval", "numpy", "pyarrow"):
     try:
-        info[name] = __import__(name).__version__
+        module = __import__(name)
+        info[name] = f"{getattr(module, '__version__', '?')} ({module.__file__})"
     except Exception as exc:  # reported, and the step that needs it fails loudly
         info[name] = f"missing: {exc}"
 json.dump(info, open(sys.argv[2], "w"), indent=1)
