@@ -117,7 +117,7 @@ def pretrain(cfg: PretrainConfig, out: Path, progress=None, device: torch.device
     model.eval()
     after = retrieval_accuracy(model, x_eval, c_eval, tok)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out)
+    torch.save(model.to("cpu").state_dict(), out)
     return {"retrieval_before": before, "retrieval_after": after, "first_loss": losses[0],
             "last_loss": float(np.mean(losses[-10:])), "pairs": len(captions), "steps": cfg.steps,
             **precision.summary(), **({"device": device.type} if device.type != "cpu" else {})}
