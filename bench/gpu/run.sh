@@ -46,6 +46,7 @@ PYTHON=${PYTHON:-python3}
 SKIP_INSTALL=${COSIM_GPU_SKIP_INSTALL:-0}
 IMAGE_GUARD=${IMAGE_GUARD:-$SKIP_INSTALL}
 WORK=${WORK:-$(mktemp -d)}
+EXTRA_PATH=
 
 mkdir -p "$OUT" "$WORK"
 OUT=$(cd "$OUT" && pwd)
@@ -67,12 +68,18 @@ if want install && [[ "$SKIP_INSTALL" != 1 ]]; then
     t=$SECONDS
     ls "$BUNDLE"/wheels/*.whl > /dev/null || { say "no wheels in $BUNDLE/wheels: build the bundle with wheels"; exit 2; }
     # no pip inside (ensurepip may be missing): PYTHON's pip installs into the venv's folder
-    "$PYTHON" -m venv --system-site-packages --without-pip "$WORK/venv"
-    PY="$WORK/venv/bin/python"
-    SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    # PYTHON may itself be a venv (the image's is): --system-site-packages reaches only the
-    # interpreter's own, so PYTHON's folders join the new venv's path after its own packages
-    "$PYTHON" -c 'import site; print("\n".join(site.getsitepackages()))' > "$SITE/_cosim_parent_env.pth"
+    if "$PYTHON" -m venv --system-site-packages --without-pip "$WORK/venv"; then
+        PY="$WORK/venv/bin/python"
+        SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+        # PYTHON may itself be a venv (the image's is): --system-site-packages reaches only the
+        # interpreter's own, so PYTHON's folders join the new venv's path after its own packages
+        "$PYTHON" -c 'import site; print("\n".join(site.getsitepackages()))' > "$SITE/_cosim_parent_env.pth"
+    else
+        PY=$(command -v "$PYTHON")
+        SITE="$WORK/site"
+        EXTRA_PATH=$SITE
+        say "no venv could be made: the wheels go to $SITE, first on PYTHONPATH"
+    fi
     "$PYTHON" -m pip install --quiet --no-index --no-deps --no-compile --disable-pip-version-check \
         --target "$SITE" "$BUNDLE"/wheels/*.whl
     step_done install $((SECONDS - t))
@@ -80,7 +87,7 @@ else
     PY=$(command -v "$PYTHON")
     say "install skipped: using $PY as it is"
 fi
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$ROOT${EXTRA_PATH:+:$EXTRA_PATH}${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 export COSIM_CACHE_DIR=${COSIM_CACHE_DIR:-$WORK/cache}
 if [[ "$IMAGE_GUARD" == 1 ]]; then
