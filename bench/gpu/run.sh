@@ -20,7 +20,8 @@
 # about 5 s on one core), DATA_SEGMENTS (28) and DATA_FRAMES (40) (sf_downtown's synthetic set),
 # TEST_SELECT (a pytest -k expression: a subset of the device tests), SETS (more --set items for train_clients and the hour, space-separated), STEPS (which of
 # install,data,pretrain,clients,hour,tests to run), BUNDLE (bench/gpu/bundle), WORK (a temporary
-# folder), PYTHON (python3). A dry run elsewhere: COSIM_GPU_SKIP_INSTALL=1 reuses PYTHON's
+# folder; name one to split the steps over calls on one machine: a later call reuses its venv,
+# data and backbone), PYTHON (python3). A dry run elsewhere: COSIM_GPU_SKIP_INSTALL=1 reuses PYTHON's
 # environment as it is, and IMAGE_GUARD=1 (its default there) refuses any import of a package
 # neither the GPU image (bench/gpu/image_packages.txt) nor the bundle holds.
 set -euo pipefail
@@ -83,6 +84,13 @@ if want install && [[ "$SKIP_INSTALL" != 1 ]]; then
     "$PYTHON" -m pip install --quiet --no-index --no-deps --no-compile --disable-pip-version-check \
         --target "$SITE" "$BUNDLE"/wheels/*.whl
     step_done install $((SECONDS - t))
+elif [[ "$SKIP_INSTALL" != 1 && -x "$WORK/venv/bin/python" ]]; then
+    PY="$WORK/venv/bin/python"  # an earlier call's, on the same machine with the same WORK
+    say "install skipped: reusing $WORK/venv"
+elif [[ "$SKIP_INSTALL" != 1 && -d "$WORK/site" ]]; then
+    PY=$(command -v "$PYTHON")
+    EXTRA_PATH="$WORK/site"
+    say "install skipped: reusing $WORK/site"
 else
     PY=$(command -v "$PYTHON")
     say "install skipped: using $PY as it is"
@@ -149,6 +157,11 @@ if want data; then
     wait "$SYNTH_PID" || { cat "$WORK/synth.log"; say "data synth failed"; exit 1; }
     cat "$WORK/synth.log"
     step_done data $((SECONDS - t))
+fi
+
+if want clients || want hour; then  # made by this call or an earlier one with the same WORK
+    [[ -d "$DATA" ]] || { say "no data at $DATA: add data to STEPS"; exit 2; }
+    [[ -f "$BACKBONE" ]] || { say "no backbone at $BACKBONE: add pretrain to STEPS"; exit 2; }
 fi
 
 # 3. K clients: sequential vs one batched pass
