@@ -13,14 +13,22 @@ path. The batched paths' frozen-prefix cache is warmed first, as it is after a r
 Also prints, per precision, the largest parameter difference between (a) and (b).
 
     python bench/train_clients.py [--ks 1,5,10,20] [--reps 3] [--epochs 1] [--precisions fp32,bf16]
+                                  [--device auto|cpu|cuda] [--paths sequential,batched,threads]
+                                  [--json FILE]
+
+``--paths`` times a subset (the parameter difference needs sequential and batched); ``--json``
+writes every median, speed-up and difference (and on CUDA the peak GPU memory per K and
+precision, ``torch.cuda.max_memory_allocated``) to FILE.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -59,7 +67,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker threads of (c)")
     parser.add_argument("--worker-threads", type=int, default=1, help="torch threads per worker of (c)")
     parser.add_argument("--set", action="append", default=[], help="scenario override key=value")
+    parser.add_argument("--paths", default=",".join(PATHS), help="which of " + ", ".join(PATHS))
+    parser.add_argument("--json", type=Path, help="write the results to this file")
     args = parser.parse_args()
+    paths = tuple(p for p in PATHS if p in args.paths.split(","))
+    if not paths or set(args.paths.split(",")) - set(PATHS):
+        parser.error(f"--paths: give some of {', '.join(PATHS)}")
     sc = load_scenario(args.scenario, args.set)
     threaded_sc = load_scenario(args.scenario, [*args.set, "learning.local.backend=threads",
                                                 f"learning.local.workers={args.workers}",
@@ -68,6 +81,8 @@ def main() -> None:
     cfg = sc.learning
     local = cfg.local.model_copy(update={"epochs": args.epochs})
     device = pick_device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device cuda: no CUDA device is available (torch {torch.__version__})")
     precisions = [resolve(p, device).name for p in args.precisions.split(",")]
     setups: dict[str, Setup] = {}
     clients: list[ClientDataset] = []
@@ -92,21 +107,26 @@ def main() -> None:
           f"batch {local.batch_size}, balancing {cfg.balancing.method}, device {device}, "
           f"threads {torch.get_num_threads()}, precisions {', '.join(precisions)}")
     print(f"threads: {args.workers} workers x {args.worker_threads} torch thread(s), one pass per worker")
-    header = f"{'K':>3} {'precision':>9} " + " ".join(f"{p + ' s':>13}" for p in PATHS)
-    header += f" {'batched/seq':>11} {'threads/seq':>11} {'max |diff|':>11}"
+    header = f"{'K':>3} {'precision':>9} " + " ".join(f"{p + ' s':>13}" for p in paths)
+    header += "".join(f" {p + '/seq':>11}" for p in paths[1:] if "sequential" in paths)
+    header += f" {'max |diff|':>11}"
     if len(precisions) > 1:
         header += " " + " ".join(f"{p + ' ' + precisions[0] + '/' + prec:>24}" for prec in precisions[1:]
-                                 for p in PATHS)
+                                 for p in paths)
     print(header)
+    rows: list[dict] = []
     for k in [int(x) for x in args.ks.split(",")]:
         if k > len(clients):
             print(f"{k:>3} (the scenario has {len(clients)} clients)")
             continue
         chosen = clients[:k]
         fns = {(prec, path): _path(path, setups[prec], chosen, start, local, cfg.balancing, k)
-               for prec in precisions for path in PATHS}
+               for prec in precisions for path in paths}
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         for prec in precisions:
-            fns[prec, "batched"]()  # warm the prefix cache (a run's first round does this)
+            if "batched" in paths:
+                fns[prec, "batched"]()  # warm the prefix cache (a run's first round does this)
         times: dict[tuple[str, str], list[float]] = {key: [] for key in fns}
         outputs = {}
         for _ in range(args.reps):
@@ -117,19 +137,35 @@ def main() -> None:
                 _sync(device)
                 times[key].append(time.perf_counter() - t0)
         med = {key: statistics.median(v) for key, v in times.items()}
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
         for prec in precisions:
-            diff = max(float((a[key] - b[key]).abs().max()) for a, b in
-                       zip(outputs[prec, "sequential"], outputs[prec, "batched"], strict=True) for key in a
-                       if "running_" not in key and "num_batches" not in key)
-            seq = med[prec, "sequential"]
-            line = f"{k:>3} {prec:>9} " + " ".join(f"{med[prec, p]:>13.2f}" for p in PATHS)
-            line += (f" {seq / med[prec, 'batched']:>10.2f}x {seq / med[prec, 'threads']:>10.2f}x"
-                     f" {diff:>11.2e}")
-            if prec != precisions[0]:
-                line += " " + " ".join(f"{med[precisions[0], p] / med[prec, p]:>23.2f}x" for p in PATHS)
+            diff = float("nan")
+            if {"sequential", "batched"} <= set(paths):
+                diff = max(float((a[key] - b[key]).abs().max()) for a, b in
+                           zip(outputs[prec, "sequential"], outputs[prec, "batched"], strict=True)
+                           for key in a if "running_" not in key and "num_batches" not in key)
+            line = f"{k:>3} {prec:>9} " + " ".join(f"{med[prec, p]:>13.2f}" for p in paths)
+            speedups = {p: med[prec, "sequential"] / med[prec, p] for p in paths[1:] if "sequential" in paths}
+            line += "".join(f" {x:>10.2f}x" for x in speedups.values()) + f" {diff:>11.2e}"
+            vs_first = ({p: med[precisions[0], p] / med[prec, p] for p in paths}
+                        if prec != precisions[0] else {})
+            line += "".join(f" {x:>23.2f}x" for x in vs_first.values())
             print(line, flush=True)
+            rows.append({"k": k, "precision": prec, "median_s": {p: med[prec, p] for p in paths},
+                         "times_s": {p: times[prec, p] for p in paths}, "speedup_over_sequential": speedups,
+                         f"speedup_of_{prec}_over_{precisions[0]}": vs_first or None,
+                         "max_abs_diff_sequential_batched": diff, "peak_gpu_bytes_all_precisions": peak})
     for s in setups.values():
         s.threaded.close()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "scenario": args.scenario, "model": cfg.model.name, "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "epochs": local.epochs,
+            "batch_size": local.batch_size, "reps": args.reps, "paths": list(paths),
+            "workers": args.workers, "worker_threads": args.worker_threads, "set": args.set,
+            "rows": rows}, indent=1) + "\n")
 
 
 def _path(path: str, setup: Setup, chosen: list[ClientDataset], start, local, balancing, k: int):

@@ -519,6 +519,8 @@ def pretrain(
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     precision: Annotated[str, typer.Option(
         "--precision", help="fp32, bf16 (refused without bfloat16 matrix units) or auto.")] = "fp32",
+    device: Annotated[str, typer.Option(
+        "--device", help="cpu, cuda, or auto (CUDA when there is a GPU).")] = "cpu",
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")]
     = False,
@@ -531,13 +533,19 @@ def pretrain(
         from rich.progress import Progress
 
         from cosim.destinations import check_output_file
-        from cosim.learning.precision import resolve
+        from cosim.learning.precision import pick_device, resolve
         from cosim.learning.pretrain import PretrainConfig
         from cosim.learning.pretrain import pretrain as run_pretrain
 
         check_output_file(out, "--out", overwrite)
+        if device not in ("cpu", "cuda", "auto"):
+            raise InputError(None, "--device", f"{device!r}: give cpu, cuda or auto")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise InputError(None, "--device", "cuda: no CUDA device is available (torch "
+                             f"{torch.__version__}); use cpu")
+        on = pick_device(device)
         try:  # an unknown name or bf16 without bfloat16 units: refused before any work
-            resolve(precision, torch.device("cpu"))
+            resolve(precision, on)
         except ValueError as exc:
             raise InputError(None, "--precision", f"{precision!r}: {exc}") from None
         cfg = PretrainConfig(model=model, steps=steps, segments=segments, seed=seed, precision=precision)
@@ -547,7 +555,7 @@ def pretrain(
             def progress(step: int, total: int, loss: float) -> None:
                 bar.update(task, completed=step, description=f"pre-training  loss {loss:.3f}")
 
-            report = run_pretrain(cfg, out, progress)
+            report = run_pretrain(cfg, out, progress, on)
         typer.echo(f"wrote {out}: image->text retrieval {report['retrieval_before']:.2f} -> "
                    f"{report['retrieval_after']:.2f} on held-out pairs, loss "
                    f"{report['first_loss']:.2f} -> {report['last_loss']:.2f}")

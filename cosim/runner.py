@@ -25,7 +25,7 @@ import cosim
 from cosim import interrupts
 from cosim.destinations import check_sumo_outputs
 from cosim.engine import Engine, Layer
-from cosim.errors import InputError
+from cosim.errors import InputError, MissingDependencyError
 from cosim.mobility.backends import open_session
 from cosim.mobility.build import SumoInputs, check_sumo_loads, network_file, prepare_inputs
 from cosim.mobility.layer import MobilityLayer
@@ -73,9 +73,17 @@ def default_run_dir(scenario: Scenario) -> Path:
     return candidate
 
 
-def versions() -> dict[str, str]:
-    out = {"cosim": cosim.__version__, "sumo": sumo_version(),
-           "python": platform.python_version()}
+def versions(scenario: Scenario | None = None) -> dict[str, str]:
+    """What ran; SUMO's version where SUMO runs (a replay needs no SUMO installed: "not used"
+    where it is missing)."""
+    replay = scenario is not None and scenario.mobility.replay is not None
+    try:
+        sumo = sumo_version()
+    except MissingDependencyError:
+        if not replay:
+            raise
+        sumo = "not used (replay; SUMO not installed)"
+    out = {"cosim": cosim.__version__, "sumo": sumo, "python": platform.python_version()}
     for dist in ("simpy", "numpy", "pyarrow", "pydantic", "libsumo", "traci"):
         try:
             out[dist] = version(dist)
@@ -129,7 +137,7 @@ def run_scenario(
         "status": "running", **writer_identity(), "scenario_file": str(source) if source else None,
         "scenario": scenario.model_dump(mode="json"), "seed": scenario.seed,
         "seeds": scenario.seeds(),
-        "versions": versions(), "layers": layer_status(scenario),
+        "versions": versions(scenario), "layers": layer_status(scenario),
         "started_at": started.isoformat(timespec="seconds"),
         **({"torch_threads": _torch_threads(scenario), "learning_precision": _precision(scenario)}
            if scenario.learning_enabled else {}),

@@ -69,34 +69,37 @@ def retrieval_accuracy(model, images: torch.Tensor, captions: list[str], tok) ->
     """Image -> text top-1 over the set, correct when the retrieved caption reads the same."""
     with torch.no_grad():
         img = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
-        txt = torch.nn.functional.normalize(model.encode_text(tok(captions)), dim=-1)
+        txt = torch.nn.functional.normalize(model.encode_text(tok(captions).to(images.device)), dim=-1)
         best = (img @ txt.T).argmax(dim=1).tolist()
     return float(np.mean([captions[j] == captions[i] for i, j in enumerate(best)]))
 
 
-def pretrain(cfg: PretrainConfig, out: Path, progress=None) -> dict:
-    """Train and write the checkpoint to ``out``; return before/after retrieval accuracy.
+def pretrain(cfg: PretrainConfig, out: Path, progress=None, device: torch.device | None = None) -> dict:
+    """Train on ``device`` (default the CPU) and write the checkpoint to ``out`` (its tensors on
+    the CPU); return before/after retrieval accuracy. The weights are initialised on the CPU, so
+    every device starts from the same ones; the cache (``ensure_pretrained``) trains on the CPU.
 
     The initial weights come from ``cfg.seed`` in a fork of torch's global RNG: the caller's
     random state is left as it was, and a run that had to pre-train first initialises its own
     modules exactly as a run that found the checkpoint cached."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return _pretrain(cfg, out, progress)
+        return _pretrain(cfg, out, progress, device or torch.device("cpu"))
 
 
-def _pretrain(cfg: PretrainConfig, out: Path, progress) -> dict:
+def _pretrain(cfg: PretrainConfig, out: Path, progress, device: torch.device) -> dict:
     open_clip = open_clip_module()
-    precision = resolve(cfg.precision, torch.device("cpu"))
+    precision = resolve(cfg.precision, device)
     with quiet_random_init():
         model = open_clip.create_model(cfg.model, pretrained=None, device="cpu")
+    model.to(device)
     size = model.visual.image_size[0]
     tok = tokenizer(cfg.model)
     images, captions = synthetic_pairs(cfg.segments, cfg.frames_per_segment, size, cfg.seed)
     held = np.random.default_rng(cfg.seed).permutation(len(captions))
     n_eval = min(128, len(captions) // 5)
     eval_idx, train_idx = held[:n_eval], held[n_eval:]
-    x_all, t_all = to_tensor(images), tok(captions)
+    x_all, t_all = to_tensor(images).to(device), tok(captions).to(device)
     x_eval, c_eval = x_all[eval_idx], [captions[i] for i in eval_idx]
     model.eval()
     before = retrieval_accuracy(model, x_eval, c_eval, tok)
@@ -108,7 +111,8 @@ def _pretrain(cfg: PretrainConfig, out: Path, progress) -> dict:
     losses = []
     for step in range(cfg.steps):
         idx = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)[: cfg.batch_size]]
-        with autocast(precision.name, torch.device("cpu")):
+        idx = idx.to(device)
+        with autocast(precision.name, device):
             img_f, txt_f, scale = model(x_all[idx], t_all[idx])
         loss = loss_fn(img_f.float(), txt_f.float(), scale)
         opt.zero_grad()
@@ -121,10 +125,10 @@ def _pretrain(cfg: PretrainConfig, out: Path, progress) -> dict:
     model.eval()
     after = retrieval_accuracy(model, x_eval, c_eval, tok)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out)
+    torch.save(model.to("cpu").state_dict(), out)
     return {"retrieval_before": before, "retrieval_after": after, "first_loss": losses[0],
             "last_loss": float(np.mean(losses[-10:])), "pairs": len(captions), "steps": cfg.steps,
-            **precision.summary()}
+            **precision.summary(), **({"device": device.type} if device.type != "cpu" else {})}
 
 
 def ensure_pretrained(cfg: PretrainConfig | None = None) -> Path:
