@@ -8,7 +8,11 @@ user made. Each check raises InputError (exit 2) before anything is written.
 
 from __future__ import annotations
 
+import functools
+import subprocess
+import tempfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 from cosim.errors import InputError
 from cosim.run_folder import check_out_name, is_run_folder
@@ -79,21 +83,53 @@ def check_output_file(out: Path, option: str, overwrite: bool) -> None:
     check_writable(out, option)
 
 
-# SUMO options that write a file (besides every ``*-output``): given in mobility.sumo_options,
-# they must not point into a result folder
-SUMO_WRITERS = ("netstate-dump", "ndump", "save-configuration", "save-template", "save-commented",
-                "save-state.files", "error-log", "message-log", "output-prefix",
-                "save-state.prefix")
+# SUMO options that write a file (besides every ``*-output``) when SUMO's own list cannot be
+# read: given in mobility.sumo_options, they must not point into a result folder
+SUMO_WRITERS = ("netstate-dump", "ndump", "netstate", "netstate-output", "save-configuration",
+                "save-config", "C", "save-template", "save-commented", "save-schema",
+                "save-state.files", "error-log", "message-log", "log", "l", "output-prefix",
+                "save-state.prefix", "summary", "tripinfo")
 
 
-def sumo_written_paths(options: list[str]) -> list[tuple[str, Path]]:
+@functools.lru_cache(maxsize=4)
+def sumo_writers(sumo: str | None) -> frozenset[str]:
+    """Every name (and synonym) of an option the ``sumo`` binary documents as writing a file:
+    its FILE options of the output and report groups, the ``save-*`` ones and any other whose
+    name says output (read from ``sumo --save-template``); the fixed list when it cannot say."""
+    names = set(SUMO_WRITERS)
+    if sumo is None:
+        return frozenset(names)
+    with tempfile.TemporaryDirectory() as tmp:
+        template = Path(tmp) / "template.xml"
+        try:
+            subprocess.run([sumo, "--save-template", str(template)], capture_output=True,
+                           timeout=30, check=True)
+            root = ElementTree.parse(template).getroot()
+        except (OSError, subprocess.SubprocessError, ElementTree.ParseError):
+            return frozenset(names)
+    for group in root:
+        for option in group:
+            name = option.tag
+            if option.get("type") != "FILE" or "input" in name:
+                continue
+            if group.tag in ("output", "report") or name.startswith("save-") or "output" in name:
+                names.update([name, *option.get("synonymes", "").split()])
+    return frozenset(names)
+
+
+def _writes(name: str, writers: frozenset[str]) -> bool:
+    return name.endswith("-output") or name in writers
+
+
+def sumo_written_paths(options: list[str], writers: frozenset[str] = frozenset(SUMO_WRITERS)
+                       ) -> list[tuple[str, Path]]:
     """(option, path) of each SUMO option in ``options`` that writes a file."""
     found = []
     for i, item in enumerate(options):
         if not item.startswith("-"):
             continue
         name, sep, value = item.lstrip("-").partition("=")
-        if not (name.endswith("-output") or name in SUMO_WRITERS):
+        if not _writes(name, writers):
             continue
         if not sep:
             value = options[i + 1] if i + 1 < len(options) else ""
@@ -101,7 +137,8 @@ def sumo_written_paths(options: list[str]) -> list[tuple[str, Path]]:
     return found
 
 
-def without_writers(options: list[str]) -> list[str]:
+def without_writers(options: list[str], writers: frozenset[str] = frozenset(SUMO_WRITERS)
+                    ) -> list[str]:
     """``options`` less the SUMO options that write files (and their values)."""
     kept, skip = [], False
     for item in options:
@@ -109,18 +146,19 @@ def without_writers(options: list[str]) -> list[str]:
             skip = False
             continue
         name, sep, _ = item.lstrip("-").partition("=")
-        if item.startswith("-") and (name.endswith("-output") or name in SUMO_WRITERS):
+        if item.startswith("-") and _writes(name, writers):
             skip = not sep
             continue
         kept.append(item)
     return kept
 
 
-def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False) -> None:
+def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
+                       writers: frozenset[str] = frozenset(SUMO_WRITERS)) -> None:
     """SUMO output options of a scenario write outside every result folder, and not into the
     run's own destination (``run_out`` and its staging folder); an existing file is replaced only
     with ``replace`` (``--overwrite``, or a resumed run rewriting its own)."""
-    for option, path in sumo_written_paths(options):
+    for option, path in sumo_written_paths(options, writers):
         where = path.absolute()
         if not replace and where.exists():
             raise InputError(None, "mobility.sumo_options", f"{option} {path}: exists already and "

@@ -31,7 +31,7 @@ from cosim.mobility.build import SumoInputs, check_sumo_loads, network_file, pre
 from cosim.mobility.layer import MobilityLayer
 from cosim.mobility.replay import ReplaySession
 from cosim.mobility.session import GuiOptions, SumoLaunch, TraciSession
-from cosim.mobility.sumo_tools import sumo_version
+from cosim.mobility.sumo_tools import binary, sumo_version
 from cosim.names import JOURNAL_DIR
 from cosim.progress import RunProgress, watch
 from cosim.radio.boundary import check_cells_inside
@@ -61,6 +61,18 @@ class RunResult:
     run_dir: Path
     status: str
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def _sumo_writers(scenario: Scenario) -> frozenset[str]:
+    """The options the scenario's SUMO writes files with (none given: nothing to look up)."""
+    from cosim.destinations import SUMO_WRITERS, sumo_writers
+
+    if not scenario.mobility.sumo_options:
+        return frozenset(SUMO_WRITERS)
+    try:
+        return sumo_writers(binary("sumo"))
+    except MissingDependencyError:  # a replay needs no SUMO: the fixed list then
+        return sumo_writers(None)
 
 
 def default_run_dir(scenario: Scenario) -> Path:
@@ -127,7 +139,8 @@ def run_scenario(
     journal of an interrupted attempt at ``out`` (see ``resume_target``)."""
     folder = RunFolder(out or default_run_dir(scenario), overwrite)
     folder.check(resuming=resume)  # a refused --out is said before any input is built
-    check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite or resume)
+    check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite or resume,
+                       writers=_sumo_writers(scenario))
     with watch("preparing the inputs (network, demand, data checks)", quiet):
         inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder
     if announce is not None:

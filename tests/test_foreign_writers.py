@@ -100,8 +100,10 @@ def test_pretrain_replaces_a_file_only_when_asked(tmp_path):
     assert mine.read_bytes() == b"my weights"
 
 
+# the last three: synonyms and writers that SUMO's own option list names (--save-template)
 @pytest.mark.parametrize("option", ["--fcd-output", "--tripinfo-output", "--summary-output",
-                                    "--netstate-dump", "--error-log", "--save-configuration"])
+                                    "--netstate-dump", "--error-log", "--save-configuration",
+                                    "--summary", "--tripinfo", "--save-schema"])
 @pytest.mark.parametrize("aim", ["another_run", "this_run", "this_runs_staging"])
 def test_sumo_output_options_never_write_into_result_folders(results, tmp_path, option, aim):
     out = tmp_path / "r"

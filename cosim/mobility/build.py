@@ -77,9 +77,9 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
     """SUMO's own loader reads the network, every route (``--route-steps 0``: all of them, not
     only the first 200 s) and the additional files, and stops at time 0: a route over a missing
     edge or a broken file is an input error before the run's folder. Cached by content."""
-    from cosim.destinations import without_writers
+    from cosim.destinations import sumo_writers, without_writers
 
-    opts = without_writers(options)
+    opts = without_writers(options, sumo_writers(binary("sumo")))
     files = [p for p in (inputs.sumocfg, inputs.net, *inputs.routes, *inputs.additional) if p]
     key = content_key(["sumo-load", sumo_version(), *files, *opts])
 
