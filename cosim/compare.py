@@ -27,7 +27,7 @@ from cosim.analysis.pairs import METHOD as PAIRS_METHOD
 from cosim.analysis.pairs import margins_with_defaults
 from cosim.bounded_read import read_json_file
 from cosim.compare_auto import AutoSeeds, describe, stop_reason
-from cosim.compare_job import OnProgress, RunJob, run_one
+from cosim.compare_job import OnProgress, RunJob, check_kept_run, is_complete, run_one
 from cosim.compare_pool import run_in_pool
 from cosim.errors import InputError
 from cosim.names import (
@@ -99,6 +99,10 @@ def run_compare(spec: ScenarioSpec, grid: CompareGrid, out: Path, jobs: int,
     seeds = list(grid.seeds) if auto is None else list(range(auto.min_seeds))
     looks = 1 if auto is None else auto.looks
     sections = {a: aggregation_section(spec, a, grid) for a in grid.aggregations}
+    if resume:  # refused before compare.json says "running" again
+        recordings, cells = _seed_jobs(spec, grid, seeds, out, sections,
+                                       base.mobility.step_length_s, 1)
+        check_kept_runs([*recordings, *(r[3] for r in cells)])
     runs: list[tuple[str, str, int, RunJob]] = []
     stopped = None
     with open_runner(backend, jobs, ray_address) as runner:
@@ -160,9 +164,18 @@ def _run_seeds(runner: LocalRunner | RayRunner, spec: ScenarioSpec, grid: Compar
                overwrite: bool, on_done: Callable[[str], None] | None,
                on_progress: OnProgress | None) -> list[tuple[str, str, int, RunJob]]:
     """The recordings of these seeds, then every cell's replay of them."""
-    threads = runner.threads
-    recordings = recording_jobs(spec, seeds, out, threads, step)
+    recordings, runs = _seed_jobs(spec, grid, seeds, out, sections, step, runner.threads)
     runner.run([_with(j, resume, overwrite) for j in recordings], on_done, on_progress)
+    runner.run([_with(r[3], resume, overwrite) for r in runs], on_done, on_progress)
+    return runs
+
+
+def _seed_jobs(spec: ScenarioSpec, grid: CompareGrid, seeds: list[int], out: Path,
+               sections: dict[str, tuple[Override, list[str]]], step: float, threads: int
+               ) -> tuple[list[RunJob], list[tuple[str, str, int, RunJob]]]:
+    """These seeds' recording jobs, and every cell's replay job (with its policy, aggregation
+    and seed)."""
+    recordings = recording_jobs(spec, seeds, out, threads, step)
     runs: list[tuple[str, str, int, RunJob]] = []
     for s, d, t in replicates(seeds, grid.data_seeds, grid.training_seeds):
         recording = recording_dir(out, s)
@@ -173,8 +186,15 @@ def _run_seeds(runner: LocalRunner | RayRunner, spec: ScenarioSpec, grid: Compar
                     spec.plus(("seed", s), *stream_seeds(d, t), *cell,
                               ("output.mobility_period_s", step)),
                     str(compare_run_dir(out, policy, aggregation, s, d, t)), threads)))
-    runner.run([_with(r[3], resume, overwrite) for r in runs], on_done, on_progress)
-    return runs
+    return recordings, runs
+
+
+def check_kept_runs(jobs: list[RunJob]) -> None:
+    """Before a resumed compare changes its folder: every complete run it would keep ran its
+    job's scenario (InputError naming the first that did not)."""
+    for job in jobs:
+        if is_complete(Path(job.out)):
+            check_kept_run(Path(job.out), job.scenario.load().model_dump(mode="json"))
 
 
 def write_pairs(out: Path, summary: pa.Table, margins: dict[str, float] | None,

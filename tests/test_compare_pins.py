@@ -72,7 +72,9 @@ def test_resume_refuses_a_kept_run_of_another_scenario(tmp_path):
     info = json.loads((kept / "run.json").read_text())
     info["scenario"]["scheduling"]["per_round"] = 2  # a run of another scenario, copied in
     (kept / "run.json").write_text(json.dumps(info))
+    before = (out / "compare.json").read_bytes()
     refused = CliRunner().invoke(app, [*args, "--resume"])
     assert refused.exit_code == 2, refused.output
     assert "scheduling.per_round differs" in refused.output and str(kept) in refused.output
+    assert (out / "compare.json").read_bytes() == before  # refused before the folder changed
     assert json.loads((kept / "run.json").read_text())["scenario"]["scheduling"]["per_round"] == 2
