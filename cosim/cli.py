@@ -6,6 +6,7 @@ traceback; 1 internal failure (traceback only with ``--debug``); 130 interrupted
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import sys
@@ -13,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
@@ -70,12 +71,30 @@ def _guarded(debug: bool, work: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
     except typer.Exit:
         raise
+    except OSError as exc:
+        if exc.errno not in PATH_ERRORS or not exc.filename:
+            _internal(exc, debug)
+        # a path the user gave that the file system refuses (too long, read-only, a loop of
+        # links, no permission): bad input, one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
     except Exception as exc:
-        if debug:
-            traceback.print_exc()
-        typer.echo(f"error: internal: {type(exc).__name__}: {exc}"
-                   + ("" if debug else " (run with --debug for the traceback)"), err=True)
-        raise typer.Exit(1) from None
+        _internal(exc, debug)
+    raise AssertionError("unreachable")
+
+
+PATH_ERRORS = (errno.ENAMETOOLONG, errno.EROFS, errno.ELOOP, errno.EACCES, errno.EPERM,
+               errno.ENOTDIR)
+
+
+def _internal(exc: BaseException, debug: bool) -> NoReturn:
+    """An error cosim did not expect: exit 1, the traceback with --debug."""
+    if debug:
+        traceback.print_exception(exc)
+    typer.echo(f"error: internal: {type(exc).__name__}: {exc}"
+               + ("" if debug else " (run with --debug for the traceback)"), err=True)
+    raise typer.Exit(1) from None
 
 
 @app.command()

@@ -29,6 +29,7 @@ from cosim.bounded_read import read_json_file
 from cosim.compare_auto import AutoSeeds, describe, stop_reason
 from cosim.compare_job import OnProgress, RunJob, check_kept_run, is_complete, run_one
 from cosim.compare_pool import run_in_pool
+from cosim.destinations import check_writable
 from cosim.errors import InputError
 from cosim.names import (
     ASYNC_METHODS,
@@ -290,6 +291,7 @@ def check_compare_out(out: Path, settings: dict[str, Any], resume: bool, overwri
     if resume and overwrite:
         raise InputError(None, "--resume", "give --resume or --overwrite, not both")
     check_out_name(out)
+    check_writable(out, "--out")
     if out.exists() and not out.is_dir():
         raise InputError(None, "--out", f"{out} exists and is not a folder")
     if not out.is_dir() or not any(out.iterdir()):

@@ -75,6 +75,7 @@ def check_output_folder(out: Path, option: str, own_files: tuple[str, ...],
 
 def check_output_file(out: Path, option: str, overwrite: bool) -> None:
     """A file a command writes: not in a result folder, never over another file unasked."""
+    check_out_name(out, option)  # a path the system can look up, through no broken link
     check_not_in_results(out, option)
     if out.is_symlink() or (out.exists() and not out.is_file()):
         raise InputError(None, option, f"{out} exists and is not a regular file")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cosim.compare import aggregation_section, recording_jobs, run_jobs
 from cosim.compare_job import RunJob
+from cosim.destinations import check_writable
 from cosim.errors import InputError
 from cosim.names import (
     TASKS,
@@ -75,6 +76,7 @@ def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: 
     """Record, pre-train once per (seed, arriving task), onboard every method; return the runs."""
     cfg, clients, step = plan(spec, seeds)
     check_out_name(out)  # a folder the file system can hold, before any is made
+    check_writable(out, "--out")
     out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))

@@ -129,6 +129,7 @@ def check_out_name(out: Path, option: str = "--out") -> None:
     if absolute.name.endswith(PARTIAL_SUFFIX):
         raise InputError(None, option, f"{out}: names ending in {PARTIAL_SUFFIX} are cosim's "
                          "staging folders; to finish an interrupted run use --resume")
+    _check_no_broken_link(absolute, out, option)
     name_max, path_max = _name_limits(absolute)
     too_long = [p for p in absolute.parts[1:] if len(os.fsencode(p)) + _SUFFIX_ROOM > name_max]
     if too_long:
@@ -137,6 +138,21 @@ def check_out_name(out: Path, option: str = "--out") -> None:
     if len(os.fsencode(str(absolute))) + _SUFFIX_ROOM + 64 > path_max:
         raise InputError(None, option, f"the path is too long (at most about {path_max - 80} "
                          "bytes here)")
+
+
+def _check_no_broken_link(absolute: Path, out: Path, option: str) -> None:
+    """Neither the destination nor a folder above it is a link to nowhere or a link loop: every
+    later step would fail on it (a run only once it has run)."""
+    for path in (*reversed(absolute.parents), absolute):
+        try:
+            broken = os.path.islink(path) and not os.path.exists(path)
+        except (OSError, ValueError):
+            return  # too long to look up: the length checks below say so
+        if broken:
+            raise InputError(None, option, f"{out}: {path} is a link to nothing (dangling, or a "
+                             "loop of links); choose another destination")
+        if not os.path.lexists(path):
+            return  # the rest does not exist yet
 
 
 def _name_limits(path: Path) -> tuple[int, int]:

@@ -13,9 +13,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from cosim.destinations import check_not_in_results
+from cosim.destinations import check_not_in_results, check_writable
 from cosim.errors import InputError
 from cosim.mobility.location import NetLocation, read_location
+from cosim.run_folder import check_out_name
 from cosim.scenario.base import readable_input
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"  # as Scenario.name
@@ -24,6 +25,17 @@ OSM_OPTIONS = [  # a drivable, simplified network from raw OSM (netconvert's doc
     "--tls.guess-signals", "--tls.discard-simple", "--tls.join", "--remove-edges.isolated",
     "--keep-edges.by-vclass", "passenger",
 ]
+
+
+def _check_loads(net: Path, routes: list[Path]) -> None:
+    """SUMO loads the network and every route on it (a truncated network, a route over a
+    missing edge) before any file is written: the scenario would be refused by every run."""
+    from cosim.mobility.build import SumoInputs, check_sumo_loads
+
+    try:
+        check_sumo_loads(SumoInputs(net=net, routes=list(routes)), [], None)
+    except InputError as exc:
+        raise InputError(None, "--routes" if routes else "--net", exc.message) from None
 
 
 def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | None = None,
@@ -37,7 +49,9 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
     if (net is None) == (osm is None):
         raise InputError(None, "--net/--osm", "give one network: --net FILE.net.xml or --osm FILE.osm")
     out = folder / f"{name}.yaml"
+    check_out_name(folder, "--dir")  # a folder the system can hold, through no broken link
     check_not_in_results(folder, "--dir")
+    check_writable(out, "--dir")
     written = [out] + ([folder / f"{name}.net.xml", folder / f"{name}.poly.xml"] if osm is not None else [])
     for path in written:  # a user's file is replaced only when asked
         if path.exists() and not force:
@@ -47,6 +61,7 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
         _check_input(route, "--routes")
     if net is not None:
         read_location(net)  # a file that is no SUMO network is refused before the folder
+        _check_loads(net, routes or [])
     notes: list[str] = []
     buildings = None
     if osm is not None:  # converted aside: a failed conversion leaves nothing behind
@@ -55,6 +70,7 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
             notes += [warned] if warned else []
             polygons, warned = import_buildings(osm, converted, Path(tmp) / f"{name}.poly.xml")
             notes += [warned] if warned else []
+            _check_loads(converted, routes or [])
             folder.mkdir(parents=True, exist_ok=True)
             for made in sorted(Path(tmp).iterdir()):
                 shutil.move(made, folder / made.name)

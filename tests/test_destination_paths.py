@@ -1,0 +1,92 @@
+"""Destinations the file system cannot use are bad input, said in one line (exit 2) before
+anything is written: a link to nothing or a loop of links as the destination or a folder above
+it, a path too long to look up, and a network or routes `cosim new` would hand every run broken."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cosim.cli import app
+
+pytestmark = pytest.mark.slow  # SUMO loads and scenario checks: outside the unit loop
+
+GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+QUICK = ["--set", "duration_s=20", "--set", "learning=null"]
+
+
+def _cosim(*args) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, [line for line in result.output.splitlines() if line.strip()]
+
+
+def _links(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    return {"dangling": tmp_path / "dangling", "loop": tmp_path / "loop1"}
+
+
+COMMANDS = {
+    "run": lambda d: ["run", GRID, "--out", d, *QUICK],
+    "run_below": lambda d: ["run", GRID, "--out", d / "r", *QUICK],
+    "compare": lambda d: ["compare", GRID, "--out", d, "--policies", "random", "--seeds", "0",
+                          "--set", "learning.enabled=true", "--set", "duration_s=20"],
+    "pretrain": lambda d: ["pretrain", "--out", d / "x.pt", "--steps", "1"],
+    "synth": lambda d: ["data", "synth", "--out", d / "x", "--segments", "1", "--frames", "1"],
+}
+
+
+@pytest.mark.parametrize("link", ["dangling", "loop"])
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_broken_link_as_destination_is_refused_before_anything(tmp_path, link, command):
+    target = _links(tmp_path)[link]
+    before = sorted(os.listdir(tmp_path))
+    code, lines = _cosim(*COMMANDS[command](target))
+    assert code == 2 and len(lines) == 1, lines
+    assert "link to nothing" in lines[0]
+    assert sorted(os.listdir(tmp_path)) == before  # no staging folder, nothing written
+
+
+LONG = "/".join(["d" * 200] * 30)
+
+
+@pytest.mark.parametrize("args", [["pretrain", "--out", f"{LONG}/x.pt", "--steps", "1"],
+                                  ["status", LONG], ["data", "check", LONG]],
+                         ids=["pretrain", "status", "data_check"])
+def test_a_path_too_long_to_look_up_is_one_line(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    code, lines = _cosim(*args)
+    assert code == 2 and len(lines) == 1, lines
+    assert "internal" not in lines[0]
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory) -> Path:
+    from cosim.mobility.build import network_file, prepare_inputs
+    from cosim.scenario_loader import load_scenario
+
+    sc = load_scenario(GRID)
+    return Path(network_file(prepare_inputs(sc.mobility, sc.seed, sc.duration_s)))
+
+
+def test_new_refuses_a_truncated_network_before_its_folder(tmp_path, network):
+    cut = tmp_path / "cut.net.xml"
+    cut.write_bytes(network.read_bytes()[:5000])
+    code, lines = _cosim("new", "city", "--net", cut, "--dir", tmp_path / "n")
+    assert code == 2 and len(lines) == 1 and "--net" in lines[0], lines
+    assert not (tmp_path / "n").exists()
+
+
+def test_new_refuses_routes_over_a_missing_edge_before_its_folder(tmp_path, network):
+    routes = tmp_path / "bad.rou.xml"
+    routes.write_text('<routes><vehicle id="v" depart="0"><route edges="nosuchedge"/></vehicle>'
+                      "</routes>\n")
+    code, lines = _cosim("new", "city", "--net", network, "--routes", routes, "--dir", tmp_path / "n")
+    assert code == 2 and len(lines) == 1 and "--routes" in lines[0], lines
+    assert not (tmp_path / "n").exists()
+    code, lines = _cosim("new", "city", "--net", network, "--dir", tmp_path / "n")
+    assert code == 0 and (tmp_path / "n" / "city.yaml").is_file(), lines
