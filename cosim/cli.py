@@ -533,9 +533,10 @@ def export(
 def pretrain(
     out: Annotated[Path, typer.Option("--out", help="Checkpoint file to write (open_clip state dict).")],
     model: Annotated[str, typer.Option("--model", help="open_clip configuration.")] = "cosim-tiny",
-    steps: Annotated[int, typer.Option("--steps", min=1)] = 300,
-    segments: Annotated[int, typer.Option("--segments", min=2, help="Synthetic scenes.")] = 96,
-    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    steps: Annotated[int, typer.Option("--steps", min=1, max=1_000_000)] = 300,
+    segments: Annotated[int, typer.Option("--segments", min=2, max=100_000,
+                                          help="Synthetic scenes.")] = 96,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**31 - 1)] = 0,
     precision: Annotated[str, typer.Option(
         "--precision", help="fp32, bf16 (refused without bfloat16 matrix units) or auto.")] = "fp32",
     device: Annotated[str, typer.Option(
@@ -552,11 +553,17 @@ def pretrain(
         from rich.progress import Progress
 
         from cosim.destinations import check_output_file
+        from cosim.learning.openclip import open_clip_module
         from cosim.learning.precision import pick_device, resolve
         from cosim.learning.pretrain import PretrainConfig
         from cosim.learning.pretrain import pretrain as run_pretrain
+        from cosim.registry import did_you_mean
 
         check_output_file(out, "--out", overwrite)
+        known = open_clip_module().list_models()
+        if model not in known:
+            raise InputError(None, "--model", f"unknown open_clip configuration {model!r}"
+                             f"{did_you_mean(model, known)}")
         if device not in ("cpu", "cuda", "auto"):
             raise InputError(None, "--device", f"{device!r}: give cpu, cuda or auto")
         if device == "cuda" and not torch.cuda.is_available():
@@ -589,8 +596,8 @@ app.add_typer(data_app, name="data")
 @data_app.command("synth")
 def data_synth(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the v2 layout into.")],
-    segments: Annotated[int, typer.Option("--segments", min=1)] = 20,
-    frames: Annotated[int, typer.Option("--frames", min=1)] = 40,
+    segments: Annotated[int, typer.Option("--segments", min=1, max=10_000)] = 20,
+    frames: Annotated[int, typer.Option("--frames", min=1, max=2_000)] = 40,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     debug: DebugOpt = False,
 ) -> None:

@@ -219,3 +219,25 @@ def test_a_resume_path_naming_no_run_folder_is_bad_input(tmp_path, monkeypatch, 
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert len(lines) == 1 and "--resume" in lines[0], result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["pretrain", "--out", "{tmp}/x.pt", "--model", "no-such-clip"],
+    ["pretrain", "--out", "{tmp}/x.pt", "--steps", "99999999999999999999"],
+    ["data", "synth", "--out", "{tmp}/s", "--frames", "99999999999"],
+    ["data", "synth", "--out", "{tmp}/s", "--segments", "99999999999"],
+], ids=["unknown_model", "steps", "frames", "segments"])
+def test_command_sizes_and_names_are_refused_before_any_work(tmp_path, args):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cosim.cli", *[a.format(tmp=tmp_path) for a in args]],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not done.stdout.strip(), done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_thread_counts_beyond_any_machine_are_refused(tmp_path):
+    line = _refused(tmp_path, *QUICK, "learning.enabled=true", "learning.local.threads=2000")
+    assert "learning.local.threads" in line

@@ -134,14 +134,14 @@ class LocalTrainingConfig(StrictModel):
     # the same ``threads`` and passes (for "threads", the same ``workers`` too, which sets them).
     backend: TrainerBackendName = "local"
     # threads, processes: None = one per core; ray: None = one per GPU (or 1)
-    workers: PositiveInt | None = Field(None, le=100_000)
+    workers: PositiveInt | None = Field(None, le=1024)
     ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None: start one
     # torch threads of the run's own thread and of every process or worker thread that trains.
     # Results depend on it at float rounding level, so it is fixed here, not taken from the
     # machine: a run gives the same bytes whatever the cores, OMP_NUM_THREADS or `cosim compare
     # --jobs` (run.json records it). None: torch's default, one per core ("threads": cores /
     # workers), results then depend on the machine. With workers, 1 each is the fast choice.
-    threads: PositiveInt | None = Field(1, le=100_000)
+    threads: PositiveInt | None = Field(1, le=1024)
     # Synchronous FedAvg on the "threads" backend: a round's updates train on the workers while
     # this thread simulates the next round's radio; the global state is averaged when first
     # needed (the next round's training, an evaluation, the run's end). Traces are bit-identical
