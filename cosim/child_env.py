@@ -5,9 +5,15 @@ run inside them. PYTHONSAFEPATH, set while they start, keeps the working folder 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @contextmanager
@@ -22,3 +28,28 @@ def safe_child_path() -> Iterator[None]:
             os.environ.pop("PYTHONSAFEPATH", None)
         else:
             os.environ["PYTHONSAFEPATH"] = previous
+
+
+def dies_with_parent() -> None:
+    """A pool worker's initializer: the kernel kills it when its parent dies (Linux's
+    parent-death signal), and SIGINT or SIGTERM end it at once (its parent cleans up)."""
+    signal.signal(signal.SIGINT, _leave)
+    signal.signal(signal.SIGTERM, _leave)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the death signal was armed
+        os._exit(1)
+
+
+def _leave(signum: int, frame: object) -> None:
+    os._exit(128 + signum)
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the workers now (an error or a signal in the parent)."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        with contextlib.suppress(OSError, ValueError, AssertionError):
+            process.kill()
+            process.join(5)

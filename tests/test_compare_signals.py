@@ -4,6 +4,7 @@ outright (SIGKILL) takes its workers with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -114,3 +115,36 @@ def test_a_module_in_the_working_folder_does_not_run_in_compare_workers(tmp_path
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert not marker.exists()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def test_data_synth_workers_die_with_a_killed_parent(tmp_path):
+    """SIGKILL leaves the parent no chance to stop its pool: the kernel ends the workers."""
+    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", "data", "synth", "--out",
+                             str(tmp_path / "s"), "--segments", "8", "--frames", "40"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while time.monotonic() < deadline and not workers:
+        workers = _children(proc.pid)
+        time.sleep(0.2)
+    assert workers, "the pool never started"
+    proc.kill()
+    proc.wait(10)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.2)
+        for w in workers:  # reap them if they became ours (they are not: init adopts them)
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(w, os.WNOHANG)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and Path(f"/proc/{w}/stat").read_text().split()[2] != "Z"]
+    assert not alive, f"workers {alive} outlived their parent"

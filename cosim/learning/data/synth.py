@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from cosim.child_env import dies_with_parent, stop_pool
 from cosim.learning.data import waymo_schema as W
 from cosim.learning.data.lidar import LIDAR_HEIGHT_M, beam_inclinations, render_lidar
 from cosim.learning.data.render import CAMERA_HEIGHT_M, render_camera
@@ -60,11 +61,16 @@ def generate(root: Path, cfg: SynthConfig, workers: int | None = None) -> list[s
             write_segment(root, cfg, i)
             warmup_step(f"synthetic data: {i + 1} of {cfg.segments} segments")
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        pool = ProcessPoolExecutor(workers, initializer=dies_with_parent)
+        try:
             done = pool.map(write_segment, [root] * cfg.segments, [cfg] * cfg.segments,
                             range(cfg.segments))
             for i, _ in enumerate(done):
                 warmup_step(f"synthetic data: {i + 1} of {cfg.segments} segments")
+        except BaseException:  # an error, Ctrl-C, SIGTERM: no worker goes on alone
+            stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
     return names
 
 
