@@ -304,3 +304,37 @@ def test_a_journal_of_the_default_balancing_resumes(tmp_path):
                      extra_layers=[_StopAt])
     result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "r.partial"), "-q"])
     assert result.exit_code == 0, result.output
+
+
+def _doubled_weight(partial: Path) -> str:
+    path = sorted((partial / "checkpoint").glob("train-*.pt"))[1]
+    entry = torch.load(path, weights_only=True)
+    entry["updates"][0]["weight"] *= 2  # still a whole number of samples: not this client's
+    torch.save(entry, path)
+    return "train-000001.pt: --resume: journal entry damaged: client"
+
+
+def _shifted_update(partial: Path) -> str:
+    path = sorted((partial / "checkpoint").glob("train-*.pt"))[0]
+    entry = torch.load(path, weights_only=True)
+    for tensor in entry["updates"][0]["modules"].values():
+        if tensor.is_floating_point():
+            tensor.add_(0.5)  # well-formed: the next call starts from another model
+    torch.save(entry, path)
+    return "from train-000000.pt on"
+
+
+@pytest.mark.parametrize("edit", [_doubled_weight, _shifted_update])
+def test_a_changed_entry_is_named_and_its_advice_removes_it(interrupted, tmp_path, edit):
+    """An update whose weight is not its client's samples is refused at that entry; an update
+    changed within bounds is found when the next call starts elsewhere, and the refusal names
+    the changed entry as the first suspect (removing from there trains it again)."""
+    partial = tmp_path / "r.partial"
+    subprocess.run(["cp", "-r", str(interrupted), str(partial)], check=True)
+    says = edit(partial)
+    before = _digest(partial)
+    result = CliRunner().invoke(app, ["run", "--resume", str(partial), "-q"])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and says in lines[0], lines
+    assert _digest(partial) == before

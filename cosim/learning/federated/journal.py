@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,17 @@ from cosim.names import JOURNAL_DIR
 from cosim.run_folder import write_atomically
 
 
-def journal_mismatch(path: Path, call: int) -> InputError:
+def journal_mismatch(path: Path, call: int, previous: Path | None = None) -> InputError:
     """The resumed run asked for other training than the interrupted one did: the folder given
-    to ``--resume`` is not this scenario's run."""
+    to ``--resume`` is not this scenario's run, or an earlier entry was changed (the updates it
+    answered made this call start elsewhere: the one before is the first suspect)."""
+    if previous is None:
+        return InputError(path, "--resume", f"training call {call} differs from the interrupted "
+                          "run's: the journal is not this scenario's run")
     return InputError(path, "--resume", f"training call {call} differs from the interrupted "
-                      "run's: the journal is not this scenario's run")
+                      f"run's: the journal is not this scenario's run, or {previous.name} (whose "
+                      "updates this call starts from) was changed; remove the run's checkpoint "
+                      f"folder from {previous.name} on to train those updates again")
 
 
 def state_digest(state: dict[str, torch.Tensor]) -> str:
@@ -65,18 +72,23 @@ class TrainingJournal:
         self.calls = 0
         self.replayed = 0
 
-    def answer(self, jobs: list[TrainJob], balancers: dict[int, GradientBalancer]
-               ) -> list[TrainedUpdate] | None:
-        """The recorded updates of this call (balancers restored), or None past the journal."""
+    def answer(self, jobs: list[TrainJob], balancers: dict[int, GradientBalancer],
+               weights: Mapping[int, float] | None = None) -> list[TrainedUpdate] | None:
+        """The recorded updates of this call (balancers restored), or None past the journal.
+        ``weights``: each client's true update weight (its samples times the local epochs)."""
         if self.calls >= len(self.entries):
             return None
         path = self.entries[self.calls]
         entry = load_entry(path)
         keys = job_keys(jobs)
         if entry["keys"] != keys:
-            raise journal_mismatch(path, self.calls)
+            raise journal_mismatch(path, self.calls,
+                                   self.entries[self.calls - 1] if self.calls else None)
         for job, update in zip(jobs, entry["updates"], strict=True):
             _check_shapes(update["modules"], job.start, path)
+            if weights is not None and update["weight"] != weights[job.client]:
+                raise damaged(path, f"client {job.client}'s update weight {update['weight']:g} "
+                              f"is not the {weights[job.client]:g} samples it trained on")
         if not set(entry["balancers"]) <= {int(j.client) for j in jobs}:
             raise damaged(path, "it restores the balancer of a client the call did not train")
         for client, state in entry["balancers"].items():  # checked before any is restored

@@ -310,7 +310,8 @@ class FederatedLayer:
         if self.overlap:
             waiting = self.trainer.submit(jobs)
         else:
-            updates = self.journal.answer(jobs, self._balancers()) if self.journal else None
+            updates = (self.journal.answer(jobs, self._balancers(), self._update_weights(jobs))
+                       if self.journal else None)
             if updates is None:
                 updates = self.trainer.train(jobs)
                 if self.journal is not None:
@@ -376,6 +377,10 @@ class FederatedLayer:
         training = (batch for data in held for batch in data.ordered_batches(32))
         baseline = LookupBaseline.fit(training, self.geometry)
         return baseline.evaluate(self.evaluation.batches, self._builtin_tasks(), self.cfg.evaluation)
+
+    def _update_weights(self, jobs: list[TrainJob]) -> dict[int, float]:
+        """What each job's update weighs when trained: its client's samples times the epochs."""
+        return {j.client: float(len(self.datasets[j.client]) * self.cfg.local.epochs) for j in jobs}
 
     def _builtin_tasks(self) -> list[str]:
         """The evaluated tasks the lookup baseline and the support count know (not a user's)."""
