@@ -51,7 +51,7 @@ from cosim.run_folder import (
 )
 from cosim.scenario import Scenario
 from cosim.scenario.mobility import GuiConfig
-from cosim.traces import TraceSet
+from cosim.traces import TraceSet, file_sha256
 
 LayerFactory = Callable[[Engine], Layer]
 
@@ -190,6 +190,9 @@ def run_scenario(
         info["status"] = status
         info["traces"] = _close_traces(traces, status == "complete", info)
         status = info["status"]  # a table that could not be closed fails the run
+        if status == "complete":  # what a later reader (replay, oracle) checks it reads unchanged
+            info["trace_sha256"] = {name: file_sha256(run_dir / file)
+                                    for name, file in info["traces"].items()}
         info["wall_time_s"] = round(time.perf_counter() - wall0, 3)
         info["sim_time_s"] = engine.env.now if engine is not None else 0.0
         info["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -132,33 +132,44 @@ def test_oracle_windows_without_provenance_or_of_another_seed_are_refused(tmp_pa
 
 
 @pytest.mark.parametrize("case", ["vehicles_renamed", "times_shifted_past_the_run",
-                                  "times_before_zero", "cell_not_in_the_recording"])
+                                  "times_before_zero", "cell_not_in_the_recording",
+                                  "times_shifted_within_the_run"])
 def test_oracle_windows_about_other_vehicles_times_or_cells_are_refused(tmp_path, recording, case):
-    """Windows beside their genuine run.json, but whose content is not that run's future."""
+    """Windows beside their run.json, but whose content is not that run's future: a run.json
+    with the windows' SHA-256 (what a run writes) tells any change; one without it (a run of an
+    earlier version) still has its vehicles, times and cells checked."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     folder = tmp_path / "w"
     folder.mkdir()
-    for name in ("run.json", "cells.parquet", "mobility.parquet"):
+    for name in ("cells.parquet", "mobility.parquet"):
         shutil.copy(recording / name, folder)
+    info = json.loads((recording / "run.json").read_text())
+    assert "link_windows" in info["trace_sha256"]
+    if case != "times_shifted_within_the_run":
+        info.pop("trace_sha256")
+    (folder / "run.json").write_text(json.dumps(info))
     table = pq.read_table(recording / "link_windows.parquet")
     column, value = {
         "vehicles_renamed": ("vehicle", pc.binary_join_element_wise("zz", table["vehicle"], "")),
         "times_shifted_past_the_run": ("start", pc.add(table["start"], 1e6)),
         "times_before_zero": ("start", pc.subtract(table["start"], 50.0)),
         "cell_not_in_the_recording": ("cell", pa.array([99] * table.num_rows, pa.int32())),
+        "times_shifted_within_the_run": ("start", pc.add(table["start"], 5.0)),
     }[case]
-    if case == "times_shifted_past_the_run":
-        table = table.set_column(table.schema.get_field_index("end"), "end", pc.add(table["end"], 1e6))
+    if case in ("times_shifted_past_the_run", "times_shifted_within_the_run"):
+        shift = 1e6 if case == "times_shifted_past_the_run" else 5.0
+        table = table.set_column(table.schema.get_field_index("end"), "end", pc.add(table["end"], shift))
     table = table.set_column(table.schema.get_field_index(column), column, value)
     pq.write_table(table, folder / "link_windows.parquet")
     line = _refused(tmp_path, *ORACLE, f"scheduling.oracle_windows={folder / 'link_windows.parquet'}")
     assert "scheduling.oracle_windows" in line
     said = {"vehicles_renamed": "not in its run's mobility trace",
             "times_shifted_past_the_run": "after this run", "times_before_zero": "before the run's 0 s",
-            "cell_not_in_the_recording": "cell 99 is not among"}[case]
+            "cell_not_in_the_recording": "cell 99 is not among",
+            "times_shifted_within_the_run": "changed since its run wrote it"}[case]
     assert said in line, line
 
 

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from cosim.bounded_read import read_json_file
 from cosim.errors import InputError
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
+from cosim.traces import file_sha256
 
 ORACLE_FIELD = "scheduling.oracle_windows"
 ORACLE_COLUMNS = pa.schema([("vehicle", pa.string()), ("cell", pa.int32()),
@@ -92,6 +93,11 @@ def check_windows_source(path: Path, connectivity_seed: int,
     if recorded != connectivity_seed:
         raise InputError(path, ORACLE_FIELD, f"recorded with connectivity seed {recorded:g}, this "
                          f"run's is {connectivity_seed}: the oracle would read another future")
+    written = info.get("trace_sha256")
+    written = written.get("link_windows") if isinstance(written, dict) else None
+    if path.name == "link_windows.parquet" and written is not None and file_sha256(path) != written:
+        raise InputError(path, ORACLE_FIELD, "changed since its run wrote it (run.json holds its "
+                         "SHA-256): not that run's future")
     table = read_oracle_windows(path)
     if duration_s is not None:
         _check_window_times(path, table, duration_s)
