@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cosim.errors import InputError
+from cosim.names import RECORDINGS
 from cosim.run_folder import read_run_info
 from cosim.scenario_loader import ScenarioSpec
 
@@ -71,11 +72,27 @@ def check_kept_run(run_dir: Path, expected: dict[str, Any]) -> None:
     """A complete run kept by ``--resume`` ran this job's scenario, value for value: a run of
     another scenario version in the compare's folder would stand in for this one's results."""
     kept = read_run_info(run_dir, ("status", "scenario"))["scenario"]
-    differs = first_difference(kept, expected)
+    differs = first_difference(_inside_folder(kept), _inside_folder(expected))
     if differs is not None:
         raise InputError(run_dir / "run.json", "scenario", f"a complete run of another scenario "
                          f"({differs or 'the whole scenario'} differs from this compare's); "
                          "remove the run to compute it again")
+
+
+# Where a compare's run reads its own folder's recording: compared from "recordings/" on, so a
+# compare folder moved or copied elsewhere resumes (its kept runs name the old place).
+OWN_RECORDING = (("mobility", "replay"), ("scheduling", "oracle_windows"))
+
+
+def _inside_folder(scenario: Any) -> Any:
+    if not isinstance(scenario, dict):
+        return scenario
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in scenario.items()}
+    for section, key in OWN_RECORDING:
+        value = out.get(section, {}).get(key) if isinstance(out.get(section), dict) else None
+        if isinstance(value, str) and f"/{RECORDINGS}/" in value:
+            out[section][key] = value[value.rindex(f"/{RECORDINGS}/") + 1:]
+    return out
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> str | None:

@@ -91,9 +91,12 @@ COMPARE_DEFAULTS = CompareDefaults()
 
 
 # ---- folder layouts ---------------------------------------------------------------------------
+RECORDINGS = "recordings"
+
+
 def recording_dir(out: Path, seed: int) -> Path:
     """Where compare and onboarding record a seed's mobility and radio once."""
-    return out / "recordings" / f"seed-{seed}"
+    return out / RECORDINGS / f"seed-{seed}"
 
 
 def compare_run_dir(out: Path, policy: str, aggregation: str, seed: int,

@@ -78,3 +78,20 @@ def test_resume_refuses_a_kept_run_of_another_scenario(tmp_path):
     assert "scheduling.per_round differs" in refused.output and str(kept) in refused.output
     assert (out / "compare.json").read_bytes() == before  # refused before the folder changed
     assert json.loads((kept / "run.json").read_text())["scenario"]["scheduling"]["per_round"] == 2
+
+
+def test_a_moved_compare_folder_resumes_and_keeps_its_runs(tmp_path):
+    """The kept runs name the recordings where the compare first was; moved, it still resumes
+    (nothing else differs) and keeps them instead of computing them again."""
+    first, moved = tmp_path / "cmp", tmp_path / "elsewhere" / "cmp"
+    args = ["compare", str(GRID), "--policies", "random,availability_aware", "--seeds", "0", "-q",
+            *COMPARE]
+    assert CliRunner().invoke(app, [*args, "--out", str(first)]).exit_code == 0
+    (first / "summary.parquet").unlink()  # as if interrupted before the summary
+    moved.parent.mkdir()
+    first.rename(moved)
+    kept = {p: p.stat().st_mtime_ns for p in moved.glob("runs/*/metrics.parquet")}
+    resumed = CliRunner().invoke(app, [*args, "--out", str(moved), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert kept and all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert (moved / "summary.parquet").is_file()
