@@ -30,13 +30,14 @@ def safe_child_path() -> Iterator[None]:
             os.environ["PYTHONSAFEPATH"] = previous
 
 
-def dies_with_parent() -> None:
-    """A pool worker's initializer: the kernel kills it when its parent dies (Linux's
-    parent-death signal), and SIGINT or SIGTERM end it at once (its parent cleans up)."""
+def dies_with_parent(death_signal: int = signal.SIGKILL) -> None:
+    """A pool worker's initializer: the kernel sends it ``death_signal`` when its parent dies
+    (Linux's parent-death signal), and SIGINT or SIGTERM end it at once while it has installed
+    no handlers of its own (its parent cleans up)."""
     signal.signal(signal.SIGINT, _leave)
     signal.signal(signal.SIGTERM, _leave)
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, death_signal)
     if os.getppid() == 1:  # the parent died before the death signal was armed
         os._exit(1)
 

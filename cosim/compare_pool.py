@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -19,13 +18,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cosim.child_env import safe_child_path
+from cosim.child_env import dies_with_parent, safe_child_path
 
 if TYPE_CHECKING:
     from cosim.compare_job import OnProgress, RunJob
 
 STOP_GRACE_S = 120.0  # how long a stopped run may take to close its traces before it is killed
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 _feed: Any = None  # this worker's progress queue (None: nobody listens)
 
@@ -89,16 +87,7 @@ def _worker_start(feed: Any) -> None:
     """A new worker: keep the progress queue, die with the parent, exit on a signal while idle."""
     global _feed
     _feed = feed
-    signal.signal(signal.SIGINT, _idle_signal)
-    signal.signal(signal.SIGTERM, _idle_signal)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() == 1:  # the parent died before the death signal was armed
-        os._exit(1)
-
-
-def _idle_signal(signum: int, frame: Any) -> None:
-    os._exit(128 + signum)  # between runs: nothing to close
+    dies_with_parent(signal.SIGTERM)  # a run then ends interrupted, its traces closed
 
 
 def _worker_run(job: RunJob) -> str:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 from test_remote_training import SETTINGS
+from test_thread_training import _setup
 
 from cosim.learning.federated.remote import make_trainer
 from cosim.learning.federated.setup import build_learning
-from cosim.learning.federated.training import LocalTrainer, TrainJob, l2_weight
 from cosim.scenario_loader import load_scenario
 
 pytestmark = pytest.mark.slow  # builds the model and trains: outside the unit loop
@@ -45,12 +45,7 @@ def test_initial_weights_come_from_the_training_seed_and_leave_the_global_rng_al
                                     "learning.local.threads=1"]],
                          ids=["sequential", "batched", "threads"])
 def test_training_passes_do_not_draw_from_the_global_rng(extra):
-    scenario = load_scenario(GRID_SMALL, [*SETTINGS, *extra])
-    setup = build_learning(scenario.learning, scenario.seeds())
-    cfg = scenario.learning
-    local = LocalTrainer(setup.model, setup.datasets, cfg.local, cfg.balancing, setup.frozen, l2_weight(cfg))
-    start = setup.model.export_modules(setup.model.module_names())
-    jobs = [TrainJob(client=i, start=start, seed=100 + i) for i in range(len(setup.datasets))]
+    scenario, _, local, jobs = _setup(extra)  # the model, its clients and one job each
     trainer = make_trainer(scenario.learning, scenario.seeds(), local)
     torch.manual_seed(5)
     before = torch.get_rng_state()
