@@ -101,7 +101,8 @@ def main() -> None:
                 for i in range(len(c)):
                     c[i]
         trainer = LocalTrainer(model, clients, local, cfg.balancing, ())
-        setups[precision] = Setup(model, trainer.prefix, ThreadTrainer(threaded_sc, trainer))
+        setups[precision] = Setup(model, trainer.prefix, ThreadTrainer(
+            threaded_sc.learning, threaded_sc.seeds(), trainer))
     start = next(iter(setups.values())).model.export_modules(next(iter(setups.values())).model.module_names())
     print(f"model {cfg.model.name}, PEFT {cfg.model.peft.method}, {local.epochs} epoch(s) of "
           f"batch {local.batch_size}, balancing {cfg.balancing.method}, device {device}, "

@@ -120,8 +120,11 @@ ITEMS = {"aggregation.tiers": "{modules: [heads.*], tier: cloud}",
 
 def walk(model: type[BaseModel], path: str, setup: tuple[str, ...], raw: Any,
          leaves: list[Leaf], sections: list[Section]) -> None:
-    """Collect the leaves and sections of ``model`` at ``path`` (``raw``: grid_small there)."""
-    sections.append(Section(path, setup, frozenset(model.model_fields)))
+    """Collect the leaves and sections of ``model`` at ``path`` (``raw``: grid_small there). A
+    section that takes other keys (a user's strategy: its own config checks them, once its module
+    is imported) is no unknown-key case."""
+    if model.model_config.get("extra") != "allow":
+        sections.append(Section(path, setup, frozenset(model.model_fields)))
     for name, info in model.model_fields.items():
         sub = f"{path}.{name}" if path else name
         here = raw.get(name) if isinstance(raw, dict) else None
