@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from cosim.cli import app
 from cosim.errors import InputError
+from cosim.learning.federated.journal_checks import seal
 from cosim.runner import run_scenario
 from cosim.scenario_loader import load_scenario
 
@@ -177,6 +178,11 @@ TAMPERING = {
     "unknown_module": _changed(lambda e, u, k: u["modules"].update({"peft.none.w": torch.zeros(3)})),
     "wrong_dtype": _changed(lambda e, u, k: u["modules"].update({k: u["modules"][k].double()})),
     "absurd_values": _changed(lambda e, u, k: u["modules"][k].fill_(1e30)),
+    "plausible_values": _changed(lambda e, u, k: u["modules"][k].mul_(1.001)),
+    "balancer_values": _changed(
+        lambda e, u, k: next(iter(e["balancers"].values()))["weights"].mul_(2.0)),
+    "stats_changed": _changed(lambda e, u, k: u["stats"].update(steps=u["stats"]["steps"] + 1)),
+    "seal_removed": _changed(lambda e, u, k: e.pop("seal")),
     "absurd_weight": _changed(lambda e, u, k: u.update(weight=1e300)),
     "zero_weight": _changed(lambda e, u, k: u.update(weight=0.0)),
     "unknown_stat": _changed(lambda e, u, k: u["stats"].update(other=1)),
@@ -306,11 +312,37 @@ def test_a_journal_of_the_default_balancing_resumes(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def _resealed(entry: dict, path: Path) -> None:
+    """Saved with a seal recomputed, as by an editor who knows the journal's layout."""
+    entry["seal"] = seal(entry["updates"], entry["balancers"])
+    torch.save(entry, path)
+
+
+def test_a_genuine_journal_of_extreme_training_resumes(tmp_path):
+    """A learning rate far beyond any sensible one trains finite values far beyond any sensible
+    scale; the journal holding them is genuine and resumes to the uninterrupted run's traces."""
+    settings = [*SETTINGS, "learning.local.lr=1000", "learning.balancing.gradnorm_lr=1000"]
+    whole = tmp_path / "whole"
+    result = CliRunner().invoke(app, ["run", str(GRID), "--out", str(whole), "-q",
+                                      *[a for s in settings for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(load_scenario(GRID, settings), source=GRID, out=tmp_path / "r", quiet=True,
+                     extra_layers=[_StopAt])
+    largest = max(float(t.abs().max()) for p in (tmp_path / "r.partial" / "checkpoint").glob("*.pt")
+                  for u in torch.load(p, weights_only=True)["updates"]
+                  for t in u["modules"].values() if t.is_floating_point())
+    assert largest > 1e6  # what a magnitude cap on entries would refuse
+    result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "r.partial"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert _traces(tmp_path / "r") == _traces(whole)
+
+
 def _doubled_weight(partial: Path) -> str:
     path = sorted((partial / "checkpoint").glob("train-*.pt"))[1]
     entry = torch.load(path, weights_only=True)
     entry["updates"][0]["weight"] *= 2  # still a whole number of samples: not this client's
-    torch.save(entry, path)
+    _resealed(entry, path)
     return "train-000001.pt: --resume: journal entry damaged: client"
 
 
@@ -320,15 +352,16 @@ def _shifted_update(partial: Path) -> str:
     for tensor in entry["updates"][0]["modules"].values():
         if tensor.is_floating_point():
             tensor.add_(0.5)  # well-formed: the next call starts from another model
-    torch.save(entry, path)
+    _resealed(entry, path)
     return "from train-000000.pt on"
 
 
 @pytest.mark.parametrize("edit", [_doubled_weight, _shifted_update])
 def test_a_changed_entry_is_named_and_its_advice_removes_it(interrupted, tmp_path, edit):
-    """An update whose weight is not its client's samples is refused at that entry; an update
-    changed within bounds is found when the next call starts elsewhere, and the refusal names
-    the changed entry as the first suspect (removing from there trains it again)."""
+    """Edits that recompute the seal: an update whose weight is not its client's samples is
+    refused at that entry; a changed update is found when the next call starts elsewhere, and
+    the refusal names the changed entry as the first suspect (removing from there trains it
+    again)."""
     partial = tmp_path / "r.partial"
     subprocess.run(["cp", "-r", str(interrupted), str(partial)], check=True)
     says = edit(partial)

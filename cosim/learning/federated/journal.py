@@ -28,6 +28,7 @@ from cosim.learning.federated.journal_checks import (
     damaged,
     journal_entries,
     load_entry,
+    seal,
 )
 from cosim.learning.federated.training import TrainedUpdate, TrainJob
 from cosim.learning.local import LocalStats
@@ -103,13 +104,12 @@ class TrainingJournal:
 
     def record(self, jobs: list[TrainJob], updates: list[TrainedUpdate],
                balancers: dict[int, GradientBalancer]) -> None:
-        entry = {
-            "keys": job_keys(jobs),
-            "updates": [{"client": u.client, "modules": u.modules, "weight": float(u.weight),
-                         "stats": dataclasses.asdict(u.stats)} for u in updates],
-            "balancers": {int(j.client): _balancer_state(balancers[j.client]) for j in jobs
-                          if j.client in balancers},
-        }
+        recorded = [{"client": u.client, "modules": u.modules, "weight": float(u.weight),
+                     "stats": dataclasses.asdict(u.stats)} for u in updates]
+        states = {int(j.client): _balancer_state(balancers[j.client]) for j in jobs
+                  if j.client in balancers}
+        entry = {"keys": job_keys(jobs), "updates": recorded, "balancers": states,
+                 "seal": seal(recorded, states)}
         path = self.folder / f"train-{self.calls:06d}.pt"
         buffer = io.BytesIO()  # torch's own writer hides a full disk in a RuntimeError
         torch.save(entry, buffer)

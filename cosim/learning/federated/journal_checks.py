@@ -3,13 +3,19 @@
 The journal is a file on disk like any other: truncated by a full disk, edited by hand, copied
 from another run. An entry is read with ``weights_only=True`` (no code runs) and then checked
 here: its layout (keys, updates, balancers), whole numbers where counts are, finite tensors and
-weights, entries numbered without gaps. A damaged entry is one InputError (exit 2) naming it,
-before the resumed run touches its folder; a well-formed entry that answers other training than
-the resumed run asks for is caught when it is replayed (``journal.journal_mismatch``).
+weights, entries numbered without gaps, and its seal: a digest of everything the resumed run
+takes from it (updates, weights, statistics, balancers), written with the entry, so an entry
+changed after training wrote it is refused whatever values it was given. A damaged entry is one
+InputError (exit 2) naming it, before the resumed run touches its folder; a well-formed entry that
+answers other training than the resumed run asks for is caught when it is replayed
+(``journal.journal_mismatch``). Magnitudes are not capped: a genuine run with an absurd learning
+rate writes absurd but finite values, and resumes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import pickle
 import re
@@ -23,11 +29,7 @@ import torch
 from cosim.errors import InputError
 
 ENTRY_NAME = re.compile(r"train-(\d{6})\.pt")
-# No trained PEFT or head parameter comes near this: they start at scales of 0.01 to 1 and move by
-# a learning rate times a clipped gradient per step; a value of 1e6 would square to 1e12 in any
-# loss and overflow the activations of every later layer. A finite value beyond it was written
-# by something other than training.
-MAX_ABS_PARAMETER = 1e6
+ENTRY_FIELDS = {"keys", "updates", "balancers", "seal"}
 # An update's weight is its samples times its local epochs: a whole number, and no client holds
 # anywhere near this many samples.
 MAX_UPDATE_WEIGHT = 1e12
@@ -87,9 +89,30 @@ def damaged(path: Path, why: str) -> InputError:
                       "folder from this entry on to train those updates again")
 
 
+def seal(updates: list[dict[str, Any]], balancers: dict[int, dict[str, torch.Tensor]]) -> str:
+    """A digest of what a resumed run takes from an entry: each update's client, weight,
+    statistics and module tensors (name, dtype, shape, bytes), and each balancer's tensors."""
+    h = hashlib.sha256()
+    for update in updates:
+        h.update(json.dumps([update["client"], update["weight"], update["stats"]],
+                            sort_keys=True, default=repr).encode())
+        _digest_tensors(h, update["modules"])
+    for client in sorted(balancers):
+        h.update(str(client).encode())
+        _digest_tensors(h, balancers[client])
+    return h.hexdigest()
+
+
+def _digest_tensors(h: Any, tensors: dict[str, torch.Tensor]) -> None:
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
 def check_entry(entry: Any, path: Path, model: JournalModel | None = None) -> None:
-    if not isinstance(entry, dict) or set(entry) != {"keys", "updates", "balancers"}:
-        raise damaged(path, "not a journal entry (keys, updates, balancers)")
+    if not isinstance(entry, dict) or set(entry) != ENTRY_FIELDS:
+        raise damaged(path, "not a journal entry (keys, updates, balancers, seal)")
     keys, updates, balancers = entry["keys"], entry["updates"], entry["balancers"]
     if not isinstance(keys, list) or not all(
             isinstance(k, list) and len(k) == 3 and _whole(k[0]) and _whole(k[1])
@@ -110,13 +133,16 @@ def check_entry(entry: Any, path: Path, model: JournalModel | None = None) -> No
         if client not in trained:
             raise damaged(path, "it restores the balancer of a client the call did not train")
         _check_balancer(state, client, path, model)
+    if entry["seal"] != seal(updates, balancers):
+        raise damaged(path, "its contents differ from the seal training wrote with them: the "
+                      "entry was changed afterwards")
 
 
 def _check_balancer(state: dict[Any, Any], client: int, path: Path, model: JournalModel | None
                     ) -> None:
     """A gradient balancer's state: its five per-task float64 vectors, of one length (the
-    client's tasks), with weights in [0, MAX_ABS_PARAMETER] and every value finite but the
-    initial losses' NaN ("not seen yet")."""
+    client's tasks), with non-negative weights and every value finite but the initial losses'
+    NaN ("not seen yet")."""
     if set(state) != set(BALANCER_TENSORS):
         raise damaged(path, f"balancer {client} does not hold {', '.join(BALANCER_TENSORS)}")
     lengths = set()
@@ -126,8 +152,8 @@ def _check_balancer(state: dict[Any, Any], client: int, path: Path, model: Journ
             raise damaged(path, f"balancer {client} {name} is not a vector of float64")
         lengths.add(tensor.numel())
         values = tensor[~torch.isnan(tensor)] if name == "initial_losses" else tensor
-        if not bool(torch.isfinite(values).all()) or bool((values.abs() > MAX_ABS_PARAMETER).any()):
-            raise damaged(path, f"balancer {client} {name} holds non-finite or absurd values")
+        if not bool(torch.isfinite(values).all()):
+            raise damaged(path, f"balancer {client} {name} holds non-finite values")
     most = model.tasks if model is not None else None
     if len(lengths) != 1 or 0 in lengths or (most is not None and lengths.pop() > most):
         raise damaged(path, f"balancer {client}'s vectors are not one per task of the client")
@@ -172,9 +198,6 @@ def _check_tensor(tensor: Any, what: str, path: Path) -> None:
         raise damaged(path, f"{what} is not a tensor")
     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         raise damaged(path, f"{what} holds non-finite values")
-    if tensor.is_floating_point() and bool((tensor.abs() > MAX_ABS_PARAMETER).any()):
-        raise damaged(path, f"{what} holds values beyond {MAX_ABS_PARAMETER:g}, which no "
-                      "training reaches")
 
 
 def _whole(value: Any) -> bool:
