@@ -291,6 +291,8 @@ def _sweep() -> list[tuple[list[str], str]]:
         values: list[Any] = [*wrong]
         if leaf.kind == "float":
             values += [math.nan, -math.inf]
+        if leaf.kind in ("float", "int"):
+            values.append(True)  # YAML's true is no number (pydantic's lax mode would take 1)
         for b in leaf.bounds if leaf.kind in ("float", "int") else ():
             if isinstance(b, at.Ge | at.Gt):
                 edge = b.ge if isinstance(b, at.Ge) else b.gt

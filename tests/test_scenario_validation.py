@@ -571,3 +571,15 @@ def test_a_usage_error_is_one_line_and_exit_2(tmp_path, args):
     lines = [x for x in done.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert not (REPO / "X").exists() and not (REPO / "d").exists()
+
+
+@pytest.mark.parametrize("setting, field", [
+    ("seed=true", "seed"),
+    ("duration_s=yes", "duration_s"),
+    ("learning.evaluation.det3d_center_thresholds_m=[1.0, true]",
+     "learning.evaluation.det3d_center_thresholds_m"),
+])
+def test_a_truth_value_where_a_number_belongs_is_refused(grid_small, setting, field):
+    with pytest.raises(InputError) as refused:
+        load_scenario(grid_small, [setting])
+    assert refused.value.field == field and "true or false" in str(refused.value)

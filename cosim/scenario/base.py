@@ -4,8 +4,10 @@ file's folder."""
 from __future__ import annotations
 
 import shlex
+import types
+import typing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -15,6 +17,7 @@ from pydantic import (
     Field,
     ValidationInfo,
     WithJsonSchema,
+    model_validator,
 )
 
 from cosim.bounded_read import virtual_file
@@ -60,6 +63,53 @@ class StrictModel(BaseModel):
     and surface as NaN deep inside a run)."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_truth_values_as_numbers(cls, data: Any) -> Any:
+        """``true`` where a number belongs is a mistake, not 1 (pydantic's lax mode would take
+        it): ``seed: true`` or ``duration_s: yes`` is refused naming the field."""
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                key = field.alias or name
+                if key in data and _truth_value_for_number(field.annotation, data[key]):
+                    raise FieldError(name, "a number is needed where true or false was given")
+        return data
+
+
+def _truth_value_for_number(annotation: Any, value: Any) -> bool:
+    """Whether ``value`` holds a bool where ``annotation`` takes only numbers (also inside lists
+    and tuples of numbers)."""
+    if isinstance(value, bool):
+        return _numbers_only(annotation)
+    if isinstance(value, list | tuple):
+        items = _sequence_items(annotation)
+        return items is not None and any(_truth_value_for_number(items, v) for v in value)
+    return False
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return tuple(m for a in typing.get_args(annotation) for m in _members(a))
+    return (annotation,)
+
+
+def _numbers_only(annotation: Any) -> bool:
+    members = _members(annotation)
+    takes_bool = any(m is bool or m is Any or (typing.get_origin(m) is Literal and any(
+        isinstance(v, bool) for v in typing.get_args(m))) for m in members)
+    return not takes_bool and any(m in (int, float) for m in members)
+
+
+def _sequence_items(annotation: Any) -> Any | None:
+    """The item annotation of a list or tuple field (the first of a fixed tuple's), or None."""
+    for member in _members(annotation):
+        if typing.get_origin(member) in (list, tuple) and typing.get_args(member):
+            return typing.get_args(member)[0]
+    return None
 
 
 def _one_or_many(value: Any) -> Any:
