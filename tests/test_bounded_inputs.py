@@ -132,7 +132,7 @@ def test_oracle_windows_without_provenance_or_of_another_seed_are_refused(tmp_pa
 
 
 @pytest.mark.parametrize("case", ["vehicles_renamed", "times_shifted_past_the_run",
-                                  "times_before_zero", "cell_not_in_the_recording",
+                                  "ends_past_the_recording", "times_before_zero", "cell_not_in_the_recording",
                                   "times_shifted_within_the_run"])
 def test_oracle_windows_about_other_vehicles_times_or_cells_are_refused(tmp_path, recording, case):
     """Windows beside their run.json, but whose content is not that run's future: a run.json
@@ -158,6 +158,7 @@ def test_oracle_windows_about_other_vehicles_times_or_cells_are_refused(tmp_path
         "times_before_zero": ("start", pc.subtract(table["start"], 50.0)),
         "cell_not_in_the_recording": ("cell", pa.array([99] * table.num_rows, pa.int32())),
         "times_shifted_within_the_run": ("start", pc.add(table["start"], 5.0)),
+        "ends_past_the_recording": ("end", pc.add(table["end"], 1e300)),
     }[case]
     if case in ("times_shifted_past_the_run", "times_shifted_within_the_run"):
         shift = 1e6 if case == "times_shifted_past_the_run" else 5.0
@@ -169,7 +170,8 @@ def test_oracle_windows_about_other_vehicles_times_or_cells_are_refused(tmp_path
     said = {"vehicles_renamed": "not in its run's mobility trace",
             "times_shifted_past_the_run": "after this run", "times_before_zero": "before the run's 0 s",
             "cell_not_in_the_recording": "cell 99 is not among",
-            "times_shifted_within_the_run": "changed since its run wrote it"}[case]
+            "times_shifted_within_the_run": "changed since its run wrote it",
+            "ends_past_the_recording": "of the run that recorded it"}[case]
     assert said in line, line
 
 

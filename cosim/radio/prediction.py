@@ -101,6 +101,7 @@ def check_windows_source(path: Path, connectivity_seed: int,
     table = read_oracle_windows(path)
     if duration_s is not None:
         _check_window_times(path, table, duration_s)
+    _check_window_ends(path, table, info)
     _check_window_cells(path, table)
     known, where = replayed_vehicles, "the replayed trace"
     if known is None and (path.parent / "mobility.parquet").is_file():
@@ -120,6 +121,18 @@ def _check_window_times(path: Path, table: pa.Table, duration_s: float) -> None:
     if first >= duration_s:
         raise InputError(path, ORACLE_FIELD, f"its first window starts at {first:g} s, after this "
                          f"run's {duration_s:g} s: not this run's future")
+
+
+def _check_window_ends(path: Path, table: pa.Table, info: dict) -> None:
+    """No window outlasts the run that recorded it (an open window is closed at its end)."""
+    scenario = info.get("scenario")
+    recorded = scenario.get("duration_s") if isinstance(scenario, dict) else None
+    if not isinstance(recorded, int | float) or isinstance(recorded, bool):
+        return
+    last = pc.max(table.column("end")).as_py()
+    if last > recorded + 1e-6:
+        raise InputError(path, ORACLE_FIELD, f"a window ends at {last:g} s, after the "
+                         f"{recorded:g} s of the run that recorded it")
 
 
 def _check_window_cells(path: Path, table: pa.Table) -> None:
