@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cosim.errors import InputError
-from cosim.names import RECORDINGS
+from cosim.names import PRETRAINED, RECORDINGS
 from cosim.run_folder import read_run_info
 from cosim.scenario_loader import ScenarioSpec
 
@@ -75,23 +75,25 @@ def check_kept_run(run_dir: Path, expected: dict[str, Any]) -> None:
     differs = first_difference(_inside_folder(kept), _inside_folder(expected))
     if differs is not None:
         raise InputError(run_dir / "run.json", "scenario", f"a complete run of another scenario "
-                         f"({differs or 'the whole scenario'} differs from this compare's); "
+                         f"({differs or 'the whole scenario'} differs from what this study asks for); "
                          "remove the run to compute it again")
 
 
-# Where a compare's run reads its own folder's recording: compared from "recordings/" on, so a
-# compare folder moved or copied elsewhere resumes (its kept runs name the old place).
-OWN_RECORDING = (("mobility", "replay"), ("scheduling", "oracle_windows"))
+# Where a compare's or an onboarding's run reads a file of its own folder (the recording, the
+# pre-trained modules): compared from that sub-folder on, so a folder moved or copied elsewhere
+# resumes (its kept runs name the old place).
+OWN_FILES = (("mobility", "replay", RECORDINGS), ("scheduling", "oracle_windows", RECORDINGS),
+             ("learning", "init_modules", PRETRAINED))
 
 
 def _inside_folder(scenario: Any) -> Any:
     if not isinstance(scenario, dict):
         return scenario
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in scenario.items()}
-    for section, key in OWN_RECORDING:
+    for section, key, folder in OWN_FILES:
         value = out.get(section, {}).get(key) if isinstance(out.get(section), dict) else None
-        if isinstance(value, str) and f"/{RECORDINGS}/" in value:
-            out[section][key] = value[value.rindex(f"/{RECORDINGS}/") + 1:]
+        if isinstance(value, str) and f"/{folder}/" in value:
+            out[section][key] = value[value.rindex(f"/{folder}/") + 1:]
     return out
 
 

@@ -92,6 +92,7 @@ COMPARE_DEFAULTS = CompareDefaults()
 
 # ---- folder layouts ---------------------------------------------------------------------------
 RECORDINGS = "recordings"
+PRETRAINED = "pretrained"  # an onboarding's runs that pre-train the other tasks
 
 
 def recording_dir(out: Path, seed: int) -> Path:
@@ -130,7 +131,7 @@ def onboarding_pretrained_dir(out: Path, seed: int, task: str, task_adapter: boo
     """The run that pre-trains the three other tasks before ``task`` arrives, with or without
     the shared task adapter (the architecture of the methods that start from it)."""
     variant = "" if task_adapter else "-nta"
-    return out / "pretrained" / f"{task}-arrives-seed{seed}{variant}"
+    return out / PRETRAINED / f"{task}-arrives-seed{seed}{variant}"
 
 
 # A run's training journal (output.checkpoint), kept across `cosim run --resume`

@@ -67,6 +67,15 @@ def test_onboarding_study_end_to_end(tmp_path):
     handoffs = {(Path(r["path"]) / "handoffs.parquet").read_bytes() for r in gated}
     assert len(handoffs) == 1  # every gated method saw the same connectivity
     assert np.isfinite(table.final_mean).all()
+    # moved elsewhere, the study is run again from its kept runs (they name the old place)
+    moved = tmp_path / "elsewhere" / "onb"
+    moved.parent.mkdir()
+    out.rename(moved)
+    kept = {p: p.stat().st_mtime_ns for p in moved.glob("**/metrics.parquet")}
+    args[args.index(str(out))] = str(moved)
+    again = CliRunner().invoke(app, [*args, *sum((["--set", s] for s in SETS), [])])
+    assert again.exit_code == 0, again.output
+    assert {p: p.stat().st_mtime_ns for p in moved.glob("**/metrics.parquet")} == kept
 
 
 def test_onboarding_needs_learning(tmp_path):
