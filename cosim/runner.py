@@ -494,11 +494,10 @@ def check_run_inputs(scenario: Scenario, source: Path | None
         from cosim.learning.module_file import check_fits, load_module_file
 
         # a bad file is input, caught up front: readable, finite, and fitting this model's
-        # modules (their shapes from the model built on the meta device: no weights)
+        # modules (their shapes and dtypes from the model built on the meta device: no weights)
         saved = load_module_file(cfg.init_modules)
         model = meta_model(cfg.model)
-        shapes = {k: tuple(v.shape) for k, v in model.export_modules(model.module_names()).items()}
-        check_fits(cfg.init_modules, saved, shapes)
+        check_fits(cfg.init_modules, saved, model.export_modules(model.module_names()))
     from cosim.learning.run_inputs import check_learning_inputs
 
     check_learning_inputs(scenario)

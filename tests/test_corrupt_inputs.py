@@ -247,7 +247,7 @@ def test_corrupt_init_modules_are_refused(tmp_path, problem):
     assert str(modules) in line and "learning.init_modules" in line
 
 
-@pytest.mark.parametrize("problem", ["wrong_shape", "none_of_the_models"])
+@pytest.mark.parametrize("problem", ["wrong_shape", "integer_weights", "none_of_the_models"])
 def test_init_modules_that_do_not_fit_the_model_are_refused_before_the_folder(tmp_path, problem):
     from cosim.learning.deployed import meta_model
     from cosim.scenario_loader import load_scenario
@@ -260,6 +260,9 @@ def test_init_modules_that_do_not_fit_the_model_are_refused_before_the_folder(tm
     if problem == "wrong_shape":
         saved = {name: torch.zeros(*[n + 1 for n in shapes[name]])}
         says = "has shape"
+    elif problem == "integer_weights":
+        saved = {name: torch.ones(*shapes[name], dtype=torch.int64)}
+        says = "holds torch.int64 values"
     else:
         saved = {"some.other.model": torch.zeros(3)}
         says = "none of this model's modules"

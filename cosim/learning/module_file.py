@@ -25,15 +25,20 @@ def load_module_file(path: Path) -> dict[str, torch.Tensor]:
     return saved
 
 
-def check_fits(path: Path, saved: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]]
+def check_fits(path: Path, saved: dict[str, torch.Tensor], modules: dict[str, torch.Tensor]
                ) -> list[str]:
-    """The saved modules this model has (``shapes``: its modules' shapes), each of its shape;
-    InputError otherwise (a run checks this before its folder, on the meta device)."""
-    known = [k for k in saved if k in shapes]
+    """The saved modules this model has (``modules``: its tensors, on the meta device when
+    checked before a run's folder), each of its shape and of its kind of number (a floating
+    parameter is not started from integers, a counter not from floats); InputError otherwise."""
+    known = [k for k in saved if k in modules]
     for key in known:
-        if tuple(saved[key].shape) != tuple(shapes[key]):
+        want = modules[key]
+        if tuple(saved[key].shape) != tuple(want.shape):
             raise InputError(path, FIELD, f"{key} has shape {tuple(saved[key].shape)}, the model "
-                             f"{tuple(shapes[key])} (another model config?)")
+                             f"{tuple(want.shape)} (another model config?)")
+        if saved[key].is_floating_point() != want.is_floating_point():
+            raise InputError(path, FIELD, f"{key} holds {saved[key].dtype} values, the model's are "
+                             f"{want.dtype}")
     if not known:
         raise InputError(path, FIELD, "holds none of this model's modules")
     return known
@@ -43,7 +48,7 @@ def apply_init_modules(path: Path, global_state: dict[str, torch.Tensor]) -> lis
     """Start from a saved global model: overwrite ``global_state``'s modules with the file's;
     return the saved modules this model has no place for (a task adapter a model lacks)."""
     saved = load_module_file(path)
-    for key in check_fits(path, saved, {k: tuple(v.shape) for k, v in global_state.items()}):
+    for key in check_fits(path, saved, global_state):
         global_state[key] = saved[key].to(global_state[key].dtype)
     depth = {"heads": 2, "peft": 3}  # heads.<task>, peft.<branch>.<module>, task_adapter
     return sorted({".".join(k.split(".")[:depth.get(k.split(".")[0], 1)])
