@@ -73,3 +73,16 @@ def test_synthetic_checkpoint_is_built_once_then_reused():
     again = ensure_pretrained(cfg)
     assert again == first and again.stat().st_mtime_ns == mtime  # reused, not trained again
     assert (first.parent / "report.json").exists()
+
+
+def test_a_replaced_checkpoint_leaves_its_other_hard_links_as_they_were(tmp_path):
+    """Written as a new file renamed into place: a run's global_modules.pt hard-linked as the
+    destination keeps its bytes."""
+    theirs = tmp_path / "run" / "global_modules.pt"
+    theirs.parent.mkdir()
+    theirs.write_bytes(b"a run's modules")
+    (tmp_path / "out.pt").hardlink_to(theirs)
+    pretrain(PretrainConfig(segments=8, frames_per_segment=2, steps=2, batch_size=4), tmp_path / "out.pt")
+    assert theirs.read_bytes() == b"a run's modules"
+    assert torch.load(tmp_path / "out.pt", weights_only=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.pt", "run"]

@@ -9,7 +9,9 @@ it once (deterministically) into the cache and reuses it.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from cosim.learning.data.scene import GENERATOR_VERSION, make_segment
 from cosim.learning.openclip import CONFIG_DIR, open_clip_module, quiet_random_init, to_tensor, tokenizer
 from cosim.learning.precision import FP32, autocast, resolve
 from cosim.progress import warmup_step
+from cosim.run_folder import write_atomically
 
 # Scene seeds of pre-training live far from the seeds the client data generator uses.
 PRETRAIN_SEED_BASE = 1_000_000_000
@@ -125,7 +128,10 @@ def _pretrain(cfg: PretrainConfig, out: Path, progress, device: torch.device) ->
     model.eval()
     after = retrieval_accuracy(model, x_eval, c_eval, tok)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.to("cpu").state_dict(), out)
+    buffer = io.BytesIO()
+    torch.save(model.to("cpu").state_dict(), buffer)
+    # a new file renamed into place: a replaced checkpoint's other hard links keep their bytes
+    write_atomically(out, buffer.getvalue(), out.parent / f".{out.name}.{os.getpid()}.tmp")
     return {"retrieval_before": before, "retrieval_after": after, "first_loss": losses[0],
             "last_loss": float(np.mean(losses[-10:])), "pairs": len(captions), "steps": cfg.steps,
             **precision.summary(), **({"device": device.type} if device.type != "cpu" else {})}
