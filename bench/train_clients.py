@@ -42,6 +42,7 @@ from cosim.learning.grid import Geometry
 from cosim.learning.local import local_update
 from cosim.learning.model import M3TModel
 from cosim.learning.precision import pick_device, resolve
+from cosim.scenario import Scenario
 from cosim.scenario_loader import load_scenario
 
 PATHS = ("sequential", "batched", "threads")
@@ -73,36 +74,14 @@ def main() -> None:
     paths = tuple(p for p in PATHS if p in args.paths.split(","))
     if not paths or set(args.paths.split(",")) - set(PATHS):
         parser.error(f"--paths: give some of {', '.join(PATHS)}")
-    sc = load_scenario(args.scenario, args.set)
-    threaded_sc = load_scenario(args.scenario, [*args.set, "learning.local.backend=threads",
-                                                f"learning.local.workers={args.workers}",
-                                                f"learning.local.threads={args.worker_threads}",
-                                                f"learning.local.epochs={args.epochs}"])
-    cfg = sc.learning
-    local = cfg.local.model_copy(update={"epochs": args.epochs})
     device = pick_device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device cuda: no CUDA device is available (torch {torch.__version__})")
-    precisions = [resolve(p, device).name for p in args.precisions.split(",")]
-    setups: dict[str, Setup] = {}
-    clients: list[ClientDataset] = []
-    for precision in precisions:
-        torch.manual_seed(0)  # the same start weights in every precision
-        model = M3TModel(cfg.model).to(device)
-        model.set_precision(precision)
-        if not clients:
-            geometry = Geometry(model.image_size, 4 * model.grid, cfg.model.bev_range_m)
-            dataset = open_dataset(cfg.data)
-            frames, city = dataset.describe()
-            shards = partition(frames, city, cfg.data, sc.seed).clients
-            cache = SampleCache(dataset, geometry, cfg.data.cache_frames)
-            clients = [ClientDataset(s, cache) for s in shards]
-            for c in clients:  # decode every sample once: every path reads from memory
-                for i in range(len(c)):
-                    c[i]
-        trainer = LocalTrainer(model, clients, local, cfg.balancing, ())
-        setups[precision] = Setup(model, trainer.prefix, ThreadTrainer(
-            threaded_sc.learning, threaded_sc.seeds(), trainer))
+    sc, setups, clients = prepare(args.scenario, args.set, args.precisions.split(","), device,
+                                  args.epochs, args.workers, args.worker_threads)
+    cfg = sc.learning
+    local = cfg.local.model_copy(update={"epochs": args.epochs})
+    precisions = list(setups)
     start = next(iter(setups.values())).model.export_modules(next(iter(setups.values())).model.module_names())
     print(f"model {cfg.model.name}, PEFT {cfg.model.peft.method}, {local.epochs} epoch(s) of "
           f"batch {local.batch_size}, balancing {cfg.balancing.method}, device {device}, "
@@ -167,6 +146,41 @@ def main() -> None:
             "batch_size": local.batch_size, "reps": args.reps, "paths": list(paths),
             "workers": args.workers, "worker_threads": args.worker_threads, "set": args.set,
             "rows": rows}, indent=1) + "\n")
+
+
+def prepare(scenario: str, sets: list[str], precisions: list[str], device: torch.device, epochs: int = 1,
+            workers: int = 2, worker_threads: int = 1
+            ) -> tuple[Scenario, dict[str, Setup], list[ClientDataset]]:
+    """The scenario, a model per precision (the same start weights) with its prefix cache and
+    thread trainer, and the clients' datasets with every sample decoded once."""
+    sc = load_scenario(scenario, sets)
+    threaded_sc = load_scenario(scenario, [*sets, "learning.local.backend=threads",
+                                           f"learning.local.workers={workers}",
+                                           f"learning.local.threads={worker_threads}",
+                                           f"learning.local.epochs={epochs}"])
+    cfg = sc.learning
+    assert cfg is not None  # the benchmarks' scenarios train
+    local = cfg.local.model_copy(update={"epochs": epochs})
+    setups: dict[str, Setup] = {}
+    clients: list[ClientDataset] = []
+    for precision in (resolve(p, device).name for p in precisions):
+        torch.manual_seed(0)  # the same start weights in every precision
+        model = M3TModel(cfg.model).to(device)
+        model.set_precision(precision)
+        if not clients:
+            geometry = Geometry(model.image_size, 4 * model.grid, cfg.model.bev_range_m)
+            dataset = open_dataset(cfg.data)
+            frames, city = dataset.describe()
+            shards = partition(frames, city, cfg.data, sc.seed).clients
+            cache = SampleCache(dataset, geometry, cfg.data.cache_frames)
+            clients = [ClientDataset(s, cache) for s in shards]
+            for c in clients:  # decode every sample once: every path reads from memory
+                for i in range(len(c)):
+                    c[i]
+        trainer = LocalTrainer(model, clients, local, cfg.balancing, ())
+        setups[precision] = Setup(model, trainer.prefix, ThreadTrainer(
+            threaded_sc.learning, threaded_sc.seeds(), trainer))
+    return sc, setups, clients
 
 
 def _path(path: str, setup: Setup, chosen: list[ClientDataset], start, local, balancing, k: int):
