@@ -63,7 +63,8 @@ from cosim.scenario.radio import (
 from cosim.scenario.scheduling import SchedulingConfig
 
 __all__ = [
-    "AGGREGATIONS", "EXTENSION_FIELDS", "METHOD_CONFIGS", "MODALITIES", "ONBOARDING_METHODS", "SYNTHETIC_CHECKPOINT",
+    "AGGREGATIONS", "EXTENSION_FIELDS", "METHOD_CONFIGS", "MODALITIES", "ONBOARDING_METHODS",
+    "SYNTHETIC_CHECKPOINT",
     "TASKS", "AggregationBase", "AggregationConfig", "BackgroundLoadConfig", "BalancingConfig", "CellConfig",
     "CellGenerators", "CellTemplate", "ChannelConfig", "ClientsConfig", "D2DConfig", "DataConfig",
     "DeployedModelConfig", "DeviceProfile", "EvaluationConfig", "FedAsyncConfig", "FedBuffConfig",
