@@ -201,9 +201,12 @@ def run(
 
 
 def _csv(value: str, what: str) -> list[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
+    items = [v.strip() for v in value.split(",")]
+    if not any(items):
         raise InputError(None, what, "give at least one, comma-separated")
+    if "" in items:  # "0,,1": a value left out, or a typo; never read as "0,1"
+        raise InputError(None, what, f"{value!r} has an empty item: separate the values by "
+                         "single commas")
     return items
 
 

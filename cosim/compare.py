@@ -460,9 +460,10 @@ def _summarise(out: Path, runs: list, grid: CompareGrid, targets: dict[str, floa
         row["policy"], row["aggregation"], row["seed"] = policy, aggregation, seed
         row["connectivity_digest"] = connectivity_digest(run_dir)
         recorded = connectivity_digest(recording_dir(out, seed))
-        if row["connectivity_digest"] != recorded:
-            raise RuntimeError(f"{run_dir}: connectivity differs from the seed's recording "
-                               f"({row['connectivity_digest']} != {recorded}): replay is broken")
+        if row["connectivity_digest"] != recorded:  # e.g. a kept run of an earlier recording
+            raise InputError(run_dir, "connectivity", f"differs from the seed's recording "
+                             f"({row['connectivity_digest']} != {recorded}): the run replayed "
+                             "another recording; remove it to compute it again")
         rows.append(row)
     rows.sort(key=lambda r: (grid.policies.index(r["policy"]),
                              grid.aggregations.index(r["aggregation"]), r["seed"], r["data_seed"],

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from cosim.analysis.paired import UNDECIDED
+from cosim.analysis.pairs import check_measure_names
 from cosim.errors import InputError
 from cosim.names import COMPARE_DEFAULTS
 
@@ -38,6 +39,7 @@ class AutoSeeds:
                              f"({self.min_seeds}), got {self.max_seeds}")
         if self.budget_min is not None and not self.budget_min > 0:
             raise InputError(None, "--budget-min", "must be a positive number of minutes")
+        check_measure_names(self.measures, "--decide-on")
 
     def check_cells(self, policies: tuple[str, ...], aggregations: tuple[str, ...]) -> None:
         """--decide names cells of the grid, as the pairs table labels them."""

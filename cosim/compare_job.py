@@ -14,6 +14,7 @@ from cosim.errors import InputError
 from cosim.names import PRETRAINED, RECORDINGS
 from cosim.run_folder import read_run_info
 from cosim.scenario_loader import ScenarioSpec
+from cosim.traces import file_sha256
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,12 +72,34 @@ def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
 def check_kept_run(run_dir: Path, expected: dict[str, Any]) -> None:
     """A complete run kept by ``--resume`` ran this job's scenario, value for value: a run of
     another scenario version in the compare's folder would stand in for this one's results."""
-    kept = read_run_info(run_dir, ("status", "scenario"))["scenario"]
-    differs = first_difference(_inside_folder(kept), _inside_folder(expected))
+    info = read_run_info(run_dir, ("status", "scenario"))
+    differs = first_difference(_inside_folder(info["scenario"]), _inside_folder(expected))
     if differs is not None:
         raise InputError(run_dir / "run.json", "scenario", f"a complete run of another scenario "
                          f"({differs or 'the whole scenario'} differs from what this study asks for); "
                          "remove the run to compute it again")
+    check_kept_traces(run_dir, info)
+
+
+def check_kept_traces(run_dir: Path, info: dict[str, Any]) -> None:
+    """A kept run's traces are the ones it wrote: every trace file in its folder has the SHA-256
+    its run.json holds (a recording edited afterwards would be replayed, and then differ from
+    the runs that replayed it before)."""
+    again = f"remove {run_dir} to compute it again"
+    digests = info.get("trace_sha256")
+    if not isinstance(digests, dict):
+        raise InputError(run_dir / "run.json", "trace_sha256", "missing: its traces cannot be told "
+                         f"unchanged; {again}")
+    names = {p.name.removesuffix(".parquet") for p in run_dir.glob("*.parquet")} | set(digests)
+    for name in sorted(names, key=str):
+        path = run_dir / f"{name}.parquet"
+        if not isinstance(name, str) or "/" in name or name.startswith("."):
+            raise InputError(run_dir / "run.json", "trace_sha256", f"{name!r} is not a trace; {again}")
+        if path.is_symlink() or not path.is_file():
+            raise InputError(path, "trace_sha256", f"not the run's trace file; {again}")
+        if digests.get(name) != file_sha256(path):
+            raise InputError(path, "trace_sha256", "changed since its run wrote it (run.json "
+                             f"holds its SHA-256): {again}")
 
 
 # Where a compare's or an onboarding's run reads a file of its own folder (the recording, the

@@ -49,7 +49,8 @@ from cosim.run_folder import (
     write_atomically,
     writer_identity,
 )
-from cosim.scenario import Scenario
+from cosim.scenario import EXTENSION_FIELDS, Scenario
+from cosim.scenario.base import user_references
 from cosim.scenario.mobility import GuiConfig
 from cosim.traces import TraceSet, file_sha256
 
@@ -361,6 +362,7 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
     if status not in ("interrupted", "failed", "crashed"):
         raise InputError(None, "--resume", f"{partial}: run.json's status is not one cosim "
                          "resumes (interrupted, failed or crashed)")
+    _refuse_user_code(info["scenario"], partial / "run.json")
     source = Path(info["scenario_file"]) if info.get("scenario_file") else None
     if source is not None and not source.is_file():  # recorded relative to another folder
         source = None
@@ -368,11 +370,6 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
     _check_seeds(scenario, info, partial / "run.json")
     if (partial / JOURNAL_DIR).is_dir():  # damaged entries: said now, not mid-run
         _check_journal(scenario, partial / JOURNAL_DIR)
-    if scenario.learning_enabled and ":" in scenario.scheduling.policy:
-        # run.json is data: it never chooses a module to import
-        raise InputError(None, "--resume", f"the run's policy {scenario.scheduling.policy!r} is "
-                         "code from a module; cosim imports that only from a scenario file you "
-                         "give: run that scenario again instead")
     threads = info.get("torch_threads")
     cfg = scenario.learning  # None or disabled: neither is read below
     if (scenario.learning_enabled and cfg is not None and cfg.local.threads is None and threads
@@ -395,6 +392,17 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
 
 
 RESUME_NEEDS = ("status", "scenario")  # what run.json must hold for a resume
+
+
+def _refuse_user_code(raw: Any, path: Path) -> None:
+    """run.json is data: it never chooses a module to import. Checked on its scenario as plain
+    data, before anything validates, builds or imports from it."""
+    named = user_references(raw, EXTENSION_FIELDS)
+    if named:
+        field, value = named[0]
+        raise InputError(path, f"scenario.{field}", f"{value!r} is code from a module; cosim "
+                         "imports that only from a scenario file you give: run that scenario "
+                         "again instead")
 
 
 def _check_seeds(scenario: Scenario, info: dict[str, Any], path: Path) -> None:

@@ -6,6 +6,7 @@ matplotlibrc in the working folder."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cosim.cli import app
+from cosim.scenario import EXTENSION_FIELDS
 
 pytestmark = pytest.mark.slow  # end to end (runs, training, SUMO): outside the unit loop
 
@@ -97,6 +99,59 @@ def test_resume_never_imports_a_module_run_json_names(policy_module, tmp_path):
     assert result.exit_code == 2, result.output
     assert "code from a module" in result.output
     assert not policy_module.exists()
+
+
+@pytest.fixture(scope="module")
+def resumable(tmp_path_factory) -> Path:
+    """An interrupted learning run's folder (as run.json says), to copy and edit."""
+    root = tmp_path_factory.mktemp("resumable")
+    done = CliRunner().invoke(app, ["run", str(GRID), "--out", str(root / "run"), "-q",
+                                    *_sets([*LEARNING, "learning.enabled=false"])])
+    assert done.exit_code == 0, done.output
+    partial = root / "run.partial"
+    (root / "run").rename(partial)
+    info = json.loads((partial / "run.json").read_text())
+    from cosim.scenario_loader import load_scenario
+
+    info["status"] = "interrupted"
+    info["scenario"]["learning"] = load_scenario(GRID, LEARNING).model_dump(mode="json")["learning"]
+    (partial / "run.json").write_text(json.dumps(info))
+    return partial
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _set_field(scenario: dict, field: str, value) -> None:
+    *sections, key = field.split(".")
+    for section in sections:
+        scenario = scenario.setdefault(section, {})
+    scenario[key] = value
+
+
+@pytest.mark.parametrize("field", EXTENSION_FIELDS)
+def test_resume_refuses_every_module_run_json_names_before_reading_it(
+        policy_module, resumable, tmp_path, field):
+    """Any field where a scenario may name a module: run.json naming one is refused first
+    (before the journal's model is built or the inputs are checked), nothing imported, the
+    attempt left as it was."""
+    partial = tmp_path / "work" / "run.partial"
+    shutil.copytree(resumable, partial)
+    info = json.loads((partial / "run.json").read_text())
+    reference = "mark_policies:Good"
+    list_field = field.endswith(".tasks")
+    _set_field(info["scenario"], field, ["seg3d", reference] if list_field else reference)
+    (partial / "run.json").write_text(json.dumps(info))
+    before = _contents(partial)
+    result = CliRunner().invoke(app, ["run", "--resume", str(partial)])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "run.json" in result.output and f"scenario.{field}" in result.output
+    assert "code from a module" in result.output
+    assert not policy_module.exists()
+    assert _contents(partial) == before and list(partial.parent.iterdir()) == [partial]
 
 
 def test_a_matplotlibrc_in_the_working_folder_changes_no_figure(tmp_path):

@@ -288,6 +288,27 @@ def test_seeds_auto_options_need_seeds_auto(grid_small, tmp_path):
         assert not (tmp_path / "c").exists()
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (["--seeds", "auto", "--decide-on", "zzz"], "unknown measure 'zzz'"),
+    (["--seeds", "auto", "--decide-on", "area,aera"], "did you mean 'area'?"),
+    (["--seeds", "0,,1"], "has an empty item"),
+    (["--seeds", "0,1,"], "has an empty item"),
+    (["--policies", "random,,availability_aware"], "has an empty item"),
+])
+def test_an_unknown_measure_or_an_empty_item_is_refused_before_the_folder(grid_small, tmp_path,
+                                                                         args, says):
+    """--decide-on names measures the pairs table has (a name matching none would leave nothing
+    to decide); a list never skips an empty item as if it were not there."""
+    result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(tmp_path / "c"),
+                                      *args, *_sets(LEARNING)])
+    assert result.exit_code == 2, (args, result.output)
+    assert len(result.output.strip().splitlines()) == 1 and says in result.output
+    assert args[-2] in result.output
+    if "--decide-on" in args:
+        assert "known: completion_rate, bytes_up, final" in result.output
+    assert not (tmp_path / "c").exists()
+
+
 @pytest.mark.parametrize("args", [["--seeds", "99999999999999999999999"], ["--seeds", "2147483648"],
                                   ["--data-seeds", "1" + "0" * 20], ["--target", "seg3d=nan"],
                                   ["--target", "det2d=inf"], ["--target", "pan2d=-inf"]])

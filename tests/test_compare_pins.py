@@ -95,3 +95,65 @@ def test_a_moved_compare_folder_resumes_and_keeps_its_runs(tmp_path):
     assert resumed.exit_code == 0, resumed.output
     assert kept and all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert (moved / "summary.parquet").is_file()
+
+
+@pytest.fixture(scope="module")
+def finished_compare(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A complete compare of one seed, to copy and edit."""
+    out = tmp_path_factory.mktemp("finished") / "cmp"
+    args = ["compare", str(GRID), "--policies", "random,availability_aware", "--seeds", "0", "-q",
+            "--out", str(out), *COMPARE]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    return out, args
+
+
+def _shift_x(path: Path) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    column = table.schema.get_field_index("x")
+    pq.write_table(table.set_column(column, "x", pc.add(table.column("x"), 2.0)), path)
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("edit", ["recording moved 2 m", "recording replaced by a link",
+                                  "kept run's metrics", "trace digest removed"])
+def test_resume_refuses_a_kept_trace_changed_since_its_run_wrote_it(finished_compare, tmp_path,
+                                                                    edit):
+    """Every kept run's traces (a seed's recording first) are the bytes its run.json holds the
+    SHA-256 of: an edited one is refused before any run, the folder left as it was."""
+    source, args = finished_compare
+    out = tmp_path / "cmp"
+    shutil.copytree(source, out, symlinks=True)
+    (out / "summary.parquet").unlink()  # as if interrupted before the summary
+    recording = out / "recordings" / "seed-0"
+    if edit == "recording moved 2 m":
+        changed = recording / "mobility.parquet"
+        _shift_x(changed)
+    elif edit == "recording replaced by a link":
+        changed = recording / "radio.parquet"
+        shutil.copy(changed, tmp_path / "radio.parquet")
+        changed.unlink()
+        changed.symlink_to(tmp_path / "radio.parquet")
+    elif edit == "kept run's metrics":
+        changed = sorted((out / "runs").iterdir())[0] / "metrics.parquet"
+        changed.write_bytes(changed.read_bytes()[:-1] + b"\0")
+    else:
+        changed = recording / "run.json"
+        info = json.loads(changed.read_text())
+        del info["trace_sha256"]
+        changed.write_text(json.dumps(info))
+    before = _contents(out)
+    args = [a if a != str(source) else str(out) for a in args]
+    refused = CliRunner().invoke(app, [*args, "--resume"])
+    assert refused.exit_code == 2, refused.output
+    assert len(refused.output.strip().splitlines()) == 1, refused.output
+    assert str(changed) in refused.output and "trace_sha256" in refused.output
+    assert "to compute it again" in refused.output
+    assert _contents(out) == before

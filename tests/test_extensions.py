@@ -157,3 +157,49 @@ def test_a_user_object_of_the_wrong_kind_is_bad_input_before_the_run_folder(
                                       *[a for s in [*SETTINGS, setting] for a in ("--set", s)]])
     assert result.exit_code == 2, result.output
     assert says in result.output and not out.exists()
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("Takes", "is not a usable PEFT method"),  # a class: calling it makes an instance
+    ("as_list", "returned list, not a dict"),
+    ("dotted", "returned the module name 'a.b'"),
+    ("not_modules", "returned int as 'x', not a torch module"),
+    ("fails", "failed on the image tower: ZeroDivisionError"),
+])
+def test_a_peft_method_that_cannot_attach_is_bad_input_at_validate_and_before_the_run_folder(
+        user_module, tmp_path, name, says):
+    """A PEFT method is called once on the model without weights before the run: what it
+    returns (or raises) is the user's input, said in one line naming the field."""
+    user_module("toy_peft", """
+        from torch import nn
+
+        class Takes:
+            def __init__(self, *a, **k):
+                pass
+
+            def select(self, view, candidates, k):
+                return list(candidates)[:k]
+
+        def as_list(transformer, branch, cfg):
+            return [nn.Linear(2, 2)]
+
+        def dotted(transformer, branch, cfg):
+            return {"a.b": nn.Linear(2, 2)}
+
+        def not_modules(transformer, branch, cfg):
+            return {"x": 3}
+
+        def fails(transformer, branch, cfg):
+            return 1 / 0
+    """)
+    sets = [a for s in [*SETTINGS, f"learning.model.peft.method=toy_peft:{name}"]
+            for a in ("--set", s)]
+    checked = CliRunner().invoke(app, ["validate", str(GRID_SMALL), *sets])
+    assert checked.exit_code == 2, checked.output
+    assert len(checked.output.strip().splitlines()) == 1, checked.output
+    assert "learning.model.peft.method" in checked.output and says in checked.output
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(GRID_SMALL), "--out", str(out), "-q", *sets])
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert not out.exists() and not (tmp_path / "run.partial").exists()

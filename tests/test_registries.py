@@ -10,7 +10,8 @@ from cosim.learning.federated.strategies import make_strategy
 from cosim.learning.tasks import SPECS
 from cosim.names import HEADLINE, PEFT_METHODS, TASK_INFO, TASKS, TRAINER_BACKENDS
 from cosim.names import POLICIES as POLICY_NAMES
-from cosim.scenario import METHOD_CONFIGS, PeftConfig
+from cosim.registry import USER_REFERENCE
+from cosim.scenario import EXTENSION_FIELDS, METHOD_CONFIGS, PeftConfig, Scenario
 
 
 def test_every_task_has_one_spec_and_one_headline():
@@ -87,3 +88,28 @@ def test_every_registry_refuses_an_unknown_name_in_one_line_that_suggests_the_cl
             registry[typo]
         line = err.value.line()
         assert f"did you mean {meant!r}" in line and field in line and "\n" not in line
+
+
+def _fields_taking_references(schema: dict, node: dict, path: str, found: set[str]) -> None:
+    """The dotted fields whose JSON schema accepts ``module:Name``."""
+    if "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    if node.get("pattern") == USER_REFERENCE.pattern:
+        found.add(path.lstrip("."))
+    for sub in [*node.get("anyOf", ()), *node.get("oneOf", ()), *node.get("allOf", ())]:
+        _fields_taking_references(schema, sub, path, found)
+    if isinstance(node.get("items"), dict):
+        _fields_taking_references(schema, node["items"], path, found)
+    for name, sub in node.get("properties", {}).items():
+        _fields_taking_references(schema, sub, f"{path}.{name}", found)
+
+
+def test_the_list_of_extension_fields_covers_every_field_that_takes_a_module():
+    """What resume and other readers of data files refuse is every field a scenario may use to
+    name a module, as its schema says."""
+    schema = Scenario.model_json_schema()
+    found: set[str] = set()
+    _fields_taking_references(schema, schema, "", found)
+    assert found == set(EXTENSION_FIELDS)
+    assert {"scheduling.policy", "aggregation.method", "learning.model.peft.method",
+            "learning.local.backend", "learning.model.tasks"} <= found

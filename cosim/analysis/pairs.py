@@ -24,7 +24,9 @@ from cosim.analysis.paired import (
     paired_test,
     verdicts,
 )
+from cosim.errors import InputError
 from cosim.names import HEADLINE, TASK_INFO
+from cosim.registry import did_you_mean
 
 # Equivalence margins (absolute) when --margin does not give one: one point of a headline
 # metric, two points of completion, a minute of simulated time; bytes have none by default.
@@ -52,6 +54,25 @@ class Measure:
 
 def measures(columns: list[str]) -> list[Measure]:
     """The measures a summary holds, in the order they are reported."""
+    return [m for m in _every_measure() if m.column in columns]
+
+
+def check_measure_names(names: tuple[str, ...], option: str) -> None:
+    """Each name is a measure's summary column, or a prefix of some (``area``: every task's
+    area): a name that matches none would decide nothing, whatever the runs give."""
+    every = _every_measure()
+    columns = [m.column for m in every]
+    families = list(dict.fromkeys(m.column[:m.column.index(f"_{m.task}")] if m.task else m.column
+                                  for m in every))
+    for name in names:
+        if not any(c == name or c.startswith(f"{name}_") for c in columns):
+            raise InputError(None, option, f"unknown measure {name!r}"
+                             f"{did_you_mean(name, [*families, *columns])} (known: "
+                             f"{', '.join(families)}; or one task's, as area_{next(iter(HEADLINE))})")
+
+
+def _every_measure() -> list[Measure]:
+    """Every measure a summary can hold, in the order they are reported."""
     out = [Measure("completion_rate", "completion rate", True, "completion"),
            Measure("bytes_up", "bytes up", False, "bytes")]
     for task, metric in HEADLINE.items():
@@ -64,7 +85,7 @@ def measures(columns: list[str]) -> list[Measure]:
                         task, f"censored_target_{task}"),
                 Measure(f"time_to_lookup_{task}_s", f"{task} time to beat lookup (s)", False,
                         "time", task, f"censored_lookup_{task}")]
-    return [m for m in out if m.column in columns]
+    return out
 
 
 def margins_with_defaults(given: Mapping[str, float] | None) -> dict[str, float]:

@@ -118,7 +118,7 @@ class M3TModel(nn.Module):
         for branch in cfg.branches:
             group = cast(nn.ModuleDict, self.peft[branch]) if branch in self.peft else nn.ModuleDict()
             self.peft[branch] = group
-            for name, module in P.METHODS.resolve(cfg.method)(towers[branch], branch, cfg).items():
+            for name, module in P.attach(cfg.method, towers[branch], branch, cfg).items():
                 group[name] = module
                 if hasattr(module, "aux_loss"):
                     self._aux_modules.append(module)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import torch
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from cosim.errors import InputError
 from cosim.registry import Registry
 from cosim.scenario import PeftConfig
 
@@ -198,12 +199,42 @@ def prompts(transformer: ClipModule, branch: str, cfg: PeftConfig) -> dict[str, 
 
 
 def _attach_function_problem(found: object) -> str | None:
-    """What keeps a user's object from being an attach function ``(transformer, branch, cfg)``."""
+    """What keeps a user's object from being an attach function ``(transformer, branch, cfg)``
+    (a class is not one: calling it makes an instance, not the modules by name)."""
     try:
+        if isinstance(found, type):
+            raise TypeError
         inspect.signature(found).bind(None, None, None)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "expected a function (transformer, branch, cfg) -> {name: module}"
     return None
+
+
+def attach(method: str, transformer: ClipModule, branch: str, cfg: PeftConfig
+           ) -> dict[str, nn.Module]:
+    """The modules ``method`` attaches to one tower, by name. A user's method that fails, or
+    returns anything but ``{name: module}``, is an InputError naming the scenario field: the
+    model is built on the meta device before a run's folder, so this is said before it."""
+    attach_fn = METHODS.resolve(method)
+    if method in METHODS:  # built-in: its own failures are cosim's
+        return attach_fn(transformer, branch, cfg)
+    field = METHODS.field
+    try:
+        modules = attach_fn(transformer, branch, cfg)
+    except Exception as exc:  # the user's code, reported as their input
+        raise InputError(None, field, f"{method!r} failed on the {branch} tower: "
+                         f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(modules, Mapping):
+        raise InputError(None, field, f"{method!r} returned {type(modules).__name__}, not a "
+                         "dict {name: module}")
+    for name, module in modules.items():
+        if not isinstance(name, str) or not name or "." in name:
+            raise InputError(None, field, f"{method!r} returned the module name {name!r}: give "
+                             "names without dots")
+        if not isinstance(module, nn.Module):
+            raise InputError(None, field, f"{method!r} returned {type(module).__name__} as "
+                             f"{name!r}, not a torch module")
+    return dict(modules)
 
 
 # keyed by cosim.names.PEFT_METHODS, the names the scenario accepts (or a user's module:function)

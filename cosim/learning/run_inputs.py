@@ -54,3 +54,7 @@ def check_learning_inputs(scenario: Scenario) -> None:
         from cosim.learning.federated.strategies import REGISTRY, strategy_config
 
         strategy_config(REGISTRY.resolve(scenario.aggregation.method), scenario.aggregation)
+    if is_user_reference(cfg.model.peft.method):
+        from cosim.learning.deployed import meta_model
+
+        meta_model(cfg.model)  # the method attached once, without weights: it works, or is said now

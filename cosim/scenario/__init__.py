@@ -22,7 +22,7 @@ from cosim.scenario.aggregation import (
 from cosim.scenario.base import InputDir, InputFile, StrictModel, TraceFile, whole_multiple
 from cosim.scenario.clients import ClientsConfig, DeviceProfile
 from cosim.scenario.d2d import D2DConfig
-from cosim.scenario.experiment import Scenario
+from cosim.scenario.experiment import EXTENSION_FIELDS, Scenario
 from cosim.scenario.learning import (
     SYNTHETIC_CHECKPOINT,
     BalancingConfig,
@@ -63,7 +63,8 @@ from cosim.scenario.radio import (
 from cosim.scenario.scheduling import SchedulingConfig
 
 __all__ = [
-    "AGGREGATIONS", "METHOD_CONFIGS", "MODALITIES", "ONBOARDING_METHODS", "SYNTHETIC_CHECKPOINT",
+    "AGGREGATIONS", "EXTENSION_FIELDS", "METHOD_CONFIGS", "MODALITIES", "ONBOARDING_METHODS",
+    "SYNTHETIC_CHECKPOINT",
     "TASKS", "AggregationBase", "AggregationConfig", "BackgroundLoadConfig", "BalancingConfig", "CellConfig",
     "CellGenerators", "CellTemplate", "ChannelConfig", "ClientsConfig", "D2DConfig", "DataConfig",
     "DeployedModelConfig", "DeviceProfile", "EvaluationConfig", "FedAsyncConfig", "FedBuffConfig",

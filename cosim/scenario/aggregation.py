@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from cosim.registry import USER_REFERENCE, is_user_reference
-from cosim.scenario.base import NameList, StrictModel
+from cosim.scenario.base import USER_CODE, NameList, StrictModel
 
 
 class AggregationBase(StrictModel):
@@ -122,7 +122,8 @@ class UserAggregationConfig(AggregationBase):
     model_config = ConfigDict(extra="allow")  # the strategy's own settings: checked by its config
 
     # package.module:Class, a subclass of cosim's Strategy
-    method: Annotated[str, WithJsonSchema({"type": "string", "pattern": USER_REFERENCE.pattern})]
+    method: Annotated[str, WithJsonSchema({"type": "string", "pattern": USER_REFERENCE.pattern}),
+                      USER_CODE]
 
     @field_validator("method")
     @classmethod

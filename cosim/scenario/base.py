@@ -24,6 +24,54 @@ from cosim.bounded_read import virtual_file
 from cosim.registry import USER_REFERENCE, did_you_mean, is_user_reference
 
 
+class UserCode:
+    """Marks a scenario field that may name the user's own code, ``package.module:Name``: the
+    one place that says which fields those are (see ``extension_fields``)."""
+
+
+USER_CODE = UserCode()
+
+
+def extension_fields(model: type[BaseModel], prefix: str = "") -> tuple[str, ...]:
+    """The dotted names of every field of ``model`` (and of the sections inside it) marked
+    ``USER_CODE``: where a scenario may name a module to import."""
+    found: list[str] = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{field.alias or name}"
+        if any(isinstance(m, UserCode) for m in field.metadata) or _marked(field.annotation):
+            found.append(path)
+        for section in _models_in(field.annotation):
+            found.extend(extension_fields(section, f"{path}."))
+    return tuple(dict.fromkeys(found))
+
+
+def _marked(annotation: Any) -> bool:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is Annotated and any(isinstance(m, UserCode) for m in args[1:]):
+        return True
+    return any(_marked(a) for a in args)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for a in typing.get_args(annotation) for m in _models_in(a)]
+
+
+def user_references(mapping: Any, fields: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``(field, value)`` for each value of ``fields`` in a scenario mapping (not yet validated)
+    that names a module: read as plain data, nothing imported."""
+    found = []
+    for path in fields:
+        value = mapping
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and ":" in item:
+                found.append((path, item))
+    return found
+
+
 def extension_name(kind: str, known: tuple[str, ...]) -> Any:
     """A field naming an implementation of an extension point: one of ``known``, or
     ``package.module:Name`` in the user's own code (imported only once the whole scenario is
@@ -39,7 +87,7 @@ def extension_name(kind: str, known: tuple[str, ...]) -> Any:
 
     schema = {"anyOf": [{"enum": list(known)},
                         {"type": "string", "pattern": USER_REFERENCE.pattern}]}
-    return Annotated[str, AfterValidator(check), WithJsonSchema(schema)]
+    return Annotated[str, AfterValidator(check), WithJsonSchema(schema), USER_CODE]
 
 
 def whole_multiple(value: float, step: float) -> bool:

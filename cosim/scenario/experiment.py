@@ -9,7 +9,7 @@ from pydantic import (
 )
 
 from cosim.scenario.aggregation import AggregationConfig, SyncConfig
-from cosim.scenario.base import SEED_MAX, StrictModel, whole_multiple
+from cosim.scenario.base import SEED_MAX, StrictModel, extension_fields, whole_multiple
 from cosim.scenario.clients import ClientsConfig
 from cosim.scenario.d2d import D2DConfig
 from cosim.scenario.learning import LearningConfig
@@ -94,3 +94,8 @@ class Scenario(StrictModel):
     @property
     def learning_enabled(self) -> bool:
         return self.learning is not None and self.learning.enabled
+
+
+EXTENSION_FIELDS = extension_fields(Scenario)
+"""Every scenario field that may name the user's own code as ``module:Name`` (a data file such
+as run.json must never choose one)."""
