@@ -184,6 +184,7 @@ TAMPERING = {
         lambda e, u, k: next(iter(e["balancers"].values()))["weights"].mul_(2.0)),
     "stats_changed": _changed(lambda e, u, k: u["stats"].update(steps=u["stats"]["steps"] + 1)),
     "seal_removed": _changed(lambda e, u, k: e.pop("seal")),
+    "earlier_layout": _changed(lambda e, u, k: (e.pop("scenario"), e.pop("start_balancers"))),
     "absurd_weight": _changed(lambda e, u, k: u.update(weight=1e300)),
     "zero_weight": _changed(lambda e, u, k: u.update(weight=0.0)),
     "unknown_stat": _changed(lambda e, u, k: u["stats"].update(other=1)),

@@ -157,6 +157,8 @@ def digest_tensors(h: Any, tensors: dict[str, torch.Tensor]) -> None:
 
 def check_entry(entry: Any, path: Path, model: JournalModel | None = None,
                 scenario: str | None = None) -> None:
+    if isinstance(entry, dict) and set(entry) == {"keys", "updates", "balancers", "seal"}:
+        raise damaged(path, "written by an earlier cosim, without the scenario it trained")
     if not isinstance(entry, dict) or set(entry) != ENTRY_FIELDS:
         raise damaged(path, "not a journal entry (keys, start_balancers, scenario, updates, "
                       "balancers, seal)")
