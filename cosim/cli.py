@@ -469,6 +469,7 @@ def status(
     running but its process is gone)."""
 
     def work() -> None:
+        from cosim.errors import printable
         from cosim.run_folder import find_runs, read_status
 
         found = find_runs(paths or [Path("runs")])
@@ -480,7 +481,8 @@ def status(
             if state in ("running", "crashed"):
                 detail = (f"pid {info.get('pid')} on {info.get('host')}, last heartbeat "
                           f"{info.get('heartbeat_at')}")
-            typer.echo(f"{state:<11} {run_dir}" + (f"  ({detail})" if detail else ""))
+            # what run.json and the folder's name say is shown, never obeyed by the terminal
+            typer.echo(printable(f"{state:<11} {run_dir}" + (f"  ({detail})" if detail else "")))
 
     _guarded(debug, work)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 MAX_MESSAGE_CHARS = 500  # a message quoting user input stays one readable line
@@ -32,6 +33,18 @@ class InputError(Exception):
         return _line("error", self.file, self.field, self.message)
 
 
+# What a terminal acts on rather than shows: C0 controls (line breaks, ESC, BEL), DEL, C1 controls
+# and the Unicode line and paragraph separators
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as its escape (``\\x1b``, ``\\n``): what
+    a file says (a run.json's host or error, a folder's name) is shown, never obeyed by the
+    terminal (a title escape, a bell, a line that looks like another run's)."""
+    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def _line(kind: str, file: str | None, field: str | None, message: str) -> str:
     parts = [kind]
     if file:
@@ -39,7 +52,7 @@ def _line(kind: str, file: str | None, field: str | None, message: str) -> str:
     if field:
         parts.append(_cut(field, MAX_FIELD_CHARS))
     parts.append(_cut(message, MAX_MESSAGE_CHARS))
-    return " ".join(": ".join(parts).splitlines())  # every line break Python knows of
+    return printable(" ".join(": ".join(parts).splitlines()))  # every line break Python knows of
 
 
 _warned: set[str] = set()

@@ -193,7 +193,11 @@ RUN_FIELDS: dict[str, tuple[type, ...]] = {
     "status": (str,), "scenario": (dict,), "scenario_file": (str, type(None)), "seed": (int,),
     "torch_threads": (int, type(None)), "learning_precision": (str, type(None)),
     "error": (str, type(None)), "traces": (dict, type(None)), "summary": (dict, type(None)),
+    "pid": (int,),
 }
+# A process id as systems hand them out: the largest is Linux's PID_MAX_LIMIT (others stay far
+# below); 0 and negative numbers are process groups to os.kill (-1: every process), no pid.
+PID_RANGE = (1, 2**22)
 SCENARIO_SECTIONS = ("learning", "scheduling", "aggregation", "output", "mobility")
 
 
@@ -218,6 +222,8 @@ def read_run_info(run_dir: Path, needs: tuple[str, ...] = ("status",)) -> dict[s
         value = info.get(key)
         if key in info and (not isinstance(value, types) or isinstance(value, bool)):
             raise InputError(path, key, f"a JSON {_json_type(value)}, not what cosim writes here")
+    if "pid" in info and not PID_RANGE[0] <= info["pid"] <= PID_RANGE[1]:
+        raise InputError(path, "pid", f"{info['pid']} is not the process id of a run's writer")
     if "scenario" in info:
         _check_scenario_shape(path, info["scenario"])
     return info
@@ -273,6 +279,8 @@ def _writer_alive(info: dict[str, Any]) -> bool:
     pid, host = info.get("pid"), info.get("host")
     if not isinstance(pid, int) or not isinstance(host, str):
         return False  # written before pids were recorded, or not by cosim: nobody vouches for it
+    if not PID_RANGE[0] < pid <= PID_RANGE[1]:
+        return False  # no process id, or init's: never a run's writer
     if host == socket.gethostname():
         try:
             os.kill(pid, 0)
@@ -313,7 +321,8 @@ def _refuse_foreign(folder: Path) -> None:
 
 
 def _refuse_unreadable(folder: Path) -> None:
-    """A staging folder whose run.json cannot be read is nobody's to discard: said as such."""
+    """A run or staging folder whose run.json cannot be read (or holds what cosim never writes,
+    a pid out of range) is nobody's to discard: said as such."""
     if not (folder / "run.json").is_file():
         return
     try:
@@ -360,6 +369,7 @@ class RunFolder:
                 raise InputError(None, "--out", f"{out} holds an earlier run ({status}); pass "
                                  "--overwrite to replace it once the new run completes")
             _refuse_foreign(out)
+            _refuse_unreadable(out)
             status, info = read_status(out)
             if status == "running":
                 raise _being_written(out, info)
@@ -384,8 +394,8 @@ class RunFolder:
                              "move it, or choose another --out")
         if not any(partial.iterdir()):
             return  # an empty folder: nothing to lose
+        _refuse_unreadable(partial)
         if not is_run_folder(partial):
-            _refuse_unreadable(partial)
             raise InputError(None, "--out", f"{partial} holds files cosim did not write; move "
                              "them, or choose another --out")
         _refuse_foreign(partial)

@@ -368,8 +368,6 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
         source = None
     scenario = scenario_from_mapping(dict(info["scenario"]), source or partial / "run.json")
     _check_seeds(scenario, info, partial / "run.json")
-    if (partial / JOURNAL_DIR).is_dir():  # damaged entries: said now, not mid-run
-        _check_journal(scenario, partial / JOURNAL_DIR)
     threads = info.get("torch_threads")
     cfg = scenario.learning  # None or disabled: neither is read below
     if (scenario.learning_enabled and cfg is not None and cfg.local.threads is None and threads
@@ -388,6 +386,8 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
                              "on one like the machine that started it")
         learning = cfg.model_copy(update={"precision": precision})
         scenario = scenario.model_copy(update={"learning": learning})
+    if (partial / JOURNAL_DIR).is_dir():  # damaged entries, another scenario's: said now, not mid-run
+        _check_journal(scenario, partial / JOURNAL_DIR)
     return scenario, out, source
 
 
@@ -418,21 +418,24 @@ def _check_seeds(scenario: Scenario, info: dict[str, Any], path: Path) -> None:
 
 
 def _check_journal(scenario: Scenario, folder: Path) -> None:
-    """Every journal entry checked against the resumed run's model before its folder is touched:
-    module names, shapes and dtypes from the model on the meta device (no weights), clients
-    and tasks from the scenario."""
-    from cosim.learning.federated.journal_checks import JournalModel, check_journal
+    """Every journal entry checked against the resumed run before its folder is touched: the
+    scenario it was trained for (run.json's, as the resume resolved it), module names, shapes
+    and dtypes from the model on the meta device (no weights), clients and tasks from the
+    scenario."""
+    from cosim.learning.federated.journal_checks import JournalModel, check_journal, scenario_digest
 
+    digest = scenario_digest(scenario)
     cfg = scenario.learning
     if not scenario.learning_enabled or cfg is None:
-        check_journal(folder)
+        check_journal(folder, scenario=digest)
         return
     from cosim.learning.deployed import meta_model
 
     model = meta_model(cfg.model)
-    modules = {k: (tuple(v.shape), v.dtype)
-               for k, v in model.export_modules(model.module_names()).items()}
-    check_journal(folder, JournalModel(modules, scenario.clients.count, len(cfg.model.tasks)))
+    names = model.module_names()
+    modules = {k: (tuple(v.shape), v.dtype) for k, v in model.export_modules(names).items()}
+    check_journal(folder, JournalModel(modules, scenario.clients.count, len(cfg.model.tasks),
+                                       tuple(names)), digest)
 
 
 def _resume_folders(path: Path) -> tuple[Path, Path]:

@@ -247,3 +247,58 @@ def test_a_damaged_run_json_is_refused_by_the_api(complete_run, tmp_path):
     (run / "run.json").write_bytes(b"\xff\xfe" * 100)
     with pytest.raises(InputError, match="run.json"):
         load_run(run)
+
+
+@pytest.mark.parametrize("pid", [2**70, 2**22 + 1, 0, -1, "4242", 1.5])
+def test_a_pid_no_process_can_have_reads_as_unknown_and_is_refused(complete_run, tmp_path, pid):
+    """A run.json pid beyond any system's, or 0 or negative (process groups to os.kill), is not
+    what cosim writes: the folder lists as unknown (the others still listed), and a run, an
+    overwrite or a resume there is refused in one line, the attempt left as it was."""
+    listed_too = _left_behind(complete_run, tmp_path / "good", "complete")
+    partial = _left_behind(complete_run, tmp_path / "r.partial", "running")
+    info = json.loads((partial / "run.json").read_text())
+    (partial / "run.json").write_text(json.dumps({**info, "pid": pid, "host": os.uname().nodename}))
+    before = _digest(partial)
+    assert read_status(partial)[0] == "unknown"
+    listed = _cosim("status", str(tmp_path))
+    assert listed.exit_code == 0, listed.output
+    assert f"unknown     {partial}" in listed.output and f"complete    {listed_too}" in listed.output
+    for args in (["run", str(GRID), "--out", str(tmp_path / "r"), "-q", *QUICK],
+                 ["run", str(GRID), "--out", str(tmp_path / "r"), "-q", "--overwrite", *QUICK],
+                 ["run", "--resume", str(partial), "-q"]):
+        result = _cosim(*args)
+        assert result.exit_code == 2, result.output
+        assert "pid" in _one_line(result), result.output
+    assert _digest(partial) == before and not (tmp_path / "r").exists()
+
+
+def test_init_is_never_a_runs_writer(complete_run, tmp_path):
+    run = _left_behind(complete_run, tmp_path / "r.partial", "running")
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "pid": 1, "host": os.uname().nodename}))
+    assert read_status(run)[0] == "crashed"
+
+
+CONTROLS = ["\x1b]0;title\x07", "\n", "\r", "\x1b[2J", "\x9b31m", "\x07", "\u2028", "\x00"]
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+def test_status_shows_what_run_json_says_and_never_lets_the_terminal_obey_it(
+        complete_run, tmp_path, control):
+    """Every run.json field status prints (host, heartbeat, error) and the folder's name are
+    shown with control characters escaped: one line per run, nothing a terminal acts on."""
+    name = f"a{control}run".replace("\x00", "")  # a name holds anything but NUL and /
+    running = _left_behind(complete_run, tmp_path / name, "running")
+    info = json.loads((running / "run.json").read_text())
+    (running / "run.json").write_text(json.dumps({
+        **info, "pid": os.getpid(), "host": f"h{control}second line",
+        "heartbeat_at": f"now{control}", "started_at": "2999-01-01T00:00:00+00:00"}))
+    failed = _left_behind(complete_run, tmp_path / "b", "failed")
+    info = json.loads((failed / "run.json").read_text())
+    (failed / "run.json").write_text(json.dumps({**info, "error": f"bad{control}injected"}))
+    listed = _cosim("status", str(tmp_path))
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.split("\n")
+    assert len(lines) == 3 and lines[2] == "", listed.output  # two runs, two lines
+    assert all(c not in line for line in lines[:2] for c in CONTROLS), lines
+    assert "second line" in lines[0] and "injected" in lines[1], listed.output

@@ -83,11 +83,12 @@ def test_resume_after_an_interrupt_is_byte_identical(whole, tmp_path):
 
     result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "r"), "-q"])
     assert result.exit_code == 0, result.output
-    assert f"{journaled} training calls from the journal" in result.output
+    # the last entry is trained again: nothing after it vouches for what it holds
+    assert f"{journaled - 1} training calls from the journal" in result.output
     assert _traces(tmp_path / "r") == _traces(out)
     resumed = json.loads((tmp_path / "r" / "run.json").read_text())
     assert resumed["summary"]["learning"]["journal"] == {
-        "calls": info["summary"]["learning"]["journal"]["calls"], "replayed": journaled}
+        "calls": info["summary"]["learning"]["journal"]["calls"], "replayed": journaled - 1}
     assert not (tmp_path / "r.partial").exists()
 
 
@@ -183,6 +184,7 @@ TAMPERING = {
         lambda e, u, k: next(iter(e["balancers"].values()))["weights"].mul_(2.0)),
     "stats_changed": _changed(lambda e, u, k: u["stats"].update(steps=u["stats"]["steps"] + 1)),
     "seal_removed": _changed(lambda e, u, k: e.pop("seal")),
+    "earlier_layout": _changed(lambda e, u, k: (e.pop("scenario"), e.pop("start_balancers"))),
     "absurd_weight": _changed(lambda e, u, k: u.update(weight=1e300)),
     "zero_weight": _changed(lambda e, u, k: u.update(weight=0.0)),
     "unknown_stat": _changed(lambda e, u, k: u["stats"].update(other=1)),
@@ -232,7 +234,7 @@ def _other_keys(partial: Path) -> None:
 
 def _other_seed(partial: Path) -> None:
     info = json.loads((partial / "run.json").read_text())
-    seed = info["seed"] + 1  # consistently edited: only replaying shows the journal is another's
+    seed = info["seed"] + 1  # consistently edited: the entries' scenario digest shows it
     info = {**info, "seed": seed, "scenario": {**info["scenario"], "seed": seed}}
     info.pop("seeds")
     (partial / "run.json").write_text(json.dumps(info))
@@ -356,12 +358,21 @@ def _shifted_update(partial: Path) -> str:
     return "from train-000000.pt on"
 
 
-@pytest.mark.parametrize("edit", [_doubled_weight, _shifted_update])
+def _scaled_balancer(partial: Path) -> str:
+    path = sorted((partial / "checkpoint").glob("train-*.pt"))[0]
+    entry = torch.load(path, weights_only=True)
+    for state in entry["balancers"].values():
+        state["weights"].mul_(3.0)  # well-formed: the next call finds other balancers
+    _resealed(entry, path)
+    return "from train-000000.pt on"
+
+
+@pytest.mark.parametrize("edit", [_doubled_weight, _shifted_update, _scaled_balancer])
 def test_a_changed_entry_is_named_and_its_advice_removes_it(interrupted, tmp_path, edit):
     """Edits that recompute the seal: an update whose weight is not its client's samples is
-    refused at that entry; a changed update is found when the next call starts elsewhere, and
-    the refusal names the changed entry as the first suspect (removing from there trains it
-    again)."""
+    refused at that entry; a changed update or balancer is found when the next call starts
+    elsewhere (its key covers the start state and every client's balancer), and the refusal
+    names the changed entry as the first suspect (removing from there trains it again)."""
     partial = tmp_path / "r.partial"
     subprocess.run(["cp", "-r", str(interrupted), str(partial)], check=True)
     says = edit(partial)
@@ -371,3 +382,120 @@ def test_a_changed_entry_is_named_and_its_advice_removes_it(interrupted, tmp_pat
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert len(lines) == 1 and says in lines[0], lines
     assert _digest(partial) == before
+
+
+def _first_update(change):
+    """An edit of the first update of an entry, resealed with cosim's own ``seal``."""
+    def edit(path: Path) -> None:
+        entry = torch.load(path, weights_only=True)
+        change(entry["updates"][0])
+        _resealed(entry, path)
+    return edit
+
+
+def _stat(name, value):
+    return _first_update(lambda u: u["stats"].update({name: value}))
+
+
+def _per_task(name, value):
+    return _first_update(lambda u: u["stats"][name].update({next(iter(u["stats"][name])): value}))
+
+
+RESEALED = {  # what training never writes, sealed as if it had
+    "loss_not_a_mapping": _stat("last_epoch_loss", "boom"),
+    "loss_nan": _per_task("last_epoch_loss", float("nan")),
+    "loss_text": _per_task("first_epoch_loss", "1.0"),
+    "samples_fractional": _per_task("samples_per_task", 2.5),
+    "negative_steps": _stat("steps", -5),
+    "huge_steps": _stat("steps", 10**400),
+    "bool_steps": _stat("steps", True),
+    "flops_nan": _stat("flops_per_sample", float("nan")),
+    "modules_not_names": _stat("modules", 12),
+    "modules_unknown": _stat("modules", ["peft.none"]),
+    "negative_task_weight": _per_task("task_weights", -1e9),
+    "dropped_module": _first_update(lambda u: u["modules"].pop(next(iter(u["modules"])))),
+    "dropped_from_both": _first_update(lambda u: (
+        [u["modules"].pop(k) for k in list(u["modules"]) if k.startswith(u["stats"]["modules"][0] + ".")],
+        u["stats"]["modules"].pop(0))),
+}
+
+
+@pytest.mark.parametrize("how", sorted(RESEALED))
+@pytest.mark.parametrize("which", [0, -1])
+def test_a_resealed_entry_training_cannot_write_is_refused(interrupted, tmp_path, how, which):
+    """Statistics of another type or range than training writes, or an update lacking a module
+    its client trains, are refused in one line naming the entry (never an internal error
+    mid-run), and the attempt is left as it was."""
+    partial = tmp_path / "r.partial"
+    subprocess.run(["cp", "-r", str(interrupted), str(partial)], check=True)
+    entry = sorted((partial / "checkpoint").glob("train-*.pt"))[which]
+    RESEALED[how](entry)
+    before = _digest(partial)
+    result = CliRunner().invoke(app, ["run", "--resume", str(partial), "-q"])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "journal entry damaged" in lines[0], result.output
+    assert entry.name in lines[0], lines[0]
+    assert _digest(partial) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.partial"]
+
+
+def _scaled_last(partial: Path) -> None:
+    path = sorted((partial / "checkpoint").glob("train-*.pt"))[-1]
+    entry = torch.load(path, weights_only=True)
+    for update in entry["updates"]:
+        for tensor in update["modules"].values():
+            if tensor.is_floating_point():
+                tensor.mul_(1.001)  # plausible values, sealed with cosim's own seal
+    for state in entry["balancers"].values():
+        state["weights"].mul_(3.0)
+    _resealed(entry, path)
+
+
+def test_an_edited_last_entry_changes_nothing(whole, tmp_path):
+    """The last entry is trained again, not replayed: an edit to it, resealed, leaves the
+    resumed run's traces those of the uninterrupted run."""
+    out, _ = whole
+    sc = load_scenario(GRID, SETTINGS)
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(sc, source=GRID, out=tmp_path / "r", quiet=True, extra_layers=[_StopAt])
+    _scaled_last(tmp_path / "r.partial")
+    result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "r"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert _traces(tmp_path / "r") == _traces(out)
+
+
+def _lr(partial: Path, lr: float) -> None:
+    info = json.loads((partial / "run.json").read_text())
+    info["scenario"]["learning"]["local"]["lr"] = lr
+    (partial / "run.json").write_text(json.dumps(info))
+
+
+def test_a_journal_of_other_settings_is_refused_before_the_run_resumes(interrupted, tmp_path):
+    """Entries record the scenario they were trained for: a run.json whose training settings
+    were edited since, or entries copied from a run of other settings (whose keys would all
+    match: every call starts from the same initial model), are refused before the folder is
+    touched."""
+    edited = tmp_path / "edited" / "r.partial"
+    edited.parent.mkdir()
+    subprocess.run(["cp", "-r", str(interrupted), str(edited)], check=True)
+    _lr(edited, 0.5)
+    other = tmp_path / "other" / "r"
+    other.parent.mkdir()
+    with pytest.raises(KeyboardInterrupt):  # the same scenario at another learning rate
+        run_scenario(load_scenario(GRID, [*SETTINGS, "learning.local.lr=0.5"]), source=GRID,
+                     out=other, quiet=True, extra_layers=[_StopAt])
+    mixed = tmp_path / "mixed" / "r.partial"
+    mixed.parent.mkdir()
+    subprocess.run(["cp", "-r", str(interrupted), str(mixed)], check=True)
+    subprocess.run(["rm", "-r", str(mixed / "checkpoint")], check=True)
+    subprocess.run(["cp", "-r", str(other) + ".partial/checkpoint", str(mixed)], check=True)
+    for partial in (edited, mixed):
+        before = _digest(partial)
+        result = CliRunner().invoke(app, ["run", "--resume", str(partial), "-q"])
+        assert result.exit_code == 2, result.output
+        lines = [x for x in result.output.splitlines() if x.strip()]
+        assert len(lines) == 1 and "train-000000.pt" in lines[0], result.output
+        assert "another scenario or other training settings" in lines[0], lines[0]
+        assert _digest(partial) == before
+        assert sorted(p.name for p in partial.parent.iterdir()) == ["r.partial"]

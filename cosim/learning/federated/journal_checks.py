@@ -2,14 +2,19 @@
 
 The journal is a file on disk like any other: truncated by a full disk, edited by hand, copied
 from another run. An entry is read with ``weights_only=True`` (no code runs) and then checked
-here: its layout (keys, updates, balancers), whole numbers where counts are, finite tensors and
-weights, entries numbered without gaps, and its seal: a digest of everything the resumed run
-takes from it (updates, weights, statistics, balancers), written with the entry, so an entry
-changed after training wrote it is refused whatever values it was given. A damaged entry is one
-InputError (exit 2) naming it, before the resumed run touches its folder; a well-formed entry that
-answers other training than the resumed run asks for is caught when it is replayed
-(``journal.journal_mismatch``). Magnitudes are not capped: a genuine run with an absurd learning
-rate writes absurd but finite values, and resumes.
+here: its layout (keys, updates, balancers), whole numbers where counts are, finite tensors,
+weights and statistics of the types training writes, updates holding exactly the modules their
+statistics say were trained, entries numbered without gaps, the digest of the scenario it was
+trained for (``scenario_digest``: an entry of another run, or of a run.json edited since, is
+refused), and its seal: a digest of everything the resumed run takes from it (updates, weights,
+statistics, balancers), written with the entry, so an entry damaged or edited afterwards without
+cosim's own ``seal`` is refused. The seal holds no secret: an entry rewritten on purpose with
+cosim's functions is caught where it changes training, by the next call's key (its start state and
+every client's balancer), and the last entry is never replayed but trained again
+(``journal.TrainingJournal``). A damaged entry is one InputError (exit 2) naming it, before the
+resumed run touches its folder; a well-formed entry that answers other training than the resumed
+run asks for is caught when it is replayed (``journal.journal_mismatch``). Magnitudes are not
+capped: a genuine run with an absurd learning rate writes absurd but finite values, and resumes.
 """
 
 from __future__ import annotations
@@ -22,17 +27,23 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from cosim.errors import InputError
 
+if TYPE_CHECKING:
+    from cosim.scenario import Scenario
+
 ENTRY_NAME = re.compile(r"train-(\d{6})\.pt")
-ENTRY_FIELDS = {"keys", "updates", "balancers", "seal"}
+# the call's keys (client, seed, start digest per job; every client's balancers at the call), the
+# scenario trained, what the call trained, and the seal over the latter
+ENTRY_FIELDS = {"keys", "start_balancers", "scenario", "updates", "balancers", "seal"}
 # An update's weight is its samples times its local epochs: a whole number, and no client holds
 # anywhere near this many samples.
 MAX_UPDATE_WEIGHT = 1e12
+MAX_COUNT = 2**53  # counts beyond a float's whole numbers: no training step writes them
 BALANCER_TENSORS = ("weights", "initial_losses", "_m", "_v", "_steps")
 STATS_FIELDS = {"samples_per_task", "first_epoch_loss", "last_epoch_loss", "flops_per_sample",
                 "modules", "steps"}  # LocalStats' fields; task_weights is optional
@@ -42,11 +53,14 @@ STATS_FIELDS = {"samples_per_task", "first_epoch_loss", "last_epoch_loss", "flop
 class JournalModel:
     """What the resumed run's model and scenario allow an entry to hold, known before any
     weights exist: each module tensor's shape and dtype (from the model on the meta device),
-    the number of clients, and the most tasks a client's gradient balancer can cover."""
+    the number of clients, the most tasks a client's gradient balancer can cover, and the names
+    of the modules a client may train (each owns the tensors named ``NAME.*``)."""
 
     modules: dict[str, tuple[tuple[int, ...], torch.dtype]]
     clients: int
     tasks: int
+    names: tuple[str, ...]
+
 LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError,
                pickle.UnpicklingError, zipfile.BadZipFile)
 
@@ -62,26 +76,56 @@ def journal_entries(folder: Path) -> list[Path]:
     return entries
 
 
-def load_entry(path: Path, model: JournalModel | None = None) -> dict[str, Any]:
+def load_entry(path: Path, model: JournalModel | None = None, scenario: str | None = None
+               ) -> dict[str, Any]:
     """One entry, read without running code and checked (``check_entry``; against the
-    resumed run's ``model`` when given)."""
+    resumed run's ``model`` and ``scenario`` digest when given)."""
     if path.is_symlink() or not path.is_file():
         raise damaged(path, "not a regular file")
     try:
         entry = torch.load(path, map_location="cpu", weights_only=True)
     except LOAD_ERRORS as exc:
         raise damaged(path, f"unreadable ({type(exc).__name__})") from None
-    check_entry(entry, path, model)
+    check_entry(entry, path, model, scenario)
     return entry
 
 
-def check_journal(folder: Path, model: JournalModel | None = None) -> int:
+def check_journal(folder: Path, model: JournalModel | None = None, scenario: str | None = None
+                  ) -> int:
     """Read and check every entry of a journal folder, before a resumed run touches its folder;
     the number of entries."""
     entries = journal_entries(folder)
     for path in entries:
-        load_entry(path, model)
+        load_entry(path, model, scenario)
     return len(entries)
+
+
+def scenario_digest(scenario: Scenario) -> str:
+    """A digest of the scenario a run trains, as run.json records it: every entry holds it, so
+    an entry of another run, or of a run whose run.json was edited since, is refused. The torch
+    thread count is left out (a resume takes it from run.json: it changes float rounding, not
+    what is trained) and the precision is the one it resolves to (``auto`` is pinned on resume).
+    """
+    data = scenario.model_dump(mode="json")
+    learning = data.get("learning")
+    if isinstance(learning, dict) and scenario.learning is not None:
+        from cosim.learning.precision import UnsupportedPrecision, pick_device, resolve
+
+        try:
+            precision = resolve(scenario.learning.precision,
+                                pick_device(scenario.learning.local.device)).name
+        except UnsupportedPrecision:
+            precision = "fp32"
+        learning["precision"] = precision
+        learning["local"] = {**learning["local"], "threads": None}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def other_scenario(path: Path) -> InputError:
+    return InputError(path, "--resume", "journal entry of another scenario or other training "
+                      "settings than run.json's: the journal is not this scenario's run; remove "
+                      "the run's checkpoint folder to train its updates again")
 
 
 def damaged(path: Path, why: str) -> InputError:
@@ -96,28 +140,37 @@ def seal(updates: list[dict[str, Any]], balancers: dict[int, dict[str, torch.Ten
     for update in updates:
         h.update(json.dumps([update["client"], update["weight"], update["stats"]],
                             sort_keys=True, default=repr).encode())
-        _digest_tensors(h, update["modules"])
+        digest_tensors(h, update["modules"])
     for client in sorted(balancers):
         h.update(str(client).encode())
-        _digest_tensors(h, balancers[client])
+        digest_tensors(h, balancers[client])
     return h.hexdigest()
 
 
-def _digest_tensors(h: Any, tensors: dict[str, torch.Tensor]) -> None:
+def digest_tensors(h: Any, tensors: dict[str, torch.Tensor]) -> None:
+    """Feed each tensor's name, dtype, shape and bytes to the hash ``h``, in name order."""
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
         h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
-def check_entry(entry: Any, path: Path, model: JournalModel | None = None) -> None:
+def check_entry(entry: Any, path: Path, model: JournalModel | None = None,
+                scenario: str | None = None) -> None:
+    if isinstance(entry, dict) and set(entry) == {"keys", "updates", "balancers", "seal"}:
+        raise damaged(path, "written by an earlier cosim, without the scenario it trained")
     if not isinstance(entry, dict) or set(entry) != ENTRY_FIELDS:
-        raise damaged(path, "not a journal entry (keys, updates, balancers, seal)")
+        raise damaged(path, "not a journal entry (keys, start_balancers, scenario, updates, "
+                      "balancers, seal)")
     keys, updates, balancers = entry["keys"], entry["updates"], entry["balancers"]
     if not isinstance(keys, list) or not all(
             isinstance(k, list) and len(k) == 3 and _whole(k[0]) and _whole(k[1])
             and isinstance(k[2], str) for k in keys):
         raise damaged(path, "its call keys are not [client, seed, digest] triples")
+    if not isinstance(entry["start_balancers"], str) or not isinstance(entry["scenario"], str):
+        raise damaged(path, "its balancer and scenario digests are not digests")
+    if scenario is not None and entry["scenario"] != scenario:
+        raise other_scenario(path)
     if not isinstance(updates, list) or len(updates) != len(keys):
         raise damaged(path, "it holds another number of updates than the call trained")
     if model is not None and not all(0 <= k[0] < model.clients for k in keys):
@@ -178,8 +231,49 @@ def _check_update(update: Any, client: int, path: Path, model: JournalModel | No
         if model is not None:
             _check_module(name, tensor, model, f"client {client}'s {name}", path)
     stats = update["stats"]
+    _check_stats(stats, client, path)
+    if model is not None:
+        if not set(stats["modules"]) <= set(model.names):
+            raise damaged(path, f"client {client}'s statistics name modules the model lacks")
+        if set(modules) != module_tensors(model.modules, stats["modules"]):
+            raise damaged(path, f"client {client}'s update does not hold exactly the modules it "
+                          "trained")
+
+
+def module_tensors(tensors: Any, names: list[str]) -> set[str]:
+    """The tensor names of the named modules among ``tensors`` (``NAME.*``): what an update
+    of those modules holds."""
+    return {key for key in tensors if any(key.startswith(n + ".") for n in names)}
+
+
+def _check_stats(stats: Any, client: int, path: Path) -> None:
+    """Training statistics of the types and ranges ``LocalStats`` is written with: samples
+    per task, finite losses per task, non-negative FLOPs, step count and task weights, and the
+    trained modules' names."""
+    what = f"client {client}'s training statistics"
     if not isinstance(stats, dict) or not STATS_FIELDS <= set(stats) <= STATS_FIELDS | {"task_weights"}:
-        raise damaged(path, f"client {client}'s training statistics are not the trainer's")
+        raise damaged(path, f"{what} are not the trainer's")
+    per_task = {"samples_per_task": (True, 0), "first_epoch_loss": (False, None),
+                "last_epoch_loss": (False, None), "task_weights": (False, 0)}
+    for field, (whole, least) in per_task.items():
+        values = stats.get(field, {})
+        if not isinstance(values, dict) or not all(
+                isinstance(k, str) and _number(v, whole, least) for k, v in values.items()):
+            raise damaged(path, f"{what}: {field} is not a finite number per task")
+    if not _number(stats["flops_per_sample"], False, 0) or not _number(stats["steps"], True, 0):
+        raise damaged(path, f"{what}: flops_per_sample or steps is not a count")
+    names = stats["modules"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise damaged(path, f"{what}: modules is not a list of module names")
+
+
+def _number(value: Any, whole: bool, least: float | None) -> bool:
+    """A finite int or float (an int where ``whole``), at least ``least`` where given."""
+    if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+        return False
+    if isinstance(value, int) and abs(value) > MAX_COUNT:  # beyond any float: no count trained
+        return False
+    return math.isfinite(value) and (least is None or value >= least)
 
 
 def _check_module(name: Any, tensor: torch.Tensor, model: JournalModel, what: str, path: Path

@@ -130,7 +130,8 @@ class FederatedLayer:
         self.hops = self._hops_trace(engine)
         self.run_dir = engine.traces.folder
         self.participation = engine.traces.table(PARTICIPATION, PARTICIPATION_SCHEMA)
-        self.journal = TrainingJournal(self.run_dir) if self.settings.journal else None
+        self.journal = (TrainingJournal(self.run_dir, self.settings.journal)
+                        if self.settings.journal is not None else None)
         self.evaluation = GlobalEvaluation(self.model,
                                            lambda: self.heldout.ordered_batches(EVALUATION_BATCH),
                                            self.cfg.evaluation,
@@ -310,7 +311,9 @@ class FederatedLayer:
         if self.overlap:
             waiting = self.trainer.submit(jobs)
         else:
-            updates = (self.journal.answer(jobs, self._balancers(), self._update_weights(jobs))
+            driver = self.trainer.driver
+            updates = (self.journal.answer(jobs, self._balancers(), self._update_weights(jobs),
+                                           {j.client: driver.trained_modules(j) for j in jobs})
                        if self.journal else None)
             if updates is None:
                 updates = self.trainer.train(jobs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cosim.learning.federated.journal_checks import scenario_digest
 from cosim.scenario import (
     AggregationConfig,
     ClientsConfig,
@@ -26,7 +27,9 @@ class FederatedSettings:
     clients: ClientsConfig
     d2d: D2DConfig | None
     seeds: dict[str, int]  # the scenario's streams: connectivity, data, training
-    journal: bool  # output.checkpoint: record each training call for --resume
+    # output.checkpoint: record each training call for --resume; the digest of the scenario
+    # trained, which each entry holds (None: no journal)
+    journal: str | None
     uplink_tx_power_dbm: float | None  # radio.rate.ue_tx_power_dbm (None without a radio)
     sidelink_tx_power_dbm: float | None  # radio.sidelink.tx_power_dbm (None without a sidelink)
 
@@ -37,6 +40,7 @@ class FederatedSettings:
         radio = scenario.radio
         sidelink = radio.sidelink if radio is not None else None
         return cls(scenario.learning, scenario.scheduling, scenario.aggregation, scenario.clients,
-                   scenario.d2d, scenario.seeds(), scenario.output.checkpoint,
+                   scenario.d2d, scenario.seeds(),
+                   scenario_digest(scenario) if scenario.output.checkpoint else None,
                    radio.rate.ue_tx_power_dbm if radio is not None else None,
                    sidelink.tx_power_dbm if sidelink is not None else None)

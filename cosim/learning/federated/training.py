@@ -18,7 +18,7 @@ import torch
 from cosim.learning.balancing import GradientBalancer
 from cosim.learning.batched import ClientJob, PrefixCache, batched_local_updates
 from cosim.learning.data.datasets import ClientDataset
-from cosim.learning.local import LocalStats, local_update
+from cosim.learning.local import LocalStats, local_update, trainable_modules
 from cosim.learning.model import M3TModel
 from cosim.learning.stacking import unstackable_reason
 from cosim.scenario import BalancingConfig, LearningConfig, LocalTrainingConfig
@@ -135,6 +135,14 @@ class LocalTrainer(Trainer):
         view.tasks = list(job.tasks if job.tasks is not None else data.tasks)
         view.modalities = list(job.modalities if job.modalities is not None else data.modalities)
         return view
+
+    def trained_modules(self, job: TrainJob) -> list[str]:
+        """The modules the job's update holds, as ``local_update`` and the batched pass pick
+        them: those its tasks and modalities reach, not frozen, that its start state holds."""
+        data = self.data(job)
+        return [n for n in trainable_modules(self.model, list(data.tasks), list(data.modalities),
+                                             self.frozen)
+                if any(key.startswith(n + ".") for key in job.start)]
 
     def train(self, jobs: list[TrainJob]) -> list[TrainedUpdate]:
         if self.sequential_reason or not jobs:
