@@ -8,6 +8,7 @@ an InputError naming the file, or data that a run then reads without any other e
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -297,6 +298,28 @@ def test_good_trace_and_windows_pass_their_readers(tmp_path):
 
     assert ReplaySession(_trace(tmp_path / "m.parquet"), 1.0).end_s == 20.0
     assert OraclePredictor(_windows(tmp_path / "w.parquet")).remaining_s("v0", 10.0) == 20.0
+
+
+def test_a_verified_trace_covers_its_run_after_its_last_vehicle_left(tmp_path):
+    """A run's own trace (its SHA-256 in the run.json beside it) covers that run's duration even
+    when its vehicles all left earlier; a trace without that word ends with its last row."""
+    from cosim.mobility.replay import ReplaySession
+    from cosim.traces import file_sha256
+
+    trace = _trace(tmp_path / "mobility.parquet", end_s=20.0)
+    info = {"status": "complete", "scenario": {"duration_s": 30.0, "output": {"mobility_period_s": 1.0}},
+            "trace_sha256": {"mobility": file_sha256(trace)}}
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    session = ReplaySession(trace, 1.0)
+    assert session.covers_s == 30.0
+    session.warm_up(25)
+    assert len(session.read().ids) == 0  # no vehicle left in the network
+    info["trace_sha256"]["mobility"] = "0" * 64
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match="changed since its run wrote it"):
+        ReplaySession(trace, 1.0)
+    (tmp_path / "run.json").unlink()
+    assert ReplaySession(trace, 1.0).covers_s == 20.0
 
 
 TABLE_CASES = {
