@@ -508,8 +508,8 @@ def check_run_inputs(scenario: Scenario, source: Path | None
         from cosim.radio.prediction import check_windows_source
 
         assert sched.oracle_windows is not None  # the scheduling section requires it for the oracle
-        check_windows_source(sched.oracle_windows, scenario.seeds()["connectivity"],
-                             replay.vehicles() if replay is not None else None, scenario.duration_s)
+        check_windows_source(sched.oracle_windows, scenario.model_dump(mode="json"),
+                             replay.vehicles() if replay is not None else None)
     return inputs, replay
 
 

@@ -206,10 +206,18 @@ def test_oracle_windows_that_are_not_this_runs_future_are_refused(grid_small, re
     windows = recording / "link_windows.parquet"
     replay = recording
     extra: list[str] = []
-    if case == "empty":
+    if case == "empty":  # in a copy of the run's folder whose run.json holds its SHA-256
+        import json
+        import shutil
+
+        from cosim.traces import file_sha256
+
+        shutil.copytree(recording, tmp_path / "empty")
         windows = tmp_path / "empty" / "link_windows.parquet"
-        windows.parent.mkdir()
         pq.write_table(pq.read_table(recording / "link_windows.parquet").slice(0, 0), windows)
+        info = json.loads((tmp_path / "empty" / "run.json").read_text())
+        info["trace_sha256"]["link_windows"] = file_sha256(windows)
+        (tmp_path / "empty" / "run.json").write_text(json.dumps(info))
         says = "no link windows"
     elif case == "other_seed":
         extra = ["seed=7"]

@@ -55,11 +55,11 @@ class ReplaySession:
                              f"({step_length_s:g} s): record with output.mobility_period_s equal "
                              "to mobility.step_length_s")
         _check_semantics(self.path, table, times, step_length_s)
-        verified = _check_recorded_sha256(self.path)
         lasted = _recorded_duration(self.path)
         if lasted is not None and times[-1] > lasted + step_length_s + 1e-6:
             raise InputError(self.path, FIELD, f"the trace runs to {times[-1]:g} s but its run.json "
                              f"says the run lasted {lasted:g} s: shifted or not that run's trace")
+        verified = _check_recorded_sha256(self.path)
         # the run's own trace, unchanged, covers the whole run even after its last vehicle left
         self.covers_s = max(float(times[-1]), lasted) if verified and lasted is not None \
             else float(times[-1])
