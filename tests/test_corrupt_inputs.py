@@ -349,6 +349,80 @@ def test_corrupt_oracle_windows_are_refused(tmp_path, case):
     assert str(windows) in line and "scheduling.oracle_windows" in line
 
 
+# --- report: a run's or a compare's files, checked before report/ is made -----------------------
+
+def _report_refused(folder: Path) -> str:
+    result = CliRunner().invoke(app, ["report", str(folder)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert not (folder / "report").exists()
+    return lines[0]
+
+
+def _complete_run(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps(
+        {"status": "complete", "scenario": {"name": "grid_small"}, "seed": 1}))
+    return folder
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _sparse(size: int) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        with path.open("wb") as f:
+            f.truncate(size)  # no disk used
+    return make
+
+
+BAD_TABLES = {
+    "garbage": (lambda p: p.write_bytes(b"garbage\n"), "not a readable Parquet file"),
+    "sparse_giant": (_sparse(30 * 2**30), "not a readable Parquet file"),
+    "fifo": (_fifo, "not a regular file"),
+    "dev_zero": (lambda p: p.symlink_to("/dev/zero"), "not a regular file"),
+    "folder": (lambda p: p.mkdir(), "not a regular file"),
+    "dangling_link": (lambda p: p.symlink_to(p.with_name("nowhere")), "cannot read it"),
+}
+
+
+@pytest.mark.parametrize("name", ["mobility", "radio", "handoffs", "metrics"])
+@pytest.mark.parametrize("case", sorted(BAD_TABLES))
+def test_report_refuses_an_unreadable_trace_before_writing(tmp_path, name, case):
+    run = _complete_run(tmp_path / "run")
+    make, says = BAD_TABLES[case]
+    make(run / f"{name}.parquet")
+    line = _report_refused(run)
+    assert f"{name}.parquet" in line and says in line, line
+
+
+BAD_COMPARE_JSON = {
+    "garbage": (lambda p: p.write_text("{{{"), "not valid JSON"),
+    "a_list": (lambda p: p.write_text("[1]"), "not the object cosim writes"),
+    "huge": (_sparse(100 * 2**20), "too big"),
+    "fifo": (_fifo, "not a regular file"),
+    "no_policies": (lambda p: p.write_text('{"aggregations": ["sync"], "seeds": [0]}'), "policies"),
+    "no_seeds": (lambda p: p.write_text('{"policies": ["random"], "aggregations": ["sync"]}'),
+                 "seeds"),
+    "seeds_as_text": (lambda p: p.write_text(
+        '{"policies": ["random"], "aggregations": ["sync"], "seeds": ["0"]}'), "integer seeds"),
+    "seed_true": (lambda p: p.write_text(
+        '{"policies": ["random"], "aggregations": ["sync"], "seeds": [true]}'), "integer seeds"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COMPARE_JSON))
+def test_report_refuses_a_damaged_compare_json_before_writing(tmp_path, case):
+    folder = tmp_path / "cmp"
+    folder.mkdir()
+    make, says = BAD_COMPARE_JSON[case]
+    make(folder / "compare.json")
+    line = _report_refused(folder)
+    assert "compare.json" in line and says in line, line
+
+
 # --- fuzz: corrupt files are refused with one line, or read cleanly ----------------------------
 
 FUZZ_EXAMPLES = int(os.environ.get("COSIM_FUZZ_EXAMPLES", "50"))
