@@ -149,6 +149,31 @@ def test_corrupt_data_is_refused_before_the_run_folder(data_root, tmp_path, case
     assert check.exit_code == 2 and check.stderr.strip() == line, check.output
 
 
+SPECIAL_FILES = {
+    "dev_zero": lambda p: p.symlink_to("/dev/zero"),
+    "fifo": lambda p: os.mkfifo(p),
+    "folder": lambda p: p.mkdir(),
+    "dangling_link": lambda p: p.symlink_to(p.with_name("nowhere.parquet")),
+}
+
+
+@pytest.mark.parametrize("component", ["lidar", "camera_segmentation", "camera_image", "vehicle_pose"])
+@pytest.mark.parametrize("kind", sorted(SPECIAL_FILES))
+def test_a_component_that_is_not_a_regular_file_is_refused(data_root, tmp_path, component, kind):
+    """Optional components too: taken for absent, a segment's LiDAR or panoptic labels would
+    drop without a word."""
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)
+    target = root / component / f"{SEGMENT}.parquet"
+    target.unlink(missing_ok=True)
+    SPECIAL_FILES[kind](target)
+    check = CliRunner().invoke(app, ["data", "check", str(root)])
+    assert check.exit_code == 2, check.output
+    line = check.stderr.strip()
+    assert "\n" not in line and str(target) in line and "not a regular file" in line, line
+    assert _refused(tmp_path, f"learning.data.root={root}", *SMALL) == line
+
+
 @pytest.mark.slow
 def test_clean_data_runs_and_its_check_is_remembered(data_root, tmp_path, monkeypatch):
     """The checks refuse nothing a run can read: the same data set runs to completion."""
