@@ -157,8 +157,9 @@ def _connectivity(scenario: dict[str, Any]) -> dict[str, Any]:
     """The parts of a scenario (as run.json holds it) that decide its connectivity."""
     out = {key: scenario.get(key) for key in CONNECTIVITY_KEYS}
     for section, keys in NOT_CONNECTIVITY.items():
-        if isinstance(out[section], dict):
-            out[section] = {k: v for k, v in out[section].items() if k not in keys}
+        value = out[section]
+        if isinstance(value, dict):
+            out[section] = {k: v for k, v in value.items() if k not in keys}
     return out
 
 
