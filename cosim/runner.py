@@ -484,7 +484,7 @@ def check_run_inputs(scenario: Scenario, source: Path | None
     modules to start from, the checkpoint, the data and the oracle's windows."""
     inputs = prepare_inputs(scenario.mobility, scenario.seed, scenario.duration_s, source,
                             lambda net: check_cells_inside(scenario.radio, net, source))
-    replay = _replay_session(scenario)
+    replay = _replay_session(scenario, inputs)
     if replay is None:  # what SUMO will load, loaded by SUMO now (cached)
         check_sumo_loads(inputs, scenario.mobility.sumo_options, source)
     if scenario.mobility.geo_origin == "network":  # the network must carry its projection
@@ -518,8 +518,8 @@ def check_run_inputs(scenario: Scenario, source: Path | None
         from cosim.radio.prediction import check_windows_source
 
         assert sched.oracle_windows is not None  # the scheduling section requires it for the oracle
-        check_windows_source(sched.oracle_windows, scenario.seeds()["connectivity"],
-                             replay.vehicles() if replay is not None else None, scenario.duration_s)
+        check_windows_source(sched.oracle_windows, scenario.model_dump(mode="json"),
+                             replay.vehicles() if replay is not None else None)
     return inputs, replay
 
 
@@ -561,16 +561,22 @@ def _check_buildings(scenario: Scenario, inputs: SumoInputs, source: Path | None
                          f"cannot read {buildings.name}: {exc}") from None
 
 
-def _replay_session(scenario: Scenario) -> ReplaySession | None:
-    """The recorded trace the scenario replays, checked to cover the whole run."""
+def _replay_session(scenario: Scenario, inputs: SumoInputs) -> ReplaySession | None:
+    """The recorded trace the scenario replays, checked to cover the whole run and to lie on
+    the scenario's network."""
     m = scenario.mobility
     if m.replay is None:
         return None
     replay = ReplaySession(m.replay, m.step_length_s)
+    net = network_file(inputs)
+    if net is not None:
+        from cosim.mobility.location import read_location
+
+        replay.check_inside(read_location(net).boundary, net)
     needed = math.ceil(scenario.duration_s / m.step_length_s - 1e-9) * m.step_length_s
-    if replay.end_s < needed - 1e-6:
+    if replay.covers_s < needed - 1e-6:
         raise InputError(m.replay, "mobility.replay",
-                         f"the trace ends at {replay.end_s:g} s; the scenario needs {needed:g} s "
+                         f"the trace ends at {replay.covers_s:g} s; the scenario needs {needed:g} s "
                          "(shorten duration_s)")
     if replay.start_s >= scenario.duration_s:
         raise InputError(m.replay, "mobility.replay", f"the trace starts at {replay.start_s:g} s, "

@@ -118,40 +118,81 @@ ORACLE = ["learning.enabled=true", "duration_s=20", "scheduling.policy=oracle",
           "learning.data.clients=2", "clients.count=2", "learning.data.heldout_segments=2"]
 
 
-@pytest.mark.parametrize("case", ["no_run_json", "seed_as_float_of_another_run"])
-def test_oracle_windows_without_provenance_or_of_another_seed_are_refused(tmp_path, recording, case):
+@pytest.fixture(scope="module")
+def oracle_recording(tmp_path_factory) -> Path:
+    """A run of ORACLE's connectivity (same seed, length, traffic, radio and clients)."""
+    out = tmp_path_factory.mktemp("rec") / "oracle"
+    sets = ("duration_s=20", "clients.count=2", "learning=null")
+    result = CliRunner().invoke(app, ["run", str(GRID), "--out", str(out), "-q",
+                                      *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _resealed(folder: Path) -> None:
+    """run.json given the windows' new SHA-256: a folder forged to look like a run's own."""
+    from cosim.traces import file_sha256
+
+    info = json.loads((folder / "run.json").read_text())
+    info["trace_sha256"]["link_windows"] = file_sha256(folder / "link_windows.parquet")
+    (folder / "run.json").write_text(json.dumps(info))
+
+
+def _edit_run_json(folder: Path, edit) -> None:
+    info = json.loads((folder / "run.json").read_text())
+    edit(info)
+    (folder / "run.json").write_text(json.dumps(info))
+
+
+PROVENANCE = {  # what is done to a copy of the recording's folder, and what the refusal says
+    "no_run_json": (lambda f: (f / "run.json").unlink(), "run.json beside"),
+    "run_json_of_a_seed_only": (lambda f: (f / "run.json").write_text('{"seed": 1}'), "status: missing"),
+    "seed_true": (lambda f: _edit_run_json(f, lambda i: i["seeds"].update(connectivity=True)),
+                  "not an integer"),
+    "seed_as_float": (lambda f: _edit_run_json(f, lambda i: i["seeds"].update(connectivity=1.0)),
+                      "not an integer"),
+    "another_seed": (lambda f: _edit_run_json(f, lambda i: i["seeds"].update(connectivity=2)),
+                     "connectivity seed 2"),
+    "not_complete": (lambda f: _edit_run_json(f, lambda i: i.update(status="interrupted")),
+                     "not complete"),
+    "no_sha256": (lambda f: _edit_run_json(f, lambda i: i.pop("trace_sha256")), "trace_sha256"),
+    "another_demand": (lambda f: _edit_run_json(
+        f, lambda i: i["scenario"]["mobility"]["demand"].update(period_s=1.5)),
+        "mobility.demand.period_s differs"),
+    "another_length": (lambda f: _edit_run_json(f, lambda i: i["scenario"].update(duration_s=40.0)),
+                       "duration_s differs"),
+    "another_radio": (lambda f: _edit_run_json(
+        f, lambda i: i["scenario"]["radio"]["cells"][0].update(tx_power_dbm=20)),
+        "radio.cells differs"),
+    "no_cells": (lambda f: (f / "cells.parquet").unlink(), "no cells.parquet"),
+    "no_mobility": (lambda f: (f / "mobility.parquet").unlink(), "no mobility.parquet"),
+    "edited_under_another_name": (lambda f: (f / "link_windows.parquet").rename(f / "w.parquet"),
+                                  "of another name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROVENANCE))
+def test_oracle_windows_not_of_a_complete_run_of_this_connectivity_are_refused(
+        tmp_path, oracle_recording, case):
     folder = tmp_path / "w"
-    folder.mkdir()
-    shutil.copy(recording / "link_windows.parquet", folder)
-    if case == "seed_as_float_of_another_run":
-        info = json.loads((recording / "run.json").read_text())
-        info["seeds"]["connectivity"] = float(info["seeds"]["connectivity"] + 1)
-        (folder / "run.json").write_text(json.dumps(info))
-    line = _refused(tmp_path, *ORACLE, f"scheduling.oracle_windows={folder / 'link_windows.parquet'}")
-    assert ("run.json beside" if case == "no_run_json" else "connectivity seed") in line
+    shutil.copytree(oracle_recording, folder)
+    edit, says = PROVENANCE[case]
+    edit(folder)
+    windows = folder / ("w.parquet" if case == "edited_under_another_name" else "link_windows.parquet")
+    line = _refused(tmp_path, *ORACLE, f"scheduling.oracle_windows={windows}")
+    assert "scheduling.oracle_windows" in line and says in line, line
 
 
 @pytest.mark.parametrize("case", ["vehicles_renamed", "times_shifted_past_the_run",
                                   "ends_past_the_recording", "times_before_zero", "cell_not_in_the_recording",
-                                  "times_shifted_within_the_run"])
-def test_oracle_windows_about_other_vehicles_times_or_cells_are_refused(tmp_path, recording, case):
-    """Windows beside their run.json, but whose content is not that run's future: a run.json
-    with the windows' SHA-256 (what a run writes) tells any change; one without it (a run of an
-    earlier version) still has its vehicles, times and cells checked."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
+                                  "times_shifted_within_the_run", "negative_rate", "infinite_rate"])
+def test_oracle_windows_about_other_vehicles_times_or_cells_are_refused(tmp_path, oracle_recording, case):
+    """Windows in their run's folder, but whose content is not that run's future: the SHA-256
+    in run.json tells any change; a folder whose run.json was given the edited windows' SHA-256
+    still has its vehicles, times, cells and rates checked."""
     folder = tmp_path / "w"
-    folder.mkdir()
-    for name in ("cells.parquet", "mobility.parquet"):
-        shutil.copy(recording / name, folder)
-    info = json.loads((recording / "run.json").read_text())
-    assert "link_windows" in info["trace_sha256"]
-    if case != "times_shifted_within_the_run":
-        info.pop("trace_sha256")
-    (folder / "run.json").write_text(json.dumps(info))
-    table = pq.read_table(recording / "link_windows.parquet")
+    shutil.copytree(oracle_recording, folder)
+    table = pq.read_table(folder / "link_windows.parquet")
     column, value = {
         "vehicles_renamed": ("vehicle", pc.binary_join_element_wise("zz", table["vehicle"], "")),
         "times_shifted_past_the_run": ("start", pc.add(table["start"], 1e6)),
@@ -159,20 +200,32 @@ def test_oracle_windows_about_other_vehicles_times_or_cells_are_refused(tmp_path
         "cell_not_in_the_recording": ("cell", pa.array([99] * table.num_rows, pa.int32())),
         "times_shifted_within_the_run": ("start", pc.add(table["start"], 5.0)),
         "ends_past_the_recording": ("end", pc.add(table["end"], 1e300)),
+        "negative_rate": ("mean_rate_bps", pc.negate(table["mean_rate_bps"])),
+        "infinite_rate": ("min_rate_bps", pc.multiply(table["min_rate_bps"], float("inf"))),
     }[case]
     if case in ("times_shifted_past_the_run", "times_shifted_within_the_run"):
         shift = 1e6 if case == "times_shifted_past_the_run" else 5.0
         table = table.set_column(table.schema.get_field_index("end"), "end", pc.add(table["end"], shift))
     table = table.set_column(table.schema.get_field_index(column), column, value)
     pq.write_table(table, folder / "link_windows.parquet")
+    if case != "times_shifted_within_the_run":
+        _resealed(folder)
     line = _refused(tmp_path, *ORACLE, f"scheduling.oracle_windows={folder / 'link_windows.parquet'}")
     assert "scheduling.oracle_windows" in line
     said = {"vehicles_renamed": "not in its run's mobility trace",
             "times_shifted_past_the_run": "after this run", "times_before_zero": "before the run's 0 s",
             "cell_not_in_the_recording": "cell 99 is not among",
             "times_shifted_within_the_run": "changed since its run wrote it",
-            "ends_past_the_recording": "of the run that recorded it"}[case]
+            "ends_past_the_recording": "of the run that recorded it",
+            "negative_rate": "column 'mean_rate_bps'", "infinite_rate": "column 'min_rate_bps'"}[case]
     assert said in line, line
+
+
+def test_oracle_windows_of_a_complete_run_of_this_connectivity_are_accepted(tmp_path, oracle_recording):
+    result = CliRunner().invoke(app, ["validate", str(GRID), *[a for s in (
+        *ORACLE, f"scheduling.oracle_windows={oracle_recording / 'link_windows.parquet'}")
+        for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("where", ["file", "set"])

@@ -8,6 +8,7 @@ an InputError naming the file, or data that a run then reads without any other e
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -146,6 +147,31 @@ def test_corrupt_data_is_refused_before_the_run_folder(data_root, tmp_path, case
     # `cosim data check` says the same line
     check = CliRunner().invoke(app, ["data", "check", str(root)])
     assert check.exit_code == 2 and check.stderr.strip() == line, check.output
+
+
+SPECIAL_FILES = {
+    "dev_zero": lambda p: p.symlink_to("/dev/zero"),
+    "fifo": lambda p: os.mkfifo(p),
+    "folder": lambda p: p.mkdir(),
+    "dangling_link": lambda p: p.symlink_to(p.with_name("nowhere.parquet")),
+}
+
+
+@pytest.mark.parametrize("component", ["lidar", "camera_segmentation", "camera_image", "vehicle_pose"])
+@pytest.mark.parametrize("kind", sorted(SPECIAL_FILES))
+def test_a_component_that_is_not_a_regular_file_is_refused(data_root, tmp_path, component, kind):
+    """Optional components too: taken for absent, a segment's LiDAR or panoptic labels would
+    drop without a word."""
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)
+    target = root / component / f"{SEGMENT}.parquet"
+    target.unlink(missing_ok=True)
+    SPECIAL_FILES[kind](target)
+    check = CliRunner().invoke(app, ["data", "check", str(root)])
+    assert check.exit_code == 2, check.output
+    line = check.stderr.strip()
+    assert "\n" not in line and str(target) in line and "not a regular file" in line, line
+    assert _refused(tmp_path, f"learning.data.root={root}", *SMALL) == line
 
 
 @pytest.mark.slow
@@ -302,6 +328,28 @@ def test_good_trace_and_windows_pass_their_readers(tmp_path):
     assert OraclePredictor(_windows(tmp_path / "w.parquet")).remaining_s("v0", 10.0) == 20.0
 
 
+def test_a_verified_trace_covers_its_run_after_its_last_vehicle_left(tmp_path):
+    """A run's own trace (its SHA-256 in the run.json beside it) covers that run's duration even
+    when its vehicles all left earlier; a trace without that word ends with its last row."""
+    from cosim.mobility.replay import ReplaySession
+    from cosim.traces import file_sha256
+
+    trace = _trace(tmp_path / "mobility.parquet", end_s=20.0)
+    info = {"status": "complete", "scenario": {"duration_s": 30.0, "output": {"mobility_period_s": 1.0}},
+            "trace_sha256": {"mobility": file_sha256(trace)}}
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    session = ReplaySession(trace, 1.0)
+    assert session.covers_s == 30.0
+    session.warm_up(25)
+    assert len(session.read().ids) == 0  # no vehicle left in the network
+    info["trace_sha256"]["mobility"] = "0" * 64
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match="changed since its run wrote it"):
+        ReplaySession(trace, 1.0)
+    (tmp_path / "run.json").unlink()
+    assert ReplaySession(trace, 1.0).covers_s == 20.0
+
+
 TABLE_CASES = {
     "truncated": _truncated,
     "nan": lambda p: _rewrite(p, lambda t: _replace(
@@ -327,6 +375,80 @@ def test_corrupt_oracle_windows_are_refused(tmp_path, case):
     line = _refused(tmp_path, "scheduling.policy=oracle", f"scheduling.oracle_windows={windows}",
                     "duration_s=10")
     assert str(windows) in line and "scheduling.oracle_windows" in line
+
+
+# --- report: a run's or a compare's files, checked before report/ is made -----------------------
+
+def _report_refused(folder: Path) -> str:
+    result = CliRunner().invoke(app, ["report", str(folder)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert not (folder / "report").exists()
+    return lines[0]
+
+
+def _complete_run(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps(
+        {"status": "complete", "scenario": {"name": "grid_small"}, "seed": 1}))
+    return folder
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _sparse(size: int) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        with path.open("wb") as f:
+            f.truncate(size)  # no disk used
+    return make
+
+
+BAD_TABLES = {
+    "garbage": (lambda p: p.write_bytes(b"garbage\n"), "not a readable Parquet file"),
+    "sparse_giant": (_sparse(30 * 2**30), "not a readable Parquet file"),
+    "fifo": (_fifo, "not a regular file"),
+    "dev_zero": (lambda p: p.symlink_to("/dev/zero"), "not a regular file"),
+    "folder": (lambda p: p.mkdir(), "not a regular file"),
+    "dangling_link": (lambda p: p.symlink_to(p.with_name("nowhere")), "cannot read it"),
+}
+
+
+@pytest.mark.parametrize("name", ["mobility", "radio", "handoffs", "metrics"])
+@pytest.mark.parametrize("case", sorted(BAD_TABLES))
+def test_report_refuses_an_unreadable_trace_before_writing(tmp_path, name, case):
+    run = _complete_run(tmp_path / "run")
+    make, says = BAD_TABLES[case]
+    make(run / f"{name}.parquet")
+    line = _report_refused(run)
+    assert f"{name}.parquet" in line and says in line, line
+
+
+BAD_COMPARE_JSON = {
+    "garbage": (lambda p: p.write_text("{{{"), "not valid JSON"),
+    "a_list": (lambda p: p.write_text("[1]"), "not the object cosim writes"),
+    "huge": (_sparse(100 * 2**20), "too big"),
+    "fifo": (_fifo, "not a regular file"),
+    "no_policies": (lambda p: p.write_text('{"aggregations": ["sync"], "seeds": [0]}'), "policies"),
+    "no_seeds": (lambda p: p.write_text('{"policies": ["random"], "aggregations": ["sync"]}'),
+                 "seeds"),
+    "seeds_as_text": (lambda p: p.write_text(
+        '{"policies": ["random"], "aggregations": ["sync"], "seeds": ["0"]}'), "integer seeds"),
+    "seed_true": (lambda p: p.write_text(
+        '{"policies": ["random"], "aggregations": ["sync"], "seeds": [true]}'), "integer seeds"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COMPARE_JSON))
+def test_report_refuses_a_damaged_compare_json_before_writing(tmp_path, case):
+    folder = tmp_path / "cmp"
+    folder.mkdir()
+    make, says = BAD_COMPARE_JSON[case]
+    make(folder / "compare.json")
+    line = _report_refused(folder)
+    assert "compare.json" in line and says in line, line
 
 
 # --- fuzz: corrupt files are refused with one line, or read cleanly ----------------------------

@@ -123,6 +123,9 @@ WRONG_TRACES = {"shifted": (_shifted, "step grid"), "duplicated": (_duplicated, 
                 "negative_speed": (_far("speed", -4.0), "speed = -4"),
                 "speed_of_sound": (_far("speed", 340.0), "speed = 340"),
                 "retyped": (_retyped, "changes its type"),
+                # beyond the network's extent (grid_small: 600 m square) by more than its margin
+                "x_3km_east": (_far("x", 3600.0), "outside the network"),
+                "y_5000km_south": (_far("y", -5e6), "outside the network"),
                 "heading_1e300": (_far("heading", 1e300), "heading = 1e+300")}
 
 
@@ -144,6 +147,54 @@ def test_a_well_typed_but_wrong_trace_is_refused(grid_small, recording, tmp_path
     assert not (tmp_path / "r").exists() and not (tmp_path / "r.partial").exists()
 
 
+def _moved(table, rng):
+    import pyarrow.compute as pc
+
+    return table.set_column(2, "x", pc.add(table.column("x"), float(rng.uniform(0.5, 50.0))))
+
+
+def _holed(table, rng):
+    import pyarrow.compute as pc
+
+    start = float(rng.integers(2, 20))
+    t = table.column("t")
+    return table.filter(pc.or_(pc.less(t, start), pc.greater(t, start + 7)))
+
+
+def _rerouted(table, rng):
+    import pyarrow as pa
+
+    edges = table.column("edge").to_pylist()
+    edges[int(rng.integers(0, len(edges)))] = "not_an_edge"
+    return table.set_column(table.schema.get_field_index("edge"), "edge", pa.array(edges))
+
+
+EDITS = {"moved": _moved, "holed": _holed, "rerouted": _rerouted}
+
+
+@pytest.mark.parametrize("case", sorted(EDITS))
+@pytest.mark.parametrize("draw", [0, 1])
+def test_a_trace_edited_beside_its_run_json_is_refused(grid_small, recording, tmp_path, case, draw):
+    """Edits that stay on the network and on the step grid: the run.json beside the trace holds
+    the SHA-256 its run wrote, so the trace is not that run's any more."""
+    import shutil
+
+    import numpy as np
+
+    folder = tmp_path / "rec"
+    shutil.copytree(recording, folder)
+    table = pq.read_table(folder / "mobility.parquet")
+    pq.write_table(EDITS[case](table, np.random.default_rng([draw, len(case)])),
+                   folder / "mobility.parquet")
+    result = CliRunner().invoke(app, ["run", str(grid_small), "--out", str(tmp_path / "r"),
+                                      "--set", "learning=null", "--set", "duration_s=30",
+                                      "--set", f"mobility.replay={folder}"])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and "mobility.replay" in line and "changed since its run wrote it" in line
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r.partial").exists()
+
+
 ORACLE = ["learning.enabled=true", "duration_s=30", "scheduling.policy=oracle",
           "learning.data.synthetic.segments=5", "learning.data.synthetic.frames=2",
           "learning.data.clients=3", "learning.data.heldout_segments=2"]
@@ -155,10 +206,18 @@ def test_oracle_windows_that_are_not_this_runs_future_are_refused(grid_small, re
     windows = recording / "link_windows.parquet"
     replay = recording
     extra: list[str] = []
-    if case == "empty":
+    if case == "empty":  # in a copy of the run's folder whose run.json holds its SHA-256
+        import json
+        import shutil
+
+        from cosim.traces import file_sha256
+
+        shutil.copytree(recording, tmp_path / "empty")
         windows = tmp_path / "empty" / "link_windows.parquet"
-        windows.parent.mkdir()
         pq.write_table(pq.read_table(recording / "link_windows.parquet").slice(0, 0), windows)
+        info = json.loads((tmp_path / "empty" / "run.json").read_text())
+        info["trace_sha256"]["link_windows"] = file_sha256(windows)
+        (tmp_path / "empty" / "run.json").write_text(json.dumps(info))
         says = "no link windows"
     elif case == "other_seed":
         extra = ["seed=7"]

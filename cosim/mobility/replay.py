@@ -22,6 +22,7 @@ from cosim.input_checks import Where, check_columns, check_values, read_schema, 
 from cosim.mobility.geo import GeoReference
 from cosim.mobility.session import VehicleStates
 from cosim.trace_schemas import MOBILITY_SCHEMA
+from cosim.traces import file_sha256
 
 FIELD = "mobility.replay"
 _COLUMNS = ("t", "vehicle", "x", "y", "speed", "heading", "edge", "parked", "type")
@@ -58,6 +59,10 @@ class ReplaySession:
         if lasted is not None and times[-1] > lasted + step_length_s + 1e-6:
             raise InputError(self.path, FIELD, f"the trace runs to {times[-1]:g} s but its run.json "
                              f"says the run lasted {lasted:g} s: shifted or not that run's trace")
+        verified = _check_recorded_sha256(self.path)
+        # the run's own trace, unchanged, covers the whole run even after its last vehicle left
+        self.covers_s = max(float(times[-1]), lasted) if verified and lasted is not None \
+            else float(times[-1])
         self.step_s = step_length_s
         self._times, self._bounds = times, np.append(starts, len(t))
         self._ids = table.column("vehicle").to_numpy(zero_copy_only=False).astype(object)
@@ -79,6 +84,20 @@ class ReplaySession:
     @property
     def start_s(self) -> float:
         return float(self._times[0])
+
+    def check_inside(self, boundary: tuple[float, float, float, float], net: Path) -> None:
+        """Every position within the network's extent (``convBoundary``) plus a margin: a trace
+        of another place, or edited, would give every radio value NaN or far too weak."""
+        x0, y0, x1, y1 = boundary
+        outside = ((self._x < x0 - BOUNDARY_MARGIN_M) | (self._x > x1 + BOUNDARY_MARGIN_M)
+                   | (self._y < y0 - BOUNDARY_MARGIN_M) | (self._y > y1 + BOUNDARY_MARGIN_M))
+        if outside.any():
+            i = int(np.argmax(outside))
+            k = int(np.searchsorted(self._bounds, i, side="right")) - 1
+            raise InputError(self.path, FIELD, f"vehicle {str(self._ids[i])[:80]!r} at "
+                             f"{self._times[k]:g} s is at ({self._x[i]:.0f}, {self._y[i]:.0f}) m, "
+                             f"more than {BOUNDARY_MARGIN_M / 1000:g} km outside the network "
+                             f"{net.name} ({x0:g}..{x1:g}, {y0:g}..{y1:g}): not a trace of it")
 
     def vehicles(self) -> set[str]:
         """Every vehicle the trace holds."""
@@ -105,8 +124,8 @@ class ReplaySession:
         k = int(np.searchsorted(self._times, self._now - 1e-9))
         if k < len(self._times) and abs(self._times[k] - self._now) < 1e-6:
             rows = slice(self._bounds[k], self._bounds[k + 1])
-        elif self._now > self._times[-1] + 1e-6:
-            raise InputError(self.path, FIELD, f"the trace ends at {self.end_s:g} s; the scenario "
+        elif self._now > self.covers_s + 1e-6:
+            raise InputError(self.path, FIELD, f"the trace ends at {self.covers_s:g} s; the scenario "
                              f"needs {self._now:g} s (shorten duration_s)")
         else:
             rows = slice(0, 0)  # a step with no vehicle in the network
@@ -131,6 +150,9 @@ class ReplaySession:
 # not recorded by a run, and the radio would turn them into NaN.
 MAX_COORDINATE_M = 1e7
 MAX_SPEED_M_S = 150.0
+# SUMO keeps vehicles on the network's roads; its extent (convBoundary) plus this margin holds
+# every position a run of that network records
+BOUNDARY_MARGIN_M = 1000.0
 
 
 def _check_semantics(path: Path, table: pa.Table, times: np.ndarray, step_s: float) -> None:
@@ -160,6 +182,25 @@ def _check_semantics(path: Path, table: pa.Table, times: np.ndarray, step_s: flo
     kinds = table.select(["vehicle", "type"]).group_by(["vehicle", "type"]).aggregate([])
     if kinds.num_rows > len(pc.unique(table.column("vehicle"))):
         raise InputError(path, FIELD, "a vehicle changes its type during the trace")
+
+
+def _check_recorded_sha256(path: Path) -> bool:
+    """A trace beside a complete run's run.json must be that run's ``mobility.parquet`` as it
+    wrote it (its SHA-256 is there): an edited trace beside a genuine run.json would borrow that
+    run's word. Returns whether the trace was so verified."""
+    run_json = path.parent / "run.json"
+    if not run_json.is_file():
+        return False
+    try:
+        written = read_json_file(run_json, "run.json")["trace_sha256"]["mobility"]
+    except (InputError, OSError, KeyError, TypeError, RecursionError):
+        return False  # not a complete run's run.json: the other checks judge the trace
+    if not isinstance(written, str):
+        return False
+    if file_sha256(path) != written:
+        raise InputError(path, FIELD, "changed since its run wrote it (the run.json beside it holds "
+                         "the SHA-256 of that run's mobility.parquet): not that run's trace")
+    return True
 
 
 def _recorded_duration(path: Path) -> float | None:

@@ -14,15 +14,16 @@ import bisect
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cosim.bounded_read import read_json_file
+from cosim.compare_job import first_difference
 from cosim.errors import InputError
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
+from cosim.run_folder import read_run_info
 from cosim.traces import file_sha256
 
 ORACLE_FIELD = "scheduling.oracle_windows"
@@ -74,43 +75,105 @@ def read_oracle_windows(path: Path) -> pa.Table:
     return table
 
 
-def check_windows_source(path: Path, connectivity_seed: int,
-                         replayed_vehicles: set[str] | None = None, duration_s: float | None = None
-                         ) -> None:
-    """The oracle's windows must be this run's future: recorded by a run with the same
-    connectivity seed (its run.json, when it lies beside them), within this run's time, about
-    the cells of the run that recorded them, and about the vehicles of the trace this run
-    replays (or, live, of the recording's own trace)."""
-    info_path = path.parent / "run.json"
-    try:
-        info = read_json_file(info_path, "run.json")
-        recorded = info["seeds"]["connectivity"] if "seeds" in info else info["seed"]
-        recorded = float(recorded)
-    except (InputError, OSError, KeyError, TypeError, ValueError, RecursionError):
-        raise InputError(path, ORACLE_FIELD, "the windows need their run's run.json beside them "
-                         "(the connectivity seed they were recorded with): give the "
-                         "link_windows.parquet of a run folder") from None
-    if recorded != connectivity_seed:
-        raise InputError(path, ORACLE_FIELD, f"recorded with connectivity seed {recorded:g}, this "
-                         f"run's is {connectivity_seed}: the oracle would read another future")
-    written = info.get("trace_sha256")
-    written = written.get("link_windows") if isinstance(written, dict) else None
-    if path.name == "link_windows.parquet" and written is not None and file_sha256(path) != written:
+WINDOWS_FILE = "link_windows.parquet"
+# What decides a run's connectivity: a recording whose scenario differs in any of these (its
+# seed, length, traffic, network, radio or which vehicles carry clients) recorded another future.
+# How mobility is driven (backend, pipelining, a GUI) and a replayed trace's path do not.
+CONNECTIVITY_KEYS = ("seed", "duration_s", "mobility", "radio", "clients")
+NOT_CONNECTIVITY = {"mobility": ("replay", "backend", "pipeline", "gui")}
+# beside the windows in every run folder: what their cells and vehicles are checked against
+RECORDING_FILES = ("cells.parquet", "mobility.parquet")
+RATE_COLUMNS = ("duration_s", "mean_rate_bps", "min_rate_bps")
+
+
+def check_windows_source(path: Path, scenario: dict[str, Any],
+                         replayed_vehicles: set[str] | None = None) -> None:
+    """The oracle's windows must be this run's future: the ``link_windows.parquet`` of a
+    complete run folder, unchanged since that run wrote it (its run.json holds the SHA-256),
+    recorded with this run's connectivity (``scenario``: this run's, as run.json holds it),
+    within this run's time, about the cells of the run that recorded them and the vehicles of
+    the trace this run replays (or, live, of the recording's own trace)."""
+    if path.name != WINDOWS_FILE:
+        raise InputError(path, ORACLE_FIELD, f"the oracle reads the {WINDOWS_FILE} of the run that "
+                         "recorded the windows (in its run folder, beside its run.json), not a "
+                         "file of another name")
+    info = _recording_info(path)
+    for name in RECORDING_FILES:
+        if not (path.parent / name).is_file():
+            raise InputError(path, ORACLE_FIELD, f"no {name} beside the windows (every run folder "
+                             "has one): give the link_windows.parquet of a run folder")
+    recorded, seed = info["seeds"]["connectivity"], scenario.get("seed")
+    if recorded != seed:
+        raise InputError(path, ORACLE_FIELD, f"recorded with connectivity seed {recorded}, this "
+                         f"run's is {seed}: the oracle would read another future")
+    differs = first_difference(_connectivity(info["scenario"]), _connectivity(scenario))
+    if differs is not None:
+        raise InputError(path, ORACLE_FIELD, f"recorded by a run of another scenario ({differs} "
+                         "differs from this run's): the oracle would read another future")
+    if file_sha256(path) != info["trace_sha256"]["link_windows"]:
         raise InputError(path, ORACLE_FIELD, "changed since its run wrote it (run.json holds its "
                          "SHA-256): not that run's future")
     table = read_oracle_windows(path)
-    if duration_s is not None:
-        _check_window_times(path, table, duration_s)
-    _check_window_ends(path, table, info)
+    _check_window_rates(path)
+    duration_s = float(scenario["duration_s"])
+    _check_window_times(path, table, duration_s)
+    _check_window_ends(path, table, duration_s)
     _check_window_cells(path, table)
     known, where = replayed_vehicles, "the replayed trace"
-    if known is None and (path.parent / "mobility.parquet").is_file():
+    if known is None:
         known, where = _trace_vehicles(path.parent / "mobility.parquet"), "its run's mobility trace"
-    if known is not None:
-        foreign = sorted(set(table.column("vehicle").to_pylist()) - known)
-        if foreign:
-            raise InputError(path, ORACLE_FIELD, f"{len(foreign)} of its vehicles (e.g. "
-                             f"{foreign[0]!r}) are not in {where}: another recording's windows")
+    foreign = sorted(set(table.column("vehicle").to_pylist()) - known)
+    if foreign:
+        raise InputError(path, ORACLE_FIELD, f"{len(foreign)} of its vehicles (e.g. "
+                         f"{foreign[0]!r}) are not in {where}: another recording's windows")
+
+
+def _recording_info(path: Path) -> dict[str, Any]:
+    """The run.json beside the windows, as a complete run writes it (read by the one run.json
+    reader): its seeds, its scenario and the SHA-256 of the windows it wrote."""
+    try:
+        info = read_run_info(path.parent, needs=("status", "scenario", "seeds", "trace_sha256"))
+    except InputError as exc:
+        said = ": ".join(str(part) for part in (exc.file, exc.field, exc.message) if part)
+        raise InputError(path, ORACLE_FIELD, f"the windows need their run's run.json beside them "
+                         f"(give the link_windows.parquet of a complete run folder): {said}"
+                         ) from None
+    seeds, sums = info["seeds"], info["trace_sha256"]
+    connectivity = seeds.get("connectivity") if isinstance(seeds, dict) else None
+    problem = (
+        "its status is not complete (a run's windows are final when it completes)"
+        if info["status"] != "complete" else
+        "seeds.connectivity is not an integer" if not isinstance(connectivity, int)
+        or isinstance(connectivity, bool) else
+        "trace_sha256.link_windows is not a SHA-256" if not isinstance(sums, dict)
+        or not isinstance(sums.get("link_windows"), str) else None)
+    if problem is not None:
+        raise InputError(path, ORACLE_FIELD, f"the run.json beside the windows is not a complete "
+                         f"run's: {problem}")
+    return info
+
+
+def _connectivity(scenario: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a scenario (as run.json holds it) that decide its connectivity."""
+    out = {key: scenario.get(key) for key in CONNECTIVITY_KEYS}
+    for section, keys in NOT_CONNECTIVITY.items():
+        value = out[section]
+        if isinstance(value, dict):
+            out[section] = {k: v for k, v in value.items() if k not in keys}
+    return out
+
+
+def _check_window_rates(path: Path) -> None:
+    """Durations and rates a link can have: finite, not negative."""
+    where = Where(path, ORACLE_FIELD)
+    names = [n for n in RATE_COLUMNS if n in read_schema(where).names]
+    table = read_table(where, names)
+    for name in names:
+        values = table.column(name).to_numpy(zero_copy_only=False).astype(float)
+        bad = ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            raise InputError(path, ORACLE_FIELD, f"column {name!r}: {values[bad][0]:g} is not a "
+                             "link's (finite, not negative)")
 
 
 def _check_window_times(path: Path, table: pa.Table, duration_s: float) -> None:
@@ -123,12 +186,8 @@ def _check_window_times(path: Path, table: pa.Table, duration_s: float) -> None:
                          f"run's {duration_s:g} s: not this run's future")
 
 
-def _check_window_ends(path: Path, table: pa.Table, info: dict) -> None:
+def _check_window_ends(path: Path, table: pa.Table, recorded: float) -> None:
     """No window outlasts the run that recorded it (an open window is closed at its end)."""
-    scenario = info.get("scenario")
-    recorded = scenario.get("duration_s") if isinstance(scenario, dict) else None
-    if not isinstance(recorded, int | float) or isinstance(recorded, bool):
-        return
     last = pc.max(table.column("end")).as_py()
     if last > recorded + 1e-6:
         raise InputError(path, ORACLE_FIELD, f"a window ends at {last:g} s, after the "
@@ -138,8 +197,6 @@ def _check_window_ends(path: Path, table: pa.Table, info: dict) -> None:
 def _check_window_cells(path: Path, table: pa.Table) -> None:
     """Serving cells among the cells of the run that recorded the windows (cells.parquet beside)."""
     cells_file = path.parent / "cells.parquet"
-    if not cells_file.is_file():
-        return
     count = _row_count(cells_file)
     top = pc.max(table.column("cell")).as_py()
     low = pc.min(table.column("cell")).as_py()

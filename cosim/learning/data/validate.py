@@ -23,7 +23,7 @@ from cosim.scenario import DataConfig
 
 
 def _components(reader: SegmentReader) -> list[str]:
-    optional = [c for c in W.COMPONENTS if c not in W.REQUIRED and reader._path(c).is_file()]
+    optional = [c for c in W.COMPONENTS if c not in W.REQUIRED and reader.present(c)]
     return [*W.REQUIRED, *optional]
 
 

@@ -11,6 +11,8 @@ wrong type, a null, NaN or undecodable value is an InputError naming the file an
 from __future__ import annotations
 
 import math
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from cosim.bounded_read import virtual_file
 from cosim.errors import InputError
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
 from cosim.learning.classes import IGNORE_INDEX
@@ -104,17 +107,33 @@ class SegmentReader:
     def __init__(self, root: Path, name: str):
         self.root, self.name = root, name
         self._schema_ok: set[str] = set()
-        self.has_lidar = self._path("lidar").is_file()
+        self.has_lidar = self.present("lidar")
         for component in (*W.REQUIRED, *(W.LIDAR if self.has_lidar else ())):
             path = self._path(component)
-            if not path.is_file():
+            if not self.present(component):
                 why = " (its lidar component is there: the LiDAR comes with all four)" \
                     if component in W.LIDAR else ""
                 raise InputError(path, None, f"missing component {component} of segment {name}{why}")
-        self.has_panoptic = self._path("camera_segmentation").is_file()
+        self.has_panoptic = self.present("camera_segmentation")
 
     def _path(self, component: str) -> Path:
         return self.root / component / f"{self.name}.parquet"
+
+    def present(self, component: str) -> bool:
+        """Whether the segment has the component: False when nothing is at its path. Anything
+        but a regular file there (a FIFO, a device, a folder, a link to nothing) is refused:
+        taken for absent, an optional component (LiDAR, panoptic labels) would drop silently."""
+        path = self._path(component)
+        if not os.path.lexists(path):
+            return False
+        try:
+            regular = stat.S_ISREG(path.stat().st_mode) and not virtual_file(path)
+        except OSError:  # a link to nothing, a loop of links
+            regular = False
+        if not regular:
+            raise InputError(path, None, f"not a regular file (component {component} of segment "
+                             f"{self.name} is read from a Parquet file)")
+        return True
 
     def _where(self, component: str) -> Where:
         return Where(self._path(component))
@@ -123,7 +142,7 @@ class SegmentReader:
         """The component's file, its columns checked for presence and type (once)."""
         where = self._where(component)
         if component not in self._schema_ok:
-            if not where.path.is_file():
+            if not self.present(component):
                 raise InputError(where.path, None, f"missing component {component}")
             schema = read_schema(where, f"{component} Parquet file")
             check_columns(where, schema, W.SCHEMAS[component], f"Waymo v2 {component} file")
@@ -189,7 +208,7 @@ class SegmentReader:
         small = ("camera_box", "vehicle_pose", "camera_calibration",
                  *(("lidar_box", "lidar_calibration") if self.has_lidar else ()))
         out = {c: self._read(c) for c in small}
-        if self._path("stats").is_file():
+        if self.present("stats"):
             out["stats"] = self._read("stats")
         return out
 
