@@ -47,6 +47,20 @@ def check_not_in_results(path: Path, option: str, allowed: Path | None = None) -
                          "only the run that made it writes there; choose another place")
 
 
+def check_study_out(out: Path, option: str = "--out") -> None:
+    """The folder of a compare or onboarding study: a name the system can hold, in no result
+    folder (it may be a study's own, marked), not a file, and writable. Whether an existing one
+    is the study's own is for the study to say, by its compare.json or onboarding.json."""
+    check_out_name(out, option)
+    holder = result_folder_around(out.absolute().parent)
+    if holder is not None:
+        raise InputError(None, option, f"{out} is inside {holder}, a folder of cosim's results: "
+                         "only the run that made it writes there; choose another place")
+    if out.exists() and not out.is_dir():
+        raise InputError(None, option, f"{out} exists and is not a folder")
+    check_writable(out / "probe" if out.is_dir() else out, option)
+
+
 def check_writable(path: Path, option: str) -> None:
     """Something can be created at ``path``: its nearest existing folder takes a new file (probed
     with a temporary file, removed at once; a read-only or virtual file system refuses it)."""

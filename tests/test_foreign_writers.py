@@ -212,3 +212,32 @@ def test_a_destination_nothing_can_be_written_in_is_bad_input(results, writer):
     assert result.exit_code == 2, result.output
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert len(lines) == 1 and "cannot write in /proc" in lines[0], result.output
+
+
+STUDIES = {  # checked before any run: the scenario need not be small
+    "compare": ("compare", GRID, "--set", "learning.enabled=true", "--policies", "random",
+                "--seeds", "0", "-q", "--out"),
+    "onboarding": ("onboarding", GRID, "--set", "learning.enabled=true", "-q", "--out"),
+}
+
+
+@pytest.mark.parametrize("target", sorted(set(TARGETS) - {"a_compare_folder"}))
+@pytest.mark.parametrize("study", sorted(STUDIES))
+def test_a_study_never_writes_into_a_result_folder(results, study, target):
+    before = {k: _digest(v) for k, v in results.items()}
+    result = _cosim(*STUDIES[study], TARGETS[target](results))
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "--out" in lines[0], result.output
+    assert "folder of cosim's results" in lines[0] or f"not a cosim {study} folder" in lines[0]
+    assert {k: _digest(v) for k, v in results.items()} == before
+
+
+@pytest.mark.parametrize("name", ["table.csv", "fig4_gated.png", "runs/notes.txt", "compare.json"])
+def test_onboarding_never_writes_over_a_users_folder(tmp_path, name):
+    mine = tmp_path / "thesis"
+    (mine / name).parent.mkdir(parents=True)
+    (mine / name).write_text("{}")
+    result = _cosim(*STUDIES["onboarding"], mine)
+    assert result.exit_code == 2 and "not a cosim onboarding folder" in result.output, result.output
+    assert _digest(mine) == {name: hashlib.sha256(b"{}").hexdigest()}
