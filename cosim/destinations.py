@@ -183,6 +183,9 @@ SUMO_WRITERS = ("netstate-dump", "ndump", "netstate", "netstate-output", "save-c
                 "save-state.prefix", "summary", "tripinfo")
 
 
+PREFIX_OPTIONS = ("--save-state.prefix",)  # a prefix of names, not a file
+
+
 @functools.lru_cache(maxsize=4)
 def sumo_writers(sumo: str | None) -> frozenset[str]:
     """Every name (and synonym) of an option the ``sumo`` binary documents as writing a file:
@@ -252,6 +255,11 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
     with ``replace`` (``--overwrite``, or a resumed run rewriting its own)."""
     for option, path in sumo_written_paths(options, writers):
         where = path.absolute()
+        file = option not in PREFIX_OPTIONS
+        if file and (where.is_symlink() and not where.exists()
+                     or where.exists() and not where.is_file()):
+            raise InputError(None, "mobility.sumo_options", f"{option} {path}: exists and is "
+                             "not a regular file; name a file to write")
         if not replace and where.exists():
             raise InputError(None, "mobility.sumo_options", f"{option} {path}: exists already and "
                              "SUMO would replace it (--overwrite allows that; or choose another path)")
@@ -263,3 +271,18 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
         if holder is not None:
             raise InputError(None, "mobility.sumo_options", f"{option} {path} writes into "
                              f"{holder}, a folder of cosim's results; choose another place")
+        if file:
+            _check_sumo_folder(option, path)
+
+
+def _check_sumo_folder(option: str, path: Path) -> None:
+    """SUMO can create the file: an existing, writable folder holds it (SUMO makes none, and
+    would fail to open it only once the run has begun)."""
+    where = path.absolute()
+    if not where.parent.is_dir():
+        raise InputError(None, "mobility.sumo_options", f"{option} {path}: {where.parent} is no "
+                         "folder (SUMO makes none); create it or choose another path")
+    try:
+        check_writable(where, "mobility.sumo_options")
+    except InputError as exc:
+        raise InputError(None, "mobility.sumo_options", f"{option} {path}: {exc.message}") from None

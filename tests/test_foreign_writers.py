@@ -195,8 +195,38 @@ def test_a_sumo_output_over_a_users_file_needs_overwrite(tmp_path, option):
     assert mine.read_text() != "precious"
 
 
+# a file SUMO cannot create: refused before the run's folder, not when SUMO opens it
+UNWRITABLE = {
+    "no_such_folder": lambda tmp: tmp / "nofolder" / "f.xml",
+    "a_file_as_folder": lambda tmp: tmp / "mine.txt" / "f.xml",
+    "an_existing_folder": lambda tmp: tmp / "afolder",
+    "a_dangling_link": lambda tmp: tmp / "dangling.xml",
+    "a_device": lambda tmp: Path("/dev/null"),
+    "a_kernel_folder": lambda tmp: Path("/proc/cosim-f.xml"),
+}
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("option", ["--fcd-output", "--tripinfo-output", "--error-log"])
+@pytest.mark.parametrize("aim", sorted(UNWRITABLE))
+def test_a_sumo_output_that_cannot_be_created_is_refused_before_the_run(tmp_path, aim, option,
+                                                                         overwrite):
+    (tmp_path / "mine.txt").write_text("mine")
+    (tmp_path / "afolder").mkdir()
+    (tmp_path / "dangling.xml").symlink_to(tmp_path / "nowhere")
+    path = UNWRITABLE[aim](tmp_path)
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                    "--set", f"mobility.sumo_options=[{option},{path}]",
+                    *(["--overwrite"] if overwrite else []))
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "mobility.sumo_options" in lines[0] and option in lines[0], lines
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r.partial").exists()
+    assert (tmp_path / "mine.txt").read_text() == "mine" and not any((tmp_path / "afolder").iterdir())
+
+
 @pytest.mark.parametrize("option", ["--step-length 0.5", "--seed=3", "-n other.net.xml",
-                                    "--log mine.log", "--end 10"])
+                                    "--log mine.log", "--end 10", "--output-prefix p_"])
 def test_sumo_options_cosim_sets_are_refused(tmp_path, option):
     result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
                     "--set", f"mobility.sumo_options={option}")
