@@ -498,12 +498,12 @@ def report(
     def work() -> None:
         from cosim.analysis.report import write_report
         from cosim.analysis.runs import open_source
-        from cosim.destinations import check_output_folder
+        from cosim.destinations import output_folder
 
         open_source(path)  # a folder to report on, before where the report goes
-        check_output_folder(out or path / "report", "--out", ("report.html", "figures"),
-                            allowed_in=path / "report")
-        typer.echo(str(write_report(path, out)))
+        with output_folder(out or path / "report", "--out", "report", allowed_in=path / "report"):
+            page = write_report(path, out)
+        typer.echo(str(page))
 
     _guarded(debug, work)
 
@@ -521,13 +521,12 @@ def export(
 
     def work() -> None:
         from cosim.analysis.export import export_run, trace_files
-        from cosim.destinations import check_output_folder
+        from cosim.destinations import output_folder
 
         trace_files(run_dir)  # a complete run to export, before where the files go
         own = run_dir / f"export-{fmt}"
-        check_output_folder(out or own, "--out", ("*.csv", "*.parquet", "*.jsonl", "run.json",
-                                                  "schema.json"), allowed_in=own)
-        files = export_run(run_dir, fmt, out or own)
+        with output_folder(out or own, "--out", "export", allowed_in=own):
+            files = export_run(run_dir, fmt, out or own)
         for path in files:
             typer.echo(str(path))
 
@@ -611,13 +610,12 @@ def data_synth(
     def work() -> None:
         import time
 
-        from cosim.destinations import check_output_folder
+        from cosim.destinations import output_folder
         from cosim.learning.data.synth import SynthConfig, generate
-        from cosim.learning.data.waymo_schema import COMPONENTS
 
-        check_output_folder(out, "--out", COMPONENTS)  # an earlier synthetic set: regenerated
         t0 = time.perf_counter()
-        names = generate(out, SynthConfig(segments=segments, frames=frames, seed=seed))
+        with output_folder(out, "--out", "data synth"):  # or an earlier synthetic set: regenerated
+            names = generate(out, SynthConfig(segments=segments, frames=frames, seed=seed))
         typer.echo(f"wrote {len(names)} segments x {frames} frames to {out} "
                    f"in {time.perf_counter() - t0:.1f} s")
 

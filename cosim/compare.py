@@ -29,7 +29,7 @@ from cosim.bounded_read import read_json_file
 from cosim.compare_auto import AutoSeeds, describe, stop_reason
 from cosim.compare_job import OnProgress, RunJob, check_kept_run, is_complete, run_one
 from cosim.compare_pool import run_in_pool
-from cosim.destinations import check_writable
+from cosim.destinations import check_study_out
 from cosim.errors import InputError
 from cosim.names import (
     ASYNC_METHODS,
@@ -40,7 +40,6 @@ from cosim.names import (
     recording_dir,
     replicates,
 )
-from cosim.run_folder import check_out_name
 from cosim.scenario import METHOD_CONFIGS
 from cosim.scenario_loader import Override, ScenarioSpec
 from cosim.trace_schemas import CONNECTIVITY_TABLES
@@ -290,10 +289,7 @@ def check_compare_out(out: Path, settings: dict[str, Any], resume: bool, overwri
     same settings only) or ``--overwrite`` (a compare folder only)."""
     if resume and overwrite:
         raise InputError(None, "--resume", "give --resume or --overwrite, not both")
-    check_out_name(out)
-    check_writable(out, "--out")
-    if out.exists() and not out.is_dir():
-        raise InputError(None, "--out", f"{out} exists and is not a folder")
+    check_study_out(out)
     if not out.is_dir() or not any(out.iterdir()):
         return
     try:

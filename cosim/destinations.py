@@ -8,14 +8,21 @@ user made. Each check raises InputError (exit 2) before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
+import os
+import stat
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
 
+from cosim.bounded_read import read_json_file
 from cosim.errors import InputError
-from cosim.run_folder import check_out_name, is_run_folder
+from cosim.names import OUTPUT_MANIFEST
+from cosim.run_folder import check_out_name, foreign_in_entry, is_run_folder
 
 RESULT_MARKERS = ("compare.json", "onboarding.json")
 
@@ -40,6 +47,20 @@ def check_not_in_results(path: Path, option: str, allowed: Path | None = None) -
                          "only the run that made it writes there; choose another place")
 
 
+def check_study_out(out: Path, option: str = "--out") -> None:
+    """The folder of a compare or onboarding study: a name the system can hold, in no result
+    folder (it may be a study's own, marked), not a file, and writable. Whether an existing one
+    is the study's own is for the study to say, by its compare.json or onboarding.json."""
+    check_out_name(out, option)
+    holder = result_folder_around(out.absolute().parent)
+    if holder is not None:
+        raise InputError(None, option, f"{out} is inside {holder}, a folder of cosim's results: "
+                         "only the run that made it writes there; choose another place")
+    if out.exists() and not out.is_dir():
+        raise InputError(None, option, f"{out} exists and is not a folder")
+    check_writable(out / "probe" if out.is_dir() else out, option)
+
+
 def check_writable(path: Path, option: str) -> None:
     """Something can be created at ``path``: its nearest existing folder takes a new file (probed
     with a temporary file, removed at once; a read-only or virtual file system refuses it)."""
@@ -55,22 +76,92 @@ def check_writable(path: Path, option: str) -> None:
         raise InputError(None, option, f"cannot write in {parent}: {exc.strerror or exc}") from None
 
 
-def check_output_folder(out: Path, option: str, own_files: tuple[str, ...],
-                        allowed_in: Path | None = None) -> None:
-    """A folder a command fills: new, empty, or holding only what this command writes there
-    (``own_files``: glob patterns), and not inside any result folder but its own entry."""
+MANIFEST = OUTPUT_MANIFEST
+MANIFEST_TMP = MANIFEST + ".tmp"
+
+
+def check_output_folder(out: Path, option: str, allowed_in: Path | None = None) -> None:
+    """A folder a command fills: new, empty, or one cosim filled before (every file in it, at any
+    depth, is one its manifest lists, unchanged), and not inside any result folder but its own
+    entry ``allowed_in`` (where an entry written before manifests existed is judged by the run
+    folder's own rules)."""
     check_out_name(out, option)  # a path the system can look up at all (not too long)
     check_not_in_results(out, option, allowed_in)
     if out.exists() and not out.is_dir():
         raise InputError(None, option, f"{out} exists and is not a folder")
     check_writable(out / "probe" if out.is_dir() else out, option)
-    if out.is_dir():
-        foreign = sorted(e.name for e in out.iterdir()
-                         if not any(e.match(pattern) for pattern in own_files))
-        if foreign:
-            raise InputError(None, option, f"{out} holds files this command does not write "
-                             f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
-                             "choose an empty or new folder")
+    if not out.is_dir():
+        return
+    foreign = foreign_outputs(out)
+    if foreign and allowed_in is not None and not (out / MANIFEST).exists() \
+            and out.absolute() == allowed_in.absolute():
+        foreign = foreign_in_entry(out)
+    if foreign:
+        raise InputError(None, option, f"{out} holds files cosim did not write: "
+                         f"{', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}; "
+                         "give an empty or new folder")
+
+
+def _files_below(folder: Path) -> list[str]:
+    """Every entry below ``folder`` but its folders (files, links, special files), by path."""
+    found = []
+    for top, dirs, files in os.walk(folder):  # links to folders are listed, not followed
+        found += [str((Path(top) / n).relative_to(folder)) for n in
+                  files + [d for d in dirs if (Path(top) / d).is_symlink()]]
+    return sorted(found)
+
+
+def foreign_outputs(folder: Path) -> list[str]:
+    """Entries of ``folder`` (any depth) that its manifest does not list as written by cosim with
+    the same size and SHA-256: a user's file, or one a user changed since."""
+    try:
+        listed = read_json_file(folder / MANIFEST, "manifest").get("files", {})
+    except (OSError, InputError, AttributeError):
+        listed = {}
+    listed = listed if isinstance(listed, dict) else {}
+    foreign = []
+    for name in _files_below(folder):
+        path = folder / name
+        if name in (MANIFEST, MANIFEST_TMP):
+            continue
+        st = path.lstat()
+        mark = listed.get(name)
+        if not stat.S_ISREG(st.st_mode) or not isinstance(mark, dict) \
+                or mark.get("size") != st.st_size or mark.get("sha256") != _sha256(path):
+            foreign.append(name)
+    return foreign
+
+
+def _sha256(path: Path) -> str:
+    from cosim.traces import file_sha256
+
+    return file_sha256(path)
+
+
+def write_manifest(folder: Path, command: str) -> None:
+    """Mark ``folder`` as cosim's output: the command and every file in it with its size and
+    SHA-256 (checked before the folder is written again; the folder held only cosim's files)."""
+    files = {name: {"size": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
+             for name in _files_below(folder) if name not in (MANIFEST, MANIFEST_TMP)}
+    tmp = folder / MANIFEST_TMP
+    tmp.write_text(json.dumps({"command": command, "files": files}, indent=1), encoding="utf-8")
+    tmp.replace(folder / MANIFEST)
+
+
+@contextlib.contextmanager
+def output_folder(out: Path, option: str, command: str,
+                  allowed_in: Path | None = None) -> Iterator[Path]:
+    """Check ``out`` (``check_output_folder``), let the command fill it, then write its manifest,
+    also when the command fails part way (what it left is cosim's, to be written over again)."""
+    check_output_folder(out, option, allowed_in)
+    try:
+        yield out
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if out.is_dir():
+                write_manifest(out, command)
+        raise
+    write_manifest(out, command)
 
 
 def check_output_file(out: Path, option: str, overwrite: bool) -> None:
@@ -90,6 +181,9 @@ SUMO_WRITERS = ("netstate-dump", "ndump", "netstate", "netstate-output", "save-c
                 "save-config", "C", "save-template", "save-commented", "save-schema",
                 "save-state.files", "error-log", "message-log", "log", "l", "output-prefix",
                 "save-state.prefix", "summary", "tripinfo")
+
+
+PREFIX_OPTIONS = ("--save-state.prefix",)  # a prefix of names, not a file
 
 
 @functools.lru_cache(maxsize=4)
@@ -161,6 +255,11 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
     with ``replace`` (``--overwrite``, or a resumed run rewriting its own)."""
     for option, path in sumo_written_paths(options, writers):
         where = path.absolute()
+        file = option not in PREFIX_OPTIONS
+        if file and (where.is_symlink() and not where.exists()
+                     or where.exists() and not where.is_file()):
+            raise InputError(None, "mobility.sumo_options", f"{option} {path}: exists and is "
+                             "not a regular file; name a file to write")
         if not replace and where.exists():
             raise InputError(None, "mobility.sumo_options", f"{option} {path}: exists already and "
                              "SUMO would replace it (--overwrite allows that; or choose another path)")
@@ -172,3 +271,18 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
         if holder is not None:
             raise InputError(None, "mobility.sumo_options", f"{option} {path} writes into "
                              f"{holder}, a folder of cosim's results; choose another place")
+        if file:
+            _check_sumo_folder(option, path)
+
+
+def _check_sumo_folder(option: str, path: Path) -> None:
+    """SUMO can create the file: an existing, writable folder holds it (SUMO makes none, and
+    would fail to open it only once the run has begun)."""
+    where = path.absolute()
+    if not where.parent.is_dir():
+        raise InputError(None, "mobility.sumo_options", f"{option} {path}: {where.parent} is no "
+                         "folder (SUMO makes none); create it or choose another path")
+    try:
+        check_writable(where, "mobility.sumo_options")
+    except InputError as exc:
+        raise InputError(None, "mobility.sumo_options", f"{option} {path}: {exc.message}") from None

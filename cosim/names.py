@@ -136,3 +136,6 @@ def onboarding_pretrained_dir(out: Path, seed: int, task: str, task_adapter: boo
 
 # A run's training journal (output.checkpoint), kept across `cosim run --resume`
 JOURNAL_DIR = "checkpoint"
+# what `cosim report`, `cosim export` and `cosim data synth` wrote into a folder they filled (the
+# command, each file's size and SHA-256): the mark by which cosim knows the folder as its own
+OUTPUT_MANIFEST = ".cosim-output.json"

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cosim.bounded_read import read_json_file
 from cosim.compare import aggregation_section, recording_jobs, run_jobs
 from cosim.compare_job import RunJob
-from cosim.destinations import check_writable
+from cosim.destinations import check_study_out
 from cosim.errors import InputError
 from cosim.names import (
     TASKS,
@@ -33,7 +34,6 @@ from cosim.names import (
     onboarding_run_dir,
     recording_dir,
 )
-from cosim.run_folder import check_out_name
 from cosim.scenario import OnboardingConfig
 from cosim.scenario_loader import Override, ScenarioSpec
 
@@ -75,10 +75,16 @@ def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: 
                    ) -> list[OnboardingRun]:
     """Record, pre-train once per (seed, arriving task), onboard every method; return the runs."""
     cfg, clients, step = plan(spec, seeds)
-    check_out_name(out)  # a folder the file system can hold, before any is made
-    check_writable(out, "--out")
+    check_onboarding_out(out)
     out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
     out.mkdir(parents=True, exist_ok=True)
+    study = {
+        "scenario": None if spec.source is None else str(spec.source),
+        "overrides": json.loads(json.dumps([list(o) for o in spec.overrides], default=str)),
+        "seeds": list(seeds),
+        "onboarding": cfg.model_dump(mode="json"),
+    }
+    _write_info(out, {**study, "status": "running"})  # the folder is an onboarding's from now
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     recordings = recording_jobs(spec, seeds, out, threads, step)
     run_jobs([dataclasses.replace(j, reuse=True) for j in recordings], jobs, on_done, on_progress)
@@ -127,16 +133,35 @@ def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: 
                         ("aggregation.max_rounds", cfg.rounds), ("aggregation.eval_every_rounds", 1)),
                         str(run.path), threads, reuse=True))
     run_jobs(onboard, jobs, on_done, on_progress)
-    (out / "onboarding.json").write_text(json.dumps({
-        "scenario": None if spec.source is None else str(spec.source),
-        "overrides": json.loads(json.dumps([list(o) for o in spec.overrides], default=str)),
-        "seeds": list(seeds),
-        "onboarding": cfg.model_dump(mode="json"),
+    _write_info(out, {
+        **study, "status": "complete",
         "aggregation_settings_left_out": left_out,
         "runs": [{"task": r.task, "method": r.method, "connectivity": r.connectivity,
                   "seed": r.seed, "path": str(r.path)} for r in runs],
-    }, indent=2) + "\n", encoding="utf-8")
+    })
     return runs
+
+
+ONBOARDING_JSON = "onboarding.json"
+
+
+def _write_info(out: Path, info: dict[str, object]) -> None:
+    (out / ONBOARDING_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def check_onboarding_out(out: Path) -> None:
+    """``--out``: in no result folder, and new, empty or an onboarding's own folder (its
+    onboarding.json: the study runs again there from its kept runs), before anything is made."""
+    check_study_out(out)
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        earlier = read_json_file(out / ONBOARDING_JSON, ONBOARDING_JSON)
+    except (OSError, InputError):
+        earlier = None
+    if not isinstance(earlier, dict):
+        raise InputError(None, "--out", f"{out} is not empty and not a cosim onboarding folder; "
+                         "choose an empty or new folder")
 
 
 def job_count(cfg: OnboardingConfig, seeds: tuple[int, ...]) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 
 from cosim.bounded_read import read_bounded_text, read_json_file
 from cosim.errors import InputError
-from cosim.names import JOURNAL_DIR
+from cosim.names import JOURNAL_DIR, OUTPUT_MANIFEST
 from cosim.trace_schemas import TRACE_TABLES
 
 PARTIAL_SUFFIX = ".partial"
@@ -46,9 +46,10 @@ class RunFailedError(RuntimeError):
 # exact name: anything else, at any depth, is a user's and is never deleted
 OWN_FILES = ("run.json", "run.json.tmp", "sumo.log", "warnings.log", "global_modules.pt")
 OWN_FOLDERS = {  # folder (a glob) -> the names its files may have (globs), one level down
-    "report": ("report.html", "figures"),
+    "report": ("report.html", "figures", OUTPUT_MANIFEST, OUTPUT_MANIFEST + ".tmp"),
     "report/figures": ("*.png", "*.pdf", "*.svg"),
-    "export-*": ("*.csv", "*.parquet", "*.jsonl", "run.json", "schema.json"),
+    "export-*": ("*.csv", "*.parquet", "*.jsonl", "run.json", "schema.json", OUTPUT_MANIFEST,
+                 OUTPUT_MANIFEST + ".tmp"),
     JOURNAL_DIR: ("train-[0-9][0-9][0-9][0-9][0-9][0-9].pt", "train-[0-9][0-9][0-9][0-9][0-9][0-9].tmp"),
 }
 
@@ -77,6 +78,12 @@ def foreign_entries(run_dir: Path) -> list[str]:
     return foreign
 
 
+def foreign_in_entry(entry: Path) -> list[str]:
+    """What a run's own report/ or export-FORMAT/ ``entry`` holds that cosim did not write, by
+    the rules of ``foreign_entries`` (names, and the entry's own index)."""
+    return sorted(set(_foreign_below(entry, entry.name) + _unlisted(entry)))
+
+
 def _unlisted(folder: Path) -> list[str]:
     """Files of a report or an export that its own index (report.html, schema.json) does not
     name: a user's file that merely looks like cosim's."""
@@ -92,9 +99,9 @@ def _unlisted(folder: Path) -> list[str]:
             tables = read_json_file(folder / "schema.json", "schema.json")
         except (OSError, InputError):
             tables = {}
-        listed = {"run.json", "schema.json"} | {f"{t}{s}" for t in (tables if isinstance(tables, dict)
-                                                                     else {})
-                                               for s in (".csv", ".parquet", ".jsonl")}
+        tables = tables if isinstance(tables, dict) else {}
+        listed = {"run.json", "schema.json", OUTPUT_MANIFEST, OUTPUT_MANIFEST + ".tmp"} | {
+            f"{t}{s}" for t in tables for s in (".csv", ".parquet", ".jsonl")}
         return [f"{folder.name}/{p.name}" for p in sorted(folder.iterdir()) if p.name not in listed]
     return []
 

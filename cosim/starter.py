@@ -38,6 +38,10 @@ def _check_loads(net: Path, routes: list[Path]) -> None:
         raise InputError(None, "--routes" if routes else "--net", exc.message) from None
 
 
+# what `cosim new --osm` writes beside NAME.yaml: the network, the buildings, the converters' logs
+CONVERTED = (".net.xml", ".poly.xml", ".netconvert.log", ".polyconvert.log")
+
+
 def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | None = None,
                   force: bool = False, routes: list[Path] | None = None
                   ) -> tuple[Path, str, list[str]]:
@@ -52,8 +56,10 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
     check_out_name(folder, "--dir")  # a folder the system can hold, through no broken link
     check_not_in_results(folder, "--dir")
     check_writable(out, "--dir")
-    written = [out] + ([folder / f"{name}.net.xml", folder / f"{name}.poly.xml"] if osm is not None else [])
-    for path in written:  # a user's file is replaced only when asked
+    converted_names = [f"{name}{s}" for s in CONVERTED] if osm is not None else []
+    for path in [out, *(folder / n for n in converted_names)]:  # a user's file: only when asked
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise InputError(None, str(path), "exists and is not a regular file")
         if path.exists() and not force:
             raise InputError(None, str(path), "exists already (--force overwrites it)")
     _check_input(osm if osm is not None else net, "--osm" if osm is not None else "--net")
@@ -72,8 +78,9 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
             notes += [warned] if warned else []
             _check_loads(converted, routes or [])
             folder.mkdir(parents=True, exist_ok=True)
-            for made in sorted(Path(tmp).iterdir()):
-                shutil.move(made, folder / made.name)
+            for made in converted_names:  # the files checked above, nothing else
+                if (Path(tmp) / made).is_file():
+                    shutil.move(Path(tmp) / made, folder / made)
             notes = [note.replace(tmp, str(folder)) for note in notes]  # the logs' new place
         net = folder / converted.name
         buildings = folder / polygons.name if polygons is not None else None

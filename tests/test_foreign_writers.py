@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -82,14 +83,67 @@ def test_a_runs_own_report_and_export_are_written_and_rewritten(results):
     assert (results["a"] / "report" / "report.html").is_file()
 
 
-@pytest.mark.parametrize("writer", ["export", "report", "data_synth"])
-def test_a_users_folder_is_never_written_over(results, tmp_path, writer):
+# a user's file in a destination folder: named as the command names its own files (at the top or
+# in its own sub-folders), or in a sub-folder of the user's
+USERS_FILES = {
+    "export": ["ch1.tex", "mobility.parquet", "run.json", "schema.json", "old/mobility.parquet"],
+    "report": ["ch1.tex", "report.html", "figures/fig.png", "figures/old/coverage_map.png"],
+    "data_synth": ["ch1.tex", "camera_image/10017090168044687777_6380_000_6400_000.parquet",
+                   "lidar/notes.txt", "mine/camera_image/a.parquet"],
+}
+
+
+@pytest.mark.parametrize(("writer", "name"), [(w, n) for w, names in USERS_FILES.items()
+                                              for n in names])
+def test_a_users_folder_is_never_written_over(results, tmp_path, writer, name):
     mine = tmp_path / "thesis"
-    mine.mkdir()
-    (mine / "ch1.tex").write_text("x")
+    (mine / name).parent.mkdir(parents=True, exist_ok=True)
+    (mine / name).write_text("mine")
     result = _cosim(*WRITERS[writer](results, mine))
-    assert result.exit_code == 2 and "does not write" in result.output
-    assert [p.name for p in mine.iterdir()] == ["ch1.tex"]
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "cosim did not write" in lines[0] and name in lines[0], lines
+    assert _digest(mine) == {name: hashlib.sha256(b"mine").hexdigest()}
+
+
+@pytest.mark.parametrize("writer", ["export", "report", "data_synth"])
+def test_a_folder_cosim_filled_is_filled_again_unless_a_user_changed_it(results, tmp_path, writer):
+    out = tmp_path / "made"
+    for _ in range(2):
+        result = _cosim(*WRITERS[writer](results, out))
+        assert result.exit_code == 0, result.output
+        assert (out / ".cosim-output.json").is_file()
+        if writer == "export":  # an export holds a run.json: a result folder, written once
+            break
+    edited = sorted(p for p in out.rglob("*") if p.is_file() and p.name != ".cosim-output.json")[0]
+    edited.write_bytes(edited.read_bytes() + b"mine")
+    before = _digest(out)
+    result = _cosim(*WRITERS[writer](results, out))
+    assert result.exit_code == 2, result.output
+    assert _digest(out) == before
+
+
+@pytest.mark.parametrize(("entry", "name"), [("export-csv", "mine.csv"),
+                                             ("export-csv", "notes/mine.csv"),
+                                             ("report", "figures/mine.png"),
+                                             ("report", "mine.html")])
+@pytest.mark.parametrize("written_before", [True, False])  # False: an entry without a manifest
+def test_a_users_file_in_a_runs_own_report_or_export_is_kept(results, entry, name, written_before):
+    run = results["a"]
+    command = ("export", run, "--format", "csv") if entry == "export-csv" else ("report", run)
+    assert _cosim(*command).exit_code == 0
+    if not written_before:
+        (run / entry / ".cosim-output.json").unlink()
+    (run / entry / name).parent.mkdir(exist_ok=True)
+    (run / entry / name).write_text("mine")
+    before = _digest(run)
+    result = _cosim(*command)
+    assert result.exit_code == 2 and "cosim did not write" in result.output, result.output
+    assert _digest(run) == before
+    top = run / entry / Path(name).parts[0]
+    shutil.rmtree(top) if top.is_dir() else top.unlink()
+    result = _cosim(*command)
+    assert result.exit_code == 0, result.output
 
 
 def test_pretrain_replaces_a_file_only_when_asked(tmp_path):
@@ -141,8 +195,38 @@ def test_a_sumo_output_over_a_users_file_needs_overwrite(tmp_path, option):
     assert mine.read_text() != "precious"
 
 
+# a file SUMO cannot create: refused before the run's folder, not when SUMO opens it
+UNWRITABLE = {
+    "no_such_folder": lambda tmp: tmp / "nofolder" / "f.xml",
+    "a_file_as_folder": lambda tmp: tmp / "mine.txt" / "f.xml",
+    "an_existing_folder": lambda tmp: tmp / "afolder",
+    "a_dangling_link": lambda tmp: tmp / "dangling.xml",
+    "a_device": lambda tmp: Path("/dev/null"),
+    "a_kernel_folder": lambda tmp: Path("/proc/cosim-f.xml"),
+}
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("option", ["--fcd-output", "--tripinfo-output", "--error-log"])
+@pytest.mark.parametrize("aim", sorted(UNWRITABLE))
+def test_a_sumo_output_that_cannot_be_created_is_refused_before_the_run(tmp_path, aim, option,
+                                                                         overwrite):
+    (tmp_path / "mine.txt").write_text("mine")
+    (tmp_path / "afolder").mkdir()
+    (tmp_path / "dangling.xml").symlink_to(tmp_path / "nowhere")
+    path = UNWRITABLE[aim](tmp_path)
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                    "--set", f"mobility.sumo_options=[{option},{path}]",
+                    *(["--overwrite"] if overwrite else []))
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "mobility.sumo_options" in lines[0] and option in lines[0], lines
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r.partial").exists()
+    assert (tmp_path / "mine.txt").read_text() == "mine" and not any((tmp_path / "afolder").iterdir())
+
+
 @pytest.mark.parametrize("option", ["--step-length 0.5", "--seed=3", "-n other.net.xml",
-                                    "--log mine.log", "--end 10"])
+                                    "--log mine.log", "--end 10", "--output-prefix p_"])
 def test_sumo_options_cosim_sets_are_refused(tmp_path, option):
     result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
                     "--set", f"mobility.sumo_options={option}")
@@ -158,3 +242,32 @@ def test_a_destination_nothing_can_be_written_in_is_bad_input(results, writer):
     assert result.exit_code == 2, result.output
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert len(lines) == 1 and "cannot write in /proc" in lines[0], result.output
+
+
+STUDIES = {  # checked before any run: the scenario need not be small
+    "compare": ("compare", GRID, "--set", "learning.enabled=true", "--policies", "random",
+                "--seeds", "0", "-q", "--out"),
+    "onboarding": ("onboarding", GRID, "--set", "learning.enabled=true", "-q", "--out"),
+}
+
+
+@pytest.mark.parametrize("target", sorted(set(TARGETS) - {"a_compare_folder"}))
+@pytest.mark.parametrize("study", sorted(STUDIES))
+def test_a_study_never_writes_into_a_result_folder(results, study, target):
+    before = {k: _digest(v) for k, v in results.items()}
+    result = _cosim(*STUDIES[study], TARGETS[target](results))
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "--out" in lines[0], result.output
+    assert "folder of cosim's results" in lines[0] or f"not a cosim {study} folder" in lines[0]
+    assert {k: _digest(v) for k, v in results.items()} == before
+
+
+@pytest.mark.parametrize("name", ["table.csv", "fig4_gated.png", "runs/notes.txt", "compare.json"])
+def test_onboarding_never_writes_over_a_users_folder(tmp_path, name):
+    mine = tmp_path / "thesis"
+    (mine / name).parent.mkdir(parents=True)
+    (mine / name).write_text("{}")
+    result = _cosim(*STUDIES["onboarding"], mine)
+    assert result.exit_code == 2 and "not a cosim onboarding folder" in result.output, result.output
+    assert _digest(mine) == {name: hashlib.sha256(b"{}").hexdigest()}

@@ -339,6 +339,25 @@ def test_new_from_a_network_validates_and_runs(tmp_path):
     assert done.exit_code == 0, done.output
 
 
+@pytest.mark.parametrize("suffix", [".yaml", ".net.xml", ".poly.xml", ".netconvert.log",
+                                    ".polyconvert.log"])
+def test_new_from_osm_never_writes_over_a_users_file_unasked(tmp_path, suffix):
+    """Every file `cosim new --osm` writes, its converters' logs too, is checked before any is."""
+    osm = tiny_osm(tmp_path / "town.osm")
+    mine = tmp_path / "d" / f"town{suffix}"
+    mine.parent.mkdir()
+    mine.write_text("MY LOG")
+    result = runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(mine.parent)])
+    assert f"town{suffix}: exists already (--force" in _one_line(result)
+    assert [p.name for p in mine.parent.iterdir()] == [mine.name] and mine.read_text() == "MY LOG"
+    mine.unlink()
+    mine.mkdir()  # a folder in its place: refused even with --force (a move would go into it)
+    refused = runner.invoke(app, ["new", "town", "--osm", str(osm), "--dir", str(mine.parent),
+                                  "--force"])
+    assert "not a regular file" in _one_line(refused)
+    assert [p.name for p in mine.parent.iterdir()] == [mine.name] and not any(mine.iterdir())
+
+
 @pytest.mark.slow
 def test_new_from_osm_converts_and_geo_references(tmp_path):
     osm = tiny_osm(tmp_path / "town.osm")

@@ -36,7 +36,7 @@ DESCRIPTIONS: dict[str, str] = {
     "MobilityConfig.additional": "SUMO additional files (parking areas, POIs, ...).",
     "MobilityConfig.demand": "Random trips (randomTrips.py + duarouter, cached per seed).",
     "MobilityConfig.sumo_options": "Extra SUMO options; those cosim sets (step length, seed, "
-                                   "network, routes, log, begin/end) are refused.",
+                                   "network, routes, log, output prefix, begin/end) are refused.",
     "PlainNetwork.nodes": "The `.nod.xml` file.",
     "PlainNetwork.edges": "The `.edg.xml` file.",
     "PlainNetwork.netconvert_options": "Extra netconvert options.",

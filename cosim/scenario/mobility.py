@@ -25,6 +25,8 @@ SET_BY_COSIM = {
     "log": "the run's sumo.log", "log-file": "the run's sumo.log",
     "b": "the warm-up and duration_s", "begin": "the warm-up and duration_s",
     "e": "duration_s", "end": "duration_s", "remote-port": "the TraCI backend",
+    # it renames every file SUMO writes, the run's sumo.log too, past the checks of their paths
+    "output-prefix": "the run's sumo.log, which it would rename",
 }
 
 
