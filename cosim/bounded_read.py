@@ -4,6 +4,7 @@ before reading."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 from pathlib import Path
@@ -49,3 +50,13 @@ def read_json_file(path: Path, what: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise InputError(path, None, f"not valid JSON: {str(exc)[:120]}") from None
+
+
+def file_sha256(path: Path) -> str:
+    """A file's SHA-256, read in blocks: run.json keeps its traces', so that a reader can tell
+    them unchanged."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()

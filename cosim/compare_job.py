@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cosim.bounded_read import file_sha256
 from cosim.errors import InputError
 from cosim.names import PRETRAINED, RECORDINGS
-from cosim.run_folder import read_run_info
+from cosim.run_folder import first_difference, read_run_info
 from cosim.scenario_loader import ScenarioSpec
-from cosim.traces import file_sha256
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,17 +118,6 @@ def _inside_folder(scenario: Any) -> Any:
         if isinstance(value, str) and f"/{folder}/" in value:
             out[section][key] = value[value.rindex(f"/{folder}/") + 1:]
     return out
-
-
-def first_difference(a: Any, b: Any, where: str = "") -> str | None:
-    """The dotted key of the first value that differs between two JSON-like values, or None."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            found = first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
-            if found is not None:
-                return found
-        return None
-    return None if a == b else where
 
 
 def is_complete(run_dir: Path) -> bool:

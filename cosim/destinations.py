@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
 
-from cosim.bounded_read import read_json_file
+from cosim.bounded_read import file_sha256, read_json_file
 from cosim.errors import InputError
 from cosim.names import OUTPUT_MANIFEST
 from cosim.run_folder import check_out_name, foreign_in_entry, is_run_folder
@@ -127,21 +127,15 @@ def foreign_outputs(folder: Path) -> list[str]:
         st = path.lstat()
         mark = listed.get(name)
         if not stat.S_ISREG(st.st_mode) or not isinstance(mark, dict) \
-                or mark.get("size") != st.st_size or mark.get("sha256") != _sha256(path):
+                or mark.get("size") != st.st_size or mark.get("sha256") != file_sha256(path):
             foreign.append(name)
     return foreign
-
-
-def _sha256(path: Path) -> str:
-    from cosim.traces import file_sha256
-
-    return file_sha256(path)
 
 
 def write_manifest(folder: Path, command: str) -> None:
     """Mark ``folder`` as cosim's output: the command and every file in it with its size and
     SHA-256 (checked before the folder is written again; the folder held only cosim's files)."""
-    files = {name: {"size": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
+    files = {name: {"size": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
              for name in _files_below(folder) if name not in (MANIFEST, MANIFEST_TMP)}
     tmp = folder / MANIFEST_TMP
     tmp.write_text(json.dumps({"command": command, "files": files}, indent=1), encoding="utf-8")

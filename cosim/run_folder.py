@@ -552,3 +552,14 @@ def find_runs(paths: list[Path]) -> list[Path]:
         elif path.is_dir():
             found.update(p.parent for p in path.rglob("run.json"))
     return sorted(found)
+
+
+def first_difference(a: Any, b: Any, where: str = "") -> str | None:
+    """The dotted key of the first value that differs between two JSON-like values, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
+            if found is not None:
+                return found
+        return None
+    return None if a == b else where

@@ -23,6 +23,7 @@ from typing import Any
 
 import cosim
 from cosim import interrupts
+from cosim.bounded_read import file_sha256
 from cosim.destinations import check_sumo_outputs
 from cosim.engine import Engine, Layer
 from cosim.errors import InputError, MissingDependencyError
@@ -52,7 +53,7 @@ from cosim.run_folder import (
 from cosim.scenario import EXTENSION_FIELDS, Scenario
 from cosim.scenario.base import user_references
 from cosim.scenario.mobility import GuiConfig
-from cosim.traces import TraceSet, file_sha256
+from cosim.traces import TraceSet
 
 LayerFactory = Callable[[Engine], Layer]
 

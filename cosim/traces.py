@@ -7,7 +7,6 @@ readable but never looking complete. Settings are fixed so that the same rows gi
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 from collections.abc import Mapping, Sequence
@@ -149,12 +148,3 @@ class TraceSet:
         finally:
             self._thread.shutdown(wait=True)
         return written
-
-
-def file_sha256(path: Path) -> str:
-    """A written trace file's SHA-256 (run.json keeps it: a reader can tell it unchanged)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()

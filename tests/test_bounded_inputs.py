@@ -131,7 +131,7 @@ def oracle_recording(tmp_path_factory) -> Path:
 
 def _resealed(folder: Path) -> None:
     """run.json given the windows' new SHA-256: a folder forged to look like a run's own."""
-    from cosim.traces import file_sha256
+    from cosim.bounded_read import file_sha256
 
     info = json.loads((folder / "run.json").read_text())
     info["trace_sha256"]["link_windows"] = file_sha256(folder / "link_windows.parquet")

@@ -331,8 +331,8 @@ def test_good_trace_and_windows_pass_their_readers(tmp_path):
 def test_a_verified_trace_covers_its_run_after_its_last_vehicle_left(tmp_path):
     """A run's own trace (its SHA-256 in the run.json beside it) covers that run's duration even
     when its vehicles all left earlier; a trace without that word ends with its last row."""
+    from cosim.bounded_read import file_sha256
     from cosim.mobility.replay import ReplaySession
-    from cosim.traces import file_sha256
 
     trace = _trace(tmp_path / "mobility.parquet", end_s=20.0)
     info = {"status": "complete", "scenario": {"duration_s": 30.0, "output": {"mobility_period_s": 1.0}},

@@ -210,7 +210,7 @@ def test_oracle_windows_that_are_not_this_runs_future_are_refused(grid_small, re
         import json
         import shutil
 
-        from cosim.traces import file_sha256
+        from cosim.bounded_read import file_sha256
 
         shutil.copytree(recording, tmp_path / "empty")
         windows = tmp_path / "empty" / "link_windows.parquet"

@@ -16,13 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cosim.bounded_read import read_json_file
+from cosim.bounded_read import file_sha256, read_json_file
 from cosim.errors import InputError
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
 from cosim.mobility.geo import GeoReference
 from cosim.mobility.session import VehicleStates
 from cosim.trace_schemas import MOBILITY_SCHEMA
-from cosim.traces import file_sha256
 
 FIELD = "mobility.replay"
 _COLUMNS = ("t", "vehicle", "x", "y", "speed", "heading", "edge", "parked", "type")

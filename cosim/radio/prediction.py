@@ -20,11 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cosim.compare_job import first_difference
+from cosim.bounded_read import file_sha256
 from cosim.errors import InputError
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
-from cosim.run_folder import read_run_info
-from cosim.traces import file_sha256
+from cosim.run_folder import first_difference, read_run_info
 
 ORACLE_FIELD = "scheduling.oracle_windows"
 ORACLE_COLUMNS = pa.schema([("vehicle", pa.string()), ("cell", pa.int32()),
