@@ -28,9 +28,13 @@ RESULT_MARKERS = ("compare.json", "onboarding.json")
 
 
 def result_folder_around(path: Path) -> Path | None:
-    """The run, compare or onboarding folder that holds ``path`` (or is it), if any."""
+    """The run, compare or onboarding folder that holds ``path`` (or is it), if any. ``path``
+    itself filled by report, export or data synth (its manifest lists every file in it,
+    unchanged) is that command's folder, even with the run.json an export copies into it."""
     for folder in (path.absolute(), *path.absolute().parents):
         if not folder.is_dir():
+            continue
+        if folder == path.absolute() and (folder / MANIFEST).is_file() and not foreign_outputs(folder):
             continue
         if is_run_folder(folder) or any((folder / m).is_file() for m in RESULT_MARKERS):
             return folder

@@ -143,6 +143,7 @@ def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: 
 
 
 ONBOARDING_JSON = "onboarding.json"
+STUDY_FIELDS = {"scenario", "overrides", "seeds", "onboarding", "status"}  # what it holds from the start
 
 
 def _write_info(out: Path, info: dict[str, object]) -> None:
@@ -159,7 +160,8 @@ def check_onboarding_out(out: Path) -> None:
         earlier = read_json_file(out / ONBOARDING_JSON, ONBOARDING_JSON)
     except (OSError, InputError):
         earlier = None
-    if not isinstance(earlier, dict):
+    if not (isinstance(earlier, dict) and set(earlier) >= STUDY_FIELDS
+            and earlier["status"] in ("running", "complete")):  # a user's file of that name is not
         raise InputError(None, "--out", f"{out} is not empty and not a cosim onboarding folder; "
                          "choose an empty or new folder")
 

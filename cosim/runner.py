@@ -430,8 +430,13 @@ def _check_journal(scenario: Scenario, folder: Path) -> None:
     if not scenario.learning_enabled or cfg is None:
         check_journal(folder, scenario=digest)
         return
+    from cosim.learning.backbone import check_checkpoint
     from cosim.learning.deployed import meta_model
 
+    try:  # run.json's model name, before the model is built from it
+        check_checkpoint(cfg.model.name, None)
+    except InputError as exc:
+        raise InputError(folder.parent / "run.json", f"scenario.{exc.field}", exc.message) from None
     model = meta_model(cfg.model)
     names = model.module_names()
     modules = {k: (tuple(v.shape), v.dtype) for k, v in model.export_modules(names).items()}

@@ -112,9 +112,7 @@ def test_a_folder_cosim_filled_is_filled_again_unless_a_user_changed_it(results,
     for _ in range(2):
         result = _cosim(*WRITERS[writer](results, out))
         assert result.exit_code == 0, result.output
-        assert (out / ".cosim-output.json").is_file()
-        if writer == "export":  # an export holds a run.json: a result folder, written once
-            break
+        assert (out / ".cosim-output.json").is_file()  # an export's run.json included
     edited = sorted(p for p in out.rglob("*") if p.is_file() and p.name != ".cosim-output.json")[0]
     edited.write_bytes(edited.read_bytes() + b"mine")
     before = _digest(out)
@@ -263,11 +261,15 @@ def test_a_study_never_writes_into_a_result_folder(results, study, target):
     assert {k: _digest(v) for k, v in results.items()} == before
 
 
-@pytest.mark.parametrize("name", ["table.csv", "fig4_gated.png", "runs/notes.txt", "compare.json"])
+@pytest.mark.parametrize("name", ["table.csv", "fig4_gated.png", "runs/notes.txt", "compare.json",
+                                  "onboarding.json"])
 def test_onboarding_never_writes_over_a_users_folder(tmp_path, name):
-    mine = tmp_path / "thesis"
-    (mine / name).parent.mkdir(parents=True)
-    (mine / name).write_text("{}")
-    result = _cosim(*STUDIES["onboarding"], mine)
-    assert result.exit_code == 2 and "not a cosim onboarding folder" in result.output, result.output
-    assert _digest(mine) == {name: hashlib.sha256(b"{}").hexdigest()}
+    """Also a user's own onboarding.json (any object, or one with some of the study's keys)."""
+    for text in ("{}", '{"title": "my notes", "status": "complete", "seeds": [0]}'):
+        mine = tmp_path / "thesis"
+        shutil.rmtree(mine, ignore_errors=True)
+        (mine / name).parent.mkdir(parents=True)
+        (mine / name).write_text(text)
+        result = _cosim(*STUDIES["onboarding"], mine)
+        assert result.exit_code == 2 and "not a cosim onboarding folder" in result.output, result.output
+        assert _digest(mine) == {name: hashlib.sha256(text.encode()).hexdigest()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -499,3 +500,45 @@ def test_a_journal_of_other_settings_is_refused_before_the_run_resumes(interrupt
         assert "another scenario or other training settings" in lines[0], lines[0]
         assert _digest(partial) == before
         assert sorted(p.name for p in partial.parent.iterdir()) == ["r.partial"]
+
+
+@pytest.mark.parametrize("edit", ["threads", "model_name"])
+def test_a_run_json_edited_since_is_refused_before_the_run_resumes(interrupted, tmp_path, edit):
+    """The torch threads change what training computes (its float rounding): an edited count is
+    another run's; an edited model name is one line naming it, not an internal error."""
+    partial = tmp_path / "r.partial"
+    subprocess.run(["cp", "-r", str(interrupted), str(partial)], check=True)
+    info = json.loads((partial / "run.json").read_text())
+    if edit == "threads":
+        info["scenario"]["learning"]["local"]["threads"] = 2
+    else:
+        info["scenario"]["learning"]["model"]["name"] = "foo"
+    (partial / "run.json").write_text(json.dumps(info))
+    before = _digest(partial)
+    result = CliRunner().invoke(app, ["run", "--resume", str(partial), "-q"])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    says = ("another scenario or other training settings" if edit == "threads"
+            else "scenario.learning.model.name")
+    assert len(lines) == 1 and says in lines[0], result.output
+    assert _digest(partial) == before
+
+
+def test_data_swapped_under_the_run_s_data_folder_is_refused_on_resume(tmp_path):
+    """Entries record the files the run trains from, not only their folder's name."""
+    for name, seed in (("a", "0"), ("b", "7")):
+        made = CliRunner().invoke(app, ["data", "synth", "--out", str(tmp_path / name), "--segments",
+                                        "5", "--frames", "2", "--seed", seed])
+        assert made.exit_code == 0, made.output
+    data = tmp_path / "data"
+    shutil.copytree(tmp_path / "a", data)
+    settings = [s for s in SETTINGS if not s.startswith("learning.data.synthetic")]
+    settings.append(f"learning.data.root={data}")
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(load_scenario(GRID, settings), source=GRID, out=tmp_path / "r", quiet=True,
+                     extra_layers=[_StopAt])
+    shutil.rmtree(data)
+    shutil.copytree(tmp_path / "b", data)
+    result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "r.partial"), "-q"])
+    assert result.exit_code == 2, result.output
+    assert "another scenario or other training settings" in result.output, result.output

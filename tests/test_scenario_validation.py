@@ -602,3 +602,11 @@ def test_a_truth_value_where_a_number_belongs_is_refused(grid_small, setting, fi
     with pytest.raises(InputError) as refused:
         load_scenario(grid_small, [setting])
     assert refused.value.field == field and "true or false" in str(refused.value)
+
+
+def test_an_unknown_deployed_model_is_refused_at_validate(grid_small):
+    """Its cost is counted mid-run on the meta device: its name is checked before any folder."""
+    result = CliRunner().invoke(app, ["validate", str(grid_small), "--set", "learning.enabled=true",
+                                      "--set", "learning.deployed_model.name=zzz"])
+    assert result.exit_code == 2, result.output
+    assert "learning.deployed_model.name" in _one_line(result)

@@ -29,6 +29,8 @@ def check_learning_inputs(scenario: Scenario) -> None:
     from cosim.learning.data.validate import check_run_data
 
     check_checkpoint(cfg.model.name, cfg.model.checkpoint)
+    if cfg.deployed_model is not None:  # its cost is counted on the meta device, mid-run
+        check_checkpoint(cfg.deployed_model.name, None, "learning.deployed_model")
     check_run_data(cfg.data, scenario.seeds()["data"])
     # last: a user's module:Name is code the user asked to run, imported only once everything
     # else in the scenario is known to be good (and it must be what its extension point needs)

@@ -163,14 +163,23 @@ class PipelinedLibsumoSession(SumoSession):
 
 def _serve(conn: Connection) -> None:  # pragma: no cover - child process
     """The child: run the parent's commands on an in-process libsumo session."""
-    launch = conn.recv()
-    conn.send(("ok", None))  # running; SUMO loads next
+    gone = (EOFError, BrokenPipeError, ConnectionResetError)  # the parent closed: run over
+    try:
+        launch = conn.recv()
+        conn.send(("ok", None))  # running; SUMO loads next
+    except gone:
+        return
     try:
         session = LibsumoSession(launch)
     except Exception as exc:
-        conn.send(("error", exc))
+        with contextlib.suppress(*gone):
+            conn.send(("error", exc))
         return
-    conn.send(("ok", None))
+    try:
+        conn.send(("ok", None))
+    except gone:
+        session.close()
+        return
     plan = None  # (geo, every): build the mobility trace's rows of every every-th streamed step
     try:
         while True:
@@ -184,7 +193,7 @@ def _serve(conn: Connection) -> None:  # pragma: no cover - child process
                 plan = command[1:]
             elif command[0] == "stream":
                 _stream(session, conn, plan)
-    except (EOFError, BrokenPipeError, ConnectionResetError):  # the parent closed: run over
+    except gone:
         pass
     except Exception as exc:
         with contextlib.suppress(OSError):

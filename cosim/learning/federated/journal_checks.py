@@ -101,11 +101,11 @@ def check_journal(folder: Path, model: JournalModel | None = None, scenario: str
 
 
 def scenario_digest(scenario: Scenario) -> str:
-    """A digest of the scenario a run trains, as run.json records it: every entry holds it, so
-    an entry of another run, or of a run whose run.json was edited since, is refused. The torch
-    thread count is left out (a resume takes it from run.json: it changes float rounding, not
-    what is trained) and the precision is the one it resolves to (``auto`` is pinned on resume).
-    """
+    """A digest of the scenario a run trains, as run.json records it, and of the files it trains
+    from: every entry holds it, so an entry of another run, of a run whose run.json was edited
+    since, or of data or weights swapped under the same paths, is refused. The precision and the
+    torch threads are the ones the run resolved (``auto`` and an unset thread count are pinned on
+    resume from run.json)."""
     data = scenario.model_dump(mode="json")
     learning = data.get("learning")
     if isinstance(learning, dict) and scenario.learning is not None:
@@ -117,9 +117,27 @@ def scenario_digest(scenario: Scenario) -> str:
         except UnsupportedPrecision:
             precision = "fp32"
         learning["precision"] = precision
-        learning["local"] = {**learning["local"], "threads": None}
+        threads = scenario.learning.local.threads
+        if threads is None and scenario.learning.local.backend != "threads":
+            threads = torch.get_num_threads()  # what run.json records and a resume pins
+        learning["local"] = {**learning["local"], "threads": threads}
+        named = {"data": scenario.learning.data.root, "checkpoint": scenario.learning.model.checkpoint}
+        data["trained_from"] = {what: _folder_listing(Path(path)) for what, path in named.items()
+                                if path is not None and str(path) != "synthetic"}
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _folder_listing(root: Path) -> list[list[Any]]:
+    """Every file below ``root`` with its size and modification time (a listing, not a hash:
+    a real dataset is too large to read at every start and resume)."""
+    if not root.is_dir():
+        return [[str(root), root.stat().st_size, root.stat().st_mtime_ns]] if root.is_file() else []
+    listing = []
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        listing.append([path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
+    return listing
 
 
 def other_scenario(path: Path) -> InputError:
