@@ -224,12 +224,21 @@ def test_a_sumo_output_that_cannot_be_created_is_refused_before_the_run(tmp_path
 
 
 @pytest.mark.parametrize("option", ["--step-length 0.5", "--seed=3", "-n other.net.xml",
-                                    "--log mine.log", "--end 10", "--output-prefix p_"])
+                                    "--log mine.log", "--end 10", "--output-prefix p_", "--random"])
 def test_sumo_options_cosim_sets_are_refused(tmp_path, option):
     result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
                     "--set", f"mobility.sumo_options={option}")
     assert result.exit_code == 2, result.output
     assert "cosim's to set" in result.output and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("option", ["--save-configuration x.sumocfg", "-C x.sumocfg",
+                                    "--save-template x.xml", "--help", "-?", "--version", "-V"])
+def test_sumo_options_that_stop_sumo_are_refused(tmp_path, option):
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                    "--set", f"mobility.sumo_options={option}")
+    assert result.exit_code == 2, result.output
+    assert "makes SUMO stop" in result.output and not (tmp_path / "r").exists()
 
 
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")

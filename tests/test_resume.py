@@ -524,21 +524,34 @@ def test_a_run_json_edited_since_is_refused_before_the_run_resumes(interrupted, 
     assert _digest(partial) == before
 
 
-def test_data_swapped_under_the_run_s_data_folder_is_refused_on_resume(tmp_path):
-    """Entries record the files the run trains from, not only their folder's name."""
+@pytest.mark.parametrize("how", ["copied", "linked"])
+def test_data_swapped_under_the_run_s_data_folder_is_refused_on_resume(tmp_path, how):
+    """Entries record the files the run trains from, not only their folder's name: also files
+    reached through links, whose targets change."""
     for name, seed in (("a", "0"), ("b", "7")):
         made = CliRunner().invoke(app, ["data", "synth", "--out", str(tmp_path / name), "--segments",
                                         "5", "--frames", "2", "--seed", seed])
         assert made.exit_code == 0, made.output
     data = tmp_path / "data"
-    shutil.copytree(tmp_path / "a", data)
+    if how == "copied":
+        shutil.copytree(tmp_path / "a", data)
+    else:  # every file a link into "current", itself a link to one of the two sets
+        (tmp_path / "current").symlink_to(tmp_path / "a")
+        for file in (p for p in (tmp_path / "a").rglob("*") if p.is_file()):
+            (data / file.relative_to(tmp_path / "a")).parent.mkdir(parents=True, exist_ok=True)
+            (data / file.relative_to(tmp_path / "a")).symlink_to(
+                tmp_path / "current" / file.relative_to(tmp_path / "a"))
     settings = [s for s in SETTINGS if not s.startswith("learning.data.synthetic")]
     settings.append(f"learning.data.root={data}")
     with pytest.raises(KeyboardInterrupt):
         run_scenario(load_scenario(GRID, settings), source=GRID, out=tmp_path / "r", quiet=True,
                      extra_layers=[_StopAt])
-    shutil.rmtree(data)
-    shutil.copytree(tmp_path / "b", data)
+    if how == "copied":
+        shutil.rmtree(data)
+        shutil.copytree(tmp_path / "b", data)
+    else:
+        (tmp_path / "current").unlink()
+        (tmp_path / "current").symlink_to(tmp_path / "b")
     result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path / "r.partial"), "-q"])
     assert result.exit_code == 2, result.output
     assert "another scenario or other training settings" in result.output, result.output

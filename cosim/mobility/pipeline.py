@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import itertools
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -163,6 +164,8 @@ class PipelinedLibsumoSession(SumoSession):
 
 def _serve(conn: Connection) -> None:  # pragma: no cover - child process
     """The child: run the parent's commands on an in-process libsumo session."""
+    # a terminal's Ctrl-C reaches the whole process group: the parent decides, and closes the pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gone = (EOFError, BrokenPipeError, ConnectionResetError)  # the parent closed: run over
     try:
         launch = conn.recv()

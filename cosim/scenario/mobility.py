@@ -27,7 +27,13 @@ SET_BY_COSIM = {
     "e": "duration_s", "end": "duration_s", "remote-port": "the TraCI backend",
     # it renames every file SUMO writes, the run's sumo.log too, past the checks of their paths
     "output-prefix": "the run's sumo.log, which it would rename",
+    # a fresh seed per start would make the same scenario and seed give other traces
+    "random": "the scenario's seed",
 }
+# Options after which SUMO writes a file or prints and stops instead of simulating.
+STOPS_SUMO = {"C": "--save-configuration", "save-configuration": "--save-configuration",
+              "save-template": "--save-template", "save-schema": "--save-schema",
+              "?": "--help", "help": "--help", "V": "--version", "version": "--version"}
 
 
 class PlainNetwork(StrictModel):
@@ -149,6 +155,9 @@ class MobilityConfig(StrictModel):
             if name in SET_BY_COSIM:
                 raise ValueError(f"sumo_options: --{name} is cosim's to set (from "
                                  f"{SET_BY_COSIM[name]}); remove it")
+            if name in STOPS_SUMO:
+                raise ValueError(f"sumo_options: {STOPS_SUMO[name]} makes SUMO stop instead of "
+                                 "simulating; remove it")
         if self.gui is not None and self.backend != "gui":
             raise ValueError(f"gui: only with backend: gui (backend is {self.backend})")
         return self

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import pickle
 import re
 import zipfile
@@ -134,9 +135,16 @@ def _folder_listing(root: Path) -> list[list[Any]]:
     if not root.is_dir():
         return [[str(root), root.stat().st_size, root.stat().st_mtime_ns]] if root.is_file() else []
     listing = []
-    for path in sorted(root.rglob("*")):
-        st = path.lstat()
-        listing.append([path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
+    for top, dirs, files in os.walk(root, followlinks=True):  # what links lead to, as a reader sees
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(top) / name
+            try:
+                st = path.stat()
+            except OSError:  # a dangling link: listed as such
+                listing.append([path.relative_to(root).as_posix(), -1, -1])
+                continue
+            listing.append([path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
     return listing
 
 
