@@ -9,6 +9,7 @@ from pydantic import (
     NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
+    field_validator,
     model_validator,
 )
 
@@ -137,6 +138,20 @@ class MobilityConfig(StrictModel):
     replay: TraceFile | None = None
     gui: GuiConfig | None = None  # backend gui only (defaults when absent)
 
+    @field_validator("sumo_options")
+    @classmethod
+    def _options_sumo_may_take(cls, options: list[str]) -> list[str]:
+        """Refuse options that cosim sets itself or that make SUMO exit instead of simulating."""
+        for item in options:
+            name = item.lstrip("-").partition("=")[0] if item.startswith("-") else None
+            if name in SET_BY_COSIM:
+                raise ValueError(f"--{name} is cosim's to set (from {SET_BY_COSIM[name]}); "
+                                 "remove it")
+            if name in STOPS_SUMO:
+                raise ValueError(f"{STOPS_SUMO[name]} makes SUMO stop instead of simulating; "
+                                 "remove it")
+        return options
+
     @model_validator(mode="after")
     def _one_network(self) -> MobilityConfig:
         given = [k for k in ("sumocfg", "net", "plain", "netgenerate") if getattr(self, k)]
@@ -150,14 +165,6 @@ class MobilityConfig(StrictModel):
         if self.routes and self.demand is not None and not self.demand.add_random:
             raise ValueError("routes and demand both given: the demand would add random trips to "
                              "your routes; remove demand, or set demand.add_random: true")
-        for item in self.sumo_options:
-            name = item.lstrip("-").partition("=")[0] if item.startswith("-") else None
-            if name in SET_BY_COSIM:
-                raise ValueError(f"sumo_options: --{name} is cosim's to set (from "
-                                 f"{SET_BY_COSIM[name]}); remove it")
-            if name in STOPS_SUMO:
-                raise ValueError(f"sumo_options: {STOPS_SUMO[name]} makes SUMO stop instead of "
-                                 "simulating; remove it")
         if self.gui is not None and self.backend != "gui":
             raise ValueError(f"gui: only with backend: gui (backend is {self.backend})")
         return self
