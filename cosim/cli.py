@@ -440,7 +440,6 @@ def onboarding(
     """The paper's task-onboarding study: Fig. 4 (gated and ideal connectivity) and its table."""
 
     def work() -> None:
-        from cosim.analysis.onboarding import write_outputs
         from cosim.onboarding import job_count, plan, run_onboarding
         from cosim.progress import CompareProgress
         from cosim.scenario_loader import ScenarioSpec
@@ -449,12 +448,13 @@ def onboarding(
         spec = ScenarioSpec.read(scenario, set_ or [])
         cfg, _, _ = plan(spec, seed_list)
         with CompareProgress(job_count(cfg, seed_list), quiet, label="onboarding") as bar:
-            runs = run_onboarding(spec, out, seed_list, jobs,
-                                  on_done=bar.done, on_progress=bar.run_progress)
-        table = write_outputs(runs, out, cfg.arriving_tasks, cfg.methods, cfg.connectivity)
-        typer.echo((out / "table.md").read_text(encoding="utf-8"))
+            run_onboarding(spec, out, seed_list, jobs, on_done=bar.done,
+                           on_progress=bar.run_progress)
+        table = (out / "table.md").read_text(encoding="utf-8")
+        typer.echo(table)
+        rows = max(0, len(table.strip().splitlines()) - 2)  # less the header and its rule
         typer.echo(f"figures: {', '.join(str(out / f'fig4_{c}.png') for c in cfg.connectivity)}; "
-                   f"table: {out / 'table.csv'} ({len(table)} rows)")
+                   f"table: {out / 'table.csv'} ({rows} rows)")
 
     _guarded(debug, work)
 
@@ -501,7 +501,8 @@ def report(
         from cosim.destinations import output_folder
 
         open_source(path)  # a folder to report on, before where the report goes
-        with output_folder(out or path / "report", "--out", "report", allowed_in=path / "report"):
+        with output_folder(out or path / "report", "--out", "report", allowed_in=path / "report",
+                           of=str(path.resolve())):
             page = write_report(path, out)
         typer.echo(str(page))
 
@@ -525,7 +526,8 @@ def export(
 
         trace_files(run_dir)  # a complete run to export, before where the files go
         own = run_dir / f"export-{fmt}"
-        with output_folder(out or own, "--out", "export", allowed_in=own):
+        with output_folder(out or own, "--out", "export", allowed_in=own,
+                           of=f"{run_dir.resolve()} as {fmt}"):
             files = export_run(run_dir, fmt, out or own)
         for path in files:
             typer.echo(str(path))

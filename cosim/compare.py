@@ -29,12 +29,18 @@ from cosim.bounded_read import read_json_file
 from cosim.compare_auto import AutoSeeds, describe, stop_reason
 from cosim.compare_job import OnProgress, RunJob, check_kept_run, is_complete, run_one
 from cosim.compare_pool import run_in_pool
-from cosim.destinations import check_study_out
+from cosim.destinations import (
+    check_study_out,
+    foreign_in_study,
+    study_folder,
+    write_study_manifest,
+)
 from cosim.errors import InputError
 from cosim.names import (
     ASYNC_METHODS,
     COMPARE_DEFAULTS,
     HEADLINE,
+    RECORDINGS,
     Replicate,
     compare_run_dir,
     recording_dir,
@@ -95,67 +101,73 @@ def run_compare(spec: ScenarioSpec, grid: CompareGrid, out: Path, jobs: int,
     base = check_grid(spec, grid)
     settings = compare_settings(spec, grid, auto)
     check_compare_out(out, settings, resume, overwrite)
-    started = time.monotonic()
-    seeds = list(grid.seeds) if auto is None else list(range(auto.min_seeds))
-    looks = 1 if auto is None else auto.looks
-    sections = {a: aggregation_section(spec, a, grid) for a in grid.aggregations}
-    if resume:  # refused before compare.json says "running" again
-        recordings, cells = _seed_jobs(spec, grid, seeds, out, sections,
-                                       base.mobility.step_length_s, 1)
-        check_kept_runs([*recordings, *(r[3] for r in cells)])
-    runs: list[tuple[str, str, int, RunJob]] = []
-    stopped = None
-    with open_runner(backend, jobs, ray_address) as runner:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_info(out, {**settings, "status": "running", "seeds_used": seeds})
-        new = seeds
-        while True:
-            runs += _run_seeds(runner, spec, grid, new, out, sections,
-                               base.mobility.step_length_s, resume, overwrite, on_done, on_progress)
-            if auto is None:
-                break
-            if not targets:  # fixed at the first look: a measure means the same at every look
-                targets = _default_targets([Path(r[3].out) for r in runs], targets)
+    with study_folder(out, COMPARE_COMMAND):
+        started = time.monotonic()
+        seeds = list(grid.seeds) if auto is None else list(range(auto.min_seeds))
+        looks = 1 if auto is None else auto.looks
+        sections = {a: aggregation_section(spec, a, grid) for a in grid.aggregations}
+        if resume:  # refused before compare.json says "running" again
+            recordings, cells = _seed_jobs(spec, grid, seeds, out, sections,
+                                           base.mobility.step_length_s, 1)
+            check_kept_runs([*recordings, *(r[3] for r in cells)])
+        runs: list[tuple[str, str, int, RunJob]] = []
+        stopped = None
+        with open_runner(backend, jobs, ray_address) as runner:
+            out.mkdir(parents=True, exist_ok=True)
+            _write_info(out, {**settings, "status": "running", "seeds_used": seeds})
+            new = seeds
+            while True:
+                runs += _run_seeds(runner, spec, grid, new, out, sections,
+                                   base.mobility.step_length_s, resume, overwrite, on_done, on_progress)
+                if auto is None:
+                    break
+                if not targets:  # fixed at the first look: a measure means the same at every look
+                    targets = _default_targets([Path(r[3].out) for r in runs], targets)
+                summary = _summarise(out, runs, grid, targets)
+                pairs = write_pairs(out, summary, margins, looks).to_pandas()
+                elapsed = time.monotonic() - started
+                stopped = stop_reason(pairs, auto, len(seeds), elapsed, elapsed / len(seeds))
+                if on_look is not None:
+                    on_look(len(seeds), stopped)
+                if stopped is not None:
+                    break
+                new = [max(seeds) + 1]
+                seeds = seeds + new
+                _write_info(out, {**settings, "status": "running", "seeds_used": seeds})
+        if auto is None:  # with auto, the last look's summary and pairs are the final ones
+            targets = _default_targets([Path(r[3].out) for r in runs], targets)
             summary = _summarise(out, runs, grid, targets)
             pairs = write_pairs(out, summary, margins, looks).to_pandas()
-            elapsed = time.monotonic() - started
-            stopped = stop_reason(pairs, auto, len(seeds), elapsed, elapsed / len(seeds))
-            if on_look is not None:
-                on_look(len(seeds), stopped)
-            if stopped is not None:
-                break
-            new = [max(seeds) + 1]
-            seeds = seeds + new
-            _write_info(out, {**settings, "status": "running", "seeds_used": seeds})
-    if auto is None:  # with auto, the last look's summary and pairs are the final ones
-        targets = _default_targets([Path(r[3].out) for r in runs], targets)
-        summary = _summarise(out, runs, grid, targets)
-        pairs = write_pairs(out, summary, margins, looks).to_pandas()
-    pq.write_table(summary, out / "summary.parquet")
-    summary.to_pandas().to_csv(out / "summary.csv", index=False)
-    stop_info: dict[str, Any] = {}
-    if auto is not None:
-        assert stopped is not None  # the loop above ends with auto only once a stop reason is set
-        stop_info = {"stopped": stopped, "stopped_because": describe(stopped, len(seeds), pairs, auto),
-                     "looks": looks}
-    _write_info(out, {
-        **settings, "status": "complete", "seeds_used": seeds,
-        **stop_info,
-        "targets": targets,
-        "margins": margins_with_defaults(margins),
-        "pairs_method": PAIRS_METHOD,
-        "settings_left_out": {a: left for a, (_, left) in sections.items() if left},
-        "connectivity_identical_per_seed": True,
-        "warning": separation_warning(summary),
-        "backend": backend,
-        **({"ray_address": cast("RayRunner", runner).address} if backend == "ray" else {}),
-        "wall_time_s": round(time.monotonic() - started, 1),
-    })
-    return summary
+        pq.write_table(summary, out / "summary.parquet")
+        summary.to_pandas().to_csv(out / "summary.csv", index=False)
+        stop_info: dict[str, Any] = {}
+        if auto is not None:
+            assert stopped is not None  # the loop above ends with auto only once a stop reason is set
+            stop_info = {"stopped": stopped, "stopped_because": describe(stopped, len(seeds), pairs, auto),
+                         "looks": looks}
+        _write_info(out, {
+            **settings, "status": "complete", "seeds_used": seeds,
+            **stop_info,
+            "targets": targets,
+            "margins": margins_with_defaults(margins),
+            "pairs_method": PAIRS_METHOD,
+            "settings_left_out": {a: left for a, (_, left) in sections.items() if left},
+            "connectivity_identical_per_seed": True,
+            "warning": separation_warning(summary),
+            "backend": backend,
+            **({"ray_address": cast("RayRunner", runner).address} if backend == "ray" else {}),
+            "wall_time_s": round(time.monotonic() - started, 1),
+        })
+        return summary
 
 
 def _write_info(out: Path, info: dict[str, Any]) -> None:
     (out / "compare.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_study_manifest(out, COMPARE_COMMAND)  # the folder is this compare's from now
+
+
+COMPARE_COMMAND = "compare"
+RUN_FOLDERS = (RECORDINGS, "runs")  # where a compare's runs live (cosim.names)
 
 
 def _run_seeds(runner: LocalRunner | RayRunner, spec: ScenarioSpec, grid: CompareGrid,
@@ -292,13 +304,18 @@ def check_compare_out(out: Path, settings: dict[str, Any], resume: bool, overwri
     check_study_out(out)
     if not out.is_dir() or not any(out.iterdir()):
         return
+    foreign = foreign_in_study(out, COMPARE_COMMAND, RUN_FOLDERS)
     try:
         earlier = read_json_file(out / "compare.json", "compare.json")
     except (OSError, InputError):
         earlier = None
-    if not isinstance(earlier, dict):
+    if foreign is None or not isinstance(earlier, dict):
         raise InputError(None, "--out", f"{out} is not empty and not a cosim compare folder; "
                          "choose another folder")
+    if foreign:
+        raise InputError(None, "--out", f"{out} holds files the compare did not write (or that "
+                         f"were changed since): {', '.join(foreign[:5])}"
+                         f"{', ...' if len(foreign) > 5 else ''}; move them away first")
     if resume:
         differs = [k for k, v in settings.items() if earlier.get(k) != v]
         if differs:

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cosim.bounded_read import file_sha256
 from cosim.errors import InputError
 from cosim.names import PRETRAINED, RECORDINGS
-from cosim.run_folder import first_difference, read_run_info
+from cosim.run_folder import check_traces_unchanged, first_difference, read_run_info
 from cosim.scenario_loader import ScenarioSpec
 
 
@@ -63,7 +62,8 @@ def run_one(job: RunJob, progress: OnProgress | Any | None = None) -> str:
             send((job.out, now, duration))
 
     result = run_scenario(scenario, source=job.scenario.source, out=Path(job.out), quiet=True,
-                          overwrite=job.reuse or job.overwrite, on_tick=on_tick)
+                          overwrite=job.reuse or job.overwrite, on_tick=on_tick,
+                          in_study=True)
     if result.status != "complete":
         raise RuntimeError(f"run {job.out} ended {result.status}")
     return job.out
@@ -82,24 +82,9 @@ def check_kept_run(run_dir: Path, expected: dict[str, Any]) -> None:
 
 
 def check_kept_traces(run_dir: Path, info: dict[str, Any]) -> None:
-    """A kept run's traces are the ones it wrote: every trace file in its folder has the SHA-256
-    its run.json holds (a recording edited afterwards would be replayed, and then differ from
-    the runs that replayed it before)."""
-    again = f"remove {run_dir} to compute it again"
-    digests = info.get("trace_sha256")
-    if not isinstance(digests, dict):
-        raise InputError(run_dir / "run.json", "trace_sha256", "missing: its traces cannot be told "
-                         f"unchanged; {again}")
-    names = {p.name.removesuffix(".parquet") for p in run_dir.glob("*.parquet")} | set(digests)
-    for name in sorted(names, key=str):
-        path = run_dir / f"{name}.parquet"
-        if not isinstance(name, str) or "/" in name or name.startswith("."):
-            raise InputError(run_dir / "run.json", "trace_sha256", f"{name!r} is not a trace; {again}")
-        if path.is_symlink() or not path.is_file():
-            raise InputError(path, "trace_sha256", f"not the run's trace file; {again}")
-        if digests.get(name) != file_sha256(path):
-            raise InputError(path, "trace_sha256", "changed since its run wrote it (run.json "
-                             f"holds its SHA-256): {again}")
+    """A kept run's traces are the ones it wrote (a recording edited afterwards would be
+    replayed, and then differ from the runs that replayed it before)."""
+    check_traces_unchanged(run_dir, info, f"remove {run_dir} to compute it again")
 
 
 # Where a compare's or an onboarding's run reads a file of its own folder (the recording, the

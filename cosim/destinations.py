@@ -12,40 +12,53 @@ import contextlib
 import functools
 import json
 import os
+import re
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 from cosim.bounded_read import file_sha256, read_json_file
-from cosim.errors import InputError
-from cosim.names import OUTPUT_MANIFEST
-from cosim.run_folder import check_out_name, foreign_in_entry, is_run_folder
+from cosim.errors import InputError, printable
+from cosim.names import OUTPUT_MANIFEST, STUDY_COMMANDS
+from cosim.run_folder import (
+    PARTIAL_SUFFIX,
+    check_out_name,
+    foreign_in_entry,
+    is_run_folder,
+    manifest_command,
+)
 
 RESULT_MARKERS = ("compare.json", "onboarding.json")
 
 
-def result_folder_around(path: Path) -> Path | None:
-    """The run, compare or onboarding folder that holds ``path`` (or is it), if any. ``path``
-    itself filled by report, export or data synth (its manifest lists every file in it,
-    unchanged) is that command's folder, even with the run.json an export copies into it."""
+def result_folder_around(path: Path, itself_output_ok: bool = False) -> Path | None:
+    """The folder of results that holds ``path`` (or is it), if any: a run's, a compare's, an
+    onboarding's, or one that report, export or data synth filled (its manifest says so).
+    ``path`` itself filled by one of those commands is not counted: whether it takes that
+    command again is for ``check_output_folder`` to say (``itself_output_ok``)."""
     for folder in (path.absolute(), *path.absolute().parents):
         if not folder.is_dir():
             continue
-        if folder == path.absolute() and (folder / MANIFEST).is_file() and not foreign_outputs(folder):
-            continue
-        if is_run_folder(folder) or any((folder / m).is_file() for m in RESULT_MARKERS):
+        output = manifest_command(folder) not in (None, *STUDY_COMMANDS)
+        if output and itself_output_ok and folder == path.absolute():
+            continue  # whether it takes the command again is check_output_folder's to say
+        if output or is_run_folder(folder) or any((folder / m).is_file() for m in RESULT_MARKERS):
             return folder
     return None
 
 
-def check_not_in_results(path: Path, option: str, allowed: Path | None = None) -> None:
+
+
+def check_not_in_results(path: Path, option: str, allowed: Path | None = None,
+                         itself_output_ok: bool = False) -> None:
     """``path`` is in no result folder, unless it is ``allowed`` (a run's own entry)."""
     if allowed is not None and path.absolute() == allowed.absolute():
         return
-    holder = result_folder_around(path)
+    holder = result_folder_around(path, itself_output_ok)
     if holder is not None:
         raise InputError(None, option, f"{path} is inside {holder}, a folder of cosim's results: "
                          "only the run that made it writes there; choose another place")
@@ -84,13 +97,14 @@ MANIFEST = OUTPUT_MANIFEST
 MANIFEST_TMP = MANIFEST + ".tmp"
 
 
-def check_output_folder(out: Path, option: str, allowed_in: Path | None = None) -> None:
-    """A folder a command fills: new, empty, or one cosim filled before (every file in it, at any
-    depth, is one its manifest lists, unchanged), and not inside any result folder but its own
-    entry ``allowed_in`` (where an entry written before manifests existed is judged by the run
-    folder's own rules)."""
+def check_output_folder(out: Path, option: str, allowed_in: Path | None = None,
+                        command: str | None = None, of: str | None = None) -> None:
+    """A folder a command fills: new, empty, or one the same ``command`` filled before from the
+    same source ``of`` (every file in it, at any depth, one its manifest lists, unchanged), and
+    not inside any result folder but its own entry ``allowed_in`` (where an entry written before
+    manifests existed is judged by the run folder's own rules)."""
     check_out_name(out, option)  # a path the system can look up at all (not too long)
-    check_not_in_results(out, option, allowed_in)
+    check_not_in_results(out, option, allowed_in, itself_output_ok=True)
     if out.exists() and not out.is_dir():
         raise InputError(None, option, f"{out} exists and is not a folder")
     check_writable(out / "probe" if out.is_dir() else out, option)
@@ -104,6 +118,22 @@ def check_output_folder(out: Path, option: str, allowed_in: Path | None = None) 
         raise InputError(None, option, f"{out} holds files cosim did not write: "
                          f"{', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}; "
                          "give an empty or new folder")
+    earlier = _read_manifest(out)
+    own_entry = allowed_in is not None and out.absolute() == allowed_in.absolute()
+    if command is not None and earlier is not None and not own_entry and _files_below(out) and (
+            earlier.get("command") != command or earlier.get("of") not in (None, of)):
+        what = (f"{earlier.get('command')} of {earlier.get('of')}" if earlier.get("of")
+                else str(earlier.get("command")))
+        raise InputError(None, option, f"{out} holds cosim's {printable(what)}, not this "
+                         f"{command}'s; give an empty or new folder")
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    try:
+        manifest = read_json_file(folder / MANIFEST, "manifest")
+    except (OSError, InputError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def _files_below(folder: Path) -> list[str]:
@@ -136,30 +166,121 @@ def foreign_outputs(folder: Path) -> list[str]:
     return foreign
 
 
-def write_manifest(folder: Path, command: str) -> None:
-    """Mark ``folder`` as cosim's output: the command and every file in it with its size and
-    SHA-256 (checked before the folder is written again; the folder held only cosim's files)."""
+def write_manifest(folder: Path, command: str, of: str | None = None) -> None:
+    """Mark ``folder`` as cosim's output: the command, what it was made ``of``, and every file
+    in it with its size and SHA-256 (checked before the folder is written again; the folder held
+    only cosim's files)."""
     files = {name: {"size": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
              for name in _files_below(folder) if name not in (MANIFEST, MANIFEST_TMP)}
+    tmp = folder / MANIFEST_TMP
+    tmp.write_text(json.dumps({"command": command, **({"of": of} if of else {}), "files": files},
+                              indent=1), encoding="utf-8")
+    tmp.replace(folder / MANIFEST)
+
+
+def foreign_in_study(folder: Path, command: str, run_folders: tuple[str, ...]) -> list[str] | None:
+    """Entries of a compare's or onboarding's ``folder`` that are not the study's own; None when
+    no manifest marks the folder as that ``command``'s. Its own files are those at the top that
+    the manifest lists unchanged; its ``run_folders`` hold only runs (judged by the run-folder
+    rules when one is kept or replaced); its report/ is judged by that report's manifest."""
+    try:
+        manifest = read_json_file(folder / MANIFEST, "manifest")
+    except (OSError, InputError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("command") != command:
+        return None
+    listed = manifest.get("files")
+    listed = listed if isinstance(listed, dict) else {}
+    foreign = []
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        if entry.is_symlink():
+            foreign.append(name)
+        elif entry.is_dir() and name in run_folders:
+            foreign += [f"{name}/{n}" for n in _not_runs(entry)]
+        elif entry.is_dir() and name == "report":
+            foreign += [f"report/{n}" for n in foreign_outputs(entry)]
+        elif name in (MANIFEST, MANIFEST_TMP) and entry.is_file():
+            continue
+        elif not _listed_unchanged(entry, listed.get(name)):
+            foreign.append(name)
+    return foreign
+
+
+def _listed_unchanged(path: Path, mark: object) -> bool:
+    return (path.is_file() and isinstance(mark, dict) and mark.get("size") == path.stat().st_size
+            and mark.get("sha256") == file_sha256(path))
+
+
+def _not_runs(folder: Path) -> list[str]:
+    """Entries of a study's folder of runs that no run made: a run makes its folder, its
+    staging folder, its lock file and, while it resumes or replaces, a hidden copy aside."""
+    found = []
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        if entry.is_symlink():
+            found.append(name)
+        elif entry.is_dir() and (is_run_folder(entry) or _RUN_ASIDE.fullmatch(name)
+                                 or name.endswith(PARTIAL_SUFFIX) and not any(entry.iterdir())):
+            continue
+        elif not (entry.is_file() and name.startswith(".") and name.endswith(".lock")):
+            found.append(name)
+    return found
+
+
+_RUN_ASIDE = re.compile(r"\..+\.(previous|replaced)-[0-9]+")
+
+
+def write_study_manifest(folder: Path, command: str) -> None:
+    """Mark ``folder`` as a compare's or onboarding's: the command and each file at its top with
+    its size and SHA-256 (its runs carry their own run.json)."""
+    files = {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)}
+             for p in sorted(folder.iterdir())
+             if p.is_file() and not p.is_symlink() and p.name not in (MANIFEST, MANIFEST_TMP)}
     tmp = folder / MANIFEST_TMP
     tmp.write_text(json.dumps({"command": command, "files": files}, indent=1), encoding="utf-8")
     tmp.replace(folder / MANIFEST)
 
 
 @contextlib.contextmanager
-def output_folder(out: Path, option: str, command: str,
-                  allowed_in: Path | None = None) -> Iterator[Path]:
+def study_folder(folder: Path, command: str) -> Iterator[Path]:
+    """Let a study write ``folder`` (checked before to hold only what the study wrote), then list
+    its files in the manifest, also when the study fails or is stopped part way."""
+    before = _top_listing(folder)
+    try:
+        yield folder
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if _top_listing(folder) != before:  # a refused study leaves the folder as it was
+                write_study_manifest(folder, command)
+        raise
+    if _top_listing(folder) != before:
+        write_study_manifest(folder, command)
+
+
+def _top_listing(folder: Path) -> set[tuple[str, int, int]]:
+    """(name, size, mtime) of each file at the top of ``folder``."""
+    if not folder.is_dir():
+        return set()
+    return {(p.name, st.st_size, st.st_mtime_ns) for p in folder.iterdir()
+            if p.name not in (MANIFEST, MANIFEST_TMP) and stat.S_ISREG((st := p.lstat()).st_mode)}
+
+
+@contextlib.contextmanager
+def output_folder(out: Path, option: str, command: str, allowed_in: Path | None = None,
+                  of: str | None = None) -> Iterator[Path]:
     """Check ``out`` (``check_output_folder``), let the command fill it, then write its manifest,
-    also when the command fails part way (what it left is cosim's, to be written over again)."""
-    check_output_folder(out, option, allowed_in)
+    also when the command fails part way (what it left is cosim's, to be written over again).
+    ``of``: what the output is made from (a run and a format), which a later fill must share."""
+    check_output_folder(out, option, allowed_in, command, of)
     try:
         yield out
     except BaseException:
         with contextlib.suppress(OSError):
             if out.is_dir():
-                write_manifest(out, command)
+                write_manifest(out, command, of)
         raise
-    write_manifest(out, command)
+    write_manifest(out, command, of)
 
 
 def check_output_file(out: Path, option: str, overwrite: bool) -> None:
@@ -247,10 +368,12 @@ def without_writers(options: list[str], writers: frozenset[str] = frozenset(SUMO
 
 
 def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
-                       writers: frozenset[str] = frozenset(SUMO_WRITERS)) -> None:
+                       writers: frozenset[str] = frozenset(SUMO_WRITERS),
+                       own: Mapping[str, str] | None = None) -> None:
     """SUMO output options of a scenario write outside every result folder, and not into the
     run's own destination (``run_out`` and its staging folder); an existing file is replaced only
-    with ``replace`` (``--overwrite``, or a resumed run rewriting its own)."""
+    with ``replace`` (``--overwrite``), or when ``own`` (a resumed attempt's record: absolute
+    path -> SHA-256) says this run wrote it and it still holds what the run wrote."""
     for option, path in sumo_written_paths(options, writers):
         where = path.absolute()
         file = option not in PREFIX_OPTIONS
@@ -258,11 +381,13 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
                      or where.exists() and not where.is_file()):
             raise InputError(None, "mobility.sumo_options", f"{option} {path}: exists and is "
                              "not a regular file; name a file to write")
-        if not replace and where.exists():
+        if not replace and where.exists() and not _still_own(where, own or {}):
             raise InputError(None, "mobility.sumo_options", f"{option} {path}: exists already and "
-                             "SUMO would replace it (--overwrite allows that; or choose another path)")
-        for own in (run_out.absolute(), run_out.absolute().with_name(run_out.name + ".partial")):
-            if where == own or own in where.parents:
+                             "SUMO would replace it (--overwrite allows that; or choose another path)"
+                             if own is None else "exists and is not the file this run wrote (or was "
+                             "changed since); move it away to resume")
+        for staging in (run_out.absolute(), run_out.absolute().with_name(run_out.name + ".partial")):
+            if where == staging or staging in where.parents:
                 raise InputError(None, "mobility.sumo_options", f"{option} {path} writes into "
                                  "this run's folder, which only cosim writes")
         holder = result_folder_around(where.parent)
@@ -271,6 +396,11 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
                              f"{holder}, a folder of cosim's results; choose another place")
         if file:
             _check_sumo_folder(option, path)
+
+
+def _still_own(where: Path, own: Mapping[str, str]) -> bool:
+    recorded = own.get(str(where))
+    return recorded is not None and where.is_file() and file_sha256(where) == recorded
 
 
 def _check_sumo_folder(option: str, path: Path) -> None:

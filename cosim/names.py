@@ -139,3 +139,5 @@ JOURNAL_DIR = "checkpoint"
 # what `cosim report`, `cosim export` and `cosim data synth` wrote into a folder they filled (the
 # command, each file's size and SHA-256): the mark by which cosim knows the folder as its own
 OUTPUT_MANIFEST = ".cosim-output.json"
+# the commands whose folders hold runs, and whose manifest lists only the files at their top
+STUDY_COMMANDS = ("compare", "onboarding")

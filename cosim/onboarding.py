@@ -26,9 +26,16 @@ from pathlib import Path
 from cosim.bounded_read import read_json_file
 from cosim.compare import aggregation_section, recording_jobs, run_jobs
 from cosim.compare_job import RunJob
-from cosim.destinations import check_study_out
+from cosim.destinations import (
+    check_study_out,
+    foreign_in_study,
+    study_folder,
+    write_study_manifest,
+)
 from cosim.errors import InputError
 from cosim.names import (
+    PRETRAINED,
+    RECORDINGS,
     TASKS,
     onboarding_pretrained_dir,
     onboarding_run_dir,
@@ -73,11 +80,23 @@ def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: 
                    on_done: Callable[[str], None] | None = None,
                    on_progress: Callable[[str, float, float], None] | None = None
                    ) -> list[OnboardingRun]:
-    """Record, pre-train once per (seed, arriving task), onboard every method; return the runs."""
+    """Record, pre-train once per (seed, arriving task), onboard every method; write Fig. 4 and
+    its table (cosim.analysis.onboarding); return the runs."""
+    from cosim.analysis.onboarding import write_outputs
+
     cfg, clients, step = plan(spec, seeds)
     check_onboarding_out(out)
     out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
     out.mkdir(parents=True, exist_ok=True)
+    with study_folder(out, ONBOARDING_COMMAND):
+        runs = _run_study(spec, cfg, clients, step, out, seeds, jobs, on_done, on_progress)
+        write_outputs(runs, out, cfg.arriving_tasks, cfg.methods, cfg.connectivity)
+    return runs
+
+
+def _run_study(spec: ScenarioSpec, cfg: OnboardingConfig, clients: int, step: float, out: Path,
+               seeds: tuple[int, ...], jobs: int, on_done: Callable[[str], None] | None,
+               on_progress: Callable[[str, float, float], None] | None) -> list[OnboardingRun]:
     study = {
         "scenario": None if spec.source is None else str(spec.source),
         "overrides": json.loads(json.dumps([list(o) for o in spec.overrides], default=str)),
@@ -146,8 +165,13 @@ ONBOARDING_JSON = "onboarding.json"
 STUDY_FIELDS = {"scenario", "overrides", "seeds", "onboarding", "status"}  # what it holds from the start
 
 
+ONBOARDING_COMMAND = "onboarding"
+RUN_FOLDERS = (RECORDINGS, "runs", PRETRAINED)  # where an onboarding's runs live (cosim.names)
+
+
 def _write_info(out: Path, info: dict[str, object]) -> None:
     (out / ONBOARDING_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_study_manifest(out, ONBOARDING_COMMAND)  # the folder is this study's from now
 
 
 def check_onboarding_out(out: Path) -> None:
@@ -156,14 +180,19 @@ def check_onboarding_out(out: Path) -> None:
     check_study_out(out)
     if not out.is_dir() or not any(out.iterdir()):
         return
+    foreign = foreign_in_study(out, ONBOARDING_COMMAND, RUN_FOLDERS)
     try:
         earlier = read_json_file(out / ONBOARDING_JSON, ONBOARDING_JSON)
     except (OSError, InputError):
         earlier = None
-    if not (isinstance(earlier, dict) and set(earlier) >= STUDY_FIELDS
-            and earlier["status"] in ("running", "complete")):  # a user's file of that name is not
+    if foreign is None or not (isinstance(earlier, dict) and set(earlier) >= STUDY_FIELDS
+                               and earlier["status"] in ("running", "complete")):
         raise InputError(None, "--out", f"{out} is not empty and not a cosim onboarding folder; "
                          "choose an empty or new folder")
+    if foreign:
+        raise InputError(None, "--out", f"{out} holds files the study did not write (or that "
+                         f"were changed since): {', '.join(foreign[:5])}"
+                         f"{', ...' if len(foreign) > 5 else ''}; move them away first")
 
 
 def job_count(cfg: OnboardingConfig, seeds: tuple[int, ...]) -> int:

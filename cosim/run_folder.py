@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cosim.bounded_read import read_bounded_text, read_json_file
+from cosim.bounded_read import file_sha256, read_bounded_text, read_json_file
 from cosim.errors import InputError
-from cosim.names import JOURNAL_DIR, OUTPUT_MANIFEST
+from cosim.names import JOURNAL_DIR, OUTPUT_MANIFEST, STUDY_COMMANDS
 from cosim.trace_schemas import TRACE_TABLES
 
 PARTIAL_SUFFIX = ".partial"
@@ -257,12 +257,60 @@ def _json_type(value: Any) -> str:
 
 
 def is_run_folder(path: Path) -> bool:
-    """A folder cosim wrote: its run.json is a JSON object with a status."""
+    """A folder a run wrote: its run.json is a JSON object with a status. An export's folder
+    holds a copy of its run's run.json, beside the manifest no run folder has at its top."""
+    if (path / OUTPUT_MANIFEST).exists():
+        return False
     try:
         info = read_json_file(path / "run.json", "run.json")
     except (OSError, InputError):
         return False
     return isinstance(info, dict) and "status" in info
+
+
+def manifest_command(folder: Path) -> str | None:
+    """The command a folder's manifest says filled it (None: no manifest; "unreadable")."""
+    if not (folder / OUTPUT_MANIFEST).is_file():
+        return None
+    try:
+        manifest = read_json_file(folder / OUTPUT_MANIFEST, "manifest")
+    except (OSError, InputError):
+        return "unreadable"
+    command = manifest.get("command") if isinstance(manifest, dict) else None
+    return command if isinstance(command, str) else "unreadable"
+
+
+def refuse_output_folder(path: Path) -> None:
+    """``path`` is no folder that report, export or data synth filled (an export's copy of its
+    run's run.json makes no run of it): InputError naming the command."""
+    if (path / OUTPUT_MANIFEST).is_file() and manifest_command(path) not in STUDY_COMMANDS:
+        raise InputError(path, None, "a folder cosim's report, export or data synth filled, not "
+                         "a run or compare folder: name the run it came from")
+
+
+def check_traces_unchanged(run_dir: Path, info: dict[str, Any], advice: str,
+                           required: bool = True) -> None:
+    """Every trace file in a complete run's folder has the SHA-256 its run.json holds
+    (``trace_sha256``), and none it names is missing: what a later reader takes as the run's
+    results is what the run wrote. ``required``: a run.json without the digests is refused
+    (else its traces are judged by the other checks). InputError ends with ``advice``."""
+    digests = info.get("trace_sha256")
+    if digests is None and not required:
+        return
+    if not isinstance(digests, dict):
+        raise InputError(run_dir / "run.json", "trace_sha256", "missing: its traces cannot be told "
+                         f"unchanged; {advice}")
+    names = {p.name.removesuffix(".parquet") for p in run_dir.glob("*.parquet")} | set(digests)
+    for name in sorted(names, key=str):
+        path = run_dir / f"{name}.parquet"
+        if not isinstance(name, str) or "/" in name or name.startswith("."):
+            raise InputError(run_dir / "run.json", "trace_sha256", f"{name!r} is not a trace; "
+                             f"{advice}")
+        if path.is_symlink() or not path.is_file():
+            raise InputError(path, "trace_sha256", f"not the run's trace file; {advice}")
+        if digests.get(name) != file_sha256(path):
+            raise InputError(path, "trace_sha256", "changed since its run wrote it (run.json "
+                             f"holds its SHA-256); {advice}")
 
 
 def read_status(path: Path) -> tuple[str, dict[str, Any]]:
@@ -551,7 +599,8 @@ def find_runs(paths: list[Path]) -> list[Path]:
             found.add(path)
         elif path.is_dir():
             found.update(p.parent for p in path.rglob("run.json"))
-    return sorted(found)
+    # an export's folder holds a copy of its run's run.json beside its manifest: not a run
+    return sorted(p for p in found if not (p / OUTPUT_MANIFEST).exists())
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> str | None:

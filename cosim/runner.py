@@ -23,8 +23,8 @@ from typing import Any
 
 import cosim
 from cosim import interrupts
-from cosim.bounded_read import file_sha256
-from cosim.destinations import check_sumo_outputs
+from cosim.bounded_read import file_sha256, read_json_file
+from cosim.destinations import check_not_in_results, check_sumo_outputs, sumo_written_paths
 from cosim.engine import Engine, Layer
 from cosim.errors import InputError, MissingDependencyError
 from cosim.mobility.backends import open_session
@@ -132,17 +132,23 @@ def run_scenario(
     overwrite: bool = False,
     on_tick: Callable[[float, float], None] | None = None,
     resume: bool = False,
+    in_study: bool = False,
 ) -> RunResult:
     """Run the scenario to its duration; always leaves a run.json that says how it ended.
 
     ``announce`` hears which layers run once the inputs are known to be good. ``overwrite``
     lets a complete run replace an earlier run at ``out`` (refused otherwise). ``on_tick(now,
     duration)`` hears the clock (compare's per-run progress). ``resume`` keeps the training
-    journal of an interrupted attempt at ``out`` (see ``resume_target``)."""
+    journal of an interrupted attempt at ``out`` (see ``resume_target``). ``in_study``: ``out``
+    is one of a compare's or onboarding's runs, inside the study's folder (no other run is
+    written inside a folder of results)."""
     folder = RunFolder(out or default_run_dir(scenario), overwrite)
+    if not in_study:
+        check_not_in_results(folder.out.parent, "--out")
     folder.check(resuming=resume)  # a refused --out is said before any input is built
-    check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite or resume,
-                       writers=_sumo_writers(scenario))
+    writers = _sumo_writers(scenario)
+    check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite,
+                       writers=writers, own=_own_sumo_outputs(folder) if resume else None)
     with watch("preparing the inputs (network, demand, data checks)", quiet):
         inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder
     if announce is not None:
@@ -192,6 +198,7 @@ def run_scenario(
         info["status"] = status
         info["traces"] = _close_traces(traces, status == "complete", info)
         status = info["status"]  # a table that could not be closed fails the run
+        info["sumo_outputs"] = _sumo_output_digests(scenario, writers)
         if status == "complete":  # what a later reader (replay, oracle) checks it reads unchanged
             info["trace_sha256"] = {name: file_sha256(run_dir / file)
                                     for name, file in info["traces"].items()}
@@ -207,6 +214,29 @@ def run_scenario(
         raise RunFailedError(f"{info.get('error', 'the outputs could not be written')} "
                              f"(run folder {run_dir}, run.json says failed)")
     return RunResult(run_dir, status, info)
+
+
+def _sumo_output_digests(scenario: Scenario, writers: frozenset[str]) -> dict[str, str]:
+    """The SHA-256 of each file the scenario's SUMO output options wrote, by absolute path: a
+    resumed attempt replaces only these, and only while they hold what this run wrote."""
+    digests = {}
+    for _, path in sumo_written_paths(scenario.mobility.sumo_options, writers):
+        where = path.absolute()
+        with contextlib.suppress(OSError):
+            if where.is_file() and not where.is_symlink():
+                digests[str(where)] = file_sha256(where)
+    return digests
+
+
+def _own_sumo_outputs(folder: RunFolder) -> dict[str, str]:
+    """What the attempt being resumed recorded of its SUMO output files (``sumo_outputs``)."""
+    try:
+        recorded = read_json_file(folder.partial / "run.json", "run.json").get("sumo_outputs")
+    except (OSError, InputError, AttributeError):
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {k: v for k, v in recorded.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 WARNINGS_LOG = "warnings.log"
@@ -345,7 +375,7 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
     """An interrupted, failed or crashed run to resume: its scenario (as run.json resolved it),
     the ``--out`` it completes into, and its scenario file. ``path`` is ``OUT`` or
     ``OUT.partial``."""
-    from cosim.scenario_loader import scenario_from_mapping
+    from cosim.scenario_loader import validate_mapping
 
     partial, out = _resume_folders(path)
     if not partial.is_dir():
@@ -367,7 +397,9 @@ def resume_target(path: Path) -> tuple[Scenario, Path, Path | None]:
     source = Path(info["scenario_file"]) if info.get("scenario_file") else None
     if source is not None and not source.is_file():  # recorded relative to another folder
         source = None
-    scenario = scenario_from_mapping(dict(info["scenario"]), source or partial / "run.json")
+    # errors name run.json, whose values these are; relative paths start at the scenario's folder
+    scenario = validate_mapping(dict(info["scenario"]), partial / "run.json",
+                                (source or partial / "run.json").resolve().parent)
     _check_seeds(scenario, info, partial / "run.json")
     threads = info.get("torch_threads")
     cfg = scenario.learning  # None or disabled: neither is read below
@@ -517,7 +549,12 @@ def check_run_inputs(scenario: Scenario, source: Path | None
         check_fits(cfg.init_modules, saved, model.export_modules(model.module_names()))
     from cosim.learning.run_inputs import check_learning_inputs
 
-    check_learning_inputs(scenario)
+    try:
+        check_learning_inputs(scenario)
+    except InputError as exc:  # a scenario field's value: the scenario file says it
+        if exc.file is not None or source is None or not (exc.field or "").startswith("learning."):
+            raise
+        raise InputError(source, exc.field, exc.message) from None
     sched = scenario.scheduling
     if (scenario.learning_enabled and not scenario.clients.ideal_connectivity
             and "oracle" in (sched.policy, sched.predictor)):
@@ -599,7 +636,7 @@ def _write_run_json(run_dir: Path, info: dict[str, Any]) -> None:
 # what a failed run's run.json keeps when the disk is full: what --resume and status read
 RESUME_RECORD = ("status", "pid", "host", "heartbeat_at", "scenario_file", "scenario", "seed",
                  "seeds", "layers", "started_at", "torch_threads", "learning_precision",
-                 "finished_at", "error")
+                 "finished_at", "error", "sumo_outputs")
 
 
 def _final_run_json(run_dir: Path, info: dict[str, Any]) -> bool:

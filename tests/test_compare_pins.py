@@ -157,3 +157,36 @@ def test_resume_refuses_a_kept_trace_changed_since_its_run_wrote_it(finished_com
     assert str(changed) in refused.output and "trace_sha256" in refused.output
     assert "to compute it again" in refused.output
     assert _contents(out) == before
+
+
+def test_a_users_folder_that_looks_like_a_compare_is_not_written(tmp_path):
+    out = tmp_path / "cu"
+    out.mkdir()
+    (out / "compare.json").write_text('{"note": "my compare notes"}')
+    (out / "pairs.csv").write_text("MY PAIRS")
+    args = ["compare", str(GRID), "--policies", "random,availability_aware", "--seeds", "0", "-q",
+            "--out", str(out), *COMPARE]
+    for how in ("--overwrite", "--resume"):
+        refused = CliRunner().invoke(app, [*args, how])
+        assert refused.exit_code == 2 and "not a cosim compare folder" in refused.output
+    assert (out / "pairs.csv").read_text() == "MY PAIRS"
+
+
+def test_a_compare_never_replaces_a_users_file_in_its_folder(tmp_path):
+    """Beside its results, or one of its own files the user changed: --overwrite and --resume
+    are refused until it is moved away."""
+    out = tmp_path / "cmp"
+    args = ["compare", str(GRID), "--policies", "random,availability_aware", "--seeds", "0", "-q",
+            "--out", str(out), *COMPARE]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    for name, text in (("ch1.tex", "thesis"), ("pairs.csv", "MY PAIRS"),
+                       ("runs/mine.txt", "mine"), ("recordings/x", "mine")):
+        (out / name).write_text(text)
+        for how in ("--overwrite", "--resume"):
+            refused = CliRunner().invoke(app, [*args, how])
+            assert refused.exit_code == 2, refused.output
+            assert "did not write" in refused.output and name in refused.output, refused.output
+            assert (out / name).read_text() == text
+        (out / name).unlink()
+    again = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert again.exit_code == 0, again.output

@@ -282,3 +282,113 @@ def test_onboarding_never_writes_over_a_users_folder(tmp_path, name):
         result = _cosim(*STUDIES["onboarding"], mine)
         assert result.exit_code == 2 and "not a cosim onboarding folder" in result.output, result.output
         assert _digest(mine) == {name: hashlib.sha256(text.encode()).hexdigest()}
+
+
+@pytest.mark.parametrize("inside", ["b", "cmp", "onb"])
+def test_a_run_is_not_written_inside_a_result_folder(results, inside):
+    before = {k: _digest(v) for k, v in results.items()}
+    aim = results[inside] / "runs" / "sub"
+    result = _cosim("run", GRID, "--out", aim, "-q", *QUICK)
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "folder of cosim's results" in lines[0], result.output
+    assert {k: _digest(v) for k, v in results.items()} == before
+    from cosim import api
+    from cosim.errors import InputError
+
+    with pytest.raises(InputError, match="folder of cosim's results"):
+        api.run(GRID, out=aim, overrides=["duration_s=20", "learning=null"])
+    assert {k: _digest(v) for k, v in results.items()} == before
+
+
+class _StopAt:
+    """Ctrl-C at a simulated instant."""
+
+    name = "stop"
+
+    def __init__(self, engine):
+        pass
+
+    def attach(self, engine):
+        def press():
+            yield engine.env.timeout(10.0)
+            raise KeyboardInterrupt
+
+        engine.env.process(press())
+
+
+def _interrupted(out: Path, *sets: str) -> Path:
+    from cosim.runner import run_scenario
+    from cosim.scenario_loader import load_scenario
+
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(load_scenario(GRID, ["duration_s=20", "learning=null", *sets]), source=GRID,
+                     out=out, quiet=True, extra_layers=[_StopAt])
+    return out.with_name(out.name + ".partial")
+
+
+def test_a_resumed_run_rewrites_its_own_sumo_output(tmp_path):
+    fcd = tmp_path / "fcd.xml"
+    partial = _interrupted(tmp_path / "r", f"mobility.sumo_options=--fcd-output {fcd}")
+    recorded = json.loads((partial / "run.json").read_text())["sumo_outputs"]
+    assert recorded == {str(fcd): hashlib.sha256(fcd.read_bytes()).hexdigest()}
+    result = _cosim("run", "--resume", tmp_path / "r", "-q")
+    assert result.exit_code == 0, result.output
+    assert "</fcd-export>" in fcd.read_text()
+
+
+def test_a_resume_never_replaces_a_file_its_run_did_not_write(tmp_path):
+    """Neither a user's file that run.json's options were edited to name, nor the run's own
+    output once the user has changed it."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("PRECIOUS")
+    partial = _interrupted(tmp_path / "r")
+    info = json.loads((partial / "run.json").read_text())
+    info["scenario"]["mobility"]["sumo_options"] = ["--fcd-output", str(precious)]
+    (partial / "run.json").write_text(json.dumps(info))
+    result = _cosim("run", "--resume", tmp_path / "r", "-q")
+    assert result.exit_code == 2 and "mobility.sumo_options" in result.output, result.output
+    assert precious.read_text() == "PRECIOUS" and partial.is_dir()
+
+    fcd = tmp_path / "fcd.xml"
+    partial = _interrupted(tmp_path / "s", f"mobility.sumo_options=--fcd-output {fcd}")
+    fcd.write_text("MY EDIT")
+    result = _cosim("run", "--resume", tmp_path / "s", "-q")
+    assert result.exit_code == 2 and "mobility.sumo_options" in result.output, result.output
+    assert fcd.read_text() == "MY EDIT" and partial.is_dir()
+
+
+def test_an_export_folder_is_no_run_and_takes_only_its_own_export(results, tmp_path):
+    ex = tmp_path / "ex"
+    for _ in range(2):  # written, then written again by the same export
+        done = _cosim("export", results["a"], "--format", "csv", "--out", ex)
+        assert done.exit_code == 0, done.output
+    before = _digest(ex)
+    for args in (("export", results["b"], "--format", "csv", "--out", ex),
+                 ("export", results["a"], "--format", "parquet", "--out", ex),
+                 ("report", results["a"], "--out", ex)):
+        refused = _cosim(*args)
+        assert refused.exit_code == 2 and "not this" in refused.output, refused.output
+    assert _digest(ex) == before
+    assert "complete" not in _cosim("status", ex).output
+    assert _cosim("report", ex, "--out", tmp_path / "rep").exit_code == 2
+    for args in (("run", GRID, "--out", ex / "sub", "-q", *QUICK),
+                 ("compare", GRID, "--out", ex / "cmp", "-q", "--set", "duration_s=20"),
+                 ("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                  "--set", f"mobility.sumo_options=--fcd-output {ex / 'fcd.xml'}")):
+        inside = _cosim(*args)
+        assert inside.exit_code == 2 and "folder of cosim's results" in inside.output, inside.output
+    assert _digest(ex) == before
+    (ex / "mine.txt").write_text("mine")
+    mine = _cosim("export", results["a"], "--format", "csv", "--out", ex)
+    assert mine.exit_code == 2 and "did not write: mine.txt" in mine.output, mine.output
+
+
+def test_a_resume_names_run_json_for_its_bad_values(tmp_path):
+    partial = _interrupted(tmp_path / "r")
+    info = json.loads((partial / "run.json").read_text())
+    info["scenario"]["duration_s"] = -5
+    (partial / "run.json").write_text(json.dumps(info))
+    result = _cosim("run", "--resume", tmp_path / "r", "-q")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {partial / 'run.json'}: duration_s"), result.output

@@ -76,6 +76,27 @@ def test_onboarding_study_end_to_end(tmp_path):
     again = CliRunner().invoke(app, [*args, *sum((["--set", s] for s in SETS), [])])
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in moved.glob("**/metrics.parquet")} == kept
+    # a file the study did not write, or one it wrote and the user changed, is never replaced
+    for name, text in (("notes.txt", "mine"), ("table.csv", "MY TABLE")):
+        (moved / name).write_text(text)
+        refused = CliRunner().invoke(app, [*args, *sum((["--set", s] for s in SETS), [])])
+        assert refused.exit_code == 2 and name in refused.output, refused.output
+        assert (moved / name).read_text() == text
+        (moved / name).unlink()
+
+
+def test_a_users_folder_that_looks_like_a_study_is_not_written(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "onboarding.json").write_text(json.dumps(
+        {"scenario": "my.yaml", "overrides": [], "seeds": [0], "onboarding": {},
+         "status": "complete", "title": "my notes"}))
+    (out / "table.csv").write_text("MY TABLE")
+    result = CliRunner().invoke(app, ["onboarding", str(GRID), "--out", str(out), "-q",
+                                      *sum((["--set", s] for s in SETS), [])])
+    assert result.exit_code == 2 and "not a cosim onboarding folder" in result.output, result.output
+    assert (out / "table.csv").read_text() == "MY TABLE" and "my notes" in (
+        out / "onboarding.json").read_text()
 
 
 def test_onboarding_needs_learning(tmp_path):

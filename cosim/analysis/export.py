@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from cosim.analysis.summary import read_run_json
 from cosim.errors import InputError
+from cosim.run_folder import check_traces_unchanged, refuse_output_folder
 
 FORMATS = ("csv", "parquet", "json")
 _SUFFIX = {"csv": ".csv", "parquet": ".parquet", "json": ".jsonl"}
@@ -27,10 +28,12 @@ _SUFFIX = {"csv": ".csv", "parquet": ".parquet", "json": ".jsonl"}
 
 def trace_files(run_dir: Path) -> list[Path]:
     """The complete trace tables of a run (an incomplete run's tables are not exported)."""
+    refuse_output_folder(run_dir)
     info = read_run_json(run_dir)
     if info.get("status") != "complete":
         raise InputError(run_dir, None, f"the run is {info.get('status')!r}, not complete: its "
                          "traces are partial")
+    check_traces_unchanged(run_dir, info, "they are not the run's results", required=False)
     return sorted(p for p in run_dir.glob("*.parquet") if not p.name.endswith(".incomplete.parquet"))
 
 

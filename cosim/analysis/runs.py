@@ -20,7 +20,7 @@ from cosim.bounded_read import read_json_file, virtual_file
 from cosim.errors import InputError
 from cosim.input_checks import ARROW_ERRORS, Where, read_schema
 from cosim.names import compare_run_dir, recording_dir, replicates
-from cosim.run_folder import _json_type
+from cosim.run_folder import _json_type, check_traces_unchanged, refuse_output_folder
 from cosim.trace_schemas import SCHEMAS
 
 REPORT_NEEDS = ("status", "scenario", "seed")  # what a report reads of each run's run.json
@@ -45,8 +45,11 @@ class ReportSource:
 def open_source(path: Path) -> ReportSource:
     """A run folder (run.json) or a compare folder (compare.json), every file the report reads
     of it checked before anything is written; InputError otherwise."""
+    refuse_output_folder(path)
     src = _open_source(path)
     for run in {r.path: r for r in (*src.runs, *src.connectivity)}.values():
+        check_traces_unchanged(run.path, run.info, "they are not the run's results",
+                               required=False)
         for name in SCHEMAS:
             check_table_file(run.path / f"{name}.parquet")
     if src.kind == "compare":
