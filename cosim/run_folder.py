@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cosim.bounded_read import file_sha256, read_bounded_text, read_json_file
-from cosim.errors import InputError
+from cosim.errors import CONTROL, InputError, printable
 from cosim.names import JOURNAL_DIR, OUTPUT_MANIFEST, STUDY_COMMANDS
 from cosim.trace_schemas import TRACE_TABLES
 
@@ -133,6 +133,12 @@ def check_out_name(out: Path, option: str = "--out") -> None:
     absolute = out.absolute()
     if not absolute.name or absolute.name in (".", ".."):
         raise InputError(None, option, f"{out}: name a folder to write into, not {absolute}")
+    if CONTROL.search(str(out)):  # a line break or an escape would split or rewrite what is shown
+        raise InputError(None, option, f"{printable(str(out))}: a name with control characters "
+                         "(a line break, an escape); choose a plain name")
+    if out.parts and out.parts[0].startswith("~"):  # the shell expands ~ only where unquoted
+        raise InputError(None, option, f"{out}: starts with a literal ~, which would make a folder "
+                         "named ~; write the home folder's path (or $HOME)")
     if absolute.name.endswith(PARTIAL_SUFFIX):
         raise InputError(None, option, f"{out}: names ending in {PARTIAL_SUFFIX} are cosim's "
                          "staging folders; to finish an interrupted run use --resume")

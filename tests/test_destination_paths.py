@@ -90,3 +90,14 @@ def test_new_refuses_routes_over_a_missing_edge_before_its_folder(tmp_path, netw
     assert not (tmp_path / "n").exists()
     code, lines = _cosim("new", "city", "--net", network, "--dir", tmp_path / "n")
     assert code == 0 and (tmp_path / "n" / "city.yaml").is_file(), lines
+
+
+@pytest.mark.parametrize("name", ["a\nb", "x\x1b]0;title\x07", "~/x", "~"],
+                         ids=["line_break", "escape", "literal_home", "tilde"])
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_destination_named_with_control_characters_or_a_literal_tilde_is_refused(
+        tmp_path, monkeypatch, name, command):
+    monkeypatch.chdir(tmp_path)
+    code, lines = _cosim(*COMMANDS[command](Path(name)))
+    assert code == 2 and len(lines) == 1 and "--out" in lines[0], lines
+    assert "\x1b" not in lines[0] and os.listdir(tmp_path) == []
