@@ -18,10 +18,9 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 from xml.etree import ElementTree
 
-from cosim.bounded_read import file_sha256, read_json_file
+from cosim.bounded_read import file_sha256
 from cosim.errors import InputError, printable
 from cosim.names import OUTPUT_MANIFEST, STUDY_COMMANDS
 from cosim.run_folder import (
@@ -30,6 +29,7 @@ from cosim.run_folder import (
     foreign_in_entry,
     is_run_folder,
     manifest_command,
+    read_manifest,
 )
 
 RESULT_MARKERS = ("compare.json", "onboarding.json")
@@ -118,7 +118,7 @@ def check_output_folder(out: Path, option: str, allowed_in: Path | None = None,
         raise InputError(None, option, f"{out} holds files cosim did not write: "
                          f"{', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}; "
                          "give an empty or new folder")
-    earlier = _read_manifest(out)
+    earlier = read_manifest(out)
     own_entry = allowed_in is not None and out.absolute() == allowed_in.absolute()
     if command is not None and earlier is not None and not own_entry and _files_below(out) and (
             earlier.get("command") != command or earlier.get("of") not in (None, of)):
@@ -126,14 +126,6 @@ def check_output_folder(out: Path, option: str, allowed_in: Path | None = None,
                 else str(earlier.get("command")))
         raise InputError(None, option, f"{out} holds cosim's {printable(what)}, not this "
                          f"{command}'s; give an empty or new folder")
-
-
-def _read_manifest(folder: Path) -> dict[str, Any] | None:
-    try:
-        manifest = read_json_file(folder / MANIFEST, "manifest")
-    except (OSError, InputError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
 
 
 def _files_below(folder: Path) -> list[str]:
@@ -148,10 +140,7 @@ def _files_below(folder: Path) -> list[str]:
 def foreign_outputs(folder: Path) -> list[str]:
     """Entries of ``folder`` (any depth) that its manifest does not list as written by cosim with
     the same size and SHA-256: a user's file, or one a user changed since."""
-    try:
-        listed = read_json_file(folder / MANIFEST, "manifest").get("files", {})
-    except (OSError, InputError, AttributeError):
-        listed = {}
+    listed = (read_manifest(folder) or {}).get("files")
     listed = listed if isinstance(listed, dict) else {}
     foreign = []
     for name in _files_below(folder):
@@ -183,11 +172,8 @@ def foreign_in_study(folder: Path, command: str, run_folders: tuple[str, ...]) -
     no manifest marks the folder as that ``command``'s. Its own files are those at the top that
     the manifest lists unchanged; its ``run_folders`` hold only runs (judged by the run-folder
     rules when one is kept or replaced); its report/ is judged by that report's manifest."""
-    try:
-        manifest = read_json_file(folder / MANIFEST, "manifest")
-    except (OSError, InputError):
-        return None
-    if not isinstance(manifest, dict) or manifest.get("command") != command:
+    manifest = read_manifest(folder)
+    if manifest is None or manifest.get("command") != command:
         return None
     listed = manifest.get("files")
     listed = listed if isinstance(listed, dict) else {}

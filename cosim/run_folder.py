@@ -274,15 +274,21 @@ def is_run_folder(path: Path) -> bool:
     return isinstance(info, dict) and "status" in info
 
 
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest cosim left in a folder it filled (``OUTPUT_MANIFEST``): None when there is
+    none, or none that reads as a JSON object."""
+    try:
+        manifest = read_json_file(folder / OUTPUT_MANIFEST, "manifest")
+    except (OSError, InputError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
 def manifest_command(folder: Path) -> str | None:
     """The command a folder's manifest says filled it (None: no manifest; "unreadable")."""
     if not (folder / OUTPUT_MANIFEST).is_file():
         return None
-    try:
-        manifest = read_json_file(folder / OUTPUT_MANIFEST, "manifest")
-    except (OSError, InputError):
-        return "unreadable"
-    command = manifest.get("command") if isinstance(manifest, dict) else None
+    command = (read_manifest(folder) or {}).get("command")
     return command if isinstance(command, str) else "unreadable"
 
 
