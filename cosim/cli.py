@@ -616,7 +616,9 @@ def data_synth(
         from cosim.learning.data.synth import SynthConfig, generate
 
         t0 = time.perf_counter()
-        with output_folder(out, "--out", "data synth"):  # or an earlier synthetic set: regenerated
+        # new, or an earlier synthetic set of the same settings: regenerated as it was
+        with output_folder(out, "--out", "data synth",
+                           of=f"segments={segments} frames={frames} seed={seed}"):
             names = generate(out, SynthConfig(segments=segments, frames=frames, seed=seed))
         typer.echo(f"wrote {len(names)} segments x {frames} frames to {out} "
                    f"in {time.perf_counter() - t0:.1f} s")

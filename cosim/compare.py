@@ -33,7 +33,7 @@ from cosim.destinations import (
     check_study_out,
     foreign_in_study,
     study_folder,
-    write_study_manifest,
+    study_writes,
 )
 from cosim.errors import InputError
 from cosim.names import (
@@ -46,6 +46,7 @@ from cosim.names import (
     recording_dir,
     replicates,
 )
+from cosim.runner import refuse_sumo_outputs_in_study
 from cosim.scenario import METHOD_CONFIGS
 from cosim.scenario_loader import Override, ScenarioSpec
 from cosim.trace_schemas import CONNECTIVITY_TABLES
@@ -124,7 +125,8 @@ def run_compare(spec: ScenarioSpec, grid: CompareGrid, out: Path, jobs: int,
                 if not targets:  # fixed at the first look: a measure means the same at every look
                     targets = _default_targets([Path(r[3].out) for r in runs], targets)
                 summary = _summarise(out, runs, grid, targets)
-                pairs = write_pairs(out, summary, margins, looks).to_pandas()
+                with study_writes(out, COMPARE_COMMAND, PAIRS_FILES):
+                    pairs = write_pairs(out, summary, margins, looks).to_pandas()
                 elapsed = time.monotonic() - started
                 stopped = stop_reason(pairs, auto, len(seeds), elapsed, elapsed / len(seeds))
                 if on_look is not None:
@@ -137,9 +139,11 @@ def run_compare(spec: ScenarioSpec, grid: CompareGrid, out: Path, jobs: int,
         if auto is None:  # with auto, the last look's summary and pairs are the final ones
             targets = _default_targets([Path(r[3].out) for r in runs], targets)
             summary = _summarise(out, runs, grid, targets)
-            pairs = write_pairs(out, summary, margins, looks).to_pandas()
-        pq.write_table(summary, out / "summary.parquet")
-        summary.to_pandas().to_csv(out / "summary.csv", index=False)
+        with study_writes(out, COMPARE_COMMAND, (*PAIRS_FILES, *SUMMARY_FILES)):
+            if auto is None:
+                pairs = write_pairs(out, summary, margins, looks).to_pandas()
+            pq.write_table(summary, out / "summary.parquet")
+            summary.to_pandas().to_csv(out / "summary.csv", index=False)
         stop_info: dict[str, Any] = {}
         if auto is not None:
             assert stopped is not None  # the loop above ends with auto only once a stop reason is set
@@ -162,11 +166,13 @@ def run_compare(spec: ScenarioSpec, grid: CompareGrid, out: Path, jobs: int,
 
 
 def _write_info(out: Path, info: dict[str, Any]) -> None:
-    (out / "compare.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    write_study_manifest(out, COMPARE_COMMAND)  # the folder is this compare's from now
+    with study_writes(out, COMPARE_COMMAND, ("compare.json",)):  # the folder is this compare's
+        (out / "compare.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
 COMPARE_COMMAND = "compare"
+PAIRS_FILES = ("pairs.parquet", "pairs.csv", "spread.parquet", "spread.csv")  # write_pairs'
+SUMMARY_FILES = ("summary.parquet", "summary.csv")
 RUN_FOLDERS = (RECORDINGS, "runs")  # where a compare's runs live (cosim.names)
 
 
@@ -385,6 +391,7 @@ def check_grid(spec: ScenarioSpec, grid: CompareGrid):
         raise InputError(spec.named, "learning", "compare needs learning enabled (policies "
                          "and aggregations have nothing to act on): add a learning section, or "
                          "--set learning.enabled=true to use the defaults")
+    refuse_sumo_outputs_in_study(base, spec.named, "compare")
     from cosim.learning.federated.policies import policy_class
 
     for policy in grid.policies:  # the oracle's windows come from the recording: not yet

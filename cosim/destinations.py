@@ -12,12 +12,12 @@ import contextlib
 import functools
 import json
 import os
-import re
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 from cosim.bounded_read import file_sha256
@@ -26,7 +26,9 @@ from cosim.names import OUTPUT_MANIFEST, STUDY_COMMANDS
 from cosim.run_folder import (
     PARTIAL_SUFFIX,
     check_out_name,
+    foreign_entries,
     foreign_in_entry,
+    is_cosim_lock,
     is_run_folder,
     manifest_command,
     read_manifest,
@@ -40,14 +42,17 @@ def result_folder_around(path: Path, itself_output_ok: bool = False) -> Path | N
     onboarding's, or one that report, export or data synth filled (its manifest says so).
     ``path`` itself filled by one of those commands is not counted: whether it takes that
     command again is for ``check_output_folder`` to say (``itself_output_ok``)."""
-    for folder in (path.absolute(), *path.absolute().parents):
-        if not folder.is_dir():
-            continue
-        output = manifest_command(folder) not in (None, *STUDY_COMMANDS)
-        if output and itself_output_ok and folder == path.absolute():
-            continue  # whether it takes the command again is check_output_folder's to say
-        if output or is_run_folder(folder) or any((folder / m).is_file() for m in RESULT_MARKERS):
-            return folder
+    # the path as given, and where it leads (links followed, ".." taken as the system takes it)
+    for itself in dict.fromkeys((path.absolute(), path.resolve())):
+        for folder in (itself, *itself.parents):
+            if not folder.is_dir():
+                continue
+            output = manifest_command(folder) not in (None, *STUDY_COMMANDS)
+            if output and itself_output_ok and folder == itself:
+                continue  # whether it takes the command again is check_output_folder's to say
+            if output or is_run_folder(folder) or any((folder / m).is_file()
+                                                      for m in RESULT_MARKERS):
+                return folder
     return None
 
 
@@ -56,7 +61,7 @@ def result_folder_around(path: Path, itself_output_ok: bool = False) -> Path | N
 def check_not_in_results(path: Path, option: str, allowed: Path | None = None,
                          itself_output_ok: bool = False) -> None:
     """``path`` is in no result folder, unless it is ``allowed`` (a run's own entry)."""
-    if allowed is not None and path.absolute() == allowed.absolute():
+    if allowed is not None and path.resolve() == allowed.resolve():
         return
     holder = result_folder_around(path, itself_output_ok)
     if holder is not None:
@@ -177,6 +182,8 @@ def foreign_in_study(folder: Path, command: str, run_folders: tuple[str, ...]) -
         return None
     listed = manifest.get("files")
     listed = listed if isinstance(listed, dict) else {}
+    pending = manifest.get("pending")
+    pending = [n for n in pending if isinstance(n, str)] if isinstance(pending, list) else []
     foreign = []
     for entry in sorted(folder.iterdir()):
         name = entry.name
@@ -188,6 +195,8 @@ def foreign_in_study(folder: Path, command: str, run_folders: tuple[str, ...]) -
             foreign += [f"report/{n}" for n in foreign_outputs(entry)]
         elif name in (MANIFEST, MANIFEST_TMP) and entry.is_file():
             continue
+        elif name in pending and entry.is_file():
+            continue  # being written when the study stopped
         elif not _listed_unchanged(entry, listed.get(name)):
             foreign.append(name)
     return foreign
@@ -206,26 +215,37 @@ def _not_runs(folder: Path) -> list[str]:
         name = entry.name
         if entry.is_symlink():
             found.append(name)
-        elif entry.is_dir() and (is_run_folder(entry) or _RUN_ASIDE.fullmatch(name)
-                                 or name.endswith(PARTIAL_SUFFIX) and not any(entry.iterdir())):
+        elif entry.is_dir() and is_run_folder(entry):  # a run (also one set aside meanwhile)
+            found += [f"{name}/{n}" for n in foreign_entries(entry)]
+        elif entry.is_dir() and name.endswith(PARTIAL_SUFFIX) and not any(entry.iterdir()):
             continue
-        elif not (entry.is_file() and name.startswith(".") and name.endswith(".lock")):
+        elif not (name.startswith(".") and name.endswith(".lock") and is_cosim_lock(entry)):
             found.append(name)
     return found
 
 
-_RUN_ASIDE = re.compile(r"\..+\.(previous|replaced)-[0-9]+")
-
-
-def write_study_manifest(folder: Path, command: str) -> None:
+def write_study_manifest(folder: Path, command: str, pending: Sequence[str] = ()) -> None:
     """Mark ``folder`` as a compare's or onboarding's: the command and each file at its top with
-    its size and SHA-256 (its runs carry their own run.json)."""
+    its size and SHA-256 (its runs carry their own run.json); ``pending``: the names of files
+    the study is about to write (theirs whatever they hold, should it stop part way)."""
     files = {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)}
              for p in sorted(folder.iterdir())
              if p.is_file() and not p.is_symlink() and p.name not in (MANIFEST, MANIFEST_TMP)}
     tmp = folder / MANIFEST_TMP
-    tmp.write_text(json.dumps({"command": command, "files": files}, indent=1), encoding="utf-8")
+    tmp.write_text(json.dumps({"command": command, "files": files,
+                               **({"pending": list(pending)} if pending else {})}, indent=1),
+                   encoding="utf-8")
     tmp.replace(folder / MANIFEST)
+
+
+@contextlib.contextmanager
+def study_writes(folder: Path, command: str, names: Sequence[str]) -> Iterator[None]:
+    """The study writes the files ``names`` at its folder's top: listed as pending first, so a
+    study killed while it writes them still knows them as its own, then listed with their
+    digests."""
+    write_study_manifest(folder, command, pending=names)
+    yield
+    write_study_manifest(folder, command)
 
 
 @contextlib.contextmanager
@@ -317,8 +337,12 @@ def sumo_writers(sumo: str | None) -> frozenset[str]:
     return frozenset(names)
 
 
-def _writes(name: str, writers: frozenset[str]) -> bool:
+def writes_file(name: str, writers: frozenset[str]) -> bool:
+    """Whether the SUMO option ``name`` (no dashes) writes a file."""
     return name.endswith("-output") or name in writers
+
+
+_writes = writes_file
 
 
 def sumo_written_paths(options: list[str], writers: frozenset[str] = frozenset(SUMO_WRITERS)
@@ -355,48 +379,60 @@ def without_writers(options: list[str], writers: frozenset[str] = frozenset(SUMO
 
 def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
                        writers: frozenset[str] = frozenset(SUMO_WRITERS),
-                       own: Mapping[str, str] | None = None) -> None:
-    """SUMO output options of a scenario write outside every result folder, and not into the
-    run's own destination (``run_out`` and its staging folder); an existing file is replaced only
-    with ``replace`` (``--overwrite``), or when ``own`` (a resumed attempt's record: absolute
-    path -> SHA-256) says this run wrote it and it still holds what the run wrote."""
-    for option, path in sumo_written_paths(options, writers):
+                       own: Mapping[str, Any] | None = None,
+                       declared: Sequence[tuple[str, str, Path]] = ()) -> None:
+    """SUMO output options of a scenario (and the outputs its input files ``declared``: field,
+    what declares it, path) write outside every result folder, and not into the run's own
+    destination (``run_out`` and its staging folder); an existing file is replaced only with
+    ``replace`` (``--overwrite``), or when ``own`` (a resumed attempt's record by absolute path,
+    ``_still_own``) says this run wrote it as it is."""
+    outputs = [("mobility.sumo_options", option, path)
+               for option, path in sumo_written_paths(options, writers)]
+    for field, option, path in [*outputs, *declared]:
         where = path.absolute()
         file = option not in PREFIX_OPTIONS
-        if file and (where.is_symlink() and not where.exists()
-                     or where.exists() and not where.is_file()):
-            raise InputError(None, "mobility.sumo_options", f"{option} {path}: exists and is "
-                             "not a regular file; name a file to write")
+        if file and (where.is_symlink() or where.exists() and not where.is_file()):
+            raise InputError(None, field, f"{option} {path}: exists and is not a regular file "
+                             "(a link, a folder, a device); name a file to write")
         if not replace and where.exists() and not _still_own(where, own or {}):
-            raise InputError(None, "mobility.sumo_options", f"{option} {path}: exists already and "
-                             "SUMO would replace it (--overwrite allows that; or choose another path)"
-                             if own is None else "exists and is not the file this run wrote (or was "
-                             "changed since); move it away to resume")
-        for staging in (run_out.absolute(), run_out.absolute().with_name(run_out.name + ".partial")):
-            if where == staging or staging in where.parents:
-                raise InputError(None, "mobility.sumo_options", f"{option} {path} writes into "
-                                 "this run's folder, which only cosim writes")
+            raise InputError(None, field, f"{option} {path}: " + (
+                "exists already and SUMO would replace it (--overwrite allows that; or choose "
+                "another path)" if own is None else "exists, and the run.json of the run being "
+                "resumed does not say this run wrote it as it is now (its sumo_outputs); move it "
+                "away to resume"))
+        for staging in (run_out, run_out.with_name(run_out.name + ".partial")):
+            for mine, there in ((staging.absolute(), where), (staging.resolve(), where.resolve())):
+                if there == mine or mine in there.parents:
+                    raise InputError(None, field, f"{option} {path} writes into this run's "
+                                     "folder, which only cosim writes")
         holder = result_folder_around(where.parent)
         if holder is not None:
-            raise InputError(None, "mobility.sumo_options", f"{option} {path} writes into "
-                             f"{holder}, a folder of cosim's results; choose another place")
+            raise InputError(None, field, f"{option} {path} writes into {holder}, a folder of "
+                             "cosim's results; choose another place")
         if file:
-            _check_sumo_folder(option, path)
+            _check_sumo_folder(option, path, field)
 
 
-def _still_own(where: Path, own: Mapping[str, str]) -> bool:
+def _still_own(where: Path, own: Mapping[str, Any]) -> bool:
+    """The run's record says it wrote ``where`` as it is: its SHA-256 (an attempt that ended),
+    or, from the heartbeat of one killed while SUMO wrote it, the same file (device, inode)."""
     recorded = own.get(str(where))
-    return recorded is not None and where.is_file() and file_sha256(where) == recorded
+    if isinstance(recorded, str):
+        return where.is_file() and file_sha256(where) == recorded
+    if isinstance(recorded, dict):
+        st = where.lstat()
+        return stat.S_ISREG(st.st_mode) and [st.st_dev, st.st_ino] == recorded.get("file")
+    return False
 
 
-def _check_sumo_folder(option: str, path: Path) -> None:
+def _check_sumo_folder(option: str, path: Path, field: str = "mobility.sumo_options") -> None:
     """SUMO can create the file: an existing, writable folder holds it (SUMO makes none, and
     would fail to open it only once the run has begun)."""
     where = path.absolute()
     if not where.parent.is_dir():
-        raise InputError(None, "mobility.sumo_options", f"{option} {path}: {where.parent} is no "
+        raise InputError(None, field, f"{option} {path}: {where.parent} is no "
                          "folder (SUMO makes none); create it or choose another path")
     try:
-        check_writable(where, "mobility.sumo_options")
+        check_writable(where, field)
     except InputError as exc:
-        raise InputError(None, "mobility.sumo_options", f"{option} {path}: {exc.message}") from None
+        raise InputError(None, field, f"{option} {path}: {exc.message}") from None

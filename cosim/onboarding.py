@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from cosim.destinations import (
     check_study_out,
     foreign_in_study,
     study_folder,
-    write_study_manifest,
+    study_writes,
 )
 from cosim.errors import InputError
 from cosim.names import (
@@ -41,6 +41,7 @@ from cosim.names import (
     onboarding_run_dir,
     recording_dir,
 )
+from cosim.runner import refuse_sumo_outputs_in_study
 from cosim.scenario import OnboardingConfig
 from cosim.scenario_loader import Override, ScenarioSpec
 
@@ -73,6 +74,7 @@ def plan(spec: ScenarioSpec, seeds: tuple[int, ...]) -> tuple[OnboardingConfig, 
         raise InputError(spec.named, "radio", "connectivity-gated rounds need a radio section")
     if not seeds:
         raise InputError(None, "--seeds", "give at least one seed")
+    refuse_sumo_outputs_in_study(sc, spec.named, "onboarding study")
     return sc.onboarding or OnboardingConfig(), sc.clients.count, sc.mobility.step_length_s
 
 
@@ -90,7 +92,8 @@ def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: 
     out.mkdir(parents=True, exist_ok=True)
     with study_folder(out, ONBOARDING_COMMAND):
         runs = _run_study(spec, cfg, clients, step, out, seeds, jobs, on_done, on_progress)
-        write_outputs(runs, out, cfg.arriving_tasks, cfg.methods, cfg.connectivity)
+        with study_writes(out, ONBOARDING_COMMAND, output_files(cfg.connectivity)):
+            write_outputs(runs, out, cfg.arriving_tasks, cfg.methods, cfg.connectivity)
     return runs
 
 
@@ -170,8 +173,13 @@ RUN_FOLDERS = (RECORDINGS, "runs", PRETRAINED)  # where an onboarding's runs liv
 
 
 def _write_info(out: Path, info: dict[str, object]) -> None:
-    (out / ONBOARDING_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    write_study_manifest(out, ONBOARDING_COMMAND)  # the folder is this study's from now
+    with study_writes(out, ONBOARDING_COMMAND, (ONBOARDING_JSON,)):  # the folder is the study's
+        (out / ONBOARDING_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def output_files(connectivity: Sequence[str]) -> tuple[str, ...]:
+    """What cosim.analysis.onboarding.write_outputs writes at the study's top."""
+    return ("curves.csv", *(f"fig4_{c}.png" for c in connectivity), "table.csv", "table.md")
 
 
 def check_onboarding_out(out: Path) -> None:

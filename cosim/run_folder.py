@@ -17,6 +17,7 @@ import fnmatch
 import os
 import shutil
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,21 @@ def _name_limits(path: Path) -> tuple[int, int]:
 
 def _lock_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.lock")
+
+
+LOCK_MARK = b"cosim run lock\n"  # what a run writes in its lock file
+
+
+def is_cosim_lock(path: Path) -> bool:
+    """A lock file a run left (a crashed run's stays): a regular file, empty or holding
+    ``LOCK_MARK``. Anything else of that name is a user's, never written over or removed."""
+    try:
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > len(LOCK_MARK):
+            return False
+        return st.st_size == 0 or path.read_bytes() == LOCK_MARK
+    except OSError:
+        return False
 
 
 def _lock_held(out: Path) -> bool:
@@ -480,7 +496,11 @@ class RunFolder:
         self.check(resuming=keep is not None)
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(_lock_path(self.out), os.O_RDWR | os.O_CREAT, 0o644)
+            lock = _lock_path(self.out)
+            if (lock.exists() or lock.is_symlink()) and not is_cosim_lock(lock):
+                raise InputError(None, "--out", f"{lock} is not a lock file cosim left; move it, "
+                                 "or choose another --out")
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
             raise InputError(None, "--out", f"cannot write in {self.out.parent}: "
                              f"{exc.strerror}") from None
@@ -492,6 +512,9 @@ class RunFolder:
             who = f" (pid {info['pid']} on {info.get('host')})" if "pid" in info else ""
             raise InputError(None, "--out", f"another cosim run is writing {self.out}{who}") from None
         self._lock_fd = fd
+        with contextlib.suppress(OSError):  # known as cosim's by what it holds
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, LOCK_MARK, 0)
         try:  # again under the lock: what was checked before may have changed
             self._check_partial(resuming=keep is not None, locked=True)
         except InputError:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,7 +25,12 @@ from typing import Any
 import cosim
 from cosim import interrupts
 from cosim.bounded_read import file_sha256, read_json_file
-from cosim.destinations import check_not_in_results, check_sumo_outputs, sumo_written_paths
+from cosim.destinations import (
+    check_not_in_results,
+    check_sumo_outputs,
+    sumo_written_paths,
+    writes_file,
+)
 from cosim.engine import Engine, Layer
 from cosim.errors import InputError, MissingDependencyError
 from cosim.mobility.backends import open_session
@@ -75,6 +81,20 @@ def _sumo_writers(scenario: Scenario) -> frozenset[str]:
         return sumo_writers(binary("sumo"))
     except MissingDependencyError:  # a replay needs no SUMO: the fixed list then
         return sumo_writers(None)
+
+
+def refuse_sumo_outputs_in_study(scenario: Scenario, named: Path | None, study: str) -> None:
+    """A compare or onboarding runs its scenario many times: a file SUMO writes (an output
+    option, or one an additional file or sumocfg declares) would be written by each run over the
+    last one's. InputError before the study's folder."""
+    writers = _sumo_writers(scenario)
+    outputs = [("mobility.sumo_options", option, path)
+               for option, path in sumo_written_paths(scenario.mobility.sumo_options, writers)]
+    outputs += _declared_outputs(scenario, writers)
+    if outputs:
+        field, what, path = outputs[0]
+        raise InputError(named, field, f"{what} {path}: each of the {study}'s runs would write "
+                         "this file over the last one's; remove it (cosim run writes it)")
 
 
 def default_run_dir(scenario: Scenario) -> Path:
@@ -147,8 +167,10 @@ def run_scenario(
         check_not_in_results(folder.out.parent, "--out")
     folder.check(resuming=resume)  # a refused --out is said before any input is built
     writers = _sumo_writers(scenario)
-    check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite,
-                       writers=writers, own=_own_sumo_outputs(folder) if resume else None)
+    # on --resume, --overwrite replaces a complete OUT, never a file the attempt did not write
+    check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite and not resume,
+                       writers=writers, own=_own_sumo_outputs(folder) if resume else None,
+                       declared=_declared_outputs(scenario, writers))
     with watch("preparing the inputs (network, demand, data checks)", quiet):
         inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder
     if announce is not None:
@@ -176,7 +198,11 @@ def run_scenario(
     try:
         _write_run_json(run_dir, info)
         traces = TraceSet(run_dir, scenario.output.row_group_rows)
-        heartbeat = Heartbeat(lambda i: _write_run_json(run_dir, i), info)
+        def beat(i: dict[str, Any]) -> None:  # a run killed later may resume its SUMO outputs
+            i["sumo_outputs"] = _sumo_output_files(scenario, writers)
+            _write_run_json(run_dir, i)
+
+        heartbeat = Heartbeat(beat, info)
         with (RunProgress(scenario.duration_s, lambda: {}, quiet) as progress,
               warnings_to_log(run_dir / WARNINGS_LOG) as warned):
             engine = _drive(scenario, inputs, replay, source, run_dir, traces, extra_layers,
@@ -216,11 +242,22 @@ def run_scenario(
     return RunResult(run_dir, status, info)
 
 
+def _declared_outputs(scenario: Scenario, writers: frozenset[str]) -> list[tuple[str, str, Path]]:
+    """(field, what declares it, path) of each file the scenario's additional files and sumocfg
+    make SUMO write."""
+    from cosim.mobility.declared_outputs import declared_sumo_outputs
+
+    m = scenario.mobility
+    return [(d.field, d.what, d.path) for d in declared_sumo_outputs(
+        list(m.additional), m.sumocfg, lambda name: writes_file(name, writers))]
+
+
 def _sumo_output_digests(scenario: Scenario, writers: frozenset[str]) -> dict[str, str]:
-    """The SHA-256 of each file the scenario's SUMO output options wrote, by absolute path: a
-    resumed attempt replaces only these, and only while they hold what this run wrote."""
+    """The SHA-256 of each file the scenario's SUMO outputs wrote, by absolute path: a resumed
+    attempt replaces only these, and only while they hold what this run wrote."""
     digests = {}
-    for _, path in sumo_written_paths(scenario.mobility.sumo_options, writers):
+    paths = [p for _, p in sumo_written_paths(scenario.mobility.sumo_options, writers)]
+    for path in [*paths, *(p for _, _, p in _declared_outputs(scenario, writers))]:
         where = path.absolute()
         with contextlib.suppress(OSError):
             if where.is_file() and not where.is_symlink():
@@ -228,7 +265,19 @@ def _sumo_output_digests(scenario: Scenario, writers: frozenset[str]) -> dict[st
     return digests
 
 
-def _own_sumo_outputs(folder: RunFolder) -> dict[str, str]:
+def _sumo_output_files(scenario: Scenario, writers: frozenset[str]) -> dict[str, dict[str, Any]]:
+    """Which file (device, inode) each of the scenario's SUMO outputs is while the run goes."""
+    files = {}
+    paths = [p for _, p in sumo_written_paths(scenario.mobility.sumo_options, writers)]
+    for path in [*paths, *(p for _, _, p in _declared_outputs(scenario, writers))]:
+        with contextlib.suppress(OSError):
+            st = path.absolute().lstat()
+            if stat.S_ISREG(st.st_mode):
+                files[str(path.absolute())] = {"file": [st.st_dev, st.st_ino]}
+    return files
+
+
+def _own_sumo_outputs(folder: RunFolder) -> dict[str, Any]:
     """What the attempt being resumed recorded of its SUMO output files (``sumo_outputs``)."""
     try:
         recorded = read_json_file(folder.partial / "run.json", "run.json").get("sumo_outputs")
@@ -236,7 +285,7 @@ def _own_sumo_outputs(folder: RunFolder) -> dict[str, str]:
         return {}
     if not isinstance(recorded, dict):
         return {}
-    return {k: v for k, v in recorded.items() if isinstance(k, str) and isinstance(v, str)}
+    return {k: v for k, v in recorded.items() if isinstance(k, str)}
 
 
 WARNINGS_LOG = "warnings.log"

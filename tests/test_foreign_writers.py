@@ -40,7 +40,9 @@ def results(tmp_path_factory) -> dict[str, Path]:
     for name, marker in (("cmp", "compare.json"), ("onb", "onboarding.json")):
         (root / name / "runs").mkdir(parents=True)
         (root / name / marker).write_text(json.dumps({"grid": {}}))
-    return {"a": root / "a", "b": root / "b", "cmp": root / "cmp", "onb": root / "onb"}
+    (root / "lnk").symlink_to(root / "cmp" / "runs")
+    return {"a": root / "a", "b": root / "b", "cmp": root / "cmp", "onb": root / "onb",
+            "lnk": root / "lnk"}
 
 
 # where a foreign writer aims, relative to the result folders
@@ -52,6 +54,8 @@ TARGETS = {
     "inside_a_compare": lambda r: r["cmp"] / "runs" / "new",
     "inside_an_onboarding": lambda r: r["onb"] / "out",
     "another_runs_report": lambda r: r["b"] / "report",
+    "through_a_link_into_a_compare": lambda r: r["lnk"] / "x",
+    "past_a_missing_folder_into_a_run": lambda r: r["b"].parent / "nothere" / ".." / "b" / "x",
 }
 WRITERS = {
     "export": lambda r, t: ("export", r["a"], "--format", "parquet", "--out", t),
@@ -64,7 +68,7 @@ WRITERS = {
 @pytest.mark.parametrize("target", sorted(TARGETS))
 @pytest.mark.parametrize("writer", sorted(WRITERS))
 def test_no_other_command_writes_into_a_result_folder(results, writer, target):
-    before = {k: _digest(v) for k, v in results.items()}
+    before = {k: _digest(v) for k, v in results.items() if k != "lnk"}
     aim = TARGETS[target](results)
     if writer == "report" and target == "another_runs_report":
         aim = results["b"] / "report"
@@ -72,7 +76,7 @@ def test_no_other_command_writes_into_a_result_folder(results, writer, target):
     assert result.exit_code == 2, result.output
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert len(lines) == 1 and "folder of cosim's results" in lines[0], result.output
-    assert {k: _digest(v) for k, v in results.items()} == before
+    assert {k: _digest(v) for k, v in results.items() if k != "lnk"} == before
 
 
 def test_a_runs_own_report_and_export_are_written_and_rewritten(results):
@@ -201,6 +205,7 @@ UNWRITABLE = {
     "a_dangling_link": lambda tmp: tmp / "dangling.xml",
     "a_device": lambda tmp: Path("/dev/null"),
     "a_kernel_folder": lambda tmp: Path("/proc/cosim-f.xml"),
+    "a_link_to_a_file": lambda tmp: tmp / "link.xml",
 }
 
 
@@ -212,6 +217,7 @@ def test_a_sumo_output_that_cannot_be_created_is_refused_before_the_run(tmp_path
     (tmp_path / "mine.txt").write_text("mine")
     (tmp_path / "afolder").mkdir()
     (tmp_path / "dangling.xml").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "link.xml").symlink_to(tmp_path / "mine.txt")
     path = UNWRITABLE[aim](tmp_path)
     result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
                     "--set", f"mobility.sumo_options=[{option},{path}]",
@@ -284,21 +290,21 @@ def test_onboarding_never_writes_over_a_users_folder(tmp_path, name):
         assert _digest(mine) == {name: hashlib.sha256(text.encode()).hexdigest()}
 
 
-@pytest.mark.parametrize("inside", ["b", "cmp", "onb"])
+@pytest.mark.parametrize("inside", ["b", "cmp", "onb", "lnk"])
 def test_a_run_is_not_written_inside_a_result_folder(results, inside):
-    before = {k: _digest(v) for k, v in results.items()}
-    aim = results[inside] / "runs" / "sub"
+    before = {k: _digest(v) for k, v in results.items() if k != "lnk"}
+    aim = results[inside] / "runs" / "sub" if inside != "lnk" else results["lnk"] / "sub"
     result = _cosim("run", GRID, "--out", aim, "-q", *QUICK)
     assert result.exit_code == 2, result.output
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert len(lines) == 1 and "folder of cosim's results" in lines[0], result.output
-    assert {k: _digest(v) for k, v in results.items()} == before
+    assert {k: _digest(v) for k, v in results.items() if k != "lnk"} == before
     from cosim import api
     from cosim.errors import InputError
 
     with pytest.raises(InputError, match="folder of cosim's results"):
         api.run(GRID, out=aim, overrides=["duration_s=20", "learning=null"])
-    assert {k: _digest(v) for k, v in results.items()} == before
+    assert {k: _digest(v) for k, v in results.items() if k != "lnk"} == before
 
 
 class _StopAt:
@@ -349,6 +355,9 @@ def test_a_resume_never_replaces_a_file_its_run_did_not_write(tmp_path):
     result = _cosim("run", "--resume", tmp_path / "r", "-q")
     assert result.exit_code == 2 and "mobility.sumo_options" in result.output, result.output
     assert precious.read_text() == "PRECIOUS" and partial.is_dir()
+    result = _cosim("run", "--resume", tmp_path / "r", "-q", "--overwrite")
+    assert result.exit_code == 2 and "mobility.sumo_options" in result.output, result.output
+    assert precious.read_text() == "PRECIOUS" and partial.is_dir()
 
     fcd = tmp_path / "fcd.xml"
     partial = _interrupted(tmp_path / "s", f"mobility.sumo_options=--fcd-output {fcd}")
@@ -392,3 +401,104 @@ def test_a_resume_names_run_json_for_its_bad_values(tmp_path):
     result = _cosim("run", "--resume", tmp_path / "r", "-q")
     assert result.exit_code == 2, result.output
     assert result.output.startswith(f"error: {partial / 'run.json'}: duration_s"), result.output
+
+
+def test_a_sumo_output_through_a_linked_folder_into_results_is_refused(results, tmp_path):
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                    "--set", f"mobility.sumo_options=--fcd-output {results['lnk'] / 'fcd.xml'}")
+    assert result.exit_code == 2 and "folder of cosim's results" in result.output, result.output
+    assert not (results["cmp"] / "runs" / "fcd.xml").exists()
+
+
+def test_a_users_file_named_as_a_lock_is_never_removed(tmp_path):
+    lock = tmp_path / ".r.lock"
+    lock.write_text("mydata")
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK)
+    assert result.exit_code == 2 and ".r.lock" in result.output, result.output
+    assert lock.read_text() == "mydata" and not (tmp_path / "r.partial").exists()
+    lock.write_text("")  # an empty one is what a run killed before its first write leaves
+    assert _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK).exit_code == 0
+
+
+def test_outputs_an_additional_file_declares_follow_the_output_rules(tmp_path):
+    """An additional file's edgeData names a file SUMO writes: never a user's file without
+    --overwrite, and `cosim validate` (SUMO's loader check) writes none of them."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("PRECIOUS")
+    add = tmp_path / "add.xml"
+    add.write_text('<additional>\n <edgeData id="e1" file="precious.txt" begin="0" end="20" '
+                   'period="5"/>\n</additional>\n')
+    sets = [*QUICK, "--set", f"mobility.additional=[{add}]"]
+    assert _cosim("validate", GRID, *sets).exit_code == 0
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *sets)
+    assert result.exit_code == 2 and "mobility.additional" in result.output, result.output
+    assert precious.read_text() == "PRECIOUS" and not (tmp_path / "r.partial").exists()
+    add.write_text(add.read_text().replace("precious.txt", "edges.xml"))
+    assert _cosim("validate", GRID, *sets).exit_code == 0
+    assert not (tmp_path / "edges.xml").exists()  # the loader check wrote it aside
+    assert _cosim("run", GRID, "--out", tmp_path / "r", "-q", *sets).exit_code == 0
+    assert "<meandata" in (tmp_path / "edges.xml").read_text()
+
+
+def test_a_study_refuses_sumo_outputs_before_its_folder(tmp_path):
+    result = _cosim("compare", GRID, "--out", tmp_path / "cmp", "-q", "--seeds", "0,1",
+                    "--set", "duration_s=20", "--set", "learning.enabled=true",
+                    "--set", f"mobility.sumo_options=--fcd-output {tmp_path / 'fcd.xml'}")
+    assert result.exit_code == 2 and "mobility.sumo_options" in result.output, result.output
+    assert not (tmp_path / "cmp").exists() and not (tmp_path / "fcd.xml").exists()
+
+
+def test_data_synth_regenerates_only_its_own_settings(tmp_path):
+    args = ["data", "synth", "--out", tmp_path / "ds", "--segments", "2", "--frames", "1"]
+    assert _cosim(*args).exit_code == 0
+    assert _cosim(*args).exit_code == 0  # the same set again
+    before = _digest(tmp_path / "ds")
+    other = _cosim(*args[:-1], "2", "--seed", "7")
+    assert other.exit_code == 2 and "not this data synth's" in other.output, other.output
+    assert _digest(tmp_path / "ds") == before
+
+
+KILLED_AT_10_S = """
+import os, sys
+from pathlib import Path
+from cosim.run_folder import Heartbeat
+from cosim.runner import run_scenario
+from cosim.scenario_loader import load_scenario
+
+Heartbeat.__init__.__defaults__ = (0.0,)  # run.json rewritten at every beat
+
+
+class Kill:
+    name = "kill"
+
+    def __init__(self, engine):
+        pass
+
+    def attach(self, engine):
+        def kill():
+            yield engine.env.timeout(10.0)
+            os._exit(9)  # as SIGKILL: no finally, no final run.json
+
+        engine.env.process(kill())
+
+
+grid, out, fcd = sys.argv[1:]
+run_scenario(load_scenario(Path(grid), ["duration_s=20", "learning=null",
+                                        f"mobility.sumo_options=--fcd-output {fcd}"]),
+             source=Path(grid), out=Path(out), quiet=True, extra_layers=[Kill])
+"""
+
+
+def test_a_killed_run_resumes_over_its_own_sumo_output(tmp_path):
+    import subprocess
+    import sys
+
+    fcd = tmp_path / "fcd.xml"
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_10_S, str(GRID), str(tmp_path / "k"),
+                             str(fcd)], capture_output=True, text=True)
+    assert killed.returncode == 9, killed.stderr
+    info = json.loads((tmp_path / "k.partial" / "run.json").read_text())
+    assert info["status"] == "running" and str(fcd) in info["sumo_outputs"]
+    result = _cosim("run", "--resume", tmp_path / "k", "-q")
+    assert result.exit_code == 0, result.output
+    assert "</fcd-export>" in fcd.read_text()

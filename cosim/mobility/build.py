@@ -77,10 +77,18 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
     """SUMO's own loader reads the network, every route (``--route-steps 0``: all of them, not
     only the first 200 s) and the additional files, and stops at time 0: a route over a missing
     edge or a broken file is an input error before the run's folder. Cached by content."""
-    from cosim.destinations import sumo_writers, without_writers
+    from cosim.destinations import sumo_writers, without_writers, writes_file
+    from cosim.mobility.declared_outputs import aside_copy, declared_sumo_outputs, sumocfg_entries
 
-    opts = without_writers(options, sumo_writers(binary("sumo")))
-    files = [p for p in (inputs.sumocfg, inputs.net, *inputs.routes, *inputs.additional) if p]
+    writers = sumo_writers(binary("sumo"))
+    opts = without_writers(options, writers)
+    # the additional files SUMO loads: the scenario's replace the sumocfg's, as on the command line
+    cfg_outputs, cfg_adds = (sumocfg_entries(inputs.sumocfg, lambda n: writes_file(n, writers))
+                             if inputs.sumocfg else ([], []))
+    adds = list(inputs.additional) or cfg_adds
+    declaring = bool(declared_sumo_outputs(adds, None, lambda n: False))
+    files = [p for p in (inputs.sumocfg, inputs.net, *inputs.routes, *inputs.additional, *adds)
+             if p]
     key = content_key(["sumo-load", sumo_version(), *files, *opts])
 
     def load(folder: Path) -> None:
@@ -91,8 +99,14 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
             cmd += ["-n", str(inputs.net)]
         if inputs.routes:
             cmd += ["-r", ",".join(str(p) for p in inputs.routes)]
-        if inputs.additional:
-            cmd += ["-a", ",".join(str(p) for p in inputs.additional)]
+        # the files an input declares SUMO would write: written into this folder instead
+        loaded_adds = [aside_copy(p, folder, f"additional-{i}")
+                       if declared_sumo_outputs([p], None, lambda n: False) else p
+                       for i, p in enumerate(adds)] if declaring else list(inputs.additional)
+        if loaded_adds:
+            cmd += ["-a", ",".join(str(p) for p in loaded_adds)]
+        for i, (name, _) in enumerate(cfg_outputs):
+            cmd += [f"--{name}", str(folder / f"sumocfg-output-{i}.xml")]
         cmd += ["--route-steps", "0", "--begin", "0", "--end", "0", "--no-step-log", "true",
                 "--duration-log.disable", "true", "--no-warnings", "true", *opts]
         loaded_file = inputs.sumocfg or inputs.net

@@ -61,9 +61,11 @@ class PipelinedLibsumoSession(SumoSession):
         # not run inside it)
         env = {**os.environ, "PYTHONSAFEPATH": "1", "PYTHONPATH": os.pathsep.join(
             p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+        # its own process group: a terminal's Ctrl-C, sent to the foreground group, reaches
+        # only this process, which decides (and closes the pipe), not a child still importing
         self._child = subprocess.Popen(
             [sys.executable, "-m", "cosim.mobility.pipeline", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
+            pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL, process_group=0)
         theirs.close()
         self._conn = Connection(ours.detach())
         self._conn.send(launch)
