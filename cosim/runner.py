@@ -252,13 +252,17 @@ def _declared_outputs(scenario: Scenario, writers: frozenset[str]) -> list[tuple
         list(m.additional), m.sumocfg, lambda name: writes_file(name, writers))]
 
 
+def _sumo_output_paths(scenario: Scenario, writers: frozenset[str]) -> list[Path]:
+    """Every file the scenario makes SUMO write (options, and what its input files declare)."""
+    paths = [p for _, p in sumo_written_paths(scenario.mobility.sumo_options, writers)]
+    return [p.absolute() for p in [*paths, *(p for _, _, p in _declared_outputs(scenario, writers))]]
+
+
 def _sumo_output_digests(scenario: Scenario, writers: frozenset[str]) -> dict[str, str]:
     """The SHA-256 of each file the scenario's SUMO outputs wrote, by absolute path: a resumed
     attempt replaces only these, and only while they hold what this run wrote."""
     digests = {}
-    paths = [p for _, p in sumo_written_paths(scenario.mobility.sumo_options, writers)]
-    for path in [*paths, *(p for _, _, p in _declared_outputs(scenario, writers))]:
-        where = path.absolute()
+    for where in _sumo_output_paths(scenario, writers):
         with contextlib.suppress(OSError):
             if where.is_file() and not where.is_symlink():
                 digests[str(where)] = file_sha256(where)
@@ -268,12 +272,11 @@ def _sumo_output_digests(scenario: Scenario, writers: frozenset[str]) -> dict[st
 def _sumo_output_files(scenario: Scenario, writers: frozenset[str]) -> dict[str, dict[str, Any]]:
     """Which file (device, inode) each of the scenario's SUMO outputs is while the run goes."""
     files = {}
-    paths = [p for _, p in sumo_written_paths(scenario.mobility.sumo_options, writers)]
-    for path in [*paths, *(p for _, _, p in _declared_outputs(scenario, writers))]:
+    for where in _sumo_output_paths(scenario, writers):
         with contextlib.suppress(OSError):
-            st = path.absolute().lstat()
+            st = where.lstat()
             if stat.S_ISREG(st.st_mode):
-                files[str(path.absolute())] = {"file": [st.st_dev, st.st_ino]}
+                files[str(where)] = {"file": [st.st_dev, st.st_ino]}
     return files
 
 
