@@ -43,7 +43,7 @@ def result_folder_around(path: Path, itself_output_ok: bool = False) -> Path | N
     ``path`` itself filled by one of those commands is not counted: whether it takes that
     command again is for ``check_output_folder`` to say (``itself_output_ok``)."""
     # the path as given, and where it leads (links followed, ".." taken as the system takes it)
-    for itself in dict.fromkeys((path.absolute(), path.resolve())):
+    for itself in dict.fromkeys((Path(os.path.normpath(path.absolute())), path.resolve())):
         for folder in (itself, *itself.parents):
             if not folder.is_dir():
                 continue
@@ -125,8 +125,9 @@ def check_output_folder(out: Path, option: str, allowed_in: Path | None = None,
                          "give an empty or new folder")
     earlier = read_manifest(out)
     own_entry = allowed_in is not None and out.absolute() == allowed_in.absolute()
+    unsaid = (None, of) if command != "data synth" else (of,)  # data must say what it is
     if command is not None and earlier is not None and not own_entry and _files_below(out) and (
-            earlier.get("command") != command or earlier.get("of") not in (None, of)):
+            earlier.get("command") != command or earlier.get("of") not in unsaid):
         what = (f"{earlier.get('command')} of {earlier.get('of')}" if earlier.get("of")
                 else str(earlier.get("command")))
         raise InputError(None, option, f"{out} holds cosim's {printable(what)}, not this "
@@ -391,9 +392,10 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
     for field, option, path in [*outputs, *declared]:
         where = path.absolute()
         file = option not in PREFIX_OPTIONS
-        if file and (where.is_symlink() or where.exists() and not where.is_file()):
-            raise InputError(None, field, f"{option} {path}: exists and is not a regular file "
-                             "(a link, a folder, a device); name a file to write")
+        if file and (where.is_symlink() or where.exists() and not where.is_file()
+                     or where.is_file() and where.stat().st_nlink > 1):
+            raise InputError(None, field, f"{option} {path}: exists and is not a plain file "
+                             "(a link, a hard link, a folder, a device); name a file to write")
         if not replace and where.exists() and not _still_own(where, own or {}):
             raise InputError(None, field, f"{option} {path}: " + (
                 "exists already and SUMO would replace it (--overwrite allows that; or choose "
@@ -415,13 +417,17 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
 
 def _still_own(where: Path, own: Mapping[str, Any]) -> bool:
     """The run's record says it wrote ``where`` as it is: its SHA-256 (an attempt that ended),
-    or, from the heartbeat of one killed while SUMO wrote it, the same file (device, inode)."""
+    or, from the heartbeat of one killed while SUMO wrote it, the same file (device, inode), no
+    smaller than then and not changed after SUMO could have last written it."""
     recorded = own.get(str(where))
     if isinstance(recorded, str):
         return where.is_file() and file_sha256(where) == recorded
-    if isinstance(recorded, dict):
+    if isinstance(recorded, dict):  # and not changed after the attempt was killed
         st = where.lstat()
-        return stat.S_ISREG(st.st_mode) and [st.st_dev, st.st_ino] == recorded.get("file")
+        until, size = recorded.get("written_until"), recorded.get("size_at_least")
+        return (stat.S_ISREG(st.st_mode) and [st.st_dev, st.st_ino] == recorded.get("file")
+                and isinstance(until, (int, float)) and st.st_mtime <= until
+                and isinstance(size, int) and st.st_size >= size)
     return False
 
 

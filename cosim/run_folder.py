@@ -14,6 +14,7 @@ import datetime as dt
 import errno
 import fcntl
 import fnmatch
+import math
 import os
 import shutil
 import socket
@@ -616,7 +617,11 @@ class Heartbeat:
 
     def __init__(self, write: Any, info: dict[str, Any], period_s: float = HEARTBEAT_S):
         self.write, self.info, self.period_s = write, info, period_s
-        self._last = time.monotonic()
+        self._last = -math.inf  # the first beat at once: what a run killed early resumes from
+
+    def again(self) -> None:
+        """Beat at the next call too (what the beat records is not all there yet)."""
+        self._last = -math.inf
 
     def __call__(self) -> None:
         if time.monotonic() - self._last >= self.period_s:

@@ -44,6 +44,7 @@ from cosim.progress import RunProgress, watch
 from cosim.radio.boundary import check_cells_inside
 from cosim.run_folder import (
     DISK_FULL,
+    HEARTBEAT_S,
     PARTIAL_SUFFIX,
     DiskFullError,
     Heartbeat,
@@ -171,6 +172,7 @@ def run_scenario(
     check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite and not resume,
                        writers=writers, own=_own_sumo_outputs(folder) if resume else None,
                        declared=_declared_outputs(scenario, writers))
+    sumo_outputs = _sumo_output_paths(scenario, writers)  # read once: the files may change later
     with watch("preparing the inputs (network, demand, data checks)", quiet):
         inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder
     if announce is not None:
@@ -198,9 +200,14 @@ def run_scenario(
     try:
         _write_run_json(run_dir, info)
         traces = TraceSet(run_dir, scenario.output.row_group_rows)
+        early_beats = [EARLY_BEATS]
+
         def beat(i: dict[str, Any]) -> None:  # a run killed later may resume its SUMO outputs
-            i["sumo_outputs"] = _sumo_output_files(scenario, writers)
+            i["sumo_outputs"] = _sumo_output_files(sumo_outputs)
             _write_run_json(run_dir, i)
+            if len(i["sumo_outputs"]) < len(sumo_outputs) and early_beats[0] > 0:
+                early_beats[0] -= 1  # SUMO has not opened them all yet: again at the next tick
+                heartbeat.again()
 
         heartbeat = Heartbeat(beat, info)
         with (RunProgress(scenario.duration_s, lambda: {}, quiet) as progress,
@@ -224,7 +231,7 @@ def run_scenario(
         info["status"] = status
         info["traces"] = _close_traces(traces, status == "complete", info)
         status = info["status"]  # a table that could not be closed fails the run
-        info["sumo_outputs"] = _sumo_output_digests(scenario, writers)
+        info["sumo_outputs"] = _sumo_output_digests(sumo_outputs)
         if status == "complete":  # what a later reader (replay, oracle) checks it reads unchanged
             info["trace_sha256"] = {name: file_sha256(run_dir / file)
                                     for name, file in info["traces"].items()}
@@ -258,25 +265,29 @@ def _sumo_output_paths(scenario: Scenario, writers: frozenset[str]) -> list[Path
     return [p.absolute() for p in [*paths, *(p for _, _, p in _declared_outputs(scenario, writers))]]
 
 
-def _sumo_output_digests(scenario: Scenario, writers: frozenset[str]) -> dict[str, str]:
+def _sumo_output_digests(outputs: list[Path]) -> dict[str, str]:
     """The SHA-256 of each file the scenario's SUMO outputs wrote, by absolute path: a resumed
     attempt replaces only these, and only while they hold what this run wrote."""
     digests = {}
-    for where in _sumo_output_paths(scenario, writers):
+    for where in outputs:
         with contextlib.suppress(OSError):
             if where.is_file() and not where.is_symlink():
                 digests[str(where)] = file_sha256(where)
     return digests
 
 
-def _sumo_output_files(scenario: Scenario, writers: frozenset[str]) -> dict[str, dict[str, Any]]:
-    """Which file (device, inode) each of the scenario's SUMO outputs is while the run goes."""
+def _sumo_output_files(outputs: list[Path]) -> dict[str, dict[str, Any]]:
+    """Which file (device, inode) each of the scenario's SUMO outputs is while the run goes, its
+    size now (SUMO's outputs only grow) and until when SUMO may have written it if the run is
+    killed before the next heartbeat."""
     files = {}
-    for where in _sumo_output_paths(scenario, writers):
+    until = time.time() + HEARTBEAT_S + 5.0
+    for where in outputs:
         with contextlib.suppress(OSError):
             st = where.lstat()
             if stat.S_ISREG(st.st_mode):
-                files[str(where)] = {"file": [st.st_dev, st.st_ino]}
+                files[str(where)] = {"file": [st.st_dev, st.st_ino], "size_at_least": st.st_size,
+                                     "written_until": until}
     return files
 
 
@@ -292,6 +303,7 @@ def _own_sumo_outputs(folder: RunFolder) -> dict[str, Any]:
 
 
 WARNINGS_LOG = "warnings.log"
+EARLY_BEATS = 20  # ticks at most that run.json is rewritten on until SUMO's outputs all exist
 # torch.save's errors for a failed write come from its zip writer, named in the message
 TORCH_WRITER = ("inline_container", "PytorchStreamWriter")
 

@@ -456,16 +456,17 @@ def test_data_synth_regenerates_only_its_own_settings(tmp_path):
     other = _cosim(*args[:-1], "2", "--seed", "7")
     assert other.exit_code == 2 and "not this data synth's" in other.output, other.output
     assert _digest(tmp_path / "ds") == before
+    manifest = tmp_path / "ds" / ".cosim-output.json"  # one that does not say its settings
+    manifest.write_text(json.dumps({k: v for k, v in json.loads(manifest.read_text()).items()
+                                    if k != "of"}))
+    assert _cosim(*args[:-1], "2", "--seed", "7").exit_code == 2
 
 
 KILLED_AT_10_S = """
 import os, sys
 from pathlib import Path
-from cosim.run_folder import Heartbeat
 from cosim.runner import run_scenario
 from cosim.scenario_loader import load_scenario
-
-Heartbeat.__init__.__defaults__ = (0.0,)  # run.json rewritten at every beat
 
 
 class Kill:
@@ -499,6 +500,77 @@ def test_a_killed_run_resumes_over_its_own_sumo_output(tmp_path):
     assert killed.returncode == 9, killed.stderr
     info = json.loads((tmp_path / "k.partial" / "run.json").read_text())
     assert info["status"] == "running" and str(fcd) in info["sumo_outputs"]
+    kept = tmp_path / "kept"
+    shutil.copytree(tmp_path / "k.partial", kept)
     result = _cosim("run", "--resume", tmp_path / "k", "-q")
     assert result.exit_code == 0, result.output
     assert "</fcd-export>" in fcd.read_text()
+    # the same killed attempt again, its output since edited by hand: never replaced
+    shutil.copytree(kept, tmp_path / "k2.partial")
+    fcd.write_text("MY NOTES")
+    result = _cosim("run", "--resume", tmp_path / "k2", "-q")
+    assert result.exit_code == 2 and "--fcd-output" in result.output, result.output
+    assert fcd.read_text() == "MY NOTES"
+
+
+DECLARED = {  # an additional file naming a user's file as the output SUMO writes
+    "namespaced_edge_data": '<additional xmlns="http://sumo.dlr.de/xsd/additional_file.xsd">'
+                            '<edgeData id="e1" file="{mine}" period="5"/></additional>',
+    "timed_event": '<additional><timedEvent type="SaveTLSStates" source="A1" dest="{mine}"/>'
+                   '</additional>',
+    "calibrator_from_the_working_folder": '<additional><calibrator id="c1" edge="A0A1" pos="10" '
+                                          'output="{name}" period="10"/></additional>',
+}
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+@pytest.mark.parametrize("case", sorted(DECLARED))
+def test_every_kind_of_declared_output_is_checked(tmp_path, monkeypatch, case, gzipped):
+    import gzip
+
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "mine.txt"
+    mine.write_text("MINE")
+    (tmp_path / "adds").mkdir()
+    add = tmp_path / "adds" / ("a.add.xml.gz" if gzipped else "a.add.xml")
+    text = DECLARED[case].format(mine=mine, name=mine.name).encode()
+    add.write_bytes(gzip.compress(text) if gzipped else text)
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                    "--set", f"mobility.additional=[{add}]")
+    assert result.exit_code == 2 and "mobility.additional" in result.output, result.output
+    assert str(mine) in result.output and mine.read_text() == "MINE"
+
+
+def test_a_plain_gzipped_additional_file_still_runs(tmp_path):
+    import gzip
+
+    add = tmp_path / "a.add.xml.gz"
+    add.write_bytes(gzip.compress(b'<additional><poi id="p" x="1" y="1"/></additional>'))
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                    "--set", f"mobility.additional=[{add}]")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_sumo_output_that_is_a_hard_link_is_refused_even_with_overwrite(results, tmp_path):
+    link = tmp_path / "hard.xml"
+    link.hardlink_to(results["a"] / "mobility.parquet")
+    before = _digest(results["a"])
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK, "--overwrite",
+                    "--set", f"mobility.sumo_options=--fcd-output {link}")
+    assert result.exit_code == 2 and "hard link" in result.output, result.output
+    assert _digest(results["a"]) == before
+
+
+@pytest.mark.parametrize("option", ["--output-suffix _2", "--device.ssm.probability 1",
+                                    "--device.toc.file x.xml"])
+def test_options_that_rename_or_add_outputs_are_refused(tmp_path, option):
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                    "--set", f"mobility.sumo_options={option}")
+    assert result.exit_code == 2 and "mobility.sumo_options" in result.output, result.output
+    assert not (tmp_path / "r.partial").exists()
+
+
+def test_dot_dot_out_of_a_run_folder_is_outside_it(results, tmp_path, monkeypatch):
+    monkeypatch.chdir(results["a"])
+    result = _cosim("run", GRID, "--out", Path("..") / ".." / tmp_path.name / "r", "-q", *QUICK)
+    assert result.exit_code == 0, result.output

@@ -9,6 +9,7 @@ existing file unasked), and SUMO's loader check reads copies that write them asi
 
 from __future__ import annotations
 
+import gzip
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,12 @@ OUTPUT_ATTRIBUTES = {
     "laneAreaDetector": "file", "e3Detector": "file", "entryExitDetector": "file",
     "instantInductionLoop": "file", "edgeData": "file", "laneData": "file",
     "routeProbe": "file", "vTypeProbe": "file", "calibrator": "output",
+    "timedEvent": "dest",  # SaveTLSStates, SaveTLSSwitchTimes, ...
 }
+# outputs SUMO names relative to its working folder, not to the declaring file
+FROM_WORKING_FOLDER = ("calibrator",)
+# sumocfg options that rename every output, cosim's log too
+RENAMES_OUTPUTS = ("output-prefix", "output-suffix")
 # attributes of other elements that name a file SUMO reads (made absolute in a copy elsewhere)
 INPUT_ATTRIBUTES = ("file", "href")
 MAX_INCLUDE_DEPTH = 8
@@ -48,10 +54,18 @@ def declared_sumo_outputs(additional: list[Path], sumocfg: Path | None,
     return found
 
 
+def _local(tag: object) -> str:
+    """An element's name without its namespace (SUMO ignores a default namespace)."""
+    return str(tag).rsplit("}", 1)[-1]
+
+
 def _parse(path: Path, field: str) -> ET.ElementTree[ET.Element]:
     try:
-        return ET.parse(path)
-    except (OSError, ET.ParseError) as exc:
+        with path.open("rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"  # SUMO reads .xml.gz as well
+        with (gzip.open(path, "rb") if gzipped else path.open("rb")) as f:
+            return ET.parse(f)
+    except (OSError, EOFError, ET.ParseError) as exc:
         raise InputError(path, field, f"cannot read it as XML to find the files it makes SUMO "
                          f"write: {exc}") from None
 
@@ -61,14 +75,14 @@ def _additional_outputs(path: Path, field: str, depth: int = 0) -> list[Declared
         raise InputError(path, field, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
     found = []
     for element in _parse(path, field).iter():
-        tag = str(element.tag)
+        tag = _local(element.tag)
         if tag == "include" and element.get("href"):
             found += _additional_outputs(_beside(path, element.get("href", "")), field, depth + 1)
         attribute = OUTPUT_ATTRIBUTES.get(tag)
         value = element.get(attribute) if attribute else None
         if value:
-            found.append(DeclaredOutput(field, f"<{tag} {attribute}> in {path.name}",
-                                        _beside(path, value)))
+            where = Path(value).absolute() if tag in FROM_WORKING_FOLDER else _beside(path, value)
+            found.append(DeclaredOutput(field, f"<{tag} {attribute}> in {path.name}", where))
     return found
 
 
@@ -76,14 +90,19 @@ def sumocfg_entries(sumocfg: Path, writes: Callable[[str], bool]
                      ) -> tuple[list[tuple[str, Path]], list[Path]]:
     """A sumocfg's output options (option name, path) and its additional files."""
     outputs, additional = [], []
-    for group in _parse(sumocfg, "mobility.sumocfg").getroot() or ():
-        for option in group:
-            name, value = str(option.tag), option.get("value", "")
-            paths = [_beside(sumocfg, v.strip()) for v in value.split(",") if v.strip()]
-            if name in ("additional-files", "a"):
-                additional += paths
-            elif writes(name):
-                outputs += [(name, p) for p in paths]
+    root = _parse(sumocfg, "mobility.sumocfg").getroot()
+    for option in root.iter():  # SUMO takes an option at any depth, in a group or not
+        name, value = _local(option.tag), option.get("value")
+        if option is root or value is None:
+            continue
+        if name in RENAMES_OUTPUTS:
+            raise InputError(sumocfg, "mobility.sumocfg", f"<{name}> renames every file SUMO "
+                             "writes, the run's own sumo.log too; remove it")
+        paths = [_beside(sumocfg, v.strip()) for v in value.split(",") if v.strip()]
+        if name in ("additional-files", "a"):
+            additional += paths
+        elif writes(name):
+            outputs += [(name, p) for p in paths]
     return outputs, additional
 
 
@@ -98,14 +117,14 @@ def aside_copy(path: Path, folder: Path, name: str) -> Path:
     tree = _parse(path, "mobility.additional")
     count = 0
     for element in tree.iter():
-        attribute = OUTPUT_ATTRIBUTES.get(str(element.tag))
+        attribute = OUTPUT_ATTRIBUTES.get(_local(element.tag))
         if attribute and element.get(attribute):
             count += 1
             element.set(attribute, str(folder / f"{name}-output-{count}.xml"))
         for other in INPUT_ATTRIBUTES:
             if other != attribute and element.get(other):
                 element.set(other, str(_beside(path, element.get(other, ""))))
-        if str(element.tag) == "include" and element.get("href"):
+        if _local(element.tag) == "include" and element.get("href"):
             included = Path(element.get("href", ""))
             if _additional_outputs(included, "mobility.additional"):
                 count += 1

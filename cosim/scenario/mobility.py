@@ -28,9 +28,12 @@ SET_BY_COSIM = {
     "e": "duration_s", "end": "duration_s", "remote-port": "the TraCI backend",
     # it renames every file SUMO writes, the run's sumo.log too, past the checks of their paths
     "output-prefix": "the run's sumo.log, which it would rename",
+    "output-suffix": "the run's sumo.log, which it would rename",
     # a fresh seed per start would make the same scenario and seed give other traces
     "random": "the scenario's seed",
 }
+# devices whose options make SUMO write files of its own naming (ssm_<vehicle>.xml, ...)
+DEVICE_WRITERS = ("device.ssm.", "device.toc.")
 # Options after which SUMO writes a file or prints and stops instead of simulating.
 STOPS_SUMO = {"C": "--save-configuration", "save-configuration": "--save-configuration",
               "save-template": "--save-template", "save-schema": "--save-schema",
@@ -146,6 +149,10 @@ class MobilityConfig(StrictModel):
             name = item.lstrip("-").partition("=")[0] if item.startswith("-") else None
             if name in SET_BY_COSIM:
                 raise ValueError(f"--{name} is cosim's to set (from {SET_BY_COSIM[name]}); "
+                                 "remove it")
+            if name is not None and name.startswith(DEVICE_WRITERS):
+                raise ValueError(f"--{name}: SUMO's {name.split('.')[1]} device writes files "
+                                 "(by default into the working folder) that cosim cannot check; "
                                  "remove it")
             if name in STOPS_SUMO:
                 raise ValueError(f"{STOPS_SUMO[name]} makes SUMO stop instead of simulating; "
