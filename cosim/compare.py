@@ -46,7 +46,7 @@ from cosim.names import (
     recording_dir,
     replicates,
 )
-from cosim.runner import refuse_sumo_outputs_in_study
+from cosim.runner import check_run_inputs, refuse_sumo_outputs_in_study
 from cosim.scenario import METHOD_CONFIGS
 from cosim.scenario_loader import Override, ScenarioSpec
 from cosim.trace_schemas import CONNECTIVITY_TABLES
@@ -102,6 +102,7 @@ def run_compare(spec: ScenarioSpec, grid: CompareGrid, out: Path, jobs: int,
     base = check_grid(spec, grid)
     settings = compare_settings(spec, grid, auto)
     check_compare_out(out, settings, resume, overwrite)
+    check_recording_inputs(spec, grid.seeds[0] if grid.seeds else 0)
     with study_folder(out, COMPARE_COMMAND):
         started = time.monotonic()
         seeds = list(grid.seeds) if auto is None else list(range(auto.min_seeds))
@@ -446,6 +447,12 @@ def recording_jobs(spec: ScenarioSpec, seeds, out: Path, threads: int, step_s: f
     return [RunJob(spec.plus(("seed", s), ("learning.enabled", False),
                              ("output.mobility_period_s", step_s)),
                    str(recording_dir(out, s)), threads) for s in seeds]
+
+
+def check_recording_inputs(spec: ScenarioSpec, seed: int) -> None:
+    """What a study's first recording reads (network, routes, additional files, cells), checked
+    before the study's folder exists: a bad input leaves no folder behind."""
+    check_run_inputs(spec.plus(("seed", seed), ("learning.enabled", False)).load(), spec.source)
 
 
 def run_jobs(jobs_: list[RunJob], jobs: int, on_done: Callable[[str], None] | None,

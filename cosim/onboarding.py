@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cosim.bounded_read import read_json_file
-from cosim.compare import aggregation_section, recording_jobs, run_jobs
+from cosim.compare import aggregation_section, check_recording_inputs, recording_jobs, run_jobs
 from cosim.compare_job import RunJob
 from cosim.destinations import (
     check_study_out,
@@ -88,6 +88,7 @@ def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: 
 
     cfg, clients, step = plan(spec, seeds)
     check_onboarding_out(out)
+    check_recording_inputs(spec, seeds[0])
     out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
     out.mkdir(parents=True, exist_ok=True)
     with study_folder(out, ONBOARDING_COMMAND):

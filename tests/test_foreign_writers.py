@@ -574,3 +574,14 @@ def test_dot_dot_out_of_a_run_folder_is_outside_it(results, tmp_path, monkeypatc
     monkeypatch.chdir(results["a"])
     result = _cosim("run", GRID, "--out", Path("..") / ".." / tmp_path.name / "r", "-q", *QUICK)
     assert result.exit_code == 0, result.output
+
+
+def test_a_study_with_a_bad_input_leaves_no_folder(tmp_path):
+    add = tmp_path / "broken.add.xml"
+    add.write_text('<additional><busStop id="b" lane="nowhere_0" startPos="0" endPos="10"/>'
+                   '</additional>')  # well-formed: SUMO's loader refuses it
+    result = _cosim("compare", GRID, "--out", tmp_path / "cmp", "-q", "--seeds", "0",
+                    "--set", "duration_s=20", "--set", "learning.enabled=true",
+                    "--set", f"mobility.additional=[{add}]")
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "cmp").exists()
