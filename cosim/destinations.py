@@ -343,8 +343,6 @@ def writes_file(name: str, writers: frozenset[str]) -> bool:
     return name.endswith("-output") or name in writers
 
 
-_writes = writes_file
-
 
 def sumo_written_paths(options: list[str], writers: frozenset[str] = frozenset(SUMO_WRITERS)
                        ) -> list[tuple[str, Path]]:
@@ -354,7 +352,7 @@ def sumo_written_paths(options: list[str], writers: frozenset[str] = frozenset(S
         if not item.startswith("-"):
             continue
         name, sep, value = item.lstrip("-").partition("=")
-        if not _writes(name, writers):
+        if not writes_file(name, writers):
             continue
         if not sep:
             value = options[i + 1] if i + 1 < len(options) else ""
@@ -371,7 +369,7 @@ def without_writers(options: list[str], writers: frozenset[str] = frozenset(SUMO
             skip = False
             continue
         name, sep, _ = item.lstrip("-").partition("=")
-        if item.startswith("-") and _writes(name, writers):
+        if item.startswith("-") and writes_file(name, writers):
             skip = not sep
             continue
         kept.append(item)

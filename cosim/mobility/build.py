@@ -86,7 +86,7 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
     cfg_outputs, cfg_adds = (sumocfg_entries(inputs.sumocfg, lambda n: writes_file(n, writers))
                              if inputs.sumocfg else ([], []))
     adds = list(inputs.additional) or cfg_adds
-    declaring = bool(declared_sumo_outputs(adds, None, lambda n: False))
+    declaring = [p for p in adds if declared_sumo_outputs([p], None, lambda n: False)]
     files = [p for p in (inputs.sumocfg, inputs.net, *inputs.routes, *inputs.additional, *adds)
              if p]
     key = content_key(["sumo-load", sumo_version(), *files, *opts])
@@ -101,7 +101,7 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
             cmd += ["-r", ",".join(str(p) for p in inputs.routes)]
         # the files an input declares SUMO would write: written into this folder instead
         loaded_adds = [aside_copy(p, folder, f"additional-{i}")
-                       if declared_sumo_outputs([p], None, lambda n: False) else p
+                       if p in declaring else p
                        for i, p in enumerate(adds)] if declaring else list(inputs.additional)
         if loaded_adds:
             cmd += ["-a", ",".join(str(p) for p in loaded_adds)]
