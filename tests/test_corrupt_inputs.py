@@ -426,6 +426,46 @@ def test_report_refuses_an_unreadable_trace_before_writing(tmp_path, name, case)
     assert f"{name}.parquet" in line and says in line, line
 
 
+def _unsealed(run: Path, how: str) -> None:
+    info = json.loads((run / "run.json").read_text())
+    if how == "digests removed":
+        del info["trace_sha256"]
+    elif how == "digests emptied":
+        info["trace_sha256"] = {}
+    elif how == "a trace edited":
+        _shift_trace(run / "mobility.parquet")
+    else:  # a trace the run never wrote, put beside its own
+        _windows(run / "link_windows.parquet")
+    (run / "run.json").write_text(json.dumps(info))
+
+
+def _shift_trace(path: Path) -> None:
+    _rewrite(path, lambda t: _replace(t, "x", pa.array([v + 2.0 for v in t.column("x").to_pylist()])))
+
+
+@pytest.mark.parametrize("command", ["report", "export"])
+@pytest.mark.parametrize("how", ["digests removed", "digests emptied", "a trace edited",
+                                 "a trace added"])
+def test_report_and_export_read_only_traces_their_run_sealed(tmp_path, command, how):
+    """A complete run's traces are its results only while run.json holds their SHA-256: without
+    the digests, or with a trace changed or added, report and export refuse before writing."""
+    from cosim.bounded_read import file_sha256
+
+    run = tmp_path / "run"
+    run.mkdir()
+    trace = _trace(run / "mobility.parquet")
+    (run / "run.json").write_text(json.dumps(
+        {"status": "complete", "scenario": {"name": "grid_small"}, "seed": 1,
+         "trace_sha256": {"mobility": file_sha256(trace)}}))
+    _unsealed(run, how)
+    before = sorted(p.name for p in run.iterdir())
+    result = CliRunner().invoke(app, [command, str(run)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "trace_sha256" in lines[0], result.output
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
 BAD_COMPARE_JSON = {
     "garbage": (lambda p: p.write_text("{{{"), "not valid JSON"),
     "a_list": (lambda p: p.write_text("[1]"), "not the object cosim writes"),

@@ -19,6 +19,7 @@ from cosim.analysis.figure_style import caption
 from cosim.analysis.radio_plots import RADIO_FIGURES, radio_table
 from cosim.analysis.report import write_report
 from cosim.analysis.runs import open_source
+from cosim.bounded_read import file_sha256
 from cosim.names import compare_run_dir, recording_dir
 from cosim.trace_schemas import (
     CELL_SCHEMA,
@@ -128,7 +129,8 @@ def _run_json(path: Path, seed: int, net: Path | None, radio_summary: dict | Non
                          "scheduling": {"policy": "random"}, "aggregation": {"method": "sync"},
                          "clients": {"count": 0}},
             "versions": {"cosim": "test", "sumo": "test"},
-            "inputs": {"net": str(net) if net else None}}
+            "inputs": {"net": str(net) if net else None},
+            "trace_sha256": {f.stem: file_sha256(f) for f in path.glob("*.parquet")}}
     if radio_summary is not None:
         info["summary"] = {"radio": radio_summary}
     (path / "run.json").write_text(json.dumps(info), encoding="utf-8")

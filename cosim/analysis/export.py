@@ -33,7 +33,7 @@ def trace_files(run_dir: Path) -> list[Path]:
     if info.get("status") != "complete":
         raise InputError(run_dir, None, f"the run is {info.get('status')!r}, not complete: its "
                          "traces are partial")
-    check_traces_unchanged(run_dir, info, "they are not the run's results", required=False)
+    check_traces_unchanged(run_dir, info, "they are not the run's results")
     return sorted(p for p in run_dir.glob("*.parquet") if not p.name.endswith(".incomplete.parquet"))
 
 
