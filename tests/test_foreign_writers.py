@@ -440,6 +440,23 @@ def test_outputs_an_additional_file_declares_follow_the_output_rules(tmp_path):
     assert "<meandata" in (tmp_path / "edges.xml").read_text()
 
 
+def test_a_vehicle_type_that_equips_the_ssm_device_is_refused_before_sumo_runs(tmp_path,
+                                                                               monkeypatch):
+    """The SSM device writes ssm_<vehicle>.xml into the working folder: a type in an additional
+    file that asks for it is refused by validate and run, and SUMO writes nothing."""
+    monkeypatch.chdir(tmp_path)
+    add = tmp_path / "types.add.xml"
+    add.write_text('<additional><vType id="ssm"><param key="has.ssm.device" value="true"/>'
+                   '</vType></additional>\n')
+    sets = [*QUICK, "--set", f"mobility.additional=[{add}]"]
+    for command in (["validate", GRID], ["run", GRID, "--out", tmp_path / "r", "-q"]):
+        result = _cosim(*command, *sets)
+        assert result.exit_code == 2, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        assert "mobility.additional" in result.output and "has.ssm.device" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["types.add.xml"]
+
+
 def test_a_study_refuses_sumo_outputs_before_its_folder(tmp_path):
     result = _cosim("compare", GRID, "--out", tmp_path / "cmp", "-q", "--seeds", "0,1",
                     "--set", "duration_s=20", "--set", "learning.enabled=true",

@@ -78,8 +78,16 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
     only the first 200 s) and the additional files, and stops at time 0: a route over a missing
     edge or a broken file is an input error before the run's folder. Cached by content."""
     from cosim.destinations import sumo_writers, without_writers, writes_file
-    from cosim.mobility.declared_outputs import aside_copy, declared_sumo_outputs, sumocfg_entries
+    from cosim.mobility.declared_outputs import (
+        aside_copy,
+        declared_sumo_outputs,
+        refuse_device_writers,
+        sumocfg_entries,
+    )
 
+    refuse_device_writers([*(("mobility.routes", p) for p in inputs.routes),
+                           *(("mobility.additional", p) for p in inputs.additional)],
+                          inputs.sumocfg)
     writers = sumo_writers(binary("sumo"))
     opts = without_writers(options, writers)
     # the additional files SUMO loads: the scenario's replace the sumocfg's, as on the command line

@@ -4,17 +4,26 @@ An additional file's detectors, edge and lane data, route and type probes and ca
 the files they write, and a sumocfg's output options do too. cosim checks these paths as it
 checks the outputs of ``mobility.sumo_options`` (never into a folder of results, never over an
 existing file unasked), and SUMO's loader check reads copies that write them aside
-(``aside_copies``), so ``cosim validate`` writes none of them.
+(``aside_copies``), so ``cosim validate`` writes none of them. The SSM and ToC devices, which
+write files of their own naming (``ssm_<vehicle>.xml`` in the working folder), are refused
+wherever they are asked for: a sumocfg option or a vehicle's or type's ``<param>``.
+
+Every file is read as a stream, regular files only, at most ``XML_LIMIT_BYTES`` after
+decompression (a route file of a city is hundreds of megabytes; a gzip bomb is not read out).
 """
 
 from __future__ import annotations
 
 import gzip
+import stat
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, cast
 
+from cosim.bounded_read import virtual_file
 from cosim.errors import InputError
 
 # additional-file element -> the attribute naming the file it writes (SUMO's additional outputs)
@@ -32,6 +41,13 @@ RENAMES_OUTPUTS = ("output-prefix", "output-suffix")
 # attributes of other elements that name a file SUMO reads (made absolute in a copy elsewhere)
 INPUT_ATTRIBUTES = ("file", "href")
 MAX_INCLUDE_DEPTH = 8
+MAX_FILES = 1000  # route, additional and included files one scenario makes SUMO read
+XML_LIMIT_BYTES = 2 * 2**30  # of XML text, after decompression
+# devices that write files of their own naming (SUMO's device options and parameters)
+DEVICE_WRITERS = ("ssm", "toc")
+# elements whose <param> equips a vehicle with a device (``has.ssm.device``, ``device.ssm.file``)
+EQUIPPED = ("vType", "vehicle", "trip", "flow", "person", "personFlow", "container",
+            "containerFlow")
 
 
 @dataclass(frozen=True)
@@ -59,27 +75,122 @@ def _local(tag: object) -> str:
     return str(tag).rsplit("}", 1)[-1]
 
 
-def _parse(path: Path, field: str) -> ET.ElementTree[ET.Element]:
+def device_writer(key: str) -> str | None:
+    """The file-writing device a SUMO option or ``<param>`` key asks for, or None."""
+    for device in DEVICE_WRITERS:
+        if key.startswith(f"device.{device}.") or key == f"has.{device}.device":
+            return device
+    return None
+
+
+class _Capped:
+    """A binary stream that ends in an InputError after ``XML_LIMIT_BYTES``."""
+
+    def __init__(self, stream: IO[bytes], path: Path, field: str) -> None:
+        self._stream, self._path, self._field, self._seen = stream, path, field, 0
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size if size >= 0 else XML_LIMIT_BYTES + 1 - self._seen)
+        self._seen += len(data)
+        if self._seen > XML_LIMIT_BYTES:
+            raise InputError(self._path, self._field, f"more than {XML_LIMIT_BYTES:,} bytes of "
+                             "XML (after decompression): too big to check")
+        return data
+
+
+def _open(path: Path, field: str) -> _Capped:
     try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) or virtual_file(path):
+            raise InputError(path, field, "not a regular file (SUMO reads its inputs from files)")
         with path.open("rb") as f:
             gzipped = f.read(2) == b"\x1f\x8b"  # SUMO reads .xml.gz as well
-        with (gzip.open(path, "rb") if gzipped else path.open("rb")) as f:
-            return ET.parse(f)
-    except (OSError, EOFError, ET.ParseError) as exc:
+        # closed by the reader (_Capped.close), which reads it as a stream
+        stream = cast(IO[bytes], gzip.open(path, "rb") if gzipped else path.open("rb"))  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(path, field, f"cannot read it: {exc.strerror or exc}") from None
+    return _Capped(stream, path, field)
+
+
+def _parse(path: Path, field: str) -> ET.ElementTree[ET.Element]:
+    try:
+        capped = _open(path, field)
+        try:
+            return ET.parse(capped)
+        finally:
+            capped.close()
+    except (OSError, EOFError, zlib.error, ET.ParseError) as exc:
         raise InputError(path, field, f"cannot read it as XML to find the files it makes SUMO "
                          f"write: {exc}") from None
+
+
+def _elements(path: Path, field: str) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """(tag, parent's tag, attributes) of each element, streamed: memory stays small however
+    many vehicles a route file holds."""
+    capped = _open(path, field)
+    stack: list[str] = []
+    try:
+        for event, element in ET.iterparse(capped, events=("start", "end")):
+            tag = _local(element.tag)
+            if event == "start":
+                yield tag, stack[-1] if stack else "", dict(element.attrib)
+                stack.append(tag)
+            else:
+                stack.pop()
+                if len(stack) <= 1:
+                    element.clear()  # a top-level element and its children, read
+    except (OSError, EOFError, zlib.error, ET.ParseError) as exc:
+        raise InputError(path, field, f"cannot read it as XML to find the files it makes SUMO "
+                         f"write: {exc}") from None
+    finally:
+        capped.close()
+
+
+def refuse_device_writers(routes: list[tuple[str, Path]], sumocfg: Path | None) -> None:
+    """InputError if a route or additional file (``(field, path)``), or the sumocfg, equips
+    vehicles with a device that writes files cosim cannot check."""
+    files = list(routes)
+    if sumocfg is not None:
+        for option in _parse(sumocfg, "mobility.sumocfg").getroot().iter():
+            name = _local(option.tag)
+            if option.get("value") is not None and device_writer(name):
+                raise InputError(sumocfg, "mobility.sumocfg", f"<{name}>: SUMO's "
+                                 f"{device_writer(name)} device writes files (by default into "
+                                 "the working folder) that cosim cannot check; remove it")
+            if name in ("route-files", "r", "additional-files", "a"):
+                files += [("mobility.sumocfg", _beside(sumocfg, v.strip()))
+                          for v in option.get("value", "").split(",") if v.strip()]
+    seen: set[Path] = set()
+    while files:
+        field, path = files.pop()
+        if path in seen:
+            continue
+        if len(seen) >= MAX_FILES:
+            raise InputError(path, field, f"more than {MAX_FILES} route, additional and included "
+                             "files to read")
+        seen.add(path)
+        for tag, parent, attributes in _elements(path, field):
+            key = attributes.get("key", "")
+            if tag == "param" and parent in EQUIPPED and device_writer(key):
+                raise InputError(path, field, f"<{parent}> <param key=\"{key}\">: SUMO's "
+                                 f"{device_writer(key)} device writes files (by default into "
+                                 "the working folder) that cosim cannot check; remove it")
+            if tag == "include" and attributes.get("href"):
+                files.append((field, _beside(path, attributes["href"])))
 
 
 def _additional_outputs(path: Path, field: str, depth: int = 0) -> list[DeclaredOutput]:
     if depth > MAX_INCLUDE_DEPTH:
         raise InputError(path, field, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
     found = []
-    for element in _parse(path, field).iter():
-        tag = _local(element.tag)
-        if tag == "include" and element.get("href"):
-            found += _additional_outputs(_beside(path, element.get("href", "")), field, depth + 1)
+    for tag, _, attributes in _elements(path, field):
+        if tag == "include" and attributes.get("href"):
+            found += _additional_outputs(_beside(path, attributes["href"]), field, depth + 1)
         attribute = OUTPUT_ATTRIBUTES.get(tag)
-        value = element.get(attribute) if attribute else None
+        value = attributes.get(attribute) if attribute else None
         if value:
             where = Path(value).absolute() if tag in FROM_WORKING_FOLDER else _beside(path, value)
             found.append(DeclaredOutput(field, f"<{tag} {attribute}> in {path.name}", where))

@@ -1,0 +1,121 @@
+"""SUMO's SSM and ToC devices write files of their own naming (``ssm_<vehicle>.xml`` in the
+working folder): asked for by a vehicle's or type's ``<param>`` in any file SUMO reads, or by a
+sumocfg option, they are refused before anything runs. Generated cases: every equipping element,
+key and file kind, plain, gzipped and namespaced."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+
+from cosim.errors import InputError
+from cosim.mobility import declared_outputs
+from cosim.mobility.declared_outputs import refuse_device_writers
+
+KEYS = ["has.ssm.device", "device.ssm.file", "device.ssm.measures", "has.toc.device",
+        "device.toc.file", "device.toc.manualType"]
+PARENTS = ["vType", "vehicle", "trip", "flow", "person", "personFlow", "container"]
+KINDS = ["plain", "gzip", "namespaced"]
+HARMLESS = ["has.rerouting.device", "device.rerouting.period", "device.battery.capacity",
+            "ssm.file", "has.ssmx.device"]
+
+
+def _element(parent: str, key: str) -> str:
+    attributes = {"vType": 'id="t"', "person": 'id="p" depart="0"'}.get(parent, 'id="v" depart="0"')
+    return f'<{parent} {attributes}><param key="{key}" value="x.xml"/></{parent}>'
+
+
+def _write(path: Path, root: str, body: str, kind: str) -> Path:
+    xmlns = ' xmlns="http://sumo.dlr.de/xsd"' if kind == "namespaced" else ""
+    text = f'<?xml version="1.0"?>\n<{root}{xmlns}>\n{body}\n</{root}>\n'.encode()
+    if kind == "gzip":
+        path.write_bytes(gzip.compress(text))
+    else:
+        path.write_bytes(text)
+    return path
+
+
+@pytest.mark.parametrize(("key", "parent", "kind"), list(itertools.product(KEYS, PARENTS, KINDS)))
+def test_a_device_that_writes_its_own_files_is_refused_in_a_route_file(tmp_path, key, parent, kind):
+    routes = _write(tmp_path / "r.rou.xml", "routes", _element(parent, key), kind)
+    with pytest.raises(InputError) as refused:
+        refuse_device_writers([("mobility.routes", routes)], None)
+    line = str(refused.value)
+    assert "\n" not in line and str(routes) in line and "mobility.routes" in line, line
+    assert key in line and key.split(".")[1] in line, line
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_a_device_param_in_an_included_additional_file_is_refused(tmp_path, key):
+    (tmp_path / "sub").mkdir()
+    inner = _write(tmp_path / "sub" / "types.add.xml", "additional", _element("vType", key),
+                   "plain")
+    outer = _write(tmp_path / "a.add.xml", "additional", '<include href="sub/types.add.xml"/>',
+                   "plain")
+    with pytest.raises(InputError, match="mobility.additional") as refused:
+        refuse_device_writers([("mobility.additional", outer)], None)
+    assert str(inner) in str(refused.value)
+
+
+@pytest.mark.parametrize(("key", "listed_as"), list(itertools.product(
+    KEYS, ["route-files", "additional-files"])))
+def test_a_device_in_the_files_a_sumocfg_lists_is_refused(tmp_path, key, listed_as):
+    _write(tmp_path / "x.xml", "routes", _element("vType", key), "plain")
+    cfg = _write(tmp_path / "s.sumocfg", "configuration",
+                 f'<input><{listed_as} value="x.xml"/></input>', "plain")
+    with pytest.raises(InputError, match="mobility.sumocfg"):
+        refuse_device_writers([], cfg)
+
+
+@pytest.mark.parametrize("option", ["device.ssm.probability", "device.ssm.file",
+                                    "device.toc.explicit", "device.ssm.deterministic"])
+@pytest.mark.parametrize("group", [True, False])
+def test_a_sumocfg_option_that_equips_a_device_is_refused(tmp_path, option, group):
+    entry = f'<{option} value="1"/>'
+    cfg = _write(tmp_path / "s.sumocfg", "configuration",
+                 f"<processing>{entry}</processing>" if group else entry, "plain")
+    with pytest.raises(InputError, match=f"<{option}>") as refused:
+        refuse_device_writers([], cfg)
+    assert "mobility.sumocfg" in str(refused.value)
+
+
+@pytest.mark.parametrize("key", HARMLESS)
+def test_other_devices_and_keys_pass(tmp_path, key):
+    routes = _write(tmp_path / "r.rou.xml", "routes", _element("vehicle", key), "plain")
+    refuse_device_writers([("mobility.routes", routes)], None)
+
+
+def test_a_device_key_outside_a_vehicle_or_type_equips_nothing(tmp_path):
+    add = _write(tmp_path / "a.add.xml", "additional",
+                 '<tlLogic id="j" type="static" programID="1" offset="0">'
+                 '<param key="device.ssm.file" value="x"/></tlLogic>', "plain")
+    refuse_device_writers([("mobility.additional", add)], None)
+
+
+def test_files_that_cannot_be_read_as_xml_are_input_errors(tmp_path, monkeypatch):
+    fifo = tmp_path / "fifo.rou.xml"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        refuse_device_writers([("mobility.routes", fifo)], None)
+    with pytest.raises(InputError, match="cannot read it"):
+        refuse_device_writers([("mobility.routes", tmp_path / "gone.rou.xml")], None)
+    bad_gzip = tmp_path / "bad.rou.xml"
+    bad_gzip.write_bytes(b"\x1f\x8b" + os.urandom(64))
+    with pytest.raises(InputError, match="mobility.routes"):
+        refuse_device_writers([("mobility.routes", bad_gzip)], None)
+    bomb = tmp_path / "bomb.rou.xml"
+    bomb.write_bytes(gzip.compress(b"<routes>" + b" " * 4_000_000 + b"</routes>"))
+    assert bomb.stat().st_size < 20_000
+    monkeypatch.setattr(declared_outputs, "XML_LIMIT_BYTES", 1_000_000)
+    with pytest.raises(InputError, match="too big to check"):
+        refuse_device_writers([("mobility.routes", bomb)], None)
+
+
+def test_an_include_loop_is_read_once(tmp_path):
+    _write(tmp_path / "a.add.xml", "additional", '<include href="b.add.xml"/>', "plain")
+    _write(tmp_path / "b.add.xml", "additional", '<include href="a.add.xml"/>', "plain")
+    refuse_device_writers([("mobility.additional", tmp_path / "a.add.xml")], None)
