@@ -1,7 +1,8 @@
-"""SUMO's SSM and ToC devices write files of their own naming (``ssm_<vehicle>.xml`` in the
-working folder): asked for by a vehicle's or type's ``<param>`` in any file SUMO reads, or by a
-sumocfg option, they are refused before anything runs. Generated cases: every equipping element,
-key and file kind, plain, gzipped and namespaced."""
+"""The files a scenario makes SUMO read, read safely (regular files, bounded, streamed). SUMO's
+SSM and ToC devices write files of their own naming (``ssm_<vehicle>.xml`` in the working
+folder): asked for by a vehicle's or type's ``<param>`` in any file SUMO reads, or by a sumocfg
+option, they are refused before anything runs. Generated cases: every equipping element, key and
+file kind, plain, gzipped and namespaced."""
 
 from __future__ import annotations
 
@@ -119,3 +120,21 @@ def test_an_include_loop_is_read_once(tmp_path):
     _write(tmp_path / "a.add.xml", "additional", '<include href="b.add.xml"/>', "plain")
     _write(tmp_path / "b.add.xml", "additional", '<include href="a.add.xml"/>', "plain")
     refuse_device_writers([("mobility.additional", tmp_path / "a.add.xml")], None)
+
+
+@pytest.mark.parametrize("target", ["fifo", "folder", "missing", "dev_zero"])
+def test_the_network_a_sumocfg_names_is_a_regular_file(tmp_path, target):
+    from cosim.mobility.build import SumoInputs, network_file
+
+    net = tmp_path / "n.net.xml"
+    if target == "fifo":
+        os.mkfifo(net)
+    elif target == "folder":
+        net.mkdir()
+    elif target == "dev_zero":
+        net.symlink_to("/dev/zero")
+    cfg = _write(tmp_path / "s.sumocfg", "configuration",
+                 '<input><net-file value="n.net.xml"/></input>', "namespaced")
+    with pytest.raises(InputError, match="<net-file>") as refused:
+        network_file(SumoInputs(net=None, sumocfg=cfg))
+    assert "mobility.sumocfg" in str(refused.value) and str(cfg) in str(refused.value)

@@ -33,13 +33,20 @@ class SumoInputs:
 
 def network_file(inputs: SumoInputs) -> Path | None:
     """The ``.net.xml`` SUMO runs on (read from the sumocfg when the scenario gives one)."""
+    from cosim.mobility.declared_outputs import read_xml
+    from cosim.scenario.base import readable_input
+
     if inputs.net is not None or inputs.sumocfg is None:
         return inputs.net
-    root = ET.parse(inputs.sumocfg).getroot()
-    for element in root.iter("net-file"):
+    root = read_xml(inputs.sumocfg, "mobility.sumocfg").getroot()
+    for element in root.iter():
         value = element.get("value", "").split(",")[0].strip()
-        if value:
-            return (inputs.sumocfg.parent / value).resolve()
+        if element.tag.rsplit("}", 1)[-1] in ("net-file", "n") and value:
+            net = (inputs.sumocfg.parent / value).resolve()
+            try:
+                return readable_input(net)
+            except ValueError as exc:
+                raise InputError(inputs.sumocfg, "mobility.sumocfg", f"<net-file>: {exc}") from None
     return None
 
 
@@ -52,11 +59,7 @@ def prepare_inputs(m: MobilityConfig, seed: int, duration_s: float, source: Path
     check = check_network or (lambda net: None)
     if m.sumocfg:
         inputs = SumoInputs(net=None, sumocfg=m.sumocfg, routes=m.routes, additional=m.additional)
-        try:
-            net_of_cfg = network_file(inputs)
-        except ET.ParseError as exc:
-            raise InputError(source, "mobility.sumocfg", f"cannot read {m.sumocfg.name}: {exc}") from None
-        check(net_of_cfg)
+        check(network_file(inputs))
     else:
         net = m.net or build_network(m, source)
         check(net)  # before demand: a bad input fails fast

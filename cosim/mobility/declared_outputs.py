@@ -115,7 +115,8 @@ def _open(path: Path, field: str) -> _Capped:
     return _Capped(stream, path, field)
 
 
-def _parse(path: Path, field: str) -> ET.ElementTree[ET.Element]:
+def read_xml(path: Path, field: str) -> ET.ElementTree[ET.Element]:
+    """A SUMO XML file (plain or gzipped) as a tree, read with the stream's limits."""
     try:
         capped = _open(path, field)
         try:
@@ -154,7 +155,7 @@ def refuse_device_writers(routes: list[tuple[str, Path]], sumocfg: Path | None) 
     vehicles with a device that writes files cosim cannot check."""
     files = list(routes)
     if sumocfg is not None:
-        for option in _parse(sumocfg, "mobility.sumocfg").getroot().iter():
+        for option in read_xml(sumocfg, "mobility.sumocfg").getroot().iter():
             name = _local(option.tag)
             if option.get("value") is not None and device_writer(name):
                 raise InputError(sumocfg, "mobility.sumocfg", f"<{name}>: SUMO's "
@@ -201,7 +202,7 @@ def sumocfg_entries(sumocfg: Path, writes: Callable[[str], bool]
                      ) -> tuple[list[tuple[str, Path]], list[Path]]:
     """A sumocfg's output options (option name, path) and its additional files."""
     outputs, additional = [], []
-    root = _parse(sumocfg, "mobility.sumocfg").getroot()
+    root = read_xml(sumocfg, "mobility.sumocfg").getroot()
     for option in root.iter():  # SUMO takes an option at any depth, in a group or not
         name, value = _local(option.tag), option.get("value")
         if option is root or value is None:
@@ -225,7 +226,7 @@ def _beside(declaring: Path, value: str) -> Path:
 def aside_copy(path: Path, folder: Path, name: str) -> Path:
     """A copy of the additional file ``path`` in ``folder`` whose outputs are written into
     ``folder`` and whose other file references are absolute: what SUMO's loader check reads."""
-    tree = _parse(path, "mobility.additional")
+    tree = read_xml(path, "mobility.additional")
     count = 0
     for element in tree.iter():
         attribute = OUTPUT_ATTRIBUTES.get(_local(element.tag))
