@@ -169,10 +169,11 @@ def run_scenario(
     folder.check(resuming=resume)  # a refused --out is said before any input is built
     writers = _sumo_writers(scenario)
     # on --resume, --overwrite replaces a complete OUT, never a file the attempt did not write
+    declared = _declared_outputs(scenario, writers)  # read once: the files may change later
     check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite and not resume,
                        writers=writers, own=_own_sumo_outputs(folder) if resume else None,
-                       declared=_declared_outputs(scenario, writers))
-    sumo_outputs = _sumo_output_paths(scenario, writers)  # read once: the files may change later
+                       declared=declared)
+    sumo_outputs = _sumo_output_paths(scenario, writers, declared)
     with watch("preparing the inputs (network, demand, data checks)", quiet):
         inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder
     if announce is not None:
@@ -259,10 +260,12 @@ def _declared_outputs(scenario: Scenario, writers: frozenset[str]) -> list[tuple
         list(m.additional), m.sumocfg, lambda name: writes_file(name, writers))]
 
 
-def _sumo_output_paths(scenario: Scenario, writers: frozenset[str]) -> list[Path]:
-    """Every file the scenario makes SUMO write (options, and what its input files declare)."""
+def _sumo_output_paths(scenario: Scenario, writers: frozenset[str],
+                       declared: list[tuple[str, str, Path]]) -> list[Path]:
+    """Every file the scenario makes SUMO write: its options' and ``declared`` (what its input
+    files declare)."""
     paths = [p for _, p in sumo_written_paths(scenario.mobility.sumo_options, writers)]
-    return [p.absolute() for p in [*paths, *(p for _, _, p in _declared_outputs(scenario, writers))]]
+    return [p.absolute() for p in [*paths, *(p for _, _, p in declared)]]
 
 
 def _sumo_output_digests(outputs: list[Path]) -> dict[str, str]:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from layers import ctrl_c_at
 from typer.testing import CliRunner
 
 from cosim.cli import app
@@ -307,20 +308,7 @@ def test_a_run_is_not_written_inside_a_result_folder(results, inside):
     assert {k: _digest(v) for k, v in results.items() if k != "lnk"} == before
 
 
-class _StopAt:
-    """Ctrl-C at a simulated instant."""
-
-    name = "stop"
-
-    def __init__(self, engine):
-        pass
-
-    def attach(self, engine):
-        def press():
-            yield engine.env.timeout(10.0)
-            raise KeyboardInterrupt
-
-        engine.env.process(press())
+_StopAt = ctrl_c_at(10.0)
 
 
 def _interrupted(out: Path, *sets: str) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from layers import ctrl_c_at
 from typer.testing import CliRunner
 
 from cosim.cli import app
@@ -57,21 +58,7 @@ def whole(tmp_path_factory) -> tuple[Path, dict]:
     return out, info
 
 
-class _StopAt:
-    """Ctrl-C at a simulated instant, after some rounds were trained."""
-
-    name = "stop"
-    at_s = 35.0
-
-    def __init__(self, engine):
-        pass
-
-    def attach(self, engine):
-        def press():
-            yield engine.env.timeout(self.at_s)
-            raise KeyboardInterrupt
-
-        engine.env.process(press())
+_StopAt = ctrl_c_at(35.0)
 
 
 def test_resume_after_an_interrupt_is_byte_identical(whole, tmp_path):
