@@ -257,7 +257,7 @@ def _declared_outputs(scenario: Scenario, writers: frozenset[str]) -> list[tuple
 
     m = scenario.mobility
     return [(d.field, d.what, d.path) for d in declared_sumo_outputs(
-        list(m.additional), m.sumocfg, lambda name: writes_file(name, writers))]
+        list(m.additional), m.sumocfg, lambda name: writes_file(name, writers), m.net)]
 
 
 def _sumo_output_paths(scenario: Scenario, writers: frozenset[str],

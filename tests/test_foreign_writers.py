@@ -428,6 +428,48 @@ def test_outputs_an_additional_file_declares_follow_the_output_rules(tmp_path):
     assert "<meandata" in (tmp_path / "edges.xml").read_text()
 
 
+def test_a_networks_traffic_light_detector_file_follows_the_output_rules(tmp_path):
+    """An actuated traffic light's ``<param key="file">`` in the network names the file its
+    detectors write: never a user's file, and `cosim validate` (SUMO's loader check, on a copy
+    of the network) writes none of them."""
+    import subprocess
+    import xml.etree.ElementTree as ET
+
+    from cosim.mobility.sumo_tools import binary
+
+    net = tmp_path / "n.net.xml"
+    subprocess.run([binary("netgenerate"), "--grid", "--grid.number", "4", "--grid.length", "200",
+                    "--default.lanenumber", "1", "--no-turnarounds", "true", "-j", "traffic_light",
+                    "--tls.default-type", "actuated", "-o", str(net)], check=True,
+                   capture_output=True)
+    tree = ET.parse(net)
+    for tls in tree.getroot().iter("tlLogic"):
+        ET.SubElement(tls, "param", key="file", value="precious.txt")
+    tree.write(net)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("PRECIOUS")
+    sets = [*QUICK, "--set", f"mobility.net={net}", "--set", "mobility.netgenerate=null"]
+    assert _cosim("validate", GRID, *sets).exit_code == 0
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *sets)
+    assert result.exit_code == 2 and "mobility.net" in result.output, result.output
+    assert "tlLogic" in result.output and precious.read_text() == "PRECIOUS"
+    net.write_text(net.read_text().replace("precious.txt", "detectors.xml"))
+    assert _cosim("validate", GRID, *sets).exit_code == 0
+    assert not (tmp_path / "detectors.xml").exists()  # the loader check wrote it aside
+    assert _cosim("run", GRID, "--out", tmp_path / "r", "-q", *sets).exit_code == 0
+    assert "<interval" in (tmp_path / "detectors.xml").read_text()
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert str(tmp_path / "detectors.xml") in info["sumo_outputs"]
+
+
+def test_states_sumo_names_itself_are_refused_before_it_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                    "--set", "mobility.sumo_options=--save-state.times 10")
+    assert result.exit_code == 2 and "save-state.files" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_vehicle_type_that_equips_the_ssm_device_is_refused_before_sumo_runs(tmp_path,
                                                                                monkeypatch):
     """The SSM device writes ssm_<vehicle>.xml into the working folder: a type in an additional

@@ -138,3 +138,69 @@ def test_the_network_a_sumocfg_names_is_a_regular_file(tmp_path, target):
     with pytest.raises(InputError, match="<net-file>") as refused:
         network_file(SumoInputs(net=None, sumocfg=cfg))
     assert "mobility.sumocfg" in str(refused.value) and str(cfg) in str(refused.value)
+
+
+# --- saved states and traffic-light outputs: files SUMO names from a prefix or a <param> ---------
+
+@pytest.mark.parametrize(("options", "refused"), [
+    ("--save-state.times 10", True), ("--save-state.period 10", True),
+    ("--save-state.period=10 --save-state.files s.xml", True),
+    ("--save-state.times 10 --save-state.prefix st", True),
+    ("--save-state.times 10,20 --save-state.files a.xml,b.xml", False),
+    ("--save-state.times=10 --save-state.files=a.xml", False), ("--save-state.rng", False)])
+def test_states_sumo_would_name_itself_are_refused(options, refused):
+    from cosim.scenario_loader import load_scenario
+
+    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    sets = [f"mobility.sumo_options={options}"]
+    if refused:
+        with pytest.raises(InputError, match="save-state.files") as error:
+            load_scenario(grid, sets)
+        assert "mobility.sumo_options" in str(error.value)
+    else:
+        assert load_scenario(grid, sets).mobility.sumo_options == options.split()
+
+
+@pytest.mark.parametrize("entries", ['<save-state.times value="10"/>',
+                                     '<output><save-state.period value="5"/></output>'])
+def test_a_sumocfg_saving_states_by_prefix_is_refused(tmp_path, entries):
+    from cosim.mobility.declared_outputs import sumocfg_entries
+
+    cfg = _write(tmp_path / "s.sumocfg", "configuration", entries, "plain")
+    with pytest.raises(InputError, match="save-state.files"):
+        sumocfg_entries(cfg, lambda name: False)
+    named = '<save-state.times value="10"/><save-state.files value="st.xml"/>'
+    _write(cfg, "configuration", named, "plain")
+    assert sumocfg_entries(cfg, lambda name: name == "save-state.files").outputs == [
+        ("save-state.files", tmp_path / "st.xml")]
+
+
+def _tls(params: str) -> str:
+    return f'<tlLogic id="j" type="actuated" programID="1" offset="0">{params}</tlLogic>'
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("field", ["mobility.net", "mobility.additional"])
+def test_a_traffic_lights_detector_file_is_a_declared_output(tmp_path, kind, field):
+    from cosim.mobility.declared_outputs import declared_sumo_outputs
+
+    (tmp_path / "sub").mkdir()
+    body = _tls('<param key="max-gap" value="3"/><param key="file" value="det/out.xml"/>'
+                '<param key="freq" value="60"/>') + _tls('<param key="file" value="NUL"/>')
+    declaring = _write(tmp_path / "sub" / "f.xml", "net" if field == "mobility.net" else "additional",
+                       body, kind)
+    found = (declared_sumo_outputs([], None, lambda n: False, net=declaring)
+             if field == "mobility.net" else declared_sumo_outputs([declaring], None, lambda n: False))
+    assert [(d.field, d.path) for d in found] == [(field, tmp_path / "sub" / "det" / "out.xml")]
+
+
+@pytest.mark.parametrize("value", ["true", "1", "TRUE", "on", "x"])
+def test_a_nema_state_output_is_refused(tmp_path, value):
+    from cosim.mobility.declared_outputs import declared_sumo_outputs
+
+    add = _write(tmp_path / "a.add.xml", "additional",
+                 _tls(f'<param key="whetherOutputState" value="{value}"/>'), "plain")
+    with pytest.raises(InputError, match="whetherOutputState"):
+        declared_sumo_outputs([add], None, lambda n: False)
+    _write(add, "additional", _tls('<param key="whetherOutputState" value="false"/>'), "plain")
+    assert declared_sumo_outputs([add], None, lambda n: False) == []

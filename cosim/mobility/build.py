@@ -82,6 +82,7 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
     edge or a broken file is an input error before the run's folder. Cached by content."""
     from cosim.destinations import sumo_writers, without_writers, writes_file
     from cosim.mobility.declared_outputs import (
+        SumocfgEntries,
         aside_copy,
         declared_sumo_outputs,
         refuse_device_writers,
@@ -93,11 +94,13 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
                           inputs.sumocfg)
     writers = sumo_writers(binary("sumo"))
     opts = without_writers(options, writers)
-    # the additional files SUMO loads: the scenario's replace the sumocfg's, as on the command line
-    cfg_outputs, cfg_adds = (sumocfg_entries(inputs.sumocfg, lambda n: writes_file(n, writers))
-                             if inputs.sumocfg else ([], []))
-    adds = list(inputs.additional) or cfg_adds
+    # the files SUMO loads: the scenario's replace the sumocfg's, as on the command line
+    cfg = (sumocfg_entries(inputs.sumocfg, lambda n: writes_file(n, writers))
+           if inputs.sumocfg else SumocfgEntries([], [], [], []))
+    adds = list(inputs.additional) or cfg.additional
+    net = inputs.net or (cfg.nets[0] if cfg.nets else None)
     declaring = [p for p in adds if declared_sumo_outputs([p], None, lambda n: False)]
+    net_declares = net is not None and bool(declared_sumo_outputs([], None, lambda n: False, net))
     files = [p for p in (inputs.sumocfg, inputs.net, *inputs.routes, *inputs.additional, *adds)
              if p]
     key = content_key(["sumo-load", sumo_version(), *files, *opts])
@@ -106,7 +109,10 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
         cmd = [binary("sumo")]
         if inputs.sumocfg:
             cmd += ["-c", str(inputs.sumocfg)]
-        if inputs.net:
+        if net_declares:  # its traffic lights' detector outputs written into this folder
+            assert net is not None
+            cmd += ["-n", str(aside_copy(net, folder, "network", ".net.xml"))]
+        elif inputs.net:
             cmd += ["-n", str(inputs.net)]
         if inputs.routes:
             cmd += ["-r", ",".join(str(p) for p in inputs.routes)]
@@ -116,7 +122,7 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
                        for i, p in enumerate(adds)] if declaring else list(inputs.additional)
         if loaded_adds:
             cmd += ["-a", ",".join(str(p) for p in loaded_adds)]
-        for i, (name, _) in enumerate(cfg_outputs):
+        for i, (name, _) in enumerate(cfg.outputs):
             cmd += [f"--{name}", str(folder / f"sumocfg-output-{i}.xml")]
         cmd += ["--route-steps", "0", "--begin", "0", "--end", "0", "--no-step-log", "true",
                 "--duration-log.disable", "true", "--no-warnings", "true", *opts]

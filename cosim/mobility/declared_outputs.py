@@ -43,6 +43,14 @@ INPUT_ATTRIBUTES = ("file", "href")
 MAX_INCLUDE_DEPTH = 8
 MAX_FILES = 1000  # route, additional and included files one scenario makes SUMO read
 XML_LIMIT_BYTES = 2 * 2**30  # of XML text, after decompression
+# output names SUMO writes no file for
+NULL_OUTPUTS = ("NUL", "nul", "/dev/null")
+# a traffic light's <param> naming where its actuated, delay-based or NEMA logic writes the
+# detectors it builds (beside the declaring file, a network or an additional file)
+TLS_OUTPUT_PARAM = "file"
+# a NEMA traffic light's <param> that writes <id>_state_output beside the declaring file
+TLS_STATE_PARAM = "whetherOutputState"
+SUMO_TRUE = ("true", "1", "yes", "on", "x", "t")  # SUMO's spellings of a true boolean
 # devices that write files of their own naming (SUMO's device options and parameters)
 DEVICE_WRITERS = ("ssm", "toc")
 # elements whose <param> equips a vehicle with a device (``has.ssm.device``, ``device.ssm.file``)
@@ -57,16 +65,29 @@ class DeclaredOutput:
     path: Path  # absolute (relative paths start at the declaring file's folder, as in SUMO)
 
 
+@dataclass(frozen=True)
+class SumocfgEntries:
+    """What a sumocfg names: its output options (option name, path) and the files it loads."""
+
+    outputs: list[tuple[str, Path]]
+    additional: list[Path]
+    routes: list[Path]
+    nets: list[Path]
+
+
 def declared_sumo_outputs(additional: list[Path], sumocfg: Path | None,
-                          writes: Callable[[str], bool]) -> list[DeclaredOutput]:
-    """Every output the scenario's additional files and sumocfg declare (``writes`` tells a
-    sumocfg option that writes a file, by name)."""
-    found = [out for add in additional for out in _additional_outputs(add, "mobility.additional")]
+                          writes: Callable[[str], bool], net: Path | None = None
+                          ) -> list[DeclaredOutput]:
+    """Every output the scenario's network, additional files and sumocfg declare (``writes``
+    tells a sumocfg option that writes a file, by name)."""
+    found = _file_outputs(net, "mobility.net") if net is not None else []
+    found += [out for add in additional for out in _file_outputs(add, "mobility.additional")]
     if sumocfg is not None:
-        options, adds = sumocfg_entries(sumocfg, writes)
+        entries = sumocfg_entries(sumocfg, writes)
         found += [DeclaredOutput("mobility.sumocfg", f"<{name}> in {sumocfg.name}", path)
-                  for name, path in options]
-        found += [out for add in adds for out in _additional_outputs(add, "mobility.sumocfg")]
+                  for name, path in entries.outputs]
+        found += [out for file in (*entries.nets[:1], *entries.additional)
+                  for out in _file_outputs(file, "mobility.sumocfg")]
     return found
 
 
@@ -155,15 +176,8 @@ def refuse_device_writers(routes: list[tuple[str, Path]], sumocfg: Path | None) 
     vehicles with a device that writes files cosim cannot check."""
     files = list(routes)
     if sumocfg is not None:
-        for option in read_xml(sumocfg, "mobility.sumocfg").getroot().iter():
-            name = _local(option.tag)
-            if option.get("value") is not None and device_writer(name):
-                raise InputError(sumocfg, "mobility.sumocfg", f"<{name}>: SUMO's "
-                                 f"{device_writer(name)} device writes files (by default into "
-                                 "the working folder) that cosim cannot check; remove it")
-            if name in ("route-files", "r", "additional-files", "a"):
-                files += [("mobility.sumocfg", _beside(sumocfg, v.strip()))
-                          for v in option.get("value", "").split(",") if v.strip()]
+        entries = sumocfg_entries(sumocfg, lambda name: False)  # refuses the devices' options
+        files += [("mobility.sumocfg", p) for p in (*entries.routes, *entries.additional)]
     seen: set[Path] = set()
     while files:
         field, path = files.pop()
@@ -183,39 +197,63 @@ def refuse_device_writers(routes: list[tuple[str, Path]], sumocfg: Path | None) 
                 files.append((field, _beside(path, attributes["href"])))
 
 
-def _additional_outputs(path: Path, field: str, depth: int = 0) -> list[DeclaredOutput]:
+def _file_outputs(path: Path, field: str, depth: int = 0) -> list[DeclaredOutput]:
+    """The outputs a network or additional file (and what it includes) declares."""
     if depth > MAX_INCLUDE_DEPTH:
         raise InputError(path, field, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
     found = []
-    for tag, _, attributes in _elements(path, field):
+    for tag, parent, attributes in _elements(path, field):
         if tag == "include" and attributes.get("href"):
-            found += _additional_outputs(_beside(path, attributes["href"]), field, depth + 1)
+            found += _file_outputs(_beside(path, attributes["href"]), field, depth + 1)
         attribute = OUTPUT_ATTRIBUTES.get(tag)
         value = attributes.get(attribute) if attribute else None
-        if value:
+        if value and value not in NULL_OUTPUTS:
             where = Path(value).absolute() if tag in FROM_WORKING_FOLDER else _beside(path, value)
             found.append(DeclaredOutput(field, f"<{tag} {attribute}> in {path.name}", where))
+        if tag == "param" and parent == "tlLogic":
+            key, value = attributes.get("key"), attributes.get("value", "")
+            if key == TLS_OUTPUT_PARAM and value and value not in NULL_OUTPUTS:
+                found.append(DeclaredOutput(field, f'<tlLogic> <param key="{key}"> in {path.name}',
+                                            _beside(path, value)))
+            if key == TLS_STATE_PARAM and value.strip().lower() in SUMO_TRUE:
+                raise InputError(path, field, f'<tlLogic> <param key="{key}">: a NEMA traffic '
+                                 "light writes <id>_state_output beside this file, a name cosim "
+                                 "cannot check; remove it")
     return found
 
 
-def sumocfg_entries(sumocfg: Path, writes: Callable[[str], bool]
-                     ) -> tuple[list[tuple[str, Path]], list[Path]]:
-    """A sumocfg's output options (option name, path) and its additional files."""
-    outputs, additional = [], []
+def sumocfg_entries(sumocfg: Path, writes: Callable[[str], bool]) -> SumocfgEntries:
+    """A sumocfg's output options and the files it loads; InputError for options whose outputs
+    SUMO names itself (renamed outputs, prefix-named states, SSM and ToC devices)."""
+    from cosim.scenario.mobility import states_named_by_sumo
+
+    entries = SumocfgEntries([], [], [], [])
+    loads = {"additional-files": entries.additional, "a": entries.additional,
+             "route-files": entries.routes, "r": entries.routes,
+             "net-file": entries.nets, "n": entries.nets}
     root = read_xml(sumocfg, "mobility.sumocfg").getroot()
+    names = set()
     for option in root.iter():  # SUMO takes an option at any depth, in a group or not
         name, value = _local(option.tag), option.get("value")
         if option is root or value is None:
             continue
+        names.add(name)
         if name in RENAMES_OUTPUTS:
             raise InputError(sumocfg, "mobility.sumocfg", f"<{name}> renames every file SUMO "
                              "writes, the run's own sumo.log too; remove it")
-        paths = [_beside(sumocfg, v.strip()) for v in value.split(",") if v.strip()]
-        if name in ("additional-files", "a"):
-            additional += paths
+        if device_writer(name):
+            raise InputError(sumocfg, "mobility.sumocfg", f"<{name}>: SUMO's "
+                             f"{device_writer(name)} device writes files (by default into "
+                             "the working folder) that cosim cannot check; remove it")
+        values = [v.strip() for v in value.split(",") if v.strip()]
+        if name in loads:
+            loads[name] += [_beside(sumocfg, v) for v in values]
         elif writes(name):
-            outputs += [(name, p) for p in paths]
-    return outputs, additional
+            entries.outputs.extend((name, _beside(sumocfg, v)) for v in values
+                                   if v not in NULL_OUTPUTS)
+    if (states := states_named_by_sumo(names)) is not None:
+        raise InputError(sumocfg, "mobility.sumocfg", f"<{states[0]}> {states[1]}")
+    return entries
 
 
 def _beside(declaring: Path, value: str) -> Path:
@@ -223,24 +261,35 @@ def _beside(declaring: Path, value: str) -> Path:
     return path if path.is_absolute() else (declaring.absolute().parent / path)
 
 
-def aside_copy(path: Path, folder: Path, name: str) -> Path:
-    """A copy of the additional file ``path`` in ``folder`` whose outputs are written into
-    ``folder`` and whose other file references are absolute: what SUMO's loader check reads."""
+def aside_copy(path: Path, folder: Path, name: str, suffix: str = ".add.xml") -> Path:
+    """A copy of the additional (or network) file ``path`` in ``folder`` whose outputs are
+    written into ``folder`` and whose other file references are absolute: what SUMO's loader
+    check reads."""
     tree = read_xml(path, "mobility.additional")
     count = 0
+
+    def aside() -> str:
+        nonlocal count
+        count += 1
+        return str(folder / f"{name}-output-{count}.xml")
+
     for element in tree.iter():
-        attribute = OUTPUT_ATTRIBUTES.get(_local(element.tag))
+        tag = _local(element.tag)
+        attribute = OUTPUT_ATTRIBUTES.get(tag)
         if attribute and element.get(attribute):
-            count += 1
-            element.set(attribute, str(folder / f"{name}-output-{count}.xml"))
+            element.set(attribute, aside())
         for other in INPUT_ATTRIBUTES:
             if other != attribute and element.get(other):
                 element.set(other, str(_beside(path, element.get(other, ""))))
-        if _local(element.tag) == "include" and element.get("href"):
-            included = Path(element.get("href", ""))
-            if _additional_outputs(included, "mobility.additional"):
-                count += 1
+        if tag == "tlLogic":
+            for param in element:
+                if _local(param.tag) == "param" and param.get("key") == TLS_OUTPUT_PARAM:
+                    param.set("value", aside())
+        if tag == "include" and element.get("href"):
+            included = _beside(path, element.get("href", ""))
+            if _file_outputs(included, "mobility.additional"):
                 element.set("href", str(aside_copy(included, folder, f"{name}-{count}")))
-    copy = folder / f"{name}.add.xml"
+                count += 1
+    copy = folder / f"{name}{suffix}"
     tree.write(copy, encoding="utf-8", xml_declaration=True)
     return copy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 from pydantic import (
@@ -34,6 +35,23 @@ SET_BY_COSIM = {
 }
 # devices whose options make SUMO write files of its own naming (ssm_<vehicle>.xml, ...)
 DEVICE_WRITERS = ("device.ssm.", "device.toc.")
+# Saved states are named from a prefix (state_<time>.xml.gz, in the working folder) unless each
+# is named with --save-state.files: a periodic save always is.
+STATES_BY_PREFIX = ("save-state.times", "save-state.period")
+
+
+def states_named_by_sumo(names: Collection[str]) -> tuple[str, str] | None:
+    """(option, why) when the options ``names`` (no dashes) would make SUMO save states under
+    names of its own making, which cosim cannot check before the run; None when they do not."""
+    how = ("states named from a prefix (state_<time>.xml.gz, by default in the working folder) "
+           "that cosim cannot check; name each state with save-state.times and save-state.files")
+    if "save-state.period" in names:
+        return "save-state.period", f"saves {how}"
+    if "save-state.times" in names and "save-state.files" not in names:
+        return "save-state.times", f"without save-state.files saves {how}"
+    return None
+
+
 # Options after which SUMO writes a file or prints and stops instead of simulating.
 STOPS_SUMO = {"C": "--save-configuration", "save-configuration": "--save-configuration",
               "save-template": "--save-template", "save-schema": "--save-schema",
@@ -157,6 +175,9 @@ class MobilityConfig(StrictModel):
             if name in STOPS_SUMO:
                 raise ValueError(f"{STOPS_SUMO[name]} makes SUMO stop instead of simulating; "
                                  "remove it")
+        names = {item.lstrip("-").partition("=")[0] for item in options if item.startswith("-")}
+        if (states := states_named_by_sumo(names)) is not None:
+            raise ValueError(f"--{states[0]} {states[1]}")
         return options
 
     @model_validator(mode="after")
