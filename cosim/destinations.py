@@ -310,6 +310,7 @@ SUMO_WRITERS = ("netstate-dump", "ndump", "netstate", "netstate-output", "save-c
 
 
 PREFIX_OPTIONS = ("--save-state.prefix",)  # a prefix of names, not a file
+NULL_OUTPUTS = ("NUL", "nul", "/dev/null")  # output names SUMO writes no file for
 
 
 @functools.lru_cache(maxsize=4)
@@ -356,7 +357,7 @@ def sumo_written_paths(options: list[str], writers: frozenset[str] = frozenset(S
             continue
         if not sep:
             value = options[i + 1] if i + 1 < len(options) else ""
-        found += [(f"--{name}", Path(v)) for v in value.split(",") if v]
+        found += [(f"--{name}", Path(v)) for v in value.split(",") if v and v not in NULL_OUTPUTS]
     return found
 
 

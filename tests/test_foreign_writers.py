@@ -204,7 +204,7 @@ UNWRITABLE = {
     "a_file_as_folder": lambda tmp: tmp / "mine.txt" / "f.xml",
     "an_existing_folder": lambda tmp: tmp / "afolder",
     "a_dangling_link": lambda tmp: tmp / "dangling.xml",
-    "a_device": lambda tmp: Path("/dev/null"),
+    "a_device": lambda tmp: Path("/dev/full"),  # (/dev/null and NUL are SUMO's no-output)
     "a_kernel_folder": lambda tmp: Path("/proc/cosim-f.xml"),
     "a_link_to_a_file": lambda tmp: tmp / "link.xml",
 }
@@ -228,6 +228,16 @@ def test_a_sumo_output_that_cannot_be_created_is_refused_before_the_run(tmp_path
     assert len(lines) == 1 and "mobility.sumo_options" in lines[0] and option in lines[0], lines
     assert not (tmp_path / "r").exists() and not (tmp_path / "r.partial").exists()
     assert (tmp_path / "mine.txt").read_text() == "mine" and not any((tmp_path / "afolder").iterdir())
+
+
+@pytest.mark.parametrize("nothing", ["/dev/null", "NUL"])
+def test_an_output_sumo_discards_is_no_file(tmp_path, monkeypatch, nothing):
+    monkeypatch.chdir(tmp_path)
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *QUICK,
+                    "--set", f"mobility.sumo_options=--fcd-output {nothing}")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["sumo_outputs"] == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 
 @pytest.mark.parametrize("option", ["--step-length 0.5", "--seed=3", "-n other.net.xml",

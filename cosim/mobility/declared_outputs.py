@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from cosim.bounded_read import virtual_file
+from cosim.destinations import NULL_OUTPUTS
 from cosim.errors import InputError
 
 # additional-file element -> the attribute naming the file it writes (SUMO's additional outputs)
@@ -43,8 +44,6 @@ INPUT_ATTRIBUTES = ("file", "href")
 MAX_INCLUDE_DEPTH = 8
 MAX_FILES = 1000  # route, additional and included files one scenario makes SUMO read
 XML_LIMIT_BYTES = 2 * 2**30  # of XML text, after decompression
-# output names SUMO writes no file for
-NULL_OUTPUTS = ("NUL", "nul", "/dev/null")
 # a traffic light's <param> naming where its actuated, delay-based or NEMA logic writes the
 # detectors it builds (beside the declaring file, a network or an additional file)
 TLS_OUTPUT_PARAM = "file"
