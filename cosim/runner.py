@@ -256,8 +256,10 @@ def _declared_outputs(scenario: Scenario, writers: frozenset[str]) -> list[tuple
     from cosim.mobility.declared_outputs import declared_sumo_outputs
 
     m = scenario.mobility
+    gui_settings = m.gui.settings_file if m.backend == "gui" and m.gui is not None else None
     return [(d.field, d.what, d.path) for d in declared_sumo_outputs(
-        list(m.additional), m.sumocfg, lambda name: writes_file(name, writers), m.net)]
+        list(m.additional), m.sumocfg, lambda name: writes_file(name, writers), m.net,
+        gui_settings)]
 
 
 def _sumo_output_paths(scenario: Scenario, writers: frozenset[str],

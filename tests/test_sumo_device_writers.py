@@ -204,3 +204,14 @@ def test_a_nema_state_output_is_refused(tmp_path, value):
         declared_sumo_outputs([add], None, lambda n: False)
     _write(add, "additional", _tls('<param key="whetherOutputState" value="false"/>'), "plain")
     assert declared_sumo_outputs([add], None, lambda n: False) == []
+
+
+def test_a_screenshot_the_gui_view_settings_ask_for_is_a_declared_output(tmp_path):
+    from cosim.mobility.declared_outputs import declared_sumo_outputs
+
+    settings = _write(tmp_path / "view.xml", "viewsettings",
+                      '<scheme name="real world"/><snapshot file="shots/t10.png" time="10"/>',
+                      "plain")
+    found = declared_sumo_outputs([], None, lambda n: False, gui_settings=settings)
+    assert [(d.field, d.path) for d in found] == [("mobility.gui.settings_file",
+                                                   tmp_path / "shots" / "t10.png")]

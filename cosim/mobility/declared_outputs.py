@@ -34,6 +34,7 @@ OUTPUT_ATTRIBUTES = {
     "instantInductionLoop": "file", "edgeData": "file", "laneData": "file",
     "routeProbe": "file", "vTypeProbe": "file", "calibrator": "output",
     "timedEvent": "dest",  # SaveTLSStates, SaveTLSSwitchTimes, ...
+    "snapshot": "file",  # a screenshot sumo-gui's view settings ask for
 }
 # outputs SUMO names relative to its working folder, not to the declaring file
 FROM_WORKING_FOLDER = ("calibrator",)
@@ -75,11 +76,13 @@ class SumocfgEntries:
 
 
 def declared_sumo_outputs(additional: list[Path], sumocfg: Path | None,
-                          writes: Callable[[str], bool], net: Path | None = None
-                          ) -> list[DeclaredOutput]:
-    """Every output the scenario's network, additional files and sumocfg declare (``writes``
-    tells a sumocfg option that writes a file, by name)."""
+                          writes: Callable[[str], bool], net: Path | None = None,
+                          gui_settings: Path | None = None) -> list[DeclaredOutput]:
+    """Every output the scenario's network, additional files, sumocfg and sumo-gui view
+    settings declare (``writes`` tells a sumocfg option that writes a file, by name)."""
     found = _file_outputs(net, "mobility.net") if net is not None else []
+    if gui_settings is not None:
+        found += _file_outputs(gui_settings, "mobility.gui.settings_file")
     found += [out for add in additional for out in _file_outputs(add, "mobility.additional")]
     if sumocfg is not None:
         entries = sumocfg_entries(sumocfg, writes)
