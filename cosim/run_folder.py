@@ -329,6 +329,10 @@ def check_traces_unchanged(run_dir: Path, info: dict[str, Any], advice: str,
     if not isinstance(digests, dict):
         raise InputError(run_dir / "run.json", "trace_sha256", "missing: its traces cannot be told "
                          f"unchanged; {advice}")
+    written = info.get("traces")
+    if not isinstance(written, dict) or not written or set(written) != set(digests):
+        raise InputError(run_dir / "run.json", "trace_sha256", "does not hold a SHA-256 for each "
+                         f"table the run wrote (its traces); {advice}")
     names = {p.name.removesuffix(".parquet") for p in run_dir.glob("*.parquet")} | set(digests)
     for name in sorted(names, key=str):
         path = run_dir / f"{name}.parquet"

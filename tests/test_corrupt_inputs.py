@@ -432,6 +432,11 @@ def _unsealed(run: Path, how: str) -> None:
         del info["trace_sha256"]
     elif how == "digests emptied":
         info["trace_sha256"] = {}
+    elif how == "traces deleted, digests emptied":
+        (run / "mobility.parquet").unlink()
+        info["trace_sha256"] = {}
+    elif how == "a written table unlisted":
+        info["traces"]["radio"] = "radio.parquet"
     elif how == "a trace edited":
         _shift_trace(run / "mobility.parquet")
     else:  # a trace the run never wrote, put beside its own
@@ -445,7 +450,8 @@ def _shift_trace(path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["report", "export"])
 @pytest.mark.parametrize("how", ["digests removed", "digests emptied", "a trace edited",
-                                 "a trace added"])
+                                 "a trace added", "traces deleted, digests emptied",
+                                 "a written table unlisted"])
 def test_report_and_export_read_only_traces_their_run_sealed(tmp_path, command, how):
     """A complete run's traces are its results only while run.json holds their SHA-256: without
     the digests, or with a trace changed or added, report and export refuse before writing."""
@@ -456,6 +462,7 @@ def test_report_and_export_read_only_traces_their_run_sealed(tmp_path, command, 
     trace = _trace(run / "mobility.parquet")
     (run / "run.json").write_text(json.dumps(
         {"status": "complete", "scenario": {"name": "grid_small"}, "seed": 1,
+         "traces": {"mobility": "mobility.parquet"},
          "trace_sha256": {"mobility": file_sha256(trace)}}))
     _unsealed(run, how)
     before = sorted(p.name for p in run.iterdir())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,7 @@ def _run_json(path: Path, seed: int, net: Path | None, radio_summary: dict | Non
                          "clients": {"count": 0}},
             "versions": {"cosim": "test", "sumo": "test"},
             "inputs": {"net": str(net) if net else None},
+            "traces": {f.stem: f.name for f in path.glob("*.parquet")},
             "trace_sha256": {f.stem: file_sha256(f) for f in path.glob("*.parquet")}}
     if radio_summary is not None:
         info["summary"] = {"radio": radio_summary}
@@ -231,6 +233,7 @@ def test_compare_folder_draws_one_line_per_seed(tmp_path, net):
         _make_run(recording_dir(root, seed), seed=seed, net=net, radio_summary=summary)
         run = compare_run_dir(root, "random", "sync", seed)
         run.mkdir(parents=True)
+        shutil.copy(recording_dir(root, seed) / f"{MOBILITY}.parquet", run)  # a run wrote tables
         _run_json(run, seed, net, None)
     src = open_source(root)
     sinr = radio_plots.sinr_cdf(src)
