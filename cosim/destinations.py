@@ -311,6 +311,8 @@ SUMO_WRITERS = ("netstate-dump", "ndump", "netstate", "netstate-output", "save-c
 
 PREFIX_OPTIONS = ("--save-state.prefix",)  # a prefix of names, not a file
 NULL_OUTPUTS = ("NUL", "nul", "/dev/null")  # output names SUMO writes no file for
+# file options SUMO reads as a comma-separated list; any other is one path, commas and all
+LIST_OPTIONS = ("additional-files", "route-files", "save-state.files")
 
 
 @functools.lru_cache(maxsize=4)
@@ -357,8 +359,17 @@ def sumo_written_paths(options: list[str], writers: frozenset[str] = frozenset(S
             continue
         if not sep:
             value = options[i + 1] if i + 1 < len(options) else ""
-        found += [(f"--{name}", Path(v)) for v in value.split(",") if v and v not in NULL_OUTPUTS]
+        found += [(f"--{name}", Path(v)) for v in sumo_file_values(name, value)
+                  if v not in NULL_OUTPUTS]
     return found
+
+
+def sumo_file_values(name: str, value: str) -> list[str]:
+    """The paths a SUMO file option's value names: a list for the options SUMO reads as one,
+    else the value itself, commas and all (SUMO opens ``a.xml,b.xml`` as one file)."""
+    if name in LIST_OPTIONS:
+        return [v for v in value.split(",") if v]
+    return [value] if value else []
 
 
 def without_writers(options: list[str], writers: frozenset[str] = frozenset(SUMO_WRITERS)

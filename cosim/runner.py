@@ -668,9 +668,10 @@ def _check_buildings(scenario: Scenario, inputs: SumoInputs, source: Path | None
 
             read_buildings(buildings, tuple(channel.building_types),
                            sumolib.net.readNet(str(network_file(inputs))))
-    except (ET.ParseError, ValueError) as exc:
+    except (ET.ParseError, ValueError, InputError) as exc:
+        said = exc.message if isinstance(exc, InputError) else str(exc)
         raise InputError(source, "radio.channel.buildings",
-                         f"cannot read {buildings.name}: {exc}") from None
+                         f"cannot read {buildings.name}: {said}") from None
 
 
 def _replay_session(scenario: Scenario, inputs: SumoInputs) -> ReplaySession | None:

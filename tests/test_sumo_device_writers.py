@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from cosim import sumo_xml
 from cosim.errors import InputError
-from cosim.mobility import declared_outputs
 from cosim.mobility.declared_outputs import refuse_device_writers
 
 KEYS = ["has.ssm.device", "device.ssm.file", "device.ssm.measures", "has.toc.device",
@@ -111,9 +111,26 @@ def test_files_that_cannot_be_read_as_xml_are_input_errors(tmp_path, monkeypatch
     bomb = tmp_path / "bomb.rou.xml"
     bomb.write_bytes(gzip.compress(b"<routes>" + b" " * 4_000_000 + b"</routes>"))
     assert bomb.stat().st_size < 20_000
-    monkeypatch.setattr(declared_outputs, "XML_LIMIT_BYTES", 1_000_000)
-    with pytest.raises(InputError, match="too big to check"):
+    monkeypatch.setattr(sumo_xml, "XML_LIMIT_BYTES", 1_000_000)
+    with pytest.raises(InputError, match="too big to read"):
         refuse_device_writers([("mobility.routes", bomb)], None)
+
+
+@pytest.mark.parametrize("kind", ["plain", "gzip"])
+@pytest.mark.parametrize("where", ["attribute", "text", "comment"])
+def test_a_tag_longer_than_any_sumo_element_is_refused_unparsed(tmp_path, kind, where):
+    """Python's expat re-reads an unfinished token on every chunk: one 300 MB attribute would
+    take hours. A tag of more than MAX_TOKEN_BYTES is refused after reading about that much."""
+    huge = "A" * (sumo_xml.MAX_TOKEN_BYTES + 10)
+    body = {"attribute": f'<poi id="p" x="1" y="1" type="{huge}"/>',
+            "text": f"<poi>{huge}</poi>", "comment": f"<!-- {huge} -->"}[where]
+    add = _write(tmp_path / "a.add.xml", "additional", body, kind)
+    with pytest.raises(InputError, match="in one tag") as refused:
+        refuse_device_writers([("mobility.additional", add)], None)
+    assert "mobility.additional" in str(refused.value) and str(add) in str(refused.value)
+    long_but_sane = "1,2 " * 200_000  # a 800 kB polygon shape
+    _write(add, "additional", f'<poly id="p" shape="{long_but_sane}"/>' * 8, kind)
+    refuse_device_writers([("mobility.additional", add)], None)
 
 
 def test_an_include_loop_is_read_once(tmp_path):
@@ -215,3 +232,67 @@ def test_a_screenshot_the_gui_view_settings_ask_for_is_a_declared_output(tmp_pat
     found = declared_sumo_outputs([], None, lambda n: False, gui_settings=settings)
     assert [(d.field, d.path) for d in found] == [("mobility.gui.settings_file",
                                                    tmp_path / "shots" / "t10.png")]
+
+
+# --- a sumocfg as SUMO reads it: v= attributes, element text, synonyms, commas -----------------
+
+def _writes(name: str) -> bool:
+    return name.endswith("-output")
+
+
+@pytest.mark.parametrize("form", ['<fcd-output v="out/f.xml"/>', "<fcd-output>out/f.xml</fcd-output>",
+                                  '<output><fcd-output value="out/f.xml"/></output>'])
+def test_every_form_of_a_sumocfg_output_option_is_found(tmp_path, form):
+    from cosim.mobility.declared_outputs import sumocfg_entries
+
+    cfg = _write(tmp_path / "s.sumocfg", "configuration", form, "plain")
+    assert sumocfg_entries(cfg, _writes).outputs == [("fcd-output", tmp_path / "out" / "f.xml")]
+
+
+def test_a_sumocfgs_synonyms_name_the_files_it_loads(tmp_path):
+    from cosim.mobility.declared_outputs import sumocfg_entries
+
+    cfg = _write(tmp_path / "s.sumocfg", "configuration",
+                 '<input><net v="n.net.xml"/><routes value="a.rou.xml,b.rou.xml"/>'
+                 "<additional>x.add.xml</additional></input>", "plain")
+    entries = sumocfg_entries(cfg, _writes)
+    assert entries.nets == [tmp_path / "n.net.xml"]
+    assert entries.routes == [tmp_path / "a.rou.xml", tmp_path / "b.rou.xml"]
+    assert entries.additional == [tmp_path / "x.add.xml"]
+
+
+@pytest.mark.parametrize("entry", ['<route-files v="r.rou.xml"/>', "<routes>r.rou.xml</routes>",
+                                   '<r value="r.rou.xml"/>'])
+def test_a_device_in_a_route_file_any_sumocfg_form_names_is_refused(tmp_path, entry):
+    _write(tmp_path / "r.rou.xml", "routes", _element("vType", "has.ssm.device"), "plain")
+    cfg = _write(tmp_path / "s.sumocfg", "configuration", entry, "plain")
+    with pytest.raises(InputError, match="has.ssm.device"):
+        refuse_device_writers([], cfg)
+
+
+@pytest.mark.parametrize("entry", ['<output-prefix v="p_"/>', '<device.ssm.probability v="1"/>',
+                                   "<vtk-output>v</vtk-output>"])
+def test_sumocfg_options_sumo_names_files_for_are_refused_in_any_form(tmp_path, entry):
+    from cosim.mobility.declared_outputs import sumocfg_entries
+
+    cfg = _write(tmp_path / "s.sumocfg", "configuration", entry, "plain")
+    with pytest.raises(InputError, match="mobility.sumocfg"):
+        sumocfg_entries(cfg, _writes)
+
+
+def test_a_sumocfg_sumo_cannot_read_is_one_line(tmp_path):
+    from cosim.mobility.declared_outputs import sumocfg_entries
+
+    cfg = _write(tmp_path / "s.sumocfg", "configuration", '<no-such-option value="1"/>', "plain")
+    with pytest.raises(InputError, match="SUMO cannot read it") as refused:
+        sumocfg_entries(cfg, _writes)
+    assert "\n" not in str(refused.value) and "no-such-option" in str(refused.value)
+
+
+def test_an_output_path_with_a_comma_is_one_file():
+    from cosim.destinations import sumo_written_paths
+
+    assert sumo_written_paths(["--fcd-output", "/u/a.xml,b.xml"]) == [
+        ("--fcd-output", Path("/u/a.xml,b.xml"))]
+    assert sumo_written_paths(["--save-state.files=a.xml,b.xml"]) == [
+        ("--save-state.files", Path("a.xml")), ("--save-state.files", Path("b.xml"))]

@@ -33,20 +33,16 @@ class SumoInputs:
 
 def network_file(inputs: SumoInputs) -> Path | None:
     """The ``.net.xml`` SUMO runs on (read from the sumocfg when the scenario gives one)."""
-    from cosim.mobility.declared_outputs import read_xml
+    from cosim.mobility.declared_outputs import sumocfg_entries
     from cosim.scenario.base import readable_input
 
     if inputs.net is not None or inputs.sumocfg is None:
         return inputs.net
-    root = read_xml(inputs.sumocfg, "mobility.sumocfg").getroot()
-    for element in root.iter():
-        value = element.get("value", "").split(",")[0].strip()
-        if element.tag.rsplit("}", 1)[-1] in ("net-file", "n") and value:
-            net = (inputs.sumocfg.parent / value).resolve()
-            try:
-                return readable_input(net)
-            except ValueError as exc:
-                raise InputError(inputs.sumocfg, "mobility.sumocfg", f"<net-file>: {exc}") from None
+    for net in sumocfg_entries(inputs.sumocfg, lambda name: False).nets:
+        try:
+            return readable_input(net.resolve())
+        except ValueError as exc:
+            raise InputError(inputs.sumocfg, "mobility.sumocfg", f"<net-file>: {exc}") from None
     return None
 
 

@@ -14,18 +14,19 @@ decompression (a route file of a city is hundreds of megabytes; a gzip bomb is n
 
 from __future__ import annotations
 
-import gzip
-import stat
+import functools
+import subprocess
+import tempfile
 import xml.etree.ElementTree as ET
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
 
-from cosim.bounded_read import virtual_file
-from cosim.destinations import NULL_OUTPUTS
+from cosim.bounded_read import file_sha256
+from cosim.destinations import NULL_OUTPUTS, sumo_file_values
 from cosim.errors import InputError
+from cosim.scenario.mobility import SUMO_TRUE, outputs_named_by_sumo
+from cosim.sumo_xml import local_name, read_xml, xml_elements
 
 # additional-file element -> the attribute naming the file it writes (SUMO's additional outputs)
 OUTPUT_ATTRIBUTES = {
@@ -43,14 +44,13 @@ RENAMES_OUTPUTS = ("output-prefix", "output-suffix")
 # attributes of other elements that name a file SUMO reads (made absolute in a copy elsewhere)
 INPUT_ATTRIBUTES = ("file", "href")
 MAX_INCLUDE_DEPTH = 8
+SUMOCFG = "mobility.sumocfg"
 MAX_FILES = 1000  # route, additional and included files one scenario makes SUMO read
-XML_LIMIT_BYTES = 2 * 2**30  # of XML text, after decompression
 # a traffic light's <param> naming where its actuated, delay-based or NEMA logic writes the
 # detectors it builds (beside the declaring file, a network or an additional file)
 TLS_OUTPUT_PARAM = "file"
 # a NEMA traffic light's <param> that writes <id>_state_output beside the declaring file
 TLS_STATE_PARAM = "whetherOutputState"
-SUMO_TRUE = ("true", "1", "yes", "on", "x", "t")  # SUMO's spellings of a true boolean
 # devices that write files of their own naming (SUMO's device options and parameters)
 DEVICE_WRITERS = ("ssm", "toc")
 # elements whose <param> equips a vehicle with a device (``has.ssm.device``, ``device.ssm.file``)
@@ -93,84 +93,12 @@ def declared_sumo_outputs(additional: list[Path], sumocfg: Path | None,
     return found
 
 
-def _local(tag: object) -> str:
-    """An element's name without its namespace (SUMO ignores a default namespace)."""
-    return str(tag).rsplit("}", 1)[-1]
-
-
 def device_writer(key: str) -> str | None:
     """The file-writing device a SUMO option or ``<param>`` key asks for, or None."""
     for device in DEVICE_WRITERS:
         if key.startswith(f"device.{device}.") or key == f"has.{device}.device":
             return device
     return None
-
-
-class _Capped:
-    """A binary stream that ends in an InputError after ``XML_LIMIT_BYTES``."""
-
-    def __init__(self, stream: IO[bytes], path: Path, field: str) -> None:
-        self._stream, self._path, self._field, self._seen = stream, path, field, 0
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size if size >= 0 else XML_LIMIT_BYTES + 1 - self._seen)
-        self._seen += len(data)
-        if self._seen > XML_LIMIT_BYTES:
-            raise InputError(self._path, self._field, f"more than {XML_LIMIT_BYTES:,} bytes of "
-                             "XML (after decompression): too big to check")
-        return data
-
-
-def _open(path: Path, field: str) -> _Capped:
-    try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode) or virtual_file(path):
-            raise InputError(path, field, "not a regular file (SUMO reads its inputs from files)")
-        with path.open("rb") as f:
-            gzipped = f.read(2) == b"\x1f\x8b"  # SUMO reads .xml.gz as well
-        # closed by the reader (_Capped.close), which reads it as a stream
-        stream = cast(IO[bytes], gzip.open(path, "rb") if gzipped else path.open("rb"))  # noqa: SIM115
-    except OSError as exc:
-        raise InputError(path, field, f"cannot read it: {exc.strerror or exc}") from None
-    return _Capped(stream, path, field)
-
-
-def read_xml(path: Path, field: str) -> ET.ElementTree[ET.Element]:
-    """A SUMO XML file (plain or gzipped) as a tree, read with the stream's limits."""
-    try:
-        capped = _open(path, field)
-        try:
-            return ET.parse(capped)
-        finally:
-            capped.close()
-    except (OSError, EOFError, zlib.error, ET.ParseError) as exc:
-        raise InputError(path, field, f"cannot read it as XML to find the files it makes SUMO "
-                         f"write: {exc}") from None
-
-
-def _elements(path: Path, field: str) -> Iterator[tuple[str, str, dict[str, str]]]:
-    """(tag, parent's tag, attributes) of each element, streamed: memory stays small however
-    many vehicles a route file holds."""
-    capped = _open(path, field)
-    stack: list[str] = []
-    try:
-        for event, element in ET.iterparse(capped, events=("start", "end")):
-            tag = _local(element.tag)
-            if event == "start":
-                yield tag, stack[-1] if stack else "", dict(element.attrib)
-                stack.append(tag)
-            else:
-                stack.pop()
-                if len(stack) <= 1:
-                    element.clear()  # a top-level element and its children, read
-    except (OSError, EOFError, zlib.error, ET.ParseError) as exc:
-        raise InputError(path, field, f"cannot read it as XML to find the files it makes SUMO "
-                         f"write: {exc}") from None
-    finally:
-        capped.close()
 
 
 def refuse_device_writers(routes: list[tuple[str, Path]], sumocfg: Path | None) -> None:
@@ -189,7 +117,7 @@ def refuse_device_writers(routes: list[tuple[str, Path]], sumocfg: Path | None) 
             raise InputError(path, field, f"more than {MAX_FILES} route, additional and included "
                              "files to read")
         seen.add(path)
-        for tag, parent, attributes in _elements(path, field):
+        for tag, parent, attributes in xml_elements(path, field):
             key = attributes.get("key", "")
             if tag == "param" and parent in EQUIPPED and device_writer(key):
                 raise InputError(path, field, f"<{parent}> <param key=\"{key}\">: SUMO's "
@@ -204,7 +132,7 @@ def _file_outputs(path: Path, field: str, depth: int = 0) -> list[DeclaredOutput
     if depth > MAX_INCLUDE_DEPTH:
         raise InputError(path, field, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
     found = []
-    for tag, parent, attributes in _elements(path, field):
+    for tag, parent, attributes in xml_elements(path, field):
         if tag == "include" and attributes.get("href"):
             found += _file_outputs(_beside(path, attributes["href"]), field, depth + 1)
         attribute = OUTPUT_ATTRIBUTES.get(tag)
@@ -225,37 +153,62 @@ def _file_outputs(path: Path, field: str, depth: int = 0) -> list[DeclaredOutput
 
 
 def sumocfg_entries(sumocfg: Path, writes: Callable[[str], bool]) -> SumocfgEntries:
-    """A sumocfg's output options and the files it loads; InputError for options whose outputs
-    SUMO names itself (renamed outputs, prefix-named states, SSM and ToC devices)."""
-    from cosim.scenario.mobility import states_named_by_sumo
-
+    """A sumocfg's output options and the files it loads, as SUMO reads them; InputError for
+    options whose outputs SUMO names itself (renamed outputs, prefix-named states, per-step or
+    per-vehicle files, SSM and ToC devices)."""
     entries = SumocfgEntries([], [], [], [])
-    loads = {"additional-files": entries.additional, "a": entries.additional,
-             "route-files": entries.routes, "r": entries.routes,
-             "net-file": entries.nets, "n": entries.nets}
-    root = read_xml(sumocfg, "mobility.sumocfg").getroot()
-    names = set()
-    for option in root.iter():  # SUMO takes an option at any depth, in a group or not
-        name, value = _local(option.tag), option.get("value")
-        if option is root or value is None:
+    loads = {"additional-files": entries.additional, "route-files": entries.routes}
+    values: dict[str, str] = {}
+    for option in sumo_reading(sumocfg).iter():
+        name, value = local_name(option.tag), option.get("value")
+        if value is None:  # the root and the option groups
             continue
-        names.add(name)
+        values[name] = value
         if name in RENAMES_OUTPUTS:
-            raise InputError(sumocfg, "mobility.sumocfg", f"<{name}> renames every file SUMO "
-                             "writes, the run's own sumo.log too; remove it")
+            raise InputError(sumocfg, SUMOCFG, f"<{name}> renames every file SUMO writes, the "
+                             "run's own sumo.log too; remove it")
         if device_writer(name):
-            raise InputError(sumocfg, "mobility.sumocfg", f"<{name}>: SUMO's "
-                             f"{device_writer(name)} device writes files (by default into "
-                             "the working folder) that cosim cannot check; remove it")
-        values = [v.strip() for v in value.split(",") if v.strip()]
+            raise InputError(sumocfg, SUMOCFG, f"<{name}>: SUMO's {device_writer(name)} device "
+                             "writes files (by default into the working folder) that cosim "
+                             "cannot check; remove it")
         if name in loads:
-            loads[name] += [_beside(sumocfg, v) for v in values]
+            loads[name] += [Path(v) for v in value.split(",") if v]
+        elif name == "net-file":
+            entries.nets.append(Path(value))
         elif writes(name):
-            entries.outputs.extend((name, _beside(sumocfg, v)) for v in values
+            entries.outputs.extend((name, Path(v)) for v in sumo_file_values(name, value)
                                    if v not in NULL_OUTPUTS)
-    if (states := states_named_by_sumo(names)) is not None:
-        raise InputError(sumocfg, "mobility.sumocfg", f"<{states[0]}> {states[1]}")
+    if (named := outputs_named_by_sumo(values)) is not None:
+        raise InputError(sumocfg, SUMOCFG, f"<{named[0]}> {named[1]}")
     return entries
+
+
+def sumo_reading(sumocfg: Path) -> ET.Element:
+    """The sumocfg as SUMO reads it. SUMO writes back every option it set
+    (``--save-configuration``) under the option's own name, as ``value=``, with the paths made
+    absolute: ``v=`` attributes, element text and synonyms (``<net>``, ``<routes>``) are read as
+    SUMO reads them, not as cosim would guess."""
+    read_xml(sumocfg, SUMOCFG)  # a regular, bounded, well-formed file before SUMO reads it
+    return ET.fromstring(_saved_configuration(str(sumocfg.absolute()), file_sha256(sumocfg)))
+
+
+@functools.lru_cache(maxsize=8)
+def _saved_configuration(path: str, digest: str) -> bytes:
+    from cosim.mobility.sumo_tools import binary
+
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "as-read.sumocfg"
+        cmd = [binary("sumo"), "-c", path, "--save-configuration", str(saved)]
+        try:
+            done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            raise InputError(Path(path), SUMOCFG, "SUMO did not read it within 60 s") from None
+        if done.returncode != 0 or not saved.is_file():
+            said = [line for line in (done.stderr + done.stdout).splitlines()
+                    if line.startswith("Error")] or ["no reason given"]
+            raise InputError(Path(path), SUMOCFG, "SUMO cannot read it: "
+                             + " ".join(said[:2])[:300])
+        return saved.read_bytes()
 
 
 def _beside(declaring: Path, value: str) -> Path:
@@ -276,7 +229,7 @@ def aside_copy(path: Path, folder: Path, name: str, suffix: str = ".add.xml") ->
         return str(folder / f"{name}-output-{count}.xml")
 
     for element in tree.iter():
-        tag = _local(element.tag)
+        tag = local_name(element.tag)
         attribute = OUTPUT_ATTRIBUTES.get(tag)
         if attribute and element.get(attribute):
             element.set(attribute, aside())
@@ -285,7 +238,7 @@ def aside_copy(path: Path, folder: Path, name: str, suffix: str = ".add.xml") ->
                 element.set(other, str(_beside(path, element.get(other, ""))))
         if tag == "tlLogic":
             for param in element:
-                if _local(param.tag) == "param" and param.get("key") == TLS_OUTPUT_PARAM:
+                if local_name(param.tag) == "param" and param.get("key") == TLS_OUTPUT_PARAM:
                     param.set("value", aside())
         if tag == "include" and element.get("href"):
             included = _beside(path, element.get("href", ""))

@@ -7,14 +7,15 @@ imported from geographic data) maps it to the globe.
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import math
-import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, overload
 
 from cosim.errors import InputError
+from cosim.sumo_xml import xml_elements
 
 
 @dataclass(frozen=True)
@@ -35,18 +36,17 @@ class NetLocation:
 
 def read_location(net: Path) -> NetLocation:
     """The first ``<location>`` element of a ``.net.xml`` (or ``.net.xml.gz``), read lazily."""
-    opener = gzip.open if net.suffix == ".gz" else open
     try:
-        with opener(net, "rb") as f:
-            for _, element in ET.iterparse(f, events=("start",)):
-                if element.tag == "location":
-                    return _location(element)
-    except (OSError, ET.ParseError) as exc:
-        raise InputError(net, None, f"cannot read the network: {exc}") from None
+        with contextlib.closing(xml_elements(net, None)) as elements:
+            for tag, _, attributes in elements:
+                if tag == "location":
+                    return _location(attributes)
+    except InputError as exc:
+        raise InputError(net, None, f"cannot read the network: {exc.message}") from None
     raise InputError(net, None, "the network has no <location> element (not a SUMO .net.xml?)")
 
 
-def _location(element: ET.Element) -> NetLocation:
+def _location(element: Mapping[str, str]) -> NetLocation:
     @overload
     def numbers(name: str, count: Literal[2]) -> tuple[float, float] | None: ...
     @overload

@@ -31,7 +31,6 @@ Positions are in SUMO's network frame (x east, y north, the network's offset alr
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -39,6 +38,8 @@ from typing import Any, cast
 import numpy as np
 import shapely
 from scipy import ndimage
+
+from cosim.sumo_xml import xml_elements
 
 Bounds = tuple[float, float, float, float]  # xmin, ymin, xmax, ymax
 
@@ -199,7 +200,9 @@ def read_buildings(path: str | Path, types: Sequence[str] = ("building",), net: 
     Shapes given in lon/lat (``geo="1"``) are converted with ``net.convertLonLat2XY``."""
     wanted = tuple(types)
     shapes = []
-    for poly in ET.parse(path).getroot().iter("poly"):
+    for tag, _, poly in xml_elements(Path(path), "radio.channel.buildings"):  # streamed, bounded
+        if tag != "poly":
+            continue
         kind = poly.get("type", "")
         if not (kind in wanted or kind.split(".")[0] in wanted):
             continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import (
@@ -35,20 +35,40 @@ SET_BY_COSIM = {
 }
 # devices whose options make SUMO write files of its own naming (ssm_<vehicle>.xml, ...)
 DEVICE_WRITERS = ("device.ssm.", "device.toc.")
-# Saved states are named from a prefix (state_<time>.xml.gz, in the working folder) unless each
-# is named with --save-state.files: a periodic save always is.
-STATES_BY_PREFIX = ("save-state.times", "save-state.period")
+SUMO_TRUE = ("true", "1", "yes", "on", "x", "t")  # SUMO's spellings of a true boolean
 
 
-def states_named_by_sumo(names: Collection[str]) -> tuple[str, str] | None:
-    """(option, why) when the options ``names`` (no dashes) would make SUMO save states under
-    names of its own making, which cosim cannot check before the run; None when they do not."""
-    how = ("states named from a prefix (state_<time>.xml.gz, by default in the working folder) "
-           "that cosim cannot check; name each state with save-state.times and save-state.files")
-    if "save-state.period" in names:
-        return "save-state.period", f"saves {how}"
-    if "save-state.times" in names and "save-state.files" not in names:
-        return "save-state.times", f"without save-state.files saves {how}"
+def sumo_option_values(options: list[str]) -> dict[str, str]:
+    """Option name (no dashes) -> value, as SUMO reads a command line (a bare flag is true)."""
+    values = {}
+    for i, item in enumerate(options):
+        if not item.startswith("-"):
+            continue
+        name, sep, value = item.lstrip("-").partition("=")
+        if not sep:
+            following = options[i + 1] if i + 1 < len(options) else "-"
+            value = "true" if following.startswith("-") else following
+        values[name] = value
+    return values
+
+
+def outputs_named_by_sumo(values: Mapping[str, str]) -> tuple[str, str] | None:
+    """(option, why) when SUMO options (name -> value) would make SUMO write files under names
+    of its own making, which cosim cannot check before the run; None when they do not."""
+    states = ("states named from a prefix (state_<time>.xml.gz, by default in the working "
+              "folder) that cosim cannot check; name each state with save-state.times and "
+              "save-state.files")
+    if "save-state.period" in values:
+        return "save-state.period", f"saves {states}"
+    if "save-state.times" in values and "save-state.files" not in values:
+        return "save-state.times", f"without save-state.files saves {states}"
+    if "vtk-output" in values:
+        return "vtk-output", ("writes a file per step (<prefix>_<time>.vtp) that cosim cannot "
+                              "check; remove it")
+    if ("elechybrid-output" in values
+            and values.get("elechybrid-output.aggregated", "").lower() not in SUMO_TRUE):
+        return "elechybrid-output", ("without elechybrid-output.aggregated writes a file per "
+                                     "vehicle (<file>_<vehicle>.xml) that cosim cannot check")
     return None
 
 
@@ -175,9 +195,8 @@ class MobilityConfig(StrictModel):
             if name in STOPS_SUMO:
                 raise ValueError(f"{STOPS_SUMO[name]} makes SUMO stop instead of simulating; "
                                  "remove it")
-        names = {item.lstrip("-").partition("=")[0] for item in options if item.startswith("-")}
-        if (states := states_named_by_sumo(names)) is not None:
-            raise ValueError(f"--{states[0]} {states[1]}")
+        if (named := outputs_named_by_sumo(sumo_option_values(options))) is not None:
+            raise ValueError(f"--{named[0]} {named[1]}")
         return options
 
     @model_validator(mode="after")
