@@ -391,12 +391,13 @@ def without_writers(options: list[str], writers: frozenset[str] = frozenset(SUMO
 def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
                        writers: frozenset[str] = frozenset(SUMO_WRITERS),
                        own: Mapping[str, Any] | None = None,
-                       declared: Sequence[tuple[str, str, Path]] = ()) -> None:
+                       declared: Sequence[tuple[str, str, Path]] = (),
+                       source: Path | None = None) -> None:
     """SUMO output options of a scenario (and the outputs its input files ``declared``: field,
     what declares it, path) write outside every result folder, and not into the run's own
     destination (``run_out`` and its staging folder); an existing file is replaced only with
     ``replace`` (``--overwrite``), or when ``own`` (a resumed attempt's record by absolute path,
-    ``_still_own``) says this run wrote it as it is."""
+    ``_still_own``) says this run wrote it as it is. Errors name the scenario file ``source``."""
     outputs = [("mobility.sumo_options", option, path)
                for option, path in sumo_written_paths(options, writers)]
     for field, option, path in [*outputs, *declared]:
@@ -404,10 +405,10 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
         file = option not in PREFIX_OPTIONS
         if file and (where.is_symlink() or where.exists() and not where.is_file()
                      or where.is_file() and where.stat().st_nlink > 1):
-            raise InputError(None, field, f"{option} {path}: exists and is not a plain file "
+            raise InputError(source, field, f"{option} {path}: exists and is not a plain file "
                              "(a link, a hard link, a folder, a device); name a file to write")
         if not replace and where.exists() and not _still_own(where, own or {}):
-            raise InputError(None, field, f"{option} {path}: " + (
+            raise InputError(source, field, f"{option} {path}: " + (
                 "exists already and SUMO would replace it (--overwrite allows that; or choose "
                 "another path)" if own is None else "exists, and the run.json of the run being "
                 "resumed does not say this run wrote it as it is now (its sumo_outputs); move it "
@@ -415,14 +416,14 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
         for staging in (run_out, run_out.with_name(run_out.name + ".partial")):
             for mine, there in ((staging.absolute(), where), (staging.resolve(), where.resolve())):
                 if there == mine or mine in there.parents:
-                    raise InputError(None, field, f"{option} {path} writes into this run's "
+                    raise InputError(source, field, f"{option} {path} writes into this run's "
                                      "folder, which only cosim writes")
         holder = result_folder_around(where.parent)
         if holder is not None:
-            raise InputError(None, field, f"{option} {path} writes into {holder}, a folder of "
+            raise InputError(source, field, f"{option} {path} writes into {holder}, a folder of "
                              "cosim's results; choose another place")
         if file:
-            _check_sumo_folder(option, path, field)
+            _check_sumo_folder(option, path, field, source)
 
 
 def _still_own(where: Path, own: Mapping[str, Any]) -> bool:
@@ -441,14 +442,14 @@ def _still_own(where: Path, own: Mapping[str, Any]) -> bool:
     return False
 
 
-def _check_sumo_folder(option: str, path: Path, field: str = "mobility.sumo_options") -> None:
+def _check_sumo_folder(option: str, path: Path, field: str, source: Path | None) -> None:
     """SUMO can create the file: an existing, writable folder holds it (SUMO makes none, and
     would fail to open it only once the run has begun)."""
     where = path.absolute()
     if not where.parent.is_dir():
-        raise InputError(None, field, f"{option} {path}: {where.parent} is no "
+        raise InputError(source, field, f"{option} {path}: {where.parent} is no "
                          "folder (SUMO makes none); create it or choose another path")
     try:
         check_writable(where, field)
     except InputError as exc:
-        raise InputError(None, field, f"{option} {path}: {exc.message}") from None
+        raise InputError(source, field, f"{option} {path}: {exc.message}") from None

@@ -84,6 +84,16 @@ def _sumo_writers(scenario: Scenario) -> frozenset[str]:
         return sumo_writers(None)
 
 
+def check_sumo_output_places(scenario: Scenario, source: Path | None) -> None:
+    """What ``cosim validate`` can tell of the files SUMO will write, knowing neither ``--out``
+    nor ``--overwrite``: none into a folder of results, none a link, a hard link or a folder,
+    each in a writable folder (the run checks the rest before its folder)."""
+    writers = _sumo_writers(scenario)
+    check_sumo_outputs(scenario.mobility.sumo_options, default_run_dir(scenario), replace=True,
+                       writers=writers, declared=_declared_outputs(scenario, writers),
+                       source=source)
+
+
 def refuse_sumo_outputs_in_study(scenario: Scenario, named: Path | None, study: str) -> None:
     """A compare or onboarding runs its scenario many times: a file SUMO writes (an output
     option, or one an additional file or sumocfg declares) would be written by each run over the
@@ -172,7 +182,7 @@ def run_scenario(
     declared = _declared_outputs(scenario, writers)  # read once: the files may change later
     check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite and not resume,
                        writers=writers, own=_own_sumo_outputs(folder) if resume else None,
-                       declared=declared)
+                       declared=declared, source=source)
     sumo_outputs = _sumo_output_paths(scenario, writers, declared)
     with watch("preparing the inputs (network, demand, data checks)", quiet):
         inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder

@@ -480,6 +480,61 @@ def test_states_sumo_names_itself_are_refused_before_it_runs(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
+def _sumocfg_scenario(folder: Path, body: str) -> list[str]:
+    """``--set`` arguments that run GRID from ``folder/s.sumocfg`` (``body`` inside its root),
+    beside a 4 x 4 grid network ``n.net.xml`` and a route file ``r.rou.xml``."""
+    import subprocess
+
+    from cosim.mobility.sumo_tools import binary
+
+    subprocess.run([binary("netgenerate"), "--grid", "--grid.number", "4", "--grid.length", "200",
+                    "--default.lanenumber", "1", "--no-turnarounds", "true",
+                    "-o", str(folder / "n.net.xml")], check=True, capture_output=True)
+    (folder / "r.rou.xml").write_text(
+        '<routes><vType id="car"/><flow id="f" type="car" begin="0" end="100" period="4" '
+        'from="A0A1" to="A1A2"/></routes>\n')
+    (folder / "s.sumocfg").write_text(f"<configuration>{body}</configuration>\n")
+    return [*QUICK, "--set", f"mobility.sumocfg={folder / 's.sumocfg'}",
+            "--set", "mobility.netgenerate=null", "--set", "mobility.demand=null"]
+
+
+def test_a_sumocfg_is_read_as_sumo_reads_it(tmp_path):
+    """``v=`` attributes, element text and option synonyms name the same files as ``value=``:
+    an output over a user's file is refused by run, and validate writes no output at all."""
+    precious = tmp_path / "precious.xml"
+    precious.write_text("PRECIOUS")
+    (tmp_path / "ed.add.xml").write_text('<additional><edgeData id="e" file="ed.xml"/>'
+                                         "</additional>\n")  # an interval from begin to end
+    sets = _sumocfg_scenario(tmp_path, '<input><net v="n.net.xml"/><routes>r.rou.xml</routes>'
+                             '<additional value="ed.add.xml"/></input>'
+                             '<output><fcd-output v="precious.xml"/></output>')
+    assert _cosim("validate", GRID, *sets).exit_code == 0
+    assert precious.read_text() == "PRECIOUS" and not (tmp_path / "ed.xml").exists()
+    result = _cosim("run", GRID, "--out", tmp_path / "r", "-q", *sets)
+    assert result.exit_code == 2 and "mobility.sumocfg" in result.output, result.output
+    assert result.output.startswith(f"error: {GRID}: ") and "<fcd-output>" in result.output
+    assert precious.read_text() == "PRECIOUS" and not (tmp_path / "r.partial").exists()
+
+
+def test_an_edited_route_a_sumocfg_names_is_loaded_again(tmp_path):
+    sets = _sumocfg_scenario(tmp_path, '<input><net-file value="n.net.xml"/>'
+                             '<route-files value="r.rou.xml"/></input>')
+    assert _cosim("validate", GRID, *sets).exit_code == 0
+    routes = tmp_path / "r.rou.xml"
+    routes.write_text(routes.read_text().replace('to="A1A2"', 'to="ZZZZ"'))
+    for command in (["validate"], ["run", "--out", tmp_path / "r", "-q"]):
+        result = _cosim(command[0], GRID, *command[1:], *sets)
+        assert result.exit_code == 2 and "ZZZZ" in result.output, result.output
+    assert not (tmp_path / "r.partial").exists()
+
+
+def test_validate_refuses_a_sumo_output_into_a_folder_of_results(results, tmp_path):
+    result = _cosim("validate", GRID, *QUICK, "--set",
+                    f"mobility.sumo_options=--fcd-output {results['a'] / 'fcd.xml'}")
+    assert result.exit_code == 2 and "folder of cosim's results" in result.output, result.output
+    assert result.output.startswith(f"error: {GRID}: mobility.sumo_options: ")
+
+
 def test_a_vehicle_type_that_equips_the_ssm_device_is_refused_before_sumo_runs(tmp_path,
                                                                                monkeypatch):
     """The SSM device writes ssm_<vehicle>.xml into the working folder: a type in an additional

@@ -74,13 +74,15 @@ def prepare_inputs(m: MobilityConfig, seed: int, duration_s: float, source: Path
 
 def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None = None) -> None:
     """SUMO's own loader reads the network, every route (``--route-steps 0``: all of them, not
-    only the first 200 s) and the additional files, and stops at time 0: a route over a missing
-    edge or a broken file is an input error before the run's folder. Cached by content."""
+    only the first 200 s) and the additional files, and stops after one second (an edge-data
+    dump needs an interval): a route over a missing edge or a broken file is an input error
+    before the run's folder. Cached by the content of every file SUMO reads."""
     from cosim.destinations import sumo_writers, without_writers, writes_file
     from cosim.mobility.declared_outputs import (
         SumocfgEntries,
         aside_copy,
         declared_sumo_outputs,
+        included_files,
         refuse_device_writers,
         sumocfg_entries,
     )
@@ -97,8 +99,11 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
     net = inputs.net or (cfg.nets[0] if cfg.nets else None)
     declaring = [p for p in adds if declared_sumo_outputs([p], None, lambda n: False)]
     net_declares = net is not None and bool(declared_sumo_outputs([], None, lambda n: False, net))
-    files = [p for p in (inputs.sumocfg, inputs.net, *inputs.routes, *inputs.additional, *adds)
-             if p]
+    # every file SUMO reads is in the key: an edited route the sumocfg names is loaded again
+    loaded = [p for p in (inputs.sumocfg, inputs.net, *cfg.nets[:1], *inputs.routes, *cfg.routes,
+                          *inputs.additional, *adds) if p]
+    files = [*loaded, *(inc for add in dict.fromkeys([*inputs.additional, *adds])
+                        for inc in included_files(add, "mobility.additional"))]
     key = content_key(["sumo-load", sumo_version(), *files, *opts])
 
     def load(folder: Path) -> None:
@@ -120,7 +125,7 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
             cmd += ["-a", ",".join(str(p) for p in loaded_adds)]
         for i, (name, _) in enumerate(cfg.outputs):
             cmd += [f"--{name}", str(folder / f"sumocfg-output-{i}.xml")]
-        cmd += ["--route-steps", "0", "--begin", "0", "--end", "0", "--no-step-log", "true",
+        cmd += ["--route-steps", "0", "--begin", "0", "--end", "1", "--no-step-log", "true",
                 "--duration-log.disable", "true", "--no-warnings", "true", *opts]
         loaded_file = inputs.sumocfg or inputs.net
         assert loaded_file is not None  # prepare_inputs sets one of them (the network is built if need be)

@@ -152,6 +152,18 @@ def _file_outputs(path: Path, field: str, depth: int = 0) -> list[DeclaredOutput
     return found
 
 
+def included_files(path: Path, field: str, depth: int = 0) -> list[Path]:
+    """The files an additional file's ``<include href>`` pulls in, at any depth."""
+    if depth > MAX_INCLUDE_DEPTH:
+        raise InputError(path, field, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
+    found = []
+    for tag, _, attributes in xml_elements(path, field):
+        if tag == "include" and attributes.get("href"):
+            included = _beside(path, attributes["href"])
+            found += [included, *included_files(included, field, depth + 1)]
+    return found
+
+
 def sumocfg_entries(sumocfg: Path, writes: Callable[[str], bool]) -> SumocfgEntries:
     """A sumocfg's output options and the files it loads, as SUMO reads them; InputError for
     options whose outputs SUMO names itself (renamed outputs, prefix-named states, per-step or
