@@ -127,14 +127,29 @@ def refuse_device_writers(routes: list[tuple[str, Path]], sumocfg: Path | None) 
                 files.append((field, _beside(path, attributes["href"])))
 
 
-def _file_outputs(path: Path, field: str, depth: int = 0) -> list[DeclaredOutput]:
+def _file_outputs(path: Path, field: str) -> list[DeclaredOutput]:
     """The outputs a network or additional file (and what it includes) declares."""
+    return _scan(path, field)[0]
+
+
+def included_files(path: Path, field: str) -> list[Path]:
+    """The files an additional file's ``<include href>`` pulls in, at any depth."""
+    return _scan(path, field)[1]
+
+
+def _scan(path: Path, field: str, depth: int = 0) -> tuple[list[DeclaredOutput], list[Path]]:
+    """The outputs a network or additional file declares and the files it includes, with what
+    those include in turn."""
     if depth > MAX_INCLUDE_DEPTH:
         raise InputError(path, field, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
-    found = []
+    found: list[DeclaredOutput] = []
+    includes: list[Path] = []
     for tag, parent, attributes in xml_elements(path, field):
         if tag == "include" and attributes.get("href"):
-            found += _file_outputs(_beside(path, attributes["href"]), field, depth + 1)
+            included = _beside(path, attributes["href"])
+            outputs, deeper = _scan(included, field, depth + 1)
+            found += outputs
+            includes += [included, *deeper]
         attribute = OUTPUT_ATTRIBUTES.get(tag)
         value = attributes.get(attribute) if attribute else None
         if value and value not in NULL_OUTPUTS:
@@ -149,19 +164,7 @@ def _file_outputs(path: Path, field: str, depth: int = 0) -> list[DeclaredOutput
                 raise InputError(path, field, f'<tlLogic> <param key="{key}">: a NEMA traffic '
                                  "light writes <id>_state_output beside this file, a name cosim "
                                  "cannot check; remove it")
-    return found
-
-
-def included_files(path: Path, field: str, depth: int = 0) -> list[Path]:
-    """The files an additional file's ``<include href>`` pulls in, at any depth."""
-    if depth > MAX_INCLUDE_DEPTH:
-        raise InputError(path, field, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
-    found = []
-    for tag, _, attributes in xml_elements(path, field):
-        if tag == "include" and attributes.get("href"):
-            included = _beside(path, attributes["href"])
-            found += [included, *included_files(included, field, depth + 1)]
-    return found
+    return found, includes
 
 
 def sumocfg_entries(sumocfg: Path, writes: Callable[[str], bool]) -> SumocfgEntries:
