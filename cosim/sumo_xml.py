@@ -5,8 +5,8 @@ cost.
 Python's expat re-reads an unfinished token from its start on every chunk it is fed, so one
 huge attribute costs time quadratic in its length. The reader feeds large chunks and refuses a
 token longer than ``MAX_TOKEN_BYTES`` (no element of a SUMO file comes near it: a long route's
-edge list or a coastline's shape is a few hundred kilobytes), and refuses more than
-``XML_LIMIT_BYTES`` of XML after decompression (a gzip bomb is not read out).
+edge list or a coastline's shape is a few hundred kilobytes), more than ``XML_LIMIT_BYTES`` of
+XML after decompression (a gzip bomb is not read out) and more than ``MAX_ELEMENTS`` elements.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import gzip
 import stat
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Generator
+from collections.abc import Collection, Generator
 from pathlib import Path
 from typing import IO, cast
+from xml.parsers import expat
 
 from cosim.bounded_read import virtual_file
 from cosim.errors import InputError
@@ -25,6 +26,8 @@ from cosim.errors import InputError
 XML_LIMIT_BYTES = 2 * 2**30  # of XML text, after decompression
 MAX_TOKEN_BYTES = 4 * 2**20  # between two '>': one tag with its attributes
 CHUNK_BYTES = 2**20  # fed to expat at once
+# elements in one file: a city's day of routes is a few million; each costs about 2 us to scan
+MAX_ELEMENTS = 20_000_000
 XML_ERRORS = (OSError, EOFError, zlib.error, ET.ParseError)
 
 
@@ -88,23 +91,42 @@ def read_xml(path: Path, field: str | None) -> ET.ElementTree[ET.Element]:
         raise InputError(path, field, f"cannot read it as XML: {exc}") from None
 
 
-def xml_elements(path: Path, field: str | None
+def xml_elements(path: Path, field: str | None, wanted: Collection[str] | None = None
                  ) -> Generator[tuple[str, str, dict[str, str]], None, None]:
-    """(tag, parent's tag, attributes) of each element, streamed: memory stays small however
-    many vehicles a route file or polygons a buildings file holds."""
+    """(tag, parent's tag, attributes) of each element (of the ``wanted`` tags only, when given),
+    streamed through expat's own callbacks: no element is kept, so memory stays small however
+    many vehicles a route file, or children one element, holds."""
     capped = _open(path, field)
+    parser = expat.ParserCreate(namespace_separator="}")  # "uri}tag": local_name strips it
     stack: list[str] = []
+    found: list[tuple[str, str, dict[str, str]]] = []
+
+    count = 0
+
+    def start(tag: str, attributes: dict[str, str]) -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_ELEMENTS:
+            raise InputError(path, field, f"more than {MAX_ELEMENTS:,} elements: more than cosim "
+                             "reads in one SUMO file")
+        name = tag.rpartition("}")[2]
+        if wanted is None or name in wanted:
+            found.append((name, stack[-1] if stack else "", attributes))
+        stack.append(name)
+
+    def end(tag: str) -> None:
+        stack.pop()
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
     try:
-        for event, element in ET.iterparse(capped, events=("start", "end")):
-            tag = local_name(element.tag)
-            if event == "start":
-                yield tag, stack[-1] if stack else "", dict(element.attrib)
-                stack.append(tag)
-            else:
-                stack.pop()
-                if len(stack) <= 1:
-                    element.clear()  # a top-level element and its children, read
-    except XML_ERRORS as exc:
+        while data := capped.read():
+            parser.Parse(data, False)
+            yield from found
+            found.clear()
+        parser.Parse(b"", True)
+        yield from found
+    except (*XML_ERRORS, expat.ExpatError) as exc:
         raise InputError(path, field, f"cannot read it as XML: {exc}") from None
     finally:
         capped.close()

@@ -528,6 +528,21 @@ def test_an_edited_route_a_sumocfg_names_is_loaded_again(tmp_path):
     assert not (tmp_path / "r.partial").exists()
 
 
+def test_an_edited_file_an_additional_element_reads_is_loaded_again(tmp_path):
+    steps = tmp_path / "vss_steps.xml"
+    steps.write_text('<vss><step time="0" speed="10"/></vss>\n')
+    add = tmp_path / "vss.add.xml"
+    add.write_text('<additional><variableSpeedSign id="v" lanes="A0A1_0" file="vss_steps.xml"/>'
+                   "</additional>\n")
+    sets = [*QUICK, "--set", f"mobility.additional=[{add}]"]
+    assert _cosim("validate", GRID, *sets).exit_code == 0
+    steps.write_text('<vss><step time="0" speed="10"')  # cut short
+    for command in (["validate"], ["run", "--out", tmp_path / "r", "-q"]):
+        result = _cosim(command[0], GRID, *command[1:], *sets)
+        assert result.exit_code == 2 and "vss_steps.xml" in result.output, result.output
+    assert not (tmp_path / "r.partial").exists()
+
+
 def test_validate_refuses_a_sumo_output_into_a_folder_of_results(results, tmp_path):
     result = _cosim("validate", GRID, *QUICK, "--set",
                     f"mobility.sumo_options=--fcd-output {results['a'] / 'fcd.xml'}")

@@ -44,7 +44,7 @@ def _write(path: Path, root: str, body: str, kind: str) -> Path:
 def test_a_device_that_writes_its_own_files_is_refused_in_a_route_file(tmp_path, key, parent, kind):
     routes = _write(tmp_path / "r.rou.xml", "routes", _element(parent, key), kind)
     with pytest.raises(InputError) as refused:
-        refuse_device_writers([("mobility.routes", routes)], None)
+        refuse_device_writers([("mobility.routes", routes)], [], None)
     line = str(refused.value)
     assert "\n" not in line and str(routes) in line and "mobility.routes" in line, line
     assert key in line and key.split(".")[1] in line, line
@@ -58,7 +58,7 @@ def test_a_device_param_in_an_included_additional_file_is_refused(tmp_path, key)
     outer = _write(tmp_path / "a.add.xml", "additional", '<include href="sub/types.add.xml"/>',
                    "plain")
     with pytest.raises(InputError, match="mobility.additional") as refused:
-        refuse_device_writers([("mobility.additional", outer)], None)
+        refuse_device_writers([("mobility.additional", outer)], [], None)
     assert str(inner) in str(refused.value)
 
 
@@ -69,7 +69,7 @@ def test_a_device_in_the_files_a_sumocfg_lists_is_refused(tmp_path, key, listed_
     cfg = _write(tmp_path / "s.sumocfg", "configuration",
                  f'<input><{listed_as} value="x.xml"/></input>', "plain")
     with pytest.raises(InputError, match="mobility.sumocfg"):
-        refuse_device_writers([], cfg)
+        refuse_device_writers([], [], cfg)
 
 
 @pytest.mark.parametrize("option", ["device.ssm.probability", "device.ssm.file",
@@ -80,40 +80,40 @@ def test_a_sumocfg_option_that_equips_a_device_is_refused(tmp_path, option, grou
     cfg = _write(tmp_path / "s.sumocfg", "configuration",
                  f"<processing>{entry}</processing>" if group else entry, "plain")
     with pytest.raises(InputError, match=f"<{option}>") as refused:
-        refuse_device_writers([], cfg)
+        refuse_device_writers([], [], cfg)
     assert "mobility.sumocfg" in str(refused.value)
 
 
 @pytest.mark.parametrize("key", HARMLESS)
 def test_other_devices_and_keys_pass(tmp_path, key):
     routes = _write(tmp_path / "r.rou.xml", "routes", _element("vehicle", key), "plain")
-    refuse_device_writers([("mobility.routes", routes)], None)
+    refuse_device_writers([("mobility.routes", routes)], [], None)
 
 
 def test_a_device_key_outside_a_vehicle_or_type_equips_nothing(tmp_path):
     add = _write(tmp_path / "a.add.xml", "additional",
                  '<tlLogic id="j" type="static" programID="1" offset="0">'
                  '<param key="device.ssm.file" value="x"/></tlLogic>', "plain")
-    refuse_device_writers([("mobility.additional", add)], None)
+    refuse_device_writers([("mobility.additional", add)], [], None)
 
 
 def test_files_that_cannot_be_read_as_xml_are_input_errors(tmp_path, monkeypatch):
     fifo = tmp_path / "fifo.rou.xml"
     os.mkfifo(fifo)
     with pytest.raises(InputError, match="not a regular file"):
-        refuse_device_writers([("mobility.routes", fifo)], None)
+        refuse_device_writers([("mobility.routes", fifo)], [], None)
     with pytest.raises(InputError, match="cannot read it"):
-        refuse_device_writers([("mobility.routes", tmp_path / "gone.rou.xml")], None)
+        refuse_device_writers([("mobility.routes", tmp_path / "gone.rou.xml")], [], None)
     bad_gzip = tmp_path / "bad.rou.xml"
     bad_gzip.write_bytes(b"\x1f\x8b" + os.urandom(64))
     with pytest.raises(InputError, match="mobility.routes"):
-        refuse_device_writers([("mobility.routes", bad_gzip)], None)
+        refuse_device_writers([("mobility.routes", bad_gzip)], [], None)
     bomb = tmp_path / "bomb.rou.xml"
     bomb.write_bytes(gzip.compress(b"<routes>" + b" " * 4_000_000 + b"</routes>"))
     assert bomb.stat().st_size < 20_000
     monkeypatch.setattr(sumo_xml, "XML_LIMIT_BYTES", 1_000_000)
     with pytest.raises(InputError, match="too big to read"):
-        refuse_device_writers([("mobility.routes", bomb)], None)
+        refuse_device_writers([("mobility.routes", bomb)], [], None)
 
 
 @pytest.mark.parametrize("kind", ["plain", "gzip"])
@@ -126,17 +126,18 @@ def test_a_tag_longer_than_any_sumo_element_is_refused_unparsed(tmp_path, kind, 
             "text": f"<poi>{huge}</poi>", "comment": f"<!-- {huge} -->"}[where]
     add = _write(tmp_path / "a.add.xml", "additional", body, kind)
     with pytest.raises(InputError, match="in one tag") as refused:
-        refuse_device_writers([("mobility.additional", add)], None)
+        refuse_device_writers([("mobility.additional", add)], [], None)
     assert "mobility.additional" in str(refused.value) and str(add) in str(refused.value)
     long_but_sane = "1,2 " * 200_000  # a 800 kB polygon shape
     _write(add, "additional", f'<poly id="p" shape="{long_but_sane}"/>' * 8, kind)
-    refuse_device_writers([("mobility.additional", add)], None)
+    refuse_device_writers([("mobility.additional", add)], [], None)
 
 
-def test_an_include_loop_is_read_once(tmp_path):
+def test_an_include_loop_is_one_line(tmp_path):
     _write(tmp_path / "a.add.xml", "additional", '<include href="b.add.xml"/>', "plain")
     _write(tmp_path / "b.add.xml", "additional", '<include href="a.add.xml"/>', "plain")
-    refuse_device_writers([("mobility.additional", tmp_path / "a.add.xml")], None)
+    with pytest.raises(InputError, match="includes nested deeper than"):
+        refuse_device_writers([], [("mobility.additional", tmp_path / "a.add.xml")], None)
 
 
 @pytest.mark.parametrize("target", ["fifo", "folder", "missing", "dev_zero"])
@@ -267,7 +268,7 @@ def test_a_device_in_a_route_file_any_sumocfg_form_names_is_refused(tmp_path, en
     _write(tmp_path / "r.rou.xml", "routes", _element("vType", "has.ssm.device"), "plain")
     cfg = _write(tmp_path / "s.sumocfg", "configuration", entry, "plain")
     with pytest.raises(InputError, match="has.ssm.device"):
-        refuse_device_writers([], cfg)
+        refuse_device_writers([], [], cfg)
 
 
 @pytest.mark.parametrize("entry", ['<output-prefix v="p_"/>', '<device.ssm.probability v="1"/>',
@@ -296,3 +297,84 @@ def test_an_output_path_with_a_comma_is_one_file():
         ("--fcd-output", Path("/u/a.xml,b.xml"))]
     assert sumo_written_paths(["--save-state.files=a.xml,b.xml"]) == [
         ("--save-state.files", Path("a.xml")), ("--save-state.files", Path("b.xml"))]
+
+
+# --- SUMO's synonyms: an option is judged as the option SUMO takes it for -----------------------
+
+def test_the_synonym_table_is_sumos_own(tmp_path):
+    """Checked against the installed SUMO's option template (every ``synonymes`` entry)."""
+    import subprocess
+    import xml.etree.ElementTree as ET
+
+    from cosim.mobility.sumo_tools import binary
+    from cosim.scenario.mobility import SUMO_SYNONYMS
+
+    template = tmp_path / "template.xml"
+    subprocess.run([binary("sumo"), "--save-template", str(template)], check=True,
+                   capture_output=True)
+    sumos = {synonym: option.tag for group in ET.parse(template).getroot() for option in group
+             for synonym in (option.get("synonymes") or "").split()}
+    assert sumos == SUMO_SYNONYMS
+
+
+@pytest.mark.parametrize(("option", "says"), [
+    ("--additional d.add.xml", "cosim's to set"), ("--configuration x.sumocfg", "cosim's to set"),
+    ("--abs-rand true", "cosim's to set"), ("--srand 42", "cosim's to set"),
+    ("--net n.net.xml", "cosim's to set"), ("-r r.rou.xml", "cosim's to set"),
+    ("--log-file l.txt", "cosim's to set"), ("--save-config c.xml", "stop instead of simulating"),
+    ("-C c.xml", "stop instead of simulating"), ("-?", "stop instead of simulating"),
+    ("--device.ssm.knownveh v0", "ssm device")])
+def test_a_sumo_option_given_by_a_synonym_is_judged_as_sumo_takes_it(option, says):
+    from cosim.scenario_loader import load_scenario
+
+    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    with pytest.raises(InputError, match="mobility.sumo_options") as refused:
+        load_scenario(grid, [f"mobility.sumo_options={option}"])
+    assert says in str(refused.value) and option.split()[0] in str(refused.value)
+
+
+def test_a_file_with_more_elements_than_a_sumo_file_holds_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(sumo_xml, "MAX_ELEMENTS", 1000)
+    add = _write(tmp_path / "a.add.xml", "additional", '<poi id="p" x="1" y="1"/>' * 1000, "gzip")
+    with pytest.raises(InputError, match="more than 1,000 elements"):
+        refuse_device_writers([], [("mobility.additional", add)], None)
+
+
+def _scan_peak(path: Path, elements: int, shape: str) -> int:
+    import tracemalloc
+
+    from cosim.sumo_xml import xml_elements
+
+    body = ('<poi id="p" x="1" y="1"/>' * elements if shape == "flat" else
+            '<poly id="x" shape="0,0 1,1">' + '<param key="k" value="v"/>' * elements + "</poly>")
+    add = _write(path, "additional", body, "gzip")
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in xml_elements(add, "mobility.additional"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count >= elements
+    return peak
+
+
+@pytest.mark.parametrize("shape", ["flat", "nested"])
+def test_the_scan_keeps_no_element_it_has_read(tmp_path, shape):
+    """Memory stays flat however many elements a file holds, side by side or in one parent
+    (tracemalloc's peak: four times the elements, not four times the memory)."""
+    small = _scan_peak(tmp_path / "small.add.xml", 100_000, shape)
+    large = _scan_peak(tmp_path / "large.add.xml", 400_000, shape)
+    assert large < 1.5 * small, (small, large)
+
+
+def test_the_files_an_element_reads_are_found_in_what_is_included(tmp_path):
+    from cosim.mobility.declared_outputs import read_by_elements
+
+    _write(tmp_path / "inc.add.xml", "additional",
+           '<variableSpeedSign id="v" lanes="l_0" file="steps/vss.xml"/>'
+           '<e1Detector id="d" lane="l_0" pos="1" period="5" file="out.xml"/>', "plain")
+    top = _write(tmp_path / "a.add.xml", "additional",
+                 '<include href="inc.add.xml"/><calibrator id="c" edge="e" file="flows.xml" '
+                 'output="cal.xml"/>', "plain")
+    assert read_by_elements(top, "mobility.additional") == [tmp_path / "steps" / "vss.xml",
+                                                            tmp_path / "flows.xml"]

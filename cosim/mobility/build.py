@@ -77,19 +77,20 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
     only the first 200 s) and the additional files, and stops after one second (an edge-data
     dump needs an interval): a route over a missing edge or a broken file is an input error
     before the run's folder. Cached by the content of every file SUMO reads."""
+    from cosim.bounded_read import virtual_file
     from cosim.destinations import sumo_writers, without_writers, writes_file
     from cosim.mobility.declared_outputs import (
         SumocfgEntries,
         aside_copy,
         declared_sumo_outputs,
         included_files,
+        read_by_elements,
         refuse_device_writers,
         sumocfg_entries,
     )
 
-    refuse_device_writers([*(("mobility.routes", p) for p in inputs.routes),
-                           *(("mobility.additional", p) for p in inputs.additional)],
-                          inputs.sumocfg)
+    refuse_device_writers([("mobility.routes", p) for p in inputs.routes],
+                          [("mobility.additional", p) for p in inputs.additional], inputs.sumocfg)
     writers = sumo_writers(binary("sumo"))
     opts = without_writers(options, writers)
     # the files SUMO loads: the scenario's replace the sumocfg's, as on the command line
@@ -103,7 +104,12 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
     loaded = [p for p in (inputs.sumocfg, inputs.net, *cfg.nets[:1], *inputs.routes, *cfg.routes,
                           *inputs.additional, *adds) if p]
     files = [*loaded, *(inc for add in dict.fromkeys([*inputs.additional, *adds])
-                        for inc in included_files(add, "mobility.additional"))]
+                        for inc in (*included_files(add, "mobility.additional"),
+                                    *read_by_elements(add, "mobility.additional")))]
+    for file in files:  # hashed below: never a FIFO or a device
+        if file.exists() and (not file.is_file() or virtual_file(file)):
+            raise InputError(file, None, "not a regular file (SUMO reads its inputs from files)")
+    files = [f for f in files if f.exists()]  # a missing one: SUMO's loader says so
     key = content_key(["sumo-load", sumo_version(), *files, *opts])
 
     def load(folder: Path) -> None:

@@ -101,70 +101,87 @@ def device_writer(key: str) -> str | None:
     return None
 
 
-def refuse_device_writers(routes: list[tuple[str, Path]], sumocfg: Path | None) -> None:
-    """InputError if a route or additional file (``(field, path)``), or the sumocfg, equips
-    vehicles with a device that writes files cosim cannot check."""
-    files = list(routes)
+def refuse_device_writers(routes: list[tuple[str, Path]], additional: list[tuple[str, Path]],
+                          sumocfg: Path | None) -> None:
+    """InputError if a route or additional file (``(field, path)``, and what it includes), or
+    the sumocfg, equips vehicles with a device that writes files cosim cannot check."""
+    files = [*routes, *additional]
     if sumocfg is not None:
         entries = sumocfg_entries(sumocfg, lambda name: False)  # refuses the devices' options
-        files += [("mobility.sumocfg", p) for p in (*entries.routes, *entries.additional)]
-    seen: set[Path] = set()
-    while files:
-        field, path = files.pop()
-        if path in seen:
-            continue
-        if len(seen) >= MAX_FILES:
-            raise InputError(path, field, f"more than {MAX_FILES} route, additional and included "
-                             "files to read")
-        seen.add(path)
-        for tag, parent, attributes in xml_elements(path, field):
-            key = attributes.get("key", "")
-            if tag == "param" and parent in EQUIPPED and device_writer(key):
-                raise InputError(path, field, f"<{parent}> <param key=\"{key}\">: SUMO's "
-                                 f"{device_writer(key)} device writes files (by default into "
-                                 "the working folder) that cosim cannot check; remove it")
-            if tag == "include" and attributes.get("href"):
-                files.append((field, _beside(path, attributes["href"])))
+        files += [(SUMOCFG, p) for p in (*entries.routes, *entries.additional)]
+    if len(files) > MAX_FILES:
+        raise InputError(files[0][1], files[0][0], f"more than {MAX_FILES} route and additional "
+                         "files to read")
+    for field, path in files:
+        _scan(path, field)  # refuses them, in the file or in what it includes
 
 
 def _file_outputs(path: Path, field: str) -> list[DeclaredOutput]:
     """The outputs a network or additional file (and what it includes) declares."""
-    return _scan(path, field)[0]
+    return list(_scan(path, field)[0])
 
 
 def included_files(path: Path, field: str) -> list[Path]:
     """The files an additional file's ``<include href>`` pulls in, at any depth."""
-    return _scan(path, field)[1]
+    return list(_scan(path, field)[1])
 
 
-def _scan(path: Path, field: str, depth: int = 0) -> tuple[list[DeclaredOutput], list[Path]]:
-    """The outputs a network or additional file declares and the files it includes, with what
-    those include in turn."""
+def read_by_elements(path: Path, field: str) -> list[Path]:
+    """The files an additional file's elements (and what it includes) make SUMO read: a
+    variable speed sign's steps, a calibrator's flows, ... (a loader check depends on them)."""
+    return list(_scan(path, field)[2])
+
+
+def _scan(path: Path, field: str, depth: int = 0
+          ) -> tuple[list[DeclaredOutput], list[Path], list[Path]]:
+    """The outputs a network, route or additional file declares and the files it includes,
+    with what those include in turn; InputError for a device that writes files of its own
+    naming. Read once per file as it is now (a scenario's checks ask several times)."""
     if depth > MAX_INCLUDE_DEPTH:
         raise InputError(path, field, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
+    try:
+        st = path.stat()
+    except OSError:
+        st = None  # said by the reader, in the field's words
+    stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) if st else None
+    return _scan_file(path, field, depth, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _scan_file(path: Path, field: str, depth: int, stamp: object
+               ) -> tuple[list[DeclaredOutput], list[Path], list[Path]]:
     found: list[DeclaredOutput] = []
     includes: list[Path] = []
+    reads: list[Path] = []
     for tag, parent, attributes in xml_elements(path, field):
+        key = attributes.get("key", "")
+        if tag == "param" and parent in EQUIPPED and device_writer(key):
+            raise InputError(path, field, f"<{parent}> <param key=\"{key}\">: SUMO's "
+                             f"{device_writer(key)} device writes files (by default into the "
+                             "working folder) that cosim cannot check; remove it")
         if tag == "include" and attributes.get("href"):
             included = _beside(path, attributes["href"])
-            outputs, deeper = _scan(included, field, depth + 1)
+            outputs, deeper, deeper_reads = _scan(included, field, depth + 1)
             found += outputs
             includes += [included, *deeper]
+            reads += deeper_reads
         attribute = OUTPUT_ATTRIBUTES.get(tag)
+        if attribute != "file" and attributes.get("file"):  # an input the element reads
+            reads.append(_beside(path, attributes["file"]))
         value = attributes.get(attribute) if attribute else None
         if value and value not in NULL_OUTPUTS:
             where = Path(value).absolute() if tag in FROM_WORKING_FOLDER else _beside(path, value)
             found.append(DeclaredOutput(field, f"<{tag} {attribute}> in {path.name}", where))
         if tag == "param" and parent == "tlLogic":
-            key, value = attributes.get("key"), attributes.get("value", "")
-            if key == TLS_OUTPUT_PARAM and value and value not in NULL_OUTPUTS:
+            setting = attributes.get("value", "")
+            if key == TLS_OUTPUT_PARAM and setting and setting not in NULL_OUTPUTS:
                 found.append(DeclaredOutput(field, f'<tlLogic> <param key="{key}"> in {path.name}',
-                                            _beside(path, value)))
-            if key == TLS_STATE_PARAM and value.strip().lower() in SUMO_TRUE:
+                                            _beside(path, setting)))
+            if key == TLS_STATE_PARAM and setting.strip().lower() in SUMO_TRUE:
                 raise InputError(path, field, f'<tlLogic> <param key="{key}">: a NEMA traffic '
                                  "light writes <id>_state_output beside this file, a name cosim "
                                  "cannot check; remove it")
-    return found, includes
+    return found, includes, reads
 
 
 def sumocfg_entries(sumocfg: Path, writes: Callable[[str], bool]) -> SumocfgEntries:

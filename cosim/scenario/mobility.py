@@ -16,17 +16,84 @@ from pydantic import (
 
 from cosim.scenario.base import InputFile, InputFiles, OptionList, StrictModel, TraceFile
 
+# Every other name SUMO 1.28 takes for an option (``sumo --save-template``'s synonymes), to its
+# own name: the checks below judge an option by what SUMO takes it for.
+SUMO_SYNONYMS = {
+    "c": "configuration-file", "configuration": "configuration-file", "C": "save-configuration",
+    "save-config": "save-configuration", "save-config.relative": "save-configuration.relative",
+    "save-template.commented": "save-commented", "n": "net-file", "net": "net-file",
+    "r": "route-files", "routes": "route-files", "a": "additional-files",
+    "additional": "additional-files", "w": "weight-files", "weights": "weight-files",
+    "measure": "weight-attribute", "x": "weight-attribute", "H": "human-readable-time",
+    "ndump": "netstate-dump", "netstate": "netstate-dump", "netstate-output": "netstate-dump",
+    "dump-empty-edges": "netstate-dump.empty-edges",
+    "netstate-output.empty-edges": "netstate-dump.empty-edges",
+    "netstate.empty-edges": "netstate-dump.empty-edges",
+    "dump-precision": "netstate-dump.precision",
+    "netstate-output.precision": "netstate-dump.precision",
+    "netstate.precision": "netstate-dump.precision", "person-fcd": "person-fcd-output",
+    "summary": "summary-output", "tripinfo": "tripinfo-output", "personinfo": "personinfo-output",
+    "vehroutes": "vehroute-output", "vehroutes.exit-times": "vehroute-output.exit-times",
+    "vehroutes.last-route": "vehroute-output.last-route",
+    "vehroutes.sorted": "vehroute-output.sorted", "vehroutes.dua": "vehroute-output.dua",
+    "vehroutes.intended-depart": "vehroute-output.intended-depart",
+    "vehroutes.route-length": "vehroute-output.route-length",
+    "personroutes": "personroute-output", "statistics-output": "statistic-output", "b": "begin",
+    "e": "end", "s": "route-steps", "railsignal.moving-block": "railsignal-moving-block",
+    "carfollow.model": "default.carfollowmodel",
+    "device.rerouting.knownveh": "device.rerouting.explicit",
+    "device.routing.period": "device.rerouting.period",
+    "device.routing.pre-period": "device.rerouting.pre-period",
+    "device.routing.adaptation-weight": "device.rerouting.adaptation-weight",
+    "device.routing.adaptation-steps": "device.rerouting.adaptation-steps",
+    "device.routing.adaptation-interval": "device.rerouting.adaptation-interval",
+    "device.routing.with-taz": "device.rerouting.with-taz",
+    "with-taz": "device.rerouting.with-taz", "routing-threads": "device.rerouting.threads",
+    "person-device.rerouting.knownveh": "person-device.rerouting.explicit",
+    "person-device.routing.period": "person-device.rerouting.period", "v": "verbose", "?": "help",
+    "V": "version", "X": "xml-validation", "W": "no-warnings", "suppress-warnings": "no-warnings",
+    "l": "log", "log-file": "log", "no-duration-log": "duration-log.disable",
+    "t": "duration-log.statistics", "device.emissions.knownveh": "device.emissions.explicit",
+    "device.btreceiver.knownveh": "device.btreceiver.explicit",
+    "device.btsender.knownveh": "device.btsender.explicit",
+    "person-device.btsender.knownveh": "person-device.btsender.explicit",
+    "person-device.btreceiver.knownveh": "person-device.btreceiver.explicit",
+    "device.stationfinder.knownveh": "device.stationfinder.explicit",
+    "device.battery.knownveh": "device.battery.explicit",
+    "device.example.knownveh": "device.example.explicit",
+    "device.ssm.knownveh": "device.ssm.explicit", "device.toc.knownveh": "device.toc.explicit",
+    "device.driverstate.knownveh": "device.driverstate.explicit",
+    "device.bluelight.knownveh": "device.bluelight.explicit",
+    "device.fcd.knownveh": "device.fcd.explicit",
+    "person-device.fcd.knownveh": "person-device.fcd.explicit",
+    "device.elechybrid.knownveh": "device.elechybrid.explicit",
+    "device.taxi.knownveh": "device.taxi.explicit", "taxi.vclasses": "device.taxi.vclasses",
+    "device.glosa.knownveh": "device.glosa.explicit",
+    "device.tripinfo.knownveh": "device.tripinfo.explicit",
+    "device.vehroute.knownveh": "device.vehroute.explicit",
+    "device.friction.knownveh": "device.friction.explicit",
+    "device.fcd-replay.knownveh": "device.fcd-replay.explicit",
+    "device.fcd-replay.file": "device.fcd-replay.files",
+    "meso.ignore-lanes.by-vclass": "meso-ignore-lanes-by-vclass", "abs-rand": "random",
+    "srand": "seed", "g": "gui-settings-file", "Q": "quit-on-end", "G": "game", "S": "start",
+    "d": "delay", "B": "breakpoints", "data-files": "edgedata-files", "m": "edgedata-files",
+    "N": "alternative-net-file", "D": "demo", "T": "disable-textures",
+}
+
+
+def sumo_option_name(name: str) -> str:
+    """SUMO's own name for the option ``name`` (no dashes), which may be a synonym."""
+    return SUMO_SYNONYMS.get(name, name)
+
+
 # SUMO options a run sets itself (session.py), and where their values come from: given again in
 # sumo_options they would contradict the scenario (SUMO takes the last value)
 SET_BY_COSIM = {
     "step-length": "mobility.step_length_s", "seed": "the scenario's seed",
-    "c": "mobility.sumocfg", "configuration-file": "mobility.sumocfg",
-    "n": "the network", "net-file": "the network", "r": "mobility.routes",
-    "route-files": "mobility.routes", "a": "mobility.additional",
-    "additional-files": "mobility.additional", "l": "the run's sumo.log",
-    "log": "the run's sumo.log", "log-file": "the run's sumo.log",
-    "b": "the warm-up and duration_s", "begin": "the warm-up and duration_s",
-    "e": "duration_s", "end": "duration_s", "remote-port": "the TraCI backend",
+    "configuration-file": "mobility.sumocfg", "net-file": "the network",
+    "route-files": "mobility.routes", "additional-files": "mobility.additional",
+    "log": "the run's sumo.log", "begin": "the warm-up and duration_s", "end": "duration_s",
+    "remote-port": "the TraCI backend",
     # it renames every file SUMO writes, the run's sumo.log too, past the checks of their paths
     "output-prefix": "the run's sumo.log, which it would rename",
     "output-suffix": "the run's sumo.log, which it would rename",
@@ -39,7 +106,8 @@ SUMO_TRUE = ("true", "1", "yes", "on", "x", "t")  # SUMO's spellings of a true b
 
 
 def sumo_option_values(options: list[str]) -> dict[str, str]:
-    """Option name (no dashes) -> value, as SUMO reads a command line (a bare flag is true)."""
+    """SUMO's own option name (no dashes) -> value, as SUMO reads a command line (a bare flag
+    is true)."""
     values = {}
     for i, item in enumerate(options):
         if not item.startswith("-"):
@@ -48,7 +116,7 @@ def sumo_option_values(options: list[str]) -> dict[str, str]:
         if not sep:
             following = options[i + 1] if i + 1 < len(options) else "-"
             value = "true" if following.startswith("-") else following
-        values[name] = value
+        values[sumo_option_name(name)] = value
     return values
 
 
@@ -73,9 +141,7 @@ def outputs_named_by_sumo(values: Mapping[str, str]) -> tuple[str, str] | None:
 
 
 # Options after which SUMO writes a file or prints and stops instead of simulating.
-STOPS_SUMO = {"C": "--save-configuration", "save-configuration": "--save-configuration",
-              "save-template": "--save-template", "save-schema": "--save-schema",
-              "?": "--help", "help": "--help", "V": "--version", "version": "--version"}
+STOPS_SUMO = ("save-configuration", "save-template", "save-schema", "help", "version")
 
 
 class PlainNetwork(StrictModel):
@@ -184,17 +250,20 @@ class MobilityConfig(StrictModel):
     def _options_sumo_may_take(cls, options: list[str]) -> list[str]:
         """Refuse options that cosim sets itself or that make SUMO exit instead of simulating."""
         for item in options:
-            name = item.lstrip("-").partition("=")[0] if item.startswith("-") else None
+            if not item.startswith("-"):
+                continue
+            given = item.lstrip("-").partition("=")[0]
+            name = sumo_option_name(given)  # a synonym is judged as the option it names
+            said = item.partition("=")[0] + (f" (SUMO's --{name})" if name != given else "")
             if name in SET_BY_COSIM:
-                raise ValueError(f"--{name} is cosim's to set (from {SET_BY_COSIM[name]}); "
+                raise ValueError(f"{said} is cosim's to set (from {SET_BY_COSIM[name]}); "
                                  "remove it")
-            if name is not None and name.startswith(DEVICE_WRITERS):
-                raise ValueError(f"--{name}: SUMO's {name.split('.')[1]} device writes files "
+            if name.startswith(DEVICE_WRITERS):
+                raise ValueError(f"{said}: SUMO's {name.split('.')[1]} device writes files "
                                  "(by default into the working folder) that cosim cannot check; "
                                  "remove it")
             if name in STOPS_SUMO:
-                raise ValueError(f"{STOPS_SUMO[name]} makes SUMO stop instead of simulating; "
-                                 "remove it")
+                raise ValueError(f"{said} makes SUMO stop instead of simulating; remove it")
         if (named := outputs_named_by_sumo(sumo_option_values(options))) is not None:
             raise ValueError(f"--{named[0]} {named[1]}")
         return options
