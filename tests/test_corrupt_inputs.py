@@ -113,7 +113,30 @@ def _png_declaring(width: int, height: int) -> bytes:
     return bytes(png)
 
 
+LIDAR_LABELS = "[LiDARSegmentationLabelComponent].range_image_return1.values"
+DIVISOR = "[CameraSegmentationLabelComponent].panoptic_label_divisor"
+
+
+def _lidar_class(t: pa.Table, value: int) -> pa.Table:
+    """Every labelled LiDAR pixel's class set to ``value`` (instance, class pairs)."""
+    rows = []
+    for row in t.column(LIDAR_LABELS).to_pylist():
+        pairs = np.array(row).reshape(-1, 2)
+        pairs[:, 1] = np.where(pairs[:, 1] > 0, value, pairs[:, 1])
+        rows.append(pairs.reshape(-1).tolist())
+    return _replace(t, LIDAR_LABELS, pa.array(rows, t.schema.field(LIDAR_LABELS).type))
+
+
 DATA_CASES = {  # name: (component, change, the column the line names)
+    # a class past the task's list would index past its heads and metric mid-run
+    "lidar_class_past_seg3d": ("lidar_segmentation", lambda t: _lidar_class(t, 999),
+                               LIDAR_LABELS.removesuffix(".values")),
+    "lidar_class_negative": ("lidar_segmentation", lambda t: _lidar_class(t, -3),
+                             LIDAR_LABELS.removesuffix(".values")),
+    # a divisor of 1 leaves instance ids in the class: far past the camera classes
+    "panoptic_class_past_pan2d": ("camera_segmentation", lambda t: _replace(
+        t, DIVISOR, pa.array([1] * t.num_rows, t.schema.field(DIVISOR).type)),
+        "[CameraSegmentationLabelComponent].panoptic_label"),
     # between PIL's warning and error thresholds: a warning line once, now one input error
     "image_bomb_warning_size": ("camera_image", lambda t: _replace(
         t, f"{CI}.image", pa.array([_png_declaring(10000, 10000)] * t.num_rows, pa.binary())),

@@ -128,6 +128,9 @@ HOSTILE = {
     "same_timestamp_twice": (lambda p, r: _rewrite(p, [r[0], r[0]]), "appears twice"),
     "divisor_zero": (lambda p, r: _rewrite(p, _edit_frame(r, lambda f: setattr(
         _front(f).camera_segmentation_label, "panoptic_label_divisor", 0))), "panoptic_label_divisor"),
+    "divisor_one": (lambda p, r: _rewrite(p, _edit_frame(r, lambda f: setattr(
+        _front(f).camera_segmentation_label, "panoptic_label_divisor", 1))),
+        "classes (0-28) of Waymo's camera segmentation"),
     "image_bomb_header": (lambda p, r: _rewrite(p, _edit_frame(r, lambda f: setattr(
         _front(f), "image", _png_declaring(30000, 30000)))), "pixels"),
     "image_over_the_cap": (lambda p, r: _rewrite(p, _edit_frame(r, lambda f: setattr(

@@ -11,6 +11,7 @@ import io
 import warnings
 import zlib
 
+import numpy as np
 from PIL import Image
 
 MAX_IMAGE_PIXELS = 40_000_000  # 40 MP: 16 times Waymo's largest camera image
@@ -54,3 +55,15 @@ def inflate(data: bytes, limit: int = MAX_INFLATED_BYTES) -> bytes:
     if not stream.eof:
         raise DecodeError("truncated zlib data")
     return out
+
+
+def label_outside(values: np.ndarray, classes: int) -> str | None:
+    """Why a label image's class values are not Waymo's (each in 0..classes-1), or None: a
+    class past the task's list would index past its heads and metrics mid-run."""
+    if values.size == 0:
+        return None
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high >= classes:
+        bad = low if low < 0 else high
+        return f"class {bad} is none of the {classes} classes (0-{classes - 1})"
+    return None

@@ -23,9 +23,9 @@ import numpy as np
 from PIL import Image
 
 from cosim.errors import InputError, MissingDependencyError
-from cosim.learning.classes import IGNORE_INDEX
+from cosim.learning.classes import IGNORE_INDEX, PAN2D, SEG3D
 from cosim.learning.data import waymo_schema as W
-from cosim.learning.data.decode import DecodeError, decode_image, inflate
+from cosim.learning.data.decode import DecodeError, decode_image, inflate, label_outside
 from cosim.learning.data.lidar import range_image_points
 from cosim.learning.data.waymo_v2 import Frame, no_lidar, no_panoptic
 
@@ -255,6 +255,8 @@ class V1SegmentReader:
             if label.shape != shape:
                 raise self._bad(timestamp, f"{what} is {label.shape}; the image {shape}")
         waymo_sem = panoptic // divisor
+        if (why := label_outside(waymo_sem, len(PAN2D) + 1)) is not None:  # 0: undefined
+            raise self._bad(timestamp, f"panoptic label: {why} of Waymo's camera segmentation")
         return (np.where(waymo_sem > 0, waymo_sem - 1, IGNORE_INDEX), panoptic % divisor,
                 np.where(covered > 0, 1.0 / np.maximum(covered, 1), 0.0))
 
@@ -267,6 +269,8 @@ class V1SegmentReader:
         if labels.shape[:2] != range_image.shape[:2]:
             raise self._bad(timestamp, f"segmentation label is {labels.shape[:2]}; the range image "
                             f"{range_image.shape[:2]}")
+        if (why := label_outside(labels[..., 1], len(SEG3D))) is not None:
+            raise self._bad(timestamp, f"segmentation label: {why} of Waymo's LiDAR segmentation")
         calib = next((c for c in fr.context.laser_calibrations if c.name == W.LASER_TOP), None)
         if calib is None:
             raise self._bad(timestamp, "no TOP laser calibration in the frame's context")

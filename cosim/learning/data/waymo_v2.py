@@ -25,9 +25,9 @@ from PIL import Image
 from cosim.bounded_read import virtual_file
 from cosim.errors import InputError
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
-from cosim.learning.classes import IGNORE_INDEX
+from cosim.learning.classes import IGNORE_INDEX, PAN2D, SEG3D
 from cosim.learning.data import waymo_schema as W
-from cosim.learning.data.decode import DecodeError, decode_image
+from cosim.learning.data.decode import DecodeError, decode_image, label_outside
 from cosim.learning.data.lidar import range_image_points
 
 
@@ -273,6 +273,9 @@ class SegmentReader:
             raise where.error(f"{cs}.panoptic_label_divisor", f"frame {timestamp}: {divisor} (must be > 0)")
         panoptic = _label_image(where, f"{cs}.panoptic_label", seg_t, timestamp, shape)
         waymo_sem = panoptic // divisor
+        if (why := label_outside(waymo_sem, len(PAN2D) + 1)) is not None:  # 0: undefined
+            raise where.error(f"{cs}.panoptic_label", f"frame {timestamp}: {why} of Waymo's "
+                              "camera segmentation")
         covered = _label_image(where, f"{cs}.num_cameras_covered", seg_t, timestamp,
                                shape).astype(np.float64)
         return (np.where(waymo_sem > 0, waymo_sem - 1, IGNORE_INDEX), panoptic % divisor,
@@ -292,6 +295,10 @@ class SegmentReader:
         lidar_labels = _shaped(self._where("lidar_segmentation"), lseg_t,
                                "[LiDARSegmentationLabelComponent].range_image_return1", np.int32,
                                timestamp, 2, range_image.shape[:2])
+        if (why := label_outside(lidar_labels[..., 1], len(SEG3D))) is not None:
+            raise self._where("lidar_segmentation").error(
+                "[LiDARSegmentationLabelComponent].range_image_return1",
+                f"frame {timestamp}: {why} of Waymo's LiDAR segmentation")
         extrinsic, incl = self.lidar_calibration
         if isinstance(incl, tuple):
             incl = np.linspace(incl[1], incl[0], range_image.shape[0])
