@@ -316,13 +316,9 @@ LIST_OPTIONS = ("additional-files", "route-files", "save-state.files")
 
 
 @functools.lru_cache(maxsize=4)
-def sumo_writers(sumo: str | None) -> frozenset[str]:
-    """Every name (and synonym) of an option the ``sumo`` binary documents as writing a file:
-    its FILE options of the output and report groups, the ``save-*`` ones and any other whose
-    name says output (read from ``sumo --save-template``); the fixed list when it cannot say."""
-    names = set(SUMO_WRITERS)
-    if sumo is None:
-        return frozenset(names)
+def _file_options(sumo: str) -> tuple[tuple[str, str, tuple[str, ...]], ...] | None:
+    """(group, name, synonyms) of each FILE option of the ``sumo`` binary (``sumo
+    --save-template``), or None when it cannot say."""
     with tempfile.TemporaryDirectory() as tmp:
         template = Path(tmp) / "template.xml"
         try:
@@ -330,15 +326,32 @@ def sumo_writers(sumo: str | None) -> frozenset[str]:
                            timeout=30, check=True)
             root = ElementTree.parse(template).getroot()
         except (OSError, subprocess.SubprocessError, ElementTree.ParseError):
-            return frozenset(names)
-    for group in root:
-        for option in group:
-            name = option.tag
-            if option.get("type") != "FILE" or "input" in name:
-                continue
-            if group.tag in ("output", "report") or name.startswith("save-") or "output" in name:
-                names.update([name, *option.get("synonymes", "").split()])
+            return None
+    return tuple((group.tag, option.tag, tuple(option.get("synonymes", "").split()))
+                 for group in root for option in group if option.get("type") == "FILE")
+
+
+def _writes(group: str, name: str) -> bool:
+    return "input" not in name and (group in ("output", "report") or name.startswith("save-")
+                                    or "output" in name)
+
+
+def sumo_writers(sumo: str | None) -> frozenset[str]:
+    """Every name (and synonym) of an option the ``sumo`` binary documents as writing a file:
+    its FILE options of the output and report groups, the ``save-*`` ones and any other whose
+    name says output (read from ``sumo --save-template``); the fixed list when it cannot say."""
+    names = set(SUMO_WRITERS)
+    for group, name, synonyms in (_file_options(sumo) or ()) if sumo else ():
+        if _writes(group, name):
+            names.update([name, *synonyms])
     return frozenset(names)
+
+
+def sumo_readers(sumo: str) -> frozenset[str]:
+    """Every name (and synonym) of an option the ``sumo`` binary documents as reading a file
+    (its other FILE options: weights, a state to load, lookup tables, ...)."""
+    return frozenset(n for group, name, synonyms in _file_options(sumo) or ()
+                     if not _writes(group, name) for n in (name, *synonyms))
 
 
 def writes_file(name: str, writers: frozenset[str]) -> bool:
@@ -361,6 +374,19 @@ def sumo_written_paths(options: list[str], writers: frozenset[str] = frozenset(S
             value = options[i + 1] if i + 1 < len(options) else ""
         found += [(f"--{name}", Path(v)) for v in sumo_file_values(name, value)
                   if v not in NULL_OUTPUTS]
+    return found
+
+
+def sumo_read_paths(options: list[str], readers: frozenset[str]) -> list[Path]:
+    """The files the SUMO options in ``options`` name for SUMO to read (``sumo_readers``)."""
+    found = []
+    for i, item in enumerate(options):
+        name, sep, value = item.lstrip("-").partition("=")
+        if not item.startswith("-") or name not in readers:
+            continue
+        if not sep:
+            value = options[i + 1] if i + 1 < len(options) else ""
+        found += [Path(v) for v in value.split(",") if v]
     return found
 
 

@@ -543,6 +543,23 @@ def test_an_edited_file_an_additional_element_reads_is_loaded_again(tmp_path):
     assert not (tmp_path / "r.partial").exists()
 
 
+def test_an_edited_file_a_sumo_option_reads_is_loaded_again(tmp_path):
+    import os
+
+    weights = tmp_path / "w.xml"
+    weights.write_text('<meandata><interval begin="0" end="100"><edge id="A0A1" traveltime="9"/>'
+                       "</interval></meandata>\n")
+    sets = [*QUICK, "--set", f"mobility.sumo_options=--weight-files {weights}"]
+    assert _cosim("validate", GRID, *sets).exit_code == 0
+    weights.write_text('<meandata><interval begin="0" end="100"><edge id="A0A1"')  # cut short
+    result = _cosim("validate", GRID, *sets)
+    assert result.exit_code == 2 and "w.xml" in result.output, result.output
+    weights.unlink()
+    os.mkfifo(weights)
+    result = _cosim("validate", GRID, *sets)
+    assert result.exit_code == 2 and "not a regular file" in result.output, result.output
+
+
 def test_validate_refuses_a_sumo_output_into_a_folder_of_results(results, tmp_path):
     result = _cosim("validate", GRID, *QUICK, "--set",
                     f"mobility.sumo_options=--fcd-output {results['a'] / 'fcd.xml'}")

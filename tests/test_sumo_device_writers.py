@@ -378,3 +378,15 @@ def test_the_files_an_element_reads_are_found_in_what_is_included(tmp_path):
                  'output="cal.xml"/>', "plain")
     assert read_by_elements(top, "mobility.additional") == [tmp_path / "steps" / "vss.xml",
                                                             tmp_path / "flows.xml"]
+
+
+def test_the_files_sumo_options_give_sumo_to_read_are_known():
+    from cosim.destinations import sumo_read_paths, sumo_readers
+    from cosim.mobility.sumo_tools import binary
+
+    readers = sumo_readers(binary("sumo"))
+    assert {"weight-files", "w", "load-state", "gui-settings-file"} <= readers
+    assert not {"fcd-output", "log", "summary"} & readers
+    assert sumo_read_paths(["--weights", "a.xml,b.xml", "--fcd-output", "f.xml",
+                            "--load-state=s.xml"], readers) == [Path("a.xml"), Path("b.xml"),
+                                                                Path("s.xml")]

@@ -78,7 +78,13 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
     dump needs an interval): a route over a missing edge or a broken file is an input error
     before the run's folder. Cached by the content of every file SUMO reads."""
     from cosim.bounded_read import virtual_file
-    from cosim.destinations import sumo_writers, without_writers, writes_file
+    from cosim.destinations import (
+        sumo_read_paths,
+        sumo_readers,
+        sumo_writers,
+        without_writers,
+        writes_file,
+    )
     from cosim.mobility.declared_outputs import (
         SumocfgEntries,
         aside_copy,
@@ -109,6 +115,13 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
     for file in files:  # hashed below: never a FIFO or a device
         if file.exists() and (not file.is_file() or virtual_file(file)):
             raise InputError(file, None, "not a regular file (SUMO reads its inputs from files)")
+    # what mobility.sumo_options give SUMO to read (weights, a state, ...): regular files hashed
+    for read in sumo_read_paths(opts, sumo_readers(binary("sumo"))):
+        if read.exists() and not read.is_dir() and (not read.is_file() or virtual_file(read)):
+            raise InputError(source, "mobility.sumo_options", f"{read}: not a regular file "
+                             "(SUMO would wait on it or read it for ever)")
+        if read.is_file():
+            files.append(read.absolute())
     files = [f for f in files if f.exists()]  # a missing one: SUMO's loader says so
     key = content_key(["sumo-load", sumo_version(), *files, *opts])
 
