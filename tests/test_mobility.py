@@ -222,14 +222,18 @@ def test_sf_downtown_acceptance(sf_downtown, tmp_path):
 
 
 def test_a_network_that_crashes_sumo_is_bad_input(tmp_path):
-    """SUMO itself segfaults on some malformed XML; in its own process that is a one-line input
-    error naming the file, not a crash of cosim."""
+    """SUMO itself segfaults on some networks (an edge without lanes); in its own process that
+    is a one-line input error naming the file, not a crash of cosim. XML that is not well formed
+    is refused before SUMO reads it."""
     from cosim.errors import InputError
 
-    (tmp_path / "bad.net.xml").write_text("<net><edge id='e'></net>")
+    (tmp_path / "bad.net.xml").write_text("<net><edge id='e'/></net>")
     (tmp_path / "r.rou.xml").write_text("<routes/>")
     path = tmp_path / "s.yaml"
     path.write_text("name: bad\nduration_s: 10\nmobility: {net: bad.net.xml, routes: [r.rou.xml]}\n")
     with pytest.raises(InputError, match=r"mobility: SUMO could not load bad\.net\.xml.*crashed"):
         _run(path, tmp_path / "out")
     assert _sumo_children() == []
+    (tmp_path / "bad.net.xml").write_text("<net><edge id='e'></net>")
+    with pytest.raises(InputError, match=r"bad\.net\.xml: mobility\.net: cannot read it as XML"):
+        _run(path, tmp_path / "out")
