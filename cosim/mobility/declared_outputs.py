@@ -1,15 +1,15 @@
 """The files SUMO writes because an input file says so.
 
-An additional file's detectors, edge and lane data, route and type probes and calibrators name
-the files they write, and a sumocfg's output options do too. cosim checks these paths as it
-checks the outputs of ``mobility.sumo_options`` (never into a folder of results, never over an
-existing file unasked), and SUMO's loader check reads copies that write them aside
-(``aside_copies``), so ``cosim validate`` writes none of them. The SSM and ToC devices, which
-write files of their own naming (``ssm_<vehicle>.xml`` in the working folder), are refused
-wherever they are asked for: a sumocfg option or a vehicle's or type's ``<param>``.
+An additional file's detectors, edge and lane data, route and type probes and calibrators, a
+traffic light's detector ``file`` parameter (in an additional file or the network) and a
+sumocfg's output options name the files SUMO writes. cosim checks these paths as it checks the
+outputs of ``mobility.sumo_options`` (never into a folder of results, never over an existing
+file unasked), and SUMO's loader check reads copies that write them aside (``aside_copy``), so
+``cosim validate`` writes none of them. Outputs SUMO names itself (the SSM and ToC devices'
+``ssm_<vehicle>.xml``, prefix-named states, ...) are refused wherever they are asked for.
 
-Every file is read as a stream, regular files only, at most ``XML_LIMIT_BYTES`` after
-decompression (a route file of a city is hundreds of megabytes; a gzip bomb is not read out).
+A sumocfg is read as SUMO reads it (``sumo_reading``), and every XML file through
+``cosim.sumo_xml`` (streamed and bounded), once per file for all these checks (``_scan``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from cosim.bounded_read import file_sha256
 from cosim.destinations import NULL_OUTPUTS, sumo_file_values
 from cosim.errors import InputError
-from cosim.scenario.mobility import SUMO_TRUE, outputs_named_by_sumo
+from cosim.scenario.mobility import SUMO_TRUE, device_writer, outputs_named_by_sumo
 from cosim.sumo_xml import local_name, read_xml, xml_elements
 
 # additional-file element -> the attribute naming the file it writes (SUMO's additional outputs)
@@ -51,8 +51,6 @@ MAX_FILES = 1000  # route, additional and included files one scenario makes SUMO
 TLS_OUTPUT_PARAM = "file"
 # a NEMA traffic light's <param> that writes <id>_state_output beside the declaring file
 TLS_STATE_PARAM = "whetherOutputState"
-# devices that write files of their own naming (SUMO's device options and parameters)
-DEVICE_WRITERS = ("ssm", "toc")
 # elements whose <param> equips a vehicle with a device (``has.ssm.device``, ``device.ssm.file``)
 EQUIPPED = ("vType", "vehicle", "trip", "flow", "person", "personFlow", "container",
             "containerFlow")
@@ -91,14 +89,6 @@ def declared_sumo_outputs(additional: list[Path], sumocfg: Path | None,
         found += [out for file in (*entries.nets[:1], *entries.additional)
                   for out in _file_outputs(file, "mobility.sumocfg")]
     return found
-
-
-def device_writer(key: str) -> str | None:
-    """The file-writing device a SUMO option or ``<param>`` key asks for, or None."""
-    for device in DEVICE_WRITERS:
-        if key.startswith(f"device.{device}.") or key == f"has.{device}.device":
-            return device
-    return None
 
 
 def refuse_device_writers(routes: list[tuple[str, Path]], additional: list[tuple[str, Path]],

@@ -100,8 +100,19 @@ SET_BY_COSIM = {
     # a fresh seed per start would make the same scenario and seed give other traces
     "random": "the scenario's seed",
 }
-# devices whose options make SUMO write files of its own naming (ssm_<vehicle>.xml, ...)
-DEVICE_WRITERS = ("device.ssm.", "device.toc.")
+# devices that write files of their own naming (ssm_<vehicle>.xml, ...), asked for by their
+# options or by a vehicle's or type's <param> (has.ssm.device, device.ssm.file)
+DEVICE_WRITERS = ("ssm", "toc")
+
+
+def device_writer(key: str) -> str | None:
+    """The file-writing device a SUMO option or ``<param>`` key asks for, or None."""
+    for device in DEVICE_WRITERS:
+        if key.startswith(f"device.{device}.") or key == f"has.{device}.device":
+            return device
+    return None
+
+
 SUMO_TRUE = ("true", "1", "yes", "on", "x", "t")  # SUMO's spellings of a true boolean
 
 
@@ -258,8 +269,8 @@ class MobilityConfig(StrictModel):
             if name in SET_BY_COSIM:
                 raise ValueError(f"{said} is cosim's to set (from {SET_BY_COSIM[name]}); "
                                  "remove it")
-            if name.startswith(DEVICE_WRITERS):
-                raise ValueError(f"{said}: SUMO's {name.split('.')[1]} device writes files "
+            if device_writer(name):
+                raise ValueError(f"{said}: SUMO's {device_writer(name)} device writes files "
                                  "(by default into the working folder) that cosim cannot check; "
                                  "remove it")
             if name in STOPS_SUMO:
