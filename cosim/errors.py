@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 MAX_MESSAGE_CHARS = 500  # a message quoting user input stays one readable line
@@ -58,6 +60,9 @@ def _line(kind: str, file: str | None, field: str | None, message: str) -> str:
 _warned: set[str] = set()
 
 
+_held: list[str] | None = None  # warnings said while inputs are checked, not yet printed
+
+
 def warn(file: str | Path | None, field: str | None, message: str) -> None:
     """One line ``warning: <file>: <field>: <what>`` on stderr, once per process: something
     works, but not as the user may expect."""
@@ -66,7 +71,33 @@ def warn(file: str | Path | None, field: str | None, message: str) -> None:
     line = _line("warning", str(file) if file is not None else None, field, message)
     if line not in _warned:
         _warned.add(line)
-        print(line, file=sys.stderr, flush=True)
+        if _held is not None:
+            _held.append(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def warnings_after_checks() -> Iterator[None]:
+    """Warnings said while the inputs are checked are printed once the checks pass: an input
+    refused is its one error line, not a warning about another input before it."""
+    import sys
+
+    global _held
+    outer = _held
+    _held = [] if outer is None else outer
+    try:
+        yield
+    except BaseException:
+        if outer is None:
+            for line in _held:
+                _warned.discard(line)  # said again if the next check passes
+            _held = None
+        raise
+    if outer is None:
+        lines, _held = _held, None
+        for line in lines:
+            print(line, file=sys.stderr, flush=True)
 
 
 class MissingDependencyError(Exception):

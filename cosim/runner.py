@@ -32,7 +32,7 @@ from cosim.destinations import (
     writes_file,
 )
 from cosim.engine import Engine, Layer
-from cosim.errors import InputError, MissingDependencyError
+from cosim.errors import InputError, MissingDependencyError, warnings_after_checks
 from cosim.mobility.backends import open_session
 from cosim.mobility.build import SumoInputs, check_sumo_loads, network_file, prepare_inputs
 from cosim.mobility.layer import MobilityLayer
@@ -598,7 +598,14 @@ def check_run_inputs(scenario: Scenario, source: Path | None
                      ) -> tuple[SumoInputs, ReplaySession | None]:
     """Every input a run reads, built or checked before its folder exists (``cosim validate``
     runs the same): SUMO's network and demand (cached), the cells on it, a replayed trace, the
-    modules to start from, the checkpoint, the data and the oracle's windows."""
+    modules to start from, the checkpoint, the data and the oracle's windows. Warnings are
+    said once every check has passed."""
+    with warnings_after_checks():
+        return _check_run_inputs(scenario, source)
+
+
+def _check_run_inputs(scenario: Scenario, source: Path | None
+                      ) -> tuple[SumoInputs, ReplaySession | None]:
     inputs = prepare_inputs(scenario.mobility, scenario.seed, scenario.duration_s, source,
                             lambda net: check_cells_inside(scenario.radio, net, source))
     replay = _replay_session(scenario, inputs)

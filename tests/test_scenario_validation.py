@@ -285,6 +285,20 @@ def test_missing_geo_origin_warns_in_one_line(grid_small, monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_a_refused_input_is_its_one_line_without_the_warnings_before_it(grid_small, tmp_path,
+                                                                       monkeypatch):
+    """The geo_origin warning is said once the checks pass: with an input refused later, the
+    error is the only line."""
+    monkeypatch.setattr(cosim.errors, "_warned", set())
+    routes = tmp_path / "r.rou.xml"
+    routes.write_text('<routes><vehicle id="v" depart="0"><route edges="nowhere"/></vehicle>'
+                      "</routes>\n")
+    _one_line(_validate(grid_small, "mobility.geo_origin=null", f"mobility.routes=[{routes}]",
+                        "mobility.demand.add_random=true"), "mobility")
+    good = _validate(grid_small, "mobility.geo_origin=null")
+    assert good.exit_code == 0 and "warning: " in good.stderr and "mobility.geo_origin" in good.stderr
+
+
 # 6. One string where a list of files (or options) is expected --------------------------------
 
 def test_single_strings_are_accepted_for_lists(grid_small, tmp_path):
