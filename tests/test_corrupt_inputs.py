@@ -283,6 +283,25 @@ def test_a_weights_file_that_would_inflate_to_gigabytes_is_refused_unread(tmp_pa
     assert field in line and "would inflate to" in line
 
 
+@pytest.mark.parametrize("field", ["learning.model.checkpoint", "learning.init_modules"])
+@pytest.mark.parametrize("elements", [2**32, 2**40])
+def test_a_tensor_larger_than_the_data_its_file_stores_is_refused(tmp_path, field, elements):
+    """An expanded (stride-0) tensor: a 1.5 kB file claiming gigabytes or terabytes, refused
+    from its storage's size before any check reads its values."""
+    weights = tmp_path / "tiny.pt"
+    torch.save({"visual.proj": torch.zeros(1).expand(elements)}, weights)
+    assert weights.stat().st_size < 4096
+    line = _refused(tmp_path, f"{field}={weights}", "duration_s=10")
+    assert field in line and "more than the 4 bytes its file stores" in line, line
+
+
+def test_init_modules_beyond_float32s_range_are_refused(tmp_path):
+    modules = tmp_path / "global_modules.pt"
+    torch.save({"task_adapter.up.bias": torch.full((4,), 1e300, dtype=torch.float64)}, modules)
+    line = _refused(tmp_path, f"learning.init_modules={modules}", "duration_s=10")
+    assert "learning.init_modules" in line and "beyond float32's range" in line, line
+
+
 @pytest.mark.parametrize("problem", ["truncated", "nan"])
 def test_corrupt_init_modules_are_refused(tmp_path, problem):
     modules = tmp_path / "global_modules.pt"

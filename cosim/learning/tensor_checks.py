@@ -66,8 +66,24 @@ def load_weights(path: Path, field: str, what: str) -> Any:
         raise InputError(path, field, f"not {what}: {first_line(exc)}") from None
 
 
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
 def check_finite(path: Path, field: str, tensors: dict[str, torch.Tensor]) -> None:
-    """Every floating tensor holds finite numbers only."""
+    """Every tensor is no larger than the data its file stores (an expanded, stride-0 tensor of
+    a 1 kB file can claim terabytes), and every floating one holds finite numbers that stay
+    finite in float32, the precision the model trains in."""
     for key, tensor in tensors.items():
-        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        stored = tensor.untyped_storage().nbytes()
+        if tensor.numel() * tensor.element_size() > max(stored, tensor.element_size()):
+            raise InputError(path, field, f"{key} is {tuple(tensor.shape)}, more than the "
+                             f"{stored:,} bytes its file stores (an expanded tensor)")
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        if not bool(torch.isfinite(tensor).all()):
             raise InputError(path, field, f"{key} holds NaN or infinite values")
+        if tensor.numel() and float(tensor.abs().max()) > FLOAT32_MAX:
+            raise InputError(path, field, f"{key} holds values beyond float32's range "
+                             f"(|x| up to {float(tensor.abs().max()):.3g}): infinite in training")
