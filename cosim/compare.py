@@ -394,13 +394,15 @@ def check_grid(spec: ScenarioSpec, grid: CompareGrid):
                          "--set learning.enabled=true to use the defaults")
     refuse_sumo_outputs_in_study(base, spec.named, "compare")
     from cosim.learning.federated.policies import policy_class
+    from cosim.learning.run_inputs import check_user_extensions
 
     for policy in grid.policies:  # the oracle's windows come from the recording: not yet
         policy_class(policy)  # a user's module:Class must name a policy class
         chosen: list[Override] = [] if policy == "oracle" else [("scheduling.policy", policy)]
         for aggregation in grid.aggregations:
             section, _ = aggregation_section(spec, aggregation, grid)
-            spec.plus(*chosen, section).load()
+            # each user's module:Name is what its extension point needs, before the folder
+            check_user_extensions(spec.plus(*chosen, section).load())
     for d in grid.data_seeds or ():  # every stream seed, whatever the connectivity seeds
         spec.plus(*stream_seeds(d, None)).load()
     for t in grid.training_seeds or ():

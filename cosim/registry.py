@@ -47,6 +47,10 @@ def import_user_object(reference: str, field: str) -> Any:
             found = getattr(found, part)
     except (ImportError, AttributeError, ValueError, TypeError) as exc:
         raise InputError(None, field, f"cannot load {reference!r}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # the user's module failed as it was imported
+        said = " ".join(str(exc).split())[:200]
+        raise InputError(None, field, f"importing {module!r} raised {type(exc).__name__}"
+                         + (f": {said}" if said else "")) from None
     return found
 
 

@@ -205,3 +205,36 @@ def test_a_peft_method_that_cannot_attach_is_bad_input_at_validate_and_before_th
     assert result.exit_code == 2, result.output
     assert says in result.output
     assert not out.exists() and not (tmp_path / "run.partial").exists()
+
+
+@pytest.mark.parametrize(("source", "says"), [
+    ("def broken(:\n", "raised SyntaxError"),
+    ("raise RuntimeError('no licence server')\n", "raised RuntimeError: no licence server"),
+    ("import sys\nsys.exit(0)\n", "raised SystemExit"),
+])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_users_module_that_fails_as_it_is_imported_is_one_line(user_module, tmp_path, source,
+                                                                  says, command):
+    user_module("toy_failing", source)
+    out = tmp_path / "run"
+    extra = ["--out", str(out), "-q"] if command == "run" else []
+    result = CliRunner().invoke(app, [command, str(GRID_SMALL), *extra, *[
+        a for s in [*SETTINGS, "scheduling.policy=toy_failing:P"] for a in ("--set", s)]])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.startswith("error: ")]
+    assert len(lines) == 1 and "scheduling.policy" in lines[0] and says in lines[0], result.output
+    assert not out.exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_a_compare_checks_a_users_aggregation_before_its_folder(user_module, tmp_path):
+    user_module("toy_policies", """
+        class NotAStrategy:
+            pass
+    """)
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(app, ["compare", str(GRID_SMALL), "--out", str(out), "-q",
+                                      "--policies", "random", "--seeds", "0",
+                                      "--aggregations", "toy_policies:NotAStrategy",
+                                      *[a for s in SETTINGS for a in ("--set", s)]])
+    assert result.exit_code == 2 and "aggregation.method" in result.output, result.output
+    assert not out.exists()

@@ -34,6 +34,16 @@ def check_learning_inputs(scenario: Scenario) -> None:
     check_run_data(cfg.data, scenario.seeds()["data"])
     # last: a user's module:Name is code the user asked to run, imported only once everything
     # else in the scenario is known to be good (and it must be what its extension point needs)
+    check_user_extensions(scenario)
+
+
+def check_user_extensions(scenario: Scenario) -> None:
+    """Each ``module:Name`` of the scenario's learning (policy, PEFT method, backend, tasks,
+    aggregation) imported and checked to be what its extension point needs; InputError
+    otherwise. A compare checks every cell of its grid so, before its folder."""
+    cfg, sched = scenario.learning, scenario.scheduling
+    if cfg is None or not scenario.learning_enabled:
+        return
     from cosim.learning.federated.policies import policy_class
 
     policy_class(sched.policy)
