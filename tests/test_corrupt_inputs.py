@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -127,7 +128,34 @@ def _lidar_class(t: pa.Table, value: int) -> pa.Table:
     return _replace(t, LIDAR_LABELS, pa.array(rows, t.schema.field(LIDAR_LABELS).type))
 
 
-DATA_CASES = {  # name: (component, change, the column the line names)
+RANGES = "[LiDARComponent].range_image_return1.values"
+
+
+def _negated(column: str):
+    return lambda t: _replace(t, column, pc.multiply(t.column(column), -1.0))
+
+
+def _first_range(t: pa.Table, value: float) -> pa.Table:
+    """The first return's range of every pixel set to ``value`` (4 channels a pixel)."""
+    rows = []
+    for row in t.column(RANGES).to_pylist():
+        pixels = np.array(row).reshape(-1, 4)
+        pixels[:, 0] = value
+        rows.append(pixels.reshape(-1).tolist())
+    return _replace(t, RANGES, pa.array(rows, t.schema.field(RANGES).type))
+
+
+DATA_CASES = {  # name: (component, change, what the line says)
+    # finite but absurd: NaN metrics or a math domain error mid-run, not an input error
+    "lidar_box_negative_size": ("lidar_box", _negated("[LiDARBoxComponent].box.size.x"),
+                                "a box size of -"),
+    "lidar_box_far_away": ("lidar_box", lambda t: _replace(
+        t, "[LiDARBoxComponent].box.center.x",
+        pa.array([1e300] * t.num_rows, t.schema.field("[LiDARBoxComponent].box.center.x").type)),
+        "a box centre more than"),
+    "camera_box_negative_width": ("camera_box", _negated("[CameraBoxComponent].box.size.x"),
+                                  "without a positive width"),
+    "range_far_below_no_return": ("lidar", lambda t: _first_range(t, -1e30), "a range of -1e+30"),
     # a class past the task's list would index past its heads and metric mid-run
     "lidar_class_past_seg3d": ("lidar_segmentation", lambda t: _lidar_class(t, 999),
                                LIDAR_LABELS.removesuffix(".values")),
@@ -676,3 +704,15 @@ def test_fuzz_finds_through_the_command_line_what_it_finds_in_process(data_root,
     with pytest.raises(InputError) as caught:
         check_dataset(root)
     assert _refused(tmp_path, f"learning.data.root={root}", *SMALL) == caught.value.line()
+
+
+def test_a_frame_too_small_to_see_anything_is_no_scene(data_root):
+    import dataclasses
+
+    from cosim.learning.data.waymo_v2 import WaymoV2Dataset, frame_problem
+
+    reader = WaymoV2Dataset(data_root).segment(SEGMENT)
+    frame = reader.frame(reader.timestamps[0])
+    assert frame_problem(frame) is None
+    tiny = dataclasses.replace(frame, image=frame.image[:1, :1])
+    assert frame_problem(tiny) == ("camera_image", "a 1 x 1 image (at least 16 pixels a side)")

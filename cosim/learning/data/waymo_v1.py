@@ -27,7 +27,7 @@ from cosim.learning.classes import IGNORE_INDEX, PAN2D, SEG3D
 from cosim.learning.data import waymo_schema as W
 from cosim.learning.data.decode import DecodeError, decode_image, inflate, label_outside
 from cosim.learning.data.lidar import range_image_points
-from cosim.learning.data.waymo_v2 import Frame, no_lidar, no_panoptic
+from cosim.learning.data.waymo_v2 import Frame, frame_problem, no_lidar, no_panoptic
 
 _HINT = ("Waymo v1 needs the dataset protos: pip install --no-deps waymo-open-dataset-tf-2-12-0 "
          "protobuf (with its dependencies that wheel would downgrade numpy and pyarrow)")
@@ -230,7 +230,7 @@ class V1SegmentReader:
             raise self._bad(timestamp, "a labelled box has a coordinate that is not a number")
         pose = self._transform(fr.pose.transform, timestamp, "pose")
         stats = fr.context.stats
-        return Frame(
+        frame = Frame(
             self.name, timestamp, image, cam_boxes, np.array([c for _, c, _ in cam], int),
             np.array([i for _, _, i in cam], dtype=object), semantic, instance, weight,
             range_image, labels, points,
@@ -238,6 +238,9 @@ class V1SegmentReader:
             np.array([lb.num_lidar_points_in_box for lb in lid], int),
             np.array([lb.id for lb in lid], dtype=object), pose,
             stats.location or "unknown", stats.weather or "unknown", stats.time_of_day or "unknown")
+        if (problem := frame_problem(frame)) is not None:
+            raise self._bad(timestamp, problem[1])
+        return frame
 
     def _panoptic(self, seg, timestamp: int, shape: tuple[int, int]):
         """PAN2D class, instance id and pixel weight; a frame without a label is all void."""

@@ -58,6 +58,40 @@ class Frame:
     time_of_day: str
 
 
+MIN_IMAGE_SIDE = 16  # pixels: smaller, the model's patches and the panoptic metric see nothing
+MAX_RANGE_M = 1000.0  # a LiDAR return (Waymo's reach is 75 m); -1 is no return
+MAX_BOX_SIZE_M = 100.0
+MAX_BOX_CENTRE_M = 1000.0  # from the vehicle
+
+
+def frame_problem(frame: Frame) -> tuple[str, str] | None:
+    """(component, why) when a decoded frame's values cannot be a real scene's: finite but
+    absurd numbers (a negative box size, a box a light-year away, a range of -1e30, a 1 x 1
+    image) would train on garbage or give NaN metrics without a word; None when plausible."""
+    h, w = frame.image.shape[:2]
+    if min(h, w) < MIN_IMAGE_SIDE:
+        return "camera_image", f"a {w} x {h} image (at least {MIN_IMAGE_SIDE} pixels a side)"
+    cam = frame.camera_boxes
+    if len(cam) and not ((cam[:, 2] > cam[:, 0]).all() and (cam[:, 3] > cam[:, 1]).all()):
+        return "camera_box", "a camera box without a positive width and height"
+    if len(cam) and float(np.abs(cam).max()) > 10 * max(h, w):
+        return "camera_box", f"a camera box far outside its {w} x {h} image"
+    boxes = frame.lidar_boxes
+    if len(boxes):
+        sizes = boxes[:, 3:6]
+        if not ((sizes > 0).all() and (sizes <= MAX_BOX_SIZE_M).all()):
+            bad = sizes[(sizes <= 0) | (sizes > MAX_BOX_SIZE_M)][0]
+            return "lidar_box", f"a box size of {bad:g} m (each in 0-{MAX_BOX_SIZE_M:g} m)"
+        if float(np.abs(boxes[:, :3]).max()) > MAX_BOX_CENTRE_M:
+            return "lidar_box", (f"a box centre more than {MAX_BOX_CENTRE_M:g} m from the "
+                                 "vehicle")
+    ranges = frame.range_image[..., 0] if frame.range_image.size else frame.range_image
+    if ranges.size and (float(ranges.min()) < -1 or float(ranges.max()) > MAX_RANGE_M):
+        bad = float(ranges.min()) if float(ranges.min()) < -1 else float(ranges.max())
+        return "lidar", f"a range of {bad:g} m (-1 for no return, else 0-{MAX_RANGE_M:g} m)"
+    return None
+
+
 class WaymoV2Dataset:
     """The segments of a v2 folder."""
 
@@ -257,9 +291,13 @@ class SegmentReader:
             raise self._where("vehicle_pose").error(column, f"no pose for frame {timestamp}")
         pose = _matrix(self._where("vehicle_pose"), column, pose_t.column(column)[0])
         location, weather, time_of_day = self._stats(timestamp)
-        return Frame(self.name, timestamp, image, cam_boxes, cam_labels, cam_ids, semantic,
-                     instance, weight, range_image, lidar_labels, points, pixels, boxes, labels,
-                     npts, ids, pose, location, weather, time_of_day)
+        frame = Frame(self.name, timestamp, image, cam_boxes, cam_labels, cam_ids, semantic,
+                      instance, weight, range_image, lidar_labels, points, pixels, boxes, labels,
+                      npts, ids, pose, location, weather, time_of_day)
+        if (problem := frame_problem(frame)) is not None:
+            component, why = problem
+            raise InputError(self._path(component), None, f"frame {timestamp}: {why}")
+        return frame
 
     def _panoptic(self, timestamp: int, tables: dict[str, pa.Table], shape: tuple[int, ...]):
         """PAN2D class, instance id and pixel weight; a frame without a label is all void."""
