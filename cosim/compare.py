@@ -114,29 +114,37 @@ def run_compare(spec: ScenarioSpec, grid: CompareGrid, out: Path, jobs: int,
             check_kept_runs([*recordings, *(r[3] for r in cells)])
         runs: list[tuple[str, str, int, RunJob]] = []
         stopped = None
-        with open_runner(backend, jobs, ray_address) as runner:
-            out.mkdir(parents=True, exist_ok=True)
-            _write_info(out, {**settings, "status": "running", "seeds_used": seeds})
-            new = seeds
-            while True:
-                runs += _run_seeds(runner, spec, grid, new, out, sections,
-                                   base.mobility.step_length_s, resume, overwrite, on_done, on_progress)
-                if auto is None:
-                    break
-                if not targets:  # fixed at the first look: a measure means the same at every look
-                    targets = _default_targets([Path(r[3].out) for r in runs], targets)
-                summary = _summarise(out, runs, grid, targets)
-                with study_writes(out, COMPARE_COMMAND, PAIRS_FILES):
-                    pairs = write_pairs(out, summary, margins, looks).to_pandas()
-                elapsed = time.monotonic() - started
-                stopped = stop_reason(pairs, auto, len(seeds), elapsed, elapsed / len(seeds))
-                if on_look is not None:
-                    on_look(len(seeds), stopped)
-                if stopped is not None:
-                    break
-                new = [max(seeds) + 1]
-                seeds = seeds + new
+        try:
+            with open_runner(backend, jobs, ray_address) as runner:
+                out.mkdir(parents=True, exist_ok=True)
                 _write_info(out, {**settings, "status": "running", "seeds_used": seeds})
+                new = seeds
+                while True:
+                    runs += _run_seeds(runner, spec, grid, new, out, sections,
+                                       base.mobility.step_length_s, resume, overwrite, on_done, on_progress)
+                    if auto is None:
+                        break
+                    if not targets:  # fixed at the first look: a measure means the same at every look
+                        targets = _default_targets([Path(r[3].out) for r in runs], targets)
+                    summary = _summarise(out, runs, grid, targets)
+                    with study_writes(out, COMPARE_COMMAND, PAIRS_FILES):
+                        pairs = write_pairs(out, summary, margins, looks).to_pandas()
+                    elapsed = time.monotonic() - started
+                    stopped = stop_reason(pairs, auto, len(seeds), elapsed, elapsed / len(seeds))
+                    if on_look is not None:
+                        on_look(len(seeds), stopped)
+                    if stopped is not None:
+                        break
+                    new = [max(seeds) + 1]
+                    seeds = seeds + new
+                    _write_info(out, {**settings, "status": "running", "seeds_used": seeds})
+        except BaseException as exc:  # compare.json says how it ended, not "running"
+            if (out / "compare.json").exists():
+                _write_info(out, {**settings, "seeds_used": seeds, "status": (
+                    "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"),
+                    "error": exc.line() if isinstance(exc, InputError) else
+                    f"{type(exc).__name__}: {exc}"})
+            raise
         if auto is None:  # with auto, the last look's summary and pairs are the final ones
             targets = _default_targets([Path(r[3].out) for r in runs], targets)
             summary = _summarise(out, runs, grid, targets)

@@ -238,3 +238,54 @@ def test_a_compare_checks_a_users_aggregation_before_its_folder(user_module, tmp
                                       *[a for s in SETTINGS for a in ("--set", s)]])
     assert result.exit_code == 2 and "aggregation.method" in result.output, result.output
     assert not out.exists()
+
+
+MISBEHAVING_POLICIES = """
+    class Ghost:
+        reads_losses = False
+
+        def __init__(self, seed: int = 0):
+            pass
+
+        def select(self, view, candidates, k):
+            return [999]
+
+
+    class Raises(Ghost):
+        def select(self, view, candidates, k):
+            raise RuntimeError("my policy broke")
+
+
+    class Text(Ghost):
+        def select(self, view, candidates, k):
+            return "01"
+"""
+
+
+@pytest.mark.parametrize(("name", "says"), [("Ghost", "select returned [999]"),
+                                            ("Raises", "select raised RuntimeError: my policy broke"),
+                                            ("Text", "select returned '01'")])
+def test_a_policy_whose_select_misbehaves_fails_its_run_in_one_line(user_module, tmp_path, name,
+                                                                     says):
+    """What the user's select raises or returns wrongly is said naming the field; the run's
+    folder says failed (its code ran: no check before the run could know)."""
+    user_module("toy_misbehaving", MISBEHAVING_POLICIES)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(GRID_SMALL), "--out", str(out), "-q", *[
+        a for s in [*SETTINGS, f"scheduling.policy=toy_misbehaving:{name}"] for a in ("--set", s)]])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.startswith("error: ")]
+    assert len(lines) == 1 and "scheduling.policy" in lines[0] and says in lines[0], result.output
+    info = json.loads((tmp_path / "run.partial" / "run.json").read_text())
+    assert info["status"] == "failed" and says in info["error"]
+
+
+def test_a_compare_whose_run_fails_says_so_in_compare_json(user_module, tmp_path):
+    user_module("toy_misbehaving", MISBEHAVING_POLICIES)
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(app, ["compare", str(GRID_SMALL), "--out", str(out), "-q",
+                                      "--policies", "toy_misbehaving:Raises", "--seeds", "0",
+                                      "--jobs", "1", *[a for s in SETTINGS for a in ("--set", s)]])
+    assert result.exit_code == 2 and "my policy broke" in result.output, result.output
+    info = json.loads((out / "compare.json").read_text())
+    assert info["status"] == "failed" and "my policy broke" in info["error"]

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from cosim.errors import InputError
 from cosim.registry import Registry
 
 
@@ -77,7 +78,24 @@ class UserPolicy:
     reads_losses: bool
 
     def select(self, view: ServerView, candidates: list[Candidate], k: int) -> list[int]:
-        return self.inner.select(view, candidates, k)
+        """The user's choice, checked: what it raises or returns wrongly is said in one line
+        naming the field, not an internal error in the server that indexes by it."""
+        name = f"{type(self.inner).__module__}:{type(self.inner).__qualname__}"
+        try:
+            chosen = self.inner.select(view, candidates, k)
+        except Exception as exc:
+            said = " ".join(str(exc).split())[:160]
+            raise InputError(None, "scheduling.policy", f"{name}.select raised "
+                             f"{type(exc).__name__}" + (f": {said}" if said else "")) from exc
+        ids = {c.client for c in candidates}
+        if (not isinstance(chosen, list | tuple)
+                or not all(isinstance(c, int | np.integer) and not isinstance(c, bool)
+                           for c in chosen)
+                or not {int(c) for c in chosen} <= ids or len(set(chosen)) != len(chosen)):
+            raise InputError(None, "scheduling.policy", f"{name}.select returned "
+                             f"{repr(chosen)[:80]}: not a list of distinct client ids from its "
+                             "candidates")
+        return [int(c) for c in chosen]
 
 
 class AllConnected:
