@@ -519,12 +519,19 @@ def test_a_sumocfg_is_read_as_sumo_reads_it(tmp_path):
 def test_an_edited_route_a_sumocfg_names_is_loaded_again(tmp_path):
     sets = _sumocfg_scenario(tmp_path, '<input><net-file value="n.net.xml"/>'
                              '<route-files value="r.rou.xml"/></input>')
-    assert _cosim("validate", GRID, *sets).exit_code == 0
     routes = tmp_path / "r.rou.xml"
-    routes.write_text(routes.read_text().replace('to="A1A2"', 'to="ZZZZ"'))
+    _refused_once_edited(tmp_path, sets, lambda: routes.write_text(
+        routes.read_text().replace('to="A1A2"', 'to="ZZZZ"')), "ZZZZ")
+
+
+def _refused_once_edited(tmp_path: Path, sets: list[str], edit, says: str) -> None:
+    """Validate passes (the loader check cached), then ``edit`` breaks a file SUMO reads:
+    validate and run both refuse, run before its folder."""
+    assert _cosim("validate", GRID, *sets).exit_code == 0
+    edit()
     for command in (["validate"], ["run", "--out", tmp_path / "r", "-q"]):
         result = _cosim(command[0], GRID, *command[1:], *sets)
-        assert result.exit_code == 2 and "ZZZZ" in result.output, result.output
+        assert result.exit_code == 2 and says in result.output, result.output
     assert not (tmp_path / "r.partial").exists()
 
 
@@ -535,12 +542,8 @@ def test_an_edited_file_an_additional_element_reads_is_loaded_again(tmp_path):
     add.write_text('<additional><variableSpeedSign id="v" lanes="A0A1_0" file="vss_steps.xml"/>'
                    "</additional>\n")
     sets = [*QUICK, "--set", f"mobility.additional=[{add}]"]
-    assert _cosim("validate", GRID, *sets).exit_code == 0
-    steps.write_text('<vss><step time="0" speed="10"')  # cut short
-    for command in (["validate"], ["run", "--out", tmp_path / "r", "-q"]):
-        result = _cosim(command[0], GRID, *command[1:], *sets)
-        assert result.exit_code == 2 and "vss_steps.xml" in result.output, result.output
-    assert not (tmp_path / "r.partial").exists()
+    _refused_once_edited(tmp_path, sets, lambda: steps.write_text(
+        '<vss><step time="0" speed="10"'), "vss_steps.xml")  # cut short
 
 
 def test_an_edited_file_a_sumo_option_reads_is_loaded_again(tmp_path):
