@@ -60,6 +60,9 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
     for path in [out, *(folder / n for n in converted_names)]:  # a user's file: only when asked
         if path.is_symlink() or (path.exists() and not path.is_file()):
             raise InputError(None, str(path), "exists and is not a regular file")
+        if path.is_file() and path.stat().st_nlink > 1:  # writing it would change another file
+            raise InputError(None, str(path), "exists and is a hard link (another name of the "
+                             "same file); remove it or choose another name")
         if path.exists() and not force:
             raise InputError(None, str(path), "exists already (--force overwrites it)")
     _check_input(osm if osm is not None else net, "--osm" if osm is not None else "--net")

@@ -323,6 +323,14 @@ def test_a_tensor_larger_than_the_data_its_file_stores_is_refused(tmp_path, fiel
     assert field in line and "more than the 4 bytes its file stores" in line, line
 
 
+@pytest.mark.parametrize("field", ["learning.model.checkpoint", "learning.init_modules"])
+def test_a_weights_file_of_a_dtype_without_arithmetic_is_one_line(tmp_path, field):
+    weights = tmp_path / "f8.pt"
+    torch.save({"visual.proj": torch.zeros(4, dtype=torch.float8_e4m3fn)}, weights)
+    line = _refused(tmp_path, f"{field}={weights}", "duration_s=10")
+    assert field in line and "float8_e4m3fn, which cosim cannot check" in line, line
+
+
 def test_init_modules_beyond_float32s_range_are_refused(tmp_path):
     modules = tmp_path / "global_modules.pt"
     torch.save({"task_adapter.up.bias": torch.full((4,), 1e300, dtype=torch.float64)}, modules)

@@ -425,6 +425,18 @@ def test_new_from_osm_converts_and_geo_references(tmp_path):
 
 
 @pytest.mark.slow
+def test_new_never_writes_through_a_hard_link(tmp_path):
+    """NAME.yaml as another name of a user's file: --force would change that file too."""
+    net = _netgenerate(tmp_path / "grid.net.xml")
+    precious = tmp_path / "precious.txt"
+    precious.write_text("PRECIOUS")
+    (tmp_path / "x.yaml").hardlink_to(precious)
+    line = _one_line(runner.invoke(app, ["new", "x", "--net", str(net), "--dir", str(tmp_path),
+                                         "--force"]))
+    assert "hard link" in line and precious.read_text() == "PRECIOUS"
+
+
+@pytest.mark.slow
 def test_new_refuses_bad_arguments(tmp_path):
     net = _netgenerate(tmp_path / "grid.net.xml")
     _one_line(runner.invoke(app, ["new", "bad name", "--net", str(net)]), "NAME")

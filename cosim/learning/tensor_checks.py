@@ -82,8 +82,14 @@ def check_finite(path: Path, field: str, tensors: dict[str, torch.Tensor]) -> No
                              f"{stored:,} bytes its file stores (an expanded tensor)")
         if not (tensor.is_floating_point() or tensor.is_complex()):
             continue
-        if not bool(torch.isfinite(tensor).all()):
+        try:
+            finite = bool(torch.isfinite(tensor).all())
+            largest = float(tensor.abs().max()) if tensor.numel() else 0.0
+        except (RuntimeError, NotImplementedError, TypeError) as exc:  # float8, ...: no arithmetic
+            raise InputError(path, field, f"{key} is {tensor.dtype}, which cosim cannot check "
+                             f"or train ({first_line(exc)})") from None
+        if not finite:
             raise InputError(path, field, f"{key} holds NaN or infinite values")
-        if tensor.numel() and float(tensor.abs().max()) > FLOAT32_MAX:
+        if largest > FLOAT32_MAX:
             raise InputError(path, field, f"{key} holds values beyond float32's range "
-                             f"(|x| up to {float(tensor.abs().max()):.3g}): infinite in training")
+                             f"(|x| up to {largest:.3g}): infinite in training")
