@@ -103,3 +103,17 @@ def test_onboarding_needs_learning(tmp_path):
     result = CliRunner().invoke(app, ["onboarding", str(GRID), "--out", str(tmp_path / "o"),
                                       "--set", "learning=null"])
     assert result.exit_code == 2 and "learning" in result.stderr
+
+
+@pytest.mark.parametrize("twice", ["onboarding.methods=[NTA,NTA]",
+                                   "onboarding.arriving_tasks=[det2d,det2d]",
+                                   "onboarding.connectivity=[ideal,ideal]"])
+def test_a_study_cell_named_twice_is_refused_before_the_folder(tmp_path, twice):
+    """One run would be counted twice in the curves and the table."""
+    out = tmp_path / "o"
+    result = CliRunner().invoke(app, ["onboarding", str(GRID), "--out", str(out),
+                                      *[a for s in [*SETS, twice] for a in ("--set", s)]])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and twice.split("=")[0] in lines[0] and "more than once" in lines[0]
+    assert not out.exists()

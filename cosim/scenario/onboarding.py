@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import (
     Field,
     PositiveInt,
+    field_validator,
 )
 
 from cosim.names import TASKS
@@ -35,4 +36,11 @@ class OnboardingConfig(StrictModel):
     connectivity: list[Literal["gated", "ideal"]] = Field(
         default_factory=_both_connectivities, min_length=1)
 
-
+    @field_validator("arriving_tasks", "methods", "connectivity")
+    @classmethod
+    def _each_once(cls, values: list[str]) -> list[str]:
+        """A study cell named twice would be one run counted twice in the curves and table."""
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} given more than once")
+        return values
