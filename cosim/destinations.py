@@ -15,7 +15,7 @@ import os
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -360,34 +360,28 @@ def writes_file(name: str, writers: frozenset[str]) -> bool:
 
 
 
+def _option_values(options: list[str], wanted: Callable[[str], bool]) -> Iterator[tuple[str, str]]:
+    """(name, value) of each option in ``options`` whose name (no dashes) ``wanted`` accepts,
+    its value after ``=`` or in the next item."""
+    for i, item in enumerate(options):
+        name, sep, value = item.lstrip("-").partition("=")
+        if not item.startswith("-") or not wanted(name):
+            continue
+        yield name, value if sep else (options[i + 1] if i + 1 < len(options) else "")
+
+
 def sumo_written_paths(options: list[str], writers: frozenset[str] = frozenset(SUMO_WRITERS)
                        ) -> list[tuple[str, Path]]:
     """(option, path) of each SUMO option in ``options`` that writes a file."""
-    found = []
-    for i, item in enumerate(options):
-        if not item.startswith("-"):
-            continue
-        name, sep, value = item.lstrip("-").partition("=")
-        if not writes_file(name, writers):
-            continue
-        if not sep:
-            value = options[i + 1] if i + 1 < len(options) else ""
-        found += [(f"--{name}", Path(v)) for v in sumo_file_values(name, value)
-                  if v not in NULL_OUTPUTS]
-    return found
+    return [(f"--{name}", Path(v))
+            for name, value in _option_values(options, lambda n: writes_file(n, writers))
+            for v in sumo_file_values(name, value) if v not in NULL_OUTPUTS]
 
 
 def sumo_read_paths(options: list[str], readers: frozenset[str]) -> list[Path]:
     """The files the SUMO options in ``options`` name for SUMO to read (``sumo_readers``)."""
-    found = []
-    for i, item in enumerate(options):
-        name, sep, value = item.lstrip("-").partition("=")
-        if not item.startswith("-") or name not in readers:
-            continue
-        if not sep:
-            value = options[i + 1] if i + 1 < len(options) else ""
-        found += [Path(v) for v in value.split(",") if v]
-    return found
+    return [Path(v) for _, value in _option_values(options, readers.__contains__)
+            for v in value.split(",") if v]
 
 
 def sumo_file_values(name: str, value: str) -> list[str]:
