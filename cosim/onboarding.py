@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cosim.bounded_read import read_json_file
-from cosim.compare import aggregation_section, check_recording_inputs, recording_jobs, run_jobs
+from cosim.compare import (
+    aggregation_section,
+    check_kept_runs,
+    check_recording_inputs,
+    recording_jobs,
+    run_jobs,
+)
 from cosim.compare_job import RunJob
 from cosim.destinations import (
     check_study_out,
@@ -107,20 +113,53 @@ def _run_study(spec: ScenarioSpec, cfg: OnboardingConfig, clients: int, step: fl
         "seeds": list(seeds),
         "onboarding": cfg.model_dump(mode="json"),
     }
-    _write_info(out, {**study, "status": "running"})  # the folder is an onboarding's from now
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    recordings = recording_jobs(spec, seeds, out, threads, step)
-    run_jobs([dataclasses.replace(j, reuse=True) for j in recordings], jobs, on_done, on_progress)
-    ideal: list[Override] = [("clients.ideal_connectivity", True), ("radio", None),
-                             ("scheduling.policy", "all_connected"), ("scheduling.per_round", clients)]
-
+    recordings = [dataclasses.replace(j, reuse=True)
+                  for j in recording_jobs(spec, seeds, out, threads, step)]
     sync, left_out = aggregation_section(spec, "sync")  # the paper's rounds
+    pretrain = _pretrain_jobs(spec, cfg, clients, step, out, seeds, threads, sync)
+    runs, onboard = _onboard_jobs(spec, cfg, clients, step, out, seeds, threads, sync)
+    # before onboarding.json says "running"; a run whose pre-trained model is to be computed
+    # again is checked by its worker, once that model is there
+    check_kept_runs([*recordings, *pretrain, *(j for j in onboard if _start_model(j).is_file())])
+    _write_info(out, {**study, "status": "running"})  # the folder is an onboarding's from now
+    try:
+        for stage in (recordings, pretrain, onboard):
+            run_jobs(stage, jobs, on_done, on_progress)
+    except BaseException as exc:  # onboarding.json says how it ended, not "running"
+        _write_info(out, {**study, "status": (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"),
+            "error": exc.line() if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"})
+        raise
+    _write_info(out, {
+        **study, "status": "complete",
+        "aggregation_settings_left_out": left_out,
+        "runs": [{"task": r.task, "method": r.method, "connectivity": r.connectivity,
+                  "seed": r.seed, "path": str(r.path)} for r in runs],
+    })
+    return runs
 
-    def common(seed: int) -> list[Override]:
-        return [("seed", seed), ("output.mobility_period_s", step),
-                ("mobility.replay", str(recording_dir(out, seed))), sync,
-                ("learning.init_modules", None)]
 
+def _start_model(job: RunJob) -> Path:
+    """The pre-trained model an onboarding run starts from (its last init_modules override)."""
+    return Path(next(v for k, v in reversed(job.scenario.overrides) if k == "learning.init_modules"))
+
+
+def _ideal(clients: int) -> list[Override]:
+    """Every client completes every round: no radio, everyone scheduled."""
+    return [("clients.ideal_connectivity", True), ("radio", None),
+            ("scheduling.policy", "all_connected"), ("scheduling.per_round", clients)]
+
+
+def _common(out: Path, seed: int, step: float, sync: Override) -> list[Override]:
+    return [("seed", seed), ("output.mobility_period_s", step),
+            ("mobility.replay", str(recording_dir(out, seed))), sync,
+            ("learning.init_modules", None)]
+
+
+def _pretrain_jobs(spec: ScenarioSpec, cfg: OnboardingConfig, clients: int, step: float,
+                   out: Path, seeds: tuple[int, ...], threads: int, sync: Override) -> list[RunJob]:
+    """The other three tasks learnt with FedAvg, once per (seed, arriving task, architecture)."""
     adapters = sorted({METHODS[m][0] for m in cfg.methods}, reverse=True)
     pretrain = []
     for seed in seeds:
@@ -128,14 +167,20 @@ def _run_study(spec: ScenarioSpec, cfg: OnboardingConfig, clients: int, step: fl
             others = [t for t in TASKS if t != task]
             for adapter in adapters:
                 pretrain.append(RunJob(spec.plus(
-                    *common(seed), *ideal, ("learning.model.tasks", others),
+                    *_common(out, seed, step, sync), *_ideal(clients),
+                    ("learning.model.tasks", others),
                     ("learning.model.task_adapter", adapter), ("learning.balancing.method", "sum"),
                     ("learning.frozen_modules", []), ("learning.evaluation.tasks", others),
                     ("aggregation.max_rounds", cfg.pretrain_rounds),
                     ("aggregation.eval_every_rounds", cfg.pretrain_rounds)),
                     str(onboarding_pretrained_dir(out, seed, task, adapter)), threads, reuse=True))
-    run_jobs(pretrain, jobs, on_done, on_progress)
+    return pretrain
 
+
+def _onboard_jobs(spec: ScenarioSpec, cfg: OnboardingConfig, clients: int, step: float,
+                  out: Path, seeds: tuple[int, ...], threads: int, sync: Override
+                  ) -> tuple[list[OnboardingRun], list[RunJob]]:
+    """Every (seed, arriving task, method, connectivity) run from its pre-trained model."""
     runs, onboard = [], []
     for seed in seeds:
         for task in cfg.arriving_tasks:
@@ -148,21 +193,15 @@ def _run_study(spec: ScenarioSpec, cfg: OnboardingConfig, clients: int, step: fl
                                         onboarding_run_dir(out, task, method, connectivity, seed))
                     runs.append(run)
                     onboard.append(RunJob(spec.plus(
-                        *common(seed), *(ideal if connectivity == "ideal" else []),
+                        *_common(out, seed, step, sync),
+                        *(_ideal(clients) if connectivity == "ideal" else []),
                         ("learning.init_modules", str(start)), ("learning.frozen_modules", frozen),
                         ("learning.model.task_adapter", adapter),
                         ("learning.balancing.method", balancing),
                         ("learning.evaluation.tasks", [task]),
                         ("aggregation.max_rounds", cfg.rounds), ("aggregation.eval_every_rounds", 1)),
                         str(run.path), threads, reuse=True))
-    run_jobs(onboard, jobs, on_done, on_progress)
-    _write_info(out, {
-        **study, "status": "complete",
-        "aggregation_settings_left_out": left_out,
-        "runs": [{"task": r.task, "method": r.method, "connectivity": r.connectivity,
-                  "seed": r.seed, "path": str(r.path)} for r in runs],
-    })
-    return runs
+    return runs, onboard
 
 
 ONBOARDING_JSON = "onboarding.json"

@@ -135,14 +135,36 @@ def _negated(column: str):
     return lambda t: _replace(t, column, pc.multiply(t.column(column), -1.0))
 
 
-def _first_range(t: pa.Table, value: float) -> pa.Table:
-    """The first return's range of every pixel set to ``value`` (4 channels a pixel)."""
+def _first_range(t: pa.Table, value: float, channel: int = 0) -> pa.Table:
+    """The first return's ``channel`` (0: range, 1: intensity, 2: elongation, 3: no-label zone)
+    of every pixel set to ``value`` (4 channels a pixel)."""
     rows = []
     for row in t.column(RANGES).to_pylist():
         pixels = np.array(row).reshape(-1, 4)
-        pixels[:, 0] = value
+        pixels[:, channel] = value
         rows.append(pixels.reshape(-1).tolist())
     return _replace(t, RANGES, pa.array(rows, t.schema.field(RANGES).type))
+
+
+LC = "[LiDARCalibrationComponent]"
+
+
+def _transform_entry(column: str, index: int, value: float):
+    """Entry ``index`` of every row's row-major 4 x 4 transform in ``column`` set to ``value``."""
+    def change(t: pa.Table) -> pa.Table:
+        rows = t.column(column).to_pylist()
+        for row in rows:
+            row[index] = value
+        return _replace(t, column, pa.array(rows, t.schema.field(column).type))
+    return change
+
+
+def _inclinations(value: float):
+    def change(t: pa.Table) -> pa.Table:
+        column = f"{LC}.beam_inclination.values"
+        rows = [[value] * len(r) for r in t.column(column).to_pylist()]
+        return _replace(t, column, pa.array(rows, t.schema.field(column).type))
+    return change
 
 
 DATA_CASES = {  # name: (component, change, what the line says)
@@ -156,6 +178,18 @@ DATA_CASES = {  # name: (component, change, what the line says)
     "camera_box_negative_width": ("camera_box", _negated("[CameraBoxComponent].box.size.x"),
                                   "without a positive width"),
     "range_far_below_no_return": ("lidar", lambda t: _first_range(t, -1e30), "a range of -1e+30"),
+    # float32's largest finite values: the model's inputs overflow and training diverges
+    "intensity_near_float32_max": ("lidar", lambda t: _first_range(t, 3e38, 1), "an intensity of"),
+    "elongation_near_float32_max": ("lidar", lambda t: _first_range(t, 3e38, 2), "an elongation of"),
+    "no_label_zone_flag_huge": ("lidar", lambda t: _first_range(t, -3e38, 3), "a no-label-zone flag"),
+    # a transform or an angle that sends every LiDAR point to infinity (overflow warnings)
+    "extrinsic_translation_1e307": ("lidar_calibration", _transform_entry(
+        f"{LC}.extrinsic.transform", 3, 1e307), f"{LC}.extrinsic.transform"),
+    "extrinsic_scaled_rotation": ("lidar_calibration", _transform_entry(
+        f"{LC}.extrinsic.transform", 0, 1e15), "not a rotation"),
+    "beam_inclinations_1e15": ("lidar_calibration", _inclinations(1e15), "beam inclination"),
+    "pose_translation_1e307": ("vehicle_pose", _transform_entry(VP, 3, 1e307), VP),
+    "pose_last_row_not_rigid": ("vehicle_pose", _transform_entry(VP, 15, 0.0), "last row"),
     # a class past the task's list would index past its heads and metric mid-run
     "lidar_class_past_seg3d": ("lidar_segmentation", lambda t: _lidar_class(t, 999),
                                LIDAR_LABELS.removesuffix(".values")),
@@ -253,11 +287,18 @@ def test_garbage_checkpoint_is_refused(tmp_path):
     assert str(ckpt) in line and "learning.model.checkpoint" in line
 
 
-@pytest.mark.parametrize("problem", ["nan", "wrong_shape", "missing_key"])
+NUMBER_KINDS = {"complex": torch.complex64, "bool": torch.bool, "integer": torch.int64}
+
+
+@pytest.mark.parametrize("problem", ["nan", "wrong_shape", "missing_key", *NUMBER_KINDS])
 def test_checkpoint_with_bad_tensors_is_refused(clip_weights, tmp_path, problem):
+    """A tensor of another kind of number would be copied into the model's floats silently:
+    its imaginary part dropped, or every weight 0 or 1."""
     state = dict(clip_weights)
     if problem == "nan":
         state["visual.proj"] = torch.full_like(state["visual.proj"], math.nan)
+    elif problem in NUMBER_KINDS:
+        state["visual.proj"] = state["visual.proj"].to(NUMBER_KINDS[problem])
     elif problem == "wrong_shape":
         state["visual.conv1.weight"] = torch.zeros(3, 3)
     else:
@@ -266,8 +307,9 @@ def test_checkpoint_with_bad_tensors_is_refused(clip_weights, tmp_path, problem)
     torch.save(state, ckpt)
     line = _refused(tmp_path, f"learning.model.checkpoint={ckpt}", "duration_s=10")
     assert str(ckpt) in line and "learning.model.checkpoint" in line
-    expected = {"nan": "visual.proj", "wrong_shape": "visual.conv1.weight", "missing_key": "ln_final.weight"}
-    assert expected[problem] in line
+    expected = {"nan": "visual.proj", "wrong_shape": "visual.conv1.weight", "missing_key": "ln_final.weight",
+                **{k: f"visual.proj holds {v}" for k, v in NUMBER_KINDS.items()}}
+    assert expected[problem] in line, line
 
 
 def test_a_good_checkpoint_passes_the_check(clip_weights, tmp_path):

@@ -76,6 +76,12 @@ def test_onboarding_study_end_to_end(tmp_path):
     again = CliRunner().invoke(app, [*args, *sum((["--set", s] for s in SETS), [])])
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in moved.glob("**/metrics.parquet")} == kept
+    # with other settings, the kept runs are refused before onboarding.json changes
+    before = (moved / "onboarding.json").read_bytes()
+    changed = CliRunner().invoke(app, [*args, *sum((["--set", s] for s in
+                                                    [*SETS, "onboarding.rounds=3"]), [])])
+    assert changed.exit_code == 2 and "another scenario" in changed.output, changed.output
+    assert (moved / "onboarding.json").read_bytes() == before
     # a file the study did not write, or one it wrote and the user changed, is never replaced
     for name, text in (("notes.txt", "mine"), ("table.csv", "MY TABLE")):
         (moved / name).write_text(text)

@@ -143,7 +143,28 @@ HOSTILE = {
         r, lambda f: f.context.ClearField("laser_calibrations"))), "calibration"),
     "nan_pose": (lambda p, r: _rewrite(p, _edit_frame(
         r, lambda f: f.pose.transform.__setitem__(3, float("nan")))), "pose"),
+    # finite, but every point at infinity (and numpy's overflow warnings on the way)
+    "pose_translation_1e307": (lambda p, r: _rewrite(p, _edit_frame(
+        r, lambda f: f.pose.transform.__setitem__(3, 1e307))), "pose has a translation"),
+    "extrinsic_translation_1e307": (lambda p, r: _rewrite(p, _edit_frame(
+        r, lambda f: _top_calibration(f).extrinsic.transform.__setitem__(3, 1e307))),
+        "TOP laser extrinsic has a translation"),
+    "extrinsic_scaled_rotation": (lambda p, r: _rewrite(p, _edit_frame(
+        r, lambda f: _top_calibration(f).extrinsic.transform.__setitem__(0, 1e15))),
+        "not a rotation"),
+    "beam_inclinations_1e15": (lambda p, r: _rewrite(p, _edit_frame(r, lambda f: _set_inclinations(
+        _top_calibration(f), 1e15))), "beam inclination"),
 }
+
+
+def _top_calibration(frame):
+    return next(c for c in frame.context.laser_calibrations if c.name == 1)
+
+
+def _set_inclinations(calibration, value: float) -> None:
+    count = len(calibration.beam_inclinations)
+    del calibration.beam_inclinations[:]
+    calibration.beam_inclinations.extend([value] * count)
 
 
 def _huge_length(path):

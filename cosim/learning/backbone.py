@@ -75,7 +75,7 @@ def _check_weights(open_clip, name: str, path: Path, field: str) -> None:
     shapes are judged as ``load_clip`` judges them without allocating the model."""
     from open_clip import load_checkpoint
 
-    from cosim.learning.tensor_checks import check_finite, first_line, load_weights
+    from cosim.learning.tensor_checks import check_finite, check_kinds, first_line, load_weights
 
     if path.suffix not in (".npz", ".npy"):  # big_vision numpy weights: open_clip's own reader
         saved = load_weights(path, field, "a weights file")  # weights_only, as open_clip reads it
@@ -91,3 +91,6 @@ def _check_weights(open_clip, name: str, path: Path, field: str) -> None:
             load_checkpoint(skeleton, str(path))
         except Exception as exc:  # missing or unexpected keys, shape mismatches
             raise InputError(path, field, f"does not fit {name}: {first_line(exc)}") from None
+    if path.suffix not in (".npz", ".npy"):  # loading converts every tensor to the model's type
+        check_kinds(path, field, {k.removeprefix("module."): v for k, v in state.items()},
+                    skeleton.state_dict())

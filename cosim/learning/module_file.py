@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from cosim.errors import InputError
-from cosim.learning.tensor_checks import check_finite, load_weights
+from cosim.learning.tensor_checks import check_finite, check_kinds, load_weights
 
 FIELD = "learning.init_modules"
 
@@ -36,9 +36,7 @@ def check_fits(path: Path, saved: dict[str, torch.Tensor], modules: dict[str, to
         if tuple(saved[key].shape) != tuple(want.shape):
             raise InputError(path, FIELD, f"{key} has shape {tuple(saved[key].shape)}, the model "
                              f"{tuple(want.shape)} (another model config?)")
-        if saved[key].is_floating_point() != want.is_floating_point():
-            raise InputError(path, FIELD, f"{key} holds {saved[key].dtype} values, the model's are "
-                             f"{want.dtype}")
+    check_kinds(path, FIELD, {k: saved[k] for k in known}, modules)
     if not known:
         raise InputError(path, FIELD, "holds none of this model's modules")
     return known

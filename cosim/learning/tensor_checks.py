@@ -93,3 +93,23 @@ def check_finite(path: Path, field: str, tensors: dict[str, torch.Tensor]) -> No
         if largest > FLOAT32_MAX:
             raise InputError(path, field, f"{key} holds values beyond float32's range "
                              f"(|x| up to {largest:.3g}): infinite in training")
+
+
+def number_kind(tensor: torch.Tensor) -> str:
+    """What a tensor's numbers are: copying into a tensor of another kind silently drops an
+    imaginary part, truncates fractions or turns every value into 0 or 1."""
+    if tensor.dtype == torch.bool:
+        return "bool"
+    if tensor.is_complex():
+        return "complex"
+    return "floating" if tensor.is_floating_point() else "integer"
+
+
+def check_kinds(path: Path, field: str, saved: dict[str, torch.Tensor],
+                model: dict[str, torch.Tensor]) -> None:
+    """Each saved tensor the model has holds the model's kind of number (InputError otherwise)."""
+    for key, tensor in saved.items():
+        want = model.get(key)
+        if want is not None and number_kind(tensor) != number_kind(want):
+            raise InputError(path, field, f"{key} holds {tensor.dtype} values, the model's are "
+                             f"{want.dtype}")

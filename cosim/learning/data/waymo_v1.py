@@ -27,7 +27,16 @@ from cosim.learning.classes import IGNORE_INDEX, PAN2D, SEG3D
 from cosim.learning.data import waymo_schema as W
 from cosim.learning.data.decode import DecodeError, decode_image, inflate, label_outside
 from cosim.learning.data.lidar import range_image_points
-from cosim.learning.data.waymo_v2 import Frame, frame_problem, no_lidar, no_panoptic
+from cosim.learning.data.waymo_v2 import (
+    MAX_POSE_M,
+    MAX_SENSOR_OFFSET_M,
+    Frame,
+    frame_problem,
+    inclination_problem,
+    no_lidar,
+    no_panoptic,
+    transform_problem,
+)
 
 _HINT = ("Waymo v1 needs the dataset protos: pip install --no-deps waymo-open-dataset-tf-2-12-0 "
          "protobuf (with its dependencies that wheel would downgrade numpy and pyarrow)")
@@ -198,10 +207,12 @@ class V1SegmentReader:
         except DecodeError as exc:
             raise self._bad(timestamp, f"{what}: {exc}") from None
 
-    def _transform(self, values, timestamp: int, what: str) -> np.ndarray:
+    def _transform(self, values, timestamp: int, what: str, reach_m: float) -> np.ndarray:
         m = np.asarray(list(values), dtype=np.float64)
-        if m.shape != (16,) or not np.isfinite(m).all():
+        if m.shape != (16,):
             raise self._bad(timestamp, f"{what} is not 16 finite numbers (a 4 x 4 transform)")
+        if (why := transform_problem(m.reshape(4, 4), reach_m)) is not None:
+            raise self._bad(timestamp, f"{what} {why}")
         return m.reshape(4, 4)
 
     def frame(self, timestamp: int) -> Frame:
@@ -228,7 +239,7 @@ class V1SegmentReader:
                            lb.box.width, lb.box.height, lb.box.heading) for lb in lid], float).reshape(-1, 7)
         if not (np.isfinite(cam_boxes).all() and np.isfinite(boxes).all()):
             raise self._bad(timestamp, "a labelled box has a coordinate that is not a number")
-        pose = self._transform(fr.pose.transform, timestamp, "pose")
+        pose = self._transform(fr.pose.transform, timestamp, "pose", MAX_POSE_M)
         stats = fr.context.stats
         frame = Frame(
             self.name, timestamp, image, cam_boxes, np.array([c for _, c, _ in cam], int),
@@ -277,12 +288,15 @@ class V1SegmentReader:
         calib = next((c for c in fr.context.laser_calibrations if c.name == W.LASER_TOP), None)
         if calib is None:
             raise self._bad(timestamp, "no TOP laser calibration in the frame's context")
-        extrinsic = self._transform(calib.extrinsic.transform, timestamp, "TOP laser extrinsic")
+        extrinsic = self._transform(calib.extrinsic.transform, timestamp, "TOP laser extrinsic",
+                                    MAX_SENSOR_OFFSET_M)
         rows = range_image.shape[0]
         incl = (np.array(calib.beam_inclinations)[::-1] if len(calib.beam_inclinations)
                 else np.linspace(calib.beam_inclination_max, calib.beam_inclination_min, rows))
-        if len(incl) != rows or not np.isfinite(incl).all():
+        if len(incl) != rows:
             raise self._bad(timestamp, f"{len(incl)} beam inclinations for {rows} range-image rows")
+        if (why := inclination_problem(incl)) is not None:
+            raise self._bad(timestamp, f"TOP laser calibration: {why}")
         points, pixels = range_image_points(range_image, incl, extrinsic)
         return range_image, labels, points, pixels
 

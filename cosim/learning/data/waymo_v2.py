@@ -62,6 +62,37 @@ MIN_IMAGE_SIDE = 16  # pixels: smaller, the model's patches and the panoptic met
 MAX_RANGE_M = 1000.0  # a LiDAR return (Waymo's reach is 75 m); -1 is no return
 MAX_BOX_SIZE_M = 100.0
 MAX_BOX_CENTRE_M = 1000.0  # from the vehicle
+MAX_SENSOR_OFFSET_M = 20.0  # a sensor's mounting point from the vehicle's origin
+MAX_POSE_M = 1e7  # a vehicle's position in the world frame (the Earth's radius is 6.4e6 m)
+MAX_ELONGATION = 100.0  # a return's pulse elongation (Waymo's: below a few); -1 is no return
+MAX_INTENSITY = 1e6  # a return's intensity (the model clips it to [0, 1])
+ROTATION_TOLERANCE = 1e-3  # |R R^T - I| of a stored rotation (float32 round-off is 1e-7)
+
+
+def transform_problem(m: np.ndarray, reach_m: float) -> str | None:
+    """Why a 4 x 4 row-major transform is not a rigid motion within ``reach_m`` of the origin
+    (a scaled or sheared rotation, or a translation of 1e307 m, turns every point into garbage
+    or infinity); None when it is one."""
+    if m.shape != (4, 4) or not np.isfinite(m).all():
+        return "is not 16 finite numbers (a 4 x 4 transform)"
+    rotation = m[:3, :3]
+    if (float(np.abs(rotation).max()) > 1 + ROTATION_TOLERANCE
+            or float(np.abs(rotation @ rotation.T - np.eye(3)).max()) > ROTATION_TOLERANCE
+            or float(np.linalg.det(rotation)) < 0):
+        return "has a rotation part that is not a rotation (orthonormal, determinant 1)"
+    if float(np.abs(m[3] - (0, 0, 0, 1)).max()) > ROTATION_TOLERANCE:
+        return f"has a last row of {m[3].tolist()} (a rigid transform's is 0 0 0 1)"
+    if float(np.abs(m[:3, 3]).max()) > reach_m:
+        return f"has a translation of {m[:3, 3].tolist()} m (at most {reach_m:g} m each)"
+    return None
+
+
+def inclination_problem(inclinations: np.ndarray) -> str | None:
+    """Why beam inclinations (radians) cannot be a spinning LiDAR's; None when they can."""
+    incl = np.asarray(inclinations, dtype=np.float64)
+    if not np.isfinite(incl).all() or (incl.size and float(np.abs(incl).max()) > np.pi / 2):
+        return "a beam inclination that is not an angle within -pi/2 to pi/2 radians"
+    return None
 
 
 def frame_problem(frame: Frame) -> tuple[str, str] | None:
@@ -85,10 +116,17 @@ def frame_problem(frame: Frame) -> tuple[str, str] | None:
         if float(np.abs(boxes[:, :3]).max()) > MAX_BOX_CENTRE_M:
             return "lidar_box", (f"a box centre more than {MAX_BOX_CENTRE_M:g} m from the "
                                  "vehicle")
-    ranges = frame.range_image[..., 0] if frame.range_image.size else frame.range_image
-    if ranges.size and (float(ranges.min()) < -1 or float(ranges.max()) > MAX_RANGE_M):
-        bad = float(ranges.min()) if float(ranges.min()) < -1 else float(ranges.max())
-        return "lidar", f"a range of {bad:g} m (-1 for no return, else 0-{MAX_RANGE_M:g} m)"
+    if frame.range_image.size:
+        for channel, what, low, high in ((0, "a range", -1.0, MAX_RANGE_M),
+                                         (1, "an intensity", -1.0, MAX_INTENSITY),
+                                         (2, "an elongation", -1.0, MAX_ELONGATION),
+                                         (3, "a no-label-zone flag", -1.0, 1.0)):
+            values = frame.range_image[..., channel]
+            if float(values.min()) < low or float(values.max()) > high:
+                bad = float(values.min()) if float(values.min()) < low else float(values.max())
+                return "lidar", f"{what} of {bad:g} (-1 for no return, else up to {high:g})"
+    if frame.points.size and not np.isfinite(frame.points).all():
+        return "lidar", "a LiDAR point that is not finite in the vehicle frame"
     return None
 
 
@@ -255,13 +293,18 @@ class SegmentReader:
         where, lc = self._where("lidar_calibration"), "[LiDARCalibrationComponent]"
         if t.num_rows == 0:
             raise where.error(W.LASER, "no TOP laser calibration")
-        extrinsic = _matrix(where, f"{lc}.extrinsic.transform", t.column(f"{lc}.extrinsic.transform")[0])
+        extrinsic = _matrix(where, f"{lc}.extrinsic.transform",
+                            t.column(f"{lc}.extrinsic.transform")[0], MAX_SENSOR_OFFSET_M)
         values = t.column(f"{lc}.beam_inclination.values")[0].as_py()
         if values:
+            if (why := inclination_problem(np.array(values, dtype=np.float64))) is not None:
+                raise where.error(f"{lc}.beam_inclination.values", why)
             return extrinsic, np.array(values)[::-1]  # stored ascending; row 0 is the highest
         low, high = (t.column(f"{lc}.beam_inclination.{k}")[0].as_py() for k in ("min", "max"))
         if low is None or high is None:
             raise where.error(f"{lc}.beam_inclination.values", "no beam inclinations (values or min/max)")
+        if (why := inclination_problem(np.array([low, high], dtype=np.float64))) is not None:
+            raise where.error(f"{lc}.beam_inclination.min", why)
         return extrinsic, (low, high)
 
     def frame(self, timestamp: int) -> Frame:
@@ -289,7 +332,7 @@ class SegmentReader:
         column = "[VehiclePoseComponent].world_from_vehicle.transform"
         if pose_t.num_rows == 0:
             raise self._where("vehicle_pose").error(column, f"no pose for frame {timestamp}")
-        pose = _matrix(self._where("vehicle_pose"), column, pose_t.column(column)[0])
+        pose = _matrix(self._where("vehicle_pose"), column, pose_t.column(column)[0], MAX_POSE_M)
         location, weather, time_of_day = self._stats(timestamp)
         frame = Frame(self.name, timestamp, image, cam_boxes, cam_labels, cam_ids, semantic,
                       instance, weight, range_image, lidar_labels, points, pixels, boxes, labels,
@@ -428,11 +471,13 @@ def _label_image(where: Where, column: str, table: pa.Table, timestamp: int,
     return label.astype(np.int64)
 
 
-def _matrix(where: Where, column: str, value: pa.Scalar) -> np.ndarray:
-    """A 4 x 4 transform stored row-major as 16 numbers."""
+def _matrix(where: Where, column: str, value: pa.Scalar, reach_m: float) -> np.ndarray:
+    """A rigid 4 x 4 transform stored row-major as 16 numbers, within ``reach_m``."""
     values = np.asarray(value.as_py(), dtype=np.float64)
     if values.shape != (16,):
         raise where.error(column, f"{values.size} values; a 4 x 4 transform has 16")
+    if (why := transform_problem(values.reshape(4, 4), reach_m)) is not None:
+        raise where.error(column, why)
     return values.reshape(4, 4)
 
 
