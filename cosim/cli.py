@@ -549,7 +549,7 @@ def pretrain(
     device: Annotated[str, typer.Option(
         "--device", help="cpu, cuda, or auto (CUDA when there is a GPU).")] = "cpu",
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")]
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier checkpoint at --out.")]
     = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -564,9 +564,13 @@ def pretrain(
         from cosim.learning.precision import pick_device, resolve
         from cosim.learning.pretrain import PretrainConfig
         from cosim.learning.pretrain import pretrain as run_pretrain
+        from cosim.learning.tensor_checks import torch_archive
         from cosim.registry import did_you_mean
 
         check_output_file(out, "--out", overwrite)
+        if out.exists() and not torch_archive(out):
+            raise InputError(None, "--out", f"{out} exists and is not a torch checkpoint; "
+                             "--overwrite replaces only an earlier checkpoint")
         known = open_clip_module().list_models()
         if model not in known:
             raise InputError(None, "--model", f"unknown open_clip configuration {model!r}"

@@ -21,7 +21,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from cosim.bounded_read import file_sha256
-from cosim.errors import InputError, printable
+from cosim.errors import InputError, MissingDependencyError, printable
 from cosim.names import OUTPUT_MANIFEST, STUDY_COMMANDS
 from cosim.run_folder import (
     PARTIAL_SUFFIX,
@@ -349,8 +349,14 @@ def sumo_writers(sumo: str | None) -> frozenset[str]:
 
 def sumo_readers(sumo: str) -> frozenset[str]:
     """Every name (and synonym) of an option the ``sumo`` binary documents as reading a file
-    (its other FILE options: weights, a state to load, lookup tables, ...)."""
-    return frozenset(n for group, name, synonyms in _file_options(sumo) or ()
+    (its other FILE options: weights, a state to load, lookup tables, ...). A binary that
+    cannot list its options is a broken install: guessing none would leave files SUMO reads
+    out of its load check's cache key."""
+    options = _file_options(sumo)
+    if options is None:
+        raise MissingDependencyError(f"{sumo} --save-template failed: this SUMO cannot list its "
+                                     "options; reinstall it (pip install eclipse-sumo)")
+    return frozenset(n for group, name, synonyms in options
                      if not _writes(group, name) for n in (name, *synonyms))
 
 

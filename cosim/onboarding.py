@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cosim.bounded_read import read_json_file
 from cosim.compare import (
@@ -81,7 +82,22 @@ def plan(spec: ScenarioSpec, seeds: tuple[int, ...]) -> tuple[OnboardingConfig, 
     if not seeds:
         raise InputError(None, "--seeds", "give at least one seed")
     refuse_sumo_outputs_in_study(sc, spec.named, "onboarding study")
+    learning = spec.mapping().get("learning") or {}
+    for key in SET_PER_RUN:
+        given: Any = learning
+        for part in key.split("."):
+            given = given.get(part) if isinstance(given, dict) else None
+        if given not in (None, [], {}):
+            raise InputError(spec.named, f"learning.{key}", "the onboarding study sets it for "
+                             "each run (its method's model, pre-trained start and frozen heads); "
+                             "remove it from the scenario")
     return sc.onboarding or OnboardingConfig(), sc.clients.count, sc.mobility.step_length_s
+
+
+# learning settings each study run gets from its method and stage: a scenario's own would be
+# replaced without a word
+SET_PER_RUN = ("init_modules", "frozen_modules", "model.task_adapter", "balancing.method",
+               "evaluation.tasks")
 
 
 def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: int,

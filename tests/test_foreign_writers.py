@@ -155,6 +155,16 @@ def test_pretrain_replaces_a_file_only_when_asked(tmp_path):
     result = _cosim("pretrain", "--out", mine, "--steps", "1", "-q")
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert mine.read_bytes() == b"my weights"
+    # asked, it replaces an earlier checkpoint only, never a user's other file
+    refused = _cosim("pretrain", "--out", mine, "--steps", "1", "-q", "--overwrite")
+    assert refused.exit_code == 2 and "not a torch checkpoint" in refused.output, refused.output
+    assert mine.read_bytes() == b"my weights"
+    import torch
+
+    torch.save({"w": torch.zeros(1)}, mine)
+    replaced = _cosim("pretrain", "--out", mine, "--steps", "1", "-q", "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert "visual.proj" in torch.load(mine, weights_only=True)
 
 
 # the last three: synonyms and writers that SUMO's own option list names (--save-template)

@@ -123,3 +123,19 @@ def test_a_study_cell_named_twice_is_refused_before_the_folder(tmp_path, twice):
     lines = [x for x in result.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and twice.split("=")[0] in lines[0] and "more than once" in lines[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("setting", ["learning.init_modules=START",
+                                     "learning.frozen_modules=[heads.det2d]",
+                                     "learning.balancing.method=gradnorm",
+                                     "learning.model.task_adapter=false"])
+def test_a_setting_the_study_makes_per_run_is_refused_not_replaced(tmp_path, setting):
+    """Each run's start, frozen heads, architecture and balancing come from its method."""
+    out, start = tmp_path / "o", tmp_path / "start.pt"
+    torch.save({"heads.det2d.weight": torch.zeros(2)}, start)
+    result = CliRunner().invoke(app, ["onboarding", str(GRID), "--out", str(out), *[
+        a for s in [*SETS, setting.replace("START", str(start))] for a in ("--set", s)]])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and setting.split("=")[0] in lines[0] and "remove it" in lines[0], lines
+    assert not out.exists()

@@ -390,3 +390,15 @@ def test_the_files_sumo_options_give_sumo_to_read_are_known():
     assert sumo_read_paths(["--weights", "a.xml,b.xml", "--fcd-output", "f.xml",
                             "--load-state=s.xml"], readers) == [Path("a.xml"), Path("b.xml"),
                                                                 Path("s.xml")]
+
+
+def test_a_sumo_that_cannot_list_its_options_is_a_broken_install(tmp_path):
+    """Guessing that it reads no file would leave those files out of the load check's key."""
+    from cosim.destinations import sumo_readers
+    from cosim.errors import MissingDependencyError
+
+    broken = tmp_path / "sumo"
+    broken.write_text("#!/bin/sh\nexit 1\n")
+    broken.chmod(0o755)
+    with pytest.raises(MissingDependencyError, match="cannot list its options"):
+        sumo_readers(str(broken))

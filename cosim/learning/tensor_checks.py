@@ -53,6 +53,18 @@ def check_inflated_size(path: Path, field: str) -> None:
                          f"(at most {MAX_WEIGHTS_BYTES:,}, or {MAX_INFLATION}x its size)")
 
 
+def torch_archive(path: Path) -> bool:
+    """Whether ``path`` is a file ``torch.save`` wrote (a zip archive with its pickle record):
+    what a command may replace when told to, unlike a user's other files."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name == "data.pkl" or name.endswith("/data.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
 def load_weights(path: Path, field: str, what: str) -> Any:
     """The file's content (tensors in plain containers), read without executing anything."""
     check_inflated_size(path, field)
