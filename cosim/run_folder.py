@@ -223,8 +223,9 @@ RUN_FIELDS: dict[str, tuple[type, ...]] = {
     "status": (str,), "scenario": (dict,), "scenario_file": (str, type(None)), "seed": (int,),
     "torch_threads": (int, type(None)), "learning_precision": (str, type(None)),
     "error": (str, type(None)), "traces": (dict, type(None)), "summary": (dict, type(None)),
-    "pid": (int,),
+    "pid": (int,), "sim_time_s": (int, float, type(None)), "wall_time_s": (int, float, type(None)),
 }
+DURATIONS = ("sim_time_s", "wall_time_s")  # seconds: finite and not negative
 # A process id as systems hand them out: the largest is Linux's PID_MAX_LIMIT (others stay far
 # below); 0 and negative numbers are process groups to os.kill (-1: every process), no pid.
 PID_RANGE = (1, 2**22)
@@ -252,6 +253,9 @@ def read_run_info(run_dir: Path, needs: tuple[str, ...] = ("status",)) -> dict[s
         value = info.get(key)
         if key in info and (not isinstance(value, types) or isinstance(value, bool)):
             raise InputError(path, key, f"a JSON {_json_type(value)}, not what cosim writes here")
+    for key in DURATIONS:
+        if info.get(key) is not None and not (math.isfinite(info[key]) and info[key] >= 0):
+            raise InputError(path, key, f"{info[key]} is not a duration in seconds")
     if "pid" in info and not PID_RANGE[0] <= info["pid"] <= PID_RANGE[1]:
         raise InputError(path, "pid", f"{info['pid']} is not the process id of a run's writer")
     if "scenario" in info:

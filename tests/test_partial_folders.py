@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import subprocess
@@ -208,7 +209,30 @@ RUN_JSON_DAMAGE = {
     "seed_a_string": lambda info: json.dumps({**info, "seed": "1"}),
     "scenario_learning_a_number": lambda info: json.dumps(
         {**info, "scenario": {**info["scenario"], "learning": 7}}),
+    "sim_time_nan": lambda info: json.dumps({**info, "sim_time_s": math.nan}),
+    "wall_time_negative": lambda info: json.dumps({**info, "wall_time_s": -5.0}),
+    "wall_time_a_string": lambda info: json.dumps({**info, "wall_time_s": "long"}),
 }
+
+
+@pytest.mark.parametrize(("summary", "field"), [
+    ({"learning": {"rounds": "many"}}, "summary.learning.rounds"),
+    ({"learning": {"rounds": -3}}, "summary.learning.rounds"),
+    ({"learning": {"lookup_baseline": {"det2d": {"mAP50": "high"}}}},
+     "summary.learning.lookup_baseline"),
+    ({"learning": {"lookup_baseline": [1, 2]}}, "summary.learning.lookup_baseline"),
+])
+def test_a_run_summary_a_study_reads_is_checked(complete_run, tmp_path, summary, field):
+    """A compare's summary row takes rounds and the lookup baseline from run.json: a value that
+    is not one is named, not written into the table."""
+    from cosim.analysis.summary import summarise_run
+    from cosim.errors import InputError
+
+    run = _left_behind(complete_run, tmp_path / "r", "complete")
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "summary": summary}))
+    with pytest.raises(InputError, match=field.replace(".", r"\.")):
+        summarise_run(run)
 
 
 @pytest.mark.parametrize("how", sorted(RUN_JSON_DAMAGE))

@@ -63,9 +63,9 @@ def summarise_run(run_dir: Path, targets: dict[str, float] | None = None) -> dic
         "run_dir": str(run_dir),
         "sim_time_s": info.get("sim_time_s", math.nan),
         "wall_time_s": info.get("wall_time_s", math.nan),
-        "rounds": info.get("summary", {}).get("learning", {}).get("rounds", 0),
+        "rounds": _learning_rounds(run_dir, info),
     }
-    lookup = info.get("summary", {}).get("learning", {}).get("lookup_baseline") or {}
+    lookup = _lookup_baseline(run_dir, info)
     curves = headline_curves(run_dir)
     for task, metric in HEADLINE.items():
         _, times, values = curves.get(task, (None, np.array([]), np.array([])))
@@ -75,6 +75,30 @@ def summarise_run(run_dir: Path, targets: dict[str, float] | None = None) -> dic
     row.update(_participation(run_dir, sc["clients"]["count"]))
     row.update(personal_gains(run_dir))
     return row
+
+
+def _learning_summary(info: dict[str, Any]) -> dict[str, Any]:
+    learning = (info.get("summary") or {}).get("learning")
+    return learning if isinstance(learning, dict) else {}
+
+
+def _learning_rounds(run_dir: Path, info: dict[str, Any]) -> int:
+    rounds = _learning_summary(info).get("rounds", 0)
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
+        raise InputError(run_dir / "run.json", "summary.learning.rounds",
+                         f"{rounds!r} is not a count of rounds")
+    return rounds
+
+
+def _lookup_baseline(run_dir: Path, info: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each task's lookup-baseline metrics: numbers (NaN where a task had none)."""
+    lookup = _learning_summary(info).get("lookup_baseline") or {}
+    field = "summary.learning.lookup_baseline"
+    if not isinstance(lookup, dict) or not all(
+            isinstance(m, dict) and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                        for v in m.values()) for m in lookup.values()):
+        raise InputError(run_dir / "run.json", field, "not task -> metric -> number")
+    return lookup
 
 
 def _stream_seeds(info: dict[str, Any]) -> dict[str, int]:
