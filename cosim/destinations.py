@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gzip
 import json
 import os
+import re
 import stat
 import subprocess
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -414,16 +417,20 @@ def without_writers(options: list[str], writers: frozenset[str] = frozenset(SUMO
     return kept
 
 
-def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
+def check_sumo_outputs(options: list[str], run_out: Path, replace: bool | None = False,
                        writers: frozenset[str] = frozenset(SUMO_WRITERS),
                        own: Mapping[str, Any] | None = None,
                        declared: Sequence[tuple[str, str, Path]] = (),
-                       source: Path | None = None) -> None:
+                       source: Path | None = None,
+                       earlier: Mapping[str, Any] | None = None) -> None:
     """SUMO output options of a scenario (and the outputs its input files ``declared``: field,
     what declares it, path) write outside every result folder, and not into the run's own
-    destination (``run_out`` and its staging folder); an existing file is replaced only with
-    ``replace`` (``--overwrite``), or when ``own`` (a resumed attempt's record by absolute path,
-    ``_still_own``) says this run wrote it as it is. Errors name the scenario file ``source``."""
+    destination (``run_out`` and its staging folder). An existing file is replaced only when
+    ``own`` (a resumed attempt's record by absolute path, ``_still_own``) says this run wrote
+    it as it is, or with ``replace`` (``--overwrite``) when SUMO wrote it: ``earlier`` (the
+    record of the run at ``run_out`` being replaced) says so, or it starts as SUMO's XML outputs
+    do. A user's other file is never replaced. ``replace=None``: whether it may be is not known
+    yet (``cosim validate``). Errors name the scenario file ``source``."""
     outputs = [("mobility.sumo_options", option, path)
                for option, path in sumo_written_paths(options, writers)]
     for field, option, path in [*outputs, *declared]:
@@ -433,12 +440,16 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
                      or where.is_file() and where.stat().st_nlink > 1):
             raise InputError(source, field, f"{option} {path}: exists and is not a plain file "
                              "(a link, a hard link, a folder, a device); name a file to write")
-        if not replace and where.exists() and not _still_own(where, own or {}):
+        if (replace is not None and where.exists() and not _still_own(where, own or {})
+                and not (replace and (_still_own(where, earlier or {}) or sumo_wrote(where)))):
             raise InputError(source, field, f"{option} {path}: " + (
-                "exists already and SUMO would replace it (--overwrite allows that; or choose "
-                "another path)" if own is None else "exists, and the run.json of the run being "
-                "resumed does not say this run wrote it as it is now (its sumo_outputs); move it "
-                "away to resume"))
+                "exists, and the run.json of the run being resumed does not say this run wrote "
+                "it as it is now (its sumo_outputs); move it away to resume" if own is not None
+                else "exists, and neither the run at --out wrote it as it is (its run.json's "
+                "sumo_outputs) nor does it start as SUMO's XML outputs do; move it away or "
+                "choose another path" if replace else
+                "exists already and SUMO would replace it (--overwrite allows that for a file "
+                "SUMO wrote; or choose another path)"))
         for staging in (run_out, run_out.with_name(run_out.name + ".partial")):
             for mine, there in ((staging.absolute(), where), (staging.resolve(), where.resolve())):
                 if there == mine or mine in there.parents:
@@ -450,6 +461,27 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool = False,
                              "cosim's results; choose another place")
         if file:
             _check_sumo_folder(option, path, field, source)
+
+
+# SUMO's XML outputs open with an XML declaration and a comment naming their maker
+SUMO_HEADER = re.compile(rb"\A(?:\xef\xbb\xbf)?(?:<\?xml[^>]*\?>\s*)?"
+                         rb"<!-- generated on [^\n]* by Eclipse SUMO ")
+HEADER_BYTES = 4096
+
+
+def sumo_wrote(where: Path) -> bool:
+    """Whether ``where`` (plain or gzip) starts as SUMO's XML outputs do: a file ``--overwrite``
+    may let SUMO replace, unlike a user's own (a CSV output or a log is known only from the
+    record of the run that wrote it)."""
+    try:
+        with where.open("rb") as raw:
+            head = raw.read(HEADER_BYTES)
+        if head.startswith(b"\x1f\x8b"):
+            with gzip.open(where, "rb") as unpacked:
+                head = unpacked.read(HEADER_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return False
+    return SUMO_HEADER.match(head) is not None
 
 
 def _still_own(where: Path, own: Mapping[str, Any]) -> bool:

@@ -89,7 +89,7 @@ def check_sumo_output_places(scenario: Scenario, source: Path | None) -> None:
     nor ``--overwrite``: none into a folder of results, none a link, a hard link or a folder,
     each in a writable folder (the run checks the rest before its folder)."""
     writers = _sumo_writers(scenario)
-    check_sumo_outputs(scenario.mobility.sumo_options, default_run_dir(scenario), replace=True,
+    check_sumo_outputs(scenario.mobility.sumo_options, default_run_dir(scenario), replace=None,
                        writers=writers, declared=_declared_outputs(scenario, writers),
                        source=source)
 
@@ -182,7 +182,8 @@ def run_scenario(
     declared = _declared_outputs(scenario, writers)  # read once: the files may change later
     check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite and not resume,
                        writers=writers, own=_own_sumo_outputs(folder) if resume else None,
-                       declared=declared, source=source)
+                       declared=declared, source=source,
+                       earlier=_recorded_sumo_outputs(folder.out) if overwrite else None)
     sumo_outputs = _sumo_output_paths(scenario, writers, declared)
     with watch("preparing the inputs (network, demand, data checks)", quiet):
         inputs, replay = check_run_inputs(scenario, source)  # bad inputs fail here, before any folder
@@ -308,8 +309,14 @@ def _sumo_output_files(outputs: list[Path]) -> dict[str, dict[str, Any]]:
 
 def _own_sumo_outputs(folder: RunFolder) -> dict[str, Any]:
     """What the attempt being resumed recorded of its SUMO output files (``sumo_outputs``)."""
+    return _recorded_sumo_outputs(folder.partial)
+
+
+def _recorded_sumo_outputs(run_dir: Path) -> dict[str, Any]:
+    """What the run in ``run_dir`` recorded of its SUMO output files (``sumo_outputs``): none
+    when it is no run or says nothing readable."""
     try:
-        recorded = read_json_file(folder.partial / "run.json", "run.json").get("sumo_outputs")
+        recorded = read_json_file(run_dir / "run.json", "run.json").get("sumo_outputs")
     except (OSError, InputError, AttributeError):
         return {}
     if not isinstance(recorded, dict):

@@ -195,7 +195,8 @@ def test_a_sumo_output_outside_result_folders_is_written(tmp_path):
 
 
 @pytest.mark.parametrize("option", ["--fcd-output", "--summary-output", "--error-log"])
-def test_a_sumo_output_over_a_users_file_needs_overwrite(tmp_path, option):
+def test_a_sumo_output_never_replaces_a_users_file(tmp_path, option):
+    """Not even with --overwrite: that replaces only what SUMO wrote."""
     mine = tmp_path / "mine" / "notes.txt"
     mine.parent.mkdir()
     mine.write_text("precious")
@@ -204,8 +205,28 @@ def test_a_sumo_output_over_a_users_file_needs_overwrite(tmp_path, option):
     result = _cosim(*args)
     assert result.exit_code == 2 and "--overwrite" in result.output, result.output
     assert mine.read_text() == "precious" and not (tmp_path / "r").exists()
-    assert _cosim(*args, "--overwrite").exit_code == 0
-    assert mine.read_text() != "precious"
+    result = _cosim(*args, "--overwrite")
+    assert result.exit_code == 2 and "move it away" in result.output, result.output
+    assert mine.read_text() == "precious" and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("option", ["--fcd-output", "--summary-output", "--error-log"])
+def test_overwrite_replaces_the_sumo_outputs_an_earlier_run_wrote(tmp_path, option):
+    """The run at --out recorded them (any format); SUMO's XML outputs say so themselves, so
+    another run may replace them too; once a user edits a file, it is theirs."""
+    out = tmp_path / "o" / {"--fcd-output": "out.xml", "--summary-output": "out.csv",
+                            "--error-log": "out.log"}[option]  # SUMO writes CSV for .csv
+    out.parent.mkdir()
+    args = ["run", GRID, "-q", *QUICK, "--set", f"mobility.sumo_options={option} {out}"]
+    assert _cosim(*args, "--out", tmp_path / "r").exit_code == 0
+    written = out.read_bytes()
+    assert _cosim(*args, "--out", tmp_path / "r", "--overwrite").exit_code == 0
+    again = _cosim(*args, "--out", tmp_path / "r2", "--overwrite")
+    assert again.exit_code == (0 if option == "--fcd-output" else 2), again.output
+    out.write_bytes(b"my notes\n" + written)
+    edited = _cosim(*args, "--out", tmp_path / "r", "--overwrite")
+    assert edited.exit_code == 2 and "move it away" in edited.output, edited.output
+    assert out.read_bytes().startswith(b"my notes")
 
 
 # a file SUMO cannot create: refused before the run's folder, not when SUMO opens it

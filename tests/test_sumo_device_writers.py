@@ -402,3 +402,28 @@ def test_a_sumo_that_cannot_list_its_options_is_a_broken_install(tmp_path):
     broken.chmod(0o755)
     with pytest.raises(MissingDependencyError, match="cannot list its options"):
         sumo_readers(str(broken))
+
+
+SUMO_XML = (b'<?xml version="1.0" encoding="UTF-8"?>\n\n<!-- generated on 2026-01-01T00:00:00 by '
+            b'Eclipse SUMO sumo 1.28.0\n-->\n<fcd-export>\n</fcd-export>\n')
+
+
+@pytest.mark.parametrize(("content", "gzipped", "sumos"), [
+    (SUMO_XML, False, True),
+    (SUMO_XML, True, True),
+    (b"\xef\xbb\xbf" + SUMO_XML, False, True),
+    (SUMO_XML.split(b"\n", 2)[2], False, True),  # no XML declaration
+    (b"% my thesis\n" + SUMO_XML, False, False),  # quotes SUMO's header, but is not SUMO's
+    (b"step_time;step_loaded\n0.00;3\n", False, False),  # a CSV output: known from its run only
+    (b"", False, False),
+    (b"\x1f\x8b not gzip", False, False),
+])
+def test_a_file_sumo_wrote_is_known_by_its_header(tmp_path, content, gzipped, sumos):
+    """What --overwrite lets SUMO replace without a run's record: SUMO's own XML outputs."""
+    import gzip
+
+    from cosim.destinations import sumo_wrote
+
+    path = tmp_path / "f.xml"
+    path.write_bytes(gzip.compress(content) if gzipped else content)
+    assert sumo_wrote(path) is sumos
