@@ -70,9 +70,11 @@ def _aggregation(method: str, **extra) -> str:
 
 
 def test_a_strategy_from_the_users_module_with_its_own_settings(user_module, tmp_path):
-    """At server_lr 1 the toy is FedAvg: the same clients complete the same rounds and the model
-    scores as the built-in sync strategy's (within float rounding of start + (mean - start); in
-    fp32, as bf16's coarser rounding of the trained modules can move a score by 1e-3)."""
+    """At server_lr 1 the toy is FedAvg: the same clients complete the same rounds, and the
+    first round's model scores as the built-in sync strategy's, within the float rounding of
+    start + (mean - start) (2e-10 in the weights, in fp32). Later rounds are not compared: local
+    training is discontinuous in the weights (box matching, argmax), so a last-bit difference in
+    a round's start can move the next round's model by 1e-3."""
     user_module("my_strategies")
     runs = {}
     for name, section in [("sync", _aggregation("sync")),
@@ -81,12 +83,11 @@ def test_a_strategy_from_the_users_module_with_its_own_settings(user_module, tmp
         runs[name] = run(GRID_SMALL, out=tmp_path / name,
                          overrides=[*SETTINGS, section, "learning.precision=fp32"])
     assert _rounds(runs["toy"].path) == _rounds(runs["sync"].path)
-    metrics = {n: r.metrics().sort_values(["round", "task", "metric"])["value"].to_numpy()
-               for n, r in runs.items()}
-    assert len(metrics["toy"]) == len(metrics["sync"]) > 0
-    assert abs(metrics["toy"] - metrics["sync"]).max() < 1e-3
-    assert len(metrics["damped"]) == len(metrics["sync"])
-    assert abs(metrics["damped"] - metrics["sync"]).max() > 1e-3  # the setting is used
+    metrics = {n: r.metrics().sort_values(["round", "task", "metric"]) for n, r in runs.items()}
+    assert len(metrics["toy"]) == len(metrics["sync"]) == len(metrics["damped"]) > 0
+    first = {n: m[m["round"] <= 1]["value"].to_numpy() for n, m in metrics.items()}
+    assert len(first["sync"]) > 0 and abs(first["toy"] - first["sync"]).max() < 1e-6
+    assert abs(first["damped"] - first["sync"]).max() > 1e-3  # the setting is used
     assert runs["toy"].info["scenario"]["aggregation"]["server_lr"] == 1.0
 
 
