@@ -334,6 +334,17 @@ def _file_options(sumo: str) -> tuple[tuple[str, str, tuple[str, ...]], ...] | N
                  for group in root for option in group if option.get("type") == "FILE")
 
 
+def tool_file_options(binary: str) -> tuple[tuple[str, str, tuple[str, ...]], ...] | None:
+    """(group, name, synonyms) of each FILE option of a SUMO C++ tool (sumo, netconvert,
+    netgenerate, ...), from its ``--save-template``; None when it cannot say."""
+    return _file_options(binary)
+
+
+def writes_option(group: str, name: str) -> bool:
+    """Whether a SUMO FILE option of ``group`` named ``name`` writes its file."""
+    return _writes(group, name)
+
+
 def _writes(group: str, name: str) -> bool:
     return "input" not in name and (group in ("output", "report") or name.startswith("save-")
                                     or "output" in name)

@@ -155,10 +155,18 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
     cached_folder("sumo-loads", key, load)
 
 
+# what cosim gives netconvert itself (build_network)
+NETCONVERT_SETS = ("output-file", "node-files", "edge-files", "offset.disable-normalization")
+
+
 def build_network(m: MobilityConfig, source: Path | None = None) -> Path:
     """A ``.net.xml`` built with netconvert (plain XML) or netgenerate, cached by content."""
+    from cosim.mobility.tool_options import check_tool_options, sumo_tool_options
+
     if m.plain is not None:
         plain = m.plain
+        check_tool_options(plain.netconvert_options, sumo_tool_options(
+            binary("netconvert"), NETCONVERT_SETS), "mobility.plain.netconvert_options", source)
         cmd_tail = ["--offset.disable-normalization", "true", *plain.netconvert_options]
         key = content_key(["netconvert", sumo_version(), plain.nodes, plain.edges, *cmd_tail])
 
@@ -170,6 +178,8 @@ def build_network(m: MobilityConfig, source: Path | None = None) -> Path:
                           "mobility.plain", f"netconvert could not build {plain.edges.name}")
     else:
         args = list(m.netgenerate or [])
+        check_tool_options(args, sumo_tool_options(binary("netgenerate"), ("output-file",)),
+                           "mobility.netgenerate", source)
         key = content_key(["netgenerate", sumo_version(), *args])
 
         def build(folder: Path) -> None:
@@ -183,6 +193,10 @@ def build_demand(
     net: Path, demand: RandomTripsDemand, seed: int, end_s: float, source: Path | None = None
 ) -> tuple[Path, list[Path]]:
     """Routed trips (and parking areas) for one seed, cached by net, demand settings and seed."""
+    from cosim.mobility.tool_options import check_tool_options, random_trips_options
+
+    check_tool_options(demand.random_trips_options, random_trips_options(tool("randomTrips.py")),
+                       "mobility.demand.random_trips_options", source)
     settings = json.dumps(demand.model_dump(mode="json"), sort_keys=True)
     key = content_key(["demand", sumo_version(), net, settings, str(seed), repr(end_s)])
 
@@ -203,7 +217,10 @@ def build_demand(
         additional: list[Path] = []
         if demand.parking is not None:
             parking = folder / "parking.add.xml"
-            area_ids = write_parking_areas(net, demand.parking, seed, parking)
+            try:
+                area_ids = write_parking_areas(net, demand.parking, seed, parking)
+            except InputError as exc:
+                raise InputError(source, exc.field, exc.message) from None
             add_parking_stops(trips, area_ids, demand.parking, seed)
             additional.append(parking)
         cmd = [binary("duarouter"), "-n", str(net), "--route-files", str(trips),

@@ -1,0 +1,110 @@
+"""Options a scenario hands to SUMO's build tools (``plain.netconvert_options``, ``netgenerate``,
+``demand.random_trips_options``).
+
+cosim builds networks and demand once per content in its cache, with its own output names, in a
+child process: an option that makes a tool write a file (an output, a log, a saved
+configuration) would write it wherever it says, only when the cache misses (``cosim validate``
+included), and an option that sets what cosim sets (the output, the inputs, the seed) would
+silently replace it. Both are refused before anything runs; which options write is read from
+each tool's own option list, so a newer SUMO's are known too.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+from cosim.destinations import tool_file_options, writes_option
+from cosim.errors import InputError, MissingDependencyError
+
+
+@dataclass(frozen=True)
+class ToolOptions:
+    """What one tool's options mean: long names (no dashes) that write a file, those cosim sets
+    itself, and each short name's long one."""
+
+    writers: frozenset[str]
+    cosim_sets: frozenset[str]
+    short: dict[str, str]
+    abbreviations: bool  # argparse: a unique prefix of a long name stands for it
+
+
+# a configuration file names outputs of its own; saving one writes a file and stops the tool
+CONFIGURATION = ("configuration-file", "save-configuration", "save-template", "save-commented",
+                 "save-schema")
+
+
+@functools.lru_cache(maxsize=8)
+def sumo_tool_options(binary: str, cosim_sets: tuple[str, ...]) -> ToolOptions:
+    """A SUMO C++ tool (netconvert, netgenerate): its FILE options from ``--save-template``."""
+    options = tool_file_options(binary)
+    if options is None:
+        raise MissingDependencyError(f"{binary} --save-template failed: this SUMO cannot list "
+                                     "its options; reinstall it (pip install eclipse-sumo)")
+    writers = {name for group, name, _ in options if writes_option(group, name)}
+    writers.update(CONFIGURATION)
+    short = {s: name for _, name, synonyms in options for s in synonyms}
+    return ToolOptions(frozenset(writers), frozenset(cosim_sets), short, abbreviations=False)
+
+
+RANDOM_TRIPS_SETS = ("net-file", "output-trip-file", "route-file", "seed", "begin", "end",
+                     "period", "fringe-factor", "min-distance", "vehicle-class", "prefix")
+ALIAS = re.compile(r"^\s+-(\w)(?: [^,]*)?, --([\w.-]+)", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=4)
+def random_trips_options(script: str) -> ToolOptions:
+    """randomTrips.py (argparse): its outputs from ``--save-template`` (category output), its
+    short names from ``--help``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        template = Path(tmp) / "template.xml"
+        try:
+            subprocess.run([sys.executable, "-I", script, "--save-template", str(template)],
+                           capture_output=True, timeout=60, check=True)
+            helped = subprocess.run([sys.executable, "-I", script, "--help"], capture_output=True,
+                                    text=True, timeout=60, check=True).stdout
+            root = ElementTree.parse(template).getroot()
+        except (OSError, subprocess.SubprocessError, ElementTree.ParseError):
+            raise MissingDependencyError(f"{script} cannot list its options; reinstall SUMO's "
+                                         "tools (pip install eclipse-sumo)") from None
+    writers = {o.tag for o in root if o.get("category") == "output"} | set(CONFIGURATION)
+    short = {s: long for s, long in ALIAS.findall(helped)}
+    return ToolOptions(frozenset(writers), frozenset(RANDOM_TRIPS_SETS), short, abbreviations=True)
+
+
+def check_tool_options(options: list[str], tool: ToolOptions, field: str,
+                       source: Path | None) -> None:
+    """InputError naming ``field`` for the first option that writes a file or sets what cosim
+    sets (short names, ``--name=value`` and argparse's abbreviations and ``-oFILE`` included)."""
+    for item in options:
+        if not item.startswith("-") or item in ("-", "--"):
+            continue
+        for name in _meanings(item, tool):
+            if name == "configuration-file":
+                raise InputError(source, field, f"{item}: a configuration file may name outputs "
+                                 "cosim cannot check; give its options in this list instead")
+            if name in tool.writers:
+                raise InputError(source, field, f"{item}: writes a file ({name}); cosim builds in "
+                                 "its cache, once per content, so no build tool writes elsewhere; "
+                                 "remove it")
+            if name in tool.cosim_sets:
+                raise InputError(source, field, f"{item}: {name} is cosim's to set; remove it")
+
+
+def _meanings(item: str, tool: ToolOptions) -> list[str]:
+    """The long option names ``item`` may stand for, the likeliest first."""
+    if item.startswith("--"):
+        name = item[2:].partition("=")[0]
+        names = [tool.short.get(name, name)]
+        if tool.abbreviations and name:
+            names += sorted(n for n in tool.writers | tool.cosim_sets if n.startswith(name))
+        return names
+    # a short name, its value maybe attached (-oFILE) or other letters joined (-vo)
+    name = item[1:].partition("=")[0]
+    return [n for n in (tool.short.get(name), *(tool.short.get(c) for c in name), name) if n]

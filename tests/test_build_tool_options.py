@@ -1,0 +1,76 @@
+"""Options a scenario gives SUMO's build tools never write a file (outputs, logs, saved
+configurations) nor replace what cosim sets: refused in one line, before anything runs, by
+`cosim validate` too. The writers below are the ones SUMO's documentation lists for each tool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cosim.cli import app
+
+pytestmark = pytest.mark.slow  # each try builds or checks a SUMO network
+
+GRID = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+GRID_NET = ["--grid", "--grid.number", "4", "--grid.length", "200"]
+
+# (scenario key, options writing OUT, how the option is spelt)
+WRITERS = {
+    "randomtrips_routes": ("mobility.demand.random_trips_options", ["-r", "OUT"]),
+    "randomtrips_trips_attached": ("mobility.demand.random_trips_options", ["-oOUT"]),
+    "randomtrips_vtypes": ("mobility.demand.random_trips_options", ["--vtype-output", "OUT"]),
+    "randomtrips_vtypes_abbreviated": ("mobility.demand.random_trips_options", ["--vtype-out", "OUT"]),
+    "randomtrips_weights_equals": ("mobility.demand.random_trips_options",
+                                   ["--weights-output-prefix=OUT"]),
+    "randomtrips_error_log": ("mobility.demand.random_trips_options", ["--error-log", "OUT"]),
+    "randomtrips_saved_configuration": ("mobility.demand.random_trips_options", ["-C", "OUT"]),
+    "netgenerate_plain": ("mobility.netgenerate", [*GRID_NET, "--plain-output-prefix", "OUT"]),
+    "netgenerate_error_log": ("mobility.netgenerate", [*GRID_NET, "--error-log", "OUT"]),
+    "netgenerate_log_short": ("mobility.netgenerate", [*GRID_NET, "-l", "OUT"]),
+    "netgenerate_output": ("mobility.netgenerate", [*GRID_NET, "-o", "OUT"]),
+    "netgenerate_join_output": ("mobility.netgenerate", [*GRID_NET, "--junctions.join-output=OUT"]),
+    "netconvert_plain": ("mobility.plain.netconvert_options", ["--plain-output-prefix", "OUT"]),
+    "netconvert_opendrive": ("mobility.plain.netconvert_options", ["--opendrive-output", "OUT"]),
+    "netconvert_saved_configuration": ("mobility.plain.netconvert_options",
+                                       ["--save-configuration", "OUT"]),
+}
+SF = Path(__file__).resolve().parent.parent / "scenarios" / "sf_downtown.yaml"
+
+
+def _validate(scenario: Path, key: str, options: list[str]):
+    value = "[" + ",".join(f'"{o}"' for o in options) + "]"
+    return CliRunner().invoke(app, ["validate", str(scenario), "--set", f"{key}={value}"])
+
+
+@pytest.mark.parametrize("case", sorted(WRITERS))
+def test_a_build_tool_option_that_writes_a_file_is_refused(tmp_path, monkeypatch, case):
+    monkeypatch.chdir(tmp_path)
+    key, options = WRITERS[case]
+    mine = tmp_path / "mine.txt"
+    mine.write_text("mine")
+    result = _validate(SF if "netconvert" in key else GRID, key,
+                       [o.replace("OUT", str(mine)) for o in options])
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and key in lines[0] and "writes a file" in lines[0], lines
+    assert mine.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+@pytest.mark.parametrize(("key", "options", "says"), [
+    ("mobility.demand.random_trips_options", ["--seed", "5"], "seed is cosim's to set"),
+    ("mobility.demand.random_trips_options", ["-n", "other.net.xml"], "net-file is cosim's"),
+    ("mobility.demand.random_trips_options", ["-c", "my.cfg"], "a configuration file"),
+    ("mobility.netgenerate", [*GRID_NET, "-c", "my.cfg"], "a configuration file"),
+])
+def test_a_build_tool_option_cosim_sets_is_refused(key, options, says):
+    result = _validate(GRID, key, options)
+    assert result.exit_code == 2 and says in result.output, result.output
+
+
+def test_other_build_tool_options_pass(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _validate(GRID, "mobility.demand.random_trips_options", ["--allow-fringe", "-l"])
+    assert result.exit_code == 0, result.output
+    assert not any(tmp_path.iterdir())
