@@ -194,6 +194,11 @@ def run(
         typer.echo(f"{result.status}: {result.run_dir} ({result.info['wall_time_s']:.1f} s wall, "
                    f"{s.get('vehicles_seen', 0)} vehicles, peak {s.get('peak_vehicles', 0)}"
                    f"{replayed})")
+        if result.status == "complete" and result.run_dir != target and target is not None \
+                and result.run_dir.name.endswith(".partial"):
+            typer.echo(f"note: {target} was not replaced: it changed while the run ran (a file "
+                       "cosim did not write, or it is no longer a run); the new run is complete "
+                       f"in {result.run_dir}", err=True)
         if result.info.get("library_warnings"):
             typer.echo(f"note: {result.info['library_warnings']} library warning(s) in "
                        f"{result.run_dir / 'warnings.log'}", err=True)

@@ -557,16 +557,21 @@ class RunFolder:
                 if not self.overwrite or not is_run_folder(self.out):  # appeared meanwhile
                     return self.partial
                 old = self.out.with_name(f".{self.out.name}.replaced-{os.getpid()}")
-                self.out.rename(old)
+                self.out.rename(old)  # moved first: nothing can be added to it unseen after this
+                if foreign_entries(old):  # a user's file put there while the run ran
+                    old.rename(self.out)
+                    return self.partial
                 self.partial.rename(self.out)
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 self.partial.rename(self.out)
             return self.out
         finally:
-            if self._previous is not None:  # the resumed run carries on from it, or completed
+            # the resumed run carries on from it, or completed; a file put there meanwhile
+            # keeps it
+            if self._previous is not None and not foreign_entries(self._previous):
                 shutil.rmtree(self._previous, ignore_errors=True)
-                self._previous = None
+            self._previous = None
             self.release()
 
     def release(self) -> None:

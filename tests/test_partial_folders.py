@@ -326,3 +326,26 @@ def test_status_shows_what_run_json_says_and_never_lets_the_terminal_obey_it(
     assert len(lines) == 3 and lines[2] == "", listed.output  # two runs, two lines
     assert all(c not in line for line in lines[:2] for c in CONTROLS), lines
     assert "second line" in lines[0] and "injected" in lines[1], listed.output
+
+
+@pytest.mark.parametrize("where", ["notes.txt", "report/mine.txt"])
+def test_a_file_put_into_the_run_being_replaced_while_the_new_one_runs_is_kept(
+        complete_run, tmp_path, monkeypatch, where):
+    """--overwrite replaces the earlier run when the new one completes: a user's file put into
+    it meanwhile keeps it (the new run stays complete in OUT.partial), never deleted."""
+    from cosim.run_folder import RunFolder
+
+    out = _left_behind(complete_run, tmp_path / "r", "complete")
+    finish = RunFolder.finish
+
+    def user_writes_then_finish(self, complete, restore=False):
+        (out / where).parent.mkdir(exist_ok=True)
+        (out / where).write_text("mine")
+        return finish(self, complete, restore)
+
+    monkeypatch.setattr(RunFolder, "finish", user_writes_then_finish)
+    result = _cosim("run", str(GRID), "--out", str(out), "-q", "--overwrite", *QUICK)
+    assert (out / where).read_text() == "mine", result.output
+    assert result.exit_code == 0 and "was not replaced" in result.output, result.output
+    assert read_status(tmp_path / "r.partial")[0] == "complete"
+    assert not [p for p in tmp_path.iterdir() if ".replaced-" in p.name]
