@@ -73,6 +73,8 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
         _check_loads(net, routes or [])
     notes: list[str] = []
     buildings = None
+    if net is not None:
+        _check_starter(name, net, routes or [], None, out)
     if osm is not None:  # converted aside: a failed conversion leaves nothing behind
         with tempfile.TemporaryDirectory(prefix="cosim-new-") as tmp:
             converted, warned = convert_osm(osm, Path(tmp) / f"{name}.net.xml")
@@ -80,6 +82,7 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
             polygons, warned = import_buildings(osm, converted, Path(tmp) / f"{name}.poly.xml")
             notes += [warned] if warned else []
             _check_loads(converted, routes or [])
+            _check_starter(name, converted, routes or [], polygons, out)
             folder.mkdir(parents=True, exist_ok=True)
             for made in converted_names:  # the files checked above, nothing else
                 if (Path(tmp) / made).is_file():
@@ -94,7 +97,6 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
                                  [_relative(r.resolve(), folder.resolve()) for r in routes or []],
                                  _relative(buildings.resolve(), folder.resolve()) if buildings else None)
     out.write_text(text, encoding="utf-8")
-    _check(out, net)
     return out, summary, notes
 
 
@@ -255,10 +257,23 @@ def _relative(path: Path, folder: Path) -> str:
         return os.fspath(path)
 
 
-def _check(out: Path, net: Path) -> None:
-    """The promise of ``cosim new``: the file it writes validates, cells included."""
-    from cosim.radio.boundary import check_cells_inside
-    from cosim.scenario_loader import load_scenario
+def _check_starter(name: str, net: Path, routes: list[Path], buildings: Path | None,
+                   out: Path) -> None:
+    """The promise of ``cosim new``: the file it writes validates, cells included. Checked on
+    the same scenario with absolute paths before any file or folder is written: a network whose
+    cells cannot be placed leaves nothing behind and replaces no earlier file."""
+    import yaml
 
-    sc = load_scenario(out)
-    check_cells_inside(sc.radio, net, out)
+    from cosim.radio.boundary import check_cells_inside
+    from cosim.scenario_loader import scenario_from_mapping
+
+    text, _ = starter_yaml(name, str(net.resolve()), read_location(net),
+                           [str(r.resolve()) for r in routes],
+                           str(buildings.resolve()) if buildings is not None else None)
+    try:
+        sc = scenario_from_mapping(yaml.safe_load(text), out)
+        check_cells_inside(sc.radio, net, out)
+    except InputError as exc:
+        field = f"{exc.field}: " if exc.field else ""
+        raise InputError(net, None, f"no starter scenario fits this network ({field}"
+                         f"{exc.message})") from None

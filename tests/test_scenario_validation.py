@@ -636,3 +636,24 @@ def test_an_unknown_deployed_model_is_refused_at_validate(grid_small):
                                       "--set", "learning.deployed_model.name=zzz"])
     assert result.exit_code == 2, result.output
     assert "learning.deployed_model.name" in _one_line(result)
+
+
+@pytest.mark.slow
+def test_new_on_a_network_no_cells_fit_writes_nothing_and_replaces_nothing(tmp_path):
+    """A network whose extent puts the cells beyond any Earth (convBoundary of 1e12 m): the
+    scenario is checked before it is written, even with --force over an earlier one."""
+    import re as regex
+
+    net = _netgenerate(tmp_path / "grid.net.xml")
+    huge = tmp_path / "huge.net.xml"
+    huge.write_text(regex.sub(r'convBoundary="[^"]*"', 'convBoundary="0.00,0.00,1e12,1e12"',
+                              net.read_text()))
+    mine = tmp_path / "city.yaml"
+    assert runner.invoke(app, ["new", "city", "--net", str(net), "--dir", str(tmp_path)]).exit_code == 0
+    before = mine.read_bytes()
+    line = _one_line(runner.invoke(app, ["new", "city", "--net", str(huge), "--dir", str(tmp_path),
+                                         "--force"]))
+    assert str(huge) in line and "no starter scenario fits" in line
+    assert mine.read_bytes() == before
+    _one_line(runner.invoke(app, ["new", "town", "--net", str(huge), "--dir", str(tmp_path / "d")]))
+    assert not (tmp_path / "d").exists()
