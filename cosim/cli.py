@@ -627,7 +627,7 @@ def data_synth(
 
         t0 = time.perf_counter()
         # new, or an earlier synthetic set of the same settings: regenerated as it was
-        with output_folder(out, "--out", "data synth",
+        with output_folder(out, "--out", "data synth", make=True,
                            of=f"segments={segments} frames={frames} seed={seed}"):
             names = generate(out, SynthConfig(segments=segments, frames=frames, seed=seed))
         typer.echo(f"wrote {len(names)} segments x {frames} frames to {out} "

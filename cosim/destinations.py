@@ -164,16 +164,29 @@ def foreign_outputs(folder: Path) -> list[str]:
     return foreign
 
 
-def write_manifest(folder: Path, command: str, of: str | None = None) -> None:
-    """Mark ``folder`` as cosim's output: the command, what it was made ``of``, and every file
-    in it with its size and SHA-256 (checked before the folder is written again; the folder held
-    only cosim's files)."""
+def write_manifest(folder: Path, command: str, of: str | None = None,
+                   status: str = "complete") -> None:
+    """Mark ``folder`` as cosim's output: the command, what it was made ``of``, whether the
+    command finished (``status``: complete, or incomplete while it fills the folder and after it
+    stopped part way), and every file in it with its size and SHA-256 (checked before the folder
+    is written again; the folder held only cosim's files)."""
     files = {name: {"size": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
              for name in _files_below(folder) if name not in (MANIFEST, MANIFEST_TMP)}
     tmp = folder / MANIFEST_TMP
-    tmp.write_text(json.dumps({"command": command, **({"of": of} if of else {}), "files": files},
-                              indent=1), encoding="utf-8")
+    tmp.write_text(json.dumps({"command": command, **({"of": of} if of else {}), "status": status,
+                               "files": files}, indent=1), encoding="utf-8")
     tmp.replace(folder / MANIFEST)
+
+
+def check_finished_output(folder: Path, command: str) -> None:
+    """A folder ``command`` filled is read only once it finished: a data set a killed or
+    interrupted ``cosim data synth`` left holds fewer segments than it says (InputError)."""
+    manifest = read_manifest(folder)
+    if manifest is not None and manifest.get("command") == command \
+            and manifest.get("status", "complete") != "complete":
+        raise InputError(folder, None, f"an unfinished `cosim {command}` "
+                         f"({printable(str(manifest.get('of', '')))}): its manifest says "
+                         f"{printable(str(manifest.get('status')))}; run it again to finish it")
 
 
 def foreign_in_study(folder: Path, command: str, run_folders: tuple[str, ...]) -> list[str] | None:
@@ -278,17 +291,23 @@ def _top_listing(folder: Path) -> set[tuple[str, int, int]]:
 
 @contextlib.contextmanager
 def output_folder(out: Path, option: str, command: str, allowed_in: Path | None = None,
-                  of: str | None = None) -> Iterator[Path]:
+                  of: str | None = None, make: bool = False) -> Iterator[Path]:
     """Check ``out`` (``check_output_folder``), let the command fill it, then write its manifest,
     also when the command fails part way (what it left is cosim's, to be written over again).
-    ``of``: what the output is made from (a run and a format), which a later fill must share."""
+    ``of``: what the output is made from (a run and a format), which a later fill must share.
+    ``make``: create the folder first (a command with no inputs left to check), so that even a
+    killed command leaves it marked unfinished."""
     check_output_folder(out, option, allowed_in, command, of)
+    if make:
+        out.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():  # a command killed before its end leaves the folder marked unfinished
+        write_manifest(out, command, of, status="incomplete")
     try:
         yield out
     except BaseException:
         with contextlib.suppress(OSError):
             if out.is_dir():
-                write_manifest(out, command, of)
+                write_manifest(out, command, of, status="incomplete")
         raise
     write_manifest(out, command, of)
 

@@ -7,6 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -763,3 +767,27 @@ def test_a_study_with_a_bad_input_leaves_no_folder(tmp_path):
                     "--set", f"mobility.additional=[{add}]")
     assert result.exit_code == 2, result.output
     assert not (tmp_path / "cmp").exists()
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_data_synth_is_not_taken_for_a_data_set(tmp_path, how):
+    """Its manifest says incomplete from the start: `data check` and a run refuse the folder in
+    one line; the same command again finishes it."""
+    out = tmp_path / "ds"
+    args = ["data", "synth", "--out", str(out), "--segments", "60", "--frames", "4"]
+    proc = subprocess.Popen([sys.executable, "-m", "cosim.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((out / "lidar").glob("*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(how)
+    assert proc.wait(60) != 0
+    assert len(list((out / "camera_image").glob("*.parquet"))) < 60
+    check = _cosim("data", "check", out)
+    assert check.exit_code == 2 and "unfinished `cosim data synth`" in check.output, check.output
+    run = _cosim("run", GRID, "--out", tmp_path / "r", "-q", "--set", "duration_s=10",
+                 "--set", "learning.enabled=true", "--set", f"learning.data.root={out}")
+    assert run.exit_code == 2 and "unfinished" in run.output and not (tmp_path / "r").exists()
+    if how == signal.SIGINT:  # its files are cosim's: the same command finishes the set
+        assert _cosim(*args).exit_code == 0
+        assert _cosim("data", "check", out).exit_code == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cosim.destinations import check_finished_output
 from cosim.errors import InputError
 from cosim.input_checks import check_values, read_table, remembered
 from cosim.learning.data import waymo_schema as W
@@ -105,6 +106,7 @@ def check_any_dataset(root: Path) -> tuple[str, int, int]:
     """``cosim data check``: a v2 folder (component sub-folders) or a v1 one (TFRecords);
     (format, segments, frames)."""
     root = Path(root)
+    check_finished_output(root, "data synth")
     if (root / "camera_image").is_dir() or not any(root.glob("*.tfrecord")):
         return ("v2", *check_dataset(root))
     return ("v1", *check_v1_dataset(root))
@@ -117,6 +119,8 @@ def check_run_data(cfg: DataConfig, seed: int) -> None:
     if cfg.root is None:
         return
     from cosim.learning.data.partition import partition
+
+    check_finished_output(cfg.root, "data synth")
 
     if cfg.format == "v1":
         ds1 = WaymoV1Dataset(cfg.root)
