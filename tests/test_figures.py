@@ -407,3 +407,18 @@ def test_report_renders_every_figure_in_headless_chromium(report, tmp_path):
     for key, size in sizes.items():
         width, height = (int(v) for v in size.split("x"))
         assert width > 0 and height > 0, key
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_a_curve_of_undefined_scores_draws_without_markers(seeds):
+    """A run whose every score is NaN (a task nothing was scored on): its line is drawn empty,
+    where matplotlib's spaced markers would fail on it."""
+    from cosim.analysis.figure_style import series_styles
+    from cosim.analysis.plots import _band_or_line
+
+    t = np.array([0.0, 10.0, 20.0])
+    fig, ax = plt.subplots()
+    style = series_styles(["random"])["random"]
+    _band_or_line(ax, "random", [(t, np.full(3, np.nan))] * seeds, style)
+    fig.savefig(io.BytesIO(), format="png")
+    plt.close(fig)

@@ -657,3 +657,22 @@ def test_new_on_a_network_no_cells_fit_writes_nothing_and_replaces_nothing(tmp_p
     assert mine.read_bytes() == before
     _one_line(runner.invoke(app, ["new", "town", "--net", str(huge), "--dir", str(tmp_path / "d")]))
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sets", "field"), [
+    # grid_small keeps 4 clients and 2 held-out segments: 3 segments cannot serve them
+    (["learning.data.synthetic.segments=3"], "learning.data.clients"),
+    (["learning.data.partition=dirichlet", "learning.data.dirichlet_alpha=0.01",
+      "learning.data.clients=3", "clients.count=3", "learning.data.synthetic.segments=3",
+      "learning.data.heldout_segments=1"], "learning.data.dirichlet_alpha"),
+    (["learning.data.heldout_segments=0"], "learning.data.heldout_segments"),
+])
+def test_a_data_split_that_cannot_serve_the_clients_is_refused_before_the_folder(
+        grid_small, tmp_path, sets, field):
+    """Too few segments, a client without frames, or nothing held out to score on: `validate`
+    and a run say so in one line (a run failed after making its folder, or scored nothing)."""
+    sets = ["learning.enabled=true", "learning.data.synthetic.frames=2", *sets]
+    _run_refused(grid_small, tmp_path, *sets, field=field)
+    result = _validate(grid_small, *sets)
+    assert result.exit_code == 2 and field in result.output, result.output

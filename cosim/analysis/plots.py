@@ -62,7 +62,7 @@ def _band_or_line(ax, label: str, pieces: list[tuple[np.ndarray, np.ndarray]], s
     (a value holds until the next one); returns what was drawn as the line."""
     if len(pieces) == 1:
         t, v = pieces[0]
-        ax.plot(t, v, drawstyle="steps-post", label=label, **style.kw())
+        ax.plot(t, v, drawstyle="steps-post", label=label, **style.kw(_drawable(v)))
         return np.asarray(t, float), np.asarray(v, float)
     band = seed_band(pieces, before)
     if band is None:
@@ -70,8 +70,14 @@ def _band_or_line(ax, label: str, pieces: list[tuple[np.ndarray, np.ndarray]], s
     ax.fill_between(band.t, band.low, band.high, step="post", color=style.color, alpha=0.18,
                     linewidth=0, zorder=style.zorder - 0.5)
     ax.plot(band.t, band.mean, drawstyle="steps-post",
-            label=f"{label} (mean of {band.seeds} seeds)", **style.kw())
+            label=f"{label} (mean of {band.seeds} seeds)", **style.kw(_drawable(band.mean)))
     return band.t, band.mean
+
+
+def _drawable(values: np.ndarray) -> bool:
+    """Whether a curve has a finite point to put markers on (matplotlib's spaced markers fail
+    on a curve of NaN: a run whose scores are all undefined)."""
+    return bool(np.isfinite(np.asarray(values, float)).any())
 
 
 def _note_coinciding(ax, drawn: dict[str, tuple[np.ndarray, np.ndarray]],

@@ -181,7 +181,8 @@ class DataConfig(StrictModel):
     partition: Literal["segment", "dirichlet"] = "segment"  # one segment per client (paper)
     dirichlet_alpha: float = Field(0.5, gt=0.0, le=1e6)  # over cities, for partition: dirichlet
     clients: PositiveInt = Field(20, le=100_000)
-    heldout_segments: NonNegativeInt = Field(4, le=1_000_000)  # never given to a client
+    # never given to a client; the global model is scored on them (none: nothing to score)
+    heldout_segments: PositiveInt = Field(4, le=1_000_000)
     frame_stride: PositiveInt = Field(1, le=1_000_000)
     # Every n-th of those frames in a held-out segment: more held-out drives at one evaluation
     # cost, so the score rests on more, and less alike, scenes (a clip's next frame is half a

@@ -70,6 +70,14 @@ def partition(segments: dict[str, list[int]], city: dict[str, str], cfg: DataCon
             owner = rng.choice(cfg.clients, size=len(frames), p=share)
             for f, o in zip(frames, owner, strict=True):
                 shards[o].append(f)
+    for i, frames in enumerate(shards):
+        if not frames:  # a client with nothing to train on would fail its first round
+            raise InputError(None, "learning.data.dirichlet_alpha" if cfg.partition == "dirichlet"
+                             else "learning.data.frame_stride",
+                             f"client {i} of {cfg.clients} gets no frames "
+                             + ("(a smaller alpha concentrates the frames on fewer clients; "
+                                "raise it or give fewer clients)" if cfg.partition == "dirichlet"
+                                else "(its segment has none)"))
     n = cfg.clients
     no_lidar = set(rng.choice(n, size=round(cfg.no_lidar_share * n), replace=False).tolist())
     only_2d = set(rng.choice(n, size=round(cfg.camera_tasks_only_share * n), replace=False).tolist())

@@ -115,10 +115,18 @@ def check_any_dataset(root: Path) -> tuple[str, int, int]:
 def check_run_data(cfg: DataConfig, seed: int) -> None:
     """What a run reads of ``learning.data.root``, before the run starts: every segment's keys
     and labels (v1: every record's framing, checksums and timestamp), and the segments of its
-    partition in full. The cached synthetic set (no root) is cosim's own output."""
-    if cfg.root is None:
-        return
+    partition in full. The cached synthetic set (no root) is cosim's own output: made now
+    (once, cached) and only partitioned, so a split with too few segments or an empty client
+    is refused before the run's folder too."""
     from cosim.learning.data.partition import partition
+
+    if cfg.root is None:
+        from cosim.learning.data.datasets import dataset_root
+
+        synthetic = WaymoV2Dataset(dataset_root(cfg))
+        partition(*synthetic.describe(), cfg, seed, synthetic.camera_only(),
+                  synthetic.without_panoptic())
+        return
 
     check_finished_output(cfg.root, "data synth")
 
