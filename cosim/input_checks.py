@@ -53,11 +53,20 @@ def read_schema(where: Where, what: str = "Parquet file") -> pa.Schema:
 def read_table(where: Where, columns: Sequence[str], what: str = "Parquet file",
                filters: list | None = None) -> pa.Table:
     try:
-        return pq.read_table(where.path, columns=list(columns), filters=filters)
+        return decoded(pq.read_table(where.path, columns=list(columns), filters=filters))
     except FileNotFoundError:
         raise where.error(None, "file not found") from None
     except ARROW_ERRORS as exc:
         raise where.error(None, f"not a readable {what}: {_first_line(exc)}") from None
+
+
+def decoded(table: pa.Table) -> pa.Table:
+    """Dictionary-encoded columns (pandas' categoricals, as Parquet stores them) as their plain
+    values: what the checks and readers after ``read_table`` compute on."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, pc.cast(table.column(i), field.type.value_type))
+    return table
 
 
 _t = pa.types

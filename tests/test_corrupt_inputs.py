@@ -175,6 +175,9 @@ DATA_CASES = {  # name: (component, change, what the line says)
         t, "[LiDARBoxComponent].box.center.x",
         pa.array([1e300] * t.num_rows, t.schema.field("[LiDARBoxComponent].box.center.x").type)),
         "a box centre more than"),
+    "lidar_box_negative_point_count": ("lidar_box", lambda t: _replace(
+        t, "[LiDARBoxComponent].num_lidar_points_in_box",
+        pa.array([-5] * t.num_rows, pa.int64())), "-5 LiDAR points in it"),
     "camera_box_negative_width": ("camera_box", _negated("[CameraBoxComponent].box.size.x"),
                                   "without a positive width"),
     "range_far_below_no_return": ("lidar", lambda t: _first_range(t, -1e30), "a range of -1e+30"),

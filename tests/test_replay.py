@@ -117,7 +117,22 @@ def _retyped(table, rng):
                             pa.array(types, type=table.schema.field("type").type))
 
 
+def _renamed(suffix: str):
+    """One vehicle's id, on all its rows, with ``suffix`` appended."""
+    def edit(table, rng):
+        import pyarrow as pa
+
+        ids = table.column("vehicle").to_pylist()
+        victim = ids[int(rng.integers(0, len(ids)))]
+        ids = [v + suffix if v == victim else v for v in ids]
+        return table.set_column(table.schema.get_field_index("vehicle"), "vehicle",
+                                pa.array(ids, type=table.schema.field("vehicle").type))
+    return edit
+
+
 WRONG_TRACES = {"shifted": (_shifted, "step grid"), "duplicated": (_duplicated, "one row per time"),
+                "id_with_a_newline": (_renamed("\nrm -rf"), "control character"),
+                "id_of_a_million_characters": (_renamed("x" * 10**6), "characters"),
                 "x_1e300": (_far("x", 1e300), "x = 1e+300"),
                 "y_far": (_far("y", -3e7), "y = -3e+07"),
                 "negative_speed": (_far("speed", -4.0), "speed = -4"),
@@ -235,3 +250,22 @@ def test_oracle_windows_that_are_not_this_runs_future_are_refused(grid_small, re
     line = result.stderr.strip()
     assert "\n" not in line and says in line, line
     assert not (tmp_path / "r").exists()
+
+
+def test_a_trace_with_dictionary_encoded_columns_replays_as_the_plain_one(grid_small, recording,
+                                                                         tmp_path):
+    """pandas writes a categorical column dictionary-encoded: the same trace, the same run."""
+    import pyarrow as pa
+
+    table = pq.read_table(recording / "mobility.parquet")
+    for name in ("vehicle", "edge", "type"):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, table.column(i).dictionary_encode())
+    assert pa.types.is_dictionary(table.schema.field("vehicle").type)
+    pq.write_table(table, tmp_path / "encoded.parquet")
+    runs = {}
+    for name, trace in (("plain", recording / "mobility.parquet"),
+                        ("encoded", tmp_path / "encoded.parquet")):
+        result = _run(grid_small, tmp_path / name, "duration_s=20", f"mobility.replay={trace}")
+        runs[name] = (result.run_dir / "radio.parquet").read_bytes()
+    assert runs["plain"] == runs["encoded"]

@@ -149,6 +149,7 @@ class ReplaySession:
 # not recorded by a run, and the radio would turn them into NaN.
 MAX_COORDINATE_M = 1e7
 MAX_SPEED_M_S = 150.0
+MAX_VEHICLE_ID = 1024  # characters
 # SUMO keeps vehicles on the network's roads; its extent (convBoundary) plus this margin holds
 # every position a run of that network records
 BOUNDARY_MARGIN_M = 1000.0
@@ -167,8 +168,15 @@ def _check_semantics(path: Path, table: pa.Table, times: np.ndarray, step_s: flo
     if pairs.num_rows < table.num_rows:
         raise InputError(path, FIELD, f"{table.num_rows - pairs.num_rows} rows repeat a vehicle at "
                          "a time it already has a row: each vehicle holds one row per time")
-    if pc.any(pc.equal(pc.utf8_length(table.column("vehicle")), 0)).as_py():
+    lengths = pc.utf8_length(table.column("vehicle"))
+    if pc.any(pc.equal(lengths, 0)).as_py():
         raise InputError(path, FIELD, "a row has an empty vehicle id")
+    if table.num_rows and pc.max(lengths).as_py() > MAX_VEHICLE_ID:
+        raise InputError(path, FIELD, f"a vehicle id of {pc.max(lengths).as_py():,} characters "
+                         f"(SUMO's are short names; at most {MAX_VEHICLE_ID})")
+    if pc.any(pc.match_substring_regex(table.column("vehicle"), r"[\x00-\x1f\x7f]")).as_py():
+        raise InputError(path, FIELD, "a vehicle id holds a control character (a newline, a "
+                         "tab, ...): no SUMO id does")
     for column, limit, unit in (("x", MAX_COORDINATE_M, "m"), ("y", MAX_COORDINATE_M, "m"),
                                 ("speed", MAX_SPEED_M_S, "m/s"), ("heading", 720.0, "degrees")):
         values = table.column(column).to_numpy()

@@ -113,6 +113,9 @@ def frame_problem(frame: Frame) -> tuple[str, str] | None:
         if not ((sizes > 0).all() and (sizes <= MAX_BOX_SIZE_M).all()):
             bad = sizes[(sizes <= 0) | (sizes > MAX_BOX_SIZE_M)][0]
             return "lidar_box", f"a box size of {bad:g} m (each in 0-{MAX_BOX_SIZE_M:g} m)"
+        if len(frame.lidar_box_points) and int(frame.lidar_box_points.min()) < 0:
+            return "lidar_box", (f"a box with {int(frame.lidar_box_points.min())} LiDAR points "
+                                 "in it (a count: 0 or more)")
         if float(np.abs(boxes[:, :3]).max()) > MAX_BOX_CENTRE_M:
             return "lidar_box", (f"a box centre more than {MAX_BOX_CENTRE_M:g} m from the "
                                  "vehicle")
