@@ -450,6 +450,9 @@ class RunFolder:
         """Refuse, before anything is written, an ``--out`` that would lose or mix up data."""
         out = self.out
         check_out_name(out)
+        if out.is_symlink() and out.exists():  # replacing it would move the user's link aside
+            raise InputError(None, "--out", f"{out} is a link; give the folder it names, or a "
+                             "new one")
         if out.exists() and not out.is_dir():
             raise InputError(None, "--out", f"{out} exists and is not a folder")
         if out.is_dir() and any(out.iterdir()):

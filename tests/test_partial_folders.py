@@ -349,3 +349,17 @@ def test_a_file_put_into_the_run_being_replaced_while_the_new_one_runs_is_kept(
     assert result.exit_code == 0 and "was not replaced" in result.output, result.output
     assert read_status(tmp_path / "r.partial")[0] == "complete"
     assert not [p for p in tmp_path.iterdir() if ".replaced-" in p.name]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_out_that_is_a_link_is_refused_and_left_as_it_is(complete_run, tmp_path, overwrite):
+    """Replacing the link's run would set the user's link aside under a hidden name."""
+    target = _left_behind(complete_run, tmp_path / "real", "complete")
+    link = tmp_path / "lv"
+    link.symlink_to(target)
+    before = _digest(target)
+    result = _cosim("run", str(GRID), "--out", str(link), "-q", *QUICK,
+                    *(["--overwrite"] if overwrite else []))
+    assert result.exit_code == 2 and "is a link" in _one_line(result), result.output
+    assert link.is_symlink() and _digest(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lv", "real"]
