@@ -476,7 +476,7 @@ def status(
 
     def work() -> None:
         from cosim.errors import printable
-        from cosim.run_folder import find_runs, read_status
+        from cosim.run_folder import find_runs, foreign_entries, read_status
 
         found = find_runs(paths or [Path("runs")])
         if not found:
@@ -487,6 +487,14 @@ def status(
             if state in ("running", "crashed"):
                 detail = (f"pid {info.get('pid')} on {info.get('host')}, last heartbeat "
                           f"{info.get('heartbeat_at')}")
+            try:
+                foreign = foreign_entries(run_dir) if state != "running" else []
+            except OSError:  # a folder it cannot list: its state is all there is to say
+                foreign = []
+            if foreign:  # a run that cannot be replaced, and files that are not its results
+                detail = "; ".join(x for x in (detail, (
+                    f"also holds {len(foreign)} file(s) cosim did not write: "
+                    f"{', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}")) if x)
             # what run.json and the folder's name say is shown, never obeyed by the terminal
             typer.echo(printable(f"{state:<11} {run_dir}" + (f"  ({detail})" if detail else "")))
 

@@ -363,3 +363,13 @@ def test_an_out_that_is_a_link_is_refused_and_left_as_it_is(complete_run, tmp_pa
     assert result.exit_code == 2 and "is a link" in _one_line(result), result.output
     assert link.is_symlink() and _digest(target) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lv", "real"]
+
+
+def test_status_says_when_a_run_holds_files_cosim_did_not_write(complete_run, tmp_path):
+    """Such a run is never replaced, and those files are not its results: said beside its state."""
+    run = _left_behind(complete_run, tmp_path / "r", "complete")
+    (run / "plain.edg.xml").write_text("<edges/>")
+    listed = _cosim("status", str(run))
+    assert listed.exit_code == 0, listed.output
+    assert "complete" in listed.output and "1 file(s) cosim did not write: plain.edg.xml" in \
+        listed.output
