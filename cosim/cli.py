@@ -109,12 +109,15 @@ def validate(
     cached network and demand, the cells on it, buildings, data) and print what it would run."""
 
     def work() -> None:
+        from cosim.progress import watch
         from cosim.runner import check_run_inputs, check_sumo_output_places, layer_status
         from cosim.scenario_checks import describe_inputs, resolved_yaml
         from cosim.scenario_loader import load_scenario
 
         sc = load_scenario(scenario, set_ or [])
-        inputs, _ = check_run_inputs(sc, scenario)
+        # building the network, demand and synthetic data the first time takes minutes
+        with watch("checking the inputs (network, demand, data)", quiet=False):
+            inputs, _ = check_run_inputs(sc, scenario)
         check_sumo_output_places(sc, scenario)
         what = describe_inputs(sc, inputs, scenario)
         layers = ", ".join(f"{k}: {v}" for k, v in layer_status(sc).items())

@@ -135,3 +135,27 @@ def test_a_running_clock_prints_fresh_lines_not_the_watchers_repeats():
             progress.tick(float(now))
     lines = [x for x in buf.getvalue().splitlines() if x.startswith("progress: sim ")]
     assert lines and all("round 1" in x and "sim 00:00:00 " not in x for x in lines), lines
+
+
+def test_validate_says_it_is_still_checking_while_inputs_are_built(tmp_path, monkeypatch):
+    """Building the network, demand and synthetic data the first time takes minutes: validate
+    speaks each period meanwhile, as a run does."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    import cosim.runner
+    from cosim.cli import app
+
+    slow_check = cosim.runner.check_run_inputs
+
+    def building(*args, **kwargs):
+        time.sleep(0.5)
+        return slow_check(*args, **kwargs)
+
+    monkeypatch.setattr(cosim.runner, "check_run_inputs", building)
+    monkeypatch.setenv("COSIM_PROGRESS_EVERY_S", "0.1")
+    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    result = CliRunner().invoke(app, ["validate", str(grid), "--set", "learning=null"])
+    assert result.exit_code == 0, result.output
+    assert "progress: checking the inputs (network, demand, data)  elapsed" in result.output
