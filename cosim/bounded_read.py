@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,35 @@ def read_json_file(path: Path, what: str) -> Any:
     except UnicodeDecodeError as exc:  # binary garbage, or another encoding
         raise InputError(path, None, f"not valid JSON: not UTF-8 text (byte {exc.start})") from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise InputError(path, None, f"not valid JSON: {str(exc)[:120]}") from None
+    if LONE_SURROGATE.search(text) is not None and _has_surrogate(value):
+        raise InputError(path, None, "holds a \\ud800-\\udfff escape that is no character "
+                         "(a lone surrogate): text cosim cannot write back")
+    return value
+
+
+# a JSON escape of a UTF-16 surrogate: paired ones make a character, a lone one none
+LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether a JSON value holds a string (or key) with a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def file_sha256(path: Path) -> str:

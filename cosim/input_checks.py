@@ -53,7 +53,9 @@ def read_schema(where: Where, what: str = "Parquet file") -> pa.Schema:
 def read_table(where: Where, columns: Sequence[str], what: str = "Parquet file",
                filters: list | None = None) -> pa.Table:
     try:
-        return decoded(pq.read_table(where.path, columns=list(columns), filters=filters))
+        table = decoded(pq.read_table(where.path, columns=list(columns), filters=filters))
+        table.validate(full=True)  # text that is not UTF-8 fails here, not where it is read
+        return table
     except FileNotFoundError:
         raise where.error(None, "file not found") from None
     except ARROW_ERRORS as exc:

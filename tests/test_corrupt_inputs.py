@@ -769,3 +769,31 @@ def test_a_frame_too_small_to_see_anything_is_no_scene(data_root):
     assert frame_problem(frame) is None
     tiny = dataclasses.replace(frame, image=frame.image[:1, :1])
     assert frame_problem(tiny) == ("camera_image", "a 1 x 1 image (at least 16 pixels a side)")
+
+
+def _invalid_utf8_ids(path: Path) -> None:
+    """The first vehicle id's bytes made invalid UTF-8 (\\xff), the column still typed string."""
+    table = pq.read_table(path)
+    ids = [v.encode() for v in table.column("vehicle").to_pylist()]
+    ids[0] = ids[0][:1] + b"\xff" + ids[0][1:]
+    offsets = np.cumsum([0, *map(len, ids)]).astype(np.int32)
+    broken = pa.Array.from_buffers(pa.string(), len(ids),
+                                   [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(ids))])
+    i = table.schema.get_field_index("vehicle")
+    pq.write_table(table.set_column(i, "vehicle", broken), path)
+
+
+@pytest.mark.parametrize("table", ["trace", "windows"])
+def test_text_that_is_not_utf8_is_one_line(tmp_path, table):
+    """A string column Arrow stores without checking: read, it failed as an internal error."""
+    if table == "trace":
+        path = _trace(tmp_path / "mobility.parquet")
+        sets = [f"mobility.replay={path}", "learning=null", "duration_s=10"]
+        field = "mobility.replay"
+    else:
+        path = _windows(tmp_path / "link_windows.parquet")
+        sets = ["scheduling.policy=oracle", f"scheduling.oracle_windows={path}", "duration_s=10"]
+        field = "scheduling.oracle_windows"
+    _invalid_utf8_ids(path)
+    line = _refused(tmp_path, *sets)
+    assert str(path) in line and field in line and "UTF" in line.upper(), line

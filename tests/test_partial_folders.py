@@ -210,6 +210,8 @@ RUN_JSON_DAMAGE = {
     "scenario_learning_a_number": lambda info: json.dumps(
         {**info, "scenario": {**info["scenario"], "learning": 7}}),
     "sim_time_nan": lambda info: json.dumps({**info, "sim_time_s": math.nan}),
+    "name_a_lone_surrogate": lambda info: json.dumps(  # valid JSON, no text to write back
+        {**info, "scenario": {**info["scenario"], "name": "\ud800\x1b[31m"}}),
     "wall_time_negative": lambda info: json.dumps({**info, "wall_time_s": -5.0}),
     "wall_time_a_string": lambda info: json.dumps({**info, "wall_time_s": "long"}),
 }
