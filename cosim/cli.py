@@ -519,7 +519,7 @@ def report(
 
         open_source(path)  # a folder to report on, before where the report goes
         with output_folder(out or path / "report", "--out", "report", allowed_in=path / "report",
-                           of=str(path.resolve())):
+                           make=True, of=str(path.resolve())):
             page = write_report(path, out)
         typer.echo(str(page))
 
@@ -538,12 +538,15 @@ def export(
     """Export a run's trace tables (with run.json and the column types in schema.json)."""
 
     def work() -> None:
-        from cosim.analysis.export import export_run, trace_files
+        from cosim.analysis.export import FORMATS, export_run, trace_files
         from cosim.destinations import output_folder
 
+        if fmt not in FORMATS:
+            raise InputError(None, "--format", f"unknown format {fmt!r} (known: "
+                             f"{', '.join(FORMATS)})")
         trace_files(run_dir)  # a complete run to export, before where the files go
         own = run_dir / f"export-{fmt}"
-        with output_folder(out or own, "--out", "export", allowed_in=own,
+        with output_folder(out or own, "--out", "export", allowed_in=own, make=True,
                            of=f"{run_dir.resolve()} as {fmt}"):
             files = export_run(run_dir, fmt, out or own)
         for path in files:

@@ -148,9 +148,13 @@ def _files_below(folder: Path) -> list[str]:
 
 def foreign_outputs(folder: Path) -> list[str]:
     """Entries of ``folder`` (any depth) that its manifest does not list as written by cosim with
-    the same size and SHA-256: a user's file, or one a user changed since."""
-    listed = (read_manifest(folder) or {}).get("files")
+    the same size and SHA-256: a user's file, or one a user changed since. A folder its command
+    left unfinished (killed while it wrote, its mark still ``incomplete``) holds files the mark
+    could not list yet: its regular files are taken as that command's, to be written again."""
+    manifest = read_manifest(folder) or {}
+    listed = manifest.get("files")
     listed = listed if isinstance(listed, dict) else {}
+    unfinished = manifest.get("status") == "incomplete"
     foreign = []
     for name in _files_below(folder):
         path = folder / name
@@ -158,8 +162,9 @@ def foreign_outputs(folder: Path) -> list[str]:
             continue
         st = path.lstat()
         mark = listed.get(name)
-        if not stat.S_ISREG(st.st_mode) or not isinstance(mark, dict) \
-                or mark.get("size") != st.st_size or mark.get("sha256") != file_sha256(path):
+        if not stat.S_ISREG(st.st_mode) or not unfinished and (
+                not isinstance(mark, dict) or mark.get("size") != st.st_size
+                or mark.get("sha256") != file_sha256(path)):
             foreign.append(name)
     return foreign
 
