@@ -415,7 +415,29 @@ def check_grid(spec: ScenarioSpec, grid: CompareGrid):
         spec.plus(*stream_seeds(d, None)).load()
     for t in grid.training_seeds or ():
         spec.plus(*stream_seeds(None, t)).load()
+    check_data_splits(spec, grid)
     return base
+
+
+def check_data_splits(spec: ScenarioSpec, grid: CompareGrid) -> None:
+    """Each data split the grid's runs will use serves its clients (enough segments, no client
+    without frames), before the compare's folder: a split is drawn from the data seed, which
+    follows each connectivity seed unless ``--data-seeds`` fixes it."""
+    from cosim.learning.data.validate import check_run_data
+
+    specs = ([spec.plus(*stream_seeds(d, None)) for d in grid.data_seeds] if grid.data_seeds
+             else [spec.plus(("seed", s)) for s in grid.seeds or ()])
+    checked: set[int] = set()
+    for cell in specs:
+        sc = cell.load()
+        seed = sc.seeds()["data"]
+        if sc.learning is not None and seed not in checked:
+            checked.add(seed)
+            try:
+                check_run_data(sc.learning.data, seed)
+            except InputError as exc:
+                raise InputError(exc.file or spec.named, exc.field,
+                                 f"{exc.message} (data seed {seed})") from None
 
 
 def aggregation_section(spec: ScenarioSpec, method: str, grid: CompareGrid | None = None
