@@ -74,3 +74,28 @@ def test_other_build_tool_options_pass(tmp_path, monkeypatch):
     result = _validate(GRID, "mobility.demand.random_trips_options", ["--allow-fringe", "-l"])
     assert result.exit_code == 0, result.output
     assert not any(tmp_path.iterdir())
+
+
+def _weights(path: Path, edge: str) -> None:
+    path.write_text(f'<edgedata><interval begin="0" end="1e9"><edge id="{edge}" value="100"/>'
+                    '</interval></edgedata>\n')
+
+
+def test_a_file_a_build_tool_reads_is_part_of_its_cache_key(tmp_path, monkeypatch):
+    """randomTrips' --weights-prefix reads PREFIX.src.xml: edited, the demand is built again
+    (it reused the old weights' demand, a complete run of the wrong traffic)."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.chdir(tmp_path)
+    prefix = tmp_path / "w"
+    departures = {}
+    for run, edge in (("before", "A0A1"), ("after", "D3D2")):
+        _weights(Path(f"{prefix}.src.xml"), edge)
+        result = CliRunner().invoke(app, [
+            "run", str(GRID), "--out", str(tmp_path / run), "-q", "--set", "duration_s=30",
+            "--set", "learning=null", "--set",
+            f'mobility.demand.random_trips_options=["--weights-prefix","{prefix}"]'])
+        assert result.exit_code == 0, result.output
+        rows = pq.read_table(tmp_path / run / "mobility.parquet").to_pandas()
+        departures[run] = set(rows.sort_values("t").groupby("vehicle").edge.first())
+    assert departures["before"] == {"A0A1"} and departures["after"] == {"D3D2"}, departures

@@ -161,14 +161,16 @@ NETCONVERT_SETS = ("output-file", "node-files", "edge-files", "offset.disable-no
 
 def build_network(m: MobilityConfig, source: Path | None = None) -> Path:
     """A ``.net.xml`` built with netconvert (plain XML) or netgenerate, cached by content."""
-    from cosim.mobility.tool_options import check_tool_options, sumo_tool_options
+    from cosim.mobility.tool_options import check_tool_options, files_read, sumo_tool_options
 
     if m.plain is not None:
         plain = m.plain
-        check_tool_options(plain.netconvert_options, sumo_tool_options(
-            binary("netconvert"), NETCONVERT_SETS), "mobility.plain.netconvert_options", source)
+        field = "mobility.plain.netconvert_options"
+        netconvert = sumo_tool_options(binary("netconvert"), NETCONVERT_SETS)
+        check_tool_options(plain.netconvert_options, netconvert, field, source)
         cmd_tail = ["--offset.disable-normalization", "true", *plain.netconvert_options]
-        key = content_key(["netconvert", sumo_version(), plain.nodes, plain.edges, *cmd_tail])
+        key = content_key(["netconvert", sumo_version(), plain.nodes, plain.edges, *cmd_tail,
+                           *files_read(plain.netconvert_options, netconvert, field, source)])
 
         def build(folder: Path) -> None:
             cmd = [binary("netconvert"), "--node-files", str(plain.nodes),
@@ -178,9 +180,10 @@ def build_network(m: MobilityConfig, source: Path | None = None) -> Path:
                           "mobility.plain", f"netconvert could not build {plain.edges.name}")
     else:
         args = list(m.netgenerate or [])
-        check_tool_options(args, sumo_tool_options(binary("netgenerate"), ("output-file",)),
-                           "mobility.netgenerate", source)
-        key = content_key(["netgenerate", sumo_version(), *args])
+        netgenerate = sumo_tool_options(binary("netgenerate"), ("output-file",))
+        check_tool_options(args, netgenerate, "mobility.netgenerate", source)
+        key = content_key(["netgenerate", sumo_version(), *args,
+                           *files_read(args, netgenerate, "mobility.netgenerate", source)])
 
         def build(folder: Path) -> None:
             cmd = [binary("netgenerate"), *args, "-o", str(folder / "net.net.xml")]
@@ -193,12 +196,14 @@ def build_demand(
     net: Path, demand: RandomTripsDemand, seed: int, end_s: float, source: Path | None = None
 ) -> tuple[Path, list[Path]]:
     """Routed trips (and parking areas) for one seed, cached by net, demand settings and seed."""
-    from cosim.mobility.tool_options import check_tool_options, random_trips_options
+    from cosim.mobility.tool_options import check_tool_options, files_read, random_trips_options
 
-    check_tool_options(demand.random_trips_options, random_trips_options(tool("randomTrips.py")),
-                       "mobility.demand.random_trips_options", source)
+    field, random_trips = "mobility.demand.random_trips_options", random_trips_options(
+        tool("randomTrips.py"))
+    check_tool_options(demand.random_trips_options, random_trips, field, source)
     settings = json.dumps(demand.model_dump(mode="json"), sort_keys=True)
-    key = content_key(["demand", sumo_version(), net, settings, str(seed), repr(end_s)])
+    key = content_key(["demand", sumo_version(), net, settings, str(seed), repr(end_s),
+                       *files_read(demand.random_trips_options, random_trips, field, source)])
 
     def build(folder: Path) -> None:
         trips = folder / "trips.xml"

@@ -33,6 +33,8 @@ class ToolOptions:
     cosim_sets: frozenset[str]
     short: dict[str, str]
     abbreviations: bool  # argparse: a unique prefix of a long name stands for it
+    readers: frozenset[str] = frozenset()  # options naming files the tool reads
+    prefixes: dict[str, tuple[str, ...]] | None = None  # reader -> the suffixes of its files
 
 
 # a configuration file names outputs of its own; saving one writes a file and stops the tool
@@ -50,7 +52,9 @@ def sumo_tool_options(binary: str, cosim_sets: tuple[str, ...]) -> ToolOptions:
     writers = {name for group, name, _ in options if writes_option(group, name)}
     writers.update(CONFIGURATION)
     short = {s: name for _, name, synonyms in options for s in synonyms}
-    return ToolOptions(frozenset(writers), frozenset(cosim_sets), short, abbreviations=False)
+    readers = {name for _, name, _ in options} - writers
+    return ToolOptions(frozenset(writers), frozenset(cosim_sets), short, abbreviations=False,
+                       readers=frozenset(readers))
 
 
 RANDOM_TRIPS_SETS = ("net-file", "output-trip-file", "route-file", "seed", "begin", "end",
@@ -75,7 +79,36 @@ def random_trips_options(script: str) -> ToolOptions:
                                          "tools (pip install eclipse-sumo)") from None
     writers = {o.tag for o in root if o.get("category") == "output"} | set(CONFIGURATION)
     short = {s: long for s, long in ALIAS.findall(helped)}
-    return ToolOptions(frozenset(writers), frozenset(RANDOM_TRIPS_SETS), short, abbreviations=True)
+    readers = {o.tag for o in root if o.tag not in writers and (
+        (o.get("type") or "").endswith("file") or o.tag.endswith(("-file", "-files", "-prefix")))}
+    return ToolOptions(frozenset(writers), frozenset(RANDOM_TRIPS_SETS), short, abbreviations=True,
+                       readers=frozenset(readers),
+                       prefixes={"weights-prefix": (".src.xml", ".dst.xml", ".via.xml")})
+
+
+def files_read(options: list[str], tool: ToolOptions, field: str,
+               source: Path | None) -> list[Path]:
+    """The files ``options`` make the tool read (a list's items, a prefix's files), which exist:
+    their content belongs in the build's cache key, or an edited file would reuse a build of
+    the old one. One that is not a regular file is refused (the tool would wait on a FIFO)."""
+    found: list[Path] = []
+    for i, item in enumerate(options):
+        if not item.startswith("-") or item in ("-", "--"):
+            continue
+        names = [n for n in _meanings(item, tool) if n in tool.readers]
+        if not names:
+            continue
+        _, sep, value = item.partition("=")
+        if not sep:
+            value = options[i + 1] if i + 1 < len(options) else ""
+        suffixes = (tool.prefixes or {}).get(names[0], ("",))
+        for part in value.split(","):
+            for path in (Path(part + suffix) for suffix in suffixes if part):
+                if path.exists() and not path.is_file():
+                    raise InputError(source, field, f"{item} {part}: {path} is not a regular file")
+                if path.is_file():
+                    found.append(path.absolute())
+    return found
 
 
 def check_tool_options(options: list[str], tool: ToolOptions, field: str,
