@@ -423,10 +423,15 @@ def check_data_splits(spec: ScenarioSpec, grid: CompareGrid) -> None:
     """Each data split the grid's runs will use serves its clients (enough segments, no client
     without frames), before the compare's folder: a split is drawn from the data seed, which
     follows each connectivity seed unless ``--data-seeds`` fixes it."""
+    check_splits([spec.plus(*stream_seeds(d, None)) for d in grid.data_seeds] if grid.data_seeds
+                 else [spec.plus(("seed", s)) for s in grid.seeds or ()], spec.named)
+
+
+def check_splits(specs: list[ScenarioSpec], named: Path) -> None:
+    """The data split of each of these scenarios serves its clients (once per data seed);
+    InputError naming ``named``, the field and the data seed otherwise."""
     from cosim.learning.data.validate import check_run_data
 
-    specs = ([spec.plus(*stream_seeds(d, None)) for d in grid.data_seeds] if grid.data_seeds
-             else [spec.plus(("seed", s)) for s in grid.seeds or ()])
     checked: set[int] = set()
     for cell in specs:
         sc = cell.load()
@@ -436,7 +441,7 @@ def check_data_splits(spec: ScenarioSpec, grid: CompareGrid) -> None:
             try:
                 check_run_data(sc.learning.data, seed)
             except InputError as exc:
-                raise InputError(exc.file or spec.named, exc.field,
+                raise InputError(exc.file or named, exc.field,
                                  f"{exc.message} (data seed {seed})") from None
 
 

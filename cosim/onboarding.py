@@ -29,6 +29,7 @@ from cosim.compare import (
     aggregation_section,
     check_kept_runs,
     check_recording_inputs,
+    check_splits,
     recording_jobs,
     run_jobs,
 )
@@ -111,6 +112,7 @@ def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: 
     cfg, clients, step = plan(spec, seeds)
     check_onboarding_out(out)
     check_recording_inputs(spec, seeds[0])
+    check_splits([spec.plus(("seed", s)) for s in seeds], spec.named)  # each seed's data split
     out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
     out.mkdir(parents=True, exist_ok=True)
     with study_folder(out, ONBOARDING_COMMAND):

@@ -139,3 +139,17 @@ def test_a_setting_the_study_makes_per_run_is_refused_not_replaced(tmp_path, set
     lines = [x for x in result.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and setting.split("=")[0] in lines[0] and "remove it" in lines[0], lines
     assert not out.exists()
+
+
+def test_a_data_split_that_leaves_a_client_empty_is_refused_before_the_study_folder(tmp_path):
+    """Each seed draws its own data split: one that gives a client no frames (seed 3 here) is
+    said in one line before the folder, not after the first seed's runs."""
+    out = tmp_path / "o"
+    sets = [*SETS, "learning.data.partition=dirichlet", "learning.data.dirichlet_alpha=0.05",
+            "learning.data.heldout_segments=1"]
+    result = CliRunner().invoke(app, ["onboarding", str(GRID), "--out", str(out), "--seeds", "1,3",
+                                      *[a for s in sets for a in ("--set", s)]])
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "dirichlet_alpha" in lines[0] and "data seed 3" in lines[0], lines
+    assert not out.exists()
