@@ -538,12 +538,10 @@ def export(
     """Export a run's trace tables (with run.json and the column types in schema.json)."""
 
     def work() -> None:
-        from cosim.analysis.export import FORMATS, export_run, trace_files
+        from cosim.analysis.export import check_format, export_run, trace_files
         from cosim.destinations import output_folder
 
-        if fmt not in FORMATS:
-            raise InputError(None, "--format", f"unknown format {fmt!r} (known: "
-                             f"{', '.join(FORMATS)})")
+        check_format(fmt)  # before export-FORMAT is made
         trace_files(run_dir)  # a complete run to export, before where the files go
         own = run_dir / f"export-{fmt}"
         with output_folder(out or own, "--out", "export", allowed_in=own, make=True,

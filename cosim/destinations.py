@@ -343,9 +343,9 @@ LIST_OPTIONS = ("additional-files", "route-files", "save-state.files")
 
 
 @functools.lru_cache(maxsize=4)
-def _file_options(sumo: str) -> tuple[tuple[str, str, tuple[str, ...]], ...] | None:
-    """(group, name, synonyms) of each FILE option of the ``sumo`` binary (``sumo
-    --save-template``), or None when it cannot say."""
+def tool_file_options(sumo: str) -> tuple[tuple[str, str, tuple[str, ...]], ...] | None:
+    """(group, name, synonyms) of each FILE option of a SUMO C++ tool (sumo, netconvert,
+    netgenerate, ...), from its ``--save-template``; None when it cannot say."""
     with tempfile.TemporaryDirectory() as tmp:
         template = Path(tmp) / "template.xml"
         try:
@@ -358,18 +358,18 @@ def _file_options(sumo: str) -> tuple[tuple[str, str, tuple[str, ...]], ...] | N
                  for group in root for option in group if option.get("type") == "FILE")
 
 
-def tool_file_options(binary: str) -> tuple[tuple[str, str, tuple[str, ...]], ...] | None:
-    """(group, name, synonyms) of each FILE option of a SUMO C++ tool (sumo, netconvert,
-    netgenerate, ...), from its ``--save-template``; None when it cannot say."""
-    return _file_options(binary)
+def required_file_options(binary: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """``tool_file_options``, from a tool that must say them: one that cannot list its options
+    is a broken install (guessing none would leave files out of checks and cache keys)."""
+    options = tool_file_options(binary)
+    if options is None:
+        raise MissingDependencyError(f"{binary} --save-template failed: this SUMO cannot list its "
+                                     "options; reinstall it (pip install eclipse-sumo)")
+    return options
 
 
 def writes_option(group: str, name: str) -> bool:
     """Whether a SUMO FILE option of ``group`` named ``name`` writes its file."""
-    return _writes(group, name)
-
-
-def _writes(group: str, name: str) -> bool:
     return "input" not in name and (group in ("output", "report") or name.startswith("save-")
                                     or "output" in name)
 
@@ -379,23 +379,17 @@ def sumo_writers(sumo: str | None) -> frozenset[str]:
     its FILE options of the output and report groups, the ``save-*`` ones and any other whose
     name says output (read from ``sumo --save-template``); the fixed list when it cannot say."""
     names = set(SUMO_WRITERS)
-    for group, name, synonyms in (_file_options(sumo) or ()) if sumo else ():
-        if _writes(group, name):
+    for group, name, synonyms in (tool_file_options(sumo) or ()) if sumo else ():
+        if writes_option(group, name):
             names.update([name, *synonyms])
     return frozenset(names)
 
 
 def sumo_readers(sumo: str) -> frozenset[str]:
     """Every name (and synonym) of an option the ``sumo`` binary documents as reading a file
-    (its other FILE options: weights, a state to load, lookup tables, ...). A binary that
-    cannot list its options is a broken install: guessing none would leave files SUMO reads
-    out of its load check's cache key."""
-    options = _file_options(sumo)
-    if options is None:
-        raise MissingDependencyError(f"{sumo} --save-template failed: this SUMO cannot list its "
-                                     "options; reinstall it (pip install eclipse-sumo)")
-    return frozenset(n for group, name, synonyms in options
-                     if not _writes(group, name) for n in (name, *synonyms))
+    (its other FILE options: weights, a state to load, lookup tables, ...)."""
+    return frozenset(n for group, name, synonyms in required_file_options(sumo)
+                     if not writes_option(group, name) for n in (name, *synonyms))
 
 
 def writes_file(name: str, writers: frozenset[str]) -> bool:

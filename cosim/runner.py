@@ -181,7 +181,7 @@ def run_scenario(
     # on --resume, --overwrite replaces a complete OUT, never a file the attempt did not write
     declared = _declared_outputs(scenario, writers)  # read once: the files may change later
     check_sumo_outputs(scenario.mobility.sumo_options, folder.out, replace=overwrite and not resume,
-                       writers=writers, own=_own_sumo_outputs(folder) if resume else None,
+                       writers=writers, own=_recorded_sumo_outputs(folder.partial) if resume else None,
                        declared=declared, source=source,
                        earlier=_recorded_sumo_outputs(folder.out) if overwrite else None)
     sumo_outputs = _sumo_output_paths(scenario, writers, declared)
@@ -305,11 +305,6 @@ def _sumo_output_files(outputs: list[Path]) -> dict[str, dict[str, Any]]:
                 files[str(where)] = {"file": [st.st_dev, st.st_ino], "size_at_least": st.st_size,
                                      "written_until": until}
     return files
-
-
-def _own_sumo_outputs(folder: RunFolder) -> dict[str, Any]:
-    """What the attempt being resumed recorded of its SUMO output files (``sumo_outputs``)."""
-    return _recorded_sumo_outputs(folder.partial)
 
 
 def _recorded_sumo_outputs(run_dir: Path) -> dict[str, Any]:

@@ -37,10 +37,14 @@ def trace_files(run_dir: Path) -> list[Path]:
     return sorted(p for p in run_dir.glob("*.parquet") if not p.name.endswith(".incomplete.parquet"))
 
 
-def export_run(run_dir: Path, fmt: str, out: Path) -> list[Path]:
-    """Write every trace table of the run to ``out`` in the format; return the files."""
+def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise InputError(None, "--format", f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+def export_run(run_dir: Path, fmt: str, out: Path) -> list[Path]:
+    """Write every trace table of the run to ``out`` in the format; return the files."""
+    check_format(fmt)
     files = trace_files(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, schemas = [], {}

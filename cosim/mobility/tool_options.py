@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
-from cosim.destinations import tool_file_options, writes_option
+from cosim.destinations import required_file_options, writes_option
 from cosim.errors import InputError, MissingDependencyError
 
 
@@ -45,10 +45,7 @@ CONFIGURATION = ("configuration-file", "save-configuration", "save-template", "s
 @functools.lru_cache(maxsize=8)
 def sumo_tool_options(binary: str, cosim_sets: tuple[str, ...]) -> ToolOptions:
     """A SUMO C++ tool (netconvert, netgenerate): its FILE options from ``--save-template``."""
-    options = tool_file_options(binary)
-    if options is None:
-        raise MissingDependencyError(f"{binary} --save-template failed: this SUMO cannot list "
-                                     "its options; reinstall it (pip install eclipse-sumo)")
+    options = required_file_options(binary)
     writers = {name for group, name, _ in options if writes_option(group, name)}
     writers.update(CONFIGURATION)
     short = {s: name for _, name, synonyms in options for s in synonyms}
