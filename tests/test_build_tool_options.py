@@ -99,3 +99,20 @@ def test_a_file_a_build_tool_reads_is_part_of_its_cache_key(tmp_path, monkeypatc
         rows = pq.read_table(tmp_path / run / "mobility.parquet").to_pandas()
         departures[run] = set(rows.sort_values("t").groupby("vehicle").edge.first())
     assert departures["before"] == {"A0A1"} and departures["after"] == {"D3D2"}, departures
+
+
+@pytest.mark.parametrize("spelt", [
+    ["-a", "{f}"], ["-a{f}"], ["-a={f}"], ["--additional-files", "{f}"],
+    ["--additional-files={f}"], ["--additional", "{f}"], ["--allow-fringe", "-a{f},{g}"]])
+def test_every_spelling_of_a_file_option_reaches_the_cache_key(tmp_path, spelt):
+    """argparse accepts these spellings of randomTrips' --additional-files (its own --help lists
+    -a); each names a file the build reads, whose content must key the cache."""
+    from cosim.mobility.build import tool
+    from cosim.mobility.tool_options import files_read, random_trips_options
+
+    f, g = tmp_path / "a.add.xml", tmp_path / "b.add.xml"
+    f.write_text("<additional/>\n")
+    g.write_text("<additional/>\n")
+    options = [o.format(f=f, g=g) for o in spelt]
+    found = files_read(options, random_trips_options(str(tool("randomTrips.py"))), "field", None)
+    assert set(found) == ({f, g} if "{g}" in "".join(spelt) else {f}), (options, found)

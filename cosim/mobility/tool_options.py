@@ -90,15 +90,10 @@ def files_read(options: list[str], tool: ToolOptions, field: str,
     the old one. One that is not a regular file is refused (the tool would wait on a FIFO)."""
     found: list[Path] = []
     for i, item in enumerate(options):
-        if not item.startswith("-") or item in ("-", "--"):
+        reader, value = _reader_value(options, i, tool)
+        if reader is None:
             continue
-        names = [n for n in _meanings(item, tool) if n in tool.readers]
-        if not names:
-            continue
-        _, sep, value = item.partition("=")
-        if not sep:
-            value = options[i + 1] if i + 1 < len(options) else ""
-        suffixes = (tool.prefixes or {}).get(names[0], ("",))
+        suffixes = (tool.prefixes or {}).get(reader, ("",))
         for part in value.split(","):
             for path in (Path(part + suffix) for suffix in suffixes if part):
                 if path.exists() and not path.is_file():
@@ -106,6 +101,29 @@ def files_read(options: list[str], tool: ToolOptions, field: str,
                 if path.is_file():
                     found.append(path.absolute())
     return found
+
+
+def _reader_value(options: list[str], i: int, tool: ToolOptions) -> tuple[str | None, str]:
+    """The reader option ``options[i]`` stands for and the value it gives it, however spelt:
+    ``--name value``, ``--name=value``, an argparse abbreviation, ``-x value``, ``-x=value`` or
+    ``-xVALUE``; (None, "") for anything else."""
+    item = options[i]
+    following = options[i + 1] if i + 1 < len(options) else ""
+    if not item.startswith("-") or item in ("-", "--"):
+        return None, ""
+    if item.startswith("--"):
+        name, sep, value = item[2:].partition("=")
+        candidates = [tool.short.get(name, name)]
+        if tool.abbreviations and name:
+            candidates += sorted(n for n in tool.readers if n.startswith(name))
+        reader = next((n for n in candidates if n in tool.readers), None)
+        return reader, value if sep else following
+    name, sep, value = item[1:].partition("=")
+    if tool.short.get(name) in tool.readers:
+        return tool.short[name], value if sep else following
+    if name and tool.short.get(name[0]) in tool.readers:  # the value attached: -aFILE
+        return tool.short[name[0]], item[2:]
+    return None, ""
 
 
 def check_tool_options(options: list[str], tool: ToolOptions, field: str,
