@@ -401,7 +401,7 @@ def compare(
         if auto is not None:
             auto.check_cells(grid.policies, grid.aggregations)
         spec = ScenarioSpec.read(scenario, set_ or [])
-        check_grid(spec, grid)
+        check_grid(spec, grid, auto)
         check_compare_out(out, compare_settings(spec, grid, auto), resume, overwrite)
         backend_name = Backend(backend).value
         open_runner(backend_name, jobs, ray_address)  # its one-line errors come before the bar

@@ -99,7 +99,7 @@ def run_compare(spec: ScenarioSpec, grid: CompareGrid, out: Path, jobs: int,
     ``grid.seeds`` and add seeds 0, 1, 2, ... until the plan stops (cosim.compare_auto);
     ``on_look(seeds, stop reason or None)`` is told after each look."""
     out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
-    base = check_grid(spec, grid)
+    base = check_grid(spec, grid, auto)
     settings = compare_settings(spec, grid, auto)
     check_compare_out(out, settings, resume, overwrite)
     check_recording_inputs(spec, grid.seeds[0] if grid.seeds else 0)
@@ -393,8 +393,9 @@ def separation_warning(summary: pa.Table) -> str | None:
             "cells' load (radio.background)")
 
 
-def check_grid(spec: ScenarioSpec, grid: CompareGrid):
-    """Every cell's scenario is valid (InputError otherwise), before any run starts."""
+def check_grid(spec: ScenarioSpec, grid: CompareGrid, auto: AutoSeeds | None = None):
+    """Every cell's scenario is valid (InputError otherwise), before any run starts; with
+    ``auto``, for every seed the plan may add."""
     base = spec.load()
     if not base.learning_enabled:
         raise InputError(spec.named, "learning", "compare needs learning enabled (policies "
@@ -415,16 +416,16 @@ def check_grid(spec: ScenarioSpec, grid: CompareGrid):
         spec.plus(*stream_seeds(d, None)).load()
     for t in grid.training_seeds or ():
         spec.plus(*stream_seeds(None, t)).load()
-    check_data_splits(spec, grid)
+    check_data_splits(spec, grid, grid.seeds if auto is None else tuple(range(auto.max_seeds)))
     return base
 
 
-def check_data_splits(spec: ScenarioSpec, grid: CompareGrid) -> None:
+def check_data_splits(spec: ScenarioSpec, grid: CompareGrid, seeds: tuple[int, ...]) -> None:
     """Each data split the grid's runs will use serves its clients (enough segments, no client
     without frames), before the compare's folder: a split is drawn from the data seed, which
-    follows each connectivity seed unless ``--data-seeds`` fixes it."""
+    follows each connectivity seed (``seeds``) unless ``--data-seeds`` fixes it."""
     check_splits([spec.plus(*stream_seeds(d, None)) for d in grid.data_seeds] if grid.data_seeds
-                 else [spec.plus(("seed", s)) for s in grid.seeds or ()], spec.named)
+                 else [spec.plus(("seed", s)) for s in seeds], spec.named)
 
 
 def check_splits(specs: list[ScenarioSpec], named: Path) -> None:

@@ -404,11 +404,14 @@ def test_a_cell_named_twice_is_refused_before_the_compare_folder(grid_small, tmp
         assert not (tmp_path / "c").exists()
 
 
-@pytest.mark.parametrize("streams", [["--seeds", "1", "--data-seeds", "1,3"], ["--seeds", "1,3"]])
+@pytest.mark.parametrize(("streams", "bad"), [
+    (["--seeds", "1", "--data-seeds", "1,3"], 3), (["--seeds", "1,3"], 3),
+    (["--seeds", "auto", "--max-seeds", "4"], 0)])
 def test_a_data_split_that_leaves_a_client_empty_is_refused_before_the_compare_folder(
-        grid_small, tmp_path, streams):
+        grid_small, tmp_path, streams, bad):
     """Each data seed draws its own Dirichlet split: the one that gives a client no frames is
-    said in one line before the folder, whichever seed it is (data seed 3 here)."""
+    said in one line before the folder, whichever seed it is, and for every seed --seeds auto
+    may add (data seeds 0 and 3 fail here)."""
     sets = [*LEARNING, "learning.data.partition=dirichlet", "learning.data.dirichlet_alpha=0.05",
             "learning.data.synthetic.segments=5", "learning.data.clients=3", "clients.count=3",
             "learning.data.heldout_segments=1"]
@@ -416,5 +419,5 @@ def test_a_data_split_that_leaves_a_client_empty_is_refused_before_the_compare_f
                                       "--policies", "random", *streams, *_sets(sets)])
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert result.exit_code == 2 and len(lines) == 1, result.output
-    assert "dirichlet_alpha" in lines[0] and "data seed 3" in lines[0], lines
+    assert "dirichlet_alpha" in lines[0] and f"data seed {bad}" in lines[0], lines
     assert not (tmp_path / "c").exists()
