@@ -152,31 +152,52 @@ def foreign_outputs(folder: Path) -> list[str]:
     left unfinished (killed while it wrote, its mark still ``incomplete``) holds files the mark
     could not list yet: its regular files are taken as that command's, to be written again."""
     manifest = read_manifest(folder) or {}
+    unfinished = manifest.get("status") == "incomplete"
+    return [name for name in _unlisted(folder, manifest)
+            if unfinished is False or not stat.S_ISREG((folder / name).lstat().st_mode)]
+
+
+def _unlisted(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
+    """Entries below ``folder`` that ``manifest`` does not list with their size and SHA-256."""
     listed = manifest.get("files")
     listed = listed if isinstance(listed, dict) else {}
-    unfinished = manifest.get("status") == "incomplete"
-    foreign = []
+    found = []
     for name in _files_below(folder):
         path = folder / name
         if name in (MANIFEST, MANIFEST_TMP):
             continue
         st = path.lstat()
         mark = listed.get(name)
-        if not stat.S_ISREG(st.st_mode) or not unfinished and (
-                not isinstance(mark, dict) or mark.get("size") != st.st_size
-                or mark.get("sha256") != file_sha256(path)):
-            foreign.append(name)
-    return foreign
+        if not stat.S_ISREG(st.st_mode) or not isinstance(mark, dict) \
+                or mark.get("size") != st.st_size or mark.get("sha256") != file_sha256(path):
+            found.append(name)
+    return found
+
+
+def _file_stamps(folder: Path, names: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+    """Each named file's inode, size and modification time: whether it was written since."""
+    stamps = {}
+    for name in names:
+        with contextlib.suppress(OSError):
+            st = (folder / name).lstat()
+            stamps[name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return stamps
 
 
 def write_manifest(folder: Path, command: str, of: str | None = None,
-                   status: str = "complete") -> None:
+                   status: str = "complete",
+                   untouched: Mapping[str, tuple[int, int, int]] | None = None) -> None:
     """Mark ``folder`` as cosim's output: the command, what it was made ``of``, whether the
     command finished (``status``: complete, or incomplete while it fills the folder and after it
     stopped part way), and every file in it with its size and SHA-256 (checked before the folder
-    is written again; the folder held only cosim's files)."""
+    is written again; the folder held only cosim's files). ``untouched``: the unlisted files an
+    unfinished folder held when its command started again (``_file_stamps``); one this command
+    has not written since is nobody's known output and stays unlisted, so foreign."""
+    untouched = untouched or {}
+    names = [n for n in _files_below(folder) if n not in (MANIFEST, MANIFEST_TMP)]
+    now = _file_stamps(folder, [n for n in names if n in untouched])
     files = {name: {"size": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
-             for name in _files_below(folder) if name not in (MANIFEST, MANIFEST_TMP)}
+             for name in names if name not in untouched or now.get(name) != untouched[name]}
     tmp = folder / MANIFEST_TMP
     tmp.write_text(json.dumps({"command": command, **({"of": of} if of else {}), "status": status,
                                "files": files}, indent=1), encoding="utf-8")
@@ -305,16 +326,18 @@ def output_folder(out: Path, option: str, command: str, allowed_in: Path | None 
     check_output_folder(out, option, allowed_in, command, of)
     if make:
         out.mkdir(parents=True, exist_ok=True)
+    earlier = read_manifest(out) if out.is_dir() else None
+    untouched = _file_stamps(out, _unlisted(out, earlier)) if earlier else {}
     if out.is_dir():  # a command killed before its end leaves the folder marked unfinished
-        write_manifest(out, command, of, status="incomplete")
+        write_manifest(out, command, of, status="incomplete", untouched=untouched)
     try:
         yield out
     except BaseException:
         with contextlib.suppress(OSError):
             if out.is_dir():
-                write_manifest(out, command, of, status="incomplete")
+                write_manifest(out, command, of, status="incomplete", untouched=untouched)
         raise
-    write_manifest(out, command, of)
+    write_manifest(out, command, of, untouched=untouched)
 
 
 def check_output_file(out: Path, option: str, overwrite: bool) -> None:

@@ -809,3 +809,20 @@ def test_a_report_killed_while_it_drew_is_finished_by_the_same_command(tmp_path)
     assert result.exit_code == 0, result.output
     assert json.loads((run / "report" / ".cosim-output.json").read_text())["status"] == "complete"
     assert _cosim("run", GRID, "--out", run, "-q", *QUICK, "--overwrite").exit_code == 0
+
+
+def test_a_users_file_in_a_killed_reports_folder_stays_theirs(tmp_path):
+    """A file dropped into a killed report's folder is not one the report writes again: finishing
+    the report does not list it as cosim's, so replacing the run is refused, naming it."""
+    from cosim.destinations import write_manifest
+
+    run = tmp_path / "r"
+    assert _cosim("run", GRID, "--out", run, "-q", *QUICK).exit_code == 0
+    (run / "report").mkdir()
+    write_manifest(run / "report", "report", str(run.resolve()), status="incomplete")
+    (run / "report" / "notes.txt").write_text("mine")
+    assert _cosim("report", run).exit_code == 0
+    assert "notes.txt" not in json.loads((run / "report" / ".cosim-output.json").read_text())["files"]
+    again = _cosim("run", GRID, "--out", run, "-q", *QUICK, "--overwrite")
+    assert again.exit_code == 2 and "notes.txt" in again.output, again.output
+    assert (run / "report" / "notes.txt").read_text() == "mine"
