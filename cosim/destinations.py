@@ -113,6 +113,9 @@ def check_output_folder(out: Path, option: str, allowed_in: Path | None = None,
     manifests existed is judged by the run folder's own rules)."""
     check_out_name(out, option)  # a path the system can look up at all (not too long)
     check_not_in_results(out, option, allowed_in, itself_output_ok=True)
+    if out.is_symlink():  # what it points at is not a folder cosim can vouch for
+        raise InputError(None, option, f"{out} is a symbolic link; give the folder itself, or a "
+                         "new one")
     if out.exists() and not out.is_dir():
         raise InputError(None, option, f"{out} exists and is not a folder")
     check_writable(out / "probe" if out.is_dir() else out, option)

@@ -826,3 +826,20 @@ def test_a_users_file_in_a_killed_reports_folder_stays_theirs(tmp_path):
     again = _cosim("run", GRID, "--out", run, "-q", *QUICK, "--overwrite")
     assert again.exit_code == 2 and "notes.txt" in again.output, again.output
     assert (run / "report" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", [["report"], ["export", "--format", "csv"]])
+def test_an_output_folder_that_is_a_link_is_refused(tmp_path, command):
+    """A run's report/ or export-csv/ made a link to a user's folder: writing through it would
+    replace the user's files, so the command refuses in one line and changes nothing there."""
+    run = tmp_path / "r"
+    assert _cosim("run", GRID, "--out", run, "-q", *QUICK).exit_code == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.html").write_text("mine")
+    (run / ("report" if command == ["report"] else "export-csv")).symlink_to(mine)
+    result = _cosim(command[0], run, *command[1:])
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "symbolic link" in lines[0], result.output
+    assert sorted(p.name for p in mine.iterdir()) == ["report.html"]
+    assert (mine / "report.html").read_text() == "mine"
