@@ -29,12 +29,15 @@ from cosim.names import OUTPUT_MANIFEST, STUDY_COMMANDS
 from cosim.run_folder import (
     PARTIAL_SUFFIX,
     check_out_name,
+    files_below,
     foreign_entries,
     foreign_in_entry,
+    foreign_outputs,
     is_cosim_lock,
     is_run_folder,
     manifest_command,
     read_manifest,
+    unlisted_outputs,
 )
 
 RESULT_MARKERS = ("compare.json", "onboarding.json")
@@ -132,49 +135,12 @@ def check_output_folder(out: Path, option: str, allowed_in: Path | None = None,
     earlier = read_manifest(out)
     own_entry = allowed_in is not None and out.absolute() == allowed_in.absolute()
     unsaid = (None, of) if command != "data synth" else (of,)  # data must say what it is
-    if command is not None and earlier is not None and not own_entry and _files_below(out) and (
+    if command is not None and earlier is not None and not own_entry and files_below(out) and (
             earlier.get("command") != command or earlier.get("of") not in unsaid):
         what = (f"{earlier.get('command')} of {earlier.get('of')}" if earlier.get("of")
                 else str(earlier.get("command")))
         raise InputError(None, option, f"{out} holds cosim's {printable(what)}, not this "
                          f"{command}'s; give an empty or new folder")
-
-
-def _files_below(folder: Path) -> list[str]:
-    """Every entry below ``folder`` but its folders (files, links, special files), by path."""
-    found = []
-    for top, dirs, files in os.walk(folder):  # links to folders are listed, not followed
-        found += [str((Path(top) / n).relative_to(folder)) for n in
-                  files + [d for d in dirs if (Path(top) / d).is_symlink()]]
-    return sorted(found)
-
-
-def foreign_outputs(folder: Path) -> list[str]:
-    """Entries of ``folder`` (any depth) that its manifest does not list as written by cosim with
-    the same size and SHA-256: a user's file, or one a user changed since. A folder its command
-    left unfinished (killed while it wrote, its mark still ``incomplete``) holds files the mark
-    could not list yet: its regular files are taken as that command's, to be written again."""
-    manifest = read_manifest(folder) or {}
-    unfinished = manifest.get("status") == "incomplete"
-    return [name for name in _unlisted(folder, manifest)
-            if unfinished is False or not stat.S_ISREG((folder / name).lstat().st_mode)]
-
-
-def _unlisted(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
-    """Entries below ``folder`` that ``manifest`` does not list with their size and SHA-256."""
-    listed = manifest.get("files")
-    listed = listed if isinstance(listed, dict) else {}
-    found = []
-    for name in _files_below(folder):
-        path = folder / name
-        if name in (MANIFEST, MANIFEST_TMP):
-            continue
-        st = path.lstat()
-        mark = listed.get(name)
-        if not stat.S_ISREG(st.st_mode) or not isinstance(mark, dict) \
-                or mark.get("size") != st.st_size or mark.get("sha256") != file_sha256(path):
-            found.append(name)
-    return found
 
 
 def _file_stamps(folder: Path, names: Sequence[str]) -> dict[str, tuple[int, int, int]]:
@@ -197,7 +163,7 @@ def write_manifest(folder: Path, command: str, of: str | None = None,
     unfinished folder held when its command started again (``_file_stamps``); one this command
     has not written since is nobody's known output and stays unlisted, so foreign."""
     untouched = untouched or {}
-    names = [n for n in _files_below(folder) if n not in (MANIFEST, MANIFEST_TMP)]
+    names = [n for n in files_below(folder) if n not in (MANIFEST, MANIFEST_TMP)]
     now = _file_stamps(folder, [n for n in names if n in untouched])
     files = {name: {"size": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
              for name in names if name not in untouched or now.get(name) != untouched[name]}
@@ -330,7 +296,7 @@ def output_folder(out: Path, option: str, command: str, allowed_in: Path | None 
     if make:
         out.mkdir(parents=True, exist_ok=True)
     earlier = read_manifest(out) if out.is_dir() else None
-    untouched = _file_stamps(out, _unlisted(out, earlier)) if earlier else {}
+    untouched = _file_stamps(out, unlisted_outputs(out, earlier)) if earlier else {}
     if out.is_dir():  # a command killed before its end leaves the folder marked unfinished
         write_manifest(out, command, of, status="incomplete", untouched=untouched)
     try:

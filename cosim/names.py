@@ -141,3 +141,7 @@ JOURNAL_DIR = "checkpoint"
 OUTPUT_MANIFEST = ".cosim-output.json"
 # the commands whose folders hold runs, and whose manifest lists only the files at their top
 STUDY_COMMANDS = ("compare", "onboarding")
+
+# How every report.html cosim writes begins: a report folder from before output manifests is
+# cosim's only if its page does
+REPORT_HEAD = "<!DOCTYPE html><html><head><meta charset='utf-8'><title>cosim report: "

@@ -20,13 +20,14 @@ import shutil
 import socket
 import stat
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cosim.bounded_read import file_sha256, read_bounded_text, read_json_file
 from cosim.errors import CONTROL, InputError, printable
-from cosim.names import JOURNAL_DIR, OUTPUT_MANIFEST, STUDY_COMMANDS
+from cosim.names import JOURNAL_DIR, OUTPUT_MANIFEST, REPORT_HEAD, STUDY_COMMANDS
 from cosim.trace_schemas import TRACE_TABLES
 
 PARTIAL_SUFFIX = ".partial"
@@ -69,14 +70,17 @@ def _own_top(entry: Path) -> bool:
 def foreign_entries(run_dir: Path) -> list[str]:
     """Entries of a run folder that cosim did not write, at any depth (by name: cosim's files
     have fixed names; a report's figures are the ones its report.html links, an export's files
-    the tables its schema.json lists): ``--overwrite`` never deletes a folder holding any."""
+    the tables its schema.json lists; and a report or export that holds its manifest, by that
+    manifest too): ``--overwrite`` never deletes a folder holding any."""
     foreign = []
     for entry in sorted(run_dir.iterdir()):
         if not _own_top(entry):
             foreign.append(entry.name)
         elif entry.is_dir():
-            foreign += _foreign_below(entry, entry.name)
-            foreign += _unlisted(entry)
+            below = {*_foreign_below(entry, entry.name), *_unlisted(entry)}
+            if (entry / OUTPUT_MANIFEST).is_file():
+                below.update(f"{entry.name}/{n}" for n in foreign_outputs(entry))
+            foreign += sorted(below)
     return foreign
 
 
@@ -89,13 +93,15 @@ def foreign_in_entry(entry: Path) -> list[str]:
 def _unlisted(folder: Path) -> list[str]:
     """Files of a report or an export that its own index (report.html, schema.json) does not
     name: a user's file that merely looks like cosim's."""
-    if folder.name == "report" and (folder / "figures").is_dir():
+    if folder.name == "report":
         try:
             page = read_bounded_text(folder / "report.html", "report")
         except (OSError, InputError, UnicodeDecodeError):
             page = ""
-        return [f"report/figures/{p.name}" for p in sorted((folder / "figures").iterdir())
-                if f"href='figures/{p.name}'" not in page]
+        foreign = ["report/report.html"] if page and not page.startswith(REPORT_HEAD) else []
+        figures = folder / "figures"
+        return foreign + ([f"report/figures/{p.name}" for p in sorted(figures.iterdir())
+                           if f"href='figures/{p.name}'" not in page] if figures.is_dir() else [])
     if fnmatch.fnmatch(folder.name, "export-*"):
         try:
             tables = read_json_file(folder / "schema.json", "schema.json")
@@ -303,6 +309,43 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     except (OSError, InputError):
         return None
     return manifest if isinstance(manifest, dict) else None
+
+
+def files_below(folder: Path) -> list[str]:
+    """Every entry below ``folder`` but its folders (files, links, special files), by path."""
+    found = []
+    for top, dirs, files in os.walk(folder):  # links to folders are listed, not followed
+        found += [str((Path(top) / n).relative_to(folder)) for n in
+                  files + [d for d in dirs if (Path(top) / d).is_symlink()]]
+    return sorted(found)
+
+
+def foreign_outputs(folder: Path) -> list[str]:
+    """Entries of ``folder`` (any depth) that its manifest does not list as written by cosim with
+    the same size and SHA-256: a user's file, or one a user changed since. A folder its command
+    left unfinished (killed while it wrote, its mark still ``incomplete``) holds files the mark
+    could not list yet: its regular files are taken as that command's, to be written again."""
+    manifest = read_manifest(folder) or {}
+    unfinished = manifest.get("status") == "incomplete"
+    return [name for name in unlisted_outputs(folder, manifest)
+            if unfinished is False or not stat.S_ISREG((folder / name).lstat().st_mode)]
+
+
+def unlisted_outputs(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
+    """Entries below ``folder`` that ``manifest`` does not list with their size and SHA-256."""
+    listed = manifest.get("files")
+    listed = listed if isinstance(listed, dict) else {}
+    found = []
+    for name in files_below(folder):
+        path = folder / name
+        if name in (OUTPUT_MANIFEST, OUTPUT_MANIFEST + ".tmp"):
+            continue
+        st = path.lstat()
+        mark = listed.get(name)
+        if not stat.S_ISREG(st.st_mode) or not isinstance(mark, dict) \
+                or mark.get("size") != st.st_size or mark.get("sha256") != file_sha256(path):
+            found.append(name)
+    return found
 
 
 def manifest_command(folder: Path) -> str | None:

@@ -843,3 +843,28 @@ def test_an_output_folder_that_is_a_link_is_refused(tmp_path, command):
     assert result.exit_code == 2 and len(lines) == 1 and "symbolic link" in lines[0], result.output
     assert sorted(p.name for p in mine.iterdir()) == ["report.html"]
     assert (mine / "report.html").read_text() == "mine"
+
+
+def test_a_users_page_in_an_unmarked_report_folder_is_not_replaced(tmp_path):
+    """report/ without cosim's mark (as a report from before marks left it) holding a
+    report.html that is not one cosim wrote: the report refuses, naming it, and it stays."""
+    run = tmp_path / "r"
+    assert _cosim("run", GRID, "--out", run, "-q", *QUICK).exit_code == 0
+    (run / "report").mkdir()
+    (run / "report" / "report.html").write_text("<html>my notes</html>")
+    result = _cosim("report", run)
+    assert result.exit_code == 2 and "report.html" in result.output, result.output
+    assert (run / "report" / "report.html").read_text() == "<html>my notes</html>"
+
+
+def test_a_marked_report_whose_page_a_user_rewrote_keeps_its_run(tmp_path):
+    """The report's mark lists its page's SHA-256: a page the user rewrote afterwards is theirs,
+    so --overwrite refuses to replace the run that holds it."""
+    run = tmp_path / "r"
+    assert _cosim("run", GRID, "--out", run, "-q", *QUICK).exit_code == 0
+    assert _cosim("report", run).exit_code == 0
+    page = run / "report" / "report.html"
+    page.write_text(page.read_text().replace("</body>", "<p>my annotations</p></body>"))
+    again = _cosim("run", GRID, "--out", run, "-q", *QUICK, "--overwrite")
+    assert again.exit_code == 2 and "report/report.html" in again.output, again.output
+    assert "my annotations" in page.read_text()

@@ -27,7 +27,7 @@ from cosim.analysis.radio_plots import RADIO_FIGURES, radio_table
 from cosim.analysis.runs import ReportSource, open_source
 from cosim.analysis.skip import render
 from cosim.analysis.summary import summarise_run
-from cosim.names import HEADLINE
+from cosim.names import HEADLINE, REPORT_HEAD
 
 __all__ = ["ALL_FIGURES", "DPI", "write_report"]
 # the learning figures, then the radio ones (after the radio statistics table)
@@ -241,7 +241,6 @@ def _page(src: ReportSource, summary: str, sections: list[str], lead: str = "") 
              "border-bottom:1px solid #eee;text-align:right}table.radio th.stat{text-align:left;"
              "font-weight:normal}p.none{color:#888}figure{margin:0 0 1.5em}"
              "figcaption{font-size:13px;color:#444}span.files{color:#888}")
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>cosim report: {html.escape(what)}</title><style>{style}</style></head><body>"
+    return (f"{REPORT_HEAD}{html.escape(what)}</title><style>{style}</style></head><body>"
             f"<h1>cosim report</h1><p>{html.escape(what)}</p><p>{facts}</p>"
             f"{lead}<h2>Summary</h2>{summary}{''.join(sections)}</body></html>\n")
