@@ -797,3 +797,21 @@ def test_text_that_is_not_utf8_is_one_line(tmp_path, table):
     _invalid_utf8_ids(path)
     line = _refused(tmp_path, *sets)
     assert str(path) in line and field in line and "UTF" in line.upper(), line
+
+
+@pytest.mark.parametrize("component", ["vehicle_pose", "camera_box", "camera_image", "lidar_box",
+                                       "camera_calibration", "stats"])
+def test_a_row_whose_key_repeats_is_refused(data_root, tmp_path, component):
+    """Each Waymo v2 component names one row per key: a second row under the first row's key
+    (a second pose, a box counted twice) would be read silently as one of them, or twice."""
+    from cosim.learning.data.validate import check_dataset
+
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)
+    path = root / component / f"{SEGMENT}.parquet"
+    table = pq.read_table(path)
+    pq.write_table(pa.concat_tables([table, table.slice(0, 1)]), path)
+    with pytest.raises(InputError) as caught:
+        check_dataset(root)
+    _assert_one_line(caught.value, root)
+    assert "share one key" in caught.value.line() and component in caught.value.line()

@@ -23,7 +23,7 @@ import pyarrow as pa
 from PIL import Image
 
 from cosim.bounded_read import virtual_file
-from cosim.errors import InputError
+from cosim.errors import InputError, printable
 from cosim.input_checks import Where, check_columns, check_values, read_schema, read_table
 from cosim.learning.classes import IGNORE_INDEX, PAN2D, SEG3D
 from cosim.learning.data import waymo_schema as W
@@ -230,6 +230,8 @@ class SegmentReader:
         filters = [(W.FRAME, "in", list(timestamps))] if timestamps is not None else None
         table = read_table(where, W.SCHEMAS[component].names, f"{component} Parquet file", filters)
         check_values(where, table, W.NULLABLE.get(component, ()))
+        if (why := repeated_key(table)) is not None:
+            raise where.error(why[0], why[1])
         return table
 
     @cached_property
@@ -449,6 +451,20 @@ def no_panoptic(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndar
     """A frame without a panoptic label: every pixel void (pan2d is not trained on it)."""
     return (np.full(shape, IGNORE_INDEX, np.int64), np.zeros(shape, np.int64),
             np.ones(shape, np.float64))
+
+
+def repeated_key(table: pa.Table) -> tuple[str, str] | None:
+    """A component's ``key.*`` columns name one row each (Waymo's v2 keys): a repeated key would
+    be read as its first row (a pose, an image) or twice (a box counted double), so it is refused
+    with the first repeated key."""
+    keys = [c for c in table.column_names if c.startswith("key.")]
+    counts = table.select(keys).group_by(keys).aggregate([([], "count_all")])
+    repeated = counts.filter(pa.compute.greater(counts.column("count_all"), 1))
+    if repeated.num_rows == 0:
+        return None
+    first = {k: repeated.column(k)[0].as_py() for k in keys}
+    said = ", ".join(f"{k.removeprefix('key.')} {printable(str(v))}" for k, v in first.items())
+    return keys[-1], f"{repeated.column('count_all')[0].as_py()} rows share one key ({said})"
 
 
 def _at(table: pa.Table, timestamp: int) -> pa.Table:
