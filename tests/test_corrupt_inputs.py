@@ -815,3 +815,17 @@ def test_a_row_whose_key_repeats_is_refused(data_root, tmp_path, component):
         check_dataset(root)
     _assert_one_line(caught.value, root)
     assert "share one key" in caught.value.line() and component in caught.value.line()
+
+
+def test_a_segment_file_without_its_camera_images_is_refused(data_root, tmp_path):
+    """Segments are the camera_image files: another component's file for a segment that has none
+    (a partial download) would be dropped without a word."""
+    from cosim.learning.data.validate import check_dataset
+
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)
+    shutil.copy(root / "lidar" / f"{SEGMENT}.parquet", root / "lidar" / "orphan.parquet")
+    with pytest.raises(InputError) as caught:
+        check_dataset(root)
+    _assert_one_line(caught.value, root)
+    assert "orphan" in caught.value.line() and "camera_image" in caught.value.line()

@@ -146,8 +146,19 @@ class WaymoV2Dataset:
                                  f"missing component folder {component}/ (needs: {', '.join(W.REQUIRED)})")
         self._readers: dict[str, SegmentReader] = {}
 
+    @cached_property
+    def _segments(self) -> list[str]:
+        names = {p.stem for p in (self.root / "camera_image").glob("*.parquet")}
+        for component in W.COMPONENTS:  # a segment's file without its camera images: a partial
+            for path in sorted((self.root / component).glob("*.parquet")):  # download, not data
+                if path.stem not in names:
+                    raise InputError(path, None, f"segment {path.stem} has no camera_image file "
+                                     "(every segment needs one; remove the segment's files or "
+                                     "add its camera images)")
+        return sorted(names)
+
     def segments(self) -> list[str]:
-        return sorted(p.stem for p in (self.root / "camera_image").glob("*.parquet"))
+        return list(self._segments)
 
     def segment(self, name: str) -> SegmentReader:
         """One reader per segment, kept: its frame keys serve describe(), camera_only() and
