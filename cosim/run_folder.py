@@ -598,6 +598,9 @@ class RunFolder:
                 self._previous = None
                 return self.partial
             if not complete:
+                if self._previous is None:  # nothing written (a full disk before run.json):
+                    with contextlib.suppress(OSError):  # no empty folder that is no run
+                        self.partial.rmdir()
                 return self.partial
             if self.out.exists():
                 if not self.overwrite or not is_run_folder(self.out):  # appeared meanwhile

@@ -238,7 +238,8 @@ def run_scenario(
             info["error"] = exc.line() if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
             raise
         info["error"] = full
-        raise DiskFullError(f"{full} (run folder {run_dir})") from None
+        kept = (run_dir / "run.json").exists()  # else nothing was written: no folder is kept
+        raise DiskFullError(f"{full} (run folder {run_dir})" if kept else full) from None
     finally:
         info["status"] = status
         info["traces"] = _close_traces(traces, status == "complete", info)

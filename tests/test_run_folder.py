@@ -509,3 +509,18 @@ def test_every_input_file_of_a_scenario_is_a_regular_file(tmp_path, special, fie
     assert result.exit_code == 2, result.output
     line = _one_line(result)
     assert field.split(".")[-1] in line and ("not a regular file" in line or "not found" in line), line
+
+
+def test_a_full_disk_before_the_first_run_json_leaves_no_empty_folder(tmp_path, monkeypatch):
+    """Nothing could be written: the staging folder cosim made is empty, is no run (status
+    cannot list it), and is removed; the error line says the disk is full."""
+    import cosim.runner as runner
+    from cosim.run_folder import DiskFullError
+
+    def full(path, data, tmp=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner, "write_atomically", full)
+    with pytest.raises(DiskFullError, match="disk is full") as caught:
+        runner.run_scenario(runner_scenario(), source=GRID, out=tmp_path / "r", quiet=True)
+    assert list(tmp_path.iterdir()) == [] and "partial" not in str(caught.value)
