@@ -35,9 +35,10 @@ class InputError(Exception):
         return _line("error", self.file, self.field, self.message)
 
 
-# What a terminal acts on rather than shows: C0 controls (line breaks, ESC, BEL), DEL, C1 controls
-# and the Unicode line and paragraph separators
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# What a terminal acts on rather than shows: C0 controls (line breaks, ESC, BEL), DEL, C1
+# controls, the Unicode line and paragraph separators, and the bidirectional marks, overrides
+# and isolates that make a printed name read other than it is (U+200E-F, U+202A-E, U+2066-9)
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:

@@ -305,7 +305,8 @@ def test_init_is_never_a_runs_writer(complete_run, tmp_path):
     assert read_status(run)[0] == "crashed"
 
 
-CONTROLS = ["\x1b]0;title\x07", "\n", "\r", "\x1b[2J", "\x9b31m", "\x07", "\u2028", "\x00"]
+CONTROLS = ["\x1b]0;title\x07", "\n", "\r", "\x1b[2J", "\x9b31m", "\x07", "\u2028", "\x00",
+            "\u202e", "\u2067"]  # the last two: a right-to-left override, an isolate
 
 
 @pytest.mark.parametrize("control", CONTROLS)
