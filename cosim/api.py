@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cosim.bounded_read import read_json_file
 from cosim.errors import InputError, MissingDependencyError
 from cosim.names import COMPARE_DEFAULTS
 from cosim.scenario import Scenario
@@ -209,7 +208,9 @@ def load_compare(path: str | os.PathLike) -> Compare:
         if (path / "run.json").is_file():
             raise InputError(path, None, "a run folder, not a compare folder: use load_run")
         raise InputError(path, None, "not a cosim compare folder (no compare.json)")
-    info = read_json_file(spec, "compare.json")
+    from cosim.analysis.runs import read_compare_json
+
+    info = read_compare_json(spec)
     if info.get("status", "complete") != "complete":
         raise InputError(spec, None, f"the compare is {info.get('status')!r}, not complete: "
                          "finish it with cosim compare --resume")
@@ -257,7 +258,7 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
     ``min_seeds``, ``max_seeds``, ``budget_min``, ``decide`` (cells) and ``decide_on`` (measures).
     A Scenario or dict is sent to the worker processes as it is (compare.json then names no
     scenario file; its digest still identifies the scenario for ``resume``)."""
-    from cosim.compare import CompareGrid, check_targets, run_compare
+    from cosim.compare import CompareGrid, check_jobs, check_margins, check_targets, run_compare
     from cosim.compare_auto import DEFAULT_MEASURES, AutoSeeds
 
     auto = None
@@ -267,17 +268,18 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
     grid = CompareGrid(_names(policies, DEFAULTS.policies, "policies"),
                        _names(aggregations, DEFAULTS.aggregations, "aggregations"),
                        () if auto is not None else _seed_list(seeds),
-                       None if data_seeds is None else _seed_list(data_seeds),
-                       None if training_seeds is None else _seed_list(training_seeds),
+                       None if data_seeds is None else _seed_list(data_seeds, "data_seeds"),
+                       None if training_seeds is None else _seed_list(training_seeds,
+                                                                      "training_seeds"),
                        eval_every_rounds, eval_every_s)
-    if jobs < 1:
-        raise InputError(None, "jobs", f"must be at least 1, got {jobs}")
+    check_jobs(jobs)
+    checked_targets = check_targets(_mapping(targets, "targets")) if targets else None
+    checked_margins = check_margins(_mapping(margins, "margins")) if margins else None
     spec = _spec(scenario, list(overrides or ()))
     if auto is not None:
         auto.check_cells(grid.policies, grid.aggregations)
-    run_compare(spec, grid, Path(out), jobs,
-                check_targets(dict(targets)) if targets else None, resume=resume, overwrite=overwrite,
-                margins=dict(margins) if margins else None, auto=auto)
+    run_compare(spec, grid, Path(out), jobs, checked_targets, resume=resume, overwrite=overwrite,
+                margins=checked_margins, auto=auto)
     return load_compare(out)
 
 
@@ -385,35 +387,75 @@ def _spec(scenario: ScenarioLike, overrides: Sequence[str]) -> ScenarioSpec:
     if isinstance(scenario, Scenario):
         base = scenario.model_dump(mode="json")  # every field: re-validating it gives it back
     elif isinstance(scenario, Mapping):
-        base = json.loads(json.dumps(scenario))  # a deep copy; also rejects what YAML could not hold
+        base = _scenario_data(scenario)
     else:
         raise InputError(None, "scenario", "expected a YAML path, a Scenario or a dict, got "
                          f"{type(scenario).__name__}")
     return ScenarioSpec(base, None, tuple(parse_override(i, DICT_SOURCE) for i in overrides))
 
 
+def _scenario_data(scenario: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a scenario given as a dict, held to what a scenario file may be: JSON's
+    types (what YAML could not hold is refused), no cycles, and the YAML reader's limits on
+    nesting and size."""
+    from cosim.safe_yaml import MAX_DEPTH, MAX_NODES
+
+    try:
+        base = json.loads(json.dumps(scenario, allow_nan=True))
+    except (TypeError, ValueError, RecursionError) as exc:  # a type JSON lacks, a cycle, depth
+        why = "it refers to itself" if "ircular" in str(exc) else (
+            "nested too deep" if isinstance(exc, RecursionError) else str(exc).splitlines()[0])
+        raise InputError(None, "scenario", f"not a scenario's data: {why}") from None
+    nodes, stack = 0, [(base, 1)]
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise InputError(None, "scenario", f"nested more than {MAX_DEPTH} levels deep")
+        if nodes > MAX_NODES:
+            raise InputError(None, "scenario", f"more than {MAX_NODES:,} values: not a scenario")
+        children = value.values() if isinstance(value, dict) else (
+            value if isinstance(value, list) else ())
+        stack.extend((child, depth + 1) for child in children)
+    return base
+
+
+def _mapping(value: object, what: str) -> dict[str, float]:
+    """``targets`` or ``margins``: a mapping of names to numbers (each checked by its reader)."""
+    if not isinstance(value, Mapping):
+        raise InputError(None, what, f"expected a dict of names to numbers, got "
+                         f"{type(value).__name__}")
+    for key, number in value.items():
+        if not isinstance(key, str) or not isinstance(number, int | float) \
+                or isinstance(number, bool):
+            raise InputError(None, what, f"{key!r}: {number!r} is not a number")
+    return {k: float(v) for k, v in value.items()}
+
+
 def _names(value: Sequence[str] | str | None, default: tuple[str, ...], what: str) -> tuple[str, ...]:
     if value is None:
         return default
     items = value.split(",") if isinstance(value, str) else value
-    names = tuple(str(v).strip() for v in items if str(v).strip())
+    if not all(isinstance(v, str) for v in items):
+        raise InputError(None, what, f"{value!r}: names, as strings")
+    names = tuple(v.strip() for v in items if v.strip())
     if not names:
         raise InputError(None, what, "give at least one")
     return names
 
 
-def _seed_list(value: Sequence[int] | int | str | None) -> tuple[int, ...]:
-    """The seeds as a tuple; anything but integers (a str among them) is refused."""
+def _seed_list(value: Sequence[int] | int | str | None, what: str = "seeds") -> tuple[int, ...]:
+    """The seeds as a tuple (one or more; each checked by ``CompareGrid``)."""
     if value is None:
         return DEFAULTS.seeds
-    items: Iterable[Any] = [value] if isinstance(value, int) else value
-    seeds = tuple(items)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise InputError(None, "seeds", f"expected integers, got {value!r}")
-    from cosim.scenario.base import SEED_MAX
-
-    if any(not 0 <= s <= SEED_MAX for s in seeds):
-        raise InputError(None, "seeds", f"{value!r}: seeds are 0 to {SEED_MAX} (SUMO's 32-bit seed)")
+    if isinstance(value, int):
+        seeds: tuple[int, ...] = (value,)
+    elif isinstance(value, Iterable) and not isinstance(value, str):
+        seeds = tuple(value)
+    else:
+        raise InputError(None, what, f"expected integers, got {value!r}")
+    if not seeds:
+        raise InputError(None, what, "give at least one seed")
     return seeds
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import sys
 import traceback
 from collections.abc import Callable
@@ -270,12 +269,9 @@ def _every_rounds(value: str) -> int | None:
 
 def _margins(items: list[str] | None) -> dict[str, float]:
     from cosim.analysis.pairs import MARGIN_KEYS
+    from cosim.compare import check_margins
 
-    out = _numbers_by_key(items, "--margin", MARGIN_KEYS, "measure")
-    for key, value in out.items():
-        if not value > 0 or not math.isfinite(value):
-            raise InputError(None, "--margin", f"{key}={value:g}: a margin is a positive number")
-    return out
+    return check_margins(_numbers_by_key(items, "--margin", MARGIN_KEYS, "measure"), "--margin")
 
 
 class Backend(str, Enum):

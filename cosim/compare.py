@@ -68,13 +68,36 @@ class CompareGrid:
     eval_every_s: float | None = None
 
     def __post_init__(self) -> None:
-        """A cell or seed named twice would write one run folder twice: refused up front."""
-        for field, values in (("policies", self.policies), ("aggregations", self.aggregations),
-                              ("seeds", self.seeds), ("data_seeds", self.data_seeds or ()),
-                              ("training_seeds", self.training_seeds or ())):
+        """What the command line's parsers check, checked again here for every caller (the
+        Python API among them): names are names, seeds SUMO's, the resolutions positive; and a
+        cell or seed named twice would write one run folder twice."""
+        from cosim.scenario.base import SEED_MAX
+
+        for field, names in (("policies", self.policies), ("aggregations", self.aggregations)):
+            if not all(isinstance(v, str) and v for v in names):
+                raise InputError(None, field, f"{list(names)!r}: names, as strings")
+        for field, numbers in (("seeds", self.seeds), ("data_seeds", self.data_seeds or ()),
+                               ("training_seeds", self.training_seeds or ())):
+            if not all(_whole(s) and 0 <= s <= SEED_MAX for s in numbers):
+                raise InputError(None, field, f"{list(numbers)!r}: seeds are whole numbers from "
+                                 f"0 to {SEED_MAX} (SUMO's 32-bit seed)")
+        lists: tuple[tuple[str, tuple[object, ...]], ...] = (
+            ("policies", self.policies), ("aggregations", self.aggregations),
+            ("seeds", self.seeds), ("data_seeds", self.data_seeds or ()),
+            ("training_seeds", self.training_seeds or ()))
+        for field, values in lists:
             twice = sorted({str(v) for v in values if list(values).count(v) > 1})
             if twice:
                 raise InputError(None, field, f"named more than once: {', '.join(twice)}")
+        if self.eval_every_rounds is not None and not (
+                _whole(self.eval_every_rounds) and self.eval_every_rounds >= 1):
+            raise InputError(None, "eval_every_rounds", f"{self.eval_every_rounds!r}: a positive "
+                             "whole number of rounds")
+        if self.eval_every_s is not None and not (
+                _real(self.eval_every_s) and math.isfinite(self.eval_every_s)
+                and self.eval_every_s >= MIN_EVAL_EVERY_S):
+            raise InputError(None, "eval_every_s", f"{self.eval_every_s!r}: a finite number of "
+                             f"simulated seconds, at least {MIN_EVAL_EVERY_S}")
 
     def replicates(self) -> list[Replicate]:
         return replicates(self.seeds, self.data_seeds, self.training_seeds)
@@ -242,12 +265,47 @@ def write_pairs(out: Path, summary: pa.Table, margins: dict[str, float] | None,
     return pairs
 
 
+MIN_EVAL_EVERY_S = 0.001  # the finest curve resolution a compare takes (--eval-every-s)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def check_targets(targets: dict[str, float], field: str = "targets") -> dict[str, float]:
-    """Each task's target a finite number: a NaN or infinite target is never reached."""
+    """Each target a task's and a finite number: a NaN or infinite target is never reached."""
+    from cosim.names import HEADLINE
+
     for task, value in targets.items():
-        if not math.isfinite(value):
+        if task not in HEADLINE:
+            raise InputError(None, field, f"unknown task {task!r} (known: {', '.join(HEADLINE)})")
+        if not _real(value) or not math.isfinite(value):
             raise InputError(None, field, f"{task}={value}: a target is a finite number")
     return targets
+
+
+def check_margins(margins: dict[str, float], field: str = "margins") -> dict[str, float]:
+    """Each equivalence margin a known measure's and a positive, finite number."""
+    from cosim.analysis.pairs import MARGIN_KEYS
+
+    for key, value in margins.items():
+        if key not in MARGIN_KEYS:
+            raise InputError(None, field, f"unknown measure {key!r} (known: "
+                             f"{', '.join(MARGIN_KEYS)})")
+        if not _real(value) or not value > 0 or not math.isfinite(value):
+            raise InputError(None, field, f"{key}={value!r}: a margin is a positive number")
+    return margins
+
+
+def check_jobs(jobs: object, field: str = "jobs") -> int:
+    """Runs in parallel: a whole number, at least 1."""
+    if not _whole(jobs) or jobs < 1:  # type: ignore[operator]
+        raise InputError(None, field, f"{jobs!r}: a whole number of runs in parallel, at least 1")
+    return jobs  # type: ignore[return-value]
 
 
 def stream_seeds(data_seed: int | None, training_seed: int | None) -> list[Override]:

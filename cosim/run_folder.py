@@ -262,6 +262,10 @@ def read_run_info(run_dir: Path, needs: tuple[str, ...] = ("status",)) -> dict[s
     for key in DURATIONS:
         if info.get(key) is not None and not (math.isfinite(info[key]) and info[key] >= 0):
             raise InputError(path, key, f"{info[key]} is not a duration in seconds")
+    for table, name in (info.get("traces") or {}).items():  # file names in the run folder
+        if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+            raise InputError(path, f"traces.{printable(table)}", f"{printable(repr(name))} is not "
+                             "the name of a file in the run folder, as cosim writes it")
     if "pid" in info and not PID_RANGE[0] <= info["pid"] <= PID_RANGE[1]:
         raise InputError(path, "pid", f"{info['pid']} is not the process id of a run's writer")
     if "scenario" in info:

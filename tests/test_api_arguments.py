@@ -1,0 +1,96 @@
+"""cosim.api given what the command line's parsers would refuse: the same InputError, before any
+folder exists, never a TypeError from deep inside or a run on a NaN setting."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from cosim import api
+from cosim.errors import InputError
+
+GRID_SMALL = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+
+BAD_COMPARE = {
+    "jobs_fraction": ({"jobs": 1.5}, "jobs"),
+    "jobs_text": ({"jobs": "2"}, "jobs"),
+    "jobs_zero": ({"jobs": 0}, "jobs"),
+    "jobs_bool": ({"jobs": True}, "jobs"),
+    "margin_unknown_measure": ({"margins": {"auc": 0.1}}, "margins"),
+    "margin_nan": ({"margins": {"seg3d": math.nan}}, "margins"),
+    "margin_negative": ({"margins": {"time": -5}}, "margins"),
+    "margins_not_a_dict": ({"margins": [0.1]}, "margins"),
+    "target_text": ({"targets": {"det2d": "abc"}}, "targets"),
+    "target_unknown_task": ({"targets": {"detection": 0.5}}, "targets"),
+    "target_infinite": ({"targets": {"det2d": math.inf}}, "targets"),
+    "eval_every_s_nan": ({"eval_every_s": math.nan}, "eval_every_s"),
+    "eval_every_s_zero": ({"eval_every_s": 0.0}, "eval_every_s"),
+    "eval_every_rounds_zero": ({"eval_every_rounds": 0}, "eval_every_rounds"),
+    "eval_every_rounds_fraction": ({"eval_every_rounds": 1.5}, "eval_every_rounds"),
+    "seed_fraction": ({"seeds": [1.5]}, "seeds"),
+    "seed_negative": ({"seeds": [-1]}, "seeds"),
+    "data_seed_beyond_sumo": ({"data_seeds": [2**40]}, "data_seeds"),
+    "training_seed_text": ({"training_seeds": ["1"]}, "training_seeds"),
+    "policy_not_a_name": ({"policies": [1]}, "policies"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COMPARE))
+def test_a_compare_argument_the_cli_refuses_is_refused_before_the_folder(tmp_path, case):
+    kwargs, field = BAD_COMPARE[case]
+    with pytest.raises(InputError) as caught:
+        api.compare(GRID_SMALL, tmp_path / "c", **kwargs)
+    assert caught.value.field == field, caught.value.line()
+    assert "\n" not in caught.value.line()
+    assert not (tmp_path / "c").exists()
+
+
+def _nested(depth: int) -> dict:
+    scenario: dict = {}
+    for _ in range(depth):
+        scenario = {"x": scenario}
+    return scenario
+
+
+def _circular() -> dict:
+    scenario: dict = {"name": "loop"}
+    scenario["self"] = scenario
+    return scenario
+
+
+@pytest.mark.parametrize(("scenario", "says"), [
+    (_circular(), "refers to itself"),
+    (_nested(5000), "nested"),
+    (_nested(100), "nested more than 64"),
+    ({"name": "x", "values": {"v": set()}}, "not a scenario's data"),
+    ({"name": "x", "values": list(range(200_000))}, "more than 100,000 values"),
+])
+def test_a_scenario_dict_a_file_could_not_hold_is_an_input_error(tmp_path, scenario, says):
+    with pytest.raises(InputError, match=says):
+        api.run(scenario, out=tmp_path / "r")
+    assert not any(tmp_path.iterdir())
+
+
+def _run_json(folder: Path, **fields) -> Path:
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({
+        "status": "complete", "seed": 0, "scenario": {"name": "s"}, **fields}))
+    return folder
+
+
+@pytest.mark.parametrize("name", [5, "../../outside.parquet", "/etc/passwd", ".."])
+def test_a_run_json_whose_trace_is_no_file_name_in_the_run_is_refused(tmp_path, name):
+    """run.json names its trace files; a number or a path out of the folder is not one."""
+    run = _run_json(tmp_path / "r", traces={"mobility": name})
+    with pytest.raises(InputError, match="traces.mobility"):
+        api.load_run(run)
+
+
+def test_a_compare_json_that_is_not_an_object_is_refused(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "compare.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="not the object cosim writes"):
+        api.load_compare(tmp_path / "c")
