@@ -338,28 +338,46 @@ def scenario_digest(spec: ScenarioSpec) -> str:
     """What the runs compute from: the resolved scenario (every default filled in) and the bytes
     of every input file it names. An edited scenario or network changes it, so a resume after
     the edit is refused instead of mixing runs of two scenarios in one summary."""
+    from cosim.mobility.build import files_read_along
+
     scenario = spec.load()
     h = hashlib.sha256(json.dumps(scenario.model_dump(mode="json"), sort_keys=True).encode())
-    for path in sorted(_input_files(scenario)):
+    named = _input_paths(scenario)
+    files = {p for p in named if p.is_file()} | set(files_read_along(scenario.mobility,
+                                                                     spec.source))
+    for path in sorted(files):
         h.update(str(path).encode())
         with path.open("rb") as f:
             while block := f.read(1 << 20):
                 h.update(block)
+    for folder in sorted(p for p in named if p.is_dir()):  # a data set: too large to hash
+        for path in _files_in(folder):  # each file's name, size and modification time
+            st = path.stat()
+            h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:32]
 
 
-def _input_files(value: Any) -> set[Path]:
-    """Every existing file a scenario names, anywhere in it."""
+def _files_in(folder: Path) -> list[Path]:
+    """Every regular file below ``folder`` (links to folders not followed), in order."""
+    found = []
+    for top, dirs, names in os.walk(folder):
+        dirs.sort()
+        found += [Path(top) / n for n in sorted(names) if (Path(top) / n).is_file()]
+    return found
+
+
+def _input_paths(value: Any) -> set[Path]:
+    """Every path a scenario names, anywhere in it."""
     from pydantic import BaseModel
 
     if isinstance(value, Path):
-        return {value} if value.is_file() else set()
+        return {value}
     if isinstance(value, BaseModel):
-        return set().union(*(_input_files(getattr(value, k)) for k in type(value).model_fields))
+        return set().union(*(_input_paths(getattr(value, k)) for k in type(value).model_fields))
     if isinstance(value, list | tuple):
-        return set().union(*(_input_files(v) for v in value))
+        return set().union(*(_input_paths(v) for v in value))
     if isinstance(value, dict):
-        return set().union(*(_input_files(v) for v in value.values()))
+        return set().union(*(_input_paths(v) for v in value.values()))
     return set()
 
 

@@ -42,6 +42,46 @@ def test_the_digest_follows_the_scenario_and_its_files(tmp_path):
     assert scenario_digest(ScenarioSpec.read(scenario, [f"mobility.additional=[{extra}]"])) != with_file
 
 
+def _edited_changes_the_digest(spec: ScenarioSpec, edit) -> bool:
+    before = scenario_digest(spec)
+    edit()
+    return scenario_digest(spec) != before
+
+
+def test_the_digest_follows_the_files_the_scenarios_files_name(tmp_path):
+    """Files SUMO and its tools read because a named file or option says so: an include of a
+    route or additional file, a file ``sumo_options`` names, randomTrips' weights; and a data
+    folder's files (by name, size and modification time)."""
+    scenario = tmp_path / "s.yaml"
+    shutil.copy(GRID, scenario)
+    inner = tmp_path / "inner.add.xml"
+    inner.write_text("<additional/>\n")
+    outer = tmp_path / "outer.add.xml"
+    outer.write_text(f'<additional><include href="{inner.name}"/></additional>\n')
+    spec = ScenarioSpec.read(scenario, [f"mobility.additional=[{outer}]"])
+    assert _edited_changes_the_digest(
+        spec, lambda: inner.write_text("<additional><!-- edited --></additional>\n"))
+
+    trips = tmp_path / "trips.rou.xml"
+    trips.write_text(f'<routes><include href="{inner.name}"/></routes>\n')
+    spec = ScenarioSpec.read(scenario, [f"mobility.routes=[{trips}]",
+                                        "mobility.demand.add_random=true"])
+    assert _edited_changes_the_digest(spec, lambda: inner.write_text("<additional/>\n"))
+
+    weights = tmp_path / "w.src.xml"
+    weights.write_text("<edgedata/>\n")
+    spec = ScenarioSpec.read(scenario, [
+        f'mobility.demand.random_trips_options=["--weights-prefix","{tmp_path / "w"}"]'])
+    assert _edited_changes_the_digest(spec, lambda: weights.write_text("<edgedata></edgedata>\n"))
+
+    data = tmp_path / "data"
+    (data / "camera_image").mkdir(parents=True)
+    (data / "camera_image" / "s.parquet").write_bytes(b"x")
+    spec = ScenarioSpec.read(scenario, ["learning.enabled=true", f"learning.data.root={data}"])
+    assert _edited_changes_the_digest(
+        spec, lambda: (data / "camera_image" / "s.parquet").write_bytes(b"xy"))
+
+
 def test_resume_after_the_scenario_changed_is_refused(tmp_path):
     scenario = tmp_path / "s.yaml"
     shutil.copy(GRID, scenario)

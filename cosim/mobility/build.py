@@ -111,7 +111,9 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
                           *inputs.additional, *adds) if p]
     files = [*loaded, *(inc for add in dict.fromkeys([*inputs.additional, *adds])
                         for inc in (*included_files(add, "mobility.additional"),
-                                    *read_by_elements(add, "mobility.additional")))]
+                                    *read_by_elements(add, "mobility.additional"))),
+             *(inc for route in dict.fromkeys([*inputs.routes, *cfg.routes])
+               for inc in included_files(route, "mobility.routes"))]
     for file in files:  # hashed below: never a FIFO or a device
         if file.exists() and (not file.is_file() or virtual_file(file)):
             raise InputError(file, None, "not a regular file (SUMO reads its inputs from files)")
@@ -157,6 +159,43 @@ def check_sumo_loads(inputs: SumoInputs, options: list[str], source: Path | None
 
 # what cosim gives netconvert itself (build_network)
 NETCONVERT_SETS = ("output-file", "node-files", "edge-files", "offset.disable-normalization")
+
+
+def files_read_along(m: MobilityConfig, source: Path | None = None) -> list[Path]:
+    """The existing files SUMO and its build tools read for this mobility section beyond those
+    it names itself: a sumocfg's entries, what route and additional files include or make SUMO
+    read, and the files ``sumo_options`` and the build tools' options name. What identifies a
+    scenario's inputs (a compare's digest) must change when any of them is edited."""
+    from cosim.destinations import sumo_read_paths, sumo_readers, sumo_writers, without_writers
+    from cosim.mobility.declared_outputs import included_files, read_by_elements, sumocfg_entries
+    from cosim.mobility.tool_options import (
+        files_read,
+        random_trips_options,
+        sumo_tool_options,
+    )
+
+    found: list[Path] = []
+    routes, additional = list(m.routes), list(m.additional)
+    if m.sumocfg is not None:
+        entries = sumocfg_entries(m.sumocfg, lambda name: False)
+        found += [*entries.nets, *entries.routes, *entries.additional]
+        routes += entries.routes
+        additional += entries.additional
+    for path in dict.fromkeys(routes + additional):
+        if path.is_file():
+            found += [*included_files(path, "mobility"), *read_by_elements(path, "mobility")]
+    options = without_writers(m.sumo_options, sumo_writers(binary("sumo")))
+    found += sumo_read_paths(options, sumo_readers(binary("sumo")))
+    if m.plain is not None:
+        found += files_read(m.plain.netconvert_options, sumo_tool_options(
+            binary("netconvert"), NETCONVERT_SETS), "mobility.plain.netconvert_options", source)
+    if m.netgenerate:
+        found += files_read(list(m.netgenerate), sumo_tool_options(
+            binary("netgenerate"), ("output-file",)), "mobility.netgenerate", source)
+    if m.demand is not None:
+        found += files_read(m.demand.random_trips_options, random_trips_options(
+            tool("randomTrips.py")), "mobility.demand.random_trips_options", source)
+    return sorted({p.absolute() for p in found if p.is_file()})
 
 
 def build_network(m: MobilityConfig, source: Path | None = None) -> Path:
