@@ -224,6 +224,8 @@ def _onboard_jobs(spec: ScenarioSpec, cfg: OnboardingConfig, clients: int, step:
 
 ONBOARDING_JSON = "onboarding.json"
 STUDY_FIELDS = {"scenario", "overrides", "seeds", "onboarding", "status"}  # what it holds from the start
+# what onboarding.json says: the study runs again from its kept runs after any of them
+STUDY_STATES = ("running", "complete", "interrupted", "failed")
 
 
 ONBOARDING_COMMAND = "onboarding"
@@ -252,7 +254,7 @@ def check_onboarding_out(out: Path) -> None:
     except (OSError, InputError):
         earlier = None
     if foreign is None or not (isinstance(earlier, dict) and set(earlier) >= STUDY_FIELDS
-                               and earlier["status"] in ("running", "complete")):
+                               and earlier["status"] in STUDY_STATES):
         raise InputError(None, "--out", f"{out} is not empty and not a cosim onboarding folder; "
                          "choose an empty or new folder")
     if foreign:

@@ -153,3 +153,31 @@ def test_a_data_split_that_leaves_a_client_empty_is_refused_before_the_study_fol
     assert result.exit_code == 2 and len(lines) == 1, result.output
     assert "dirichlet_alpha" in lines[0] and "data seed 3" in lines[0], lines
     assert not out.exists()
+
+
+def test_an_interrupted_study_is_finished_by_the_same_command(tmp_path, monkeypatch):
+    """Stopped after its recordings, onboarding.json says interrupted; the same command in the
+    same folder carries on from the kept recordings and completes."""
+    import cosim.onboarding as onboarding
+
+    real, stages = onboarding.run_jobs, []
+
+    def stopped_after_recording(jobs, *args, **kwargs):
+        stages.append(len(jobs))
+        if len(stages) == 2:
+            raise KeyboardInterrupt
+        return real(jobs, *args, **kwargs)
+
+    out = tmp_path / "onb"
+    args = ["onboarding", str(GRID), "--out", str(out), "-q", *sum((["--set", s] for s in SETS), [])]
+    monkeypatch.setattr(onboarding, "run_jobs", stopped_after_recording)
+    stopped = CliRunner().invoke(app, args)
+    assert stopped.exit_code == 130, stopped.output
+    assert json.loads((out / "onboarding.json").read_text())["status"] == "interrupted"
+    recording = next((out / "recordings").iterdir())
+    kept = (recording / "run.json").stat().st_mtime_ns
+    monkeypatch.setattr(onboarding, "run_jobs", real)
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "onboarding.json").read_text())["status"] == "complete"
+    assert (recording / "run.json").stat().st_mtime_ns == kept
