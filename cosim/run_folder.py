@@ -699,12 +699,23 @@ class Heartbeat:
 def find_runs(paths: list[Path]) -> list[Path]:
     """The run folders among ``paths`` and below them (compare and onboarding folders hold runs
     a few levels down), sorted."""
+    from cosim.bounded_read import VIRTUAL_ROOTS
+
     found: set[Path] = set()
     for path in paths:
         if (path / "run.json").is_file():
             found.add(path)
-        elif path.is_dir():
-            found.update(p.parent for p in path.rglob("run.json"))
+            continue
+        # links not followed; a folder that cannot be read, or a kernel's virtual file system
+        # (/proc's entries come and go, some fail to list), is no place for runs: skipped
+        def virtual(folder: Path) -> bool:
+            name = str(folder.absolute())
+            return any(name == root or name.startswith(root + "/") for root in VIRTUAL_ROOTS)
+
+        for top, dirs, files in ([] if virtual(path) else os.walk(path)):
+            dirs[:] = [d for d in dirs if not virtual(Path(top, d))]
+            if "run.json" in files:
+                found.add(Path(top))
     # an export's folder holds a copy of its run's run.json beside its manifest: not a run
     return sorted(p for p in found if not (p / OUTPUT_MANIFEST).exists())
 

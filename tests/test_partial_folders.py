@@ -376,3 +376,14 @@ def test_status_says_when_a_run_holds_files_cosim_did_not_write(complete_run, tm
     assert listed.exit_code == 0, listed.output
     assert "complete" in listed.output and "1 file(s) cosim did not write: plain.edg.xml" in \
         listed.output
+
+
+def test_status_looks_for_runs_outside_the_kernels_virtual_file_systems(complete_run, tmp_path):
+    """/proc's entries come and go (a zombie's fail to list): status of /proc, or of a folder
+    linking into it, finds no runs there and never fails "internal"."""
+    listed = _cosim("status", "/proc")
+    assert listed.exit_code == 2 and "no run folders" in listed.output, listed.output
+    _left_behind(complete_run, tmp_path / "r", "complete")
+    (tmp_path / "proc").symlink_to("/proc")
+    listed = _cosim("status", str(tmp_path))
+    assert listed.exit_code == 0 and listed.output.count("\n") == 1, listed.output
