@@ -35,6 +35,7 @@ from cosim.run_folder import (
     foreign_outputs,
     is_cosim_lock,
     is_run_folder,
+    lock_path,
     manifest_command,
     read_manifest,
     unlisted_outputs,
@@ -476,6 +477,11 @@ def check_sumo_outputs(options: list[str], run_out: Path, replace: bool | None =
                 if there == mine or mine in there.parents:
                     raise InputError(source, field, f"{option} {path} writes into this run's "
                                      "folder, which only cosim writes")
+        if where in (lock_path(run_out.absolute()), lock_path(run_out.resolve())) or (
+                where.name.startswith(".") and where.name.endswith(".lock")
+                and is_cosim_lock(where)):
+            raise InputError(source, field, f"{option} {path} is a run's lock file, which cosim "
+                             "removes when that run ends; choose another path")
         holder = result_folder_around(where.parent)
         if holder is not None:
             raise InputError(source, field, f"{option} {path} writes into {holder}, a folder of "

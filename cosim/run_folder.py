@@ -189,7 +189,8 @@ def _name_limits(path: Path) -> tuple[int, int]:
     return 255, 4096
 
 
-def _lock_path(out: Path) -> Path:
+def lock_path(out: Path) -> Path:
+    """The file a run at ``out`` holds locked while it runs (removed at its end)."""
     return out.with_name(f".{out.name}.lock")
 
 
@@ -211,7 +212,7 @@ def is_cosim_lock(path: Path) -> bool:
 def _lock_held(out: Path) -> bool:
     """Whether a run holds ``out``'s lock now (a shared lock probed and let go at once)."""
     try:
-        fd = os.open(_lock_path(out), os.O_RDONLY)
+        fd = os.open(lock_path(out), os.O_RDONLY)
     except OSError:
         return False  # no lock file: its last writer let it go
     try:
@@ -555,7 +556,7 @@ class RunFolder:
         self.check(resuming=keep is not None)
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
-            lock = _lock_path(self.out)
+            lock = lock_path(self.out)
             if (lock.exists() or lock.is_symlink()) and not is_cosim_lock(lock):
                 raise InputError(None, "--out", f"{lock} is not a lock file cosim left; move it, "
                                  "or choose another --out")
@@ -630,7 +631,7 @@ class RunFolder:
     def release(self) -> None:
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
-                _lock_path(self.out).unlink(missing_ok=True)
+                lock_path(self.out).unlink(missing_ok=True)
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -175,11 +175,14 @@ def test_pretrain_replaces_a_file_only_when_asked(tmp_path):
 @pytest.mark.parametrize("option", ["--fcd-output", "--tripinfo-output", "--summary-output",
                                     "--netstate-dump", "--error-log", "--save-configuration",
                                     "--summary", "--tripinfo", "--save-schema"])
-@pytest.mark.parametrize("aim", ["another_run", "this_run", "this_runs_staging"])
+@pytest.mark.parametrize("aim", ["another_run", "this_run", "this_runs_staging",
+                                 "this_runs_lock"])
 def test_sumo_output_options_never_write_into_result_folders(results, tmp_path, option, aim):
+    """Nor into the lock file beside the run, which cosim removes when the run ends."""
     out = tmp_path / "r"
     path = {"another_run": results["b"] / "fcd.xml", "this_run": out / "fcd.xml",
-            "this_runs_staging": tmp_path / "r.partial" / "fcd.xml"}[aim]
+            "this_runs_staging": tmp_path / "r.partial" / "fcd.xml",
+            "this_runs_lock": tmp_path / ".r.lock"}[aim]
     before = _digest(results["b"])
     result = _cosim("run", GRID, "--out", out, "-q", *QUICK,
                     "--set", f"mobility.sumo_options={option} {path}")
