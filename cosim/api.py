@@ -188,13 +188,18 @@ class Compare:
 
 
 def load_run(path: str | os.PathLike) -> Run:
-    """Open a run folder (one with run.json), whatever its status."""
+    """Open a run folder (one with run.json), whatever its status; a complete run's traces
+    must be the ones it wrote (their SHA-256 in run.json), as ``cosim report`` checks."""
     from cosim.analysis.summary import read_run_json
+    from cosim.run_folder import check_traces_unchanged
 
     path = _folder(path)
     if (path / "compare.json").is_file():
         raise InputError(path, None, "a compare folder, not a run folder: use load_compare")
-    return Run(path, read_run_json(path, ("status", "scenario", "seed")))
+    info = read_run_json(path, ("status", "scenario", "seed"))
+    if info["status"] == "complete":
+        check_traces_unchanged(path, info, "they are not the run's results")
+    return Run(path, info)
 
 
 def load_compare(path: str | os.PathLike) -> Compare:

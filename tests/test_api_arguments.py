@@ -94,3 +94,21 @@ def test_a_compare_json_that_is_not_an_object_is_refused(tmp_path):
     (tmp_path / "c" / "compare.json").write_text("[1, 2]")
     with pytest.raises(InputError, match="not the object cosim writes"):
         api.load_compare(tmp_path / "c")
+
+
+@pytest.mark.slow  # a SUMO run
+def test_a_complete_runs_edited_trace_is_refused_as_report_refuses_it(tmp_path):
+    """run.json holds each trace's SHA-256: a trace rewritten since is not the run's result."""
+    import pyarrow.parquet as pq
+
+    from cosim.runner import run_scenario
+    from cosim.scenario_loader import load_scenario
+
+    run = tmp_path / "r"
+    run_scenario(load_scenario(GRID_SMALL, ["duration_s=10", "learning=null"]), source=GRID_SMALL,
+                 out=run, quiet=True)
+    assert len(api.load_run(run).arrow("mobility")) > 3
+    table = pq.read_table(run / "mobility.parquet")
+    pq.write_table(table.slice(0, 3), run / "mobility.parquet")
+    with pytest.raises(InputError, match="changed since its run wrote it"):
+        api.load_run(run)
