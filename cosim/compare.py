@@ -331,7 +331,35 @@ def compare_settings(spec: ScenarioSpec, grid: CompareGrid, auto: AutoSeeds | No
             **({} if auto is None else {"auto": auto.settings()}),
             "data_seeds": None if grid.data_seeds is None else list(grid.data_seeds),
             "training_seeds": None if grid.training_seeds is None else list(grid.training_seeds),
-            "eval_every_rounds": grid.eval_every_rounds, "eval_every_s": grid.eval_every_s}
+            "eval_every_rounds": grid.eval_every_rounds, "eval_every_s": grid.eval_every_s,
+            "user_code_digest": user_code_digest(spec, grid)}
+
+
+def user_code_digest(spec: ScenarioSpec, grid: CompareGrid) -> str | None:
+    """The source files of the user's modules that the cells and the scenario name
+    (``module:Name``), as imported by ``check_grid``: an edited policy changes what the runs
+    compute, so a resume after the edit is refused. None when they name none."""
+    import sys
+
+    from cosim.registry import is_user_reference
+
+    def strings(value: Any) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        return [s for v in value for s in strings(v)] if isinstance(value, list) else []
+
+    named = [*grid.policies, *grid.aggregations, *strings(spec.load().model_dump(mode="json"))]
+    files = sorted({Path(file) for ref in named if is_user_reference(ref)
+                    for file in [getattr(sys.modules.get(ref.partition(":")[0]), "__file__", None)]
+                    if file and Path(file).is_file()})
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for path in files:
+        h.update(str(path).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:32]
 
 
 def scenario_digest(spec: ScenarioSpec) -> str:

@@ -240,3 +240,30 @@ def test_a_compare_never_replaces_a_users_file_in_its_folder(tmp_path):
             (out / name).parent.rmdir()
     again = CliRunner().invoke(app, [*args, "--overwrite"])
     assert again.exit_code == 0, again.output
+
+
+def test_the_compare_pins_the_source_of_the_users_policy(tmp_path, monkeypatch):
+    """A policy from the user's module: its file is part of what compare.json pins, so a resume
+    after the policy was edited is refused."""
+    import importlib
+    import sys
+
+    from cosim.compare import CompareGrid, user_code_digest
+
+    folder = tmp_path / "code"
+    folder.mkdir()
+    (folder / "pinned_policies.py").write_text("from cosim.learning.federated.policies import "
+                                                "RandomPolicy as Mine\n")
+    monkeypatch.syspath_prepend(str(folder))
+    importlib.import_module("pinned_policies")
+    try:
+        spec = ScenarioSpec.read(GRID)
+        grid = CompareGrid(("random", "pinned_policies:Mine"), ("sync",), (0,))
+        before = user_code_digest(spec, grid)
+        assert before is not None
+        assert user_code_digest(spec, CompareGrid(("random",), ("sync",), (0,))) is None
+        (folder / "pinned_policies.py").write_text("# edited\n" + (
+            folder / "pinned_policies.py").read_text())
+        assert user_code_digest(spec, grid) != before
+    finally:
+        sys.modules.pop("pinned_policies", None)
