@@ -232,11 +232,13 @@ def run(scenario: ScenarioLike, *, out: str | os.PathLike | None = None, seed: i
     ``overrides`` are ``--set`` items (``"duration_s=60"``); ``out`` defaults to
     ``runs/<name>-<time>``; ``overwrite`` as ``--overwrite``. A run that fails raises, after
     writing its run.json."""
+    from cosim.destinations import check_cache_folder
     from cosim.runner import run_scenario
 
-    sc, source = _scenario(scenario, list(overrides or ()), seed)
-    result = run_scenario(sc, source=source, out=None if out is None else Path(out), quiet=quiet,
-                          overwrite=overwrite)
+    check_cache_folder()
+    sc, source = _scenario(scenario, _overrides(overrides), seed)
+    result = run_scenario(sc, source=source, out=None if out is None else _path(out, "out"),
+                          quiet=quiet, overwrite=overwrite)
     return load_run(result.run_dir)
 
 
@@ -265,6 +267,7 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
     scenario file; its digest still identifies the scenario for ``resume``)."""
     from cosim.compare import CompareGrid, check_jobs, check_margins, check_targets, run_compare
     from cosim.compare_auto import DEFAULT_MEASURES, AutoSeeds
+    from cosim.destinations import check_cache_folder
 
     auto = None
     if seeds == "auto":
@@ -278,9 +281,11 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
                                                                       "training_seeds"),
                        eval_every_rounds, eval_every_s)
     check_jobs(jobs)
+    check_cache_folder()
     checked_targets = check_targets(_mapping(targets, "targets")) if targets else None
     checked_margins = check_margins(_mapping(margins, "margins")) if margins else None
-    spec = _spec(scenario, list(overrides or ()))
+    spec = _spec(scenario, _overrides(overrides))
+    out = _path(out, "out")
     if auto is not None:
         auto.check_cells(grid.policies, grid.aggregations)
     run_compare(spec, grid, Path(out), jobs, checked_targets, resume=resume, overwrite=overwrite,
@@ -301,6 +306,10 @@ def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | o
     Both are optional dependencies, imported only here."""
     if tensorboard_dir is None and not mlflow:
         raise InputError(None, "log_metrics", "give tensorboard_dir, mlflow=True or both")
+    if tensorboard_dir is not None:  # event files go in no run's or study's folder
+        from cosim.destinations import check_study_out
+
+        check_study_out(_path(tensorboard_dir, "tensorboard_dir"), "tensorboard_dir")
     writer_class = _summary_writer() if tensorboard_dir is not None else None
     mlflow_module = _mlflow() if mlflow else None  # both checked before anything is written
     if isinstance(run, Compare):
@@ -397,6 +406,21 @@ def _spec(scenario: ScenarioLike, overrides: Sequence[str]) -> ScenarioSpec:
         raise InputError(None, "scenario", "expected a YAML path, a Scenario or a dict, got "
                          f"{type(scenario).__name__}")
     return ScenarioSpec(base, None, tuple(parse_override(i, DICT_SOURCE) for i in overrides))
+
+
+def _overrides(overrides: Sequence[str] | None) -> list[str]:
+    """``--set`` items: a list of strings (a lone string would be read letter by letter)."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise InputError(None, "overrides", f"{overrides!r}: a list of 'key=value' strings")
+    return list(overrides)
+
+
+def _path(value: object, what: str) -> Path:
+    if not isinstance(value, str | os.PathLike):
+        raise InputError(None, what, f"{value!r}: a path (a string or a Path)")
+    return Path(value)
 
 
 def _scenario_data(scenario: Mapping[str, Any]) -> dict[str, Any]:

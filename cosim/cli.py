@@ -53,11 +53,13 @@ def _root(
 def _guarded(debug: bool, work: Callable[[], T]) -> T:
     """Run a command body and map failures to exit codes and one-line messages. SIGINT and
     SIGTERM both end the run as an interruption (run.json says ``interrupted``, exit 130)."""
+    from cosim.destinations import check_cache_folder
     from cosim.interrupts import handled
     from cosim.run_folder import DiskFullError, RunFailedError
 
     try:
         with handled():
+            check_cache_folder()  # every command may fill it: a bad setting is said first
             return work()
     except InputError as exc:
         typer.echo(exc.line(), err=True)

@@ -90,6 +90,28 @@ def check_study_out(out: Path, option: str = "--out") -> None:
     check_writable(out / "probe" if out.is_dir() else out, option)
 
 
+def check_cache_folder() -> None:
+    """The cache (``COSIM_CACHE_DIR``, else the user's cache folder) is a folder cosim may fill:
+    on disk (not a kernel's virtual file system), not a file, in no result folder (its builds
+    would be a run's foreign files), and writable."""
+    from cosim.bounded_read import virtual_file
+    from cosim.cache import cache_root
+
+    root = cache_root()
+    field = "COSIM_CACHE_DIR" if os.environ.get("COSIM_CACHE_DIR") else "cache folder"
+    check_out_name(root, field)
+    if virtual_file(root):
+        raise InputError(None, field, f"{root} is in a kernel's virtual file system; name a "
+                         "folder on disk")
+    if root.exists() and not root.is_dir():
+        raise InputError(None, field, f"{root} exists and is not a folder")
+    holder = result_folder_around(root)
+    if holder is not None:
+        raise InputError(None, field, f"{root} is inside {holder}, a folder of cosim's results; "
+                         "name a folder outside it")
+    check_writable(root / "probe" if root.is_dir() else root, field)
+
+
 def check_writable(path: Path, option: str) -> None:
     """Something can be created at ``path``: its nearest existing folder takes a new file (probed
     with a temporary file, removed at once; a read-only or virtual file system refuses it)."""

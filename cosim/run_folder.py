@@ -151,6 +151,7 @@ def check_out_name(out: Path, option: str = "--out") -> None:
         raise InputError(None, option, f"{out}: names ending in {PARTIAL_SUFFIX} are cosim's "
                          "staging folders; to finish an interrupted run use --resume")
     _check_no_broken_link(absolute, out, option)
+    _check_steps_back(absolute, out, option)
     name_max, path_max = _name_limits(absolute)
     too_long = [p for p in absolute.parts[1:] if len(os.fsencode(p)) + _SUFFIX_ROOM > name_max]
     if too_long:
@@ -159,6 +160,17 @@ def check_out_name(out: Path, option: str = "--out") -> None:
     if len(os.fsencode(str(absolute))) + _SUFFIX_ROOM + 64 > path_max:
         raise InputError(None, option, f"the path is too long (at most about {path_max - 80} "
                          "bytes here)")
+
+
+def _check_steps_back(absolute: Path, out: Path, option: str) -> None:
+    """Each ``..`` steps back out of a folder that exists: the system refuses the path until a
+    folder of that name is made (cosim's own folders above the destination would make it), and
+    then it names another place, where an earlier run may be."""
+    for i, part in enumerate(absolute.parts):
+        above = Path(*absolute.parts[:i])
+        if part == ".." and not above.is_dir():
+            raise InputError(None, option, f"{out}: {above} does not exist, so .. cannot step "
+                             "back out of it; write the path without it")
 
 
 def _check_no_broken_link(absolute: Path, out: Path, option: str) -> None:

@@ -112,3 +112,25 @@ def test_a_complete_runs_edited_trace_is_refused_as_report_refuses_it(tmp_path):
     pq.write_table(table.slice(0, 3), run / "mobility.parquet")
     with pytest.raises(InputError, match="changed since its run wrote it"):
         api.load_run(run)
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"overrides": [1]}, "overrides"), ({"overrides": "duration_s=10"}, "overrides"),
+    ({"out": 7}, "out")])
+def test_a_run_argument_of_the_wrong_kind_is_an_input_error(tmp_path, kwargs, field):
+    with pytest.raises(InputError) as caught:
+        api.run(GRID_SMALL, **{"out": tmp_path / "r", **kwargs})
+    assert caught.value.field == field, caught.value.line()
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("where", ["run", "file"])
+def test_tensorboard_event_files_go_in_no_result_folder(tmp_path, where):
+    """A run's folder holds only what cosim writes there; a file is no folder for them."""
+    run = _run_json(tmp_path / "r", status="complete", traces={})
+    target = run / "tb" if where == "run" else tmp_path / "file"
+    if where == "file":
+        target.write_text("mine")
+    with pytest.raises(InputError, match="tensorboard_dir"):
+        api.log_metrics(run, tensorboard_dir=target)
+    assert not (run / "tb").exists()

@@ -101,3 +101,37 @@ def test_a_destination_named_with_control_characters_or_a_literal_tilde_is_refus
     code, lines = _cosim(*COMMANDS[command](Path(name)))
     assert code == 2 and len(lines) == 1 and "--out" in lines[0], lines
     assert "\x1b" not in lines[0] and os.listdir(tmp_path) == []
+
+
+def test_a_step_back_out_of_a_folder_that_does_not_exist_is_refused(tmp_path, monkeypatch):
+    """``nothing/../r``: the system cannot look it up until ``nothing`` exists, and cosim would
+    make it (creating the destination's parents), after which the path names ``r``."""
+    from cosim.errors import InputError
+    from cosim.run_folder import check_out_name
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="cannot step back"):
+        check_out_name(Path("nothing/../r"))
+    (tmp_path / "there").mkdir()
+    check_out_name(Path("there/../r"))  # an existing folder: the path means r
+    check_out_name(Path("../r"))
+
+
+@pytest.mark.parametrize("cache", ["/proc/self", "run", "file"])
+def test_a_cache_folder_cosim_may_not_fill_is_refused_before_any_command(tmp_path, cache):
+    """COSIM_CACHE_DIR in a kernel's virtual file system, inside a run, or a file: exit 2 and
+    one line naming it, nothing written there."""
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "run.json").write_text('{"status": "complete", "seed": 0, "scenario": {"name": "s"}}')
+    (tmp_path / "file").write_text("mine")
+    target = {"/proc/self": "/proc/self", "run": str(run / "cache"), "file": str(tmp_path / "file")}[cache]
+    result = CliRunner().invoke(app, ["validate", str(GRID)], env={"COSIM_CACHE_DIR": target})
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "COSIM_CACHE_DIR" in lines[0], result.output
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
+    assert (tmp_path / "file").read_text() == "mine"
