@@ -117,8 +117,11 @@ class Run:
             raise InputError(self.path, name, f"this run wrote no {name} table (its tables: "
                              f"{', '.join(files) or 'none'})")
         path = self.path / files[name]
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise InputError(path, None, "listed in run.json but missing")
+        if path.is_symlink() or not path.is_file():  # the run wrote a file here, nothing else
+            raise InputError(path, None, "not a regular file in the run's folder (a link, a "
+                             "FIFO, a folder): not what the run wrote")
         return pq.read_table(path)
 
     def table(self, name: str, *, backend: Backend = "pandas", partial: bool = False) -> Frame:
@@ -467,9 +470,11 @@ def _names(value: Sequence[str] | str | None, default: tuple[str, ...], what: st
     items = value.split(",") if isinstance(value, str) else value
     if not all(isinstance(v, str) for v in items):
         raise InputError(None, what, f"{value!r}: names, as strings")
-    names = tuple(v.strip() for v in items if v.strip())
+    names = tuple(v.strip() for v in items)
     if not names:
         raise InputError(None, what, "give at least one")
+    if "" in names:  # "random,": a name left out, or a typo, as the command line says
+        raise InputError(None, what, f"{value!r} has an empty name")
     return names
 
 

@@ -134,3 +134,25 @@ def test_tensorboard_event_files_go_in_no_result_folder(tmp_path, where):
     with pytest.raises(InputError, match="tensorboard_dir"):
         api.log_metrics(run, tensorboard_dir=target)
     assert not (run / "tb").exists()
+
+
+def test_a_policy_list_with_an_empty_name_is_refused(tmp_path):
+    with pytest.raises(InputError, match="empty name"):
+        api.compare(GRID_SMALL, tmp_path / "c", policies="random,")
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_a_partial_trace_that_is_no_file_of_the_run_is_refused(tmp_path, kind):
+    """An interrupted run's tables are read with partial=True: a link to another run's table or
+    a FIFO at its name is not what the run wrote."""
+    import os
+
+    other = tmp_path / "other.parquet"
+    other.write_bytes(b"PAR1")
+    run = _run_json(tmp_path / "r", status="interrupted",
+                    traces={"mobility": "mobility.incomplete.parquet"})
+    table = run / "mobility.incomplete.parquet"
+    table.symlink_to(other) if kind == "link" else os.mkfifo(table)
+    with pytest.raises(InputError, match="not a regular file"):
+        api.load_run(run).arrow("mobility", partial=True)
