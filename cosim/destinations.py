@@ -109,6 +109,12 @@ def check_cache_folder() -> None:
     if holder is not None:
         raise InputError(None, field, f"{root} is inside {holder}, a folder of cosim's results; "
                          "name a folder outside it")
+    kinds = sorted(root.iterdir()) if root.is_dir() else []
+    for kind in kinds:  # a kind's folder linked elsewhere (another disk) leads to no results
+        holder = result_folder_around(kind.resolve()) if kind.is_symlink() else None
+        if holder is not None:
+            raise InputError(None, field, f"{kind} leads into {holder}, a folder of cosim's "
+                             "results; remove the link")
     check_writable(root / "probe" if root.is_dir() else root, field)
 
 

@@ -117,7 +117,7 @@ def test_a_step_back_out_of_a_folder_that_does_not_exist_is_refused(tmp_path, mo
     check_out_name(Path("../r"))
 
 
-@pytest.mark.parametrize("cache", ["/proc/self", "run", "file"])
+@pytest.mark.parametrize("cache", ["/proc/self", "run", "file", "link_into_run"])
 def test_a_cache_folder_cosim_may_not_fill_is_refused_before_any_command(tmp_path, cache):
     """COSIM_CACHE_DIR in a kernel's virtual file system, inside a run, or a file: exit 2 and
     one line naming it, nothing written there."""
@@ -129,7 +129,11 @@ def test_a_cache_folder_cosim_may_not_fill_is_refused_before_any_command(tmp_pat
     run.mkdir()
     (run / "run.json").write_text('{"status": "complete", "seed": 0, "scenario": {"name": "s"}}')
     (tmp_path / "file").write_text("mine")
-    target = {"/proc/self": "/proc/self", "run": str(run / "cache"), "file": str(tmp_path / "file")}[cache]
+    target = {"/proc/self": "/proc/self", "run": str(run / "cache"), "file": str(tmp_path / "file"),
+              "link_into_run": str(tmp_path / "cache")}[cache]
+    if cache == "link_into_run":  # a kind's folder of an outside cache, linked into the run
+        (tmp_path / "cache").mkdir()
+        (tmp_path / "cache" / "demand").symlink_to(run)
     result = CliRunner().invoke(app, ["validate", str(GRID)], env={"COSIM_CACHE_DIR": target})
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert result.exit_code == 2 and len(lines) == 1 and "COSIM_CACHE_DIR" in lines[0], result.output
