@@ -350,7 +350,7 @@ def _tag(row: dict[str, Any]) -> str:
 
 
 def _folder(path: str | os.PathLike) -> Path:
-    path = Path(path)
+    path = _path(path, "path")
     if not path.exists():
         raise InputError(path, None, "no such folder")
     if not path.is_dir():

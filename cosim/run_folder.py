@@ -169,8 +169,9 @@ def _check_steps_back(absolute: Path, out: Path, option: str) -> None:
     for i, part in enumerate(absolute.parts):
         above = Path(*absolute.parts[:i])
         if part == ".." and not above.is_dir():
-            raise InputError(None, option, f"{out}: {above} does not exist, so .. cannot step "
-                             "back out of it; write the path without it")
+            raise InputError(None, option, f"{out}: {above} is no folder (it does not exist, or "
+                             "is a file), so .. cannot step back out of it; write the path "
+                             "without it")
 
 
 def _check_no_broken_link(absolute: Path, out: Path, option: str) -> None:

@@ -156,3 +156,9 @@ def test_a_partial_trace_that_is_no_file_of_the_run_is_refused(tmp_path, kind):
     table.symlink_to(other) if kind == "link" else os.mkfifo(table)
     with pytest.raises(InputError, match="not a regular file"):
         api.load_run(run).arrow("mobility", partial=True)
+
+
+@pytest.mark.parametrize("load", [api.load_run, api.load_compare])
+def test_a_folder_that_is_no_path_is_an_input_error(load):
+    with pytest.raises(InputError, match="a path"):
+        load(b"r1")
