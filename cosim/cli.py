@@ -634,7 +634,11 @@ def data_synth(
 
         from cosim.destinations import output_folder
         from cosim.learning.data.synth import SynthConfig, generate
+        from cosim.scenario.limits import MAX_SYNTHETIC_FRAMES
 
+        if segments * frames > MAX_SYNTHETIC_FRAMES:  # the scenario's limit on the same work
+            raise InputError(None, "--frames", f"{segments} segments x {frames} frames are "
+                             f"{segments * frames:.3g} frames; at most {MAX_SYNTHETIC_FRAMES:.0e}")
         t0 = time.perf_counter()
         # new, or an earlier synthetic set of the same settings: regenerated as it was
         with output_folder(out, "--out", "data synth", make=True,

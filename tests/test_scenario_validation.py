@@ -122,6 +122,10 @@ def test_every_float_field_of_the_schema_refuses_nan():
      "4e+12 synthetic frames to generate; at most 1e+06"),
     ("aggregation.eval_every_s=1e-9", "aggregation.eval_every_s", "evaluations; at most 1e+06"),
     ("mobility.warmup_s=1e12", "mobility.warmup_s", "SUMO steps; at most 1e+08"),
+    ('mobility.netgenerate=["--grid","--grid.number","4000"]', "mobility.netgenerate",
+     "1.6e+07 junctions; at most 1e+06"),
+    ('mobility.netgenerate=["-s","--spider.arm-number=5000","--spider.circle-number","1000"]',
+     "mobility.netgenerate", "5e+06 junctions; at most 1e+06"),
 ])
 def test_absurd_sizes_are_refused_with_the_estimate(grid_small, tmp_path, setting, field, estimate):
     line = _run_refused(grid_small, tmp_path, setting, field=field)
@@ -676,3 +680,14 @@ def test_a_data_split_that_cannot_serve_the_clients_is_refused_before_the_folder
     _run_refused(grid_small, tmp_path, *sets, field=field)
     result = _validate(grid_small, *sets)
     assert result.exit_code == 2 and field in result.output, result.output
+
+
+def test_data_synth_is_held_to_the_scenarios_limit_on_synthetic_frames(tmp_path):
+    from typer.testing import CliRunner
+
+    from cosim.cli import app
+
+    result = CliRunner().invoke(app, ["data", "synth", "--out", str(tmp_path / "d"),
+                                      "--segments", "10000", "--frames", "2000"])
+    assert result.exit_code == 2 and "at most 1e+06" in result.output, result.output
+    assert not (tmp_path / "d").exists()

@@ -32,6 +32,7 @@ MAX_RADIO_STEPS = 1e8  # 116 days at the default 0.1 s radio step
 MAX_RADIO_STEPS_PER_SUMO_STEP = 1e6
 MAX_TRIPS = 1e7  # randomTrips writes and duarouter routes every one
 MAX_SYNTHETIC_FRAMES = 1e6  # rendered once into the cache (images and LiDAR per frame)
+MAX_GENERATED_JUNCTIONS = 1e6  # a 1000 x 1000 grid; netgenerate builds it before any check
 MAX_ROUNDS = 1e7
 MAX_EVALUATIONS = 1e6
 
@@ -53,6 +54,7 @@ def check_limits(sc: Workload) -> None:
     _sumo_steps(sc)
     _radio_steps(sc)
     _trips(sc)
+    _generated_junctions(sc)
     _synthetic_frames(sc)
     _rounds(sc)
 
@@ -114,6 +116,34 @@ def _trips(sc: Workload) -> None:
     field = _oddest(spans, {"mobility.demand.period_s": shortest})
     raise FieldError(field, f"departures every {shortest:g} s from {demand.begin_s:g} s to "
                      f"{end:g} s are {n:.3g} trips; at most {MAX_TRIPS:.0e}")
+
+
+# netgenerate's own defaults for the sizes of what it generates (its --help)
+NETGENERATE_SIZES = {"grid.number": 5, "spider.arm-number": 13, "spider.circle-number": 20,
+                     "rand.iterations": 100}
+
+
+def _generated_junctions(sc: Workload) -> None:
+    """A generated network's junctions, from netgenerate's size options (a grid's x by y, a
+    spider's arms by circles, a random net's iterations)."""
+    options = list(sc.mobility.netgenerate or [])
+    given: dict[str, float] = {}
+    for i, item in enumerate(options):
+        name, sep, value = item.lstrip("-").partition("=")
+        value = value if sep else (options[i + 1] if i + 1 < len(options) else "")
+        try:
+            given[name] = float(value)
+        except ValueError:
+            continue  # netgenerate refuses what is no number, in validate
+    size = {**NETGENERATE_SIZES, **given}
+    kinds = {"grid": size.get("grid.x-number", size["grid.number"])
+             * size.get("grid.y-number", size["grid.number"]),
+             "spider": size["spider.arm-number"] * size["spider.circle-number"] + 1,
+             "rand": size["rand.iterations"]}
+    for kind, n in kinds.items():
+        if {f"--{kind}", f"-{kind[0]}"} & set(options) and n > MAX_GENERATED_JUNCTIONS:
+            raise FieldError("mobility.netgenerate", f"a {kind} network of about {n:.3g} "
+                             f"junctions; at most {MAX_GENERATED_JUNCTIONS:.0e}")
 
 
 def _synthetic_frames(sc: Workload) -> None:
