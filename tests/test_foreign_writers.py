@@ -80,7 +80,10 @@ def test_no_other_command_writes_into_a_result_folder(results, writer, target):
     result = _cosim(*WRITERS[writer](results, aim))
     assert result.exit_code == 2, result.output
     lines = [x for x in result.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and "folder of cosim's results" in lines[0], result.output
+    # a step back out of a missing folder is refused before the path is judged further
+    said = "cannot step back" if target == "past_a_missing_folder_into_a_run" else \
+        "folder of cosim's results"
+    assert len(lines) == 1 and said in lines[0], result.output
     assert {k: _digest(v) for k, v in results.items() if k != "lnk"} == before
 
 
