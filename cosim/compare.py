@@ -367,6 +367,7 @@ def scenario_digest(spec: ScenarioSpec) -> str:
     of every input file it names. An edited scenario or network changes it, so a resume after
     the edit is refused instead of mixing runs of two scenarios in one summary."""
     from cosim.mobility.build import files_read_along
+    from cosim.run_folder import files_below
 
     scenario = spec.load()
     h = hashlib.sha256(json.dumps(scenario.model_dump(mode="json"), sort_keys=True).encode())
@@ -379,19 +380,10 @@ def scenario_digest(spec: ScenarioSpec) -> str:
             while block := f.read(1 << 20):
                 h.update(block)
     for folder in sorted(p for p in named if p.is_dir()):  # a data set: too large to hash
-        for path in _files_in(folder):  # each file's name, size and modification time
+        for path in (folder / n for n in files_below(folder) if (folder / n).is_file()):
             st = path.stat()
             h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:32]
-
-
-def _files_in(folder: Path) -> list[Path]:
-    """Every regular file below ``folder`` (links to folders not followed), in order."""
-    found = []
-    for top, dirs, names in os.walk(folder):
-        dirs.sort()
-        found += [Path(top) / n for n in sorted(names) if (Path(top) / n).is_file()]
-    return found
 
 
 def _input_paths(value: Any) -> set[Path]:
