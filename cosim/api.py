@@ -310,9 +310,7 @@ def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | o
     if tensorboard_dir is None and not mlflow:
         raise InputError(None, "log_metrics", "give tensorboard_dir, mlflow=True or both")
     if tensorboard_dir is not None:  # event files go in no run's or study's folder
-        from cosim.destinations import check_study_out
-
-        check_study_out(_path(tensorboard_dir, "tensorboard_dir"), "tensorboard_dir")
+        _check_event_folders(run, _path(tensorboard_dir, "tensorboard_dir"))
     writer_class = _summary_writer() if tensorboard_dir is not None else None
     mlflow_module = _mlflow() if mlflow else None  # both checked before anything is written
     if isinstance(run, Compare):
@@ -341,6 +339,19 @@ def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | o
 
 
 # ---- helpers ----------------------------------------------------------------------------------
+def _check_event_folders(run: object, folder: Path) -> None:
+    """Where TensorBoard's event files go (a Compare's: a sub-folder per run) is a folder of the
+    user's: neither in nor itself a run's, a study's or a command's output folder."""
+    from cosim.destinations import check_not_in_results, check_study_out
+
+    check_study_out(folder, "tensorboard_dir")
+    check_not_in_results(folder, "tensorboard_dir")
+    if isinstance(run, Compare):
+        for r in run.runs:
+            check_study_out(folder / r.path.name, "tensorboard_dir")
+            check_not_in_results(folder / r.path.name, "tensorboard_dir")
+
+
 def _tag(row: dict[str, Any]) -> str:
     """A metrics row's scalar name; per-client rows apart from the global learning curves."""
     tag = f"{row['task']}/{row['metric']}"

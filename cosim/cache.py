@@ -6,13 +6,16 @@ a temporary folder and renamed into place, so an interrupted build never looks f
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO
 
 
 def cache_root() -> Path:
@@ -45,10 +48,12 @@ def cached_folder(kind: str, key: str, build: Callable[[Path], object]) -> Path:
     Processes that want the same entry at once (``cosim compare --jobs``) take turns on a lock
     file: one builds, the others find it complete."""
     final = cache_root() / kind / key
+    if final.is_symlink():  # an entry is a folder cosim built here, never one found elsewhere
+        raise OSError(errno.EPERM, "a link, not a cache entry cosim built; remove it", str(final))
     if (final / ".complete").exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.parent / f"{key}.lock", "w") as lock:
+    with _entry_lock(final.parent / f"{key}.lock") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (final / ".complete").exists():  # built by another process while we waited
             return final
@@ -62,3 +67,21 @@ def cached_folder(kind: str, key: str, build: Callable[[Path], object]) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _entry_lock(path: Path) -> IO[bytes]:
+    """The lock file of an entry, opened without following a link or emptying what is there: a
+    name that leads elsewhere (a link, a FIFO, a folder) is refused, never written through."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR):
+            raise OSError(errno.EPERM, "not a lock file cosim made (a link or a folder); remove "
+                          "it", str(path)) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EPERM, "not a plain file, not a lock file cosim made; remove it",
+                      str(path))
+    return os.fdopen(fd, "r+b")

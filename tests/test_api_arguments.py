@@ -124,16 +124,39 @@ def test_a_run_argument_of_the_wrong_kind_is_an_input_error(tmp_path, kwargs, fi
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("where", ["run", "file"])
+@pytest.mark.parametrize("where", ["in_the_run", "file", "the_run_itself", "a_study_itself",
+                                   "a_link_to_the_run"])
 def test_tensorboard_event_files_go_in_no_result_folder(tmp_path, where):
-    """A run's folder holds only what cosim writes there; a file is no folder for them."""
+    """A run's or a study's folder holds only what cosim writes there, at any depth and at its
+    top; a file is no folder for them."""
     run = _run_json(tmp_path / "r", status="complete", traces={})
-    target = run / "tb" if where == "run" else tmp_path / "file"
-    if where == "file":
-        target.write_text("mine")
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "compare.json").write_text("{}")
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "link").symlink_to(run)
+    target = {"in_the_run": run / "tb", "file": tmp_path / "file", "the_run_itself": run,
+              "a_study_itself": study, "a_link_to_the_run": tmp_path / "link"}[where]
     with pytest.raises(InputError, match="tensorboard_dir"):
         api.log_metrics(run, tensorboard_dir=target)
-    assert not (run / "tb").exists()
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
+    assert sorted(p.name for p in study.iterdir()) == ["compare.json"]
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_compares_event_folders_go_in_no_result_folder(tmp_path):
+    """A Compare's events go in one sub-folder per run, named as the run: a run folder of that
+    name already in tensorboard_dir is not written into."""
+    runs = tmp_path / "c" / "runs"
+    runs.mkdir(parents=True)
+    run = _run_json(runs / "r", status="complete", traces={})
+    events = tmp_path / "events"
+    events.mkdir()
+    kept = _run_json(events / "r", status="complete", traces={})
+    compare = api.Compare(path=tmp_path / "c", info={}, runs=(api.Run(path=run, info={}),))
+    with pytest.raises(InputError, match="tensorboard_dir"):
+        api.log_metrics(compare, tensorboard_dir=events)
+    assert sorted(p.name for p in kept.iterdir()) == ["run.json"]
 
 
 def test_a_policy_list_with_an_empty_name_is_refused(tmp_path):

@@ -139,3 +139,35 @@ def test_a_cache_folder_cosim_may_not_fill_is_refused_before_any_command(tmp_pat
     assert result.exit_code == 2 and len(lines) == 1 and "COSIM_CACHE_DIR" in lines[0], result.output
     assert sorted(p.name for p in run.iterdir()) == ["run.json"]
     assert (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.parametrize("kind", ["lock_link", "lock_hard_link", "lock_fifo", "entry_link"])
+def test_a_cache_entry_never_writes_through_what_stands_at_its_names(tmp_path, monkeypatch, kind):
+    """An entry's lock file and its folder are cosim's own names in the cache: a link, a FIFO or a
+    second name of a run's file standing there is refused or left as it is, never emptied."""
+    import os
+
+    from cosim.cache import cached_folder
+
+    monkeypatch.setenv("COSIM_CACHE_DIR", str(tmp_path / "cache"))
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "run.json").write_text('{"status": "complete"}')
+    (tmp_path / "cache" / "demand").mkdir(parents=True)
+    lock, entry = tmp_path / "cache" / "demand" / "k.lock", tmp_path / "cache" / "demand" / "k"
+    if kind == "lock_link":
+        lock.symlink_to(run / "run.json")
+    elif kind == "lock_hard_link":
+        os.link(run / "run.json", lock)
+    elif kind == "lock_fifo":
+        os.mkfifo(lock)
+    else:
+        entry.symlink_to(run)
+    if kind == "lock_hard_link":  # the same file: locked, never emptied
+        assert (cached_folder("demand", "k", lambda t: (t / "x").write_text("built")) / "x").is_file()
+    else:
+        with pytest.raises(OSError, match="cosim") as caught:
+            cached_folder("demand", "k", lambda t: (t / "x").write_text("built"))
+        assert caught.value.filename == str(lock if kind != "entry_link" else entry)
+    assert (run / "run.json").read_text() == '{"status": "complete"}'
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
