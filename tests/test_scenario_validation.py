@@ -126,6 +126,15 @@ def test_every_float_field_of_the_schema_refuses_nan():
      "1.6e+07 junctions; at most 1e+06"),
     ('mobility.netgenerate=["-s","--spider.arm-number=5000","--spider.circle-number","1000"]',
      "mobility.netgenerate", "5e+06 junctions; at most 1e+06"),
+    # netgenerate's synonyms of its size options, read as netgenerate reads them
+    ('mobility.netgenerate=["--grid","--number","4000"]', "mobility.netgenerate",
+     "1.6e+07 junctions; at most 1e+06"),
+    ('mobility.netgenerate=["-g","--x-no","2000","--y-no","2000"]', "mobility.netgenerate",
+     "4e+06 junctions; at most 1e+06"),
+    ('mobility.netgenerate=["--spider","--arms","5000","--circles","1000"]',
+     "mobility.netgenerate", "5e+06 junctions; at most 1e+06"),
+    ('mobility.netgenerate=["--rand","--iterations","5000000"]', "mobility.netgenerate",
+     "5e+06 junctions; at most 1e+06"),
 ])
 def test_absurd_sizes_are_refused_with_the_estimate(grid_small, tmp_path, setting, field, estimate):
     line = _run_refused(grid_small, tmp_path, setting, field=field)

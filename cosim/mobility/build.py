@@ -19,6 +19,7 @@ from cosim.cache import cached_folder, content_key
 from cosim.errors import InputError, warn
 from cosim.mobility.sumo_tools import SumoToolError, binary, run_tool, sumo_version, tool
 from cosim.scenario import MobilityConfig, ParkingDemand, RandomTripsDemand
+from cosim.scenario.base import FieldError
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,7 @@ def build_network(m: MobilityConfig, source: Path | None = None) -> Path:
                            *files_read(args, netgenerate, "mobility.netgenerate", source)])
 
         def build(folder: Path) -> None:
+            _check_generated_size(args, source)
             cmd = [binary("netgenerate"), *args, "-o", str(folder / "net.net.xml")]
             _run_as_input(cmd, folder / "netgenerate.log", source, "mobility.netgenerate",
                           "netgenerate failed")
@@ -324,6 +326,31 @@ def add_parking_stops(trips: Path, area_ids: list[str], parking: ParkingDemand, 
             duration = float(rng.uniform(lo, hi))
             ET.SubElement(trip, "stop", parkingArea=area, duration=f"{duration:.0f}")
     tree.write(trips, encoding="UTF-8", xml_declaration=True)
+
+
+def _check_generated_size(args: list[str], source: Path | None) -> None:
+    """The network's size as netgenerate reads its options (synonyms such as ``--number`` or
+    ``--arms`` included), from the configuration it saves without building anything: a network
+    beyond the limit is refused before netgenerate spends minutes on it (only when it is to be
+    built: a network in the cache was built within it)."""
+    import subprocess
+    import tempfile
+
+    from cosim.scenario.limits import check_generated_junctions
+
+    with tempfile.TemporaryDirectory(prefix="cosim-netgenerate-") as tmp:
+        saved = Path(tmp) / "settings.netgcfg"
+        try:
+            subprocess.run([binary("netgenerate"), *args, "--save-configuration", str(saved)],
+                           capture_output=True, timeout=120, check=True, stdin=subprocess.DEVNULL)
+            root = ET.parse(saved).getroot()
+        except (OSError, subprocess.SubprocessError, ET.ParseError):
+            return  # options netgenerate refuses: the build says why, at once
+    settings = {e.tag: e.get("value", "") for e in root.iter() if e is not root and len(e) == 0}
+    try:
+        check_generated_junctions(settings)
+    except FieldError as exc:
+        raise InputError(source, exc.field, exc.message) from None
 
 
 def _run_as_input(cmd: list[str], log: Path, source: Path | None, field_name: str,

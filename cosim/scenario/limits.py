@@ -8,6 +8,7 @@ estimate is over, the field blamed is the one furthest from its usual value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cosim.scenario.aggregation import AggregationConfig
@@ -124,26 +125,45 @@ NETGENERATE_SIZES = {"grid.number": 5, "spider.arm-number": 13, "spider.circle-n
 
 
 def _generated_junctions(sc: Workload) -> None:
-    """A generated network's junctions, from netgenerate's size options (a grid's x by y, a
-    spider's arms by circles, a random net's iterations)."""
+    """A generated network's junctions, from netgenerate's size options as written (the build
+    checks them again as netgenerate reads them, synonyms included: ``generated_junctions``)."""
     options = list(sc.mobility.netgenerate or [])
-    given: dict[str, float] = {}
+    settings: dict[str, str] = {}
     for i, item in enumerate(options):
         name, sep, value = item.lstrip("-").partition("=")
-        value = value if sep else (options[i + 1] if i + 1 < len(options) else "")
+        if name in ("g", "s", "r"):  # netgenerate's short names of the three kinds
+            name = {"g": "grid", "s": "spider", "r": "rand"}[name]
+        if name in ("grid", "spider", "rand"):
+            settings[name] = "true"
+            continue
+        settings[name] = value if sep else (options[i + 1] if i + 1 < len(options) else "")
+    check_generated_junctions(settings)
+
+
+def generated_junctions(settings: Mapping[str, str]) -> tuple[str, float] | None:
+    """The kind of network netgenerate's ``settings`` (long names, no dashes) make and its
+    junctions: a grid's x by y, a spider's arms by circles plus its centre, a random net's
+    iterations; None when they name no kind."""
+    size: dict[str, float] = dict(NETGENERATE_SIZES)
+    for name, value in settings.items():
         try:
-            given[name] = float(value)
+            size[name] = float(value)
         except ValueError:
             continue  # netgenerate refuses what is no number, in validate
-    size = {**NETGENERATE_SIZES, **given}
     kinds = {"grid": size.get("grid.x-number", size["grid.number"])
              * size.get("grid.y-number", size["grid.number"]),
              "spider": size["spider.arm-number"] * size["spider.circle-number"] + 1,
              "rand": size["rand.iterations"]}
-    for kind, n in kinds.items():
-        if {f"--{kind}", f"-{kind[0]}"} & set(options) and n > MAX_GENERATED_JUNCTIONS:
-            raise FieldError("mobility.netgenerate", f"a {kind} network of about {n:.3g} "
-                             f"junctions; at most {MAX_GENERATED_JUNCTIONS:.0e}")
+    return next(((kind, n) for kind, n in kinds.items()
+                 if settings.get(kind, "false").lower() in ("true", "1", "on", "yes", "x")), None)
+
+
+def check_generated_junctions(settings: Mapping[str, str]) -> None:
+    """FieldError when ``settings`` make a network beyond MAX_GENERATED_JUNCTIONS."""
+    found = generated_junctions(settings)
+    if found is not None and found[1] > MAX_GENERATED_JUNCTIONS:
+        raise FieldError("mobility.netgenerate", f"a {found[0]} network of about {found[1]:.3g} "
+                         f"junctions; at most {MAX_GENERATED_JUNCTIONS:.0e}")
 
 
 def _synthetic_frames(sc: Workload) -> None:
