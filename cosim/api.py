@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cosim.errors import InputError, MissingDependencyError
+from cosim.errors import InputError, MissingDependencyError, printable
 from cosim.names import COMPARE_DEFAULTS
 from cosim.scenario import Scenario
 from cosim.trace_schemas import METRICS
@@ -362,9 +363,14 @@ def _tag(row: dict[str, Any]) -> str:
 
 def _folder(path: str | os.PathLike) -> Path:
     path = _path(path, "path")
-    if not path.exists():
-        raise InputError(path, None, "no such folder")
-    if not path.is_dir():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError(path, None, "no such folder") from None
+    except (OSError, ValueError) as exc:  # too long a name, a loop of links, no permission, NUL
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(None, "path", f"{printable(str(path))[:200]}: {why}") from None
+    if not stat.S_ISDIR(st.st_mode):
         raise InputError(path, None, "not a folder")
     return path
 
@@ -397,9 +403,8 @@ def _tagged(run: Run, table: pa.Table) -> pa.Table:
 
 def _scenario(scenario: ScenarioLike, overrides: list[str], seed: int | None
               ) -> tuple[Scenario, Path | None]:
-    """The validated scenario, and the file it came from (None when it was built in memory)."""
-    if isinstance(scenario, Scenario) and not overrides and seed is None:
-        return scenario, None
+    """The validated scenario, and the file it came from (None when it was built in memory). A
+    Scenario is validated again: its fields may have been set since it was loaded."""
     spec = _spec(scenario, overrides)
     if seed is not None:
         spec = spec.plus(("seed", seed))

@@ -185,3 +185,31 @@ def test_a_partial_trace_that_is_no_file_of_the_run_is_refused(tmp_path, kind):
 def test_a_folder_that_is_no_path_is_an_input_error(load):
     with pytest.raises(InputError, match="a path"):
         load(b"r1")
+
+
+@pytest.mark.parametrize(("field", "value"), [("duration_s", float("nan")), ("duration_s", -5.0),
+                                              ("seed", -1)])
+def test_a_scenario_changed_after_loading_is_validated_again(tmp_path, field, value):
+    """A Scenario's fields can be set without its checks; api.run checks them before the run's
+    folder exists, as a file's values are."""
+    from cosim.scenario_loader import load_scenario
+
+    sc = load_scenario(GRID_SMALL, ["duration_s=10", "learning=null"])
+    setattr(sc, field, value)
+    with pytest.raises(InputError, match=field):
+        api.run(sc, out=tmp_path / "r")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("loader", ["load_run", "load_compare", "log_metrics"])
+@pytest.mark.parametrize("kind", ["too_long", "loop", "nul"])
+def test_a_folder_the_system_cannot_look_up_is_an_input_error(tmp_path, loader, kind):
+    """What the file system refuses to look up (a name over its limit, a loop of links) is the
+    caller's input, said as an InputError as the command line says it in one line."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    path = {"too_long": str(tmp_path / ("a" * 5000)), "loop": str(tmp_path / "loop"),
+            "nul": str(tmp_path / "a\0b")}[kind]
+    call = getattr(api, loader)
+    with pytest.raises(InputError):
+        call(path, tensorboard_dir=tmp_path / "tb") if loader == "log_metrics" else call(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop"]
