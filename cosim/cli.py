@@ -472,16 +472,21 @@ def status(
         help="Run folders, or folders holding runs (default: runs).", show_default=False)] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Say how each run ended: complete, failed, interrupted, running, or crashed (run.json says
-    running but its process is gone)."""
+    """Say how each run, compare and onboarding ended: complete, failed, interrupted, running, or
+    crashed (its file says running but its process is gone)."""
 
     def work() -> None:
+        from cosim.destinations import RESULT_MARKERS, study_status
         from cosim.errors import printable
-        from cosim.run_folder import find_runs, foreign_entries, read_status
+        from cosim.run_folder import find_folders, find_runs, foreign_entries, read_status
 
-        found = find_runs(paths or [Path("runs")])
-        if not found:
-            raise InputError(None, None, f"no run folders in {', '.join(map(str, paths or [Path('runs')]))}")
+        where = paths or [Path("runs")]
+        studies = [(s, study_status(s)) for s in find_folders(where, RESULT_MARKERS)]
+        found = find_runs(where)
+        if not found and not studies:
+            raise InputError(None, None, f"no run folders in {', '.join(map(str, where))}")
+        for study, (kind, state) in ((s, k) for s, k in studies if k is not None):
+            typer.echo(printable(f"{state:<11} {study}  ({kind})"))
         for run_dir in found:
             state, info = read_status(run_dir)
             detail = info.get("error") or ""

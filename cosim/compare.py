@@ -33,6 +33,7 @@ from cosim.destinations import (
     check_study_out,
     foreign_in_study,
     study_folder,
+    study_lock,
     study_writes,
 )
 from cosim.errors import InputError
@@ -126,7 +127,8 @@ def run_compare(spec: ScenarioSpec, grid: CompareGrid, out: Path, jobs: int,
     settings = compare_settings(spec, grid, auto)
     check_compare_out(out, settings, resume, overwrite)
     check_recording_inputs(spec, grid.seeds[0] if grid.seeds else 0)
-    with study_folder(out, COMPARE_COMMAND):
+    with study_lock(out, COMPARE_COMMAND, lambda: check_compare_out(out, settings, resume, overwrite)), \
+            study_folder(out, COMPARE_COMMAND):
         started = time.monotonic()
         seeds = list(grid.seeds) if auto is None else list(range(auto.min_seeds))
         looks = 1 if auto is None else auto.looks

@@ -290,6 +290,87 @@ def study_writes(folder: Path, command: str, names: Sequence[str]) -> Iterator[N
 
 
 @contextlib.contextmanager
+def study_lock(folder: Path, command: str, recheck: Callable[[], None]) -> Iterator[None]:
+    """Hold ``folder`` (made first if new) for one study at a time: a second compare or
+    onboarding there, even one told to ``--overwrite`` or ``--resume``, is refused while this one
+    runs. The lock is the system's on the folder itself (``flock``), so no file is added and a
+    killed study lets go of it. ``recheck``: the checks of the folder, again under the lock (it
+    may have been written between them and now). A folder this study made is removed again, if
+    still empty, when it stops before writing anything."""
+    import fcntl
+
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        _remove_empty(made)
+        raise
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(None, "--out", f"another cosim {command} is writing {folder} now; "
+                             "wait for it to end, or choose another --out") from None
+        recheck()
+        yield
+    except BaseException:
+        _remove_empty(made)
+        raise
+    finally:
+        os.close(fd)
+
+
+def study_running(folder: Path) -> bool:
+    """Whether a study holds ``folder``'s lock now (``study_lock``; probed, let go at once)."""
+    import fcntl
+
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+STUDY_STATES = ("running", "complete", "interrupted", "failed")
+
+
+def study_status(folder: Path) -> tuple[str, str] | None:
+    """(kind, state) of a compare or onboarding folder, None for any other: its compare.json or
+    onboarding.json's status, ``crashed`` where it says running and no study holds the folder
+    (``study_lock``), ``unknown`` where the file is not one cosim wrote."""
+    from cosim.bounded_read import read_json_file
+
+    for marker in RESULT_MARKERS:
+        if not (folder / marker).is_file():
+            continue
+        kind = marker.removesuffix(".json")
+        try:
+            info = read_json_file(folder / marker, marker)
+        except (OSError, InputError):
+            return kind, "unknown"
+        state = info.get("status", "complete") if isinstance(info, dict) else None
+        if state not in STUDY_STATES:
+            return kind, "unknown"
+        return kind, "crashed" if state == "running" and not study_running(folder) else state
+    return None
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a command made (innermost first) that are still empty: nothing in
+    them, so nothing of anyone's is lost."""
+    for p in folders:
+        with contextlib.suppress(OSError):
+            p.rmdir()
+
+
+@contextlib.contextmanager
 def study_folder(folder: Path, command: str) -> Iterator[Path]:
     """Let a study write ``folder`` (checked before to hold only what the study wrote), then list
     its files in the manifest, also when the study fails or is stopped part way."""

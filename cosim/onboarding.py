@@ -35,9 +35,11 @@ from cosim.compare import (
 )
 from cosim.compare_job import RunJob
 from cosim.destinations import (
+    STUDY_STATES,
     check_study_out,
     foreign_in_study,
     study_folder,
+    study_lock,
     study_writes,
 )
 from cosim.errors import InputError
@@ -114,8 +116,8 @@ def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: 
     check_recording_inputs(spec, seeds[0])
     check_splits([spec.plus(("seed", s)) for s in seeds], spec.named)  # each seed's data split
     out = out.absolute()  # the runs' overrides name recordings in it: not the scenario's folder
-    out.mkdir(parents=True, exist_ok=True)
-    with study_folder(out, ONBOARDING_COMMAND):
+    with study_lock(out, ONBOARDING_COMMAND, lambda: check_onboarding_out(out)), \
+            study_folder(out, ONBOARDING_COMMAND):
         runs = _run_study(spec, cfg, clients, step, out, seeds, jobs, on_done, on_progress)
         with study_writes(out, ONBOARDING_COMMAND, output_files(cfg.connectivity)):
             write_outputs(runs, out, cfg.arriving_tasks, cfg.methods, cfg.connectivity)
@@ -224,9 +226,8 @@ def _onboard_jobs(spec: ScenarioSpec, cfg: OnboardingConfig, clients: int, step:
 
 ONBOARDING_JSON = "onboarding.json"
 STUDY_FIELDS = {"scenario", "overrides", "seeds", "onboarding", "status"}  # what it holds from the start
-# what onboarding.json says: the study runs again from its kept runs after any of them
-STUDY_STATES = ("running", "complete", "interrupted", "failed")
-
+# onboarding.json's status is one of STUDY_STATES: the study runs again from its kept runs
+# after any of them
 
 ONBOARDING_COMMAND = "onboarding"
 RUN_FOLDERS = (RECORDINGS, "runs", PRETRAINED)  # where an onboarding's runs live (cosim.names)

@@ -516,6 +516,9 @@ class RunFolder:
                              "new one")
         if out.exists() and not out.is_dir():
             raise InputError(None, "--out", f"{out} exists and is not a folder")
+        if out.is_dir() and os.path.ismount(out):  # the complete run takes its place by a rename
+            raise InputError(None, "--out", f"{out} is a mount point, which a complete run "
+                             "cannot take the place of; name a folder inside it")
         if out.is_dir() and any(out.iterdir()):
             if not is_run_folder(out):
                 raise InputError(None, "--out", f"{out} is not empty and not a cosim run folder; "
@@ -620,6 +623,14 @@ class RunFolder:
                     with contextlib.suppress(OSError):  # no empty folder that is no run
                         self.partial.rmdir()
                 return self.partial
+            if _empty_folder(self.out):  # given empty as --out: the run takes its place
+                try:
+                    os.replace(self.partial, self.out)
+                    return self.out
+                except OSError as exc:  # a file put in it meanwhile: both stay as they are
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EBUSY):
+                        raise
+                    return self.partial
             if self.out.exists():
                 if not self.overwrite or not is_run_folder(self.out):  # appeared meanwhile
                     return self.partial
@@ -648,6 +659,14 @@ class RunFolder:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _empty_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder (not a link to one) with nothing in it."""
+    try:
+        return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    except OSError:
+        return False
 
 
 def write_atomically(path: Path, data: bytes, tmp: Path | None = None) -> None:
@@ -713,11 +732,18 @@ class Heartbeat:
 def find_runs(paths: list[Path]) -> list[Path]:
     """The run folders among ``paths`` and below them (compare and onboarding folders hold runs
     a few levels down), sorted."""
+    # an export's folder holds a copy of its run's run.json beside its manifest: not a run
+    return [p for p in find_folders(paths, ("run.json",)) if not (p / OUTPUT_MANIFEST).exists()]
+
+
+def find_folders(paths: list[Path], names: tuple[str, ...]) -> list[Path]:
+    """The folders among ``paths`` and below them that hold a file of one of ``names``, sorted
+    (links are not followed)."""
     from cosim.bounded_read import VIRTUAL_ROOTS
 
     found: set[Path] = set()
     for path in paths:
-        if (path / "run.json").is_file():
+        if any((path / n).is_file() for n in names):
             found.add(path)
             continue
         # links not followed; a folder that cannot be read, or a kernel's virtual file system
@@ -728,10 +754,9 @@ def find_runs(paths: list[Path]) -> list[Path]:
 
         for top, dirs, files in ([] if virtual(path) else os.walk(path)):
             dirs[:] = [d for d in dirs if not virtual(Path(top, d))]
-            if "run.json" in files:
+            if any(n in files for n in names):
                 found.add(Path(top))
-    # an export's folder holds a copy of its run's run.json beside its manifest: not a run
-    return sorted(p for p in found if not (p / OUTPUT_MANIFEST).exists())
+    return sorted(found)
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> str | None:

@@ -387,3 +387,43 @@ def test_status_looks_for_runs_outside_the_kernels_virtual_file_systems(complete
     (tmp_path / "proc").symlink_to("/proc")
     listed = _cosim("status", str(tmp_path))
     assert listed.exit_code == 0 and listed.output.count("\n") == 1, listed.output
+
+
+def test_an_empty_folder_given_as_out_takes_the_complete_run(tmp_path):
+    """An empty --out is a place for the run: it ends there, not beside it in OUT.partial."""
+    out = tmp_path / "empty"
+    out.mkdir()
+    result = _cosim("run", str(GRID), "--out", str(out), "-q", *QUICK)
+    assert result.exit_code == 0 and "not replaced" not in result.output, result.output
+    assert read_status(out)[0] == "complete"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+def test_a_file_put_into_an_empty_out_while_the_run_runs_is_kept(tmp_path, monkeypatch):
+    from cosim.run_folder import RunFolder
+
+    out = tmp_path / "empty"
+    out.mkdir()
+    finish = RunFolder.finish
+
+    def user_writes_then_finish(self, complete, restore=False):
+        (out / "notes.txt").write_text("mine")
+        return finish(self, complete, restore)
+
+    monkeypatch.setattr(RunFolder, "finish", user_writes_then_finish)
+    result = _cosim("run", str(GRID), "--out", str(out), "-q", *QUICK)
+    assert result.exit_code == 0 and "was not replaced" in result.output, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert read_status(tmp_path / "empty.partial")[0] == "complete"
+
+
+def test_a_mount_point_as_out_is_refused_before_the_run(tmp_path, monkeypatch):
+    """A complete run takes its folder's place by a rename, which a mount point refuses (EBUSY):
+    said first, not after the run."""
+    out = tmp_path / "mounted"
+    out.mkdir()
+    real = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == out or real(p))
+    line = _one_line(_cosim("run", str(GRID), "--out", str(out), "-q", *QUICK))
+    assert "--out" in line and "mount point" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mounted"] and not any(out.iterdir())

@@ -130,6 +130,22 @@ class TrainingJournal:
         return [TrainedUpdate(u["client"], u["modules"], u["weight"], LocalStats(**u["stats"]))
                 for u in entry["updates"]]
 
+    def remove(self) -> None:
+        """The run is whole, nothing is left to resume: the journal's own entries go, and its
+        folder with them unless anyone else's file was put there (it stays, with that file)."""
+        import contextlib
+        import fnmatch
+
+        from cosim.run_folder import OWN_FOLDERS
+
+        own = OWN_FOLDERS[JOURNAL_DIR]
+        for path in list(self.folder.iterdir()):
+            if not path.is_symlink() and path.is_file() and any(fnmatch.fnmatch(path.name, g)
+                                                                  for g in own):
+                path.unlink()
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
+
     def record(self, jobs: list[TrainJob], updates: list[TrainedUpdate],
                balancers: dict[int, GradientBalancer]) -> None:
         recorded = [{"client": u.client, "modules": u.modules, "weight": float(u.weight),

@@ -12,7 +12,6 @@ through ports (``cosim.ports``), wired by the runner (``wiring.py``).
 from __future__ import annotations
 
 import copy
-import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -369,7 +368,7 @@ class FederatedLayer:
         if self.cfg.personalisation is not None:  # per-client rows, metrics still open
             self.personalisation = personalise(self)
         if self.journal is not None:  # the run is whole: nothing left to resume
-            shutil.rmtree(self.journal.folder, ignore_errors=True)
+            self.journal.remove()
         self.trainer.close()  # workers, Ray actors
 
     def _lookup_baseline(self) -> dict[str, dict[str, float]]:
