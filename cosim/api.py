@@ -239,6 +239,7 @@ def run(scenario: ScenarioLike, *, out: str | os.PathLike | None = None, seed: i
     from cosim.destinations import check_cache_folder
     from cosim.runner import run_scenario
 
+    _flags(quiet=quiet, overwrite=overwrite)
     check_cache_folder()
     sc, source = _scenario(scenario, _overrides(overrides), seed)
     result = run_scenario(sc, source=source, out=None if out is None else _path(out, "out"),
@@ -275,8 +276,10 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
 
     auto = None
     if seeds == "auto":
-        auto = AutoSeeds(min_seeds, max_seeds, budget_min, tuple(decide),
-                         tuple(decide_on) if decide_on else DEFAULT_MEASURES)
+        auto = AutoSeeds(min_seeds, max_seeds, budget_min,
+                         _names(decide, (), "decide") if decide else (),
+                         _names(decide_on, DEFAULT_MEASURES, "decide_on") if decide_on
+                         else DEFAULT_MEASURES)
     grid = CompareGrid(_names(policies, DEFAULTS.policies, "policies"),
                        _names(aggregations, DEFAULTS.aggregations, "aggregations"),
                        () if auto is not None else _seed_list(seeds),
@@ -285,6 +288,7 @@ def compare(scenario: ScenarioLike, out: str | os.PathLike, *,
                                                                       "training_seeds"),
                        eval_every_rounds, eval_every_s)
     check_jobs(jobs)
+    _flags(resume=resume, overwrite=overwrite)
     check_cache_folder()
     checked_targets = check_targets(_mapping(targets, "targets")) if targets else None
     checked_margins = check_margins(_mapping(margins, "margins")) if margins else None
@@ -492,6 +496,13 @@ def _names(value: Sequence[str] | str | None, default: tuple[str, ...], what: st
     if "" in names:  # "random,": a name left out, or a typo, as the command line says
         raise InputError(None, what, f"{value!r} has an empty name")
     return names
+
+
+def _flags(**flags: object) -> None:
+    """Flags are True or False: a string such as "no" would be taken as yes."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise InputError(None, name, f"{value!r}: True or False")
 
 
 def _seed_list(value: Sequence[int] | int | str | None, what: str = "seeds") -> tuple[int, ...]:

@@ -30,6 +30,7 @@ from cosim.compare_auto import AutoSeeds, describe, stop_reason
 from cosim.compare_job import OnProgress, RunJob, check_kept_run, is_complete, run_one
 from cosim.compare_pool import run_in_pool
 from cosim.destinations import (
+    check_study_free,
     check_study_out,
     foreign_in_study,
     study_folder,
@@ -415,6 +416,7 @@ def check_compare_out(out: Path, settings: dict[str, Any], resume: bool, overwri
     if resume and overwrite:
         raise InputError(None, "--resume", "give --resume or --overwrite, not both")
     check_study_out(out)
+    check_study_free(out, COMPARE_COMMAND)
     if not out.is_dir() or not any(out.iterdir()):
         return
     foreign = foreign_in_study(out, COMPARE_COMMAND, RUN_FOLDERS)

@@ -289,6 +289,9 @@ def study_writes(folder: Path, command: str, names: Sequence[str]) -> Iterator[N
     write_study_manifest(folder, command)
 
 
+_HELD: set[Path] = set()  # the study folders this process holds (study_lock)
+
+
 @contextlib.contextmanager
 def study_lock(folder: Path, command: str, recheck: Callable[[], None]) -> Iterator[None]:
     """Hold ``folder`` (made first if new) for one study at a time: a second compare or
@@ -310,15 +313,28 @@ def study_lock(folder: Path, command: str, recheck: Callable[[], None]) -> Itera
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(None, "--out", f"another cosim {command} is writing {folder} now; "
-                             "wait for it to end, or choose another --out") from None
+            raise busy_study(folder, command) from None
+        _HELD.add(folder.resolve())
         recheck()
         yield
     except BaseException:
         _remove_empty(made)
         raise
     finally:
+        _HELD.discard(folder.resolve())
         os.close(fd)
+
+
+def check_study_free(folder: Path, command: str) -> None:
+    """Refuse a study's folder that another study holds now (``study_lock``), before anything
+    (a progress line included) starts; the lock itself is taken when the study starts."""
+    if folder.is_dir() and folder.resolve() not in _HELD and study_running(folder):
+        raise busy_study(folder, command)
+
+
+def busy_study(folder: Path, command: str) -> InputError:
+    return InputError(None, "--out", f"another cosim {command} is writing {folder} now; wait for "
+                      "it to end, or choose another --out")
 
 
 def study_running(folder: Path) -> bool:

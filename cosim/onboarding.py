@@ -36,6 +36,7 @@ from cosim.compare import (
 from cosim.compare_job import RunJob
 from cosim.destinations import (
     STUDY_STATES,
+    check_study_free,
     check_study_out,
     foreign_in_study,
     study_folder,
@@ -247,6 +248,7 @@ def check_onboarding_out(out: Path) -> None:
     """``--out``: in no result folder, and new, empty or an onboarding's own folder (its
     onboarding.json: the study runs again there from its kept runs), before anything is made."""
     check_study_out(out)
+    check_study_free(out, ONBOARDING_COMMAND)
     if not out.is_dir() or not any(out.iterdir()):
         return
     foreign = foreign_in_study(out, ONBOARDING_COMMAND, RUN_FOLDERS)

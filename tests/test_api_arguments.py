@@ -213,3 +213,16 @@ def test_a_folder_the_system_cannot_look_up_is_an_input_error(tmp_path, loader, 
     with pytest.raises(InputError):
         call(path, tensorboard_dir=tmp_path / "tb") if loader == "log_metrics" else call(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["loop"]
+
+
+@pytest.mark.parametrize(("call", "kwargs", "field"), [
+    ("run", {"overwrite": "no"}, "overwrite"), ("run", {"quiet": 0}, "quiet"),
+    ("compare", {"resume": "no"}, "resume"), ("compare", {"overwrite": 1}, "overwrite"),
+    ("compare", {"seeds": "auto", "decide_on": "abc"}, "'abc'")])
+def test_flags_and_measures_are_what_they_say(tmp_path, call, kwargs, field):
+    """A flag is True or False ("no" would read as yes); decide_on="abc" names one measure, not
+    three letters."""
+    with pytest.raises(InputError) as caught:
+        getattr(api, call)(GRID_SMALL, out=tmp_path / "o", **kwargs)
+    assert caught.value.field == field or field in caught.value.line(), caught.value.line()
+    assert not any(tmp_path.iterdir())

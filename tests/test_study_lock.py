@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 GRID = REPO / "scenarios" / "grid_small.yaml"
 STUDIES = {
     "compare": ("compare", str(GRID), "--set", "learning.enabled=true", "--set", "duration_s=30",
-                "--policies", "random", "--seeds", "0", "-q", "--out"),
-    "onboarding": ("onboarding", str(GRID), "--set", "learning.enabled=true", "-q", "--out"),
+                "--policies", "random", "--seeds", "0", "--out"),
+    "onboarding": ("onboarding", str(GRID), "--set", "learning.enabled=true", "--out"),
 }
 
 
@@ -43,7 +43,8 @@ def _listing(folder: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize(("study", "flag"), [("compare", None), ("compare", "--overwrite"),
                                              ("compare", "--resume"), ("onboarding", None)])
 def test_a_study_is_refused_while_another_holds_its_folder(tmp_path, study, flag):
-    """(onboarding has no --overwrite or --resume: the same command finishes an earlier one)"""
+    """Refused before any progress line. (onboarding has no --overwrite or --resume: the same
+    command finishes an earlier one.)"""
     out = tmp_path / "s"
     out.mkdir()
     with _held(out):
