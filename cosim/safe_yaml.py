@@ -1,6 +1,8 @@
 """YAML read as ``yaml.safe_load`` reads it, minus what makes a scenario ambiguous or a loader
 hang: a key given twice in one mapping, aliases that expand beyond a node budget (a
-"billion laughs" document), an alias to the node that contains it, and deep nesting.
+"billion laughs" document), an alias to the node that contains it, deep nesting, and numbers
+and keys that YAML 1.1 reads otherwise than their writer meant (``012`` as octal 10, ``on:`` as
+true).
 
 The checks run while the document is composed, before anything is constructed, so a hostile
 document fails after reading a few nodes; all of it is Python code, so Ctrl-C still works.
@@ -8,6 +10,7 @@ document fails after reading a few nodes; all of it is Python code, so Ctrl-C st
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -17,6 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_NODES = 100_000  # nodes, aliases expanded: a scenario with a thousand cells has ~20,000
 MAX_DEPTH = 64  # nesting levels: a scenario has about 6
+LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")  # 012, -007: octal to YAML 1.1, decimal to 1.2
 
 
 class RefusedYamlError(MarkedYAMLError):
@@ -25,7 +29,9 @@ class RefusedYamlError(MarkedYAMLError):
 
 
 class ScenarioLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, alias bombs, cyclic aliases and deep nesting."""
+    """SafeLoader that refuses duplicate keys, alias bombs, cyclic aliases, deep nesting, and
+    the plain scalars YAML 1.1 and 1.2 read differently where a scenario would notice (``012``,
+    a key ``on``)."""
 
     def __init__(self, stream: Any):
         super().__init__(stream)
@@ -74,12 +80,26 @@ class ScenarioLoader(yaml.SafeLoader):
         self._sizes[id(node)] = size
         self._nodes.append(node)
 
+    def construct_yaml_int(self, node: ScalarNode) -> int:  # type: ignore[override]
+        """YAML 1.1 reads ``012`` as octal (10), YAML 1.2 as 12: a plain number with a leading
+        zero means something else to the writer than to the reader, so it is refused."""
+        if node.style is None and LEADING_ZERO.fullmatch(str(node.value)):
+            raise RefusedYamlError(None, None, f"{node.value}: a number with a leading zero, which "
+                                   "YAML reads as octal; write it without the zero, or quote it",
+                                   node.start_mark)
+        return super().construct_yaml_int(node)
+
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
             first_line: dict[Any, int] = {}
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, ScalarNode):
                     continue  # merged keys may be overridden; complex keys are YAML's own error
+                if (key_node.tag == "tag:yaml.org,2002:bool" and key_node.style is None
+                        and str(key_node.value).lower() not in ("true", "false")):
+                    raise RefusedYamlError(None, None, f"key {key_node.value!r} is read by YAML as "
+                                           "a yes/no value, not a name; quote it",
+                                           key_node.start_mark)
                 key = self.construct_object(key_node, deep=True)
                 if key in first_line:
                     raise RefusedYamlError(
@@ -88,6 +108,9 @@ class ScenarioLoader(yaml.SafeLoader):
                 first_line[key] = key_node.start_mark.line + 1
         # PyYAML refuses a node that is not a mapping with its own error; the stub asks for one
         return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
+
+
+ScenarioLoader.add_constructor("tag:yaml.org,2002:int", ScenarioLoader.construct_yaml_int)
 
 
 def load_yaml(text: str) -> Any:

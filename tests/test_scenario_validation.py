@@ -156,7 +156,25 @@ def test_real_scenarios_stay_within_the_limits():
         load_scenario(REPO / "scenarios" / f"{name}.yaml", ["duration_s=86400"])
 
 
-# 3. Duplicate keys ---------------------------------------------------------------------------
+# 3. Duplicate keys, and what YAML 1.1 and 1.2 read differently --------------------------------
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("seed: 012", "012: a number with a leading zero"),  # octal 10 to YAML 1.1, 12 to 1.2
+    ("seed: -007", "-007: a number with a leading zero"),
+    ("on: 1", "key 'on' is read by YAML as a yes/no value")])  # True to YAML 1.1
+def test_a_value_yaml_versions_read_differently_is_refused_with_its_line(grid_small, tmp_path,
+                                                                         line, says):
+    text = grid_small.read_text().replace("seed: 1\n", line + "\n", 1)
+    number = text.splitlines().index(line) + 1
+    refused = _one_line(runner.invoke(app, ["validate", str(_write(tmp_path, text))]))
+    assert says in refused and f"line {number}" in refused, refused
+
+
+def test_a_quoted_or_plain_number_is_read_as_written(grid_small, tmp_path):
+    for line in ('seed: "012"', "seed: 12"):
+        text = grid_small.read_text().replace("seed: 1\n", line + "\n", 1)
+        assert load_scenario(_write(tmp_path, text)).seed == 12
+
 
 def test_a_key_given_twice_is_refused_with_its_line(grid_small, tmp_path):
     text = grid_small.read_text().replace("seed: 1\n", "seed: 1\nduration_s: 60\n", 1)
