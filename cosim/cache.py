@@ -69,6 +69,30 @@ def cached_folder(kind: str, key: str, build: Callable[[Path], object]) -> Path:
     return final
 
 
+def remember_pass(kind: str, key: str) -> tuple[bool, Callable[[], None]]:
+    """Whether a check of ``kind`` passed before on inputs of ``key`` (its marker file in the
+    cache), and how to record that it passed now. The marker and its folder are cosim's own
+    names: a link at either is refused, never followed (nor taken as a pass)."""
+    folder = cache_root() / "checked" / kind
+    marker = folder / key
+    for path in (folder, marker):
+        if path.is_symlink():
+            raise OSError(errno.EPERM, "a link, not a file cosim made in its cache; remove it",
+                          str(path))
+
+    def record() -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if folder.is_symlink():  # made a link meanwhile
+                return
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                             | os.O_CLOEXEC, 0o644))
+        except OSError:
+            pass  # a read-only cache, or a name taken meanwhile: the check runs again next time
+
+    return marker.is_file(), record
+
+
 def _entry_lock(path: Path) -> IO[bytes]:
     """The lock file of an entry, opened without following a link or emptying what is there: a
     name that leads elsewhere (a link, a FIFO, a folder) is refused, never written through."""

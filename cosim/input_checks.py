@@ -139,18 +139,14 @@ def remembered(kind: str, files: Sequence[Path], check: Callable[[], object]) ->
     """Run ``check`` unless it passed before on these files, as they are now (paths, sizes,
     modification and change times): a slow check of big inputs runs once, not once per run.
     Only passes are remembered; a file that changes is checked again."""
-    from cosim.cache import cache_root, content_key
+    from cosim.cache import content_key, remember_pass
 
     stamps = []
     for path in files:
         st = Path(path).stat()
         stamps.append(f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}")
-    marker = cache_root() / "checked" / kind / content_key([CHECK_VERSION, *stamps])
-    if marker.exists():
+    passed, record = remember_pass(kind, content_key([CHECK_VERSION, *stamps]))
+    if passed:
         return
     check()
-    try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-    except OSError:
-        pass  # a read-only cache: the check simply runs again next time
+    record()

@@ -116,3 +116,16 @@ def test_every_spelling_of_a_file_option_reaches_the_cache_key(tmp_path, spelt):
     options = [o.format(f=f, g=g) for o in spelt]
     found = files_read(options, random_trips_options(str(tool("randomTrips.py"))), "field", None)
     assert set(found) == ({f, g} if "{g}" in "".join(spelt) else {f}), (options, found)
+
+
+@pytest.mark.parametrize(("key", "option"), [
+    ("mobility.demand.random_trips_options", "--help"), ("mobility.demand.random_trips_options", "-h"),
+    ("mobility.demand.random_trips_options", "--he"), ("mobility.netgenerate", "-?"),
+    ("mobility.netgenerate", "--version"), ("mobility.netgenerate", "-V")])
+def test_a_build_tool_option_that_only_prints_is_refused(tmp_path, monkeypatch, key, option):
+    """Help and version make the tool print and stop, building nothing the run could use."""
+    monkeypatch.chdir(tmp_path)
+    result = _validate(GRID, key, [*GRID_NET, option] if key == "mobility.netgenerate" else [option])
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert key in lines[0] and "prints the tool's help or version" in lines[0], lines

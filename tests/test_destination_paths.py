@@ -171,3 +171,45 @@ def test_a_cache_entry_never_writes_through_what_stands_at_its_names(tmp_path, m
         assert caught.value.filename == str(lock if kind != "entry_link" else entry)
     assert (run / "run.json").read_text() == '{"status": "complete"}'
     assert sorted(p.name for p in run.iterdir()) == ["run.json"]
+
+
+@pytest.mark.parametrize("where", ["kind_folder", "marker"])
+def test_a_remembered_check_never_writes_through_or_trusts_a_link(tmp_path, monkeypatch, where):
+    """A passed check leaves a marker in the cache's checked/KIND/: a link at the kind's folder
+    or at the marker's name is refused, neither written through nor taken as a pass."""
+    from cosim.cache import content_key
+    from cosim.input_checks import CHECK_VERSION, remembered
+
+    monkeypatch.setenv("COSIM_CACHE_DIR", str(tmp_path / "cache"))
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "run.json").write_text('{"status": "complete"}')
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"frames")
+    (tmp_path / "cache" / "checked").mkdir(parents=True)
+    kind = tmp_path / "cache" / "checked" / "waymo-keys"
+    if where == "kind_folder":
+        kind.symlink_to(run)
+    else:
+        kind.mkdir()
+        st = data.stat()
+        key = content_key([CHECK_VERSION, f"{data.resolve()}|{st.st_size}|{st.st_mtime_ns}|"
+                                          f"{st.st_ctime_ns}|{st.st_ino}"])
+        (kind / key).symlink_to(run / "run.json")
+    checked = []
+    with pytest.raises(OSError, match="a link"):
+        remembered("waymo-keys", [data], lambda: checked.append(1))
+    assert checked == [] and sorted(p.name for p in run.iterdir()) == ["run.json"]
+    assert (run / "run.json").read_text() == '{"status": "complete"}'
+
+
+def test_a_remembered_check_runs_once(tmp_path, monkeypatch):
+    from cosim.input_checks import remembered
+
+    monkeypatch.setenv("COSIM_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"frames")
+    checked = []
+    for _ in range(2):
+        remembered("waymo-keys", [data], lambda: checked.append(1))
+    assert checked == [1]

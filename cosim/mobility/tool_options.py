@@ -133,6 +133,9 @@ def check_tool_options(options: list[str], tool: ToolOptions, field: str,
     for item in options:
         if not item.startswith("-") or item in ("-", "--"):
             continue
+        if _stops(item, tool):
+            raise InputError(source, field, f"{item}: prints the tool's help or version and "
+                             "stops, building nothing; remove it")
         for name in _meanings(item, tool):
             if name == "configuration-file":
                 raise InputError(source, field, f"{item}: a configuration file may name outputs "
@@ -143,6 +146,19 @@ def check_tool_options(options: list[str], tool: ToolOptions, field: str,
                                  "remove it")
             if name in tool.cosim_sets:
                 raise InputError(source, field, f"{item}: {name} is cosim's to set; remove it")
+
+
+STOPPERS = ("help", "version")  # options after which a tool prints and builds nothing
+SHORT_STOPPERS = ("?", "V", "h")  # SUMO's -? and -V, argparse's -h
+
+
+def _stops(item: str, tool: ToolOptions) -> bool:
+    """Whether ``item`` asks for the tool's help or version (an argparse abbreviation too)."""
+    if item.startswith("--"):
+        name = item[2:].partition("=")[0]
+        return any(name == s or (tool.abbreviations and len(name) >= 2 and s.startswith(name))
+                   for s in STOPPERS)
+    return item[1:].partition("=")[0] in SHORT_STOPPERS
 
 
 def _meanings(item: str, tool: ToolOptions) -> list[str]:
