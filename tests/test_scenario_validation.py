@@ -135,6 +135,17 @@ def test_every_float_field_of_the_schema_refuses_nan():
      "mobility.netgenerate", "5e+06 junctions; at most 1e+06"),
     ('mobility.netgenerate=["--rand","--iterations","5000000"]', "mobility.netgenerate",
      "5e+06 junctions; at most 1e+06"),
+    # randomTrips options that multiply its work, however spelt (argparse abbreviations too)
+    ('mobility.demand.random_trips_options=["--flows","100000000"]',
+     "mobility.demand.random_trips_options", "1e+08 elements to write"),
+    ('mobility.demand.random_trips_options=["--interm","100000000"]',
+     "mobility.demand.random_trips_options", "elements to write for randomTrips; at most 1e+07"),
+    ('mobility.demand.random_trips_options=["-i100000000"]',
+     "mobility.demand.random_trips_options", "elements to write for randomTrips; at most 1e+07"),
+    ('mobility.demand.random_trips_options=["--binomial","1000000000"]',
+     "mobility.demand.random_trips_options", "Bernoulli draws"),
+    ('mobility.demand.random_trips_options=["--maxtries=100000000000"]',
+     "mobility.demand.random_trips_options", "tries to find trips"),
 ])
 def test_absurd_sizes_are_refused_with_the_estimate(grid_small, tmp_path, setting, field, estimate):
     line = _run_refused(grid_small, tmp_path, setting, field=field)

@@ -249,6 +249,7 @@ def build_demand(
     def build(folder: Path) -> None:
         trips = folder / "trips.xml"
         periods = demand.period_s if isinstance(demand.period_s, list) else [demand.period_s]
+        _check_random_trips_size(demand, end_s, periods, source)
         cmd = [
             tool("randomTrips.py"), "-n", str(net), "-o", str(trips), "--seed", str(seed),
             "-b", repr(demand.begin_s), "-e", repr(end_s), "-p", *map(repr, periods),
@@ -326,6 +327,21 @@ def add_parking_stops(trips: Path, area_ids: list[str], parking: ParkingDemand, 
             duration = float(rng.uniform(lo, hi))
             ET.SubElement(trip, "stop", parkingArea=area, duration=f"{duration:.0f}")
     tree.write(trips, encoding="UTF-8", xml_declaration=True)
+
+
+def _check_random_trips_size(demand: RandomTripsDemand, end_s: float, periods: list[float],
+                             source: Path | None) -> None:
+    """randomTrips' work as its options set it (``--flows``, ``--intermediate``, ``--binomial``,
+    ``--maxtries``, however spelt), refused beyond the limits before it starts."""
+    from cosim.mobility.tool_options import option_values, random_trips_options
+    from cosim.scenario.limits import check_random_trips_size
+
+    given = option_values(list(demand.random_trips_options),
+                          random_trips_options(tool("randomTrips.py")))
+    try:
+        check_random_trips_size(demand.begin_s, end_s, periods, given)
+    except FieldError as exc:
+        raise InputError(source, exc.field, exc.message) from None
 
 
 def _check_generated_size(args: list[str], source: Path | None) -> None:

@@ -35,6 +35,7 @@ class ToolOptions:
     abbreviations: bool  # argparse: a unique prefix of a long name stands for it
     readers: frozenset[str] = frozenset()  # options naming files the tool reads
     prefixes: dict[str, tuple[str, ...]] | None = None  # reader -> the suffixes of its files
+    names: frozenset[str] = frozenset()  # every long name the tool knows (for abbreviations)
 
 
 # a configuration file names outputs of its own; saving one writes a file and stops the tool
@@ -80,7 +81,41 @@ def random_trips_options(script: str) -> ToolOptions:
         (o.get("type") or "").endswith("file") or o.tag.endswith(("-file", "-files", "-prefix")))}
     return ToolOptions(frozenset(writers), frozenset(RANDOM_TRIPS_SETS), short, abbreviations=True,
                        readers=frozenset(readers),
-                       prefixes={"weights-prefix": (".src.xml", ".dst.xml", ".via.xml")})
+                       prefixes={"weights-prefix": (".src.xml", ".dst.xml", ".via.xml")},
+                       names=frozenset(o.tag for o in root))
+
+
+def option_values(options: list[str], tool: ToolOptions) -> dict[str, str]:
+    """The value each option in ``options`` gives, by the tool's long name (short names,
+    ``--name=value`` and argparse's unique abbreviations read as the tool reads them; the last
+    of one given twice wins, as in argparse). Flags get an empty value."""
+    found: dict[str, str] = {}
+    for i, item in enumerate(options):
+        if not item.startswith("-") or item in ("-", "--"):
+            continue
+        following = options[i + 1] if i + 1 < len(options) else ""
+        value = following if not following.startswith("-") or _number(following) else ""
+        if item.startswith("--"):
+            name, sep, attached = item[2:].partition("=")
+            name = tool.short.get(name, name)
+            if tool.abbreviations and name not in tool.names:
+                matches = [n for n in tool.names if n.startswith(name)]
+                name = matches[0] if len(matches) == 1 else name
+        else:
+            letter, sep, attached = item[1:].partition("=")
+            if letter not in tool.short and letter[:1] in tool.short:  # -i5: the value attached
+                letter, sep, attached = letter[:1], "=", letter[1:]
+            name = tool.short.get(letter, letter)
+        found[name] = attached if sep else value
+    return found
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def files_read(options: list[str], tool: ToolOptions, field: str,

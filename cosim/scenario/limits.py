@@ -108,8 +108,7 @@ def _trips(sc: Workload) -> None:
         return
     end = demand.end_s if demand.end_s is not None else sc.mobility.warmup_s + sc.duration_s
     periods = demand.period_s if isinstance(demand.period_s, list) else [demand.period_s]
-    span = max(end - demand.begin_s, 0.0)
-    n = sum(span / len(periods) / p for p in periods)
+    n = expected_trips(demand.begin_s, end, periods)
     if n <= MAX_TRIPS:
         return
     shortest = min(periods)
@@ -117,6 +116,43 @@ def _trips(sc: Workload) -> None:
     field = _oddest(spans, {"mobility.demand.period_s": shortest})
     raise FieldError(field, f"departures every {shortest:g} s from {demand.begin_s:g} s to "
                      f"{end:g} s are {n:.3g} trips; at most {MAX_TRIPS:.0e}")
+
+
+def expected_trips(begin_s: float, end_s: float, periods: list[float]) -> float:
+    """randomTrips' departures from ``begin_s`` to ``end_s``, its span split evenly among the
+    periods given."""
+    span = max(end_s - begin_s, 0.0)
+    return sum(span / len(periods) / p for p in periods)
+
+
+# randomTrips options that multiply its work beyond the trips (its --help): flows written,
+# way points per trip, Bernoulli draws per second of the span, tries per trip
+MAX_RANDOM_TRIPS_WORK = 1e9
+
+
+def check_random_trips_size(begin_s: float, end_s: float, periods: list[float],
+                            given: Mapping[str, str]) -> None:
+    """FieldError when randomTrips' options ``given`` (long names, its values) would make it
+    write or draw beyond the limits: ``--flows`` and ``--intermediate`` add elements to write,
+    ``--binomial`` draws N times per second, ``--maxtries`` tries per trip."""
+    def number(name: str, default: float) -> float:
+        try:
+            return float(given.get(name, default))
+        except ValueError:
+            return default  # randomTrips refuses what is no number, in validate
+
+    trips = expected_trips(begin_s, end_s, periods)
+    span = max(end_s - begin_s, 0.0)
+    flows, intermediate = number("flows", 0), number("intermediate", 0)
+    binomial, tries = number("binomial", 0), number("maxtries", 100)
+    written = max(flows, 1) * max(binomial, 1) if flows > 0 else trips * (1 + max(intermediate, 0))
+    for what, n, limit in (
+            ("elements to write", written, MAX_TRIPS),
+            ("Bernoulli draws (--binomial per second)", max(binomial, 0) * span, MAX_RANDOM_TRIPS_WORK),
+            ("tries to find trips (--maxtries per trip)", max(tries, 1) * trips, MAX_RANDOM_TRIPS_WORK)):
+        if n > limit:
+            raise FieldError("mobility.demand.random_trips_options", f"about {n:.3g} {what} for "
+                             f"randomTrips; at most {limit:.0e}")
 
 
 # netgenerate's own defaults for the sizes of what it generates (its --help)
