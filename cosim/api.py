@@ -326,7 +326,7 @@ def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | o
     rows = run.arrow(METRICS).to_pylist()
     if writer_class is not None:
         start = _started(run)
-        writer = writer_class(log_dir=str(tensorboard_dir))
+        writer = writer_class(log_dir=str(Path(tensorboard_dir).absolute()))
         try:
             for r in rows:
                 writer.add_scalar(_tag(r), r["value"], global_step=r["round"],
@@ -443,6 +443,8 @@ def _overrides(overrides: Sequence[str] | None) -> list[str]:
 def _path(value: object, what: str) -> Path:
     if not isinstance(value, str | os.PathLike):
         raise InputError(None, what, f"{value!r}: a path (a string or a Path)")
+    if not os.fspath(value):  # "" is no place (TensorBoard would pick ./runs/ for itself)
+        raise InputError(None, what, "an empty path: name a folder")
     return Path(value)
 
 

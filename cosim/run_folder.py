@@ -16,6 +16,7 @@ import fcntl
 import fnmatch
 import math
 import os
+import re
 import shutil
 import socket
 import stat
@@ -516,7 +517,7 @@ class RunFolder:
                              "new one")
         if out.exists() and not out.is_dir():
             raise InputError(None, "--out", f"{out} exists and is not a folder")
-        if out.is_dir() and os.path.ismount(out):  # the complete run takes its place by a rename
+        if out.is_dir() and mount_point(out):  # the complete run takes its place by a rename
             raise InputError(None, "--out", f"{out} is a mount point, which a complete run "
                              "cannot take the place of; name a folder inside it")
         if out.is_dir() and any(out.iterdir()):
@@ -659,6 +660,22 @@ class RunFolder:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def mount_point(path: Path) -> bool:
+    """Whether ``path`` is where a file system is mounted, a bind mount on the same file system
+    included (the system's mount table; ``os.path.ismount`` sees only a change of device)."""
+    if os.path.ismount(path):
+        return True
+    try:
+        table = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    where = str(path.resolve())
+    # the fifth field is the mount point, with space, tab, newline and backslash as octal escapes
+    unescape = re.compile(r"\\([0-7]{3})")
+    return any(unescape.sub(lambda m: chr(int(m.group(1), 8)), line.split(" ")[4]) == where
+               for line in table.splitlines() if len(line.split(" ")) > 4)
 
 
 def _empty_folder(path: Path) -> bool:
