@@ -333,7 +333,10 @@ def check_study_free(folder: Path, command: str) -> None:
 
 
 def busy_study(folder: Path, command: str) -> InputError:
-    return InputError(None, "--out", f"another cosim {command} is writing {folder} now; wait for "
+    """What the holder is, its study file says (a compare's folder refuses an onboarding too)."""
+    kind = next((m.removesuffix(".json") for m in RESULT_MARKERS if (folder / m).is_file()),
+                command)
+    return InputError(None, "--out", f"another cosim {kind} is writing {folder} now; wait for "
                       "it to end, or choose another --out")
 
 
