@@ -324,7 +324,7 @@ def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | o
     if not isinstance(run, Run):
         run = load_run(run)
     rows = run.arrow(METRICS).to_pylist()
-    if writer_class is not None:
+    if writer_class is not None and tensorboard_dir is not None:
         start = _started(run)
         writer = writer_class(log_dir=str(Path(tensorboard_dir).absolute()))
         try:
