@@ -347,8 +347,12 @@ def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | o
 def _check_event_folders(run: object, folder: Path) -> None:
     """Where TensorBoard's event files go (a Compare's: a sub-folder per run) is a folder of the
     user's: neither in nor itself a run's, a study's or a command's output folder."""
+    from cosim.bounded_read import virtual_file
     from cosim.destinations import check_not_in_results, check_study_out
 
+    if virtual_file(folder):
+        raise InputError(None, "tensorboard_dir", f"{folder} is in a kernel's virtual file system "
+                         "(/proc, /sys, /dev); name a folder on disk")
     check_study_out(folder, "tensorboard_dir")
     check_not_in_results(folder, "tensorboard_dir")
     if isinstance(run, Compare):

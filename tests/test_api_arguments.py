@@ -125,7 +125,7 @@ def test_a_run_argument_of_the_wrong_kind_is_an_input_error(tmp_path, kwargs, fi
 
 
 @pytest.mark.parametrize("where", ["in_the_run", "file", "the_run_itself", "a_study_itself",
-                                   "a_link_to_the_run", "empty"])
+                                   "a_link_to_the_run", "empty", "dev"])
 def test_tensorboard_event_files_go_in_no_result_folder(tmp_path, where):
     """A run's or a study's folder holds only what cosim writes there, at any depth and at its
     top; a file is no folder for them."""
@@ -136,7 +136,8 @@ def test_tensorboard_event_files_go_in_no_result_folder(tmp_path, where):
     (tmp_path / "file").write_text("mine")
     (tmp_path / "link").symlink_to(run)
     target = {"in_the_run": run / "tb", "file": tmp_path / "file", "the_run_itself": run,
-              "a_study_itself": study, "a_link_to_the_run": tmp_path / "link", "empty": ""}[where]
+              "a_study_itself": study, "a_link_to_the_run": tmp_path / "link", "empty": "",
+              "dev": "/dev/cosim-events"}[where]
     with pytest.raises(InputError, match="tensorboard_dir"):
         api.log_metrics(run, tensorboard_dir=target)
     assert sorted(p.name for p in run.iterdir()) == ["run.json"]
