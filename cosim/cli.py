@@ -73,6 +73,10 @@ def _guarded(debug: bool, work: Callable[[], T]) -> T:
     except typer.Exit:
         raise
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # any command's write: said as a run's is
+            where = f" writing {exc.filename}" if exc.filename else ""
+            typer.echo(f"error: the disk is full{where}", err=True)
+            raise typer.Exit(1) from None
         if exc.errno not in PATH_ERRORS or not exc.filename:
             _internal(exc, debug)
         # a path the user gave that the file system refuses (too long, read-only, a loop of
