@@ -484,7 +484,8 @@ def separation_warning(summary: pa.Table) -> str | None:
     """A warning when every policy completes nearly every client round it starts: the scenario's
     connectivity then decides nothing, and policies can only differ by whom they pick."""
     rows = mean_std_table(summary)
-    if not rows or any(r["completion_rate"][0] < SEPARATION_COMPLETION for r in rows):
+    # a NaN rate (no client round started) says nothing about separation either
+    if not rows or any(not r["completion_rate"][0] >= SEPARATION_COMPLETION for r in rows):
         return None
     low = min(r["completion_rate"][0] for r in rows)
     return (f"every policy completes >= {SEPARATION_COMPLETION:.0%} of its client rounds (lowest "

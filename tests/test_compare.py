@@ -184,6 +184,8 @@ def test_compare_warns_when_every_policy_completes_nearly_everything():
 
     assert "cannot separate the policies" in separation_warning(summary([0.995, 1.0, 1.0, 0.99]))
     assert separation_warning(summary([0.97, 1.0, 1.0, 1.0])) is None  # random's mean is 98.5 %
+    nan = float("nan")  # no client round started: nothing to say about separation
+    assert separation_warning(summary([nan, nan, 1.0, 1.0])) is None
 
 
 @pytest.fixture(scope="module")
