@@ -187,7 +187,7 @@ def starter_yaml(name: str, net_ref: str, where: NetLocation, route_refs: list[s
 #   cosim validate {name}.yaml --show      (every default filled in)
 # and run it with `cosim run {name}.yaml`. Positions are metres in the network's frame: x east,
 # y north, after its netOffset; this network spans x {x0:g}..{x1:g}, y {y0:g}..{y1:g}.
-name: {name}
+name: {json.dumps(name)}
 seed: 0
 duration_s: 600             # simulated seconds after the warm-up
 mobility:
@@ -262,16 +262,15 @@ def _check_starter(name: str, net: Path, routes: list[Path], buildings: Path | N
     """The promise of ``cosim new``: the file it writes validates, cells included. Checked on
     the same scenario with absolute paths before any file or folder is written: a network whose
     cells cannot be placed leaves nothing behind and replaces no earlier file."""
-    import yaml
-
     from cosim.radio.boundary import check_cells_inside
+    from cosim.safe_yaml import load_yaml
     from cosim.scenario_loader import scenario_from_mapping
 
     text, _ = starter_yaml(name, str(net.resolve()), read_location(net),
                            [str(r.resolve()) for r in routes],
                            str(buildings.resolve()) if buildings is not None else None)
     try:
-        sc = scenario_from_mapping(yaml.safe_load(text), out)
+        sc = scenario_from_mapping(load_yaml(text), out)  # read as `cosim run` will read it
         check_cells_inside(sc.radio, net, out)
     except InputError as exc:
         field = f"{exc.field}: " if exc.field else ""

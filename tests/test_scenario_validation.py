@@ -395,6 +395,16 @@ def test_new_from_a_network_validates_and_runs(tmp_path):
     assert done.exit_code == 0, done.output
 
 
+@pytest.mark.parametrize("name", ["012", "true", "1e3", "null", ".inf"])
+def test_new_names_its_scenario_as_written(tmp_path, name):
+    """A name YAML would read as a number, a yes/no or nothing is written quoted: the scenario
+    is named as the command was told."""
+    net = _netgenerate(tmp_path / "grid.net.xml")
+    result = runner.invoke(app, ["new", name, "--net", str(net), "--dir", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert load_scenario(tmp_path / "s" / f"{name}.yaml").name == name
+
+
 @pytest.mark.parametrize("suffix", [".yaml", ".net.xml", ".poly.xml", ".netconvert.log",
                                     ".polyconvert.log"])
 def test_new_from_osm_never_writes_over_a_users_file_unasked(tmp_path, suffix):
