@@ -90,7 +90,7 @@ def _guarded(debug: bool, work: Callable[[], T]) -> T:
 
 
 PATH_ERRORS = (errno.ENAMETOOLONG, errno.EROFS, errno.ELOOP, errno.EACCES, errno.EPERM,
-               errno.ENOTDIR)
+               errno.ENOTDIR, errno.EBUSY)  # EBUSY: a mount point where a rename goes
 
 
 def _internal(exc: BaseException, debug: bool) -> NoReturn:

@@ -37,6 +37,7 @@ from cosim.run_folder import (
     is_run_folder,
     lock_path,
     manifest_command,
+    mount_point,
     read_manifest,
     unlisted_outputs,
 )
@@ -110,11 +111,14 @@ def check_cache_folder() -> None:
         raise InputError(None, field, f"{root} is inside {holder}, a folder of cosim's results; "
                          "name a folder outside it")
     kinds = sorted(root.iterdir()) if root.is_dir() else []
-    for kind in kinds:  # a kind's folder linked elsewhere (another disk) leads to no results
-        holder = result_folder_around(kind.resolve()) if kind.is_symlink() else None
+    checked = root / "checked"
+    if checked.is_dir():
+        kinds += sorted(checked.iterdir())  # the remembered checks' folders, one per kind
+    for kind in kinds:  # a kind's folder linked or mounted elsewhere (another disk): no results
+        holder = result_folder_around(kind.resolve() if kind.is_symlink() else kind)
         if holder is not None:
             raise InputError(None, field, f"{kind} leads into {holder}, a folder of cosim's "
-                             "results; remove the link")
+                             "results; remove the link or mount")
     check_writable(root / "probe" if root.is_dir() else root, field)
 
 
@@ -444,6 +448,9 @@ def check_output_file(out: Path, option: str, overwrite: bool) -> None:
     check_not_in_results(out, option)
     if out.is_symlink() or (out.exists() and not out.is_file()):
         raise InputError(None, option, f"{out} exists and is not a regular file")
+    if out.exists() and mount_point(out):  # replaced by a rename, which a mount point refuses
+        raise InputError(None, option, f"{out} is a mount point, which a new file cannot "
+                         "replace; name another file")
     if out.exists() and not overwrite:
         raise InputError(None, option, f"{out} exists; pass --overwrite to replace it")
     check_writable(out, option)

@@ -552,6 +552,9 @@ class RunFolder:
         if partial.is_symlink() or not partial.is_dir():
             raise InputError(None, "--out", f"{partial} exists and is not a run folder cosim left; "
                              "move it, or choose another --out")
+        if mount_point(partial):  # cosim replaces or sets aside its staging folder by renames
+            raise InputError(None, "--out", f"{partial} is a mount point, not a staging folder "
+                             "cosim can replace; unmount it, or choose another --out")
         if not any(partial.iterdir()):
             return  # an empty folder: nothing to lose
         _refuse_unreadable(partial)
