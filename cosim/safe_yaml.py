@@ -1,8 +1,8 @@
 """YAML read as ``yaml.safe_load`` reads it, minus what makes a scenario ambiguous or a loader
 hang: a key given twice in one mapping, aliases that expand beyond a node budget (a
 "billion laughs" document), an alias to the node that contains it, deep nesting, and numbers
-and keys that YAML 1.1 reads otherwise than their writer meant (``012`` as octal 10, ``on:`` as
-true).
+and keys whose value depends on the YAML version assumed (``012`` as octal 10, ``1:30`` as 90,
+``on:`` as true).
 
 The checks run while the document is composed, before anything is constructed, so a hostile
 document fails after reading a few nodes; all of it is Python code, so Ctrl-C still works.
@@ -30,8 +30,8 @@ class RefusedYamlError(MarkedYAMLError):
 
 class ScenarioLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys, alias bombs, cyclic aliases, deep nesting, and
-    the plain scalars YAML 1.1 and 1.2 read differently where a scenario would notice (``012``,
-    a key ``on``)."""
+    the plain scalars whose value depends on the YAML version assumed (``012``, ``1:30``, a key
+    ``on``)."""
 
     def __init__(self, stream: Any):
         super().__init__(stream)
@@ -82,12 +82,18 @@ class ScenarioLoader(yaml.SafeLoader):
 
     def construct_yaml_int(self, node: ScalarNode) -> int:  # type: ignore[override]
         """YAML 1.1 reads ``012`` as octal (10), YAML 1.2 as 12: a plain number with a leading
-        zero means something else to the writer than to the reader, so it is refused."""
+        zero means something else to the writer than to the reader, so it is refused, as is a
+        base-60 number (below)."""
         if node.style is None and LEADING_ZERO.fullmatch(str(node.value)):
             raise RefusedYamlError(None, None, f"{node.value}: a number with a leading zero, which "
                                    "YAML reads as octal; write it without the zero, or quote it",
                                    node.start_mark)
+        _refuse_base_60(node)
         return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: ScalarNode) -> float:  # type: ignore[override]
+        _refuse_base_60(node)
+        return super().construct_yaml_float(node)
 
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
@@ -110,7 +116,25 @@ class ScenarioLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
 
 
+def _refuse_base_60(node: ScalarNode) -> None:
+    """YAML 1.1 reads ``1:30`` as 90 (base 60), YAML 1.2 as a string; and whether the writer
+    meant minutes or hours cannot be told."""
+    if node.style is None and ":" in str(node.value):
+        raise RefusedYamlError(None, None, f"{node.value}: a base-60 number, which YAML reads as "
+                               f"{_base_60(str(node.value)):g}; write the number of seconds (or "
+                               "what the field counts), or quote it", node.start_mark)
+
+
+def _base_60(text: str) -> float:
+    sign = -1 if text.startswith("-") else 1
+    value = 0.0
+    for part in text.lstrip("+-").replace("_", "").split(":"):
+        value = value * 60 + float(part)
+    return sign * value
+
+
 ScenarioLoader.add_constructor("tag:yaml.org,2002:int", ScenarioLoader.construct_yaml_int)
+ScenarioLoader.add_constructor("tag:yaml.org,2002:float", ScenarioLoader.construct_yaml_float)
 
 
 def load_yaml(text: str) -> Any:

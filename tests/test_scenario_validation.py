@@ -172,7 +172,8 @@ def test_real_scenarios_stay_within_the_limits():
 @pytest.mark.parametrize(("line", "says"), [
     ("seed: 012", "012: a number with a leading zero"),  # octal 10 to YAML 1.1, 12 to 1.2
     ("seed: -007", "-007: a number with a leading zero"),
-    ("on: 1", "key 'on' is read by YAML as a yes/no value")])  # True to YAML 1.1
+    ("on: 1", "key 'on' is read by YAML as a yes/no value"),  # True to YAML 1.1
+    ("seed: 1:30", "1:30: a base-60 number, which YAML reads as 90")])  # a string to YAML 1.2
 def test_a_value_yaml_versions_read_differently_is_refused_with_its_line(grid_small, tmp_path,
                                                                          line, says):
     text = grid_small.read_text().replace("seed: 1\n", line + "\n", 1)
