@@ -54,3 +54,14 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         with contextlib.suppress(OSError, ValueError, AssertionError):
             process.kill()
             process.join(5)
+    join_pool_manager(pool)
+
+
+def join_pool_manager(pool: ProcessPoolExecutor) -> None:
+    """Wait for the pool's manager thread, which ends once its workers are gone: a command that
+    exits while it still runs races it at interpreter exit (Python 3.11's pool wakes it through
+    a pipe it may be closing), printing "Exception ignored ... Bad file descriptor" after the
+    command's one line."""
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(5)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cosim.child_env import dies_with_parent, safe_child_path
+from cosim.child_env import dies_with_parent, join_pool_manager, safe_child_path
 
 if TYPE_CHECKING:
     from cosim.compare_job import OnProgress, RunJob
@@ -75,6 +75,7 @@ def _stop(pool: cf.ProcessPoolExecutor) -> None:
             if process.is_alive():
                 process.kill()
                 process.join(5)
+    join_pool_manager(pool)
 
 
 def _drain(feed: Any, on_progress: OnProgress) -> None:
