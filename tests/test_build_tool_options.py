@@ -129,3 +129,15 @@ def test_a_build_tool_option_that_only_prints_is_refused(tmp_path, monkeypatch, 
     lines = [x for x in result.output.splitlines() if x.strip()]
     assert result.exit_code == 2 and len(lines) == 1, result.output
     assert key in lines[0] and "prints the tool's help or version" in lines[0], lines
+
+
+@pytest.mark.parametrize(("key", "option"), [
+    ("mobility.demand.random_trips_options", "--random"), ("mobility.netgenerate", "--random")])
+def test_a_build_tool_option_that_ignores_the_seed_is_refused(tmp_path, monkeypatch, key, option):
+    """The same scenario and seed build the same traffic and network: an option seeding the
+    tool from the clock would not."""
+    monkeypatch.chdir(tmp_path)
+    result = _validate(GRID, key, [*GRID_NET, option] if key == "mobility.netgenerate" else [option])
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert key in lines[0] and "not from the scenario's seed" in lines[0], lines

@@ -175,6 +175,10 @@ def check_tool_options(options: list[str], tool: ToolOptions, field: str,
             if name == "configuration-file":
                 raise InputError(source, field, f"{item}: a configuration file may name outputs "
                                  "cosim cannot check; give its options in this list instead")
+            if name in UNSEEDED:
+                raise InputError(source, field, f"{item}: seeds the tool from the clock, not from "
+                                 "the scenario's seed, so the same scenario would build other "
+                                 "traffic or networks each time; remove it")
             if name in tool.writers:
                 raise InputError(source, field, f"{item}: writes a file ({name}); cosim builds in "
                                  "its cache, once per content, so no build tool writes elsewhere; "
@@ -183,6 +187,7 @@ def check_tool_options(options: list[str], tool: ToolOptions, field: str,
                 raise InputError(source, field, f"{item}: {name} is cosim's to set; remove it")
 
 
+UNSEEDED = ("random",)  # SUMO's tools' and randomTrips' option to ignore the seed
 STOPPERS = ("help", "version")  # options after which a tool prints and builds nothing
 SHORT_STOPPERS = ("?", "V", "h")  # SUMO's -? and -V, argparse's -h
 
