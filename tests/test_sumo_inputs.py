@@ -102,3 +102,24 @@ def test_buildings_that_cannot_be_placed_are_refused_before_the_folder(tmp_path,
     line = _refused(scenario, tmp_path, "radio.channel.los=geometry",
                     f"radio.channel.buildings={poly}")
     assert "radio.channel.buildings" in line and says in line
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+@pytest.mark.parametrize("attribute", ['departLane="7"', 'departSpeed="500"'])
+def test_a_vehicle_sumo_refuses_only_at_its_departure_is_bad_input(tmp_path, network, pipeline,
+                                                                   attribute):
+    """SUMO loads the vehicle, then refuses it when it departs (a lane its edge lacks, a speed
+    above the lane's): one line, exit 2, SUMO's reason; the run stays failed in OUT.partial
+    (SUMO says it only once the simulation reaches the vehicle)."""
+    routes = (f'<routes><vehicle id="v0" depart="5" {attribute}><route edges="{network[1]}"/>'
+              '</vehicle></routes>\n')
+    scenario = _scenario(tmp_path, network, routes)
+    result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(tmp_path / "r"), "-q",
+                                      "--set", f"mobility.pipeline={str(pipeline).lower()}"])
+    lines = [x for x in result.output.splitlines() if x.strip() and not x.startswith("warning")]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "mobility: SUMO stopped the simulation at 5 s" in lines[0] and "v0" in lines[0], lines
+    assert "mine.rou.xml" in lines[0], lines
+    from cosim.run_folder import read_status
+
+    assert read_status(tmp_path / "r.partial")[0] == "failed"

@@ -200,6 +200,9 @@ def _serve(conn: Connection) -> None:  # pragma: no cover - child process
                 _stream(session, conn, plan)
     except gone:
         pass
+    except InputError as exc:  # SUMO refused an input once the simulation reached it
+        with contextlib.suppress(OSError):
+            conn.send(("error", exc))
     except Exception as exc:
         with contextlib.suppress(OSError):
             conn.send(("error", RuntimeError(f"SUMO failed: {exc}")))

@@ -214,7 +214,7 @@ class LibsumoSession(SumoSession):
         return self._sumo.simulation.getTime()
 
     def advance(self) -> None:
-        self._sumo.simulationStep()
+        _step_or_input_error(self._sumo.simulationStep, self.time, self.launch)
 
     def _read_all(self) -> tuple:
         # the compiled getters themselves: libsumo's Python wrappers only forward to them, and
@@ -264,7 +264,7 @@ class TraciSession(SumoSession):
         return self._conn.simulation.getTime()
 
     def advance(self) -> None:
-        self._conn.simulationStep()
+        _step_or_input_error(self._conn.simulationStep, self.time, self.launch)
 
     def _read_all(self) -> tuple:
         v = self._conn.vehicle
@@ -301,6 +301,24 @@ def _start_or_input_error(start, launch: SumoLaunch) -> None:
         detail = _first_error_line(launch.log_file) or str(exc).strip().splitlines()[0]
         raise InputError(target, "mobility", f"SUMO could not load the scenario: {detail}") \
             from None
+
+
+def _step_or_input_error(step, now, launch: SumoLaunch) -> None:
+    """Advance SUMO; what it refuses only once a vehicle departs (a departLane its edge lacks,
+    a departSpeed above the lane's limit) is bad input too: one line naming the scenario's
+    mobility, with SUMO's own reason, not a crash of cosim."""
+    try:
+        step()
+    except Exception as exc:  # libsumo.TraCIException / traci.FatalTraCIError / TraCIException
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = _first_error_line(launch.log_file) or detail
+        try:
+            at = f" at {now():g} s"
+        except Exception:  # SUMO closed: its time is gone with it
+            at = ""
+        read = [p.name for p in (launch.inputs.sumocfg, *launch.inputs.routes) if p is not None]
+        raise InputError(None, "mobility", f"SUMO stopped the simulation{at}: {detail}"
+                         + (f" (reading {', '.join(read)})" if read else "")) from None
 
 
 def _first_error_line(log: Path | None) -> str | None:
