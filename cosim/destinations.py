@@ -35,6 +35,7 @@ from cosim.run_folder import (
     foreign_outputs,
     is_cosim_lock,
     is_run_folder,
+    lock_held,
     lock_path,
     manifest_command,
     mount_point,
@@ -342,6 +343,18 @@ def busy_study(folder: Path, command: str) -> InputError:
                 command)
     return InputError(None, "--out", f"another cosim {kind} is writing {folder} now; wait for "
                       "it to end, or choose another --out")
+
+
+def refuse_being_written(folder: Path) -> None:
+    """A folder to read whole (report, export) that a cosim command writes now: a run holding
+    its lock (``run --overwrite`` replaces it when the new run completes) or a study holding
+    it. Read then, it could change or vanish half way."""
+    if lock_held(folder.absolute()):
+        raise InputError(folder, None, "a cosim run is writing this folder now (it replaces it "
+                         "when it completes); read it once that run has ended")
+    if folder.is_dir() and study_running(folder):
+        raise InputError(folder, None, "a cosim compare or onboarding is writing this folder "
+                         "now; read it once it has ended")
 
 
 def study_running(folder: Path) -> bool:

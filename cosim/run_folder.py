@@ -223,7 +223,7 @@ def is_cosim_lock(path: Path) -> bool:
         return False
 
 
-def _lock_held(out: Path) -> bool:
+def lock_held(out: Path) -> bool:
     """Whether a run holds ``out``'s lock now (a shared lock probed and let go at once)."""
     try:
         fd = os.open(lock_path(out), os.O_RDONLY)
@@ -563,7 +563,7 @@ class RunFolder:
                              "them, or choose another --out")
         _refuse_foreign(partial)
         status, info = read_status(partial)
-        if status == "running" and not locked and _lock_held(self.out):
+        if status == "running" and not locked and lock_held(self.out):
             raise _being_written(partial, info)
         if not resuming and not self.overwrite:
             raise InputError(None, "--out", f"{partial} holds an earlier attempt ({status}); resume "

@@ -75,3 +75,34 @@ def test_status_tells_a_running_study_from_one_whose_process_is_gone(tmp_path, m
     assert lines == {str(gone): ("crashed", f"({kind})"), str(live): ("running", f"({kind})"),
                      str(tmp_path / "done"): ("complete", f"({kind})"),
                      str(tmp_path / "odd"): ("unknown", f"({kind})")}
+
+
+@pytest.mark.parametrize("command", [["report"], ["export", "--format", "csv"]])
+def test_a_folder_being_written_is_not_read_half_way(tmp_path, command):
+    """A run replaced by `run --overwrite` when it completes, or a study running there, could
+    change or vanish while report or export reads it: refused in one line, nothing written."""
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "run.json").write_text('{"status": "complete", "seed": 0, "scenario": {"name": "s"}}')
+    lock = tmp_path / ".r.lock"
+    lock.write_bytes(b"cosim run lock\n")
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = CliRunner().invoke(app, [command[0], str(run), *command[1:]])
+    finally:
+        os.close(fd)
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "a cosim run is writing this folder now" in lines[0], lines
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
+
+
+def test_a_study_being_written_is_not_reported_half_way(tmp_path):
+    study = _study(tmp_path / "c", "compare.json", "complete")
+    with _held(study):
+        result = CliRunner().invoke(app, ["report", str(study)])
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "a cosim compare or onboarding is writing this folder now" in lines[0], lines
+    assert sorted(p.name for p in study.iterdir()) == ["compare.json"]

@@ -28,7 +28,10 @@ _SUFFIX = {"csv": ".csv", "parquet": ".parquet", "json": ".jsonl"}
 
 def trace_files(run_dir: Path) -> list[Path]:
     """The complete trace tables of a run (an incomplete run's tables are not exported)."""
+    from cosim.destinations import refuse_being_written
+
     refuse_output_folder(run_dir)
+    refuse_being_written(run_dir)
     info = read_run_json(run_dir)
     if info.get("status") != "complete":
         raise InputError(run_dir, None, f"the run is {info.get('status')!r}, not complete: its "

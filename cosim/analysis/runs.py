@@ -45,7 +45,10 @@ class ReportSource:
 def open_source(path: Path) -> ReportSource:
     """A run folder (run.json) or a compare folder (compare.json), every file the report reads
     of it checked before anything is written; InputError otherwise."""
+    from cosim.destinations import refuse_being_written
+
     refuse_output_folder(path)
+    refuse_being_written(path)
     src = _open_source(path)
     for run in {r.path: r for r in (*src.runs, *src.connectivity)}.values():
         for name in SCHEMAS:  # each a regular file with a Parquet footer, before it is hashed
