@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 from cosim.destinations import check_not_in_results, check_writable
-from cosim.errors import InputError
+from cosim.errors import CONTROL, InputError, printable
 from cosim.mobility.location import NetLocation, read_location
-from cosim.run_folder import check_out_name
+from cosim.run_folder import check_out_name, write_atomically
 from cosim.scenario.base import readable_input
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"  # as Scenario.name
@@ -96,13 +96,17 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
     text, summary = starter_yaml(name, _relative(net.resolve(), folder.resolve()), where,
                                  [_relative(r.resolve(), folder.resolve()) for r in routes or []],
                                  _relative(buildings.resolve(), folder.resolve()) if buildings else None)
-    out.write_text(text, encoding="utf-8")
+    write_atomically(out, text.encode("utf-8"), out.with_name(f".{out.name}.tmp"))  # whole or not at all
     return out, summary, notes
 
 
 def _check_input(path: Path | None, option: str) -> None:
-    """A regular file of a sane size (not a FIFO, a device or a kernel file), before any folder."""
+    """A regular file of a sane size (not a FIFO, a device or a kernel file), before any folder,
+    whose name holds no control character (it is written into the starter's lines)."""
     assert path is not None
+    if CONTROL.search(str(path)):
+        raise InputError(None, option, f"{printable(str(path))}: a name with control characters "
+                         "(a line break, an escape); rename the file")
     try:
         readable_input(path)
     except ValueError as exc:

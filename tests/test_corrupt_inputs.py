@@ -376,6 +376,16 @@ def test_a_weights_file_of_a_dtype_without_arithmetic_is_one_line(tmp_path, fiel
     assert field in line and "float8_e4m3fn, which cosim cannot check" in line, line
 
 
+@pytest.mark.parametrize("field", ["learning.model.checkpoint", "learning.init_modules"])
+def test_a_sparse_tensor_in_a_weights_file_is_one_line(tmp_path, field):
+    """A sparse tensor reads (with torch's warning about unchecked invariants) but is no dense
+    weight: one line, no warnings around it."""
+    weights = tmp_path / "sparse.pt"
+    torch.save({"visual.proj": torch.sparse_coo_tensor([[0], [0]], [1.0], (2, 2))}, weights)
+    line = _refused(tmp_path, f"{field}={weights}", "duration_s=10")
+    assert field in line and "sparse_coo tensor, not the dense weights" in line, line
+
+
 def test_init_modules_beyond_float32s_range_are_refused(tmp_path):
     modules = tmp_path / "global_modules.pt"
     torch.save({"task_adapter.up.bias": torch.full((4,), 1e300, dtype=torch.float64)}, modules)

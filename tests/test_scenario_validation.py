@@ -396,6 +396,17 @@ def test_new_from_a_network_validates_and_runs(tmp_path):
     assert done.exit_code == 0, done.output
 
 
+def test_new_refuses_an_input_named_with_a_line_break(tmp_path):
+    """The network's name is written into the starter's lines: a line break in it would add a
+    line of its own (``seed: 99``) to the scenario."""
+    net = _netgenerate(tmp_path / "grid.net.xml")
+    odd = tmp_path / "inj\nseed: 99\n#.net.xml"
+    odd.write_bytes(net.read_bytes())
+    result = runner.invoke(app, ["new", "mine", "--net", str(odd), "--dir", str(tmp_path / "s")])
+    line = _one_line(result, "--net")
+    assert "control characters" in line and not (tmp_path / "s").exists()
+
+
 @pytest.mark.parametrize("name", ["012", "true", "1e3", "null", ".inf"])
 def test_new_names_its_scenario_as_written(tmp_path, name):
     """A name YAML would read as a number, a yes/no or nothing is written quoted: the scenario

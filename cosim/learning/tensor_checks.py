@@ -67,13 +67,19 @@ def torch_archive(path: Path) -> bool:
 
 def load_weights(path: Path, field: str, what: str) -> Any:
     """The file's content (tensors in plain containers), read without executing anything."""
+    import warnings
+
     check_inflated_size(path, field)
     try:
-        if str(path).endswith(".safetensors"):
-            from safetensors.torch import load_file
+        # what torch warns of while reading (a sparse tensor's unchecked invariants) is said by
+        # the checks that follow, in one line, not as warnings around it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if str(path).endswith(".safetensors"):
+                from safetensors.torch import load_file
 
-            return load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+                return load_file(str(path), device="cpu")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch and safetensors raise many kinds on a corrupt file
         raise InputError(path, field, f"not {what}: {first_line(exc)}") from None
 
@@ -88,6 +94,10 @@ def check_finite(path: Path, field: str, tensors: dict[str, torch.Tensor]) -> No
     for key, tensor in tensors.items():
         if not isinstance(tensor, torch.Tensor):
             continue
+        if tensor.layout != torch.strided or tensor.is_meta:  # sparse, quantised-less layouts
+            raise InputError(path, field, f"{key} is a {str(tensor.layout).removeprefix('torch.')}"
+                             f"{' meta' if tensor.is_meta else ''} tensor, not the dense weights "
+                             "a model holds")
         stored = tensor.untyped_storage().nbytes()
         if tensor.numel() * tensor.element_size() > max(stored, tensor.element_size()):
             raise InputError(path, field, f"{key} is {tuple(tensor.shape)}, more than the "
