@@ -83,8 +83,12 @@ def load_entry(path: Path, model: JournalModel | None = None, scenario: str | No
     resumed run's ``model`` and ``scenario`` digest when given)."""
     if path.is_symlink() or not path.is_file():
         raise damaged(path, "not a regular file")
+    import warnings
+
     try:
-        entry = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # what torch warns of reading it, the checks say in a line
+            warnings.simplefilter("ignore")
+            entry = torch.load(path, map_location="cpu", weights_only=True)
     except LOAD_ERRORS as exc:
         raise damaged(path, f"unreadable ({type(exc).__name__})") from None
     check_entry(entry, path, model, scenario)
@@ -227,7 +231,7 @@ def _check_balancer(state: dict[Any, Any], client: int, path: Path, model: Journ
     lengths = set()
     for name in BALANCER_TENSORS:
         tensor = state[name]
-        if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.float64 or tensor.dim() != 1:
+        if not _dense(tensor) or tensor.dtype != torch.float64 or tensor.dim() != 1:
             raise damaged(path, f"balancer {client} {name} is not a vector of float64")
         lengths.add(tensor.numel())
         values = tensor[~torch.isnan(tensor)] if name == "initial_losses" else tensor
@@ -314,10 +318,15 @@ def _check_module(name: Any, tensor: torch.Tensor, model: JournalModel, what: st
 
 
 def _check_tensor(tensor: Any, what: str, path: Path) -> None:
-    if not isinstance(tensor, torch.Tensor):
-        raise damaged(path, f"{what} is not a tensor")
+    if not _dense(tensor):
+        raise damaged(path, f"{what} is not a dense tensor")
     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         raise damaged(path, f"{what} holds non-finite values")
+
+
+def _dense(tensor: Any) -> bool:
+    """A tensor as training writes them: strided (not sparse), with its data (not meta)."""
+    return isinstance(tensor, torch.Tensor) and tensor.layout == torch.strided and not tensor.is_meta
 
 
 def _whole(value: Any) -> bool:
