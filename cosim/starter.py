@@ -5,6 +5,7 @@ sized to the network, learning off. It validates as written.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -96,8 +97,32 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
     text, summary = starter_yaml(name, _relative(net.resolve(), folder.resolve()), where,
                                  [_relative(r.resolve(), folder.resolve()) for r in routes or []],
                                  _relative(buildings.resolve(), folder.resolve()) if buildings else None)
-    write_atomically(out, text.encode("utf-8"), out.with_name(f".{out.name}.tmp"))  # whole or not at all
+    _write_whole(out, text, force)
     return out, summary, notes
+
+
+def _write_whole(out: Path, text: str, force: bool) -> None:
+    """Write the starter whole or not at all; without ``force`` never over a file that appeared
+    since the checks (another ``cosim new`` at the same name): linked into place, which fails
+    where a file is."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    write_atomically(tmp, text.encode("utf-8"))
+    try:
+        if force:
+            os.replace(tmp, out)
+            return
+        try:
+            os.link(tmp, out)
+        except FileExistsError:
+            raise InputError(None, str(out), "exists already (--force overwrites it)") from None
+        except OSError as exc:  # a file system without hard links: checked, then renamed
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            if out.exists():
+                raise InputError(None, str(out), "exists already (--force overwrites it)") from None
+            os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _check_input(path: Path | None, option: str) -> None:
