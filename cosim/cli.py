@@ -246,6 +246,8 @@ def _numbers_by_key(items: list[str] | None, option: str, known: tuple[str, ...]
         key, _, value = item.partition("=")
         if key not in known:
             raise InputError(None, option, f"unknown {what} {key!r} (known: {', '.join(known)})")
+        if key in out:  # which of two values was meant cannot be told
+            raise InputError(None, option, f"{key} given twice; give each {what} once")
         try:
             out[key] = float(value)
         except ValueError:

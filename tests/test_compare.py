@@ -313,7 +313,9 @@ def test_an_unknown_measure_or_an_empty_item_is_refused_before_the_folder(grid_s
 
 @pytest.mark.parametrize("args", [["--seeds", "99999999999999999999999"], ["--seeds", "2147483648"],
                                   ["--data-seeds", "1" + "0" * 20], ["--target", "seg3d=nan"],
-                                  ["--target", "det2d=inf"], ["--target", "pan2d=-inf"]])
+                                  ["--target", "det2d=inf"], ["--target", "pan2d=-inf"],
+                                  ["--target", "seg3d=0.5", "--target", "seg3d=0.6"],
+                                  ["--margin", "completion=0.1", "--margin", "completion=0.2"]])
 def test_out_of_range_seeds_and_targets_are_refused_before_the_folder(grid_small, tmp_path, args):
     result = CliRunner().invoke(app, ["compare", str(grid_small), "--out", str(tmp_path / "c"),
                                       *args, *_sets(LEARNING)])
