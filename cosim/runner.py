@@ -641,7 +641,8 @@ def _check_run_inputs(scenario: Scenario, source: Path | None
     try:
         check_learning_inputs(scenario)
     except InputError as exc:  # a scenario field's value: the scenario file says it
-        if exc.file is not None or source is None or not (exc.field or "").startswith("learning."):
+        if exc.file is not None or source is None or not (exc.field or "").startswith(
+                ("learning.", "aggregation.")):
             raise
         raise InputError(source, exc.field, exc.message) from None
     sched = scenario.scheduling

@@ -152,6 +152,20 @@ def test_absurd_sizes_are_refused_with_the_estimate(grid_small, tmp_path, settin
     assert estimate in line
 
 
+@pytest.mark.parametrize(("setting", "says"), [
+    ("learning.drift={events: [{at_s: 10, clients: [99], tasks: [seg3d]}]}", "99 is no client"),
+    ("learning.drift={events: [{at_s: 10, clients: [-1], tasks: [seg3d]}]}", "-1 is no client"),
+    ('aggregation={method: hierarchical, tiers: [{modules: ["nothing.*"], tier: edge}]}',
+     "'nothing.*' names no module of the model"),
+    ('learning.frozen_modules=["peft.image.nothing"]', "'peft.image.nothing' is no module")])
+def test_names_of_clients_and_modules_the_run_lacks_are_refused_before_the_folder(
+        grid_small, tmp_path, setting, says):
+    """A drift event for a client that does not exist, or a tier or frozen module matching no
+    module, would change nothing silently, or fail once the folder exists."""
+    line = _run_refused(grid_small, tmp_path, "learning.enabled=true", setting)
+    assert says in line, line
+
+
 def test_infinite_duration_and_out_of_range_values(grid_small):
     assert "finite" in _one_line(_validate(grid_small, "duration_s=.inf"), "duration_s")
     assert "0.001" in _one_line(_validate(grid_small, "mobility.step_length_s=1e-6"),

@@ -32,9 +32,36 @@ def check_learning_inputs(scenario: Scenario) -> None:
     if cfg.deployed_model is not None:  # its cost is counted on the meta device, mid-run
         check_checkpoint(cfg.deployed_model.name, None, "learning.deployed_model")
     check_run_data(cfg.data, scenario.seeds()["data"])
+    check_module_names(scenario)
     # last: a user's module:Name is code the user asked to run, imported only once everything
     # else in the scenario is known to be good (and it must be what its extension point needs)
     check_user_extensions(scenario)
+
+
+def check_module_names(scenario: Scenario) -> None:
+    """The modules ``learning.frozen_modules`` and ``aggregation.tiers`` name are the model's
+    (read from the model built on the meta device, no weights): a name or pattern matching none
+    would freeze or place nothing, or fail once the run's folder exists."""
+    cfg, agg = scenario.learning, scenario.aggregation
+    assert cfg is not None
+    tiers = getattr(agg, "tiers", None)
+    branches = [n for n in cfg.frozen_modules if n.startswith("peft.")]
+    if not tiers and not branches:
+        return
+    from cosim.learning.deployed import meta_model
+    from cosim.learning.federated.tiers import ModuleTiers
+
+    names = meta_model(cfg.model).module_names()
+    for name in branches:
+        if name not in names:
+            raise InputError(None, "learning.frozen_modules", f"{name!r} is no module of the "
+                             f"model (its modules: {', '.join(sorted(names))})")
+    if tiers:
+        try:
+            ModuleTiers(tiers, getattr(agg, "cloud_every", 1), names)
+        except ValueError as exc:
+            where, _, message = str(exc).partition(": ")
+            raise InputError(None, f"aggregation.{where}", message) from None
 
 
 def check_user_extensions(scenario: Scenario) -> None:

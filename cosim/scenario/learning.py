@@ -307,6 +307,17 @@ class LearningConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _drift_clients_exist(self) -> LearningConfig:
+        """A drift event's clients are data partitions, 0 to data.clients - 1: another number
+        would change nobody, silently."""
+        for i, event in enumerate(self.drift.events if self.drift is not None else []):
+            wrong = [c for c in event.clients or [] if not 0 <= c < self.data.clients]
+            if wrong:
+                raise ValueError(f"drift.events.{i}.clients: {wrong[0]} is no client (data.clients "
+                                 f"is {self.data.clients}: 0 to {self.data.clients - 1})")
+        return self
+
+    @model_validator(mode="after")
     def _frozen_are_modules(self) -> LearningConfig:
         known = ("task_adapter", *(f"heads.{t}" for t in TASKS))
         for name in self.frozen_modules:
