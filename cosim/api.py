@@ -110,6 +110,10 @@ class Run:
     def arrow(self, name: str, *, partial: bool = False) -> pa.Table:
         """A trace table as pyarrow. A run that did not complete left ``*.incomplete.parquet``
         files, which are read only with ``partial=True`` so they are never taken for results."""
+        if not isinstance(name, str):
+            raise InputError(None, "name", f"{printable(repr(name))[:80]}: a table's name, as a "
+                             "string")
+        _flags(partial=partial)
         if self.status != "complete" and not partial:
             raise InputError(self.path, name, f"the run is {self.status!r}, not complete: its "
                              "tables are partial (pass partial=True to read them anyway)")
@@ -153,7 +157,7 @@ class Compare:
         path = self.path / "summary.parquet"
         if not path.is_file():
             raise InputError(path, None, "missing: the compare did not finish")
-        table = pq.read_table(path)
+        table = _study_table(self.path, "summary.parquet")
         where = {_key(r): str(r.path) for r in self.runs}
         rows = zip(*(table[k].to_pylist() for k in (*KEYS[:3], "data_seed", "training_seed")),
                    strict=True)
@@ -174,7 +178,7 @@ class Compare:
         if not path.is_file():
             raise InputError(path, None, "missing: the compare did not finish, or an older cosim "
                              "wrote it (run cosim compare --resume to add it)")
-        return _frame(pq.read_table(path), backend)
+        return _frame(_study_table(self.path, "pairs.parquet"), backend)
 
     def arrow(self, name: str) -> pa.Table:
         """One trace table of every run, stacked, with the key columns in front."""
@@ -312,6 +316,7 @@ def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | o
     simulated seconds. MLflow: one MLflow run per cosim run (nested when one is active) in the
     current tracking URI and experiment, with scenario, seed, policy and aggregation as params.
     Both are optional dependencies, imported only here."""
+    _flags(mlflow=mlflow)
     if tensorboard_dir is None and not mlflow:
         raise InputError(None, "log_metrics", "give tensorboard_dir, mlflow=True or both")
     if tensorboard_dir is not None:  # event files go in no run's or study's folder
@@ -344,6 +349,18 @@ def log_metrics(run: Run | Compare | str | os.PathLike, tensorboard_dir: str | o
 
 
 # ---- helpers ----------------------------------------------------------------------------------
+def _study_table(folder: Path, name: str) -> pa.Table:
+    """A table at a compare's top, the one the compare wrote (its mark's SHA-256), read."""
+    from cosim.compare import COMPARE_COMMAND
+    from cosim.destinations import check_study_file
+
+    check_study_file(folder, name, COMPARE_COMMAND)
+    try:
+        return pq.read_table(folder / name)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(folder / name, None, f"not a readable Parquet table: {exc}") from None
+
+
 def _check_event_folders(run: object, folder: Path) -> None:
     """Where TensorBoard's event files go (a Compare's: a sub-folder per run) is a folder of the
     user's: neither in nor itself a run's, a study's or a command's output folder."""

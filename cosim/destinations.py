@@ -248,6 +248,18 @@ def foreign_in_study(folder: Path, command: str, run_folders: tuple[str, ...]) -
     return foreign
 
 
+def check_study_file(folder: Path, name: str, command: str) -> None:
+    """A file at a study's top read as its result is the one the study wrote: its size and
+    SHA-256 as the folder's mark lists them (a folder from before marks has none to check)."""
+    manifest = read_manifest(folder)
+    if manifest is None or manifest.get("command") != command:
+        return
+    listed = manifest.get("files")
+    if not _listed_unchanged(folder / name, (listed if isinstance(listed, dict) else {}).get(name)):
+        raise InputError(folder / name, None, f"changed since the {command} wrote it (its size or "
+                         "SHA-256 differs from the folder's mark): not its results")
+
+
 def _listed_unchanged(path: Path, mark: object) -> bool:
     return (path.is_file() and isinstance(mark, dict) and mark.get("size") == path.stat().st_size
             and mark.get("sha256") == file_sha256(path))

@@ -100,8 +100,8 @@ def plan(spec: ScenarioSpec, seeds: tuple[int, ...]) -> tuple[OnboardingConfig, 
 
 # learning settings each study run gets from its method and stage: a scenario's own would be
 # replaced without a word
-SET_PER_RUN = ("init_modules", "frozen_modules", "model.task_adapter", "balancing.method",
-               "evaluation.tasks")
+SET_PER_RUN = ("init_modules", "frozen_modules", "model.tasks", "model.task_adapter",
+               "balancing.method", "evaluation.tasks")
 
 
 def run_onboarding(spec: ScenarioSpec, out: Path, seeds: tuple[int, ...], jobs: int,

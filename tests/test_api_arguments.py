@@ -227,3 +227,34 @@ def test_flags_and_measures_are_what_they_say(tmp_path, call, kwargs, field):
         getattr(api, call)(GRID_SMALL, out=tmp_path / "o", **kwargs)
     assert caught.value.field == field or field in caught.value.line(), caught.value.line()
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"name": ["mobility"]}, "name"), ({"name": b"mobility"}, "name"),
+    ({"name": "mobility", "partial": "yes"}, "partial")])
+def test_a_table_asked_for_by_something_other_than_a_name_is_an_input_error(tmp_path, kwargs,
+                                                                           field):
+    run = api.Run(path=_run_json(tmp_path / "r", traces={"mobility": "mobility.parquet"}),
+                  info={"status": "complete", "traces": {"mobility": "mobility.parquet"}})
+    with pytest.raises(InputError) as caught:
+        run.arrow(**kwargs)
+    assert caught.value.field == field and caught.value.line(), caught.value
+
+
+def test_a_compares_table_changed_since_it_wrote_it_is_refused(tmp_path):
+    """summary.parquet and pairs.parquet are read only while the size and SHA-256 the compare's
+    folder mark lists for them hold: an edited table is not the compare's result."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cosim.destinations import write_study_manifest
+
+    folder = tmp_path / "c"
+    folder.mkdir()
+    pq.write_table(pa.table({"lookup_seg3d": [0.1, 0.2]}), folder / "pairs.parquet")
+    write_study_manifest(folder, "compare")
+    compare = api.Compare(path=folder, info={}, runs=())
+    assert compare.pairs()["lookup_seg3d"].tolist() == [0.1, 0.2]
+    pq.write_table(pa.table({"lookup_seg3d": [0.99, 0.99]}), folder / "pairs.parquet")
+    with pytest.raises(InputError, match="changed since the compare wrote it"):
+        compare.pairs()

@@ -128,7 +128,8 @@ def test_a_study_cell_named_twice_is_refused_before_the_folder(tmp_path, twice):
 @pytest.mark.parametrize("setting", ["learning.init_modules=START",
                                      "learning.frozen_modules=[heads.det2d]",
                                      "learning.balancing.method=gradnorm",
-                                     "learning.model.task_adapter=false"])
+                                     "learning.model.task_adapter=false",
+                                     "learning.model.tasks=[seg3d]"])
 def test_a_setting_the_study_makes_per_run_is_refused_not_replaced(tmp_path, setting):
     """Each run's start, frozen heads, architecture and balancing come from its method."""
     out, start = tmp_path / "o", tmp_path / "start.pt"
