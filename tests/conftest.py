@@ -27,3 +27,19 @@ def grid_small() -> Path:
 @pytest.fixture
 def sf_downtown() -> Path:
     return SCENARIOS / "sf_downtown.yaml"
+
+
+@pytest.fixture(scope="session")
+def private_mounts(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Skip unless this system lets a test mount in a private namespace (``unshare -m``, as
+    root): the bind-mount and full-disk cases need it; a container without the right may not."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux) to mount in a private namespace")
+    probe = tmp_path_factory.mktemp("mount-probe")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o size=64k tmpfs "{probe}"'],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount in a private namespace here: {done.stderr.strip()[:80]}")
