@@ -30,6 +30,7 @@ from cosim.run_folder import (
     PARTIAL_SUFFIX,
     check_out_name,
     files_below,
+    flock_held,
     foreign_entries,
     foreign_in_entry,
     foreign_outputs,
@@ -370,20 +371,8 @@ def refuse_being_written(folder: Path) -> None:
 
 
 def study_running(folder: Path) -> bool:
-    """Whether a study holds ``folder``'s lock now (``study_lock``; probed, let go at once)."""
-    import fcntl
-
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    """Whether a study holds ``folder``'s lock now (``study_lock``)."""
+    return flock_held(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 STUDY_STATES = ("running", "complete", "interrupted", "failed")

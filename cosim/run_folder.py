@@ -224,11 +224,18 @@ def is_cosim_lock(path: Path) -> bool:
 
 
 def lock_held(out: Path) -> bool:
-    """Whether a run holds ``out``'s lock now (a shared lock probed and let go at once)."""
+    """Whether a run holds ``out``'s lock now (no lock file: its last writer let it go)."""
+    return flock_held(lock_path(out), os.O_RDONLY)
+
+
+def flock_held(path: Path, flags: int) -> bool:
+    """Whether a process holds an exclusive ``flock`` on ``path`` now: a shared lock probed
+    through a new descriptor (opened with ``flags``) and let go at once; False where ``path``
+    cannot be opened."""
     try:
-        fd = os.open(lock_path(out), os.O_RDONLY)
+        fd = os.open(path, flags)
     except OSError:
-        return False  # no lock file: its last writer let it go
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         fcntl.flock(fd, fcntl.LOCK_UN)
