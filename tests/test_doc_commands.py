@@ -1,4 +1,4 @@
-"""Every `cosim` command the README and the docs show runs as written, from a checkout's root and
+"""Every `cosim` command the README and the docs show runs as written, from a checkout's root or
 from another folder, with its relative paths resolved where a user expects them.
 
 The commands are read from the documents, not copied here, so a new or changed example is tested
@@ -212,8 +212,31 @@ def test_the_documents_show_commands_this_module_reads():
     assert not any("SCENARIO" in c.argv for block in BLOCKS for c in block)
 
 
-@pytest.mark.parametrize("folder", ["root", "elsewhere"])
-@pytest.mark.parametrize("block", BLOCKS, ids=[b[0].where.replace(":", "_L") for b in BLOCKS])
+def _folders(blocks: list[list[DocCommand]]) -> list[str]:
+    """One working folder per block, alternating per verb: each block runs once, and a verb the
+    documents show in two blocks or more runs from a checkout's root and from another folder."""
+    seen: dict[str, int] = {}
+    folders = []
+    for block in blocks:
+        verb = next((c.argv[0] for c in block if c.argv[0] in RUNNING), block[0].argv[0])
+        folders.append(("root", "elsewhere")[seen.get(verb, 0) % 2])
+        seen[verb] = seen.get(verb, 0) + 1
+    return folders
+
+
+FOLDERS = _folders(BLOCKS)
+
+
+def test_running_verbs_are_shown_from_both_folders():
+    """`run` and `compare` appear in several blocks, so each is run from both folders."""
+    for verb in ("run", "compare"):
+        used = {f for b, f in zip(BLOCKS, FOLDERS, strict=True) if b[0].argv[0] == verb}
+        assert used == {"root", "elsewhere"}, (verb, used)
+
+
+@pytest.mark.parametrize(("block", "folder"), list(zip(BLOCKS, FOLDERS, strict=True)),
+                         ids=[f"{b[0].where.replace(':', '_L')}-{f}"
+                              for b, f in zip(BLOCKS, FOLDERS, strict=True)])
 def test_documented_command_runs(block, folder, tmp_path):
     checkout = tmp_path / "checkout"
     shutil.copytree(REPO / "scenarios", checkout / "scenarios",
