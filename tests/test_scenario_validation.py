@@ -157,13 +157,24 @@ def test_absurd_sizes_are_refused_with_the_estimate(grid_small, tmp_path, settin
     ("learning.drift={events: [{at_s: 10, clients: [-1], tasks: [seg3d]}]}", "-1 is no client"),
     ('aggregation={method: hierarchical, tiers: [{modules: ["nothing.*"], tier: edge}]}',
      "'nothing.*' names no module of the model"),
-    ('learning.frozen_modules=["peft.image.nothing"]', "'peft.image.nothing' is no module")])
+    ('learning.frozen_modules=["peft.image.nothing"]', "'peft.image.nothing' is no module"),
+    ("learning.drift={events: [{at_s: 300, tasks: [seg3d]}]}", "would never happen"),
+    ("learning.drift={events: [{at_s: 0, tasks: [seg3d]}, {at_s: 5e3, modalities: [image]}]}",
+     "would never happen")])
 def test_names_of_clients_and_modules_the_run_lacks_are_refused_before_the_folder(
         grid_small, tmp_path, setting, says):
     """A drift event for a client that does not exist, or a tier or frozen module matching no
     module, would change nothing silently, or fail once the folder exists."""
     line = _run_refused(grid_small, tmp_path, "learning.enabled=true", setting)
     assert says in line, line
+
+
+def test_a_drift_to_a_task_the_model_lacks_is_refused_before_the_folder(grid_small, tmp_path):
+    line = _run_refused(grid_small, tmp_path, "learning.enabled=true",
+                        "learning.model.tasks=[seg3d, det3d]",
+                        "learning.drift={events: [{at_s: 10, tasks: [seg3d, det2d]}]}",
+                        field="learning.drift.events.0.tasks")
+    assert "det2d is not among learning.model.tasks (seg3d, det3d)" in line, line
 
 
 def test_infinite_duration_and_out_of_range_values(grid_small):

@@ -9,7 +9,7 @@ from pydantic import (
 )
 
 from cosim.scenario.aggregation import AggregationConfig, SyncConfig
-from cosim.scenario.base import SEED_MAX, StrictModel, extension_fields, whole_multiple
+from cosim.scenario.base import SEED_MAX, FieldError, StrictModel, extension_fields, whole_multiple
 from cosim.scenario.clients import ClientsConfig
 from cosim.scenario.d2d import D2DConfig
 from cosim.scenario.learning import LearningConfig
@@ -89,6 +89,23 @@ class Scenario(StrictModel):
                 f"mobility.step_length_s ({step} s) must be a whole multiple of radio.step_s "
                 f"({self.radio.step_s} s): the radio runs between SUMO steps"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _drift_happens(self) -> Scenario:
+        """A drift event after the run's end, or naming a task the model does not have, would
+        change nothing: the run would look like a drift study and be none."""
+        drift = self.learning.drift if self.learning is not None else None
+        for i, event in enumerate(drift.events if drift is not None else []):
+            if event.at_s >= self.duration_s:
+                raise FieldError(f"learning.drift.events.{i}.at_s",
+                                 f"{event.at_s:g} s is not before the run's end (duration_s "
+                                 f"{self.duration_s:g} s): the event would never happen")
+            lacking = [t for t in event.tasks or [] if t not in self.learning.model.tasks]
+            if lacking:
+                raise FieldError(f"learning.drift.events.{i}.tasks",
+                                 f"{lacking[0]} is not among learning.model.tasks "
+                                 f"({', '.join(self.learning.model.tasks)})")
         return self
 
     @property
