@@ -478,8 +478,9 @@ def status(
         help="Run folders, or folders holding runs (default: runs).", show_default=False)] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Say how each run, compare and onboarding ended: complete, failed, interrupted, running, or
-    crashed (its file says running but its process is gone)."""
+    """Say how each run, compare and onboarding ended: complete, failed, interrupted, running,
+    crashed (its file says running but its process is gone), or damaged (complete, but a trace
+    it wrote is gone)."""
 
     def work() -> None:
         from cosim.destinations import RESULT_MARKERS, study_status
@@ -496,6 +497,11 @@ def status(
         for run_dir in found:
             state, info = read_status(run_dir)
             detail = info.get("error") or ""
+            missing = [n for n in (info.get("traces") or {}).values()
+                       if not (run_dir / n).is_file()] if state == "complete" else []
+            if missing:  # what its readers would refuse: never called complete
+                state, detail = "damaged", (f"finished, but {len(missing)} trace(s) it wrote are "
+                                            f"gone: {', '.join(missing[:3])}")
             if state in ("running", "crashed"):
                 detail = (f"pid {info.get('pid')} on {info.get('host')}, last heartbeat "
                           f"{info.get('heartbeat_at')}")

@@ -378,6 +378,16 @@ def test_status_says_when_a_run_holds_files_cosim_did_not_write(complete_run, tm
         listed.output
 
 
+def test_status_calls_a_run_whose_trace_was_deleted_damaged(complete_run, tmp_path):
+    """Its readers refuse it (a trace without its file): status never calls it complete."""
+    run = _left_behind(complete_run, tmp_path / "r", "complete")
+    (run / "radio.parquet").unlink()
+    listed = _cosim("status", str(run))
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.startswith("damaged") and "gone: radio.parquet" in listed.output, \
+        listed.output
+
+
 def test_status_looks_for_runs_outside_the_kernels_virtual_file_systems(complete_run, tmp_path):
     """/proc's entries come and go (a zombie's fail to list): status of /proc, or of a folder
     linking into it, finds no runs there and never fails "internal"."""
