@@ -2,7 +2,7 @@
 hang: a key given twice in one mapping, aliases that expand beyond a node budget (a
 "billion laughs" document), an alias to the node that contains it, deep nesting, and numbers
 and keys whose value depends on the YAML version assumed (``012`` as octal 10, ``1:30`` as 90,
-``on:`` as true).
+``on:`` as true), and values no scenario holds (``!!set``, whose order is the hash seed's).
 
 The checks run while the document is composed, before anything is constructed, so a hostile
 document fails after reading a few nodes; all of it is Python code, so Ctrl-C still works.
@@ -133,6 +133,18 @@ def _base_60(text: str) -> float:
     return sign * value
 
 
+def _refuse_non_json(loader: ScenarioLoader, node: Node) -> Any:
+    """``!!set`` has no order (a task list in a set's order changes with the hash seed, and so
+    would a run's traces); ``!!omap``, ``!!pairs`` and ``!!binary`` are no value a scenario
+    holds. A scenario is mappings, lists, strings, numbers, booleans and null."""
+    kind = node.tag.rsplit(":", 1)[-1]
+    hint = "; write a list [a, b]" if kind == "set" else ""
+    raise RefusedYamlError(None, None, f"a !!{kind} value, which no scenario field takes{hint}",
+                           node.start_mark)
+
+
+for _tag in ("set", "omap", "pairs", "binary"):
+    ScenarioLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_non_json)
 ScenarioLoader.add_constructor("tag:yaml.org,2002:int", ScenarioLoader.construct_yaml_int)
 ScenarioLoader.add_constructor("tag:yaml.org,2002:float", ScenarioLoader.construct_yaml_float)
 

@@ -198,13 +198,21 @@ def test_real_scenarios_stay_within_the_limits():
     ("seed: 012", "012: a number with a leading zero"),  # octal 10 to YAML 1.1, 12 to 1.2
     ("seed: -007", "-007: a number with a leading zero"),
     ("on: 1", "key 'on' is read by YAML as a yes/no value"),  # True to YAML 1.1
-    ("seed: 1:30", "1:30: a base-60 number, which YAML reads as 90")])  # a string to YAML 1.2
+    ("seed: 1:30", "1:30: a base-60 number, which YAML reads as 90"),  # a string to YAML 1.2
+    ("seed: !!set {1, 2}", "a !!set value, which no scenario field takes; write a list"),  # no order
+    ("seed: !!omap [{a: 1}]", "a !!omap value"), ("seed: !!binary AQ==", "a !!binary value")])
 def test_a_value_yaml_versions_read_differently_is_refused_with_its_line(grid_small, tmp_path,
                                                                          line, says):
     text = grid_small.read_text().replace("seed: 1\n", line + "\n", 1)
     number = text.splitlines().index(line) + 1
     refused = _one_line(runner.invoke(app, ["validate", str(_write(tmp_path, text))]))
     assert says in refused and f"line {number}" in refused, refused
+
+
+def test_a_set_given_on_the_command_line_is_refused(grid_small):
+    """A task list in a set's order would change with the hash seed, and the traces with it."""
+    line = _one_line(_validate(grid_small, "learning.model.tasks=!!set {seg3d, det3d}"))
+    assert "a !!set value" in line, line
 
 
 def test_a_quoted_or_plain_number_is_read_as_written(grid_small, tmp_path):
