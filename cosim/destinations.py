@@ -40,6 +40,7 @@ from cosim.run_folder import (
     lock_path,
     manifest_command,
     mount_point,
+    mounts_under,
     read_manifest,
     unlisted_outputs,
 )
@@ -96,7 +97,7 @@ def check_study_out(out: Path, option: str = "--out") -> None:
 def check_cache_folder() -> None:
     """The cache (``COSIM_CACHE_DIR``, else the user's cache folder) is a folder cosim may fill:
     on disk (not a kernel's virtual file system), not a file, in no result folder (its builds
-    would be a run's foreign files), and writable."""
+    would be a run's foreign files), with no mount point inside it, and writable."""
     from cosim.bounded_read import virtual_file
     from cosim.cache import cache_root
 
@@ -112,6 +113,10 @@ def check_cache_folder() -> None:
     if holder is not None:
         raise InputError(None, field, f"{root} is inside {holder}, a folder of cosim's results; "
                          "name a folder outside it")
+    inside = mounts_under(root) if root.is_dir() else []
+    if inside:  # where a mount inside leads cannot be told; cosim writes and removes there
+        raise InputError(None, field, f"{root / inside[0]} is a mount point inside the cache "
+                         "folder; mount the whole cache folder instead, or unmount it")
     kinds = sorted(root.iterdir()) if root.is_dir() else []
     checked = root / "checked"
     if checked.is_dir():

@@ -72,8 +72,9 @@ def foreign_entries(run_dir: Path) -> list[str]:
     """Entries of a run folder that cosim did not write, at any depth (by name: cosim's files
     have fixed names; a report's figures are the ones its report.html links, an export's files
     the tables its schema.json lists; and a report or export that holds its manifest, by that
-    manifest too): ``--overwrite`` never deletes a folder holding any."""
-    foreign = []
+    manifest too), and any mount point inside it: ``--overwrite`` never deletes a folder holding
+    any."""
+    foreign = [f"{m} (a mount point)" for m in mounts_under(run_dir)]
     for entry in sorted(run_dir.iterdir()):
         if not _own_top(entry):
             foreign.append(entry.name)
@@ -675,17 +676,25 @@ class RunFolder:
 def mount_point(path: Path) -> bool:
     """Whether ``path`` is where a file system is mounted, a bind mount on the same file system
     included (the system's mount table; ``os.path.ismount`` sees only a change of device)."""
-    if os.path.ismount(path):
-        return True
+    return os.path.ismount(path) or str(path.resolve()) in _mount_points()
+
+
+def mounts_under(folder: Path) -> list[str]:
+    """The mount points inside ``folder``, relative to it: removing the folder's tree would
+    delete what they hold, which is not the folder's."""
+    where = str(folder.resolve()).rstrip("/") + "/"
+    return sorted(m.removeprefix(where) for m in _mount_points() if m.startswith(where))
+
+
+def _mount_points() -> set[str]:
     try:
         table = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return False
-    where = str(path.resolve())
+        return set()
     # the fifth field is the mount point, with space, tab, newline and backslash as octal escapes
     unescape = re.compile(r"\\([0-7]{3})")
-    return any(unescape.sub(lambda m: chr(int(m.group(1), 8)), line.split(" ")[4]) == where
-               for line in table.splitlines() if len(line.split(" ")) > 4)
+    return {unescape.sub(lambda m: chr(int(m.group(1), 8)), line.split(" ")[4])
+            for line in table.splitlines() if len(line.split(" ")) > 4}
 
 
 def _empty_folder(path: Path) -> bool:

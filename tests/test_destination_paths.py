@@ -215,7 +215,8 @@ def test_a_remembered_check_runs_once(tmp_path, monkeypatch):
     assert checked == [1]
 
 
-@pytest.mark.parametrize("case", ["cache_kind_on_a_run", "partial_staging_folder", "pretrain_file"])
+@pytest.mark.parametrize("case", ["cache_kind_on_a_run", "cache_kind_in_a_compare",
+                                  "partial_staging_folder", "pretrain_file"])
 def test_a_bind_mount_where_cosim_writes_is_refused_first(tmp_path, case, private_mounts):
     """A bind mount (root can make one in a private namespace) is no link, yet leads elsewhere:
     a cache kind mounted on a run, a mounted OUT.partial or a mounted --out file is refused in
@@ -231,6 +232,10 @@ def test_a_bind_mount_where_cosim_writes_is_refused_first(tmp_path, case, privat
     cosim = f'"{sys.executable}" -m cosim.cli'
     if case == "cache_kind_on_a_run":
         mount, command = (run, cache / "networks"), f'{cosim} validate "{GRID}"'
+    elif case == "cache_kind_in_a_compare":  # a folder below a result folder, not one itself
+        (tmp_path / "cmp" / "runs").mkdir(parents=True)
+        (tmp_path / "cmp" / "compare.json").write_text("{}")
+        mount, command = (tmp_path / "cmp" / "runs", cache / "networks"), f'{cosim} validate "{GRID}"'
     elif case == "partial_staging_folder":
         (tmp_path / "m.partial").mkdir()
         mount = (tmp_path / "m.partial", tmp_path / "m.partial")
@@ -245,3 +250,5 @@ def test_a_bind_mount_where_cosim_writes_is_refused_first(tmp_path, case, privat
     lines = [x for x in done.stderr.splitlines() if x.strip()]
     assert done.returncode == 2 and len(lines) == 1 and "mount" in lines[0], done.stderr
     assert sorted(p.name for p in run.iterdir()) == ["run.json"]
+    if case == "cache_kind_in_a_compare":
+        assert not any((tmp_path / "cmp" / "runs").iterdir())

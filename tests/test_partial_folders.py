@@ -9,6 +9,7 @@ import json
 import math
 import os
 import random
+import shlex
 import subprocess
 import sys
 import time
@@ -437,6 +438,27 @@ def test_a_mount_point_as_out_is_refused_before_the_run(tmp_path, monkeypatch):
     line = _one_line(_cosim("run", str(GRID), "--out", str(out), "-q", *QUICK))
     assert "--out" in line and "mount point" in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mounted"] and not any(out.iterdir())
+
+
+def test_overwrite_never_deletes_through_a_mount_inside_the_earlier_run(complete_run, tmp_path,
+                                                                        private_mounts):
+    """A user's folder mounted at the earlier run's report/ is no file of the run: --overwrite
+    is refused in one line before the run, and the mounted folder keeps everything."""
+    run = _left_behind(complete_run, tmp_path / "r", "complete")
+    (run / "report").mkdir(exist_ok=True)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    command = shlex.join([sys.executable, "-m", "cosim.cli", "run", str(GRID), "--out", str(run),
+                          "--overwrite", "-q", *QUICK])
+    done = subprocess.run(["unshare", "-m", "sh", "-c",
+                           f'mount --bind "{mine}" "{run}/report" && {command}'],
+                          capture_output=True, text=True)
+    lines = [x for x in done.stderr.splitlines() if x.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "report (a mount point)" in lines[0], lines
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "r"]
 
 
 def test_a_bind_mount_on_the_same_file_system_is_a_mount_point(tmp_path, private_mounts):
