@@ -84,7 +84,7 @@ class ScenarioLoader(yaml.SafeLoader):
         """YAML 1.1 reads ``012`` as octal (10), YAML 1.2 as 12: a plain number with a leading
         zero means something else to the writer than to the reader, so it is refused, as is a
         base-60 number (below)."""
-        if node.style is None and LEADING_ZERO.fullmatch(str(node.value)):
+        if LEADING_ZERO.fullmatch(str(node.value)):  # plain, or quoted and tagged !!int
             raise RefusedYamlError(None, None, f"{node.value}: a number with a leading zero, which "
                                    "YAML reads as octal; write it without the zero, or quote it",
                                    node.start_mark)
@@ -97,15 +97,19 @@ class ScenarioLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
+            own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+            self.flatten_mapping(node)  # merged keys too are keys: a merged `on:` is true
             first_line: dict[Any, int] = {}
             for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, ScalarNode):
-                    continue  # merged keys may be overridden; complex keys are YAML's own error
-                if (key_node.tag == "tag:yaml.org,2002:bool" and key_node.style is None
+                if not isinstance(key_node, ScalarNode):
+                    continue  # complex keys are YAML's own error
+                if (key_node.tag == "tag:yaml.org,2002:bool"
                         and str(key_node.value).lower() not in ("true", "false")):
                     raise RefusedYamlError(None, None, f"key {key_node.value!r} is read by YAML as "
                                            "a yes/no value, not a name; quote it",
                                            key_node.start_mark)
+                if id(key_node) not in own:
+                    continue  # a merged key may be overridden by the mapping's own
                 key = self.construct_object(key_node, deep=True)
                 if key in first_line:
                     raise RefusedYamlError(
@@ -119,7 +123,7 @@ class ScenarioLoader(yaml.SafeLoader):
 def _refuse_base_60(node: ScalarNode) -> None:
     """YAML 1.1 reads ``1:30`` as 90 (base 60), YAML 1.2 as a string; and whether the writer
     meant minutes or hours cannot be told."""
-    if node.style is None and ":" in str(node.value):
+    if ":" in str(node.value):  # plain, or quoted and tagged !!int or !!float
         raise RefusedYamlError(None, None, f"{node.value}: a base-60 number, which YAML reads as "
                                f"{_base_60(str(node.value)):g}; write the number of seconds (or "
                                "what the field counts), or quote it", node.start_mark)

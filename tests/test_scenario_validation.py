@@ -200,7 +200,10 @@ def test_real_scenarios_stay_within_the_limits():
     ("on: 1", "key 'on' is read by YAML as a yes/no value"),  # True to YAML 1.1
     ("seed: 1:30", "1:30: a base-60 number, which YAML reads as 90"),  # a string to YAML 1.2
     ("seed: !!set {1, 2}", "a !!set value, which no scenario field takes; write a list"),  # no order
-    ("seed: !!omap [{a: 1}]", "a !!omap value"), ("seed: !!binary AQ==", "a !!binary value")])
+    ("seed: !!omap [{a: 1}]", "a !!omap value"), ("seed: !!binary AQ==", "a !!binary value"),
+    ('seed: !!int "012"', "012: a number with a leading zero"),  # tagged: read as 10
+    ('seed: !!float "1:30"', "1:30: a base-60 number"),
+    ("<<: {on: 1}", "key 'on' is read by YAML as a yes/no value")])  # merged: a key True
 def test_a_value_yaml_versions_read_differently_is_refused_with_its_line(grid_small, tmp_path,
                                                                          line, says):
     text = grid_small.read_text().replace("seed: 1\n", line + "\n", 1)
