@@ -95,17 +95,19 @@ class Scenario(StrictModel):
     def _drift_happens(self) -> Scenario:
         """A drift event after the run's end, or naming a task the model does not have, would
         change nothing: the run would look like a drift study and be none."""
-        drift = self.learning.drift if self.learning is not None else None
-        for i, event in enumerate(drift.events if drift is not None else []):
+        if self.learning is None or self.learning.drift is None:
+            return self
+        tasks = self.learning.model.tasks
+        for i, event in enumerate(self.learning.drift.events):
             if event.at_s >= self.duration_s:
                 raise FieldError(f"learning.drift.events.{i}.at_s",
                                  f"{event.at_s:g} s is not before the run's end (duration_s "
                                  f"{self.duration_s:g} s): the event would never happen")
-            lacking = [t for t in event.tasks or [] if t not in self.learning.model.tasks]
+            lacking = [t for t in event.tasks or [] if t not in tasks]
             if lacking:
                 raise FieldError(f"learning.drift.events.{i}.tasks",
                                  f"{lacking[0]} is not among learning.model.tasks "
-                                 f"({', '.join(self.learning.model.tasks)})")
+                                 f"({', '.join(tasks)})")
         return self
 
     @property
