@@ -72,6 +72,31 @@ class RunResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _input_paths(value: Any, key: str = "") -> Iterable[tuple[str, Path]]:
+    """Each file or folder the scenario reads, with its dotted field (its outputs left out)."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if not (key == "" and name == "output"):
+                yield from _input_paths(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _input_paths(item, f"{key}.{i}")
+    elif isinstance(value, Path):
+        yield key, value
+
+
+def _refuse_inputs_in(scenario: Scenario, source: Path | None, folders: Iterable[Path]) -> None:
+    """An input inside the run's own folder or its staging folder would be replaced or removed
+    by the run that reads it (``--overwrite``, a discarded attempt): run.json would name a file
+    that no longer holds what the run read."""
+    for folder in folders:
+        where = folder.resolve()  # a link to the folder leads into it too
+        for name, path in _input_paths(scenario.model_dump()):
+            if path.resolve().is_relative_to(where):
+                raise InputError(source, name, f"{path} is inside {folder}, which this run "
+                                 "writes; copy it elsewhere first")
+
+
 def _sumo_writers(scenario: Scenario) -> frozenset[str]:
     """The options the scenario's SUMO writes files with (none given: nothing to look up)."""
     from cosim.destinations import SUMO_WRITERS, sumo_writers
@@ -177,6 +202,7 @@ def run_scenario(
     if not in_study:
         check_not_in_results(folder.out.parent, "--out")
     folder.check(resuming=resume)  # a refused --out is said before any input is built
+    _refuse_inputs_in(scenario, source, (folder.out, folder.partial))
     writers = _sumo_writers(scenario)
     # on --resume, --overwrite replaces a complete OUT, never a file the attempt did not write
     declared = _declared_outputs(scenario, writers)  # read once: the files may change later

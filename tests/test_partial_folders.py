@@ -379,6 +379,21 @@ def test_status_says_when_a_run_holds_files_cosim_did_not_write(complete_run, tm
         listed.output
 
 
+@pytest.mark.parametrize("into", ["out", "partial"])
+def test_a_replay_inside_the_folder_a_run_replaces_is_refused(complete_run, tmp_path, into):
+    """Replaying OUT's own mobility with --overwrite (or an attempt's in OUT.partial) would
+    replace the file the run reads: refused naming the field, and both folders stay as they were."""
+    out = tmp_path / "r"
+    holder = _left_behind(complete_run, out if into == "out" else tmp_path / "r.partial",
+                          "complete" if into == "out" else "interrupted")
+    before = _digest(holder)
+    result = _cosim("run", str(GRID), "--out", str(out), "--overwrite", "-q", *QUICK,
+                    "--set", f"mobility.replay={holder / 'mobility.parquet'}")
+    line = _one_line(result)
+    assert result.exit_code == 2 and "mobility.replay" in line and "copy it elsewhere" in line, line
+    assert _digest(holder) == before and sorted(p.name for p in tmp_path.iterdir()) == [holder.name]
+
+
 def test_status_calls_a_run_whose_trace_was_deleted_damaged(complete_run, tmp_path):
     """Its readers refuse it (a trace without its file): status never calls it complete."""
     run = _left_behind(complete_run, tmp_path / "r", "complete")
