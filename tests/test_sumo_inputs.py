@@ -123,3 +123,12 @@ def test_a_vehicle_sumo_refuses_only_at_its_departure_is_bad_input(tmp_path, net
     from cosim.run_folder import read_status
 
     assert read_status(tmp_path / "r.partial")[0] == "failed"
+
+
+def test_a_tool_killed_by_the_system_is_said_to_have_run_out_of_memory(tmp_path):
+    """SIGKILL is the kernel's out-of-memory killer's (cosim never sends it): the line says so."""
+    from cosim.mobility.sumo_tools import SumoToolError, run_tool
+
+    with pytest.raises(SumoToolError, match=r"sh failed \(-9\): crashed \(SIGKILL, killed by the "
+                                            r"system: most often out of memory"):
+        run_tool(["sh", "-c", "kill -9 $$"], tmp_path / "tool.log")

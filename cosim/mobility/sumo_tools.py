@@ -68,6 +68,8 @@ def run_tool(cmd: list[str], log: Path) -> None:
         if proc.returncode < 0:  # killed by a signal: SUMO segfaults on some malformed files
             name = signal.Signals(-proc.returncode).name if -proc.returncode in signal.valid_signals() \
                 else str(-proc.returncode)
+            if name == "SIGKILL":  # cosim never sends it: the system's out-of-memory killer
+                name += ", killed by the system: most often out of memory; a smaller network?"
             tail = f"crashed ({name}){': ' + tail if tail else ''}"
         raise SumoToolError(f"{Path(cmd[1] if cmd[0] == sys.executable else cmd[0]).name} "
                             f"failed ({proc.returncode}): {tail}")
