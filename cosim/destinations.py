@@ -9,6 +9,7 @@ user made. Each check raises InputError (exit 2) before anything is written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import gzip
 import json
@@ -453,7 +454,10 @@ def output_folder(out: Path, option: str, command: str, allowed_in: Path | None 
         write_manifest(out, command, of, status="incomplete", untouched=untouched)
     try:
         yield out
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) \
+                and not exc.filename:  # a write names no file: the folder being filled is said
+            exc.filename = str(out)
         with contextlib.suppress(OSError):
             if out.is_dir():
                 write_manifest(out, command, of, status="incomplete", untouched=untouched)

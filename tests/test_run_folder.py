@@ -536,4 +536,5 @@ def test_a_full_disk_under_any_command_is_one_line(tmp_path, private_mounts):
     done = subprocess.run(["unshare", "-m", "sh", "-c", command], capture_output=True, text=True)
     lines = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("progress:")]
     assert done.returncode == 1 and len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: the disk is full"), lines
+    assert lines[0].startswith("error: the disk is full writing"), lines
+    assert f"{small}/ds" in lines[0], lines  # the file, or the folder being filled
