@@ -510,7 +510,9 @@ def _mapping(value: object, what: str) -> dict[str, float]:
 def _names(value: Sequence[str] | str | None, default: tuple[str, ...], what: str) -> tuple[str, ...]:
     if value is None:
         return default
-    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(value, str | Iterable):
+        raise InputError(None, what, f"{value!r}: names, as strings")
+    items = value.split(",") if isinstance(value, str) else list(value)
     if not all(isinstance(v, str) for v in items):
         raise InputError(None, what, f"{value!r}: names, as strings")
     names = tuple(v.strip() for v in items)

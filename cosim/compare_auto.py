@@ -10,6 +10,7 @@ at the first look, so a measure means the same at every look.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -32,6 +33,13 @@ class AutoSeeds:
     measures: tuple[str, ...] = DEFAULT_MEASURES  # summary columns, or their prefixes
 
     def __post_init__(self) -> None:
+        for name, value in (("--min-seeds", self.min_seeds), ("--max-seeds", self.max_seeds)):
+            if not isinstance(value, int) or isinstance(value, bool):  # the Python API's too
+                raise InputError(None, name, f"{value!r}: a whole number of seeds")
+        if self.budget_min is not None and (not isinstance(self.budget_min, int | float)
+                                            or isinstance(self.budget_min, bool)
+                                            or not math.isfinite(self.budget_min)):
+            raise InputError(None, "--budget-min", f"{self.budget_min!r}: a number of minutes")
         if self.min_seeds < 2:
             raise InputError(None, "--min-seeds", "a paired test needs at least 2 seeds")
         if self.max_seeds < self.min_seeds:

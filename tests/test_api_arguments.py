@@ -35,6 +35,13 @@ BAD_COMPARE = {
     "data_seed_beyond_sumo": ({"data_seeds": [2**40]}, "data_seeds"),
     "training_seed_text": ({"training_seeds": ["1"]}, "training_seeds"),
     "policy_not_a_name": ({"policies": [1]}, "policies"),
+    "policies_a_number": ({"policies": 7}, "policies"),
+    "decide_a_number": ({"seeds": "auto", "decide": 123}, "decide"),
+    "decide_on_a_number": ({"seeds": "auto", "decide_on": 5}, "decide_on"),
+    "min_seeds_text": ({"seeds": "auto", "min_seeds": "a"}, "--min-seeds"),
+    "max_seeds_fraction": ({"seeds": "auto", "max_seeds": 4.5}, "--max-seeds"),
+    "budget_min_text": ({"seeds": "auto", "budget_min": "5"}, "--budget-min"),
+    "budget_min_nan": ({"seeds": "auto", "budget_min": math.nan}, "--budget-min"),
 }
 
 

@@ -19,7 +19,7 @@ class DriftEvent(StrictModel):
     at_s: NonNegativeFloat
     label: str = Field("", max_length=200)  # e.g. "night", "highway": said in the report
     # which clients: the listed partitions, or a seeded share of them (1: all)
-    clients: list[int] | None = None
+    clients: list[int] | None = Field(None, min_length=1)  # []: an event for nobody
     share: float = Field(1.0, gt=0.0, le=1.0)
     # None: unchanged. mypy: a Literal[...] of a names.py tuple is read by pydantic, not
     # expressible to mypy (valid-type)
