@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
+KINDS = ("networks", "demand", "sumo-loads", "intersections", "data", "pretrained", "checked")
+"""The cache's folders, one per kind of entry (``checked``: the remembered input checks)."""
+
 
 def cache_root() -> Path:
     """``$COSIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/cosim``, else ``~/.cache/cosim``."""

@@ -72,13 +72,31 @@ def result_folder_around(path: Path, itself_output_ok: bool = False) -> Path | N
 
 def check_not_in_results(path: Path, option: str, allowed: Path | None = None,
                          itself_output_ok: bool = False) -> None:
-    """``path`` is in no result folder, unless it is ``allowed`` (a run's own entry)."""
+    """``path`` is in no result folder, unless it is ``allowed`` (a run's own entry), and in
+    none of the cache's folders."""
     if allowed is not None and path.resolve() == allowed.resolve():
         return
+    check_not_in_cache(path, option)
     holder = result_folder_around(path, itself_output_ok)
     if holder is not None:
         raise InputError(None, option, f"{path} is inside {holder}, a folder of cosim's results: "
                          "only the run that made it writes there; choose another place")
+
+
+def check_not_in_cache(path: Path, option: str) -> None:
+    """What a command writes goes in none of the cache's folders: a run reads its entries as
+    cosim built them (a checkpoint written over a cached backbone would train later runs on it
+    unsaid)."""
+    from cosim.cache import KINDS, cache_root
+
+    root = cache_root().resolve()
+    try:
+        inside = path.resolve().relative_to(root).parts
+    except ValueError:
+        return
+    if inside and inside[0] in KINDS:
+        raise InputError(None, option, f"{path} is inside {root / inside[0]}, a folder of cosim's "
+                         "cache; choose another place")
 
 
 def check_study_out(out: Path, option: str = "--out") -> None:
@@ -86,6 +104,7 @@ def check_study_out(out: Path, option: str = "--out") -> None:
     folder (it may be a study's own, marked), not a file, and writable. Whether an existing one
     is the study's own is for the study to say, by its compare.json or onboarding.json."""
     check_out_name(out, option)
+    check_not_in_cache(out, option)
     holder = result_folder_around(out.absolute().parent)
     if holder is not None:
         raise InputError(None, option, f"{out} is inside {holder}, a folder of cosim's results: "

@@ -51,6 +51,20 @@ def test_a_broken_link_as_destination_is_refused_before_anything(tmp_path, link,
     assert sorted(os.listdir(tmp_path)) == before  # no staging folder, nothing written
 
 
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_no_command_writes_into_a_folder_of_the_cache(tmp_path, monkeypatch, command):
+    """A checkpoint written over the cached backbone (``pretrained/KEY/model.pt``) would train
+    later runs unsaid: every destination in a cache kind's folder is refused in one line."""
+    cache = tmp_path / "cache"
+    entry = cache / "pretrained" / "0123abcd"
+    entry.mkdir(parents=True)
+    monkeypatch.setenv("COSIM_CACHE_DIR", str(cache))
+    code, lines = _cosim(*COMMANDS[command](entry / "out"))
+    assert code == 2 and len(lines) == 1, lines
+    assert "a folder of cosim's cache" in lines[0], lines
+    assert list(entry.iterdir()) == []
+
+
 LONG = "/".join(["d" * 200] * 30)
 
 
