@@ -50,6 +50,7 @@ def cached_folder(kind: str, key: str, build: Callable[[Path], object]) -> Path:
 
     Processes that want the same entry at once (``cosim compare --jobs``) take turns on a lock
     file: one builds, the others find it complete."""
+    assert kind in KINDS, f"{kind}: add it to cache.KINDS (no output may be written there)"
     final = cache_root() / kind / key
     if final.is_symlink():  # an entry is a folder cosim built here, never one found elsewhere
         raise OSError(errno.EPERM, "a link, not a cache entry cosim built; remove it", str(final))
