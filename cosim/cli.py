@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -72,6 +74,9 @@ def _guarded(debug: bool, work: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
     except typer.Exit:
         raise
+    except BrokenPipeError:  # the reader left (`cosim status | head -1`): as a shell tool, quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        raise typer.Exit(128 + signal.SIGPIPE) from None
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # any command's write: said as a run's is
             where = f" writing {exc.filename}" if exc.filename else ""

@@ -394,6 +394,20 @@ def test_a_replay_inside_the_folder_a_run_replaces_is_refused(complete_run, tmp_
     assert _digest(holder) == before and sorted(p.name for p in tmp_path.iterdir()) == [holder.name]
 
 
+def test_status_into_a_reader_that_leaves_early_ends_quietly(tmp_path):
+    """`cosim status | head -1`: the reader closes the pipe; status ends as a shell tool does
+    (exit 141, SIGPIPE's), with nothing on stderr, never an internal error."""
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text('{"status": "complete"}')
+    child = subprocess.Popen([sys.executable, "-m", "cosim.cli", "status", "runs"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # before the child writes: its write meets a closed pipe
+    err = child.stderr.read().decode()
+    assert child.wait() == 141 and err == "", err
+
+
 def test_status_calls_a_run_whose_trace_was_deleted_damaged(complete_run, tmp_path):
     """Its readers refuse it (a trace without its file): status never calls it complete."""
     run = _left_behind(complete_run, tmp_path / "r", "complete")
