@@ -160,6 +160,8 @@ def test_absurd_sizes_are_refused_with_the_estimate(grid_small, tmp_path, settin
     ('learning.frozen_modules=["peft.image.nothing"]', "'peft.image.nothing' is no module"),
     ("learning.drift={events: [{at_s: 300, tasks: [seg3d]}]}", "would never happen"),
     ("learning.drift={events: [{at_s: 10, clients: [], tasks: [seg3d]}]}", "at least 1 item"),
+    ("learning.drift={events: [{at_s: 10, clients: [0, 1], tasks: [seg3d]}, "
+     "{at_s: 10, clients: [1], tasks: [det3d]}]}", "events.0 would have no effect"),
     ("learning.drift={events: [{at_s: 0, tasks: [seg3d]}, {at_s: 5e3, modalities: [image]}]}",
      "would never happen")])
 def test_names_of_clients_and_modules_the_run_lacks_are_refused_before_the_folder(

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, NonNegativeFloat, model_validator
 
 from cosim.names import MODALITIES, TASKS
-from cosim.scenario.base import StrictModel
+from cosim.scenario.base import FieldError, StrictModel
 
 
 class DriftEvent(StrictModel):
@@ -50,4 +50,13 @@ class DriftConfig(StrictModel):
         times = [e.at_s for e in self.events]
         if times != sorted(times):
             raise ValueError("events: give them in order of at_s")
+        for i, (first, second) in enumerate(zip(self.events, self.events[1:], strict=False)):
+            both = [what for what in ("tasks", "modalities")
+                    if getattr(first, what) is not None and getattr(second, what) is not None]
+            if first.at_s == second.at_s and both and (
+                    first.clients is None or second.clients is None
+                    or set(first.clients) & set(second.clients)):
+                raise FieldError(f"events.{i + 1}.{both[0]}", f"sets what events.{i} sets at the "
+                                 f"same time ({first.at_s:g} s) for the same clients, so events.{i}"
+                                 " would have no effect; merge the two")
         return self
