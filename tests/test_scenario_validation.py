@@ -135,6 +135,8 @@ def test_every_float_field_of_the_schema_refuses_nan():
      "mobility.netgenerate", "5e+06 junctions; at most 1e+06"),
     ('mobility.netgenerate=["--rand","--iterations","5000000"]', "mobility.netgenerate",
      "5e+06 junctions; at most 1e+06"),
+    ('mobility.netgenerate=["--grid","--grid.number","4","-L","1000"]', "mobility.netgenerate",
+     "1000 lanes per road (--default.lanenumber); at most 16"),  # -L: netgenerate's synonym
     # randomTrips options that multiply its work, however spelt (argparse abbreviations too)
     ('mobility.demand.random_trips_options=["--flows","100000000"]',
      "mobility.demand.random_trips_options", "1e+08 elements to write"),

@@ -34,6 +34,7 @@ MAX_RADIO_STEPS_PER_SUMO_STEP = 1e6
 MAX_TRIPS = 1e7  # randomTrips writes and duarouter routes every one
 MAX_SYNTHETIC_FRAMES = 1e6  # rendered once into the cache (images and LiDAR per frame)
 MAX_GENERATED_JUNCTIONS = 1e6  # a 1000 x 1000 grid; netgenerate builds it before any check
+MAX_GENERATED_LANES = 16  # per road: the widest real motorways have about 12
 MAX_ROUNDS = 1e7
 MAX_EVALUATIONS = 1e6
 
@@ -195,7 +196,15 @@ def generated_junctions(settings: Mapping[str, str]) -> tuple[str, float] | None
 
 
 def check_generated_junctions(settings: Mapping[str, str]) -> None:
-    """FieldError when ``settings`` make a network beyond MAX_GENERATED_JUNCTIONS."""
+    """FieldError when ``settings`` make a network beyond MAX_GENERATED_JUNCTIONS, or with more
+    lanes per road than MAX_GENERATED_LANES (netgenerate spends minutes on 1000 of them)."""
+    try:
+        lanes = float(settings.get("default.lanenumber", "1"))
+    except ValueError:
+        lanes = 1.0  # netgenerate refuses it itself
+    if not lanes <= MAX_GENERATED_LANES:
+        raise FieldError("mobility.netgenerate", f"{settings['default.lanenumber']} lanes per road "
+                         f"(--default.lanenumber); at most {MAX_GENERATED_LANES}")
     found = generated_junctions(settings)
     if found is not None and found[1] > MAX_GENERATED_JUNCTIONS:
         raise FieldError("mobility.netgenerate", f"a {found[0]} network of about {found[1]:.3g} "
