@@ -29,6 +29,7 @@ from rich.progress import (
 )
 
 PLAIN_EVERY_S = 30.0
+MAX_EVERY_S = 86_400.0  # a day: beyond it a timer overflows (inf, 1e300) or never fires
 WATCH_GRACE_S = 2.0  # the watcher repeats the status this long after a line was due
 
 # The active run's step reporter (set while a RunProgress is open): long set-up work deep in the
@@ -107,12 +108,13 @@ def format_wall(seconds: float) -> str:
 
 
 def plain_every_s() -> float:
-    """The plain log's period (``COSIM_PROGRESS_EVERY_S``; a bad value keeps the default)."""
+    """The plain log's period (``COSIM_PROGRESS_EVERY_S``, 0 to a day; a bad value, such as
+    ``inf`` or ``1e300`` which no timer takes, keeps the default)."""
     try:
         value = float(os.environ.get("COSIM_PROGRESS_EVERY_S", PLAIN_EVERY_S))
     except ValueError:
         return PLAIN_EVERY_S
-    return value if value >= 0 else PLAIN_EVERY_S
+    return value if 0 <= value <= MAX_EVERY_S else PLAIN_EVERY_S
 
 
 class RunProgress:

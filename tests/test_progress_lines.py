@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import time
 
+import pytest
 from rich.console import Console
 
 from cosim.progress import RunProgress, format_speedup, warmup_step
@@ -159,3 +160,27 @@ def test_validate_says_it_is_still_checking_while_inputs_are_built(tmp_path, mon
     result = CliRunner().invoke(app, ["validate", str(grid), "--set", "learning=null"])
     assert result.exit_code == 0, result.output
     assert "progress: checking the inputs (network, demand, data)  elapsed" in result.output
+
+
+@pytest.mark.parametrize(("value", "every"), [("inf", 30.0), ("1e300", 30.0), ("nan", 30.0),
+                                              ("-5", 30.0), ("abc", 30.0), ("0", 0.0),
+                                              ("0.1", 0.1), ("86400", 86400.0)])
+def test_the_log_period_no_timer_takes_keeps_the_default(monkeypatch, value, every):
+    """``inf`` or ``1e300`` overflowed the progress thread's timer (a traceback on stderr)."""
+    from cosim.progress import plain_every_s
+
+    monkeypatch.setenv("COSIM_PROGRESS_EVERY_S", value)
+    assert plain_every_s() == every
+
+
+def test_validate_with_an_infinite_log_period_says_only_its_result():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    grid = Path(__file__).resolve().parent.parent / "scenarios" / "grid_small.yaml"
+    done = subprocess.run([sys.executable, "-m", "cosim.cli", "validate", str(grid), "--set",
+                           "learning=null"], capture_output=True, text=True,
+                          env={**os.environ, "COSIM_PROGRESS_EVERY_S": "inf"})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
