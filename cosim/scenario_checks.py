@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -49,8 +50,27 @@ def describe_inputs(sc: Scenario, inputs, source: Path) -> str:
     return "; ".join(parts)
 
 
+# A YAML 1.2 core-schema reader takes these plain scalars for numbers (PyYAML, a 1.1 reader,
+# takes ``1e3`` or ``0o17`` for strings and leaves them unquoted)
+YAML_12_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|0o[0-7]+|"
+                            r"0x[0-9a-fA-F]+|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+
+
+class _QuotingDumper(yaml.SafeDumper):
+    """Quotes a string any YAML reader could take for a number: the output means the same to
+    every reader."""
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "'" if YAML_12_NUMBER.fullmatch(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_QuotingDumper.add_representer(str, _string)
+
+
 def resolved_yaml(sc: Scenario) -> str:
     """The scenario with every default filled in and paths absolute: valid scenario input
     (loading it gives the same scenario), in the schema's field order."""
-    return yaml.safe_dump(sc.model_dump(mode="json"), sort_keys=False, allow_unicode=True,
-                          width=100)
+    return yaml.dump(sc.model_dump(mode="json"), Dumper=_QuotingDumper, sort_keys=False,
+                     allow_unicode=True, width=100)

@@ -411,6 +411,15 @@ def test_validate_show_prints_the_resolved_scenario(grid_small, tmp_path):
     assert again == load_scenario(grid_small, ["seed=5"])
 
 
+@pytest.mark.parametrize("name", ["1e3", "0o17", "0x1F", ".5", "-2.5E-3", "12"])
+def test_validate_show_quotes_a_name_a_yaml_12_reader_would_take_for_a_number(grid_small, name):
+    """PyYAML (YAML 1.1) reads `1e3` as a string, a YAML 1.2 reader as 1000.0: quoted, the
+    shown scenario means the same to both."""
+    result = runner.invoke(app, ["validate", str(grid_small), "--show", "--set", f"name='{name}'"])
+    assert result.exit_code == 0, result.output
+    assert f"name: '{name}'" in result.stdout.splitlines(), result.stdout[:200]
+
+
 # 8. cosim new --------------------------------------------------------------------------------
 
 def _netgenerate(path: Path) -> Path:
