@@ -83,7 +83,7 @@ def write_starter(name: str, folder: Path, net: Path | None = None, osm: Path | 
             polygons, warned = import_buildings(osm, converted, Path(tmp) / f"{name}.poly.xml")
             notes += [warned] if warned else []
             _check_loads(converted, routes or [])
-            _check_starter(name, converted, routes or [], polygons, out)
+            _check_starter(name, converted, routes or [], polygons, out, "--osm")
             folder.mkdir(parents=True, exist_ok=True)
             for made in converted_names:  # the files checked above, nothing else
                 if (Path(tmp) / made).is_file():
@@ -175,11 +175,11 @@ def convert_osm(osm: Path, target: Path) -> tuple[Path, str | None]:
 
 
 def starter_yaml(name: str, net_ref: str, where: NetLocation, route_refs: list[str] | None = None,
-                 buildings_ref: str | None = None) -> tuple[str, str]:
+                 buildings_ref: str | None = None, option: str = "--net") -> tuple[str, str]:
     """The scenario text for a network with this location, and a summary of its cells. With
     ``route_refs`` the user's routes are the traffic (no random demand, no warm-up); with
     ``buildings_ref`` (a .poly.xml) the buildings block the line to a cell, else the blocks
-    between the streets do."""
+    between the streets do. ``option``: where the network came from, named in an error."""
     buildings = f", buildings: {json.dumps(buildings_ref)}" if buildings_ref else ""
     los_comment = ("the buildings (from OpenStreetMap, polyconvert) block the line to a cell"
                    if buildings_ref else "the blocks between the streets block the line to a cell "
@@ -187,7 +187,7 @@ def starter_yaml(name: str, net_ref: str, where: NetLocation, route_refs: list[s
     x0, y0, x1, y1 = where.boundary
     extent = max(x1 - x0, y1 - y0)
     if extent <= 0:
-        raise InputError(None, "--net", "the network has no extent (convBoundary is one point)")
+        raise InputError(None, option, "the network has no extent (convBoundary is one point)")
     isd, rings = hex_layout(extent)
     cx, cy = where.center
     sites = 1 + 3 * rings * (rings + 1)
@@ -287,7 +287,7 @@ def _relative(path: Path, folder: Path) -> str:
 
 
 def _check_starter(name: str, net: Path, routes: list[Path], buildings: Path | None,
-                   out: Path) -> None:
+                   out: Path, option: str = "--net") -> None:
     """The promise of ``cosim new``: the file it writes validates, cells included. Checked on
     the same scenario with absolute paths before any file or folder is written: a network whose
     cells cannot be placed leaves nothing behind and replaces no earlier file."""
@@ -297,7 +297,7 @@ def _check_starter(name: str, net: Path, routes: list[Path], buildings: Path | N
 
     text, _ = starter_yaml(name, str(net.resolve()), read_location(net),
                            [str(r.resolve()) for r in routes],
-                           str(buildings.resolve()) if buildings is not None else None)
+                           str(buildings.resolve()) if buildings is not None else None, option)
     try:
         sc = scenario_from_mapping(load_yaml(text), out)  # read as `cosim run` will read it
         check_cells_inside(sc.radio, net, out)

@@ -422,6 +422,18 @@ def test_validate_show_quotes_a_name_a_yaml_12_reader_would_take_for_a_number(gr
 
 # 8. cosim new --------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("option", ["--net", "--osm"])
+def test_a_network_without_extent_is_refused_naming_where_it_came_from(option):
+    """A network converted from --osm that is one point is said of --osm, not of --net."""
+    from cosim.errors import InputError
+    from cosim.mobility.location import NetLocation
+    from cosim.starter import starter_yaml
+
+    point = NetLocation((5.0, 5.0, 5.0, 5.0), (0.0, 0.0), None, False)
+    with pytest.raises(InputError) as refused:
+        starter_yaml("city", "city.net.xml", point, option=option)
+    assert refused.value.field == option and "no extent" in refused.value.line()
+
 def _netgenerate(path: Path) -> Path:
     from cosim.mobility.sumo_tools import binary
 
