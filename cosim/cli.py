@@ -488,14 +488,17 @@ def status(
     it wrote is gone)."""
 
     def work() -> None:
-        from cosim.destinations import RESULT_MARKERS, study_status
+        from cosim.destinations import RESULT_MARKERS, study_running, study_status
         from cosim.errors import printable
         from cosim.run_folder import find_folders, find_runs, foreign_entries, read_status
 
         where = paths or [Path("runs")]
         studies = [(s, study_status(s)) for s in find_folders(where, RESULT_MARKERS)]
         found = find_runs(where)
-        if not found and not studies:
+        starting = [p for p in where if p.is_dir() and not study_status(p) and study_running(p)]
+        for study in starting:  # its compare.json or onboarding.json is not written yet
+            typer.echo(printable(f"{'running':<11} {study}  (a study starting)"))
+        if not found and not studies and not starting:
             raise InputError(None, None, f"no run folders in {', '.join(map(str, where))}")
         for study, (kind, state) in ((s, k) for s, k in studies if k is not None):
             typer.echo(printable(f"{state:<11} {study}  ({kind})"))

@@ -77,6 +77,17 @@ def test_status_tells_a_running_study_from_one_whose_process_is_gone(tmp_path, m
                      str(tmp_path / "odd"): ("unknown", f"({kind})")}
 
 
+def test_status_calls_a_study_that_has_written_nothing_yet_running(tmp_path):
+    """In a study's first seconds its folder holds no record yet, only its lock."""
+    starting = tmp_path / "cmp"
+    starting.mkdir()
+    with _held(starting):
+        result = CliRunner().invoke(app, ["status", str(starting)])
+    assert result.exit_code == 0, result.output
+    assert result.output.split()[:2] == ["running", str(starting)], result.output
+    assert CliRunner().invoke(app, ["status", str(starting)]).exit_code == 2  # let go: nothing
+
+
 @pytest.mark.parametrize("command", [["report"], ["export", "--format", "csv"]])
 def test_a_folder_being_written_is_not_read_half_way(tmp_path, command):
     """A run replaced by `run --overwrite` when it completes, or a study running there, could
