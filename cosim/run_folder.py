@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cosim.bounded_read import file_sha256, read_bounded_text, read_json_file
-from cosim.errors import CONTROL, InputError, printable
+from cosim.errors import CONTROL, InputError, printable, warn
 from cosim.names import JOURNAL_DIR, OUTPUT_MANIFEST, REPORT_HEAD, STUDY_COMMANDS
 from cosim.trace_schemas import TRACE_TABLES
 
@@ -653,6 +653,9 @@ class RunFolder:
                     return self.partial
                 self.partial.rename(self.out)
                 shutil.rmtree(old, ignore_errors=True)
+                if old.exists():  # a file there the system keeps (immutable, busy): said, kept
+                    warn(old, None, f"the earlier run at {self.out} could not be removed whole; "
+                         "what is left of it stays here")
             else:
                 self.partial.rename(self.out)
             return self.out

@@ -408,6 +408,28 @@ def test_status_into_a_reader_that_leaves_early_ends_quietly(tmp_path):
     assert child.wait() == 141 and err == "", err
 
 
+def test_an_earlier_run_that_cannot_be_removed_whole_is_said(complete_run, tmp_path, monkeypatch):
+    """A file the system keeps (immutable, busy) leaves part of the replaced run: a warning
+    names where, instead of a hidden folder left unsaid."""
+    import shutil
+
+    import cosim.run_folder
+
+    out = _left_behind(complete_run, tmp_path / "r", "complete")
+    real = shutil.rmtree
+
+    def keeps_the_replaced(path, *args, **kwargs):
+        if ".replaced-" not in str(path):
+            real(path, *args, **kwargs)
+
+    monkeypatch.setattr(cosim.run_folder.shutil, "rmtree", keeps_the_replaced)
+    result = _cosim("run", str(GRID), "--out", str(out), "--overwrite", "-q", *QUICK)
+    assert result.exit_code == 0, result.output
+    left = [p for p in tmp_path.iterdir() if ".replaced-" in p.name]
+    assert len(left) == 1 and f"warning: {left[0]}" in result.output, result.output
+    assert "could not be removed whole" in result.output
+
+
 def test_status_calls_a_run_whose_trace_was_deleted_damaged(complete_run, tmp_path):
     """Its readers refuse it (a trace without its file): status never calls it complete."""
     run = _left_behind(complete_run, tmp_path / "r", "complete")
