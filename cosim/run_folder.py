@@ -243,6 +243,8 @@ def flock_held(path: Path, flags: int) -> bool:
         return False
     except BlockingIOError:
         return True
+    except OSError:  # a file system without flock (some network or virtual ones): no lock held
+        return False
     finally:
         os.close(fd)
 
