@@ -50,6 +50,7 @@ from cosim.names import (
 )
 from cosim.runner import check_run_inputs, refuse_sumo_outputs_in_study
 from cosim.scenario import METHOD_CONFIGS
+from cosim.scenario.base import named_paths
 from cosim.scenario_loader import Override, ScenarioSpec
 from cosim.trace_schemas import CONNECTIVITY_TABLES
 
@@ -374,7 +375,7 @@ def scenario_digest(spec: ScenarioSpec) -> str:
 
     scenario = spec.load()
     h = hashlib.sha256(json.dumps(scenario.model_dump(mode="json"), sort_keys=True).encode())
-    named = _input_paths(scenario)
+    named = {path for _, path in named_paths(scenario)}
     files = {p for p in named if p.is_file()} | set(files_read_along(scenario.mobility,
                                                                      spec.source))
     for path in sorted(files):
@@ -387,21 +388,6 @@ def scenario_digest(spec: ScenarioSpec) -> str:
             st = path.stat()
             h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:32]
-
-
-def _input_paths(value: Any) -> set[Path]:
-    """Every path a scenario names, anywhere in it."""
-    from pydantic import BaseModel
-
-    if isinstance(value, Path):
-        return {value}
-    if isinstance(value, BaseModel):
-        return set().union(*(_input_paths(getattr(value, k)) for k in type(value).model_fields))
-    if isinstance(value, list | tuple):
-        return set().union(*(_input_paths(v) for v in value))
-    if isinstance(value, dict):
-        return set().union(*(_input_paths(v) for v in value.values()))
-    return set()
 
 
 def _cosim_version() -> str:

@@ -58,7 +58,7 @@ from cosim.run_folder import (
     writer_identity,
 )
 from cosim.scenario import EXTENSION_FIELDS, Scenario
-from cosim.scenario.base import user_references
+from cosim.scenario.base import named_paths, user_references
 from cosim.scenario.mobility import GuiConfig
 from cosim.traces import TraceSet
 
@@ -72,27 +72,16 @@ class RunResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _input_paths(value: Any, key: str = "") -> Iterable[tuple[str, Path]]:
-    """Each file or folder the scenario reads, with its dotted field (its outputs left out)."""
-    if isinstance(value, dict):
-        for name, item in value.items():
-            if not (key == "" and name == "output"):
-                yield from _input_paths(item, f"{key}.{name}" if key else str(name))
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            yield from _input_paths(item, f"{key}.{i}")
-    elif isinstance(value, Path):
-        yield key, value
-
-
 def _refuse_inputs_in(scenario: Scenario, source: Path | None, folders: Iterable[Path]) -> None:
     """An input inside the run's own folder or its staging folder would be replaced or removed
     by the run that reads it (``--overwrite``, a discarded attempt): run.json would name a file
     that no longer holds what the run read."""
+    inputs = [(name, path.resolve()) for name, path in named_paths(scenario)
+              if not name.startswith("output.")]
     for folder in folders:
         where = folder.resolve()  # a link to the folder leads into it too
-        for name, path in _input_paths(scenario.model_dump()):
-            if path.resolve().is_relative_to(where):
+        for name, path in inputs:
+            if path.is_relative_to(where):
                 raise InputError(source, name, f"{path} is inside {folder}, which this run "
                                  "writes; copy it elsewhere first")
 

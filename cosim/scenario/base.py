@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -56,6 +57,23 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     return [m for a in typing.get_args(annotation) for m in _models_in(a)]
+
+
+def named_paths(value: Any, prefix: str = "") -> Iterator[tuple[str, Path]]:
+    """``(dotted field, path)`` for every path a validated scenario (or a part of it) names,
+    anywhere in it: its inputs, and ``output.root``."""
+    if isinstance(value, Path):
+        yield prefix, value
+    elif isinstance(value, BaseModel):
+        for name, field in type(value).model_fields.items():
+            key = field.alias or name
+            yield from named_paths(getattr(value, name), f"{prefix}.{key}" if prefix else key)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from named_paths(item, f"{prefix}.{i}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from named_paths(item, f"{prefix}.{key}")
 
 
 def user_references(mapping: Any, fields: tuple[str, ...]) -> list[tuple[str, str]]:
